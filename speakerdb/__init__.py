@@ -1,0 +1,125 @@
+"""speakerdb: enrollment-based speaker identification on SQLite and FAISS.
+
+    from speakerdb import SpeakerDB
+
+    with SpeakerDB("speakers.db", model="resemblyzer") as db:
+        db.enroll("alice", ["alice1.wav", "alice2.wav", "alice3.wav"])
+        result = db.identify("visitor.wav")
+        print(result.speaker or "unknown", result.best)
+
+Names are loaded on first use so that ``import speakerdb`` (and the CLI's
+``--help``) stays fast; the heavy libraries (torch, transformers, faiss) load
+only when audio is embedded or the index is searched.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioError",
+    "BatchFailure",
+    "BatchReport",
+    "Clip",
+    "DatabaseError",
+    "DatabaseInfo",
+    "DuplicateSpeaker",
+    "DuplicateUtterance",
+    "EncoderInfo",
+    "Enrollment",
+    "Identification",
+    "InputError",
+    "InvalidName",
+    "Match",
+    "ModelError",
+    "ModelMismatch",
+    "SchemaError",
+    "Speaker",
+    "SpeakerDB",
+    "SpeakerDBError",
+    "SpeakerNotFound",
+    "Utterance",
+    "Verification",
+    "__version__",
+]
+
+_WHERE = {
+    "Clip": "audio",
+    "BatchFailure": "batch",
+    "BatchReport": "batch",
+    "SpeakerDB": "service",
+    **dict.fromkeys(
+        [
+            "DatabaseInfo",
+            "EncoderInfo",
+            "Enrollment",
+            "Identification",
+            "Match",
+            "Speaker",
+            "Utterance",
+            "Verification",
+        ],
+        "types",
+    ),
+    **dict.fromkeys(
+        [
+            "AudioError",
+            "DatabaseError",
+            "DuplicateSpeaker",
+            "DuplicateUtterance",
+            "InputError",
+            "InvalidName",
+            "ModelError",
+            "ModelMismatch",
+            "SchemaError",
+            "SpeakerDBError",
+            "SpeakerNotFound",
+        ],
+        "errors",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'speakerdb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .audio import Clip
+    from .batch import BatchFailure, BatchReport
+    from .errors import (
+        AudioError,
+        DatabaseError,
+        DuplicateSpeaker,
+        DuplicateUtterance,
+        InputError,
+        InvalidName,
+        ModelError,
+        ModelMismatch,
+        SchemaError,
+        SpeakerDBError,
+        SpeakerNotFound,
+    )
+    from .service import SpeakerDB
+    from .types import (
+        DatabaseInfo,
+        EncoderInfo,
+        Enrollment,
+        Identification,
+        Match,
+        Speaker,
+        Utterance,
+        Verification,
+    )

@@ -1,0 +1,171 @@
+"""Decode, downmix, resample and check clips.
+
+Every clip becomes 16 kHz mono float32 before it reaches an encoder. Files are
+decoded with soundfile (WAV, FLAC, OGG/Vorbis, and MP3 where the installed
+libsndfile reads it) and resampled with soxr's high-quality filter.
+
+A clip is refused, with an :class:`~speakerdb.errors.AudioError` that names it,
+when it is unreadable, empty, has NaN or infinite samples, is silent, is shorter
+than :data:`MIN_DURATION_S` or longer than :data:`MAX_DURATION_S`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+__all__ = [
+    "MAX_DURATION_S",
+    "MIN_DURATION_S",
+    "SAMPLE_RATE",
+    "Clip",
+    "clip_from_array",
+    "load_clip",
+]
+
+SAMPLE_RATE = 16_000
+#: Shortest clip accepted, in seconds of audio (after decoding, before any trimming).
+MIN_DURATION_S = 1.0
+#: Longest clip accepted. Checked from the header before decoding, so a file that
+#: declares a huge length is refused without reading it into memory.
+MAX_DURATION_S = 600.0
+#: Lowest accepted sample rate: below this, no speech band is left.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 32
+# RMS below -60 dBFS: nothing but noise floor is left.
+_SILENCE_RMS = 1e-3
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Clip:
+    """A decoded, checked clip: 16 kHz mono float32 samples and their provenance."""
+
+    samples: np.ndarray
+    source: str | None
+    sha256: str
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def load_clip(path: str | os.PathLike[str]) -> Clip:
+    """Decode the audio file at ``path`` into a checked 16 kHz mono :class:`Clip`."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise AudioError(f"{name}: no such file")
+    if not path.is_file():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    samples, rate = _decode(path)
+    return clip_from_array(samples, rate, source=name)
+
+
+def clip_from_array(samples: np.ndarray, sample_rate: int, source: str | None = None) -> Clip:
+    """Check and convert in-memory audio into a :class:`Clip`.
+
+    ``samples`` is 1-D (mono) or 2-D ``(frames, channels)`` as soundfile returns
+    it. Float samples are taken as they are (full scale is 1.0); integer samples
+    are scaled by their type's range.
+    """
+    label = source or "<array>"
+    mono = _to_mono_float(np.asarray(samples), label)
+    _check_rate(sample_rate, label)
+    _check_samples(mono, sample_rate, label)
+    resampled = _resample(mono, sample_rate)
+    digest = hashlib.sha256(resampled.tobytes()).hexdigest()
+    return Clip(samples=resampled, source=source, sha256=digest)
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    name = str(path)
+    try:
+        info = sf.info(name)
+        _check_header(info.frames, info.samplerate, info.channels, name)
+        data, rate = sf.read(name, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from exc
+    except MemoryError as exc:
+        raise AudioError(f"{name}: too large to decode") from exc
+    return data, int(rate)
+
+
+def _check_header(frames: int, rate: int, channels: int, name: str) -> None:
+    _check_rate(rate, name)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{name}: {channels} channels, at most {MAX_CHANNELS} are supported")
+    if frames / rate > MAX_DURATION_S:
+        raise AudioError(
+            f"{name}: {frames / rate:.0f} s long, at most {MAX_DURATION_S:.0f} s is accepted; "
+            "cut it into shorter clips"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _to_mono_float(samples: np.ndarray, label: str) -> np.ndarray:
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    elif samples.ndim != 1:
+        raise AudioError(
+            f"{label}: expected 1-D or (frames, channels) samples, got {samples.shape}"
+        )
+    if np.issubdtype(samples.dtype, np.integer):
+        scale = float(np.iinfo(samples.dtype).max) + 1.0
+        return (samples.astype(np.float64) / scale).astype(np.float32)
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"{label}: samples must be numbers, got dtype {samples.dtype}")
+    return samples.astype(np.float32, copy=False)
+
+
+def _check_rate(rate: int, label: str) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{label}: sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+
+
+def _check_samples(mono: np.ndarray, rate: int, label: str) -> None:
+    if mono.size == 0:
+        raise AudioError(f"{label}: has no samples")
+    if not np.all(np.isfinite(mono)):
+        raise AudioError(f"{label}: has NaN or infinite samples")
+    duration = mono.size / rate
+    if duration < MIN_DURATION_S:
+        raise AudioError(
+            f"{label}: clip is {duration:.2f} s long, at least {MIN_DURATION_S:.1f} s is needed"
+        )
+    if duration > MAX_DURATION_S:
+        raise AudioError(f"{label}: clip is {duration:.0f} s long, at most {MAX_DURATION_S:.0f} s")
+    rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64))))
+    if rms < _SILENCE_RMS:
+        raise AudioError(
+            f"{label}: clip is silent (level {_dbfs(rms)} dBFS); record closer to the mic"
+        )
+
+
+def _dbfs(rms: float) -> str:
+    return "-inf" if rms <= 0 else f"{20 * np.log10(rms):.0f}"
+
+
+def _resample(mono: np.ndarray, rate: int) -> np.ndarray:
+    if rate == SAMPLE_RATE:
+        return np.ascontiguousarray(mono, dtype=np.float32)
+    import soxr
+
+    out = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,188 @@
+"""Queries and updates on one open session: the data-access layer of the service.
+
+Functions here take a :class:`~sqlalchemy.orm.Session` inside a transaction
+opened by :class:`~speakerdb.store.Store` and convert rows into the frozen
+results of :mod:`speakerdb.types`; ORM rows never leave this module's callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .audio import Clip
+from .errors import SpeakerNotFound
+from .store import EncoderRow, SettingRow, SpeakerRow, UtteranceRow, from_blob, to_blob, utcnow
+from .templates import template_of
+from .types import EncoderInfo, Speaker, Utterance
+
+__all__ = [
+    "add_utterances",
+    "all_templates",
+    "bump_generation",
+    "count_utterances",
+    "ensure_uuid",
+    "existing_hashes",
+    "find_speaker",
+    "get_setting",
+    "list_speakers",
+    "read_encoder",
+    "refresh_template",
+    "require_speaker",
+    "set_setting",
+    "to_speaker",
+    "to_utterance",
+    "write_encoder",
+]
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    row = session.get(SettingRow, key)
+    return row.value if row is not None else None
+
+
+def set_setting(session: Session, key: str, value: str) -> None:
+    row = session.get(SettingRow, key)
+    if row is None:
+        session.add(SettingRow(key=key, value=value))
+    else:
+        row.value = value
+
+
+def bump_generation(session: Session) -> int:
+    """Count one more change of the templates; the index file records this counter."""
+    ensure_uuid(session)
+    generation = int(get_setting(session, "generation") or 0) + 1
+    set_setting(session, "generation", str(generation))
+    return generation
+
+
+def ensure_uuid(session: Session) -> str:
+    value = get_setting(session, "uuid")
+    if value is None:
+        value = uuid.uuid4().hex
+        set_setting(session, "uuid", value)
+    return value
+
+
+def read_encoder(session: Session) -> EncoderInfo | None:
+    row = session.get(EncoderRow, 1)
+    if row is None:
+        return None
+    return EncoderInfo(row.model, row.revision, row.dim, row.sample_rate)
+
+
+def write_encoder(session: Session, info: EncoderInfo) -> None:
+    session.add(
+        EncoderRow(
+            id=1,
+            model=info.model,
+            revision=info.revision,
+            dim=info.dim,
+            sample_rate=info.sample_rate,
+            created_at=utcnow(),
+        )
+    )
+
+
+def find_speaker(session: Session, name: str) -> SpeakerRow | None:
+    return session.scalars(select(SpeakerRow).where(SpeakerRow.name == name)).one_or_none()
+
+
+def require_speaker(session: Session, name: str) -> SpeakerRow:
+    row = find_speaker(session, name)
+    if row is None:
+        raise SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")
+    return row
+
+
+def existing_hashes(session: Session, hashes: Sequence[str]) -> dict[str, str]:
+    """Map each already-enrolled audio hash to the name of the speaker who has it."""
+    stmt = (
+        select(UtteranceRow.audio_sha256, SpeakerRow.name)
+        .join(SpeakerRow)
+        .where(UtteranceRow.audio_sha256.in_(list(hashes)))
+    )
+    return {sha: name for sha, name in session.execute(stmt)}
+
+
+def add_utterances(
+    session: Session, speaker: SpeakerRow, clips: Sequence[Clip], embeddings: np.ndarray
+) -> list[UtteranceRow]:
+    now = utcnow()
+    rows = [
+        UtteranceRow(
+            source=clip.source,
+            audio_sha256=clip.sha256,
+            duration_s=clip.duration_s,
+            embedding=to_blob(vector),
+            created_at=now,
+        )
+        for clip, vector in zip(clips, embeddings, strict=True)
+    ]
+    speaker.utterances.extend(rows)
+    session.flush()
+    return rows
+
+
+def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:
+    """Recompute the speaker's template from all their utterances (the enrollment rule)."""
+    blobs = session.scalars(
+        select(UtteranceRow.embedding).where(UtteranceRow.speaker_id == speaker.id)
+    ).all()
+    template = template_of(np.stack([from_blob(b) for b in blobs]))
+    speaker.template = to_blob(template)
+    return template
+
+
+def count_utterances(session: Session, speaker_id: int | None = None) -> int:
+    stmt = select(func.count(UtteranceRow.id))
+    if speaker_id is not None:
+        stmt = stmt.where(UtteranceRow.speaker_id == speaker_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite keeps no time zone; every timestamp speakerdb writes is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
+    return Speaker(
+        id=row.id, name=row.name, n_utterances=n_utterances, created_at=_utc(row.created_at)
+    )
+
+
+def to_utterance(row: UtteranceRow, speaker: str) -> Utterance:
+    return Utterance(
+        id=row.id,
+        speaker=speaker,
+        source=row.source,
+        audio_sha256=row.audio_sha256,
+        duration_s=row.duration_s,
+        created_at=_utc(row.created_at),
+    )
+
+
+def list_speakers(session: Session) -> list[Speaker]:
+    counts = (
+        select(UtteranceRow.speaker_id, func.count(UtteranceRow.id).label("n"))
+        .group_by(UtteranceRow.speaker_id)
+        .subquery()
+    )
+    stmt = (
+        select(SpeakerRow, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.speaker_id == SpeakerRow.id)
+        .order_by(SpeakerRow.name)
+    )
+    return [to_speaker(row, int(n)) for row, n in session.execute(stmt)]
+
+
+def all_templates(session: Session) -> tuple[np.ndarray, list[bytes]]:
+    rows = session.execute(select(SpeakerRow.id, SpeakerRow.template)).all()
+    return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]

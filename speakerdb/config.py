@@ -1,0 +1,76 @@
+"""Defaults and the one place where option precedence is decided.
+
+Precedence, for every option that has several sources:
+
+1. an explicit argument (a CLI flag, or a keyword of :class:`~speakerdb.SpeakerDB`);
+2. the environment variable (``SPEAKERDB_DB``, ``SPEAKERDB_MODEL``, ``SPEAKERDB_THRESHOLD``);
+3. the value stored in the database (the model it was built with, ``set-threshold``);
+4. the default below.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .errors import InputError
+
+__all__ = [
+    "DEFAULT_DB",
+    "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLDS",
+    "FALLBACK_THRESHOLD",
+    "default_threshold",
+    "env_flag",
+    "first_set",
+    "parse_threshold",
+]
+
+DEFAULT_DB = "speakers.db"
+DEFAULT_MODEL = "microsoft/unispeech-sat-base-plus-sv"
+
+ENV_DB = "SPEAKERDB_DB"
+ENV_MODEL = "SPEAKERDB_MODEL"
+ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
+ENV_OFFLINE = "SPEAKERDB_OFFLINE"
+
+# Where each default comes from:
+# - unispeech-sat-base-plus-sv: 0.89 is the threshold its model card suggests
+#   (and calls dataset-dependent).
+# - resemblyzer (GE2E): the equal-error-rate threshold measured on the shared
+#   real-speech corpus with 3-clip templates (scripts/eval_threshold.py).
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    DEFAULT_MODEL: 0.89,
+    "resemblyzer": 0.75,
+}
+# For a model we know nothing about: a deliberately cautious middle value.
+FALLBACK_THRESHOLD = 0.7
+
+
+def default_threshold(model: str) -> float:
+    """The built-in threshold for ``model``: the model's known value or the fallback."""
+    return DEFAULT_THRESHOLDS.get(model, FALLBACK_THRESHOLD)
+
+
+def parse_threshold(value: float | str, source: str) -> float:
+    """Check that a threshold is a finite cosine value in [-1, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(f"threshold from {source} is not a number: {value!r}") from None
+    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+        raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
+    return number
+
+
+def first_set(*candidates: tuple[object | None, str]) -> tuple[object, str]:
+    """Return the first ``(value, source)`` pair whose value is not ``None``."""
+    for value, source in candidates:
+        if value is not None:
+            return value, source
+    raise ValueError("no candidate set and no default given")
+
+
+def env_flag(name: str) -> bool:
+    """True when environment variable ``name`` is set to a true-ish value."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,80 @@
+"""The one exception tree of speakerdb.
+
+Every error the library raises on purpose derives from :class:`SpeakerDBError`,
+and its message names the problem, the file or speaker involved, and the fix::
+
+    SpeakerDBError
+    ├── AudioError            a clip cannot be used (unreadable, too short, silent, ...)
+    ├── ModelError            the encoder cannot be loaded or run
+    ├── ModelMismatch         the database was built with another encoder
+    ├── InvalidName           a speaker name is empty, too long or has control characters
+    ├── SpeakerNotFound       no speaker of that name
+    ├── DuplicateSpeaker      a speaker of that name exists already
+    ├── DuplicateUtterance    the same audio is enrolled already
+    ├── DatabaseError         the database file cannot be opened or written
+    │   └── SchemaError       the schema is older or newer than this speakerdb
+    └── InputError            a bad argument or manifest (threshold out of range, ...)
+
+Backend errors (SQLAlchemy, FAISS, soundfile, transformers) are wrapped with
+``raise ... from exc`` so the cause stays in the traceback for debugging.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AudioError",
+    "DatabaseError",
+    "DuplicateSpeaker",
+    "DuplicateUtterance",
+    "InputError",
+    "InvalidName",
+    "ModelError",
+    "ModelMismatch",
+    "SchemaError",
+    "SpeakerDBError",
+    "SpeakerNotFound",
+]
+
+
+class SpeakerDBError(Exception):
+    """Base class of every error speakerdb raises on purpose."""
+
+
+class AudioError(SpeakerDBError):
+    """A clip cannot be decoded or does not hold enough usable audio."""
+
+
+class ModelError(SpeakerDBError):
+    """The speaker encoder cannot be loaded or run."""
+
+
+class ModelMismatch(SpeakerDBError):
+    """The database holds embeddings of another encoder than the one asked for."""
+
+
+class InvalidName(SpeakerDBError):
+    """A speaker name is not acceptable."""
+
+
+class SpeakerNotFound(SpeakerDBError):
+    """No speaker has the given name."""
+
+
+class DuplicateSpeaker(SpeakerDBError):
+    """A speaker with the given name exists already."""
+
+
+class DuplicateUtterance(SpeakerDBError):
+    """The same decoded audio is enrolled already."""
+
+
+class DatabaseError(SpeakerDBError):
+    """The database file cannot be opened, read or written."""
+
+
+class SchemaError(DatabaseError):
+    """The database schema revision does not match this version of speakerdb."""
+
+
+class InputError(SpeakerDBError):
+    """An argument or input file is malformed."""

@@ -1,0 +1,163 @@
+"""Speaker embeddings from a transformers ``AutoModelForAudioXVector`` checkpoint.
+
+The model is loaded the way Hugging Face loads everything: a hub id goes
+through the HF cache (``cache_dir``, ``HF_HOME``) at ``revision``, and
+``local_files_only`` (or ``HF_HUB_OFFLINE=1`` / ``SPEAKERDB_OFFLINE=1``) keeps
+it off the network; a local directory is read as it is.
+
+Clips are never padded to each other: the group-norm feature encoder of these
+checkpoints sees padded samples, so padding would make a clip's embedding
+depend on its batch. Clips of exactly the same length are batched together,
+the others run one by one, and each is fed exactly as the model card does
+(feature extractor output, attention mask included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .config import ENV_OFFLINE, env_flag
+from .errors import ModelError
+from .types import EncoderInfo
+
+__all__ = ["HFXVectorEncoder"]
+
+log = logging.getLogger(__name__)
+
+_MAX_BATCH = 8
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class HFXVectorEncoder:
+    """An x-vector checkpoint behind the :class:`~speakerdb.encoder.Encoder` interface."""
+
+    def __init__(self, model: Any, feature_extractor: Any, info: EncoderInfo) -> None:
+        self._model = model
+        self._features = feature_extractor
+        self._info = info
+
+    @classmethod
+    def load(
+        cls,
+        model: str,
+        *,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+        cache_dir: str | None = None,
+    ) -> HFXVectorEncoder:
+        """Load ``model`` (hub id or local directory); raise ModelError naming the fix."""
+        offline = env_flag(ENV_OFFLINE) if local_files_only is None else local_files_only
+        kwargs = {"revision": revision, "local_files_only": True, "cache_dir": cache_dir}
+        try:
+            # The cache first: a cached model then loads without any network round trip.
+            features, network = _load_parts(model, kwargs)
+        except ModelError:
+            if offline or Path(model).expanduser().exists():
+                raise
+            features, network = _load_parts(model, {**kwargs, "local_files_only": False})
+        _check_rate(model, features)
+        info = EncoderInfo(
+            model=model,
+            revision=_revision_of(model, network),
+            dim=int(network.config.xvector_output_dim),
+            sample_rate=int(features.sampling_rate),
+        )
+        log.info("loaded %s (revision %s, %d-d)", model, info.revision, info.dim)
+        return cls(network, features, info)
+
+    @property
+    def info(self) -> EncoderInfo:
+        return self._info
+
+    def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed 16 kHz mono clips; float32 ``(n, dim)``, unit rows, in input order."""
+        out = np.empty((len(clips), self._info.dim), dtype=np.float32)
+        for indices in _same_length_batches(clips):
+            out[indices] = self._embed([clips[i] for i in indices])
+        return out
+
+    def _embed(self, batch: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        inputs = self._features(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with torch.inference_mode():
+            vectors = self._model(**inputs).embeddings
+            vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
+        return vectors.numpy().astype(np.float32, copy=False)
+
+
+def _same_length_batches(clips: Sequence[np.ndarray]) -> list[list[int]]:
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for i, clip in enumerate(clips):
+        by_length[len(clip)].append(i)
+    batches = []
+    for indices in by_length.values():
+        batches += [indices[k : k + _MAX_BATCH] for k in range(0, len(indices), _MAX_BATCH)]
+    return batches
+
+
+def _load_parts(model: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    try:
+        from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
+    except ImportError as exc:  # pragma: no cover - transformers is a hard dependency
+        raise ModelError(f"transformers is not installed ({exc}); reinstall speakerdb") from exc
+    try:
+        features = AutoFeatureExtractor.from_pretrained(model, **kwargs)
+        network = AutoModelForAudioXVector.from_pretrained(model, **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(_missing_model_message(model, kwargs, exc)) from exc
+    return features, network.eval()
+
+
+def _missing_model_message(model: str, kwargs: dict[str, Any], exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if Path(model).expanduser().exists():
+        where = f"the directory {model} is not a saved x-vector model ({reason})"
+        fix = "point --model at a folder written by save_pretrained()"
+    else:
+        offline = " (offline mode)" if kwargs.get("local_files_only") else ""
+        where = (
+            f"model {model!r} is not in the Hugging Face cache and cannot be downloaded{offline}"
+        )
+        fix = (
+            f"connect once so it is cached (`hf download {model}`), "
+            "copy a saved model folder here and pass --model DIR, "
+            "or use the offline encoder with --model resemblyzer"
+        )
+    return f"cannot load {where}: {fix}"
+
+
+def _check_rate(model: str, features: Any) -> None:
+    rate = getattr(features, "sampling_rate", None)
+    if rate != SAMPLE_RATE:
+        raise ModelError(
+            f"model {model!r} expects {rate} Hz audio; speakerdb feeds {SAMPLE_RATE} Hz"
+        )
+
+
+def _revision_of(model: str, network: Any) -> str | None:
+    """The hub commit the weights came from, or a hash of a local directory's weights."""
+    commit = getattr(network.config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    folder = Path(model)
+    for name in _WEIGHT_FILES:
+        if (folder / name).is_file():
+            return "sha256:" + _file_sha256(folder / name)[:16]
+    return None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

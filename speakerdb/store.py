@@ -1,0 +1,225 @@
+"""SQLite storage: the SQLAlchemy models, sessions and the schema check.
+
+SQLite is the source of truth. Every write runs in one ``BEGIN IMMEDIATE``
+transaction, so it is all there or not there at all; the database runs in WAL
+mode with ``synchronous=FULL``, so a committed write survives a crash, and a
+busy timeout makes concurrent writers wait instead of failing.
+
+The schema is owned by the Alembic migrations in ``migrations/``. A new
+database is created at the head revision; an older one is refused with a
+message to run ``speakerdb db upgrade`` (see :mod:`speakerdb.schema`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    BLOB,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    event,
+    inspect,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from .errors import DatabaseError
+
+__all__ = [
+    "Base",
+    "EncoderRow",
+    "SettingRow",
+    "SpeakerRow",
+    "Store",
+    "UtteranceRow",
+    "from_blob",
+    "to_blob",
+    "utcnow",
+]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    """Store a vector as little-endian float32 bytes."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    """Read a vector written by :func:`to_blob` (bit-exact)."""
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SpeakerRow(Base):
+    __tablename__ = "speakers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    # Derived from the utterances (normalised mean), kept so the index can be
+    # rebuilt without re-reading every utterance.
+    template: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    utterances: Mapped[list[UtteranceRow]] = relationship(
+        back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class UtteranceRow(Base):
+    __tablename__ = "utterances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    source: Mapped[str | None] = mapped_column(String, nullable=True)
+    audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    duration_s: Mapped[float] = mapped_column(Float, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    speaker: Mapped[SpeakerRow] = relationship(back_populates="utterances")
+
+
+class EncoderRow(Base):
+    """The one encoder whose embeddings this database holds."""
+
+    __tablename__ = "encoder"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String, nullable=False)
+    revision: Mapped[str | None] = mapped_column(String, nullable=True)
+    dim: Mapped[int] = mapped_column(Integer, nullable=False)
+    sample_rate: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SettingRow(Base):
+    """Key/value settings: ``threshold``, ``uuid``, and ``generation``.
+
+    ``generation`` is bumped by every template change; the index file records it.
+    """
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(String, nullable=False)
+
+
+class Store:
+    """Sessions on one SQLite file. Thread-safe: each call opens its own session."""
+
+    def __init__(self, path: Path, engine: Engine) -> None:
+        self.path = path
+        self.engine = engine
+        self._writer = engine.execution_options(speakerdb_immediate=True)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Store:
+        """Open (creating, with owner-only permissions) the SQLite file at ``path``."""
+        path = Path(path).expanduser()
+        if path.is_dir():
+            raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
+        if not path.exists():
+            _create_private_file(path)
+        engine = create_engine(f"sqlite:///{path}")
+        _install_pragmas(engine)
+        store = cls(path, engine)
+        store._probe()
+        return store
+
+    def _probe(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA schema_version").scalar()
+        except sa_exc.DatabaseError as exc:
+            self.engine.dispose()
+            raise DatabaseError(
+                f"{self.path}: not an SQLite database (corrupt or another kind of file); "
+                "pass the right file with --db"
+            ) from exc
+
+    def table_names(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(inspect(conn).get_table_names())
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: one consistent snapshot of the database."""
+        with _wrapped(self.path), Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One atomic write transaction (``BEGIN IMMEDIATE``): all of it commits or none."""
+        with _wrapped(self.path), Session(self._writer, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _wrapped(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        raise DatabaseError(f"{path}: {_reason(exc)}") from exc
+    except sa_exc.DatabaseError as exc:
+        raise DatabaseError(f"{path}: database is corrupt or unreadable ({_reason(exc)})") from exc
+
+
+def _reason(exc: sa_exc.DBAPIError) -> str:
+    return str(exc.orig) if exc.orig is not None else str(exc)
+
+
+def _create_private_file(path: Path) -> None:
+    if not path.parent.exists():
+        raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise DatabaseError(f"{path}: cannot create the database ({exc.strerror})") from exc
+
+
+def _install_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so that writers can
+        # BEGIN IMMEDIATE: a deferred writer that meets another writer cannot
+        # wait on the busy timeout and fails with "database is locked".
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Persistent, and a no-op once set: readers never block the writer or vice versa.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = FULL")
+        # Deleted voiceprints are overwritten with zeros, not left in free pages.
+        cursor.execute("PRAGMA secure_delete = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("speakerdb_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
