@@ -31,7 +31,7 @@ __all__ = [
 
 SAMPLE_RATE = 16_000
 #: Shortest clip accepted, in seconds of audio (after decoding, before any trimming).
-MIN_DURATION_S = 1.0
+MIN_DURATION_S = 0.5
 #: Longest clip accepted. Checked from the header before decoding, so a file that
 #: declares a huge length is refused without reading it into memory.
 MAX_DURATION_S = 600.0

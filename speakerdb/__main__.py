@@ -1,0 +1,5 @@
+"""``python -m speakerdb``: the same as the ``speakerdb`` command."""
+
+from speakerdb.cli import run
+
+run()

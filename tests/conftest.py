@@ -1,0 +1,126 @@
+"""Shared fixtures: real audio files, the real-speech corpus, a fake and a tiny real encoder."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speakerdb.types import EncoderInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))
+
+
+class FakeEncoder:
+    """A deterministic, fast stand-in for a speaker encoder.
+
+    The embedding is the normalised log energy in 32 frequency bands, so clips
+    of the same synthetic "voice" (same pitch and timbre) land close together
+    while different voices do not. Each clip is embedded on its own.
+    """
+
+    def __init__(self, dim: int = 32, model: str = "fake-encoder") -> None:
+        self._info = EncoderInfo(model=model, revision="1", dim=dim, sample_rate=16000)
+        self.calls = 0
+
+    @property
+    def info(self) -> EncoderInfo:
+        return self._info
+
+    def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._one(c) for c in clips]).astype(np.float32)
+
+    def _one(self, clip: np.ndarray) -> np.ndarray:
+        spectrum = np.abs(np.fft.rfft(clip[: 16000 * 4], n=4096)) ** 2
+        bands = np.array_split(spectrum[:2048], self._info.dim)
+        vector = np.log1p(np.array([b.sum() for b in bands]))
+        vector = vector - vector.mean()
+        return vector / (np.linalg.norm(vector) + 1e-12)
+
+
+def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wobble = 1 + 0.01 * np.sin(2 * np.pi * 5 * t + seed)
+    wave = sum(np.sin(2 * np.pi * pitch * k * t * wobble) / k for k in range(1, 8))
+    wave = wave + 0.01 * rng.standard_normal(t.size)
+    return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def write_voice(tmp_path: Path):
+    """Write a synthetic voice to ``tmp_path/name`` in the format its suffix names."""
+
+    def write(name: str, pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0,
+              channels: int = 1) -> Path:
+        samples = voice(pitch, seconds, rate, seed)
+        if channels > 1:
+            samples = np.stack([samples] * channels, axis=1)
+        path = tmp_path / name
+        sf.write(path, samples, rate)
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny, randomly initialised x-vector checkpoint, saved as users save theirs."""
+    import torch
+    from transformers import UniSpeechSatConfig, UniSpeechSatForXVector, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(0)
+    config = UniSpeechSatConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+        feat_extract_norm="group", num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        tdnn_dim=(16, 16, 16), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
+        xvector_output_dim=24, num_labels=4,
+    )
+    folder = tmp_path_factory.mktemp("tiny-xvector")
+    UniSpeechSatForXVector(config).eval().save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        return_attention_mask=True,
+    ).save_pretrained(folder)
+    return folder
+
+
+def _build_corpus() -> None:
+    for script in ("build_corpus.py", "protocol.py"):
+        subprocess.run([sys.executable, str(SHARED_DATA / script)], check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    """The real-speech corpus of ../shared/data, built on first use (needs root for apt-get)."""
+    if not (CORPUS / "protocol" / "test.csv").is_file():
+        _build_corpus()
+    return CORPUS
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
