@@ -37,8 +37,9 @@ ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 # Where each default comes from:
 # - unispeech-sat-base-plus-sv: 0.89 is the threshold its model card suggests
 #   (and calls dataset-dependent).
-# - resemblyzer (GE2E): the equal-error-rate threshold measured on the shared
-#   real-speech corpus with 3-clip templates (scripts/eval_threshold.py).
+# - resemblyzer (GE2E): between the equal-error-rate thresholds measured on the
+#   shared real-speech corpus with 3-clip templates: 0.70 for single clips and
+#   0.76 for items of 3 s or more (scripts/eval_accuracy.py).
 DEFAULT_THRESHOLDS: dict[str, float] = {
     DEFAULT_MODEL: 0.89,
     "resemblyzer": 0.75,
