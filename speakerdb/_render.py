@@ -39,6 +39,8 @@ def to_jsonable(value: Any) -> Any:
         return _fields(value)
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
     return value
@@ -50,8 +52,9 @@ def _fields(value: Any) -> dict[str, Any]:
 
 def emit_json(value: Any) -> None:
     """Write exactly one JSON document to stdout."""
-    json.dump(to_jsonable(value), sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    # Serialised in full first, so a failure never leaves half a document on stdout.
+    text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
+    sys.stdout.write(text + "\n")
 
 
 def speaker_line(speaker: Speaker) -> str:

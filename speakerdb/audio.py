@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
     try:
         info = sf.info(name)
         _check_header(info.frames, info.samplerate, info.channels, name)
+        _check_complete(info.extra_info, name)
         data, rate = sf.read(name, dtype="float32", always_2d=True)
     except AudioError:
         raise
@@ -109,6 +111,23 @@ def _check_header(frames: int, rate: int, channels: int, name: str) -> None:
         raise AudioError(
             f"{name}: {frames / rate:.0f} s long, at most {MAX_DURATION_S:.0f} s is accepted; "
             "cut it into shorter clips"
+        )
+
+
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+# Writers that stream (pipes) leave the size unset: such files are whole, not cut.
+_STREAMING_SIZES = {0, 0xFFFFFFFF}
+
+
+def _check_complete(extra_info: str, name: str) -> None:
+    """Refuse a WAV file cut short: libsndfile would quietly decode what is left."""
+    match = _WAV_DATA_SIZE.search(extra_info or "")
+    if match is None:
+        return
+    declared, present = int(match.group(1)), int(match.group(2))
+    if declared > present and declared not in _STREAMING_SIZES:
+        raise AudioError(
+            f"{name}: truncated ({present} of {declared} bytes of audio); use the complete file"
         )
 
 

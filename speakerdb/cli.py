@@ -110,7 +110,9 @@ def open_db(
     threshold: float | None = None,
     revision: str | None = None,
     offline: bool = False,
+    create: bool = False,
 ) -> Iterator[SpeakerDB]:
+    """Open the database; only enrolling commands may create it (a mistyped --db is an error)."""
     from .service import SpeakerDB
 
     with SpeakerDB(
@@ -119,12 +121,33 @@ def open_db(
         threshold=threshold,
         revision=revision,
         local_files_only=True if offline else None,
+        create=create,
     ) as database:
         yield database
 
 
 def _echo(text: str) -> None:
     typer.echo(text)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so it works when embedded or tested."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from ._render import safe
+
+        text = safe(record.getMessage())
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        sys.stderr.write(f"speakerdb: {text}\n")
+
+
+def _log_to_stderr(level: int) -> None:
+    # Only speakerdb's own logger: the host application's logging is left alone.
+    logger = logging.getLogger("speakerdb")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    logger.addHandler(_StderrHandler())
+    logger.setLevel(level)
 
 
 @app.callback()
@@ -141,11 +164,7 @@ def main(
     # The CLI owns the terminal: no download or weight-loading bars from HF libraries.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="speakerdb: %(message)s",
-        stream=sys.stderr,
-    )
+    _log_to_stderr(logging.DEBUG if verbose else logging.WARNING)
 
 
 @app.command()
@@ -162,7 +181,7 @@ def enroll(
     """Enroll NAME from CLIPs (all of them, or none), or add the clips to NAME."""
     from ._render import emit_json, safe
 
-    with open_db(db, model, revision=revision, offline=offline) as database:
+    with open_db(db, model, revision=revision, offline=offline, create=True) as database:
         result = database.enroll(name, clips)
     if json:
         emit_json(result)
@@ -190,7 +209,7 @@ def enroll_batch(
     from .batch import read_manifest
 
     rows = read_manifest(manifest)
-    with open_db(db, model, revision=revision, offline=offline) as database:
+    with open_db(db, model, revision=revision, offline=offline, create=True) as database:
         with _progress(len(rows), "enrolling") as advance:
             report = run_batch(database, rows, advance)
     if json:
@@ -198,7 +217,7 @@ def enroll_batch(
     else:
         _echo(_batch_summary(report))
     if report.failures:
-        raise typer.Exit(EXIT_NEGATIVE)
+        raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
 
 
 def _batch_summary(report: BatchReport) -> str:

@@ -69,7 +69,11 @@ class SpeakerIndex:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, ids)`` per query row, best first; missing slots have id -1."""
-        k = max(1, min(k, len(self) or 1))
+        if len(self) == 0:
+            # Nothing enrolled: no candidates, whatever the query's size.
+            n = len(np.atleast_2d(queries))
+            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+        k = max(1, min(k, len(self)))
         return self._index.search(_rows(queries, self.dim), k)
 
     def upsert(self, speaker_id: int, vector: np.ndarray) -> None:

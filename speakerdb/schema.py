@@ -48,14 +48,11 @@ def current_revision(store: Store) -> str | None:
 def ensure_schema(store: Store) -> None:
     """Create an empty database at head; refuse one at another revision or a foreign one."""
     tables = store.table_names()
+    _refuse_foreign(store, tables)
+    store.use_wal()
     if not tables:
         _create(store)
         return
-    if "alembic_version" not in tables:
-        raise SchemaError(
-            f"{store.path}: an SQLite database, but not a speakerdb one (tables: "
-            f"{', '.join(sorted(tables)[:5])}); pass another file with --db"
-        )
     revision = current_revision(store)
     if revision == SCHEMA_HEAD:
         return
@@ -72,6 +69,7 @@ def ensure_schema(store: Store) -> None:
 
 def upgrade(store: Store) -> tuple[str | None, str]:
     """Migrate the database to the head revision; return ``(before, after)``."""
+    _refuse_foreign(store, store.table_names())
     before = current_revision(store)
     if before is not None and before not in KNOWN_REVISIONS:
         raise SchemaError(f"{store.path}: revision {before!r} is newer than this speakerdb")
@@ -79,6 +77,15 @@ def upgrade(store: Store) -> tuple[str | None, str]:
         _run_alembic(store)
         log.info("upgraded %s from %s to %s", store.path, before, SCHEMA_HEAD)
     return before, SCHEMA_HEAD
+
+
+def _refuse_foreign(store: Store, tables: set[str]) -> None:
+    """Refuse another application's SQLite database: it is never written to."""
+    if tables and "alembic_version" not in tables:
+        raise SchemaError(
+            f"{store.path}: an SQLite database, but not a speakerdb one (tables: "
+            f"{', '.join(sorted(tables)[:5])}); pass another file with --db"
+        )
 
 
 def _create(store: Store) -> None:

@@ -36,6 +36,7 @@ from .names import clean_name
 from .schema import current_revision, ensure_schema
 from .schema import upgrade as upgrade_schema
 from .store import SpeakerRow, Store, UtteranceRow, from_blob, utcnow
+from .templates import l2_normalize
 from .types import (
     DatabaseInfo,
     EncoderInfo,
@@ -76,15 +77,28 @@ class SpeakerDB:
         local_files_only: bool | None = None,
         cache_dir: str | None = None,
         encoder: Encoder | None = None,
+        create: bool = True,
     ) -> None:
-        self._store = Store.open(path or os.environ.get(ENV_DB) or DEFAULT_DB)
+        target = path or os.environ.get(ENV_DB) or DEFAULT_DB
+        self._store = Store.open(target, create=create)
         try:
-            ensure_schema(self._store)
-            with self._store.read() as session:
-                self._stored = catalog.read_encoder(session)
+            self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
         except BaseException:
-            self._store.close()
+            self._store.close()  # a refused database is not left open
             raise
+
+    def _setup(
+        self,
+        model: str | None,
+        threshold: float | None,
+        revision: str | None,
+        local_files_only: bool | None,
+        cache_dir: str | None,
+        encoder: Encoder | None,
+    ) -> None:
+        ensure_schema(self._store)
+        with self._store.read() as session:
+            self._stored = catalog.read_encoder(session)
         self._threshold_arg = None if threshold is None else parse_threshold(threshold, "argument")
         self._model_arg = _requested_model(model, encoder)
         self._load_options = {
@@ -97,7 +111,10 @@ class SpeakerDB:
         self._index: SpeakerIndex | None = None
         self._index_generation = -1
         self._index_lock = threading.RLock()
-        self._check_model_name()
+        # An explicit model is checked now; one from SPEAKERDB_MODEL only when the
+        # encoder is needed, so that listing or renaming never depends on it.
+        if model is not None or encoder is not None:
+            self._check_model_name()
 
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
@@ -176,7 +193,8 @@ class SpeakerDB:
         with self._store.read() as session:
             self._refuse_enrolled(session, decoded)
         encoder = self.encoder()
-        embeddings = encoder.encode([c.samples for c in decoded])
+        # Normalised again so that stored vectors have unit norm whatever the encoder.
+        embeddings = l2_normalize(encoder.encode([c.samples for c in decoded]))
         with self._store.write() as session:
             self._record_encoder(session, encoder.info)
             self._refuse_enrolled(session, decoded)
@@ -285,6 +303,7 @@ class SpeakerDB:
         """The encoder, loaded on first use and checked against the database's."""
         with self._encoder_lock:
             if self._encoder is None:
+                self._check_model_name()
                 self._encoder = load_encoder(self.model, **self._encoder_options())
             if self._stored is not None:
                 _check_same_encoder(self.path, self._stored, self._encoder.info)
@@ -319,7 +338,7 @@ class SpeakerDB:
             n_utterances = catalog.count_utterances(session)
             generation = int(catalog.get_setting(session, "generation") or 0)
         return DatabaseInfo(
-            path=str(self.path),
+            path=str(self.path.resolve()),
             encoder=self._stored,
             threshold=threshold,
             threshold_source=source,
@@ -375,7 +394,12 @@ class SpeakerDB:
     def _apply(self, generation: int, change: Callable[[SpeakerIndex], None]) -> None:
         """Bring the index to ``generation`` after a committed write, cheaply when possible."""
         with self._index_lock:
-            if self._index is None or self._index_generation != generation - 1:
+            # An index built while the database was empty may not know the dimension yet.
+            if (
+                self._index is None
+                or self._index_generation != generation - 1
+                or self._index.dim != self._index_dim()
+            ):
                 # Start from the file as it was before this write. Should it be older
                 # still, the rebuild already holds the change, and applying it again
                 # (upsert or remove) is harmless.
@@ -411,10 +435,16 @@ class SpeakerDB:
             log.warning("index %s; rebuilding it from the database", reason)
         return self._rebuild(generation, db_uuid)
 
+    def _index_dim(self) -> int:
+        # Before the first enrollment the database records no encoder; use the loaded one.
+        if self._stored is not None:
+            return self._stored.dim
+        return self._encoder.info.dim if self._encoder is not None else 1
+
     def _rebuild(self, generation: int, db_uuid: str) -> SpeakerIndex:
         with self._store.read() as session:
             ids, blobs = catalog.all_templates(session)
-        dim = self._stored.dim if self._stored is not None else 1
+        dim = self._index_dim()
         vectors = (
             np.stack([from_blob(b) for b in blobs]) if blobs else np.zeros((0, dim), np.float32)
         )

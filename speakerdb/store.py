@@ -13,6 +13,7 @@ message to run ``speakerdb db upgrade`` (see :mod:`speakerdb.schema`).
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -133,12 +134,16 @@ class Store:
         self._writer = engine.execution_options(speakerdb_immediate=True)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> Store:
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
         """Open (creating, with owner-only permissions) the SQLite file at ``path``."""
         path = Path(path).expanduser()
         if path.is_dir():
             raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
         if not path.exists():
+            if not create:
+                raise DatabaseError(
+                    f"{path}: no such database; check --db, or enroll a speaker to create it"
+                )
             _create_private_file(path)
         engine = create_engine(f"sqlite:///{path}")
         _install_pragmas(engine)
@@ -156,6 +161,23 @@ class Store:
                 f"{self.path}: not an SQLite database (corrupt or another kind of file); "
                 "pass the right file with --db"
             ) from exc
+
+    def use_wal(self) -> None:
+        """Journal in WAL mode: readers never block the writer or vice versa.
+
+        The mode is stored in the file and this is a no-op once set. It is called
+        only once the file is known to be speakerdb's, so that opening another
+        application's SQLite file by mistake leaves it exactly as it was.
+        """
+        with _wrapped(self.path):
+            raw = self.engine.raw_connection()
+            try:
+                raw.cursor().execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                message = f"{self.path}: cannot switch to WAL journaling ({exc})"
+                raise DatabaseError(message) from exc
+            finally:
+                raw.close()
 
     def table_names(self) -> set[str]:
         with self.engine.connect() as conn:
@@ -211,8 +233,6 @@ def _install_pragmas(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        # Persistent, and a no-op once set: readers never block the writer or vice versa.
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = FULL")
         # Deleted voiceprints are overwritten with zeros, not left in free pages.

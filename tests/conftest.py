@@ -68,8 +68,14 @@ def fake_encoder() -> FakeEncoder:
 def write_voice(tmp_path: Path):
     """Write a synthetic voice to ``tmp_path/name`` in the format its suffix names."""
 
-    def write(name: str, pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0,
-              channels: int = 1) -> Path:
+    def write(
+        name: str,
+        pitch: float,
+        seconds: float = 2.0,
+        rate: int = 16000,
+        seed: int = 0,
+        channels: int = 1,
+    ) -> Path:
         samples = voice(pitch, seconds, rate, seed)
         if channels > 1:
             samples = np.stack([samples] * channels, axis=1)
@@ -88,16 +94,29 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     config = UniSpeechSatConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
-        feat_extract_norm="group", num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        tdnn_dim=(16, 16, 16), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
-        xvector_output_dim=24, num_labels=4,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16, 16),
+        conv_stride=(5, 4, 4),
+        conv_kernel=(10, 4, 4),
+        feat_extract_norm="group",
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        tdnn_dim=(16, 16, 16),
+        tdnn_kernel=(3, 3, 1),
+        tdnn_dilation=(1, 2, 1),
+        xvector_output_dim=24,
+        num_labels=4,
     )
     folder = tmp_path_factory.mktemp("tiny-xvector")
     UniSpeechSatForXVector(config).eval().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
         return_attention_mask=True,
     ).save_pretrained(folder)
     return folder
@@ -105,8 +124,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build_corpus() -> None:
     for script in ("build_corpus.py", "protocol.py"):
-        subprocess.run([sys.executable, str(SHARED_DATA / script)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(SHARED_DATA / script)], check=True, stdout=subprocess.DEVNULL
+        )
 
 
 @pytest.fixture(scope="session")

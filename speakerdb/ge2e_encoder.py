@@ -1,0 +1,318 @@
+"""The offline GE2E speaker encoder, from the weights shipped in the ``resemblyzer`` wheel.
+
+This re-implements, with torch and numpy only, what resemblyzer 0.1.4 does in
+``preprocess_wav`` and ``VoiceEncoder.embed_utterance``; resemblyzer itself is
+never imported, because its ``__init__`` imports librosa, scipy and webrtcvad.
+Only its ``pretrained.pt`` is read, with ``torch.load(weights_only=True)``.
+
+The pipeline for one 16 kHz clip:
+
+1. Volume: raise the clip to -30 dBFS RMS; louder clips are left as they are.
+2. Silences (off by default, ``trim_silences=True``): webrtcvad's long-silence
+   trimming, as in resemblyzer. It needs the optional ``webrtcvad`` module
+   (``pip install webrtcvad-wheels``); without it, asking for it raises
+   :class:`~speakerdb.errors.ModelError` instead of silently doing less.
+3. Features: librosa's ``melspectrogram`` defaults (power 2, periodic Hann,
+   25 ms window, 10 ms hop, 40 Slaney-normalised Slaney-scale mels, centred
+   frames with zero padding), reproduced in numpy.
+4. Embedding: 1.6 s partial windows at 1.3 per second (a short last window is
+   kept when it covers at least 75 %), each embedded by the 3-layer LSTM, the
+   unit partial embeddings averaged and L2-normalised.
+
+Each clip is embedded on its own (its partials, which all have 160 frames, form
+its batches), so a clip's embedding never depends on the other clips passed
+with it, and the same clip always gives bit-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import io
+import logging
+import math
+import pickle
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+
+from .errors import AudioError, ModelError
+from .types import EncoderInfo
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["GE2EEncoder"]
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "resemblyzer"
+SAMPLE_RATE = 16_000
+EMBEDDING_DIM = 256
+_INSTALL_HINT = "install them with `pip install --no-deps resemblyzer`"
+
+_N_FFT = 400  # 25 ms
+_HOP = 160  # 10 ms
+_N_MELS = 40
+# Centred frames are zero-padded, as librosa >= 0.9.0 does and so every librosa
+# that resemblyzer 0.1.4 accepts (>= 0.9.1). The weights were trained with the
+# reflect padding of older librosa, but zeros reproduce resemblyzer as users run
+# it (reflect gives a cosine down to 0.996 against it on clips starting loud).
+_PAD_MODE: Final = "constant"
+
+_PARTIAL_FRAMES = 160  # 1.6 s
+_PARTIAL_RATE = 1.3  # partial windows per second
+_MIN_COVERAGE = 0.75
+# At most this many partials (about 50 s of audio) go through the LSTM at once,
+# which bounds memory on long clips.
+_MAX_BATCH = 64
+
+_TARGET_DBFS = -30.0
+_INT16_MAX = 2**15 - 1
+_VAD_WINDOW = 480  # 30 ms
+_VAD_AVERAGE_WIDTH = 8
+_VAD_MAX_SILENCE = 6  # windows
+# What torch.load and load_state_dict raise on a corrupt or foreign checkpoint.
+_LOAD_ERRORS = (RuntimeError, pickle.UnpicklingError, KeyError, TypeError, AttributeError, EOFError)
+
+
+class GE2EEncoder:
+    """Resemblyzer's pretrained GE2E speaker encoder: 256-d embeddings of 16 kHz clips."""
+
+    def __init__(self, net: torch.nn.ModuleDict, revision: str, *, trim_silences: bool) -> None:
+        """Wrap a loaded network; use :meth:`load` rather than calling this."""
+        self._net = net
+        self._revision = revision
+        self._trim_silences = trim_silences
+
+    @classmethod
+    def load(cls, *, weights: str | Path | None = None, trim_silences: bool = False) -> GE2EEncoder:
+        """Load the pretrained weights, by default ``resemblyzer/pretrained.pt``.
+
+        Raises :class:`~speakerdb.errors.ModelError` naming the fix when the
+        weights are missing or unreadable, or when ``trim_silences`` is asked
+        for and the ``webrtcvad`` module is not installed.
+        """
+        import torch
+
+        if trim_silences and importlib.util.find_spec("webrtcvad") is None:
+            raise ModelError(
+                "silence trimming needs the webrtcvad module: `pip install webrtcvad-wheels`"
+            )
+        path = Path(weights) if weights is not None else _default_weights()
+        start = time.perf_counter()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read GE2E weights {path}: {exc}; {_INSTALL_HINT}") from exc
+        net = torch.nn.ModuleDict(
+            {
+                "lstm": torch.nn.LSTM(_N_MELS, 256, 3, batch_first=True),
+                "linear": torch.nn.Linear(256, EMBEDDING_DIM),
+            }
+        )
+        _load_state(net, data, path)
+        net.eval().requires_grad_(False)
+        revision = hashlib.sha256(data).hexdigest()[:12]
+        logger.debug(
+            "loaded GE2E weights %s (%s) in %.2f s", path, revision, time.perf_counter() - start
+        )
+        return cls(net, revision, trim_silences=trim_silences)
+
+    @property
+    def info(self) -> EncoderInfo:
+        """``resemblyzer``, the first 12 hex digits of the weights' SHA-256, 256-d, 16 kHz."""
+        return EncoderInfo(
+            model=MODEL_NAME, revision=self._revision, dim=EMBEDDING_DIM, sample_rate=SAMPLE_RATE
+        )
+
+    def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed 1-D 16 kHz mono clips; return a float32 ``(len(clips), 256)`` array of unit rows.
+
+        Raises :class:`~speakerdb.errors.AudioError` for a clip that is not a
+        non-empty 1-D array of finite samples.
+        """
+        import torch
+
+        out = np.empty((len(clips), EMBEDDING_DIM), dtype=np.float32)
+        with torch.inference_mode():
+            for i, clip in enumerate(clips):
+                out[i] = self._embed(_checked(clip, i))
+        return out
+
+    def _embed(self, wav: np.ndarray) -> np.ndarray:
+        """Embed one checked clip: the normalised mean of its partial embeddings."""
+        import torch
+
+        wav = _normalize_volume(wav)
+        if self._trim_silences:
+            wav = _trim_long_silences(wav)
+        starts = _partial_starts(len(wav))
+        # Like resemblyzer, zero-pad the clip so that the last partial is whole.
+        needed = starts[-1] * _HOP + _PARTIAL_FRAMES * _HOP
+        wav = np.pad(wav, (0, max(0, needed - len(wav))))
+        padded = np.pad(wav, _N_FFT // 2, mode=_PAD_MODE)  # centred frames
+        total = np.zeros(EMBEDDING_DIM, dtype=np.float64)
+        for k in range(0, len(starts), _MAX_BATCH):
+            mels = _partial_mels(padded, starts[k : k + _MAX_BATCH])
+            hidden = self._net["lstm"](torch.from_numpy(mels))[1][0][-1]
+            partial = torch.relu(self._net["linear"](hidden))
+            partial = partial / torch.linalg.vector_norm(partial, dim=1, keepdim=True)
+            total += partial.numpy().sum(axis=0, dtype=np.float64)
+        norm = np.linalg.norm(total)
+        if not np.isfinite(norm) or norm == 0:
+            raise ModelError("the GE2E encoder gave no usable embedding for this clip")
+        return (total / norm).astype(np.float32)
+
+
+def _default_weights() -> Path:
+    """Locate ``pretrained.pt`` in the installed resemblyzer package, without importing it."""
+    # find_spec on a top-level name does not run the package's __init__, unlike
+    # importlib.resources.files(), which imports it (and so librosa).
+    spec = importlib.util.find_spec(MODEL_NAME)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / "pretrained.pt"
+        if path.is_file():
+            return path
+    raise ModelError(
+        f"the GE2E weights (resemblyzer/pretrained.pt) are not installed; {_INSTALL_HINT}"
+    )
+
+
+def _load_state(net: torch.nn.ModuleDict, data: bytes, path: Path) -> None:
+    """Load the checkpoint's ``model_state`` into ``net`` without unpickling arbitrary objects."""
+    import torch
+
+    try:
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        state = checkpoint["model_state"]
+        # The GE2E loss's similarity scale and bias are training-only parameters.
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")})
+    except _LOAD_ERRORS as exc:
+        raise ModelError(f"cannot load GE2E weights {path}: {exc}; {_INSTALL_HINT}") from exc
+
+
+def _checked(clip: np.ndarray, index: int) -> np.ndarray:
+    """Return ``clip`` as float32, or raise AudioError if it cannot be embedded."""
+    wav = np.asarray(clip, dtype=np.float32)
+    if wav.ndim != 1 or wav.size == 0:
+        raise AudioError(
+            f"clip {index} has shape {wav.shape}; pass non-empty 1-D 16 kHz mono audio"
+        )
+    if not np.isfinite(wav).all():
+        raise AudioError(f"clip {index} has NaN or infinite samples")
+    return wav
+
+
+def _normalize_volume(wav: np.ndarray) -> np.ndarray:
+    """Raise the clip's RMS to -30 dBFS; never lower it (resemblyzer's ``increase_only``)."""
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+    if rms == 0.0:
+        return wav  # digital silence has no level to raise
+    gain_db = _TARGET_DBFS - 20.0 * np.log10(rms)
+    if gain_db <= 0.0:
+        return wav
+    return (wav * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+
+
+def _trim_long_silences(wav: np.ndarray) -> np.ndarray:
+    """Shorten silences to at most about 0.2 s with webrtcvad, as resemblyzer does.
+
+    If the VAD finds no voice at all, the clip is kept whole (resemblyzer would
+    return an empty clip).
+    """
+    # Imported by name: an optional module, and mypy should not need its stubs.
+    webrtcvad = importlib.import_module("webrtcvad")
+    wav = wav[: len(wav) - len(wav) % _VAD_WINDOW]
+    # Clip before the cast: resemblyzer's cast wraps samples beyond full scale.
+    pcm = np.clip(np.round(wav * _INT16_MAX), -_INT16_MAX - 1, _INT16_MAX).astype(np.int16)
+    vad = webrtcvad.Vad(3)
+    flags = np.array(
+        [
+            vad.is_speech(pcm[i : i + _VAD_WINDOW].tobytes(), SAMPLE_RATE)
+            for i in range(0, len(pcm), _VAD_WINDOW)
+        ],
+        dtype=np.float64,
+    )
+    if flags.size == 0:
+        return wav
+    width = _VAD_AVERAGE_WIDTH
+    padded = np.concatenate([np.zeros((width - 1) // 2), flags, np.zeros(width // 2)])
+    voiced = np.round(np.convolve(padded, np.ones(width) / width, mode="valid")) > 0
+    # Dilation by a centred window of 2 * 3 + 1 windows (scipy's binary_dilation).
+    span = np.ones(_VAD_MAX_SILENCE + 1)
+    keep = np.convolve(voiced.astype(np.float64), span, mode="same") > 0
+    if not keep.any():
+        return wav
+    return wav[np.repeat(keep, _VAD_WINDOW)]
+
+
+def _partial_starts(n_samples: int) -> list[int]:
+    """First frames of the 160-frame partials covering a clip (resemblyzer's slicing)."""
+    n_frames = -(-(n_samples + 1) // _HOP)
+    step = round(SAMPLE_RATE / _PARTIAL_RATE / _HOP)  # 77 frames
+    starts = list(range(0, max(1, n_frames - _PARTIAL_FRAMES + step + 1), step))
+    coverage = (n_samples - starts[-1] * _HOP) / (_PARTIAL_FRAMES * _HOP)
+    if coverage < _MIN_COVERAGE and len(starts) > 1:
+        starts.pop()
+    return starts
+
+
+def _partial_mels(padded: np.ndarray, starts: list[int]) -> np.ndarray:
+    """Mel spectrograms ``(len(starts), 160, 40)`` of the partials at ``starts``.
+
+    ``padded`` is the clip padded by ``n_fft // 2`` on each side, so frame ``t``
+    is centred on sample ``t * hop``. Only the frames the partials use are computed.
+    """
+    first, stop = starts[0], starts[-1] + _PARTIAL_FRAMES
+    segment = padded[first * _HOP : (stop - 1) * _HOP + _N_FFT]
+    frames = np.lib.stride_tricks.sliding_window_view(segment, _N_FFT)[::_HOP]
+    spectrum = np.fft.rfft(frames * _hann(), axis=1)
+    power = spectrum.real**2 + spectrum.imag**2
+    mel = (power @ _mel_filterbank().T).astype(np.float32)
+    return np.stack([mel[s - first : s - first + _PARTIAL_FRAMES] for s in starts])
+
+
+@lru_cache(maxsize=1)
+def _hann() -> np.ndarray:
+    """The periodic Hann window librosa uses (scipy's ``get_window('hann', fftbins=True)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(_N_FFT) / _N_FFT)).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _mel_filterbank() -> np.ndarray:
+    """librosa's default mel filters ``(40, 201)``: Slaney mel scale, Slaney area norm, 0-8 kHz."""
+    fft_hz = np.fft.rfftfreq(_N_FFT, d=1.0 / SAMPLE_RATE)
+    mel_hz = _mel_to_hz(np.linspace(0.0, _hz_to_mel(SAMPLE_RATE / 2), _N_MELS + 2))
+    widths = np.diff(mel_hz)
+    ramps = mel_hz[:, None] - fft_hz[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    weights: np.ndarray = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]  # equal area per filter
+    return weights.astype(np.float32)
+
+
+# The Slaney mel scale: linear below 1 kHz (15 mels), logarithmic above.
+_MEL_PER_HZ = 3.0 / 200.0
+_LOG_STEP = math.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: float) -> float:
+    """Slaney mels of a frequency in Hz (librosa's ``hz_to_mel(htk=False)``)."""
+    if hz < 1000.0:
+        return hz * _MEL_PER_HZ
+    return 15.0 + math.log(hz / 1000.0) / _LOG_STEP
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Frequencies in Hz of Slaney mels (librosa's ``mel_to_hz(htk=False)``)."""
+    hz: np.ndarray = np.where(
+        mel >= 15.0, 1000.0 * np.exp(_LOG_STEP * (mel - 15.0)), mel / _MEL_PER_HZ
+    )
+    return hz
