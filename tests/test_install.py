@@ -50,6 +50,9 @@ def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProc
 
 
 def test_installed_package_creates_a_database(installed: Path, tmp_path: Path) -> None:
+    create = "from speakerdb import SpeakerDB; SpeakerDB('new.db').close()"
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    subprocess.run([sys.executable, "-c", create], cwd=tmp_path, env=env, check=True)
     result = run_installed(installed, tmp_path, "info", "--json", "--db", "new.db")
     assert result.returncode == 0, result.stderr
     assert str(installed) in result.stderr.splitlines()[0]  # the wheel, not the source tree
