@@ -150,13 +150,18 @@ def test_missing_weights_file_raises_model_error(tmp_path: Path) -> None:
         GE2EEncoder.load(weights=tmp_path / "pretrained.pt")
 
 
-def test_missing_resemblyzer_raises_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def hide_module(monkeypatch: pytest.MonkeyPatch, hidden: str) -> None:
+    """Make ``importlib.util.find_spec`` report ``hidden`` as not installed."""
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, package: str | None = None) -> object:
-        return None if name == "resemblyzer" else real_find_spec(name, package)
+        return None if name == hidden else real_find_spec(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_missing_resemblyzer_raises_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_module(monkeypatch, "resemblyzer")
     with pytest.raises(ModelError, match="pip install --no-deps resemblyzer"):
         GE2EEncoder.load()
 
@@ -181,8 +186,8 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path: Path) -> None:
         GE2EEncoder.load(weights=weights)
 
 
-@pytest.mark.skipif(HAS_VAD, reason="webrtcvad is installed")
-def test_silence_trimming_without_webrtcvad_names_the_fix() -> None:
+def test_silence_trimming_without_webrtcvad_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_module(monkeypatch, "webrtcvad")
     with pytest.raises(ModelError, match="pip install webrtcvad-wheels"):
         GE2EEncoder.load(trim_silences=True)
 
