@@ -22,7 +22,7 @@ pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; 
 
 # torch first and pinned: an unpinned torch pulled in as a dependency can be a CUDA build.
 pip_install "$TORCH_SPEC"
-pip_install -e ".[resemblyzer,dev]"
+pip_install -e ".[resemblyzer,plot,dev]"
 # resemblyzer ships the pretrained GE2E weights; its declared dependencies (librosa,
 # webrtcvad) are not needed by speakerdb and webrtcvad no longer builds.
 pip_install --no-deps "resemblyzer==0.1.4"

@@ -21,8 +21,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AudioError",
+    "AuditEntry",
+    "AuditSettings",
     "BatchFailure",
     "BatchReport",
+    "Calibration",
     "Clip",
     "DatabaseError",
     "DatabaseInfo",
@@ -30,12 +33,15 @@ __all__ = [
     "DuplicateUtterance",
     "EncoderInfo",
     "Enrollment",
+    "EnrollmentRefused",
+    "EvaluationReport",
     "Identification",
     "InputError",
     "InvalidName",
     "Match",
     "ModelError",
     "ModelMismatch",
+    "QualityIssue",
     "SchemaError",
     "Speaker",
     "SpeakerDB",
@@ -51,13 +57,18 @@ _WHERE = {
     "BatchFailure": "batch",
     "BatchReport": "batch",
     "SpeakerDB": "service",
+    "Calibration": "calibration",
+    "EvaluationReport": "evaluation",
     **dict.fromkeys(
         [
+            "AuditEntry",
+            "AuditSettings",
             "DatabaseInfo",
             "EncoderInfo",
             "Enrollment",
             "Identification",
             "Match",
+            "QualityIssue",
             "Speaker",
             "Utterance",
             "Verification",
@@ -70,6 +81,7 @@ _WHERE = {
             "DatabaseError",
             "DuplicateSpeaker",
             "DuplicateUtterance",
+            "EnrollmentRefused",
             "InputError",
             "InvalidName",
             "ModelError",
@@ -99,11 +111,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .audio import Clip
     from .batch import BatchFailure, BatchReport
+    from .calibration import Calibration
     from .errors import (
         AudioError,
         DatabaseError,
         DuplicateSpeaker,
         DuplicateUtterance,
+        EnrollmentRefused,
         InputError,
         InvalidName,
         ModelError,
@@ -112,13 +126,17 @@ if TYPE_CHECKING:
         SpeakerDBError,
         SpeakerNotFound,
     )
+    from .evaluation import EvaluationReport
     from .service import SpeakerDB
     from .types import (
+        AuditEntry,
+        AuditSettings,
         DatabaseInfo,
         EncoderInfo,
         Enrollment,
         Identification,
         Match,
+        QualityIssue,
         Speaker,
         Utterance,
         Verification,

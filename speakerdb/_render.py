@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from datetime import datetime
 from typing import Any
 
-from .types import DatabaseInfo, EncoderInfo, Identification, Speaker, Utterance, Verification
+from .types import (
+    AuditEntry,
+    AuditSettings,
+    DatabaseInfo,
+    EncoderInfo,
+    Identification,
+    Speaker,
+    Utterance,
+    Verification,
+)
 
 __all__ = ["emit_json", "safe", "to_jsonable"]
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {
-    c: f"\\x{c:02x}" for c in range(0x80, 0xA0)
-}
+_CONTROL = (
+    {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+    | {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
+    # A file name's bytes that are not UTF-8 arrive as lone surrogates (U+DC80-U+DCFF):
+    # shown as the escaped byte, never written raw (a raw 0x9b is a CSI to some terminals).
+    | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+)
+# JSON escapes C0 controls itself; these it would write raw with ensure_ascii=False.
+_JSON_RAW = {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000)]}
 
 
 def safe(text: object) -> str:
@@ -43,6 +59,8 @@ def to_jsonable(value: Any) -> Any:
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: "not measured" (e.g. a rate with no items) is null
     return value
 
 
@@ -53,7 +71,7 @@ def _fields(value: Any) -> dict[str, Any]:
 def emit_json(value: Any) -> None:
     """Write exactly one JSON document to stdout."""
     # Serialised in full first, so a failure never leaves half a document on stdout.
-    text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
+    text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2).translate(_JSON_RAW)
     sys.stdout.write(text + "\n")
 
 
@@ -76,20 +94,38 @@ def identification_text(result: Identification) -> str:
     elif result.accepted:
         head = (
             f"{label}: {safe(best.speaker)} "
-            f"(score {best.score:.3f} >= threshold {result.threshold:.3f})"
+            f"({_score_name(best.normalized)} {best.decision_score:.3f} >= threshold "
+            f"{result.threshold:.3f})"
         )
     else:
         head = (
-            f"{label}: unknown (best {safe(best.speaker)} {best.score:.3f} "
-            f"< threshold {result.threshold:.3f})"
+            f"{label}: unknown (best {safe(best.speaker)} {_score_name(best.normalized)} "
+            f"{best.decision_score:.3f} < threshold {result.threshold:.3f})"
         )
-    ranks = [f"  {i}. {safe(m.speaker)}\t{m.score:.4f}" for i, m in enumerate(result.matches, 1)]
+    ranks = [
+        f"  {i}. {safe(m.speaker)}\t{m.score:.4f}{_as_norm(m.normalized)}"
+        for i, m in enumerate(result.matches, 1)
+    ]
     return "\n".join([head, *ranks])
+
+
+def _score_name(normalized: float | None) -> str:
+    return "score" if normalized is None else "as-norm"
+
+
+def _as_norm(normalized: float | None) -> str:
+    return "" if normalized is None else f"\tas-norm {normalized:.3f}"
 
 
 def verification_text(result: Verification) -> str:
     verdict = "accepted" if result.accepted else "rejected"
     op = ">=" if result.accepted else "<"
+    if result.normalized is not None:
+        return (
+            f"{verdict}: {safe(result.source or '<array>')} as {safe(result.speaker)} "
+            f"(as-norm {result.normalized:.3f} {op} threshold {result.threshold:.3f}; "
+            f"cosine {result.score:.4f})"
+        )
     return (
         f"{verdict}: {safe(result.source or '<array>')} as {safe(result.speaker)} "
         f"(score {result.score:.4f} {op} threshold {result.threshold:.4f})"
@@ -115,3 +151,23 @@ def info_text(info: DatabaseInfo) -> str:
         ("index", f"{safe(info.index_path)}: {info.index_state}"),
     ]
     return "\n".join(f"{k:16s} {v}" for k, v in rows)
+
+
+def audit_settings_text(settings: AuditSettings) -> str:
+    state = "on" if settings.enabled else "off"
+    return (
+        f"audit {state}: entries kept {settings.retention_days} days, at most {settings.max_rows}"
+    )
+
+
+def audit_entry_line(entry: AuditEntry) -> str:
+    verdict = "accepted" if entry.accepted else "rejected"
+    claim = f" claimed {safe(entry.claimed)}" if entry.claimed is not None else ""
+    who = safe(entry.identified) if entry.identified is not None else "(no one enrolled)"
+    score = "-" if entry.score is None else f"{entry.score:.4f}"
+    if entry.normalized is not None:
+        score += f" (as-norm {entry.normalized:.3f})"
+    return (
+        f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
+        f"{score} vs {entry.threshold:.4f}\t{verdict}"
+    )

@@ -92,8 +92,13 @@ def enroll_batch(
     db: SpeakerDB,
     rows: Iterable[ManifestRow],
     progress: Callable[[int], None] | None = None,
+    *,
+    force: bool = False,
 ) -> BatchReport:
-    """Enroll every row; ``progress(n)`` is called as each ``n`` clips are done."""
+    """Enroll every row; ``progress(n)`` is called as each ``n`` clips are done.
+
+    ``force`` enrolls what the quality gates would refuse (see :mod:`speakerdb.quality`).
+    """
     advance = progress or (lambda n: None)
     failures: list[BatchFailure] = []
     enrollments: list[Enrollment] = []
@@ -102,7 +107,7 @@ def enroll_batch(
         if not clips:
             continue
         try:
-            enrollments.append(db.enroll(speaker, clips))
+            enrollments.append(db.enroll(speaker, clips, force=force))
         except SpeakerDBError as exc:
             failures += [BatchFailure(speaker, c.source or "", str(exc)) for c in clips]
         advance(len(clips))

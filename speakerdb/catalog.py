@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audio import Clip
-from .errors import SpeakerNotFound
+from .errors import InputError, SpeakerNotFound
 from .store import EncoderRow, SettingRow, SpeakerRow, UtteranceRow, from_blob, to_blob, utcnow
 from .templates import template_of
 from .types import EncoderInfo, Speaker, Utterance
@@ -34,7 +34,9 @@ __all__ = [
     "read_encoder",
     "refresh_template",
     "require_speaker",
+    "require_utterance",
     "set_setting",
+    "speaker_names",
     "to_speaker",
     "to_utterance",
     "write_encoder",
@@ -101,6 +103,17 @@ def require_speaker(session: Session, name: str) -> SpeakerRow:
     return row
 
 
+def require_utterance(session: Session, utterance_id: int) -> UtteranceRow:
+    if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
+        raise InputError(f"a clip is given by its number, got {utterance_id!r}")
+    row = session.get(UtteranceRow, utterance_id)
+    if row is None:
+        raise InputError(
+            f"no enrolled clip #{utterance_id}; `speakerdb show NAME` lists a speaker's clips"
+        )
+    return row
+
+
 def existing_hashes(session: Session, hashes: Sequence[str]) -> dict[str, str]:
     """Map each already-enrolled audio hash to the name of the speaker who has it."""
     stmt = (
@@ -117,7 +130,7 @@ def add_utterances(
     now = utcnow()
     rows = [
         UtteranceRow(
-            source=clip.source,
+            source=_storable(clip.source),
             audio_sha256=clip.sha256,
             duration_s=clip.duration_s,
             embedding=to_blob(vector),
@@ -128,6 +141,18 @@ def add_utterances(
     speaker.utterances.extend(rows)
     session.flush()
     return rows
+
+
+def _storable(source: str | None) -> str | None:
+    """A file name as text SQLite can store: bytes that are not UTF-8 (which Python
+    holds as lone surrogates) are kept as ``\\xNN`` escapes."""
+    if source is None:
+        return None
+    try:
+        raw = source.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = source.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:
@@ -181,6 +206,11 @@ def list_speakers(session: Session) -> list[Speaker]:
         .order_by(SpeakerRow.name)
     )
     return [to_speaker(row, int(n)) for row, n in session.execute(stmt)]
+
+
+def speaker_names(session: Session) -> dict[int, str]:
+    """Every speaker's name, by speaker id (the ids the index returns)."""
+    return {int(i): name for i, name in session.execute(select(SpeakerRow.id, SpeakerRow.name))}
 
 
 def all_templates(session: Session) -> tuple[np.ndarray, list[bytes]]:

@@ -67,6 +67,18 @@ ThresholdOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Enroll even what the quality gates refuse.")
+]
+ScoreNormOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--score-norm",
+        help="'none' (cosine), 'margin' or 'asnorm'. [default: the database's setting "
+        "(`speakerdb score-norm`)]",
+        show_default=False,
+    ),
+]
 ClipsArg = Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,13 +188,17 @@ def enroll(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from CLIPs (all of them, or none), or add the clips to NAME."""
     from ._render import emit_json, safe
 
     with open_db(db, model, revision=revision, offline=offline, create=True) as database:
-        result = database.enroll(name, clips)
+        result = database.enroll(name, clips, force=force)
+    for issue in result.issues:
+        kind = "enrolled despite" if issue.refused else "warning"
+        typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
     if json:
         emit_json(result)
         return
@@ -201,6 +217,7 @@ def enroll_batch(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Enroll many speakers from a CSV manifest; failed clips are reported, not fatal."""
@@ -211,7 +228,7 @@ def enroll_batch(
     rows = read_manifest(manifest)
     with open_db(db, model, revision=revision, offline=offline, create=True) as database:
         with _progress(len(rows), "enrolling") as advance:
-            report = run_batch(database, rows, advance)
+            report = run_batch(database, rows, advance, force=force)
     if json:
         emit_json(report)
     else:
@@ -255,6 +272,7 @@ def identify(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Say who speaks in each CLIP, or 'unknown' below the threshold."""
@@ -266,7 +284,7 @@ def identify(
     with open_db(db, model, threshold, revision, offline) as database:
         for clip in clips:
             try:
-                result = database.identify(clip, top_k=top_k)
+                result = database.identify(clip, top_k=top_k, score_norm=score_norm)
             except AudioError as exc:
                 failed += 1
                 results.append({"source": str(clip), "error": str(exc)})
@@ -292,13 +310,14 @@ def verify(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Accept (exit 0) or reject (exit 1) the claim that CLIP is NAME; errors exit 2."""
     from ._render import emit_json, verification_text
 
     with open_db(db, model, threshold, revision, offline) as database:
-        result = database.verify(name, clip)
+        result = database.verify(name, clip, score_norm=score_norm)
     if json:
         emit_json(result)
     else:
@@ -380,6 +399,29 @@ def remove(
         _echo(f"removed {safe(speaker.name)} ({speaker.n_utterances} clip(s))")
 
 
+@app.command("remove-utterance")
+@handles_errors
+def remove_utterance(
+    utterance_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Clip number, as `speakerdb show NAME` lists it.")
+    ],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete one enrolled clip and its embedding, and recompute the speaker's voiceprint."""
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        speaker = database.remove_utterance(utterance_id)
+    if json:
+        emit_json(speaker)
+    else:
+        _echo(
+            f"removed clip #{utterance_id} of {safe(speaker.name)} "
+            f"({speaker.n_utterances} left; voiceprint recomputed)"
+        )
+
+
 @app.command()
 @handles_errors
 def info(db: DbOpt = None, json: JsonOpt = False) -> None:
@@ -398,6 +440,10 @@ def info(db: DbOpt = None, json: JsonOpt = False) -> None:
 @handles_errors
 def set_threshold(
     value: Annotated[float, typer.Argument(help="Cosine in [-1, 1] to store in the database.")],
+    score_norm: Annotated[
+        str,
+        typer.Option("--score-norm", help="Whose threshold: 'none' (cosine), 'margin', 'asnorm'."),
+    ] = "none",
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -405,7 +451,7 @@ def set_threshold(
     from ._render import emit_json
 
     with open_db(db) as database:
-        stored = database.set_threshold(value)
+        stored = database.set_threshold(value, score_norm=score_norm)
     if json:
         emit_json({"threshold": stored})
     else:
@@ -424,7 +470,9 @@ def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
     if json:
         emit_json({"index": str(path), "speakers": count})
     else:
-        _echo(f"rebuilt {path} with {count} speaker(s)")
+        from ._render import safe
+
+        _echo(f"rebuilt {safe(path)} with {count} speaker(s)")
 
 
 @db_app.command("upgrade")
@@ -446,3 +494,13 @@ def db_upgrade(db: DbOpt = None, json: JsonOpt = False) -> None:
 def run() -> None:
     """Console-script entry point."""
     app()
+
+
+# Command groups in modules of their own; they use the helpers above.
+from ._cli_audit import audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+
+from ._cli_accuracy import register as _register_accuracy  # noqa: E402
+
+_register_accuracy(app)

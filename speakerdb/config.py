@@ -16,10 +16,13 @@ import os
 from .errors import InputError
 
 __all__ = [
+    "DEFAULT_ASNORM_THRESHOLD",
     "DEFAULT_DB",
+    "DEFAULT_MARGIN_THRESHOLDS",
     "DEFAULT_MODEL",
     "DEFAULT_THRESHOLDS",
     "FALLBACK_THRESHOLD",
+    "SCORE_NORMS",
     "default_threshold",
     "env_flag",
     "first_set",
@@ -46,6 +49,18 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 # For a model we know nothing about: a deliberately cautious middle value.
 FALLBACK_THRESHOLD = 0.7
+
+#: Score normalisations a database or a query can use ("none": raw cosine);
+#: see speakerdb/scorenorm.py.
+SCORE_NORMS = ("none", "asnorm", "margin")
+# AS-norm scores are in standard deviations, whatever the model: between the
+# equal-error-rate thresholds on the shared corpus with the offline encoder
+# (1.22 for single clips, 1.49 for items of 3 s or more; scripts/eval_table.py).
+DEFAULT_ASNORM_THRESHOLD = 1.35
+# Margin scores are on the cosine's scale. resemblyzer: between the equal-error-rate
+# thresholds on the shared corpus (0.69 single clips, 0.73 items of 3 s or more);
+# for other models the cosine default is used.
+DEFAULT_MARGIN_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.71}
 
 
 def default_threshold(model: str) -> float:

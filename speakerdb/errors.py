@@ -11,6 +11,7 @@ and its message names the problem, the file or speaker involved, and the fix::
     ├── SpeakerNotFound       no speaker of that name
     ├── DuplicateSpeaker      a speaker of that name exists already
     ├── DuplicateUtterance    the same audio is enrolled already
+    ├── EnrollmentRefused     a quality gate refused the clips (``force`` overrides it)
     ├── DatabaseError         the database file cannot be opened or written
     │   └── SchemaError       the schema is older or newer than this speakerdb
     └── InputError            a bad argument or manifest (threshold out of range, ...)
@@ -26,6 +27,7 @@ __all__ = [
     "DatabaseError",
     "DuplicateSpeaker",
     "DuplicateUtterance",
+    "EnrollmentRefused",
     "InputError",
     "InvalidName",
     "ModelError",
@@ -66,6 +68,14 @@ class DuplicateSpeaker(SpeakerDBError):
 
 class DuplicateUtterance(SpeakerDBError):
     """The same decoded audio is enrolled already."""
+
+
+class EnrollmentRefused(SpeakerDBError):
+    """An enrollment quality gate refused the clips; ``issues`` says why."""
+
+    def __init__(self, message: str, issues: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.issues = issues
 
 
 class DatabaseError(SpeakerDBError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,9 +110,17 @@ def _load_parts(model: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
     except ImportError as exc:  # pragma: no cover - transformers is a hard dependency
         raise ModelError(f"transformers is not installed ({exc}); reinstall speakerdb") from exc
+    # Never run code shipped with a model; weights load as safetensors, or through
+    # torch.load(weights_only=True), which refuses pickles that hold anything else.
+    kwargs = {**kwargs, "trust_remote_code": False}
     try:
         features = AutoFeatureExtractor.from_pretrained(model, **kwargs)
         network = AutoModelForAudioXVector.from_pretrained(model, **kwargs)
+    except pickle.UnpicklingError as exc:
+        raise ModelError(
+            f"cannot load {model}: its weights file holds more than tensors, and speakerdb "
+            "never unpickles arbitrary objects; use a model saved as model.safetensors"
+        ) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(_missing_model_message(model, kwargs, exc)) from exc
     return features, network.eval()

@@ -9,23 +9,44 @@ database's uuid and *generation* (a counter bumped by every template change)
 and a SHA-256 of the FAISS payload, so a stale, foreign or corrupt file is
 detected before FAISS ever parses it. Files are written to a temporary name
 and renamed, so a reader never sees half a file.
+
+Processes coordinate through :class:`IndexLock`, an advisory ``flock`` on
+``<index>.lock``: a writer holds it exclusively from its database commit until
+the new file is in place, and a reader holds it shared while it compares the
+database's generation with the file's and loads the file. The kernel releases
+the lock when its holder dies, so a crashed process never leaves it held.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["IndexFile", "IndexFileError", "SpeakerIndex", "index_path_for"]
+from .errors import DatabaseError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the in-process lock still holds
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["IndexFile", "IndexFileError", "IndexLock", "SpeakerIndex", "index_path_for"]
+
+log = logging.getLogger(__name__)
 
 _MAGIC = b"SPEAKERDB-INDEX 1\n"
+#: How long to wait for another process's hold on the index lock (as SQLite's busy timeout).
+LOCK_TIMEOUT_S = 30.0
 
 
 class IndexFileError(Exception):
@@ -44,6 +65,74 @@ class IndexFile:
 
 def index_path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".faiss")
+
+
+class IndexLock:
+    """An advisory lock on the index file: ``flock`` on ``<index>.lock``, created 0600.
+
+    Each hold opens the lock file anew, so holds conflict between threads of one
+    process as they do between processes. Holds do not nest: a thread that holds
+    the lock must not ask for it again.
+    """
+
+    def __init__(self, index_path: Path, timeout_s: float | None = None) -> None:
+        self.path = index_path.with_name(index_path.name + ".lock")
+        self._timeout_s = timeout_s
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Held while the file is read: no writer replaces it meanwhile."""
+        with self._held(exclusive=False):
+            yield
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Held while the database's generation changes and the file is replaced."""
+        with self._held(exclusive=True):
+            yield
+
+    @contextmanager
+    def _held(self, *, exclusive: bool) -> Iterator[None]:
+        fd = self._open()
+        if fd is None:
+            yield
+            return
+        try:
+            self._acquire(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _open(self) -> int | None:
+        if fcntl is None:
+            return None
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            pass
+        try:  # a read-only folder: lock the file if it is there, else go without
+            return os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            log.debug("cannot open %s (%s); the index is not locked", self.path, exc.strerror)
+            return None
+
+    def _acquire(self, fd: int, mode: int) -> None:
+        timeout = LOCK_TIMEOUT_S if self._timeout_s is None else self._timeout_s
+        deadline = time.monotonic() + timeout
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if time.monotonic() > deadline:
+                raise DatabaseError(
+                    f"{self.path}: another process has held the index lock for over "
+                    f"{timeout:.0f} s; stop the speakerdb process that hangs, then retry"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
 
 class SpeakerIndex:
@@ -89,6 +178,13 @@ class SpeakerIndex:
         import faiss
 
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+    def copy(self) -> SpeakerIndex:
+        """An independent copy, to change while searches go on in this one."""
+        import faiss
+
+        with self._lock:
+            return SpeakerIndex._wrap(self.dim, faiss.clone_index(self._index))
 
     def save(self, path: Path, db_uuid: str, generation: int) -> None:
         """Write the index atomically, owner-readable only."""
@@ -153,6 +249,7 @@ def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    _remove_orphans(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
@@ -164,3 +261,24 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files that killed processes left half-written: they hold templates."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 2 :].split(".")[0])
+        except ValueError:
+            continue
+        if 0 < pid != os.getpid() and not _alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True

@@ -23,9 +23,9 @@ __all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "migrations_dir",
 log = logging.getLogger(__name__)
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0001"
-#: Every released revision, oldest first.
-KNOWN_REVISIONS = ("0001",)
+SCHEMA_HEAD = "0002"
+#: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log.
+KNOWN_REVISIONS = ("0001", "0002")
 
 
 def migrations_dir() -> Path:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -13,36 +14,51 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from . import catalog
+from .asnorm import DEFAULT_TOP_N
 from .audio import Clip, clip_from_array, load_clip
+from .audit import AuditLog
+from .calibration import Calibration
 from .config import (
+    DEFAULT_ASNORM_THRESHOLD,
     DEFAULT_DB,
+    DEFAULT_MARGIN_THRESHOLDS,
     DEFAULT_MODEL,
+    DEFAULT_THRESHOLDS,
     ENV_DB,
     ENV_MODEL,
     ENV_THRESHOLD,
+    SCORE_NORMS,
     default_threshold,
     parse_threshold,
 )
 from .encoder import Encoder, load_encoder, normalize_model_name
 from .errors import (
+    AudioError,
     DatabaseError,
     DuplicateSpeaker,
     DuplicateUtterance,
+    EnrollmentRefused,
     InputError,
     ModelMismatch,
 )
+from .frontend import encode_windowed
 from .index import IndexFileError, SpeakerIndex, index_path_for, read_header
+from .indexsync import IndexSync
 from .names import clean_name
+from .population import Population, read_population
 from .schema import current_revision, ensure_schema
 from .schema import upgrade as upgrade_schema
 from .store import SpeakerRow, Store, UtteranceRow, from_blob, utcnow
 from .templates import l2_normalize
 from .types import (
+    AuditEntry,
+    AuditSettings,
     DatabaseInfo,
     EncoderInfo,
     Enrollment,
     Identification,
     Match,
+    QualityIssue,
     Speaker,
     Utterance,
     Verification,
@@ -108,9 +124,8 @@ class SpeakerDB:
         }
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
-        self._index: SpeakerIndex | None = None
-        self._index_generation = -1
-        self._index_lock = threading.RLock()
+        self._index = IndexSync(self._store, self.index_path, self._index_dim)
+        self._audit = AuditLog(self._store)
         # An explicit model is checked now; one from SPEAKERDB_MODEL only when the
         # encoder is needed, so that listing or renaming never depends on it.
         if model is not None or encoder is not None:
@@ -170,20 +185,78 @@ class SpeakerDB:
             return float(stored), "database"
         return default_threshold(self.model), f"default for {self.model}"
 
-    def set_threshold(self, value: float) -> float:
-        """Store ``value`` as this database's threshold (a cosine in [-1, 1])."""
-        number = parse_threshold(value, "set-threshold")
+    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
+        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
+        ``score_norm`` ``"asnorm"`` or ``"margin"``, the threshold of those scores."""
+        norm = _check_norm(score_norm)
+        if norm == "none":
+            number, key = parse_threshold(value, "set-threshold"), "threshold"
+        else:
+            number, key = _parse_norm_threshold(value), f"{norm}_threshold"
         with self._store.write() as session:
-            catalog.set_setting(session, "threshold", repr(number))
+            catalog.set_setting(session, key, repr(number))
         return number
+
+    def decision_threshold(self, score_norm: str | None = None) -> float:
+        """The threshold queries use: the cosine one, or AS-norm's when that is on."""
+        return self._threshold_for(None, self.score_norm(score_norm)[0])
+
+    def score_norm(self, override: str | None = None) -> tuple[str, int]:
+        """The score normalisation in use (see :mod:`speakerdb.scorenorm`) and AS-norm's
+        cohort size.
+
+        ``override`` (a per-query choice) wins over the database's setting.
+        """
+        with self._store.read() as session:
+            stored = catalog.get_setting(session, "score_norm")
+            top_n = int(catalog.get_setting(session, "asnorm_top_n") or DEFAULT_TOP_N)
+        return _check_norm(override or stored or "none"), top_n
+
+    def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
+        """Use ``"asnorm"``, ``"margin"`` or ``"none"`` (raw cosine) for this database's queries."""
+        mode = _check_norm(mode)
+        if top_n is not None and top_n < 1:
+            raise InputError(f"--top-n must be at least 1, got {top_n}")
+        with self._store.write() as session:
+            catalog.set_setting(session, "score_norm", mode)
+            if top_n is not None:
+                catalog.set_setting(session, "asnorm_top_n", str(top_n))
+        return self.score_norm()
+
+    def population(self) -> Population:
+        """Every enrolled utterance embedding with its speaker (for calibration and AS-norm)."""
+        with self._store.read() as session:
+            return read_population(session)
+
+    def calibrate(
+        self,
+        *,
+        target_far: float | None = None,
+        trials: str | os.PathLike[str] | None = None,
+        score_norm: str | None = None,
+        apply: bool = True,
+    ) -> Calibration:
+        """Choose a threshold from the enrollments, or from a labelled trial list, and store
+        it unless ``apply`` is false; see :mod:`speakerdb.calibration`."""
+        from .calibration import calibrate_database
+
+        norm, top_n = self.score_norm(score_norm)
+        result = calibrate_database(
+            self, target_far=target_far, trials=trials, score_norm=norm, top_n=top_n
+        )
+        if apply:
+            self.set_threshold(result.threshold, score_norm=norm)
+        return result
 
     # -- enrollment ------------------------------------------------------
 
-    def enroll(self, name: str, clips: Sequence[ClipInput]) -> Enrollment:
+    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
-        when the same audio is enrolled already, :class:`InvalidName` for a bad name.
+        when the same audio is enrolled already, :class:`InvalidName` for a bad name,
+        :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.quality`;
+        ``force`` enrolls anyway, and the issues are returned with the result).
         """
         name = clean_name(name)
         if not clips:
@@ -194,19 +267,21 @@ class SpeakerDB:
             self._refuse_enrolled(session, decoded)
         encoder = self.encoder()
         # Normalised again so that stored vectors have unit norm whatever the encoder.
-        embeddings = l2_normalize(encoder.encode([c.samples for c in decoded]))
-        with self._store.write() as session:
-            self._record_encoder(session, encoder.info)
-            self._refuse_enrolled(session, decoded)
-            row, created = _get_or_create(session, name)
-            added = catalog.add_utterances(session, row, decoded, embeddings)
-            template = catalog.refresh_template(session, row)
-            generation = catalog.bump_generation(session)
-            speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
-            result = Enrollment(
-                speaker, tuple(catalog.to_utterance(u, name) for u in added), created
-            )
-        self._apply(generation, lambda index: index.upsert(speaker.id, template))
+        embeddings = l2_normalize(self._embed(decoded))
+        issues = self._check_quality(name, decoded, embeddings, force)
+        with self._index.changing():
+            with self._store.write() as session:
+                self._record_encoder(session, encoder.info)
+                self._refuse_enrolled(session, decoded)
+                row, created = _get_or_create(session, name)
+                added = catalog.add_utterances(session, row, decoded, embeddings)
+                template = catalog.refresh_template(session, row)
+                generation = catalog.bump_generation(session)
+                speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+                result = Enrollment(
+                    speaker, tuple(catalog.to_utterance(u, name) for u in added), created, issues
+                )
+            self._index.apply(generation, lambda index: index.upsert(speaker.id, template))
         log.info("enrolled %d clip(s) for %r", len(added), name)
         return result
 
@@ -219,41 +294,88 @@ class SpeakerDB:
 
     def embed(self, clips: Sequence[ClipInput]) -> np.ndarray:
         """L2-normalised embeddings ``(n, dim)`` of the clips, with this database's encoder."""
-        decoded = [to_clip(c) for c in clips]
-        return self.encoder().encode([c.samples for c in decoded])
+        return self._embed([to_clip(c) for c in clips])
 
     def identify(
-        self, clip: ClipInput, *, top_k: int = 5, threshold: float | None = None
+        self,
+        clip: ClipInput,
+        *,
+        top_k: int = 5,
+        threshold: float | None = None,
+        score_norm: str | None = None,
     ) -> Identification:
-        """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold."""
-        return self.identify_many([clip], top_k=top_k, threshold=threshold)[0]
+        """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
+
+        ``score_norm`` (``"margin"`` or ``"asnorm"``) decides by a normalised score for
+        this query (default: the database's setting, see :meth:`set_score_norm` and
+        :mod:`speakerdb.scorenorm`); :attr:`Match.normalized` holds it.
+        """
+        results = self.identify_many(
+            [clip], top_k=top_k, threshold=threshold, score_norm=score_norm
+        )
+        return results[0]
 
     def identify_many(
-        self, clips: Sequence[ClipInput], *, top_k: int = 5, threshold: float | None = None
+        self,
+        clips: Sequence[ClipInput],
+        *,
+        top_k: int = 5,
+        threshold: float | None = None,
+        score_norm: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        limit = self._threshold_for(threshold)
+        norm, top_n = self.score_norm(score_norm)
+        limit = self._threshold_for(threshold, norm)
         decoded = [to_clip(c) for c in clips]
-        queries = self.encoder().encode([c.samples for c in decoded])
-        index = self.current_index()
-        names = self._names()
-        scores, ids = index.search(queries, top_k)
-        return [
-            Identification(clip.source, _matches(row_scores, row_ids, names), limit)
-            for clip, row_scores, row_ids in zip(decoded, scores, ids, strict=True)
-        ]
+        queries = self._embed(decoded)
+        if norm == "asnorm":
+            from .scorenorm import normalized_matches
 
-    def verify(self, name: str, clip: ClipInput, *, threshold: float | None = None) -> Verification:
-        """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template."""
+            ranked = normalized_matches(norm, queries, self.population(), top_n, top_k)
+            pairs = zip(decoded, ranked, strict=True)
+            return self._audit.log_identifications(
+                [Identification(clip.source, matches, limit) for clip, matches in pairs]
+            )
+        index, names = self._index.snapshot()
+        # A margin needs the best other speaker: the top 2 hold it for every candidate.
+        scores, ids = index.search(queries, max(top_k, 2) if norm == "margin" else top_k)
+        found = [_matches(row, ids_row, names) for row, ids_row in zip(scores, ids, strict=True)]
+        if norm == "margin":
+            from .scorenorm import margin_matches
+
+            found = [margin_matches(matches)[:top_k] for matches in found]
+        return self._audit.log_identifications(
+            [
+                Identification(clip.source, matches, limit)
+                for clip, matches in zip(decoded, found, strict=True)
+            ]
+        )
+
+    def verify(
+        self,
+        name: str,
+        clip: ClipInput,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+    ) -> Verification:
+        """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
+        (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
-        limit = self._threshold_for(threshold)
+        norm, top_n = self.score_norm(score_norm)
+        limit = self._threshold_for(threshold, norm)
         with self._store.read() as session:
             template = from_blob(catalog.require_speaker(session, name).template)
         decoded = to_clip(clip)
-        query = self.encoder().encode([decoded.samples])[0]
-        return Verification(name, decoded.source, float(np.dot(query, template)), limit)
+        query = self._embed([decoded])[0]
+        score = float(np.dot(query, template))
+        normalized = (
+            None if norm == "none" else self._normalized_claim(norm, name, query, score, top_n)
+        )
+        result = Verification(name, decoded.source, score, limit, normalized)
+        return self._audit.log_verification(result)
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
@@ -278,13 +400,41 @@ class SpeakerDB:
     def remove(self, name: str) -> Speaker:
         """Delete ``name`` with all their utterances and embeddings; return what was removed."""
         name = clean_name(name)
-        with self._store.write() as session:
-            row = catalog.require_speaker(session, name)
-            removed = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
-            session.delete(row)
-            generation = catalog.bump_generation(session)
-        self._apply(generation, lambda index: index.remove(removed.id))
+        with self._index.changing():
+            with self._store.write() as session:
+                row = catalog.require_speaker(session, name)
+                removed = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+                session.delete(row)
+                generation = catalog.bump_generation(session)
+            self._index.apply(generation, lambda index: index.remove(removed.id))
+        self._purge_deleted()
         return removed
+
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        """Delete one enrolled clip and its embedding; return its speaker, template recomputed.
+
+        A speaker's last clip is not removed, since a speaker without clips has no
+        voiceprint: that raises :class:`InputError`; remove the speaker instead.
+        """
+        with self._index.changing():
+            with self._store.write() as session:
+                row = catalog.require_utterance(session, utterance_id)
+                owner = row.speaker
+                left = catalog.count_utterances(session, owner.id) - 1
+                if left < 1:
+                    raise InputError(
+                        f"clip #{utterance_id} is the only one of {owner.name!r}; remove the "
+                        f"speaker instead (`speakerdb remove {shlex.quote(owner.name)}`)"
+                    )
+                session.delete(row)
+                session.flush()
+                template = catalog.refresh_template(session, owner)
+                generation = catalog.bump_generation(session)
+                speaker = catalog.to_speaker(owner, left)
+            self._index.apply(generation, lambda index: index.upsert(speaker.id, template))
+        self._purge_deleted()
+        log.info("removed clip #%d of %r", utterance_id, speaker.name)
+        return speaker
 
     def rename(self, old: str, new: str) -> Speaker:
         """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
@@ -296,6 +446,32 @@ class SpeakerDB:
             row.name = new
             session.flush()
             return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+
+    # -- audit log (see speakerdb.audit) --------------------------------
+
+    def set_audit(
+        self, enabled: bool, *, retention_days: int | None = None, max_rows: int | None = None
+    ) -> AuditSettings:
+        """Log identify and verify decisions, or stop (off by default; :mod:`speakerdb.audit`).
+
+        Entries older than ``retention_days`` (default 30) or beyond the newest
+        ``max_rows`` (default 100,000) are deleted now and at every later write.
+        While on, a decision that cannot be logged raises :class:`DatabaseError`.
+        """
+        return self._audit.configure(enabled, retention_days, max_rows)
+
+    def audit_settings(self) -> AuditSettings:
+        return self._audit.settings()
+
+    def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
+        """Logged decisions, newest first (at most ``limit``)."""
+        return self._audit.entries(limit)
+
+    def clear_audit(self) -> int:
+        """Delete every logged decision; return how many there were."""
+        count = self._audit.clear()
+        self._purge_deleted()
+        return count
 
     # -- encoder and index ----------------------------------------------
 
@@ -311,24 +487,11 @@ class SpeakerDB:
 
     def current_index(self) -> SpeakerIndex:
         """The FAISS index, agreeing with the database; loaded or rebuilt when stale."""
-        with self._index_lock:
-            with self._store.read() as session:
-                generation = int(catalog.get_setting(session, "generation") or 0)
-                db_uuid = catalog.get_setting(session, "uuid") or ""
-            if self._index is None or self._index_generation != generation:
-                self._index = self._load_or_rebuild(generation, db_uuid)
-                self._index_generation = generation
-            return self._index
+        return self._index.snapshot()[0]
 
     def rebuild_index(self) -> int:
         """Rebuild the index file from the database; return the number of speakers in it."""
-        with self._index_lock:
-            with self._store.read() as session:
-                generation = int(catalog.get_setting(session, "generation") or 0)
-                db_uuid = catalog.get_setting(session, "uuid") or ""
-            self._index = self._rebuild(generation, db_uuid)
-            self._index_generation = generation
-            return len(self._index)
+        return self._index.rebuild()
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
@@ -351,10 +514,55 @@ class SpeakerDB:
 
     # -- internals -------------------------------------------------------
 
-    def _threshold_for(self, threshold: float | None) -> float:
+    def _threshold_for(self, threshold: float | None, norm: str = "none") -> float:
+        if norm != "none":
+            if threshold is not None:
+                return _parse_norm_threshold(threshold)
+            with self._store.read() as session:
+                stored = catalog.get_setting(session, f"{norm}_threshold")
+            if stored is not None:
+                return float(stored)
+            if norm == "asnorm":
+                return DEFAULT_ASNORM_THRESHOLD
+            return DEFAULT_MARGIN_THRESHOLDS.get(self.model, default_threshold(self.model))
         if threshold is not None:
             return parse_threshold(threshold, "argument")
         return self.threshold()[0]
+
+    def _normalized_claim(
+        self, norm: str, name: str, query: np.ndarray, score: float, top_n: int
+    ) -> float:
+        from .scorenorm import margin_scores, population_scores
+
+        if norm == "margin":
+            index, names = self._index.snapshot()
+            scores, ids = index.search(query[None, :], 2)
+            found = _matches(scores[0], ids[0], names)
+            others = [m.score for m in found if m.speaker != name][:1]
+            return float(margin_scores(np.array([[score, *others]]))[0, 0])
+
+        population = self.population()
+        normalized = population_scores(norm, query[None, :], population, top_n)[1]
+        return float(normalized[0, population.names.index(name)])
+
+    def _check_quality(
+        self, name: str, clips: Sequence[Clip], embeddings: np.ndarray, force: bool
+    ) -> tuple[QualityIssue, ...]:
+        from .quality import check_enrollment
+
+        threshold, source = self.threshold()
+        measured = source != f"default for {self.model}" or self.model in DEFAULT_THRESHOLDS
+        issues = check_enrollment(
+            name, clips, embeddings, self.population(), threshold, similarity_refuses=measured
+        )
+        refusals = [i.message for i in issues if i.refused]
+        if refusals and not force:
+            raise EnrollmentRefused(
+                "; ".join(refusals) + " (--force, or force=True, enrolls anyway)", tuple(issues)
+            )
+        for issue in issues:
+            log.info("enrollment quality: %s", issue.message)
+        return tuple(issues)
 
     def _check_model_name(self) -> None:
         stored, requested = self._stored, self._model_arg
@@ -378,6 +586,37 @@ class SpeakerDB:
         else:
             _check_same_encoder(self.path, stored, info)
 
+    def _purge_deleted(self) -> None:
+        """Leave no copy of deleted rows: secure_delete zeroes them in the database file,
+        and a truncating checkpoint drops the older page images still in the WAL."""
+        try:
+            done = self._store.checkpoint()
+        except DatabaseError as exc:  # the deletion itself is committed: say so, do not fail
+            log.warning("%s; the WAL may keep old copies of the deleted data", exc)
+            return
+        if not done:
+            log.warning(
+                "%s-wal: other programs are reading the database, so it keeps old copies of "
+                "the deleted data until the last of them closes it",
+                self.path,
+            )
+
+    def _embed(self, clips: Sequence[Clip]) -> np.ndarray:
+        """The encoder's embeddings; a clip whose embedding is not finite or is zero is refused.
+
+        Such a vector would poison the database (stored vectors have unit norm) or a score.
+        """
+        samples = [c.samples for c in clips]
+        vectors = np.asarray(encode_windowed(self.encoder(), samples), dtype=np.float32)
+        for clip, vector in zip(clips, vectors, strict=True):
+            if not np.all(np.isfinite(vector)) or not np.any(vector):
+                peak = float(np.max(np.abs(clip.samples)))
+                raise AudioError(
+                    f"{clip.source or '<array>'}: the encoder gives no usable voiceprint for it "
+                    f"(its peak level is {peak:.3g}, full scale is 1.0); check the recording"
+                )
+        return vectors
+
     def _refuse_enrolled(self, session: Session, clips: Sequence[Clip]) -> None:
         known = catalog.existing_hashes(session, [c.sha256 for c in clips])
         for clip in clips:
@@ -387,74 +626,11 @@ class SpeakerDB:
                     f"(speaker {known[clip.sha256]!r}); leave it out"
                 )
 
-    def _names(self) -> dict[int, str]:
-        with self._store.read() as session:
-            return {s.id: s.name for s in catalog.list_speakers(session)}
-
-    def _apply(self, generation: int, change: Callable[[SpeakerIndex], None]) -> None:
-        """Bring the index to ``generation`` after a committed write, cheaply when possible."""
-        with self._index_lock:
-            # An index built while the database was empty may not know the dimension yet.
-            if (
-                self._index is None
-                or self._index_generation != generation - 1
-                or self._index.dim != self._index_dim()
-            ):
-                # Start from the file as it was before this write. Should it be older
-                # still, the rebuild already holds the change, and applying it again
-                # (upsert or remove) is harmless.
-                db_uuid = self._uuid()
-                self._index = self._load_or_rebuild(generation - 1, db_uuid)
-            change(self._index)
-            self._index_generation = generation
-            self._save_index()
-
-    def _save_index(self) -> None:
-        assert self._index is not None
-        try:
-            self._index.save(self.index_path, self._uuid(), self._index_generation)
-        except OSError as exc:
-            log.warning("could not write %s (%s); it will be rebuilt", self.index_path, exc)
-
-    def _uuid(self) -> str:
-        with self._store.read() as session:
-            return catalog.get_setting(session, "uuid") or ""
-
-    def _load_or_rebuild(self, generation: int, db_uuid: str) -> SpeakerIndex:
-        try:
-            index, header = SpeakerIndex.load(self.index_path)
-        except IndexFileError as exc:
-            reason = str(exc)
-        else:
-            if (header.db_uuid, header.generation) == (db_uuid, generation):
-                return index
-            reason = (
-                f"{self.index_path}: stale (generation {header.generation}, database {generation})"
-            )
-        if generation > 0 or self.index_path.exists():
-            log.warning("index %s; rebuilding it from the database", reason)
-        return self._rebuild(generation, db_uuid)
-
     def _index_dim(self) -> int:
         # Before the first enrollment the database records no encoder; use the loaded one.
         if self._stored is not None:
             return self._stored.dim
         return self._encoder.info.dim if self._encoder is not None else 1
-
-    def _rebuild(self, generation: int, db_uuid: str) -> SpeakerIndex:
-        with self._store.read() as session:
-            ids, blobs = catalog.all_templates(session)
-        dim = self._index_dim()
-        vectors = (
-            np.stack([from_blob(b) for b in blobs]) if blobs else np.zeros((0, dim), np.float32)
-        )
-        index = SpeakerIndex(dim, ids, vectors)
-        if generation > 0 or blobs:
-            try:
-                index.save(self.index_path, db_uuid, generation)
-            except OSError as exc:
-                log.warning("could not write %s (%s); searching from memory", self.index_path, exc)
-        return index
 
 
 def to_clip(item: ClipInput) -> Clip:
@@ -468,6 +644,23 @@ def to_clip(item: ClipInput) -> Clip:
     if isinstance(item, (str, os.PathLike)):
         return load_clip(item)
     raise InputError(f"cannot use {type(item).__name__} as a clip; pass a path or (samples, rate)")
+
+
+def _check_norm(mode: str) -> str:
+    if mode not in SCORE_NORMS:
+        choices = ", ".join(SCORE_NORMS)
+        raise InputError(f"score normalisation must be one of {choices}, got {mode!r}")
+    return mode
+
+
+def _parse_norm_threshold(value: float | str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(f"threshold is not a number: {value!r}") from None
+    if not np.isfinite(number):
+        raise InputError(f"threshold must be a finite number, got {value!r}")
+    return number
 
 
 def _requested_model(model: str | None, encoder: Encoder | None) -> str | None:

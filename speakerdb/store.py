@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import (
     BLOB,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -34,11 +36,19 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    SessionTransaction,
+    mapped_column,
+    relationship,
+)
 
 from .errors import DatabaseError
 
 __all__ = [
+    "AuditRow",
     "Base",
     "EncoderRow",
     "SettingRow",
@@ -114,7 +124,8 @@ class EncoderRow(Base):
 
 
 class SettingRow(Base):
-    """Key/value settings: ``threshold``, ``uuid``, and ``generation``.
+    """Key/value settings: ``threshold``, ``uuid``, ``generation``, and the audit
+    log's ``audit``, ``audit_retention_days`` and ``audit_max_rows``.
 
     ``generation`` is bumped by every template change; the index file records it.
     """
@@ -123,6 +134,28 @@ class SettingRow(Base):
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(String, nullable=False)
+
+
+class AuditRow(Base):
+    """One identify or verify decision, written only while auditing is on (:mod:`.audit`).
+
+    Names are copied, not linked: the log keeps what was decided even after a rename
+    or a removal. ``normalized`` is the AS-norm score when that decided, else NULL.
+    """
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    operation: Mapped[str] = mapped_column(String(16), nullable=False)
+    claimed: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    identified: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float] = mapped_column(Float, nullable=False)
+    accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
 
 
 class Store:
@@ -179,6 +212,23 @@ class Store:
             finally:
                 raw.close()
 
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate the WAL to zero bytes.
+
+        Run after deletions: until then the WAL still holds earlier images of the
+        changed pages, deleted voiceprints included. Readers in other processes are
+        waited for (the busy timeout); False when they still kept it from finishing.
+        """
+        with _wrapped(self.path):
+            raw = self.engine.raw_connection()
+            try:
+                busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"{self.path}: cannot checkpoint the WAL ({exc})") from exc
+            finally:
+                raw.close()
+        return not busy
+
     def table_names(self) -> set[str]:
         with self.engine.connect() as conn:
             return set(inspect(conn).get_table_names())
@@ -192,10 +242,31 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One atomic write transaction (``BEGIN IMMEDIATE``): all of it commits or none."""
-        with _wrapped(self.path), Session(self._writer, expire_on_commit=False) as session:
-            with session.begin():
+        """One atomic write transaction (``BEGIN IMMEDIATE``): all of it commits or none.
+
+        The write lock is taken before the body runs. Another writer is waited for
+        (SQLite's busy timeout, then retries with backoff) up to ``BUSY_TIMEOUT_MS``.
+        """
+        with _wrapped(self.path):
+            session, transaction = self._begin_write()
+            with session, transaction:
                 yield session
+
+    def _begin_write(self) -> tuple[Session, SessionTransaction]:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            session = Session(self._writer, expire_on_commit=False)
+            try:
+                transaction = session.begin()
+                session.connection()  # runs BEGIN IMMEDIATE: waits for the write lock
+                return session, transaction
+            except sa_exc.OperationalError as exc:
+                session.close()
+                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.25)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -206,6 +277,12 @@ def _wrapped(path: Path) -> Iterator[None]:
     try:
         yield
     except sa_exc.OperationalError as exc:
+        if _is_busy(exc):
+            raise DatabaseError(
+                f"{path}: another program kept the database busy for over "
+                f"{BUSY_TIMEOUT_MS // 1000} s; retry, or end the program that holds it "
+                "(an open transaction in an sqlite3 shell, for instance)"
+            ) from exc
         raise DatabaseError(f"{path}: {_reason(exc)}") from exc
     except sa_exc.DatabaseError as exc:
         raise DatabaseError(f"{path}: database is corrupt or unreadable ({_reason(exc)})") from exc
@@ -213,6 +290,14 @@ def _wrapped(path: Path) -> Iterator[None]:
 
 def _reason(exc: sa_exc.DBAPIError) -> str:
     return str(exc.orig) if exc.orig is not None else str(exc)
+
+
+def _is_busy(exc: sa_exc.DBAPIError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: "database is locked", "database table is locked"..."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def _create_private_file(path: Path) -> None:

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 __all__ = [
+    "AuditEntry",
+    "AuditSettings",
     "DatabaseInfo",
     "EncoderInfo",
     "Enrollment",
     "Identification",
     "Match",
+    "QualityIssue",
     "Speaker",
     "Utterance",
     "Verification",
@@ -59,20 +62,46 @@ class Utterance:
 
 
 @dataclass(frozen=True, slots=True)
+class QualityIssue:
+    """A finding of the enrollment quality gates (:mod:`speakerdb.quality`).
+
+    ``check`` is ``speech``, ``clipping``, ``outlier`` or ``near_duplicate``;
+    ``refused`` tells a refusal (overridden with ``force``) from a warning.
+    """
+
+    check: str
+    refused: bool
+    source: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Enrollment:
-    """The outcome of one enroll call: the speaker after it, and the clips it added."""
+    """The outcome of one enroll call: the speaker after it, the clips it added, and
+    the quality issues found (warnings, and refusals that ``force`` overrode)."""
 
     speaker: Speaker
     added: tuple[Utterance, ...]
     created: bool
+    issues: tuple[QualityIssue, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A candidate speaker and the raw cosine score of the query against its template."""
+    """A candidate speaker and the raw cosine score of the query against its template.
+
+    ``normalized`` is the AS-norm score (:mod:`speakerdb.asnorm`) when score
+    normalisation is on; it then decides, and ``score`` stays the raw cosine.
+    """
 
     speaker: str
     score: float
+    normalized: float | None = None
+
+    @property
+    def decision_score(self) -> float:
+        """The score compared with the threshold: ``normalized`` if set, else ``score``."""
+        return self.score if self.normalized is None else self.normalized
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +124,7 @@ class Identification:
     @property
     def accepted(self) -> bool:
         best = self.best
-        return best is not None and best.score >= self.threshold
+        return best is not None and best.decision_score >= self.threshold
 
     @property
     def speaker(self) -> str | None:
@@ -112,10 +141,13 @@ class Verification:
     source: str | None
     score: float
     threshold: float
+    normalized: float | None = None
 
     @property
     def accepted(self) -> bool:
-        return self.score >= self.threshold
+        """``normalized`` (AS-norm, when on) or else ``score`` reaches ``threshold``."""
+        value = self.score if self.normalized is None else self.normalized
+        return value >= self.threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,3 +163,34 @@ class DatabaseInfo:
     schema_revision: str | None
     index_path: str
     index_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """Whether decisions are logged, and how long entries are kept (:mod:`speakerdb.audit`)."""
+
+    enabled: bool
+    retention_days: int
+    max_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One logged decision.
+
+    ``operation`` is ``identify`` or ``verify``. ``claimed`` is the speaker a verify
+    was asked about (``None`` for identify). ``identified`` is the speaker that
+    ``score`` is against: the best candidate of an identify (``None`` when no one is
+    enrolled), the claimed speaker of a verify; ``accepted`` is the decision.
+    ``score`` is the raw cosine; ``normalized`` the AS-norm score when that decided.
+    """
+
+    id: int
+    time: datetime
+    operation: str
+    claimed: str | None
+    identified: str | None
+    score: float | None
+    normalized: float | None
+    threshold: float
+    accepted: bool

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from speakerdb.schema import KNOWN_REVISIONS, SCHEMA_HEAD
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -33,7 +35,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "speakerdb/migrations/env.py" in names
-    assert any(n.startswith("speakerdb/migrations/versions/0001") for n in names)
+    for revision in KNOWN_REVISIONS:
+        assert any(n.startswith(f"speakerdb/migrations/versions/{revision}") for n in names)
     target = out / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
     return target
@@ -57,7 +60,7 @@ def test_installed_package_creates_a_database(installed: Path, tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     assert str(installed) in result.stderr.splitlines()[0]  # the wheel, not the source tree
     info = json.loads(result.stdout)
-    assert info["schema_revision"] == "0001"
+    assert info["schema_revision"] == SCHEMA_HEAD
     assert (tmp_path / "new.db").stat().st_mode & 0o077 == 0
 
 
@@ -67,9 +70,11 @@ def test_installed_package_migrates_a_frozen_database(installed: Path, tmp_path:
         pytest.fail("tests/data/speakers-0001.db is missing")
     db = tmp_path / "old.db"
     shutil.copy(frozen, db)
+    refused = run_installed(installed, tmp_path, "list", "--db", str(db))
+    assert refused.returncode == 2 and "speakerdb db upgrade" in refused.stderr
     result = run_installed(installed, tmp_path, "db", "upgrade", "--json", "--db", str(db))
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["to"] == "0001"
+    assert json.loads(result.stdout) == {"from": "0001", "to": SCHEMA_HEAD}
     listed = run_installed(installed, tmp_path, "list", "--json", "--db", str(db))
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout), "the frozen database's speakers survive"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -204,6 +205,31 @@ def test_frozen_0001_upgrades_to_head_with_data_intact(
             assert [u.speaker for u in db.utterances(name)] == [name] * len(seeds)
         db.enroll("carol", [clip(260, 1)])  # and it is writable at head
     assert file_digest(FROZEN_0001) == committed  # only the copy was touched
+
+
+def test_frozen_0001_is_refused_until_upgraded_then_audits(frozen_copy: Path) -> None:
+    """As a user meets it: a one-line error naming the fix, then the upgrade, then 0002's log."""
+    from typer.testing import CliRunner
+
+    from speakerdb.cli import app
+
+    runner = CliRunner()
+    digest = file_digest(frozen_copy)
+    refused = runner.invoke(app, ["list", "--db", str(frozen_copy)])
+    assert refused.exit_code == 2
+    assert "run `speakerdb db upgrade`" in refused.stderr and "0001" in refused.stderr
+    assert file_digest(frozen_copy) == digest
+    upgraded = runner.invoke(app, ["db", "upgrade", "--json", "--db", str(frozen_copy)])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert json.loads(upgraded.stdout) == {"from": "0001", "to": schema.SCHEMA_HEAD}
+    assert "audit" in {name for (name,) in query(frozen_copy, "SELECT name FROM sqlite_master")}
+    with SpeakerDB(frozen_copy, encoder=FakeEncoder()) as db:
+        assert not db.audit_settings().enabled and db.audit_log() == []
+        db.set_audit(True)
+        db.verify("alice", clip(110, 1))
+        (entry,) = db.audit_log()
+        assert (entry.claimed, entry.accepted) == ("alice", True)
+        assert {s.name for s in db.speakers()} == set(FROZEN_CONTENT)
 
 
 def _embeddings(name: str) -> str:

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Which accuracy features earn their place: one table on the shared real-speech corpus.
+
+Rows: the baseline (plain cosine, 3-clip templates), each feature alone, and the
+defaults. Columns, for single clips and for items of at least 3 s: EER and
+minDCF(0.01) on the protocol's trials, closed-set top-1, and the share of
+impostor items accepted at the threshold that gives a fixed correct-ID rate
+(``--correct-id``, default 80 %).
+
+Impostors are the protocol's 2 never-enrolled speakers plus, in turn, each
+enrolled speaker held out of the database (leave one speaker out, templates and
+AS-norm cohort rebuilt without them): 2 impostor speakers alone are too few to
+measure a rate. The never-enrolled speakers' share alone is in the JSON.
+
+Every clip is embedded once per front-end variant and the embeddings are reused
+across rows; ``--cache FILE`` keeps them between runs (keyed by audio hash,
+variant and encoder revision).
+
+    python scripts/eval_table.py [--cache ~/.cache/speakerdb-eval.npz] [--json out.json]
+    python scripts/eval_table.py --gates     # the quality-gate limits on the corpus
+    python scripts/eval_table.py --memory    # peak memory of long audio, with and without windows
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from corpus import ensure_corpus
+
+from speakerdb import metrics
+from speakerdb.asnorm import DEFAULT_TOP_N
+from speakerdb.audio import Clip, load_clip
+from speakerdb.config import default_threshold
+from speakerdb.errors import AudioError
+from speakerdb.frontend import WINDOW_S, encode_windowed
+from speakerdb.population import Population
+from speakerdb.quality import MIN_SPEECH_S, check_enrollment
+from speakerdb.scorenorm import MARGIN_WEIGHT, population_scores
+from speakerdb.templates import template_of
+from speakerdb.vad import net_speech_s, trim_silences
+
+SETS = (
+    ("single clips", "test.csv", "trials.csv"),
+    ("items >= 3 s", "test_concat3s.csv", "trials_concat3s.csv"),
+)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+class Embedder:
+    """GE2E embeddings of corpus clips per front-end variant, each computed once."""
+
+    def __init__(self, cache: Path | None) -> None:
+        from speakerdb.ge2e_encoder import GE2EEncoder
+
+        self.encoder = GE2EEncoder.load()
+        self.revision = self.encoder.info.revision
+        self.cache = cache
+        self.store: dict[str, np.ndarray] = {}
+        if cache is not None and cache.is_file():
+            with np.load(cache) as data:
+                self.store = {k: data[k] for k in data.files}
+        self.computed = 0
+
+    def __call__(self, clip: Clip, variant: str) -> np.ndarray:
+        if variant == "windows" and clip.duration_s <= WINDOW_S:
+            variant = "plain"  # one window: encode_windowed calls the encoder on the whole clip
+        key = f"{self.revision}:{variant}:{clip.sha256}"
+        if key not in self.store:
+            if variant == "vad":
+                vector = self.encoder.encode([trim_silences(clip.samples)])[0]
+            elif variant == "windows":
+                vector = encode_windowed(self.encoder, [clip.samples])[0]
+            else:
+                vector = self.encoder.encode([clip.samples])[0]
+            self.store[key] = vector
+            self.computed += 1
+        return self.store[key]
+
+    def save(self) -> None:
+        if self.cache is not None and self.computed:
+            np.savez(self.cache, **self.store)
+
+
+@dataclass
+class Config:
+    """One row: front-end variant, score normalisation, query speech minimum, gates."""
+
+    name: str
+    variant: str = "plain"
+    score_norm: str = "none"
+    min_speech: float = 0.0
+    gates: bool = False
+
+
+CONFIGS = [
+    Config("baseline: cosine, 3-clip templates"),
+    Config("VAD silence trimming", variant="vad"),
+    Config(f"AS-norm, enrolled cohort, top-{DEFAULT_TOP_N}", score_norm="asnorm"),
+    Config(f"margin: s + {MARGIN_WEIGHT:g} x (s - best other)", score_norm="margin"),
+    Config(f"min. {MIN_SPEECH_S} s net speech per query", min_speech=MIN_SPEECH_S),
+    Config("long audio in 30 s windows", variant="windows"),
+    Config("enrollment quality gates", gates=True),
+    Config("defaults: windows + gates", variant="windows", gates=True),
+    Config("proposed: margin + windows + gates", "windows", "margin", gates=True),
+]
+
+
+@dataclass
+class Data:
+    names: list[str]
+    enroll: dict[str, list[Clip]]
+    tests: dict[str, tuple[list[Clip], np.ndarray, list[dict[str, str]]]]
+
+
+def load(corpus: Path) -> Data:
+    protocol = corpus / "protocol"
+    enroll: dict[str, list[Clip]] = {}
+    for r in rows(protocol / "enroll.csv"):
+        enroll.setdefault(r["speaker_id"], []).append(load_clip(r["path"]))
+    names = sorted(enroll)
+    tests = {}
+    for label, test_file, _ in SETS:
+        clips, truth, kept = [], [], []
+        for r in rows(protocol / test_file):
+            try:
+                clips.append(load_clip(r["path"]))
+            except AudioError:
+                continue  # a few silent prompts: speakerdb refuses them
+            kept.append(r)
+            truth.append(names.index(r["speaker_id"]) if r["speaker_id"] in names else -1)
+        tests[label] = (clips, np.array(truth), kept)
+    return Data(names, enroll, tests)
+
+
+def enrolled(data: Data, config: Config, embed: Callable[[Clip, str], np.ndarray]) -> Population:
+    """The enrolled population; with gates, refused clips are left out, as `enroll` would."""
+    groups: dict[str, np.ndarray] = {}
+    for name in data.names:
+        clips = data.enroll[name]
+        vectors = np.stack([embed(c, config.variant) for c in clips])
+        if config.gates:
+            population = Population.from_groups(groups)
+            threshold = default_threshold("resemblyzer")
+            issues = check_enrollment(name, clips, vectors, population, threshold)
+            refused = {i.source for i in issues if i.refused}
+            keep = [k for k, c in enumerate(clips) if c.source not in refused]
+            vectors = vectors[keep] if keep else vectors
+        groups[name] = vectors
+    return Population.from_groups(groups)
+
+
+def score(population: Population, queries: np.ndarray, config: Config) -> np.ndarray:
+    """The library's scores (speakerdb.scorenorm), as identify and verify compute them."""
+    return population_scores(config.score_norm, queries, population, DEFAULT_TOP_N)[1]
+
+
+def without(population: Population, k: int) -> Population:
+    keep = population.owners != k
+    groups = {
+        n: population.embeddings[keep & (population.owners == i)]
+        for i, n in enumerate(population.names)
+        if i != k
+    }
+    return Population.from_groups(groups)
+
+
+def evaluate_set(
+    data: Data, label: str, trials_file: Path, config: Config, population: Population, embed
+) -> dict[str, float]:
+    clips, truth, kept = data.tests[label]
+    queries = np.stack([embed(c, config.variant) for c in clips])
+    matrix = score(population, queries, config)
+    refused = np.array([net_speech_s(c.samples) < config.min_speech for c in clips])
+    top = np.where(refused, -np.inf, matrix.max(axis=1))
+    row_of = {r["path"]: i for i, r in enumerate(kept)}
+    tar, non = [], []
+    for t in rows(trials_file):
+        if t["test_path"] in row_of and t["enroll_speaker"] in population.names:
+            value = matrix[row_of[t["test_path"]], population.names.index(t["enroll_speaker"])]
+            (tar if t["target"] == "1" else non).append(value)
+    eer, _ = metrics.eer(tar, non)
+    dcf, _ = metrics.min_dcf(tar, non, 0.01)
+    impostor_top = [top[truth < 0]]
+    for k in range(len(population.names)):  # each enrolled speaker in turn held out
+        mine = np.flatnonzero(truth == k)
+        held = score(without(population, k), queries[mine], config).max(axis=1)
+        impostor_top.append(np.where(refused[mine], -np.inf, held))
+    return {
+        "eer": eer,
+        "min_dcf_01": dcf,
+        "top1": metrics.top_k_accuracy(matrix, truth, 1),
+        **_at_correct_id(matrix, top, truth, np.concatenate(impostor_top), ARGS.correct_id),
+    }
+
+
+def _at_correct_id(
+    matrix: np.ndarray, top: np.ndarray, truth: np.ndarray, pooled: np.ndarray, rate: float
+) -> dict[str, float]:
+    genuine = truth >= 0
+    right = genuine & (matrix.argmax(axis=1) == truth)
+    hits = np.sort(top[right])[::-1]
+    needed = int(np.ceil(rate * genuine.sum()))
+    if needed > len(hits) or not np.isfinite(hits[needed - 1]):
+        nan = float("nan")
+        return {
+            "threshold": nan,
+            "impostors": nan,
+            "never_enrolled": nan,
+            "n_impostor": len(pooled),
+        }
+    t = float(hits[needed - 1])
+    return {
+        "threshold": t,
+        "impostors": float(np.mean(pooled >= t)),
+        "never_enrolled": float(np.mean(top[~genuine] >= t)),
+        "n_impostor": len(pooled),
+    }
+
+
+def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    rate = f"imp@{ARGS.correct_id:.0%}"
+    head = f"{'configuration':48s}"
+    for label, _, _ in SETS:
+        head += f" | {label:^31s}"
+    sub = f"{'':48s}" + f" | {'EER':>6s} {'DCF.01':>6s} {'top-1':>6s} {rate:>9s}" * len(SETS)
+    lines = [head, sub, "-" * len(sub)]
+    for name, sets in results.items():
+        line = f"{name:48s}"
+        for label, _, _ in SETS:
+            m = sets[label]
+            line += (
+                f" | {m['eer']:6.1%} {m['min_dcf_01']:6.3f} {m['top1']:6.1%} "
+                f"{_pct(m['impostors']):>9s}"
+            )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{value:.1%}"
+
+
+def gates_report(data: Data, embed) -> None:
+    """Where the similarity limits of the quality gates fall on real speech."""
+    rng = np.random.default_rng(0)
+    by: dict[str, list[np.ndarray]] = {}
+    for label in ("single clips",):
+        clips, _, kept = data.tests[label]
+        for c, r in zip(clips, kept):
+            by.setdefault(r["speaker_id"], []).append(embed(c, "plain"))
+    names = sorted(by)
+    genuine, cross, same = [], [], []
+    for _ in range(200):
+        groups = {n: np.stack(by[n])[rng.choice(len(by[n]), 3, replace=False)] for n in names}
+        for g in groups.values():
+            genuine += [float(template_of(np.delete(g, i, 0)) @ g[i]) for i in range(3)]
+        templates = [template_of(g) for g in groups.values()]
+        cross += [float(a @ b) for i, a in enumerate(templates) for b in templates[i + 1 :]]
+    for n in names:
+        for _ in range(30):
+            g = np.stack(by[n])[rng.choice(len(by[n]), 6, replace=False)]
+            same.append(float(template_of(g[:3]) @ template_of(g[3:])))
+    q = [1, 5, 50, 95, 99]
+    print("percentiles", q)
+    print("clip vs its speaker's other 2 clips:", np.round(np.percentile(genuine, q), 3))
+    print("3-clip templates, different speakers:", np.round(np.percentile(cross, q), 3))
+    print("3-clip templates, same speaker:      ", np.round(np.percentile(same, q), 3))
+    print(
+        "share of genuine below 0.65 / 0.55:",
+        np.mean(np.array(genuine) < 0.65),
+        np.mean(np.array(genuine) < 0.55),
+    )
+    print(
+        "share of different-speaker templates >= 0.80 / 0.875:",
+        np.mean(np.array(cross) >= 0.8),
+        np.mean(np.array(cross) >= 0.875),
+    )
+
+
+_TINY_MODEL = """
+import sys, torch
+from transformers import UniSpeechSatConfig, UniSpeechSatForXVector, Wav2Vec2FeatureExtractor
+torch.manual_seed(0)
+config = UniSpeechSatConfig(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+    conv_dim=(512, 512, 512), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+    feat_extract_norm="group", num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+    tdnn_dim=(16, 16, 16), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
+    xvector_output_dim=24, num_labels=4,
+)
+UniSpeechSatForXVector(config).eval().save_pretrained(sys.argv[1])
+Wav2Vec2FeatureExtractor(
+    feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+    return_attention_mask=True,
+).save_pretrained(sys.argv[1])
+"""
+
+_MEMORY_PROBE = """
+import resource, sys, numpy as np
+from speakerdb.hf_encoder import HFXVectorEncoder
+from speakerdb.frontend import encode_windowed
+enc = HFXVectorEncoder.load(sys.argv[1])
+seconds, window = int(sys.argv[2]), float(sys.argv[3])
+t = np.arange(seconds * 16000) / 16000
+tone = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+clip = (0.3 * tone).astype(np.float32)
+enc.encode([clip[:16000]])  # warm up, so that the peak below is the embedding's own
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = encode_windowed(enc, [clip], window) if window else enc.encode([clip])
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+
+
+def memory_report() -> None:
+    """Peak extra memory embedding long audio, windows on and off.
+
+    The model is a small random x-vector model whose convolutional feature encoder
+    is as wide (512 channels) as the real checkpoints': its activations over the
+    raw audio are what grows with the clip's length.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-c", _TINY_MODEL, tmp], check=True, capture_output=True)
+        for seconds in (30, 120, 300):
+            for window in (0.0, WINDOW_S):
+                args = [sys.executable, "-c", _MEMORY_PROBE, tmp, str(seconds), str(window)]
+                out = subprocess.run(args, capture_output=True, text=True)
+                lines = out.stdout.strip().splitlines()
+                mb = f"{float(lines[-1]):.0f} MB" if out.returncode == 0 and lines else "failed"
+                how = f"windows of {WINDOW_S:.0f} s" if window else "whole clip"
+                print(f"{seconds:4d} s clip, {how:16s}: peak memory +{mb}")
+
+
+def main() -> None:
+    corpus = ensure_corpus()
+    start = time.perf_counter()
+    embed = Embedder(ARGS.cache)
+    data = load(corpus)
+    if ARGS.gates:
+        gates_report(data, embed)
+        embed.save()
+        return
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for config in CONFIGS:
+        population = enrolled(data, config, embed)
+        results[config.name] = {
+            label: evaluate_set(
+                data, label, corpus / "protocol" / trials, config, population, embed
+            )
+            for label, _, trials in SETS
+        }
+        print(f"  {config.name}: done ({embed.computed} clips embedded so far)", file=sys.stderr)
+    embed.save()
+    n_clips = {label: len(data.tests[label][0]) for label, _, _ in SETS}
+    print(
+        f"offline GE2E encoder, {len(data.names)} enrolled speakers x 3 clips; "
+        f"test clips {n_clips}; "
+        f"impostors at {ARGS.correct_id:.0%} correct identification "
+        f"(never-enrolled + each enrolled speaker held out)"
+    )
+    print(table(results))
+    print(f"wall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    if ARGS.json:
+        ARGS.json.write_text(json.dumps(results, indent=2))
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", type=Path, help="npz file to keep embeddings between runs")
+    parser.add_argument("--correct-id", type=float, default=0.8)
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--gates", action="store_true", help="quality-gate limits on the corpus")
+    parser.add_argument("--memory", action="store_true", help="long-audio memory, windows on/off")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    ARGS = parse()
+    if ARGS.memory:
+        memory_report()
+    else:
+        main()

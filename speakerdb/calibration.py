@@ -1,0 +1,276 @@
+"""Choosing a threshold from data: the database's own enrollments, or labelled trials.
+
+From enrollments (no extra audio needed):
+
+- *genuine* scores: each utterance against its own speaker's template
+  computed without it (leave one out), so a speaker needs 2 or more clips;
+- *impostor* scores: each utterance against every other speaker's template.
+
+The threshold is then set at the equal error rate of these scores, or at the
+lowest threshold whose false-accept rate is at most ``target_far``; the
+false-reject rate that implies is reported with it.
+
+Too little data gives a threshold that is mostly noise, so calibration is
+refused below :data:`MIN_SPEAKERS` speakers with 2+ clips,
+:data:`MIN_GENUINE` genuine scores, or ``ceil(1 / target_far)`` impostor
+scores (fewer cannot show a rate of ``target_far`` at all; for the EER,
+:data:`MIN_IMPOSTOR`). The message says how much more is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import metrics
+from .asnorm import DEFAULT_TOP_N, Cohort
+from .errors import InputError, SpeakerDBError
+from .population import Population
+from .scorenorm import normalize, population_scores
+from .templates import template_of
+
+if TYPE_CHECKING:
+    from .service import SpeakerDB
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MIN_GENUINE",
+    "MIN_IMPOSTOR",
+    "MIN_SPEAKERS",
+    "Calibration",
+    "calibrate_database",
+    "calibrate_population",
+    "calibrate_scores",
+    "enrollment_scores",
+]
+
+MIN_SPEAKERS = 3
+MIN_GENUINE = 10
+MIN_IMPOSTOR = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A threshold chosen from scores, and what it implies on those scores.
+
+    ``method`` is ``"eer"`` or ``"far"``; ``far`` and ``frr`` are the measured
+    rates at ``threshold``. ``score`` is ``"cosine"``, ``"asnorm"`` or
+    ``"margin"``: the kind of score the threshold applies to.
+    """
+
+    threshold: float
+    method: str
+    target_far: float | None
+    far: float
+    frr: float
+    eer: float
+    eer_threshold: float
+    n_genuine: int
+    n_impostor: int
+    source: str
+    score: str = "cosine"
+
+
+def enrollment_scores(
+    population: Population, *, score_norm: str = "none", top_n: int = DEFAULT_TOP_N
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out genuine and cross-speaker impostor scores of an enrolled population.
+
+    With ``score_norm`` ``"asnorm"`` or ``"margin"`` the scores are normalised
+    (:mod:`speakerdb.scorenorm`); AS-norm's cohort is the population without
+    the scored utterance.
+    """
+    counts = population.counts()
+    templates = population.templates()
+    genuine: list[float] = []
+    impostor: list[np.ndarray] = []
+    for i, (vector, owner) in enumerate(zip(population.embeddings, population.owners, strict=True)):
+        if counts[owner] < 2:
+            continue
+        own = template_of(np.delete(population.embeddings, i, axis=0)[_others_of(population, i)])
+        row = templates.astype(np.float64) @ vector.astype(np.float64)
+        row[owner] = float(np.dot(own, vector))
+        if score_norm != "none":
+            row = _normalized_row(population, i, row, templates, own, score_norm, top_n)
+        genuine.append(float(row[owner]))
+        impostor.append(np.delete(row, owner))
+    impostor_scores = np.concatenate(impostor) if impostor else np.zeros(0)
+    return np.asarray(genuine), impostor_scores
+
+
+def _others_of(population: Population, i: int) -> np.ndarray:
+    """Mask, over the population without utterance ``i``, of ``i``'s speaker's other clips."""
+    return np.asarray(np.delete(population.owners, i) == population.owners[i])
+
+
+def _normalized_row(
+    population: Population,
+    i: int,
+    raw: np.ndarray,
+    templates: np.ndarray,
+    own: np.ndarray,
+    score_norm: str,
+    top_n: int,
+) -> np.ndarray:
+    """One utterance's normalised row, with the utterance itself out of the cohort."""
+    keep = np.arange(len(population.owners)) != i
+    cohort = Cohort(population.embeddings[keep], population.owners[keep])
+    templates = templates.copy()
+    templates[population.owners[i]] = own
+    query = population.embeddings[i][None, :]
+    return normalize(score_norm, raw[None, :], query, templates, cohort, top_n)[0]
+
+
+def calibrate_scores(
+    genuine: np.ndarray,
+    impostor: np.ndarray,
+    *,
+    target_far: float | None = None,
+    source: str = "scores",
+    score: str = "cosine",
+    n_speakers: int | None = None,
+) -> Calibration:
+    """Pick a threshold at the EER, or at ``target_far``; refuse when the data is too thin."""
+    genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
+    _require_enough(len(genuine), len(impostor), target_far, source, n_speakers)
+    rate, at_eer = metrics.eer(genuine, impostor)
+    if target_far is None:
+        threshold, method = at_eer, "eer"
+    else:
+        threshold = metrics.threshold_for_far(genuine, impostor, target_far)
+        method = "far"
+    return Calibration(
+        threshold=threshold,
+        method=method,
+        target_far=target_far,
+        far=metrics.far_at(impostor, threshold),
+        frr=metrics.frr_at(genuine, threshold),
+        eer=rate,
+        eer_threshold=at_eer,
+        n_genuine=len(genuine),
+        n_impostor=len(impostor),
+        source=source,
+        score=score,
+    )
+
+
+def calibrate_population(
+    population: Population,
+    *,
+    target_far: float | None = None,
+    score_norm: str = "none",
+    top_n: int = DEFAULT_TOP_N,
+) -> Calibration:
+    """Calibrate from a database's own enrollments (see the module docstring)."""
+    usable = int(np.sum(population.counts() >= 2))
+    if usable < MIN_SPEAKERS:
+        raise InputError(
+            f"calibrating from enrollments needs at least {MIN_SPEAKERS} speakers with 2 or "
+            f"more clips each, the database has {usable}; enroll more, or pass --trials"
+        )
+    genuine, impostor = enrollment_scores(population, score_norm=score_norm, top_n=top_n)
+    return calibrate_scores(
+        genuine,
+        impostor,
+        target_far=target_far,
+        source="enrollments",
+        score=_score_name(score_norm),
+        n_speakers=population.n_speakers,
+    )
+
+
+def _score_name(score_norm: str) -> str:
+    return "cosine" if score_norm == "none" else score_norm
+
+
+def _require_enough(
+    n_genuine: int,
+    n_impostor: int,
+    target_far: float | None,
+    source: str,
+    n_speakers: int | None,
+) -> None:
+    if target_far is not None and not 0.0 < target_far < 1.0:
+        raise InputError(f"--target-far must be between 0 and 1, got {target_far}")
+    if n_genuine < MIN_GENUINE:
+        raise InputError(
+            f"calibration needs at least {MIN_GENUINE} genuine scores, {source} give "
+            f"{n_genuine}; add clips (every clip of a speaker with 2 or more gives one)"
+        )
+    needed = MIN_IMPOSTOR if target_far is None else max(MIN_IMPOSTOR, math.ceil(1 / target_far))
+    if n_impostor < needed:
+        what = "an EER" if target_far is None else f"a false-accept rate of {target_far:g}"
+        more = (
+            f" (each clip is scored against the {n_speakers - 1} other speakers)"
+            if n_speakers
+            else ""
+        )
+        raise InputError(
+            f"measuring {what} needs at least {needed} impostor scores, {source} give "
+            f"{n_impostor}{more}; enroll more speakers, use a larger --target-far, "
+            "or pass a labelled --trials list"
+        )
+
+
+def calibrate_database(
+    db: SpeakerDB,
+    *,
+    target_far: float | None = None,
+    trials: str | os.PathLike[str] | None = None,
+    score_norm: str = "none",
+    top_n: int = DEFAULT_TOP_N,
+) -> Calibration:
+    """Calibrate ``db`` from its enrollments, or from a labelled trial list on its speakers."""
+    population = db.population()
+    if trials is None:
+        return calibrate_population(
+            population, target_far=target_far, score_norm=score_norm, top_n=top_n
+        )
+    genuine, impostor = _trial_scores(db, population, trials, score_norm, top_n)
+    return calibrate_scores(
+        genuine,
+        impostor,
+        target_far=target_far,
+        source=f"trials {os.fspath(trials)}",
+        score=_score_name(score_norm),
+    )
+
+
+def _trial_scores(
+    db: SpeakerDB,
+    population: Population,
+    trials: str | os.PathLike[str],
+    score_norm: str,
+    top_n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the trials whose speaker is enrolled and whose clip is usable."""
+    from .audio import load_clip
+    from .evaluation import read_trial_rows
+
+    rows = [r for r in read_trial_rows(os.fspath(trials)) if r[0] in population.names]
+    paths = sorted({r[1] for r in rows})
+    clips = []
+    usable: dict[str, int] = {}
+    for path in paths:
+        try:
+            clips.append(load_clip(path))
+        except SpeakerDBError as exc:
+            log.warning("trial clip left out: %s", exc)
+            continue
+        usable[path] = len(usable)
+    if not clips:
+        raise InputError(f"{os.fspath(trials)}: no usable trial on an enrolled speaker")
+    matrix = population_scores(score_norm, db.embed(clips), population, top_n)[1]
+    genuine: list[float] = []
+    impostor: list[float] = []
+    for speaker, path, target in rows:
+        if path in usable:
+            score = float(matrix[usable[path], population.names.index(speaker)])
+            (genuine if target else impostor).append(score)
+    return np.asarray(genuine), np.asarray(impostor)

@@ -1,0 +1,181 @@
+"""Keeping a process's FAISS index in step with SQLite and with the index file.
+
+The database's ``generation`` counts the changes of templates. An index, in
+memory or in the file, is labelled with the generation of the one database
+snapshot its content comes from, and with nothing else. Every process follows
+the same protocol, through :class:`~speakerdb.index.IndexLock`:
+
+* A writer that changes templates holds the lock exclusively from before its
+  transaction until the file labelled with its new generation is in place
+  (:meth:`IndexSync.changing` and :meth:`IndexSync.apply`). Writers therefore
+  save in the order they commit, and no one sees the database ahead of the
+  file unless a writer died in between.
+* A reader whose index is older than the database takes the lock shared,
+  reads the generation and loads the file if its label matches. Otherwise
+  (a writer was killed, the file is damaged or missing) it takes the lock
+  exclusively, rebuilds the index from one snapshot, saves it and logs a
+  warning.
+* :meth:`IndexSync.snapshot` reads the speakers' names in the same
+  transaction as the generation, so a search never pairs an index with names
+  from another moment (speaker ids can be reused after a removal).
+
+Lock order, everywhere: the in-process lock, then the file lock, then SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import catalog
+from .index import IndexFileError, IndexLock, SpeakerIndex
+from .store import Store, from_blob
+
+__all__ = ["IndexSync"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one read transaction saw."""
+
+    generation: int
+    db_uuid: str
+    names: dict[int, str]
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    templates: list[bytes] = field(default_factory=list)
+
+
+class IndexSync:
+    """The in-memory index of one :class:`~speakerdb.service.SpeakerDB`, and its file."""
+
+    def __init__(self, store: Store, path: Path, dim: Callable[[], int]) -> None:
+        self._store = store
+        self.path = path
+        self._dim = dim
+        self._file_lock = IndexLock(path)
+        self._lock = threading.RLock()
+        # (generation, index), replaced whole and never changed in place: a search
+        # that holds an index keeps a consistent one while a writer moves on.
+        self._current: tuple[int, SpeakerIndex] | None = None
+
+    def snapshot(self) -> tuple[SpeakerIndex, dict[int, str]]:
+        """The index and the speakers' names (by id), both as of one generation."""
+        state = self._read()
+        current = self._current
+        if current is not None and current[0] == state.generation:
+            return current[1], state.names
+        with self._lock:
+            with self._file_lock.shared():
+                state = self._read()
+                index = self._cached_or_file(state.generation, state.db_uuid)[0]
+            if index is None:
+                with self._file_lock.exclusive():
+                    state, index = self._load_or_rebuild()
+        return index, state.names
+
+    def rebuild(self) -> int:
+        """Rebuild the index and its file from the database; return its size."""
+        with self._lock, self._file_lock.exclusive():
+            index = self._rebuild(self._read(templates=True))
+        return len(index)
+
+    @contextmanager
+    def changing(self) -> Iterator[None]:
+        """Hold while a change of templates commits; then call :meth:`apply` inside."""
+        with self._lock, self._file_lock.exclusive():
+            yield
+
+    def apply(self, generation: int, change: Callable[[SpeakerIndex], None]) -> None:
+        """Bring the index to ``generation``, which the caller (in :meth:`changing`) committed."""
+        current = self._current
+        if current is not None and current[0] == generation - 1 and current[1].dim == self._dim():
+            base = current[1]
+        else:
+            # Start from the file as the previous writer left it, or from the database.
+            loaded, reason = self._cached_or_file(generation - 1, self._read().db_uuid)
+            if loaded is None:
+                self._warn(reason, generation - 1)
+                self._rebuild(self._read(templates=True))  # holds this change already
+                return
+            base = loaded
+        index = base.copy()
+        change(index)
+        self._current = (generation, index)
+        self._save(index, generation)
+
+    # -- internals: the caller holds self._lock and the file lock -------------
+
+    def _read(self, *, templates: bool = False) -> _State:
+        with self._store.read() as session:
+            generation = int(catalog.get_setting(session, "generation") or 0)
+            db_uuid = catalog.get_setting(session, "uuid") or ""
+            names = catalog.speaker_names(session)
+            if not templates:
+                return _State(generation, db_uuid, names)
+            ids, blobs = catalog.all_templates(session)
+        return _State(generation, db_uuid, names, ids, blobs)
+
+    def _cached_or_file(self, generation: int, db_uuid: str) -> tuple[SpeakerIndex | None, str]:
+        """The index of ``generation`` from memory or the file; else ``None`` and why not."""
+        current = self._current
+        if current is not None and current[0] == generation and current[1].dim == self._dim():
+            return current[1], ""
+        try:
+            index, header = SpeakerIndex.load(self.path)
+        except IndexFileError as exc:
+            return None, str(exc)
+        if (header.db_uuid, header.generation) != (db_uuid, generation):
+            stale = f"generation {header.generation}, database {generation}"
+            return None, f"{self.path}: stale ({stale})"
+        if header.count and header.dim != self._dim():
+            return None, f"{self.path}: {header.dim}-d vectors, not {self._dim()}-d"
+        self._current = (generation, index)
+        return index, ""
+
+    def _load_or_rebuild(self) -> tuple[_State, SpeakerIndex]:
+        state = self._read(templates=True)
+        index, reason = self._cached_or_file(state.generation, state.db_uuid)
+        if index is None:
+            self._warn(reason, state.generation)
+            index = self._rebuild(state)
+        return state, index
+
+    def _warn(self, reason: str, generation: int) -> None:
+        # A database that never had a speaker has no index file, and needs no notice.
+        if generation > 0 or self.path.exists():
+            log.warning("index %s; rebuilding it from the database", reason)
+
+    def _rebuild(self, state: _State) -> SpeakerIndex:
+        dim = self._dim()
+        vectors = (
+            np.stack([from_blob(b) for b in state.templates])
+            if state.templates
+            else np.zeros((0, dim), np.float32)
+        )
+        index = SpeakerIndex(dim, state.ids, vectors)
+        self._current = (state.generation, index)
+        if state.generation > 0 or state.templates:
+            self._save(index, state.generation)
+        return index
+
+    def _save(self, index: SpeakerIndex, generation: int) -> None:
+        with self._store.read() as session:
+            now = int(catalog.get_setting(session, "generation") or 0)
+            db_uuid = catalog.get_setting(session, "uuid") or ""
+        if now != generation:
+            # Only a process that ignores the lock gets here: never label a file
+            # with a generation its content does not have.
+            log.debug("index of generation %d not saved: the database is at %d", generation, now)
+            return
+        try:
+            index.save(self.path, db_uuid, generation)
+        except OSError as exc:
+            log.warning("could not write %s (%s); searching from memory", self.path, exc)

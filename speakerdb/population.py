@@ -1,0 +1,73 @@
+"""The enrolled population: every utterance embedding with its speaker.
+
+Calibration, score normalisation and the enrollment quality gates all need
+more than the templates in the index; they read this snapshot instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .store import SpeakerRow, UtteranceRow, from_blob
+from .templates import template_of
+
+__all__ = ["Population", "read_population"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Population:
+    """Utterance embeddings ``(n, d)``, each owned by ``names[owners[i]]``; names sorted."""
+
+    names: tuple[str, ...]
+    embeddings: np.ndarray
+    owners: np.ndarray
+
+    @classmethod
+    def from_groups(cls, groups: dict[str, np.ndarray]) -> Population:
+        """Build one from ``{speaker: (n_i, d) embeddings}``."""
+        names = tuple(sorted(groups))
+        vectors = [np.atleast_2d(np.asarray(groups[n], dtype=np.float32)) for n in names]
+        dim = vectors[0].shape[1] if vectors else 0
+        if not vectors:
+            return cls((), np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        owners = np.concatenate([np.full(len(v), i, np.int64) for i, v in enumerate(vectors)])
+        return cls(names, np.concatenate(vectors), owners)
+
+    @property
+    def n_speakers(self) -> int:
+        return len(self.names)
+
+    def counts(self) -> np.ndarray:
+        """Utterances per speaker, in :attr:`names` order."""
+        return np.bincount(self.owners, minlength=len(self.names))
+
+    def of(self, name: str) -> np.ndarray:
+        """The utterance embeddings of ``name`` (empty when not enrolled)."""
+        if name not in self.names:
+            return np.zeros((0, self.embeddings.shape[1]), np.float32)
+        return self.embeddings[self.owners == self.names.index(name)]
+
+    def templates(self) -> np.ndarray:
+        """Each speaker's template ``(s, d)``, by the enrollment rule, in :attr:`names` order."""
+        if not self.names:
+            return np.zeros((0, self.embeddings.shape[1]), np.float32)
+        return np.stack(
+            [template_of(self.embeddings[self.owners == i]) for i in range(len(self.names))]
+        )
+
+
+def read_population(session: Session) -> Population:
+    """Every utterance embedding in the database, grouped by speaker."""
+    rows = session.execute(
+        select(SpeakerRow.name, UtteranceRow.embedding)
+        .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
+        .order_by(SpeakerRow.name, UtteranceRow.id)
+    ).all()
+    groups: dict[str, list[np.ndarray]] = {}
+    for name, blob in rows:
+        groups.setdefault(name, []).append(from_blob(blob))
+    return Population.from_groups({n: np.stack(v) for n, v in groups.items()})

@@ -1,0 +1,213 @@
+"""``speakerdb evaluate``, ``calibrate`` and ``score-norm`` as a user runs them.
+
+The encoder is the fast fake one (the CLI's model loader is patched); the
+audio is real files written to a temporary folder, listed in CSV files with
+relative paths, as the shared corpus's protocol files are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import FakeEncoder, voice
+from typer.testing import CliRunner, Result
+
+from speakerdb import _plot, service
+from speakerdb.cli import app
+
+PITCHES = {"ann": 100, "ben": 150, "cat": 220, "dan": 330}
+IMPOSTOR = 480
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "load_encoder", lambda model, **kwargs: FakeEncoder())
+    for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """clips/ with 3 enrollment and 3 test clips per speaker and 3 of an impostor; CSVs."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    enroll, test, trials = [], [], []
+
+    def write(name: str, pitch: float, seed: int) -> str:
+        sf.write(clips / name, voice(pitch * (1 + 0.01 * (seed % 5)), seed=seed), 16000)
+        return f"clips/{name}"
+
+    for k, (speaker, pitch) in enumerate(PITCHES.items()):
+        enroll += [[speaker, write(f"{speaker}-e{s}.wav", pitch, 10 * k + s)] for s in range(3)]
+        for s in range(3):
+            path = write(f"{speaker}-t{s}.wav", pitch, 100 + 10 * k + s)
+            test.append([path, speaker])
+            trials += [[speaker, path, 1], ["ann" if speaker != "ann" else "ben", path, 0]]
+    test += [[write(f"zed-t{s}.wav", IMPOSTOR, 500 + s), "zed"] for s in range(3)]
+    write_csv(tmp_path / "enroll.csv", ["speaker", "path"], enroll)
+    write_csv(tmp_path / "test.csv", ["path", "speaker_id"], test)
+    write_csv(tmp_path / "trials.csv", ["enroll_speaker", "test_path", "target"], trials)
+    return tmp_path
+
+
+def evaluate_json(data: Path, *extra: object) -> dict:  # type: ignore[type-arg]
+    result = run(
+        "evaluate",
+        "--enroll",
+        data / "enroll.csv",
+        "--test",
+        data / "test.csv",
+        "--model",
+        "fake-encoder",
+        "--json",
+        *extra,
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # exactly one document
+
+
+def test_evaluate_reports_every_figure(data: Path) -> None:
+    report = evaluate_json(data)
+    assert (report["n_speakers"], report["n_enroll_clips"]) == (4, 12)
+    assert (report["n_test_items"], report["n_impostor_items"]) == (15, 3)
+    verification = report["verification"]
+    assert verification["n_target"] == 12 and verification["n_nontarget"] == 12
+    for key in ("eer", "min_dcf_01", "min_dcf_05"):
+        assert 0.0 <= verification[key] <= 1.0
+    assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
+    names = [point["name"] for point in report["open_set"]]
+    assert names == ["database", "calibrated"]
+    for point in report["open_set"]:
+        result = point["result"]
+        assert result["correct"] + result["wrong"] <= 1.0
+        assert 0.0 <= result["impostors_accepted"] <= 1.0
+    assert report["calibration"]["n_genuine"] == 12
+    assert set(report["margins"]) == {"correct", "wrong", "impostor"}
+
+
+def test_evaluate_with_a_trial_list_and_text_output(data: Path) -> None:
+    report = evaluate_json(data, "--trials", data / "trials.csv")
+    assert report["verification"]["n_target"] == 12
+    text = run(
+        "evaluate",
+        "--enroll",
+        data / "enroll.csv",
+        "--test",
+        data / "test.csv",
+        "--model",
+        "fake-encoder",
+    )
+    assert text.exit_code == 0, text.output
+    for fragment in ("EER", "minDCF(0.01)", "top-1", "impostors accepted", "margin"):
+        assert fragment in text.stdout
+
+
+def test_evaluate_with_score_normalisation(data: Path) -> None:
+    assert evaluate_json(data, "--score-norm", "margin")["score"] == "margin"
+    assert evaluate_json(data, "--score-norm", "asnorm")["score"] == "asnorm"
+
+
+def test_evaluate_never_touches_the_users_database(data: Path) -> None:
+    db = data / "mine.db"
+    clip = data / "clips" / "ann-e0.wav"
+    assert run("enroll", "solo", clip, "--db", db, "--model", "fake-encoder").exit_code == 0
+    run("set-threshold", "0.42", "--db", db)
+    before = db.read_bytes()
+    report = evaluate_json(data, "--db", db)
+    assert report["open_set"][0]["result"]["threshold"] == 0.42
+    assert db.read_bytes() == before
+
+
+def test_det_plot_is_written(data: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report = evaluate_json(data, "--det", data / "det.png")
+    assert report["det_plot"] == str(data / "det.png")
+    assert (data / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_det_plot_without_matplotlib_says_how_to_install(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_plot, "_have_matplotlib", lambda: False)
+    result = run(
+        "evaluate", "--enroll", data / "enroll.csv", "--test", data / "test.csv", "--det", "x.png"
+    )
+    assert result.exit_code == 2
+    assert "pip install 'speakerdb[plot]'" in result.stderr
+
+
+def test_bad_csv_is_a_one_line_error(data: Path) -> None:
+    bad = write_csv(data / "bad.csv", ["file", "who"], [["a.wav", "x"]])
+    result = run(
+        "evaluate", "--enroll", bad, "--test", data / "test.csv", "--model", "fake-encoder"
+    )
+    assert result.exit_code == 2
+    assert "'speaker' and a 'path' column" in result.stderr
+
+
+def _enrolled_db(data: Path) -> Path:
+    db = data / "cal.db"
+    result = run(
+        "enroll-batch", data / "enroll.csv", "--db", db, "--model", "fake-encoder", "--force"
+    )
+    assert result.exit_code == 0, result.output
+    return db
+
+
+def test_calibrate_from_enrollments(data: Path) -> None:
+    db = _enrolled_db(data)
+    dry = run("calibrate", "--db", db, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["stored"] is False
+    stored = run("calibrate", "--db", db, "--json")
+    calibration = json.loads(stored.stdout)["calibration"]
+    assert (calibration["n_genuine"], calibration["n_impostor"]) == (12, 36)
+    info = json.loads(run("info", "--db", db, "--json").stdout)
+    assert info["threshold"] == pytest.approx(calibration["threshold"])
+    assert info["threshold_source"] == "database"
+    text = run("calibrate", "--db", db).stdout
+    assert "threshold set to" in text and "false rejects" in text
+
+
+def test_calibrate_refuses_too_little_data_and_says_how_much(data: Path) -> None:
+    db = _enrolled_db(data)
+    result = run("calibrate", "--db", db, "--target-far", "0.01")
+    assert result.exit_code == 2
+    assert "needs at least 100 impostor scores" in result.stderr
+    assert "give 36" in result.stderr
+
+
+def test_calibrate_from_trials(data: Path) -> None:
+    db = _enrolled_db(data)
+    result = run("calibrate", "--db", db, "--trials", data / "trials.csv", "--json")
+    assert result.exit_code == 2  # 12 non-target trials are too few for an EER
+    assert "impostor scores" in result.stderr
+
+
+def test_score_norm_command(data: Path) -> None:
+    db = _enrolled_db(data)
+    result = json.loads(run("score-norm", "margin", "--db", db, "--json").stdout)
+    assert result["score_norm"] == "margin"
+    identified = json.loads(
+        run("identify", data / "clips" / "ann-t0.wav", "--db", db, "--json").stdout
+    )
+    assert identified[0]["best"]["normalized"] is not None
+    assert run("score-norm", "zscore", "--db", db).exit_code == 2
+    assert np.isfinite(identified[0]["threshold"])
