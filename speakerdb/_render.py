@@ -46,6 +46,7 @@ def to_jsonable(value: Any) -> Any:
             "speaker": value.speaker,
             "accepted": value.accepted,
             "threshold": value.threshold,
+            "score_norm": value.score_norm,
             "best": to_jsonable(value.best),
             "matches": [to_jsonable(m) for m in value.matches],
         }
@@ -94,27 +95,27 @@ def identification_text(result: Identification) -> str:
     elif result.accepted:
         head = (
             f"{label}: {safe(best.speaker)} "
-            f"({_score_name(best.normalized)} {best.decision_score:.3f} >= threshold "
+            f"({_score_name(result.score_norm)} {best.decision_score:.3f} >= threshold "
             f"{result.threshold:.3f})"
         )
     else:
         head = (
-            f"{label}: unknown (best {safe(best.speaker)} {_score_name(best.normalized)} "
+            f"{label}: unknown (best {safe(best.speaker)} {_score_name(result.score_norm)} "
             f"{best.decision_score:.3f} < threshold {result.threshold:.3f})"
         )
     ranks = [
-        f"  {i}. {safe(m.speaker)}\t{m.score:.4f}{_as_norm(m.normalized)}"
+        f"  {i}. {safe(m.speaker)}\t{m.score:.4f}{_normalized(result.score_norm, m.normalized)}"
         for i, m in enumerate(result.matches, 1)
     ]
     return "\n".join([head, *ranks])
 
 
-def _score_name(normalized: float | None) -> str:
-    return "score" if normalized is None else "as-norm"
+def _score_name(score_norm: str) -> str:
+    return {"none": "score", "asnorm": "as-norm"}.get(score_norm, score_norm)
 
 
-def _as_norm(normalized: float | None) -> str:
-    return "" if normalized is None else f"\tas-norm {normalized:.3f}"
+def _normalized(score_norm: str, normalized: float | None) -> str:
+    return "" if normalized is None else f"\t{_score_name(score_norm)} {normalized:.3f}"
 
 
 def verification_text(result: Verification) -> str:
@@ -123,7 +124,8 @@ def verification_text(result: Verification) -> str:
     if result.normalized is not None:
         return (
             f"{verdict}: {safe(result.source or '<array>')} as {safe(result.speaker)} "
-            f"(as-norm {result.normalized:.3f} {op} threshold {result.threshold:.3f}; "
+            f"({_score_name(result.score_norm)} {result.normalized:.3f} {op} threshold "
+            f"{result.threshold:.3f}; "
             f"cosine {result.score:.4f})"
         )
     return (
@@ -139,12 +141,19 @@ def encoder_text(encoder: EncoderInfo | None) -> str:
     return f"{encoder.model}{revision} ({encoder.dim}-d, {encoder.sample_rate} Hz)"
 
 
+def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
+    if info.score_norm == "none" or info.score_norm_threshold is None:
+        return []
+    return [("decides by", f"{info.score_norm} scores, threshold {info.score_norm_threshold:.4f}")]
+
+
 def info_text(info: DatabaseInfo) -> str:
     rows = [
         ("database", safe(info.path)),
         ("model", safe(encoder_text(info.encoder))),
         ("embedding size", str(info.encoder.dim) if info.encoder else "-"),
         ("threshold", f"{info.threshold:.4f} ({info.threshold_source})"),
+        *_score_norm_row(info),
         ("speakers", str(info.n_speakers)),
         ("utterances", str(info.n_utterances)),
         ("schema revision", str(info.schema_revision)),

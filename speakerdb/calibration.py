@@ -82,9 +82,13 @@ def enrollment_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out genuine and cross-speaker impostor scores of an enrolled population.
 
-    With ``score_norm`` ``"asnorm"`` or ``"margin"`` the scores are normalised
-    (:mod:`speakerdb.scorenorm`); AS-norm's cohort is the population without
-    the scored utterance.
+    Genuine: each clip against its own speaker's template computed without it.
+    Impostor: each clip against every other speaker's template, scored as a
+    stranger's clip would be, with its own speaker not enrolled. For cosines
+    that changes nothing; for ``margin`` and ``asnorm`` scores
+    (:mod:`speakerdb.scorenorm`) it does: a stranger's best match is not
+    held down by a better-matching true speaker. AS-norm's cohort never holds
+    the scored clip.
     """
     counts = population.counts()
     templates = population.templates()
@@ -96,10 +100,12 @@ def enrollment_scores(
         own = template_of(np.delete(population.embeddings, i, axis=0)[_others_of(population, i)])
         row = templates.astype(np.float64) @ vector.astype(np.float64)
         row[owner] = float(np.dot(own, vector))
+        others = np.delete(row, owner)
         if score_norm != "none":
             row = _normalized_row(population, i, row, templates, own, score_norm, top_n)
+            others = _stranger_row(population, i, others, templates, score_norm, top_n)
         genuine.append(float(row[owner]))
-        impostor.append(np.delete(row, owner))
+        impostor.append(others)
     impostor_scores = np.concatenate(impostor) if impostor else np.zeros(0)
     return np.asarray(genuine), impostor_scores
 
@@ -125,6 +131,24 @@ def _normalized_row(
     templates[population.owners[i]] = own
     query = population.embeddings[i][None, :]
     return normalize(score_norm, raw[None, :], query, templates, cohort, top_n)[0]
+
+
+def _stranger_row(
+    population: Population,
+    i: int,
+    raw_others: np.ndarray,
+    templates: np.ndarray,
+    score_norm: str,
+    top_n: int,
+) -> np.ndarray:
+    """Utterance ``i``'s normalised scores against the others, its own speaker not enrolled."""
+    owner = population.owners[i]
+    keep = population.owners != owner
+    owners = population.owners[keep]
+    cohort = Cohort(population.embeddings[keep], owners - (owners > owner))  # columns shift left
+    query = population.embeddings[i][None, :]
+    others = np.delete(templates, owner, axis=0)
+    return normalize(score_norm, raw_others[None, :], query, others, cohort, top_n)[0]
 
 
 def calibrate_scores(

@@ -336,7 +336,7 @@ class SpeakerDB:
             ranked = normalized_matches(norm, queries, self.population(), top_n, top_k)
             pairs = zip(decoded, ranked, strict=True)
             return self._audit.log_identifications(
-                [Identification(clip.source, matches, limit) for clip, matches in pairs]
+                [Identification(clip.source, matches, limit, norm) for clip, matches in pairs]
             )
         index, names = self._index.snapshot()
         # A margin needs the best other speaker: the top 2 hold it for every candidate.
@@ -348,7 +348,7 @@ class SpeakerDB:
             found = [margin_matches(matches)[:top_k] for matches in found]
         return self._audit.log_identifications(
             [
-                Identification(clip.source, matches, limit)
+                Identification(clip.source, matches, limit, norm)
                 for clip, matches in zip(decoded, found, strict=True)
             ]
         )
@@ -374,7 +374,7 @@ class SpeakerDB:
         normalized = (
             None if norm == "none" else self._normalized_claim(norm, name, query, score, top_n)
         )
-        result = Verification(name, decoded.source, score, limit, normalized)
+        result = Verification(name, decoded.source, score, limit, normalized, norm)
         return self._audit.log_verification(result)
 
     def speakers(self) -> list[Speaker]:
@@ -496,6 +496,7 @@ class SpeakerDB:
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
         threshold, source = self.threshold()
+        norm = self.score_norm()[0]
         with self._store.read() as session:
             n_speakers = len(catalog.list_speakers(session))
             n_utterances = catalog.count_utterances(session)
@@ -510,6 +511,8 @@ class SpeakerDB:
             schema_revision=current_revision(self._store),
             index_path=str(self.index_path),
             index_state=_index_state(self.index_path, generation),
+            score_norm=norm,
+            score_norm_threshold=None if norm == "none" else self.decision_threshold(norm),
         )
 
     # -- internals -------------------------------------------------------

@@ -116,6 +116,8 @@ class Identification:
     source: str | None
     matches: tuple[Match, ...]
     threshold: float
+    #: ``none`` (raw cosine), ``margin`` or ``asnorm``: what ``Match.normalized`` holds.
+    score_norm: str = "none"
 
     @property
     def best(self) -> Match | None:
@@ -142,6 +144,7 @@ class Verification:
     score: float
     threshold: float
     normalized: float | None = None
+    score_norm: str = "none"
 
     @property
     def accepted(self) -> bool:
@@ -163,6 +166,10 @@ class DatabaseInfo:
     schema_revision: str | None
     index_path: str
     index_state: str
+    #: The scores decisions use (``none``: cosine; see :mod:`speakerdb.scorenorm`),
+    #: and their threshold when that is not the cosine one.
+    score_norm: str = "none"
+    score_norm_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,3 +105,17 @@ def test_database_calibration_stores_the_threshold(tmp_path: Path) -> None:
         assert result == dry
         assert db.threshold() == (pytest.approx(result.threshold), "database")
         assert (result.n_genuine, result.n_impostor, result.source) == (12, 36, "enrollments")
+
+
+def test_normalised_impostor_scores_are_a_strangers() -> None:
+    """With margin scores, a clip's impostor scores are computed with its speaker not enrolled."""
+    population = _population()
+    genuine, impostor = enrollment_scores(population, score_norm="margin")
+    first = population.of("s0")[0].astype(np.float64)
+    others = np.array([template_of(population.of(n)) @ first for n in ("s1", "s2", "s3")])
+    best = others.max()
+    second = np.sort(others)[-2]
+    expected = others + (others - np.where(others == best, second, best))
+    assert impostor[:3] == pytest.approx(expected, abs=1e-6)
+    own = template_of(population.of("s0")[1:]) @ first
+    assert genuine[0] == pytest.approx(own + (own - best), abs=1e-6)

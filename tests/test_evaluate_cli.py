@@ -211,3 +211,22 @@ def test_score_norm_command(data: Path) -> None:
     assert identified[0]["best"]["normalized"] is not None
     assert run("score-norm", "zscore", "--db", db).exit_code == 2
     assert np.isfinite(identified[0]["threshold"])
+
+
+def test_enroll_reports_quality_findings_and_force_overrides_a_refusal(data: Path) -> None:
+    db = data / "gates.db"
+    clips = data / "clips"
+    sf.write(clips / "loud.wav", np.clip(voice(100, seed=1) * 20, -1, 1), 16000)
+    refused = run("enroll", "ann", clips / "loud.wav", "--db", db, "--model", "fake-encoder")
+    assert refused.exit_code == 2
+    assert "clipped" in refused.stderr and "--force" in refused.stderr
+    forced = run(
+        "enroll", "ann", clips / "loud.wav", "--db", db, "--model", "fake-encoder", "--force"
+    )
+    assert forced.exit_code == 0, forced.output
+    assert "enrolled despite" in forced.stderr
+    twin = run("enroll", "ann-2", clips / "ann-e1.wav", "--db", db, "--json")
+    assert twin.exit_code == 0, twin.output
+    issues = json.loads(twin.stdout)["issues"]
+    assert [i["check"] for i in issues] == ["near_duplicate"]
+    assert "warning: new speaker 'ann-2' sounds nearly identical" in twin.stderr
