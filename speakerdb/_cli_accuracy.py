@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import (
+from ._cli_common import (
     DbOpt,
     JsonOpt,
     ModelOpt,
     OfflineOpt,
     RevisionOpt,
     ScoreNormOpt,
-    _echo,
-    _progress,
+    echo,
     handles_errors,
     open_db,
+    progress,
 )
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def evaluate(
     from .evaluation import evaluate as run_evaluation
 
     norm, top_n, model, threshold = _evaluation_settings(db, model, threshold, score_norm)
-    with _progress(_count_rows(enroll) + _count_rows(test), "evaluating") as advance:
+    with progress(_count_rows(enroll) + _count_rows(test), "evaluating") as advance:
         report = run_evaluation(
             enroll,
             test,
@@ -106,7 +106,7 @@ def evaluate(
     if json:
         emit_json(report)
     else:
-        _echo(evaluation_text(report))
+        echo(evaluation_text(report))
 
 
 def _evaluation_settings(
@@ -155,7 +155,7 @@ def calibrate(
     if json:
         emit_json({"stored": not dry_run, "calibration": result})
     else:
-        _echo(calibration_text(result, stored=not dry_run))
+        echo(calibration_text(result, stored=not dry_run))
 
 
 def score_norm(
@@ -176,17 +176,17 @@ def score_norm(
     if json:
         emit_json({"score_norm": mode, "top_n": size, "threshold": threshold})
     elif mode == "asnorm":
-        _echo(
+        echo(
             f"AS-norm on (cohort: the enrolled population, top {size}); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
     elif mode == "margin":
-        _echo(
+        echo(
             f"margin scores on (cosine plus its lead over the best other speaker); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
     else:
-        _echo(f"score normalisation off: raw cosine, threshold {threshold:.4f}")
+        echo(f"score normalisation off: raw cosine, threshold {threshold:.4f}")
 
 
 def _pct(value: float) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import DbOpt, JsonOpt, _echo, handles_errors, open_db
+from ._cli_common import DbOpt, JsonOpt, echo, handles_errors, open_db
 
 __all__ = ["audit_app"]
 
@@ -51,7 +51,7 @@ def audit_on(
     if json:
         emit_json(settings)
     else:
-        _echo(audit_settings_text(settings))
+        echo(audit_settings_text(settings))
 
 
 @audit_app.command("off")
@@ -65,7 +65,7 @@ def audit_off(db: DbOpt = None, json: JsonOpt = False) -> None:
     if json:
         emit_json(settings)
     else:
-        _echo(f"{audit_settings_text(settings)}; `speakerdb audit clear` deletes what was logged")
+        echo(f"{audit_settings_text(settings)}; `speakerdb audit clear` deletes what was logged")
 
 
 @audit_app.command("show")
@@ -86,7 +86,7 @@ def audit_show(
     if json:
         emit_json({"settings": settings, "entries": entries})
         return
-    _echo("\n".join([audit_settings_text(settings), *map(audit_entry_line, entries)]))
+    echo("\n".join([audit_settings_text(settings), *map(audit_entry_line, entries)]))
 
 
 @audit_app.command("clear")
@@ -100,4 +100,4 @@ def audit_clear(db: DbOpt = None, json: JsonOpt = False) -> None:
     if json:
         emit_json({"removed": removed})
     else:
-        _echo(f"deleted {removed} audit entries")
+        echo(f"deleted {removed} audit entries")

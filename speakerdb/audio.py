@@ -23,21 +23,25 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
-from .errors import AudioError
+from .errors import AudioError, DuplicateUtterance, InputError
 
 __all__ = [
     "MAX_DURATION_S",
     "MIN_DURATION_S",
     "SAMPLE_RATE",
     "Clip",
+    "ClipInput",
     "clip_from_array",
     "load_clip",
+    "refuse_repeats",
+    "to_clip",
 ]
 
 SAMPLE_RATE = 16_000
@@ -70,6 +74,33 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / SAMPLE_RATE
+
+
+#: A clip: a file path, ``(samples, sample_rate)``, or an already decoded :class:`Clip`.
+ClipInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], Clip]
+
+
+def to_clip(item: ClipInput) -> Clip:
+    """Decode a path or ``(samples, rate)`` pair; pass a :class:`Clip` through."""
+    if isinstance(item, Clip):
+        return item
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise InputError("an in-memory clip is a (samples, sample_rate) pair")
+        return clip_from_array(item[0], int(item[1]))
+    if isinstance(item, (str, os.PathLike)):
+        return load_clip(item)
+    raise InputError(f"cannot use {type(item).__name__} as a clip; pass a path or (samples, rate)")
+
+
+def refuse_repeats(clips: Iterable[Clip]) -> None:
+    """Raise :class:`DuplicateUtterance` when the same audio is given twice."""
+    seen: dict[str, str] = {}
+    for clip in clips:
+        label = clip.source or "<array>"
+        if clip.sha256 in seen:
+            raise DuplicateUtterance(f"{label}: same audio as {seen[clip.sha256]}; give it once")
+        seen[clip.sha256] = label
 
 
 def load_clip(path: str | os.PathLike[str]) -> Clip:

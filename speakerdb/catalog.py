@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audio import Clip
-from .errors import InputError, SpeakerNotFound
+from .errors import DuplicateUtterance, InputError, SpeakerNotFound
 from .store import EncoderRow, SettingRow, SpeakerRow, UtteranceRow, from_blob, to_blob, utcnow
 from .templates import template_of
 from .types import EncoderInfo, Speaker, Utterance
@@ -29,10 +29,13 @@ __all__ = [
     "ensure_uuid",
     "existing_hashes",
     "find_speaker",
+    "get_or_create_speaker",
     "get_setting",
     "list_speakers",
+    "list_utterances",
     "read_encoder",
     "refresh_template",
+    "refuse_enrolled",
     "require_speaker",
     "require_utterance",
     "set_setting",
@@ -96,6 +99,17 @@ def find_speaker(session: Session, name: str) -> SpeakerRow | None:
     return session.scalars(select(SpeakerRow).where(SpeakerRow.name == name)).one_or_none()
 
 
+def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool]:
+    """The speaker named ``name``, created (without a template yet) if new; and whether it was."""
+    row = find_speaker(session, name)
+    if row is not None:
+        return row, False
+    row = SpeakerRow(name=name, template=b"", created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row, True
+
+
 def require_speaker(session: Session, name: str) -> SpeakerRow:
     row = find_speaker(session, name)
     if row is None:
@@ -122,6 +136,17 @@ def existing_hashes(session: Session, hashes: Sequence[str]) -> dict[str, str]:
         .where(UtteranceRow.audio_sha256.in_(list(hashes)))
     )
     return {sha: name for sha, name in session.execute(stmt)}
+
+
+def refuse_enrolled(session: Session, clips: Sequence[Clip]) -> None:
+    """Raise :class:`DuplicateUtterance` when any of ``clips`` is enrolled already."""
+    known = existing_hashes(session, [c.sha256 for c in clips])
+    for clip in clips:
+        if clip.sha256 in known:
+            raise DuplicateUtterance(
+                f"{clip.source or '<array>'}: this audio is enrolled already "
+                f"(speaker {known[clip.sha256]!r}); leave it out"
+            )
 
 
 def add_utterances(
@@ -206,6 +231,16 @@ def list_speakers(session: Session) -> list[Speaker]:
         .order_by(SpeakerRow.name)
     )
     return [to_speaker(row, int(n)) for row, n in session.execute(stmt)]
+
+
+def list_utterances(session: Session, name: str) -> list[Utterance]:
+    """The enrolled clips of speaker ``name``, oldest first."""
+    row = require_speaker(session, name)
+    return [to_utterance(u, row.name) for u in sorted(row.utterances, key=_by_id)]
+
+
+def _by_id(row: UtteranceRow) -> int:
+    return row.id
 
 
 def speaker_names(session: Session) -> dict[int, str]:

@@ -7,23 +7,37 @@ failed), 2 an error (bad input, unknown speaker, unusable database or model).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ._cli_accuracy import register as register_accuracy
+from ._cli_audit import audit_app
+from ._cli_common import (
+    EXIT_ERROR,
+    EXIT_NEGATIVE,
+    ClipsArg,
+    DbOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    ScoreNormOpt,
+    ThresholdOpt,
+    echo,
+    handles_errors,
+    open_db,
+    progress,
+)
+from ._cli_maintenance import register as register_maintenance
+
 if TYPE_CHECKING:
     from .batch import BatchReport
-    from .service import SpeakerDB
-
-EXIT_NEGATIVE = 1
-EXIT_ERROR = 2
 
 app = typer.Typer(
     name="speakerdb",
@@ -33,113 +47,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-
-DbOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--db", help="Database file. [env SPEAKERDB_DB; default ./speakers.db]", show_default=False
-    ),
-]
-ModelOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--model",
-        help="Hub id, local model folder, or 'resemblyzer'. [env SPEAKERDB_MODEL; default: the "
-        "database's model, else microsoft/unispeech-sat-base-plus-sv]",
-        show_default=False,
-    ),
-]
-RevisionOpt = Annotated[
-    Optional[str], typer.Option("--revision", help="Hub revision (branch, tag or commit).")
-]
-OfflineOpt = Annotated[
-    bool, typer.Option("--offline", help="Never touch the network; use the HF cache only.")
-]
-ThresholdOpt = Annotated[
-    Optional[float],
-    typer.Option(
-        "--threshold",
-        help="Accept at cosine >= T. [env SPEAKERDB_THRESHOLD; else the database's; else the "
-        "model's default]",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
-ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Enroll even what the quality gates refuse.")
-]
-ScoreNormOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--score-norm",
-        help="'none' (cosine), 'margin' or 'asnorm'. [default: the database's setting "
-        "(`speakerdb score-norm`)]",
-        show_default=False,
-    ),
-]
-ClipsArg = Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).")]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    from ._render import safe
-
-    typer.echo(f"speakerdb: error: {safe(message)}", err=True)
-    return typer.Exit(code)
-
-
-def handles_errors(func: F) -> F:
-    """Turn library errors into a one-line message and exit code 2, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .errors import SpeakerDBError
-
-        try:
-            return func(*args, **kwargs)
-        except SpeakerDBError as exc:
-            raise _fail(str(exc)) from None
-        except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:
-            logging.getLogger("speakerdb").debug("unexpected error", exc_info=True)
-            raise _fail(
-                f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
-            ) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-@contextmanager
-def open_db(
-    db: Path | None,
-    model: str | None = None,
-    threshold: float | None = None,
-    revision: str | None = None,
-    offline: bool = False,
-    create: bool = False,
-) -> Iterator[SpeakerDB]:
-    """Open the database; only enrolling commands may create it (a mistyped --db is an error)."""
-    from .service import SpeakerDB
-
-    with SpeakerDB(
-        db,
-        model=model,
-        threshold=threshold,
-        revision=revision,
-        local_files_only=True if offline else None,
-        create=create,
-    ) as database:
-        yield database
-
-
-def _echo(text: str) -> None:
-    typer.echo(text)
 
 
 class _StderrHandler(logging.Handler):
@@ -203,7 +110,7 @@ def enroll(
         emit_json(result)
         return
     verb = "created" if result.created else "updated"
-    _echo(
+    echo(
         f"{verb} {safe(result.speaker.name)}: +{len(result.added)} clip(s), "
         f"{result.speaker.n_utterances} in all"
     )
@@ -227,12 +134,12 @@ def enroll_batch(
 
     rows = read_manifest(manifest)
     with open_db(db, model, revision=revision, offline=offline, create=True) as database:
-        with _progress(len(rows), "enrolling") as advance:
+        with progress(len(rows), "enrolling") as advance:
             report = run_batch(database, rows, advance, force=force)
     if json:
         emit_json(report)
     else:
-        _echo(_batch_summary(report))
+        echo(_batch_summary(report))
     if report.failures:
         raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
 
@@ -247,19 +154,6 @@ def _batch_summary(report: BatchReport) -> str:
         f"({created} new); {len(report.failures)} clip(s) failed"
     )
     return "\n".join(lines)
-
-
-@contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 @app.command()
@@ -293,7 +187,7 @@ def identify(
                 continue
             results.append(to_jsonable(result))
             if not json:
-                _echo(identification_text(result))
+                echo(identification_text(result))
     if json:
         emit_json(results)
     if failed:
@@ -321,7 +215,7 @@ def verify(
     if json:
         emit_json(result)
     else:
-        _echo(verification_text(result))
+        echo(verification_text(result))
     if not result.accepted:
         raise typer.Exit(EXIT_NEGATIVE)
 
@@ -338,7 +232,7 @@ def list_speakers(db: DbOpt = None, json: JsonOpt = False) -> None:
         emit_json(speakers)
         return
     for speaker in speakers:
-        _echo(speaker_line(speaker))
+        echo(speaker_line(speaker))
     if not speakers:
         typer.echo("no speakers enrolled; add one with `speakerdb enroll NAME CLIP...`", err=True)
 
@@ -359,7 +253,7 @@ def show(
     if json:
         emit_json({"speaker": speaker, "utterances": utterances})
         return
-    _echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
+    echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
 
 
 @app.command()
@@ -378,7 +272,7 @@ def rename(
     if json:
         emit_json(speaker)
     else:
-        _echo(f"renamed {safe(old)} to {safe(speaker.name)}")
+        echo(f"renamed {safe(old)} to {safe(speaker.name)}")
 
 
 @app.command()
@@ -396,7 +290,7 @@ def remove(
     if json:
         emit_json(speaker)
     else:
-        _echo(f"removed {safe(speaker.name)} ({speaker.n_utterances} clip(s))")
+        echo(f"removed {safe(speaker.name)} ({speaker.n_utterances} clip(s))")
 
 
 @app.command("remove-utterance")
@@ -416,79 +310,10 @@ def remove_utterance(
     if json:
         emit_json(speaker)
     else:
-        _echo(
+        echo(
             f"removed clip #{utterance_id} of {safe(speaker.name)} "
             f"({speaker.n_utterances} left; voiceprint recomputed)"
         )
-
-
-@app.command()
-@handles_errors
-def info(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Show the database's path, model, threshold, counts, schema and index state."""
-    from ._render import emit_json, info_text
-
-    with open_db(db) as database:
-        result = database.info()
-    if json:
-        emit_json(result)
-    else:
-        _echo(info_text(result))
-
-
-@app.command("set-threshold")
-@handles_errors
-def set_threshold(
-    value: Annotated[float, typer.Argument(help="Cosine in [-1, 1] to store in the database.")],
-    score_norm: Annotated[
-        str,
-        typer.Option("--score-norm", help="Whose threshold: 'none' (cosine), 'margin', 'asnorm'."),
-    ] = "none",
-    db: DbOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Store the database's decision threshold (used when --threshold is not given)."""
-    from ._render import emit_json
-
-    with open_db(db) as database:
-        stored = database.set_threshold(value, score_norm=score_norm)
-    if json:
-        emit_json({"threshold": stored})
-    else:
-        _echo(f"threshold set to {stored:.4f}")
-
-
-@app.command("rebuild-index")
-@handles_errors
-def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Rebuild the FAISS index file from the database."""
-    from ._render import emit_json
-
-    with open_db(db) as database:
-        count = database.rebuild_index()
-        path = database.index_path
-    if json:
-        emit_json({"index": str(path), "speakers": count})
-    else:
-        from ._render import safe
-
-        _echo(f"rebuilt {safe(path)} with {count} speaker(s)")
-
-
-@db_app.command("upgrade")
-@handles_errors
-def db_upgrade(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Migrate the database schema to this version of speakerdb (back it up first)."""
-    from ._render import emit_json
-    from .service import SpeakerDB
-
-    before, after = SpeakerDB.upgrade(db)
-    if json:
-        emit_json({"from": before, "to": after})
-    elif before == after:
-        _echo(f"already at schema revision {after}")
-    else:
-        _echo(f"upgraded schema from {before} to {after}")
 
 
 def run() -> None:
@@ -496,11 +321,7 @@ def run() -> None:
     app()
 
 
-# Command groups in modules of their own; they use the helpers above.
-from ._cli_audit import audit_app  # noqa: E402
-
+# Command groups in modules of their own, registered in the order `--help` lists them.
+register_maintenance(app)
 app.add_typer(audit_app, name="audit")
-
-from ._cli_accuracy import register as _register_accuracy  # noqa: E402
-
-_register_accuracy(app)
+register_accuracy(app)

@@ -25,7 +25,6 @@ __all__ = [
     "SCORE_NORMS",
     "default_threshold",
     "env_flag",
-    "first_set",
     "parse_threshold",
 ]
 
@@ -79,14 +78,6 @@ def parse_threshold(value: float | str, source: str) -> float:
     if not math.isfinite(number) or not -1.0 <= number <= 1.0:
         raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
     return number
-
-
-def first_set(*candidates: tuple[object | None, str]) -> tuple[object, str]:
-    """Return the first ``(value, source)`` pair whose value is not ``None``."""
-    for value, source in candidates:
-        if value is not None:
-            return value, source
-    raise ValueError("no candidate set and no default given")
 
 
 def env_flag(name: str) -> bool:

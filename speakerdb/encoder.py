@@ -1,4 +1,5 @@
-"""The speaker-encoder interface and the loader that picks an implementation.
+"""The speaker-encoder interface, the loader that picks an implementation, and the
+checks that a database's embeddings come from the encoder in use.
 
 An encoder turns 16 kHz mono float32 clips into L2-normalised float32
 embeddings. Every implementation embeds each clip on its own (or together
@@ -9,15 +10,27 @@ feature encoders that x-vector checkpoints use.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from .config import ENV_MODEL
+from .errors import ModelMismatch
 from .types import EncoderInfo
 
-__all__ = ["RESEMBLYZER", "Encoder", "load_encoder", "normalize_model_name"]
+__all__ = [
+    "RESEMBLYZER",
+    "Encoder",
+    "check_model_name",
+    "check_same_encoder",
+    "load_encoder",
+    "normalize_model_name",
+    "pinned_options",
+    "requested_model",
+]
 
 RESEMBLYZER = "resemblyzer"
 
@@ -65,4 +78,53 @@ def load_encoder(
 
     return HFXVectorEncoder.load(
         model, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir
+    )
+
+
+# -- the database's encoder against the one asked for --------------------------
+
+
+def requested_model(model: str | None, encoder: Encoder | None) -> str | None:
+    """The model asked for: the encoder's, else ``model``, else ``SPEAKERDB_MODEL``."""
+    if encoder is not None:
+        return encoder.info.model
+    chosen = model or os.environ.get(ENV_MODEL) or None
+    return normalize_model_name(chosen) if chosen else None
+
+
+def check_model_name(path: Path, stored: EncoderInfo | None, requested: str | None) -> None:
+    """Raise :class:`ModelMismatch` when the database at ``path`` holds another model."""
+    if stored is not None and requested is not None and stored.model != requested:
+        raise ModelMismatch(_mismatch_message(path, stored, requested))
+
+
+def check_same_encoder(path: Path, stored: EncoderInfo, actual: EncoderInfo) -> None:
+    """Raise :class:`ModelMismatch` unless ``actual`` makes the embeddings ``stored`` names."""
+    same = stored.model == actual.model and stored.dim == actual.dim
+    if same and stored.revision and actual.revision and stored.revision != actual.revision:
+        same = False
+    if not same:
+        raise ModelMismatch(_mismatch_message(path, stored, actual.model, actual.revision))
+
+
+def pinned_options(
+    options: dict[str, Any], stored: EncoderInfo | None, model: str
+) -> dict[str, Any]:
+    """:func:`load_encoder`'s keyword arguments, with the revision the database records."""
+    options = dict(options)
+    revision = stored.revision if stored is not None and stored.model == model else None
+    # Pin a hub model to the commit the database was built with.
+    if options["revision"] is None and revision and not revision.startswith("sha256:"):
+        options["revision"] = revision
+    return options
+
+
+def _mismatch_message(
+    path: Path, stored: EncoderInfo, model: str, revision: str | None = None
+) -> str:
+    got = f"{model}@{revision}" if revision else model
+    return (
+        f"{path} holds {stored.dim}-d embeddings of {stored.model}"
+        f"{'@' + stored.revision if stored.revision else ''}, not of {got}; "
+        f"use --model {stored.model}, or another --db for the new model"
     )

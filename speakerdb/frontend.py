@@ -27,9 +27,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .audio import Clip
 from .encoder import RESEMBLYZER, Encoder
+from .errors import AudioError
 
-__all__ = ["WINDOW_S", "encode_windowed", "windows"]
+__all__ = ["WINDOW_S", "embed_clips", "encode_windowed", "windows"]
 
 SAMPLE_RATE = 16_000
 #: Longest stretch of audio given to the encoder at once, in seconds.
@@ -59,6 +61,23 @@ def encode_windowed(
         if len(parts) > 1:
             out[i] = _windowed(encoder, clips[i], parts)
     return out
+
+
+def embed_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
+    """The encoder's embeddings; a clip whose embedding is not finite or is zero is refused.
+
+    Such a vector would poison the database (stored vectors have unit norm) or a score.
+    """
+    samples = [c.samples for c in clips]
+    vectors = np.asarray(encode_windowed(encoder, samples), dtype=np.float32)
+    for clip, vector in zip(clips, vectors, strict=True):
+        if not np.all(np.isfinite(vector)) or not np.any(vector):
+            peak = float(np.max(np.abs(clip.samples)))
+            raise AudioError(
+                f"{clip.source or '<array>'}: the encoder gives no usable voiceprint for it "
+                f"(its peak level is {peak:.3g}, full scale is 1.0); check the recording"
+            )
+    return vectors
 
 
 def _windowed(encoder: Encoder, clip: np.ndarray, parts: list[tuple[int, int]]) -> np.ndarray:

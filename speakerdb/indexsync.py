@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .index import IndexFileError, IndexLock, SpeakerIndex
+from .index import IndexFileError, IndexLock, SpeakerIndex, read_header
 from .store import Store, from_blob
 
 __all__ = ["IndexSync"]
@@ -179,3 +179,13 @@ class IndexSync:
             index.save(self.path, db_uuid, generation)
         except OSError as exc:
             log.warning("could not write %s (%s); searching from memory", self.path, exc)
+
+    def state(self, generation: int) -> str:
+        """The index file's state, in words, for a database at ``generation``."""
+        try:
+            header = read_header(self.path)
+        except IndexFileError as exc:
+            return f"will be rebuilt ({exc})" if generation else "empty"
+        if header.generation != generation:
+            return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
+        return f"up to date ({header.count} speakers)"

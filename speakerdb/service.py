@@ -1,4 +1,8 @@
-"""The :class:`SpeakerDB` facade: enroll, identify, verify, list and remove speakers."""
+"""The :class:`SpeakerDB` facade: enroll, identify, verify, list and remove speakers.
+
+Thresholds, score normalisation, calibration and the audit log are methods of
+``SpeakerDB`` too; they are written in :mod:`speakerdb._settings`.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +10,41 @@ import logging
 import os
 import shlex
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from . import catalog
-from .asnorm import DEFAULT_TOP_N
-from .audio import Clip, clip_from_array, load_clip
+from ._settings import _SettingsMixin
+from .audio import Clip, ClipInput, refuse_repeats, to_clip
 from .audit import AuditLog
-from .calibration import Calibration
-from .config import (
-    DEFAULT_ASNORM_THRESHOLD,
-    DEFAULT_DB,
-    DEFAULT_MARGIN_THRESHOLDS,
-    DEFAULT_MODEL,
-    DEFAULT_THRESHOLDS,
-    ENV_DB,
-    ENV_MODEL,
-    ENV_THRESHOLD,
-    SCORE_NORMS,
-    default_threshold,
-    parse_threshold,
+from .config import DEFAULT_DB, DEFAULT_MODEL, DEFAULT_THRESHOLDS, ENV_DB, parse_threshold
+from .encoder import (
+    Encoder,
+    check_model_name,
+    check_same_encoder,
+    load_encoder,
+    pinned_options,
+    requested_model,
 )
-from .encoder import Encoder, load_encoder, normalize_model_name
-from .errors import (
-    AudioError,
-    DatabaseError,
-    DuplicateSpeaker,
-    DuplicateUtterance,
-    EnrollmentRefused,
-    InputError,
-    ModelMismatch,
-)
-from .frontend import encode_windowed
-from .index import IndexFileError, SpeakerIndex, index_path_for, read_header
+from .errors import DatabaseError, DuplicateSpeaker, EnrollmentRefused, InputError
+from .frontend import embed_clips
+from .index import SpeakerIndex, index_path_for
 from .indexsync import IndexSync
 from .names import clean_name
 from .population import Population, read_population
+from .ranking import normalized_claim, rank
 from .schema import current_revision, ensure_schema
 from .schema import upgrade as upgrade_schema
-from .store import SpeakerRow, Store, UtteranceRow, from_blob, utcnow
+from .store import Store, from_blob
 from .templates import l2_normalize
 from .types import (
-    AuditEntry,
-    AuditSettings,
     DatabaseInfo,
     EncoderInfo,
     Enrollment,
     Identification,
-    Match,
     QualityIssue,
     Speaker,
     Utterance,
@@ -68,11 +55,8 @@ __all__ = ["ClipInput", "SpeakerDB"]
 
 log = logging.getLogger(__name__)
 
-#: A clip: a file path, ``(samples, sample_rate)``, or an already decoded :class:`Clip`.
-ClipInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], Clip]
 
-
-class SpeakerDB:
+class SpeakerDB(_SettingsMixin):
     """A speaker database on one SQLite file, with its FAISS index beside it.
 
     Options follow the precedence in :mod:`speakerdb.config`: argument, then
@@ -116,7 +100,7 @@ class SpeakerDB:
         with self._store.read() as session:
             self._stored = catalog.read_encoder(session)
         self._threshold_arg = None if threshold is None else parse_threshold(threshold, "argument")
-        self._model_arg = _requested_model(model, encoder)
+        self._model_arg = requested_model(model, encoder)
         self._load_options = {
             "revision": revision,
             "local_files_only": local_files_only,
@@ -129,7 +113,7 @@ class SpeakerDB:
         # An explicit model is checked now; one from SPEAKERDB_MODEL only when the
         # encoder is needed, so that listing or renaming never depends on it.
         if model is not None or encoder is not None:
-            self._check_model_name()
+            check_model_name(self.path, self._stored, self._model_arg)
 
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
@@ -170,84 +154,6 @@ class SpeakerDB:
             return self._model_arg
         return self._stored.model if self._stored is not None else DEFAULT_MODEL
 
-    # -- settings --------------------------------------------------------
-
-    def threshold(self) -> tuple[float, str]:
-        """The decision threshold and where it came from (argument, env, database or default)."""
-        if self._threshold_arg is not None:
-            return self._threshold_arg, "argument"
-        env = os.environ.get(ENV_THRESHOLD)
-        if env:
-            return parse_threshold(env, ENV_THRESHOLD), "environment"
-        with self._store.read() as session:
-            stored = catalog.get_setting(session, "threshold")
-        if stored is not None:
-            return float(stored), "database"
-        return default_threshold(self.model), f"default for {self.model}"
-
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"`` or ``"margin"``, the threshold of those scores."""
-        norm = _check_norm(score_norm)
-        if norm == "none":
-            number, key = parse_threshold(value, "set-threshold"), "threshold"
-        else:
-            number, key = _parse_norm_threshold(value), f"{norm}_threshold"
-        with self._store.write() as session:
-            catalog.set_setting(session, key, repr(number))
-        return number
-
-    def decision_threshold(self, score_norm: str | None = None) -> float:
-        """The threshold queries use: the cosine one, or AS-norm's when that is on."""
-        return self._threshold_for(None, self.score_norm(score_norm)[0])
-
-    def score_norm(self, override: str | None = None) -> tuple[str, int]:
-        """The score normalisation in use (see :mod:`speakerdb.scorenorm`) and AS-norm's
-        cohort size.
-
-        ``override`` (a per-query choice) wins over the database's setting.
-        """
-        with self._store.read() as session:
-            stored = catalog.get_setting(session, "score_norm")
-            top_n = int(catalog.get_setting(session, "asnorm_top_n") or DEFAULT_TOP_N)
-        return _check_norm(override or stored or "none"), top_n
-
-    def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
-        """Use ``"asnorm"``, ``"margin"`` or ``"none"`` (raw cosine) for this database's queries."""
-        mode = _check_norm(mode)
-        if top_n is not None and top_n < 1:
-            raise InputError(f"--top-n must be at least 1, got {top_n}")
-        with self._store.write() as session:
-            catalog.set_setting(session, "score_norm", mode)
-            if top_n is not None:
-                catalog.set_setting(session, "asnorm_top_n", str(top_n))
-        return self.score_norm()
-
-    def population(self) -> Population:
-        """Every enrolled utterance embedding with its speaker (for calibration and AS-norm)."""
-        with self._store.read() as session:
-            return read_population(session)
-
-    def calibrate(
-        self,
-        *,
-        target_far: float | None = None,
-        trials: str | os.PathLike[str] | None = None,
-        score_norm: str | None = None,
-        apply: bool = True,
-    ) -> Calibration:
-        """Choose a threshold from the enrollments, or from a labelled trial list, and store
-        it unless ``apply`` is false; see :mod:`speakerdb.calibration`."""
-        from .calibration import calibrate_database
-
-        norm, top_n = self.score_norm(score_norm)
-        result = calibrate_database(
-            self, target_far=target_far, trials=trials, score_norm=norm, top_n=top_n
-        )
-        if apply:
-            self.set_threshold(result.threshold, score_norm=norm)
-        return result
-
     # -- enrollment ------------------------------------------------------
 
     def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
@@ -262,9 +168,9 @@ class SpeakerDB:
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]
-        _refuse_repeats(decoded)
+        refuse_repeats(decoded)
         with self._store.read() as session:
-            self._refuse_enrolled(session, decoded)
+            catalog.refuse_enrolled(session, decoded)
         encoder = self.encoder()
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize(self._embed(decoded))
@@ -272,8 +178,8 @@ class SpeakerDB:
         with self._index.changing():
             with self._store.write() as session:
                 self._record_encoder(session, encoder.info)
-                self._refuse_enrolled(session, decoded)
-                row, created = _get_or_create(session, name)
+                catalog.refuse_enrolled(session, decoded)
+                row, created = catalog.get_or_create_speaker(session, name)
                 added = catalog.add_utterances(session, row, decoded, embeddings)
                 template = catalog.refresh_template(session, row)
                 generation = catalog.bump_generation(session)
@@ -330,22 +236,7 @@ class SpeakerDB:
         limit = self._threshold_for(threshold, norm)
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
-        if norm == "asnorm":
-            from .scorenorm import normalized_matches
-
-            ranked = normalized_matches(norm, queries, self.population(), top_n, top_k)
-            pairs = zip(decoded, ranked, strict=True)
-            return self._audit.log_identifications(
-                [Identification(clip.source, matches, limit, norm) for clip, matches in pairs]
-            )
-        index, names = self._index.snapshot()
-        # A margin needs the best other speaker: the top 2 hold it for every candidate.
-        scores, ids = index.search(queries, max(top_k, 2) if norm == "margin" else top_k)
-        found = [_matches(row, ids_row, names) for row, ids_row in zip(scores, ids, strict=True)]
-        if norm == "margin":
-            from .scorenorm import margin_matches
-
-            found = [margin_matches(matches)[:top_k] for matches in found]
+        found = rank(norm, queries, top_k, top_n, self._index, self.population)
         return self._audit.log_identifications(
             [
                 Identification(clip.source, matches, limit, norm)
@@ -371,11 +262,18 @@ class SpeakerDB:
         decoded = to_clip(clip)
         query = self._embed([decoded])[0]
         score = float(np.dot(query, template))
-        normalized = (
-            None if norm == "none" else self._normalized_claim(norm, name, query, score, top_n)
-        )
+        normalized = None
+        if norm != "none":
+            normalized = normalized_claim(
+                norm, name, query, score, top_n, self._index, self.population
+            )
         result = Verification(name, decoded.source, score, limit, normalized, norm)
         return self._audit.log_verification(result)
+
+    def population(self) -> Population:
+        """Every enrolled utterance embedding with its speaker (for calibration and AS-norm)."""
+        with self._store.read() as session:
+            return read_population(session)
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
@@ -392,8 +290,7 @@ class SpeakerDB:
         """The enrolled clips of ``name``, oldest first."""
         name = clean_name(name)
         with self._store.read() as session:
-            row = catalog.require_speaker(session, name)
-            return [catalog.to_utterance(u, row.name) for u in sorted(row.utterances, key=_by_id)]
+            return catalog.list_utterances(session, name)
 
     # -- changes ---------------------------------------------------------
 
@@ -407,7 +304,7 @@ class SpeakerDB:
                 session.delete(row)
                 generation = catalog.bump_generation(session)
             self._index.apply(generation, lambda index: index.remove(removed.id))
-        self._purge_deleted()
+        self._store.purge_deleted()
         return removed
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
@@ -432,7 +329,7 @@ class SpeakerDB:
                 generation = catalog.bump_generation(session)
                 speaker = catalog.to_speaker(owner, left)
             self._index.apply(generation, lambda index: index.upsert(speaker.id, template))
-        self._purge_deleted()
+        self._store.purge_deleted()
         log.info("removed clip #%d of %r", utterance_id, speaker.name)
         return speaker
 
@@ -447,42 +344,17 @@ class SpeakerDB:
             session.flush()
             return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
 
-    # -- audit log (see speakerdb.audit) --------------------------------
-
-    def set_audit(
-        self, enabled: bool, *, retention_days: int | None = None, max_rows: int | None = None
-    ) -> AuditSettings:
-        """Log identify and verify decisions, or stop (off by default; :mod:`speakerdb.audit`).
-
-        Entries older than ``retention_days`` (default 30) or beyond the newest
-        ``max_rows`` (default 100,000) are deleted now and at every later write.
-        While on, a decision that cannot be logged raises :class:`DatabaseError`.
-        """
-        return self._audit.configure(enabled, retention_days, max_rows)
-
-    def audit_settings(self) -> AuditSettings:
-        return self._audit.settings()
-
-    def audit_log(self, *, limit: int | None = None) -> list[AuditEntry]:
-        """Logged decisions, newest first (at most ``limit``)."""
-        return self._audit.entries(limit)
-
-    def clear_audit(self) -> int:
-        """Delete every logged decision; return how many there were."""
-        count = self._audit.clear()
-        self._purge_deleted()
-        return count
-
     # -- encoder and index ----------------------------------------------
 
     def encoder(self) -> Encoder:
         """The encoder, loaded on first use and checked against the database's."""
         with self._encoder_lock:
             if self._encoder is None:
-                self._check_model_name()
-                self._encoder = load_encoder(self.model, **self._encoder_options())
+                check_model_name(self.path, self._stored, self._model_arg)
+                options = pinned_options(self._load_options, self._stored, self.model)
+                self._encoder = load_encoder(self.model, **options)
             if self._stored is not None:
-                _check_same_encoder(self.path, self._stored, self._encoder.info)
+                check_same_encoder(self.path, self._stored, self._encoder.info)
             return self._encoder
 
     def current_index(self) -> SpeakerIndex:
@@ -510,43 +382,12 @@ class SpeakerDB:
             n_utterances=n_utterances,
             schema_revision=current_revision(self._store),
             index_path=str(self.index_path),
-            index_state=_index_state(self.index_path, generation),
+            index_state=self._index.state(generation),
             score_norm=norm,
             score_norm_threshold=None if norm == "none" else self.decision_threshold(norm),
         )
 
     # -- internals -------------------------------------------------------
-
-    def _threshold_for(self, threshold: float | None, norm: str = "none") -> float:
-        if norm != "none":
-            if threshold is not None:
-                return _parse_norm_threshold(threshold)
-            with self._store.read() as session:
-                stored = catalog.get_setting(session, f"{norm}_threshold")
-            if stored is not None:
-                return float(stored)
-            if norm == "asnorm":
-                return DEFAULT_ASNORM_THRESHOLD
-            return DEFAULT_MARGIN_THRESHOLDS.get(self.model, default_threshold(self.model))
-        if threshold is not None:
-            return parse_threshold(threshold, "argument")
-        return self.threshold()[0]
-
-    def _normalized_claim(
-        self, norm: str, name: str, query: np.ndarray, score: float, top_n: int
-    ) -> float:
-        from .scorenorm import margin_scores, population_scores
-
-        if norm == "margin":
-            index, names = self._index.snapshot()
-            scores, ids = index.search(query[None, :], 2)
-            found = _matches(scores[0], ids[0], names)
-            others = [m.score for m in found if m.speaker != name][:1]
-            return float(margin_scores(np.array([[score, *others]]))[0, 0])
-
-        population = self.population()
-        normalized = population_scores(norm, query[None, :], population, top_n)[1]
-        return float(normalized[0, population.names.index(name)])
 
     def _check_quality(
         self, name: str, clips: Sequence[Clip], embeddings: np.ndarray, force: bool
@@ -567,165 +408,19 @@ class SpeakerDB:
             log.info("enrollment quality: %s", issue.message)
         return tuple(issues)
 
-    def _check_model_name(self) -> None:
-        stored, requested = self._stored, self._model_arg
-        if stored is not None and requested is not None and stored.model != requested:
-            raise ModelMismatch(_mismatch_message(self.path, stored, requested))
-
-    def _encoder_options(self) -> dict[str, Any]:
-        options = dict(self._load_options)
-        stored = self._stored
-        revision = stored.revision if stored is not None and stored.model == self.model else None
-        # Pin a hub model to the commit the database was built with.
-        if options["revision"] is None and revision and not revision.startswith("sha256:"):
-            options["revision"] = revision
-        return options
-
     def _record_encoder(self, session: Session, info: EncoderInfo) -> None:
         stored = catalog.read_encoder(session)
         if stored is None:
             catalog.write_encoder(session, info)
             self._stored = info
         else:
-            _check_same_encoder(self.path, stored, info)
-
-    def _purge_deleted(self) -> None:
-        """Leave no copy of deleted rows: secure_delete zeroes them in the database file,
-        and a truncating checkpoint drops the older page images still in the WAL."""
-        try:
-            done = self._store.checkpoint()
-        except DatabaseError as exc:  # the deletion itself is committed: say so, do not fail
-            log.warning("%s; the WAL may keep old copies of the deleted data", exc)
-            return
-        if not done:
-            log.warning(
-                "%s-wal: other programs are reading the database, so it keeps old copies of "
-                "the deleted data until the last of them closes it",
-                self.path,
-            )
+            check_same_encoder(self.path, stored, info)
 
     def _embed(self, clips: Sequence[Clip]) -> np.ndarray:
-        """The encoder's embeddings; a clip whose embedding is not finite or is zero is refused.
-
-        Such a vector would poison the database (stored vectors have unit norm) or a score.
-        """
-        samples = [c.samples for c in clips]
-        vectors = np.asarray(encode_windowed(self.encoder(), samples), dtype=np.float32)
-        for clip, vector in zip(clips, vectors, strict=True):
-            if not np.all(np.isfinite(vector)) or not np.any(vector):
-                peak = float(np.max(np.abs(clip.samples)))
-                raise AudioError(
-                    f"{clip.source or '<array>'}: the encoder gives no usable voiceprint for it "
-                    f"(its peak level is {peak:.3g}, full scale is 1.0); check the recording"
-                )
-        return vectors
-
-    def _refuse_enrolled(self, session: Session, clips: Sequence[Clip]) -> None:
-        known = catalog.existing_hashes(session, [c.sha256 for c in clips])
-        for clip in clips:
-            if clip.sha256 in known:
-                raise DuplicateUtterance(
-                    f"{clip.source or '<array>'}: this audio is enrolled already "
-                    f"(speaker {known[clip.sha256]!r}); leave it out"
-                )
+        return embed_clips(self.encoder(), clips)
 
     def _index_dim(self) -> int:
         # Before the first enrollment the database records no encoder; use the loaded one.
         if self._stored is not None:
             return self._stored.dim
         return self._encoder.info.dim if self._encoder is not None else 1
-
-
-def to_clip(item: ClipInput) -> Clip:
-    """Decode a path or ``(samples, rate)`` pair; pass a :class:`Clip` through."""
-    if isinstance(item, Clip):
-        return item
-    if isinstance(item, tuple):
-        if len(item) != 2:
-            raise InputError("an in-memory clip is a (samples, sample_rate) pair")
-        return clip_from_array(item[0], int(item[1]))
-    if isinstance(item, (str, os.PathLike)):
-        return load_clip(item)
-    raise InputError(f"cannot use {type(item).__name__} as a clip; pass a path or (samples, rate)")
-
-
-def _check_norm(mode: str) -> str:
-    if mode not in SCORE_NORMS:
-        choices = ", ".join(SCORE_NORMS)
-        raise InputError(f"score normalisation must be one of {choices}, got {mode!r}")
-    return mode
-
-
-def _parse_norm_threshold(value: float | str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise InputError(f"threshold is not a number: {value!r}") from None
-    if not np.isfinite(number):
-        raise InputError(f"threshold must be a finite number, got {value!r}")
-    return number
-
-
-def _requested_model(model: str | None, encoder: Encoder | None) -> str | None:
-    if encoder is not None:
-        return encoder.info.model
-    chosen = model or os.environ.get(ENV_MODEL) or None
-    return normalize_model_name(chosen) if chosen else None
-
-
-def _refuse_repeats(clips: Iterable[Clip]) -> None:
-    seen: dict[str, str] = {}
-    for clip in clips:
-        label = clip.source or "<array>"
-        if clip.sha256 in seen:
-            raise DuplicateUtterance(f"{label}: same audio as {seen[clip.sha256]}; give it once")
-        seen[clip.sha256] = label
-
-
-def _get_or_create(session: Session, name: str) -> tuple[SpeakerRow, bool]:
-    row = catalog.find_speaker(session, name)
-    if row is not None:
-        return row, False
-    row = SpeakerRow(name=name, template=b"", created_at=utcnow())
-    session.add(row)
-    session.flush()
-    return row, True
-
-
-def _matches(scores: np.ndarray, ids: np.ndarray, names: dict[int, str]) -> tuple[Match, ...]:
-    return tuple(
-        Match(names[int(i)], float(s)) for s, i in zip(scores, ids, strict=True) if int(i) in names
-    )
-
-
-def _check_same_encoder(path: Path, stored: EncoderInfo, actual: EncoderInfo) -> None:
-    same = stored.model == actual.model and stored.dim == actual.dim
-    if same and stored.revision and actual.revision and stored.revision != actual.revision:
-        same = False
-    if not same:
-        raise ModelMismatch(_mismatch_message(path, stored, actual.model, actual.revision))
-
-
-def _mismatch_message(
-    path: Path, stored: EncoderInfo, model: str, revision: str | None = None
-) -> str:
-    got = f"{model}@{revision}" if revision else model
-    return (
-        f"{path} holds {stored.dim}-d embeddings of {stored.model}"
-        f"{'@' + stored.revision if stored.revision else ''}, not of {got}; "
-        f"use --model {stored.model}, or another --db for the new model"
-    )
-
-
-def _index_state(path: Path, generation: int) -> str:
-    try:
-        header = read_header(path)
-    except IndexFileError as exc:
-        return f"will be rebuilt ({exc})" if generation else "empty"
-    if header.generation != generation:
-        return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
-    return f"up to date ({header.count} speakers)"
-
-
-def _by_id(row: UtteranceRow) -> int:
-    return row.id

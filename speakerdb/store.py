@@ -12,6 +12,7 @@ message to run ``speakerdb db upgrade`` (see :mod:`speakerdb.schema`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -59,6 +60,8 @@ __all__ = [
     "to_blob",
     "utcnow",
 ]
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -228,6 +231,21 @@ class Store:
             finally:
                 raw.close()
         return not busy
+
+    def purge_deleted(self) -> None:
+        """Leave no copy of deleted rows: secure_delete zeroes them in the database file,
+        and a truncating checkpoint drops the older page images still in the WAL."""
+        try:
+            done = self.checkpoint()
+        except DatabaseError as exc:  # the deletion itself is committed: say so, do not fail
+            log.warning("%s; the WAL may keep old copies of the deleted data", exc)
+            return
+        if not done:
+            log.warning(
+                "%s-wal: other programs are reading the database, so it keeps old copies of "
+                "the deleted data until the last of them closes it",
+                self.path,
+            )
 
     def table_names(self) -> set[str]:
         with self.engine.connect() as conn:

@@ -1,0 +1,157 @@
+"""What every ``speakerdb`` command shares: its options, exit codes, error handling
+and the way it opens the database. Nothing here imports torch, transformers or faiss.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from .service import SpeakerDB
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_NEGATIVE",
+    "ClipsArg",
+    "DbOpt",
+    "ForceOpt",
+    "JsonOpt",
+    "ModelOpt",
+    "OfflineOpt",
+    "RevisionOpt",
+    "ScoreNormOpt",
+    "ThresholdOpt",
+    "echo",
+    "handles_errors",
+    "open_db",
+    "progress",
+]
+
+EXIT_NEGATIVE = 1
+EXIT_ERROR = 2
+
+DbOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--db", help="Database file. [env SPEAKERDB_DB; default ./speakers.db]", show_default=False
+    ),
+]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        help="Hub id, local model folder, or 'resemblyzer'. [env SPEAKERDB_MODEL; default: the "
+        "database's model, else microsoft/unispeech-sat-base-plus-sv]",
+        show_default=False,
+    ),
+]
+RevisionOpt = Annotated[
+    Optional[str], typer.Option("--revision", help="Hub revision (branch, tag or commit).")
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Never touch the network; use the HF cache only.")
+]
+ThresholdOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--threshold",
+        help="Accept at cosine >= T. [env SPEAKERDB_THRESHOLD; else the database's; else the "
+        "model's default]",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Write one JSON document to stdout.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Enroll even what the quality gates refuse.")
+]
+ScoreNormOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--score-norm",
+        help="'none' (cosine), 'margin' or 'asnorm'. [default: the database's setting "
+        "(`speakerdb score-norm`)]",
+        show_default=False,
+    ),
+]
+ClipsArg = Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    from ._render import safe
+
+    typer.echo(f"speakerdb: error: {safe(message)}", err=True)
+    return typer.Exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Turn library errors into a one-line message and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import SpeakerDBError
+
+        try:
+            return func(*args, **kwargs)
+        except SpeakerDBError as exc:
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            logging.getLogger("speakerdb").debug("unexpected error", exc_info=True)
+            raise _fail(
+                f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def open_db(
+    db: Path | None,
+    model: str | None = None,
+    threshold: float | None = None,
+    revision: str | None = None,
+    offline: bool = False,
+    create: bool = False,
+) -> Iterator[SpeakerDB]:
+    """Open the database; only enrolling commands may create it (a mistyped --db is an error)."""
+    from .service import SpeakerDB
+
+    with SpeakerDB(
+        db,
+        model=model,
+        threshold=threshold,
+        revision=revision,
+        local_files_only=True if offline else None,
+        create=create,
+    ) as database:
+        yield database
+
+
+def echo(text: str) -> None:
+    typer.echo(text)
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)

@@ -1,0 +1,77 @@
+"""From query embeddings to scored speakers, by raw cosine or a normalised score.
+
+``none`` and ``margin`` search the FAISS index (:class:`~speakerdb.indexsync.IndexSync`);
+``asnorm`` scores the whole enrolled population. The modes themselves are
+described in :mod:`speakerdb.scorenorm`. The population is passed as a callable
+because reading it costs a pass over every enrolled utterance, and only AS-norm
+needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .types import Match
+
+if TYPE_CHECKING:
+    from .indexsync import IndexSync
+    from .population import Population
+
+__all__ = ["normalized_claim", "rank"]
+
+
+def rank(
+    norm: str,
+    queries: np.ndarray,
+    top_k: int,
+    top_n: int,
+    index: IndexSync,
+    population: Callable[[], Population],
+) -> list[tuple[Match, ...]]:
+    """Each query's ``top_k`` speakers, best first by the score that ``norm`` decides by."""
+    if norm == "asnorm":
+        from .scorenorm import normalized_matches
+
+        return normalized_matches(norm, queries, population(), top_n, top_k)
+    search, names = index.snapshot()
+    # A margin needs the best other speaker: the top 2 hold it for every candidate.
+    scores, ids = search.search(queries, max(top_k, 2) if norm == "margin" else top_k)
+    found = [_matches(row, ids_row, names) for row, ids_row in zip(scores, ids, strict=True)]
+    if norm == "margin":
+        from .scorenorm import margin_matches
+
+        found = [margin_matches(matches)[:top_k] for matches in found]
+    return found
+
+
+def normalized_claim(
+    norm: str,
+    name: str,
+    query: np.ndarray,
+    score: float,
+    top_n: int,
+    index: IndexSync,
+    population: Callable[[], Population],
+) -> float:
+    """The ``norm`` score of the claim that ``query`` (cosine ``score`` to it) is ``name``."""
+    from .scorenorm import margin_scores, population_scores
+
+    if norm == "margin":
+        search, names = index.snapshot()
+        scores, ids = search.search(query[None, :], 2)
+        found = _matches(scores[0], ids[0], names)
+        others = [m.score for m in found if m.speaker != name][:1]
+        return float(margin_scores(np.array([[score, *others]]))[0, 0])
+
+    cohort = population()
+    normalized = population_scores(norm, query[None, :], cohort, top_n)[1]
+    return float(normalized[0, cohort.names.index(name)])
+
+
+def _matches(scores: np.ndarray, ids: np.ndarray, names: dict[int, str]) -> tuple[Match, ...]:
+    return tuple(
+        Match(names[int(i)], float(s)) for s, i in zip(scores, ids, strict=True) if int(i) in names
+    )
