@@ -220,7 +220,10 @@ def evaluation_text(report: EvaluationReport) -> str:
         f"median top-1/top-2 margin: correct {m.correct:.3f}, wrong {m.wrong:.3f}, "
         f"impostors {m.impostor:.3f}"
     )
-    lines += [f"skipped: {safe(s.path)}: {safe(s.reason)}" for s in report.skipped]
+    lines += [
+        f"skipped: {safe(s.reason if s.path in s.reason else f'{s.path}: {s.reason}')}"
+        for s in report.skipped
+    ]
     if report.det_plot:
         lines.append(f"DET plot written to {safe(report.det_plot)}")
     return "\n".join(lines)

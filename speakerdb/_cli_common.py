@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ __all__ = [
 
 EXIT_NEGATIVE = 1
 EXIT_ERROR = 2
+#: 128 + SIGPIPE, as a shell reports a command whose reader went away.
+EXIT_BROKEN_PIPE = 141
 
 DbOpt = Annotated[
     Optional[Path],
@@ -106,6 +109,11 @@ def handles_errors(func: F) -> F:
             raise _fail(str(exc)) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
+        except BrokenPipeError:
+            # The reader went away (`speakerdb list | head`): stop quietly, but never
+            # with 0, which would read as "accepted" for verify.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
@@ -137,7 +145,11 @@ def open_db(
         local_files_only=True if offline else None,
         create=create,
     ) as database:
-        yield database
+        try:
+            yield database
+        except BaseException:
+            database.discard_if_unused()
+            raise
 
 
 def echo(text: str) -> None:

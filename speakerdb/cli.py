@@ -67,6 +67,9 @@ def _log_to_stderr(level: int) -> None:
     logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
     logger.addHandler(_StderrHandler())
     logger.setLevel(level)
+    # Hub retries and transformers notices are noise on a terminal unless asked for.
+    for noisy in ("huggingface_hub", "transformers"):
+        logging.getLogger(noisy).setLevel(level if level <= logging.DEBUG else logging.ERROR)
 
 
 @app.callback()
@@ -144,10 +147,15 @@ def enroll_batch(
         raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
 
 
+def _naming(source: str, reason: str) -> str:
+    """The reason, prefixed with the file unless the reason names it already."""
+    return reason if source and source in reason else f"{source}: {reason}"
+
+
 def _batch_summary(report: BatchReport) -> str:
     from ._render import safe
 
-    lines = [f"failed: {safe(f.source)}: {safe(f.reason)}" for f in report.failures]
+    lines = [f"failed: {safe(_naming(f.source, f.reason))}" for f in report.failures]
     created = sum(e.created for e in report.enrollments)
     lines.append(
         f"enrolled {report.n_enrolled} clip(s) for {len(report.enrollments)} speaker(s) "

@@ -60,9 +60,14 @@ class HFXVectorEncoder:
         try:
             # The cache first: a cached model then loads without any network round trip.
             features, network = _load_parts(model, kwargs)
-        except ModelError:
+        except ModelError as cached_miss:
             if offline or Path(model).expanduser().exists():
                 raise
+            if not _hub_reachable():
+                # huggingface_hub would retry for about a minute before giving up.
+                online = {**kwargs, "local_files_only": False}
+                reason = OSError("the Hub cannot be reached")
+                raise ModelError(_missing_model_message(model, online, reason)) from cached_miss
             features, network = _load_parts(model, {**kwargs, "local_files_only": False})
         _check_rate(model, features)
         info = EncoderInfo(
@@ -129,19 +134,34 @@ def _load_parts(model: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
 def _missing_model_message(model: str, kwargs: dict[str, Any], exc: BaseException) -> str:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if Path(model).expanduser().exists():
-        where = f"the directory {model} is not a saved x-vector model ({reason})"
-        fix = "point --model at a folder written by save_pretrained()"
-    else:
-        offline = " (offline mode)" if kwargs.get("local_files_only") else ""
-        where = (
-            f"model {model!r} is not in the Hugging Face cache and cannot be downloaded{offline}"
+        return (
+            f"{model}: not a saved x-vector model ({reason}); "
+            "point --model at a folder written by save_pretrained()"
         )
-        fix = (
-            f"connect once so it is cached (`hf download {model}`), "
-            "copy a saved model folder here and pass --model DIR, "
-            "or use the offline encoder with --model resemblyzer"
-        )
-    return f"cannot load {where}: {fix}"
+    offline = " (offline mode)" if kwargs.get("local_files_only") else ""
+    where = f"model {model!r} is not in the Hugging Face cache and cannot be downloaded{offline}"
+    fix = (
+        f"connect once so it is cached (`hf download {model}`), "
+        "copy a saved model folder here and pass --model DIR, "
+        "or use the offline encoder with --model resemblyzer"
+    )
+    return f"{where} ({reason}): {fix}"
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connection to the Hub's endpoint (honours HF_ENDPOINT)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _check_rate(model: str, features: Any) -> None:

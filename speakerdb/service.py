@@ -139,6 +139,18 @@ class SpeakerDB(_SettingsMixin):
         """Release the database connections. The object cannot be used afterwards."""
         self._store.close()
 
+    def discard_if_unused(self) -> bool:
+        """Close, and delete the database files if this object created them and nothing
+        was enrolled: a first enrollment that failed leaves no empty database behind.
+        """
+        if not self._store.created or self.speakers():
+            return False
+        self.close()
+        lock = self.index_path.with_name(self.index_path.name + ".lock")
+        for path in (self.path, *_sqlite_sidecars(self.path), self.index_path, lock):
+            path.unlink(missing_ok=True)
+        return True
+
     @property
     def path(self) -> Path:
         return self._store.path
@@ -424,3 +436,7 @@ class SpeakerDB(_SettingsMixin):
         if self._stored is not None:
             return self._stored.dim
         return self._encoder.info.dim if self._encoder is not None else 1
+
+
+def _sqlite_sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")

@@ -167,6 +167,8 @@ class Store:
     def __init__(self, path: Path, engine: Engine) -> None:
         self.path = path
         self.engine = engine
+        #: True when :meth:`open` created the file.
+        self.created = False
         self._writer = engine.execution_options(speakerdb_immediate=True)
 
     @classmethod
@@ -175,7 +177,8 @@ class Store:
         path = Path(path).expanduser()
         if path.is_dir():
             raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
-        if not path.exists():
+        created = not path.exists()
+        if created:
             if not create:
                 raise DatabaseError(
                     f"{path}: no such database; check --db, or enroll a speaker to create it"
@@ -184,6 +187,7 @@ class Store:
         engine = create_engine(f"sqlite:///{path}")
         _install_pragmas(engine)
         store = cls(path, engine)
+        store.created = created
         store._probe()
         return store
 
@@ -208,7 +212,7 @@ class Store:
         with _wrapped(self.path):
             raw = self.engine.raw_connection()
             try:
-                raw.cursor().execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(raw.cursor())
             except sqlite3.Error as exc:
                 message = f"{self.path}: cannot switch to WAL journaling ({exc})"
                 raise DatabaseError(message) from exc
@@ -346,3 +350,27 @@ def _install_pragmas(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("speakerdb_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Set WAL mode, waiting while other processes create the same new database.
+
+    Changing the journal mode needs the file to itself and SQLite does not apply
+    the busy timeout to it, so several processes opening one new database at the
+    same moment would otherwise fail with "database is locked".
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.01
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import voice
 
+import speakerdb.hf_encoder as hf_encoder
 from speakerdb import ModelError, ModelMismatch, SpeakerDB
 from speakerdb.audio import SAMPLE_RATE
 from speakerdb.encoder import load_encoder
@@ -51,8 +52,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 @pytest.fixture
 def hub_requests(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """The ``local_files_only`` of every load speakerdb asks transformers for."""
-    import speakerdb.hf_encoder as hf_encoder
-
     seen: list[bool] = []
     real = hf_encoder._load_parts
 
@@ -184,13 +183,37 @@ def test_missing_hub_model_offline_names_the_fix(
 
 
 def test_online_load_is_tried_only_when_allowed(
-    tmp_path: Path, no_network: list[object], hub_requests: list[bool]
+    tmp_path: Path,
+    no_network: list[object],
+    hub_requests: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Without local_files_only or SPEAKERDB_OFFLINE, a download is attempted after the cache
-    # misses (refused here by the hub's own offline mode).
+    # misses, when the Hub answers (refused here by the hub's own offline mode).
+    monkeypatch.setattr(hf_encoder, "_hub_reachable", lambda: True)
     with pytest.raises(ModelError, match="resemblyzer"):
         load_encoder(MISSING, cache_dir=str(tmp_path / "empty-cache"))
     assert hub_requests == [True, False]
+    assert no_network == []
+
+
+def test_unreachable_hub_fails_at_once_without_download_retries(
+    tmp_path: Path,
+    no_network: list[object],
+    hub_requests: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probes: list[object] = []
+
+    def unreachable(address: object, timeout: float) -> None:
+        probes.append(address)
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(ModelError, match=r"cannot be reached.*--model resemblyzer"):
+        load_encoder(MISSING, cache_dir=str(tmp_path / "empty-cache"))
+    assert hub_requests == [True]  # the cache only: no download with its minute of retries
+    assert len(probes) == 1  # one quick reachability probe
     assert no_network == []
 
 
