@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -217,8 +218,8 @@ def evaluation_text(report: EvaluationReport) -> str:
         lines.append(f"no calibrated threshold: {safe(report.calibration_note)}")
     m = report.margins
     lines.append(
-        f"median top-1/top-2 margin: correct {m.correct:.3f}, wrong {m.wrong:.3f}, "
-        f"impostors {m.impostor:.3f}"
+        f"median top-1/top-2 margin: correct {_num(m.correct)}, wrong {_num(m.wrong)}, "
+        f"impostors {_num(m.impostor)}"
     )
     lines += [
         f"skipped: {safe(s.reason if s.path in s.reason else f'{s.path}: {s.reason}')}"
@@ -243,3 +244,8 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
         f"at it: false accepts {_pct(result.far)}, false rejects {_pct(result.frr)} "
         f"(EER {_pct(result.eer)} at {result.eer_threshold:.4f})"
     )
+
+
+def _num(value: float) -> str:
+    """A median, or "n/a" where there was nothing to take it of."""
+    return "n/a" if math.isnan(value) else f"{value:.3f}"
