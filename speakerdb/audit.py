@@ -28,14 +28,14 @@ the log as it was (names and scores, never voiceprints). ``clear`` empties it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import catalog
 from .errors import DatabaseError, InputError
-from .store import AuditRow, Store, utcnow
+from .store import AuditRow, Store, as_utc, utcnow
 from .types import AuditEntry, AuditSettings, Identification, Verification
 
 __all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_RETENTION_DAYS", "AuditLog"]
@@ -210,10 +210,9 @@ def _verification_row(result: Verification, now: datetime) -> AuditRow:
 
 
 def _entry(row: AuditRow) -> AuditEntry:
-    moment = row.created_at
     return AuditEntry(
         id=row.id,
-        time=moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc),
+        time=as_utc(row.created_at),
         operation=row.operation,
         claimed=row.claimed,
         identified=row.identified,

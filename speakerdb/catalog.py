@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import func, select
@@ -17,7 +16,16 @@ from sqlalchemy.orm import Session
 
 from .audio import Clip
 from .errors import DuplicateUtterance, InputError, SpeakerNotFound
-from .store import EncoderRow, SettingRow, SpeakerRow, UtteranceRow, from_blob, to_blob, utcnow
+from .store import (
+    EncoderRow,
+    SettingRow,
+    SpeakerRow,
+    UtteranceRow,
+    as_utc,
+    from_blob,
+    to_blob,
+    utcnow,
+)
 from .templates import template_of
 from .types import EncoderInfo, Speaker, Utterance
 
@@ -197,14 +205,9 @@ def count_utterances(session: Session, speaker_id: int | None = None) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite keeps no time zone; every timestamp speakerdb writes is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
     return Speaker(
-        id=row.id, name=row.name, n_utterances=n_utterances, created_at=_utc(row.created_at)
+        id=row.id, name=row.name, n_utterances=n_utterances, created_at=as_utc(row.created_at)
     )
 
 
@@ -215,7 +218,7 @@ def to_utterance(row: UtteranceRow, speaker: str) -> Utterance:
         source=row.source,
         audio_sha256=row.audio_sha256,
         duration_s=row.duration_s,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 

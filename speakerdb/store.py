@@ -56,6 +56,7 @@ __all__ = [
     "SpeakerRow",
     "Store",
     "UtteranceRow",
+    "as_utc",
     "from_blob",
     "to_blob",
     "utcnow",
@@ -68,6 +69,11 @@ BUSY_TIMEOUT_MS = 30_000
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp read back from SQLite, which keeps no time zone: all of ours are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def to_blob(vector: np.ndarray) -> bytes:
