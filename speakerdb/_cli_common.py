@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from .reader import Reader
     from .service import SpeakerDB
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "echo",
     "handles_errors",
     "open_db",
+    "open_for_reading",
     "progress",
 ]
 
@@ -150,6 +152,22 @@ def open_db(
         except BaseException:
             database.discard_if_unused()
             raise
+
+
+@contextmanager
+def open_for_reading(db: Path | None) -> Iterator[Reader | SpeakerDB]:
+    """For commands that only look: the fast :mod:`~speakerdb.reader` when it can answer,
+    else the database itself (which also gives the errors that name the fix)."""
+    from .config import database_path
+    from .reader import open_reader
+
+    reader = open_reader(database_path(db))
+    if reader is None:
+        with open_db(db) as database:
+            yield database
+        return
+    with reader:
+        yield reader
 
 
 def echo(text: str) -> None:

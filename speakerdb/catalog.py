@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .audio import Clip
-from .errors import DuplicateUtterance, InputError, SpeakerNotFound
+from .errors import DuplicateUtterance, InputError, no_such_speaker
 from .store import (
     EncoderRow,
     SettingRow,
@@ -121,7 +121,7 @@ def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool
 def require_speaker(session: Session, name: str) -> SpeakerRow:
     row = find_speaker(session, name)
     if row is None:
-        raise SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")
+        raise no_such_speaker(name)
     return row
 
 

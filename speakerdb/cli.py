@@ -32,6 +32,7 @@ from ._cli_common import (
     echo,
     handles_errors,
     open_db,
+    open_for_reading,
     progress,
 )
 from ._cli_maintenance import register as register_maintenance
@@ -234,7 +235,7 @@ def list_speakers(db: DbOpt = None, json: JsonOpt = False) -> None:
     """List the enrolled speakers."""
     from ._render import emit_json, speaker_line
 
-    with open_db(db) as database:
+    with open_for_reading(db) as database:
         speakers = database.speakers()
     if json:
         emit_json(speakers)
@@ -255,7 +256,7 @@ def show(
     """Show a speaker and their enrolled clips."""
     from ._render import emit_json, speaker_line, utterance_line
 
-    with open_db(db) as database:
+    with open_for_reading(db) as database:
         speaker = database.speaker(name)
         utterances = database.utterances(name)
     if json:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 from .errors import InputError
 
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "FALLBACK_THRESHOLD",
     "SCORE_NORMS",
+    "database_path",
     "default_threshold",
     "env_flag",
     "parse_threshold",
@@ -62,6 +64,11 @@ DEFAULT_ASNORM_THRESHOLD = 1.35
 # single clips, 0.84 items of 3 s or more; the cosine's are 0.74 and 0.80). For
 # other models: the cosine default.
 DEFAULT_MARGIN_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.82}
+
+
+def database_path(path: str | os.PathLike[str] | None) -> Path:
+    """The database file to use: ``path``, else ``SPEAKERDB_DB``, else ``./speakers.db``."""
+    return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
 
 
 def default_threshold(model: str) -> float:

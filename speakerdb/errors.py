@@ -88,3 +88,8 @@ class SchemaError(DatabaseError):
 
 class InputError(SpeakerDBError):
     """An argument or input file is malformed."""
+
+
+def no_such_speaker(name: str) -> SpeakerNotFound:
+    """The error for a name nobody is enrolled under (one wording for every reader)."""
+    return SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-from sqlalchemy import text
+from typing import TYPE_CHECKING
 
 from .errors import SchemaError
-from .store import Store
+
+if TYPE_CHECKING:
+    # Not at run time: speakerdb.reader checks SCHEMA_HEAD without loading SQLAlchemy.
+    from .store import Store
 
 __all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "migrations_dir", "upgrade"]
 
@@ -39,6 +41,8 @@ def migrations_dir() -> Path:
 
 def current_revision(store: Store) -> str | None:
     """The database's Alembic revision, or ``None`` when it has none."""
+    from sqlalchemy import text
+
     if "alembic_version" not in store.table_names():
         return None
     with store.read() as session:

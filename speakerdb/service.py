@@ -20,7 +20,7 @@ from . import catalog
 from ._settings import _SettingsMixin
 from .audio import Clip, ClipInput, refuse_repeats, to_clip
 from .audit import AuditLog
-from .config import DEFAULT_DB, DEFAULT_MODEL, DEFAULT_THRESHOLDS, ENV_DB, parse_threshold
+from .config import DEFAULT_MODEL, DEFAULT_THRESHOLDS, database_path, parse_threshold
 from .encoder import (
     Encoder,
     check_model_name,
@@ -79,8 +79,7 @@ class SpeakerDB(_SettingsMixin):
         encoder: Encoder | None = None,
         create: bool = True,
     ) -> None:
-        target = path or os.environ.get(ENV_DB) or DEFAULT_DB
-        self._store = Store.open(target, create=create)
+        self._store = Store.open(database_path(path), create=create)
         try:
             self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
         except BaseException:
@@ -118,7 +117,7 @@ class SpeakerDB(_SettingsMixin):
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
         """Migrate an existing database to this version's schema; return ``(before, after)``."""
-        target = Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
+        target = database_path(path)
         if not target.is_file():
             raise DatabaseError(f"{target}: no database to upgrade")
         store = Store.open(target)

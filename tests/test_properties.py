@@ -26,6 +26,7 @@ from hypothesis.stateful import (
 
 from speakerdb import DuplicateUtterance, SpeakerDB, SpeakerNotFound
 from speakerdb.audio import SAMPLE_RATE
+from speakerdb.reader import open_reader
 from speakerdb.store import from_blob, to_blob
 
 FAST = settings(
@@ -267,6 +268,18 @@ class EnrollRemoveMachine(RuleBasedStateMachine):
         ids = self.db.current_index().ids()
         assert sorted(ids.tolist()) == sorted(s.id for s in speakers)
         assert len(set(ids.tolist())) == len(ids)
+
+    @invariant()
+    def fast_reader_agrees_with_database(self) -> None:
+        if self.db is None:
+            return
+        reader = open_reader(self.path)
+        assert reader is not None
+        with reader:
+            assert reader.speakers() == self.db.speakers()
+            for name in self.model:
+                assert reader.speaker(name) == self.db.speaker(name)
+                assert reader.utterances(name) == self.db.utterances(name)
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())

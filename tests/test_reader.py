@@ -1,0 +1,125 @@
+"""The fast read-only path of `list` and `show`: same answers, no heavy imports, safe fallback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, FakeEncoder, voice
+
+from speakerdb import SchemaError, SpeakerDB, SpeakerNotFound
+from speakerdb.cli import app
+from speakerdb.reader import open_reader
+
+FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
+
+# Run `speakerdb ARGS` in a fresh interpreter and report the top-level modules it loaded.
+PROBE = """
+import json, runpy, sys
+sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted({m.split(".")[0] for m in sys.modules})
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "loaded": loaded}) + "\\n")
+"""
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = tmp_path / "speakers.db"
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", [(voice(120, seed=1), 16000), (voice(125, seed=2), 16000)])
+        db.enroll("bob", [(voice(210, seed=3), 16000)])
+        db.enroll("Zoë", [(voice(300, seed=4), 16000)])
+    return path
+
+
+def test_reader_gives_the_same_answers_as_speakerdb(db_path: Path) -> None:
+    reader = open_reader(db_path)
+    assert reader is not None
+    with reader, SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        assert reader.speakers() == db.speakers()
+        assert [s.name for s in reader.speakers()] == ["Zoë", "alice", "bob"]
+        for name in ("alice", "bob", "Zoë", "  alice "):
+            assert reader.speaker(name) == db.speaker(name)
+            assert reader.utterances(name) == db.utterances(name)
+        with pytest.raises(SpeakerNotFound, match="speakerdb list"):
+            reader.speaker("carol")
+
+
+def test_reader_sees_every_committed_write(db_path: Path) -> None:
+    reader = open_reader(db_path)
+    assert reader is not None
+    with reader, SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        db.remove("bob")
+        db.enroll("alice", [(voice(130, seed=9), 16000)])
+        assert [(s.name, s.n_utterances) for s in reader.speakers()] == [
+            ("Zoë", 1),
+            ("alice", 3),
+        ]
+
+
+def test_reader_never_writes(db_path: Path) -> None:
+    before = db_path.read_bytes()
+    reader = open_reader(db_path)
+    assert reader is not None
+    with reader:
+        reader.speakers()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._db.execute("DELETE FROM speakers")
+    assert db_path.read_bytes() == before
+
+
+def test_anything_unusual_goes_to_speakerdb(tmp_path: Path) -> None:
+    assert open_reader(tmp_path / "missing.db") is None
+    assert open_reader(tmp_path) is None
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert open_reader(empty) is None
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+    assert open_reader(foreign) is None
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    assert open_reader(garbage) is None
+    old = tmp_path / "old.db"
+    shutil.copy(FROZEN_0001, old)
+    assert open_reader(old) is None
+
+
+def test_cli_on_an_old_database_still_says_how_to_upgrade(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    old = tmp_path / "old.db"
+    shutil.copy(FROZEN_0001, old)
+    with pytest.raises(SchemaError):
+        SpeakerDB(old, create=False)
+    for command in (["list"], ["show", "anyone"]):
+        result = CliRunner().invoke(app, [*command, "--db", str(old)])
+        assert result.exit_code == 2
+        assert "speakerdb db upgrade" in result.output
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "alice"], ["--help"]])
+def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: list[str]) -> None:
+    args = [*command, "--db", str(db_path)] if command[0] != "--help" else command
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    report = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+    assert report["code"] in (0, None), proc.stderr
+    heavy = {"sqlalchemy", "alembic", "numpy", "torch", "transformers", "faiss", "soundfile"}
+    assert heavy.isdisjoint(report["loaded"]), report["loaded"]
+    if command[0] != "--help":
+        assert "alice" in proc.stdout
