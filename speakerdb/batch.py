@@ -12,7 +12,8 @@ enrolled in one transaction.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,10 +49,12 @@ class BatchFailure:
 
 @dataclass(frozen=True, slots=True)
 class BatchReport:
-    """What a bulk enrollment did."""
+    """What a bulk enrollment did. ``skipped`` holds clips that were enrolled already
+    for the same speaker (running a manifest again is therefore harmless)."""
 
     enrollments: tuple[Enrollment, ...]
     failures: tuple[BatchFailure, ...]
+    skipped: tuple[BatchFailure, ...] = ()
 
     @property
     def n_enrolled(self) -> int:
@@ -97,21 +100,28 @@ def enroll_batch(
 ) -> BatchReport:
     """Enroll every row; ``progress(n)`` is called as each ``n`` clips are done.
 
-    ``force`` enrolls what the quality gates would refuse (see :mod:`speakerdb.quality`).
+    The next speaker's clips are decoded in a background thread while the model
+    embeds the current one's, and speakers are committed several at a time
+    (:meth:`SpeakerDB.enroll_many`). ``force`` enrolls what the quality gates
+    would refuse (see :mod:`speakerdb.quality`).
     """
     advance = progress or (lambda n: None)
-    failures: list[BatchFailure] = []
+    decoder = _Decoder(db, advance)
     enrollments: list[Enrollment] = []
-    for speaker, group in _by_speaker(rows).items():
-        clips = _decode_group(db, speaker, group, failures, advance)
-        if not clips:
-            continue
-        try:
-            enrollments.append(db.enroll(speaker, clips, force=force))
-        except SpeakerDBError as exc:
-            failures += [BatchFailure(speaker, c.source or "", str(exc)) for c in clips]
-        advance(len(clips))
-    return BatchReport(tuple(enrollments), tuple(failures))
+    refused: list[BatchFailure] = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakerdb-decode") as pool:
+        groups = _prefetched(pool, decoder, _by_speaker(rows))
+        for speaker, outcome in db.enroll_many(groups, force=force):
+            clips = decoder.clips.pop(speaker)
+            if isinstance(outcome, SpeakerDBError):
+                decoder.failures += [
+                    BatchFailure(speaker, c.source or "", str(outcome)) for c in clips
+                ]
+            else:
+                enrollments.append(outcome)
+            advance(len(clips))
+    failures = (*decoder.failures, *refused)
+    return BatchReport(tuple(enrollments), failures, tuple(decoder.skipped))
 
 
 def _by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
@@ -121,41 +131,77 @@ def _by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
     return groups
 
 
-def _decode_group(
-    db: SpeakerDB,
-    speaker: str,
-    group: list[ManifestRow],
-    failures: list[BatchFailure],
-    advance: Callable[[int], None],
-) -> list[Clip]:
-    def fail(row: ManifestRow, reason: str) -> None:
-        failures.append(BatchFailure(speaker, row.path, reason))
-        advance(1)
+def _prefetched(
+    pool: ThreadPoolExecutor, decoder: _Decoder, groups: dict[str, list[ManifestRow]]
+) -> Iterator[tuple[str, list[Clip]]]:
+    """Each speaker's decoded clips, the next speaker's decoding while this one is used.
 
-    try:
-        clean_name(speaker)
-    except SpeakerDBError as exc:
+    Decoding (soundfile, soxr) releases the GIL, so it overlaps the model's work.
+    """
+    items = list(groups.items())
+    ahead: Future[list[Clip]] | None = None
+    for k, (speaker, group) in enumerate(items):
+        clips = ahead.result() if ahead is not None else decoder(speaker, group)
+        ahead = pool.submit(decoder, *items[k + 1]) if k + 1 < len(items) else None
+        if clips:
+            decoder.clips[speaker] = clips
+            yield speaker, clips
+
+
+class _Decoder:
+    """Decodes one speaker's rows at a time, keeping what failed or was skipped, and
+    refusing audio that another row of the batch holds already."""
+
+    def __init__(self, db: SpeakerDB, advance: Callable[[int], None]) -> None:
+        self._db = db
+        self._advance = advance
+        self._seen: dict[str, ManifestRow] = {}  # audio hash -> the row that has it
+        self.clips: dict[str, list[Clip]] = {}  # decoded, not yet reported
+        self.failures: list[BatchFailure] = []
+        self.skipped: list[BatchFailure] = []
+
+    def __call__(self, speaker: str, group: list[ManifestRow]) -> list[Clip]:
+        try:
+            clean_name(speaker)
+        except SpeakerDBError as exc:
+            for row in group:
+                self._fail(speaker, row.path, f"line {row.line}: {exc}")
+            return []
+        clips: dict[str, Clip] = {}
         for row in group:
-            fail(row, f"line {row.line}: {exc}")
-        return []
-    clips: dict[str, Clip] = {}
-    for row in group:
+            clip = self._load(speaker, row)
+            if clip is not None:
+                clips[clip.sha256] = clip
+        return self._new_only(speaker, clips)
+
+    def _load(self, speaker: str, row: ManifestRow) -> Clip | None:
         try:
             clip = load_clip(row.path) if row.path else None
         except SpeakerDBError as exc:
-            fail(row, str(exc))
-            continue
+            self._fail(speaker, row.path, str(exc))
+            return None
         if clip is None:
-            fail(row, f"line {row.line}: empty path")
-        elif clip.sha256 in clips:
-            fail(row, f"{row.path}: same audio as {clips[clip.sha256].source}")
-        else:
-            clips[clip.sha256] = clip
-    enrolled = db.find_enrolled(list(clips.values()))
-    for sha, owner in enrolled.items():
-        clip = clips.pop(sha)
-        fail(
-            ManifestRow(speaker, clip.source or "", 0),
-            f"{clip.source}: enrolled already for {owner!r}",
-        )
-    return list(clips.values())
+            self._fail(speaker, row.path, f"line {row.line}: empty path")
+            return None
+        first = self._seen.setdefault(clip.sha256, row)
+        if first is not row:
+            self._fail(speaker, row.path, f"{row.path}: same audio as {first.path}")
+            return None
+        return clip
+
+    def _new_only(self, speaker: str, clips: dict[str, Clip]) -> list[Clip]:
+        for sha, owner in self._db.find_enrolled(list(clips.values())).items():
+            clip = clips.pop(sha)
+            source = clip.source or ""
+            if owner == clean_name(speaker):
+                self.skipped.append(
+                    BatchFailure(speaker, source, f"enrolled already for {owner!r}")
+                )
+                self._advance(1)
+            else:
+                self._fail(speaker, source, f"{source}: enrolled already for {owner!r}")
+        return list(clips.values())
+
+    def _fail(self, speaker: str, source: str, reason: str) -> None:
+        self.failures.append(BatchFailure(speaker, source, reason))
+        self._advance(1)

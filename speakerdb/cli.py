@@ -157,10 +157,12 @@ def _batch_summary(report: BatchReport) -> str:
     from ._render import safe
 
     lines = [f"failed: {safe(_naming(f.source, f.reason))}" for f in report.failures]
+    lines += [f"skipped: {safe(f.source)} ({safe(f.reason)})" for f in report.skipped]
     created = sum(e.created for e in report.enrollments)
+    skipped = f"; {len(report.skipped)} enrolled already, skipped" if report.skipped else ""
     lines.append(
         f"enrolled {report.n_enrolled} clip(s) for {len(report.enrollments)} speaker(s) "
-        f"({created} new); {len(report.failures)} clip(s) failed"
+        f"({created} new); {len(report.failures)} clip(s) failed{skipped}"
     )
     return "\n".join(lines)
 

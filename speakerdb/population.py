@@ -6,6 +6,7 @@ more than the templates in the index; they read this snapshot instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +61,16 @@ class Population:
         )
 
 
-def read_population(session: Session) -> Population:
-    """Every utterance embedding in the database, grouped by speaker."""
-    rows = session.execute(
+def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
+    """Every utterance embedding in the database (or of ``names`` only), by speaker."""
+    stmt = (
         select(SpeakerRow.name, UtteranceRow.embedding)
         .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
         .order_by(SpeakerRow.name, UtteranceRow.id)
-    ).all()
+    )
+    if names is not None:
+        stmt = stmt.where(SpeakerRow.name.in_(list(names)))
+    rows = session.execute(stmt).all()
     groups: dict[str, list[np.ndarray]] = {}
     for name, blob in rows:
         groups.setdefault(name, []).append(from_blob(blob))

@@ -17,6 +17,7 @@ whose errors name the fix. Nothing here ever writes.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,7 +115,7 @@ def open_reader(path: str | Path) -> Reader | None:
         return None
     try:
         db = sqlite3.connect(
-            f"file:{quote(str(path.resolve()))}?mode=ro",
+            f"file:{quote(os.fsencode(path.resolve()))}?mode=ro",
             uri=True,
             timeout=_BUSY_TIMEOUT_S,
             isolation_level=None,  # transactions are ours: see _Snapshot

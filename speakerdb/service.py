@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from . import catalog
+from ._enrolling import _EnrollingMixin
 from ._settings import _SettingsMixin
-from .audio import Clip, ClipInput, refuse_repeats, to_clip
+from .audio import Clip, ClipInput, to_clip
 from .audit import AuditLog
-from .config import DEFAULT_MODEL, DEFAULT_THRESHOLDS, database_path, parse_threshold
+from .config import DEFAULT_MODEL, database_path, parse_threshold
 from .encoder import (
     Encoder,
     check_model_name,
@@ -29,7 +29,7 @@ from .encoder import (
     pinned_options,
     requested_model,
 )
-from .errors import DatabaseError, DuplicateSpeaker, EnrollmentRefused, InputError
+from .errors import DatabaseError, DuplicateSpeaker, InputError
 from .frontend import embed_clips
 from .index import SpeakerIndex, index_path_for
 from .indexsync import IndexSync
@@ -39,13 +39,9 @@ from .ranking import normalized_claim, rank
 from .schema import current_revision, ensure_schema
 from .schema import upgrade as upgrade_schema
 from .store import Store, from_blob
-from .templates import l2_normalize
 from .types import (
     DatabaseInfo,
-    EncoderInfo,
-    Enrollment,
     Identification,
-    QualityIssue,
     Speaker,
     Utterance,
     Verification,
@@ -56,7 +52,7 @@ __all__ = ["ClipInput", "SpeakerDB"]
 log = logging.getLogger(__name__)
 
 
-class SpeakerDB(_SettingsMixin):
+class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     """A speaker database on one SQLite file, with its FAISS index beside it.
 
     Options follow the precedence in :mod:`speakerdb.config`: argument, then
@@ -164,48 +160,6 @@ class SpeakerDB(_SettingsMixin):
         if self._model_arg is not None:
             return self._model_arg
         return self._stored.model if self._stored is not None else DEFAULT_MODEL
-
-    # -- enrollment ------------------------------------------------------
-
-    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
-        """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
-
-        Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
-        when the same audio is enrolled already, :class:`InvalidName` for a bad name,
-        :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.quality`;
-        ``force`` enrolls anyway, and the issues are returned with the result).
-        """
-        name = clean_name(name)
-        if not clips:
-            raise InputError(f"no clips given to enroll {name!r}")
-        decoded = [to_clip(c) for c in clips]
-        refuse_repeats(decoded)
-        with self._store.read() as session:
-            catalog.refuse_enrolled(session, decoded)
-        encoder = self.encoder()
-        # Normalised again so that stored vectors have unit norm whatever the encoder.
-        embeddings = l2_normalize(self._embed(decoded))
-        issues = self._check_quality(name, decoded, embeddings, force)
-        with self._index.changing():
-            with self._store.write() as session:
-                self._record_encoder(session, encoder.info)
-                catalog.refuse_enrolled(session, decoded)
-                row, created = catalog.get_or_create_speaker(session, name)
-                added = catalog.add_utterances(session, row, decoded, embeddings)
-                template = catalog.refresh_template(session, row)
-                generation = catalog.bump_generation(session)
-                speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
-                result = Enrollment(
-                    speaker, tuple(catalog.to_utterance(u, name) for u in added), created, issues
-                )
-            self._index.apply(generation, lambda index: index.upsert(speaker.id, template))
-        log.info("enrolled %d clip(s) for %r", len(added), name)
-        return result
-
-    def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]:
-        """Map the audio hash of each clip that is enrolled already to its speaker's name."""
-        with self._store.read() as session:
-            return catalog.existing_hashes(session, [c.sha256 for c in clips])
 
     # -- queries ---------------------------------------------------------
 
@@ -399,33 +353,6 @@ class SpeakerDB(_SettingsMixin):
         )
 
     # -- internals -------------------------------------------------------
-
-    def _check_quality(
-        self, name: str, clips: Sequence[Clip], embeddings: np.ndarray, force: bool
-    ) -> tuple[QualityIssue, ...]:
-        from .quality import check_enrollment
-
-        threshold, source = self.threshold()
-        measured = source != f"default for {self.model}" or self.model in DEFAULT_THRESHOLDS
-        issues = check_enrollment(
-            name, clips, embeddings, self.population(), threshold, similarity_refuses=measured
-        )
-        refusals = [i.message for i in issues if i.refused]
-        if refusals and not force:
-            raise EnrollmentRefused(
-                "; ".join(refusals) + " (--force, or force=True, enrolls anyway)", tuple(issues)
-            )
-        for issue in issues:
-            log.info("enrollment quality: %s", issue.message)
-        return tuple(issues)
-
-    def _record_encoder(self, session: Session, info: EncoderInfo) -> None:
-        stored = catalog.read_encoder(session)
-        if stored is None:
-            catalog.write_encoder(session, info)
-            self._stored = info
-        else:
-            check_same_encoder(self.path, stored, info)
 
     def _embed(self, clips: Sequence[Clip]) -> np.ndarray:
         return embed_clips(self.encoder(), clips)

@@ -315,15 +315,19 @@ def test_enroll_batch_reports_failures_and_enrolls_the_rest(home: Path, batch: P
     reasons = {
         "silent.wav": "silent",
         "missing.wav": "no such file",
-        "alice1.wav": "enrolled already",
         "carol1.wav": "name is empty",
     }
     for name, reason in reasons.items():
         assert any(name in line and reason in line for line in lines), (name, result.stdout)
-    for line in lines[:-1]:  # each failure names its file once, not twice
+    failed = [line for line in lines[:-1] if not line.startswith("skipped: ")]
+    for line in failed:  # each failure names its file once, not twice
         assert line.startswith("failed: ") and line.count(".wav") == 1, line
+    # alice1.wav is alice's already: skipped, not a failure, so that a rerun is harmless.
+    assert [line for line in lines if "alice1.wav" in line] == [
+        f"skipped: {home / 'alice1.wav'} (enrolled already for 'alice')"
+    ]
     assert "enrolled 3 clip(s)" in lines[-1]
-    assert "4 clip(s) failed" in lines[-1]
+    assert "3 clip(s) failed; 1 enrolled already, skipped" in lines[-1]
     assert speakers() == {"alice": 2, "bob": 1, "carol": 2, "dave": 1}
 
 
@@ -332,7 +336,8 @@ def test_enroll_batch_json(home: Path, batch: Path) -> None:
     enrolled = {e["speaker"]["name"]: len(e["added"]) for e in report["enrollments"]}
     assert enrolled == {"carol": 2, "dave": 1}
     failed = {Path(f["source"]).name: f["reason"] for f in report["failures"]}
-    assert set(failed) == {"silent.wav", "missing.wav", "alice1.wav", "carol1.wav"}
+    assert set(failed) == {"silent.wav", "missing.wav", "carol1.wav"}
+    assert [Path(f["source"]).name for f in report["skipped"]] == ["alice1.wav"]
     assert "silent" in failed["silent.wav"]
 
 
@@ -346,6 +351,35 @@ def test_enroll_batch_exits_0_when_every_clip_is_enrolled(home: Path) -> None:
     result = ok(cli("enroll-batch", manifest))
     assert "0 clip(s) failed" in result.stdout
     assert speakers()["erin"] == 1
+
+
+def test_enroll_batch_run_again_skips_what_it_enrolled(home: Path) -> None:
+    for k, name in enumerate(("erin", "erin", "fay")):
+        write_audio(home / f"{name}{k}.wav", voice(170 + 25 * k, seed=41 + k))
+    rows = [{"speaker": n, "path": f"{n}{k}.wav"} for k, n in enumerate(("erin", "erin", "fay"))]
+    manifest = write_manifest(home / "again.csv", ["speaker", "path"], rows)
+    ok(cli("enroll-batch", manifest))
+    result = ok(cli("enroll-batch", manifest))
+    assert "enrolled 0 clip(s) for 0 speaker(s) (0 new); 0 clip(s) failed; 3 enrolled" in (
+        result.stdout
+    )
+    assert speakers() == {"alice": 2, "bob": 1, "erin": 2, "fay": 1}
+
+
+def test_enroll_batch_refuses_one_audio_under_two_speakers(home: Path) -> None:
+    write_audio(home / "gil.wav", voice(175, seed=50))
+    write_audio(home / "gil2.wav", voice(178, seed=51))
+    shutil.copy(home / "gil.wav", home / "copy.wav")
+    rows = [
+        {"speaker": "gil", "path": "gil.wav"},
+        {"speaker": "gil", "path": "gil2.wav"},
+        {"speaker": "hal", "path": "copy.wav"},
+    ]
+    manifest = write_manifest(home / "dup.csv", ["speaker", "path"], rows)
+    result = cli("enroll-batch", manifest)
+    assert result.exit_code == 1, result.output
+    assert f"copy.wav: same audio as {home / 'gil.wav'}" in result.stdout
+    assert speakers() == {"alice": 2, "bob": 1, "gil": 2}
 
 
 @pytest.mark.parametrize(
