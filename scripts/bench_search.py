@@ -40,7 +40,7 @@ from _clustered import REAL, Population, statistics
 
 from speakerdb import index as index_module
 from speakerdb.index import SpeakerIndex
-from speakerdb.indexkind import AUTO_IVF_FROM, NPROBE, plan_for
+from speakerdb.indexkind import AUTO_IVF_FROM, nprobe_for, plan_for
 
 K = 10
 T = TypeVar("T")
@@ -165,12 +165,14 @@ def run_size(n: int, dim: int, args: argparse.Namespace, folder: Path) -> None:
     set_batch_path(default=False)
     truth = flat.search(queries, K)[1]
     print(f"  IVF: {plan.nlist} lists; build {ivf_build:.1f} s (flat {flat_build:.2f} s)")
-    for nprobe in sorted({16, 32, NPROBE, 64, 96, 128, 192} & set(range(1, plan.nlist + 1))):
+    default = nprobe_for(plan.nlist)
+    for factor in (0.5, 0.75, 1, 1.5):
+        nprobe = min(plan.nlist, round(factor * default))
         ivf._index.nprobe = nprobe
         r = recall(truth, ivf.search(queries, K)[1])
-        mark = "  <- default" if nprobe == NPROBE else ""
+        mark = "  <- default" if nprobe == default else ""
         print(f"    nprobe {nprobe:3d}: recall@10 {r:.4f}{mark}")
-    ivf._index.nprobe = min(NPROBE, plan.nlist)
+    ivf._index.nprobe = default
     f1, v1 = single_latency(flat, ivf, queries[: args.singles])
     print(f"  one query: flat {f1 * 1e3:.2f} ms, IVF {v1 * 1e3:.2f} ms, ratio {f1 / v1:.1f}x")
     repeats = 1 if n >= 10**6 else args.repeats
@@ -210,7 +212,7 @@ def main() -> None:
         from _clustered import measure_real
 
         print("real (GE2E, shared corpus):", measure_real())
-    print(f"dim {args.dim}, k={K}; auto uses IVF from {AUTO_IVF_FROM} speakers, nprobe {NPROBE}")
+    print(f"dim {args.dim}, k={K}; auto uses IVF from {AUTO_IVF_FROM} speakers")
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             print(f"{n} speakers:")

@@ -34,6 +34,7 @@ from ._cli_common import (
     open_db,
     progress,
 )
+from ._cli_index import register as register_index
 from ._cli_maintenance import register as register_maintenance
 
 if TYPE_CHECKING:
@@ -331,5 +332,6 @@ def run() -> None:
 
 # Command groups in modules of their own, registered in the order `--help` lists them.
 register_maintenance(app)
+register_index(app)
 app.add_typer(audit_app, name="audit")
 register_accuracy(app)

@@ -331,17 +331,14 @@ def _faiss() -> Any:
     (``scripts/bench_search.py``). Its database block is widened because the
     default (1,024 templates) costs a thread barrier per block.
 
-    Searches run FAISS on one OpenMP thread. On a busy machine a second thread
-    that waits for a core turns a 0.4 ms query at 10^4 speakers into tens of
-    milliseconds; callers that want parallel searches run them from several
-    threads (FAISS releases the GIL). Builds use every core
-    (:func:`~speakerdb.indexkind.all_threads`). These are process-wide FAISS settings.
+    FAISS's thread count is left alone: with torch imported first, the two
+    share one OpenMP runtime, and ``faiss.omp_set_num_threads`` would set
+    torch's too. These are process-wide FAISS settings.
     """
     import faiss
 
     global _configured
     if not _configured:
-        faiss.omp_set_num_threads(1)
         faiss.cvar.distance_compute_blas_threshold = _BATCH_FROM
         faiss.cvar.distance_compute_blas_query_bs = _QUERY_CHUNK
         faiss.cvar.distance_compute_blas_database_bs = _DATABASE_BLOCK

@@ -2,8 +2,8 @@
 
 ``flat`` compares a query with every template: exact, and the fastest below a
 few tens of thousands of speakers. ``ivf`` (FAISS ``IndexIVFFlat``, inner
-product) clusters the templates into about ``sqrt(n)`` lists and compares a
-query with the templates of the :data:`NPROBE` lists nearest to it only. It
+product) clusters the templates into about ``2 sqrt(n)`` lists and compares a
+query with the templates of the :func:`nprobe_for` lists nearest to it only. It
 stores the full vectors, so the scores it returns are exact cosines and
 upsert and remove stay exact; only a speaker outside the probed lists can be
 missed. On clustered 512-d data shaped like real speaker templates
@@ -21,9 +21,6 @@ Training is deterministic: the same templates give the same index.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +31,15 @@ from .errors import InputError
 __all__ = [
     "AUTO_IVF_FROM",
     "INDEX_KINDS",
-    "NPROBE",
+    "LISTS_PER_ROOT",
+    "NPROBE_PER_ROOT",
     "IndexChoice",
     "IndexPlan",
-    "all_threads",
     "build",
     "check_ivf_from",
     "check_kind",
     "describe",
+    "nprobe_for",
     "plan_for",
     "stored_ids",
 ]
@@ -50,8 +48,12 @@ __all__ = [
 INDEX_KINDS = ("auto", "flat", "ivf")
 #: Size from which ``auto`` uses IVF (the measured crossover, scripts/bench_search.py).
 AUTO_IVF_FROM = 50_000
-#: Lists searched per query; with ~sqrt(n) lists this kept recall@10 >= 0.99.
-NPROBE = 48
+#: Lists per sqrt(speakers).
+LISTS_PER_ROOT = 2
+#: Lists searched per query, per sqrt(lists): the smallest round factor that kept
+#: recall@10 >= 0.99 at 10^4 to 10^6 speakers in scripts/bench_search.py (the lists
+#: needed grow about as the root of the list count).
+NPROBE_PER_ROOT = 4
 # k-means on up to this many templates per list, for this many rounds: enough
 # for good lists, and it keeps training 10^6 templates to seconds.
 _TRAIN_POINTS_PER_LIST = 64
@@ -108,7 +110,7 @@ def plan_for(
         kind = "ivf" if n >= (auto_from // 2 if was_ivf else auto_from) else "flat"
     if kind == "flat" or n == 0:
         return IndexPlan("flat")
-    wanted = max(1, min(round(math.sqrt(n)), n // _MIN_POINTS_PER_LIST))
+    wanted = max(1, min(round(LISTS_PER_ROOT * math.sqrt(n)), n // _MIN_POINTS_PER_LIST))
     close = current is not None and current.nlist / 2 < wanted < current.nlist * 2
     if close and current is not None and current.kind == "ivf":
         return current  # the list count is near the one wanted: no retraining
@@ -140,23 +142,16 @@ def build(plan: IndexPlan, dim: int, ids: np.ndarray, vectors: np.ndarray) -> An
         # Training on rows in id order makes a rebuild from SQLite deterministic.
         order = np.argsort(ids, kind="stable")
         ids, vectors = ids[order], vectors[order]
-        with all_threads(faiss):
-            index.train(vectors)
-        index.nprobe = min(NPROBE, plan.nlist)
+        index.train(vectors)
+        index.nprobe = nprobe_for(plan.nlist)
     if len(ids):
-        with all_threads(faiss):
-            index.add_with_ids(vectors, ids)
+        index.add_with_ids(vectors, ids)
     return index
 
 
-@contextmanager
-def all_threads(faiss: Any) -> Iterator[None]:
-    """FAISS on every core while an index is built; searches use one (see speakerdb.index)."""
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(1)
+def nprobe_for(nlist: int) -> int:
+    """How many of ``nlist`` lists a query searches."""
+    return min(nlist, math.ceil(NPROBE_PER_ROOT * math.sqrt(nlist)))
 
 
 def stored_ids(index: Any) -> np.ndarray:
