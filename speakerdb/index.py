@@ -54,6 +54,8 @@ _BATCH_FROM = 16
 # ... this many queries at a time, against blocks of this many templates.
 _QUERY_CHUNK = 256
 _DATABASE_BLOCK = 65_536
+# Up to this many templates, fewer queries than _BATCH_FROM are scanned by _scan.
+_SCAN_UP_TO = 100_000
 _configured = False
 #: How long to wait for another process's hold on the index lock (as SQLite's busy timeout).
 LOCK_TIMEOUT_S = 30.0
@@ -188,6 +190,8 @@ class SpeakerIndex:
             # Nothing enrolled: no candidates, whatever the query's size.
             return np.zeros((len(rows), 0), np.float32), np.zeros((len(rows), 0), np.int64)
         k = max(1, min(k, len(self)))
+        if len(rows) < _BATCH_FROM and len(self) <= _SCAN_UP_TO and self.plan.kind == "flat":
+            return _scan(self._index, rows, k)
         if len(rows) <= _QUERY_CHUNK:
             return self._index.search(rows, k)
         # In chunks: FAISS's scratch for a batch grows with the number of queries.
@@ -344,6 +348,29 @@ def _faiss() -> Any:
         faiss.cvar.distance_compute_blas_database_bs = _DATABASE_BLOCK
         _configured = True
     return faiss
+
+
+def _scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of a few queries against a flat index, on the calling thread only.
+
+    FAISS (and NumPy's BLAS) spread one query over OpenMP threads; on a busy
+    machine, waiting for the second thread to get a core made a 10^4-speaker
+    query take about 50 ms instead of under 1 ms (``scripts/bench_identify.py``).
+    ``einsum`` runs on this thread alone, and threads calling it run in parallel.
+    """
+    faiss = _faiss()
+    n, dim = int(index.ntotal), int(index.d)
+    vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.index).get_xb(), n * dim)
+    ids = faiss.rev_swig_ptr(index.id_map.data(), n)
+    vectors = vectors.reshape(n, dim)
+    out_scores = np.empty((len(queries), k), np.float32)
+    out_ids = np.empty((len(queries), k), np.int64)
+    for row, query in enumerate(queries):
+        scores = np.einsum("ij,j->i", vectors, query)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        out_scores[row], out_ids[row] = scores[top], ids[top]
+    return out_scores, out_ids
 
 
 def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:
