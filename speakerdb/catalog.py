@@ -32,6 +32,7 @@ from .types import EncoderInfo, Speaker, Utterance
 __all__ = [
     "add_utterances",
     "all_templates",
+    "bump_counter",
     "bump_generation",
     "count_utterances",
     "ensure_uuid",
@@ -39,6 +40,7 @@ __all__ = [
     "find_speaker",
     "get_or_create_speaker",
     "get_setting",
+    "get_settings",
     "list_speakers",
     "list_utterances",
     "read_encoder",
@@ -59,6 +61,12 @@ def get_setting(session: Session, key: str) -> str | None:
     return row.value if row is not None else None
 
 
+def get_settings(session: Session, keys: Sequence[str]) -> dict[str, str]:
+    """The settings among ``keys`` that are set, in one query."""
+    rows = session.execute(select(SettingRow.key, SettingRow.value).where(SettingRow.key.in_(keys)))
+    return {key: value for key, value in rows}
+
+
 def set_setting(session: Session, key: str, value: str) -> None:
     row = session.get(SettingRow, key)
     if row is None:
@@ -70,9 +78,14 @@ def set_setting(session: Session, key: str, value: str) -> None:
 def bump_generation(session: Session) -> int:
     """Count one more change of the templates; the index file records this counter."""
     ensure_uuid(session)
-    generation = int(get_setting(session, "generation") or 0) + 1
-    set_setting(session, "generation", str(generation))
-    return generation
+    return bump_counter(session, "generation")
+
+
+def bump_counter(session: Session, key: str) -> int:
+    """Add one to the counter stored as setting ``key``; return its new value."""
+    value = int(get_setting(session, key) or 0) + 1
+    set_setting(session, key, str(value))
+    return value
 
 
 def ensure_uuid(session: Session) -> str:

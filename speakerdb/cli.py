@@ -35,6 +35,7 @@ from ._cli_common import (
     open_for_reading,
     progress,
 )
+from ._cli_index import register as register_index
 from ._cli_maintenance import register as register_maintenance
 
 if TYPE_CHECKING:
@@ -334,5 +335,6 @@ def run() -> None:
 
 # Command groups in modules of their own, registered in the order `--help` lists them.
 register_maintenance(app)
+register_index(app)
 app.add_typer(audit_app, name="audit")
 register_accuracy(app)

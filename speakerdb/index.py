@@ -29,11 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .errors import DatabaseError
+from .indexkind import IndexPlan, build, describe, stored_ids
 
 try:
     import fcntl
@@ -45,6 +46,17 @@ __all__ = ["IndexFile", "IndexFileError", "IndexLock", "SpeakerIndex", "index_pa
 log = logging.getLogger(__name__)
 
 _MAGIC = b"SPEAKERDB-INDEX 1\n"
+# Bytes reserved after the magic for the JSON header line (padded with spaces).
+_HEADER_SLOT = 512
+_BLOCK = 1 << 20
+# Batches of at least this many queries are searched by matrix products ...
+_BATCH_FROM = 16
+# ... this many queries at a time, against blocks of this many templates.
+_QUERY_CHUNK = 256
+_DATABASE_BLOCK = 65_536
+# Up to this many templates, fewer queries than _BATCH_FROM are scanned by _scan.
+_SCAN_UP_TO = 100_000
+_configured = False
 #: How long to wait for another process's hold on the index lock (as SQLite's busy timeout).
 LOCK_TIMEOUT_S = 30.0
 
@@ -55,12 +67,13 @@ class IndexFileError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IndexFile:
-    """What an index file's header says about it."""
+    """What an index file's header says about it (``kind``: ``flat`` or ``ivf``)."""
 
     db_uuid: str
     generation: int
     dim: int
     count: int
+    kind: str = "flat"
 
 
 def index_path_for(db_path: Path) -> Path:
@@ -136,16 +149,20 @@ class IndexLock:
 
 
 class SpeakerIndex:
-    """Exact top-k cosine search over speaker templates. Searches may run in parallel."""
+    """Top-k cosine search over speaker templates. Searches may run in parallel.
 
-    def __init__(self, dim: int, ids: np.ndarray, vectors: np.ndarray) -> None:
-        import faiss
+    The FAISS index is flat (exact) or IVF, by the :class:`~speakerdb.indexkind.IndexPlan`
+    it is built with; see :mod:`speakerdb.indexkind`.
+    """
 
+    def __init__(
+        self, dim: int, ids: np.ndarray, vectors: np.ndarray, plan: IndexPlan | None = None
+    ) -> None:
+        _faiss()
         self.dim = dim
         self._lock = threading.Lock()
-        self._index: Any = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        if len(ids):
-            self._index.add_with_ids(_rows(vectors, dim), np.asarray(ids, dtype=np.int64))
+        rows = _rows(vectors, dim)
+        self._index: Any = build(plan or IndexPlan("flat"), dim, _ids(ids), rows)
 
     @classmethod
     def _wrap(cls, dim: int, index: Any) -> SpeakerIndex:
@@ -156,14 +173,33 @@ class SpeakerIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def plan(self) -> IndexPlan:
+        """How this index is built: flat, or IVF with how many lists."""
+        return describe(self._index)
+
+    @property
+    def nprobe(self) -> int:
+        """Lists searched per query (IVF); 0 for a flat index, which compares with all."""
+        return int(getattr(self._index, "nprobe", 0))
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, ids)`` per query row, best first; missing slots have id -1."""
+        rows = _rows(queries, self.dim)
         if len(self) == 0:
             # Nothing enrolled: no candidates, whatever the query's size.
-            n = len(np.atleast_2d(queries))
-            return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
+            return np.zeros((len(rows), 0), np.float32), np.zeros((len(rows), 0), np.int64)
         k = max(1, min(k, len(self)))
-        return self._index.search(_rows(queries, self.dim), k)
+        if len(rows) < _BATCH_FROM and len(self) <= _SCAN_UP_TO and self.plan.kind == "flat":
+            return _scan(self._index, rows, k)
+        if len(rows) <= _QUERY_CHUNK:
+            return self._index.search(rows, k)
+        # In chunks: FAISS's scratch for a batch grows with the number of queries.
+        parts = [
+            self._index.search(rows[i : i + _QUERY_CHUNK], k)
+            for i in range(0, len(rows), _QUERY_CHUNK)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def upsert(self, speaker_id: int, vector: np.ndarray) -> None:
         with self._lock:
@@ -175,86 +211,185 @@ class SpeakerIndex:
             self._index.remove_ids(np.asarray([speaker_id], dtype=np.int64))
 
     def ids(self) -> np.ndarray:
-        import faiss
-
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        return stored_ids(self._index)
 
     def copy(self) -> SpeakerIndex:
         """An independent copy, to change while searches go on in this one."""
-        import faiss
-
+        faiss = _faiss()
         with self._lock:
             return SpeakerIndex._wrap(self.dim, faiss.clone_index(self._index))
 
     def save(self, path: Path, db_uuid: str, generation: int) -> None:
-        """Write the index atomically, owner-readable only."""
-        import faiss
+        """Write the index atomically, owner-readable only.
 
-        with self._lock:
-            payload = faiss.serialize_index(self._index).tobytes()
+        The payload is streamed to the file as FAISS serializes it, so saving
+        needs no second copy of the index in memory; the header, which holds the
+        payload's SHA-256, is written last into a slot reserved at the start.
+        """
+        faiss = _faiss()
         header = {
             "db_uuid": db_uuid,
             "generation": generation,
             "dim": self.dim,
             "count": len(self),
-            "sha256": hashlib.sha256(payload).hexdigest(),
+            "kind": self.plan.kind,
         }
-        _atomic_write(path, _MAGIC + json.dumps(header).encode() + b"\n" + payload)
+        with self._lock, _atomic_file(path) as fh:
+            fh.write(b" " * (len(_MAGIC) + _HEADER_SLOT))
+            digest = hashlib.sha256()
+
+            def write(chunk: bytes) -> int:
+                digest.update(chunk)
+                fh.write(chunk)
+                return len(chunk)
+
+            faiss.write_index(self._index, faiss.PyCallbackIOWriter(write))
+            fh.seek(0)
+            fh.write(_header_line({**header, "sha256": digest.hexdigest()}))
 
     @classmethod
     def load(cls, path: Path) -> tuple[SpeakerIndex, IndexFile]:
         """Read an index file; raise IndexFileError when it is missing or damaged."""
-        import faiss
-
-        header, payload = _read_checked(path)
-        try:
-            index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))
-        except RuntimeError as exc:
-            raise IndexFileError(f"FAISS cannot read {path}: {exc}") from exc
+        faiss = _faiss()
+        with _open_checked(path) as (header, fh):
+            try:
+                index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
+            except RuntimeError as exc:
+                raise IndexFileError(f"FAISS cannot read {path}: {exc}") from exc
         if index.d != header.dim or index.ntotal != header.count:
             raise IndexFileError(f"{path}: header and payload disagree")
         return cls._wrap(header.dim, index), header
 
 
 def read_header(path: Path) -> IndexFile:
-    """The header of an index file, without loading FAISS."""
-    return _read_checked(path)[0]
+    """The header of an index file, its checksum verified, without loading FAISS."""
+    with _open_checked(path) as (header, _):
+        return header
 
 
-def _read_checked(path: Path) -> tuple[IndexFile, bytes]:
+@contextmanager
+def _open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
+    """The file's header and the file, at its payload, once the payload's SHA-256 matched.
+
+    The payload is hashed in blocks, so checking a large index holds no copy of it.
+    """
     try:
-        data = path.read_bytes()
+        fh = path.open("rb")
     except FileNotFoundError:
         raise IndexFileError(f"{path}: missing") from None
     except OSError as exc:
         raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
-    if not data.startswith(_MAGIC):
+    with fh:
+        try:
+            header, digest, start = _parse_header(path, fh)
+            actual = hashlib.sha256()
+            for block in iter(lambda: fh.read(_BLOCK), b""):
+                actual.update(block)
+        except OSError as exc:
+            raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
+        if actual.hexdigest() != digest:
+            raise IndexFileError(f"{path}: checksum mismatch (truncated or corrupt)")
+        fh.seek(start)
+        yield header, fh
+
+
+def _parse_header(path: Path, fh: BinaryIO) -> tuple[IndexFile, str, int]:
+    head = fh.read(len(_MAGIC) + _HEADER_SLOT)
+    if not head.startswith(_MAGIC):
         raise IndexFileError(f"{path}: not a speakerdb index file")
-    line, _, payload = data[len(_MAGIC) :].partition(b"\n")
+    line, newline, _ = head[len(_MAGIC) :].partition(b"\n")
+    if not newline:
+        raise IndexFileError(f"{path}: corrupt header")
     try:
         meta = json.loads(line)
         header = IndexFile(
-            str(meta["db_uuid"]), int(meta["generation"]), int(meta["dim"]), int(meta["count"])
+            str(meta["db_uuid"]),
+            int(meta["generation"]),
+            int(meta["dim"]),
+            int(meta["count"]),
+            str(meta.get("kind", "flat")),
         )
         digest = str(meta["sha256"])
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexFileError(f"{path}: corrupt header") from exc
-    if hashlib.sha256(payload).hexdigest() != digest:
-        raise IndexFileError(f"{path}: checksum mismatch (truncated or corrupt)")
-    return header, payload
+    start = len(_MAGIC) + len(line) + 1
+    fh.seek(start)
+    return header, digest, start
+
+
+def _header_line(meta: dict[str, object]) -> bytes:
+    """The magic and the JSON header, padded to fill the slot reserved for them."""
+    line = json.dumps(meta).encode()
+    if len(line) >= _HEADER_SLOT:
+        raise ValueError(f"index header too long: {len(line)} bytes")
+    return _MAGIC + line.ljust(_HEADER_SLOT - 1) + b"\n"
+
+
+def _faiss() -> Any:
+    """FAISS, set up once for speakerdb's searches.
+
+    FAISS 1.15 compares a batch of queries with the templates one query at a
+    time unless the batch has ``distance_compute_blas_threshold`` queries
+    (default 128,000); from :data:`_BATCH_FROM` queries on, a matrix product
+    does it, several times faster for 100 queries at 10^5 speakers
+    (``scripts/bench_search.py``). Its database block is widened because the
+    default (1,024 templates) costs a thread barrier per block.
+
+    FAISS's thread count is left alone: with torch imported first, the two
+    share one OpenMP runtime, and ``faiss.omp_set_num_threads`` would set
+    torch's too. These are process-wide FAISS settings.
+    """
+    import faiss
+
+    global _configured
+    if not _configured:
+        faiss.cvar.distance_compute_blas_threshold = _BATCH_FROM
+        faiss.cvar.distance_compute_blas_query_bs = _QUERY_CHUNK
+        faiss.cvar.distance_compute_blas_database_bs = _DATABASE_BLOCK
+        _configured = True
+    return faiss
+
+
+def _scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of a few queries against a flat index, on the calling thread only.
+
+    FAISS (and NumPy's BLAS) spread one query over OpenMP threads; on a busy
+    machine, waiting for the second thread to get a core made a 10^4-speaker
+    query take about 50 ms instead of under 1 ms (``scripts/bench_identify.py``).
+    ``einsum`` runs on this thread alone, and threads calling it run in parallel.
+    """
+    faiss = _faiss()
+    n, dim = int(index.ntotal), int(index.d)
+    vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.index).get_xb(), n * dim)
+    ids = faiss.rev_swig_ptr(index.id_map.data(), n)
+    vectors = vectors.reshape(n, dim)
+    out_scores = np.empty((len(queries), k), np.float32)
+    out_ids = np.empty((len(queries), k), np.int64)
+    for row, query in enumerate(queries):
+        scores = np.einsum("ij,j->i", vectors, query)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        out_scores[row], out_ids[row] = scores[top], ids[top]
+    return out_scores, out_ids
 
 
 def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _ids(ids: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A file to write, that replaces ``path`` whole once the block ends without error."""
     _remove_orphans(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -15,9 +15,16 @@ the same protocol, through :class:`~speakerdb.index.IndexLock`:
   (a writer was killed, the file is damaged or missing) it takes the lock
   exclusively, rebuilds the index from one snapshot, saves it and logs a
   warning.
-* :meth:`IndexSync.snapshot` reads the speakers' names in the same
-  transaction as the generation, so a search never pairs an index with names
-  from another moment (speaker ids can be reused after a removal).
+* :meth:`IndexSync.snapshot` pairs the index with the speakers' names as of
+  the same transaction as the generation, so a search never pairs an index
+  with names from another moment (speaker ids can be reused after a removal).
+  The names are read again only when the generation or the ``names_version``
+  counter (bumped by a rename) has changed since they were last read: a query
+  then costs one small read of the settings, not a read of every name.
+* Which index is built (flat or IVF) follows the ``index_kind`` and
+  ``index_ivf_from`` settings (:mod:`speakerdb.indexkind`). A change whose
+  new size calls for another plan (the crossover, or an IVF index grown or
+  shrunk 2x in lists) rebuilds from the database instead of changing the index.
 
 Lock order, everywhere: the in-process lock, then the file lock, then SQLite.
 """
@@ -28,18 +35,22 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import catalog
 from .index import IndexFileError, IndexLock, SpeakerIndex, read_header
+from .indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from .store import Store, from_blob
 
 __all__ = ["IndexSync"]
 
 log = logging.getLogger(__name__)
+
+
+_SETTINGS = ("generation", "uuid", "names_version", "index_kind", "index_ivf_from")
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class _State:
     generation: int
     db_uuid: str
     names: dict[int, str]
+    kind: str = "auto"
+    ivf_from: int = AUTO_IVF_FROM
     ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     templates: list[bytes] = field(default_factory=list)
 
@@ -65,6 +78,8 @@ class IndexSync:
         # (generation, index), replaced whole and never changed in place: a search
         # that holds an index keeps a consistent one while a writer moves on.
         self._current: tuple[int, SpeakerIndex] | None = None
+        # ((generation, names_version), names), replaced whole like _current.
+        self._names: tuple[tuple[int, int], dict[int, str]] | None = None
 
     def snapshot(self) -> tuple[SpeakerIndex, dict[int, str]]:
         """The index and the speakers' names (by id), both as of one generation."""
@@ -87,6 +102,31 @@ class IndexSync:
             index = self._rebuild(self._read(templates=True))
         return len(index)
 
+    def choice(self) -> IndexChoice:
+        """The index setting and the index in use."""
+        index = self.snapshot()[0]
+        state = self._read()
+        plan = index.plan
+        nprobe = index.nprobe
+        return IndexChoice(state.kind, state.ivf_from, plan.kind, plan.nlist, nprobe, len(index))
+
+    def configure(self, kind: str, ivf_from: int | None) -> IndexChoice:
+        """Store the index setting, and rebuild the index by it when it calls for another plan."""
+        check_kind(kind)
+        if ivf_from is not None:
+            check_ivf_from(ivf_from)
+        with self._lock, self._file_lock.exclusive():
+            with self._store.write() as session:
+                catalog.set_setting(session, "index_kind", kind)
+                if ivf_from is not None:
+                    catalog.set_setting(session, "index_ivf_from", str(ivf_from))
+            state = self._read(templates=True)
+            current = self._current
+            plan = current[1].plan if current is not None else None
+            if current is None or self._plan(state, len(state.ids), plan) != plan:
+                self._rebuild(state)
+        return self.choice()
+
     @contextmanager
     def changing(self) -> Iterator[None]:
         """Hold while a change of templates commits; then call :meth:`apply` inside."""
@@ -108,6 +148,9 @@ class IndexSync:
             base = loaded
         index = base.copy()
         change(index)
+        if self._plan(self._read(), len(index), index.plan) != index.plan:
+            self._rebuild(self._read(templates=True))  # trained anew for its size
+            return
         self._current = (generation, index)
         self._save(index, generation)
 
@@ -115,13 +158,30 @@ class IndexSync:
 
     def _read(self, *, templates: bool = False) -> _State:
         with self._store.read() as session:
-            generation = int(catalog.get_setting(session, "generation") or 0)
-            db_uuid = catalog.get_setting(session, "uuid") or ""
-            names = catalog.speaker_names(session)
+            settings = catalog.get_settings(session, _SETTINGS)
+            generation = int(settings.get("generation") or 0)
+            key = (generation, int(settings.get("names_version") or 0))
+            cached = self._names
+            if cached is not None and cached[0] == key:
+                names = cached[1]
+            else:
+                names = catalog.speaker_names(session)
+                self._names = (key, names)
+            state = _State(
+                generation,
+                settings.get("uuid") or "",
+                names,
+                settings.get("index_kind") or "auto",
+                int(settings.get("index_ivf_from") or AUTO_IVF_FROM),
+            )
             if not templates:
-                return _State(generation, db_uuid, names)
+                return state
             ids, blobs = catalog.all_templates(session)
-        return _State(generation, db_uuid, names, ids, blobs)
+        return replace(state, ids=ids, templates=blobs)
+
+    @staticmethod
+    def _plan(state: _State, n: int, current: IndexPlan | None) -> IndexPlan:
+        return plan_for(state.kind, n, current, state.ivf_from)
 
     def _cached_or_file(self, generation: int, db_uuid: str) -> tuple[SpeakerIndex | None, str]:
         """The index of ``generation`` from memory or the file; else ``None`` and why not."""
@@ -160,7 +220,9 @@ class IndexSync:
             if state.templates
             else np.zeros((0, dim), np.float32)
         )
-        index = SpeakerIndex(dim, state.ids, vectors)
+        current = self._current
+        plan = self._plan(state, len(state.ids), current[1].plan if current else None)
+        index = SpeakerIndex(dim, state.ids, vectors, plan)
         self._current = (state.generation, index)
         if state.generation > 0 or state.templates:
             self._save(index, state.generation)
@@ -188,4 +250,5 @@ class IndexSync:
             return f"will be rebuilt ({exc})" if generation else "empty"
         if header.generation != generation:
             return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
-        return f"up to date ({header.count} speakers)"
+        kind = ", IVF" if header.kind == "ivf" else ""
+        return f"up to date ({header.count} speakers{kind})"

@@ -32,6 +32,7 @@ from .encoder import (
 from .errors import DatabaseError, DuplicateSpeaker, InputError
 from .frontend import embed_clips
 from .index import SpeakerIndex, index_path_for
+from .indexkind import IndexChoice
 from .indexsync import IndexSync
 from .names import clean_name
 from .population import Population, read_population
@@ -306,6 +307,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
             if new != old and catalog.find_speaker(session, new) is not None:
                 raise DuplicateSpeaker(f"a speaker named {new!r} exists already; pick another name")
             row.name = new
+            catalog.bump_counter(session, "names_version")  # for the index's cache of names
             session.flush()
             return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
 
@@ -329,6 +331,17 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     def rebuild_index(self) -> int:
         """Rebuild the index file from the database; return the number of speakers in it."""
         return self._index.rebuild()
+
+    def index_choice(self) -> IndexChoice:
+        """The index setting (``auto``, ``flat``, ``ivf``) and the index it gives now."""
+        return self._index.choice()
+
+    def set_index_kind(self, kind: str, *, ivf_from: int | None = None) -> IndexChoice:
+        """Store the index setting (see :mod:`speakerdb.indexkind`) and rebuild by it if needed.
+
+        ``ivf_from`` sets where ``auto`` switches to IVF (left ``None``: kept as stored).
+        """
+        return self._index.configure(kind, ivf_from)
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""

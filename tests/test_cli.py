@@ -681,6 +681,7 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("info",): ["info"],
     ("set-threshold",): ["set-threshold", "0.5"],
     ("rebuild-index",): ["rebuild-index"],
+    ("index",): ["index", "--kind", "flat"],
     ("db", "upgrade"): ["db", "upgrade"],
     ("remove-utterance",): ["remove-utterance", "1"],
     ("audit", "on"): ["audit", "on", "--retention-days", "7"],
