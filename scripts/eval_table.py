@@ -12,11 +12,18 @@ enrolled speaker held out of the database (leave one speaker out, templates and
 AS-norm cohort rebuilt without them): 2 impostor speakers alone are too few to
 measure a rate. The never-enrolled speakers' share alone is in the JSON.
 
+The duration term of margin-duration has one parameter, its slope, fitted by
+logistic regression on the single clips (``--fit`` prints the fit, its
+leave-one-speaker-out range and the table's sensitivity to it). The row
+"slope refit per held-out speaker" scores each item with the slope fitted
+without its own speaker, an honest out-of-sample figure.
+
 Every clip is embedded once per front-end variant and the embeddings are reused
 across rows; ``--cache FILE`` keeps them between runs (keyed by audio hash,
 variant and encoder revision).
 
     python scripts/eval_table.py [--cache ~/.cache/speakerdb-eval.npz] [--json out.json]
+    python scripts/eval_table.py --fit       # the duration slope: fit, spread, sensitivity
     python scripts/eval_table.py --gates     # the quality-gate limits on the corpus
     python scripts/eval_table.py --memory    # peak memory of long audio, with and without windows
 """
@@ -35,16 +42,17 @@ from pathlib import Path
 
 import numpy as np
 from corpus import ensure_corpus
+from qmf_fit import log_length, logistic_slope
 
 from speakerdb import metrics
 from speakerdb.asnorm import DEFAULT_TOP_N
 from speakerdb.audio import Clip, load_clip
-from speakerdb.config import default_threshold
+from speakerdb.config import DURATION_SLOPE, default_threshold
 from speakerdb.errors import AudioError
 from speakerdb.frontend import WINDOW_S, encode_windowed
 from speakerdb.population import Population
 from speakerdb.quality import MIN_SPEECH_S, check_enrollment
-from speakerdb.scorenorm import MARGIN_WEIGHT, population_scores
+from speakerdb.scorenorm import MARGIN_WEIGHT, duration_penalty, population_scores
 from speakerdb.templates import template_of
 from speakerdb.vad import net_speech_s, trim_silences
 
@@ -96,26 +104,38 @@ class Embedder:
 
 @dataclass
 class Config:
-    """One row: front-end variant, score normalisation, query speech minimum, gates."""
+    """One row: front-end variant, score normalisation, query speech minimum, gates.
+
+    ``slope`` adds a duration term to the library's scores (the term alone, on
+    cosines); ``refit`` replaces margin-duration's slope by one fitted without
+    each item's own speaker.
+    """
 
     name: str
     variant: str = "plain"
     score_norm: str = "none"
     min_speech: float = 0.0
     gates: bool = False
+    slope: float = 0.0
+    refit: bool = False
 
 
-CONFIGS = [
-    Config("baseline: cosine, 3-clip templates"),
-    Config("VAD silence trimming", variant="vad"),
-    Config(f"AS-norm, enrolled cohort, top-{DEFAULT_TOP_N}", score_norm="asnorm"),
-    Config(f"margin: s + {MARGIN_WEIGHT:g} x (s - best other)", score_norm="margin"),
-    Config(f"min. {MIN_SPEECH_S} s net speech per query", min_speech=MIN_SPEECH_S),
-    Config("long audio in 30 s windows", variant="windows"),
-    Config("enrollment quality gates", gates=True),
-    Config("defaults: windows + gates", variant="windows", gates=True),
-    Config("proposed: margin + windows + gates", "windows", "margin", gates=True),
-]
+def configs(cosine_slope: float) -> list[Config]:
+    md = "margin-duration"
+    return [
+        Config("baseline: cosine, 3-clip templates"),
+        Config("VAD silence trimming", variant="vad"),
+        Config(f"AS-norm, enrolled cohort, top-{DEFAULT_TOP_N}", score_norm="asnorm"),
+        Config(f"margin: s + {MARGIN_WEIGHT:g} x (s - best other)", score_norm="margin"),
+        Config(f"duration term alone: s - {cosine_slope:.3f} ln(d/0.5s)", slope=cosine_slope),
+        Config(f"margin-duration: margin - {DURATION_SLOPE:g} ln(d/0.5s)", score_norm=md),
+        Config("  the same, slope refit per held-out speaker", score_norm=md, refit=True),
+        Config(f"min. {MIN_SPEECH_S} s net speech per query", min_speech=MIN_SPEECH_S),
+        Config("long audio in 30 s windows", variant="windows"),
+        Config("enrollment quality gates", gates=True),
+        Config("previous defaults: windows + gates", variant="windows", gates=True),
+        Config("defaults: margin-duration + windows + gates", "windows", md, gates=True),
+    ]
 
 
 @dataclass
@@ -162,9 +182,17 @@ def enrolled(data: Data, config: Config, embed: Callable[[Clip, str], np.ndarray
     return Population.from_groups(groups)
 
 
-def score(population: Population, queries: np.ndarray, config: Config) -> np.ndarray:
+def score(
+    population: Population, queries: np.ndarray, config: Config, lengths: np.ndarray
+) -> np.ndarray:
     """The library's scores (speakerdb.scorenorm), as identify and verify compute them."""
-    return population_scores(config.score_norm, queries, population, DEFAULT_TOP_N)[1]
+    if config.refit:  # margin-duration with each item's own slope, in lengths[:, 1]
+        margins = population_scores("margin", queries, population, DEFAULT_TOP_N)[1]
+        return margins - lengths[:, 1:2] * log_length(lengths[:, 0])[:, None]
+    matrix = population_scores(
+        config.score_norm, queries, population, DEFAULT_TOP_N, lengths[:, 0]
+    )[1]
+    return matrix - duration_penalty(lengths[:, 0], config.slope)[:, None]
 
 
 def without(population: Population, k: int) -> Population:
@@ -177,14 +205,54 @@ def without(population: Population, k: int) -> Population:
     return Population.from_groups(groups)
 
 
-def evaluate_set(
-    data: Data, label: str, trials_file: Path, config: Config, population: Population, embed
-) -> dict[str, float]:
+@dataclass
+class OpenSet:
+    """Scores of one test set: the matrix, each item's best score, the pooled impostors'
+    best scores and which item each of those is."""
+
+    matrix: np.ndarray
+    top: np.ndarray
+    pooled: np.ndarray
+    pooled_items: np.ndarray
+
+
+def open_set(
+    data: Data,
+    label: str,
+    config: Config,
+    population: Population,
+    embed,
+    slopes: dict[str, float] | None = None,
+) -> OpenSet:
     clips, truth, kept = data.tests[label]
     queries = np.stack([embed(c, config.variant) for c in clips])
-    matrix = score(population, queries, config)
+    # Per item: clip length and, for `refit` rows, the slope fitted without its speaker.
+    slope = [slopes[r["speaker_id"]] if slopes else 0.0 for r in kept]
+    lengths = np.column_stack([[c.duration_s for c in clips], slope])
+    matrix = score(population, queries, config, lengths)
     refused = np.array([net_speech_s(c.samples) < config.min_speech for c in clips])
     top = np.where(refused, -np.inf, matrix.max(axis=1))
+    impostor_top, items = [top[truth < 0]], [np.flatnonzero(truth < 0)]
+    for k in range(len(population.names)):  # each enrolled speaker in turn held out
+        mine = np.flatnonzero(truth == k)
+        held = score(without(population, k), queries[mine], config, lengths[mine]).max(axis=1)
+        impostor_top.append(np.where(refused[mine], -np.inf, held))
+        items.append(mine)
+    return OpenSet(matrix, top, np.concatenate(impostor_top), np.concatenate(items))
+
+
+def evaluate_set(
+    data: Data,
+    label: str,
+    trials_file: Path,
+    config: Config,
+    population: Population,
+    embed,
+    slopes: dict[str, float] | None = None,
+) -> dict[str, float]:
+    _, truth, kept = data.tests[label]
+    scored = open_set(data, label, config, population, embed, slopes if config.refit else None)
+    matrix, top = scored.matrix, scored.top
     row_of = {r["path"]: i for i, r in enumerate(kept)}
     tar, non = [], []
     for t in rows(trials_file):
@@ -193,16 +261,11 @@ def evaluate_set(
             (tar if t["target"] == "1" else non).append(value)
     eer, _ = metrics.eer(tar, non)
     dcf, _ = metrics.min_dcf(tar, non, 0.01)
-    impostor_top = [top[truth < 0]]
-    for k in range(len(population.names)):  # each enrolled speaker in turn held out
-        mine = np.flatnonzero(truth == k)
-        held = score(without(population, k), queries[mine], config).max(axis=1)
-        impostor_top.append(np.where(refused[mine], -np.inf, held))
     return {
         "eer": eer,
         "min_dcf_01": dcf,
         "top1": metrics.top_k_accuracy(matrix, truth, 1),
-        **_at_correct_id(matrix, top, truth, np.concatenate(impostor_top), ARGS.correct_id),
+        **_at_correct_id(matrix, top, truth, scored.pooled, ARGS.correct_id),
     }
 
 
@@ -228,6 +291,53 @@ def _at_correct_id(
         "never_enrolled": float(np.mean(top[~genuine] >= t)),
         "n_impostor": len(pooled),
     }
+
+
+def fit_slopes(data: Data, embed) -> dict[str, dict]:
+    """The duration slope fitted on the single clips, for cosine and for margin scores:
+    on every speaker, and with each speaker left out (as genuine and as impostor)."""
+    label = "single clips"
+    clips, truth, kept = data.tests[label]
+    population = enrolled(data, Config("fit"), embed)
+    durations = np.array([c.duration_s for c in clips])
+    speakers = np.array([r["speaker_id"] for r in kept])
+    fits: dict[str, dict] = {}
+    for norm in ("none", "margin"):
+        scored = open_set(data, label, Config("fit", score_norm=norm), population, embed)
+        right = (truth >= 0) & (scored.matrix.argmax(axis=1) == truth)
+        items = np.r_[np.flatnonzero(right), scored.pooled_items]
+        values = np.r_[scored.top[right], scored.pooled]
+        genuine = np.r_[np.ones(right.sum()), np.zeros(len(scored.pooled))]
+        columns = (values, log_length(durations[items]), genuine)
+        who = speakers[items]
+        fits[norm] = {
+            "all": logistic_slope(*columns),
+            "without": {
+                str(s): logistic_slope(*(c[who != s] for c in columns))
+                for s in sorted(set(speakers))
+            },
+        }
+    return fits
+
+
+def fit_report(data: Data, embed, fits: dict[str, dict], corpus: Path) -> None:
+    """The fitted slopes, their spread, and imp@rate as the slope varies."""
+    for norm, fit in fits.items():
+        spread = fit["without"].values()
+        print(
+            f"{'cosine' if norm == 'none' else norm} scores: slope {fit['all']:.4f}; "
+            f"each speaker left out: {min(spread):.4f} to {max(spread):.4f}"
+        )
+    print(f"library slope (speakerdb.config.DURATION_SLOPE): {DURATION_SLOPE:g}")
+    print(f"imp@{ARGS.correct_id:.0%} of margin scores minus slope x ln(d/0.5s):")
+    population = enrolled(data, Config("fit"), embed)
+    for slope in (0.0, 0.03, 0.04, 0.05, DURATION_SLOPE, 0.07, 0.08, 0.1):
+        config = Config("", score_norm="margin", slope=slope)
+        figures = [
+            evaluate_set(data, label, corpus / "protocol" / trials, config, population, embed)
+            for label, _, trials in SETS
+        ]
+        print(f"  slope {slope:5.3f}: " + ", ".join(f"{_pct(f['impostors'])}" for f in figures))
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -354,12 +464,23 @@ def main() -> None:
         gates_report(data, embed)
         embed.save()
         return
+    fits = fit_slopes(data, embed)
+    if ARGS.fit:
+        fit_report(data, embed, fits, corpus)
+        embed.save()
+        return
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for config in CONFIGS:
+    for config in configs(round(fits["none"]["all"], 3)):
         population = enrolled(data, config, embed)
         results[config.name] = {
             label: evaluate_set(
-                data, label, corpus / "protocol" / trials, config, population, embed
+                data,
+                label,
+                corpus / "protocol" / trials,
+                config,
+                population,
+                embed,
+                fits["margin"]["without"],
             )
             for label, _, trials in SETS
         }
@@ -375,7 +496,7 @@ def main() -> None:
     print(table(results))
     print(f"wall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if ARGS.json:
-        ARGS.json.write_text(json.dumps(results, indent=2))
+        ARGS.json.write_text(json.dumps({"rows": results, "slopes": fits}, indent=2))
 
 
 def parse() -> argparse.Namespace:
@@ -383,6 +504,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, help="npz file to keep embeddings between runs")
     parser.add_argument("--correct-id", type=float, default=0.8)
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--fit", action="store_true", help="the duration slope's fit")
     parser.add_argument("--gates", action="store_true", help="quality-gate limits on the corpus")
     parser.add_argument("--memory", action="store_true", help="long-audio memory, windows on/off")
     return parser.parse_args()

@@ -112,12 +112,13 @@ def evaluate(
 
 def _evaluation_settings(
     db: Path | None, model: str | None, threshold: float | None, score_norm: str | None
-) -> tuple[str, int, str | None, float | None]:
-    """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``."""
+) -> tuple[str | None, int, str | None, float | None]:
+    """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
+    (without either, the score normalisation is the model's default)."""
     from .asnorm import DEFAULT_TOP_N
 
     if db is None:
-        return score_norm or "none", DEFAULT_TOP_N, model, threshold
+        return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:
         norm, top_n = database.score_norm(score_norm)
         if threshold is None:
@@ -160,7 +161,10 @@ def calibrate(
 
 
 def score_norm(
-    mode: Annotated[str, typer.Argument(help="'none' (raw cosine), 'margin' or 'asnorm'.")],
+    mode: Annotated[
+        str,
+        typer.Argument(help="'none' (raw cosine), 'margin', 'margin-duration' or 'asnorm'."),
+    ],
     top_n: Annotated[
         Optional[int],
         typer.Option("--top-n", min=1, help="AS-norm cohort size. [default: 50]"),
@@ -168,8 +172,10 @@ def score_norm(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Decide this database's queries by 'none' (cosine), 'margin' or 'asnorm' scores."""
+    """Decide this database's queries by 'none' (cosine), 'margin', 'margin-duration' or
+    'asnorm' scores."""
     from ._render import emit_json
+    from .config import SCORE_MEANINGS
 
     with open_db(db) as database:
         mode, size = database.set_score_norm(mode, top_n=top_n)
@@ -181,9 +187,9 @@ def score_norm(
             f"AS-norm on (cohort: the enrolled population, top {size}); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
-    elif mode == "margin":
+    elif mode != "none":
         echo(
-            f"margin scores on (cosine plus its lead over the best other speaker); threshold "
+            f"{mode} scores on ({SCORE_MEANINGS[mode]}); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
     else:

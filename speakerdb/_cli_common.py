@@ -68,7 +68,8 @@ ThresholdOpt = Annotated[
     Optional[float],
     typer.Option(
         "--threshold",
-        help="Accept at cosine >= T. [env SPEAKERDB_THRESHOLD; else the database's; else the "
+        help="Accept at cosine >= T (and decide by raw cosine, unless the database or "
+        "--score-norm chose a score). [env SPEAKERDB_THRESHOLD; else the database's; else the "
         "model's default]",
         show_default=False,
     ),
@@ -81,8 +82,9 @@ ScoreNormOpt = Annotated[
     Optional[str],
     typer.Option(
         "--score-norm",
-        help="'none' (cosine), 'margin' or 'asnorm'. [default: the database's setting "
-        "(`speakerdb score-norm`)]",
+        help="'none' (cosine), 'margin', 'margin-duration' or 'asnorm'. [default: the "
+        "database's setting (`speakerdb score-norm`); else the model's: margin-duration for "
+        "resemblyzer, none for others]",
         show_default=False,
     ),
 ]

@@ -35,10 +35,16 @@ def info(db: DbOpt = None, json: JsonOpt = False) -> None:
 
 
 def set_threshold(
-    value: Annotated[float, typer.Argument(help="Cosine in [-1, 1] to store in the database.")],
+    value: Annotated[
+        float, typer.Argument(help="Threshold to store: a cosine in [-1, 1] by default.")
+    ],
     score_norm: Annotated[
         str,
-        typer.Option("--score-norm", help="Whose threshold: 'none' (cosine), 'margin', 'asnorm'."),
+        typer.Option(
+            "--score-norm",
+            help="Whose threshold: 'none' (cosine; a database that never chose a score "
+            "then decides by cosine), 'margin', 'margin-duration', 'asnorm'.",
+        ),
     ] = "none",
     db: DbOpt = None,
     json: JsonOpt = False,

@@ -142,9 +142,18 @@ def encoder_text(encoder: EncoderInfo | None) -> str:
 
 
 def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
+    from .config import SCORE_MEANINGS
+
     if info.score_norm == "none" or info.score_norm_threshold is None:
-        return []
-    return [("decides by", f"{info.score_norm} scores, threshold {info.score_norm_threshold:.4f}")]
+        return [("decides by", "raw cosine >= threshold")]
+    meaning = SCORE_MEANINGS.get(info.score_norm, info.score_norm)
+    return [
+        (
+            "decides by",
+            f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} ({meaning}); "
+            "the cosine threshold above is not used",
+        )
+    ]
 
 
 def info_text(info: DatabaseInfo) -> str:
@@ -152,7 +161,7 @@ def info_text(info: DatabaseInfo) -> str:
         ("database", safe(info.path)),
         ("model", safe(encoder_text(info.encoder))),
         ("embedding size", str(info.encoder.dim) if info.encoder else "-"),
-        ("threshold", f"{info.threshold:.4f} ({info.threshold_source})"),
+        ("threshold", f"{info.threshold:.4f} ({info.threshold_source}), cosine"),
         *_score_norm_row(info),
         ("speakers", str(info.n_speakers)),
         ("utterances", str(info.n_utterances)),

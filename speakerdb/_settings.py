@@ -17,10 +17,10 @@ from .asnorm import DEFAULT_TOP_N
 from .audit import AuditLog
 from .calibration import Calibration, calibrate_database
 from .config import (
-    DEFAULT_ASNORM_THRESHOLD,
-    DEFAULT_MARGIN_THRESHOLDS,
     ENV_THRESHOLD,
     SCORE_NORMS,
+    default_norm_threshold,
+    default_score_norm,
     default_threshold,
     parse_threshold,
 )
@@ -63,7 +63,11 @@ class _SettingsMixin:
 
     def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
         """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"`` or ``"margin"``, the threshold of those scores."""
+        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
+        those scores.
+
+        A stored cosine threshold on a database that never chose a score normalisation
+        makes it decide by raw cosine (see :meth:`score_norm`)."""
         norm = _check_norm(score_norm)
         if norm == "none":
             number, key = parse_threshold(value, "set-threshold"), "threshold"
@@ -74,22 +78,33 @@ class _SettingsMixin:
         return number
 
     def decision_threshold(self, score_norm: str | None = None) -> float:
-        """The threshold queries use: the cosine one, or AS-norm's when that is on."""
+        """The threshold queries use: that of the score they decide by (:meth:`score_norm`)."""
         return self._threshold_for(None, self.score_norm(score_norm)[0])
 
     def score_norm(self, override: str | None = None) -> tuple[str, int]:
         """The score normalisation in use (see :mod:`speakerdb.scorenorm`) and AS-norm's
         cohort size.
 
-        ``override`` (a per-query choice) wins over the database's setting.
+        In order: ``override`` (a per-query choice), the database's setting
+        (:meth:`set_score_norm`), raw cosine when a cosine threshold was chosen (by
+        argument, ``SPEAKERDB_THRESHOLD`` or stored in the database: such a threshold
+        means a cosine, and databases from before score normalisation keep deciding
+        as they did), and last the model's default
+        (:func:`speakerdb.config.default_score_norm`).
         """
         with self._store.read() as session:
             stored = catalog.get_setting(session, "score_norm")
             top_n = int(catalog.get_setting(session, "asnorm_top_n") or DEFAULT_TOP_N)
-        return _check_norm(override or stored or "none"), top_n
+            cosine_stored = catalog.get_setting(session, "threshold") is not None
+        if override or stored:
+            return _check_norm(override or stored or "none"), top_n
+        if cosine_stored or self._threshold_arg is not None or os.environ.get(ENV_THRESHOLD):
+            return "none", top_n
+        return default_score_norm(self.model), top_n
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
-        """Use ``"asnorm"``, ``"margin"`` or ``"none"`` (raw cosine) for this database's queries."""
+        """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``
+        or ``"none"`` (raw cosine) scores."""
         mode = _check_norm(mode)
         if top_n is not None and top_n < 1:
             raise InputError(f"--top-n must be at least 1, got {top_n}")
@@ -98,6 +113,21 @@ class _SettingsMixin:
             if top_n is not None:
                 catalog.set_setting(session, "asnorm_top_n", str(top_n))
         return self.score_norm()
+
+    def _decision(self, threshold: float | None, score_norm: str | None) -> tuple[str, int, float]:
+        """Score normalisation, cohort size and threshold of one query.
+
+        A threshold passed with the query but no score normalisation is a cosine when
+        the database never chose one, as the constructor's ``threshold`` is.
+        """
+        if threshold is not None and score_norm is None and self._no_norm_chosen():
+            score_norm = "none"
+        norm, top_n = self.score_norm(score_norm)
+        return norm, top_n, self._threshold_for(threshold, norm)
+
+    def _no_norm_chosen(self) -> bool:
+        with self._store.read() as session:
+            return catalog.get_setting(session, "score_norm") is None
 
     def calibrate(
         self,
@@ -129,9 +159,7 @@ class _SettingsMixin:
                 stored = catalog.get_setting(session, f"{norm}_threshold")
             if stored is not None:
                 return float(stored)
-            if norm == "asnorm":
-                return DEFAULT_ASNORM_THRESHOLD
-            return DEFAULT_MARGIN_THRESHOLDS.get(self.model, default_threshold(self.model))
+            return default_norm_threshold(norm, self.model)
         if threshold is not None:
             return parse_threshold(threshold, "argument")
         return self.threshold()[0]

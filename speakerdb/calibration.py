@@ -60,8 +60,8 @@ class Calibration:
     """A threshold chosen from scores, and what it implies on those scores.
 
     ``method`` is ``"eer"`` or ``"far"``; ``far`` and ``frr`` are the measured
-    rates at ``threshold``. ``score`` is ``"cosine"``, ``"asnorm"`` or
-    ``"margin"``: the kind of score the threshold applies to.
+    rates at ``threshold``. ``score`` is ``"cosine"``, ``"asnorm"``,
+    ``"margin"`` or ``"margin-duration"``: the kind of score the threshold applies to.
     """
 
     threshold: float
@@ -85,7 +85,7 @@ def enrollment_scores(
     Genuine: each clip against its own speaker's template computed without it.
     Impostor: each clip against every other speaker's template, scored as a
     stranger's clip would be, with its own speaker not enrolled. For cosines
-    that changes nothing; for ``margin`` and ``asnorm`` scores
+    that changes nothing; for ``margin``, ``margin-duration`` and ``asnorm`` scores
     (:mod:`speakerdb.scorenorm`) it does: a stranger's best match is not
     held down by a better-matching true speaker. AS-norm's cohort never holds
     the scored clip.
@@ -130,7 +130,8 @@ def _normalized_row(
     templates = templates.copy()
     templates[population.owners[i]] = own
     query = population.embeddings[i][None, :]
-    return normalize(score_norm, raw[None, :], query, templates, cohort, top_n)[0]
+    lengths = _length(population, i)
+    return normalize(score_norm, raw[None, :], query, templates, cohort, top_n, lengths)[0]
 
 
 def _stranger_row(
@@ -148,7 +149,14 @@ def _stranger_row(
     cohort = Cohort(population.embeddings[keep], owners - (owners > owner))  # columns shift left
     query = population.embeddings[i][None, :]
     others = np.delete(templates, owner, axis=0)
-    return normalize(score_norm, raw_others[None, :], query, others, cohort, top_n)[0]
+    lengths = _length(population, i)
+    return normalize(score_norm, raw_others[None, :], query, others, cohort, top_n, lengths)[0]
+
+
+def _length(population: Population, i: int) -> np.ndarray | None:
+    """Utterance ``i``'s clip length as a one-query sequence, where the population has it."""
+    known = population.durations_s
+    return None if known is None else known[i : i + 1]
 
 
 def calibrate_scores(
@@ -290,7 +298,8 @@ def _trial_scores(
         usable[path] = len(usable)
     if not clips:
         raise InputError(f"{os.fspath(trials)}: no usable trial on an enrolled speaker")
-    matrix = population_scores(score_norm, db.embed(clips), population, top_n)[1]
+    durations = [c.duration_s for c in clips]
+    matrix = population_scores(score_norm, db.embed(clips), population, top_n, durations)[1]
     genuine: list[float] = []
     impostor: list[float] = []
     for speaker, path, target in rows:

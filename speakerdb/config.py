@@ -19,12 +19,20 @@ from .errors import InputError
 __all__ = [
     "DEFAULT_ASNORM_THRESHOLD",
     "DEFAULT_DB",
+    "DEFAULT_MARGIN_DURATION_THRESHOLDS",
     "DEFAULT_MARGIN_THRESHOLDS",
     "DEFAULT_MODEL",
+    "DEFAULT_SCORE_NORMS",
     "DEFAULT_THRESHOLDS",
+    "DURATION_CAP_S",
+    "DURATION_REFERENCE_S",
+    "DURATION_SLOPE",
     "FALLBACK_THRESHOLD",
+    "SCORE_MEANINGS",
     "SCORE_NORMS",
     "database_path",
+    "default_norm_threshold",
+    "default_score_norm",
     "default_threshold",
     "env_flag",
     "parse_threshold",
@@ -53,7 +61,34 @@ FALLBACK_THRESHOLD = 0.7
 
 #: Score normalisations a database or a query can use ("none": raw cosine);
 #: see speakerdb/scorenorm.py.
-SCORE_NORMS = ("none", "asnorm", "margin")
+SCORE_NORMS = ("none", "asnorm", "margin", "margin-duration")
+# The duration term of margin-duration scores, ``DURATION_SLOPE * ln(d / DURATION_REFERENCE_S)``
+# for a clip of d seconds, d clamped to [DURATION_REFERENCE_S, DURATION_CAP_S]. Longer clips
+# score higher against everyone, strangers included (GE2E on the shared corpus: strangers'
+# best margin score 0.72 under 1 s of speech, 0.78 over 3.5 s), so the bar rises with the
+# clip's length. The slope is a logistic-regression fit of "genuine and correctly
+# identified" against "stranger" on (margin score, ln duration) of the corpus's single clips:
+# 0.057; 0.054 to 0.060 with each speaker left out in turn (scripts/eval_table.py --fit).
+# The floor keeps the shortest clips from any bonus, the cap from extrapolating beyond
+# the measured lengths (30 s is also where long audio goes into windows).
+DURATION_SLOPE = 0.057
+DURATION_REFERENCE_S = 0.5
+DURATION_CAP_S = 30.0
+#: What each score is, in the words ``info`` and ``score-norm`` use.
+SCORE_MEANINGS: dict[str, str] = {
+    "none": "raw cosine",
+    "asnorm": "AS-norm, in standard deviations of the enrolled cohort's scores",
+    "margin": "cosine plus its lead over the best other speaker",
+    "margin-duration": "cosine plus its lead over the best other speaker, minus "
+    f"{DURATION_SLOPE:g} x ln(clip seconds / {DURATION_REFERENCE_S:g}): longer clips must "
+    "score higher",
+}
+# The score normalisation of a database that never chose one, per model. Only
+# where the evaluation table (scripts/eval_table.py) measured it: for GE2E,
+# margin-duration beats raw cosine on every column and more than halves the
+# strangers let in. A model without measurements keeps raw cosine and the
+# threshold its model card gives.
+DEFAULT_SCORE_NORMS: dict[str, str] = {"resemblyzer": "margin-duration"}
 # AS-norm scores are in standard deviations, whatever the model: between the
 # equal-error-rate thresholds on the shared corpus with the offline encoder
 # (1.22 for single clips, 1.49 for items of 3 s or more; scripts/eval_table.py).
@@ -64,6 +99,26 @@ DEFAULT_ASNORM_THRESHOLD = 1.35
 # single clips, 0.84 items of 3 s or more; the cosine's are 0.74 and 0.80). For
 # other models: the cosine default.
 DEFAULT_MARGIN_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.82}
+# The same measurement for margin-duration scores: 0.725 for single clips and
+# 0.712 for items of 3 s or more. That the two now nearly agree is the point of
+# the duration term: one threshold suits short and long clips.
+DEFAULT_MARGIN_DURATION_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.72}
+
+
+def default_score_norm(model: str) -> str:
+    """The score normalisation of a database on ``model`` that never chose one."""
+    return DEFAULT_SCORE_NORMS.get(model, "none")
+
+
+def default_norm_threshold(norm: str, model: str) -> float:
+    """The built-in threshold of ``norm`` scores with ``model`` (``"none"``: the cosine's)."""
+    if norm == "asnorm":
+        return DEFAULT_ASNORM_THRESHOLD
+    if norm == "margin":
+        return DEFAULT_MARGIN_THRESHOLDS.get(model, default_threshold(model))
+    if norm == "margin-duration":
+        return DEFAULT_MARGIN_DURATION_THRESHOLDS.get(model, default_threshold(model))
+    return default_threshold(model)
 
 
 def database_path(path: str | os.PathLike[str] | None) -> Path:

@@ -111,7 +111,7 @@ def evaluate(
     model: str | None = None,
     encoder: Encoder | None = None,
     threshold: float | None = None,
-    score_norm: str = "none",
+    score_norm: str | None = None,
     top_n: int = DEFAULT_TOP_N,
     det_plot: str | Path | None = None,
     local_files_only: bool | None = None,
@@ -121,8 +121,9 @@ def evaluate(
 
     ``threshold`` is the database threshold to report open-set results at
     (default: the model's default for ``score_norm``). ``score_norm`` is
-    ``"none"``, ``"asnorm"`` (cohort: the enrolled population, ``top_n``) or
-    ``"margin"``; see :mod:`speakerdb.scorenorm`.
+    ``"none"``, ``"asnorm"`` (cohort: the enrolled population, ``top_n``),
+    ``"margin"`` or ``"margin-duration"`` (default: the model's default,
+    :func:`speakerdb.config.default_score_norm`); see :mod:`speakerdb.scorenorm`.
     """
     from .service import SpeakerDB
 
@@ -138,6 +139,9 @@ def evaluate(
             target, model=model, encoder=encoder, local_files_only=local_files_only
         ) as db:
             skipped = _enroll(db, enroll_rows, advance)
+            if threshold is not None and score_norm is None:
+                score_norm = "none"  # a threshold without a score is a cosine, as in identify
+            score_norm = db.score_norm(score_norm)[0]
             population = db.population()
             if population.n_speakers == 0:
                 first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
@@ -192,7 +196,8 @@ def _score_tests(
         [db.embed(clips[k : k + _EMBED_CHUNK]) for k in range(0, len(clips), _EMBED_CHUNK)]
     )
     advance(len(clips))
-    matrix = population_scores(score_norm, vectors, population, top_n)[1]
+    durations = [c.duration_s for c in clips]
+    matrix = population_scores(score_norm, vectors, population, top_n, durations)[1]
     names = population.names
     speakers = [_canonical(r.speaker) for r in kept]
     truth = np.array([names.index(s) if s in names else -1 for s in speakers], dtype=int)

@@ -21,22 +21,33 @@ __all__ = ["Population", "read_population"]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Population:
-    """Utterance embeddings ``(n, d)``, each owned by ``names[owners[i]]``; names sorted."""
+    """Utterance embeddings ``(n, d)``, each owned by ``names[owners[i]]``; names sorted.
+
+    ``durations_s`` holds each utterance's clip length, where known (calibrating
+    margin-duration scores needs it).
+    """
 
     names: tuple[str, ...]
     embeddings: np.ndarray
     owners: np.ndarray
+    durations_s: np.ndarray | None = None
 
     @classmethod
-    def from_groups(cls, groups: dict[str, np.ndarray]) -> Population:
-        """Build one from ``{speaker: (n_i, d) embeddings}``."""
+    def from_groups(
+        cls, groups: dict[str, np.ndarray], durations_s: dict[str, np.ndarray] | None = None
+    ) -> Population:
+        """Build one from ``{speaker: (n_i, d) embeddings}`` and optionally
+        ``{speaker: (n_i,) clip lengths}``."""
         names = tuple(sorted(groups))
         vectors = [np.atleast_2d(np.asarray(groups[n], dtype=np.float32)) for n in names]
         dim = vectors[0].shape[1] if vectors else 0
         if not vectors:
             return cls((), np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
         owners = np.concatenate([np.full(len(v), i, np.int64) for i, v in enumerate(vectors)])
-        return cls(names, np.concatenate(vectors), owners)
+        lengths = None
+        if durations_s is not None:
+            lengths = np.concatenate([np.asarray(durations_s[n], np.float64) for n in names])
+        return cls(names, np.concatenate(vectors), owners, lengths)
 
     @property
     def n_speakers(self) -> int:
@@ -64,7 +75,7 @@ class Population:
 def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
     """Every utterance embedding in the database (or of ``names`` only), by speaker."""
     stmt = (
-        select(SpeakerRow.name, UtteranceRow.embedding)
+        select(SpeakerRow.name, UtteranceRow.embedding, UtteranceRow.duration_s)
         .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
         .order_by(SpeakerRow.name, UtteranceRow.id)
     )
@@ -72,6 +83,11 @@ def read_population(session: Session, names: Sequence[str] | None = None) -> Pop
         stmt = stmt.where(SpeakerRow.name.in_(list(names)))
     rows = session.execute(stmt).all()
     groups: dict[str, list[np.ndarray]] = {}
-    for name, blob in rows:
+    lengths: dict[str, list[float]] = {}
+    for name, blob, seconds in rows:
         groups.setdefault(name, []).append(from_blob(blob))
-    return Population.from_groups({n: np.stack(v) for n, v in groups.items()})
+        lengths.setdefault(name, []).append(seconds)
+    return Population.from_groups(
+        {n: np.stack(v) for n, v in groups.items()},
+        {n: np.asarray(v) for n, v in lengths.items()},
+    )

@@ -178,8 +178,8 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     ) -> Identification:
         """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
 
-        ``score_norm`` (``"margin"`` or ``"asnorm"``) decides by a normalised score for
-        this query (default: the database's setting, see :meth:`set_score_norm` and
+        ``score_norm`` (``"margin"``, ``"margin-duration"`` or ``"asnorm"``) decides by a
+        normalised score for this query (default: see :meth:`score_norm` and
         :mod:`speakerdb.scorenorm`); :attr:`Match.normalized` holds it.
         """
         results = self.identify_many(
@@ -198,11 +198,11 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """:meth:`identify` for several clips, embedding and searching them together."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        norm, top_n = self.score_norm(score_norm)
-        limit = self._threshold_for(threshold, norm)
+        norm, top_n, limit = self._decision(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
-        found = rank(norm, queries, top_k, top_n, self._index, self.population)
+        durations = [clip.duration_s for clip in decoded]
+        found = rank(norm, queries, top_k, top_n, self._index, self.population, durations)
         return self._audit.log_identifications(
             [
                 Identification(clip.source, matches, limit, norm)
@@ -221,8 +221,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
-        norm, top_n = self.score_norm(score_norm)
-        limit = self._threshold_for(threshold, norm)
+        norm, top_n, limit = self._decision(threshold, score_norm)
         with self._store.read() as session:
             template = from_blob(catalog.require_speaker(session, name).template)
         decoded = to_clip(clip)
@@ -231,7 +230,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         normalized = None
         if norm != "none":
             normalized = normalized_claim(
-                norm, name, query, score, top_n, self._index, self.population
+                norm, name, query, score, top_n, self._index, self.population, decoded.duration_s
             )
         result = Verification(name, decoded.source, score, limit, normalized, norm)
         return self._audit.log_verification(result)

@@ -116,7 +116,8 @@ class Identification:
     source: str | None
     matches: tuple[Match, ...]
     threshold: float
-    #: ``none`` (raw cosine), ``margin`` or ``asnorm``: what ``Match.normalized`` holds.
+    #: ``none`` (raw cosine), ``margin``, ``margin-duration`` or ``asnorm``: what
+    #: ``Match.normalized`` holds.
     score_norm: str = "none"
 
     @property
