@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._cli_common import DbOpt, JsonOpt, echo, handles_errors, open_db
+from ._cli_common import DbOpt, JsonOpt, echo, handles_errors, open_db, open_for_reading
 
 __all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
 
@@ -26,7 +26,7 @@ def info(db: DbOpt = None, json: JsonOpt = False) -> None:
     """Show the database's path, model, threshold, counts, schema and index state."""
     from ._render import emit_json, info_text
 
-    with open_db(db) as database:
+    with open_for_reading(db) as database:
         result = database.info()
     if json:
         emit_json(result)

@@ -7,16 +7,12 @@ whose ``__init__`` sets the attributes declared at the top of the class.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import TYPE_CHECKING, cast
 
-import numpy as np
-
-from . import catalog
-from .asnorm import DEFAULT_TOP_N
-from .audit import AuditLog
-from .calibration import Calibration, calibrate_database
 from .config import (
+    DEFAULT_TOP_N,
     ENV_THRESHOLD,
     SCORE_NORMS,
     default_norm_threshold,
@@ -25,20 +21,26 @@ from .config import (
     parse_threshold,
 )
 from .errors import InputError
-from .store import Store
-from .types import AuditEntry, AuditSettings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .audit import AuditLog
+    from .calibration import Calibration
     from .service import SpeakerDB
+    from .store import Store
+    from .types import AuditEntry, AuditSettings, DatabaseInfo, EncoderInfo
 
 __all__: list[str] = []
 
 
-class _SettingsMixin:
-    """Thresholds, score normalisation, calibration and audit methods of ``SpeakerDB``."""
+class _SettingsView:
+    """Which score and threshold decide, from the stored settings: the read-only half,
+    shared by ``SpeakerDB`` and the fast :class:`~speakerdb.reader.Reader`.
 
-    _store: Store
-    _audit: AuditLog
+    Subclasses provide :meth:`_settings`; nothing here imports SQLAlchemy.
+    """
+
     _threshold_arg: float | None
 
     if TYPE_CHECKING:
@@ -46,7 +48,35 @@ class _SettingsMixin:
         @property
         def model(self) -> str: ...
 
-    # -- settings --------------------------------------------------------
+    def _settings(self) -> dict[str, str]:
+        """Every stored setting, read in one transaction."""
+        raise NotImplementedError
+
+    def _describe(
+        self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
+    ) -> DatabaseInfo:
+        """What ``info`` shows of the database at ``path`` (at the head schema revision),
+        with ``counts`` of speakers and utterances and the database's ``generation``."""
+        from .indexfile import file_state, index_path_for
+        from .schema import SCHEMA_HEAD
+        from .types import DatabaseInfo
+
+        threshold, source = self.threshold()
+        norm = self.score_norm()[0]
+        index = index_path_for(path)
+        return DatabaseInfo(
+            path=str(path.resolve()),
+            encoder=encoder,
+            threshold=threshold,
+            threshold_source=source,
+            n_speakers=counts[0],
+            n_utterances=counts[1],
+            schema_revision=SCHEMA_HEAD,
+            index_path=str(index),
+            index_state=file_state(index, generation),
+            score_norm=norm,
+            score_norm_threshold=None if norm == "none" else self.decision_threshold(norm),
+        )
 
     def threshold(self) -> tuple[float, str]:
         """The decision threshold and where it came from (argument, env, database or default)."""
@@ -55,27 +85,10 @@ class _SettingsMixin:
         env = os.environ.get(ENV_THRESHOLD)
         if env:
             return parse_threshold(env, ENV_THRESHOLD), "environment"
-        with self._store.read() as session:
-            stored = catalog.get_setting(session, "threshold")
+        stored = self._settings().get("threshold")
         if stored is not None:
             return float(stored), "database"
         return default_threshold(self.model), f"default for {self.model}"
-
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
-        those scores.
-
-        A stored cosine threshold on a database that never chose a score normalisation
-        makes it decide by raw cosine (see :meth:`score_norm`)."""
-        norm = _check_norm(score_norm)
-        if norm == "none":
-            number, key = parse_threshold(value, "set-threshold"), "threshold"
-        else:
-            number, key = _parse_norm_threshold(value), f"{norm}_threshold"
-        with self._store.write() as session:
-            catalog.set_setting(session, key, repr(number))
-        return number
 
     def decision_threshold(self, score_norm: str | None = None) -> float:
         """The threshold queries use: that of the score they decide by (:meth:`score_norm`)."""
@@ -92,27 +105,15 @@ class _SettingsMixin:
         as they did), and last the model's default
         (:func:`speakerdb.config.default_score_norm`).
         """
-        with self._store.read() as session:
-            stored = catalog.get_setting(session, "score_norm")
-            top_n = int(catalog.get_setting(session, "asnorm_top_n") or DEFAULT_TOP_N)
-            cosine_stored = catalog.get_setting(session, "threshold") is not None
+        settings = self._settings()
+        stored = settings.get("score_norm")
+        top_n = int(settings.get("asnorm_top_n") or DEFAULT_TOP_N)
+        cosine_stored = settings.get("threshold") is not None
         if override or stored:
             return _check_norm(override or stored or "none"), top_n
         if cosine_stored or self._threshold_arg is not None or os.environ.get(ENV_THRESHOLD):
             return "none", top_n
         return default_score_norm(self.model), top_n
-
-    def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
-        """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``
-        or ``"none"`` (raw cosine) scores."""
-        mode = _check_norm(mode)
-        if top_n is not None and top_n < 1:
-            raise InputError(f"--top-n must be at least 1, got {top_n}")
-        with self._store.write() as session:
-            catalog.set_setting(session, "score_norm", mode)
-            if top_n is not None:
-                catalog.set_setting(session, "asnorm_top_n", str(top_n))
-        return self.score_norm()
 
     def _decision(self, threshold: float | None, score_norm: str | None) -> tuple[str, int, float]:
         """Score normalisation, cohort size and threshold of one query.
@@ -126,8 +127,66 @@ class _SettingsMixin:
         return norm, top_n, self._threshold_for(threshold, norm)
 
     def _no_norm_chosen(self) -> bool:
+        return self._settings().get("score_norm") is None
+
+    def _threshold_for(self, threshold: float | None, norm: str = "none") -> float:
+        if norm != "none":
+            if threshold is not None:
+                return _parse_norm_threshold(threshold)
+            stored = self._settings().get(f"{norm}_threshold")
+            if stored is not None:
+                return float(stored)
+            return default_norm_threshold(norm, self.model)
+        if threshold is not None:
+            return parse_threshold(threshold, "argument")
+        return self.threshold()[0]
+
+
+class _SettingsMixin(_SettingsView):
+    """Thresholds, score normalisation, calibration and audit methods of ``SpeakerDB``."""
+
+    _store: Store
+    _audit: AuditLog
+
+    def _settings(self) -> dict[str, str]:
+        from . import catalog
+
         with self._store.read() as session:
-            return catalog.get_setting(session, "score_norm") is None
+            return catalog.all_settings(session)
+
+    # -- settings --------------------------------------------------------
+
+    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
+        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
+        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
+        those scores.
+
+        A stored cosine threshold on a database that never chose a score normalisation
+        makes it decide by raw cosine (see :meth:`score_norm`)."""
+        norm = _check_norm(score_norm)
+        if norm == "none":
+            number, key = parse_threshold(value, "set-threshold"), "threshold"
+        else:
+            number, key = _parse_norm_threshold(value), f"{norm}_threshold"
+        from . import catalog
+
+        with self._store.write() as session:
+            catalog.set_setting(session, key, repr(number))
+        return number
+
+    def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
+        """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``
+        or ``"none"`` (raw cosine) scores."""
+        mode = _check_norm(mode)
+        if top_n is not None and top_n < 1:
+            raise InputError(f"--top-n must be at least 1, got {top_n}")
+        from . import catalog
+
+        with self._store.write() as session:
+            catalog.set_setting(session, "score_norm", mode)
+            if top_n is not None:
+                catalog.set_setting(session, "asnorm_top_n", str(top_n))
+        return self.score_norm()
 
     def calibrate(
         self,
@@ -139,6 +198,8 @@ class _SettingsMixin:
     ) -> Calibration:
         """Choose a threshold from the enrollments, or from a labelled trial list, and store
         it unless ``apply`` is false; see :mod:`speakerdb.calibration`."""
+        from .calibration import calibrate_database
+
         norm, top_n = self.score_norm(score_norm)
         result = calibrate_database(
             cast("SpeakerDB", self),  # this mixin is only ever part of a SpeakerDB
@@ -150,19 +211,6 @@ class _SettingsMixin:
         if apply:
             self.set_threshold(result.threshold, score_norm=norm)
         return result
-
-    def _threshold_for(self, threshold: float | None, norm: str = "none") -> float:
-        if norm != "none":
-            if threshold is not None:
-                return _parse_norm_threshold(threshold)
-            with self._store.read() as session:
-                stored = catalog.get_setting(session, f"{norm}_threshold")
-            if stored is not None:
-                return float(stored)
-            return default_norm_threshold(norm, self.model)
-        if threshold is not None:
-            return parse_threshold(threshold, "argument")
-        return self.threshold()[0]
 
     # -- audit log (see speakerdb.audit) --------------------------------
 
@@ -203,6 +251,6 @@ def _parse_norm_threshold(value: float | str) -> float:
         number = float(value)
     except ValueError:
         raise InputError(f"threshold is not a number: {value!r}") from None
-    if not np.isfinite(number):
+    if not math.isfinite(number):
         raise InputError(f"threshold must be a finite number, got {value!r}")
     return number

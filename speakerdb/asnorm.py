@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import DEFAULT_TOP_N
+
 __all__ = ["DEFAULT_TOP_N", "Cohort", "as_norm", "cohort_stats"]
 
-#: Cohort size used for each side's statistics (fewer when the cohort is smaller).
-DEFAULT_TOP_N = 50
 # A cohort whose top scores are all equal has no spread; this keeps the division finite.
 _MIN_STD = 1e-3
 

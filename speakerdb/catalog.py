@@ -31,6 +31,7 @@ from .types import EncoderInfo, Speaker, Utterance
 
 __all__ = [
     "add_utterances",
+    "all_settings",
     "all_templates",
     "bump_counter",
     "bump_generation",
@@ -65,6 +66,10 @@ def get_settings(session: Session, keys: Sequence[str]) -> dict[str, str]:
     """The settings among ``keys`` that are set, in one query."""
     rows = session.execute(select(SettingRow.key, SettingRow.value).where(SettingRow.key.in_(keys)))
     return {key: value for key, value in rows}
+
+
+def all_settings(session: Session) -> dict[str, str]:
+    return {key: value for key, value in session.execute(select(SettingRow.key, SettingRow.value))}
 
 
 def set_setting(session: Session, key: str, value: str) -> None:

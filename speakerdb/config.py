@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_SCORE_NORMS",
     "DEFAULT_THRESHOLDS",
+    "DEFAULT_TOP_N",
     "DURATION_CAP_S",
     "DURATION_REFERENCE_S",
     "DURATION_SLOPE",
@@ -93,6 +94,8 @@ DEFAULT_SCORE_NORMS: dict[str, str] = {"resemblyzer": "margin-duration"}
 # equal-error-rate thresholds on the shared corpus with the offline encoder
 # (1.22 for single clips, 1.49 for items of 3 s or more; scripts/eval_table.py).
 DEFAULT_ASNORM_THRESHOLD = 1.35
+#: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
+DEFAULT_TOP_N = 50
 # Margin scores are on the cosine's scale, but a best match's is raised by its lead.
 # resemblyzer: between the open-set identification thresholds where as many
 # strangers are accepted as genuine speakers missed on the shared corpus (0.79

@@ -20,20 +20,28 @@ the lock when its holder dies, so a crashed process never leaves it held.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from .errors import DatabaseError
+from .indexfile import (
+    HEADER_SIZE,
+    IndexFile,
+    IndexFileError,
+    file_state,
+    header_line,
+    index_path_for,
+    open_checked,
+    read_header,
+)
 from .indexkind import IndexPlan, build, describe, stored_ids
 
 try:
@@ -41,14 +49,18 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: the in-process lock still holds
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["IndexFile", "IndexFileError", "IndexLock", "SpeakerIndex", "index_path_for"]
+__all__ = [
+    "IndexFile",
+    "IndexFileError",
+    "IndexLock",
+    "SpeakerIndex",
+    "file_state",
+    "index_path_for",
+    "read_header",
+]
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"SPEAKERDB-INDEX 1\n"
-# Bytes reserved after the magic for the JSON header line (padded with spaces).
-_HEADER_SLOT = 512
-_BLOCK = 1 << 20
 # Batches of at least this many queries are searched by matrix products ...
 _BATCH_FROM = 16
 # ... this many queries at a time, against blocks of this many templates.
@@ -59,25 +71,6 @@ _SCAN_UP_TO = 100_000
 _configured = False
 #: How long to wait for another process's hold on the index lock (as SQLite's busy timeout).
 LOCK_TIMEOUT_S = 30.0
-
-
-class IndexFileError(Exception):
-    """The index file is missing, corrupt or from another database; it gets rebuilt."""
-
-
-@dataclass(frozen=True, slots=True)
-class IndexFile:
-    """What an index file's header says about it (``kind``: ``flat`` or ``ivf``)."""
-
-    db_uuid: str
-    generation: int
-    dim: int
-    count: int
-    kind: str = "flat"
-
-
-def index_path_for(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".faiss")
 
 
 class IndexLock:
@@ -235,7 +228,7 @@ class SpeakerIndex:
             "kind": self.plan.kind,
         }
         with self._lock, _atomic_file(path) as fh:
-            fh.write(b" " * (len(_MAGIC) + _HEADER_SLOT))
+            fh.write(b" " * HEADER_SIZE)
             digest = hashlib.sha256()
 
             def write(chunk: bytes) -> int:
@@ -245,13 +238,13 @@ class SpeakerIndex:
 
             faiss.write_index(self._index, faiss.PyCallbackIOWriter(write))
             fh.seek(0)
-            fh.write(_header_line({**header, "sha256": digest.hexdigest()}))
+            fh.write(header_line({**header, "sha256": digest.hexdigest()}))
 
     @classmethod
     def load(cls, path: Path) -> tuple[SpeakerIndex, IndexFile]:
         """Read an index file; raise IndexFileError when it is missing or damaged."""
         faiss = _faiss()
-        with _open_checked(path) as (header, fh):
+        with open_checked(path) as (header, fh):
             try:
                 index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
             except RuntimeError as exc:
@@ -259,70 +252,6 @@ class SpeakerIndex:
         if index.d != header.dim or index.ntotal != header.count:
             raise IndexFileError(f"{path}: header and payload disagree")
         return cls._wrap(header.dim, index), header
-
-
-def read_header(path: Path) -> IndexFile:
-    """The header of an index file, its checksum verified, without loading FAISS."""
-    with _open_checked(path) as (header, _):
-        return header
-
-
-@contextmanager
-def _open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
-    """The file's header and the file, at its payload, once the payload's SHA-256 matched.
-
-    The payload is hashed in blocks, so checking a large index holds no copy of it.
-    """
-    try:
-        fh = path.open("rb")
-    except FileNotFoundError:
-        raise IndexFileError(f"{path}: missing") from None
-    except OSError as exc:
-        raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
-    with fh:
-        try:
-            header, digest, start = _parse_header(path, fh)
-            actual = hashlib.sha256()
-            for block in iter(lambda: fh.read(_BLOCK), b""):
-                actual.update(block)
-        except OSError as exc:
-            raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
-        if actual.hexdigest() != digest:
-            raise IndexFileError(f"{path}: checksum mismatch (truncated or corrupt)")
-        fh.seek(start)
-        yield header, fh
-
-
-def _parse_header(path: Path, fh: BinaryIO) -> tuple[IndexFile, str, int]:
-    head = fh.read(len(_MAGIC) + _HEADER_SLOT)
-    if not head.startswith(_MAGIC):
-        raise IndexFileError(f"{path}: not a speakerdb index file")
-    line, newline, _ = head[len(_MAGIC) :].partition(b"\n")
-    if not newline:
-        raise IndexFileError(f"{path}: corrupt header")
-    try:
-        meta = json.loads(line)
-        header = IndexFile(
-            str(meta["db_uuid"]),
-            int(meta["generation"]),
-            int(meta["dim"]),
-            int(meta["count"]),
-            str(meta.get("kind", "flat")),
-        )
-        digest = str(meta["sha256"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexFileError(f"{path}: corrupt header") from exc
-    start = len(_MAGIC) + len(line) + 1
-    fh.seek(start)
-    return header, digest, start
-
-
-def _header_line(meta: dict[str, object]) -> bytes:
-    """The magic and the JSON header, padded to fill the slot reserved for them."""
-    line = json.dumps(meta).encode()
-    if len(line) >= _HEADER_SLOT:
-        raise ValueError(f"index header too long: {len(line)} bytes")
-    return _MAGIC + line.ljust(_HEADER_SLOT - 1) + b"\n"
 
 
 def _faiss() -> Any:

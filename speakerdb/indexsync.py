@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .index import IndexFileError, IndexLock, SpeakerIndex, read_header
+from .index import IndexFileError, IndexLock, SpeakerIndex, file_state
 from .indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from .store import Store, from_blob
 
@@ -244,11 +244,4 @@ class IndexSync:
 
     def state(self, generation: int) -> str:
         """The index file's state, in words, for a database at ``generation``."""
-        try:
-            header = read_header(self.path)
-        except IndexFileError as exc:
-            return f"will be rebuilt ({exc})" if generation else "empty"
-        if header.generation != generation:
-            return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
-        kind = ", IVF" if header.kind == "ivf" else ""
-        return f"up to date ({header.count} speakers{kind})"
+        return file_state(self.path, generation)

@@ -1,9 +1,10 @@
-"""Fast read-only answers for the commands that only look: stdlib ``sqlite3``, nothing heavy.
+"""Fast read-only answers for the commands that only look: stdlib ``sqlite3``, no ORM.
 
 Opening a :class:`~speakerdb.SpeakerDB` imports SQLAlchemy's ORM and numpy,
 which costs more than the rest of ``speakerdb list`` together. A
 :class:`Reader` answers the same questions (:meth:`~Reader.speakers`,
-:meth:`~Reader.speaker`, :meth:`~Reader.utterances`) with plain SQL on a
+:meth:`~Reader.speaker`, :meth:`~Reader.utterances`, :meth:`~Reader.info`,
+:meth:`~Reader.threshold`) with plain SQL on a
 read-only connection, and returns the same frozen results; a test checks that
 the two always agree.
 
@@ -23,10 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+from ._settings import _SettingsView
+from .config import DEFAULT_MODEL, ENV_MODEL
 from .errors import no_such_speaker
 from .names import clean_name
 from .schema import SCHEMA_HEAD
-from .types import Speaker, Utterance
+from .types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 
 __all__ = ["Reader", "open_reader"]
 
@@ -45,12 +48,24 @@ _UTTERANCES = """
 """
 
 
-class Reader:
+class Reader(_SettingsView):
     """Read-only queries on one database; each call reads one consistent snapshot."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._threshold_arg = None
+
+    @property
+    def model(self) -> str:
+        """As :attr:`SpeakerDB.model`: ``SPEAKERDB_MODEL``, else the stored one, else default."""
+        chosen = os.environ.get(ENV_MODEL)
+        if chosen:
+            from .encoder import normalize_model_name
+
+            return normalize_model_name(chosen)
+        stored = self._encoder()
+        return stored.model if stored is not None else DEFAULT_MODEL
 
     def __enter__(self) -> Reader:
         return self
@@ -83,6 +98,23 @@ class Reader:
             Utterance(key, speaker.name, source, sha, float(duration), _utc(created))
             for key, source, sha, duration, created in rows
         ]
+
+    def info(self) -> DatabaseInfo:
+        """As :meth:`SpeakerDB.info`."""
+        with self._snapshot():
+            counts = self._db.execute(
+                "SELECT (SELECT count(*) FROM speakers), (SELECT count(*) FROM utterances)"
+            ).fetchone()
+            generation = int(self._settings().get("generation") or 0)
+            encoder = self._encoder()
+        return self._describe(self.path, encoder, counts, generation)
+
+    def _settings(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+
+    def _encoder(self) -> EncoderInfo | None:
+        row = self._db.execute("SELECT model, revision, dim, sample_rate FROM encoder").fetchone()
+        return None if row is None else EncoderInfo(row[0], row[1], int(row[2]), int(row[3]))
 
     def _require(self, name: str) -> Speaker:
         row = self._db.execute(_SPEAKERS + " HAVING s.name = ?", (name,)).fetchone()

@@ -37,7 +37,7 @@ from .indexsync import IndexSync
 from .names import clean_name
 from .population import Population, read_population
 from .ranking import normalized_claim, rank
-from .schema import current_revision, ensure_schema
+from .schema import ensure_schema
 from .schema import upgrade as upgrade_schema
 from .store import Store, from_blob
 from .types import (
@@ -344,25 +344,11 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
-        threshold, source = self.threshold()
-        norm = self.score_norm()[0]
         with self._store.read() as session:
             n_speakers = len(catalog.list_speakers(session))
             n_utterances = catalog.count_utterances(session)
             generation = int(catalog.get_setting(session, "generation") or 0)
-        return DatabaseInfo(
-            path=str(self.path.resolve()),
-            encoder=self._stored,
-            threshold=threshold,
-            threshold_source=source,
-            n_speakers=n_speakers,
-            n_utterances=n_utterances,
-            schema_revision=current_revision(self._store),
-            index_path=str(self.index_path),
-            index_state=self._index.state(generation),
-            score_norm=norm,
-            score_norm_threshold=None if norm == "none" else self.decision_threshold(norm),
-        )
+        return self._describe(self.path, self._stored, (n_speakers, n_utterances), generation)
 
     # -- internals -------------------------------------------------------
 

@@ -54,6 +54,34 @@ def test_reader_gives_the_same_answers_as_speakerdb(db_path: Path) -> None:
             reader.speaker("carol")
 
 
+def test_reader_info_is_speakerdb_info(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def both() -> tuple[object, object]:
+        reader = open_reader(db_path)
+        assert reader is not None
+        with reader, SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+            return reader.info(), db.info()
+
+    fast, full = both()
+    assert fast == full
+    assert (fast.n_speakers, fast.n_utterances) == (3, 4)  # type: ignore[attr-defined]
+    assert fast.index_state == "up to date (3 speakers)"  # type: ignore[attr-defined]
+    with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        db.set_threshold(0.61)
+    assert both()[0] == both()[1]
+    with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        db.set_score_norm("margin")
+        db.set_threshold(0.9, score_norm="margin")
+    fast, full = both()
+    assert fast == full and fast.score_norm == "margin"  # type: ignore[attr-defined]
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.55")
+    monkeypatch.setenv("SPEAKERDB_MODEL", "fake-encoder")
+    fast, full = both()
+    assert fast == full and fast.threshold_source == "environment"  # type: ignore[attr-defined]
+    db_path.with_name(db_path.name + ".faiss").unlink()
+    fast, full = both()
+    assert fast == full and "will be rebuilt" in fast.index_state  # type: ignore[attr-defined]
+
+
 def test_reader_sees_every_committed_write(db_path: Path) -> None:
     reader = open_reader(db_path)
     assert reader is not None
@@ -102,13 +130,13 @@ def test_cli_on_an_old_database_still_says_how_to_upgrade(tmp_path: Path) -> Non
     shutil.copy(FROZEN_0001, old)
     with pytest.raises(SchemaError):
         SpeakerDB(old, create=False)
-    for command in (["list"], ["show", "anyone"]):
+    for command in (["list"], ["show", "anyone"], ["info"]):
         result = CliRunner().invoke(app, [*command, "--db", str(old)])
         assert result.exit_code == 2
         assert "speakerdb db upgrade" in result.output
 
 
-@pytest.mark.parametrize("command", [["list"], ["show", "alice"], ["--help"]])
+@pytest.mark.parametrize("command", [["list"], ["show", "alice"], ["info"], ["--help"]])
 def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: list[str]) -> None:
     args = [*command, "--db", str(db_path)] if command[0] != "--help" else command
     proc = subprocess.run(
@@ -121,5 +149,5 @@ def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: l
     assert report["code"] in (0, None), proc.stderr
     heavy = {"sqlalchemy", "alembic", "numpy", "torch", "transformers", "faiss", "soundfile"}
     assert heavy.isdisjoint(report["loaded"]), report["loaded"]
-    if command[0] != "--help":
+    if command[0] in ("list", "show"):
         assert "alice" in proc.stdout

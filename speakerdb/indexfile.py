@@ -1,0 +1,131 @@
+"""The index file's format: a header line, then the FAISS payload.
+
+The header records the database's uuid and *generation* and a SHA-256 of the
+payload, so a stale, foreign or corrupt file is detected before FAISS ever
+parses it. Nothing here imports numpy or FAISS, so ``speakerdb info`` can tell
+the file's state quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "HEADER_SIZE",
+    "IndexFile",
+    "IndexFileError",
+    "file_state",
+    "header_line",
+    "index_path_for",
+    "open_checked",
+    "read_header",
+]
+
+_MAGIC = b"SPEAKERDB-INDEX 1\n"
+# Bytes reserved after the magic for the JSON header line (padded with spaces).
+_HEADER_SLOT = 512
+_BLOCK = 1 << 20
+#: Bytes before the payload: the magic, and the slot for the JSON header line.
+HEADER_SIZE = len(_MAGIC) + _HEADER_SLOT
+
+
+def index_path_for(db_path: Path) -> Path:
+    """Where the index of the database at ``db_path`` lives: beside it."""
+    return db_path.with_name(db_path.name + ".faiss")
+
+
+class IndexFileError(Exception):
+    """The index file is missing, corrupt or from another database; it gets rebuilt."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    """What an index file's header says about it (``kind``: ``flat`` or ``ivf``)."""
+
+    db_uuid: str
+    generation: int
+    dim: int
+    count: int
+    kind: str = "flat"
+
+
+def file_state(path: Path, generation: int) -> str:
+    """The state of the index file at ``path``, in words, for a database at ``generation``."""
+    try:
+        header = read_header(path)
+    except IndexFileError as exc:
+        return f"will be rebuilt ({exc})" if generation else "empty"
+    if header.generation != generation:
+        return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
+    kind = ", IVF" if header.kind == "ivf" else ""
+    return f"up to date ({header.count} speakers{kind})"
+
+
+def read_header(path: Path) -> IndexFile:
+    """The header of an index file, its checksum verified, without loading FAISS."""
+    with open_checked(path) as (header, _):
+        return header
+
+
+@contextmanager
+def open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
+    """The file's header and the file, at its payload, once the payload's SHA-256 matched.
+
+    The payload is hashed in blocks, so checking a large index holds no copy of it.
+    """
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise IndexFileError(f"{path}: missing") from None
+    except OSError as exc:
+        raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
+    with fh:
+        try:
+            header, digest, start = _parse_header(path, fh)
+            actual = hashlib.sha256()
+            for block in iter(lambda: fh.read(_BLOCK), b""):
+                actual.update(block)
+        except OSError as exc:
+            raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
+        if actual.hexdigest() != digest:
+            raise IndexFileError(f"{path}: checksum mismatch (truncated or corrupt)")
+        fh.seek(start)
+        yield header, fh
+
+
+def _parse_header(path: Path, fh: BinaryIO) -> tuple[IndexFile, str, int]:
+    head = fh.read(len(_MAGIC) + _HEADER_SLOT)
+    if not head.startswith(_MAGIC):
+        raise IndexFileError(f"{path}: not a speakerdb index file")
+    line, newline, _ = head[len(_MAGIC) :].partition(b"\n")
+    if not newline:
+        raise IndexFileError(f"{path}: corrupt header")
+    try:
+        meta = json.loads(line)
+        header = IndexFile(
+            str(meta["db_uuid"]),
+            int(meta["generation"]),
+            int(meta["dim"]),
+            int(meta["count"]),
+            str(meta.get("kind", "flat")),
+        )
+        digest = str(meta["sha256"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexFileError(f"{path}: corrupt header") from exc
+    start = len(_MAGIC) + len(line) + 1
+    fh.seek(start)
+    return header, digest, start
+
+
+def header_line(meta: dict[str, object]) -> bytes:
+    """The magic and the JSON header, padded to fill the slot reserved for them."""
+    line = json.dumps(meta).encode()
+    if len(line) >= _HEADER_SLOT:
+        raise ValueError(f"index header too long: {len(line)} bytes")
+    return _MAGIC + line.ljust(_HEADER_SLOT - 1) + b"\n"
