@@ -34,7 +34,7 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .config import ENV_OFFLINE, env_flag
 from .errors import ModelError
-from .model_files import weights_revision
+from .model_files import model_revision
 from .types import EncoderInfo
 
 __all__ = ["PRECISIONS", "HFXVectorEncoder", "bf16_supported"]
@@ -86,7 +86,7 @@ class HFXVectorEncoder:
         _check_rate(model, features)
         info = EncoderInfo(
             model=model,
-            revision=_revision_of(model, network),
+            revision=_revision_of(model, network, revision, cache_dir),
             dim=int(network.config.xvector_output_dim),
             sample_rate=int(features.sampling_rate),
         )
@@ -197,12 +197,15 @@ def _check_rate(model: str, features: Any) -> None:
         )
 
 
-def _revision_of(model: str, network: Any) -> str | None:
+def _revision_of(
+    model: str, network: Any, revision: str | None, cache_dir: str | None
+) -> str | None:
     """The hub commit the weights came from, or a hash of a local directory's weights."""
+    # transformers 4 records the commit; 5 does not, and the cache's snapshot tells it.
     commit = getattr(network.config, "_commit_hash", None)
     if commit:
         return str(commit)
-    return weights_revision(Path(model))
+    return model_revision(model, revision=revision, cache_dir=cache_dir)
 
 
 def bf16_supported() -> bool:

@@ -31,7 +31,14 @@ from typing import Any
 
 from .config import cache_root
 
-__all__ = ["WEIGHT_FILES", "ModelFiles", "file_sha256", "locate_model", "weights_revision"]
+__all__ = [
+    "WEIGHT_FILES",
+    "ModelFiles",
+    "file_sha256",
+    "locate_model",
+    "model_revision",
+    "weights_revision",
+]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,17 @@ def locate_model(
         preprocessor=preprocessor,
         revision=commit or weights_revision(folder),
     )
+
+
+def model_revision(
+    model: str, *, revision: str | None = None, cache_dir: str | None = None
+) -> str | None:
+    """The revision of ``model``: its cached snapshot's commit, or its weights' hash."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return weights_revision(path)
+    found = _cached_snapshot(model, revision, cache_dir)
+    return found[1] if found is not None else None
 
 
 def weights_revision(folder: Path) -> str | None:

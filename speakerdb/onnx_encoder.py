@@ -103,7 +103,6 @@ def load_onnx_encoder(
 
 def _require_runtime() -> None:
     try:
-        import onnx  # noqa: F401  (torch.onnx needs it to write the export)
         import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise ExportError(f"{exc}; `pip install onnxruntime onnx`") from exc

@@ -20,6 +20,7 @@ a dynamic time axis, and returns the unnormalised ``embeddings``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import time
@@ -65,6 +66,8 @@ def build_export(network: Any, destination: Path) -> None:
     Raises :class:`ExportError` when torch cannot export it or ONNX Runtime does
     not reproduce it; nothing is left under ``destination`` then.
     """
+    if importlib.util.find_spec("onnx") is None:
+        raise ExportError("torch.onnx needs the onnx package to write it: `pip install onnx`")
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     start = time.perf_counter()
