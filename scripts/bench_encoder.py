@@ -213,9 +213,8 @@ def long_clips(model: str, args: argparse.Namespace) -> None:
     pieces, _ = bench_clips(40)
     speech = np.concatenate(pieces)
     print(f"\nlong clips (windows of 30 s, {args.threads} threads), backends {args.long_backends}")
-    print(
-        f"{'backend':10s} {'length':>7s} {'s per s audio':>14s} {'x realtime':>10s} {'peak +MB':>9s}"
-    )
+    header = ("backend", "length", "s per s audio", "x realtime", "peak +MB")
+    print("{:10s} {:>7s} {:>14s} {:>10s} {:>9s}".format(*header))
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.long_backends.split(","):
             for length in lengths:

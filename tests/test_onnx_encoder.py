@@ -262,7 +262,8 @@ try:
     runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
 except SystemExit as exc:
     code = exc.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "transformers", "huggingface_hub"})
+heavy = {"torch", "transformers", "huggingface_hub"}
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
 sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
 """
 
