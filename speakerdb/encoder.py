@@ -85,7 +85,7 @@ def load_encoder(
     backend: str | None = None,
 ) -> Encoder:
     """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, or a local directory,
-    on ``backend`` (see above; ignored for ``"resemblyzer"``).
+    on ``backend`` (see above; ``"resemblyzer"`` has no bf16 path and runs its fp32 one).
 
     Raises :class:`~speakerdb.errors.ModelError` naming the fix when the model
     cannot be had (no network, a wrong path, a missing optional extra).
@@ -94,7 +94,7 @@ def load_encoder(
     if model == RESEMBLYZER:
         from .ge2e_encoder import GE2EEncoder
 
-        return GE2EEncoder.load()
+        return GE2EEncoder.load(backend=chosen)
     options: dict[str, Any] = {
         "revision": revision,
         "local_files_only": local_files_only,

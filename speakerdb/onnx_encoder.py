@@ -32,7 +32,7 @@ from .encoder import Encoder
 from .errors import ModelError
 from .features import WaveformFeatures
 from .model_files import ModelFiles, locate_model
-from .onnx_export import ExportError, build_export, export_path
+from .onnx_export import ExportError, build_export, export_path, open_session
 from .types import EncoderInfo
 
 __all__ = ["OnnxXVectorEncoder", "load_onnx_encoder"]
@@ -59,7 +59,7 @@ class OnnxXVectorEncoder:
         """Embed 16 kHz mono clips; float32 ``(n, dim)``, unit rows, in input order."""
         out = np.empty((len(clips), self._info.dim), dtype=np.float32)
         for i, clip in enumerate(clips):
-            vector = self._session.run(None, {"input_values": self._features(clip)})[0][0]
+            vector = self._session.run(None, {"input": self._features(clip)})[0][0]
             norm = float(np.linalg.norm(vector))
             out[i] = vector / max(norm, 1e-12)  # torch.nn.functional.normalize's epsilon
         return out
@@ -155,18 +155,7 @@ def _features(model: str, files: ModelFiles) -> WaveformFeatures:
 def _open(
     model: str, files: ModelFiles, features: WaveformFeatures, path: Path, threads: int | None
 ) -> OnnxXVectorEncoder:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: one per physical core
-    options.inter_op_num_threads = 1
-    try:
-        session = onnxruntime.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-    # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only.
-    except Exception as exc:
-        raise ExportError(f"{type(exc).__name__}: {exc}") from exc
+    session = open_session(path, threads)
     dim = session.get_outputs()[0].shape[-1]
     if dim != files.config.get("xvector_output_dim"):
         raise ExportError(f"it gives {dim}-d embeddings, not the config's xvector_output_dim")

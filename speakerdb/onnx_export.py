@@ -13,8 +13,8 @@ The cache lives under :func:`~speakerdb.config.cache_root` in ``onnx/``, one
 file per key; the key hashes the export recipe's version, the model's
 revision (hub commit or weights hash, :mod:`speakerdb.model_files`) and its
 ``config.json``, so new weights or a new architecture get a new file. The
-graph takes one unpadded clip, ``input_values`` of shape ``(1, samples)`` with
-a dynamic time axis, and returns the unnormalised ``embeddings``.
+graph takes one unpadded clip, ``input`` of shape ``(1, samples)`` with a
+dynamic time axis, and returns the unnormalised embedding (``output``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,19 @@ import numpy as np
 from .config import cache_root
 from .model_files import ModelFiles
 
-__all__ = ["EXPORT_VERSION", "ExportError", "build_export", "export_path"]
+__all__ = [
+    "EXPORT_VERSION",
+    "ExportError",
+    "build_export",
+    "export_checked",
+    "export_path",
+    "open_session",
+]
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the exported graph changes, so that old cache entries are not used.
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 _OPSET = 17
 # The export must reproduce torch: relative L2 error of the raw embedding on the probes.
 _MAX_RELATIVE_ERROR = 1e-4
@@ -66,21 +73,6 @@ def build_export(network: Any, destination: Path) -> None:
     Raises :class:`ExportError` when torch cannot export it or ONNX Runtime does
     not reproduce it; nothing is left under ``destination`` then.
     """
-    if importlib.util.find_spec("onnx") is None:
-        raise ExportError("torch.onnx needs the onnx package to write it: `pip install onnx`")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
-    start = time.perf_counter()
-    try:
-        _export(network, partial)
-        _check_export(network, partial)
-        os.replace(partial, destination)
-    finally:
-        partial.unlink(missing_ok=True)
-    log.info("exported the model to %s in %.1f s", destination, time.perf_counter() - start)
-
-
-def _export(network: Any, target: Path) -> None:
     import torch
 
     class Embeddings(torch.nn.Module):
@@ -91,18 +83,62 @@ def _export(network: Any, target: Path) -> None:
         def forward(self, input_values: torch.Tensor) -> torch.Tensor:
             return self.model(input_values=input_values).embeddings
 
-    example = torch.zeros(1, 2 * 16_000)
+    rng = np.random.default_rng(0)
+    probes = [
+        (0.1 * rng.standard_normal((1, int(seconds * 16_000)))).astype(np.float32)
+        for seconds in _PROBE_SECONDS
+    ]
+    export_checked(Embeddings(network).eval(), destination, probes, dynamic_axis=1)
+
+
+def export_checked(
+    module: Any, destination: Path, probes: list[np.ndarray], *, dynamic_axis: int
+) -> None:
+    """Export ``module`` (one float32 input, one output) to ``destination`` atomically,
+    once ONNX Runtime reproduces it on ``probes``, whose ``dynamic_axis`` varies.
+    """
+    if importlib.util.find_spec("onnx") is None:
+        raise ExportError("torch.onnx needs the onnx package to write it: `pip install onnx`")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
+    start = time.perf_counter()
+    try:
+        _export(module, partial, probes[0], dynamic_axis)
+        _check_export(module, partial, probes)
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+    log.info("exported the model to %s in %.1f s", destination, time.perf_counter() - start)
+
+
+def open_session(path: Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session on ``path``; ExportError when it cannot be loaded."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or 0  # 0: one per physical core
+    options.inter_op_num_threads = 1
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only.
+    except Exception as exc:
+        raise ExportError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _export(module: Any, target: Path, example: np.ndarray, dynamic_axis: int) -> None:
+    import torch
+
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             # Tracer notes about Python booleans concern padding and masks, never used here.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                Embeddings(network).eval(),
-                (example,),
+                module,
+                (torch.from_numpy(example),),
                 str(target),
-                input_names=["input_values"],
-                output_names=["embeddings"],
-                dynamic_axes={"input_values": {1: "samples"}},
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {dynamic_axis: "length"}},
                 opset_version=_OPSET,
                 do_constant_folding=True,
                 dynamo=False,
@@ -111,17 +147,14 @@ def _export(network: Any, target: Path) -> None:
         raise ExportError(f"torch.onnx could not export it ({type(exc).__name__}: {exc})") from exc
 
 
-def _check_export(network: Any, path: Path) -> None:
-    import onnxruntime
+def _check_export(module: Any, path: Path, probes: list[np.ndarray]) -> None:
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    for seconds in _PROBE_SECONDS:
-        probe = (0.1 * rng.standard_normal((1, int(seconds * 16_000)))).astype(np.float32)
+    session = open_session(path)
+    for probe in probes:
         with torch.inference_mode():
-            expected = network(input_values=torch.from_numpy(probe)).embeddings.numpy()
-        got = session.run(None, {"input_values": probe})[0]
+            expected = module(torch.from_numpy(probe)).numpy()
+        got = session.run(None, {"input": probe})[0]
         scale = max(float(np.linalg.norm(expected)), 1e-12)
         error = float(np.linalg.norm(got - expected)) / scale
         if got.shape != expected.shape or not error <= _MAX_RELATIVE_ERROR:

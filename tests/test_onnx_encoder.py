@@ -292,3 +292,44 @@ def test_cli_query_imports_neither_torch_nor_transformers(
 
     assert probe("verify", "--db", str(db), "alice", str(clip)) == {"code": 0, "heavy": []}
     assert probe("identify", "--db", str(db), str(clip))["heavy"] == []
+
+
+# -- the GE2E encoder on ONNX Runtime ---------------------------------------
+
+
+def test_ge2e_onnx_matches_torch_and_is_cached(cache: Path) -> None:
+    from speakerdb.ge2e_encoder import GE2EEncoder
+
+    clips = [voice(120, 1.0), voice(210, 2.6, seed=1), voice(90, 9.0, seed=2)]
+    reference = GE2EEncoder.load(backend="torch").encode(clips)
+    fast = GE2EEncoder.load()  # auto: exports once
+    exports = sorted((cache / "onnx").glob("ge2e-*.onnx"))
+    assert len(exports) == 1
+    np.testing.assert_allclose(fast.encode(clips), reference, atol=1e-5)
+    assert fast.info == GE2EEncoder.load(backend="torch").info
+    exports[0].write_bytes(b"corrupt")
+    again = GE2EEncoder.load(backend="onnx")  # rebuilt
+    np.testing.assert_allclose(again.encode(clips), reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_query_with_ge2e_imports_no_torch(tmp_path: Path, cache: Path) -> None:
+    clip = tmp_path / "alice.wav"
+    sf.write(clip, voice(120, 2.0), SAMPLE_RATE)
+    db = tmp_path / "speakers.db"
+    with SpeakerDB(db, model="resemblyzer") as database:
+        database.enroll("alice", [clip])
+    env = {**os.environ, "SPEAKERDB_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            QUERY_PROBE,
+            json.dumps(["verify", "--db", str(db), "alice", str(clip)]),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stderr.rsplit("PROBE ", 1)[1]) == {"code": 0, "heavy": []}, proc.stderr
