@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import InputError
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_ASNORM_THRESHOLD",
     "DEFAULT_DB",
     "DEFAULT_MARGIN_DURATION_THRESHOLDS",
@@ -31,12 +32,14 @@ __all__ = [
     "FALLBACK_THRESHOLD",
     "SCORE_MEANINGS",
     "SCORE_NORMS",
+    "cache_root",
     "database_path",
     "default_norm_threshold",
     "default_score_norm",
     "default_threshold",
     "env_flag",
     "parse_threshold",
+    "resolve_backend",
 ]
 
 DEFAULT_DB = "speakers.db"
@@ -46,6 +49,13 @@ ENV_DB = "SPEAKERDB_DB"
 ENV_MODEL = "SPEAKERDB_MODEL"
 ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
 ENV_OFFLINE = "SPEAKERDB_OFFLINE"
+ENV_BACKEND = "SPEAKERDB_BACKEND"
+ENV_CACHE = "SPEAKERDB_CACHE_DIR"
+
+#: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
+#: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
+#: insist on one; ``torch-bf16`` is the opt-in fast path with bfloat16 weights.
+BACKENDS = ("auto", "onnx", "torch", "torch-bf16")
 
 # Where each default comes from:
 # - unispeech-sat-base-plus-sv: 0.89 is the threshold its model card suggests
@@ -148,3 +158,23 @@ def parse_threshold(value: float | str, source: str) -> float:
 def env_flag(name: str) -> bool:
     """True when environment variable ``name`` is set to a true-ish value."""
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def resolve_backend(backend: str | None) -> str:
+    """The backend asked for: the argument, else ``SPEAKERDB_BACKEND``, else ``auto``."""
+    chosen = (backend or os.environ.get(ENV_BACKEND) or "auto").strip().lower()
+    if chosen not in BACKENDS:
+        source = "argument" if backend else ENV_BACKEND
+        raise InputError(f"backend from {source} must be one of {', '.join(BACKENDS)}: {chosen!r}")
+    return chosen
+
+
+def cache_root() -> Path:
+    """Where speakerdb keeps what it derives from a model (ONNX exports, weight hashes):
+    ``SPEAKERDB_CACHE_DIR``, else ``$XDG_CACHE_HOME/speakerdb``, else ``~/.cache/speakerdb``.
+    """
+    explicit = os.environ.get(ENV_CACHE)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "speakerdb"

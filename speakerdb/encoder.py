@@ -6,10 +6,26 @@ embeddings. Every implementation embeds each clip on its own (or together
 with clips of exactly the same length), so a clip's embedding never depends
 on what else is in its batch: padding changes the output of the group-norm
 feature encoders that x-vector checkpoints use.
+
+An x-vector model runs on one of these backends (``backend=``, else
+``SPEAKERDB_BACKEND``, else ``auto``):
+
+- ``auto``: ONNX Runtime on the model's cached ONNX export, built on first use
+  (:mod:`speakerdb.onnx_encoder`), about twice torch's speed with the model
+  card's embeddings, and no torch import once cached; torch where that cannot be had.
+- ``onnx``: ONNX Runtime or an error.
+- ``torch``: transformers and torch, fp32, the model card's computation
+  (:mod:`speakerdb.hf_encoder`).
+- ``torch-bf16``: torch with bfloat16 weights, the opt-in fast path. Its
+  embeddings are close to fp32's, not equal, but comparable with them: a
+  database may be built with one backend and queried with another. On a CPU
+  without bf16 instructions it is slower than fp32, so ``auto`` is used
+  instead, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import ENV_MODEL
+from .config import ENV_MODEL, resolve_backend
 from .errors import ModelMismatch
 from .types import EncoderInfo
 
@@ -33,6 +49,8 @@ __all__ = [
 ]
 
 RESEMBLYZER = "resemblyzer"
+
+log = logging.getLogger(__name__)
 
 
 class Encoder(Protocol):
@@ -64,21 +82,38 @@ def load_encoder(
     revision: str | None = None,
     local_files_only: bool | None = None,
     cache_dir: str | None = None,
+    backend: str | None = None,
 ) -> Encoder:
-    """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, or a local directory.
+    """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, or a local directory,
+    on ``backend`` (see above; ``"resemblyzer"`` has no bf16 path and runs its fp32 one).
 
     Raises :class:`~speakerdb.errors.ModelError` naming the fix when the model
     cannot be had (no network, a wrong path, a missing optional extra).
     """
+    chosen = resolve_backend(backend)
     if model == RESEMBLYZER:
         from .ge2e_encoder import GE2EEncoder
 
-        return GE2EEncoder.load()
-    from .hf_encoder import HFXVectorEncoder
+        return GE2EEncoder.load(backend=chosen)
+    options: dict[str, Any] = {
+        "revision": revision,
+        "local_files_only": local_files_only,
+        "cache_dir": cache_dir,
+    }
+    if chosen == "torch-bf16":
+        from .hf_encoder import HFXVectorEncoder, bf16_supported
 
-    return HFXVectorEncoder.load(
-        model, revision=revision, local_files_only=local_files_only, cache_dir=cache_dir
-    )
+        if bf16_supported():
+            return HFXVectorEncoder.load(model, precision="bf16", **options)
+        log.warning("this CPU has no bf16 instructions (AVX512-BF16, AMX): using backend auto")
+        chosen = "auto"
+    if chosen == "torch":
+        from .hf_encoder import HFXVectorEncoder
+
+        return HFXVectorEncoder.load(model, **options)
+    from .onnx_encoder import load_onnx_encoder
+
+    return load_onnx_encoder(model, required=chosen == "onnx", **options)
 
 
 # -- the database's encoder against the one asked for --------------------------

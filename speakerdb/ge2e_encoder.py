@@ -1,9 +1,10 @@
 """The offline GE2E speaker encoder, from the weights shipped in the ``resemblyzer`` wheel.
 
-This re-implements, with torch and numpy only, what resemblyzer 0.1.4 does in
-``preprocess_wav`` and ``VoiceEncoder.embed_utterance``; resemblyzer itself is
-never imported, because its ``__init__`` imports librosa, scipy and webrtcvad.
-Only its ``pretrained.pt`` is read, with ``torch.load(weights_only=True)``.
+This re-implements, with numpy and torch or ONNX Runtime only, what resemblyzer
+0.1.4 does in ``preprocess_wav`` and ``VoiceEncoder.embed_utterance``; resemblyzer
+itself is never imported, because its ``__init__`` imports librosa, scipy and
+webrtcvad. Only its ``pretrained.pt`` is read, with ``torch.load(weights_only=True)``
+(once: the network then runs from its cached ONNX export, :mod:`speakerdb.ge2e_runtime`).
 
 The pipeline for one 16 kHz clip:
 
@@ -34,23 +35,20 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import io
 import logging
 import math
-import pickle
 import time
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import numpy as np
 
+from .config import resolve_backend
 from .errors import AudioError, ModelError
+from .ge2e_runtime import Partials, onnx_partials, torch_partials
 from .types import EncoderInfo
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = ["GE2EEncoder"]
 
@@ -85,33 +83,31 @@ _INT16_MAX = 2**15 - 1
 _VAD_WINDOW = 480  # 30 ms
 _VAD_AVERAGE_WIDTH = 8
 _VAD_MAX_SILENCE = 6  # windows
-# What torch.load and load_state_dict raise on a corrupt or foreign checkpoint.
-_LOAD_ERRORS = (
-    RuntimeError,
-    pickle.UnpicklingError,
-    EOFError,
-    LookupError,
-    TypeError,
-    ValueError,
-    AttributeError,
-)
 
 
 class GE2EEncoder:
     """Resemblyzer's pretrained GE2E speaker encoder: 256-d embeddings of 16 kHz clips.
 
-    It runs on the CPU under torch's global thread settings (``torch.set_num_threads``).
+    The network runs with ONNX Runtime or torch (:mod:`speakerdb.ge2e_runtime`);
+    torch runs under its global thread settings (``torch.set_num_threads``).
     """
 
-    def __init__(self, net: torch.nn.ModuleDict, revision: str, *, trim_silences: bool) -> None:
+    def __init__(self, partials: Partials, revision: str, *, trim_silences: bool) -> None:
         """Wrap a loaded network; use :meth:`load` rather than calling this."""
-        self._net = net
+        self._partials = partials
         self._revision = revision
         self._trim_silences = trim_silences
 
     @classmethod
-    def load(cls, *, weights: str | Path | None = None, trim_silences: bool = False) -> GE2EEncoder:
-        """Load the pretrained weights, by default ``resemblyzer/pretrained.pt``.
+    def load(
+        cls,
+        *,
+        weights: str | Path | None = None,
+        trim_silences: bool = False,
+        backend: str | None = None,
+    ) -> GE2EEncoder:
+        """Load the pretrained weights, by default ``resemblyzer/pretrained.pt``, on
+        ``backend`` (``auto``: ONNX Runtime where it can be had; ``torch-bf16`` is torch).
 
         Raises :class:`~speakerdb.errors.ModelError` naming the fix when the
         weights are missing or unreadable, or when ``trim_silences`` is asked
@@ -125,19 +121,15 @@ class GE2EEncoder:
             data = path.read_bytes()
         except OSError as exc:
             raise ModelError(f"cannot read GE2E weights {path}: {exc}; {_INSTALL_HINT}") from exc
-        import torch  # only now: a missing file is reported without the 1 s torch import
-
-        net = torch.nn.ModuleDict(
-            {
-                "lstm": torch.nn.LSTM(_N_MELS, 256, 3, batch_first=True),
-                "linear": torch.nn.Linear(256, EMBEDDING_DIM),
-            }
-        )
-        _load_state(net, data, path)
-        net.eval().requires_grad_(False)
+        chosen = resolve_backend(backend)
+        partials = None
+        if chosen in ("auto", "onnx"):
+            partials = onnx_partials(data, path, required=chosen == "onnx")
+        if partials is None:
+            partials = torch_partials(data, path)
         revision = hashlib.sha256(data).hexdigest()[:12]
         logger.debug("loaded GE2E %s (%s) in %.2f s", path, revision, time.perf_counter() - start)
-        return cls(net, revision, trim_silences=trim_silences)
+        return cls(partials, revision, trim_silences=trim_silences)
 
     @property
     def info(self) -> EncoderInfo:
@@ -150,18 +142,13 @@ class GE2EEncoder:
         Raises :class:`~speakerdb.errors.AudioError` for a clip that is not a
         non-empty 1-D array of finite samples.
         """
-        import torch
-
         out = np.empty((len(clips), EMBEDDING_DIM), dtype=np.float32)
-        with torch.inference_mode():
-            for i, clip in enumerate(clips):
-                out[i] = self._embed(_checked(clip, i))
+        for i, clip in enumerate(clips):
+            out[i] = self._embed(_checked(clip, i))
         return out
 
     def _embed(self, wav: np.ndarray) -> np.ndarray:
         """Embed one checked clip: the normalised mean of its partial embeddings."""
-        import torch
-
         wav = _normalize_volume(wav)
         if self._trim_silences:
             wav = _trim_long_silences(wav)
@@ -172,11 +159,9 @@ class GE2EEncoder:
         padded = np.pad(wav, _N_FFT // 2, mode=_PAD_MODE)  # centred frames
         total = np.zeros(EMBEDDING_DIM, dtype=np.float64)
         for k in range(0, len(starts), _MAX_BATCH):
-            mels = _partial_mels(padded, starts[k : k + _MAX_BATCH])
-            hidden = self._net["lstm"](torch.from_numpy(mels))[1][0][-1]
-            partial = torch.relu(self._net["linear"](hidden))
-            partial = partial / torch.linalg.vector_norm(partial, dim=1, keepdim=True)
-            total += partial.numpy().sum(axis=0, dtype=np.float64)
+            partial = self._partials(_partial_mels(padded, starts[k : k + _MAX_BATCH]))
+            partial = partial / np.linalg.norm(partial, axis=1, keepdims=True)
+            total += partial.sum(axis=0, dtype=np.float64)
         norm = np.linalg.norm(total)
         if not np.isfinite(norm) or norm == 0:
             raise ModelError("the GE2E encoder gave no usable embedding for this clip")
@@ -193,19 +178,6 @@ def _default_weights() -> Path:
         if path.is_file():
             return path
     raise ModelError(f"resemblyzer/pretrained.pt is not installed; {_INSTALL_HINT}")
-
-
-def _load_state(net: torch.nn.ModuleDict, data: bytes, path: Path) -> None:
-    """Load the checkpoint's ``model_state`` into ``net`` without unpickling arbitrary objects."""
-    import torch
-
-    try:
-        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        state = checkpoint["model_state"]
-        # The GE2E loss's similarity scale and bias are training-only parameters.
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("similarity_")})
-    except _LOAD_ERRORS as exc:
-        raise ModelError(f"cannot load GE2E weights {path}: {exc}; {_INSTALL_HINT}") from exc
 
 
 def _checked(clip: np.ndarray, index: int) -> np.ndarray:

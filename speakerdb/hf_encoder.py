@@ -10,11 +10,18 @@ checkpoints sees padded samples, so padding would make a clip's embedding
 depend on its batch. Clips of exactly the same length are batched together,
 the others run one by one, and each is fed exactly as the model card does
 (feature extractor output, attention mask included).
+
+This is the ``torch`` backend, and the fallback of ``auto`` where ONNX Runtime
+cannot run a model (:mod:`speakerdb.onnx_encoder`). With ``precision="bf16"``
+(backend ``torch-bf16``) the weights and activations are bfloat16: faster on a
+CPU with bf16 instructions (AVX512-BF16 or AMX), and close to, not equal to,
+the fp32 embeddings (README, "Embedding speed and one-shot latency"). Such
+embeddings may be compared with fp32 ones of the same model, so the precision
+is not part of :class:`~speakerdb.types.EncoderInfo`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections import defaultdict
@@ -27,14 +34,15 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .config import ENV_OFFLINE, env_flag
 from .errors import ModelError
+from .model_files import model_revision
 from .types import EncoderInfo
 
-__all__ = ["HFXVectorEncoder"]
+__all__ = ["PRECISIONS", "HFXVectorEncoder", "bf16_supported"]
 
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 8
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+PRECISIONS = ("fp32", "bf16")
 
 
 class HFXVectorEncoder:
@@ -53,8 +61,14 @@ class HFXVectorEncoder:
         revision: str | None = None,
         local_files_only: bool | None = None,
         cache_dir: str | None = None,
+        precision: str = "fp32",
     ) -> HFXVectorEncoder:
-        """Load ``model`` (hub id or local directory); raise ModelError naming the fix."""
+        """Load ``model`` (hub id or local directory); raise ModelError naming the fix.
+
+        ``precision`` is ``"fp32"`` (the model card's) or ``"bf16"``.
+        """
+        if precision not in PRECISIONS:
+            raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}: {precision!r}")
         offline = env_flag(ENV_OFFLINE) if local_files_only is None else local_files_only
         kwargs = {"revision": revision, "local_files_only": True, "cache_dir": cache_dir}
         try:
@@ -72,16 +86,25 @@ class HFXVectorEncoder:
         _check_rate(model, features)
         info = EncoderInfo(
             model=model,
-            revision=_revision_of(model, network),
+            revision=_revision_of(model, network, revision, cache_dir),
             dim=int(network.config.xvector_output_dim),
             sample_rate=int(features.sampling_rate),
         )
-        log.info("loaded %s (revision %s, %d-d)", model, info.revision, info.dim)
+        if precision == "bf16":
+            import torch
+
+            network = network.to(torch.bfloat16)
+        log.info("loaded %s (revision %s, %d-d, %s)", model, info.revision, info.dim, precision)
         return cls(network, features, info)
 
     @property
     def info(self) -> EncoderInfo:
         return self._info
+
+    @property
+    def network(self) -> Any:
+        """The torch model (what :mod:`speakerdb.onnx_export` exports)."""
+        return self._model
 
     def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Embed 16 kHz mono clips; float32 ``(n, dim)``, unit rows, in input order."""
@@ -94,6 +117,8 @@ class HFXVectorEncoder:
         import torch
 
         inputs = self._features(batch, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        dtype = next(self._model.parameters()).dtype
+        inputs["input_values"] = inputs["input_values"].to(dtype)
         with torch.inference_mode():
             vectors = self._model(**inputs).embeddings
             vectors = torch.nn.functional.normalize(vectors.float(), dim=-1)
@@ -172,21 +197,20 @@ def _check_rate(model: str, features: Any) -> None:
         )
 
 
-def _revision_of(model: str, network: Any) -> str | None:
+def _revision_of(
+    model: str, network: Any, revision: str | None, cache_dir: str | None
+) -> str | None:
     """The hub commit the weights came from, or a hash of a local directory's weights."""
+    # transformers 4 records the commit; 5 does not, and the cache's snapshot tells it.
     commit = getattr(network.config, "_commit_hash", None)
     if commit:
         return str(commit)
-    folder = Path(model)
-    for name in _WEIGHT_FILES:
-        if (folder / name).is_file():
-            return "sha256:" + _file_sha256(folder / name)[:16]
-    return None
+    return model_revision(model, revision=revision, cache_dir=cache_dir)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def bf16_supported() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX512-BF16 or AMX) torch uses."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)

@@ -59,6 +59,12 @@ def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) 
     return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _speakerdb_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ONNX exports and weight hashes go to a temporary cache, never the user's."""
+    os.environ["SPEAKERDB_CACHE_DIR"] = str(tmp_path_factory.mktemp("speakerdb-cache"))
+
+
 @pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()

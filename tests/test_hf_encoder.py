@@ -14,8 +14,9 @@ from conftest import voice
 import speakerdb.hf_encoder as hf_encoder
 from speakerdb import ModelError, ModelMismatch, SpeakerDB
 from speakerdb.audio import SAMPLE_RATE
-from speakerdb.encoder import load_encoder
+from speakerdb.encoder import Encoder, load_encoder
 from speakerdb.hf_encoder import HFXVectorEncoder
+from speakerdb.onnx_encoder import OnnxXVectorEncoder
 
 DIM = 24  # xvector_output_dim of the tiny model in conftest.py
 MISSING = "speakerdb-tests/no-such-model"
@@ -63,10 +64,11 @@ def hub_requests(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     return seen
 
 
-@pytest.fixture(scope="module")
-def encoder(tiny_model_dir: Path) -> HFXVectorEncoder:
-    loaded = load_encoder(str(tiny_model_dir))
-    assert isinstance(loaded, HFXVectorEncoder)
+@pytest.fixture(scope="module", params=["torch", "onnx"])
+def encoder(tiny_model_dir: Path, request: pytest.FixtureRequest) -> Encoder:
+    """The model on each backend: transformers and torch, and its ONNX export."""
+    loaded = load_encoder(str(tiny_model_dir), backend=request.param)
+    assert isinstance(loaded, HFXVectorEncoder if request.param == "torch" else OnnxXVectorEncoder)
     return loaded
 
 
@@ -122,7 +124,7 @@ def test_relative_model_directory_is_recorded_absolute(
         assert db.info().encoder.model == str(tiny_model_dir.resolve())  # type: ignore[union-attr]
 
 
-def test_embeddings_are_float32_unit_rows(encoder: HFXVectorEncoder, tiny_model_dir: Path) -> None:
+def test_embeddings_are_float32_unit_rows(encoder: Encoder, tiny_model_dir: Path) -> None:
     import json
 
     config = json.loads((tiny_model_dir / "config.json").read_text())
@@ -134,7 +136,7 @@ def test_embeddings_are_float32_unit_rows(encoder: HFXVectorEncoder, tiny_model_
     assert np.isfinite(embeddings).all()
 
 
-def test_batch_does_not_change_an_embedding(encoder: HFXVectorEncoder) -> None:
+def test_batch_does_not_change_an_embedding(encoder: Encoder) -> None:
     # Mixed lengths, some repeated (batched together), more same-length clips than a batch holds.
     lengths = [1.0, 0.7, 1.0, 1.4, 0.7, *([0.5] * 10)]
     clips = [voice(100 + 25 * i, seconds, seed=i) for i, seconds in enumerate(lengths)]
@@ -145,7 +147,7 @@ def test_batch_does_not_change_an_embedding(encoder: HFXVectorEncoder) -> None:
 
 
 def test_matches_model_card_computation(
-    encoder: HFXVectorEncoder, tiny_model_dir: Path, tmp_path: Path
+    encoder: Encoder, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     audio = voice(150, 2.5, seed=4)
     reference = model_card_embedding(tiny_model_dir, audio)

@@ -1,0 +1,335 @@
+"""The ONNX Runtime backend and the torch-bf16 fast path, on the tiny random x-vector model:
+exact against the model card, built once and cached, rebuilt when corrupt, and a query
+path that imports neither torch nor transformers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import voice
+
+import speakerdb.onnx_encoder as onnx_encoder
+from speakerdb import ModelError, SpeakerDB
+from speakerdb.audio import SAMPLE_RATE
+from speakerdb.encoder import load_encoder
+from speakerdb.features import WaveformFeatures
+from speakerdb.hf_encoder import HFXVectorEncoder
+from speakerdb.onnx_encoder import OnnxXVectorEncoder
+from speakerdb.onnx_export import ExportError
+
+LENGTHS = (0.6, 1.0, 1.37, 2.5, 4.01)  # seconds: the time axis is dynamic
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh speakerdb cache for each test, and no model options from the environment."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(folder))
+    for name in ("SPEAKERDB_BACKEND", "SPEAKERDB_MODEL", "SPEAKERDB_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every export built, by destination."""
+    built: list[Path] = []
+    real = onnx_encoder.build_export
+
+    def spy(network: object, destination: Path) -> None:
+        built.append(destination)
+        real(network, destination)
+
+    monkeypatch.setattr(onnx_encoder, "build_export", spy)
+    return built
+
+
+def model_card(model_dir: Path, clips: list[np.ndarray]) -> np.ndarray:
+    """The embeddings as the model card computes them: one clip per call, fp32."""
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioXVector
+
+    features = AutoFeatureExtractor.from_pretrained(model_dir)
+    model = AutoModelForAudioXVector.from_pretrained(model_dir).eval()
+    out = []
+    for clip in clips:
+        inputs = features(clip, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with torch.no_grad():
+            vector = model(**inputs).embeddings
+        out.append(torch.nn.functional.normalize(vector, dim=-1)[0].numpy())
+    return np.stack(out)
+
+
+def clips_of(lengths: tuple[float, ...]) -> list[np.ndarray]:
+    return [voice(100 + 37 * i, s, seed=i) for i, s in enumerate(lengths)]
+
+
+def centred_cosines(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Cosines after subtracting the reference set's mean: what random weights leave."""
+    a, b = vectors - reference.mean(axis=0), reference - reference.mean(axis=0)
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_reproduces_the_model_card_at_every_length(
+    tiny_model_dir: Path, builds: list[Path]
+) -> None:
+    encoder = load_encoder(str(tiny_model_dir))
+    assert isinstance(encoder, OnnxXVectorEncoder)  # the default backend
+    assert len(builds) == 1 and builds[0].is_file()
+    clips = clips_of(LENGTHS)
+    reference = model_card(tiny_model_dir, clips)
+    got = encoder.encode(clips)
+    assert got.dtype == np.float32 and got.shape == reference.shape
+    np.testing.assert_allclose(got, reference, atol=2e-6)
+    assert np.sum(got * reference, axis=1).min() >= 0.99999
+    assert centred_cosines(got, reference).min() >= 0.99999
+    # The same identity as the torch backend's: a database accepts either.
+    assert encoder.info == load_encoder(str(tiny_model_dir), backend="torch").info
+
+
+def test_export_is_built_once_and_reused(tiny_model_dir: Path, builds: list[Path]) -> None:
+    first = load_encoder(str(tiny_model_dir), backend="onnx")
+    again = load_encoder(str(tiny_model_dir), backend="onnx")
+    assert len(builds) == 1
+    assert [p.name for p in builds[0].parent.iterdir()] == [builds[0].name]  # no leftovers
+    clip = [voice(150, 1.5)]
+    np.testing.assert_array_equal(first.encode(clip), again.encode(clip))
+
+
+def test_changed_weights_get_a_new_export(
+    tiny_model_dir: Path, tmp_path: Path, builds: list[Path]
+) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForAudioXVector
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    before = load_encoder(str(model_dir))
+    torch.manual_seed(7)
+    retrained = AutoModelForAudioXVector.from_config(AutoConfig.from_pretrained(model_dir))
+    retrained.save_pretrained(model_dir)  # same size, same folder, other weights
+    after = load_encoder(str(model_dir))
+    assert before.info.revision != after.info.revision
+    assert len(builds) == 2 and builds[0] != builds[1]
+    clip = voice(150, 1.5)
+    np.testing.assert_allclose(after.encode([clip]), model_card(model_dir, [clip]), atol=2e-6)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_corrupt_cache_is_rebuilt(
+    tiny_model_dir: Path, builds: list[Path], caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    load_encoder(str(tiny_model_dir))
+    path = builds[0]
+    data = path.read_bytes()
+    path.write_bytes(
+        {"garbage": b"not a model" * 50, "truncated": data[: len(data) // 2]}.get(damage, b"")
+    )
+    with caplog.at_level(logging.WARNING, logger="speakerdb"):
+        encoder = load_encoder(str(tiny_model_dir))
+    assert isinstance(encoder, OnnxXVectorEncoder)
+    assert "rebuilding" in caplog.text
+    assert len(builds) == 2 and path.read_bytes() == data
+    clip = voice(200, 2.0)
+    np.testing.assert_allclose(
+        encoder.encode([clip]), model_card(tiny_model_dir, [clip]), atol=2e-6
+    )
+
+
+def test_export_failure_falls_back_to_torch_or_is_an_error(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fail(network: object, destination: Path) -> None:
+        raise ExportError("torch.onnx could not export it (simulated)")
+
+    monkeypatch.setattr(onnx_encoder, "build_export", fail)
+    with caplog.at_level(logging.WARNING, logger="speakerdb"):
+        encoder = load_encoder(str(tiny_model_dir))
+    assert isinstance(encoder, HFXVectorEncoder)
+    assert "running" in caplog.text and "simulated" in caplog.text
+    with pytest.raises(ModelError, match="simulated"):
+        load_encoder(str(tiny_model_dir), backend="onnx")
+
+
+def test_missing_onnxruntime(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    assert isinstance(load_encoder(str(tiny_model_dir)), HFXVectorEncoder)
+    with pytest.raises(ModelError, match="pip install onnxruntime"):
+        load_encoder(str(tiny_model_dir), backend="onnx")
+
+
+def test_unknown_backend_names_the_choices(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from speakerdb import InputError
+
+    monkeypatch.setenv("SPEAKERDB_BACKEND", "tensorrt")
+    with pytest.raises(InputError, match=r"auto, onnx, torch, torch-bf16"):
+        load_encoder(str(tiny_model_dir))
+
+
+def test_cached_hub_model_has_the_same_identity_on_every_backend(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # The Hugging Face cache layout, as huggingface_hub writes it.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--speakerdb-tests--tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    options = {"cache_dir": str(tmp_path / "hub"), "local_files_only": True}
+    infos = {
+        backend: load_encoder("speakerdb-tests/tiny", backend=backend, **options).info
+        for backend in ("torch", "onnx", "auto")
+    }
+    assert infos["onnx"] == infos["torch"] == infos["auto"]
+    assert infos["onnx"].revision == commit
+
+
+@pytest.mark.parametrize("do_normalize", [True, False])
+def test_numpy_features_match_transformers(do_normalize: bool) -> None:
+    from transformers import Wav2Vec2FeatureExtractor
+
+    settings = {"sampling_rate": SAMPLE_RATE, "do_normalize": do_normalize}
+    reference = Wav2Vec2FeatureExtractor(feature_size=1, return_attention_mask=True, **settings)
+    ours = WaveformFeatures.from_config(
+        "m", {"feature_extractor_type": "Wav2Vec2FeatureExtractor", **settings}
+    )
+    rng = np.random.default_rng(3)
+    for clip in (
+        voice(120, 1.3),
+        (0.2 * rng.standard_normal(16_001)).astype(np.float32),
+        rng.standard_normal(8000),  # float64 in
+        np.full(4000, 0.25, dtype=np.float32),  # constant: variance 0
+    ):
+        expected = reference(clip, sampling_rate=SAMPLE_RATE, return_tensors="np")
+        np.testing.assert_array_equal(ours(clip), expected["input_values"])
+
+
+def test_other_feature_extractors_are_left_to_torch(
+    tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = json.loads((model_dir / "preprocessor_config.json").read_text())
+    (model_dir / "preprocessor_config.json").write_text(
+        json.dumps({**config, "feature_extractor_type": "SomeOtherFeatureExtractor"})
+    )
+    with pytest.raises(ModelError, match="SomeOtherFeatureExtractor"):
+        load_encoder(str(model_dir), backend="onnx")
+
+
+def test_bf16_fast_path_is_close_to_fp32(tiny_model_dir: Path) -> None:
+    from speakerdb.hf_encoder import bf16_supported
+
+    clips = clips_of((1.2, 2.0, 2.5, 3.1, 1.7, 2.2, 4.0, 0.9))
+    fp32 = load_encoder(str(tiny_model_dir), backend="torch").encode(clips)
+    fast = load_encoder(str(tiny_model_dir), backend="torch-bf16")
+    # Without bf16 instructions the fast path is not taken (and says so): fp32 it is.
+    assert isinstance(fast, HFXVectorEncoder if bf16_supported() else OnnxXVectorEncoder)
+    got = fast.encode(clips)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert centred_cosines(got, fp32).min() >= 0.99
+    assert fast.info == load_encoder(str(tiny_model_dir), backend="torch").info
+
+
+def test_bf16_without_cpu_support_falls_back(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import speakerdb.hf_encoder
+
+    monkeypatch.setattr(speakerdb.hf_encoder, "bf16_supported", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="speakerdb"):
+        encoder = load_encoder(str(tiny_model_dir), backend="torch-bf16")
+    assert isinstance(encoder, OnnxXVectorEncoder)
+    assert "bf16" in caplog.text
+
+
+QUERY_PROBE = """
+import json, runpy, sys
+sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+heavy = {"torch", "transformers", "huggingface_hub"}
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_cli_query_imports_neither_torch_nor_transformers(
+    tiny_model_dir: Path, tmp_path: Path, cache: Path
+) -> None:
+    clip = tmp_path / "alice.wav"
+    sf.write(clip, voice(120, 2.0), SAMPLE_RATE)
+    db = tmp_path / "speakers.db"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPEAKERDB_CACHE_DIR": str(cache)}
+    with SpeakerDB(db, model=str(tiny_model_dir)) as database:
+        database.enroll("alice", [clip])  # builds and caches the export
+
+    def probe(*args: str) -> dict[str, object]:
+        proc = subprocess.run(
+            [sys.executable, "-c", QUERY_PROBE, json.dumps(args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "accepted" in proc.stdout or "alice" in proc.stdout, proc.stderr
+        return json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+
+    assert probe("verify", "--db", str(db), "alice", str(clip)) == {"code": 0, "heavy": []}
+    assert probe("identify", "--db", str(db), str(clip))["heavy"] == []
+
+
+# -- the GE2E encoder on ONNX Runtime ---------------------------------------
+
+
+def test_ge2e_onnx_matches_torch_and_is_cached(cache: Path) -> None:
+    from speakerdb.ge2e_encoder import GE2EEncoder
+
+    clips = [voice(120, 1.0), voice(210, 2.6, seed=1), voice(90, 9.0, seed=2)]
+    reference = GE2EEncoder.load(backend="torch").encode(clips)
+    fast = GE2EEncoder.load()  # auto: exports once
+    exports = sorted((cache / "onnx").glob("ge2e-*.onnx"))
+    assert len(exports) == 1
+    np.testing.assert_allclose(fast.encode(clips), reference, atol=1e-5)
+    assert fast.info == GE2EEncoder.load(backend="torch").info
+    exports[0].write_bytes(b"corrupt")
+    again = GE2EEncoder.load(backend="onnx")  # rebuilt
+    np.testing.assert_allclose(again.encode(clips), reference, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_query_with_ge2e_imports_no_torch(tmp_path: Path, cache: Path) -> None:
+    clip = tmp_path / "alice.wav"
+    sf.write(clip, voice(120, 2.0), SAMPLE_RATE)
+    db = tmp_path / "speakers.db"
+    with SpeakerDB(db, model="resemblyzer") as database:
+        database.enroll("alice", [clip])
+    env = {**os.environ, "SPEAKERDB_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            QUERY_PROBE,
+            json.dumps(["verify", "--db", str(db), "alice", str(clip)]),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stderr.rsplit("PROBE ", 1)[1]) == {"code": 0, "heavy": []}, proc.stderr
