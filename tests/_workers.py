@@ -157,6 +157,30 @@ def enroll_loop(
             events.write(f"ok {name}", sync=True)
 
 
+def enroll_many_loop(
+    db_path: str, events: EventLog, start: int, total: int, opened: Callable[[], None]
+) -> None:
+    """The same speakers through enroll_many, which commits several per transaction;
+    ``ok`` is logged as each comes back committed. Chunks of 3 speakers, so that kills
+    land before, inside and after commits."""
+    from speakerdb import _enrolling
+
+    _enrolling.CHUNK_SPEAKERS = 3
+
+    def groups():  # type: ignore[no-untyped-def]
+        for number in range(start, total):
+            name = planned_name(number)
+            events.write(f"start {name}")
+            yield name, [(clip, RATE) for clip in planned_clips(number)]
+
+    with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        opened()
+        for name, outcome in db.enroll_many(groups()):
+            if isinstance(outcome, Exception):
+                raise outcome
+            events.write(f"ok {name}", sync=True)
+
+
 def save_loop(index_path: str, events: EventLog, start: int, opened: Callable[[], None]) -> None:
     """Write the index file for generation ``start``, ``start + 1``, ... until killed."""
     path = Path(index_path)
@@ -169,8 +193,9 @@ def save_loop(index_path: str, events: EventLog, start: int, opened: Callable[[]
 
 def _child(command: list[str], events: EventLog, opened: Callable[[], None]) -> None:
     _log_warnings_to(events)
-    if command[0] == "enroll":
-        enroll_loop(command[1], events, int(command[2]), int(command[3]), opened)
+    if command[0] in ("enroll", "enroll-many"):
+        loop = enroll_loop if command[0] == "enroll" else enroll_many_loop
+        loop(command[1], events, int(command[2]), int(command[3]), opened)
     else:
         save_loop(command[1], events, int(command[2]), opened)
 

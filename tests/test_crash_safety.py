@@ -98,8 +98,9 @@ def _attempted(log: Path) -> int:
     return sum(event[0] == "start" for event in read_events(log))
 
 
+@pytest.mark.parametrize("how", ["enroll", "enroll-many"])
 def test_sigkilled_enrollments_are_all_or_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
     db_path, log = tmp_path / "speakers.db", tmp_path / "events.log"
     index_path = db_path.with_name(db_path.name + ".faiss")
@@ -114,7 +115,7 @@ def test_sigkilled_enrollments_are_all_or_nothing(
             draw = rng.random()
             clock = "fork" if draw < 0.1 else "open"
             delay = rng.uniform(0.0, 0.4 if draw < 0.1 else 1.0 if draw > 0.97 else 0.2)
-            outcome = spawner.run("enroll", db_path, attempted, TOTAL, clock=clock, delay=delay)
+            outcome = spawner.run(how, db_path, attempted, TOTAL, clock=clock, delay=delay)
             runs += 1
             kills += outcome == "killed"
             assert outcome in ("killed", "exited 0"), f"{outcome}\n{spawner.stderr()}"
@@ -133,7 +134,7 @@ def test_sigkilled_enrollments_are_all_or_nothing(
     assert in_sync or any("rebuilding" in m for m in notices), notices
     children_rebuilt = sum(e[0] == "warning" and "rebuilding" in e[2] for e in events)
     print(
-        f"\ncrash safety: {attempted} enrollments attempted in {runs} processes, "
+        f"\ncrash safety ({how}): {attempted} enrollments attempted in {runs} processes, "
         f"{kills} killed with SIGKILL, {len(reported)} reported ok, {found} found after "
         f"reopen; index rebuilt by a later process {children_rebuilt} times, "
         f"{'in sync' if in_sync else 'rebuilt'} at the end ({time.monotonic() - began:.1f} s)"
@@ -171,7 +172,8 @@ def _check_database(db_path: Path, reported: list[str], attempted: int) -> int:
             ids = np.array(sorted(templates), dtype=np.int64)
             scores, hits = index.search(np.stack([templates[i] for i in ids]), 1)
             assert (hits[:, 0] == ids).all() and np.allclose(scores[:, 0], 1.0, atol=1e-5)
-        assert db.info().index_state.startswith("up to date")
+        state = db.info().index_state
+        assert state.startswith("up to date"), state
     return len(speakers)
 
 
