@@ -91,18 +91,21 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
     return {name: stats.median(values) for name, values in times.items()}
 
 
-def throughput(db: SpeakerDB, clips: list[Clip], threads: int, per_thread: int) -> float:
+def throughput(db: SpeakerDB, clips: list[Clip], threads: int, per_thread: int) -> tuple:
+    """Identifies per second, and the process's CPU time per second of wall time."""
+
     def work(clip: Clip) -> None:
         for _ in range(per_thread):
             db.identify(clip)
 
     workers = [threading.Thread(target=work, args=(clips[i],)) for i in range(threads)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return threads * per_thread / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return threads * per_thread / wall, (time.process_time() - cpu) / wall
 
 
 class Replay:
@@ -152,23 +155,25 @@ def _read_names(db: SpeakerDB) -> None:
 def threads_report(db: SpeakerDB, clips: list[Clip], per_thread: int) -> None:
     import torch
 
-    before = os.cpu_count() or 1
-    rounds: dict[str, list[float]] = {"1x2": [], "1x1": [], "2x1": []}
+    cores = os.cpu_count() or 1
+    runs: dict[str, list[tuple[float, float]]] = {"1x2": [], "1x1": [], "2x1": []}
     for _ in range(3):  # interleaved rounds, medians
-        torch.set_num_threads(before)
-        rounds["1x2"].append(throughput(db, clips, 1, per_thread))
+        torch.set_num_threads(cores)
+        runs["1x2"].append(throughput(db, clips, 1, per_thread))
         torch.set_num_threads(1)
-        rounds["1x1"].append(throughput(db, clips, 1, per_thread))
-        rounds["2x1"].append(throughput(db, clips, 2, per_thread))
-    torch.set_num_threads(before)
-    one, two, wide = (stats.median(rounds[k]) for k in ("1x1", "2x1", "1x2"))
-    print(
-        f"  identifies/s: 1 thread, torch on 1 core {one:.2f}; 2 threads, torch on 1 each {two:.2f}"
-    )
-    print(
-        f"  -> 2 threads give {two / one:.2f}x one thread; "
-        f"1 thread, torch on {before}: {wide:.2f}/s"
-    )
+        runs["1x1"].append(throughput(db, clips, 1, per_thread))
+        runs["2x1"].append(throughput(db, clips, 2, per_thread))
+    torch.set_num_threads(cores)
+    rate = {k: stats.median(r for r, _ in v) for k, v in runs.items()}
+    busy = {k: stats.median(c for _, c in v) for k, v in runs.items()}
+    for key, label in (
+        ("1x1", "1 thread, torch on 1 core"),
+        ("2x1", "2 threads, torch on 1 core each"),
+        ("1x2", f"1 thread, torch on {cores} cores"),
+    ):
+        print(f"  {label}: {rate[key]:.2f} identifies/s, {busy[key]:.2f} cores busy")
+    print(f"  -> 2 threads give {rate['2x1'] / rate['1x1']:.2f}x the throughput of one")
+    print(f"  load average now: {os.getloadavg()[0]:.1f} on {cores} cores (other processes)")
 
 
 def main() -> None:

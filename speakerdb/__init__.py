@@ -36,6 +36,7 @@ __all__ = [
     "EnrollmentRefused",
     "EvaluationReport",
     "Identification",
+    "IndexChoice",
     "InputError",
     "InvalidName",
     "Match",
@@ -59,6 +60,7 @@ _WHERE = {
     "SpeakerDB": "service",
     "Calibration": "calibration",
     "EvaluationReport": "evaluation",
+    "IndexChoice": "indexkind",
     **dict.fromkeys(
         [
             "AuditEntry",
@@ -127,6 +129,7 @@ if TYPE_CHECKING:
         SpeakerNotFound,
     )
     from .evaluation import EvaluationReport
+    from .indexkind import IndexChoice
     from .service import SpeakerDB
     from .types import (
         AuditEntry,
