@@ -13,8 +13,9 @@ AS-norm cohort rebuilt without them): 2 impostor speakers alone are too few to
 measure a rate. The never-enrolled speakers' share alone is in the JSON.
 
 The duration term of margin-duration has one parameter, its slope, fitted by
-logistic regression on the single clips (``--fit`` prints the fit, its
-leave-one-speaker-out range and the table's sensitivity to it). The row
+logistic regression on the single clips (speakerdb.calibration.duration_slope;
+``--fit`` prints the fit, its leave-one-speaker-out range and the table's
+sensitivity to it). The row
 "slope refit per held-out speaker" scores each item with the slope fitted
 without its own speaker, an honest out-of-sample figure.
 
@@ -33,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -42,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 from corpus import ensure_corpus
-from qmf_fit import log_length, logistic_slope
+from memory_probe import memory_report
 
 from speakerdb import metrics
 from speakerdb.asnorm import DEFAULT_TOP_N
 from speakerdb.audio import Clip, load_clip
+from speakerdb.calibration import duration_slope
 from speakerdb.config import DURATION_SLOPE, default_threshold
 from speakerdb.errors import AudioError
 from speakerdb.frontend import WINDOW_S, encode_windowed
@@ -188,7 +189,7 @@ def score(
     """The library's scores (speakerdb.scorenorm), as identify and verify compute them."""
     if config.refit:  # margin-duration with each item's own slope, in lengths[:, 1]
         margins = population_scores("margin", queries, population, DEFAULT_TOP_N)[1]
-        return margins - lengths[:, 1:2] * log_length(lengths[:, 0])[:, None]
+        return margins - (lengths[:, 1] * duration_penalty(lengths[:, 0], 1.0))[:, None]
     matrix = population_scores(
         config.score_norm, queries, population, DEFAULT_TOP_N, lengths[:, 0]
     )[1]
@@ -308,12 +309,12 @@ def fit_slopes(data: Data, embed) -> dict[str, dict]:
         items = np.r_[np.flatnonzero(right), scored.pooled_items]
         values = np.r_[scored.top[right], scored.pooled]
         genuine = np.r_[np.ones(right.sum()), np.zeros(len(scored.pooled))]
-        columns = (values, log_length(durations[items]), genuine)
+        columns = (values, durations[items], genuine)
         who = speakers[items]
         fits[norm] = {
-            "all": logistic_slope(*columns),
+            "all": duration_slope(*columns),
             "without": {
-                str(s): logistic_slope(*(c[who != s] for c in columns))
+                str(s): duration_slope(*(c[who != s] for c in columns))
                 for s in sorted(set(speakers))
             },
         }
@@ -398,61 +399,6 @@ def gates_report(data: Data, embed) -> None:
         np.mean(np.array(cross) >= 0.8),
         np.mean(np.array(cross) >= 0.875),
     )
-
-
-_TINY_MODEL = """
-import sys, torch
-from transformers import UniSpeechSatConfig, UniSpeechSatForXVector, Wav2Vec2FeatureExtractor
-torch.manual_seed(0)
-config = UniSpeechSatConfig(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-    conv_dim=(512, 512, 512), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
-    feat_extract_norm="group", num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-    tdnn_dim=(16, 16, 16), tdnn_kernel=(3, 3, 1), tdnn_dilation=(1, 2, 1),
-    xvector_output_dim=24, num_labels=4,
-)
-UniSpeechSatForXVector(config).eval().save_pretrained(sys.argv[1])
-Wav2Vec2FeatureExtractor(
-    feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-    return_attention_mask=True,
-).save_pretrained(sys.argv[1])
-"""
-
-_MEMORY_PROBE = """
-import resource, sys, numpy as np
-from speakerdb.hf_encoder import HFXVectorEncoder
-from speakerdb.frontend import encode_windowed
-enc = HFXVectorEncoder.load(sys.argv[1])
-seconds, window = int(sys.argv[2]), float(sys.argv[3])
-t = np.arange(seconds * 16000) / 16000
-tone = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-clip = (0.3 * tone).astype(np.float32)
-enc.encode([clip[:16000]])  # warm up, so that the peak below is the embedding's own
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-out = encode_windowed(enc, [clip], window) if window else enc.encode([clip])
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
-"""
-
-
-def memory_report() -> None:
-    """Peak extra memory embedding long audio, windows on and off.
-
-    The model is a small random x-vector model whose convolutional feature encoder
-    is as wide (512 channels) as the real checkpoints': its activations over the
-    raw audio are what grows with the clip's length.
-    """
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-c", _TINY_MODEL, tmp], check=True, capture_output=True)
-        for seconds in (30, 120, 300):
-            for window in (0.0, WINDOW_S):
-                args = [sys.executable, "-c", _MEMORY_PROBE, tmp, str(seconds), str(window)]
-                out = subprocess.run(args, capture_output=True, text=True)
-                lines = out.stdout.strip().splitlines()
-                mb = f"{float(lines[-1]):.0f} MB" if out.returncode == 0 and lines else "failed"
-                how = f"windows of {WINDOW_S:.0f} s" if window else "whole clip"
-                print(f"{seconds:4d} s clip, {how:16s}: peak memory +{mb}")
 
 
 def main() -> None:

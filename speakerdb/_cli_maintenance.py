@@ -54,10 +54,13 @@ def set_threshold(
 
     with open_db(db) as database:
         stored = database.set_threshold(value, score_norm=score_norm)
+        deciding = database.score_norm()[0]
     if json:
         emit_json({"threshold": stored})
     else:
-        echo(f"threshold set to {stored:.4f}")
+        kind = "cosine" if score_norm == "none" else score_norm
+        by = "raw cosine" if deciding == "none" else f"{deciding} scores"
+        echo(f"threshold set to {stored:.4f} ({kind}); queries decide by {by}")
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:

@@ -146,13 +146,13 @@ def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
 
     if info.score_norm == "none" or info.score_norm_threshold is None:
         return [("decides by", "raw cosine >= threshold")]
-    meaning = SCORE_MEANINGS.get(info.score_norm, info.score_norm)
     return [
         (
             "decides by",
-            f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} ({meaning}); "
-            "the cosine threshold above is not used",
-        )
+            f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} "
+            "(not by the cosine threshold above)",
+        ),
+        ("score", SCORE_MEANINGS.get(info.score_norm, info.score_norm)),
     ]
 
 
@@ -184,7 +184,7 @@ def audit_entry_line(entry: AuditEntry) -> str:
     who = safe(entry.identified) if entry.identified is not None else "(no one enrolled)"
     score = "-" if entry.score is None else f"{entry.score:.4f}"
     if entry.normalized is not None:
-        score += f" (as-norm {entry.normalized:.3f})"
+        score += f" (normalised {entry.normalized:.3f})"  # the log does not keep which score
     return (
         f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
         f"{score} vs {entry.threshold:.4f}\t{verdict}"

@@ -6,6 +6,14 @@ Precedence, for every option that has several sources:
 2. the environment variable (``SPEAKERDB_DB``, ``SPEAKERDB_MODEL``, ``SPEAKERDB_THRESHOLD``);
 3. the value stored in the database (the model it was built with, ``set-threshold``);
 4. the default below.
+
+The score that decides (``score_norm``) follows the same order, with one rule
+more: a database that never chose a score normalisation decides by raw cosine
+whenever a cosine threshold was given (with the query, as an argument, in
+``SPEAKERDB_THRESHOLD`` or stored by ``set-threshold`` or ``calibrate``), and
+otherwise by its model's default (:data:`DEFAULT_SCORE_NORMS`). A cosine
+threshold means a cosine, so databases from before margin-duration became the
+GE2E default keep deciding as they did.
 """
 
 from __future__ import annotations

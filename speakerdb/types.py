@@ -190,7 +190,8 @@ class AuditEntry:
     was asked about (``None`` for identify). ``identified`` is the speaker that
     ``score`` is against: the best candidate of an identify (``None`` when no one is
     enrolled), the claimed speaker of a verify; ``accepted`` is the decision.
-    ``score`` is the raw cosine; ``normalized`` the AS-norm score when that decided.
+    ``score`` is the raw cosine; ``normalized`` the normalised score (AS-norm, margin
+    or margin-duration) when one decided.
     """
 
     id: int

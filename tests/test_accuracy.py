@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import read_rows
 from typer.testing import CliRunner
 
 from speakerdb import Identification, SpeakerDB
+from speakerdb.audio import load_clip
 from speakerdb.cli import app
+from speakerdb.population import Population
+from speakerdb.scorenorm import duration_penalty, population_scores
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +84,49 @@ def test_scores_separate_same_speaker_from_others(identified) -> None:  # type: 
     mean_target, mean_other = sum(target) / len(target), sum(other) / len(other)
     print(f"mean cosine: same speaker {mean_target:.3f}, other speakers {mean_other:.3f}")
     assert mean_target > mean_other + 0.15
+
+
+def test_real_clips_decide_by_margin_duration(enrolled_db: Path, corpus: Path) -> None:
+    rows = held_out(corpus)
+    some = rows[::PER_SPEAKER]  # one clip of each voice through identify
+    with SpeakerDB(enrolled_db) as db:
+        assert db.score_norm()[0] == "margin-duration"  # GE2E's default
+        results = db.identify_many([r["path"] for r in some], top_k=2)
+        queries = db.embed([r["path"] for r in rows])
+        population = db.population()
+    seconds = [load_clip(r["path"]).duration_s for r in rows]
+    for result, length in zip(results, seconds[::PER_SPEAKER], strict=True):
+        first, second = (m.score for m in result.matches)
+        expected = 2 * first - second - duration_penalty([length])[0]
+        assert result.best.normalized == pytest.approx(expected, abs=1e-5)
+        assert first >= second  # the ranking is the cosine's
+    truth = np.array(
+        [population.names.index(r["speaker_id"]) if r["enrolled"] == "1" else -1 for r in rows]
+    )
+    accepted = {
+        mode: impostors_at_correct_id(mode, queries, population, truth, seconds)
+        for mode in ("none", "margin-duration")
+    }
+    print(f"impostors accepted at 80 % correct identification: {accepted}")
+    assert 2 * accepted["margin-duration"] <= accepted["none"]
+
+
+def impostors_at_correct_id(
+    mode: str, queries: np.ndarray, population: Population, truth: np.ndarray, seconds: list[float]
+) -> int:
+    """Impostor clips (never-enrolled voices, and each enrolled voice with its speaker
+    removed) whose best score reaches the threshold that gives 80 % correct answers."""
+    lengths = np.asarray(seconds)
+    scores = population_scores(mode, queries, population, 50, lengths)[1]
+    top, genuine = scores.max(axis=1), truth >= 0
+    right = np.sort(top[genuine & (scores.argmax(axis=1) == truth)])[::-1]
+    threshold = right[int(np.ceil(0.8 * genuine.sum())) - 1]
+    impostor = [top[~genuine]]
+    for k, name in enumerate(population.names):
+        mine = truth == k
+        others = {n: population.of(n) for n in population.names if n != name}
+        held = population_scores(
+            mode, queries[mine], Population.from_groups(others), 50, lengths[mine]
+        )
+        impostor.append(held[1].max(axis=1))
+    return int(np.sum(np.concatenate(impostor) >= threshold))

@@ -14,6 +14,7 @@ from speakerdb.calibration import (
     MIN_GENUINE,
     calibrate_population,
     calibrate_scores,
+    duration_slope,
     enrollment_scores,
 )
 from speakerdb.population import Population
@@ -119,3 +120,23 @@ def test_normalised_impostor_scores_are_a_strangers() -> None:
     assert impostor[:3] == pytest.approx(expected, abs=1e-6)
     own = template_of(population.of("s0")[1:]) @ first
     assert genuine[0] == pytest.approx(own + (own - best), abs=1e-6)
+
+
+def test_duration_slope_recovers_a_known_quality_term() -> None:
+    # Right answers and strangers whose log-odds are 20 * score - 1.2 * ln(d / 0.5 s) + c:
+    # the slope that makes score - slope * ln(d / 0.5 s) decide is 1.2 / 20 = 0.06.
+    rng = np.random.default_rng(8)
+    n = 40_000
+    scores = rng.uniform(0.3, 1.2, n)
+    seconds = np.exp(rng.uniform(np.log(0.5), np.log(30.0), n))
+    logit = 20 * scores - 1.2 * np.log(seconds / 0.5) - 12
+    genuine = rng.random(n) < 1 / (1 + np.exp(-logit))
+    assert duration_slope(scores, seconds, genuine) == pytest.approx(0.06, abs=0.004)
+    # Durations outside [0.5, 30] s count as the nearest end, as in the scores.
+    longer = np.where(seconds > 20, 120.0, np.where(seconds < 1, 0.1, seconds))
+    ends = np.where(seconds > 20, 30.0, np.where(seconds < 1, 0.5, seconds))
+    assert duration_slope(scores, longer, genuine) == pytest.approx(
+        duration_slope(scores, ends, genuine)
+    )
+    with pytest.raises(InputError, match="both right answers and strangers"):
+        duration_slope(scores, seconds, np.ones(n, bool))

@@ -1111,7 +1111,15 @@ def test_real_voices_are_identified_and_strangers_are_not(corpus: Path, tmp_path
     for result in doc[:3]:
         first, second = (m["score"] for m in result["matches"][:2])
         assert first > second + 0.1
-    assert doc[3]["speaker"] is None and doc[3]["best"]["score"] < doc[3]["threshold"]
+    # GE2E databases decide by margin-duration scores unless told otherwise.
+    assert {r["score_norm"] for r in doc} == {"margin-duration"}
+    assert doc[3]["speaker"] is None and doc[3]["best"]["normalized"] < doc[3]["threshold"]
+    assert "decides by       margin-duration scores" in ok(cli("info")).stdout
     # Someone claiming to be allison with carlo's voice is turned away.
     impostor = cli("verify", "asterisk-allison", clips[1])
     assert impostor.exit_code == 1 and impostor.stdout.startswith("rejected")
+    # A cosine threshold set by hand means a cosine: the database then decides by cosine.
+    ok(cli("set-threshold", "0.75"))
+    doc = as_json(cli("identify", *clips, "--json"))
+    assert {r["score_norm"] for r in doc} == {"none"} and doc[0]["threshold"] == 0.75
+    assert [r["speaker"] for r in doc] == [*REAL_SPEAKERS, None]
