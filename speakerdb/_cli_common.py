@@ -68,9 +68,9 @@ ThresholdOpt = Annotated[
     Optional[float],
     typer.Option(
         "--threshold",
-        help="Accept at cosine >= T (and decide by raw cosine, unless the database or "
-        "--score-norm chose a score). [env SPEAKERDB_THRESHOLD; else the database's; else the "
-        "model's default]",
+        help="Accept at score >= T: a cosine (and raw cosine decides), unless --score-norm "
+        "or the database chose another score, whose threshold T then is. "
+        "[env SPEAKERDB_THRESHOLD; else the database's; else the model's default]",
         show_default=False,
     ),
 ]
@@ -133,7 +133,6 @@ def handles_errors(func: F) -> F:
 def open_db(
     db: Path | None,
     model: str | None = None,
-    threshold: float | None = None,
     revision: str | None = None,
     offline: bool = False,
     create: bool = False,
@@ -144,7 +143,6 @@ def open_db(
     with SpeakerDB(
         db,
         model=model,
-        threshold=threshold,
         revision=revision,
         local_files_only=True if offline else None,
         create=create,

@@ -187,10 +187,12 @@ def identify(
 
     results: list[Any] = []
     failed = 0
-    with open_db(db, model, threshold, revision, offline) as database:
+    with open_db(db, model, revision=revision, offline=offline) as database:
         for clip in clips:
             try:
-                result = database.identify(clip, top_k=top_k, score_norm=score_norm)
+                result = database.identify(
+                    clip, top_k=top_k, threshold=threshold, score_norm=score_norm
+                )
             except AudioError as exc:
                 failed += 1
                 results.append({"source": str(clip), "error": str(exc)})
@@ -222,8 +224,8 @@ def verify(
     """Accept (exit 0) or reject (exit 1) the claim that CLIP is NAME; errors exit 2."""
     from ._render import emit_json, verification_text
 
-    with open_db(db, model, threshold, revision, offline) as database:
-        result = database.verify(name, clip, score_norm=score_norm)
+    with open_db(db, model, revision=revision, offline=offline) as database:
+        result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
     if json:
         emit_json(result)
     else:

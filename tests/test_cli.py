@@ -484,6 +484,22 @@ def test_verify_exit_codes(home: Path) -> None:
     assert_error(cli("verify", "zoe", "alice1.wav"), "zoe")
 
 
+def test_threshold_flag_applies_to_the_score_that_decides(home: Path) -> None:
+    ok(cli("score-norm", "margin"))
+    ok(cli("set-threshold", "0.95", "--score-norm", "margin"))
+    doc = as_json(cli("verify", "alice", "alice1.wav", "--json"))
+    assert (doc["score_norm"], doc["threshold"]) == ("margin", 0.95)
+    # --threshold is the margin's threshold here, not silently dropped.
+    doc = as_json(cli("verify", "alice", "alice1.wav", "--threshold", "0.9", "--json"))
+    assert (doc["score_norm"], doc["threshold"]) == ("margin", 0.9)
+    doc = as_json(cli("verify", "alice", "alice1.wav", "--threshold", "1.5", "--json"), 1)
+    assert (doc["threshold"], doc["accepted"]) == (1.5, False)
+    (doc,) = as_json(cli("identify", "alice1.wav", "--threshold", "0.85", "--json"))
+    assert doc["threshold"] == 0.85
+    (doc,) = as_json(cli("identify", "alice1.wav", "--score-norm", "none", "--json"))
+    assert doc["threshold"] != 0.85
+
+
 # -- threshold, database and model options ---------------------------------
 
 
