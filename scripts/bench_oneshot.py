@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_encoder import RATE, build_model, corpus_rows  # noqa: E402
+from bench_encoder import RATE, build_model, corpus_rows
 
 PROFILE_PROBE = """
 import cProfile, json, pstats, runpy, sys
+wanted = json.loads(sys.argv[2])
 sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
 profile = cProfile.Profile()
 profile.enable()
@@ -43,7 +44,6 @@ try:
 except SystemExit:
     pass
 profile.disable()
-wanted = json.loads(sys.argv[2])
 found = {}
 for (path, _, name), row in pstats.Stats(profile).stats.items():
     for label, (suffix, function) in wanted.items():
@@ -61,7 +61,19 @@ STAGES = {
     "embed (3 s, ONNX Runtime)": ("speakerdb/onnx_encoder.py", "encode"),
     "audit log write": ("speakerdb/audit.py", "log_verification"),
 }
-PACKAGES = ("numpy", "sqlalchemy", "onnxruntime", "typer", "soundfile", "soxr", "speakerdb")
+PACKAGES = (
+    "numpy",
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "alembic",
+    "onnxruntime",
+    "typer",
+    "pydantic",
+    "soundfile",
+    "soxr",
+    "speakerdb.service",
+    "speakerdb.cli",
+)
 
 
 def write_clips(folder: Path) -> tuple[list[Path], Path]:
@@ -103,9 +115,9 @@ def import_breakdown(command: list[str], env: dict[str, str]) -> dict[str, float
         if not line.startswith("import time:") or "|" not in line:
             continue
         _, cumulative, name = line.split("|")
-        if name.strip() in PACKAGES and not name.startswith("  "):
+        if name.strip() in PACKAGES:
+            # wherever a package is first imported, that line holds its whole cost
             top = name.strip()
-            # the outermost import of each package is its full cost
             costs[top] = max(costs.get(top, 0.0), int(cumulative) / 1e6)
     return costs
 
@@ -141,7 +153,8 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        print(f"first enrollment (loads torch, exports to ONNX): {time.perf_counter() - start:.1f} s")
+        took = time.perf_counter() - start
+        print(f"first enrollment (loads torch, exports to ONNX): {took:.1f} s")
         verify = [*cli, "verify", "--db", db, "alice", str(query)]
         commands = {
             "verify (default: onnx)": (verify, env),
@@ -157,7 +170,8 @@ def main() -> None:
                 walls[label].append(timed(command, how))
         print(f"\nwall time of a fresh process, {args.runs} interleaved runs, 3.0 s clip")
         for label, values in walls.items():
-            print(f"  {label:34s} median {statistics.median(values):6.3f} s  min {min(values):6.3f} s")
+            middle = statistics.median(values)
+            print(f"  {label:34s} median {middle:6.3f} s  min {min(values):6.3f} s")
         onnx, torch_ = (statistics.median(walls[k]) for k in list(walls)[:2])
         print(f"  speed-up of the whole command: {torch_ / onnx:.1f}x")
         print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

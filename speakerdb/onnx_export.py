@@ -118,6 +118,9 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads or 0  # 0: one per physical core
     options.inter_op_num_threads = 1
+    # Memory patterns pay off for one fixed input shape; clips vary, and with them on,
+    # a long clip's second 30 s window held twice the memory of its first (800 MB).
+    options.enable_mem_pattern = False
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only.
