@@ -167,6 +167,17 @@ def test_missing_onnxruntime(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPat
         load_encoder(str(tiny_model_dir), backend="onnx")
 
 
+def test_speakerdb_takes_a_backend(tiny_model_dir: Path, tmp_path: Path) -> None:
+    clip = (voice(140, 2.0), SAMPLE_RATE)
+    with SpeakerDB(tmp_path / "a.db", model=str(tiny_model_dir), backend="torch") as db:
+        assert isinstance(db.encoder(), HFXVectorEncoder)
+        db.enroll("alice", [clip])
+    # Built with torch, queried with ONNX Runtime: the same encoder, the same scores.
+    with SpeakerDB(tmp_path / "a.db") as db:
+        assert isinstance(db.encoder(), OnnxXVectorEncoder)
+        assert db.verify("alice", clip).score == pytest.approx(1.0, abs=1e-5)
+
+
 def test_unknown_backend_names_the_choices(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
