@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -97,13 +98,17 @@ def write_clips(folder: Path) -> tuple[list[Path], Path]:
     return paths[:2], paths[2]
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, all threads) of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr}")
-    return took
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return took, cpu
 
 
 def import_breakdown(command: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -165,13 +170,18 @@ def main() -> None:
         for command, how in commands.values():
             timed(command, how)  # warm the page cache
         walls: dict[str, list[float]] = {label: [] for label in commands}
+        cpus: dict[str, list[float]] = {label: [] for label in commands}
         for _ in range(args.runs):
             for label, (command, how) in commands.items():
-                walls[label].append(timed(command, how))
+                wall, cpu = timed(command, how)
+                walls[label].append(wall)
+                cpus[label].append(cpu)
         print(f"\nwall time of a fresh process, {args.runs} interleaved runs, 3.0 s clip")
+        print("(CPU: user + system seconds of all its threads, less sensitive to a busy machine)")
         for label, values in walls.items():
-            middle = statistics.median(values)
-            print(f"  {label:34s} median {middle:6.3f} s  min {min(values):6.3f} s")
+            middle, cpu = statistics.median(values), statistics.median(cpus[label])
+            fastest = min(values)
+            print(f"  {label:34s} median {middle:6.3f} s  min {fastest:6.3f} s  CPU {cpu:6.3f} s")
         onnx, torch_ = (statistics.median(walls[k]) for k in list(walls)[:2])
         print(f"  speed-up of the whole command: {torch_ / onnx:.1f}x")
         print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
