@@ -27,7 +27,8 @@ import numpy as np
 
 from .config import cache_root
 from .errors import ModelError
-from .onnx_export import EXPORT_VERSION, ExportError, export_checked, open_session
+from .onnx_export import EXPORT_VERSION, export_checked
+from .ort_session import ExportError, open_prepared
 
 __all__ = ["Partials", "onnx_partials", "torch_partials"]
 
@@ -75,7 +76,7 @@ def onnx_partials(data: bytes, path: Path, *, required: bool) -> Partials | None
         session = _cached_session(target)
         if session is None:
             _export(data, path, target)
-            session = open_session(target)
+            session = open_prepared(target)
     except ExportError as exc:
         if required:
             raise ModelError(f"cannot run the GE2E encoder with ONNX Runtime: {exc}") from exc
@@ -97,7 +98,7 @@ def _cached_session(target: Path) -> Any:
     if not target.is_file():
         return None
     try:
-        return open_session(target)
+        return open_prepared(target)
     except ExportError as exc:
         log.warning("the cached ONNX export %s is unusable (%s); rebuilding it", target, exc)
         target.unlink(missing_ok=True)

@@ -32,7 +32,8 @@ from .encoder import Encoder
 from .errors import ModelError
 from .features import WaveformFeatures
 from .model_files import ModelFiles, locate_model
-from .onnx_export import ExportError, build_export, export_path, open_session
+from .onnx_export import build_export, export_path
+from .ort_session import ExportError, open_prepared
 from .types import EncoderInfo
 
 __all__ = ["OnnxXVectorEncoder", "load_onnx_encoder"]
@@ -155,7 +156,7 @@ def _features(model: str, files: ModelFiles) -> WaveformFeatures:
 def _open(
     model: str, files: ModelFiles, features: WaveformFeatures, path: Path, threads: int | None
 ) -> OnnxXVectorEncoder:
-    session = open_session(path, threads)
+    session = open_prepared(path, threads)
     dim = session.get_outputs()[0].shape[-1]
     if dim != files.config.get("xvector_output_dim"):
         raise ExportError(f"it gives {dim}-d embeddings, not the config's xvector_output_dim")

@@ -32,6 +32,7 @@ import numpy as np
 
 from .config import cache_root
 from .model_files import ModelFiles
+from .ort_session import ExportError, open_session
 
 __all__ = [
     "EXPORT_VERSION",
@@ -39,7 +40,6 @@ __all__ = [
     "build_export",
     "export_checked",
     "export_path",
-    "open_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ _OPSET = 17
 # The export must reproduce torch: relative L2 error of the raw embedding on the probes.
 _MAX_RELATIVE_ERROR = 1e-4
 _PROBE_SECONDS = (1.7, 2.9)
-
-
-class ExportError(Exception):
-    """The model could not be exported, or the export does not reproduce torch."""
 
 
 def export_path(files: ModelFiles) -> Path | None:
@@ -109,20 +105,6 @@ def export_checked(
     finally:
         partial.unlink(missing_ok=True)
     log.info("exported the model to %s in %.1f s", destination, time.perf_counter() - start)
-
-
-def open_session(path: Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session on ``path``; ExportError when it cannot be loaded."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: one per physical core
-    options.inter_op_num_threads = 1
-    try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only.
-    except Exception as exc:
-        raise ExportError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _export(module: Any, target: Path, example: np.ndarray, dynamic_axis: int) -> None:

@@ -60,6 +60,8 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     ``SPEAKERDB_*`` environment variable, then the value stored in the
     database, then the default. The encoder is loaded on first use and kept
     for the life of the object. Queries may run from several threads at once.
+    ``backend`` (else ``SPEAKERDB_BACKEND``) chooses how an x-vector model runs:
+    ``auto``, ``onnx``, ``torch`` or ``torch-bf16`` (:mod:`speakerdb.encoder`).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -75,10 +77,12 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         cache_dir: str | None = None,
         encoder: Encoder | None = None,
         create: bool = True,
+        backend: str | None = None,
     ) -> None:
         self._store = Store.open(database_path(path), create=create)
         try:
             self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
+            self._load_options["backend"] = backend
         except BaseException:
             self._store.close()  # a refused database is not left open
             raise
