@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,38 @@ class FakeEncoder:
         vector = np.log1p(np.array([b.sum() for b in bands]))
         vector = vector - vector.mean()
         return vector / (np.linalg.norm(vector) + 1e-12)
+
+
+# Runs `speakerdb ARGS` in a fresh interpreter; reports its exit code and the
+# top-level modules it had imported by the end.
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
+code = 0
+try:
+    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted({m.split(".")[0] for m in sys.modules})
+sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "loaded": loaded}) + "\\n")
+"""
+
+
+def run_probed(
+    args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], object, set[str]]:
+    """``speakerdb ARGS`` as a new process: the process, its exit code, its imports."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(list(args))],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "PROBE " in proc.stderr, proc.stderr
+    report = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+    return proc, report["code"], set(report["loaded"])
 
 
 def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:

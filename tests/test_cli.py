@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import read_rows, voice
+from conftest import read_rows, run_probed, voice
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
@@ -1059,19 +1059,6 @@ def test_every_command_is_in_the_readme() -> None:
     assert not missing, f"README.md does not show: {', '.join(missing)}"
 
 
-PROBE = """
-import json, runpy, sys
-watched = set(json.loads(sys.argv[2]))
-sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
-try:
-    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
-except SystemExit as exc:
-    code = exc.code
-heavy = sorted({m.split(".")[0] for m in sys.modules} & watched)
-sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
-"""
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [(["--help"], "enroll"), (["list"], "alice")],
@@ -1080,18 +1067,11 @@ sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n
 def test_light_commands_import_no_torch_transformers_or_faiss(
     home: Path, args: list[str], expected: str
 ) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY_MODULES)],
-        cwd=home,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    report = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
-    assert report["code"] in (0, None), proc.stderr
+    proc, code, loaded = run_probed(args, cwd=home, env=subprocess_env())
+    assert code in (0, None), proc.stderr
     assert expected in proc.stdout
-    assert report["heavy"] == [], f"speakerdb {' '.join(args)} imported {report['heavy']}"
+    heavy = sorted(loaded & set(HEAVY_MODULES))
+    assert heavy == [], f"speakerdb {' '.join(args)} imported {heavy}"
 
 
 # -- real speech, with the pretrained GE2E encoder ---------------------------

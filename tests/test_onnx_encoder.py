@@ -8,14 +8,13 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import voice
+from conftest import run_probed, voice
 
 import speakerdb.onnx_encoder as onnx_encoder
 from speakerdb import ModelError, SpeakerDB
@@ -277,17 +276,7 @@ def test_bf16_without_cpu_support_falls_back(
     assert "bf16" in caplog.text
 
 
-QUERY_PROBE = """
-import json, runpy, sys
-sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
-try:
-    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
-except SystemExit as exc:
-    code = exc.code
-heavy = {"torch", "transformers", "huggingface_hub"}
-heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy)
-sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}) + "\\n")
-"""
+QUERY_HEAVY = {"torch", "transformers", "huggingface_hub"}
 
 
 @pytest.mark.slow
@@ -301,19 +290,13 @@ def test_cli_query_imports_neither_torch_nor_transformers(
     with SpeakerDB(db, model=str(tiny_model_dir)) as database:
         database.enroll("alice", [clip])  # builds and caches the export
 
-    def probe(*args: str) -> dict[str, object]:
-        proc = subprocess.run(
-            [sys.executable, "-c", QUERY_PROBE, json.dumps(args)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    def heavy(*args: str) -> tuple[object, set[str]]:
+        proc, code, loaded = run_probed(args, env=env)
         assert "accepted" in proc.stdout or "alice" in proc.stdout, proc.stderr
-        return json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
+        return code, loaded & QUERY_HEAVY
 
-    assert probe("verify", "--db", str(db), "alice", str(clip)) == {"code": 0, "heavy": []}
-    assert probe("identify", "--db", str(db), str(clip))["heavy"] == []
+    assert heavy("verify", "--db", str(db), "alice", str(clip)) == (0, set())
+    assert heavy("identify", "--db", str(db), str(clip))[1] == set()
 
 
 # -- the GE2E encoder on ONNX Runtime ---------------------------------------
@@ -342,16 +325,5 @@ def test_cli_query_with_ge2e_imports_no_torch(tmp_path: Path, cache: Path) -> No
     with SpeakerDB(db, model="resemblyzer") as database:
         database.enroll("alice", [clip])
     env = {**os.environ, "SPEAKERDB_CACHE_DIR": str(cache)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            QUERY_PROBE,
-            json.dumps(["verify", "--db", str(db), "alice", str(clip)]),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(proc.stderr.rsplit("PROBE ", 1)[1]) == {"code": 0, "heavy": []}, proc.stderr
+    proc, code, loaded = run_probed(["verify", "--db", str(db), "alice", str(clip)], env=env)
+    assert (code, loaded & QUERY_HEAVY) == (0, set()), proc.stderr

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, FakeEncoder, voice
+from conftest import ROOT, FakeEncoder, run_probed, voice
 
 from speakerdb import SchemaError, SpeakerDB, SpeakerNotFound
 from speakerdb.cli import app
 from speakerdb.reader import open_reader
 
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
-
-# Run `speakerdb ARGS` in a fresh interpreter and report the top-level modules it loaded.
-PROBE = """
-import json, runpy, sys
-sys.argv = ["speakerdb", *json.loads(sys.argv[1])]
-try:
-    runpy.run_module("speakerdb", run_name="__main__", alter_sys=True)
-except SystemExit as exc:
-    code = exc.code
-loaded = sorted({m.split(".")[0] for m in sys.modules})
-sys.stderr.write("\\nPROBE " + json.dumps({"code": code, "loaded": loaded}) + "\\n")
-"""
 
 
 @pytest.fixture
@@ -139,15 +124,9 @@ def test_cli_on_an_old_database_still_says_how_to_upgrade(tmp_path: Path) -> Non
 @pytest.mark.parametrize("command", [["list"], ["show", "alice"], ["info"], ["--help"]])
 def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: list[str]) -> None:
     args = [*command, "--db", str(db_path)] if command[0] != "--help" else command
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    report = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
-    assert report["code"] in (0, None), proc.stderr
+    proc, code, loaded = run_probed(args)
+    assert code in (0, None), proc.stderr
     heavy = {"sqlalchemy", "alembic", "numpy", "torch", "transformers", "faiss", "soundfile"}
-    assert heavy.isdisjoint(report["loaded"]), report["loaded"]
+    assert not heavy & loaded, sorted(loaded)
     if command[0] in ("list", "show"):
         assert "alice" in proc.stdout
