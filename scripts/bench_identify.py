@@ -15,8 +15,8 @@ It prints, as medians over interleaved repeats:
 * identify's own work, measured with an encoder that replays the clip's
   embedding at no cost (settings, index snapshot, search, names, audit check),
   and what reading every name per query, as speakerdb did before, would add;
-* identifies per second from one thread and from two threads with torch on one
-  thread each, and from one thread with torch on two.
+* identifies per second from one thread and from two threads with the model on
+  one core each, and from one thread with the model on every core.
 
     python scripts/bench_identify.py [--speakers 10000] [--repeats 15]
 """
@@ -152,24 +152,28 @@ def _read_names(db: SpeakerDB) -> None:
         catalog.speaker_names(session)
 
 
-def threads_report(db: SpeakerDB, clips: list[Clip], per_thread: int) -> None:
-    import torch
+def threads_report(db: SpeakerDB, model: str, clips: list[Clip], per_thread: int) -> None:
+    """Throughput from 1 and 2 Python threads, with the ONNX Runtime session (the default
+    backend) on 1 intra-op thread, and from 1 thread with it on every core."""
+    from speakerdb.onnx_encoder import load_onnx_encoder
 
     cores = os.cpu_count() or 1
+    handles = {
+        n: SpeakerDB(db.path, encoder=load_onnx_encoder(model, threads=n)) for n in (1, cores)
+    }
     runs: dict[str, list[tuple[float, float]]] = {"1x2": [], "1x1": [], "2x1": []}
     for _ in range(3):  # interleaved rounds, medians
-        torch.set_num_threads(cores)
-        runs["1x2"].append(throughput(db, clips, 1, per_thread))
-        torch.set_num_threads(1)
-        runs["1x1"].append(throughput(db, clips, 1, per_thread))
-        runs["2x1"].append(throughput(db, clips, 2, per_thread))
-    torch.set_num_threads(cores)
+        runs["1x2"].append(throughput(handles[cores], clips, 1, per_thread))
+        runs["1x1"].append(throughput(handles[1], clips, 1, per_thread))
+        runs["2x1"].append(throughput(handles[1], clips, 2, per_thread))
+    for handle in handles.values():
+        handle.close()
     rate = {k: stats.median(r for r, _ in v) for k, v in runs.items()}
     busy = {k: stats.median(c for _, c in v) for k, v in runs.items()}
     for key, label in (
-        ("1x1", "1 thread, torch on 1 core"),
-        ("2x1", "2 threads, torch on 1 core each"),
-        ("1x2", f"1 thread, torch on {cores} cores"),
+        ("1x1", "1 thread, the model on 1 core"),
+        ("2x1", "2 threads, the model on 1 core each"),
+        ("1x2", f"1 thread, the model on {cores} cores (the default)"),
     ):
         print(f"  {label}: {rate[key]:.2f} identifies/s, {busy[key]:.2f} cores busy")
     print(f"  -> 2 threads give {rate['2x1'] / rate['1x1']:.2f}x the throughput of one")
@@ -196,7 +200,7 @@ def main() -> None:
                 "UniSpeechSatForXVector base, random weights:"
             )
             latency(db, clips[0], args.repeats)
-            threads_report(db, clips, args.per_thread)
+            threads_report(db, str(model), clips, args.per_thread)
 
 
 if __name__ == "__main__":
