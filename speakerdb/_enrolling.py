@@ -11,8 +11,9 @@ the chunk in progress, none of which was reported as enrolled.
 
 The quality gates look only at what they need: the speaker's own enrolled
 clips and, for a new speaker, the clips of the closest enrolled speaker (found
-through the index). Enrolling therefore costs the same in a database of ten
-speakers or of a million.
+through the index), so they no longer read every enrolled utterance. What still
+grows with the database is the index update of each commit (a copy of the
+index and a rewrite of its file), which chunks pay once per 64 speakers.
 
 :class:`_EnrollingMixin` is not API: it only exists as a base of ``SpeakerDB``.
 """
@@ -155,14 +156,15 @@ class _EnrollingMixin:
             return
         try:
             done: list[Enrollment | SpeakerDBError] = list(self._commit(pending))
-        except SpeakerDBError:
-            # Another process enrolled some of this audio meanwhile: one by one, the
-            # others still go in.
+        except DuplicateUtterance:
+            # Another process enrolled some of this audio meanwhile, and the chunk was
+            # rolled back: one by one, the others still go in. Any other error (a busy
+            # or failing database) is not retried speaker by speaker: it propagates.
             done = []
             for prepared in pending:
                 try:
                     done += self._commit([prepared])
-                except SpeakerDBError as exc:
+                except DuplicateUtterance as exc:
                     done.append(exc)
         yield from zip((p.given for p in pending), done, strict=True)
 

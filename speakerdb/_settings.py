@@ -41,7 +41,8 @@ class _SettingsView:
     Subclasses provide :meth:`_settings`; nothing here imports SQLAlchemy.
     """
 
-    _threshold_arg: float | None
+    #: The threshold given when the database was opened (a cosine), if any.
+    _threshold_arg: float | None = None
 
     if TYPE_CHECKING:
 

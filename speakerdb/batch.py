@@ -114,9 +114,7 @@ def enroll_batch(
         for speaker, outcome in db.enroll_many(groups, force=force):
             clips = decoder.clips.pop(speaker)
             if isinstance(outcome, SpeakerDBError):
-                decoder.failures += [
-                    BatchFailure(speaker, c.source or "", str(outcome)) for c in clips
-                ]
+                refused += [BatchFailure(speaker, c.source or "", str(outcome)) for c in clips]
             else:
                 enrollments.append(outcome)
             advance(len(clips))

@@ -46,6 +46,7 @@ __all__ = [
     "default_score_norm",
     "default_threshold",
     "env_flag",
+    "normalize_model_name",
     "parse_threshold",
     "resolve_backend",
 ]
@@ -145,6 +146,16 @@ def default_norm_threshold(norm: str, model: str) -> float:
 def database_path(path: str | os.PathLike[str] | None) -> Path:
     """The database file to use: ``path``, else ``SPEAKERDB_DB``, else ``./speakers.db``."""
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
+
+
+def normalize_model_name(model: str) -> str:
+    """Return the name under which a model is recorded: local directories become absolute."""
+    if model == "resemblyzer":
+        return model
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    return model
 
 
 def default_threshold(model: str) -> float:

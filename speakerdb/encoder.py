@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import ENV_MODEL, resolve_backend
+from .config import ENV_MODEL, normalize_model_name, resolve_backend
 from .errors import ModelMismatch
 from .types import EncoderInfo
 
@@ -64,16 +64,6 @@ class Encoder(Protocol):
     def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Embed 16 kHz mono float32 clips; return a float32 ``(n, dim)`` array of unit rows."""
         ...
-
-
-def normalize_model_name(model: str) -> str:
-    """Return the name under which a model is recorded: local directories become absolute."""
-    if model == RESEMBLYZER:
-        return model
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    return model
 
 
 def load_encoder(

@@ -93,3 +93,28 @@ class InputError(SpeakerDBError):
 def no_such_speaker(name: str) -> SpeakerNotFound:
     """The error for a name nobody is enrolled under (one wording for every reader)."""
     return SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")
+
+
+def sqlite_error(path: object, exc: BaseException, busy_timeout_s: float) -> DatabaseError:
+    """The error, naming the fix, for ``exc`` raised by SQLite on the database at ``path``."""
+    import sqlite3
+
+    if sqlite_busy(exc):
+        return DatabaseError(
+            f"{path}: another program kept the database busy for over "
+            f"{busy_timeout_s:.0f} s; retry, or end the program that holds it "
+            "(an open transaction in an sqlite3 shell, for instance)"
+        )
+    if isinstance(exc, sqlite3.OperationalError):
+        return DatabaseError(f"{path}: {exc}")
+    return DatabaseError(f"{path}: database is corrupt or unreadable ({exc})")
+
+
+def sqlite_busy(exc: BaseException | None) -> bool:
+    """Whether SQLite raised ``exc`` for SQLITE_BUSY or SQLITE_LOCKED."""
+    import sqlite3
+
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)  # "database is locked"...

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .index import IndexFileError, IndexLock, SpeakerIndex, file_state
+from .index import IndexFileError, IndexLock, SpeakerIndex
 from .indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from .store import Store, from_blob
 
@@ -241,7 +241,3 @@ class IndexSync:
             index.save(self.path, db_uuid, generation)
         except OSError as exc:
             log.warning("could not write %s (%s); searching from memory", self.path, exc)
-
-    def state(self, generation: int) -> str:
-        """The index file's state, in words, for a database at ``generation``."""
-        return file_state(self.path, generation)

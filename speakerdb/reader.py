@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ._settings import _SettingsView
-from .config import DEFAULT_MODEL, ENV_MODEL
-from .errors import no_such_speaker
+from .config import DEFAULT_MODEL, ENV_MODEL, normalize_model_name
+from .errors import no_such_speaker, sqlite_error
 from .names import clean_name
 from .schema import SCHEMA_HEAD
 from .types import DatabaseInfo, EncoderInfo, Speaker, Utterance
@@ -40,7 +40,7 @@ _BUSY_TIMEOUT_S = 30.0
 _SPEAKERS = """
     SELECT s.id, s.name, s.created_at, count(u.id)
     FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
-    GROUP BY s.id
+    {where} GROUP BY s.id
 """
 _UTTERANCES = """
     SELECT id, source, audio_sha256, duration_s, created_at
@@ -54,15 +54,12 @@ class Reader(_SettingsView):
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
-        self._threshold_arg = None
 
     @property
     def model(self) -> str:
         """As :attr:`SpeakerDB.model`: ``SPEAKERDB_MODEL``, else the stored one, else default."""
         chosen = os.environ.get(ENV_MODEL)
         if chosen:
-            from .encoder import normalize_model_name
-
             return normalize_model_name(chosen)
         stored = self._encoder()
         return stored.model if stored is not None else DEFAULT_MODEL
@@ -79,7 +76,7 @@ class Reader(_SettingsView):
     def speakers(self) -> list[Speaker]:
         """All speakers, by name (as :meth:`SpeakerDB.speakers`)."""
         with self._snapshot():
-            rows = self._db.execute(_SPEAKERS + " ORDER BY s.name").fetchall()
+            rows = self._db.execute(_SPEAKERS.format(where="") + " ORDER BY s.name").fetchall()
         return [_speaker(row) for row in rows]
 
     def speaker(self, name: str) -> Speaker:
@@ -117,26 +114,35 @@ class Reader(_SettingsView):
         return None if row is None else EncoderInfo(row[0], row[1], int(row[2]), int(row[3]))
 
     def _require(self, name: str) -> Speaker:
-        row = self._db.execute(_SPEAKERS + " HAVING s.name = ?", (name,)).fetchone()
+        query = _SPEAKERS.format(where="WHERE s.name = ?")
+        row = self._db.execute(query, (name,)).fetchone()
         if row is None:
             raise no_such_speaker(name)
         return _speaker(row)
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self._db)
+        return _Snapshot(self._db, self.path)
 
 
 class _Snapshot:
-    """One read transaction, so that several queries see the same moment."""
+    """One read transaction, so that several queries see the same moment; SQLite's
+    errors become :class:`~speakerdb.errors.DatabaseError` naming the fix."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN")
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._db.execute("ROLLBACK")
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
 
 
 def open_reader(path: str | Path) -> Reader | None:

@@ -20,7 +20,7 @@ from ._enrolling import _EnrollingMixin
 from ._settings import _SettingsMixin
 from .audio import Clip, ClipInput, to_clip
 from .audit import AuditLog
-from .config import DEFAULT_MODEL, database_path, parse_threshold
+from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
 from .encoder import (
     Encoder,
     check_model_name,
@@ -82,6 +82,8 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         self._store = Store.open(database_path(path), create=create)
         try:
             self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
+            if backend is not None:
+                resolve_backend(backend)  # a bad name is refused now, not at the first query
             self._load_options["backend"] = backend
         except BaseException:
             self._store.close()  # a refused database is not left open

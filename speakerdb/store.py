@@ -46,7 +46,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from .errors import DatabaseError
+from .errors import DatabaseError, sqlite_busy, sqlite_error
 
 __all__ = [
     "AuditRow",
@@ -304,28 +304,13 @@ class Store:
 def _wrapped(path: Path) -> Iterator[None]:
     try:
         yield
-    except sa_exc.OperationalError as exc:
-        if _is_busy(exc):
-            raise DatabaseError(
-                f"{path}: another program kept the database busy for over "
-                f"{BUSY_TIMEOUT_MS // 1000} s; retry, or end the program that holds it "
-                "(an open transaction in an sqlite3 shell, for instance)"
-            ) from exc
-        raise DatabaseError(f"{path}: {_reason(exc)}") from exc
-    except sa_exc.DatabaseError as exc:
-        raise DatabaseError(f"{path}: database is corrupt or unreadable ({_reason(exc)})") from exc
-
-
-def _reason(exc: sa_exc.DBAPIError) -> str:
-    return str(exc.orig) if exc.orig is not None else str(exc)
+    except sa_exc.DBAPIError as exc:
+        cause = exc.orig if exc.orig is not None else exc
+        raise sqlite_error(path, cause, BUSY_TIMEOUT_MS / 1000) from exc
 
 
 def _is_busy(exc: sa_exc.DBAPIError) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED: "database is locked", "database table is locked"..."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    return sqlite_busy(exc.orig)
 
 
 def _create_private_file(path: Path) -> None:

@@ -130,3 +130,41 @@ def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: l
     assert not heavy & loaded, sorted(loaded)
     if command[0] in ("list", "show"):
         assert "alice" in proc.stdout
+
+
+def test_sqlite_errors_name_the_fix(db_path: Path) -> None:
+    from speakerdb import DatabaseError
+
+    reader = open_reader(db_path)
+    assert reader is not None
+
+    class Busy:
+        in_transaction = False
+
+        def execute(self, *args: object) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+    with reader:
+        real, reader._db = reader._db, Busy()  # type: ignore[assignment]
+        try:
+            with pytest.raises(DatabaseError, match="busy for over 30 s; retry"):
+                reader.speakers()
+        finally:
+            reader._db = real
+
+
+def test_model_from_the_environment_loads_no_numpy(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPEAKERDB_MODEL", "fake-encoder")
+    proc, code, loaded = run_probed(["info", "--db", str(db_path)])
+    assert code in (0, None), proc.stderr
+    assert "fake-encoder" in proc.stdout
+    assert "numpy" not in loaded and "sqlalchemy" not in loaded
+
+
+def test_a_bad_backend_is_refused_when_opening(tmp_path: Path) -> None:
+    from speakerdb import InputError
+
+    with pytest.raises(InputError, match="backend from argument must be one of"):
+        SpeakerDB(tmp_path / "b.db", encoder=FakeEncoder(), backend="cuda")
