@@ -95,6 +95,8 @@ def export_checked(
     """
     if importlib.util.find_spec("onnx") is None:
         raise ExportError("torch.onnx needs the onnx package to write it: `pip install onnx`")
+    marker = destination.with_suffix(".failed")
+    _refuse_known_failure(marker)
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f"{destination.name}.{os.getpid()}.partial")
     start = time.perf_counter()
@@ -102,9 +104,41 @@ def export_checked(
         _export(module, partial, probes[0], dynamic_axis)
         _check_export(module, partial, probes)
         os.replace(partial, destination)
+    except ExportError as exc:
+        _record_failure(marker, str(exc))
+        raise
     finally:
         partial.unlink(missing_ok=True)
     log.info("exported the model to %s in %.1f s", destination, time.perf_counter() - start)
+
+
+def _versions() -> str:
+    import onnxruntime
+    import torch
+
+    runtime = onnxruntime.__version__
+    return f"export v{EXPORT_VERSION}, torch {torch.__version__}, onnxruntime {runtime}"
+
+
+def _refuse_known_failure(marker: Path) -> None:
+    """Raise ExportError at once when the same export failed before with these versions:
+    exporting again would cost every query the same seconds for the same failure."""
+    try:
+        versions, _, reason = marker.read_text(encoding="utf-8").partition("\n")
+    except OSError:
+        return
+    if versions == _versions():
+        raise ExportError(f"{reason} (as before; delete {marker} to try exporting again)")
+
+
+def _record_failure(marker: Path, reason: str) -> None:
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        partial = marker.with_name(f"{marker.name}.{os.getpid()}.partial")
+        partial.write_text(f"{_versions()}\n{reason}", encoding="utf-8")
+        os.replace(partial, marker)
+    except OSError as exc:  # a read-only cache: the next run tries again
+        log.debug("could not record the failed export in %s: %s", marker, exc)
 
 
 def _export(module: Any, target: Path, example: np.ndarray, dynamic_axis: int) -> None:

@@ -73,19 +73,34 @@ def open_prepared(path: Path, threads: int | None = None) -> Any:
             return open_session(folder / _MODEL, threads)
         except ExportError as exc:
             log.warning("the prepared model %s is unusable (%s); making it again", folder, exc)
-            shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)  # unusable, or left without its model
     partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
     try:
         partial.mkdir(parents=True, exist_ok=True)
-        session = open_session(path, threads, save_to=partial)
-        os.replace(partial, folder)
-    except OSError as exc:  # a read-only cache, or another process won the rename
+    except OSError as exc:  # a read-only cache
         log.debug("prepared model not saved in %s: %s", folder, exc)
         return open_session(path, threads)
+    try:
+        # The session that writes the prepared form packs the weights itself: use it.
+        session = _saving(path, threads, partial)
+        try:
+            os.replace(partial, folder)
+        except OSError as exc:  # another process won the rename
+            log.debug("prepared model not saved in %s: %s", folder, exc)
+        return session
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    # The session that wrote the prepared form packed the weights itself: use it.
-    return session
+
+
+def _saving(path: Path, threads: int | None, partial: Path) -> Any:
+    """A session on ``path`` that saves its prepared form into ``partial``; when saving
+    fails (a full disk, say), a session on ``path`` alone: the export itself is fine."""
+    try:
+        return open_session(path, threads, save_to=partial)
+    except ExportError as exc:
+        session = open_session(path, threads)  # ExportError here: the export is bad
+        log.warning("could not save the prepared model in %s (%s)", partial.parent, exc)
+        return session
 
 
 def _runtime_tag() -> str:

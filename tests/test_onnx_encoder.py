@@ -170,6 +170,51 @@ def test_export_failure_falls_back_to_torch_or_is_an_error(
         load_encoder(str(tiny_model_dir), backend="onnx")
 
 
+def test_a_failed_export_is_not_retried_on_every_query(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    import speakerdb.onnx_export as onnx_export
+
+    attempts: list[Path] = []
+
+    def fail(module: object, target: Path, example: object, dynamic_axis: int) -> None:
+        attempts.append(target)
+        raise ExportError("torch.onnx could not export it (simulated)")
+
+    monkeypatch.setattr(onnx_export, "_export", fail)
+    assert isinstance(load_encoder(str(tiny_model_dir)), HFXVectorEncoder)
+    assert isinstance(load_encoder(str(tiny_model_dir)), HFXVectorEncoder)
+    assert len(attempts) == 1  # the second load knew, and went to torch at once
+    with pytest.raises(ModelError, match=r"as before; delete .*failed to try exporting again"):
+        load_encoder(str(tiny_model_dir), backend="onnx")
+    for marker in (cache / "onnx").glob("*.failed"):
+        marker.unlink()
+    monkeypatch.undo()
+    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(cache))
+    assert isinstance(load_encoder(str(tiny_model_dir)), OnnxXVectorEncoder)
+
+
+def test_a_prepared_model_that_cannot_be_saved_keeps_the_export(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, cache: Path
+) -> None:
+    import speakerdb.ort_session as ort_session
+
+    real = ort_session.open_session
+
+    def disk_full(path: Path, threads: int | None = None, *, save_to: Path | None = None):  # type: ignore[no-untyped-def]
+        if save_to is not None:
+            raise ExportError("Fail: No space left on device (simulated)")
+        return real(path, threads)
+
+    clip = voice(140, 2.0)
+    reference = load_encoder(str(tiny_model_dir), backend="torch").encode([clip])
+    monkeypatch.setattr(ort_session, "open_session", disk_full)
+    for _ in range(2):
+        encoder = load_encoder(str(tiny_model_dir), backend="onnx")
+        np.testing.assert_allclose(encoder.encode([clip]), reference, atol=1e-5)
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1  # built once, never deleted
+
+
 def test_missing_onnxruntime(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert isinstance(load_encoder(str(tiny_model_dir)), HFXVectorEncoder)
