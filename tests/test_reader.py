@@ -168,3 +168,23 @@ def test_a_bad_backend_is_refused_when_opening(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="backend from argument must be one of"):
         SpeakerDB(tmp_path / "b.db", encoder=FakeEncoder(), backend="cuda")
+
+
+def test_info_reads_only_the_header_of_a_large_index(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import speakerdb.indexfile as indexfile
+
+    index = db_path.with_name(db_path.name + ".faiss")
+    data = bytearray(index.read_bytes())
+    data[-1] ^= 0xFF  # a payload whose checksum no longer matches
+    index.write_bytes(bytes(data))
+    reader = open_reader(db_path)
+    assert reader is not None
+    with reader:
+        assert "checksum mismatch" in reader.info().index_state
+        monkeypatch.setattr(indexfile, "STATE_CHECKS_UP_TO", 16)  # as if it were gigabytes
+        assert reader.info().index_state == "up to date (3 speakers)"
+    with SpeakerDB(db_path, encoder=FakeEncoder()) as db:  # loading checks it still
+        assert len(db.current_index()) == 3
+        assert "up to date" in db.info().index_state
