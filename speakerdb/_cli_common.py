@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "EXIT_NEGATIVE",
+    "BackendOpt",
     "ClipsArg",
     "DbOpt",
     "ForceOpt",
@@ -60,6 +61,15 @@ ModelOpt = Annotated[
 ]
 RevisionOpt = Annotated[
     Optional[str], typer.Option("--revision", help="Hub revision (branch, tag or commit).")
+]
+BackendOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--backend",
+        help="How an x-vector model runs: auto (ONNX Runtime, else torch), onnx, torch or "
+        "torch-bf16. [env SPEAKERDB_BACKEND; default auto]",
+        show_default=False,
+    ),
 ]
 OfflineOpt = Annotated[
     bool, typer.Option("--offline", help="Never touch the network; use the HF cache only.")
@@ -136,6 +146,7 @@ def open_db(
     revision: str | None = None,
     offline: bool = False,
     create: bool = False,
+    backend: str | None = None,
 ) -> Iterator[SpeakerDB]:
     """Open the database; only enrolling commands may create it (a mistyped --db is an error)."""
     from .service import SpeakerDB
@@ -146,6 +157,7 @@ def open_db(
         revision=revision,
         local_files_only=True if offline else None,
         create=create,
+        backend=backend,
     ) as database:
         try:
             yield database

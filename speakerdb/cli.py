@@ -20,6 +20,7 @@ from ._cli_audit import audit_app
 from ._cli_common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
+    BackendOpt,
     ClipsArg,
     DbOpt,
     ForceOpt,
@@ -100,13 +101,16 @@ def enroll(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Enroll NAME from CLIPs (all of them, or none), or add the clips to NAME."""
     from ._render import emit_json, safe
 
-    with open_db(db, model, revision=revision, offline=offline, create=True) as database:
+    with open_db(
+        db, model, revision=revision, offline=offline, create=True, backend=backend
+    ) as database:
         result = database.enroll(name, clips, force=force)
     for issue in result.issues:
         kind = "enrolled despite" if issue.refused else "warning"
@@ -129,6 +133,7 @@ def enroll_batch(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    backend: BackendOpt = None,
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -138,7 +143,9 @@ def enroll_batch(
     from .batch import read_manifest
 
     rows = read_manifest(manifest)
-    with open_db(db, model, revision=revision, offline=offline, create=True) as database:
+    with open_db(
+        db, model, revision=revision, offline=offline, create=True, backend=backend
+    ) as database:
         with progress(len(rows), "enrolling") as advance:
             report = run_batch(database, rows, advance, force=force)
     if json:
@@ -178,6 +185,7 @@ def identify(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    backend: BackendOpt = None,
     score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -187,7 +195,7 @@ def identify(
 
     results: list[Any] = []
     failed = 0
-    with open_db(db, model, revision=revision, offline=offline) as database:
+    with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
                 result = database.identify(
@@ -218,13 +226,14 @@ def verify(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    backend: BackendOpt = None,
     score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Accept (exit 0) or reject (exit 1) the claim that CLIP is NAME; errors exit 2."""
     from ._render import emit_json, verification_text
 
-    with open_db(db, model, revision=revision, offline=offline) as database:
+    with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
     if json:
         emit_json(result)

@@ -484,6 +484,13 @@ def test_verify_exit_codes(home: Path) -> None:
     assert_error(cli("verify", "zoe", "alice1.wav"), "zoe")
 
 
+def test_backend_flag(home: Path) -> None:
+    onnx = as_json(cli("verify", "alice", "alice1.wav", "--json"))
+    torch = as_json(cli("verify", "alice", "alice1.wav", "--backend", "torch", "--json"))
+    assert torch["score"] == pytest.approx(onnx["score"], abs=1e-5)
+    assert_error(cli("verify", "alice", "alice1.wav", "--backend", "cuda"), "backend")
+
+
 def test_threshold_flag_applies_to_the_score_that_decides(home: Path) -> None:
     ok(cli("score-norm", "margin"))
     ok(cli("set-threshold", "0.95", "--score-norm", "margin"))
