@@ -94,7 +94,7 @@ def evaluate(db: str, corpus: Path, per_speaker: int) -> None:
         start = time.perf_counter()
         results = speakers.identify_many(clips, top_k=3)
         elapsed = time.perf_counter() - start
-        threshold = speakers.threshold()[0]
+        threshold = speakers.decision_threshold()
     report(sample, results, threshold, elapsed)
     first = sample[0]
     cli("identify", first["path"], "--db", db, "--top-k", "3")

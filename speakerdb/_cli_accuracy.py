@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -73,7 +74,7 @@ def evaluate(
         typer.Option(
             "--db",
             help="Report open-set results at this database's threshold and use its model. "
-            "It is only read.",
+            "It is only read. [env SPEAKERDB_DB]",
             show_default=False,
         ),
     ] = None,
@@ -116,7 +117,10 @@ def _evaluation_settings(
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
     from .asnorm import DEFAULT_TOP_N
+    from .config import ENV_DB
 
+    if db is None and os.environ.get(ENV_DB):
+        db = Path(os.environ[ENV_DB])  # as every command reads SPEAKERDB_DB
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:

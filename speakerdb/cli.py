@@ -41,6 +41,7 @@ from ._cli_maintenance import register as register_maintenance
 
 if TYPE_CHECKING:
     from .batch import BatchReport
+    from .types import QualityIssue
 
 app = typer.Typer(
     name="speakerdb",
@@ -75,17 +76,25 @@ def _log_to_stderr(level: int) -> None:
         logging.getLogger(noisy).setLevel(level if level <= logging.DEBUG else logging.ERROR)
 
 
-@app.callback()
-def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    """Enroll speakers from audio clips, then identify or verify who is speaking."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from . import __version__
 
         typer.echo(f"speakerdb {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Enroll speakers from audio clips, then identify or verify who is speaking."""
     # The CLI owns the terminal: no download or weight-loading bars from HF libraries.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -112,9 +121,7 @@ def enroll(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         result = database.enroll(name, clips, force=force)
-    for issue in result.issues:
-        kind = "enrolled despite" if issue.refused else "warning"
-        typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
+    _report_issues(result.issues)
     if json:
         emit_json(result)
         return
@@ -148,12 +155,23 @@ def enroll_batch(
     ) as database:
         with progress(len(rows), "enrolling") as advance:
             report = run_batch(database, rows, advance, force=force)
+    for enrollment in report.enrollments:
+        _report_issues(enrollment.issues)
     if json:
         emit_json(report)
     else:
         echo(_batch_summary(report))
     if report.failures:
         raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
+
+
+def _report_issues(issues: tuple[QualityIssue, ...]) -> None:
+    """The quality gates' findings of an enrollment, on stderr."""
+    from ._render import safe
+
+    for issue in issues:
+        kind = "enrolled despite" if issue.refused else "warning"
+        typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
 
 
 def _naming(source: str, reason: str) -> str:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .config import ENV_MODEL, normalize_model_name, resolve_backend
-from .errors import ModelMismatch
+from .errors import ModelError, ModelMismatch
 from .types import EncoderInfo
 
 __all__ = [
@@ -85,6 +85,12 @@ def load_encoder(
         from .ge2e_encoder import GE2EEncoder
 
         return GE2EEncoder.load(backend=chosen)
+    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
+        # A hub id is never written so: this was meant as a folder.
+        raise ModelError(
+            f"{model}: no such model folder; pass a folder written by save_pretrained(), "
+            "a hub id, or 'resemblyzer'"
+        )
     options: dict[str, Any] = {
         "revision": revision,
         "local_files_only": local_files_only,

@@ -149,7 +149,7 @@ def _outliers(
                     "outlier",
                     refused,
                     clip.source,
-                    f"{_label(clip)}: does not sound like {name!r}'s other clips (cosine "
+                    f"{_label(clip)}: does not sound like the other clips of {name!r} (cosine "
                     f"{score:.3f} < {limit:.3f}); check that it is the same person",
                 )
             )

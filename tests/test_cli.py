@@ -484,6 +484,25 @@ def test_verify_exit_codes(home: Path) -> None:
     assert_error(cli("verify", "zoe", "alice1.wav"), "zoe")
 
 
+def test_version() -> None:
+    assert ok(cli("--version")).stdout.strip().startswith("speakerdb ")
+
+
+def test_enroll_batch_shows_quality_warnings(home: Path) -> None:
+    write_audio(home / "short.wav", voice(190, 0.8, seed=60))  # under 1 s of speech
+    manifest = write_manifest(
+        home / "w.csv", ["speaker", "path"], [{"speaker": "kim", "path": "short.wav"}]
+    )
+    result = ok(cli("enroll-batch", manifest))
+    assert "speakerdb: warning: " in result.stderr and "short.wav" in result.stderr
+
+
+def test_missing_model_folder_is_named(home: Path) -> None:
+    result = cli("enroll", "kim", "alice1.wav", "--model", "./no-such-model", "--db", "new.db")
+    assert_error(result, "no such model folder")
+    assert not (home / "new.db").exists()
+
+
 def test_backend_flag(home: Path) -> None:
     onnx = as_json(cli("verify", "alice", "alice1.wav", "--json"))
     torch = as_json(cli("verify", "alice", "alice1.wav", "--backend", "torch", "--json"))

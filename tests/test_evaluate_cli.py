@@ -135,6 +135,17 @@ def test_evaluate_never_touches_the_users_database(data: Path) -> None:
     assert db.read_bytes() == before
 
 
+def test_evaluate_reads_the_database_from_the_environment(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = data / "env.db"
+    clip = data / "clips" / "ann-e0.wav"
+    assert run("enroll", "solo", clip, "--db", db, "--model", "fake-encoder").exit_code == 0
+    run("set-threshold", "0.43", "--db", db)
+    monkeypatch.setenv("SPEAKERDB_DB", str(db))
+    assert evaluate_json(data)["open_set"][0]["result"]["threshold"] == 0.43
+
+
 def test_det_plot_is_written(data: Path) -> None:
     pytest.importorskip("matplotlib")
     report = evaluate_json(data, "--det", data / "det.png")

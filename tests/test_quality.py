@@ -81,7 +81,7 @@ def test_real_clip_of_another_voice_is_an_outlier(ge2e_db, real) -> None:  # typ
     result = ge2e_db.enroll("allison", [*real["asterisk-allison"][:3], stranger], force=True)
     outliers = [i for i in result.issues if i.check == "outlier"]
     assert [i.source for i in outliers] == [stranger]
-    assert "does not sound like 'allison'" in outliers[0].message
+    assert "does not sound like the other clips of 'allison'" in outliers[0].message
 
 
 @pytest.mark.slow
