@@ -66,8 +66,9 @@ BackendOpt = Annotated[
     Optional[str],
     typer.Option(
         "--backend",
-        help="How an x-vector model runs: auto (ONNX Runtime, else torch), onnx, torch or "
-        "torch-bf16. [env SPEAKERDB_BACKEND; default auto]",
+        help="How an x-vector model runs: auto (ONNX Runtime, else torch), onnx, torch, "
+        "openvino-bf16 (the fast path, needs speakerdb[fast]) or torch-bf16. "
+        "[env SPEAKERDB_BACKEND; default auto]",
         show_default=False,
     ),
 ]

@@ -63,8 +63,9 @@ ENV_CACHE = "SPEAKERDB_CACHE_DIR"
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
-#: insist on one; ``torch-bf16`` is the opt-in fast path with bfloat16 weights.
-BACKENDS = ("auto", "onnx", "torch", "torch-bf16")
+#: insist on one; ``openvino-bf16`` is the opt-in fast path (OpenVINO in bfloat16,
+#: the ``fast`` extra), ``torch-bf16`` the same precision with torch.
+BACKENDS = ("auto", "onnx", "torch", "openvino-bf16", "torch-bf16")
 
 # Where each default comes from:
 # - unispeech-sat-base-plus-sv: 0.89 is the threshold its model card suggests

@@ -16,11 +16,14 @@ An x-vector model runs on one of these backends (``backend=``, else
 - ``onnx``: ONNX Runtime or an error.
 - ``torch``: transformers and torch, fp32, the model card's computation
   (:mod:`speakerdb.hf_encoder`).
-- ``torch-bf16``: torch with bfloat16 weights, the opt-in fast path. Its
-  embeddings are close to fp32's, not equal, but comparable with them: a
-  database may be built with one backend and queried with another. On a CPU
-  without bf16 instructions it is slower than fp32, so ``auto`` is used
-  instead, with a warning.
+- ``openvino-bf16``: the opt-in fast path, OpenVINO in bfloat16 on the same
+  cached export (:mod:`speakerdb.openvino_session`, the ``fast`` extra).
+- ``torch-bf16``: torch with bfloat16 weights; slower than ``openvino-bf16``.
+
+The bf16 paths' embeddings are close to fp32's, not equal, but comparable with
+them: a database may be built with one backend and queried with another. On a
+CPU without bf16 instructions they would be slower than fp32, so ``auto`` is
+used instead, with a warning.
 """
 
 from __future__ import annotations
@@ -96,13 +99,20 @@ def load_encoder(
         "local_files_only": local_files_only,
         "cache_dir": cache_dir,
     }
+    if chosen == "openvino-bf16":
+        from .openvino_session import bf16_available
+
+        if bf16_available():
+            from .onnx_encoder import load_onnx_encoder
+
+            return load_onnx_encoder(model, required=True, runtime="openvino-bf16", **options)
+        chosen = _no_bf16()
     if chosen == "torch-bf16":
         from .hf_encoder import HFXVectorEncoder, bf16_supported
 
         if bf16_supported():
             return HFXVectorEncoder.load(model, precision="bf16", **options)
-        log.warning("this CPU has no bf16 instructions (AVX512-BF16, AMX): using backend auto")
-        chosen = "auto"
+        chosen = _no_bf16()
     if chosen == "torch":
         from .hf_encoder import HFXVectorEncoder
 
@@ -110,6 +120,11 @@ def load_encoder(
     from .onnx_encoder import load_onnx_encoder
 
     return load_onnx_encoder(model, required=chosen == "onnx", **options)
+
+
+def _no_bf16() -> str:
+    log.warning("this CPU has no bf16 instructions (AVX512-BF16, AMX): using backend auto")
+    return "auto"
 
 
 # -- the database's encoder against the one asked for --------------------------

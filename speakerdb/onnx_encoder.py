@@ -15,15 +15,18 @@ installed, an architecture torch cannot export, no revision to key the cache
 by), backend ``auto`` runs the model with torch instead and says so in the
 log; backend ``onnx`` raises :class:`~speakerdb.errors.ModelError`.
 
+With ``runtime="openvino-bf16"`` the same export runs on OpenVINO in
+bfloat16 instead (:mod:`speakerdb.openvino_session`), the opt-in fast path.
+
 Each clip runs on its own, unpadded, exactly as the model card feeds it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,19 +39,24 @@ from .onnx_export import build_export, export_path
 from .ort_session import ExportError, open_prepared
 from .types import EncoderInfo
 
-__all__ = ["OnnxXVectorEncoder", "load_onnx_encoder"]
+__all__ = ["OnnxXVectorEncoder", "Runtime", "load_onnx_encoder"]
 
 log = logging.getLogger(__name__)
+
+#: What runs the export: ONNX Runtime in fp32 (exact), or OpenVINO in bfloat16 (fast).
+Runtime = Literal["onnxruntime", "openvino-bf16"]
+#: Model input ``(1, samples)`` to the raw, unnormalised embedding ``(1, dim)``.
+_Run = Callable[[np.ndarray], np.ndarray]
 
 
 class OnnxXVectorEncoder:
     """An x-vector model's ONNX export behind the :class:`~speakerdb.encoder.Encoder` interface.
 
-    ONNX Runtime sessions may run from several threads at once.
+    It may be used from several threads at once, on either runtime.
     """
 
-    def __init__(self, session: Any, features: WaveformFeatures, info: EncoderInfo) -> None:
-        self._session = session
+    def __init__(self, run: _Run, features: WaveformFeatures, info: EncoderInfo) -> None:
+        self._run = run
         self._features = features
         self._info = info
 
@@ -60,7 +68,7 @@ class OnnxXVectorEncoder:
         """Embed 16 kHz mono clips; float32 ``(n, dim)``, unit rows, in input order."""
         out = np.empty((len(clips), self._info.dim), dtype=np.float32)
         for i, clip in enumerate(clips):
-            vector = self._session.run(None, {"input": self._features(clip)})[0][0]
+            vector = self._run(self._features(clip))[0]
             norm = float(np.linalg.norm(vector))
             out[i] = vector / max(norm, 1e-12)  # torch.nn.functional.normalize's epsilon
         return out
@@ -74,11 +82,13 @@ def load_onnx_encoder(
     cache_dir: str | None = None,
     threads: int | None = None,
     required: bool = False,
+    runtime: Runtime = "onnxruntime",
 ) -> Encoder:
-    """``model`` through ONNX Runtime, exporting it on first use.
+    """``model`` through ONNX Runtime (or OpenVINO, ``runtime``), exporting it on first use.
 
     Without ``required`` (backend ``auto``), a model that cannot be run so is
     returned as the torch encoder; with it, that raises ModelError naming why.
+    OpenVINO failing to compile the export always raises ModelError.
     """
     options: dict[str, Any] = {
         "revision": revision,
@@ -90,14 +100,15 @@ def load_onnx_encoder(
         _require_runtime()
         files = locate_model(model, revision=revision, cache_dir=cache_dir)
         if files is not None:
-            cached = _open_cached(model, files, threads)
+            cached = _open_cached(model, files, threads, runtime)
             if cached is not None:
                 return cached
         fallback = _torch_encoder(model, options)
-        return _export_and_open(model, options, fallback, threads)
+        return _export_and_open(model, options, fallback, threads, runtime)
     except ExportError as exc:
         if required:
-            raise ModelError(f"cannot run {model} with ONNX Runtime: {exc}") from exc
+            via = "ONNX Runtime" if runtime == "onnxruntime" else "OpenVINO (its ONNX export)"
+            raise ModelError(f"cannot run {model} with {via}: {exc}") from exc
         log.warning("running %s with torch, not ONNX Runtime: %s", model, exc)
         return fallback if fallback is not None else _torch_encoder(model, options)
 
@@ -109,7 +120,9 @@ def _require_runtime() -> None:
         raise ExportError(f"{exc}; `pip install onnxruntime onnx`") from exc
 
 
-def _open_cached(model: str, files: ModelFiles, threads: int | None) -> Encoder | None:
+def _open_cached(
+    model: str, files: ModelFiles, threads: int | None, runtime: Runtime
+) -> Encoder | None:
     """The cached export; None when there is none, or it was unusable and is deleted."""
     path = export_path(files)
     if path is None:
@@ -118,7 +131,7 @@ def _open_cached(model: str, files: ModelFiles, threads: int | None) -> Encoder 
     if not path.is_file():
         return None
     try:
-        return _open(model, files, features, path, threads)
+        return _open(model, files, features, path, threads, runtime)
     except ExportError as exc:
         log.warning("the cached ONNX export %s is unusable (%s); rebuilding it", path, exc)
         path.unlink(missing_ok=True)
@@ -126,7 +139,7 @@ def _open_cached(model: str, files: ModelFiles, threads: int | None) -> Encoder 
 
 
 def _export_and_open(
-    model: str, options: dict[str, Any], loaded: Any, threads: int | None
+    model: str, options: dict[str, Any], loaded: Any, threads: int | None, runtime: Runtime
 ) -> Encoder:
     """Export the model transformers loaded, cache it, and open the export."""
     # A hub model that was not cached before is now: its files can be read.
@@ -137,7 +150,7 @@ def _export_and_open(
     features = _features(model, files)
     log.info("exporting %s to ONNX, once (cached in %s)", model, path.parent)
     build_export(loaded.network, path)
-    return _open(model, files, features, path, threads)
+    return _open(model, files, features, path, threads, runtime)
 
 
 def _features(model: str, files: ModelFiles) -> WaveformFeatures:
@@ -154,15 +167,35 @@ def _features(model: str, files: ModelFiles) -> WaveformFeatures:
 
 
 def _open(
-    model: str, files: ModelFiles, features: WaveformFeatures, path: Path, threads: int | None
+    model: str,
+    files: ModelFiles,
+    features: WaveformFeatures,
+    path: Path,
+    threads: int | None,
+    runtime: Runtime,
 ) -> OnnxXVectorEncoder:
-    session = open_prepared(path, threads)
-    dim = session.get_outputs()[0].shape[-1]
+    run, dim = _runner(path, threads, runtime)
     if dim != files.config.get("xvector_output_dim"):
         raise ExportError(f"it gives {dim}-d embeddings, not the config's xvector_output_dim")
     info = EncoderInfo(model, files.revision, int(dim), features.sampling_rate)
-    log.info("loaded %s with ONNX Runtime from %s (revision %s)", model, path, info.revision)
-    return OnnxXVectorEncoder(session, features, info)
+    log.info("loaded %s with %s from %s (revision %s)", model, runtime, path, info.revision)
+    return OnnxXVectorEncoder(run, features, info)
+
+
+def _runner(path: Path, threads: int | None, runtime: Runtime) -> tuple[_Run, int]:
+    """The function that runs the export at ``path``, and its embedding size."""
+    if runtime == "openvino-bf16":
+        from .openvino_session import open_openvino
+
+        compiled = open_openvino(path, threads)
+        return compiled.run, compiled.dim
+    session = open_prepared(path, threads)
+
+    def run(features: np.ndarray) -> np.ndarray:
+        out: np.ndarray = session.run(None, {"input": features})[0]
+        return out
+
+    return run, int(session.get_outputs()[0].shape[-1])
 
 
 def _torch_encoder(model: str, options: dict[str, Any]) -> Any:

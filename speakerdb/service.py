@@ -61,7 +61,8 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     database, then the default. The encoder is loaded on first use and kept
     for the life of the object. Queries may run from several threads at once.
     ``backend`` (else ``SPEAKERDB_BACKEND``) chooses how an x-vector model runs:
-    ``auto``, ``onnx``, ``torch`` or ``torch-bf16`` (:mod:`speakerdb.encoder`).
+    ``auto``, ``onnx``, ``torch``, ``openvino-bf16`` or ``torch-bf16``
+    (:mod:`speakerdb.encoder`).
 
     Use it as a context manager, or call :meth:`close`.
     """

@@ -1,6 +1,6 @@
-"""The ONNX Runtime backend and the torch-bf16 fast path, on the tiny random x-vector model:
-exact against the model card, built once and cached, rebuilt when corrupt, and a query
-path that imports neither torch nor transformers."""
+"""The ONNX Runtime backend and the bf16 fast paths (OpenVINO, torch), on the tiny random
+x-vector model: exact (or, in bf16, close) against the model card, built once and cached,
+rebuilt when corrupt, and a query path that imports neither torch nor transformers."""
 
 from __future__ import annotations
 
@@ -239,7 +239,7 @@ def test_unknown_backend_names_the_choices(
     from speakerdb import InputError
 
     monkeypatch.setenv("SPEAKERDB_BACKEND", "tensorrt")
-    with pytest.raises(InputError, match=r"auto, onnx, torch, torch-bf16"):
+    with pytest.raises(InputError, match=r"auto, onnx, torch, openvino-bf16, torch-bf16"):
         load_encoder(str(tiny_model_dir))
 
 
@@ -294,44 +294,113 @@ def test_other_feature_extractors_are_left_to_torch(
         load_encoder(str(model_dir), backend="onnx")
 
 
-def test_bf16_fast_path_is_close_to_fp32(tiny_model_dir: Path) -> None:
+def cpu_has_bf16(backend: str) -> bool:
+    """Whether ``backend``'s library finds bfloat16 instructions on this CPU."""
+    if backend == "openvino-bf16":
+        from speakerdb.openvino_session import bf16_available
+
+        return bf16_available()
     from speakerdb.hf_encoder import bf16_supported
 
+    return bf16_supported()
+
+
+@pytest.mark.parametrize("backend", ["openvino-bf16", "torch-bf16"])
+def test_bf16_fast_path_is_close_to_fp32(tiny_model_dir: Path, backend: str) -> None:
     clips = clips_of((1.2, 2.0, 2.5, 3.1, 1.7, 2.2, 4.0, 0.9))
     fp32 = load_encoder(str(tiny_model_dir), backend="torch").encode(clips)
-    fast = load_encoder(str(tiny_model_dir), backend="torch-bf16")
+    fast = load_encoder(str(tiny_model_dir), backend=backend)
     # Without bf16 instructions the fast path is not taken (and says so): fp32 it is.
-    assert isinstance(fast, HFXVectorEncoder if bf16_supported() else OnnxXVectorEncoder)
+    expected = HFXVectorEncoder if backend == "torch-bf16" else OnnxXVectorEncoder
+    assert isinstance(fast, expected if cpu_has_bf16(backend) else OnnxXVectorEncoder)
     got = fast.encode(clips)
     assert got.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     assert centred_cosines(got, fp32).min() >= 0.99
+    if cpu_has_bf16(backend):  # bfloat16 really ran: close, not equal
+        assert np.abs(got - fp32).max() > 1e-5
     assert fast.info == load_encoder(str(tiny_model_dir), backend="torch").info
 
 
+@pytest.mark.parametrize(
+    ("backend", "check"),
+    [
+        ("openvino-bf16", "speakerdb.openvino_session.bf16_available"),
+        ("torch-bf16", "speakerdb.hf_encoder.bf16_supported"),
+    ],
+)
 def test_bf16_without_cpu_support_falls_back(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tiny_model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    backend: str,
+    check: str,
 ) -> None:
-    import speakerdb.hf_encoder
-
-    monkeypatch.setattr(speakerdb.hf_encoder, "bf16_supported", lambda: False)
+    monkeypatch.setattr(check, lambda: False)
     with caplog.at_level(logging.WARNING, logger="speakerdb"):
-        encoder = load_encoder(str(tiny_model_dir), backend="torch-bf16")
+        encoder = load_encoder(str(tiny_model_dir), backend=backend)
     assert isinstance(encoder, OnnxXVectorEncoder)
-    assert "bf16" in caplog.text
+    assert "no bf16 instructions" in caplog.text
+    clip = [voice(150, 1.5)]
+    np.testing.assert_allclose(encoder.encode(clip), model_card(tiny_model_dir, clip), atol=2e-6)
+
+
+def test_openvino_missing_names_the_extra(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
+    with pytest.raises(ModelError, match=r"pip install 'speakerdb\[fast\]'"):
+        load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    # GE2E has no bf16 path to take: it runs on ONNX Runtime and needs no OpenVINO.
+    assert load_encoder("resemblyzer", backend="openvino-bf16").info.dim == 256
+
+
+def test_openvino_shares_the_cached_export_and_its_compiled_model(
+    tiny_model_dir: Path, builds: list[Path], cache: Path
+) -> None:
+    load_encoder(str(tiny_model_dir))  # ONNX Runtime builds the export
+    fast = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    again = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    assert len(builds) == 1  # one export for both runtimes
+    assert any((cache / "openvino").iterdir())  # OpenVINO's compiled model, for fast loads
+    clip = [voice(150, 1.5)]
+    np.testing.assert_array_equal(fast.encode(clip), again.encode(clip))
+
+
+def test_openvino_encoder_is_thread_safe(tiny_model_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    clips = clips_of((0.7, 1.3, 2.1, 0.9, 1.6, 2.4))
+    alone = encoder.encode(clips)
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda clip: encoder.encode([clip])[0], clips * 4))
+    np.testing.assert_array_equal(np.stack(together), np.concatenate([alone] * 4))
+
+
+def test_speakerdb_built_on_fp32_is_queried_on_openvino(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    clip = (voice(140, 2.0), SAMPLE_RATE)
+    with SpeakerDB(tmp_path / "a.db", model=str(tiny_model_dir)) as db:
+        db.enroll("alice", [clip])
+    with SpeakerDB(tmp_path / "a.db", backend="openvino-bf16") as db:
+        assert db.verify("alice", clip).score == pytest.approx(1.0, abs=0.01)
 
 
 QUERY_HEAVY = {"torch", "transformers", "huggingface_hub"}
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["auto", "openvino-bf16"])
 def test_cli_query_imports_neither_torch_nor_transformers(
-    tiny_model_dir: Path, tmp_path: Path, cache: Path
+    tiny_model_dir: Path, tmp_path: Path, cache: Path, backend: str
 ) -> None:
     clip = tmp_path / "alice.wav"
     sf.write(clip, voice(120, 2.0), SAMPLE_RATE)
     db = tmp_path / "speakers.db"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SPEAKERDB_CACHE_DIR": str(cache)}
+    env["SPEAKERDB_BACKEND"] = backend
     with SpeakerDB(db, model=str(tiny_model_dir)) as database:
         database.enroll("alice", [clip])  # builds and caches the export
 
