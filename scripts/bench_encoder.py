@@ -17,15 +17,20 @@ rotating), so that the load of a shared machine falls on all paths alike:
 
 - ``model card``: AutoFeatureExtractor + AutoModelForAudioXVector, fp32, one
   clip per call under ``torch.no_grad()``, as the model card does;
-- ``torch``, ``onnx``, ``torch-bf16``: speakerdb's backends, through ``encode()``.
+- ``torch``, ``onnx``, ``openvino-bf16``, ``torch-bf16``: speakerdb's backends,
+  through ``encode()`` (the bf16 ones where the CPU has bf16 instructions).
+
+Each repeat shortens every clip by 10 ms, so that no path sees a length twice, as
+with real queries (``--fixed-lengths`` repeats the same clips instead).
 
 Printed: throughput (x realtime), its ratio to the model card within each repeat
 (median over repeats), and fidelity: the cosine of each clip's embedding to the
 model card's, raw and centred (the model card's mean embedding over the clips
 subtracted from both; with random weights every raw cosine is near 1). Then long
-clips (memory bounded, cost linear) and the top-1 agreement of the fast path with
+clips (memory bounded, cost linear) and the top-1 agreement of each fast path with
 fp32 on the corpus protocol (with random weights top-1 accuracy means nothing, but
-whether bf16 changes any decision does).
+whether bf16 changes any decision does), and the same for the GE2E encoder's real
+weights run in bf16 by OpenVINO (``top1-ge2e``).
 """
 
 from __future__ import annotations
@@ -154,26 +159,32 @@ def throughput_table(model: str, names: list[str], args: argparse.Namespace) -> 
     for name in names:
         start = time.perf_counter()
         paths[name] = load_path(name, model, args.threads)
-        print(f"  load {name:10s} {time.perf_counter() - start:6.2f} s")
-        paths[name].encode(clips[:1])  # type: ignore[attr-defined]
+        print(f"  load {name:13s} {time.perf_counter() - start:6.2f} s")
+        paths[name].encode([clips[0][:-80]])  # type: ignore[attr-defined]
     took: dict[str, list[float]] = {n: [] for n in names}
     embeddings: dict[str, np.ndarray] = {}
     for rep in range(args.repeats):
         order = names[rep % len(names) :] + names[: rep % len(names)]
         spent = dict.fromkeys(names, 0.0)
         vectors: dict[str, list[np.ndarray]] = {n: [] for n in names}
-        for clip in clips:
+        # Unless --fixed-lengths, each repeat shortens every clip by 10 ms, so that every
+        # call sees a length new to it, as real queries do: OpenVINO prepares its kernels
+        # for each new input shape (20-30 ms for the base-size model here).
+        cut = 0 if args.fixed_lengths else 160 * rep
+        batch = [clip[: len(clip) - cut] for clip in clips]
+        seconds = sum(len(c) for c in batch) / RATE
+        for clip in batch:
             for name in order:
                 start = time.perf_counter()
                 vectors[name].append(paths[name].encode([clip])[0])  # type: ignore[attr-defined]
                 spent[name] += time.perf_counter() - start
         for name in names:
-            took[name].append(spent[name])
+            took[name].append(spent[name] / seconds)  # seconds per second of audio
         embeddings = {n: np.stack(v).astype(np.float64) for n, v in vectors.items()}
         print(f"  repeat {rep + 1}: " + ", ".join(f"{n} {seconds / spent[n]:.1f}x" for n in names))
     reference = embeddings["model card"]
     print(
-        f"\n{'path':12s} {'x realtime':>10s} {'vs card':>8s} {'min cos':>10s} "
+        f"\n{'path':13s} {'x realtime':>10s} {'vs card':>8s} {'min cos':>10s} "
         f"{'1 - min cos':>11s} {'min centred':>11s} {'median centred':>14s}"
     )
     for name in names:
@@ -181,7 +192,7 @@ def throughput_table(model: str, names: list[str], args: argparse.Namespace) -> 
         raw = np.sum(embeddings[name] * reference, axis=1)
         centred = centred_cosines(embeddings[name], reference)
         print(
-            f"{name:12s} {seconds / statistics.median(took[name]):10.1f} {ratio:7.2f}x "
+            f"{name:13s} {1 / statistics.median(took[name]):10.1f} {ratio:7.2f}x "
             f"{raw.min():10.7f} {1 - raw.min():11.1e} {centred.min():11.5f} "
             f"{np.median(centred):14.5f}"
         )
@@ -224,7 +235,7 @@ def long_clips(model: str, args: argparse.Namespace) -> None:
     print("linear cost: time of the clip / time of one 30 s window = length / 30 s")
     header = ("backend", "length", "s per s audio", "x realtime", "vs 30 s", "length/30")
     header += ("peak +MB",)
-    print("{:10s} {:>7s} {:>14s} {:>10s} {:>8s} {:>9s} {:>9s}".format(*header))
+    print("{:13s} {:>7s} {:>14s} {:>10s} {:>8s} {:>9s} {:>9s}".format(*header))
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.long_backends.split(","):
             for length in lengths:
@@ -240,19 +251,55 @@ def long_clips(model: str, args: argparse.Namespace) -> None:
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 per = result["took"] / length
                 print(
-                    f"{backend:10s} {length:6d}s {per:14.4f} {1 / per:10.1f} "
+                    f"{backend:13s} {length:6d}s {per:14.4f} {1 / per:10.1f} "
                     f"{result['vs_window']:8.2f} {length / 30:9.2f} {result['peak_extra_mb']:9.0f}"
                 )
 
 
-def top1_agreement(model: str, args: argparse.Namespace) -> None:
+def fast_paths() -> list[str]:
+    """The bf16 backends this CPU and install can run."""
+    from speakerdb.errors import ModelError
+    from speakerdb.hf_encoder import bf16_supported
+    from speakerdb.openvino_session import bf16_available
+
+    fast = ["torch-bf16"] if bf16_supported() else []
+    try:
+        fast = ["openvino-bf16", *fast] if bf16_available() else fast
+    except ModelError as exc:  # OpenVINO not installed
+        print(f"openvino-bf16 not measured: {exc}")
+    if not fast:
+        print("this CPU has no bf16 instructions (AVX512-BF16, AMX): no fast path measured")
+    return fast
+
+
+def ge2e_bf16_encoders(threads: int) -> tuple[object, object]:
+    """The GE2E encoder (real weights) in fp32, and its network compiled by OpenVINO in bf16.
+
+    speakerdb runs GE2E in fp32 whatever the backend (bf16 gains it nothing); this pair
+    is the one check here of what bf16 arithmetic does to decisions of trained weights.
+    """
+    from speakerdb.config import cache_root
+    from speakerdb.ge2e_encoder import GE2EEncoder
+    from speakerdb.openvino_session import open_openvino
+
+    fp32 = GE2EEncoder.load(backend="onnx")  # builds the export in this run's cache
+    export = next((cache_root() / "onnx").glob("ge2e-*.onnx"))
+    compiled = open_openvino(export, threads)
+    return fp32, GE2EEncoder(compiled.run, fp32.info.revision or "", trim_silences=False)
+
+
+def top1_agreement(model: str, backend: str, args: argparse.Namespace) -> None:
     """Identify every test clip of the corpus protocol with fp32 and with bf16 templates."""
     enroll, test = usable(corpus_rows("enroll")), usable(corpus_rows("test"))
     if not enroll or not test:
         print("\ntop-1: no corpus protocol found, skipped")
         return
-    fp32 = load_path("onnx", model, args.threads)
-    bf16 = load_path("torch-bf16", model, args.threads)
+    if model == "resemblyzer":
+        fp32, bf16 = ge2e_bf16_encoders(args.threads)
+        backend = "GE2E (real weights) in OpenVINO bf16"
+    else:
+        fp32 = load_path("onnx", model, args.threads)
+        bf16 = load_path(backend, model, args.threads)
     clips = [r["samples"] for r in enroll + test]
     names = sorted({r["speaker_id"] for r in enroll})
     results = {}
@@ -267,13 +314,23 @@ def top1_agreement(model: str, args: argparse.Namespace) -> None:
         templates /= np.linalg.norm(templates, axis=1, keepdims=True)
         results[label] = (vectors[len(enroll) :] @ templates.T, vectors)
     top = {k: v[0].argmax(axis=1) for k, v in results.items()}
-    same = int(np.sum(top["fp32"] == top["bf16"]))
+    same = top["fp32"] == top["bf16"]
     mixed = results["fp32"][1][len(enroll) :] @ _templates(results["bf16"][1], enroll, names).T
     shift = np.abs(mixed - results["fp32"][0]).max()
+    # With random weights most clips are near-ties; a decision bf16 could not flip is
+    # one whose fp32 margin exceeds twice the largest change bf16 made to any score.
+    change = np.abs(results["bf16"][0] - results["fp32"][0]).max()
+    centred = centred_cosines(results["bf16"][1], results["fp32"][1])
+    best_two = np.sort(results["fp32"][0], axis=1)[:, -2:]
+    clear = best_two[:, 1] - best_two[:, 0] > 2 * change
     print(
         f"\ntop-1 on the corpus protocol ({len(enroll)} enrollment clips, {len(test)} tests, "
-        f"{len(names)} speakers): bf16 agrees with fp32 on {same}/{len(test)}; "
-        f"largest score change from bf16 templates with fp32 queries: {shift:.4f}"
+        f"{len(names)} speakers): {backend} agrees with fp32 on {int(same.sum())}/{len(test)}; "
+        f"on the {int(clear.sum())} whose fp32 margin exceeds twice bf16's largest score "
+        f"change ({change:.4f}): {int(same[clear].sum())}/{int(clear.sum())}; "
+        f"largest score change from bf16 templates with fp32 queries: {shift:.4f}; "
+        f"centred cosine to fp32 over all {len(clips)} clips: min {centred.min():.5f}, "
+        f"median {np.median(centred):.5f}"
     )
 
 
@@ -303,29 +360,34 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--long", default="30,60,120,300", help="long clip lengths, s")
     parser.add_argument("--long-backends", default="onnx,torch")
-    parser.add_argument("--sections", default="table,long,top1", help="what to run")
+    parser.add_argument(
+        "--fixed-lengths",
+        action="store_true",
+        help="repeat the same clips (as a device that always records 3 s would)",
+    )
+    parser.add_argument(
+        "--sections", default="table,long,top1,top1-ge2e", help="what to run, comma-separated"
+    )
     args = parser.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from speakerdb.hf_encoder import bf16_supported
-
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("SPEAKERDB_CACHE_DIR", f"{tmp}/cache")
         model = args.model or str(build_model(Path(tmp) / "model"))
-        names = ["model card", "torch", "onnx"]
-        if bf16_supported():
-            names.append("torch-bf16")
-        else:
-            print("this CPU has no bf16 instructions (AVX512-BF16, AMX): no fast path measured")
+        fast = fast_paths()
+        names = ["model card", "torch", "onnx", *fast]
         sections = args.sections.split(",")
         if "table" in sections:
             throughput_table(model, names, args)
         if "long" in sections and args.long:
             long_clips(model, args)
-        if "top1" in sections and bf16_supported():
-            top1_agreement(model, args)
+        if "top1" in sections:
+            for name in fast:
+                top1_agreement(model, name, args)
+        if "top1-ge2e" in sections and "openvino-bf16" in fast:
+            top1_agreement("resemblyzer", "openvino-bf16", args)
 
 
 if __name__ == "__main__":
