@@ -36,7 +36,7 @@ from .errors import ModelError
 from .features import WaveformFeatures
 from .model_files import ModelFiles, locate_model
 from .onnx_export import build_export, export_path
-from .ort_session import ExportError, open_prepared
+from .ort_session import ExportError, open_prepared, open_session
 from .types import EncoderInfo
 
 __all__ = ["OnnxXVectorEncoder", "Runtime", "load_onnx_encoder"]
@@ -88,7 +88,8 @@ def load_onnx_encoder(
 
     Without ``required`` (backend ``auto``), a model that cannot be run so is
     returned as the torch encoder; with it, that raises ModelError naming why.
-    OpenVINO failing to compile the export always raises ModelError.
+    OpenVINO failing to compile a sound export always raises ModelError; a damaged
+    export is rebuilt on either runtime.
     """
     options: dict[str, Any] = {
         "revision": revision,
@@ -187,7 +188,11 @@ def _runner(path: Path, threads: int | None, runtime: Runtime) -> tuple[_Run, in
     if runtime == "openvino-bf16":
         from .openvino_session import open_openvino
 
-        compiled = open_openvino(path, threads)
+        try:
+            compiled = open_openvino(path, threads)
+        except ModelError:
+            open_session(path)  # ExportError where the export itself is bad: it is rebuilt
+            raise
         return compiled.run, compiled.dim
     session = open_prepared(path, threads)
 

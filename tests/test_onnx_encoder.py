@@ -367,6 +367,18 @@ def test_openvino_shares_the_cached_export_and_its_compiled_model(
     np.testing.assert_array_equal(fast.encode(clip), again.encode(clip))
 
 
+def test_openvino_rebuilds_a_damaged_export(
+    tiny_model_dir: Path, builds: list[Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    load_encoder(str(tiny_model_dir))
+    builds[0].write_bytes(b"not a model" * 50)
+    with caplog.at_level(logging.WARNING, logger="speakerdb"):
+        fast = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    assert "rebuilding" in caplog.text and len(builds) == 2
+    clip = [voice(150, 1.5)]
+    assert float(np.sum(fast.encode(clip) * model_card(tiny_model_dir, clip))) > 0.999
+
+
 def test_openvino_encoder_is_thread_safe(tiny_model_dir: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
