@@ -355,9 +355,9 @@ def _templates(vectors: np.ndarray, enroll: list[dict[str, str]], names: list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="a saved x-vector model folder (default: build one)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--clips", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2, help="threads per path")
+    parser.add_argument("--clips", type=int, default=12, help="clips in the throughput table")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of the throughput table")
     parser.add_argument("--long", default="30,60,120,300", help="long clip lengths, s")
     parser.add_argument("--long-backends", default="onnx,torch")
     parser.add_argument(
@@ -366,7 +366,9 @@ def main() -> None:
         help="repeat the same clips (as a device that always records 3 s would)",
     )
     parser.add_argument(
-        "--sections", default="table,long,top1,top1-ge2e", help="what to run, comma-separated"
+        "--sections",
+        default="table,long,top1,top1-ge2e",
+        help="what to run, comma-separated: table, long, top1, top1-ge2e",
     )
     args = parser.parse_args()
 

@@ -124,6 +124,8 @@ class GE2EEncoder:
         except OSError as exc:
             raise ModelError(f"cannot read GE2E weights {path}: {exc}; {_INSTALL_HINT}") from exc
         chosen = resolve_backend(backend)
+        if chosen.endswith("-bf16"):
+            logger.info("GE2E has no bf16 path: backend %s runs it in fp32", chosen)
         partials = None
         if chosen in ("auto", "onnx", "openvino-bf16"):
             partials = onnx_partials(data, path, required=chosen == "onnx")

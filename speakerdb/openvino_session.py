@@ -80,7 +80,7 @@ def open_openvino(path: Path, threads: int | None = None) -> OpenVinoModel:
     # OpenVINO raises RuntimeError (and its own subclasses of Exception) for a bad model.
     except Exception as exc:
         raise ModelError(f"OpenVINO cannot compile {path}: {exc}") from exc
-    log.info("compiled %s with OpenVINO, bfloat16", path)
+    log.info("opened %s with OpenVINO in bfloat16 (compiled models cached in %s)", path, cache)
     return OpenVinoModel(compiled)
 
 

@@ -47,6 +47,9 @@ def open_session(path: Path, threads: int | None = None, *, save_to: Path | None
     # Memory patterns pay off for one fixed input shape; clips vary, and with them on,
     # a long clip's second 30 s window held twice the memory of its first (800 MB).
     options.enable_mem_pattern = False
+    # Saving the prepared form logs a warning that it suits only this CPU, which
+    # _runtime_tag already ensures; errors still raise.
+    options.log_severity_level = 3
     if save_to is not None:
         options.optimized_model_filepath = str(save_to / _MODEL)
         for key, value in (
