@@ -12,6 +12,7 @@ unit vectors recorded under the real encoder's identity), to show that the
 cost of enrolling does not grow with the size of the database.
 
     python scripts/bench_enroll.py [--model resemblyzer] [--per-speaker 20] [--existing 0]
+    SPEAKERDB_BACKEND=openvino-bf16 python scripts/bench_enroll.py --model DIR  # fast path
 """
 
 from __future__ import annotations
