@@ -362,9 +362,16 @@ def test_openvino_shares_the_cached_export_and_its_compiled_model(
     fast = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
     again = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
     assert len(builds) == 1  # one export for both runtimes
-    assert any((cache / "openvino").iterdir())  # OpenVINO's compiled model, for fast loads
+    blobs = list((cache / "openvino").iterdir())  # OpenVINO's compiled model, for fast loads
+    assert blobs
     clip = [voice(150, 1.5)]
     np.testing.assert_array_equal(fast.encode(clip), again.encode(clip))
+    for blob in blobs:  # a damaged compiled model is compiled again, not trusted
+        data = blob.read_bytes()
+        blob.chmod(0o600)
+        blob.write_bytes(data[: len(data) // 2] + b"x" * 1000)
+    damaged = load_encoder(str(tiny_model_dir), backend="openvino-bf16")
+    np.testing.assert_array_equal(damaged.encode(clip), fast.encode(clip))
 
 
 def test_openvino_rebuilds_a_damaged_export(
