@@ -124,10 +124,10 @@ def _evaluation_settings(
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:
-        norm, top_n = database.score_norm(score_norm)
-        if threshold is None:
-            threshold = database.decision_threshold(norm)
-        return norm, top_n, database.model, threshold
+        # As identify decides: a --threshold with no --score-norm is a cosine where
+        # the database never chose a score.
+        norm, top_n, limit = database.decision(threshold, score_norm)
+        return norm, top_n, database.model, limit
 
 
 def _count_rows(path: Path) -> int:

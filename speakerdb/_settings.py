@@ -116,7 +116,9 @@ class _SettingsView:
             return "none", top_n
         return default_score_norm(self.model), top_n
 
-    def _decision(self, threshold: float | None, score_norm: str | None) -> tuple[str, int, float]:
+    def decision(
+        self, threshold: float | None = None, score_norm: str | None = None
+    ) -> tuple[str, int, float]:
         """Score normalisation, cohort size and threshold of one query.
 
         A threshold passed with the query but no score normalisation is a cosine when

@@ -139,9 +139,7 @@ def evaluate(
             target, model=model, encoder=encoder, local_files_only=local_files_only
         ) as db:
             skipped = _enroll(db, enroll_rows, advance)
-            if threshold is not None and score_norm is None:
-                score_norm = "none"  # a threshold without a score is a cosine, as in identify
-            score_norm = db.score_norm(score_norm)[0]
+            score_norm = db.decision(threshold, score_norm)[0]  # as identify decides
             population = db.population()
             if population.n_speakers == 0:
                 first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""

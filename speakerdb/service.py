@@ -205,7 +205,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """:meth:`identify` for several clips, embedding and searching them together."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        norm, top_n, limit = self._decision(threshold, score_norm)
+        norm, top_n, limit = self.decision(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
         durations = [clip.duration_s for clip in decoded]
@@ -228,7 +228,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
-        norm, top_n, limit = self._decision(threshold, score_norm)
+        norm, top_n, limit = self.decision(threshold, score_norm)
         with self._store.read() as session:
             template = from_blob(catalog.require_speaker(session, name).template)
         decoded = to_clip(clip)

@@ -146,6 +146,26 @@ def test_evaluate_reads_the_database_from_the_environment(
     assert evaluate_json(data)["open_set"][0]["result"]["threshold"] == 0.43
 
 
+def test_evaluate_on_a_database_takes_a_threshold_as_identify_does(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from speakerdb import config
+
+    # A model whose default score is normalised, on a database that never chose one:
+    # a --threshold alone is a cosine, for evaluate --db as for identify.
+    monkeypatch.setitem(config.DEFAULT_SCORE_NORMS, "fake-encoder", "margin")
+    db = data / "norm.db"
+    clip = data / "clips" / "ann-e0.wav"
+    assert run("enroll", "solo", clip, "--db", db, "--model", "fake-encoder").exit_code == 0
+    assert evaluate_json(data, "--db", db)["score"] == "margin"
+    report = evaluate_json(data, "--db", db, "--threshold", "0.5")
+    assert report["score"] == "cosine"
+    assert report["open_set"][0]["result"]["threshold"] == 0.5
+    answer = run("identify", clip, "--db", db, "--threshold", "0.5", "--json")
+    identified = json.loads(answer.stdout)
+    assert identified[0]["score_norm"] in (None, "none")
+
+
 def test_det_plot_is_written(data: Path) -> None:
     pytest.importorskip("matplotlib")
     report = evaluate_json(data, "--det", data / "det.png")
