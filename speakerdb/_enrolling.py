@@ -143,7 +143,6 @@ class _EnrollingMixin:
         with self._store.read() as session:
             catalog.refuse_enrolled(session, decoded)
         _refuse_pending(decoded, pending)
-        self.encoder()  # loaded and checked against the database's before any work
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize(self._embed(decoded))
         issues = self._check_quality(name, decoded, embeddings, force, pending)
@@ -155,17 +154,18 @@ class _EnrollingMixin:
         if not pending:
             return
         try:
-            done: list[Enrollment | SpeakerDBError] = list(self._commit(pending))
+            done = self._commit(pending)
         except DuplicateUtterance:
             # Another process enrolled some of this audio meanwhile, and the chunk was
-            # rolled back: one by one, the others still go in. Any other error (a busy
-            # or failing database) is not retried speaker by speaker: it propagates.
-            done = []
+            # rolled back: one by one, the others still go in, each reported as soon as
+            # it is committed. Any other error (a busy or failing database) is not
+            # retried speaker by speaker: it propagates.
             for prepared in pending:
                 try:
-                    done += self._commit([prepared])
+                    yield prepared.given, self._commit([prepared])[0]
                 except DuplicateUtterance as exc:
-                    done.append(exc)
+                    yield prepared.given, exc
+            return
         yield from zip((p.given for p in pending), done, strict=True)
 
     def _commit(self, pending: Sequence[_Prepared]) -> list[Enrollment]:
@@ -217,14 +217,13 @@ class _EnrollingMixin:
         a new speaker, the closest enrolled speaker's and those about to be enrolled."""
         with self._store.read() as session:
             own = read_population(session, names=[name])
-        if own.n_speakers:
-            return own
-        groups = {p.name: p.embeddings for p in pending}
-        closest = self._closest_speaker(template_of(embeddings))
-        if closest is not None:
-            with self._store.read() as session:
+            if own.n_speakers:
+                return own
+            groups = {p.name: p.embeddings for p in pending}
+            closest = self._closest_speaker(template_of(embeddings))
+            if closest is not None:
                 found = read_population(session, names=[closest])
-            groups.update((n, found.of(n)) for n in found.names)
+                groups.update((n, found.of(n)) for n in found.names)
         return Population.from_groups(groups)
 
     def _closest_speaker(self, template: np.ndarray) -> str | None:

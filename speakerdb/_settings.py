@@ -110,8 +110,9 @@ class _SettingsView:
         stored = settings.get("score_norm")
         top_n = int(settings.get("asnorm_top_n") or DEFAULT_TOP_N)
         cosine_stored = settings.get("threshold") is not None
-        if override or stored:
-            return _check_norm(override or stored or "none"), top_n
+        chosen = override or stored
+        if chosen:
+            return _check_norm(chosen), top_n
         if cosine_stored or self._threshold_arg is not None or os.environ.get(ENV_THRESHOLD):
             return "none", top_n
         return default_score_norm(self.model), top_n

@@ -203,6 +203,11 @@ def calibrate_population(
     top_n: int = DEFAULT_TOP_N,
 ) -> Calibration:
     """Calibrate from a database's own enrollments (see the module docstring)."""
+    if score_norm == "margin-duration" and population.durations_s is None:
+        raise InputError(
+            "margin-duration scores need each clip's duration: build the population "
+            "with durations_s, or calibrate another score"
+        )
     usable = int(np.sum(population.counts() >= 2))
     if usable < MIN_SPEAKERS:
         raise InputError(

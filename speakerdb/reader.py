@@ -104,7 +104,7 @@ class Reader(_SettingsView):
             ).fetchone()
             generation = int(self._settings().get("generation") or 0)
             encoder = self._encoder()
-        return self._describe(self.path, encoder, counts, generation)
+            return self._describe(self.path, encoder, counts, generation)
 
     def _settings(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT key, value FROM settings").fetchall())

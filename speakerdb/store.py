@@ -291,7 +291,7 @@ class Store:
                 return session, transaction
             except sa_exc.OperationalError as exc:
                 session.close()
-                if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                if not sqlite_busy(exc.orig) or time.monotonic() + pause > deadline:
                     raise
             time.sleep(pause)
             pause = min(2 * pause, 0.25)
@@ -307,10 +307,6 @@ def _wrapped(path: Path) -> Iterator[None]:
     except sa_exc.DBAPIError as exc:
         cause = exc.orig if exc.orig is not None else exc
         raise sqlite_error(path, cause, BUSY_TIMEOUT_MS / 1000) from exc
-
-
-def _is_busy(exc: sa_exc.DBAPIError) -> bool:
-    return sqlite_busy(exc.orig)
 
 
 def _create_private_file(path: Path) -> None:
@@ -359,7 +355,7 @@ def _switch_to_wal(cursor: Any) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not sqlite_busy(exc):
                 raise
             if time.monotonic() > deadline:
                 raise

@@ -140,3 +140,10 @@ def test_duration_slope_recovers_a_known_quality_term() -> None:
     )
     with pytest.raises(InputError, match="both right answers and strangers"):
         duration_slope(scores, seconds, np.ones(n, bool))
+
+
+def test_margin_duration_calibration_without_durations_names_the_fix() -> None:
+    rng = np.random.default_rng(5)
+    groups = {f"s{i}": rng.standard_normal((3, 8)).astype(np.float32) for i in range(6)}
+    with pytest.raises(InputError, match="durations"):
+        calibrate_population(Population.from_groups(groups), score_norm="margin-duration")
