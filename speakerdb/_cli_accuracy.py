@@ -117,10 +117,10 @@ def _evaluation_settings(
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
     from .asnorm import DEFAULT_TOP_N
-    from .config import ENV_DB
+    from .config import ENV_DB, database_path
 
     if db is None and os.environ.get(ENV_DB):
-        db = Path(os.environ[ENV_DB])  # as every command reads SPEAKERDB_DB
+        db = database_path(None)  # as every command reads SPEAKERDB_DB
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:

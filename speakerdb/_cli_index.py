@@ -26,7 +26,9 @@ def index(
     ] = None,
     ivf_from: Annotated[
         int | None,
-        typer.Option("--ivf-from", help="Speakers from which auto uses IVF (default 50000)."),
+        typer.Option(
+            "--ivf-from", min=1, help="Speakers from which auto uses IVF (default 50000)."
+        ),
     ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,

@@ -79,7 +79,7 @@ class IndexSync:
         # that holds an index keeps a consistent one while a writer moves on.
         self._current: tuple[int, SpeakerIndex] | None = None
         # ((generation, names_version), names), replaced whole like _current.
-        self._names: tuple[tuple[int, int], dict[int, str]] | None = None
+        self._names: tuple[tuple[str | None, int, int], dict[int, str]] | None = None
 
     def snapshot(self) -> tuple[SpeakerIndex, dict[int, str]]:
         """The index and the speakers' names (by id), both as of one generation."""
@@ -160,7 +160,9 @@ class IndexSync:
         with self._store.read() as session:
             settings = catalog.get_settings(session, _SETTINGS)
             generation = int(settings.get("generation") or 0)
-            key = (generation, int(settings.get("names_version") or 0))
+            # The uuid too: a database file swapped for another (a restored backup) may
+            # have the same counters and other speakers.
+            key = (settings.get("uuid"), generation, int(settings.get("names_version") or 0))
             cached = self._names
             if cached is not None and cached[0] == key:
                 names = cached[1]
