@@ -140,8 +140,9 @@ def load_path(name: str, model: str, threads: int) -> object:
 
     if name == "model card":
         return ModelCard(model)
-    if name == "onnx":
-        return load_onnx_encoder(model, required=True, threads=threads)
+    if name in ("onnx", "openvino-bf16"):  # held to --threads, as torch is
+        runtime = "onnxruntime" if name == "onnx" else "openvino-bf16"
+        return load_onnx_encoder(model, required=True, threads=threads, runtime=runtime)
     return load_encoder(model, backend=name)
 
 

@@ -42,7 +42,13 @@ from speakerdb.schema import SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY_MODULES = ("torch", "transformers", "faiss")
-ENV_VARS = ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD", "SPEAKERDB_OFFLINE")
+ENV_VARS = (
+    "SPEAKERDB_DB",
+    "SPEAKERDB_MODEL",
+    "SPEAKERDB_THRESHOLD",
+    "SPEAKERDB_OFFLINE",
+    "SPEAKERDB_BACKEND",
+)
 #: Environment for commands run outside a test's monkeypatched environment.
 CLEAN_ENV: dict[str, str | None] = {**dict.fromkeys(ENV_VARS), "HF_HUB_OFFLINE": "1"}
 RUNNER = CliRunner()
