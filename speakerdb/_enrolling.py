@@ -215,15 +215,19 @@ class _EnrollingMixin:
     ) -> Population:
         """What the quality gates compare with: the speaker's own enrolled clips, or, for
         a new speaker, the closest enrolled speaker's and those about to be enrolled."""
+        # Two short reads, not one around the index search: the search may wait for the
+        # index's file lock, and a read held meanwhile made other processes' queries
+        # time out as busy (tests/test_concurrency.py).
         with self._store.read() as session:
             own = read_population(session, names=[name])
-            if own.n_speakers:
-                return own
-            groups = {p.name: p.embeddings for p in pending}
-            closest = self._closest_speaker(template_of(embeddings))
-            if closest is not None:
+        if own.n_speakers:
+            return own
+        groups = {p.name: p.embeddings for p in pending}
+        closest = self._closest_speaker(template_of(embeddings))
+        if closest is not None:
+            with self._store.read() as session:
                 found = read_population(session, names=[closest])
-                groups.update((n, found.of(n)) for n in found.names)
+            groups.update((n, found.of(n)) for n in found.names)
         return Population.from_groups(groups)
 
     def _closest_speaker(self, template: np.ndarray) -> str | None:
