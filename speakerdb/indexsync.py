@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .index import IndexFileError, IndexLock, SpeakerIndex
+from .index import IndexFileError, IndexLock, SpeakerIndex, read_header
 from .indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from .store import Store, from_blob
 
@@ -121,9 +121,8 @@ class IndexSync:
                 if ivf_from is not None:
                     catalog.set_setting(session, "index_ivf_from", str(ivf_from))
             state = self._read(templates=True)
-            current = self._current
-            plan = current[1].plan if current is not None else None
-            if current is None or self._plan(state, len(state.ids), plan) != plan:
+            plan = self._known_plan(state)
+            if plan is None or self._plan(state, len(state.ids), plan) != plan:
                 self._rebuild(state)
         return self.choice()
 
@@ -222,13 +221,25 @@ class IndexSync:
             if state.templates
             else np.zeros((0, dim), np.float32)
         )
-        current = self._current
-        plan = self._plan(state, len(state.ids), current[1].plan if current else None)
+        plan = self._plan(state, len(state.ids), self._known_plan(state))
         index = SpeakerIndex(dim, state.ids, vectors, plan)
         self._current = (state.generation, index)
         if state.generation > 0 or state.templates:
             self._save(index, state.generation)
         return index
+
+    def _known_plan(self, state: _State) -> IndexPlan | None:
+        """The plan of the index in memory, else of the up-to-date file: a process that
+        rebuilds the index keeps IVF's hysteresis as the one that built it would."""
+        if self._current is not None:
+            return self._current[1].plan
+        try:
+            header = read_header(self.path, verify=False)
+        except IndexFileError:
+            return None
+        if (header.db_uuid, header.generation) != (state.db_uuid, state.generation):
+            return None
+        return IndexPlan(header.kind)  # the list count is not in the header: IVF retrains
 
     def _save(self, index: SpeakerIndex, generation: int) -> None:
         with self._store.read() as session:

@@ -154,6 +154,8 @@ def test_auto_switches_to_ivf_by_size_through_the_api(tmp_path: Path) -> None:
         db.remove("s3")
         db.remove("s2")
         assert db.index_choice().kind == "ivf"  # 2 is half the crossover: kept
+        with SpeakerDB(path, encoder=FakeEncoder()) as other:  # as a new process would
+            assert other.rebuild_index() == 2 and other.index_choice().kind == "ivf"
         db.remove("s1")
         assert db.index_choice().kind == "flat"
     with SpeakerDB(path, encoder=FakeEncoder()) as again:  # the setting is in the database
