@@ -115,9 +115,9 @@ def measure_real(per_speaker: int = 30) -> dict[str, float]:
 
     from corpus import ensure_corpus
 
-    from speakerdb.audio import load_clip
+    from speakerdb.audio._decode import load_clip
+    from speakerdb.encoders._ge2e import GE2EEncoder
     from speakerdb.errors import AudioError
-    from speakerdb.ge2e_encoder import GE2EEncoder
 
     rows = list(csv.DictReader((ensure_corpus() / "manifest.csv").open()))
     by_speaker: dict[str, list[str]] = {}

@@ -2,7 +2,7 @@
 """Bulk enrollment against the raw embedding throughput, in one run.
 
 "Raw" is the encoder alone on clips already decoded and in memory; "enroll-batch"
-is :func:`speakerdb.batch.enroll_batch` from the CSV manifest into a database,
+is :func:`speakerdb.services._batch.enroll_batch` from the CSV manifest into a database,
 with the same loaded encoder: decoding, quality gates, SQLite writes and the
 index included. Both run on the same real clips of the shared corpus,
 alternately, ``--repeats`` times; the medians and their ratio are printed.
@@ -28,9 +28,9 @@ import numpy as np
 from corpus import ensure_corpus
 
 from speakerdb import SpeakerDB
-from speakerdb.audio import load_clip
-from speakerdb.batch import enroll_batch, read_manifest
-from speakerdb.encoder import load_encoder
+from speakerdb.audio._decode import load_clip
+from speakerdb.encoders._base import load_encoder
+from speakerdb.services._batch import enroll_batch, read_manifest
 from speakerdb.types import EncoderInfo
 
 

@@ -2,7 +2,7 @@
 """Search at scale: flat vs IVF on clustered synthetic templates, 10^4 to 10^6 speakers.
 
 For each size it builds speakerdb's flat index (exact, the baseline) and its
-IVF index (the plan ``speakerdb.indexkind`` picks for that size), then
+IVF index (the plan ``speakerdb.storage._indexkind`` picks for that size), then
 measures, interleaved and as medians:
 
 * recall@10 of IVF against exact flat, over half genuine queries (noisy
@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _clustered import REAL, Population, statistics
 
-from speakerdb import index as index_module
-from speakerdb.index import SpeakerIndex
-from speakerdb.indexkind import AUTO_IVF_FROM, nprobe_for, plan_for
+from speakerdb.storage import _index as index_module
+from speakerdb.storage._index import SpeakerIndex
+from speakerdb.storage._indexkind import AUTO_IVF_FROM, nprobe_for, plan_for
 
 K = 10
 T = TypeVar("T")

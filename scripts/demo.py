@@ -21,9 +21,9 @@ from pathlib import Path
 from corpus import ensure_corpus
 
 from speakerdb import AudioError, ModelError, SpeakerDB
-from speakerdb.audio import load_clip
+from speakerdb.audio._decode import load_clip
 from speakerdb.config import DEFAULT_MODEL
-from speakerdb.encoder import RESEMBLYZER, load_encoder
+from speakerdb.encoders._base import RESEMBLYZER, load_encoder
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

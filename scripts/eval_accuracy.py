@@ -22,7 +22,7 @@ import numpy as np
 from corpus import ensure_corpus
 
 from speakerdb import AudioError, Clip, SpeakerDB
-from speakerdb.audio import load_clip
+from speakerdb.audio._decode import load_clip
 from speakerdb.config import default_threshold
 
 

@@ -13,7 +13,7 @@ AS-norm cohort rebuilt without them): 2 impostor speakers alone are too few to
 measure a rate. The never-enrolled speakers' share alone is in the JSON.
 
 The duration term of margin-duration has one parameter, its slope, fitted by
-logistic regression on the single clips (speakerdb.calibration.duration_slope;
+logistic regression on the single clips (speakerdb.decision._calibration.duration_slope;
 ``--fit`` prints the fit, its leave-one-speaker-out range and the table's
 sensitivity to it). The row
 "slope refit per held-out speaker" scores each item with the slope fitted
@@ -44,18 +44,18 @@ import numpy as np
 from corpus import ensure_corpus
 from memory_probe import memory_report
 
-from speakerdb import metrics
-from speakerdb.asnorm import DEFAULT_TOP_N
-from speakerdb.audio import Clip, load_clip
-from speakerdb.calibration import duration_slope
+from speakerdb._vectors import template_of
+from speakerdb.audio._decode import Clip, load_clip
+from speakerdb.audio._vad import net_speech_s, trim_silences
 from speakerdb.config import DURATION_SLOPE, default_threshold
+from speakerdb.decision import _metrics as metrics
+from speakerdb.decision._asnorm import DEFAULT_TOP_N
+from speakerdb.decision._calibration import duration_slope
+from speakerdb.decision._norms import MARGIN_WEIGHT, duration_penalty, population_scores
+from speakerdb.decision._population import Population
+from speakerdb.encoders._frontend import WINDOW_S, encode_windowed
 from speakerdb.errors import AudioError
-from speakerdb.frontend import WINDOW_S, encode_windowed
-from speakerdb.population import Population
-from speakerdb.quality import MIN_SPEECH_S, check_enrollment
-from speakerdb.scorenorm import MARGIN_WEIGHT, duration_penalty, population_scores
-from speakerdb.templates import template_of
-from speakerdb.vad import net_speech_s, trim_silences
+from speakerdb.services._quality import MIN_SPEECH_S, check_enrollment
 
 SETS = (
     ("single clips", "test.csv", "trials.csv"),
@@ -72,7 +72,7 @@ class Embedder:
     """GE2E embeddings of corpus clips per front-end variant, each computed once."""
 
     def __init__(self, cache: Path | None) -> None:
-        from speakerdb.ge2e_encoder import GE2EEncoder
+        from speakerdb.encoders._ge2e import GE2EEncoder
 
         self.encoder = GE2EEncoder.load()
         self.revision = self.encoder.info.revision
@@ -186,7 +186,7 @@ def enrolled(data: Data, config: Config, embed: Callable[[Clip, str], np.ndarray
 def score(
     population: Population, queries: np.ndarray, config: Config, lengths: np.ndarray
 ) -> np.ndarray:
-    """The library's scores (speakerdb.scorenorm), as identify and verify compute them."""
+    """The library's scores (speakerdb.decision._norms), as identify and verify compute them."""
     if config.refit:  # margin-duration with each item's own slope, in lengths[:, 1]
         margins = population_scores("margin", queries, population, DEFAULT_TOP_N)[1]
         return margins - (lengths[:, 1] * duration_penalty(lengths[:, 0], 1.0))[:, None]

@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 . .venv/bin/activate
 
-ruff check speakerdb tests scripts migrations
-ruff format --check speakerdb tests scripts migrations
+ruff check speakerdb tests scripts
+ruff format --check speakerdb tests scripts
 mypy
 python scripts/corpus.py
 python -m pytest "$@"

@@ -54,13 +54,13 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Clip": "audio",
-    "BatchFailure": "batch",
-    "BatchReport": "batch",
-    "SpeakerDB": "service",
-    "Calibration": "calibration",
-    "EvaluationReport": "evaluation",
-    "IndexChoice": "indexkind",
+    "Clip": "audio._decode",
+    "BatchFailure": "services._batch",
+    "BatchReport": "services._batch",
+    "SpeakerDB": "_facade",
+    "Calibration": "decision._calibration",
+    "EvaluationReport": "evaluation._evaluate",
+    "IndexChoice": "storage._indexkind",
     **dict.fromkeys(
         [
             "AuditEntry",
@@ -111,9 +111,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .audio import Clip
-    from .batch import BatchFailure, BatchReport
-    from .calibration import Calibration
+    from ._facade import SpeakerDB
+    from .audio._decode import Clip
+    from .decision._calibration import Calibration
     from .errors import (
         AudioError,
         DatabaseError,
@@ -128,9 +128,9 @@ if TYPE_CHECKING:
         SpeakerDBError,
         SpeakerNotFound,
     )
-    from .evaluation import EvaluationReport
-    from .indexkind import IndexChoice
-    from .service import SpeakerDB
+    from .evaluation._evaluate import EvaluationReport
+    from .services._batch import BatchFailure, BatchReport
+    from .storage._indexkind import IndexChoice
     from .types import (
         AuditEntry,
         AuditSettings,

@@ -63,7 +63,7 @@ class Utterance:
 
 @dataclass(frozen=True, slots=True)
 class QualityIssue:
-    """A finding of the enrollment quality gates (:mod:`speakerdb.quality`).
+    """A finding of the enrollment quality gates (:mod:`speakerdb.services._quality`).
 
     ``check`` is ``speech``, ``clipping``, ``outlier`` or ``near_duplicate``;
     ``refused`` tells a refusal (overridden with ``force``) from a warning.
@@ -90,7 +90,7 @@ class Enrollment:
 class Match:
     """A candidate speaker and the raw cosine score of the query against its template.
 
-    ``normalized`` is the AS-norm score (:mod:`speakerdb.asnorm`) when score
+    ``normalized`` is the AS-norm score (:mod:`speakerdb.decision._asnorm`) when score
     normalisation is on; it then decides, and ``score`` stays the raw cosine.
     """
 
@@ -167,7 +167,7 @@ class DatabaseInfo:
     schema_revision: str | None
     index_path: str
     index_state: str
-    #: The scores decisions use (``none``: cosine; see :mod:`speakerdb.scorenorm`),
+    #: The scores decisions use (``none``: cosine; see :mod:`speakerdb.decision._norms`),
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
@@ -175,7 +175,8 @@ class DatabaseInfo:
 
 @dataclass(frozen=True, slots=True)
 class AuditSettings:
-    """Whether decisions are logged, and how long entries are kept (:mod:`speakerdb.audit`)."""
+    """Whether decisions are logged, and how long entries are kept
+    (:mod:`speakerdb.storage.sqlite._audit`)."""
 
     enabled: bool
     retention_days: int

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import FakeEncoder, voice
 
 from speakerdb import SpeakerDB
-from speakerdb.index import SpeakerIndex
+from speakerdb.storage._index import SpeakerIndex
 
 RATE = 16000
 INDEX_UUID = "crash-test"
@@ -163,7 +163,7 @@ def enroll_many_loop(
     """The same speakers through enroll_many, which commits several per transaction;
     ``ok`` is logged as each comes back committed. Chunks of 3 speakers, so that kills
     land before, inside and after commits."""
-    from speakerdb import _enrolling
+    from speakerdb.services import _enrolling
 
     _enrolling.CHUNK_SPEAKERS = 3
 

@@ -18,10 +18,10 @@ from conftest import read_rows
 from typer.testing import CliRunner
 
 from speakerdb import Identification, SpeakerDB
-from speakerdb.audio import load_clip
+from speakerdb.audio._decode import load_clip
 from speakerdb.cli import app
-from speakerdb.population import Population
-from speakerdb.scorenorm import duration_penalty, population_scores
+from speakerdb.decision._norms import duration_penalty, population_scores
+from speakerdb.decision._population import Population
 
 pytestmark = pytest.mark.slow
 

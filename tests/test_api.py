@@ -30,11 +30,11 @@ from speakerdb import (
     SpeakerDB,
     SpeakerNotFound,
 )
-from speakerdb.audio import MIN_DURATION_S, SAMPLE_RATE, load_clip
+from speakerdb.audio._decode import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
-from speakerdb.index import SpeakerIndex
-from speakerdb.schema import SCHEMA_HEAD
-from speakerdb.store import from_blob
+from speakerdb.storage._index import SpeakerIndex
+from speakerdb.storage.sqlite._schema import SCHEMA_HEAD
+from speakerdb.storage.sqlite._store import from_blob
 
 # Synthetic "voices": the fake encoder tells these pitches apart (same pitch, other
 # seed scores about 0.999; neighbouring pitches here score at most about 0.96).

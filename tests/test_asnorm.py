@@ -9,9 +9,9 @@ import pytest
 from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
-from speakerdb.asnorm import Cohort, as_norm, cohort_stats
-from speakerdb.population import Population
-from speakerdb.scorenorm import margin_scores, normalized_matches, population_scores
+from speakerdb.decision._asnorm import Cohort, as_norm, cohort_stats
+from speakerdb.decision._norms import margin_scores, normalized_matches, population_scores
+from speakerdb.decision._population import Population
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

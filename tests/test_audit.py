@@ -14,8 +14,8 @@ from conftest import FakeEncoder, voice
 from typer.testing import CliRunner
 
 from speakerdb import AuditEntry, AuditSettings, DatabaseError, InputError, SpeakerDB
-from speakerdb.audit import DEFAULT_MAX_ROWS, DEFAULT_RETENTION_DAYS
 from speakerdb.cli import app
+from speakerdb.storage.sqlite._audit import DEFAULT_MAX_ROWS, DEFAULT_RETENTION_DAYS
 
 # Pitches far enough apart for the fake encoder that no quality gate objects.
 ALICE, BOB = 110.0, 1000.0
@@ -170,7 +170,7 @@ def test_a_decision_that_cannot_be_logged_is_not_given(
     """Fail closed: while auditing is on, no audit entry means no decision."""
     db.set_audit(True)
     db.close()
-    monkeypatch.setattr("speakerdb.store.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
     with SpeakerDB(db.path, encoder=FakeEncoder()) as locked:
         writer = sqlite3.connect(db.path, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")  # another program holds the write lock
@@ -206,7 +206,7 @@ def test_settings_stored_badly_fall_back_to_defaults(db: SpeakerDB) -> None:
 
 
 def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("speakerdb.service.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
     runner = CliRunner()
     folder = db.path.parent
     import soundfile as sf
@@ -241,8 +241,8 @@ def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_verify_fails_closed_on_the_command_line(
     db: SpeakerDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("speakerdb.service.load_encoder", lambda model, **_: FakeEncoder())
-    monkeypatch.setattr("speakerdb.store.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
     import soundfile as sf
 
     door = db.path.parent / "door.wav"

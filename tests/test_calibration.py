@@ -10,15 +10,15 @@ import pytest
 from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
-from speakerdb.calibration import (
+from speakerdb._vectors import template_of
+from speakerdb.decision._calibration import (
     MIN_GENUINE,
     calibrate_population,
     calibrate_scores,
     duration_slope,
     enrollment_scores,
 )
-from speakerdb.population import Population
-from speakerdb.templates import template_of
+from speakerdb.decision._population import Population
 
 N = NormalDist()
 

@@ -17,9 +17,9 @@ from conftest import FakeEncoder, voice
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb._vectors import template_of
 from speakerdb.cli import app
-from speakerdb.store import from_blob
-from speakerdb.templates import template_of
+from speakerdb.storage.sqlite._store import from_blob
 
 # Pitches far enough apart for the fake encoder that no quality gate objects.
 PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
@@ -104,7 +104,9 @@ def test_remove_waits_out_a_reader_and_says_so_if_it_cannot(
 ) -> None:
     """Another program reading an old snapshot keeps the WAL from being truncated: a warning."""
     db.close()
-    monkeypatch.setattr("speakerdb.store.BUSY_TIMEOUT_MS", 200)  # not 30 s of waiting
+    monkeypatch.setattr(
+        "speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200
+    )  # not 30 s of waiting
     db = SpeakerDB(db.path, encoder=FakeEncoder())
     bob = stored_vectors(db.path, "bob")
     reader = sqlite3.connect(db.path, isolation_level=None)

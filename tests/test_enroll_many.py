@@ -16,8 +16,8 @@ from speakerdb import (
     InvalidName,
     SpeakerDB,
     SpeakerDBError,
-    _enrolling,
 )
+from speakerdb.services import _enrolling
 
 RATE = 16_000
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, voice
 
-from speakerdb.frontend import WINDOW_S, encode_windowed, windows
+from speakerdb.audio._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
+from speakerdb.encoders._frontend import WINDOW_S, encode_windowed, windows
 from speakerdb.types import EncoderInfo
-from speakerdb.vad import FRAME_S, net_speech_s, speech_mask, trim_silences
 
 RATE = 16_000
 

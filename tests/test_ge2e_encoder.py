@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speakerdb.encoders._ge2e import GE2EEncoder
 from speakerdb.errors import AudioError, ModelError
-from speakerdb.ge2e_encoder import GE2EEncoder
 
 WEIGHTS_SPEC = importlib.util.find_spec("resemblyzer")
 needs_weights = pytest.mark.skipif(
@@ -195,7 +195,7 @@ def test_silence_trimming_without_webrtcvad_names_the_fix(monkeypatch: pytest.Mo
 @needs_weights
 @pytest.mark.skipif(not HAS_VAD, reason="webrtcvad is not installed")
 def test_silence_trimming_shortens_long_silences() -> None:
-    from speakerdb.ge2e_encoder import _trim_long_silences
+    from speakerdb.encoders._ge2e import _trim_long_silences
 
     speech = voice(2.0, level=0.05)  # -30 dBFS: what the VAD sees after volume normalisation
     gapped = np.concatenate([speech, np.zeros(48_000, np.float32), speech])
@@ -206,5 +206,5 @@ def test_silence_trimming_shortens_long_silences() -> None:
 
 
 def test_importing_the_module_does_not_import_torch() -> None:
-    code = "import sys, speakerdb.ge2e_encoder; sys.exit('torch' in sys.modules)"
+    code = "import sys, speakerdb.encoders._ge2e; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

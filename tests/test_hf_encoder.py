@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import voice
 
-import speakerdb.hf_encoder as hf_encoder
+import speakerdb.encoders._hf as hf_encoder
 from speakerdb import ModelError, ModelMismatch, SpeakerDB
-from speakerdb.audio import SAMPLE_RATE
-from speakerdb.encoder import Encoder, load_encoder
-from speakerdb.hf_encoder import HFXVectorEncoder
-from speakerdb.onnx_encoder import OnnxXVectorEncoder
+from speakerdb.audio._decode import SAMPLE_RATE
+from speakerdb.encoders._base import Encoder, load_encoder
+from speakerdb.encoders._hf import HFXVectorEncoder
+from speakerdb.encoders._onnx import OnnxXVectorEncoder
 
 DIM = 24  # xvector_output_dim of the tiny model in conftest.py
 MISSING = "speakerdb-tests/no-such-model"

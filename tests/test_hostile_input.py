@@ -39,8 +39,9 @@ import pytest
 import soundfile as sf
 from conftest import FakeEncoder, voice
 
-from speakerdb import AudioError, SpeakerDB, SpeakerDBError, audio
-from speakerdb.store import from_blob
+from speakerdb import AudioError, SpeakerDB, SpeakerDBError
+from speakerdb.audio import _decode as audio
+from speakerdb.storage.sqlite._store import from_blob
 
 SEED = 20261125
 #: Longest a clip may take through identify and enroll together.

@@ -11,11 +11,11 @@ import pytest
 from conftest import FakeEncoder, voice
 
 from speakerdb import SpeakerDB
-from speakerdb.asnorm import Cohort
-from speakerdb.calibration import calibrate_population, enrollment_scores
 from speakerdb.config import DURATION_SLOPE
-from speakerdb.population import Population
-from speakerdb.scorenorm import duration_penalty, normalize, population_scores
+from speakerdb.decision._asnorm import Cohort
+from speakerdb.decision._calibration import calibrate_population, enrollment_scores
+from speakerdb.decision._norms import duration_penalty, normalize, population_scores
+from speakerdb.decision._population import Population
 
 RATE = 16000
 

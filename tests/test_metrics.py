@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speakerdb import metrics, scoring
+from speakerdb.decision import _metrics as metrics
+from speakerdb.evaluation import _trials as scoring
 
 # Accept at score >= t. The curve's thresholds: 0.1 0.2 0.3 0.6 0.65 0.7 0.8 0.9 inf
 #   t     0.1  0.2  0.3  0.6  0.65 0.7  0.8  0.9  inf

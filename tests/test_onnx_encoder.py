@@ -16,14 +16,14 @@ import pytest
 import soundfile as sf
 from conftest import run_probed, voice
 
-import speakerdb.onnx_encoder as onnx_encoder
+import speakerdb.encoders._onnx as onnx_encoder
 from speakerdb import ModelError, SpeakerDB
-from speakerdb.audio import SAMPLE_RATE
-from speakerdb.encoder import load_encoder
-from speakerdb.features import WaveformFeatures
-from speakerdb.hf_encoder import HFXVectorEncoder
-from speakerdb.onnx_encoder import OnnxXVectorEncoder
-from speakerdb.onnx_export import ExportError
+from speakerdb.audio._decode import SAMPLE_RATE
+from speakerdb.encoders._base import load_encoder
+from speakerdb.encoders._features import WaveformFeatures
+from speakerdb.encoders._hf import HFXVectorEncoder
+from speakerdb.encoders._onnx import OnnxXVectorEncoder
+from speakerdb.encoders._onnx_export import ExportError
 
 LENGTHS = (0.6, 1.0, 1.37, 2.5, 4.01)  # seconds: the time axis is dynamic
 
@@ -173,7 +173,7 @@ def test_export_failure_falls_back_to_torch_or_is_an_error(
 def test_a_failed_export_is_not_retried_on_every_query(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
-    import speakerdb.onnx_export as onnx_export
+    import speakerdb.encoders._onnx_export as onnx_export
 
     attempts: list[Path] = []
 
@@ -197,7 +197,7 @@ def test_a_failed_export_is_not_retried_on_every_query(
 def test_a_prepared_model_that_cannot_be_saved_keeps_the_export(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
-    import speakerdb.ort_session as ort_session
+    import speakerdb.encoders._ort_session as ort_session
 
     real = ort_session.open_session
 
@@ -297,10 +297,10 @@ def test_other_feature_extractors_are_left_to_torch(
 def cpu_has_bf16(backend: str) -> bool:
     """Whether ``backend``'s library finds bfloat16 instructions on this CPU."""
     if backend == "openvino-bf16":
-        from speakerdb.openvino_session import bf16_available
+        from speakerdb.encoders._openvino import bf16_available
 
         return bf16_available()
-    from speakerdb.hf_encoder import bf16_supported
+    from speakerdb.encoders._hf import bf16_supported
 
     return bf16_supported()
 
@@ -310,7 +310,7 @@ def openvino_bf16() -> None:
     """Skip where the fast path cannot really run: OpenVINO (the ``fast`` extra, which
     scripts/setup.sh installs) missing, or a CPU without bf16 instructions."""
     pytest.importorskip("openvino")
-    from speakerdb.openvino_session import bf16_available
+    from speakerdb.encoders._openvino import bf16_available
 
     if not bf16_available():
         pytest.skip("this CPU has no bf16 instructions: openvino-bf16 falls back to auto")
@@ -338,8 +338,8 @@ def test_bf16_fast_path_is_close_to_fp32(tiny_model_dir: Path, backend: str) -> 
 @pytest.mark.parametrize(
     ("backend", "check"),
     [
-        ("openvino-bf16", "speakerdb.openvino_session.bf16_available"),
-        ("torch-bf16", "speakerdb.hf_encoder.bf16_supported"),
+        ("openvino-bf16", "speakerdb.encoders._openvino.bf16_available"),
+        ("torch-bf16", "speakerdb.encoders._hf.bf16_supported"),
     ],
 )
 def test_bf16_without_cpu_support_falls_back(
@@ -453,7 +453,7 @@ def test_cli_query_imports_neither_torch_nor_transformers(
 
 
 def test_ge2e_onnx_matches_torch_and_is_cached(cache: Path) -> None:
-    from speakerdb.ge2e_encoder import GE2EEncoder
+    from speakerdb.encoders._ge2e import GE2EEncoder
 
     clips = [voice(120, 1.0), voice(210, 2.6, seed=1), voice(90, 9.0, seed=2)]
     reference = GE2EEncoder.load(backend="torch").encode(clips)

@@ -11,7 +11,7 @@ from conftest import ROOT, FakeEncoder, run_probed, voice
 
 from speakerdb import SchemaError, SpeakerDB, SpeakerNotFound
 from speakerdb.cli import app
-from speakerdb.reader import open_reader
+from speakerdb.storage.sqlite._reader import open_reader
 
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
 
@@ -173,7 +173,7 @@ def test_a_bad_backend_is_refused_when_opening(tmp_path: Path) -> None:
 def test_info_reads_only_the_header_of_a_large_index(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import speakerdb.indexfile as indexfile
+    import speakerdb.storage._indexfile as indexfile
 
     index = db_path.with_name(db_path.name + ".faiss")
     data = bytearray(index.read_bytes())

@@ -119,7 +119,7 @@ def test_a_model_whose_weights_run_code_is_refused(tiny_model_dir: Path, tmp_pat
     """A pickled weights file that would run code on load: refused, and the code never runs."""
     import torch
 
-    from speakerdb.encoder import load_encoder
+    from speakerdb.encoders._base import load_encoder
 
     folder = tmp_path / "trap-model"
     shutil.copytree(tiny_model_dir, folder)
@@ -194,7 +194,7 @@ def test_file_names_with_control_sequences_are_printed_escaped(
 
     from speakerdb.cli import app
 
-    monkeypatch.setattr("speakerdb.service.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
     monkeypatch.chdir(tmp_path)
     with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
         db.enroll("alice", [(voice(110, 1.5, 16000, 1), 16000)])
@@ -239,7 +239,7 @@ def test_file_names_with_control_sequences_in_a_real_process(tmp_path: Path) -> 
 
 
 def test_json_escapes_what_json_would_leave_raw(capsys: pytest.CaptureFixture[str]) -> None:
-    from speakerdb._render import emit_json
+    from speakerdb.cli._render import emit_json
 
     value = {"source": "a\u009bb\x7fc" + os.fsdecode(b"\x9b") + "\x1b"}
     emit_json(value)

@@ -16,10 +16,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from conftest import ROOT, FakeEncoder, voice
 
-from speakerdb import DatabaseError, SchemaError, SpeakerDB, schema
-from speakerdb.store import Base, from_blob
+from speakerdb import DatabaseError, SchemaError, SpeakerDB
+from speakerdb.storage.sqlite import _schema as schema
+from speakerdb.storage.sqlite._store import Base, from_blob
 
-MIGRATIONS = ROOT / "migrations"
+MIGRATIONS = ROOT / "speakerdb" / "storage" / "sqlite" / "migrations"
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
 # What tests/data/make_speakers_0001.py enrolled: speaker -> (pitch, clip seeds).
 FROZEN_CONTENT = {"alice": (110.0, (1, 2)), "bob": (170.0, (1,))}
@@ -134,7 +135,7 @@ def test_downgrade_and_upgrade_again(new_db: Path) -> None:
     conn = sqlite3.connect(new_db)
     conn.executescript("DELETE FROM utterances; DELETE FROM speakers;")
     conn.close()
-    from speakerdb.store import Store
+    from speakerdb.storage.sqlite._store import Store
 
     store = Store.open(new_db)
     try:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from speakerdb import SpeakerDB
 from speakerdb.cli import app
 from speakerdb.errors import InputError
-from speakerdb.index import IndexFileError, SpeakerIndex, read_header
-from speakerdb.indexkind import IndexPlan, nprobe_for, plan_for
+from speakerdb.storage._index import IndexFileError, SpeakerIndex, read_header
+from speakerdb.storage._indexkind import IndexPlan, nprobe_for, plan_for
 
 DIM = 32
 

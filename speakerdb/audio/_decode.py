@@ -1,0 +1,301 @@
+"""Decode, downmix, resample and check clips.
+
+Every clip becomes 16 kHz mono float32 before it reaches an encoder. Files are
+decoded with soundfile (WAV, FLAC, OGG/Vorbis, and MP3 where the installed
+libsndfile reads it) and resampled with soxr's high-quality filter.
+
+A clip is refused, with an :class:`~speakerdb.errors.AudioError` that names it,
+when it is unreadable, empty, has NaN or infinite samples, is silent, is shorter
+than :data:`MIN_DURATION_S` or longer than :data:`MAX_DURATION_S`.
+
+Files are decoded in blocks of :data:`BLOCK_FRAMES` frames, each downmixed and
+resampled as it arrives, so memory stays bounded whatever the file's rate,
+channel count or header says: one block at the file's own rate and channels,
+plus the 16 kHz mono result (at most 38 MB for :data:`MAX_DURATION_S`, twice
+that for a moment while the blocks are joined: about 80 MB in all). The length
+is checked from the header before decoding, and again while decoding, which
+stops as soon as the cap is passed: a file whose header gives no length or
+lies about it cannot decode without end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import AudioError, DuplicateUtterance, InputError
+
+__all__ = [
+    "MAX_DURATION_S",
+    "MIN_DURATION_S",
+    "SAMPLE_RATE",
+    "Clip",
+    "ClipInput",
+    "clip_from_array",
+    "load_clip",
+    "refuse_repeats",
+    "to_clip",
+]
+
+SAMPLE_RATE = 16_000
+#: Shortest clip accepted, in seconds of audio (after decoding, before any trimming).
+MIN_DURATION_S = 0.5
+#: Longest clip accepted. Checked from the header before decoding, so a file that
+#: declares a huge length is refused without reading it, and while decoding, which
+#: stops past it, for files whose header gives no length or a false one.
+MAX_DURATION_S = 600.0
+#: Frames decoded at a time: at most 8 MB of float32 at :data:`MAX_CHANNELS` channels.
+BLOCK_FRAMES = 65_536
+#: Lowest accepted sample rate: below this, no speech band is left.
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 384_000
+MAX_CHANNELS = 32
+# RMS below -60 dBFS: nothing but noise floor is left.
+_SILENCE_RMS = 1e-3
+# libsndfile's frame count for a file that does not say how long it is.
+_UNKNOWN_LENGTH = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Clip:
+    """A decoded, checked clip: 16 kHz mono float32 samples and their provenance."""
+
+    samples: np.ndarray
+    source: str | None
+    sha256: str
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+#: A clip: a file path, ``(samples, sample_rate)``, or an already decoded :class:`Clip`.
+ClipInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], Clip]
+
+
+def to_clip(item: ClipInput) -> Clip:
+    """Decode a path or ``(samples, rate)`` pair; pass a :class:`Clip` through."""
+    if isinstance(item, Clip):
+        return item
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise InputError("an in-memory clip is a (samples, sample_rate) pair")
+        return clip_from_array(item[0], int(item[1]))
+    if isinstance(item, (str, os.PathLike)):
+        return load_clip(item)
+    raise InputError(f"cannot use {type(item).__name__} as a clip; pass a path or (samples, rate)")
+
+
+def refuse_repeats(clips: Iterable[Clip]) -> None:
+    """Raise :class:`DuplicateUtterance` when the same audio is given twice."""
+    seen: dict[str, str] = {}
+    for clip in clips:
+        label = clip.source or "<array>"
+        if clip.sha256 in seen:
+            raise DuplicateUtterance(f"{label}: same audio as {seen[clip.sha256]}; give it once")
+        seen[clip.sha256] = label
+
+
+def load_clip(path: str | os.PathLike[str]) -> Clip:
+    """Decode the audio file at ``path`` into a checked 16 kHz mono :class:`Clip`."""
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise AudioError(f"{name}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if not path.is_file():
+        # A pipe or a device could block, or never end: only regular files are read.
+        raise AudioError(f"{name}: not a regular file (a pipe or device); save the audio first")
+    return _decode(path)
+
+
+def clip_from_array(samples: np.ndarray, sample_rate: int, source: str | None = None) -> Clip:
+    """Check and convert in-memory audio into a :class:`Clip`.
+
+    ``samples`` is 1-D (mono) or 2-D ``(frames, channels)`` as soundfile returns
+    it. Float samples are taken as they are (full scale is 1.0); integer samples
+    are scaled by their type's range.
+    """
+    label = source or "<array>"
+    mono = _to_mono_float(np.asarray(samples), label)
+    _check_rate(sample_rate, label)
+    _check_samples(mono, sample_rate, label)
+    return _clip(_resample(mono, sample_rate), source)
+
+
+def _clip(samples: np.ndarray, source: str | None) -> Clip:
+    digest = hashlib.sha256(samples.data).hexdigest()  # the buffer itself: no copy
+    return Clip(samples=samples, source=source, sha256=digest)
+
+
+def _decode(path: Path) -> Clip:
+    import soundfile as sf
+
+    name = str(path)
+    try:
+        # As bytes, so that a file name that is not valid UTF-8 opens too.
+        with sf.SoundFile(os.fsencode(path)) as audio:
+            _check_header(audio.frames, audio.samplerate, audio.channels, name)
+            _check_complete(audio.extra_info, name)
+            return _read_blocks(audio, name)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from exc
+    except MemoryError as exc:
+        raise AudioError(f"{name}: too large to decode") from exc
+
+
+def _read_blocks(audio: Any, name: str) -> Clip:
+    """Decode an open soundfile block by block, checking as it goes; stop past the cap."""
+    rate = int(audio.samplerate)
+    cap = int(MAX_DURATION_S * rate)
+    resampler = _Resampler(rate)
+    frames, energy = 0, 0.0
+    while True:
+        block = audio.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(block):
+            break
+        mono = _to_mono_float(block, name)
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(f"{name}: has NaN or infinite samples")
+        frames += len(mono)
+        if frames > cap:
+            raise AudioError(
+                f"{name}: more than {MAX_DURATION_S:.0f} s long, at most {MAX_DURATION_S:.0f} s "
+                "is accepted; cut it into shorter clips"
+            )
+        energy += float(np.square(mono, dtype=np.float64).sum())
+        resampler.add(mono)
+    _check_level(frames, energy, rate, name)
+    return _clip(resampler.finish(), name)
+
+
+class _Resampler:
+    """Resamples to 16 kHz block by block; bit-identical to resampling all at once."""
+
+    def __init__(self, rate: int) -> None:
+        self._parts: list[np.ndarray] = []
+        self._stream: Any = None
+        if rate != SAMPLE_RATE:
+            import soxr
+
+            self._stream = soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32", "HQ")
+
+    def add(self, mono: np.ndarray) -> None:
+        if self._stream is None:
+            self._parts.append(mono)
+        else:
+            self._parts.append(self._stream.resample_chunk(np.ascontiguousarray(mono)))
+
+    def finish(self) -> np.ndarray:
+        if self._stream is not None:
+            self._parts.append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        joined = np.concatenate(self._parts) if self._parts else np.zeros(0, np.float32)
+        return np.ascontiguousarray(joined, dtype=np.float32)
+
+
+def _check_header(frames: int, rate: int, channels: int, name: str) -> None:
+    _check_rate(rate, name)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{name}: {channels} channels, at most {MAX_CHANNELS} are supported")
+    # A file that does not say its length (a streamed FLAC) is checked while decoding.
+    if frames != _UNKNOWN_LENGTH and frames / rate > MAX_DURATION_S:
+        raise AudioError(
+            f"{name}: {frames / rate:.0f} s long, at most {MAX_DURATION_S:.0f} s is accepted; "
+            "cut it into shorter clips"
+        )
+
+
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+) \(should be (\d+)\)", re.MULTILINE)
+# Writers that stream (pipes) leave the size unset: such files are whole, not cut.
+_STREAMING_SIZES = {0, 0xFFFFFFFF}
+
+
+def _check_complete(extra_info: str, name: str) -> None:
+    """Refuse a WAV file cut short: libsndfile would quietly decode what is left."""
+    match = _WAV_DATA_SIZE.search(extra_info or "")
+    if match is None:
+        return
+    declared, present = int(match.group(1)), int(match.group(2))
+    if declared > present and declared not in _STREAMING_SIZES:
+        raise AudioError(
+            f"{name}: truncated ({present} of {declared} bytes of audio); use the complete file"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    # libsndfile's own words, without soundfile's "Error opening <path>: " prefix.
+    error_string = getattr(exc, "error_string", None)
+    if isinstance(error_string, str) and error_string.strip():
+        return error_string.strip()
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _to_mono_float(samples: np.ndarray, label: str) -> np.ndarray:
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    elif samples.ndim != 1:
+        raise AudioError(
+            f"{label}: expected 1-D or (frames, channels) samples, got {samples.shape}"
+        )
+    if np.issubdtype(samples.dtype, np.integer):
+        scale = float(np.iinfo(samples.dtype).max) + 1.0
+        return (samples.astype(np.float64) / scale).astype(np.float32)
+    if not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"{label}: samples must be numbers, got dtype {samples.dtype}")
+    return samples.astype(np.float32, copy=False)
+
+
+def _check_rate(rate: int, label: str) -> None:
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{label}: sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+
+
+def _check_samples(mono: np.ndarray, rate: int, label: str) -> None:
+    if mono.size and not np.all(np.isfinite(mono)):
+        raise AudioError(f"{label}: has NaN or infinite samples")
+    _check_level(mono.size, float(np.square(mono, dtype=np.float64).sum()), rate, label)
+
+
+def _check_level(frames: int, energy: float, rate: int, label: str) -> None:
+    """Refuse ``frames`` samples with this sum of squares if empty, too short or long, silent."""
+    if frames == 0:
+        raise AudioError(f"{label}: has no samples")
+    duration = frames / rate
+    if duration < MIN_DURATION_S:
+        shown = np.floor(duration * 100) / 100  # never "0.50 s long, at least 0.5 s"
+        raise AudioError(
+            f"{label}: clip is {shown:.2f} s long, at least {MIN_DURATION_S:.1f} s is needed"
+        )
+    if duration > MAX_DURATION_S:
+        raise AudioError(f"{label}: clip is {duration:.0f} s long, at most {MAX_DURATION_S:.0f} s")
+    rms = float(np.sqrt(energy / frames))
+    if rms < _SILENCE_RMS:
+        raise AudioError(
+            f"{label}: clip is silent (level {_dbfs(rms)} dBFS); record closer to the mic"
+        )
+
+
+def _dbfs(rms: float) -> str:
+    return "-inf" if rms <= 0 else f"{20 * np.log10(rms):.0f}"
+
+
+def _resample(mono: np.ndarray, rate: int) -> np.ndarray:
+    if rate == SAMPLE_RATE:
+        return np.ascontiguousarray(mono, dtype=np.float32)
+    import soxr
+
+    out = soxr.resample(mono, rate, SAMPLE_RATE, quality="HQ")
+    return np.ascontiguousarray(out, dtype=np.float32)

@@ -1,0 +1,261 @@
+"""``speakerdb evaluate``, ``calibrate`` and ``score-norm``: accuracy on the user's own data."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from ._common import (
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    ScoreNormOpt,
+    echo,
+    handles_errors,
+    open_db,
+    progress,
+)
+
+if TYPE_CHECKING:
+    from ..decision._calibration import Calibration
+    from ..evaluation._evaluate import EvaluationReport
+
+__all__ = ["calibrate", "evaluate", "score_norm"]
+
+TargetFarOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--target-far",
+        min=0.0,
+        max=1.0,
+        help="Set the threshold where at most this share of impostors is accepted, e.g. 0.01. "
+        "[default: at the equal error rate]",
+        show_default=False,
+    ),
+]
+TrialsOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--trials",
+        help="CSV of labelled trials: enroll_speaker, test_path, target (1 or 0).",
+        show_default=False,
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``speakerdb`` app."""
+    app.command("evaluate")(handles_errors(evaluate))
+    app.command("calibrate")(handles_errors(calibrate))
+    app.command("score-norm")(handles_errors(score_norm))
+
+
+def evaluate(
+    enroll: Annotated[
+        Path, typer.Option("--enroll", help="CSV of enrollment clips: speaker, path.")
+    ],
+    test: Annotated[
+        Path,
+        typer.Option("--test", help="CSV of test clips: speaker, path (unenrolled = impostor)."),
+    ],
+    trials: TrialsOpt = None,
+    det: Annotated[
+        Optional[Path],
+        typer.Option("--det", help="Write the DET curve to this PNG (needs speakerdb[plot])."),
+    ] = None,
+    db: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--db",
+            help="Report open-set results at this database's threshold and use its model. "
+            "It is only read. [env SPEAKERDB_DB]",
+            show_default=False,
+        ),
+    ] = None,
+    model: ModelOpt = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="The threshold to report open-set results at."),
+    ] = None,
+    score_norm: ScoreNormOpt = None,
+    offline: OfflineOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Measure accuracy on labelled clips, in a temporary database (yours is never changed)."""
+    from ..evaluation._evaluate import evaluate as run_evaluation
+    from ._render import emit_json
+
+    norm, top_n, model, threshold = _evaluation_settings(db, model, threshold, score_norm)
+    with progress(_count_rows(enroll) + _count_rows(test), "evaluating") as advance:
+        report = run_evaluation(
+            enroll,
+            test,
+            trials,
+            model=model,
+            threshold=threshold,
+            score_norm=norm,
+            top_n=top_n,
+            det_plot=det,
+            local_files_only=True if offline else None,
+            progress=advance,
+        )
+    if json:
+        emit_json(report)
+    else:
+        echo(evaluation_text(report))
+
+
+def _evaluation_settings(
+    db: Path | None, model: str | None, threshold: float | None, score_norm: str | None
+) -> tuple[str | None, int, str | None, float | None]:
+    """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
+    (without either, the score normalisation is the model's default)."""
+    from ..config import ENV_DB, database_path
+    from ..decision._asnorm import DEFAULT_TOP_N
+
+    if db is None and os.environ.get(ENV_DB):
+        db = database_path(None)  # as every command reads SPEAKERDB_DB
+    if db is None:
+        return score_norm, DEFAULT_TOP_N, model, threshold
+    with open_db(db, model) as database:
+        # As identify decides: a --threshold with no --score-norm is a cosine where
+        # the database never chose a score.
+        norm, top_n, limit = database.decision(threshold, score_norm)
+        return norm, top_n, database.model, limit
+
+
+def _count_rows(path: Path) -> int:
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
+            return max(sum(1 for _ in fh) - 1, 0)
+    except OSError:
+        return 0
+
+
+def calibrate(
+    target_far: TargetFarOpt = None,
+    trials: TrialsOpt = None,
+    score_norm: ScoreNormOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report the threshold without storing it.")
+    ] = False,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Set the database's threshold from its own enrollments, or from labelled trials."""
+    from ._render import emit_json
+
+    with open_db(db, model, revision=revision, offline=offline) as database:
+        result = database.calibrate(
+            target_far=target_far, trials=trials, score_norm=score_norm, apply=not dry_run
+        )
+    if json:
+        emit_json({"stored": not dry_run, "calibration": result})
+    else:
+        echo(calibration_text(result, stored=not dry_run))
+
+
+def score_norm(
+    mode: Annotated[
+        str,
+        typer.Argument(help="'none' (raw cosine), 'margin', 'margin-duration' or 'asnorm'."),
+    ],
+    top_n: Annotated[
+        Optional[int],
+        typer.Option("--top-n", min=1, help="AS-norm cohort size. [default: 50]"),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Decide this database's queries by 'none' (cosine), 'margin', 'margin-duration' or
+    'asnorm' scores."""
+    from ..config import SCORE_MEANINGS
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        mode, size = database.set_score_norm(mode, top_n=top_n)
+        threshold = database.decision_threshold(mode)
+    if json:
+        emit_json({"score_norm": mode, "top_n": size, "threshold": threshold})
+    elif mode == "asnorm":
+        echo(
+            f"AS-norm on (cohort: the enrolled population, top {size}); threshold "
+            f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
+        )
+    elif mode != "none":
+        echo(
+            f"{mode} scores on ({SCORE_MEANINGS[mode]}); threshold "
+            f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
+        )
+    else:
+        echo(f"score normalisation off: raw cosine, threshold {threshold:.4f}")
+
+
+def _pct(value: float) -> str:
+    return "-" if value != value else f"{value:.1%}"
+
+
+def evaluation_text(report: EvaluationReport) -> str:
+    """The evaluation report as a few aligned lines."""
+    from ._render import safe
+
+    v = report.verification
+    lines = [
+        f"model {safe(report.model)}, scores: {report.score}; {report.n_speakers} speakers "
+        f"enrolled from {report.n_enroll_clips} clips; {report.n_test_items} test clips "
+        f"({report.n_impostor_items} of impostors)",
+        f"verification ({v.n_target} target, {v.n_nontarget} non-target trials): "
+        f"EER {_pct(v.eer)} at {v.eer_threshold:.3f}; minDCF(0.01) {v.min_dcf_01:.3f}, "
+        f"minDCF(0.05) {v.min_dcf_05:.3f}",
+        f"closed-set identification: top-1 {_pct(report.top1)}, top-5 {_pct(report.top5)}",
+    ]
+    for point in report.open_set:
+        r = point.result
+        lines.append(
+            f"open-set at the {point.name} threshold {r.threshold:.3f}: correct {_pct(r.correct)}, "
+            f"wrong {_pct(r.wrong)}, impostors accepted {_pct(r.impostors_accepted)}"
+        )
+    if report.calibration_note:
+        lines.append(f"no calibrated threshold: {safe(report.calibration_note)}")
+    m = report.margins
+    lines.append(
+        f"median top-1/top-2 margin: correct {_num(m.correct)}, wrong {_num(m.wrong)}, "
+        f"impostors {_num(m.impostor)}"
+    )
+    lines += [
+        f"skipped: {safe(s.reason if s.path in s.reason else f'{s.path}: {s.reason}')}"
+        for s in report.skipped
+    ]
+    if report.det_plot:
+        lines.append(f"DET plot written to {safe(report.det_plot)}")
+    return "\n".join(lines)
+
+
+def calibration_text(result: Calibration, *, stored: bool) -> str:
+    """What a calibration found, and whether it was stored."""
+    how = (
+        "at the equal error rate"
+        if result.method == "eer"
+        else f"for a false-accept rate of at most {result.target_far:g}"
+    )
+    verb = "threshold set to" if stored else "threshold would be"
+    return (
+        f"{verb} {result.threshold:.4f} ({result.score}) {how}: from {result.source}, "
+        f"{result.n_genuine} genuine and {result.n_impostor} impostor scores\n"
+        f"at it: false accepts {_pct(result.far)}, false rejects {_pct(result.frr)} "
+        f"(EER {_pct(result.eer)} at {result.eer_threshold:.4f})"
+    )
+
+
+def _num(value: float) -> str:
+    """A median, or "n/a" where there was nothing to take it of."""
+    return "n/a" if math.isnan(value) else f"{value:.3f}"

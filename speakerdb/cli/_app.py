@@ -1,0 +1,369 @@
+"""The ``speakerdb`` command line: parse, call the library, render, map errors to exit codes.
+
+Exit codes: 0 success (for ``verify``: accepted), 1 a negative answer or partial
+failure (``verify`` rejected, some ``enroll-batch`` or ``identify`` clips
+failed), 2 an error (bad input, unknown speaker, unusable database or model).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ._accuracy import register as register_accuracy
+from ._audit import audit_app
+from ._common import (
+    EXIT_ERROR,
+    EXIT_NEGATIVE,
+    BackendOpt,
+    ClipsArg,
+    DbOpt,
+    ForceOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    RevisionOpt,
+    ScoreNormOpt,
+    ThresholdOpt,
+    echo,
+    handles_errors,
+    open_db,
+    open_for_reading,
+    progress,
+)
+from ._index import register as register_index
+from ._maintenance import register as register_maintenance
+
+if TYPE_CHECKING:
+    from ..services._batch import BatchReport
+    from ..types import QualityIssue
+
+app = typer.Typer(
+    name="speakerdb",
+    help="Enroll speakers from audio clips, then identify or verify who is speaking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so it works when embedded or tested."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from ._render import safe
+
+        text = safe(record.getMessage())
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        sys.stderr.write(f"speakerdb: {text}\n")
+
+
+def _log_to_stderr(level: int) -> None:
+    # Only speakerdb's own logger: the host application's logging is left alone.
+    logger = logging.getLogger("speakerdb")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
+    logger.addHandler(_StderrHandler())
+    logger.setLevel(level)
+    # Hub retries and transformers notices are noise on a terminal unless asked for.
+    for noisy in ("huggingface_hub", "transformers"):
+        logging.getLogger(noisy).setLevel(level if level <= logging.DEBUG else logging.ERROR)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"speakerdb {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Enroll speakers from audio clips, then identify or verify who is speaking."""
+    # The CLI owns the terminal: no download or weight-loading bars from HF libraries.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _log_to_stderr(logging.DEBUG if verbose else logging.WARNING)
+
+
+@app.command()
+@handles_errors
+def enroll(
+    name: Annotated[str, typer.Argument(help="Speaker name; created if new.")],
+    clips: ClipsArg,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    backend: BackendOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Enroll NAME from CLIPs (all of them, or none), or add the clips to NAME."""
+    from ._render import emit_json, safe
+
+    with open_db(
+        db, model, revision=revision, offline=offline, create=True, backend=backend
+    ) as database:
+        result = database.enroll(name, clips, force=force)
+    _report_issues(result.issues)
+    if json:
+        emit_json(result)
+        return
+    verb = "created" if result.created else "updated"
+    echo(
+        f"{verb} {safe(result.speaker.name)}: +{len(result.added)} clip(s), "
+        f"{result.speaker.n_utterances} in all"
+    )
+
+
+@app.command("enroll-batch")
+@handles_errors
+def enroll_batch(
+    manifest: Annotated[Path, typer.Argument(help="CSV with 'speaker' and 'path' columns.")],
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    backend: BackendOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Enroll many speakers from a CSV manifest; failed clips are reported, not fatal."""
+    from ..services._batch import enroll_batch as run_batch
+    from ..services._batch import read_manifest
+    from ._render import emit_json
+
+    rows = read_manifest(manifest)
+    with open_db(
+        db, model, revision=revision, offline=offline, create=True, backend=backend
+    ) as database:
+        with progress(len(rows), "enrolling") as advance:
+            report = run_batch(database, rows, advance, force=force)
+    for enrollment in report.enrollments:
+        _report_issues(enrollment.issues)
+    if json:
+        emit_json(report)
+    else:
+        echo(_batch_summary(report))
+    if report.failures:
+        raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
+
+
+def _report_issues(issues: tuple[QualityIssue, ...]) -> None:
+    """The quality gates' findings of an enrollment, on stderr."""
+    from ._render import safe
+
+    for issue in issues:
+        kind = "enrolled despite" if issue.refused else "warning"
+        typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
+
+
+def _naming(source: str, reason: str) -> str:
+    """The reason, prefixed with the file unless the reason names it already."""
+    return reason if source and source in reason else f"{source}: {reason}"
+
+
+def _batch_summary(report: BatchReport) -> str:
+    from ._render import safe
+
+    lines = [f"failed: {safe(_naming(f.source, f.reason))}" for f in report.failures]
+    lines += [f"skipped: {safe(f.source)} ({safe(f.reason)})" for f in report.skipped]
+    created = sum(e.created for e in report.enrollments)
+    skipped = f"; {len(report.skipped)} enrolled already, skipped" if report.skipped else ""
+    lines.append(
+        f"enrolled {report.n_enrolled} clip(s) for {len(report.enrollments)} speaker(s) "
+        f"({created} new); {len(report.failures)} clip(s) failed{skipped}"
+    )
+    return "\n".join(lines)
+
+
+@app.command()
+@handles_errors
+def identify(
+    clips: ClipsArg,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Candidates to list.")] = 5,
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    backend: BackendOpt = None,
+    score_norm: ScoreNormOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Say who speaks in each CLIP, or 'unknown' below the threshold."""
+    from ..errors import AudioError
+    from ._render import emit_json, identification_text, safe, to_jsonable
+
+    results: list[Any] = []
+    failed = 0
+    with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
+        for clip in clips:
+            try:
+                result = database.identify(
+                    clip, top_k=top_k, threshold=threshold, score_norm=score_norm
+                )
+            except AudioError as exc:
+                failed += 1
+                results.append({"source": str(clip), "error": str(exc)})
+                if not json:
+                    typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
+                continue
+            results.append(to_jsonable(result))
+            if not json:
+                echo(identification_text(result))
+    if json:
+        emit_json(results)
+    if failed:
+        raise typer.Exit(EXIT_ERROR if failed == len(clips) else EXIT_NEGATIVE)
+
+
+@app.command()
+@handles_errors
+def verify(
+    name: Annotated[str, typer.Argument(help="The claimed speaker.")],
+    clip: Annotated[Path, typer.Argument(help="Audio file.")],
+    threshold: ThresholdOpt = None,
+    db: DbOpt = None,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    backend: BackendOpt = None,
+    score_norm: ScoreNormOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Accept (exit 0) or reject (exit 1) the claim that CLIP is NAME; errors exit 2."""
+    from ._render import emit_json, verification_text
+
+    with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
+        result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
+    if json:
+        emit_json(result)
+    else:
+        echo(verification_text(result))
+    if not result.accepted:
+        raise typer.Exit(EXIT_NEGATIVE)
+
+
+@app.command("list")
+@handles_errors
+def list_speakers(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """List the enrolled speakers."""
+    from ._render import emit_json, speaker_line
+
+    with open_for_reading(db) as database:
+        speakers = database.speakers()
+    if json:
+        emit_json(speakers)
+        return
+    for speaker in speakers:
+        echo(speaker_line(speaker))
+    if not speakers:
+        typer.echo("no speakers enrolled; add one with `speakerdb enroll NAME CLIP...`", err=True)
+
+
+@app.command()
+@handles_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Speaker name.")],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show a speaker and their enrolled clips."""
+    from ._render import emit_json, speaker_line, utterance_line
+
+    with open_for_reading(db) as database:
+        speaker = database.speaker(name)
+        utterances = database.utterances(name)
+    if json:
+        emit_json({"speaker": speaker, "utterances": utterances})
+        return
+    echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
+
+
+@app.command()
+@handles_errors
+def rename(
+    old: Annotated[str, typer.Argument(help="Current name.")],
+    new: Annotated[str, typer.Argument(help="New name.")],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Rename speaker OLD to NEW."""
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        speaker = database.rename(old, new)
+    if json:
+        emit_json(speaker)
+    else:
+        echo(f"renamed {safe(old)} to {safe(speaker.name)}")
+
+
+@app.command()
+@handles_errors
+def remove(
+    name: Annotated[str, typer.Argument(help="Speaker to delete with all their clips.")],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete a speaker, their clips and embeddings, from the database and the index."""
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        speaker = database.remove(name)
+    if json:
+        emit_json(speaker)
+    else:
+        echo(f"removed {safe(speaker.name)} ({speaker.n_utterances} clip(s))")
+
+
+@app.command("remove-utterance")
+@handles_errors
+def remove_utterance(
+    utterance_id: Annotated[
+        int, typer.Argument(metavar="ID", help="Clip number, as `speakerdb show NAME` lists it.")
+    ],
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete one enrolled clip and its embedding, and recompute the speaker's voiceprint."""
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        speaker = database.remove_utterance(utterance_id)
+    if json:
+        emit_json(speaker)
+    else:
+        echo(
+            f"removed clip #{utterance_id} of {safe(speaker.name)} "
+            f"({speaker.n_utterances} left; voiceprint recomputed)"
+        )
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
+
+
+# Command groups in modules of their own, registered in the order `--help` lists them.
+register_maintenance(app)
+register_index(app)
+app.add_typer(audit_app, name="audit")
+register_accuracy(app)

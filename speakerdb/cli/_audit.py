@@ -1,0 +1,103 @@
+"""``speakerdb audit``: the optional log of identify and verify decisions (off by default)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db
+
+__all__ = ["audit_app"]
+
+audit_app: typer.Typer = typer.Typer(
+    help="The optional log of identify and verify decisions (off by default).",
+    no_args_is_help=True,
+)
+
+RetentionOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--retention-days",
+        min=1,
+        help="Delete entries older than this many days. [default: the stored value, else 30]",
+        show_default=False,
+    ),
+]
+MaxRowsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--max-rows",
+        min=1,
+        help="Keep at most this many newest entries. [default: the stored value, else 100000]",
+        show_default=False,
+    ),
+]
+
+
+@audit_app.command("on")
+@handles_errors
+def audit_on(
+    retention_days: RetentionOpt = None,
+    max_rows: MaxRowsOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Log every identify and verify decision; a decision that cannot be logged is an error."""
+    from ._render import audit_settings_text, emit_json
+
+    with open_db(db) as database:
+        settings = database.set_audit(True, retention_days=retention_days, max_rows=max_rows)
+    if json:
+        emit_json(settings)
+    else:
+        echo(audit_settings_text(settings))
+
+
+@audit_app.command("off")
+@handles_errors
+def audit_off(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Stop logging decisions; entries kept so far stay until `speakerdb audit clear`."""
+    from ._render import audit_settings_text, emit_json
+
+    with open_db(db) as database:
+        settings = database.set_audit(False)
+    if json:
+        emit_json(settings)
+    else:
+        echo(f"{audit_settings_text(settings)}; `speakerdb audit clear` deletes what was logged")
+
+
+@audit_app.command("show")
+@handles_errors
+def audit_show(
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="How many of the newest entries to show.")
+    ] = 20,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show the audit settings and the newest logged decisions."""
+    from ._render import audit_entry_line, audit_settings_text, emit_json
+
+    with open_db(db) as database:
+        settings = database.audit_settings()
+        entries = database.audit_log(limit=limit)
+    if json:
+        emit_json({"settings": settings, "entries": entries})
+        return
+    echo("\n".join([audit_settings_text(settings), *map(audit_entry_line, entries)]))
+
+
+@audit_app.command("clear")
+@handles_errors
+def audit_clear(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Delete every logged decision (the settings stay as they are)."""
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        removed = database.clear_audit()
+    if json:
+        emit_json({"removed": removed})
+    else:
+        echo(f"deleted {removed} audit entries")

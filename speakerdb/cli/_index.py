@@ -1,0 +1,52 @@
+"""``speakerdb index``: show or choose the kind of search index (flat or IVF)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db
+
+__all__ = ["index", "register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``speakerdb index`` to the ``speakerdb`` app."""
+    app.command("index")(handles_errors(index))
+
+
+def index(
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="auto (flat below --ivf-from speakers, IVF above), flat (exact) or ivf.",
+        ),
+    ] = None,
+    ivf_from: Annotated[
+        int | None,
+        typer.Option(
+            "--ivf-from", min=1, help="Speakers from which auto uses IVF (default 50000)."
+        ),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show the search index, or store its kind and rebuild it by that setting."""
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        if kind is None and ivf_from is None:
+            choice = database.index_choice()
+        else:
+            setting = kind if kind is not None else database.index_choice().setting
+            choice = database.set_index_kind(setting, ivf_from=ivf_from)
+    if json:
+        emit_json(choice)
+        return
+    lists = f", {choice.nlist} lists, {choice.nprobe} searched" if choice.kind == "ivf" else ""
+    echo(
+        f"index: {choice.kind}{lists}; {choice.n_speakers} speaker(s); "
+        f"setting {choice.setting} (IVF from {choice.ivf_from} speakers under auto)"
+    )

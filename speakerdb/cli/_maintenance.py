@@ -1,0 +1,90 @@
+"""``speakerdb info``, ``set-threshold``, ``rebuild-index`` and ``db upgrade``: looking
+after the database itself rather than its speakers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db, open_for_reading
+
+__all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands, and the ``db`` group, to the ``speakerdb`` app."""
+    app.command("info")(handles_errors(info))
+    app.command("set-threshold")(handles_errors(set_threshold))
+    app.command("rebuild-index")(handles_errors(rebuild_index))
+    db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+    db_app.command("upgrade")(handles_errors(db_upgrade))
+    app.add_typer(db_app, name="db")
+
+
+def info(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Show the database's path, model, threshold, counts, schema and index state."""
+    from ._render import emit_json, info_text
+
+    with open_for_reading(db) as database:
+        result = database.info()
+    if json:
+        emit_json(result)
+    else:
+        echo(info_text(result))
+
+
+def set_threshold(
+    value: Annotated[
+        float, typer.Argument(help="Threshold to store: a cosine in [-1, 1] by default.")
+    ],
+    score_norm: Annotated[
+        str,
+        typer.Option(
+            "--score-norm",
+            help="Whose threshold: 'none' (cosine; a database that never chose a score "
+            "then decides by cosine), 'margin', 'margin-duration', 'asnorm'.",
+        ),
+    ] = "none",
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Store the database's decision threshold (used when --threshold is not given)."""
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        stored = database.set_threshold(value, score_norm=score_norm)
+        deciding = database.score_norm()[0]
+    if json:
+        emit_json({"threshold": stored})
+    else:
+        kind = "cosine" if score_norm == "none" else score_norm
+        by = "raw cosine" if deciding == "none" else f"{deciding} scores"
+        echo(f"threshold set to {stored:.4f} ({kind}); queries decide by {by}")
+
+
+def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Rebuild the FAISS index file from the database."""
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        count = database.rebuild_index()
+        path = database.index_path
+    if json:
+        emit_json({"index": str(path), "speakers": count})
+    else:
+        echo(f"rebuilt {safe(path)} with {count} speaker(s)")
+
+
+def db_upgrade(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Migrate the database schema to this version of speakerdb (back it up first)."""
+    from .._facade import SpeakerDB
+    from ._render import emit_json
+
+    before, after = SpeakerDB.upgrade(db)
+    if json:
+        emit_json({"from": before, "to": after})
+    elif before == after:
+        echo(f"already at schema revision {after}")
+    else:
+        echo(f"upgraded schema from {before} to {after}")

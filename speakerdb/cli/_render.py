@@ -1,0 +1,191 @@
+"""Turning results into text and JSON for the CLI. Nothing here touches a database."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from datetime import datetime
+from typing import Any
+
+from ..types import (
+    AuditEntry,
+    AuditSettings,
+    DatabaseInfo,
+    EncoderInfo,
+    Identification,
+    Speaker,
+    Utterance,
+    Verification,
+)
+
+__all__ = ["emit_json", "safe", "to_jsonable"]
+
+_CONTROL = (
+    {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+    | {c: f"\\x{c:02x}" for c in range(0x80, 0xA0)}
+    # A file name's bytes that are not UTF-8 arrive as lone surrogates (U+DC80-U+DCFF):
+    # shown as the escaped byte, never written raw (a raw 0x9b is a CSI to some terminals).
+    | {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+)
+# JSON escapes C0 controls itself; these it would write raw with ensure_ascii=False.
+_JSON_RAW = {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), *range(0xD800, 0xE000)]}
+
+
+def safe(text: object) -> str:
+    """Text with control characters escaped, so user data cannot drive the terminal."""
+    return str(text).translate(_CONTROL)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Results as plain JSON values; properties a user relies on are included."""
+    if isinstance(value, Identification):
+        return {
+            "source": value.source,
+            "speaker": value.speaker,
+            "accepted": value.accepted,
+            "threshold": value.threshold,
+            "score_norm": value.score_norm,
+            "best": to_jsonable(value.best),
+            "matches": [to_jsonable(m) for m in value.matches],
+        }
+    if isinstance(value, Verification):
+        return {**_fields(value), "accepted": value.accepted}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: "not measured" (e.g. a rate with no items) is null
+    return value
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+
+
+def emit_json(value: Any) -> None:
+    """Write exactly one JSON document to stdout."""
+    # Serialised in full first, so a failure never leaves half a document on stdout.
+    text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2).translate(_JSON_RAW)
+    sys.stdout.write(text + "\n")
+
+
+def speaker_line(speaker: Speaker) -> str:
+    return (
+        f"{safe(speaker.name)}\t{speaker.n_utterances} clip(s)\tsince {speaker.created_at:%Y-%m-%d}"
+    )
+
+
+def utterance_line(utt: Utterance) -> str:
+    source = safe(utt.source or "<array>")
+    return f"  #{utt.id}\t{utt.duration_s:6.2f} s\t{utt.audio_sha256[:12]}\t{source}"
+
+
+def identification_text(result: Identification) -> str:
+    best = result.best
+    label = safe(result.source or "<array>")
+    if best is None:
+        head = f"{label}: unknown (no speakers enrolled)"
+    elif result.accepted:
+        head = (
+            f"{label}: {safe(best.speaker)} "
+            f"({_score_name(result.score_norm)} {best.decision_score:.3f} >= threshold "
+            f"{result.threshold:.3f})"
+        )
+    else:
+        head = (
+            f"{label}: unknown (best {safe(best.speaker)} {_score_name(result.score_norm)} "
+            f"{best.decision_score:.3f} < threshold {result.threshold:.3f})"
+        )
+    ranks = [
+        f"  {i}. {safe(m.speaker)}\t{m.score:.4f}{_normalized(result.score_norm, m.normalized)}"
+        for i, m in enumerate(result.matches, 1)
+    ]
+    return "\n".join([head, *ranks])
+
+
+def _score_name(score_norm: str) -> str:
+    return {"none": "score", "asnorm": "as-norm"}.get(score_norm, score_norm)
+
+
+def _normalized(score_norm: str, normalized: float | None) -> str:
+    return "" if normalized is None else f"\t{_score_name(score_norm)} {normalized:.3f}"
+
+
+def verification_text(result: Verification) -> str:
+    verdict = "accepted" if result.accepted else "rejected"
+    op = ">=" if result.accepted else "<"
+    if result.normalized is not None:
+        return (
+            f"{verdict}: {safe(result.source or '<array>')} as {safe(result.speaker)} "
+            f"({_score_name(result.score_norm)} {result.normalized:.3f} {op} threshold "
+            f"{result.threshold:.3f}; "
+            f"cosine {result.score:.4f})"
+        )
+    return (
+        f"{verdict}: {safe(result.source or '<array>')} as {safe(result.speaker)} "
+        f"(score {result.score:.4f} {op} threshold {result.threshold:.4f})"
+    )
+
+
+def encoder_text(encoder: EncoderInfo | None) -> str:
+    if encoder is None:
+        return "none yet (recorded at the first enrollment)"
+    revision = f" @ {encoder.revision}" if encoder.revision else ""
+    return f"{encoder.model}{revision} ({encoder.dim}-d, {encoder.sample_rate} Hz)"
+
+
+def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
+    from ..config import SCORE_MEANINGS
+
+    if info.score_norm == "none" or info.score_norm_threshold is None:
+        return [("decides by", "raw cosine >= threshold")]
+    return [
+        (
+            "decides by",
+            f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} "
+            "(not by the cosine threshold above)",
+        ),
+        ("score", SCORE_MEANINGS.get(info.score_norm, info.score_norm)),
+    ]
+
+
+def info_text(info: DatabaseInfo) -> str:
+    rows = [
+        ("database", safe(info.path)),
+        ("model", safe(encoder_text(info.encoder))),
+        ("embedding size", str(info.encoder.dim) if info.encoder else "-"),
+        ("threshold", f"{info.threshold:.4f} ({info.threshold_source}), cosine"),
+        *_score_norm_row(info),
+        ("speakers", str(info.n_speakers)),
+        ("utterances", str(info.n_utterances)),
+        ("schema revision", str(info.schema_revision)),
+        ("index", f"{safe(info.index_path)}: {info.index_state}"),
+    ]
+    return "\n".join(f"{k:16s} {v}" for k, v in rows)
+
+
+def audit_settings_text(settings: AuditSettings) -> str:
+    state = "on" if settings.enabled else "off"
+    return (
+        f"audit {state}: entries kept {settings.retention_days} days, at most {settings.max_rows}"
+    )
+
+
+def audit_entry_line(entry: AuditEntry) -> str:
+    verdict = "accepted" if entry.accepted else "rejected"
+    claim = f" claimed {safe(entry.claimed)}" if entry.claimed is not None else ""
+    who = safe(entry.identified) if entry.identified is not None else "(no one enrolled)"
+    score = "-" if entry.score is None else f"{entry.score:.4f}"
+    if entry.normalized is not None:
+        score += f" (normalised {entry.normalized:.3f})"  # the log does not keep which score
+    return (
+        f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
+        f"{score} vs {entry.threshold:.4f}\t{verdict}"
+    )

@@ -1,0 +1,93 @@
+"""The enrolled population: every utterance embedding with its speaker.
+
+Calibration, score normalisation and the enrollment quality gates all need
+more than the templates in the index; they read this snapshot instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .._vectors import template_of
+from ..storage.sqlite._store import SpeakerRow, UtteranceRow, from_blob
+
+__all__ = ["Population", "read_population"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Population:
+    """Utterance embeddings ``(n, d)``, each owned by ``names[owners[i]]``; names sorted.
+
+    ``durations_s`` holds each utterance's clip length, where known (calibrating
+    margin-duration scores needs it).
+    """
+
+    names: tuple[str, ...]
+    embeddings: np.ndarray
+    owners: np.ndarray
+    durations_s: np.ndarray | None = None
+
+    @classmethod
+    def from_groups(
+        cls, groups: dict[str, np.ndarray], durations_s: dict[str, np.ndarray] | None = None
+    ) -> Population:
+        """Build one from ``{speaker: (n_i, d) embeddings}`` and optionally
+        ``{speaker: (n_i,) clip lengths}``."""
+        names = tuple(sorted(groups))
+        vectors = [np.atleast_2d(np.asarray(groups[n], dtype=np.float32)) for n in names]
+        dim = vectors[0].shape[1] if vectors else 0
+        if not vectors:
+            return cls((), np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        owners = np.concatenate([np.full(len(v), i, np.int64) for i, v in enumerate(vectors)])
+        lengths = None
+        if durations_s is not None:
+            lengths = np.concatenate([np.asarray(durations_s[n], np.float64) for n in names])
+        return cls(names, np.concatenate(vectors), owners, lengths)
+
+    @property
+    def n_speakers(self) -> int:
+        return len(self.names)
+
+    def counts(self) -> np.ndarray:
+        """Utterances per speaker, in :attr:`names` order."""
+        return np.bincount(self.owners, minlength=len(self.names))
+
+    def of(self, name: str) -> np.ndarray:
+        """The utterance embeddings of ``name`` (empty when not enrolled)."""
+        if name not in self.names:
+            return np.zeros((0, self.embeddings.shape[1]), np.float32)
+        return self.embeddings[self.owners == self.names.index(name)]
+
+    def templates(self) -> np.ndarray:
+        """Each speaker's template ``(s, d)``, by the enrollment rule, in :attr:`names` order."""
+        if not self.names:
+            return np.zeros((0, self.embeddings.shape[1]), np.float32)
+        return np.stack(
+            [template_of(self.embeddings[self.owners == i]) for i in range(len(self.names))]
+        )
+
+
+def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
+    """Every utterance embedding in the database (or of ``names`` only), by speaker."""
+    stmt = (
+        select(SpeakerRow.name, UtteranceRow.embedding, UtteranceRow.duration_s)
+        .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
+        .order_by(SpeakerRow.name, UtteranceRow.id)
+    )
+    if names is not None:
+        stmt = stmt.where(SpeakerRow.name.in_(list(names)))
+    rows = session.execute(stmt).all()
+    groups: dict[str, list[np.ndarray]] = {}
+    lengths: dict[str, list[float]] = {}
+    for name, blob, seconds in rows:
+        groups.setdefault(name, []).append(from_blob(blob))
+        lengths.setdefault(name, []).append(seconds)
+    return Population.from_groups(
+        {n: np.stack(v) for n, v in groups.items()},
+        {n: np.asarray(v) for n, v in lengths.items()},
+    )

@@ -1,0 +1,278 @@
+"""The enrolling part of :class:`~speakerdb._facade.SpeakerDB`: one speaker, or many.
+
+An enrollment has two steps. *Preparing* decodes nothing (the clips come
+decoded), embeds the clips and runs the quality gates; it reads the database
+but never writes. *Committing* writes prepared enrollments in one ``BEGIN
+IMMEDIATE`` transaction and updates the index once. :meth:`enroll` commits one
+speaker; :meth:`enroll_many` commits up to :data:`CHUNK_SPEAKERS` speakers, or
+:data:`CHUNK_SECONDS` of work, at a time, so that a bulk enrollment writes the
+index file once per chunk instead of once per speaker. A crash loses at most
+the chunk in progress, none of which was reported as enrolled.
+
+The quality gates look only at what they need: the speaker's own enrolled
+clips and, for a new speaker, the clips of the closest enrolled speaker (found
+through the index), so they no longer read every enrolled utterance. What still
+grows with the database is the index update of each commit (a copy of the
+index and a rewrite of its file), which chunks pay once per 64 speakers.
+
+:class:`_EnrollingMixin` is not API: it only exists as a base of ``SpeakerDB``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._names import clean_name
+from .._vectors import l2_normalize, template_of
+from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
+from ..config import DEFAULT_THRESHOLDS
+from ..decision._population import Population, read_population
+from ..encoders._base import Encoder, check_same_encoder
+from ..errors import DuplicateUtterance, EnrollmentRefused, InputError, SpeakerDBError
+from ..storage.sqlite import _catalog as catalog
+from ..types import EncoderInfo, Enrollment, QualityIssue
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+    from ..storage._index import SpeakerIndex
+    from ..storage.sqlite._indexsync import IndexSync
+    from ..storage.sqlite._store import Store
+
+__all__: list[str] = []
+
+log = logging.getLogger(__name__)
+
+#: Most speakers committed in one transaction by :meth:`_EnrollingMixin.enroll_many`.
+CHUNK_SPEAKERS = 64
+#: Longest stretch of work (seconds) before :meth:`_EnrollingMixin.enroll_many` commits.
+CHUNK_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Prepared:
+    """One speaker's clips, embedded and checked, ready to be written."""
+
+    name: str
+    given: str  # the name as the caller spelled it
+    clips: tuple[Clip, ...]
+    embeddings: np.ndarray
+    issues: tuple[QualityIssue, ...]
+
+
+class _EnrollingMixin:
+    """Enrollment methods of ``SpeakerDB``."""
+
+    _store: Store
+    _index: IndexSync
+    _stored: EncoderInfo | None
+
+    if TYPE_CHECKING:
+
+        @property
+        def path(self) -> Path: ...
+
+        @property
+        def model(self) -> str: ...
+
+        def encoder(self) -> Encoder: ...
+
+        def threshold(self) -> tuple[float, str]: ...
+
+        def _embed(self, clips: Sequence[Clip]) -> np.ndarray: ...
+
+    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+        """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
+
+        Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
+        when the same audio is enrolled already, :class:`InvalidName` for a bad name,
+        :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.services._quality`;
+        ``force`` enrolls anyway, and the issues are returned with the result).
+        """
+        return self._commit([self._prepare(name, clips, force, [])])[0]
+
+    def enroll_many(
+        self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
+    ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
+        """Enroll each ``(name, clips)`` as :meth:`enroll` does, several per transaction.
+
+        Yields ``(name, enrollment)`` once the enrollment is committed, or ``(name,
+        error)`` for a speaker that was not enrolled; the others go on. ``groups``
+        is consumed lazily, so it may decode the next speaker's clips while this
+        one is embedded (:func:`speakerdb.services._batch.enroll_batch` does).
+        """
+        pending: list[_Prepared] = []
+        started = time.monotonic()
+        for name, clips in groups:
+            if _clean_or_none(name) in {p.name for p in pending}:
+                # Committed first: the gates then check the new clips against those.
+                yield from self._commit_chunk(pending)
+                pending, started = [], time.monotonic()
+            try:
+                pending.append(self._prepare(name, clips, force, pending))
+            except SpeakerDBError as exc:
+                yield name, exc
+            if len(pending) >= CHUNK_SPEAKERS or time.monotonic() - started > CHUNK_SECONDS:
+                yield from self._commit_chunk(pending)
+                pending, started = [], time.monotonic()
+        yield from self._commit_chunk(pending)
+
+    def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]:
+        """Map the audio hash of each clip that is enrolled already to its speaker's name."""
+        with self._store.read() as session:
+            return catalog.existing_hashes(session, [c.sha256 for c in clips])
+
+    # -- internals -------------------------------------------------------
+
+    def _prepare(
+        self, given: str, clips: Sequence[ClipInput], force: bool, pending: Sequence[_Prepared]
+    ) -> _Prepared:
+        name = clean_name(given)
+        if not clips:
+            raise InputError(f"no clips given to enroll {name!r}")
+        decoded = [to_clip(c) for c in clips]
+        refuse_repeats(decoded)
+        with self._store.read() as session:
+            catalog.refuse_enrolled(session, decoded)
+        _refuse_pending(decoded, pending)
+        # Normalised again so that stored vectors have unit norm whatever the encoder.
+        embeddings = l2_normalize(self._embed(decoded))
+        issues = self._check_quality(name, decoded, embeddings, force, pending)
+        return _Prepared(name, given, tuple(decoded), embeddings, issues)
+
+    def _commit_chunk(
+        self, pending: list[_Prepared]
+    ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
+        if not pending:
+            return
+        try:
+            done = self._commit(pending)
+        except DuplicateUtterance:
+            # Another process enrolled some of this audio meanwhile, and the chunk was
+            # rolled back: one by one, the others still go in, each reported as soon as
+            # it is committed. Any other error (a busy or failing database) is not
+            # retried speaker by speaker: it propagates.
+            for prepared in pending:
+                try:
+                    yield prepared.given, self._commit([prepared])[0]
+                except DuplicateUtterance as exc:
+                    yield prepared.given, exc
+            return
+        yield from zip((p.given for p in pending), done, strict=True)
+
+    def _commit(self, pending: Sequence[_Prepared]) -> list[Enrollment]:
+        """Write every prepared enrollment in one transaction; update the index once."""
+        encoder = self.encoder()
+        results, templates = [], []
+        with self._index.changing():
+            with self._store.write() as session:
+                self._record_encoder(session, encoder.info)
+                for prepared in pending:
+                    result, template = _write(session, prepared)
+                    results.append(result)
+                    templates.append((result.speaker.id, template))
+                generation = catalog.bump_generation(session)
+            self._index.apply(generation, lambda index: _upsert_all(index, templates))
+        for result in results:
+            log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
+        return results
+
+    def _check_quality(
+        self,
+        name: str,
+        clips: Sequence[Clip],
+        embeddings: np.ndarray,
+        force: bool,
+        pending: Sequence[_Prepared],
+    ) -> tuple[QualityIssue, ...]:
+        from ._quality import check_enrollment
+
+        threshold, source = self.threshold()
+        measured = source != f"default for {self.model}" or self.model in DEFAULT_THRESHOLDS
+        population = self._gate_population(name, embeddings, pending)
+        issues = check_enrollment(
+            name, clips, embeddings, population, threshold, similarity_refuses=measured
+        )
+        refusals = [i.message for i in issues if i.refused]
+        if refusals and not force:
+            raise EnrollmentRefused(
+                "; ".join(refusals) + " (--force, or force=True, enrolls anyway)", tuple(issues)
+            )
+        for issue in issues:
+            log.info("enrollment quality: %s", issue.message)
+        return tuple(issues)
+
+    def _gate_population(
+        self, name: str, embeddings: np.ndarray, pending: Sequence[_Prepared]
+    ) -> Population:
+        """What the quality gates compare with: the speaker's own enrolled clips, or, for
+        a new speaker, the closest enrolled speaker's and those about to be enrolled."""
+        # Two short reads, not one around the index search: the search may wait for the
+        # index's file lock, and a read held meanwhile made other processes' queries
+        # time out as busy (tests/test_concurrency.py).
+        with self._store.read() as session:
+            own = read_population(session, names=[name])
+        if own.n_speakers:
+            return own
+        groups = {p.name: p.embeddings for p in pending}
+        closest = self._closest_speaker(template_of(embeddings))
+        if closest is not None:
+            with self._store.read() as session:
+                found = read_population(session, names=[closest])
+            groups.update((n, found.of(n)) for n in found.names)
+        return Population.from_groups(groups)
+
+    def _closest_speaker(self, template: np.ndarray) -> str | None:
+        index, names = self._index.snapshot()
+        _, ids = index.search(template[None, :], 1)
+        found = [names[int(i)] for i in ids[0] if int(i) in names]
+        return found[0] if found else None
+
+    def _record_encoder(self, session: Session, info: EncoderInfo) -> None:
+        stored = catalog.read_encoder(session)
+        if stored is None:
+            catalog.write_encoder(session, info)
+            self._stored = info
+        else:
+            check_same_encoder(self.path, stored, info)
+
+
+def _clean_or_none(name: str) -> str | None:
+    try:
+        return clean_name(name)
+    except SpeakerDBError:
+        return None  # refused when its turn comes
+
+
+def _refuse_pending(clips: Sequence[Clip], pending: Sequence[_Prepared]) -> None:
+    """Raise :class:`DuplicateUtterance` for audio that an uncommitted enrollment holds."""
+    owners = {c.sha256: p.name for p in pending for c in p.clips}
+    for clip in clips:
+        if clip.sha256 in owners:
+            raise DuplicateUtterance(
+                f"{clip.source or '<array>'}: the same audio is being enrolled for "
+                f"{owners[clip.sha256]!r}; leave it out"
+            )
+
+
+def _write(session: Session, prepared: _Prepared) -> tuple[Enrollment, np.ndarray]:
+    catalog.refuse_enrolled(session, prepared.clips)
+    row, created = catalog.get_or_create_speaker(session, prepared.name)
+    added = catalog.add_utterances(session, row, prepared.clips, prepared.embeddings)
+    template = catalog.refresh_template(session, row)
+    speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+    added_rows = tuple(catalog.to_utterance(u, prepared.name) for u in added)
+    return Enrollment(speaker, added_rows, created, prepared.issues), template
+
+
+def _upsert_all(index: SpeakerIndex, templates: list[tuple[int, np.ndarray]]) -> None:
+    for speaker_id, template in templates:
+        index.upsert(speaker_id, template)

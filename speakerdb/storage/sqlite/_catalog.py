@@ -1,0 +1,274 @@
+"""Queries and updates on one open session: the data-access layer of the service.
+
+Functions here take a :class:`~sqlalchemy.orm.Session` inside a transaction
+opened by :class:`~speakerdb.storage.sqlite._store.Store` and convert rows into the frozen
+results of :mod:`speakerdb.types`; ORM rows never leave this module's callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..._vectors import template_of
+from ...audio._decode import Clip
+from ...errors import DuplicateUtterance, InputError, no_such_speaker
+from ...types import EncoderInfo, Speaker, Utterance
+from ._store import (
+    EncoderRow,
+    SettingRow,
+    SpeakerRow,
+    UtteranceRow,
+    as_utc,
+    from_blob,
+    to_blob,
+    utcnow,
+)
+
+__all__ = [
+    "add_utterances",
+    "all_settings",
+    "all_templates",
+    "bump_counter",
+    "bump_generation",
+    "count_utterances",
+    "ensure_uuid",
+    "existing_hashes",
+    "find_speaker",
+    "get_or_create_speaker",
+    "get_setting",
+    "get_settings",
+    "list_speakers",
+    "list_utterances",
+    "read_encoder",
+    "refresh_template",
+    "refuse_enrolled",
+    "require_speaker",
+    "require_utterance",
+    "set_setting",
+    "speaker_names",
+    "to_speaker",
+    "to_utterance",
+    "write_encoder",
+]
+
+
+def get_setting(session: Session, key: str) -> str | None:
+    row = session.get(SettingRow, key)
+    return row.value if row is not None else None
+
+
+def get_settings(session: Session, keys: Sequence[str]) -> dict[str, str]:
+    """The settings among ``keys`` that are set, in one query."""
+    rows = session.execute(select(SettingRow.key, SettingRow.value).where(SettingRow.key.in_(keys)))
+    return {key: value for key, value in rows}
+
+
+def all_settings(session: Session) -> dict[str, str]:
+    return {key: value for key, value in session.execute(select(SettingRow.key, SettingRow.value))}
+
+
+def set_setting(session: Session, key: str, value: str) -> None:
+    row = session.get(SettingRow, key)
+    if row is None:
+        session.add(SettingRow(key=key, value=value))
+    else:
+        row.value = value
+
+
+def bump_generation(session: Session) -> int:
+    """Count one more change of the templates; the index file records this counter."""
+    ensure_uuid(session)
+    return bump_counter(session, "generation")
+
+
+def bump_counter(session: Session, key: str) -> int:
+    """Add one to the counter stored as setting ``key``; return its new value."""
+    value = int(get_setting(session, key) or 0) + 1
+    set_setting(session, key, str(value))
+    return value
+
+
+def ensure_uuid(session: Session) -> str:
+    value = get_setting(session, "uuid")
+    if value is None:
+        value = uuid.uuid4().hex
+        set_setting(session, "uuid", value)
+    return value
+
+
+def read_encoder(session: Session) -> EncoderInfo | None:
+    row = session.get(EncoderRow, 1)
+    if row is None:
+        return None
+    return EncoderInfo(row.model, row.revision, row.dim, row.sample_rate)
+
+
+def write_encoder(session: Session, info: EncoderInfo) -> None:
+    session.add(
+        EncoderRow(
+            id=1,
+            model=info.model,
+            revision=info.revision,
+            dim=info.dim,
+            sample_rate=info.sample_rate,
+            created_at=utcnow(),
+        )
+    )
+
+
+def find_speaker(session: Session, name: str) -> SpeakerRow | None:
+    return session.scalars(select(SpeakerRow).where(SpeakerRow.name == name)).one_or_none()
+
+
+def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool]:
+    """The speaker named ``name``, created (without a template yet) if new; and whether it was."""
+    row = find_speaker(session, name)
+    if row is not None:
+        return row, False
+    row = SpeakerRow(name=name, template=b"", created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def require_speaker(session: Session, name: str) -> SpeakerRow:
+    row = find_speaker(session, name)
+    if row is None:
+        raise no_such_speaker(name)
+    return row
+
+
+def require_utterance(session: Session, utterance_id: int) -> UtteranceRow:
+    if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
+        raise InputError(f"a clip is given by its number, got {utterance_id!r}")
+    row = session.get(UtteranceRow, utterance_id)
+    if row is None:
+        raise InputError(
+            f"no enrolled clip #{utterance_id}; `speakerdb show NAME` lists a speaker's clips"
+        )
+    return row
+
+
+def existing_hashes(session: Session, hashes: Sequence[str]) -> dict[str, str]:
+    """Map each already-enrolled audio hash to the name of the speaker who has it."""
+    stmt = (
+        select(UtteranceRow.audio_sha256, SpeakerRow.name)
+        .join(SpeakerRow)
+        .where(UtteranceRow.audio_sha256.in_(list(hashes)))
+    )
+    return {sha: name for sha, name in session.execute(stmt)}
+
+
+def refuse_enrolled(session: Session, clips: Sequence[Clip]) -> None:
+    """Raise :class:`DuplicateUtterance` when any of ``clips`` is enrolled already."""
+    known = existing_hashes(session, [c.sha256 for c in clips])
+    for clip in clips:
+        if clip.sha256 in known:
+            raise DuplicateUtterance(
+                f"{clip.source or '<array>'}: this audio is enrolled already "
+                f"(speaker {known[clip.sha256]!r}); leave it out"
+            )
+
+
+def add_utterances(
+    session: Session, speaker: SpeakerRow, clips: Sequence[Clip], embeddings: np.ndarray
+) -> list[UtteranceRow]:
+    now = utcnow()
+    rows = [
+        UtteranceRow(
+            source=_storable(clip.source),
+            audio_sha256=clip.sha256,
+            duration_s=clip.duration_s,
+            embedding=to_blob(vector),
+            created_at=now,
+        )
+        for clip, vector in zip(clips, embeddings, strict=True)
+    ]
+    speaker.utterances.extend(rows)
+    session.flush()
+    return rows
+
+
+def _storable(source: str | None) -> str | None:
+    """A file name as text SQLite can store: bytes that are not UTF-8 (which Python
+    holds as lone surrogates) are kept as ``\\xNN`` escapes."""
+    if source is None:
+        return None
+    try:
+        raw = source.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = source.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:
+    """Recompute the speaker's template from all their utterances (the enrollment rule)."""
+    blobs = session.scalars(
+        select(UtteranceRow.embedding).where(UtteranceRow.speaker_id == speaker.id)
+    ).all()
+    template = template_of(np.stack([from_blob(b) for b in blobs]))
+    speaker.template = to_blob(template)
+    return template
+
+
+def count_utterances(session: Session, speaker_id: int | None = None) -> int:
+    stmt = select(func.count(UtteranceRow.id))
+    if speaker_id is not None:
+        stmt = stmt.where(UtteranceRow.speaker_id == speaker_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
+    return Speaker(
+        id=row.id, name=row.name, n_utterances=n_utterances, created_at=as_utc(row.created_at)
+    )
+
+
+def to_utterance(row: UtteranceRow, speaker: str) -> Utterance:
+    return Utterance(
+        id=row.id,
+        speaker=speaker,
+        source=row.source,
+        audio_sha256=row.audio_sha256,
+        duration_s=row.duration_s,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def list_speakers(session: Session) -> list[Speaker]:
+    counts = (
+        select(UtteranceRow.speaker_id, func.count(UtteranceRow.id).label("n"))
+        .group_by(UtteranceRow.speaker_id)
+        .subquery()
+    )
+    stmt = (
+        select(SpeakerRow, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.speaker_id == SpeakerRow.id)
+        .order_by(SpeakerRow.name)
+    )
+    return [to_speaker(row, int(n)) for row, n in session.execute(stmt)]
+
+
+def list_utterances(session: Session, name: str) -> list[Utterance]:
+    """The enrolled clips of speaker ``name``, oldest first."""
+    row = require_speaker(session, name)
+    return [to_utterance(u, row.name) for u in sorted(row.utterances, key=_by_id)]
+
+
+def _by_id(row: UtteranceRow) -> int:
+    return row.id
+
+
+def speaker_names(session: Session) -> dict[int, str]:
+    """Every speaker's name, by speaker id (the ids the index returns)."""
+    return {int(i): name for i, name in session.execute(select(SpeakerRow.id, SpeakerRow.name))}
+
+
+def all_templates(session: Session) -> tuple[np.ndarray, list[bytes]]:
+    rows = session.execute(select(SpeakerRow.id, SpeakerRow.template)).all()
+    return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]

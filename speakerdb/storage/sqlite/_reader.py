@@ -1,0 +1,185 @@
+"""Fast read-only answers for the commands that only look: stdlib ``sqlite3``, no ORM.
+
+Opening a :class:`~speakerdb.SpeakerDB` imports SQLAlchemy's ORM and numpy,
+which costs more than the rest of ``speakerdb list`` together. A
+:class:`Reader` answers the same questions (:meth:`~Reader.speakers`,
+:meth:`~Reader.speaker`, :meth:`~Reader.utterances`, :meth:`~Reader.info`,
+:meth:`~Reader.threshold`) with plain SQL on a
+read-only connection, and returns the same frozen results; a test checks that
+the two always agree.
+
+It handles only the common case: an existing speakerdb database at this
+version's schema revision. For anything else (no such file, an older or newer
+schema, another application's file, a database SQLite cannot open read-only)
+:func:`open_reader` returns ``None`` and the caller opens a ``SpeakerDB``,
+whose errors name the fix. Nothing here ever writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+from ..._names import clean_name
+from ...config import DEFAULT_MODEL, ENV_MODEL, normalize_model_name
+from ...errors import no_such_speaker, sqlite_error
+from ...services._settings import _SettingsView
+from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
+from ._schema import SCHEMA_HEAD
+
+__all__ = ["Reader", "open_reader"]
+
+log = logging.getLogger(__name__)
+
+_BUSY_TIMEOUT_S = 30.0
+
+_SPEAKERS = """
+    SELECT s.id, s.name, s.created_at, count(u.id)
+    FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
+    {where} GROUP BY s.id
+"""
+_UTTERANCES = """
+    SELECT id, source, audio_sha256, duration_s, created_at
+    FROM utterances WHERE speaker_id = ? ORDER BY id
+"""
+
+
+class Reader(_SettingsView):
+    """Read-only queries on one database; each call reads one consistent snapshot."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @property
+    def model(self) -> str:
+        """As :attr:`SpeakerDB.model`: ``SPEAKERDB_MODEL``, else the stored one, else default."""
+        chosen = os.environ.get(ENV_MODEL)
+        if chosen:
+            return normalize_model_name(chosen)
+        stored = self._encoder()
+        return stored.model if stored is not None else DEFAULT_MODEL
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def speakers(self) -> list[Speaker]:
+        """All speakers, by name (as :meth:`SpeakerDB.speakers`)."""
+        with self._snapshot():
+            rows = self._db.execute(_SPEAKERS.format(where="") + " ORDER BY s.name").fetchall()
+        return [_speaker(row) for row in rows]
+
+    def speaker(self, name: str) -> Speaker:
+        """Speaker ``name``; raise :class:`~speakerdb.errors.SpeakerNotFound` if none."""
+        name = clean_name(name)
+        with self._snapshot():
+            return self._require(name)
+
+    def utterances(self, name: str) -> list[Utterance]:
+        """The enrolled clips of ``name``, oldest first (as :meth:`SpeakerDB.utterances`)."""
+        name = clean_name(name)
+        with self._snapshot():
+            speaker = self._require(name)
+            rows = self._db.execute(_UTTERANCES, (speaker.id,)).fetchall()
+        return [
+            Utterance(key, speaker.name, source, sha, float(duration), _utc(created))
+            for key, source, sha, duration, created in rows
+        ]
+
+    def info(self) -> DatabaseInfo:
+        """As :meth:`SpeakerDB.info`."""
+        with self._snapshot():
+            counts = self._db.execute(
+                "SELECT (SELECT count(*) FROM speakers), (SELECT count(*) FROM utterances)"
+            ).fetchone()
+            generation = int(self._settings().get("generation") or 0)
+            encoder = self._encoder()
+            return self._describe(self.path, encoder, counts, generation)
+
+    def _settings(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+
+    def _encoder(self) -> EncoderInfo | None:
+        row = self._db.execute("SELECT model, revision, dim, sample_rate FROM encoder").fetchone()
+        return None if row is None else EncoderInfo(row[0], row[1], int(row[2]), int(row[3]))
+
+    def _require(self, name: str) -> Speaker:
+        query = _SPEAKERS.format(where="WHERE s.name = ?")
+        row = self._db.execute(query, (name,)).fetchone()
+        if row is None:
+            raise no_such_speaker(name)
+        return _speaker(row)
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self._db, self.path)
+
+
+class _Snapshot:
+    """One read transaction, so that several queries see the same moment; SQLite's
+    errors become :class:`~speakerdb.errors.DatabaseError` naming the fix."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
+
+
+def open_reader(path: str | Path) -> Reader | None:
+    """A :class:`Reader` on the database at ``path``, or ``None`` when a ``SpeakerDB``
+    must open it instead (see the module's docstring)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(
+            f"file:{quote(os.fsencode(path.resolve()))}?mode=ro",
+            uri=True,
+            timeout=_BUSY_TIMEOUT_S,
+            isolation_level=None,  # transactions are ours: see _Snapshot
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        log.debug("no read-only connection to %s (%s)", path, exc)
+        return None
+    try:
+        (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+    except (sqlite3.Error, TypeError, ValueError) as exc:
+        log.debug("%s: not read directly (%s)", path, exc)
+        db.close()
+        return None
+    if revision != SCHEMA_HEAD:
+        db.close()
+        return None
+    return Reader(path, db)
+
+
+def _speaker(row: tuple[int, str, str, int]) -> Speaker:
+    key, name, created, count = row
+    return Speaker(id=int(key), name=name, n_utterances=int(count), created_at=_utc(created))
+
+
+def _utc(value: str) -> datetime:
+    """A timestamp as SQLAlchemy stores it in SQLite (ISO text without a zone; all UTC)."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
