@@ -7,12 +7,18 @@ floor of a bare ``python -c pass`` and of ``import speakerdb.cli``, and the
 full path that ``list`` took before (opening a ``SpeakerDB``). The target
 of issue 5 is 0.3 s for ``--help``, ``list`` and ``info``.
 
-    python scripts/bench_startup.py [--speakers 1000] [--repeats 7]
+With ``--baseline DIR`` (a source checkout of another version, e.g. made with
+``git worktree add /tmp/base <commit>``) every command also runs on that
+version's code, interleaved with this one's, and the ratio of the medians is
+printed: the way issue 10 compares start-up before and after a change.
+
+    python scripts/bench_startup.py [--speakers 1000] [--repeats 7] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -27,17 +33,30 @@ from speakerdb.types import EncoderInfo
 TARGET_S = 0.3
 
 
-def wall(command: list[str]) -> float:
+HERE = Path(__file__).resolve().parent.parent
+
+
+def wall(command: list[str], source: Path) -> float:
+    """Seconds that ``command`` takes with speakerdb imported from ``source``."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - start
+
+
+def verdict(name: str, median: float) -> str:
+    if not name.startswith("speakerdb "):
+        return ""
+    return "  ok" if median <= TARGET_S else f"  over {TARGET_S} s"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speakers", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--baseline", type=Path, help="source checkout to compare with")
     args = parser.parse_args()
+    sources = {"this": HERE, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "speakers.db")
         prefill(Path(db), EncoderInfo("resemblyzer", "bench", 256, 16_000), args.speakers)
@@ -56,19 +75,19 @@ def main() -> None:
                 f"from speakerdb import SpeakerDB; SpeakerDB({db!r}, create=False).speakers()",
             ],
         }
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        times: dict[tuple[str, str], list[float]] = {(n, s): [] for n in commands for s in sources}
         for _ in range(args.repeats):
             for name, command in commands.items():
-                times[name].append(wall(command))
-    print(f"{args.speakers} speakers, median of {args.repeats} runs")
-    for name, values in times.items():
-        median = statistics.median(values)
-        verdict = (
-            ""
-            if not name.startswith("speakerdb ")
-            else ("  ok" if median <= TARGET_S else f"  over {TARGET_S} s")
-        )
-        print(f"{name:24s} {median:6.3f} s{verdict}")
+                for label, source in sources.items():
+                    times[name, label].append(wall(command, source))
+    print(f"{args.speakers} speakers, median of {args.repeats} interleaved runs")
+    for name in commands:
+        median = statistics.median(times[name, "this"])
+        line = f"{name:24s} {median:6.3f} s"
+        if args.baseline:
+            base = statistics.median(times[name, "baseline"])
+            line += f"   baseline {base:6.3f} s   ratio {median / base:5.2f}"
+        print(line + verdict(name, median))
 
 
 if __name__ == "__main__":

@@ -11,5 +11,6 @@ cd "$(dirname "$0")/.."
 ruff check speakerdb tests scripts
 ruff format --check speakerdb tests scripts
 mypy
+lint-imports
 python scripts/corpus.py
 python -m pytest "$@"
