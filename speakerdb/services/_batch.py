@@ -12,23 +12,30 @@ enrolled in one transaction.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .._names import clean_name
 from ..audio._decode import Clip, load_clip
 from ..errors import InputError, SpeakerDBError
 from ..types import Enrollment
 
-if TYPE_CHECKING:
-    from .._facade import SpeakerDB
-
 __all__ = ["BatchFailure", "BatchReport", "ManifestRow", "enroll_batch", "read_manifest"]
 
 SPEAKER_COLUMNS = ("speaker", "speaker_id")
+
+
+class Enroller(Protocol):
+    """What a batch needs of a database: :class:`~speakerdb.SpeakerDB` is one."""
+
+    def enroll_many(
+        self, groups: Iterable[tuple[str, Sequence[Clip]]], *, force: bool = False
+    ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]: ...
+
+    def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,7 @@ def _row(raw: dict[str, str], column: str, base: Path, line: int) -> ManifestRow
 
 
 def enroll_batch(
-    db: SpeakerDB,
+    db: Enroller,
     rows: Iterable[ManifestRow],
     progress: Callable[[int], None] | None = None,
     *,
@@ -150,7 +157,7 @@ class _Decoder:
     """Decodes one speaker's rows at a time, keeping what failed or was skipped, and
     refusing audio that another row of the batch holds already."""
 
-    def __init__(self, db: SpeakerDB, advance: Callable[[int], None]) -> None:
+    def __init__(self, db: Enroller, advance: Callable[[int], None]) -> None:
         self._db = db
         self._advance = advance
         self._seen: dict[str, ManifestRow] = {}  # audio hash -> the row that has it
