@@ -34,7 +34,7 @@ from conftest import read_rows, run_probed, voice
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
-from speakerdb import Enrollment, QualityIssue, SpeakerDB, SpeakerNotFound, audio
+from speakerdb import SpeakerDB, audio
 from speakerdb.cli import app
 from speakerdb.config import FALLBACK_THRESHOLD
 from speakerdb.names import MAX_NAME_LENGTH
@@ -1158,6 +1158,8 @@ def test_real_voices_are_identified_and_strangers_are_not(corpus: Path, tmp_path
 
 def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> None:
     """``--json`` writes the results' own ``to_dict()``: the document every front end shares."""
+    from speakerdb import Enrollment, QualityIssue
+
     enrolled = as_json(cli("enroll", "carol", clip("carol1.wav", 150, seed=11), "--json"))
     ok(cli("audit", "on"))
     (identified,) = as_json(cli("identify", "stranger.wav", "--json"))
@@ -1180,6 +1182,8 @@ def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> 
 
 def test_an_errors_exit_code_is_its_own(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI keeps no table of its own: the error class says how the command exits."""
+    from speakerdb import SpeakerNotFound
+
     assert_error(cli("show", "nobody"), "no speaker named 'nobody'", code=2)
     monkeypatch.setattr(SpeakerNotFound, "exit_code", 3)
     assert_error(cli("show", "nobody"), "no speaker named 'nobody'", code=3)
