@@ -27,6 +27,7 @@ __all__ = [
     "BatchReport",
     "Calibration",
     "Clip",
+    "DatabaseBusy",
     "DatabaseError",
     "DatabaseInfo",
     "DuplicateSpeaker",
@@ -80,6 +81,7 @@ _WHERE = {
     **dict.fromkeys(
         [
             "AudioError",
+            "DatabaseBusy",
             "DatabaseError",
             "DuplicateSpeaker",
             "DuplicateUtterance",
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
     from .decision._calibration import Calibration
     from .errors import (
         AudioError,
+        DatabaseBusy,
         DatabaseError,
         DuplicateSpeaker,
         DuplicateUtterance,

@@ -64,6 +64,10 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     ``auto``, ``onnx``, ``torch``, ``openvino-bf16`` or ``torch-bf16``
     (:mod:`speakerdb.encoders._base`).
 
+    A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
+    audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
+    a decoded :class:`~speakerdb.audio.Clip`; :mod:`speakerdb.audio` checks each.
+
     Use it as a context manager, or call :meth:`close`.
     """
 

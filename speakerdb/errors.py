@@ -3,18 +3,25 @@
 Every error the library raises on purpose derives from :class:`SpeakerDBError`,
 and its message names the problem, the file or speaker involved, and the fix::
 
+                              exit  HTTP
     SpeakerDBError
-    ├── AudioError            a clip cannot be used (unreadable, too short, silent, ...)
-    ├── ModelError            the encoder cannot be loaded or run
-    ├── ModelMismatch         the database was built with another encoder
-    ├── InvalidName           a speaker name is empty, too long or has control characters
-    ├── SpeakerNotFound       no speaker of that name
-    ├── DuplicateSpeaker      a speaker of that name exists already
-    ├── DuplicateUtterance    the same audio is enrolled already
-    ├── EnrollmentRefused     a quality gate refused the clips (``force`` overrides it)
-    ├── DatabaseError         the database file cannot be opened or written
-    │   └── SchemaError       the schema is older or newer than this speakerdb
-    └── InputError            a bad argument or manifest (threshold out of range, ...)
+    ├── AudioError             2    400   a clip is unreadable, too short, too long, silent, ...
+    ├── ModelError             2    500   the encoder cannot be loaded or run
+    ├── ModelMismatch          2    409   the database was built with another encoder
+    ├── InvalidName            2    400   a speaker name is empty, too long or has controls
+    ├── SpeakerNotFound        2    404   no speaker of that name
+    ├── DuplicateSpeaker       2    409   a speaker of that name exists already
+    ├── DuplicateUtterance     2    409   the same audio is enrolled already
+    ├── EnrollmentRefused      2    422   a quality gate refused the clips (``force``)
+    ├── DatabaseError          2    500   the database file cannot be opened or written
+    │   ├── DatabaseBusy       2    503   another program held it past the timeout; retry
+    │   └── SchemaError        2    500   the schema is older or newer than this speakerdb
+    └── InputError             2    400   a bad argument or manifest (a threshold > 1, ...)
+
+Each class states what a front end answers with: :attr:`~SpeakerDBError.exit_code`
+for the ``speakerdb`` command and :attr:`~SpeakerDBError.http_status` for a
+service, and :func:`error_document` is the JSON body that describes the error.
+One table, here, so the CLI and a service cannot disagree.
 
 Backend errors (SQLAlchemy, FAISS, soundfile, transformers) are wrapped with
 ``raise ... from exc`` so the cause stays in the traceback for debugging.
@@ -22,8 +29,11 @@ Backend errors (SQLAlchemy, FAISS, soundfile, transformers) are wrapped with
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
     "AudioError",
+    "DatabaseBusy",
     "DatabaseError",
     "DuplicateSpeaker",
     "DuplicateUtterance",
@@ -35,43 +45,66 @@ __all__ = [
     "SchemaError",
     "SpeakerDBError",
     "SpeakerNotFound",
+    "error_document",
 ]
 
 
 class SpeakerDBError(Exception):
     """Base class of every error speakerdb raises on purpose."""
 
+    #: The exit status of a ``speakerdb`` command that fails with this error (the
+    #: same for every class today: 1 is kept for a negative answer, see the README).
+    exit_code: ClassVar[int] = 2
+    #: The HTTP status a service answers this error with.
+    http_status: ClassVar[int] = 500
+
 
 class AudioError(SpeakerDBError):
     """A clip cannot be decoded or does not hold enough usable audio."""
+
+    http_status = 400
 
 
 class ModelError(SpeakerDBError):
     """The speaker encoder cannot be loaded or run."""
 
+    http_status = 500
+
 
 class ModelMismatch(SpeakerDBError):
     """The database holds embeddings of another encoder than the one asked for."""
+
+    http_status = 409
 
 
 class InvalidName(SpeakerDBError):
     """A speaker name is not acceptable."""
 
+    http_status = 400
+
 
 class SpeakerNotFound(SpeakerDBError):
     """No speaker has the given name."""
+
+    http_status = 404
 
 
 class DuplicateSpeaker(SpeakerDBError):
     """A speaker with the given name exists already."""
 
+    http_status = 409
+
 
 class DuplicateUtterance(SpeakerDBError):
     """The same decoded audio is enrolled already."""
 
+    http_status = 409
+
 
 class EnrollmentRefused(SpeakerDBError):
     """An enrollment quality gate refused the clips; ``issues`` says why."""
+
+    http_status = 422
 
     def __init__(self, message: str, issues: tuple[object, ...] = ()) -> None:
         super().__init__(message)
@@ -81,13 +114,40 @@ class EnrollmentRefused(SpeakerDBError):
 class DatabaseError(SpeakerDBError):
     """The database file cannot be opened, read or written."""
 
+    http_status = 500
+
+
+class DatabaseBusy(DatabaseError):
+    """Another program kept the database, or the index lock, past the wait allowed.
+
+    Nothing is wrong with the request: the same call may succeed once the other
+    program is done, hence 503 (Service Unavailable) rather than 500.
+    """
+
+    http_status = 503
+
 
 class SchemaError(DatabaseError):
     """The database schema revision does not match this version of speakerdb."""
 
+    http_status = 500
+
 
 class InputError(SpeakerDBError):
     """An argument or input file is malformed."""
+
+    http_status = 400
+
+
+def error_document(exc: SpeakerDBError) -> dict[str, dict[str, str]]:
+    """The JSON body that describes ``exc`` to a client:
+    ``{"error": {"type": "SpeakerNotFound", "message": "no speaker named ..."}}``.
+
+    ``type`` is the class name (a client may branch on it); ``message`` is the one-line
+    message the CLI prints, line breaks (from a backend's text) joined by spaces.
+    """
+    message = " ".join(str(exc).splitlines())
+    return {"error": {"type": type(exc).__name__, "message": message}}
 
 
 def no_such_speaker(name: str) -> SpeakerNotFound:
@@ -100,7 +160,7 @@ def sqlite_error(path: object, exc: BaseException, busy_timeout_s: float) -> Dat
     import sqlite3
 
     if sqlite_busy(exc):
-        return DatabaseError(
+        return DatabaseBusy(
             f"{path}: another program kept the database busy for over "
             f"{busy_timeout_s:.0f} s; retry, or end the program that holds it "
             "(an open transaction in an sqlite3 shell, for instance)"

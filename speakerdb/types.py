@@ -1,12 +1,20 @@
 """Typed, frozen results returned by the library.
 
 Scores are raw cosine similarities in [-1, 1]; speakerdb never rescales them.
+
+Every result's ``to_dict()`` is its JSON document, the one every front end
+writes (the CLI's ``--json``, a service's responses): plain JSON values, times
+in ISO 8601, and ``None`` for a float that is not finite (a rate with nothing to
+measure). :func:`to_jsonable` does the same for any value made of results.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "AuditEntry",
@@ -20,11 +28,44 @@ __all__ = [
     "Speaker",
     "Utterance",
     "Verification",
+    "to_jsonable",
 ]
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON values: results by their ``to_dict()``, other dataclasses
+    field by field, sequences as lists, mapping keys as strings."""
+    if isinstance(value, _Result):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: "not measured" (e.g. a rate with no items) is null
+    return value
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+
+
+class _Result:
+    """What every result shares: its JSON document. Not a dataclass itself."""
+
+    __slots__ = ()  # the subclasses' slots stay the only storage
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of this result: every field, as :func:`to_jsonable` has it."""
+        return _fields(self)
+
+
 @dataclass(frozen=True, slots=True)
-class EncoderInfo:
+class EncoderInfo(_Result):
     """The identity of a speaker encoder: what a database's embeddings came from.
 
     ``model`` is a Hugging Face hub id, an absolute local directory, or
@@ -40,7 +81,7 @@ class EncoderInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Speaker:
+class Speaker(_Result):
     """An enrolled speaker."""
 
     id: int
@@ -50,7 +91,7 @@ class Speaker:
 
 
 @dataclass(frozen=True, slots=True)
-class Utterance:
+class Utterance(_Result):
     """One enrolled clip: where it came from and a hash of its decoded audio."""
 
     id: int
@@ -62,7 +103,7 @@ class Utterance:
 
 
 @dataclass(frozen=True, slots=True)
-class QualityIssue:
+class QualityIssue(_Result):
     """A finding of the enrollment quality gates (:mod:`speakerdb.services._quality`).
 
     ``check`` is ``speech``, ``clipping``, ``outlier`` or ``near_duplicate``;
@@ -76,7 +117,7 @@ class QualityIssue:
 
 
 @dataclass(frozen=True, slots=True)
-class Enrollment:
+class Enrollment(_Result):
     """The outcome of one enroll call: the speaker after it, the clips it added, and
     the quality issues found (warnings, and refusals that ``force`` overrode)."""
 
@@ -87,7 +128,7 @@ class Enrollment:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
+class Match(_Result):
     """A candidate speaker and the raw cosine score of the query against its template.
 
     ``normalized`` is the AS-norm score (:mod:`speakerdb.decision._asnorm`) when score
@@ -105,7 +146,7 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
-class Identification:
+class Identification(_Result):
     """Open-set identification of one clip.
 
     ``matches`` are the top-k candidates, best first. ``accepted`` is true when
@@ -135,9 +176,21 @@ class Identification:
         best = self.best
         return best.speaker if best is not None and self.accepted else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields and the answer (``speaker``, ``accepted``, ``best``) a user reads."""
+        return {
+            "source": self.source,
+            "speaker": self.speaker,
+            "accepted": self.accepted,
+            "threshold": self.threshold,
+            "score_norm": self.score_norm,
+            "best": to_jsonable(self.best),
+            "matches": to_jsonable(self.matches),
+        }
+
 
 @dataclass(frozen=True, slots=True)
-class Verification:
+class Verification(_Result):
     """A 1:1 decision: does the clip come from ``speaker``?"""
 
     speaker: str
@@ -153,9 +206,13 @@ class Verification:
         value = self.score if self.normalized is None else self.normalized
         return value >= self.threshold
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, and ``accepted``."""
+        return {**_fields(self), "accepted": self.accepted}
+
 
 @dataclass(frozen=True, slots=True)
-class DatabaseInfo:
+class DatabaseInfo(_Result):
     """What ``speakerdb info`` shows."""
 
     path: str
@@ -174,7 +231,7 @@ class DatabaseInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditSettings:
+class AuditSettings(_Result):
     """Whether decisions are logged, and how long entries are kept
     (:mod:`speakerdb.storage.sqlite._audit`)."""
 
@@ -184,7 +241,7 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
+class AuditEntry(_Result):
     """One logged decision.
 
     ``operation`` is ``identify`` or ``verify``. ``claimed`` is the speaker a verify

@@ -29,6 +29,7 @@ from speakerdb import (
     ModelMismatch,
     SpeakerDB,
     SpeakerNotFound,
+    errors,
 )
 from speakerdb.audio._decode import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
@@ -139,6 +140,39 @@ def test_every_error_is_a_speakerdb_error() -> None:
     for error in errors:
         assert issubclass(error, speakerdb.SpeakerDBError), error
     assert issubclass(speakerdb.SchemaError, speakerdb.DatabaseError)
+
+
+def test_every_error_declares_its_exit_code_and_http_status() -> None:
+    """One table for every front end: the CLI's exit code, a service's HTTP status."""
+    statuses = {
+        "AudioError": 400,
+        "InputError": 400,
+        "InvalidName": 400,
+        "SpeakerNotFound": 404,
+        "DuplicateSpeaker": 409,
+        "DuplicateUtterance": 409,
+        "ModelMismatch": 409,
+        "EnrollmentRefused": 422,
+        "DatabaseError": 500,
+        "ModelError": 500,
+        "SchemaError": 500,
+        "SpeakerDBError": 500,
+        "DatabaseBusy": 503,
+    }
+    classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    assert sorted(statuses) == sorted(classes)
+    for name, status in statuses.items():
+        error = getattr(speakerdb, name)
+        assert "http_status" in vars(error), name  # declared, not inherited by accident
+        assert (error.http_status, error.exit_code) == (status, 2), name
+    assert issubclass(speakerdb.DatabaseBusy, speakerdb.DatabaseError)
+
+
+def test_error_document_is_type_and_one_line_message() -> None:
+    error = SpeakerNotFound("no speaker named 'x'\nsecond line")
+    assert errors.error_document(error) == {
+        "error": {"type": "SpeakerNotFound", "message": "no speaker named 'x' second line"}
+    }
 
 
 # -- enrollment ------------------------------------------------------------

@@ -1152,3 +1152,39 @@ def test_real_voices_are_identified_and_strangers_are_not(corpus: Path, tmp_path
     doc = as_json(cli("identify", *clips, "--json"))
     assert {r["score_norm"] for r in doc} == {"none"} and doc[0]["threshold"] == 0.75
     assert [r["speaker"] for r in doc] == [*REAL_SPEAKERS, None]
+
+
+# -- one serialisation -----------------------------------------------------
+
+
+def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> None:
+    """``--json`` writes the results' own ``to_dict()``: the document every front end shares."""
+    from speakerdb import Enrollment, QualityIssue
+
+    enrolled = as_json(cli("enroll", "carol", clip("carol1.wav", 150, seed=11), "--json"))
+    ok(cli("audit", "on"))
+    (identified,) = as_json(cli("identify", "stranger.wav", "--json"))
+    verified = as_json(cli("verify", "bob", "bob1.wav", "--json"))
+    with SpeakerDB("speakers.db") as db:
+        carol = next(s for s in db.speakers() if s.name == "carol")
+        issues = tuple(QualityIssue(**issue) for issue in enrolled["issues"])
+        again = Enrollment(carol, tuple(db.utterances("carol")), True, issues)
+        assert enrolled == again.to_dict()
+        assert identified == db.identify("stranger.wav").to_dict()
+        assert verified == db.verify("bob", "bob1.wav").to_dict()
+        assert as_json(cli("list", "--json")) == [s.to_dict() for s in db.speakers()]
+        shown = as_json(cli("show", "carol", "--json"))
+        assert shown["utterances"] == [u.to_dict() for u in db.utterances("carol")]
+        assert as_json(cli("info", "--json")) == db.info().to_dict()
+        audit = as_json(cli("audit", "show", "--json"))
+        assert audit["settings"] == db.audit_settings().to_dict()
+        assert audit["entries"] == [e.to_dict() for e in db.audit_log(limit=20)]
+
+
+def test_an_errors_exit_code_is_its_own(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI keeps no table of its own: the error class says how the command exits."""
+    from speakerdb import SpeakerNotFound
+
+    assert_error(cli("show", "nobody"), "no speaker named 'nobody'", code=2)
+    monkeypatch.setattr(SpeakerNotFound, "exit_code", 3)
+    assert_error(cli("show", "nobody"), "no speaker named 'nobody'", code=3)

@@ -54,6 +54,11 @@ def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProc
     )
 
 
+def test_installed_package_is_typed(installed: Path) -> None:
+    """PEP 561: without py.typed, an application's mypy treats speakerdb as untyped."""
+    assert (installed / "speakerdb" / "py.typed").is_file()
+
+
 def test_installed_package_creates_a_database(installed: Path, tmp_path: Path) -> None:
     create = "from speakerdb import SpeakerDB; SpeakerDB('new.db').close()"
     env = {**os.environ, "PYTHONPATH": str(installed)}

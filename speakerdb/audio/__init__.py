@@ -1,1 +1,30 @@
-"""audio."""
+"""Audio in: decode a path, bytes, a binary file object or an array into a checked
+16 kHz mono :class:`Clip` (:mod:`._decode`), and find the speech in it (:mod:`._vad`)."""
+
+from ._decode import (
+    MAX_DURATION_S,
+    MAX_INPUT_BYTES,
+    MIN_DURATION_S,
+    SAMPLE_RATE,
+    Clip,
+    ClipInput,
+    clip_from_array,
+    clip_from_bytes,
+    load_clip,
+    refuse_repeats,
+    to_clip,
+)
+
+__all__ = [
+    "MAX_DURATION_S",
+    "MAX_INPUT_BYTES",
+    "MIN_DURATION_S",
+    "SAMPLE_RATE",
+    "Clip",
+    "ClipInput",
+    "clip_from_array",
+    "clip_from_bytes",
+    "load_clip",
+    "refuse_repeats",
+    "to_clip",
+]

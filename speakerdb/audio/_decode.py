@@ -2,7 +2,10 @@
 
 Every clip becomes 16 kHz mono float32 before it reaches an encoder. Files are
 decoded with soundfile (WAV, FLAC, OGG/Vorbis, and MP3 where the installed
-libsndfile reads it) and resampled with soxr's high-quality filter.
+libsndfile reads it) and resampled with soxr's high-quality filter. The bytes of
+such a file (``bytes``, ``bytearray``, ``memoryview``, or a binary file object
+read to its end) are decoded in memory the same way, with the same checks, and
+refused unread beyond :data:`MAX_INPUT_BYTES`.
 
 A clip is refused, with an :class:`~speakerdb.errors.AudioError` that names it,
 when it is unreadable, empty, has NaN or infinite samples, is silent, is shorter
@@ -21,12 +24,13 @@ lies about it cannot decode without end.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 
@@ -34,11 +38,13 @@ from ..errors import AudioError, DuplicateUtterance, InputError
 
 __all__ = [
     "MAX_DURATION_S",
+    "MAX_INPUT_BYTES",
     "MIN_DURATION_S",
     "SAMPLE_RATE",
     "Clip",
     "ClipInput",
     "clip_from_array",
+    "clip_from_bytes",
     "load_clip",
     "refuse_repeats",
     "to_clip",
@@ -57,6 +63,14 @@ BLOCK_FRAMES = 65_536
 MIN_SAMPLE_RATE = 4_000
 MAX_SAMPLE_RATE = 384_000
 MAX_CHANNELS = 32
+#: Largest encoded clip accepted from memory or a file object, in bytes (128 MiB): a
+#: 10-minute 48 kHz stereo 16-bit WAV (115 MB) fits. An HTTP service holds whole
+#: request bodies, so this bounds what one clip may cost before any decoding.
+MAX_INPUT_BYTES = 128 * 1024 * 1024
+# A file object is read in chunks of this many bytes, so it is never read past the cap.
+_READ_CHUNK = 1024 * 1024
+# What errors call a clip given as bytes: it has no name of its own.
+_BYTES_LABEL = "<bytes>"
 # RMS below -60 dBFS: nothing but noise floor is left.
 _SILENCE_RMS = 1e-3
 # libsndfile's frame count for a file that does not say how long it is.
@@ -76,12 +90,21 @@ class Clip:
         return len(self.samples) / SAMPLE_RATE
 
 
-#: A clip: a file path, ``(samples, sample_rate)``, or an already decoded :class:`Clip`.
-ClipInput = Union[str, "os.PathLike[str]", tuple[np.ndarray, int], Clip]
+class BinaryReader(Protocol):
+    """A binary file object: ``open(path, "rb")``, :class:`io.BytesIO`, a request body..."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+#: Encoded audio in memory: the bytes of a WAV, FLAC, OGG or MP3 file.
+EncodedAudio = Union[bytes, bytearray, memoryview]
+#: A clip: a file path, encoded audio (:data:`EncodedAudio` or a :class:`BinaryReader`),
+#: ``(samples, sample_rate)``, or an already decoded :class:`Clip`.
+ClipInput = Union[str, "os.PathLike[str]", EncodedAudio, BinaryReader, tuple[np.ndarray, int], Clip]
 
 
 def to_clip(item: ClipInput) -> Clip:
-    """Decode a path or ``(samples, rate)`` pair; pass a :class:`Clip` through."""
+    """Decode a path, encoded audio or ``(samples, rate)`` pair; pass a :class:`Clip` through."""
     if isinstance(item, Clip):
         return item
     if isinstance(item, tuple):
@@ -90,7 +113,12 @@ def to_clip(item: ClipInput) -> Clip:
         return clip_from_array(item[0], int(item[1]))
     if isinstance(item, (str, os.PathLike)):
         return load_clip(item)
-    raise InputError(f"cannot use {type(item).__name__} as a clip; pass a path or (samples, rate)")
+    if isinstance(item, (bytes, bytearray, memoryview)) or callable(getattr(item, "read", None)):
+        return clip_from_bytes(item)
+    raise InputError(
+        f"cannot use {type(item).__name__} as a clip; pass a path, bytes, a binary file "
+        "object or (samples, rate)"
+    )
 
 
 def refuse_repeats(clips: Iterable[Clip]) -> None:
@@ -114,7 +142,73 @@ def load_clip(path: str | os.PathLike[str]) -> Clip:
     if not path.is_file():
         # A pipe or a device could block, or never end: only regular files are read.
         raise AudioError(f"{name}: not a regular file (a pipe or device); save the audio first")
-    return _decode(path)
+    # As bytes, so that a file name that is not valid UTF-8 opens too.
+    return _decode(os.fsencode(path), name, name)
+
+
+def clip_from_bytes(data: EncodedAudio | BinaryReader) -> Clip:
+    """Decode encoded audio held in memory, or read from a binary file object (from its
+    position to its end), into a checked 16 kHz mono :class:`Clip`.
+
+    The checks are those of :func:`load_clip`, and more than :data:`MAX_INPUT_BYTES`
+    is refused before decoding (a file object is read no further). The clip's
+    ``source`` is ``None``, as for an array; errors call it ``<bytes>``.
+    """
+    return _decode(_in_memory(data), _BYTES_LABEL, None)
+
+
+class _Memory(io.BytesIO):
+    """Encoded audio in memory, which seeks as a file does."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        # libsndfile may seek before the start of a damaged file: lseek fails there and
+        # keeps the position, where BytesIO raises, into a C callback that prints it.
+        if whence == io.SEEK_SET and offset < 0:
+            return self.tell()
+        return super().seek(offset, whence)
+
+
+def _in_memory(data: EncodedAudio | BinaryReader) -> io.BytesIO:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return _read_capped(data)
+    if memoryview(data).nbytes > MAX_INPUT_BYTES:
+        raise _too_large()
+    try:
+        return _Memory(data)
+    except BufferError as exc:  # a strided memoryview: not one run of bytes
+        raise InputError(f"{_BYTES_LABEL}: pass the audio as one contiguous buffer") from exc
+
+
+def _read_capped(reader: BinaryReader) -> io.BytesIO:
+    """What ``reader`` has left, read in chunks and never past one byte over the cap."""
+    if isinstance(reader, io.TextIOBase):  # it would fail to decode audio as UTF-8 text
+        raise _text_mode()
+    buffer = _Memory()
+    while buffer.tell() <= MAX_INPUT_BYTES:
+        try:
+            chunk = reader.read(min(_READ_CHUNK, MAX_INPUT_BYTES + 1 - buffer.tell()))
+        except (OSError, ValueError) as exc:  # a closed file, a dropped connection...
+            raise AudioError(f"{_BYTES_LABEL}: cannot read the file object ({exc})") from exc
+        if isinstance(chunk, str):
+            raise _text_mode()
+        if not chunk:
+            break
+        buffer.write(chunk)
+    if buffer.tell() > MAX_INPUT_BYTES:
+        raise _too_large()
+    buffer.seek(0)
+    return buffer
+
+
+def _text_mode() -> InputError:
+    return InputError(f"{_BYTES_LABEL}: a text file object; open the audio in binary mode ('rb')")
+
+
+def _too_large() -> AudioError:
+    return AudioError(
+        f"{_BYTES_LABEL}: more than {MAX_INPUT_BYTES // 2**20} MiB of encoded audio, which is "
+        "all that is accepted; send a shorter clip, or a compressed one (FLAC, OGG)"
+    )
 
 
 def clip_from_array(samples: np.ndarray, sample_rate: int, source: str | None = None) -> Clip:
@@ -136,16 +230,15 @@ def _clip(samples: np.ndarray, source: str | None) -> Clip:
     return Clip(samples=samples, source=source, sha256=digest)
 
 
-def _decode(path: Path) -> Clip:
+def _decode(file: bytes | io.BytesIO, name: str, source: str | None) -> Clip:
+    """Decode ``file`` (a path, or encoded audio in memory), calling it ``name`` in errors."""
     import soundfile as sf
 
-    name = str(path)
     try:
-        # As bytes, so that a file name that is not valid UTF-8 opens too.
-        with sf.SoundFile(os.fsencode(path)) as audio:
+        with sf.SoundFile(file) as audio:
             _check_header(audio.frames, audio.samplerate, audio.channels, name)
             _check_complete(audio.extra_info, name)
-            return _read_blocks(audio, name)
+            return _read_blocks(audio, name, source)
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
@@ -154,7 +247,7 @@ def _decode(path: Path) -> Clip:
         raise AudioError(f"{name}: too large to decode") from exc
 
 
-def _read_blocks(audio: Any, name: str) -> Clip:
+def _read_blocks(audio: Any, name: str, source: str | None) -> Clip:
     """Decode an open soundfile block by block, checking as it goes; stop past the cap."""
     rate = int(audio.samplerate)
     cap = int(MAX_DURATION_S * rate)
@@ -176,7 +269,7 @@ def _read_blocks(audio: Any, name: str) -> Clip:
         energy += float(np.square(mono, dtype=np.float64).sum())
         resampler.add(mono)
     _check_level(frames, energy, rate, name)
-    return _clip(resampler.finish(), name)
+    return _clip(resampler.finish(), source)
 
 
 class _Resampler:

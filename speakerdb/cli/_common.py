@@ -112,7 +112,8 @@ def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
 
 
 def handles_errors(func: F) -> F:
-    """Turn library errors into a one-line message and exit code 2, never a traceback."""
+    """Turn library errors into a one-line message and the error's own exit code
+    (:attr:`~speakerdb.errors.SpeakerDBError.exit_code`), never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -121,7 +122,7 @@ def handles_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SpeakerDBError as exc:
-            raise _fail(str(exc)) from None
+            raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
         except BrokenPipeError:

@@ -1,12 +1,13 @@
-"""Turning results into text and JSON for the CLI. Nothing here touches a database."""
+"""Turning results into text and JSON for the CLI. Nothing here touches a database.
+
+The JSON is the results' own ``to_dict()`` (:func:`speakerdb.types.to_jsonable`), so
+the CLI writes the same documents as any other front end.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import sys
-from datetime import datetime
 from typing import Any
 
 from ..types import (
@@ -18,6 +19,7 @@ from ..types import (
     Speaker,
     Utterance,
     Verification,
+    to_jsonable,
 )
 
 __all__ = ["emit_json", "safe", "to_jsonable"]
@@ -36,37 +38,6 @@ _JSON_RAW = {c: f"\\u{c:04x}" for c in [0x7F, *range(0x80, 0xA0), *range(0xD800,
 def safe(text: object) -> str:
     """Text with control characters escaped, so user data cannot drive the terminal."""
     return str(text).translate(_CONTROL)
-
-
-def to_jsonable(value: Any) -> Any:
-    """Results as plain JSON values; properties a user relies on are included."""
-    if isinstance(value, Identification):
-        return {
-            "source": value.source,
-            "speaker": value.speaker,
-            "accepted": value.accepted,
-            "threshold": value.threshold,
-            "score_norm": value.score_norm,
-            "best": to_jsonable(value.best),
-            "matches": [to_jsonable(m) for m in value.matches],
-        }
-    if isinstance(value, Verification):
-        return {**_fields(value), "accepted": value.accepted}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _fields(value)
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN: "not measured" (e.g. a rate with no items) is null
-    return value
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
 
 
 def emit_json(value: Any) -> None:

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..errors import DatabaseError
+from ..errors import DatabaseBusy
 from ._indexfile import (
     HEADER_SIZE,
     IndexFile,
@@ -133,7 +133,7 @@ class IndexLock:
             except BlockingIOError:
                 pass
             if time.monotonic() > deadline:
-                raise DatabaseError(
+                raise DatabaseBusy(
                     f"{self.path}: another process has held the index lock for over "
                     f"{timeout:.0f} s; stop the speakerdb process that hangs, then retry"
                 )

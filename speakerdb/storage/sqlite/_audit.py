@@ -127,7 +127,8 @@ class AuditLog:
                 session.flush()
                 _prune(session, settings, rows[-1].created_at)
         except DatabaseError as exc:
-            raise DatabaseError(
+            # The same class: a busy database stays DatabaseBusy (retrying may work).
+            raise type(exc)(
                 f"{exc}; auditing is on and the decision could not be logged, so it is not "
                 "given: make the database writable and retry, or turn auditing off "
                 "(`speakerdb audit off`)"

@@ -46,7 +46,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from ...errors import DatabaseError, sqlite_busy, sqlite_error
+from ...errors import DatabaseBusy, DatabaseError, sqlite_busy, sqlite_error
 
 __all__ = [
     "AuditRow",
@@ -221,7 +221,7 @@ class Store:
                 _switch_to_wal(raw.cursor())
             except sqlite3.Error as exc:
                 message = f"{self.path}: cannot switch to WAL journaling ({exc})"
-                raise DatabaseError(message) from exc
+                raise (DatabaseBusy if sqlite_busy(exc) else DatabaseError)(message) from exc
             finally:
                 raw.close()
 
