@@ -139,6 +139,10 @@ class SQLiteStorage:
         self._store.close()
 
     def _dim(self) -> int:
+        if self._encoder is None:
+            # Another process (or another SpeakerDB) may have enrolled the first speaker.
+            with self._store.read() as session:
+                self._encoder = catalog.read_encoder(session)
         return self._encoder.dim if self._encoder is not None else self._seen_dim
 
 
