@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -48,28 +49,15 @@ def clear(session: Session) -> int:
     return removed
 
 
+# The columns that hold an entry's fields under the same names.
+_FIELDS = ("operation", "claimed", "identified", "score", "normalized", "threshold")
+
+
 def _row(entry: AuditEntry) -> AuditRow:
-    return AuditRow(
-        created_at=entry.time,
-        operation=entry.operation,
-        claimed=entry.claimed,
-        identified=entry.identified,
-        score=entry.score,
-        normalized=entry.normalized,
-        threshold=entry.threshold,
-        accepted=entry.accepted,
-    )
+    same: dict[str, Any] = {name: getattr(entry, name) for name in _FIELDS}
+    return AuditRow(created_at=entry.time, accepted=entry.accepted, **same)
 
 
 def _entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        id=row.id,
-        time=as_utc(row.created_at),
-        operation=row.operation,
-        claimed=row.claimed,
-        identified=row.identified,
-        score=row.score,
-        normalized=row.normalized,
-        threshold=row.threshold,
-        accepted=bool(row.accepted),
-    )
+    same: dict[str, Any] = {name: getattr(row, name) for name in _FIELDS}
+    return AuditEntry(id=row.id, time=as_utc(row.created_at), accepted=bool(row.accepted), **same)
