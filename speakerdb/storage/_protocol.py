@@ -27,13 +27,15 @@ exact and approximate search) implement :class:`IndexAdmin` as well.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+# Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+    from datetime import datetime
+    from pathlib import Path
+
     import numpy as np
 
     from ..audio._decode import Clip
