@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from ._names import clean_name
 from .audio._decode import Clip, ClipInput, to_clip
 from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
-from .decision._population import Population, read_population
+from .decision._population import Population
 from .decision._ranking import normalized_claim, rank
 from .encoders._base import (
     Encoder,
@@ -29,24 +29,24 @@ from .encoders._base import (
     requested_model,
 )
 from .encoders._frontend import embed_clips
-from .errors import DatabaseError, DuplicateSpeaker, InputError
+from .errors import DatabaseError, InputError
+from .services._audit import AuditLog
 from .services._enrolling import _EnrollingMixin
 from .services._settings import _SettingsMixin
-from .storage._index import SpeakerIndex, index_path_for
-from .storage._indexkind import IndexChoice
-from .storage.sqlite import _catalog as catalog
-from .storage.sqlite._audit import AuditLog
-from .storage.sqlite._indexsync import IndexSync
-from .storage.sqlite._schema import ensure_schema
-from .storage.sqlite._schema import upgrade as upgrade_schema
-from .storage.sqlite._store import Store, from_blob
+from .storage import IndexAdmin, SearchFn, Storage, open_storage, upgrade_storage
 from .types import (
     DatabaseInfo,
     Identification,
+    Match,
     Speaker,
     Utterance,
     Verification,
 )
+
+if TYPE_CHECKING:
+    from .storage._index import SpeakerIndex
+    from .storage._indexkind import IndexChoice
+    from .storage.sqlite._indexsync import IndexSync
 
 __all__ = ["ClipInput", "SpeakerDB"]
 
@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 
 class SpeakerDB(_EnrollingMixin, _SettingsMixin):
-    """A speaker database on one SQLite file, with its FAISS index beside it.
+    """A speaker database on one SQLite file, with its FAISS index beside it, or on
+    any other :class:`~speakerdb.storage.Storage` given as ``storage``.
 
     Options follow the precedence in :mod:`speakerdb.config`: argument, then
     ``SPEAKERDB_*`` environment variable, then the value stored in the
@@ -67,6 +68,9 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
     a decoded :class:`~speakerdb.audio.Clip`; :mod:`speakerdb.audio` checks each.
+
+    ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
+    ``path`` and ``create``; the database then owns it and closes it.
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -83,15 +87,18 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         encoder: Encoder | None = None,
         create: bool = True,
         backend: str | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        self._store = Store.open(database_path(path), create=create)
+        if storage is not None and path is not None:
+            raise InputError("give a database path or a storage, not both")
+        self._storage = storage or open_storage(database_path(path), create=create)
         try:
             self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
             if backend is not None:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
             self._load_options["backend"] = backend
         except BaseException:
-            self._store.close()  # a refused database is not left open
+            self._storage.close()  # a refused database is not left open
             raise
 
     def _setup(
@@ -103,9 +110,8 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         cache_dir: str | None,
         encoder: Encoder | None,
     ) -> None:
-        ensure_schema(self._store)
-        with self._store.read() as session:
-            self._stored = catalog.read_encoder(session)
+        with self._storage.read() as snapshot:
+            self._stored = snapshot.encoder()
         self._threshold_arg = None if threshold is None else parse_threshold(threshold, "argument")
         self._model_arg = requested_model(model, encoder)
         self._load_options = {
@@ -115,8 +121,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         }
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
-        self._index = IndexSync(self._store, self.index_path, self._index_dim)
-        self._audit = AuditLog(self._store)
+        self._audit = AuditLog(self._storage)
         # An explicit model is checked now; one from SPEAKERDB_MODEL only when the
         # encoder is needed, so that listing or renaming never depends on it.
         if model is not None or encoder is not None:
@@ -125,14 +130,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
         """Migrate an existing database to this version's schema; return ``(before, after)``."""
-        target = database_path(path)
-        if not target.is_file():
-            raise DatabaseError(f"{target}: no database to upgrade")
-        store = Store.open(target)
-        try:
-            return upgrade_schema(store)
-        finally:
-            store.close()
+        return upgrade_storage(database_path(path))
 
     # -- lifecycle -------------------------------------------------------
 
@@ -144,27 +142,24 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
     def close(self) -> None:
         """Release the database connections. The object cannot be used afterwards."""
-        self._store.close()
+        self._storage.close()
 
     def discard_if_unused(self) -> bool:
         """Close, and delete the database files if this object created them and nothing
         was enrolled: a first enrollment that failed leaves no empty database behind.
         """
-        if not self._store.created or self.speakers():
+        if not self._storage.created or self.speakers():
             return False
-        self.close()
-        lock = self.index_path.with_name(self.index_path.name + ".lock")
-        for path in (self.path, *_sqlite_sidecars(self.path), self.index_path, lock):
-            path.unlink(missing_ok=True)
+        self._storage.discard()
         return True
 
     @property
     def path(self) -> Path:
-        return self._store.path
+        return self._storage.path
 
     @property
     def index_path(self) -> Path:
-        return index_path_for(self._store.path)
+        return self._index_admin().index_path
 
     @property
     def model(self) -> str:
@@ -213,7 +208,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
         durations = [clip.duration_s for clip in decoded]
-        found = rank(norm, queries, top_k, top_n, self._index, self.population, durations)
+        found = rank(norm, queries, top_k, top_n, self._ranked(), self.population, durations)
         return self._audit.log_identifications(
             [
                 Identification(clip.source, matches, limit, norm)
@@ -233,55 +228,47 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
         norm, top_n, limit = self.decision(threshold, score_norm)
-        with self._store.read() as session:
-            template = from_blob(catalog.require_speaker(session, name).template)
+        with self._storage.read() as snapshot:
+            template = snapshot.template(name)
         decoded = to_clip(clip)
         query = self._embed([decoded])[0]
         score = float(np.dot(query, template))
         normalized = None
         if norm != "none":
             normalized = normalized_claim(
-                norm, name, query, score, top_n, self._index, self.population, decoded.duration_s
+                norm, name, query, score, top_n, self._ranked(), self.population, decoded.duration_s
             )
         result = Verification(name, decoded.source, score, limit, normalized, norm)
         return self._audit.log_verification(result)
 
     def population(self) -> Population:
         """Every enrolled utterance embedding with its speaker (for calibration and AS-norm)."""
-        with self._store.read() as session:
-            return read_population(session)
+        with self._storage.read() as snapshot:
+            return snapshot.population()
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
-        with self._store.read() as session:
-            return catalog.list_speakers(session)
+        with self._storage.read() as snapshot:
+            return snapshot.speakers()
 
     def speaker(self, name: str) -> Speaker:
         name = clean_name(name)
-        with self._store.read() as session:
-            row = catalog.require_speaker(session, name)
-            return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+        with self._storage.read() as snapshot:
+            return snapshot.speaker(name)
 
     def utterances(self, name: str) -> list[Utterance]:
         """The enrolled clips of ``name``, oldest first."""
         name = clean_name(name)
-        with self._store.read() as session:
-            return catalog.list_utterances(session, name)
+        with self._storage.read() as snapshot:
+            return snapshot.utterances(name)
 
     # -- changes ---------------------------------------------------------
 
     def remove(self, name: str) -> Speaker:
         """Delete ``name`` with all their utterances and embeddings; return what was removed."""
         name = clean_name(name)
-        with self._index.changing():
-            with self._store.write() as session:
-                row = catalog.require_speaker(session, name)
-                removed = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
-                session.delete(row)
-                generation = catalog.bump_generation(session)
-            self._index.apply(generation, lambda index: index.remove(removed.id))
-        self._store.purge_deleted()
-        return removed
+        with self._storage.change(templates=True) as change:
+            return change.remove_speaker(name)
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         """Delete one enrolled clip and its embedding; return its speaker, template recomputed.
@@ -289,37 +276,16 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         A speaker's last clip is not removed, since a speaker without clips has no
         voiceprint: that raises :class:`InputError`; remove the speaker instead.
         """
-        with self._index.changing():
-            with self._store.write() as session:
-                row = catalog.require_utterance(session, utterance_id)
-                owner = row.speaker
-                left = catalog.count_utterances(session, owner.id) - 1
-                if left < 1:
-                    raise InputError(
-                        f"clip #{utterance_id} is the only one of {owner.name!r}; remove the "
-                        f"speaker instead (`speakerdb remove {shlex.quote(owner.name)}`)"
-                    )
-                session.delete(row)
-                session.flush()
-                template = catalog.refresh_template(session, owner)
-                generation = catalog.bump_generation(session)
-                speaker = catalog.to_speaker(owner, left)
-            self._index.apply(generation, lambda index: index.upsert(speaker.id, template))
-        self._store.purge_deleted()
+        with self._storage.change(templates=True) as change:
+            speaker = change.remove_utterance(utterance_id)
         log.info("removed clip #%d of %r", utterance_id, speaker.name)
         return speaker
 
     def rename(self, old: str, new: str) -> Speaker:
         """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
         old, new = clean_name(old), clean_name(new)
-        with self._store.write() as session:
-            row = catalog.require_speaker(session, old)
-            if new != old and catalog.find_speaker(session, new) is not None:
-                raise DuplicateSpeaker(f"a speaker named {new!r} exists already; pick another name")
-            row.name = new
-            catalog.bump_counter(session, "names_version")  # for the index's cache of names
-            session.flush()
-            return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+        with self._storage.change() as change:
+            return change.rename(old, new)
 
     # -- encoder and index ----------------------------------------------
 
@@ -336,15 +302,15 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
     def current_index(self) -> SpeakerIndex:
         """The FAISS index, agreeing with the database; loaded or rebuilt when stale."""
-        return self._index.snapshot()[0]
+        return self._index_admin().current_index()
 
     def rebuild_index(self) -> int:
         """Rebuild the index file from the database; return the number of speakers in it."""
-        return self._index.rebuild()
+        return self._index_admin().rebuild_index()
 
     def index_choice(self) -> IndexChoice:
         """The index setting (``auto``, ``flat``, ``ivf``) and the index it gives now."""
-        return self._index.choice()
+        return self._index_admin().index_choice()
 
     def set_index_kind(self, kind: str, *, ivf_from: int | None = None) -> IndexChoice:
         """Store the index setting (see :mod:`speakerdb.storage._indexkind`) and rebuild by
@@ -352,27 +318,47 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
         ``ivf_from`` sets where ``auto`` switches to IVF (left ``None``: kept as stored).
         """
-        return self._index.configure(kind, ivf_from)
+        return self._index_admin().set_index_kind(kind, ivf_from)
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
-        with self._store.read() as session:
-            n_speakers = len(catalog.list_speakers(session))
-            n_utterances = catalog.count_utterances(session)
-            generation = int(catalog.get_setting(session, "generation") or 0)
-        return self._describe(self.path, self._stored, (n_speakers, n_utterances), generation)
+        with self._storage.read() as snapshot:
+            counts, version = snapshot.counts(), snapshot.version()
+        return self._describe(self.path, self._stored, counts, version)
 
     # -- internals -------------------------------------------------------
 
     def _embed(self, clips: Sequence[Clip]) -> np.ndarray:
         return embed_clips(self.encoder(), clips)
 
-    def _index_dim(self) -> int:
-        # Before the first enrollment the database records no encoder; use the loaded one.
-        if self._stored is not None:
-            return self._stored.dim
-        return self._encoder.info.dim if self._encoder is not None else 1
+    def _index_admin(self) -> IndexAdmin:
+        if not isinstance(self._storage, IndexAdmin):
+            raise DatabaseError(f"{self.path}: this storage has no search index to administer")
+        return self._storage
+
+    def _ranked(self) -> IndexSync:
+        # Until decision._ranking takes the storage's search callable (issue 10), it is
+        # handed one through the IndexSync-shaped adapter it expects.
+        return cast("IndexSync", _SearchAdapter(self._storage.search))
 
 
-def _sqlite_sidecars(path: Path) -> tuple[Path, Path]:
-    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+class _SearchAdapter:
+    """A search callable dressed as :meth:`IndexSync.snapshot`: ``(searcher, names)``."""
+
+    def __init__(self, search: SearchFn) -> None:
+        self._search = search
+        self._names: dict[int, str] = {}
+
+    def snapshot(self) -> tuple[_SearchAdapter, dict[int, str]]:
+        return self, self._names
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        found: list[tuple[Match, ...]] = self._search(queries, k)
+        scores = np.full((len(found), k), -np.inf, np.float32)
+        ids = np.full((len(found), k), -1, np.int64)
+        for row, matches in enumerate(found):
+            for column, match in enumerate(matches):
+                ids[row, column] = len(self._names)
+                self._names[len(self._names)] = match.speaker
+                scores[row, column] = match.score
+        return scores, ids

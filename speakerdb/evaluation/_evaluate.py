@@ -1,7 +1,7 @@
 """``speakerdb evaluate``: measure accuracy on the user's own labelled audio.
 
-The enrollment CSV is enrolled into a temporary database (the user's is never
-opened for writing), every test clip is embedded once, and the figures of
+The enrollment CSV is enrolled into a throw-away in-memory database (the
+user's is never opened for writing), every test clip is embedded once, and the figures of
 :mod:`speakerdb.evaluation._trials` are computed from the scores:
 
 - verification on trials (given, or balanced ones generated as
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +117,8 @@ def evaluate(
     local_files_only: bool | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EvaluationReport:
-    """Evaluate enrollment and test CSVs in a throw-away database; see the module docstring.
+    """Evaluate enrollment and test CSVs in a throw-away in-memory database; see the
+    module docstring.
 
     ``threshold`` is the database threshold to report open-set results at
     (default: the model's default for ``score_norm``). ``score_norm`` is
@@ -127,6 +127,7 @@ def evaluate(
     :func:`speakerdb.config.default_score_norm`); see :mod:`speakerdb.decision._norms`.
     """
     from .._facade import SpeakerDB
+    from ..storage import MemoryStorage
 
     if det_plot is not None:
         from ._plot import require_matplotlib
@@ -134,23 +135,22 @@ def evaluate(
         require_matplotlib()
     enroll_rows, test_rows = read_manifest(enroll_csv), read_manifest(test_csv)
     advance = progress or (lambda n: None)
-    with tempfile.TemporaryDirectory(prefix="speakerdb-eval-") as tmp:
-        target = Path(tmp) / "evaluate.db"
-        with SpeakerDB(
-            target, model=model, encoder=encoder, local_files_only=local_files_only
-        ) as db:
-            skipped = _enroll(db, enroll_rows, advance)
-            score_norm = db.decision(threshold, score_norm)[0]  # as identify decides
-            population = db.population()
-            if population.n_speakers == 0:
-                first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
-                raise InputError(f"{enroll_csv}: no clip could be enrolled{first}")
-            scored, test_skipped = _score_tests(
-                db, population, test_rows, score_norm, top_n, advance
-            )
-            used_model = db.model
-            if threshold is None:
-                threshold = db.decision_threshold(score_norm)
+    with SpeakerDB(
+        storage=MemoryStorage(),
+        model=model,
+        encoder=encoder,
+        local_files_only=local_files_only,
+    ) as db:
+        skipped = _enroll(db, enroll_rows, advance)
+        score_norm = db.decision(threshold, score_norm)[0]  # as identify decides
+        population = db.population()
+        if population.n_speakers == 0:
+            first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
+            raise InputError(f"{enroll_csv}: no clip could be enrolled{first}")
+        scored, test_skipped = _score_tests(db, population, test_rows, score_norm, top_n, advance)
+        used_model = db.model
+        if threshold is None:
+            threshold = db.decision_threshold(score_norm)
     trials = (
         read_trials(trials_csv, scored)
         if trials_csv is not None

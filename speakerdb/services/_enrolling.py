@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,20 +32,16 @@ from .._names import clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..config import DEFAULT_THRESHOLDS
-from ..decision._population import Population, read_population
+from ..decision._population import Population
 from ..encoders._base import Encoder, check_same_encoder
 from ..errors import DuplicateUtterance, EnrollmentRefused, InputError, SpeakerDBError
-from ..storage.sqlite import _catalog as catalog
+from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sqlalchemy.orm import Session
-
-    from ..storage._index import SpeakerIndex
-    from ..storage.sqlite._indexsync import IndexSync
-    from ..storage.sqlite._store import Store
+    from ..storage import Change, Storage
 
 __all__: list[str] = []
 
@@ -71,8 +67,7 @@ class _Prepared:
 class _EnrollingMixin:
     """Enrollment methods of ``SpeakerDB``."""
 
-    _store: Store
-    _index: IndexSync
+    _storage: Storage
     _stored: EncoderInfo | None
 
     if TYPE_CHECKING:
@@ -127,8 +122,8 @@ class _EnrollingMixin:
 
     def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]:
         """Map the audio hash of each clip that is enrolled already to its speaker's name."""
-        with self._store.read() as session:
-            return catalog.existing_hashes(session, [c.sha256 for c in clips])
+        with self._storage.read() as snapshot:
+            return snapshot.enrolled_hashes([c.sha256 for c in clips])
 
     # -- internals -------------------------------------------------------
 
@@ -140,8 +135,7 @@ class _EnrollingMixin:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]
         refuse_repeats(decoded)
-        with self._store.read() as session:
-            catalog.refuse_enrolled(session, decoded)
+        refuse_enrolled(self.find_enrolled(decoded), decoded)
         _refuse_pending(decoded, pending)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize(self._embed(decoded))
@@ -171,16 +165,14 @@ class _EnrollingMixin:
     def _commit(self, pending: Sequence[_Prepared]) -> list[Enrollment]:
         """Write every prepared enrollment in one transaction; update the index once."""
         encoder = self.encoder()
-        results, templates = [], []
-        with self._index.changing():
-            with self._store.write() as session:
-                self._record_encoder(session, encoder.info)
-                for prepared in pending:
-                    result, template = _write(session, prepared)
-                    results.append(result)
-                    templates.append((result.speaker.id, template))
-                generation = catalog.bump_generation(session)
-            self._index.apply(generation, lambda index: _upsert_all(index, templates))
+        with self._storage.change(templates=True) as change:
+            recorded = self._record_encoder(change, encoder.info)
+            results = [
+                replace(change.enroll(p.name, p.clips, p.embeddings), issues=p.issues)
+                for p in pending
+            ]
+        if recorded is not None:
+            self._stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
         return results
@@ -218,31 +210,31 @@ class _EnrollingMixin:
         # Two short reads, not one around the index search: the search may wait for the
         # index's file lock, and a read held meanwhile made other processes' queries
         # time out as busy (tests/test_concurrency.py).
-        with self._store.read() as session:
-            own = read_population(session, names=[name])
+        with self._storage.read() as snapshot:
+            own = snapshot.population(names=[name])
         if own.n_speakers:
             return own
         groups = {p.name: p.embeddings for p in pending}
         closest = self._closest_speaker(template_of(embeddings))
         if closest is not None:
-            with self._store.read() as session:
-                found = read_population(session, names=[closest])
+            with self._storage.read() as snapshot:
+                found = snapshot.population(names=[closest])
             groups.update((n, found.of(n)) for n in found.names)
         return Population.from_groups(groups)
 
     def _closest_speaker(self, template: np.ndarray) -> str | None:
-        index, names = self._index.snapshot()
-        _, ids = index.search(template[None, :], 1)
-        found = [names[int(i)] for i in ids[0] if int(i) in names]
-        return found[0] if found else None
+        found = self._storage.search(template[None, :], 1)[0]
+        return found[0].speaker if found else None
 
-    def _record_encoder(self, session: Session, info: EncoderInfo) -> None:
-        stored = catalog.read_encoder(session)
+    def _record_encoder(self, change: Change, info: EncoderInfo) -> EncoderInfo | None:
+        """Record ``info`` on the first enrollment (and return it), else check it is the
+        recorded encoder."""
+        stored = change.encoder()
         if stored is None:
-            catalog.write_encoder(session, info)
-            self._stored = info
-        else:
-            check_same_encoder(self.path, stored, info)
+            change.record_encoder(info)
+            return info
+        check_same_encoder(self.path, stored, info)
+        return None
 
 
 def _clean_or_none(name: str) -> str | None:
@@ -261,18 +253,3 @@ def _refuse_pending(clips: Sequence[Clip], pending: Sequence[_Prepared]) -> None
                 f"{clip.source or '<array>'}: the same audio is being enrolled for "
                 f"{owners[clip.sha256]!r}; leave it out"
             )
-
-
-def _write(session: Session, prepared: _Prepared) -> tuple[Enrollment, np.ndarray]:
-    catalog.refuse_enrolled(session, prepared.clips)
-    row, created = catalog.get_or_create_speaker(session, prepared.name)
-    added = catalog.add_utterances(session, row, prepared.clips, prepared.embeddings)
-    template = catalog.refresh_template(session, row)
-    speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
-    added_rows = tuple(catalog.to_utterance(u, prepared.name) for u in added)
-    return Enrollment(speaker, added_rows, created, prepared.issues), template
-
-
-def _upsert_all(index: SpeakerIndex, templates: list[tuple[int, np.ndarray]]) -> None:
-    for speaker_id, template in templates:
-        index.upsert(speaker_id, template)

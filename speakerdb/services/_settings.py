@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
     from .._facade import SpeakerDB
     from ..decision._calibration import Calibration
-    from ..storage.sqlite._audit import AuditLog
-    from ..storage.sqlite._store import Store
+    from ..storage import Storage
     from ..types import AuditEntry, AuditSettings, DatabaseInfo, EncoderInfo
+    from ._audit import AuditLog
 
 __all__: list[str] = []
 
@@ -149,14 +149,12 @@ class _SettingsView:
 class _SettingsMixin(_SettingsView):
     """Thresholds, score normalisation, calibration and audit methods of ``SpeakerDB``."""
 
-    _store: Store
+    _storage: Storage
     _audit: AuditLog
 
     def _settings(self) -> dict[str, str]:
-        from ..storage.sqlite import _catalog as catalog
-
-        with self._store.read() as session:
-            return catalog.all_settings(session)
+        with self._storage.read() as snapshot:
+            return snapshot.settings()
 
     # -- settings --------------------------------------------------------
 
@@ -172,10 +170,8 @@ class _SettingsMixin(_SettingsView):
             number, key = parse_threshold(value, "set-threshold"), "threshold"
         else:
             number, key = _parse_norm_threshold(value), f"{norm}_threshold"
-        from ..storage.sqlite import _catalog as catalog
-
-        with self._store.write() as session:
-            catalog.set_setting(session, key, repr(number))
+        with self._storage.change() as change:
+            change.set_setting(key, repr(number))
         return number
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
@@ -184,12 +180,10 @@ class _SettingsMixin(_SettingsView):
         mode = _check_norm(mode)
         if top_n is not None and top_n < 1:
             raise InputError(f"--top-n must be at least 1, got {top_n}")
-        from ..storage.sqlite import _catalog as catalog
-
-        with self._store.write() as session:
-            catalog.set_setting(session, "score_norm", mode)
+        with self._storage.change() as change:
+            change.set_setting("score_norm", mode)
             if top_n is not None:
-                catalog.set_setting(session, "asnorm_top_n", str(top_n))
+                change.set_setting("asnorm_top_n", str(top_n))
         return self.score_norm()
 
     def calibrate(
@@ -216,13 +210,13 @@ class _SettingsMixin(_SettingsView):
             self.set_threshold(result.threshold, score_norm=norm)
         return result
 
-    # -- audit log (see speakerdb.storage.sqlite._audit) --------------------------------
+    # -- audit log (see speakerdb.services._audit) ----------------------------------------
 
     def set_audit(
         self, enabled: bool, *, retention_days: int | None = None, max_rows: int | None = None
     ) -> AuditSettings:
         """Log identify and verify decisions, or stop (off by default;
-        :mod:`speakerdb.storage.sqlite._audit`).
+        :mod:`speakerdb.services._audit`).
 
         Entries older than ``retention_days`` (default 30) or beyond the newest
         ``max_rows`` (default 100,000) are deleted now and at every later write.
@@ -239,9 +233,7 @@ class _SettingsMixin(_SettingsView):
 
     def clear_audit(self) -> int:
         """Delete every logged decision; return how many there were."""
-        count = self._audit.clear()
-        self._store.purge_deleted()
-        return count
+        return self._audit.clear()  # the storage then leaves no copy of them
 
 
 def _check_norm(mode: str) -> str:

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 
 from ..._vectors import template_of
 from ...audio._decode import Clip
-from ...errors import DuplicateUtterance, InputError, no_such_speaker
+from ...errors import no_such_speaker
 from ...types import EncoderInfo, Speaker, Utterance
+from .. import _rules as rules
+from .._rules import check_clip_number, no_such_clip, storable_source
 from ._store import (
     EncoderRow,
     SettingRow,
@@ -144,13 +146,10 @@ def require_speaker(session: Session, name: str) -> SpeakerRow:
 
 
 def require_utterance(session: Session, utterance_id: int) -> UtteranceRow:
-    if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
-        raise InputError(f"a clip is given by its number, got {utterance_id!r}")
+    check_clip_number(utterance_id)
     row = session.get(UtteranceRow, utterance_id)
     if row is None:
-        raise InputError(
-            f"no enrolled clip #{utterance_id}; `speakerdb show NAME` lists a speaker's clips"
-        )
+        raise no_such_clip(utterance_id)
     return row
 
 
@@ -166,13 +165,7 @@ def existing_hashes(session: Session, hashes: Sequence[str]) -> dict[str, str]:
 
 def refuse_enrolled(session: Session, clips: Sequence[Clip]) -> None:
     """Raise :class:`DuplicateUtterance` when any of ``clips`` is enrolled already."""
-    known = existing_hashes(session, [c.sha256 for c in clips])
-    for clip in clips:
-        if clip.sha256 in known:
-            raise DuplicateUtterance(
-                f"{clip.source or '<array>'}: this audio is enrolled already "
-                f"(speaker {known[clip.sha256]!r}); leave it out"
-            )
+    rules.refuse_enrolled(existing_hashes(session, [c.sha256 for c in clips]), clips)
 
 
 def add_utterances(
@@ -181,7 +174,7 @@ def add_utterances(
     now = utcnow()
     rows = [
         UtteranceRow(
-            source=_storable(clip.source),
+            source=storable_source(clip.source),
             audio_sha256=clip.sha256,
             duration_s=clip.duration_s,
             embedding=to_blob(vector),
@@ -192,18 +185,6 @@ def add_utterances(
     speaker.utterances.extend(rows)
     session.flush()
     return rows
-
-
-def _storable(source: str | None) -> str | None:
-    """A file name as text SQLite can store: bytes that are not UTF-8 (which Python
-    holds as lone surrogates) are kept as ``\\xNN`` escapes."""
-    if source is None:
-        return None
-    try:
-        raw = source.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = source.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:

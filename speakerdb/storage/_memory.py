@@ -1,0 +1,316 @@
+"""An in-memory :class:`~speakerdb.storage.Storage`: dicts, and brute-force search.
+
+For throw-away databases (``speakerdb evaluate``) and fast tests. It keeps the
+contract of the SQLite backend (``tests/test_storage_contract.py``): the same
+results, the same errors, changes all-or-nothing.
+
+Every change works on a copy of the state and publishes it whole when it
+ends, so a reader holds one unchanging state for as long as it likes and
+needs no lock; writers take turns on one lock. Search multiplies the queries
+by the matrix of templates, built once per published state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._vectors import template_of
+from ..decision._population import Population
+from ..errors import no_such_speaker
+from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ._rules import (
+    check_clip_number,
+    last_clip,
+    name_taken,
+    no_such_clip,
+    refuse_enrolled,
+    storable_source,
+)
+
+if TYPE_CHECKING:
+    from ..audio._decode import Clip
+
+__all__ = ["MemoryStorage"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    name: str
+    template: np.ndarray
+    created_at: datetime
+    clips: tuple[int, ...]  # utterance ids, oldest first
+
+
+@dataclass(slots=True)
+class _State:
+    """Everything stored. Published states are never changed: a change edits a copy."""
+
+    settings: dict[str, str] = field(default_factory=dict)
+    encoder: EncoderInfo | None = None
+    speakers: dict[int, _Person] = field(default_factory=dict)
+    by_name: dict[str, int] = field(default_factory=dict)
+    utterances: dict[int, Utterance] = field(default_factory=dict)
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)
+    by_hash: dict[str, int] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    version: int = 0
+    next_audit: int = 1
+    # Search's (speaker ids, names, templates matrix), built on first use.
+    matrix: tuple[np.ndarray, list[str], np.ndarray] | None = None
+
+    def copy(self) -> _State:
+        return _State(
+            dict(self.settings),
+            self.encoder,
+            dict(self.speakers),
+            dict(self.by_name),
+            dict(self.utterances),
+            dict(self.embeddings),
+            dict(self.by_hash),
+            list(self.audit),
+            self.version,
+            self.next_audit,
+            self.matrix,
+        )
+
+
+class MemoryStorage:
+    """A :class:`~speakerdb.storage.Storage` that lives as long as the object."""
+
+    def __init__(self) -> None:
+        self._state = _State()
+        self._writer = threading.RLock()
+
+    @property
+    def path(self) -> Path:
+        return Path(":memory:")
+
+    @property
+    def created(self) -> bool:
+        return True
+
+    @contextmanager
+    def read(self) -> Iterator[_Snapshot]:
+        yield _Snapshot(self._state)
+
+    @contextmanager
+    def change(self, *, templates: bool = False) -> Iterator[_Change]:
+        with self._writer:
+            change = _Change(self._state.copy(), templates=templates)
+            yield change
+            if change.changed_templates:
+                change.state.version += 1
+                change.state.matrix = None
+            self._state = change.state  # published whole, only once nothing raised
+
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        ids, names, matrix = _matrix_of(self._state)
+        if not len(ids):
+            return [() for _ in range(len(queries))]
+        scores = np.asarray(queries, np.float32) @ matrix.T
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return [
+            tuple(Match(names[j], float(row[j])) for j in order)
+            for row, order in zip(scores, best, strict=True)
+        ]
+
+    def discard(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release: the data goes with the object."""
+
+
+def _matrix_of(state: _State) -> tuple[np.ndarray, list[str], np.ndarray]:
+    if state.matrix is None:
+        ids = np.asarray(sorted(state.speakers), np.int64)
+        people = [state.speakers[int(i)] for i in ids]
+        dim = state.encoder.dim if state.encoder is not None else 0
+        matrix = np.stack([p.template for p in people]) if people else np.zeros((0, dim))
+        # Two searches may build it at once; both build the same, and either is kept.
+        state.matrix = (ids, [p.name for p in people], matrix.astype(np.float32))
+    return state.matrix
+
+
+class _Snapshot:
+    """A :class:`~speakerdb.storage.Snapshot` of one published state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def settings(self) -> dict[str, str]:
+        return dict(self.state.settings)
+
+    def encoder(self) -> EncoderInfo | None:
+        return self.state.encoder
+
+    def speakers(self) -> list[Speaker]:
+        return [self._speaker(i) for _, i in sorted(self.state.by_name.items())]
+
+    def speaker(self, name: str) -> Speaker:
+        return self._speaker(self._id_of(name))
+
+    def utterances(self, name: str) -> list[Utterance]:
+        person = self.state.speakers[self._id_of(name)]
+        return [self.state.utterances[u] for u in person.clips]
+
+    def template(self, name: str) -> np.ndarray:
+        return self.state.speakers[self._id_of(name)].template.copy()
+
+    def counts(self) -> tuple[int, int]:
+        return len(self.state.speakers), len(self.state.utterances)
+
+    def version(self) -> int:
+        return self.state.version
+
+    def enrolled_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        found = {h: self.state.by_hash[h] for h in hashes if h in self.state.by_hash}
+        return {h: self.state.utterances[u].speaker for h, u in found.items()}
+
+    def population(self, names: Sequence[str] | None = None) -> Population:
+        wanted = self.state.by_name if names is None else set(names) & set(self.state.by_name)
+        groups, lengths = {}, {}
+        for name in wanted:
+            clips = self.state.speakers[self.state.by_name[name]].clips
+            groups[name] = np.stack([self.state.embeddings[u] for u in clips])
+            lengths[name] = np.asarray([self.state.utterances[u].duration_s for u in clips])
+        return Population.from_groups(groups, lengths)
+
+    def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
+        newest_first = reversed(self.state.audit)
+        return [e for e in newest_first if e.time >= since][:limit]
+
+    def _id_of(self, name: str) -> int:
+        found = self.state.by_name.get(name)
+        if found is None:
+            raise no_such_speaker(name)
+        return found
+
+    def _speaker(self, speaker_id: int) -> Speaker:
+        person = self.state.speakers[speaker_id]
+        return Speaker(speaker_id, person.name, len(person.clips), person.created_at)
+
+
+class _Change(_Snapshot):
+    """A :class:`~speakerdb.storage.Change` on a private copy of the state."""
+
+    def __init__(self, state: _State, *, templates: bool) -> None:
+        super().__init__(state)
+        self._templates = templates
+        self.changed_templates = False
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.state.settings[key] = value
+
+    def record_encoder(self, info: EncoderInfo) -> None:
+        self.state.encoder = info
+
+    def enroll(self, name: str, clips: Sequence[Clip], embeddings: np.ndarray) -> Enrollment:
+        self._check_templates()
+        refuse_enrolled(self.enrolled_hashes([c.sha256 for c in clips]), clips)
+        now = datetime.now(timezone.utc)
+        created = name not in self.state.by_name
+        speaker_id = _next_id(self.state.speakers) if created else self.state.by_name[name]
+        added = tuple(
+            self._add_clip(speaker_id, name, clip, vector, now)
+            for clip, vector in zip(clips, embeddings, strict=True)
+        )
+        old = self.state.speakers.get(speaker_id)
+        ids = (old.clips if old is not None else ()) + tuple(u.id for u in added)
+        since = old.created_at if old is not None else now
+        self._store(speaker_id, _Person(name, np.zeros(0, np.float32), since, ids))
+        return Enrollment(self._speaker(speaker_id), added, created)
+
+    def remove_speaker(self, name: str) -> Speaker:
+        self._check_templates()
+        speaker_id = self._id_of(name)
+        removed = self._speaker(speaker_id)
+        for utterance_id in self.state.speakers.pop(speaker_id).clips:
+            self._drop_clip(utterance_id)
+        del self.state.by_name[name]
+        self.changed_templates = True
+        return removed
+
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        self._check_templates()
+        check_clip_number(utterance_id)
+        clip = self.state.utterances.get(utterance_id)
+        if clip is None:
+            raise no_such_clip(utterance_id)
+        speaker_id = self.state.by_name[clip.speaker]
+        person = self.state.speakers[speaker_id]
+        if len(person.clips) < 2:
+            raise last_clip(utterance_id, person.name)
+        self._drop_clip(utterance_id)
+        left = tuple(u for u in person.clips if u != utterance_id)
+        self._store(speaker_id, replace(person, clips=left))
+        return self._speaker(speaker_id)
+
+    def rename(self, old: str, new: str) -> Speaker:
+        speaker_id = self._id_of(old)
+        if new != old and new in self.state.by_name:
+            raise name_taken(new)
+        person = self.state.speakers[speaker_id]
+        del self.state.by_name[old]
+        self.state.by_name[new] = speaker_id
+        self.state.speakers[speaker_id] = replace(person, name=new)
+        for u in person.clips:
+            self.state.utterances[u] = replace(self.state.utterances[u], speaker=new)
+        self.state.matrix = None  # its names are stale
+        return self._speaker(speaker_id)
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            self.state.audit.append(replace(entry, id=self.state.next_audit))
+            self.state.next_audit += 1
+
+    def prune_audit(self, before: datetime, keep: int) -> None:
+        kept = [e for e in self.state.audit if e.time >= before]
+        self.state.audit = kept[-keep:]
+
+    def clear_audit(self) -> int:
+        removed = len(self.state.audit)
+        self.state.audit = []
+        return removed
+
+    def _add_clip(
+        self, speaker_id: int, name: str, clip: Clip, vector: np.ndarray, now: datetime
+    ) -> Utterance:
+        utterance_id = _next_id(self.state.utterances)
+        source = storable_source(clip.source)
+        utterance = Utterance(utterance_id, name, source, clip.sha256, clip.duration_s, now)
+        self.state.utterances[utterance_id] = utterance
+        # Kept as the SQLite backend keeps it: little-endian float32, bit for bit.
+        self.state.embeddings[utterance_id] = np.asarray(vector, dtype="<f4").astype(np.float32)
+        self.state.by_hash[clip.sha256] = utterance_id
+        return utterance
+
+    def _drop_clip(self, utterance_id: int) -> None:
+        utterance = self.state.utterances.pop(utterance_id)
+        del self.state.embeddings[utterance_id]
+        del self.state.by_hash[utterance.audio_sha256]
+
+    def _store(self, speaker_id: int, person: _Person) -> None:
+        """Keep ``person`` with its template recomputed from its clips (the enrollment rule)."""
+        vectors = np.stack([self.state.embeddings[u] for u in person.clips])
+        template = np.asarray(template_of(vectors), dtype="<f4").astype(np.float32)
+        self.state.speakers[speaker_id] = replace(person, template=template)
+        self.state.by_name[person.name] = speaker_id
+        self.changed_templates = True
+
+    def _check_templates(self) -> None:
+        if not self._templates:
+            raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _next_id(rows: Mapping[int, object]) -> int:
+    # As SQLite numbers rows: one more than the largest id in use.
+    return max(rows, default=0) + 1

@@ -1,0 +1,203 @@
+"""The storage seam: what the facade and services need from a speaker database.
+
+A :class:`Storage` hands out two kinds of transaction, each all-or-nothing:
+
+* :meth:`Storage.read` gives a :class:`Snapshot`, one consistent view of the
+  speakers, their utterances, the settings and the audit log.
+* :meth:`Storage.change` gives a :class:`Change`, a snapshot that can also write.
+  Everything done in it commits when the block ends, or nothing does when it
+  raises. When it returns, :meth:`Storage.search` already agrees with it: a
+  removed speaker is never found again, an enrolled one always is.
+
+Names arrive checked (:func:`speakerdb._names.clean_name`); vectors arrive unit
+length. How the data is kept (SQL, an index file, a counter that pairs them) is
+the backend's business: the SQLite one is :mod:`speakerdb.storage.sqlite`, the
+in-memory one :mod:`speakerdb.storage._memory`. Both pass
+``tests/test_storage_contract.py``, and a new backend must too.
+
+Every backend raises the same errors: :class:`~speakerdb.errors.SpeakerNotFound`
+for an unknown name, :class:`~speakerdb.errors.DuplicateSpeaker` for a rename to
+a taken name, :class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled
+already, :class:`~speakerdb.errors.InputError` for an unknown clip number or a
+speaker's last clip, :class:`~speakerdb.errors.DatabaseError` when the store fails.
+
+Backends with an index that can be administered (rebuilt, or switched between
+exact and approximate search) implement :class:`IndexAdmin` as well.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+# Only annotations need these: the fast read-only commands import this package.
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+    from datetime import datetime
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..audio._decode import Clip
+    from ..decision._population import Population
+    from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+    from ._index import SpeakerIndex
+    from ._indexkind import IndexChoice
+
+__all__ = ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+
+
+class SearchFn(Protocol):
+    """``search(queries, k)``: for each query row, at most ``k`` raw-cosine matches, best first."""
+
+    def __call__(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]: ...
+
+
+class Snapshot(Protocol):
+    """One read transaction: every method sees the same moment of the database."""
+
+    def settings(self) -> dict[str, str]:
+        """Every stored key/value setting."""
+        ...
+
+    def encoder(self) -> EncoderInfo | None:
+        """The encoder whose embeddings are stored, or ``None`` before the first enrollment."""
+        ...
+
+    def speakers(self) -> list[Speaker]:
+        """All speakers, by name."""
+        ...
+
+    def speaker(self, name: str) -> Speaker:
+        """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
+        ...
+
+    def utterances(self, name: str) -> list[Utterance]:
+        """The clips of speaker ``name``, oldest first; :class:`SpeakerNotFound` if none."""
+        ...
+
+    def template(self, name: str) -> np.ndarray:
+        """The template (unit float32 vector) of ``name``; :class:`SpeakerNotFound` if none."""
+        ...
+
+    def counts(self) -> tuple[int, int]:
+        """How many speakers and how many utterances are stored."""
+        ...
+
+    def version(self) -> int:
+        """A number that grows with every change of templates (0 before the first)."""
+        ...
+
+    def enrolled_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        """Map each of ``hashes`` that is enrolled already to its speaker's name."""
+        ...
+
+    def population(self, names: Sequence[str] | None = None) -> Population:
+        """Every utterance embedding (or those of ``names``), by speaker, oldest first."""
+        ...
+
+    def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
+        ...
+
+
+class Change(Snapshot, Protocol):
+    """One write transaction: all of it commits when the block ends, or none of it."""
+
+    def set_setting(self, key: str, value: str) -> None: ...
+
+    def record_encoder(self, info: EncoderInfo) -> None:
+        """Record the encoder of the embeddings (once, before the first enrollment)."""
+        ...
+
+    def enroll(self, name: str, clips: Sequence[Clip], embeddings: np.ndarray) -> Enrollment:
+        """Create ``name`` or add to it the ``clips`` with their ``(n, d)`` unit embeddings,
+        and recompute its template; :class:`DuplicateUtterance` if a clip is enrolled already.
+        The result's ``issues`` are empty: quality is not the storage's business."""
+        ...
+
+    def remove_speaker(self, name: str) -> Speaker:
+        """Delete ``name`` with every utterance; return the speaker as it was."""
+        ...
+
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        """Delete one clip and recompute its speaker's template; return the speaker after.
+
+        :class:`InputError` for an unknown clip, or for a speaker's only clip.
+        """
+        ...
+
+    def rename(self, old: str, new: str) -> Speaker:
+        """Rename speaker ``old``; :class:`DuplicateSpeaker` if ``new`` is taken."""
+        ...
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append audit entries; their ``id`` is ignored (the storage numbers them)."""
+        ...
+
+    def prune_audit(self, before: datetime, keep: int) -> None:
+        """Delete audit entries older than ``before``, then all but the newest ``keep``."""
+        ...
+
+    def clear_audit(self) -> int:
+        """Delete every audit entry; return how many there were."""
+        ...
+
+
+class Storage(Protocol):
+    """A speaker database's store. Thread-safe: transactions may run from many threads."""
+
+    @property
+    def path(self) -> Path:
+        """Where the database lives (named in messages and by ``info``)."""
+        ...
+
+    @property
+    def created(self) -> bool:
+        """Whether opening this storage created it."""
+        ...
+
+    def read(self) -> AbstractContextManager[Snapshot]:
+        """A read transaction."""
+        ...
+
+    def change(self, *, templates: bool = False) -> AbstractContextManager[Change]:
+        """A write transaction. ``templates`` must be true for a change that enrolls or
+        removes (the backend then prepares its search index before it begins)."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        """For each row of ``queries`` (unit vectors), the ``k`` speakers whose templates
+        have the highest inner product with it, best first, as raw-cosine :class:`Match`
+        es named as of the same moment. A :data:`SearchFn`."""
+        ...
+
+    def discard(self) -> None:
+        """Close, and delete everything that opening the storage created."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class IndexAdmin(Protocol):
+    """The administration of a backend's search index (the SQLite + FAISS backend)."""
+
+    @property
+    def index_path(self) -> Path: ...
+
+    def current_index(self) -> SpeakerIndex:
+        """The index, agreeing with the database; loaded or rebuilt when stale."""
+        ...
+
+    def rebuild_index(self) -> int:
+        """Rebuild the index from the database; return the number of speakers in it."""
+        ...
+
+    def index_choice(self) -> IndexChoice:
+        """The index setting and the index it gives now."""
+        ...
+
+    def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
+        """Store the index setting and rebuild by it if needed."""
+        ...

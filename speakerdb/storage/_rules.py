@@ -1,0 +1,72 @@
+"""What every storage backend refuses, worded once so that all refuse alike."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import DuplicateSpeaker, DuplicateUtterance, InputError
+
+if TYPE_CHECKING:
+    from ..audio._decode import Clip
+
+__all__ = [
+    "already_enrolled",
+    "check_clip_number",
+    "last_clip",
+    "name_taken",
+    "no_such_clip",
+    "refuse_enrolled",
+    "storable_source",
+]
+
+
+def check_clip_number(utterance_id: object) -> None:
+    """Refuse a clip number that is not an int (a bool is not one either)."""
+    if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
+        raise InputError(f"a clip is given by its number, got {utterance_id!r}")
+
+
+def no_such_clip(utterance_id: int) -> InputError:
+    return InputError(
+        f"no enrolled clip #{utterance_id}; `speakerdb show NAME` lists a speaker's clips"
+    )
+
+
+def last_clip(utterance_id: int, owner: str) -> InputError:
+    """A speaker without clips has no voiceprint, so the last clip is never removed."""
+    return InputError(
+        f"clip #{utterance_id} is the only one of {owner!r}; remove the "
+        f"speaker instead (`speakerdb remove {shlex.quote(owner)}`)"
+    )
+
+
+def name_taken(name: str) -> DuplicateSpeaker:
+    return DuplicateSpeaker(f"a speaker named {name!r} exists already; pick another name")
+
+
+def already_enrolled(source: str | None, owner: str) -> DuplicateUtterance:
+    return DuplicateUtterance(
+        f"{source or '<array>'}: this audio is enrolled already (speaker {owner!r}); leave it out"
+    )
+
+
+def refuse_enrolled(known: Mapping[str, str], clips: Sequence[Clip]) -> None:
+    """Raise :class:`DuplicateUtterance` for the first clip whose audio hash is in
+    ``known`` (hashes enrolled already, each mapped to its speaker's name)."""
+    for clip in clips:
+        if clip.sha256 in known:
+            raise already_enrolled(clip.source, known[clip.sha256])
+
+
+def storable_source(source: str | None) -> str | None:
+    """A file name as text any store can keep: bytes that are not UTF-8 (which Python
+    holds as lone surrogates) are kept as ``\\xNN`` escapes."""
+    if source is None:
+        return None
+    try:
+        raw = source.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = source.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")

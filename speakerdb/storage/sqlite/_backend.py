@@ -1,0 +1,297 @@
+"""The SQLite + FAISS file backend of :class:`~speakerdb.storage.Storage`.
+
+SQLite (:mod:`._store`, the schema by :mod:`._schema`) holds everything; the
+FAISS index file beside it is derived, and kept in step by :mod:`._indexsync`.
+A change of templates follows the one protocol every process follows, written
+here once: the index lock (:meth:`IndexSync.changing`), then the ``BEGIN
+IMMEDIATE`` transaction, in which the ``generation`` counter is bumped, then,
+once it has committed, the same template updates applied to the index and its
+file labelled with that generation (:meth:`IndexSync.apply`), and, after
+deletions, the WAL checkpointed so that no copy of a deleted row is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from ...decision._population import Population, read_population
+from ...errors import DatabaseError
+from ...types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from .._index import SpeakerIndex, index_path_for
+from .._indexkind import IndexChoice
+from .._rules import last_clip, name_taken
+from . import _audit as audit
+from . import _catalog as catalog
+from ._indexsync import IndexSync
+from ._schema import ensure_schema
+from ._schema import upgrade as upgrade_schema
+from ._store import Store, from_blob
+
+if TYPE_CHECKING:
+    from ...audio._decode import Clip
+
+__all__ = ["SQLiteStorage", "upgrade"]
+
+log = logging.getLogger(__name__)
+
+# A template update for the index: (speaker id, new template), or (id, None) to remove.
+_IndexOp = tuple[int, np.ndarray | None]
+
+
+class SQLiteStorage:
+    """A :class:`~speakerdb.storage.Storage` and :class:`~speakerdb.storage.IndexAdmin`
+    on one SQLite file and its FAISS index file."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        with store.read() as session:
+            self._encoder = catalog.read_encoder(session)
+        # Before the first enrollment no encoder is recorded: the index then takes the
+        # size of the vectors it is asked about.
+        self._seen_dim = 1
+        self._index = IndexSync(store, index_path_for(store.path), self._dim)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> SQLiteStorage:
+        """Open the database at ``path`` (creating it when ``create``) at the head schema."""
+        store = Store.open(path, create=create)
+        try:
+            ensure_schema(store)
+            return cls(store)
+        except BaseException:
+            store.close()  # a refused database is not left open
+            raise
+
+    @property
+    def path(self) -> Path:
+        return self._store.path
+
+    @property
+    def created(self) -> bool:
+        return self._store.created
+
+    @property
+    def index_path(self) -> Path:
+        return self._index.path
+
+    @contextmanager
+    def read(self) -> Iterator[_Snapshot]:
+        with self._store.read() as session:
+            yield _Snapshot(session)
+
+    @contextmanager
+    def change(self, *, templates: bool = False) -> Iterator[_Change]:
+        if not templates:
+            with self._store.write() as session:
+                change = _Change(session, templates=False)
+                yield change
+        else:
+            with self._index.changing():
+                with self._store.write() as session:
+                    change = _Change(session, templates=True)
+                    yield change
+                    generation = catalog.bump_generation(session) if change.ops else 0
+                if change.ops:
+                    self._seen_dim = change.dim or self._seen_dim
+                    self._index.apply(generation, change.apply_to)
+        self._committed(change)
+
+    def _committed(self, change: _Change) -> None:
+        if change.recorded is not None:
+            self._encoder = change.recorded
+        if change.deleted:
+            self._store.purge_deleted()
+
+    def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        self._seen_dim = queries.shape[1]
+        index, names = self._index.snapshot()
+        scores, ids = index.search(queries, k)
+        return [_matches(row, id_row, names) for row, id_row in zip(scores, ids, strict=True)]
+
+    def current_index(self) -> SpeakerIndex:
+        return self._index.snapshot()[0]
+
+    def rebuild_index(self) -> int:
+        return self._index.rebuild()
+
+    def index_choice(self) -> IndexChoice:
+        return self._index.choice()
+
+    def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
+        return self._index.configure(kind, ivf_from)
+
+    def discard(self) -> None:
+        self.close()
+        lock = self.index_path.with_name(self.index_path.name + ".lock")
+        for path in (self.path, *_sqlite_sidecars(self.path), self.index_path, lock):
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def _dim(self) -> int:
+        if self._encoder is None:
+            # Another process (or another SpeakerDB) may have enrolled the first speaker.
+            with self._store.read() as session:
+                self._encoder = catalog.read_encoder(session)
+        return self._encoder.dim if self._encoder is not None else self._seen_dim
+
+
+def upgrade(path: Path) -> tuple[str | None, str]:
+    """Migrate the existing database at ``path`` to the head schema; ``(before, after)``."""
+    if not path.is_file():
+        raise DatabaseError(f"{path}: no database to upgrade")
+    store = Store.open(path)
+    try:
+        return upgrade_schema(store)
+    finally:
+        store.close()
+
+
+class _Snapshot:
+    """A :class:`~speakerdb.storage.Snapshot` on one session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def settings(self) -> dict[str, str]:
+        return catalog.all_settings(self._session)
+
+    def encoder(self) -> EncoderInfo | None:
+        return catalog.read_encoder(self._session)
+
+    def speakers(self) -> list[Speaker]:
+        return catalog.list_speakers(self._session)
+
+    def speaker(self, name: str) -> Speaker:
+        row = catalog.require_speaker(self._session, name)
+        return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+
+    def utterances(self, name: str) -> list[Utterance]:
+        return catalog.list_utterances(self._session, name)
+
+    def template(self, name: str) -> np.ndarray:
+        return from_blob(catalog.require_speaker(self._session, name).template)
+
+    def counts(self) -> tuple[int, int]:
+        return len(catalog.list_speakers(self._session)), catalog.count_utterances(self._session)
+
+    def version(self) -> int:
+        return int(catalog.get_setting(self._session, "generation") or 0)
+
+    def enrolled_hashes(self, hashes: Sequence[str]) -> dict[str, str]:
+        return catalog.existing_hashes(self._session, hashes)
+
+    def population(self, names: Sequence[str] | None = None) -> Population:
+        return read_population(self._session, names)
+
+    def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
+        return audit.entries(self._session, since, limit)
+
+
+class _Change(_Snapshot):
+    """A :class:`~speakerdb.storage.Change` on one write session. Template updates are
+    collected in :attr:`ops` for the index, which :meth:`SQLiteStorage.change` applies."""
+
+    def __init__(self, session: Session, *, templates: bool) -> None:
+        super().__init__(session)
+        self._templates = templates
+        self.ops: list[_IndexOp] = []
+        self.dim = 0
+        self.deleted = False
+        self.recorded: EncoderInfo | None = None
+
+    def apply_to(self, index: SpeakerIndex) -> None:
+        for speaker_id, template in self.ops:
+            if template is None:
+                index.remove(speaker_id)
+            else:
+                index.upsert(speaker_id, template)
+
+    def set_setting(self, key: str, value: str) -> None:
+        catalog.set_setting(self._session, key, value)
+
+    def record_encoder(self, info: EncoderInfo) -> None:
+        catalog.write_encoder(self._session, info)
+        self.recorded = info
+
+    def enroll(self, name: str, clips: Sequence[Clip], embeddings: np.ndarray) -> Enrollment:
+        self._check_templates()
+        session = self._session
+        catalog.refuse_enrolled(session, clips)
+        row, created = catalog.get_or_create_speaker(session, name)
+        added = catalog.add_utterances(session, row, clips, embeddings)
+        self._upsert(row.id, catalog.refresh_template(session, row))
+        speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+        return Enrollment(speaker, tuple(catalog.to_utterance(u, name) for u in added), created)
+
+    def remove_speaker(self, name: str) -> Speaker:
+        self._check_templates()
+        row = catalog.require_speaker(self._session, name)
+        removed = catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+        self._session.delete(row)
+        self.ops.append((removed.id, None))
+        self.deleted = True
+        return removed
+
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        self._check_templates()
+        session = self._session
+        row = catalog.require_utterance(session, utterance_id)
+        owner = row.speaker
+        left = catalog.count_utterances(session, owner.id) - 1
+        if left < 1:
+            raise last_clip(utterance_id, owner.name)
+        session.delete(row)
+        session.flush()
+        self._upsert(owner.id, catalog.refresh_template(session, owner))
+        self.deleted = True
+        return catalog.to_speaker(owner, left)
+
+    def rename(self, old: str, new: str) -> Speaker:
+        session = self._session
+        row = catalog.require_speaker(session, old)
+        if new != old and catalog.find_speaker(session, new) is not None:
+            raise name_taken(new)
+        row.name = new
+        catalog.bump_counter(session, "names_version")  # for the index's cache of names
+        session.flush()
+        return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        audit.add_entries(self._session, entries)
+
+    def prune_audit(self, before: datetime, keep: int) -> None:
+        audit.prune(self._session, before, keep)
+
+    def clear_audit(self) -> int:
+        self.deleted = True
+        return audit.clear(self._session)
+
+    def _upsert(self, speaker_id: int, template: np.ndarray) -> None:
+        self.ops.append((speaker_id, template))
+        self.dim = len(template)
+
+    def _check_templates(self) -> None:
+        if not self._templates:
+            # The index lock must be taken before the transaction begins (lock order).
+            raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _matches(scores: np.ndarray, ids: np.ndarray, names: dict[int, str]) -> tuple[Match, ...]:
+    # FAISS pads with id -1 when fewer than k are stored.
+    pairs = zip(scores, ids, strict=True)
+    return tuple(Match(names[int(i)], float(s)) for s, i in pairs if int(i) in names)
+
+
+def _sqlite_sidecars(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")

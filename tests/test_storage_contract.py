@@ -1,0 +1,426 @@
+"""The storage contract (speakerdb.storage._protocol), on every backend.
+
+Each test runs on a fresh SQLite + FAISS storage and on a fresh in-memory one;
+a new backend joins by adding itself to ``BACKENDS``. Then SpeakerDB on the
+in-memory storage is checked to answer as on SQLite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakeEncoder, voice
+
+from speakerdb import (
+    DuplicateSpeaker,
+    DuplicateUtterance,
+    InputError,
+    SpeakerDB,
+    SpeakerNotFound,
+)
+from speakerdb.audio._decode import Clip
+from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
+from speakerdb.types import AuditEntry, EncoderInfo
+
+DIM = 8
+INFO = EncoderInfo("fake-encoder", "1", DIM, 16000)
+
+
+def sqlite_storage(tmp_path: Path) -> Storage:
+    return open_storage(tmp_path / "speakers.db")
+
+
+def memory_storage(tmp_path: Path) -> Storage:
+    return MemoryStorage()
+
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "sqlite": sqlite_storage,
+    "memory": memory_storage,
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    opened = BACKENDS[request.param](tmp_path)
+    yield opened
+    opened.close()
+
+
+def unit(seed: int) -> np.ndarray:
+    vector = np.random.default_rng(seed).standard_normal(DIM)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def clips(*seeds: int) -> tuple[list[Clip], np.ndarray]:
+    """Clips (distinct audio per seed) and unit embeddings for them."""
+    made = [
+        Clip(np.zeros(16000, np.float32), f"c{s}.wav", hashlib.sha256(str(s).encode()).hexdigest())
+        for s in seeds
+    ]
+    return made, np.stack([unit(s) for s in seeds])
+
+
+def enroll(storage: Storage, name: str, *seeds: int) -> None:
+    with storage.change(templates=True) as change:
+        if change.encoder() is None:
+            change.record_encoder(INFO)
+        change.enroll(name, *clips(*seeds))
+
+
+def names_found(storage: Storage, query: np.ndarray, k: int = 10) -> list[str]:
+    return [m.speaker for m in storage.search(query[None, :], k)[0]]
+
+
+# -- reads and writes -------------------------------------------------------
+
+
+def test_a_new_storage_is_empty(storage: Storage) -> None:
+    with storage.read() as snapshot:
+        assert snapshot.speakers() == []
+        assert snapshot.counts() == (0, 0)
+        assert snapshot.encoder() is None
+        assert snapshot.population().n_speakers == 0
+        assert snapshot.enrolled_hashes(["x"]) == {}
+    assert storage.search(unit(0)[None, :], 3) == [()]
+
+
+def test_settings_round_trip(storage: Storage) -> None:
+    with storage.change() as change:
+        change.set_setting("threshold", "0.5")
+        change.set_setting("score_norm", "margin")
+    with storage.change() as change:
+        change.set_setting("threshold", "0.7")
+    with storage.read() as snapshot:
+        settings = snapshot.settings()
+    assert settings["threshold"] == "0.7"
+    assert settings["score_norm"] == "margin"
+
+
+def test_encoder_is_recorded(storage: Storage) -> None:
+    with storage.change() as change:
+        change.record_encoder(INFO)
+    with storage.read() as snapshot:
+        assert snapshot.encoder() == INFO
+
+
+def test_enroll_and_read_back(storage: Storage) -> None:
+    with storage.change(templates=True) as change:
+        change.record_encoder(INFO)
+        first = change.enroll("alice", *clips(1, 2))
+    assert first.created and first.speaker.name == "alice" and first.speaker.n_utterances == 2
+    assert [u.source for u in first.added] == ["c1.wav", "c2.wav"]
+    with storage.change(templates=True) as change:
+        more = change.enroll("alice", *clips(3))
+    assert not more.created and more.speaker.n_utterances == 3
+    assert more.speaker.id == first.speaker.id
+    with storage.read() as snapshot:
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert snapshot.speaker("alice").n_utterances == 3
+        utterances = snapshot.utterances("alice")
+        assert [u.source for u in utterances] == ["c1.wav", "c2.wav", "c3.wav"]
+        assert [u.id for u in utterances] == sorted(u.id for u in utterances)
+        assert snapshot.counts() == (1, 3)
+        template = snapshot.template("alice")
+        population = snapshot.population()
+        hashes = snapshot.enrolled_hashes([clips(2)[0][0].sha256, "nothing"])
+    assert hashes == {clips(2)[0][0].sha256: "alice"}
+    assert template.dtype == np.float32 and abs(np.linalg.norm(template) - 1) < 1e-5
+    assert population.names == ("alice",) and population.embeddings.shape == (3, DIM)
+    np.testing.assert_array_equal(population.embeddings[0], unit(1))  # bit-exact
+    assert population.durations_s is not None and list(population.durations_s) == [1.0] * 3
+
+
+def test_population_of_some_names(storage: Storage) -> None:
+    enroll(storage, "bob", 1)
+    enroll(storage, "alice", 2, 3)
+    with storage.read() as snapshot:
+        assert snapshot.population().names == ("alice", "bob")
+        some = snapshot.population(names=["bob", "nobody"])
+    assert some.names == ("bob",) and len(some.owners) == 1
+
+
+def test_version_grows_with_template_changes_only(storage: Storage) -> None:
+    with storage.read() as snapshot:
+        before = snapshot.version()
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        after = snapshot.version()
+    with storage.change() as change:
+        change.rename("alice", "alicia")
+    with storage.read() as snapshot:
+        assert snapshot.version() == after > before
+
+
+def test_unknown_speakers_and_clips_are_refused(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    with storage.read() as snapshot:
+        for ask in (snapshot.speaker, snapshot.utterances, snapshot.template):
+            with pytest.raises(SpeakerNotFound, match="no speaker named 'bob'"):
+                ask("bob")
+    with pytest.raises(SpeakerNotFound), storage.change(templates=True) as change:
+        change.remove_speaker("bob")
+    with pytest.raises(SpeakerNotFound), storage.change() as change:
+        change.rename("bob", "robert")
+    with pytest.raises(InputError, match="no enrolled clip #999"):
+        with storage.change(templates=True) as change:
+            change.remove_utterance(999)
+    with pytest.raises(InputError, match="by its number"):
+        with storage.change(templates=True) as change:
+            change.remove_utterance("1")  # type: ignore[arg-type]
+
+
+def test_duplicate_audio_is_refused(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    with pytest.raises(DuplicateUtterance, match=r"enrolled already.*'alice'"):
+        enroll(storage, "bob", 2, 1)
+    with storage.read() as snapshot:
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+
+
+def test_rename(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "bob", 2)
+    with pytest.raises(DuplicateSpeaker, match="'bob' exists already"):
+        with storage.change() as change:
+            change.rename("alice", "bob")
+    with storage.change() as change:
+        renamed = change.rename("alice", "alicia")
+    assert renamed.name == "alicia" and renamed.n_utterances == 1
+    with storage.read() as snapshot:
+        assert [u.speaker for u in snapshot.utterances("alicia")] == ["alicia"]
+    assert names_found(storage, unit(1), 1) == ["alicia"]
+
+
+def test_remove_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    enroll(storage, "bob", 3)
+    with storage.change(templates=True) as change:
+        removed = change.remove_speaker("alice")
+    assert removed.name == "alice" and removed.n_utterances == 2
+    with storage.read() as snapshot:
+        assert [s.name for s in snapshot.speakers()] == ["bob"]
+        assert snapshot.counts() == (1, 1)
+        assert snapshot.enrolled_hashes([clips(1)[0][0].sha256]) == {}
+    assert names_found(storage, unit(1)) == ["bob"]
+    enroll(storage, "alice", 1)  # its audio may be enrolled again
+
+
+def test_remove_utterance_recomputes_the_template(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    with storage.read() as snapshot:
+        first, second = snapshot.utterances("alice")
+    with storage.change(templates=True) as change:
+        left = change.remove_utterance(first.id)
+    assert left.n_utterances == 1
+    with storage.read() as snapshot:
+        np.testing.assert_allclose(snapshot.template("alice"), unit(2), atol=1e-6)
+    (match,) = storage.search(unit(2)[None, :], 1)[0]
+    assert match.speaker == "alice" and match.score == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(InputError, match="only one of 'alice'"):
+        with storage.change(templates=True) as change:
+            change.remove_utterance(second.id)
+
+
+def test_templates_need_a_templates_change(storage: Storage) -> None:
+    with pytest.raises(RuntimeError, match="templates=True"), storage.change() as change:
+        change.enroll("alice", *clips(1))
+
+
+# -- atomicity and search -----------------------------------------------------
+
+
+def test_an_exception_inside_a_change_leaves_nothing(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    with pytest.raises(KeyError), storage.change(templates=True) as change:
+        change.set_setting("threshold", "0.9")
+        change.enroll("bob", *clips(2))
+        change.remove_speaker("alice")
+        change.add_audit([entry(datetime.now(timezone.utc))])
+        raise KeyError("boom")
+    with storage.read() as snapshot:
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert "threshold" not in snapshot.settings()
+        assert snapshot.audit_entries(datetime.min.replace(tzinfo=timezone.utc), 10) == []
+    assert names_found(storage, unit(2)) == ["alice"]
+
+
+def test_search_is_best_first_and_agrees_with_the_names(storage: Storage) -> None:
+    for i, name in enumerate(["a", "b", "c", "d"]):
+        enroll(storage, name, 10 + i)
+    query = unit(12)
+    found = storage.search(np.stack([query, unit(10)]), 3)
+    assert len(found) == 2 and all(len(row) == 3 for row in found)
+    assert found[0][0].speaker == "c" and found[1][0].speaker == "a"
+    for row in found:
+        scores = [m.score for m in row]
+        assert scores == sorted(scores, reverse=True)
+    with storage.read() as snapshot:
+        templates = {s.name: snapshot.template(s.name) for s in snapshot.speakers()}
+    for match in found[0]:
+        assert match.score == pytest.approx(float(templates[match.speaker] @ query), abs=1e-5)
+    assert len(storage.search(query[None, :], 10)[0]) == 4
+
+
+def test_a_removed_speaker_is_never_found(storage: Storage) -> None:
+    for i in range(6):
+        enroll(storage, f"s{i}", 20 + i)
+    for i in range(0, 6, 2):
+        with storage.change(templates=True) as change:
+            change.remove_speaker(f"s{i}")
+        assert f"s{i}" not in names_found(storage, unit(20 + i))
+    with storage.read() as snapshot:
+        assert {s.name for s in snapshot.speakers()} == set(names_found(storage, unit(0)))
+
+
+# -- audit rows ------------------------------------------------------------------
+
+
+def entry(moment: datetime, speaker: str = "alice") -> AuditEntry:
+    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True)
+
+
+def test_audit_rows(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    old = [entry(now - timedelta(days=10 - i), f"old{i}") for i in range(3)]
+    new = [entry(now, f"new{i}") for i in range(3)]
+    with storage.change() as change:
+        change.add_audit(old + new)
+    with storage.read() as snapshot:
+        rows = snapshot.audit_entries(now - timedelta(days=100), 100)
+        recent = snapshot.audit_entries(now - timedelta(days=1), 2)
+    assert [r.claimed for r in rows] == ["new2", "new1", "new0", "old2", "old1", "old0"]
+    assert len({r.id for r in rows}) == 6
+    assert rows[0].time == now and rows[0].score == 0.9 and rows[0].accepted
+    assert [r.claimed for r in recent] == ["new2", "new1"]
+    with storage.change() as change:
+        change.prune_audit(now - timedelta(days=8), 4)
+    with storage.read() as snapshot:
+        kept = snapshot.audit_entries(now - timedelta(days=100), 100)
+    assert [r.claimed for r in kept] == ["new2", "new1", "new0", "old2"]
+    with storage.change() as change:
+        assert change.clear_audit() == 4
+    with storage.read() as snapshot:
+        assert snapshot.audit_entries(now - timedelta(days=100), 100) == []
+
+
+# -- threads ------------------------------------------------------------------------
+
+
+def test_threads_enroll_remove_and_search_together(storage: Storage) -> None:
+    enroll(storage, "anchor", 999)
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for i in range(5):
+                name = f"w{worker}-{i}"
+                enroll(storage, name, 100 * worker + i)
+                if i % 2:
+                    with storage.change(templates=True) as change:
+                        change.remove_speaker(name)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                assert "anchor" in names_found(storage, unit(999), 50)
+                with storage.read() as snapshot:
+                    snapshot.speakers()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(1, 4)]
+    threads += [threading.Thread(target=reader) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with storage.read() as snapshot:
+        names = {s.name for s in snapshot.speakers()}
+    assert names == {"anchor"} | {f"w{w}-{i}" for w in range(1, 4) for i in (0, 2, 4)}
+    assert set(names_found(storage, unit(0), 50)) == names
+
+
+def test_index_administration_is_the_sqlite_backend_s(tmp_path: Path) -> None:
+    disk = sqlite_storage(tmp_path)
+    try:
+        assert isinstance(disk, IndexAdmin)
+        enroll(disk, "alice", 1)
+        assert disk.rebuild_index() == 1
+        assert disk.index_choice().n_speakers == 1
+        assert disk.set_index_kind("flat", None).kind == "flat"
+        assert disk.current_index().ids().tolist() == [1]
+    finally:
+        disk.close()
+    assert not isinstance(MemoryStorage(), IndexAdmin)
+
+
+# -- SpeakerDB on the in-memory storage ------------------------------------------
+
+
+PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
+
+
+def take(name: str, seed: int) -> tuple[np.ndarray, int]:
+    return voice(PITCHES[name], 1.5, 16000, seed), 16000
+
+
+def both(tmp_path: Path) -> Iterator[SpeakerDB]:
+    yield SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder())
+    yield SpeakerDB(storage=MemoryStorage(), encoder=FakeEncoder())
+
+
+def test_speakerdb_on_memory_answers_as_on_sqlite(tmp_path: Path) -> None:
+    answers = []
+    for db in both(tmp_path):
+        with db:
+            for i, name in enumerate(PITCHES):
+                db.enroll(name, [take(name, 3 * i + j) for j in range(3)])
+            identified = db.identify(take("bob", 50), top_k=3)
+            verified = db.verify("carol", take("carol", 51))
+            rejected = db.verify("alice", take("carol", 52))
+            db.remove_utterance(db.utterances("alice")[0].id)
+            db.rename("bob", "robert")
+            db.remove("carol")
+            with pytest.raises(DuplicateUtterance):
+                db.enroll("dave", [take("alice", 1)])
+            answers.append(
+                (
+                    identified.speaker,
+                    [m.speaker for m in identified.matches],
+                    [round(m.score, 4) for m in identified.matches],
+                    (verified.accepted, round(verified.score, 4)),
+                    (rejected.accepted, round(rejected.score, 4)),
+                    [(s.name, s.n_utterances) for s in db.speakers()],
+                    db.identify(take("bob", 53)).speaker,
+                    db.threshold(),
+                )
+            )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == "bob"
+
+
+def test_speakerdb_on_memory_keeps_settings_and_audit() -> None:
+    with SpeakerDB(storage=MemoryStorage(), encoder=FakeEncoder()) as db:
+        db.enroll("alice", [take("alice", 1), take("alice", 2)])
+        assert db.set_threshold(0.4) == 0.4
+        assert db.threshold() == (0.4, "database")
+        db.set_audit(True)
+        db.verify("alice", take("alice", 3))
+        assert [e.claimed for e in db.audit_log()] == ["alice"]
+        assert db.clear_audit() == 1
+        assert db.info().n_speakers == 1
+
+
+def test_a_storage_or_a_path_not_both(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not both"):
+        SpeakerDB(tmp_path / "x.db", storage=MemoryStorage())
