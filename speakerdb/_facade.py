@@ -19,7 +19,7 @@ from ._names import clean_name
 from .audio._decode import Clip, ClipInput, to_clip
 from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
 from .decision._population import Population, read_population
-from .decision._ranking import normalized_claim, rank
+from .decision._ranking import Search, normalized_claim, rank
 from .encoders._base import (
     Encoder,
     check_model_name,
@@ -43,6 +43,7 @@ from .storage.sqlite._store import Store, from_blob
 from .types import (
     DatabaseInfo,
     Identification,
+    Match,
     Speaker,
     Utterance,
     Verification,
@@ -205,14 +206,14 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """:meth:`identify` for several clips, embedding and searching them together."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        norm, top_n, limit = self.decision(threshold, score_norm)
+        policy = self._policy(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
         durations = [clip.duration_s for clip in decoded]
-        found = rank(norm, queries, top_k, top_n, self._index, self.population, durations)
+        found = rank(policy, queries, top_k, _searcher(self._index), self.population, durations)
         return self._audit.log_identifications(
             [
-                Identification(clip.source, matches, limit, norm)
+                Identification(clip.source, matches, policy.threshold, policy.score_norm, policy)
                 for clip, matches in zip(decoded, found, strict=True)
             ]
         )
@@ -228,18 +229,18 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
-        norm, top_n, limit = self.decision(threshold, score_norm)
+        policy = self._policy(threshold, score_norm)
         with self._store.read() as session:
             template = from_blob(catalog.require_speaker(session, name).template)
         decoded = to_clip(clip)
         query = self._embed([decoded])[0]
         score = float(np.dot(query, template))
-        normalized = None
-        if norm != "none":
-            normalized = normalized_claim(
-                norm, name, query, score, top_n, self._index, self.population, decoded.duration_s
-            )
-        result = Verification(name, decoded.source, score, limit, normalized, norm)
+        normalized = normalized_claim(
+            policy, name, query, score, _searcher(self._index), self.population, decoded.duration_s
+        )
+        result = Verification(
+            name, decoded.source, score, policy.threshold, normalized, policy.score_norm, policy
+        )
         return self._audit.log_verification(result)
 
     def population(self) -> Population:
@@ -372,3 +373,22 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
 def _sqlite_sidecars(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _searcher(index: IndexSync) -> Search:
+    """Raw-cosine search over the FAISS index, as :mod:`speakerdb.decision._ranking` asks
+    for it. An adapter until the storage protocol provides the search itself."""
+
+    def search(queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        found, names = index.snapshot()
+        scores, ids = found.search(queries, k)
+        return [
+            tuple(
+                Match(names[int(i)], float(s))
+                for s, i in zip(row, ids_row, strict=True)
+                if int(i) in names  # FAISS pads with -1 when fewer than k are enrolled
+            )
+            for row, ids_row in zip(scores, ids, strict=True)
+        ]
+
+    return search

@@ -25,9 +25,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..._names import clean_name
+from ..._stored import StoredSettings
 from ...config import DEFAULT_MODEL, ENV_MODEL, normalize_model_name
+from ...decision._policy import PolicySources
 from ...errors import no_such_speaker, sqlite_error
-from ...services._settings import _SettingsView
+from ...services._settings import describe_database
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 from ._schema import SCHEMA_HEAD
 
@@ -48,7 +50,7 @@ _UTTERANCES = """
 """
 
 
-class Reader(_SettingsView):
+class Reader:
     """Read-only queries on one database; each call reads one consistent snapshot."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
@@ -102,12 +104,20 @@ class Reader(_SettingsView):
             counts = self._db.execute(
                 "SELECT (SELECT count(*) FROM speakers), (SELECT count(*) FROM utterances)"
             ).fetchone()
-            generation = int(self._settings().get("generation") or 0)
+            sources = self._sources()
             encoder = self._encoder()
-            return self._describe(self.path, encoder, counts, generation)
+            return describe_database(self.path, encoder, counts, sources.stored.generation, sources)
 
-    def _settings(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+    def threshold(self) -> tuple[float, str]:
+        """As :meth:`SpeakerDB.threshold`: the cosine threshold and where it came from."""
+        with self._snapshot():
+            return self._sources().cosine_threshold()
+
+    def _sources(self) -> PolicySources:
+        # The model comes first: with no SPEAKERDB_MODEL it is read from the database.
+        model = self.model
+        raw = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+        return PolicySources(model, StoredSettings.parse(raw))
 
     def _encoder(self) -> EncoderInfo | None:
         row = self._db.execute("SELECT model, revision, dim, sample_rate FROM encoder").fetchone()
