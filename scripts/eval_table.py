@@ -51,8 +51,9 @@ from speakerdb.config import DURATION_SLOPE, default_threshold
 from speakerdb.decision import _metrics as metrics
 from speakerdb.decision._asnorm import DEFAULT_TOP_N
 from speakerdb.decision._calibration import duration_slope
-from speakerdb.decision._norms import MARGIN_WEIGHT, duration_penalty, population_scores
+from speakerdb.decision._norms import MARGIN_WEIGHT, duration_penalty
 from speakerdb.decision._population import Population
+from speakerdb.decision._ranking import population_scores
 from speakerdb.encoders._frontend import WINDOW_S, encode_windowed
 from speakerdb.errors import AudioError
 from speakerdb.services._quality import MIN_SPEECH_S, check_enrollment
