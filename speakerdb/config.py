@@ -17,8 +17,9 @@ GE2E default keep deciding as they did. :mod:`speakerdb.decision._policy`
 applies these rules, once per query.
 
 Defaults that depend on the model are declared by its encoder family
-(:mod:`speakerdb.encoders._registry`), those of each score by the score
-(:mod:`speakerdb.decision._scores`); this module only asks them.
+(:mod:`speakerdb.encoders._registry`: ``default_threshold``, ``normalize_model_name``),
+those of each score by the score (:mod:`speakerdb.decision._scores`). This module is
+the base layer: it imports neither.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import math
 import os
 from pathlib import Path
 
-from .encoders._registry import DEFAULT_MODEL, FALLBACK_THRESHOLD, family_of
 from .errors import InputError
 
 __all__ = [
@@ -41,15 +41,15 @@ __all__ = [
     "FALLBACK_THRESHOLD",
     "cache_root",
     "database_path",
-    "default_score_norm",
-    "default_threshold",
     "env_flag",
-    "normalize_model_name",
     "parse_threshold",
     "resolve_backend",
 ]
 
 DEFAULT_DB = "speakers.db"
+DEFAULT_MODEL = "microsoft/unispeech-sat-base-plus-sv"
+# The cosine threshold of a model nobody measured: a deliberately cautious middle value.
+FALLBACK_THRESHOLD = 0.7
 
 ENV_DB = "SPEAKERDB_DB"
 ENV_MODEL = "SPEAKERDB_MODEL"
@@ -80,25 +80,9 @@ DURATION_CAP_S = 30.0
 DEFAULT_TOP_N = 50
 
 
-def default_score_norm(model: str) -> str:
-    """The score normalisation of a database on ``model`` that never chose one."""
-    return family_of(model).default_score
-
-
 def database_path(path: str | os.PathLike[str] | None) -> Path:
     """The database file to use: ``path``, else ``SPEAKERDB_DB``, else ``./speakers.db``."""
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
-
-
-def normalize_model_name(model: str) -> str:
-    """Return the name under which a model is recorded (its family decides; an x-vector
-    model's local directory becomes absolute)."""
-    return family_of(model).normalize(model)
-
-
-def default_threshold(model: str) -> float:
-    """The built-in cosine threshold for ``model``: the model's known value or the fallback."""
-    return family_of(model).threshold(model)
 
 
 def parse_threshold(value: float | str, source: str) -> float:

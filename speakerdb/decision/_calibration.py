@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -36,15 +37,26 @@ from ._ranking import normalize, population_scores
 from ._scores import get_norm
 
 if TYPE_CHECKING:
-    from .._facade import SpeakerDB
+    from ..audio._decode import ClipInput
 
 log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    """What calibrating a database needs of it (a ``SpeakerDB`` is one): typed by this
+    much, the scoring layer never imports the facade above it."""
+
+    def population(self) -> Population: ...
+
+    def embed(self, clips: Sequence[ClipInput]) -> np.ndarray: ...
+
 
 __all__ = [
     "MIN_GENUINE",
     "MIN_IMPOSTOR",
     "MIN_SPEAKERS",
     "Calibration",
+    "Scorer",
     "calibrate_database",
     "calibrate_population",
     "calibrate_scores",
@@ -260,7 +272,7 @@ def _require_enough(
 
 
 def calibrate_database(
-    db: SpeakerDB,
+    db: Scorer,
     *,
     target_far: float | None = None,
     trials: str | os.PathLike[str] | None = None,
@@ -284,7 +296,7 @@ def calibrate_database(
 
 
 def _trial_scores(
-    db: SpeakerDB,
+    db: Scorer,
     population: Population,
     trials: str | os.PathLike[str],
     score_norm: str,
@@ -292,7 +304,7 @@ def _trial_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the trials whose speaker is enrolled and whose clip is usable."""
     from ..audio._decode import load_clip
-    from ..evaluation._trial_list import read_trial_rows
+    from ._trial_list import read_trial_rows
 
     rows = [r for r in read_trial_rows(os.fspath(trials)) if r[0] in population.names]
     paths = sorted({r[1] for r in rows})

@@ -33,7 +33,7 @@ from .._stored import StoredSettings
 from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, parse_threshold
 from ..encoders._registry import family_of
 from ..types import DecisionPolicy
-from ._scores import get_norm
+from ._scores import Cosine, get_norm
 
 __all__ = ["DecisionPolicy", "PolicySources", "resolve_policy"]
 
@@ -78,7 +78,7 @@ class PolicySources:
             or self.threshold_arg is not None
             or self.env_threshold()
         ):
-            return get_norm("none").name, top_n
+            return Cosine.name, top_n
         return get_norm(family_of(self.model).default_score).name, top_n
 
 
@@ -88,7 +88,7 @@ def resolve_policy(
     """The policy of one query with its own ``threshold`` and ``score_norm`` (either may
     be ``None``)."""
     if threshold is not None and score_norm is None and sources.stored.score_norm is None:
-        score_norm = "none"  # a bare query threshold is a cosine, as the constructor's is
+        score_norm = Cosine.name  # a bare query threshold is a cosine, as the constructor's is
     name, top_n = sources.score(score_norm)
     norm = get_norm(name)
     if threshold is not None:

@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import ENV_MODEL, normalize_model_name, resolve_backend
+from ..config import ENV_MODEL, resolve_backend
 from ..errors import ModelMismatch
 from ..types import EncoderInfo
 from ._protocol import Encoder
-from ._registry import family_of
+from ._registry import family_of, normalize_model_name
 
 __all__ = [
     "Encoder",

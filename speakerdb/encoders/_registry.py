@@ -10,7 +10,7 @@ how a model name is recorded, and how the model is loaded.
 A new family is one :class:`EncoderFamily` subclass and one entry in
 :data:`FAMILIES`, before the x-vector family, which claims every model no
 other family does. Nothing heavy is imported here: ``speakerdb list`` and
-``info`` ask for defaults too, and :mod:`speakerdb.config` asks this module.
+``info`` ask for defaults too.
 A family names its loader as ``"module:function"``, imported only when a model
 is loaded: the implementations import ``config`` themselves, and the registry
 must not depend on them.
@@ -24,22 +24,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from ..config import DEFAULT_MODEL, FALLBACK_THRESHOLD
+
 if TYPE_CHECKING:
     from ._protocol import Encoder
 
 __all__ = [
-    "DEFAULT_MODEL",
-    "FALLBACK_THRESHOLD",
     "FAMILIES",
     "EncoderFamily",
     "GE2EFamily",
     "XVectorFamily",
+    "default_threshold",
     "family_of",
+    "normalize_model_name",
 ]
 
-DEFAULT_MODEL = "microsoft/unispeech-sat-base-plus-sv"
-# For a model we know nothing about: a deliberately cautious middle value.
-FALLBACK_THRESHOLD = 0.7
 #: Longest stretch of audio given at once to a family that windows long audio, in s.
 WINDOW_S = 30.0
 
@@ -145,3 +144,14 @@ FAMILIES: tuple[EncoderFamily, ...] = (GE2EFamily(), XVectorFamily())
 def family_of(model: str) -> EncoderFamily:
     """The family of ``model`` (as given or as recorded)."""
     return next(family for family in FAMILIES if family.claims(model))
+
+
+def normalize_model_name(model: str) -> str:
+    """The name under which ``model`` is recorded (an x-vector model's local directory
+    becomes absolute)."""
+    return family_of(model).normalize(model)
+
+
+def default_threshold(model: str) -> float:
+    """The built-in cosine threshold for ``model``: the model's known value or the fallback."""
+    return family_of(model).threshold(model)

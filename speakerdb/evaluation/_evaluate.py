@@ -37,11 +37,11 @@ from ..decision._calibration import Calibration, calibrate_population
 from ..decision._population import Population
 from ..decision._ranking import population_scores
 from ..decision._scores import get_norm
+from ..decision._trial_list import read_trial_rows
 from ..encoders._base import Encoder
 from ..errors import InputError, SpeakerDBError
 from ..services._batch import ManifestRow, read_manifest
 from . import _trials as scoring
-from ._trial_list import read_trial_rows
 
 if TYPE_CHECKING:
     from .._facade import SpeakerDB
@@ -124,8 +124,8 @@ def evaluate(
     ``threshold`` is the database threshold to report open-set results at
     (default: the model's default for ``score_norm``). ``score_norm`` is
     ``"none"``, ``"asnorm"`` (cohort: the enrolled population, ``top_n``),
-    ``"margin"`` or ``"margin-duration"`` (default: the model's default,
-    :func:`speakerdb.config.default_score_norm`); see :mod:`speakerdb.decision._scores`.
+    ``"margin"`` or ``"margin-duration"`` (default: the model's, its encoder family's
+    ``default_score``); see :mod:`speakerdb.decision._scores`.
     """
     from .._facade import SpeakerDB
 

@@ -14,50 +14,17 @@ from .._stored import StoredSettings
 from ..decision._policy import PolicySources, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
+from ..storage.sqlite._reader import describe_database
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .._facade import SpeakerDB
-    from ..decision._calibration import Calibration
+    from ..decision._calibration import Calibration, Scorer
     from ..storage.sqlite._audit import AuditLog
     from ..storage.sqlite._store import Store
     from ..types import AuditEntry, AuditSettings, DatabaseInfo, DecisionPolicy, EncoderInfo
 
-__all__ = ["describe_database"]
-
-
-def describe_database(
-    path: Path,
-    encoder: EncoderInfo | None,
-    counts: tuple[int, int],
-    generation: int,
-    sources: PolicySources,
-) -> DatabaseInfo:
-    """What ``info`` shows of the database at ``path`` (at the head schema revision), with
-    ``counts`` of speakers and utterances and the database's ``generation``; shared by
-    ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`."""
-    from ..storage._indexfile import file_state, index_path_for
-    from ..storage.sqlite._schema import SCHEMA_HEAD
-    from ..types import DatabaseInfo
-
-    threshold, source = sources.cosine_threshold()
-    policy = resolve_policy(sources)
-    deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
-    index = index_path_for(path)
-    return DatabaseInfo(
-        path=str(path.resolve()),
-        encoder=encoder,
-        threshold=threshold,
-        threshold_source=source,
-        n_speakers=counts[0],
-        n_utterances=counts[1],
-        schema_revision=SCHEMA_HEAD,
-        index_path=str(index),
-        index_state=file_state(index, generation),
-        score_norm=policy.score_norm,
-        score_norm_threshold=None if deciding_by_cosine else policy.threshold,
-    )
+__all__: list[str] = []
 
 
 class _SettingsView:
@@ -187,7 +154,7 @@ class _SettingsMixin(_SettingsView):
 
         norm, top_n = self.score_norm(score_norm)
         result = calibrate_database(
-            cast("SpeakerDB", self),  # this mixin is only ever part of a SpeakerDB
+            cast("Scorer", self),  # this mixin is only ever part of a SpeakerDB, a Scorer
             target_far=target_far,
             trials=trials,
             score_norm=norm,

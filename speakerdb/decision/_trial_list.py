@@ -2,7 +2,7 @@
 
 Used by ``speakerdb calibrate --trials`` and ``speakerdb evaluate``; it depends
 on nothing but the standard library and :mod:`speakerdb.errors`, so that
-calibration need not import the evaluation driver (which opens a ``SpeakerDB``).
+calibration, which needs it, never imports the evaluation driver above it.
 """
 
 from __future__ import annotations
