@@ -23,7 +23,10 @@ from corpus import ensure_corpus
 from speakerdb import AudioError, ModelError, SpeakerDB
 from speakerdb.audio._decode import load_clip
 from speakerdb.config import DEFAULT_MODEL
-from speakerdb.encoders._base import RESEMBLYZER, load_encoder
+from speakerdb.encoders._base import load_encoder
+from speakerdb.encoders._registry import GE2EFamily
+
+RESEMBLYZER = GE2EFamily.name  # the offline encoder's model name
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:

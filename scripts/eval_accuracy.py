@@ -23,7 +23,7 @@ from corpus import ensure_corpus
 
 from speakerdb import AudioError, Clip, SpeakerDB
 from speakerdb.audio._decode import load_clip
-from speakerdb.config import default_threshold
+from speakerdb.encoders._registry import default_threshold
 
 
 def rows(path: Path) -> list[dict[str, str]]:

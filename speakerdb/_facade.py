@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,11 +33,10 @@ from .errors import DatabaseError, InputError
 from .services._audit import AuditLog
 from .services._enrolling import _EnrollingMixin
 from .services._settings import _SettingsMixin
-from .storage import IndexAdmin, SearchFn, Storage, open_storage, upgrade_storage
+from .storage import IndexAdmin, Storage, open_storage, upgrade_storage
 from .types import (
     DatabaseInfo,
     Identification,
-    Match,
     Speaker,
     Utterance,
     Verification,
@@ -46,7 +45,6 @@ from .types import (
 if TYPE_CHECKING:
     from .storage._index import SpeakerIndex
     from .storage._indexkind import IndexChoice
-    from .storage.sqlite._indexsync import IndexSync
 
 __all__ = ["ClipInput", "SpeakerDB"]
 
@@ -204,14 +202,14 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """:meth:`identify` for several clips, embedding and searching them together."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        norm, top_n, limit = self.decision(threshold, score_norm)
+        policy = self._policy(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
         queries = self._embed(decoded)
         durations = [clip.duration_s for clip in decoded]
-        found = rank(norm, queries, top_k, top_n, self._ranked(), self.population, durations)
+        found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
         return self._audit.log_identifications(
             [
-                Identification(clip.source, matches, limit, norm)
+                Identification(clip.source, matches, policy.threshold, policy.score_norm, policy)
                 for clip, matches in zip(decoded, found, strict=True)
             ]
         )
@@ -227,18 +225,18 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
         name = clean_name(name)
-        norm, top_n, limit = self.decision(threshold, score_norm)
+        policy = self._policy(threshold, score_norm)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)
         query = self._embed([decoded])[0]
         score = float(np.dot(query, template))
-        normalized = None
-        if norm != "none":
-            normalized = normalized_claim(
-                norm, name, query, score, top_n, self._ranked(), self.population, decoded.duration_s
-            )
-        result = Verification(name, decoded.source, score, limit, normalized, norm)
+        normalized = normalized_claim(
+            policy, name, query, score, self._storage.search, self.population, decoded.duration_s
+        )
+        result = Verification(
+            name, decoded.source, score, policy.threshold, normalized, policy.score_norm, policy
+        )
         return self._audit.log_verification(result)
 
     def population(self) -> Population:
@@ -335,30 +333,3 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         if not isinstance(self._storage, IndexAdmin):
             raise DatabaseError(f"{self.path}: this storage has no search index to administer")
         return self._storage
-
-    def _ranked(self) -> IndexSync:
-        # Until decision._ranking takes the storage's search callable (issue 10), it is
-        # handed one through the IndexSync-shaped adapter it expects.
-        return cast("IndexSync", _SearchAdapter(self._storage.search))
-
-
-class _SearchAdapter:
-    """A search callable dressed as :meth:`IndexSync.snapshot`: ``(searcher, names)``."""
-
-    def __init__(self, search: SearchFn) -> None:
-        self._search = search
-        self._names: dict[int, str] = {}
-
-    def snapshot(self) -> tuple[_SearchAdapter, dict[int, str]]:
-        return self, self._names
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        found: list[tuple[Match, ...]] = self._search(queries, k)
-        scores = np.full((len(found), k), -np.inf, np.float32)
-        ids = np.full((len(found), k), -1, np.int64)
-        for row, matches in enumerate(found):
-            for column, match in enumerate(matches):
-                ids[row, column] = len(self._names)
-                self._names[len(self._names)] = match.speaker
-                scores[row, column] = match.score
-        return scores, ids

@@ -11,9 +11,15 @@ The score that decides (``score_norm``) follows the same order, with one rule
 more: a database that never chose a score normalisation decides by raw cosine
 whenever a cosine threshold was given (with the query, as an argument, in
 ``SPEAKERDB_THRESHOLD`` or stored by ``set-threshold`` or ``calibrate``), and
-otherwise by its model's default (:data:`DEFAULT_SCORE_NORMS`). A cosine
+otherwise by its model's default (its encoder family's ``default_score``). A cosine
 threshold means a cosine, so databases from before margin-duration became the
-GE2E default keep deciding as they did.
+GE2E default keep deciding as they did. :mod:`speakerdb.decision._policy`
+applies these rules, once per query.
+
+Defaults that depend on the model are declared by its encoder family
+(:mod:`speakerdb.encoders._registry`: ``default_threshold``, ``normalize_model_name``),
+those of each score by the score (:mod:`speakerdb.decision._scores`). This module is
+the base layer: it imports neither.
 """
 
 from __future__ import annotations
@@ -26,33 +32,24 @@ from .errors import InputError
 
 __all__ = [
     "BACKENDS",
-    "DEFAULT_ASNORM_THRESHOLD",
     "DEFAULT_DB",
-    "DEFAULT_MARGIN_DURATION_THRESHOLDS",
-    "DEFAULT_MARGIN_THRESHOLDS",
     "DEFAULT_MODEL",
-    "DEFAULT_SCORE_NORMS",
-    "DEFAULT_THRESHOLDS",
     "DEFAULT_TOP_N",
     "DURATION_CAP_S",
     "DURATION_REFERENCE_S",
     "DURATION_SLOPE",
     "FALLBACK_THRESHOLD",
-    "SCORE_MEANINGS",
-    "SCORE_NORMS",
     "cache_root",
     "database_path",
-    "default_norm_threshold",
-    "default_score_norm",
-    "default_threshold",
     "env_flag",
-    "normalize_model_name",
     "parse_threshold",
     "resolve_backend",
 ]
 
 DEFAULT_DB = "speakers.db"
 DEFAULT_MODEL = "microsoft/unispeech-sat-base-plus-sv"
+# The cosine threshold of a model nobody measured: a deliberately cautious middle value.
+FALLBACK_THRESHOLD = 0.7
 
 ENV_DB = "SPEAKERDB_DB"
 ENV_MODEL = "SPEAKERDB_MODEL"
@@ -67,22 +64,6 @@ ENV_CACHE = "SPEAKERDB_CACHE_DIR"
 #: the ``fast`` extra), ``torch-bf16`` the same precision with torch.
 BACKENDS = ("auto", "onnx", "torch", "openvino-bf16", "torch-bf16")
 
-# Where each default comes from:
-# - unispeech-sat-base-plus-sv: 0.89 is the threshold its model card suggests
-#   (and calls dataset-dependent).
-# - resemblyzer (GE2E): between the equal-error-rate thresholds measured on the
-#   shared real-speech corpus with 3-clip templates: 0.70 for single clips and
-#   0.76 for items of 3 s or more (scripts/eval_accuracy.py).
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    DEFAULT_MODEL: 0.89,
-    "resemblyzer": 0.75,
-}
-# For a model we know nothing about: a deliberately cautious middle value.
-FALLBACK_THRESHOLD = 0.7
-
-#: Score normalisations a database or a query can use ("none": raw cosine);
-#: see speakerdb/scorenorm.py.
-SCORE_NORMS = ("none", "asnorm", "margin", "margin-duration")
 # The duration term of margin-duration scores, ``DURATION_SLOPE * ln(d / DURATION_REFERENCE_S)``
 # for a clip of d seconds, d clamped to [DURATION_REFERENCE_S, DURATION_CAP_S]. Longer clips
 # score higher against everyone, strangers included (GE2E on the shared corpus: strangers'
@@ -95,73 +76,13 @@ SCORE_NORMS = ("none", "asnorm", "margin", "margin-duration")
 DURATION_SLOPE = 0.057
 DURATION_REFERENCE_S = 0.5
 DURATION_CAP_S = 30.0
-#: What each score is, in the words ``info`` and ``score-norm`` use.
-SCORE_MEANINGS: dict[str, str] = {
-    "none": "raw cosine",
-    "asnorm": "AS-norm, in standard deviations of the enrolled cohort's scores",
-    "margin": "cosine plus its lead over the best other speaker",
-    "margin-duration": "cosine plus its lead over the best other speaker, minus "
-    f"{DURATION_SLOPE:g} x ln(clip seconds / {DURATION_REFERENCE_S:g}): longer clips must "
-    "score higher",
-}
-# The score normalisation of a database that never chose one, per model. Only
-# where the evaluation table (scripts/eval_table.py) measured it: for GE2E,
-# margin-duration beats raw cosine on every column and more than halves the
-# strangers let in. A model without measurements keeps raw cosine and the
-# threshold its model card gives.
-DEFAULT_SCORE_NORMS: dict[str, str] = {"resemblyzer": "margin-duration"}
-# AS-norm scores are in standard deviations, whatever the model: between the
-# equal-error-rate thresholds on the shared corpus with the offline encoder
-# (1.22 for single clips, 1.49 for items of 3 s or more; scripts/eval_table.py).
-DEFAULT_ASNORM_THRESHOLD = 1.35
 #: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
 DEFAULT_TOP_N = 50
-# Margin scores are on the cosine's scale, but a best match's is raised by its lead.
-# resemblyzer: between the open-set identification thresholds where as many
-# strangers are accepted as genuine speakers missed on the shared corpus (0.79
-# single clips, 0.84 items of 3 s or more; the cosine's are 0.74 and 0.80). For
-# other models: the cosine default.
-DEFAULT_MARGIN_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.82}
-# The same measurement for margin-duration scores: 0.725 for single clips and
-# 0.712 for items of 3 s or more. That the two now nearly agree is the point of
-# the duration term: one threshold suits short and long clips.
-DEFAULT_MARGIN_DURATION_THRESHOLDS: dict[str, float] = {"resemblyzer": 0.72}
-
-
-def default_score_norm(model: str) -> str:
-    """The score normalisation of a database on ``model`` that never chose one."""
-    return DEFAULT_SCORE_NORMS.get(model, "none")
-
-
-def default_norm_threshold(norm: str, model: str) -> float:
-    """The built-in threshold of ``norm`` scores with ``model`` (``"none"``: the cosine's)."""
-    if norm == "asnorm":
-        return DEFAULT_ASNORM_THRESHOLD
-    if norm == "margin":
-        return DEFAULT_MARGIN_THRESHOLDS.get(model, default_threshold(model))
-    if norm == "margin-duration":
-        return DEFAULT_MARGIN_DURATION_THRESHOLDS.get(model, default_threshold(model))
-    return default_threshold(model)
 
 
 def database_path(path: str | os.PathLike[str] | None) -> Path:
     """The database file to use: ``path``, else ``SPEAKERDB_DB``, else ``./speakers.db``."""
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
-
-
-def normalize_model_name(model: str) -> str:
-    """Return the name under which a model is recorded: local directories become absolute."""
-    if model == "resemblyzer":
-        return model
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return str(path.resolve())
-    return model
-
-
-def default_threshold(model: str) -> float:
-    """The built-in threshold for ``model``: the model's known value or the fallback."""
-    return DEFAULT_THRESHOLDS.get(model, FALLBACK_THRESHOLD)
 
 
 def parse_threshold(value: float | str, source: str) -> float:

@@ -20,6 +20,7 @@ __all__ = [
     "AuditEntry",
     "AuditSettings",
     "DatabaseInfo",
+    "DecisionPolicy",
     "EncoderInfo",
     "Enrollment",
     "Identification",
@@ -146,6 +147,33 @@ class Match(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionPolicy(_Result):
+    """How a query was decided: by which score, at which threshold, and where that
+    threshold came from. Resolved once per query (:mod:`speakerdb.decision._policy`).
+
+    ``score_norm`` names the score (``none``: raw cosine; see
+    :mod:`speakerdb.decision._scores`). ``source`` is ``argument``, ``environment``,
+    ``database`` or ``default for MODEL``. ``top_n`` is AS-norm's cohort size.
+    """
+
+    score_norm: str
+    threshold: float
+    source: str
+    top_n: int = 50  # speakerdb.config.DEFAULT_TOP_N: results import nothing of the package
+
+    def accepts(self, score: float) -> bool:
+        """The decision rule, the only place it is written: the score reaches the threshold."""
+        return score >= self.threshold
+
+
+def _given(policy: DecisionPolicy | None, threshold: float, score_norm: str) -> DecisionPolicy:
+    # A result built without a policy (older callers, tests) was decided by its own fields.
+    if policy is not None:
+        return policy
+    return DecisionPolicy(score_norm, threshold, "argument")
+
+
+@dataclass(frozen=True, slots=True)
 class Identification(_Result):
     """Open-set identification of one clip.
 
@@ -160,6 +188,13 @@ class Identification(_Result):
     #: ``none`` (raw cosine), ``margin``, ``margin-duration`` or ``asnorm``: what
     #: ``Match.normalized`` holds.
     score_norm: str = "none"
+    #: The policy that decided (its threshold and score are the two fields above).
+    policy: DecisionPolicy | None = None
+
+    @property
+    def decided_by(self) -> DecisionPolicy:
+        """The policy that decided this result."""
+        return _given(self.policy, self.threshold, self.score_norm)
 
     @property
     def best(self) -> Match | None:
@@ -168,7 +203,7 @@ class Identification(_Result):
     @property
     def accepted(self) -> bool:
         best = self.best
-        return best is not None and best.decision_score >= self.threshold
+        return best is not None and self.decided_by.accepts(best.decision_score)
 
     @property
     def speaker(self) -> str | None:
@@ -184,6 +219,7 @@ class Identification(_Result):
             "accepted": self.accepted,
             "threshold": self.threshold,
             "score_norm": self.score_norm,
+            "policy": to_jsonable(self.decided_by),
             "best": to_jsonable(self.best),
             "matches": to_jsonable(self.matches),
         }
@@ -199,12 +235,20 @@ class Verification(_Result):
     threshold: float
     normalized: float | None = None
     score_norm: str = "none"
+    #: The policy that decided (its threshold and score are the fields above).
+    policy: DecisionPolicy | None = None
+
+    @property
+    def decided_by(self) -> DecisionPolicy:
+        """The policy that decided this result."""
+        return _given(self.policy, self.threshold, self.score_norm)
 
     @property
     def accepted(self) -> bool:
-        """``normalized`` (AS-norm, when on) or else ``score`` reaches ``threshold``."""
+        """``normalized`` (when a normalised score decides) or else ``score`` reaches
+        ``threshold``."""
         value = self.score if self.normalized is None else self.normalized
-        return value >= self.threshold
+        return self.decided_by.accepts(value)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, and ``accepted``."""

@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 from speakerdb import Identification, SpeakerDB
 from speakerdb.audio._decode import load_clip
 from speakerdb.cli import app
-from speakerdb.decision._norms import duration_penalty, population_scores
+from speakerdb.decision._norms import duration_penalty
 from speakerdb.decision._population import Population
+from speakerdb.decision._ranking import population_scores
 
 pytestmark = pytest.mark.slow
 

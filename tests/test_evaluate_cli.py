@@ -150,11 +150,17 @@ def test_evaluate_reads_the_database_from_the_environment(
 def test_evaluate_on_a_database_takes_a_threshold_as_identify_does(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from speakerdb import config
+    from speakerdb.encoders import _registry
+
+    class MarginByDefault(_registry.XVectorFamily):
+        default_score = "margin"
+
+        def claims(self, model: str) -> bool:
+            return model == "fake-encoder"
 
     # A model whose default score is normalised, on a database that never chose one:
     # a --threshold alone is a cosine, for evaluate --db as for identify.
-    monkeypatch.setitem(config.DEFAULT_SCORE_NORMS, "fake-encoder", "margin")
+    monkeypatch.setattr(_registry, "FAMILIES", (MarginByDefault(), *_registry.FAMILIES))
     db = data / "norm.db"
     clip = data / "clips" / "ann-e0.wav"
     assert run("enroll", "solo", clip, "--db", db, "--model", "fake-encoder").exit_code == 0

@@ -14,8 +14,9 @@ from speakerdb import SpeakerDB
 from speakerdb.config import DURATION_SLOPE
 from speakerdb.decision._asnorm import Cohort
 from speakerdb.decision._calibration import calibrate_population, enrollment_scores
-from speakerdb.decision._norms import duration_penalty, normalize, population_scores
+from speakerdb.decision._norms import duration_penalty
 from speakerdb.decision._population import Population
+from speakerdb.decision._ranking import normalize, population_scores
 
 RATE = 16000
 

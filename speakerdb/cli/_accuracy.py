@@ -178,22 +178,23 @@ def score_norm(
 ) -> None:
     """Decide this database's queries by 'none' (cosine), 'margin', 'margin-duration' or
     'asnorm' scores."""
-    from ..config import SCORE_MEANINGS
+    from ..decision._scores import AsNorm, get_norm
     from ._render import emit_json
 
     with open_db(db) as database:
         mode, size = database.set_score_norm(mode, top_n=top_n)
         threshold = database.decision_threshold(mode)
+    norm = get_norm(mode)
     if json:
         emit_json({"score_norm": mode, "top_n": size, "threshold": threshold})
-    elif mode == "asnorm":
+    elif isinstance(norm, AsNorm):  # the only score with a cohort to describe
         echo(
             f"AS-norm on (cohort: the enrolled population, top {size}); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
-    elif mode != "none":
+    elif not norm.decides_by_cosine:
         echo(
-            f"{mode} scores on ({SCORE_MEANINGS[mode]}); threshold "
+            f"{mode} scores on ({norm.meaning}); threshold "
             f"{threshold:.3f}; run `speakerdb calibrate` to fit it to your data"
         )
     else:

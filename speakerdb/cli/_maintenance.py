@@ -50,6 +50,7 @@ def set_threshold(
     json: JsonOpt = False,
 ) -> None:
     """Store the database's decision threshold (used when --threshold is not given)."""
+    from ..decision._scores import get_norm
     from ._render import emit_json
 
     with open_db(db) as database:
@@ -58,8 +59,8 @@ def set_threshold(
     if json:
         emit_json({"threshold": stored})
     else:
-        kind = "cosine" if score_norm == "none" else score_norm
-        by = "raw cosine" if deciding == "none" else f"{deciding} scores"
+        kind = get_norm(score_norm).score_name
+        by = "raw cosine" if get_norm(deciding).decides_by_cosine else f"{deciding} scores"
         echo(f"threshold set to {stored:.4f} ({kind}); queries decide by {by}")
 
 

@@ -82,7 +82,9 @@ def identification_text(result: Identification) -> str:
 
 
 def _score_name(score_norm: str) -> str:
-    return {"none": "score", "asnorm": "as-norm"}.get(score_norm, score_norm)
+    from ..decision._scores import get_norm
+
+    return get_norm(score_norm).label
 
 
 def _normalized(score_norm: str, normalized: float | None) -> str:
@@ -113,9 +115,10 @@ def encoder_text(encoder: EncoderInfo | None) -> str:
 
 
 def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
-    from ..config import SCORE_MEANINGS
+    from ..decision._scores import get_norm
 
-    if info.score_norm == "none" or info.score_norm_threshold is None:
+    norm = get_norm(info.score_norm)
+    if norm.decides_by_cosine or info.score_norm_threshold is None:
         return [("decides by", "raw cosine >= threshold")]
     return [
         (
@@ -123,7 +126,7 @@ def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
             f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} "
             "(not by the cosine threshold above)",
         ),
-        ("score", SCORE_MEANINGS.get(info.score_norm, info.score_norm)),
+        ("score", norm.meaning),
     ]
 
 

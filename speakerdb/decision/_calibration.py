@@ -22,8 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,19 +32,31 @@ from .._vectors import template_of
 from ..errors import InputError, SpeakerDBError
 from . import _metrics as metrics
 from ._asnorm import DEFAULT_TOP_N, Cohort
-from ._norms import normalize, population_scores
 from ._population import Population
+from ._ranking import normalize, population_scores
+from ._scores import get_norm
 
 if TYPE_CHECKING:
-    from .._facade import SpeakerDB
+    from ..audio._decode import ClipInput
 
 log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    """What calibrating a database needs of it (a ``SpeakerDB`` is one): typed by this
+    much, the scoring layer never imports the facade above it."""
+
+    def population(self) -> Population: ...
+
+    def embed(self, clips: Sequence[ClipInput]) -> np.ndarray: ...
+
 
 __all__ = [
     "MIN_GENUINE",
     "MIN_IMPOSTOR",
     "MIN_SPEAKERS",
     "Calibration",
+    "Scorer",
     "calibrate_database",
     "calibrate_population",
     "calibrate_scores",
@@ -104,7 +117,7 @@ def enrollment_scores(
         row = templates.astype(np.float64) @ vector.astype(np.float64)
         row[owner] = float(np.dot(own, vector))
         others = np.delete(row, owner)
-        if score_norm != "none":
+        if not get_norm(score_norm).decides_by_cosine:
             row = _normalized_row(population, i, row, templates, own, score_norm, top_n)
             others = _stranger_row(population, i, others, templates, score_norm, top_n)
         genuine.append(float(row[owner]))
@@ -203,9 +216,9 @@ def calibrate_population(
     top_n: int = DEFAULT_TOP_N,
 ) -> Calibration:
     """Calibrate from a database's own enrollments (see the module docstring)."""
-    if score_norm == "margin-duration" and population.durations_s is None:
+    if get_norm(score_norm).needs_durations and population.durations_s is None:
         raise InputError(
-            "margin-duration scores need each clip's duration: build the population "
+            f"{score_norm} scores need each clip's duration: build the population "
             "with durations_s, or calibrate another score"
         )
     usable = int(np.sum(population.counts() >= 2))
@@ -226,7 +239,7 @@ def calibrate_population(
 
 
 def _score_name(score_norm: str) -> str:
-    return "cosine" if score_norm == "none" else score_norm
+    return get_norm(score_norm).score_name
 
 
 def _require_enough(
@@ -259,7 +272,7 @@ def _require_enough(
 
 
 def calibrate_database(
-    db: SpeakerDB,
+    db: Scorer,
     *,
     target_far: float | None = None,
     trials: str | os.PathLike[str] | None = None,
@@ -283,7 +296,7 @@ def calibrate_database(
 
 
 def _trial_scores(
-    db: SpeakerDB,
+    db: Scorer,
     population: Population,
     trials: str | os.PathLike[str],
     score_norm: str,
@@ -291,7 +304,7 @@ def _trial_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the trials whose speaker is enrolled and whose clip is usable."""
     from ..audio._decode import load_clip
-    from ..evaluation._evaluate import read_trial_rows
+    from ._trial_list import read_trial_rows
 
     rows = [r for r in read_trial_rows(os.fspath(trials)) if r[0] in population.names]
     paths = sorted({r[1] for r in rows})

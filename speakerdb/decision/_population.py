@@ -6,17 +6,13 @@ more than the templates in the index; they read this snapshot instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from .._vectors import template_of
-from ..storage.sqlite._store import SpeakerRow, UtteranceRow, from_blob
 
-__all__ = ["Population", "read_population"]
+__all__ = ["Population"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -70,24 +66,3 @@ class Population:
         return np.stack(
             [template_of(self.embeddings[self.owners == i]) for i in range(len(self.names))]
         )
-
-
-def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
-    """Every utterance embedding in the database (or of ``names`` only), by speaker."""
-    stmt = (
-        select(SpeakerRow.name, UtteranceRow.embedding, UtteranceRow.duration_s)
-        .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
-        .order_by(SpeakerRow.name, UtteranceRow.id)
-    )
-    if names is not None:
-        stmt = stmt.where(SpeakerRow.name.in_(list(names)))
-    rows = session.execute(stmt).all()
-    groups: dict[str, list[np.ndarray]] = {}
-    lengths: dict[str, list[float]] = {}
-    for name, blob, seconds in rows:
-        groups.setdefault(name, []).append(from_blob(blob))
-        lengths.setdefault(name, []).append(seconds)
-    return Population.from_groups(
-        {n: np.stack(v) for n, v in groups.items()},
-        {n: np.asarray(v) for n, v in lengths.items()},
-    )

@@ -1,10 +1,12 @@
-"""From query embeddings to scored speakers, by raw cosine or a normalised score.
+"""From query embeddings to scored speakers, by the score the decision policy names.
 
-``none``, ``margin`` and ``margin-duration`` search the FAISS index
-(:class:`~speakerdb.storage.sqlite._indexsync.IndexSync`); ``asnorm`` scores the whole enrolled
-population. The modes themselves are described in :mod:`speakerdb.decision._norms`.
-The population is passed as a callable because reading it costs a pass over
-every enrolled utterance, and only AS-norm needs it.
+Scores that need only each query's nearest speakers get them from a ``search``
+callable (raw-cosine matches by name, best first, one tuple per query row);
+scores that need the whole enrolled population (AS-norm) score it. Which is
+which, and how each scores, is the strategy's business
+(:mod:`speakerdb.decision._scores`); nothing here compares score names. The
+population is passed as a callable because reading it costs a pass over every
+enrolled utterance, and only population scores need it.
 """
 
 from __future__ import annotations
@@ -14,75 +16,115 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..types import Match
+from ..types import DecisionPolicy, Match
+from ._asnorm import Cohort
+from ._scores import Cosines, ScoreNorm, get_norm
 
 if TYPE_CHECKING:
-    from ..storage.sqlite._indexsync import IndexSync
     from ._population import Population
 
-__all__ = ["normalized_claim", "rank"]
+__all__ = [
+    "Search",
+    "normalize",
+    "normalized_claim",
+    "normalized_matches",
+    "population_scores",
+    "rank",
+]
+
+#: ``search(queries, k)``: each query row's ``k`` nearest speakers by raw cosine.
+Search = Callable[[np.ndarray, int], list[tuple[Match, ...]]]
 
 
 def rank(
-    norm: str,
+    policy: DecisionPolicy,
     queries: np.ndarray,
     top_k: int,
-    top_n: int,
-    index: IndexSync,
+    search: Search,
     population: Callable[[], Population],
     durations_s: Sequence[float],
 ) -> list[tuple[Match, ...]]:
-    """Each query's ``top_k`` speakers, best first by the score that ``norm`` decides by.
+    """Each query's ``top_k`` speakers, best first by the score ``policy`` decides by.
 
-    ``durations_s`` holds each query clip's length (used by ``margin-duration``).
+    ``durations_s`` holds each query clip's length (for scores that use it).
     """
-    if norm == "asnorm":
-        from ._norms import normalized_matches
-
-        return normalized_matches(norm, queries, population(), top_n, top_k)
-    from ._norms import MARGIN_MODES, margin_matches, query_penalties
-
-    search, names = index.snapshot()
-    # A margin needs the best other speaker: the top 2 hold it for every candidate.
-    scores, ids = search.search(queries, max(top_k, 2) if norm in MARGIN_MODES else top_k)
-    found = [_matches(row, ids_row, names) for row, ids_row in zip(scores, ids, strict=True)]
-    if norm in MARGIN_MODES:
-        penalties = query_penalties(norm, durations_s, len(found))
-        found = [
-            margin_matches(matches, penalty=float(penalty))[:top_k]
-            for matches, penalty in zip(found, penalties, strict=True)
-        ]
-    return found
+    norm = get_norm(policy.score_norm)
+    if norm.needs_population:
+        return normalized_matches(norm, queries, population(), policy.top_n, top_k)
+    found = search(queries, norm.search_k(top_k))
+    lengths: Sequence[float | None] = (
+        durations_s if len(durations_s) == len(found) else [None] * len(found)
+    )
+    return [
+        norm.rescore(matches, length)[:top_k]
+        for matches, length in zip(found, lengths, strict=True)
+    ]
 
 
 def normalized_claim(
-    norm: str,
+    policy: DecisionPolicy,
     name: str,
     query: np.ndarray,
     score: float,
-    top_n: int,
-    index: IndexSync,
+    search: Search,
     population: Callable[[], Population],
     duration_s: float,
-) -> float:
-    """The ``norm`` score of the claim that ``query`` (cosine ``score`` to it, from a clip
-    of ``duration_s`` seconds) is ``name``."""
-    from ._norms import MARGIN_MODES, margin_scores, population_scores, query_penalties
-
-    if norm in MARGIN_MODES:
-        search, names = index.snapshot()
-        scores, ids = search.search(query[None, :], 2)
-        found = _matches(scores[0], ids[0], names)
-        others = [m.score for m in found if m.speaker != name][:1]
-        margin = margin_scores(np.array([[score, *others]]))[0, 0]
-        return float(margin - query_penalties(norm, [duration_s], 1)[0])
-
+) -> float | None:
+    """The score that ``policy`` decides by of the claim that ``query`` (cosine ``score``
+    to it, from a clip of ``duration_s`` seconds) is ``name``; ``None`` when that is
+    the cosine itself."""
+    norm = get_norm(policy.score_norm)
+    if not norm.needs_population:
+        nearest = () if norm.decides_by_cosine else search(query[None, :], norm.search_k(1))[0]
+        return norm.claim(name, score, nearest, duration_s)
     cohort = population()
-    normalized = population_scores(norm, query[None, :], cohort, top_n)[1]
+    normalized = population_scores(norm, query[None, :], cohort, policy.top_n)[1]
     return float(normalized[0, cohort.names.index(name)])
 
 
-def _matches(scores: np.ndarray, ids: np.ndarray, names: dict[int, str]) -> tuple[Match, ...]:
-    return tuple(
-        Match(names[int(i)], float(s)) for s, i in zip(scores, ids, strict=True) if int(i) in names
-    )
+def normalize(
+    mode: str | ScoreNorm,
+    raw: np.ndarray,
+    queries: np.ndarray,
+    templates: np.ndarray,
+    cohort: Cohort,
+    top_n: int,
+    durations_s: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Scores ``(q, s)`` of ``mode`` from raw cosines of queries against templates.
+
+    ``cohort`` and ``top_n`` are used by population scores only; the cohort's owners
+    index the template columns. ``durations_s``, each query clip's length, is
+    needed by scores that use it.
+    """
+    norm = get_norm(mode) if isinstance(mode, str) else mode
+    return norm.matrix(Cosines(raw, queries, templates, cohort, top_n, durations_s))
+
+
+def population_scores(
+    mode: str | ScoreNorm,
+    queries: np.ndarray,
+    population: Population,
+    top_n: int,
+    durations_s: Sequence[float] | np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw and normalised scores ``(q, s)`` of queries against every enrolled speaker."""
+    templates = population.templates()
+    raw = np.asarray(queries, dtype=np.float64) @ templates.astype(np.float64).T
+    cohort = Cohort(population.embeddings, population.owners)
+    return raw, normalize(mode, raw, queries, templates, cohort, top_n, durations_s)
+
+
+def normalized_matches(
+    mode: str | ScoreNorm, queries: np.ndarray, population: Population, top_n: int, top_k: int
+) -> list[tuple[Match, ...]]:
+    """Each query's ``top_k`` speakers by normalised score, best first."""
+    if population.n_speakers == 0:
+        return [() for _ in range(len(queries))]
+    raw, normalized = population_scores(mode, queries, population, top_n)
+    out = []
+    for raw_row, norm_row in zip(raw, normalized, strict=True):
+        best = np.argsort(-norm_row, kind="stable")[:top_k]
+        names = population.names
+        out.append(tuple(Match(names[j], float(raw_row[j]), float(norm_row[j])) for j in best))
+    return out

@@ -1,47 +1,25 @@
-"""The speaker-encoder interface, the loader that picks an implementation, and the
-checks that a database's embeddings come from the encoder in use.
+"""The loader that picks an encoder's implementation, and the checks that a
+database's embeddings come from the encoder in use.
 
-An encoder turns 16 kHz mono float32 clips into L2-normalised float32
-embeddings. Every implementation embeds each clip on its own (or together
-with clips of exactly the same length), so a clip's embedding never depends
-on what else is in its batch: padding changes the output of the group-norm
-feature encoders that x-vector checkpoints use.
-
-An x-vector model runs on one of these backends (``backend=``, else
-``SPEAKERDB_BACKEND``, else ``auto``):
-
-- ``auto``: ONNX Runtime on the model's cached ONNX export, built on first use
-  (:mod:`speakerdb.encoders._onnx`), about twice torch's speed with the model
-  card's embeddings, and no torch import once cached; torch where that cannot be had.
-- ``onnx``: ONNX Runtime or an error.
-- ``torch``: transformers and torch, fp32, the model card's computation
-  (:mod:`speakerdb.encoders._hf`).
-- ``openvino-bf16``: the opt-in fast path, OpenVINO in bfloat16 on the same
-  cached export (:mod:`speakerdb.encoders._openvino`, the ``fast`` extra).
-- ``torch-bf16``: torch with bfloat16 weights; slower than ``openvino-bf16``.
-
-The bf16 paths' embeddings are close to fp32's, not equal, but comparable with
-them: a database may be built with one backend and queried with another. On a
-CPU without bf16 instructions they would be slower than fp32, so ``auto`` is
-used instead, with a warning.
+Which implementation loads a model is its family's business
+(:mod:`speakerdb.encoders._registry`); an x-vector model's backends are
+described in :mod:`speakerdb.encoders._backends`. The interface itself is
+:class:`~speakerdb.encoders._protocol.Encoder`, re-exported here.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
-from ..config import ENV_MODEL, normalize_model_name, resolve_backend
-from ..errors import ModelError, ModelMismatch
+from ..config import ENV_MODEL, resolve_backend
+from ..errors import ModelMismatch
 from ..types import EncoderInfo
+from ._protocol import Encoder
+from ._registry import family_of, normalize_model_name
 
 __all__ = [
-    "RESEMBLYZER",
     "Encoder",
     "check_model_name",
     "check_same_encoder",
@@ -50,23 +28,6 @@ __all__ = [
     "pinned_options",
     "requested_model",
 ]
-
-RESEMBLYZER = "resemblyzer"
-
-log = logging.getLogger(__name__)
-
-
-class Encoder(Protocol):
-    """What the rest of speakerdb needs from a speaker encoder."""
-
-    @property
-    def info(self) -> EncoderInfo:
-        """The encoder's identity, stored in the database at first use."""
-        ...
-
-    def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        """Embed 16 kHz mono float32 clips; return a float32 ``(n, dim)`` array of unit rows."""
-        ...
 
 
 def load_encoder(
@@ -78,53 +39,14 @@ def load_encoder(
     backend: str | None = None,
 ) -> Encoder:
     """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, or a local directory,
-    on ``backend`` (see above; ``"resemblyzer"`` has no bf16 path and runs its fp32 one).
+    on ``backend`` (:mod:`speakerdb.encoders._backends`; ``"resemblyzer"`` has no bf16
+    path and runs its fp32 one), by the loader of its family.
 
     Raises :class:`~speakerdb.errors.ModelError` naming the fix when the model
     cannot be had (no network, a wrong path, a missing optional extra).
     """
-    chosen = resolve_backend(backend)
-    if model == RESEMBLYZER:
-        from ._ge2e import GE2EEncoder
-
-        return GE2EEncoder.load(backend=chosen)
-    if model.startswith(("/", "./", "../", "~")) and not Path(model).expanduser().exists():
-        # A hub id is never written so: this was meant as a folder.
-        raise ModelError(
-            f"{model}: no such model folder; pass a folder written by save_pretrained(), "
-            "a hub id, or 'resemblyzer'"
-        )
-    options: dict[str, Any] = {
-        "revision": revision,
-        "local_files_only": local_files_only,
-        "cache_dir": cache_dir,
-    }
-    if chosen == "openvino-bf16":
-        from ._openvino import bf16_available
-
-        if bf16_available():
-            from ._onnx import load_onnx_encoder
-
-            return load_onnx_encoder(model, required=True, runtime="openvino-bf16", **options)
-        chosen = _no_bf16()
-    if chosen == "torch-bf16":
-        from ._hf import HFXVectorEncoder, bf16_supported
-
-        if bf16_supported():
-            return HFXVectorEncoder.load(model, precision="bf16", **options)
-        chosen = _no_bf16()
-    if chosen == "torch":
-        from ._hf import HFXVectorEncoder
-
-        return HFXVectorEncoder.load(model, **options)
-    from ._onnx import load_onnx_encoder
-
-    return load_onnx_encoder(model, required=chosen == "onnx", **options)
-
-
-def _no_bf16() -> str:
-    log.warning("this CPU has no bf16 instructions (AVX512-BF16, AMX): using backend auto")
-    return "auto"
+    options = {"revision": revision, "local_files_only": local_files_only, "cache_dir": cache_dir}
+    return family_of(model).load(model, backend=resolve_backend(backend), **options)
 
 
 # -- the database's encoder against the one asked for --------------------------

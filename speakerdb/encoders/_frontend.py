@@ -9,9 +9,8 @@ x-vector model's convolutional feature encoder alone holds 512 channels per
 4.2 GB without windows and 0.42 GB with them, as a 30 s clip does
 (``scripts/eval_table.py --memory``). Clips up to
 :data:`WINDOW_S` are embedded exactly as before, so this is on by default.
-The offline GE2E encoder is left alone: it bounds its memory itself (its 1.6 s
-partials go through the network 64 at a time), and windows would only change
-its long-clip embeddings a little (cosine 0.9995 to the whole-clip ones).
+An encoder family may opt out (its ``window_s`` is ``None``): the offline GE2E
+encoder bounds its memory itself (:mod:`speakerdb.encoders._registry` says why).
 
 Silence trimming (:func:`speakerdb.audio._vad.trim_silences`) is not applied here:
 on the shared corpus it made every figure but one worse (``scripts/eval_table.py``),
@@ -29,13 +28,12 @@ import numpy as np
 
 from ..audio._decode import Clip
 from ..errors import AudioError
-from ._base import RESEMBLYZER, Encoder
+from ._protocol import Encoder
+from ._registry import WINDOW_S, family_of
 
 __all__ = ["WINDOW_S", "embed_clips", "encode_windowed", "windows"]
 
 SAMPLE_RATE = 16_000
-#: Longest stretch of audio given to the encoder at once, in seconds.
-WINDOW_S = 30.0
 
 
 def windows(n_samples: int, window_s: float = WINDOW_S) -> list[tuple[int, int]]:
@@ -47,11 +45,14 @@ def windows(n_samples: int, window_s: float = WINDOW_S) -> list[tuple[int, int]]
 
 
 def encode_windowed(
-    encoder: Encoder, clips: Sequence[np.ndarray], window_s: float = WINDOW_S
+    encoder: Encoder, clips: Sequence[np.ndarray], window_s: float | None = None
 ) -> np.ndarray:
-    """``encoder.encode(clips)``, with each clip longer than ``window_s`` embedded by windows."""
-    if encoder.info.model == RESEMBLYZER:
+    """``encoder.encode(clips)``, with each clip longer than ``window_s`` embedded by windows,
+    for an encoder whose family windows long audio (:mod:`speakerdb.encoders._registry`)."""
+    family_window = family_of(encoder.info.model).window_s
+    if family_window is None:
         return encoder.encode(clips)
+    window_s = window_s or family_window
     spans = [windows(len(clip), window_s) for clip in clips]
     short = [i for i, s in enumerate(spans) if len(s) == 1]
     out = np.empty((len(clips), encoder.info.dim), dtype=np.float32)

@@ -50,7 +50,7 @@ from ..errors import AudioError, ModelError
 from ..types import EncoderInfo
 from ._ge2e_runtime import Partials, onnx_partials, torch_partials
 
-__all__ = ["GE2EEncoder"]
+__all__ = ["GE2EEncoder", "load_ge2e"]
 
 logger = logging.getLogger(__name__)
 
@@ -268,3 +268,9 @@ def _mel_filterbank() -> np.ndarray:
     weights: np.ndarray = np.maximum(0.0, np.minimum(rising, falling))
     weights *= (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]  # equal area per filter
     return weights.astype(np.float32)
+
+
+def load_ge2e(model: str, backend: str, **options: object) -> GE2EEncoder:
+    """The GE2E family's loader (:mod:`speakerdb.encoders._registry`): its weights come
+    with the wheel, so the hub's revision and cache options do not apply."""
+    return GE2EEncoder.load(backend=backend)

@@ -34,11 +34,11 @@ import numpy as np
 from ..audio._decode import SAMPLE_RATE
 from ..errors import ModelError
 from ..types import EncoderInfo
-from ._base import Encoder
 from ._features import WaveformFeatures
 from ._model_files import ModelFiles, locate_model
 from ._onnx_export import build_export, export_path
 from ._ort_session import ExportError, open_prepared, open_session
+from ._protocol import Encoder
 
 __all__ = ["OnnxXVectorEncoder", "Runtime", "load_onnx_encoder"]
 

@@ -20,7 +20,6 @@ enrolled are impostors. A trial list names ``enroll_speaker`` (or ``speaker``),
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ from ..audio._decode import Clip, load_clip
 from ..decision import _metrics as metrics
 from ..decision._asnorm import DEFAULT_TOP_N
 from ..decision._calibration import Calibration, calibrate_population
-from ..decision._norms import population_scores
 from ..decision._population import Population
+from ..decision._ranking import population_scores
+from ..decision._scores import get_norm
+from ..decision._trial_list import read_trial_rows
 from ..encoders._base import Encoder
 from ..errors import InputError, SpeakerDBError
 from ..services._batch import ManifestRow, read_manifest
@@ -123,8 +124,8 @@ def evaluate(
     ``threshold`` is the database threshold to report open-set results at
     (default: the model's default for ``score_norm``). ``score_norm`` is
     ``"none"``, ``"asnorm"`` (cohort: the enrolled population, ``top_n``),
-    ``"margin"`` or ``"margin-duration"`` (default: the model's default,
-    :func:`speakerdb.config.default_score_norm`); see :mod:`speakerdb.decision._norms`.
+    ``"margin"`` or ``"margin-duration"`` (default: the model's, its encoder family's
+    ``default_score``); see :mod:`speakerdb.decision._scores`.
     """
     from .._facade import SpeakerDB
     from ..storage import MemoryStorage
@@ -226,29 +227,6 @@ def _load_all(
     return clips, kept, skipped
 
 
-def read_trial_rows(path: str | Path) -> list[tuple[str, str, bool]]:
-    """``(speaker, test path, target)`` of each trial; relative paths resolved."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            speaker, clip, target = _trial_columns(reader.fieldnames, path)
-            rows = []
-            for raw in reader:
-                label = (raw.get(target) or "").strip()
-                if label not in {"0", "1"}:
-                    raise InputError(
-                        f"{path}, line {reader.line_num}: target must be 1 or 0, got {label!r}"
-                    )
-                test = _resolve((raw.get(clip) or "").strip(), path.parent)
-                rows.append(((raw.get(speaker) or "").strip(), test, label == "1"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such trial list") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: not a readable CSV trial list ({exc})") from exc
-    return rows
-
-
 def read_trials(path: str | Path, scored: _Scored) -> scoring.Trials:
     """Read a trial list and map it onto the scored items and speakers.
 
@@ -269,22 +247,6 @@ def read_trials(path: str | Path, scored: _Scored) -> scoring.Trials:
             f"{path}: needs both target and non-target trials on usable clips of enrolled speakers"
         )
     return trials
-
-
-def _trial_columns(fields: Sequence[str] | None, path: Path) -> tuple[str, str, str]:
-    names = list(fields or [])
-    speaker = next((c for c in ("enroll_speaker", "speaker", "speaker_id") if c in names), None)
-    clip = next((c for c in ("test_path", "path") if c in names), None)
-    if speaker is None or clip is None or "target" not in names:
-        raise InputError(
-            f"{path}: a trial list's header names 'enroll_speaker', 'test_path' and 'target', "
-            f"got {names}"
-        )
-    return speaker, clip, "target"
-
-
-def _resolve(clip: str, base: Path) -> str:
-    return str(base / clip) if clip and not Path(clip).is_absolute() else clip
 
 
 def _report(
@@ -311,7 +273,7 @@ def _report(
         write_det_plot({"all trials": metrics.det_curve(target, nontarget)}, det_plot)
     return EvaluationReport(
         model=model,
-        score="cosine" if score_norm == "none" else score_norm,
+        score=get_norm(score_norm).score_name,
         n_speakers=len(scored.names),
         n_enroll_clips=len(population.owners),
         n_test_items=len(scored.truth),

@@ -31,9 +31,9 @@ import numpy as np
 from .._names import clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
-from ..config import DEFAULT_THRESHOLDS
 from ..decision._population import Population
 from ..encoders._base import Encoder, check_same_encoder
+from ..encoders._registry import family_of
 from ..errors import DuplicateUtterance, EnrollmentRefused, InputError, SpeakerDBError
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue
@@ -188,7 +188,9 @@ class _EnrollingMixin:
         from ._quality import check_enrollment
 
         threshold, source = self.threshold()
-        measured = source != f"default for {self.model}" or self.model in DEFAULT_THRESHOLDS
+        # A default nobody measured for this model is too rough for the gates to refuse by.
+        measured_default = family_of(self.model).measured_threshold(self.model) is not None
+        measured = source != f"default for {self.model}" or measured_default
         population = self._gate_population(name, embeddings, pending)
         issues = check_enrollment(
             name, clips, embeddings, population, threshold, similarity_refuses=measured

@@ -7,36 +7,29 @@ whose ``__init__`` sets the attributes declared at the top of the class.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import TYPE_CHECKING, cast
 
-from ..config import (
-    DEFAULT_TOP_N,
-    ENV_THRESHOLD,
-    SCORE_NORMS,
-    default_norm_threshold,
-    default_score_norm,
-    default_threshold,
-    parse_threshold,
-)
+from .._stored import StoredSettings
+from ..decision._policy import PolicySources, resolve_policy
+from ..decision._scores import get_norm
 from ..errors import InputError
+from ..storage.sqlite._reader import describe_database
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .._facade import SpeakerDB
-    from ..decision._calibration import Calibration
+    from ..decision._calibration import Calibration, Scorer
     from ..storage import Storage
-    from ..types import AuditEntry, AuditSettings, DatabaseInfo, EncoderInfo
+    from ..types import AuditEntry, AuditSettings, DatabaseInfo, DecisionPolicy, EncoderInfo
     from ._audit import AuditLog
 
 __all__: list[str] = []
 
 
 class _SettingsView:
-    """Which score and threshold decide, from the stored settings: the read-only half,
-    shared by ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`.
+    """Which score and threshold decide: the read-only half of the settings, each answer
+    resolved by :mod:`speakerdb.decision._policy` from one read of the stored settings.
 
     Subclasses provide :meth:`_settings`; nothing here imports SQLAlchemy.
     """
@@ -53,69 +46,42 @@ class _SettingsView:
         """Every stored setting, read in one transaction."""
         raise NotImplementedError
 
+    def _sources(self) -> PolicySources:
+        stored = StoredSettings.parse(self._settings())
+        return PolicySources(self.model, stored, self._threshold_arg)
+
+    def _policy(
+        self, threshold: float | None = None, score_norm: str | None = None
+    ) -> DecisionPolicy:
+        """The decision policy of one query (:func:`~speakerdb.decision._policy.resolve_policy`)."""
+        return resolve_policy(self._sources(), threshold, score_norm)
+
     def _describe(
         self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
     ) -> DatabaseInfo:
-        """What ``info`` shows of the database at ``path`` (at the head schema revision),
-        with ``counts`` of speakers and utterances and the database's ``generation``."""
-        from ..storage._indexfile import file_state, index_path_for
-        from ..storage.sqlite._schema import SCHEMA_HEAD
-        from ..types import DatabaseInfo
-
-        threshold, source = self.threshold()
-        norm = self.score_norm()[0]
-        index = index_path_for(path)
-        return DatabaseInfo(
-            path=str(path.resolve()),
-            encoder=encoder,
-            threshold=threshold,
-            threshold_source=source,
-            n_speakers=counts[0],
-            n_utterances=counts[1],
-            schema_revision=SCHEMA_HEAD,
-            index_path=str(index),
-            index_state=file_state(index, generation),
-            score_norm=norm,
-            score_norm_threshold=None if norm == "none" else self.decision_threshold(norm),
-        )
+        """What ``info`` shows (:func:`describe_database`)."""
+        return describe_database(path, encoder, counts, generation, self._sources())
 
     def threshold(self) -> tuple[float, str]:
-        """The decision threshold and where it came from (argument, env, database or default)."""
-        if self._threshold_arg is not None:
-            return self._threshold_arg, "argument"
-        env = os.environ.get(ENV_THRESHOLD)
-        if env:
-            return parse_threshold(env, ENV_THRESHOLD), "environment"
-        stored = self._settings().get("threshold")
-        if stored is not None:
-            return float(stored), "database"
-        return default_threshold(self.model), f"default for {self.model}"
+        """The cosine threshold and where it came from (argument, env, database or default)."""
+        return self._sources().cosine_threshold()
 
     def decision_threshold(self, score_norm: str | None = None) -> float:
         """The threshold queries use: that of the score they decide by (:meth:`score_norm`)."""
-        return self._threshold_for(None, self.score_norm(score_norm)[0])
+        return self._policy(score_norm=score_norm).threshold
 
     def score_norm(self, override: str | None = None) -> tuple[str, int]:
-        """The score normalisation in use (see :mod:`speakerdb.decision._norms`) and AS-norm's
-        cohort size.
+        """The score normalisation in use (see :mod:`speakerdb.decision._scores`) and
+        AS-norm's cohort size.
 
         In order: ``override`` (a per-query choice), the database's setting
         (:meth:`set_score_norm`), raw cosine when a cosine threshold was chosen (by
         argument, ``SPEAKERDB_THRESHOLD`` or stored in the database: such a threshold
         means a cosine, and databases from before score normalisation keep deciding
-        as they did), and last the model's default
-        (:func:`speakerdb.config.default_score_norm`).
+        as they did), and last the default of the model's encoder family
+        (:mod:`speakerdb.decision._policy`).
         """
-        settings = self._settings()
-        stored = settings.get("score_norm")
-        top_n = int(settings.get("asnorm_top_n") or DEFAULT_TOP_N)
-        cosine_stored = settings.get("threshold") is not None
-        chosen = override or stored
-        if chosen:
-            return _check_norm(chosen), top_n
-        if cosine_stored or self._threshold_arg is not None or os.environ.get(ENV_THRESHOLD):
-            return "none", top_n
-        return default_score_norm(self.model), top_n
+        return self._sources().score(override)
 
     def decision(
         self, threshold: float | None = None, score_norm: str | None = None
@@ -125,25 +91,8 @@ class _SettingsView:
         A threshold passed with the query but no score normalisation is a cosine when
         the database never chose one, as the constructor's ``threshold`` is.
         """
-        if threshold is not None and score_norm is None and self._no_norm_chosen():
-            score_norm = "none"
-        norm, top_n = self.score_norm(score_norm)
-        return norm, top_n, self._threshold_for(threshold, norm)
-
-    def _no_norm_chosen(self) -> bool:
-        return self._settings().get("score_norm") is None
-
-    def _threshold_for(self, threshold: float | None, norm: str = "none") -> float:
-        if norm != "none":
-            if threshold is not None:
-                return _parse_norm_threshold(threshold)
-            stored = self._settings().get(f"{norm}_threshold")
-            if stored is not None:
-                return float(stored)
-            return default_norm_threshold(norm, self.model)
-        if threshold is not None:
-            return parse_threshold(threshold, "argument")
-        return self.threshold()[0]
+        policy = self._policy(threshold, score_norm)
+        return policy.score_norm, policy.top_n, policy.threshold
 
 
 class _SettingsMixin(_SettingsView):
@@ -165,11 +114,10 @@ class _SettingsMixin(_SettingsView):
 
         A stored cosine threshold on a database that never chose a score normalisation
         makes it decide by raw cosine (see :meth:`score_norm`)."""
-        norm = _check_norm(score_norm)
-        if norm == "none":
-            number, key = parse_threshold(value, "set-threshold"), "threshold"
-        else:
-            number, key = _parse_norm_threshold(value), f"{norm}_threshold"
+        norm = get_norm(score_norm)
+        number = norm.check_threshold(value, "set-threshold")
+        # The cosine threshold keeps the key it had before normalised scores existed.
+        key = "threshold" if norm.decides_by_cosine else f"{norm.name}_threshold"
         with self._storage.change() as change:
             change.set_setting(key, repr(number))
         return number
@@ -177,7 +125,7 @@ class _SettingsMixin(_SettingsView):
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
         """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``
         or ``"none"`` (raw cosine) scores."""
-        mode = _check_norm(mode)
+        mode = get_norm(mode).name
         if top_n is not None and top_n < 1:
             raise InputError(f"--top-n must be at least 1, got {top_n}")
         with self._storage.change() as change:
@@ -200,7 +148,7 @@ class _SettingsMixin(_SettingsView):
 
         norm, top_n = self.score_norm(score_norm)
         result = calibrate_database(
-            cast("SpeakerDB", self),  # this mixin is only ever part of a SpeakerDB
+            cast("Scorer", self),  # this mixin is only ever part of a SpeakerDB, a Scorer
             target_far=target_far,
             trials=trials,
             score_norm=norm,
@@ -234,20 +182,3 @@ class _SettingsMixin(_SettingsView):
     def clear_audit(self) -> int:
         """Delete every logged decision; return how many there were."""
         return self._audit.clear()  # the storage then leaves no copy of them
-
-
-def _check_norm(mode: str) -> str:
-    if mode not in SCORE_NORMS:
-        choices = ", ".join(SCORE_NORMS)
-        raise InputError(f"score normalisation must be one of {choices}, got {mode!r}")
-    return mode
-
-
-def _parse_norm_threshold(value: float | str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise InputError(f"threshold is not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise InputError(f"threshold must be a finite number, got {value!r}")
-    return number

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ...decision._population import Population, read_population
+from ...decision._population import Population
 from ...errors import DatabaseError
 from ...types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
 from .._index import SpeakerIndex, index_path_for
@@ -192,7 +192,7 @@ class _Snapshot:
         return catalog.existing_hashes(self._session, hashes)
 
     def population(self, names: Sequence[str] | None = None) -> Population:
-        return read_population(self._session, names)
+        return catalog.read_population(self._session, names)
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)

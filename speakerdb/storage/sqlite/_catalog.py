@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..._vectors import template_of
 from ...audio._decode import Clip
+from ...decision._population import Population
 from ...errors import no_such_speaker
 from ...types import EncoderInfo, Speaker, Utterance
 from .. import _rules as rules
@@ -47,6 +48,7 @@ __all__ = [
     "list_speakers",
     "list_utterances",
     "read_encoder",
+    "read_population",
     "refresh_template",
     "refuse_enrolled",
     "require_speaker",
@@ -253,3 +255,24 @@ def speaker_names(session: Session) -> dict[int, str]:
 def all_templates(session: Session) -> tuple[np.ndarray, list[bytes]]:
     rows = session.execute(select(SpeakerRow.id, SpeakerRow.template)).all()
     return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+
+def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
+    """Every utterance embedding in the database (or of ``names`` only), by speaker."""
+    stmt = (
+        select(SpeakerRow.name, UtteranceRow.embedding, UtteranceRow.duration_s)
+        .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
+        .order_by(SpeakerRow.name, UtteranceRow.id)
+    )
+    if names is not None:
+        stmt = stmt.where(SpeakerRow.name.in_(list(names)))
+    rows = session.execute(stmt).all()
+    groups: dict[str, list[np.ndarray]] = {}
+    lengths: dict[str, list[float]] = {}
+    for name, blob, seconds in rows:
+        groups.setdefault(name, []).append(from_blob(blob))
+        lengths.setdefault(name, []).append(seconds)
+    return Population.from_groups(
+        {n: np.stack(v) for n, v in groups.items()},
+        {n: np.asarray(v) for n, v in lengths.items()},
+    )

@@ -25,13 +25,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..._names import clean_name
-from ...config import DEFAULT_MODEL, ENV_MODEL, normalize_model_name
+from ..._stored import StoredSettings
+from ...config import DEFAULT_MODEL, ENV_MODEL
+from ...decision._policy import PolicySources, resolve_policy
+from ...decision._scores import get_norm
+from ...encoders._registry import normalize_model_name
 from ...errors import no_such_speaker, sqlite_error
-from ...services._settings import _SettingsView
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
+from .._indexfile import file_state, index_path_for
 from ._schema import SCHEMA_HEAD
 
-__all__ = ["Reader", "open_reader"]
+__all__ = ["Reader", "describe_database", "open_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ _UTTERANCES = """
 """
 
 
-class Reader(_SettingsView):
+class Reader:
     """Read-only queries on one database; each call reads one consistent snapshot."""
 
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
@@ -102,12 +106,20 @@ class Reader(_SettingsView):
             counts = self._db.execute(
                 "SELECT (SELECT count(*) FROM speakers), (SELECT count(*) FROM utterances)"
             ).fetchone()
-            generation = int(self._settings().get("generation") or 0)
+            sources = self._sources()
             encoder = self._encoder()
-            return self._describe(self.path, encoder, counts, generation)
+            return describe_database(self.path, encoder, counts, sources.stored.generation, sources)
 
-    def _settings(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+    def threshold(self) -> tuple[float, str]:
+        """As :meth:`SpeakerDB.threshold`: the cosine threshold and where it came from."""
+        with self._snapshot():
+            return self._sources().cosine_threshold()
+
+    def _sources(self) -> PolicySources:
+        # The model comes first: with no SPEAKERDB_MODEL it is read from the database.
+        model = self.model
+        raw = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
+        return PolicySources(model, StoredSettings.parse(raw))
 
     def _encoder(self) -> EncoderInfo | None:
         row = self._db.execute("SELECT model, revision, dim, sample_rate FROM encoder").fetchone()
@@ -143,6 +155,35 @@ class _Snapshot:
             self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
+
+
+def describe_database(
+    path: Path,
+    encoder: EncoderInfo | None,
+    counts: tuple[int, int],
+    generation: int,
+    sources: PolicySources,
+) -> DatabaseInfo:
+    """What ``info`` shows of the database at ``path`` (at the head schema revision), with
+    ``counts`` of speakers and utterances and the database's ``generation``; shared by
+    ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`."""
+    threshold, source = sources.cosine_threshold()
+    policy = resolve_policy(sources)
+    deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
+    index = index_path_for(path)
+    return DatabaseInfo(
+        path=str(path.resolve()),
+        encoder=encoder,
+        threshold=threshold,
+        threshold_source=source,
+        n_speakers=counts[0],
+        n_utterances=counts[1],
+        schema_revision=SCHEMA_HEAD,
+        index_path=str(index),
+        index_state=file_state(index, generation),
+        score_norm=policy.score_norm,
+        score_norm_threshold=None if deciding_by_cosine else policy.threshold,
+    )
 
 
 def open_reader(path: str | Path) -> Reader | None:
