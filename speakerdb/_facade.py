@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._names import clean_name
+from ._names import admit_name, clean_name
 from .audio._decode import Clip, ClipInput, to_clip
 from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
 from .decision._population import Population, read_population
@@ -312,6 +312,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
             row = catalog.require_speaker(session, old)
             if new != old and catalog.find_speaker(session, new) is not None:
                 raise DuplicateSpeaker(f"a speaker named {new!r} exists already; pick another name")
+            admit_name(new, new, set(catalog.speaker_names(session).values()) - {old})
             row.name = new
             catalog.bump_counter(session, "names_version")  # for the index's cache of names
             session.flush()

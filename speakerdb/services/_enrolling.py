@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._names import clean_name
+from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..config import DEFAULT_THRESHOLDS
@@ -136,6 +136,7 @@ class _EnrollingMixin:
         self, given: str, clips: Sequence[ClipInput], force: bool, pending: Sequence[_Prepared]
     ) -> _Prepared:
         name = clean_name(given)
+        admit_name(given, name, [*self._index.snapshot()[1].values(), *(p.name for p in pending)])
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]
