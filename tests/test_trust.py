@@ -6,6 +6,7 @@ that stay paths. Each test failed on the main branch these fixes were made again
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner
 
-from speakerdb import InvalidName, SpeakerDB
+from speakerdb import DatabaseError, InvalidName, SpeakerDB
 from speakerdb.cli import app
 
 RUNNER = CliRunner()
@@ -96,8 +97,6 @@ def test_rename_applies_the_rules_to_the_new_name(db: SpeakerDB) -> None:
 
 def test_names_enrolled_before_the_rules_stay_reachable(tmp_path: Path) -> None:
     """Lookups stay exact: a look-alike enrolled earlier is found, shown and removed as is."""
-    import sqlite3
-
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         db.enroll("alice", clips(180.0))
@@ -115,6 +114,7 @@ def test_names_enrolled_before_the_rules_stay_reachable(tmp_path: Path) -> None:
         assert [s.name for s in db.speakers()] == ["alice"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_look_alike_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import soundfile as sf
 
@@ -136,3 +136,87 @@ def test_cli_refuses_a_look_alike_name(tmp_path: Path, monkeypatch: pytest.Monke
     assert "mixes scripts" in result.stderr
     listed = RUNNER.invoke(app, ["list", "--json"], catch_exceptions=False)
     assert "\\u0430" not in listed.stdout and "\u0430" not in listed.stdout
+
+
+# -- finding 7: lock and index files refuse symlinks ------------------------------
+
+
+def test_a_planted_lock_symlink_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "speakers.db"
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", clips(180.0))
+        index_path = db.index_path
+    lock = index_path.with_name(index_path.name + ".lock")
+    lock.unlink(missing_ok=True)
+    target = tmp_path / "elsewhere" / "victim"
+    target.parent.mkdir()
+    lock.symlink_to(target)
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match=r"symbolic link.*rm "):
+            db.identify((voice(180.0, seed=5), 16000))
+        with pytest.raises(DatabaseError, match="symbolic link"):
+            db.enroll("bob", clips(110.0))
+    assert not target.exists()
+    assert [s.name for s in SpeakerDB(path, encoder=FakeEncoder()).speakers()] == ["alice"]
+
+
+def test_a_symlinked_index_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "speakers.db"
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", clips(180.0))
+        index_path = db.index_path
+    forged = tmp_path / "forged.faiss"
+    index_path.rename(forged)
+    index_path.symlink_to(forged)
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match="symbolic link"):
+            db.identify((voice(180.0, seed=5), 16000))
+    index_path.unlink()  # the fix the error names
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        assert db.identify((voice(180.0, seed=5), 16000)).speaker == "alice"
+
+
+# -- finding 5: paths are paths ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["door?v=1.db", "%41.db", "a#b.db", "x?mode=ro.db"])
+def test_db_paths_keep_url_characters(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", clips(180.0))
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(name)] == []
+    assert path.stat().st_mode & 0o777 == 0o600
+    con = sqlite3.connect(str(path))  # not a URI: the name as it is
+    assert con.execute("SELECT name FROM speakers").fetchall() == [("alice",)]
+    con.close()
+
+
+@pytest.mark.slow
+def test_cli_db_path_with_url_characters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundfile as sf
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPEAKERDB_DB", raising=False)
+    for k in range(3):
+        sf.write(tmp_path / f"a{k}.wav", voice(180.0, seed=k), 16000)
+    for name in ["door?v=1.db", "%41.db"]:
+        result = RUNNER.invoke(
+            app,
+            [
+                "enroll",
+                "alice",
+                "a0.wav",
+                "a1.wav",
+                "a2.wav",
+                "--db",
+                name,
+                "--model",
+                "resemblyzer",
+            ],
+            catch_exceptions=False,
+        )
+        if result.exit_code != 0 and "resemblyzer" in result.output:
+            pytest.skip(f"resemblyzer encoder not available: {result.output}")
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "door").exists() and not (tmp_path / "A.db").exists()
