@@ -5,7 +5,9 @@ that stay paths. Each test failed on the main branch these fixes were made again
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner
 
-from speakerdb import DatabaseError, InvalidName, SpeakerDB
+from speakerdb import DatabaseError, InvalidName, ModelError, SpeakerDB
 from speakerdb.cli import app
 
 RUNNER = CliRunner()
@@ -220,3 +222,94 @@ def test_cli_db_path_with_url_characters(tmp_path: Path, monkeypatch: pytest.Mon
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "door").exists() and not (tmp_path / "A.db").exists()
+
+
+# -- finding 2: model artefacts verified at load ------------------------------------
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(folder))
+    for name in ("SPEAKERDB_BACKEND", "SPEAKERDB_MODEL", "SPEAKERDB_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+def embed_with(model_dir: Path, db_path: Path, samples: list[np.ndarray]) -> np.ndarray:
+    with SpeakerDB(db_path, model=str(model_dir), backend="onnx") as db:
+        return db.embed([(s, 16000) for s in samples])
+
+
+def constant_graph(dim: int) -> bytes:
+    """A valid ONNX graph that ignores its input and always gives the same vector."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor("v", TensorProto.FLOAT, [1, dim], [1.0] * dim)
+    node = helper.make_node("Constant", [], ["output"], value=value)
+    graph = helper.make_graph(
+        [node],
+        "forged",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, "length"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, dim])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("swapped", ["export", "prepared model"])
+def test_a_swapped_model_export_is_rebuilt(
+    tiny_model_dir: Path,
+    cache: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    swapped: str,
+) -> None:
+    import logging
+
+    samples = [voice(120.0, seed=1), voice(260.0, seed=2)]
+    honest = embed_with(tiny_model_dir, tmp_path / "a.db", samples)
+    export = next(p for p in (cache / "onnx").glob("*.onnx"))
+    prepared = next((cache / "onnx").glob(f"{export.stem}-prepared-*"))
+    forged = constant_graph(honest.shape[1])
+    if swapped == "export":
+        shutil.rmtree(prepared)
+        export.write_bytes(forged)
+    else:
+        (prepared / "model.onnx").write_bytes(forged)
+    with caplog.at_level(logging.WARNING, logger="speakerdb"):
+        again = embed_with(tiny_model_dir, tmp_path / "b.db", samples)
+    assert "SHA-256 mismatch" in caplog.text
+    np.testing.assert_allclose(again, honest, atol=2e-6)
+    assert export.read_bytes() != forged
+
+
+@pytest.mark.slow
+def test_cache_files_and_folders_are_owner_only(
+    tiny_model_dir: Path, cache: Path, tmp_path: Path
+) -> None:
+    embed_with(tiny_model_dir, tmp_path / "a.db", [voice(120.0)])
+    loose = {
+        str(p.relative_to(cache)): oct(p.stat().st_mode & 0o777)
+        for p in [cache, *cache.rglob("*")]
+        if p.stat().st_mode & 0o077
+    }
+    assert loose == {}
+
+
+def test_a_cache_root_others_can_write_is_refused(
+    tiny_model_dir: Path, cache: Path, tmp_path: Path
+) -> None:
+    cache.mkdir()
+    cache.chmod(0o777)
+    with pytest.raises(ModelError, match="chmod 700"):
+        embed_with(tiny_model_dir, tmp_path / "a.db", [voice(120.0)])
+    if os.geteuid() == 0:  # owned by another user: refused however it is set
+        os.chown(cache, 65534, 65534)
+        cache.chmod(0o755)
+        with pytest.raises(ModelError, match=r"another user.*SPEAKERDB_CACHE_DIR"):
+            embed_with(tiny_model_dir, tmp_path / "b.db", [voice(120.0)])
