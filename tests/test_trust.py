@@ -229,11 +229,9 @@ def test_cli_db_path_with_url_characters(tmp_path: Path, monkeypatch: pytest.Mon
 
 @pytest.fixture
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(folder))
-    for name in ("SPEAKERDB_BACKEND", "SPEAKERDB_MODEL", "SPEAKERDB_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    """A cache of this test's own, not yet created (the model is passed explicitly)."""
+    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def embed_with(model_dir: Path, db_path: Path, samples: list[np.ndarray]) -> np.ndarray:
