@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._names import clean_name
+from ._names import admit_name, clean_name
 from .audio._decode import Clip, ClipInput, to_clip
 from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
 from .decision._population import Population
@@ -283,6 +283,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
         old, new = clean_name(old), clean_name(new)
         with self._storage.change() as change:
+            admit_name(new, new, change.names() - {old})
             return change.rename(old, new)
 
     # -- encoder and index ----------------------------------------------

@@ -122,6 +122,7 @@ def test_enroll_and_read_back(storage: Storage) -> None:
     assert more.speaker.id == first.speaker.id
     with storage.read() as snapshot:
         assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert snapshot.names() == {"alice"}
         assert snapshot.speaker("alice").n_utterances == 3
         utterances = snapshot.utterances("alice")
         assert [u.source for u in utterances] == ["c1.wav", "c2.wav", "c3.wav"]

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import cache_root
 from ..errors import ModelError
 from ._onnx_export import EXPORT_VERSION, export_checked
 from ._ort_session import ExportError, open_prepared
+from ._sealed import private_cache
 
 __all__ = ["Partials", "onnx_partials", "torch_partials"]
 
@@ -71,7 +71,7 @@ def onnx_partials(data: bytes, path: Path, *, required: bool) -> Partials | None
     or ModelError (backend ``onnx``) when that cannot be had.
     """
     digest = hashlib.sha256(data).hexdigest()[:32]
-    target = cache_root() / "onnx" / f"ge2e-{digest}-v{EXPORT_VERSION}.onnx"
+    target = private_cache("onnx") / f"ge2e-{digest}-v{EXPORT_VERSION}.onnx"
     try:
         session = _cached_session(target)
         if session is None:

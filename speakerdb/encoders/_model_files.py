@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import cache_root
+from ._sealed import private_cache
 
 __all__ = [
     "WEIGHT_FILES",
@@ -113,7 +113,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     resolved = str(path.resolve())
     stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-    memo = cache_root() / "sha256" / (hashlib.sha1(resolved.encode()).hexdigest() + ".json")
+    memo = private_cache("sha256") / (hashlib.sha1(resolved.encode()).hexdigest() + ".json")
     try:
         saved = json.loads(memo.read_text())
         if saved["path"] == resolved and saved["stamp"] == stamp:
@@ -135,6 +135,7 @@ def _remember(memo: Path, entry: dict[str, Any]) -> None:
         memo.parent.mkdir(parents=True, exist_ok=True)
         partial = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
         partial.write_text(json.dumps(entry))
+        partial.chmod(0o600)
         os.replace(partial, memo)
     except OSError as exc:
         log.debug("cannot remember the weights hash in %s: %s", memo, exc)

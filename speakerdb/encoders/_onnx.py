@@ -37,7 +37,7 @@ from ..types import EncoderInfo
 from ._features import WaveformFeatures
 from ._model_files import ModelFiles, locate_model
 from ._onnx_export import build_export, export_path
-from ._ort_session import ExportError, open_prepared, open_session
+from ._ort_session import ExportError, check_sealed, open_prepared, open_session
 from ._protocol import Encoder
 
 __all__ = ["OnnxXVectorEncoder", "Runtime", "load_onnx_encoder"]
@@ -190,6 +190,7 @@ def _runner(path: Path, threads: int | None, runtime: Runtime) -> tuple[_Run, in
     if runtime == "openvino-bf16":
         from ._openvino import open_openvino
 
+        check_sealed(path)  # ExportError: the export is rebuilt
         try:
             compiled = open_openvino(path, threads)
         except ModelError:

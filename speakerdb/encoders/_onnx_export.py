@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import cache_root
 from ._model_files import ModelFiles
 from ._ort_session import ExportError, open_session
+from ._sealed import private_cache, seal
 
 __all__ = [
     "EXPORT_VERSION",
@@ -60,7 +60,7 @@ def export_path(files: ModelFiles) -> Path | None:
     for part in (f"xvector-v{EXPORT_VERSION}", files.revision):
         key.update(part.encode() + b"\0")
     key.update(files.config_bytes)
-    return cache_root() / "onnx" / f"{key.hexdigest()[:32]}.onnx"
+    return private_cache("onnx") / f"{key.hexdigest()[:32]}.onnx"
 
 
 def build_export(network: Any, destination: Path) -> None:
@@ -103,6 +103,7 @@ def export_checked(
     try:
         _export(module, partial, probes[0], dynamic_axis)
         _check_export(module, partial, probes)
+        seal(partial, at=destination)  # owner-only, its digest recorded
         os.replace(partial, destination)
     except ExportError as exc:
         _record_failure(marker, str(exc))
@@ -136,6 +137,7 @@ def _record_failure(marker: Path, reason: str) -> None:
         marker.parent.mkdir(parents=True, exist_ok=True)
         partial = marker.with_name(f"{marker.name}.{os.getpid()}.partial")
         partial.write_text(f"{_versions()}\n{reason}", encoding="utf-8")
+        partial.chmod(0o600)
         os.replace(partial, marker)
     except OSError as exc:  # a read-only cache: the next run tries again
         log.debug("could not record the failed export in %s: %s", marker, exc)

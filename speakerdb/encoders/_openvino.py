@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import cache_root
 from ..errors import ModelError
+from ._sealed import private_cache, seal_folder, sweep_folder
 
 __all__ = ["INSTALL_HINT", "OpenVinoModel", "bf16_available", "open_openvino"]
 
@@ -63,9 +63,9 @@ class OpenVinoModel:
 def open_openvino(path: Path, threads: int | None = None) -> OpenVinoModel:
     """The export at ``path`` compiled for this CPU in bfloat16; ModelError when it cannot be."""
     core = _core()
-    cache = cache_root() / "openvino"
+    cache = private_cache("openvino")
     try:
-        cache.mkdir(parents=True, exist_ok=True)
+        sweep_folder(cache)  # compiled models that are not the ones written: compiled anew
         core.set_property({"CACHE_DIR": str(cache)})
     except OSError as exc:  # a read-only cache: compile every time instead
         log.debug("OpenVINO's model cache not used (%s): %s", cache, exc)
@@ -80,6 +80,10 @@ def open_openvino(path: Path, threads: int | None = None) -> OpenVinoModel:
     # OpenVINO raises RuntimeError (and its own subclasses of Exception) for a bad model.
     except Exception as exc:
         raise ModelError(f"OpenVINO cannot compile {path}: {exc}") from exc
+    try:
+        seal_folder(cache)
+    except OSError as exc:
+        log.debug("OpenVINO's compiled model not sealed in %s: %s", cache, exc)
     log.info("opened %s with OpenVINO in bfloat16 (compiled models cached in %s)", path, cache)
     return OpenVinoModel(compiled)
 

@@ -22,7 +22,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExportError", "open_prepared", "open_session"]
+from ._sealed import problem, seal_folder
+
+__all__ = ["ExportError", "check_sealed", "open_prepared", "open_session"]
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +70,21 @@ def open_session(path: Path, threads: int | None = None, *, save_to: Path | None
 def open_prepared(path: Path, threads: int | None = None) -> Any:
     """A session on the prepared form of the export at ``path``, made on first use.
 
-    Raises ExportError when the plain export itself cannot be loaded.
+    Raises ExportError when the plain export itself cannot be loaded, or does not
+    match the digest recorded when it was written.
     """
+    check_sealed(path)
     folder = path.with_name(f"{path.stem}-prepared-{_runtime_tag()}")
     if (folder / _MODEL).is_file():
         try:
+            _check_folder(folder)
             return open_session(folder / _MODEL, threads)
         except ExportError as exc:
             log.warning("the prepared model %s is unusable (%s); making it again", folder, exc)
     shutil.rmtree(folder, ignore_errors=True)  # unusable, or left without its model
     partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
     try:
-        partial.mkdir(parents=True, exist_ok=True)
+        partial.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:  # a read-only cache
         log.debug("prepared model not saved in %s: %s", folder, exc)
         return open_session(path, threads)
@@ -87,12 +92,26 @@ def open_prepared(path: Path, threads: int | None = None) -> Any:
         # The session that writes the prepared form packs the weights itself: use it.
         session = _saving(path, threads, partial)
         try:
+            seal_folder(partial)  # the files keep their seals through the rename
             os.replace(partial, folder)
         except OSError as exc:  # another process won the rename
             log.debug("prepared model not saved in %s: %s", folder, exc)
         return session
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def check_sealed(path: Path) -> None:
+    """Raise ExportError unless the cached file ``path`` is the one speakerdb wrote."""
+    wrong = problem(path)
+    if wrong is not None:
+        raise ExportError(f"it {wrong}")
+
+
+def _check_folder(folder: Path) -> None:
+    for name in (_MODEL, _WEIGHTS):
+        if name == _MODEL or (folder / name).exists():
+            check_sealed(folder / name)
 
 
 def _saving(path: Path, threads: int | None, partial: Path) -> Any:

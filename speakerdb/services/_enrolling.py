@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._names import clean_name
+from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..decision._population import Population
@@ -131,6 +131,9 @@ class _EnrollingMixin:
         self, given: str, clips: Sequence[ClipInput], force: bool, pending: Sequence[_Prepared]
     ) -> _Prepared:
         name = clean_name(given)
+        with self._storage.read() as snapshot:
+            enrolled = snapshot.names()
+        admit_name(given, name, enrolled | {p.name for p in pending})
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]

@@ -41,6 +41,7 @@ from ._indexfile import (
     index_path_for,
     open_checked,
     read_header,
+    refuse_link,
 )
 from ._indexkind import IndexPlan, build, describe, stored_ids
 
@@ -112,13 +113,15 @@ class IndexLock:
     def _open(self) -> int | None:
         if fcntl is None:
             return None
+        # O_NOFOLLOW: a planted link would make us create or lock a file elsewhere.
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            pass
-        try:  # a read-only folder: lock the file if it is there, else go without
-            return os.open(self.path, os.O_RDONLY)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            refuse_link(self.path, exc)
+        try:  # a read-only folder: lock the file if it is there, else go without
+            return os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            refuse_link(self.path, exc)
             log.debug("cannot open %s (%s); the index is not locked", self.path, exc.strerror)
             return None
 
@@ -315,7 +318,7 @@ def _atomic_file(path: Path) -> Iterator[BinaryIO]:
     """A file to write, that replaces ``path`` whole once the block ends without error."""
     _remove_orphans(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh

@@ -8,13 +8,18 @@ the file's state quickly.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from ..errors import DatabaseError
 
 __all__ = [
     "HEADER_SIZE",
@@ -26,6 +31,7 @@ __all__ = [
     "index_path_for",
     "open_checked",
     "read_header",
+    "refuse_link",
 ]
 
 _MAGIC = b"SPEAKERDB-INDEX 1\n"
@@ -89,7 +95,7 @@ def read_header(path: Path, *, verify: bool = True) -> IndexFile:
         with open_checked(path) as (header, _):
             return header
     try:
-        with path.open("rb") as fh:
+        with _open_file(path) as fh:
             return _parse_header(path, fh)[0]
     except FileNotFoundError:
         raise IndexFileError(f"{path}: missing") from None
@@ -104,7 +110,7 @@ def open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
     The payload is hashed in blocks, so checking a large index holds no copy of it.
     """
     try:
-        fh = path.open("rb")
+        fh = _open_file(path)
     except FileNotFoundError:
         raise IndexFileError(f"{path}: missing") from None
     except OSError as exc:
@@ -153,3 +159,23 @@ def header_line(meta: dict[str, object]) -> bytes:
     if len(line) >= _HEADER_SLOT:
         raise ValueError(f"index header too long: {len(line)} bytes")
     return _MAGIC + line.ljust(_HEADER_SLOT - 1) + b"\n"
+
+
+def refuse_link(path: Path, exc: OSError) -> None:
+    """Raise DatabaseError when ``exc`` came from opening ``path`` with O_NOFOLLOW
+    while it is a symbolic link, which may point anywhere another user chose."""
+    if exc.errno == errno.ELOOP or path.is_symlink():
+        raise DatabaseError(
+            f"{path} is a symbolic link, which speakerdb does not follow; delete it "
+            f"(`rm {shlex.quote(str(path))}`): speakerdb makes the file again"
+        ) from exc
+
+
+def _open_file(path: Path) -> BinaryIO:
+    """``path`` opened to read, refusing a symbolic link (DatabaseError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        refuse_link(path, exc)
+        raise
+    return os.fdopen(fd, "rb")

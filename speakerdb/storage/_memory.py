@@ -155,6 +155,9 @@ class _Snapshot:
     def speakers(self) -> list[Speaker]:
         return [self._speaker(i) for _, i in sorted(self.state.by_name.items())]
 
+    def names(self) -> frozenset[str]:
+        return frozenset(self.state.by_name)
+
     def speaker(self, name: str) -> Speaker:
         return self._speaker(self._id_of(name))
 

@@ -172,6 +172,9 @@ class _Snapshot:
     def speakers(self) -> list[Speaker]:
         return catalog.list_speakers(self._session)
 
+    def names(self) -> frozenset[str]:
+        return frozenset(catalog.speaker_names(self._session).values())
+
     def speaker(self, name: str) -> Speaker:
         row = catalog.require_speaker(self._session, name)
         return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))

@@ -36,7 +36,7 @@ from sqlalchemy import (
     inspect,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -190,7 +190,8 @@ class Store:
                     f"{path}: no such database; check --db, or enroll a speaker to create it"
                 )
             _create_private_file(path)
-        engine = create_engine(f"sqlite:///{path}")
+        # URL.create, not "sqlite:///{path}": '?', '%' and '#' stay in the file's name.
+        engine = create_engine(URL.create("sqlite", database=str(path)))
         _install_pragmas(engine)
         store = cls(path, engine)
         store.created = created
