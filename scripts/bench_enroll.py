@@ -2,7 +2,7 @@
 """Bulk enrollment against the raw embedding throughput, in one run.
 
 "Raw" is the encoder alone on clips already decoded and in memory; "enroll-batch"
-is :func:`speakerdb.services._batch.enroll_batch` from the CSV manifest into a database,
+is :meth:`speakerdb.SpeakerDB.enroll_batch` from the CSV manifest into a database,
 with the same loaded encoder: decoding, quality gates, SQLite writes and the
 index included. Both run on the same real clips of the shared corpus,
 alternately, ``--repeats`` times; the medians and their ratio are printed.
@@ -30,7 +30,7 @@ from corpus import ensure_corpus
 from speakerdb import SpeakerDB
 from speakerdb.audio._decode import load_clip
 from speakerdb.encoders._base import load_encoder
-from speakerdb.services._batch import enroll_batch, read_manifest
+from speakerdb.services import read_manifest
 from speakerdb.types import EncoderInfo
 
 
@@ -102,7 +102,7 @@ def main() -> None:
                 prefill(path, encoder.info, args.existing)
             with SpeakerDB(path, encoder=encoder) as db:
                 start = time.perf_counter()
-                report = enroll_batch(db, rows, force=True)
+                report = db.enroll_batch(rows, force=True)
                 batch.append(time.perf_counter() - start)
             assert not report.failures, report.failures[:3]
     raw_s, batch_s = statistics.median(raw), statistics.median(batch)

@@ -82,7 +82,7 @@ def fill(db: SpeakerDB, n: int) -> None:
             catalog.add_utterances(session, row, [fake], vector[None, :])
             catalog.refresh_template(session, row)
         catalog.bump_generation(session)
-    db.rebuild_index()
+    db.index.rebuild()
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:

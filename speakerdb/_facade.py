@@ -1,57 +1,54 @@
-"""The :class:`SpeakerDB` facade: enroll, identify, verify, list and remove speakers.
+"""The :class:`SpeakerDB` facade: one object that composes a database's services.
 
-Thresholds, score normalisation, calibration and the audit log are methods of
-``SpeakerDB`` too; they are written in :mod:`speakerdb.services._settings`.
+It holds no SQL, index or model code: the storage (:mod:`speakerdb.storage`) keeps
+the speakers, and the services (:mod:`speakerdb.services`) enroll, query and keep
+the settings. Old member names still work through :mod:`speakerdb._compat`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import _compat
 from ._names import admit_name, clean_name
-from .audio._decode import Clip, ClipInput, to_clip
-from .config import DEFAULT_MODEL, database_path, parse_threshold, resolve_backend
-from .decision._population import Population
-from .decision._ranking import normalized_claim, rank
-from .encoders._base import (
-    Encoder,
-    check_model_name,
-    check_same_encoder,
-    load_encoder,
-    pinned_options,
-    requested_model,
-)
-from .encoders._frontend import embed_clips
-from .errors import DatabaseError, InputError
+from .audio._decode import ClipInput
+from .config import database_path, parse_threshold, resolve_backend
+from .errors import InputError
 from .services._audit import AuditLog
-from .services._enrolling import _EnrollingMixin
-from .services._settings import _SettingsMixin
-from .storage import IndexAdmin, Storage, open_storage, upgrade_storage
-from .types import (
-    DatabaseInfo,
-    Identification,
-    Speaker,
-    Utterance,
-    Verification,
-)
+from .services._batch import BatchReport, ManifestRow, enroll_batch
+from .services._enrolling import Enrolling
+from .services._index import IndexTools
+from .services._model import ModelSlot
+from .services._querying import Querying
+from .services._settings import Settings
+from .storage import Storage, open_storage, upgrade_storage
 
 if TYPE_CHECKING:
-    from .storage._index import SpeakerIndex
-    from .storage._indexkind import IndexChoice
+    from .decision._calibration import Calibration
+    from .encoders._protocol import Encoder
+    from .errors import SpeakerDBError
+    from .types import (
+        DatabaseInfo,
+        DecisionPolicy,
+        Enrollment,
+        Identification,
+        Speaker,
+        Utterance,
+        Verification,
+    )
 
 __all__ = ["ClipInput", "SpeakerDB"]
 
 log = logging.getLogger(__name__)
 
 
-class SpeakerDB(_EnrollingMixin, _SettingsMixin):
+class SpeakerDB:
     """A speaker database on one SQLite file, with its FAISS index beside it, or on
     any other :class:`~speakerdb.storage.Storage` given as ``storage``.
 
@@ -61,7 +58,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     for the life of the object. Queries may run from several threads at once.
     ``backend`` (else ``SPEAKERDB_BACKEND``) chooses how an x-vector model runs:
     ``auto``, ``onnx``, ``torch``, ``openvino-bf16`` or ``torch-bf16``
-    (:mod:`speakerdb.encoders._base`).
+    (:mod:`speakerdb.encoders._backends`).
 
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
@@ -69,6 +66,9 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
 
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
+
+    Administration lives in two attributes: :attr:`index` (the derived search
+    index) and :attr:`audit` (the optional log of decisions).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -91,39 +91,39 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
             raise InputError("give a database path or a storage, not both")
         self._storage = storage or open_storage(database_path(path), create=create)
         try:
-            self._setup(model, threshold, revision, local_files_only, cache_dir, encoder)
+            cosine = None if threshold is None else parse_threshold(threshold, "argument")
             if backend is not None:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
-            self._load_options["backend"] = backend
+            options = {"revision": revision, "local_files_only": local_files_only}
+            options |= {"cache_dir": cache_dir, "backend": backend}
+            self._compose(model, encoder, cosine, options)
         except BaseException:
             self._storage.close()  # a refused database is not left open
             raise
 
-    def _setup(
+    def _compose(
         self,
         model: str | None,
-        threshold: float | None,
-        revision: str | None,
-        local_files_only: bool | None,
-        cache_dir: str | None,
         encoder: Encoder | None,
+        threshold: float | None,
+        options: dict[str, Any],
     ) -> None:
         with self._storage.read() as snapshot:
-            self._stored = snapshot.encoder()
-        self._threshold_arg = None if threshold is None else parse_threshold(threshold, "argument")
-        self._model_arg = requested_model(model, encoder)
-        self._load_options = {
-            "revision": revision,
-            "local_files_only": local_files_only,
-            "cache_dir": cache_dir,
-        }
-        self._encoder = encoder
-        self._encoder_lock = threading.Lock()
-        self._audit = AuditLog(self._storage)
-        # An explicit model is checked now; one from SPEAKERDB_MODEL only when the
-        # encoder is needed, so that listing or renaming never depends on it.
-        if model is not None or encoder is not None:
-            check_model_name(self.path, self._stored, self._model_arg)
+            stored = snapshot.encoder()
+        self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
+        self._settings = Settings(self._storage, self._slot, threshold)
+        self._enrolling = Enrolling(self._storage, self._slot, self._settings)
+        #: The optional log of identify and verify decisions (off by default).
+        self.audit = AuditLog(self._storage)
+        self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
+        #: The derived search index: rebuild, choose flat or IVF.
+        self.index = IndexTools(self._storage)
+
+    if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names the object does not have: the deprecated ones.
+            return _compat.old_member(self, name)
 
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
@@ -138,39 +138,78 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        """Release the database connections. The object cannot be used afterwards."""
-        self._storage.close()
+    def close(self, *, discard_if_empty: bool = False) -> None:
+        """Release the database connections. The object cannot be used afterwards.
 
-    def discard_if_unused(self) -> bool:
-        """Close, and delete the database files if this object created them and nothing
-        was enrolled: a first enrollment that failed leaves no empty database behind.
+        With ``discard_if_empty``, also delete the database files if this object
+        created them and nothing was enrolled: a first enrollment that failed leaves
+        no empty database behind.
         """
-        if not self._storage.created or self.speakers():
-            return False
-        self._storage.discard()
-        return True
+        if not (discard_if_empty and self._discard_if_unused()):
+            self._storage.close()
 
     @property
     def path(self) -> Path:
         return self._storage.path
 
     @property
-    def index_path(self) -> Path:
-        return self._index_admin().index_path
-
-    @property
     def model(self) -> str:
         """The model in use: argument or ``SPEAKERDB_MODEL``, else the stored one, else default."""
-        if self._model_arg is not None:
-            return self._model_arg
-        return self._stored.model if self._stored is not None else DEFAULT_MODEL
+        return self._slot.model
 
-    # -- queries ---------------------------------------------------------
+    def encoder(self) -> Encoder:
+        """The encoder, loaded on first use and checked against the database's."""
+        return self._slot.encoder()
+
+    def info(self) -> DatabaseInfo:
+        """Path, model, threshold, counts, schema revision and index state."""
+        with self._storage.read() as snapshot:
+            counts, version = snapshot.counts(), snapshot.version()
+        return self._settings.describe(self.path, self._slot.stored, counts, version)
+
+    # -- enrolling (speakerdb.services._enrolling) ---------------------------
+
+    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+        """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
+
+        Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
+        when the same audio is enrolled already, :class:`InvalidName` for a bad name,
+        :class:`EnrollmentRefused` when a quality gate refuses
+        (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
+        are returned with the result).
+        """
+        return self._enrolling.enroll(name, clips, force=force)
+
+    def enroll_many(
+        self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
+    ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
+        """Enroll each ``(name, clips)`` as :meth:`enroll` does, several per transaction.
+
+        Yields ``(name, enrollment)`` once the enrollment is committed, or ``(name,
+        error)`` for a speaker that was not enrolled; the others go on. ``groups``
+        is consumed lazily, so it may decode the next speaker's clips while this
+        one is embedded (:func:`speakerdb.services._batch.enroll_batch` does).
+        """
+        return self._enrolling.enroll_many(groups, force=force)
+
+    def enroll_batch(
+        self,
+        rows: Iterable[ManifestRow],
+        progress: Callable[[int], None] | None = None,
+        *,
+        force: bool = False,
+    ) -> BatchReport:
+        """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
+        by speaker; a clip that fails is reported and the others go on. The next
+        speaker's clips are decoded while this one is embedded; ``progress(n)`` is
+        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`)."""
+        return enroll_batch(self._enrolling, rows, progress, force=force)
+
+    # -- queries (speakerdb.services._querying) ------------------------------
 
     def embed(self, clips: Sequence[ClipInput]) -> np.ndarray:
         """L2-normalised embeddings ``(n, dim)`` of the clips, with this database's encoder."""
-        return self._embed([to_clip(c) for c in clips])
+        return self._querying.embed(clips)
 
     def identify(
         self,
@@ -183,13 +222,10 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
 
         ``score_norm`` (``"margin"``, ``"margin-duration"`` or ``"asnorm"``) decides by a
-        normalised score for this query (default: see :meth:`score_norm` and
-        :mod:`speakerdb.decision._norms`); :attr:`Match.normalized` holds it.
+        normalised score for this query (default: see :meth:`policy`);
+        :attr:`Match.normalized` holds it, and the result carries its policy.
         """
-        results = self.identify_many(
-            [clip], top_k=top_k, threshold=threshold, score_norm=score_norm
-        )
-        return results[0]
+        return self._querying.identify_many([clip], top_k, threshold, score_norm)[0]
 
     def identify_many(
         self,
@@ -200,19 +236,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         score_norm: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
-        if top_k < 1:
-            raise InputError(f"top-k must be at least 1, got {top_k}")
-        policy = self._policy(threshold, score_norm)
-        decoded = [to_clip(c) for c in clips]
-        queries = self._embed(decoded)
-        durations = [clip.duration_s for clip in decoded]
-        found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
-        return self._audit.log_identifications(
-            [
-                Identification(clip.source, matches, policy.threshold, policy.score_norm, policy)
-                for clip, matches in zip(decoded, found, strict=True)
-            ]
-        )
+        return self._querying.identify_many(clips, top_k, threshold, score_norm)
 
     def verify(
         self,
@@ -224,25 +248,9 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
-        name = clean_name(name)
-        policy = self._policy(threshold, score_norm)
-        with self._storage.read() as snapshot:
-            template = snapshot.template(name)
-        decoded = to_clip(clip)
-        query = self._embed([decoded])[0]
-        score = float(np.dot(query, template))
-        normalized = normalized_claim(
-            policy, name, query, score, self._storage.search, self.population, decoded.duration_s
-        )
-        result = Verification(
-            name, decoded.source, score, policy.threshold, normalized, policy.score_norm, policy
-        )
-        return self._audit.log_verification(result)
+        return self._querying.verify(name, clip, threshold, score_norm)
 
-    def population(self) -> Population:
-        """Every enrolled utterance embedding with its speaker (for calibration and AS-norm)."""
-        with self._storage.read() as snapshot:
-            return snapshot.population()
+    # -- the speakers ----------------------------------------------------
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
@@ -250,6 +258,7 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
             return snapshot.speakers()
 
     def speaker(self, name: str) -> Speaker:
+        """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
         name = clean_name(name)
         with self._storage.read() as snapshot:
             return snapshot.speaker(name)
@@ -260,7 +269,12 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         with self._storage.read() as snapshot:
             return snapshot.utterances(name)
 
-    # -- changes ---------------------------------------------------------
+    def rename(self, old: str, new: str) -> Speaker:
+        """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
+        old, new = clean_name(old), clean_name(new)
+        with self._storage.change() as change:
+            admit_name(new, new, change.names() - {old})
+            return change.rename(old, new)
 
     def remove(self, name: str) -> Speaker:
         """Delete ``name`` with all their utterances and embeddings; return what was removed."""
@@ -279,58 +293,48 @@ class SpeakerDB(_EnrollingMixin, _SettingsMixin):
         log.info("removed clip #%d of %r", utterance_id, speaker.name)
         return speaker
 
-    def rename(self, old: str, new: str) -> Speaker:
-        """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
-        old, new = clean_name(old), clean_name(new)
-        with self._storage.change() as change:
-            admit_name(new, new, change.names() - {old})
-            return change.rename(old, new)
+    # -- decisions (speakerdb.services._settings) ----------------------------
 
-    # -- encoder and index ----------------------------------------------
+    def policy(
+        self, threshold: float | None = None, score_norm: str | None = None
+    ) -> DecisionPolicy:
+        """How a query with these options would be decided: the score, its threshold and
+        where that came from (:mod:`speakerdb.decision._policy` has the precedence)."""
+        return self._settings.policy(threshold, score_norm)
 
-    def encoder(self) -> Encoder:
-        """The encoder, loaded on first use and checked against the database's."""
-        with self._encoder_lock:
-            if self._encoder is None:
-                check_model_name(self.path, self._stored, self._model_arg)
-                options = pinned_options(self._load_options, self._stored, self.model)
-                self._encoder = load_encoder(self.model, **options)
-            if self._stored is not None:
-                check_same_encoder(self.path, self._stored, self._encoder.info)
-            return self._encoder
+    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
+        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
+        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
+        those scores.
 
-    def current_index(self) -> SpeakerIndex:
-        """The FAISS index, agreeing with the database; loaded or rebuilt when stale."""
-        return self._index_admin().current_index()
+        A stored cosine threshold on a database that never chose a score normalisation
+        makes it decide by raw cosine (see :meth:`policy`)."""
+        return self._settings.set_threshold(value, score_norm=score_norm)
 
-    def rebuild_index(self) -> int:
-        """Rebuild the index file from the database; return the number of speakers in it."""
-        return self._index_admin().rebuild_index()
+    def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
+        """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``
+        or ``"none"`` (raw cosine) scores; return the mode and AS-norm's cohort size."""
+        return self._settings.set_score_norm(mode, top_n=top_n)
 
-    def index_choice(self) -> IndexChoice:
-        """The index setting (``auto``, ``flat``, ``ivf``) and the index it gives now."""
-        return self._index_admin().index_choice()
-
-    def set_index_kind(self, kind: str, *, ivf_from: int | None = None) -> IndexChoice:
-        """Store the index setting (see :mod:`speakerdb.storage._indexkind`) and rebuild by
-        it if needed.
-
-        ``ivf_from`` sets where ``auto`` switches to IVF (left ``None``: kept as stored).
-        """
-        return self._index_admin().set_index_kind(kind, ivf_from)
-
-    def info(self) -> DatabaseInfo:
-        """Path, model, threshold, counts, schema revision and index state."""
-        with self._storage.read() as snapshot:
-            counts, version = snapshot.counts(), snapshot.version()
-        return self._describe(self.path, self._stored, counts, version)
+    def calibrate(
+        self,
+        *,
+        target_far: float | None = None,
+        trials: str | os.PathLike[str] | None = None,
+        score_norm: str | None = None,
+        apply: bool = True,
+    ) -> Calibration:
+        """Choose a threshold from the enrollments, or from a labelled trial list, and store
+        it unless ``apply`` is false; see :mod:`speakerdb.decision._calibration`."""
+        return self._settings.calibrate(
+            self._querying, target_far=target_far, trials=trials, score_norm=score_norm, apply=apply
+        )
 
     # -- internals -------------------------------------------------------
 
-    def _embed(self, clips: Sequence[Clip]) -> np.ndarray:
-        return embed_clips(self.encoder(), clips)
-
-    def _index_admin(self) -> IndexAdmin:
-        if not isinstance(self._storage, IndexAdmin):
-            raise DatabaseError(f"{self.path}: this storage has no search index to administer")
-        return self._storage
+    def _discard_if_unused(self) -> bool:
+        """Close and delete the database if this object created it and nothing was enrolled."""
+        if not self._storage.created or self.speakers():
+            return False
+        self._storage.discard()
+        return True

@@ -383,7 +383,7 @@ def test_info(populated: SpeakerDB, fake_encoder: FakeEncoder) -> None:
         FALLBACK_THRESHOLD,
         "default for fake-encoder",
     )
-    assert info.index_path == str(populated.index_path)
+    assert info.index_path == str(populated.index.path)
     assert info.index_state == "up to date (3 speakers)"
 
 
@@ -672,7 +672,7 @@ def _reopen_and_check(path: Path, caplog: pytest.LogCaptureFixture, reason: str)
 
 
 def test_missing_index_is_rebuilt(populated: SpeakerDB, caplog: pytest.LogCaptureFixture) -> None:
-    path, index_path = populated.path, populated.index_path
+    path, index_path = populated.path, populated.index.path
     populated.close()
     index_path.unlink()
     _reopen_and_check(path, caplog, "missing")
@@ -683,7 +683,7 @@ def test_missing_index_is_rebuilt(populated: SpeakerDB, caplog: pytest.LogCaptur
 def test_corrupt_index_is_rebuilt(
     populated: SpeakerDB, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    path, index_path = populated.path, populated.index_path
+    path, index_path = populated.path, populated.index.path
     populated.close()
     data = bytearray(index_path.read_bytes())
     if damage == "garbage":
@@ -701,10 +701,10 @@ def test_stale_index_is_detected(
 ) -> None:
     db.enroll("alice", [clip(PITCHES["alice"], seed=1), clip(PITCHES["alice"], seed=2)])
     old = tmp_path / "old.faiss"
-    shutil.copy(db.index_path, old)
+    shutil.copy(db.index.path, old)
     for name in ("bob", "carol"):
         db.enroll(name, [clip(PITCHES[name], seed=1), clip(PITCHES[name], seed=2)])
-    path, index_path = db.path, db.index_path
+    path, index_path = db.path, db.index.path
     db.close()
     shutil.copy(old, index_path)
     _reopen_and_check(path, caplog, "stale")
@@ -719,7 +719,7 @@ def test_index_of_another_database_is_not_used(
         # Same number of changes, so the generation matches; only the uuid differs.
         for number, name in enumerate(PITCHES):
             other.enroll(name, [clip(1200 + 100 * number, seed=1)])
-        other_index = other.index_path
+        other_index = other.index.path
     path = populated.path
     populated.close()
     shutil.copy(other_index, path.with_name(path.name + ".faiss"))
@@ -741,14 +741,14 @@ def test_second_handle_sees_changes(tmp_path: Path) -> None:
 
 
 def test_sqlite_holds_the_truth(populated: SpeakerDB) -> None:
-    path, index_path = populated.path, populated.index_path
+    path, index_path = populated.path, populated.index.path
     populated.close()
     index_path.unlink()
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         assert [s.name for s in db.speakers()] == sorted(PITCHES)
         for name, pitch in PITCHES.items():
             assert db.identify(clip(pitch, seed=7)).speaker == name
-        assert sorted(db.current_index().ids()) == sorted(s.id for s in db.speakers())
+        assert sorted(db.index.current().ids()) == sorted(s.id for s in db.speakers())
 
 
 # -- model mismatch --------------------------------------------------------

@@ -39,7 +39,7 @@ def data_version(path: Path, con: sqlite3.Connection | None = None) -> int:
 
 
 def test_off_by_default_and_writes_nothing(db: SpeakerDB) -> None:
-    assert db.audit_settings() == AuditSettings(False, DEFAULT_RETENTION_DAYS, DEFAULT_MAX_ROWS)
+    assert db.audit.settings() == AuditSettings(False, DEFAULT_RETENTION_DAYS, DEFAULT_MAX_ROWS)
     watcher = sqlite3.connect(db.path)
     before = data_version(db.path, watcher)
     db.identify(clip(ALICE, 5))
@@ -47,18 +47,18 @@ def test_off_by_default_and_writes_nothing(db: SpeakerDB) -> None:
     db.verify("alice", clip(ALICE, 8))
     assert data_version(db.path, watcher) == before  # not one write
     watcher.close()
-    assert db.audit_log() == []
+    assert db.audit.entries() == []
 
 
 def test_identify_and_verify_decisions_are_logged(db: SpeakerDB) -> None:
-    settings = db.set_audit(True)
+    settings = db.audit.configure(True)
     assert settings == AuditSettings(True, DEFAULT_RETENTION_DAYS, DEFAULT_MAX_ROWS)
     start = datetime.now(timezone.utc)
     found = db.identify(clip(ALICE, 5))
     stranger = db.identify(clip(500.0, 6))
     claim = db.verify("alice", clip(BOB, 7))
     both = db.identify_many([clip(BOB, 8), clip(ALICE, 9)])
-    entries = db.audit_log()
+    entries = db.audit.entries()
     assert len(entries) == 5
     assert [e.id for e in entries] == sorted((e.id for e in entries), reverse=True)  # newest first
     newest_last = entries[::-1]
@@ -78,42 +78,42 @@ def test_identify_and_verify_decisions_are_logged(db: SpeakerDB) -> None:
     assert (third.operation, third.claimed, third.identified) == ("verify", "alice", "alice")
     assert (third.score, third.accepted) == (pytest.approx(claim.score), claim.accepted is True)
     assert [e.identified for e in newest_last[3:]] == [r.best.speaker for r in both if r.best]
-    assert db.audit_log(limit=2) == entries[:2]
+    assert db.audit.entries(limit=2) == entries[:2]
 
 
 def test_an_empty_database_is_logged_as_no_candidate(tmp_path: Path) -> None:
     with SpeakerDB(tmp_path / "empty.db", encoder=FakeEncoder()) as db:
-        db.set_audit(True)
+        db.audit.configure(True)
         db.identify(clip(ALICE, 1))
-        (entry,) = db.audit_log()
+        (entry,) = db.audit.entries()
     assert (entry.identified, entry.score, entry.accepted) == (None, None, False)
 
 
 def test_settings_live_in_the_database(db: SpeakerDB) -> None:
-    db.set_audit(True, retention_days=7, max_rows=50)
+    db.audit.configure(True, retention_days=7, max_rows=50)
     with SpeakerDB(db.path, encoder=FakeEncoder()) as other:
-        assert other.audit_settings() == AuditSettings(True, 7, 50)
+        assert other.audit.settings() == AuditSettings(True, 7, 50)
         other.verify("bob", clip(BOB, 4))
-    assert len(db.audit_log()) == 1  # logged by the other handle, in its own process
-    assert db.set_audit(False) == AuditSettings(False, 7, 50)  # limits kept
+    assert len(db.audit.entries()) == 1  # logged by the other handle, in its own process
+    assert db.audit.configure(False) == AuditSettings(False, 7, 50)  # limits kept
     db.verify("bob", clip(BOB, 5))
-    assert len(db.audit_log()) == 1
+    assert len(db.audit.entries()) == 1
 
 
 def test_retention_by_rows(db: SpeakerDB) -> None:
-    db.set_audit(True, max_rows=3)
+    db.audit.configure(True, max_rows=3)
     for seed in range(5):
         db.verify("alice", clip(ALICE, 10 + seed))
-    entries = db.audit_log()
+    entries = db.audit.entries()
     assert len(entries) == 3
     rows = sqlite3.connect(db.path).execute("SELECT id FROM audit ORDER BY id").fetchall()
     assert [r for (r,) in rows] == sorted(e.id for e in entries)  # the rest is deleted
-    db.set_audit(True, max_rows=1)  # shortening applies at once
-    assert len(db.audit_log()) == 1
+    db.audit.configure(True, max_rows=1)  # shortening applies at once
+    assert len(db.audit.entries()) == 1
 
 
 def test_retention_by_days(db: SpeakerDB) -> None:
-    db.set_audit(True, retention_days=10)
+    db.audit.configure(True, retention_days=10)
     db.verify("alice", clip(ALICE, 10))
     old = (datetime.now(timezone.utc) - timedelta(days=11)).strftime("%Y-%m-%d %H:%M:%S.%f")
     con = sqlite3.connect(db.path)
@@ -123,22 +123,22 @@ def test_retention_by_days(db: SpeakerDB) -> None:
             "accepted) VALUES (?, 'verify', 'bob', 'bob', 0.5, 0.9, 0)",
             (old,),
         )
-    assert len(db.audit_log()) == 1  # past retention: never shown
+    assert len(db.audit.entries()) == 1  # past retention: never shown
     assert con.execute("SELECT count(*) FROM audit").fetchone() == (2,)
     db.verify("alice", clip(ALICE, 11))  # the next write deletes it
     assert con.execute("SELECT count(*) FROM audit WHERE claimed = 'bob'").fetchone() == (0,)
-    assert len(db.audit_log()) == 2
+    assert len(db.audit.entries()) == 2
     con.close()
 
 
 def test_entries_outlive_their_speakers_until_cleared(db: SpeakerDB) -> None:
-    db.set_audit(True)
+    db.audit.configure(True)
     db.verify("bob", clip(BOB, 4))
     db.remove("bob")
-    assert [e.claimed for e in db.audit_log()] == ["bob"]
-    assert db.clear_audit() == 1
-    assert db.audit_log() == []
-    assert db.audit_settings().enabled  # clearing keeps the settings
+    assert [e.claimed for e in db.audit.entries()] == ["bob"]
+    assert db.audit.clear() == 1
+    assert db.audit.entries() == []
+    assert db.audit.settings().enabled  # clearing keeps the settings
 
 
 @pytest.mark.parametrize(
@@ -155,20 +155,20 @@ def test_entries_outlive_their_speakers_until_cleared(db: SpeakerDB) -> None:
 )
 def test_bad_limits_are_refused(db: SpeakerDB, kwargs: dict[str, object]) -> None:
     with pytest.raises(InputError, match="audit"):
-        db.set_audit(True, **kwargs)  # type: ignore[arg-type]
-    assert not db.audit_settings().enabled
+        db.audit.configure(True, **kwargs)  # type: ignore[arg-type]
+    assert not db.audit.settings().enabled
 
 
 def test_enabled_must_be_a_bool(db: SpeakerDB) -> None:
     with pytest.raises(InputError, match="True or False"):
-        db.set_audit("yes")  # type: ignore[arg-type]
+        db.audit.configure("yes")  # type: ignore[arg-type]
 
 
 def test_a_decision_that_cannot_be_logged_is_not_given(
     db: SpeakerDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Fail closed: while auditing is on, no audit entry means no decision."""
-    db.set_audit(True)
+    db.audit.configure(True)
     db.close()
     monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
     with SpeakerDB(db.path, encoder=FakeEncoder()) as locked:
@@ -182,14 +182,14 @@ def test_a_decision_that_cannot_be_logged_is_not_given(
                 locked.identify(clip(ALICE, 6))
         finally:
             writer.execute("ROLLBACK")
-        locked.set_audit(False)
+        locked.audit.configure(False)
         writer.execute("BEGIN IMMEDIATE")
         try:  # with auditing off, a query never writes, so the lock does not matter
             assert locked.verify("alice", clip(ALICE, 7)).accepted
         finally:
             writer.execute("ROLLBACK")
             writer.close()
-        assert locked.audit_log() == []
+        assert locked.audit.entries() == []
 
 
 def test_settings_stored_badly_fall_back_to_defaults(db: SpeakerDB) -> None:
@@ -199,14 +199,14 @@ def test_settings_stored_badly_fall_back_to_defaults(db: SpeakerDB) -> None:
         con.execute("INSERT INTO settings VALUES ('audit_retention_days', 'forever')")
         con.execute("INSERT INTO settings VALUES ('audit_max_rows', '-5')")
     con.close()
-    assert db.audit_settings() == AuditSettings(True, DEFAULT_RETENTION_DAYS, DEFAULT_MAX_ROWS)
+    assert db.audit.settings() == AuditSettings(True, DEFAULT_RETENTION_DAYS, DEFAULT_MAX_ROWS)
 
 
 # -- the command line ----------------------------------------------------------
 
 
 def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
     runner = CliRunner()
     folder = db.path.parent
     import soundfile as sf
@@ -241,13 +241,13 @@ def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_verify_fails_closed_on_the_command_line(
     db: SpeakerDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
     monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
     import soundfile as sf
 
     door = db.path.parent / "door.wav"
     sf.write(door, *clip(ALICE, 20))
-    db.set_audit(True)
+    db.audit.configure(True)
     writer = sqlite3.connect(db.path, isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
     try:

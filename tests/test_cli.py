@@ -1177,8 +1177,8 @@ def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> 
         assert shown["utterances"] == [u.to_dict() for u in db.utterances("carol")]
         assert as_json(cli("info", "--json")) == db.info().to_dict()
         audit = as_json(cli("audit", "show", "--json"))
-        assert audit["settings"] == db.audit_settings().to_dict()
-        assert audit["entries"] == [e.to_dict() for e in db.audit_log(limit=20)]
+        assert audit["settings"] == db.audit.settings().to_dict()
+        assert audit["entries"] == [e.to_dict() for e in db.audit.entries(limit=20)]
 
 
 def test_an_errors_exit_code_is_its_own(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

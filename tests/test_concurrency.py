@@ -87,7 +87,7 @@ def test_processes_enroll_remove_and_identify_at_once(
         with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
             speakers = {s.name: s.id for s in db.speakers()}
             assert set(speakers) == enrolled - removed, "an enrollment was lost or came back"
-            assert sorted(db.current_index().ids()) == sorted(speakers.values())
+            assert sorted(db.index.current().ids()) == sorted(speakers.values())
             for name in sorted(speakers)[:30]:
                 assert db.identify((writer_clip(name), RATE)).speaker == name
     notices = [r.getMessage() for r in caplog.records]
@@ -157,7 +157,7 @@ def test_threads_identify_while_another_enrolls(tmp_path: Path) -> None:
         assert not failures, failures[:10]
         speakers = {s.name: s.id for s in db.speakers()}
         assert set(speakers) == live
-        assert sorted(db.current_index().ids()) == sorted(speakers.values())
+        assert sorted(db.index.current().ids()) == sorted(speakers.values())
     assert counts["identify"] > 20 and counts["write"] > 10
     print(
         f"\nthreads: {counts['identify']} identifications in 2 threads and "
@@ -311,7 +311,7 @@ def test_a_change_behind_the_locks_back_is_caught_by_the_generation(
         assert any("stale" in r.getMessage() for r in caplog.records)
         speakers = {s.name: s.id for s in db.speakers()}
         assert set(speakers) == {"w6-000", "w6-002"}
-        assert sorted(db.current_index().ids()) == sorted(speakers.values())
+        assert sorted(db.index.current().ids()) == sorted(speakers.values())
         assert db.info().index_state == "up to date (2 speakers)"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         found = db.identify((writer_clip("w6-001"), RATE))

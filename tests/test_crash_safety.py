@@ -158,7 +158,7 @@ def _check_database(db_path: Path, reported: list[str], attempted: int) -> int:
     """Check the reopened database; return how many speakers it holds."""
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
         speakers = {s.name: s for s in db.speakers()}
-        index = db.current_index()
+        index = db.index.current()
         # Every enrollment that returned is there, with all of its clips.
         for name in reported:
             assert name in speakers, f"{name} was reported enrolled but is missing"

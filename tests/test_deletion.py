@@ -94,7 +94,7 @@ def test_remove_leaves_no_copy_of_the_voiceprint(db: SpeakerDB) -> None:
     assert kept.get(f"{db.path.name}.faiss") == 1
     assert db.path.with_name(db.path.name + "-wal").stat().st_size == 0  # checkpointed
     assert "bob" not in {s.name for s in db.speakers()}
-    assert len(db.current_index()) == 2
+    assert len(db.index.current()) == 2
     db.close()
     assert copies(db, bob) == {}
 

@@ -48,7 +48,7 @@ def test_speakers_are_committed_a_chunk_at_a_time(
     assert [name for name, _ in outcomes] == ["s0", "s1", "s2", "s3", "s4"]
     assert all(isinstance(result, Enrollment) for _, result in outcomes)
     assert generation(db.path) == 3  # 2 + 2 + 1 speakers: three transactions
-    assert sorted(db.current_index().ids().tolist()) == sorted(s.id for s in db.speakers())
+    assert sorted(db.index.current().ids().tolist()) == sorted(s.id for s in db.speakers())
     found = db.identify(clip(100 + 40 * 3, 3))
     assert found.best is not None and found.best.speaker == "s3"
 

@@ -17,9 +17,9 @@ import soundfile as sf
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner, Result
 
-from speakerdb import _facade as service
 from speakerdb.cli import app
 from speakerdb.evaluation import _plot
+from speakerdb.services import _model as service
 
 PITCHES = {"ann": 100, "ben": 150, "cat": 220, "dan": 330}
 IMPOSTOR = 480

@@ -601,7 +601,7 @@ class Watch:
 
     def __init__(self, db: SpeakerDB) -> None:
         self._con = sqlite3.connect(db.path)
-        self._index = db.index_path
+        self._index = db.index.path
         self.state = self._now()
 
     def _now(self) -> tuple[int, bytes]:

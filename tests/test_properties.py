@@ -245,7 +245,7 @@ class EnrollRemoveMachine(RuleBasedStateMachine):
     @rule(drop_index=st.booleans())
     def reopen(self, drop_index: bool) -> None:
         assert self.db is not None
-        index_path = self.db.index_path
+        index_path = self.db.index.path
         self.db.close()
         if drop_index:
             index_path.unlink(missing_ok=True)
@@ -253,7 +253,7 @@ class EnrollRemoveMachine(RuleBasedStateMachine):
         if not drop_index:
             # A cleanly closed database's index file is current: no rebuild is needed.
             with _warnings("speakerdb") as warnings:
-                self.db.current_index()
+                self.db.index.current()
             assert warnings == []
 
     @invariant()
@@ -265,7 +265,7 @@ class EnrollRemoveMachine(RuleBasedStateMachine):
         assert {s.name: s.n_utterances for s in speakers} == {
             n: len(k) for n, k in self.model.items()
         }
-        ids = self.db.current_index().ids()
+        ids = self.db.index.current().ids()
         assert sorted(ids.tolist()) == sorted(s.id for s in speakers)
         assert len(set(ids.tolist())) == len(ids)
 

@@ -186,5 +186,5 @@ def test_info_reads_only_the_header_of_a_large_index(
         monkeypatch.setattr(indexfile, "STATE_CHECKS_UP_TO", 16)  # as if it were gigabytes
         assert reader.info().index_state == "up to date (3 speakers)"
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:  # loading checks it still
-        assert len(db.current_index()) == 3
+        assert len(db.index.current()) == 3
         assert "up to date" in db.info().index_state

@@ -148,8 +148,8 @@ def test_every_file_of_a_database_is_private(tmp_path: Path) -> None:
         db.enroll("bob", [(voice(1000, 1.5, 16000, 2), 16000)])
         db.identify((voice(110, 1.5, 16000, 3), 16000))
         db.remove("bob")
-        db.rebuild_index()
-        db.set_audit(True)
+        db.index.rebuild()
+        db.audit.configure(True)
         db.verify("alice", (voice(110, 1.5, 16000, 4), 16000))
         files = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
         db.close()
@@ -194,7 +194,7 @@ def test_file_names_with_control_sequences_are_printed_escaped(
 
     from speakerdb.cli import app
 
-    monkeypatch.setattr("speakerdb._facade.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
     monkeypatch.chdir(tmp_path)
     with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
         db.enroll("alice", [(voice(110, 1.5, 16000, 1), 16000)])

@@ -108,7 +108,7 @@ def test_new_database_is_at_head_wal_and_private(tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o600
         wal = path.with_name(path.name + "-wal")
         assert wal.exists() and wal.stat().st_mode & 0o777 == 0o600
-        assert db.index_path.stat().st_mode & 0o777 == 0o600
+        assert db.index.path.stat().st_mode & 0o777 == 0o600
         assert db.info().schema_revision == schema.SCHEMA_HEAD
     finally:
         db.close()
@@ -225,10 +225,10 @@ def test_frozen_0001_is_refused_until_upgraded_then_audits(frozen_copy: Path) ->
     assert json.loads(upgraded.stdout) == {"from": "0001", "to": schema.SCHEMA_HEAD}
     assert "audit" in {name for (name,) in query(frozen_copy, "SELECT name FROM sqlite_master")}
     with SpeakerDB(frozen_copy, encoder=FakeEncoder()) as db:
-        assert not db.audit_settings().enabled and db.audit_log() == []
-        db.set_audit(True)
+        assert not db.audit.settings().enabled and db.audit.entries() == []
+        db.audit.configure(True)
         db.verify("alice", clip(110, 1))
-        (entry,) = db.audit_log()
+        (entry,) = db.audit.entries()
         assert (entry.claimed, entry.accepted) == ("alice", True)
         assert {s.name for s in db.speakers()} == set(FROZEN_CONTENT)
 

@@ -137,12 +137,12 @@ PITCHES = [110.0, 150.0, 190.0, 240.0, 300.0, 370.0]
 def test_auto_switches_to_ivf_by_size_through_the_api(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
-        assert db.set_index_kind("auto", ivf_from=4).kind == "flat"
+        assert db.index.configure("auto", ivf_from=4).kind == "flat"
         for i, pitch in enumerate(PITCHES[:3]):
             enroll(db, f"s{i}", pitch)
-        assert db.index_choice().kind == "flat"
+        assert db.index.choice().kind == "flat"
         enroll(db, "s3", PITCHES[3])
-        choice = db.index_choice()
+        choice = db.index.choice()
         assert (choice.kind, choice.setting, choice.ivf_from, choice.n_speakers) == (
             "ivf",
             "auto",
@@ -153,17 +153,17 @@ def test_auto_switches_to_ivf_by_size_through_the_api(tmp_path: Path) -> None:
         assert db.identify((voice(PITCHES[3], seed=9), 16000)).best.speaker == "s3"
         db.remove("s3")
         db.remove("s2")
-        assert db.index_choice().kind == "ivf"  # 2 is half the crossover: kept
+        assert db.index.choice().kind == "ivf"  # 2 is half the crossover: kept
         with SpeakerDB(path, encoder=FakeEncoder()) as other:  # as a new process would
-            assert other.rebuild_index() == 2 and other.index_choice().kind == "ivf"
+            assert other.index.rebuild() == 2 and other.index.choice().kind == "ivf"
         db.remove("s1")
-        assert db.index_choice().kind == "flat"
+        assert db.index.choice().kind == "flat"
     with SpeakerDB(path, encoder=FakeEncoder()) as again:  # the setting is in the database
-        assert again.index_choice().ivf_from == 4
-        assert again.set_index_kind("ivf").kind == "ivf"
-        assert again.rebuild_index() == 1 and again.index_choice().kind == "ivf"
+        assert again.index.choice().ivf_from == 4
+        assert again.index.configure("ivf").kind == "ivf"
+        assert again.index.rebuild() == 1 and again.index.choice().kind == "ivf"
         with pytest.raises(InputError, match="index kind"):
-            again.set_index_kind("fast")
+            again.index.configure("fast")
 
 
 def test_index_command(tmp_path: Path) -> None:

@@ -415,10 +415,10 @@ def test_speakerdb_on_memory_keeps_settings_and_audit() -> None:
         db.enroll("alice", [take("alice", 1), take("alice", 2)])
         assert db.set_threshold(0.4) == 0.4
         assert db.threshold() == (0.4, "database")
-        db.set_audit(True)
+        db.audit.configure(True)
         db.verify("alice", take("alice", 3))
-        assert [e.claimed for e in db.audit_log()] == ["alice"]
-        assert db.clear_audit() == 1
+        assert [e.claimed for e in db.audit.entries()] == ["alice"]
+        assert db.audit.clear() == 1
         assert db.info().n_speakers == 1
 
 

@@ -147,7 +147,7 @@ def test_a_planted_lock_symlink_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         db.enroll("alice", clips(180.0))
-        index_path = db.index_path
+        index_path = db.index.path
     lock = index_path.with_name(index_path.name + ".lock")
     lock.unlink(missing_ok=True)
     target = tmp_path / "elsewhere" / "victim"
@@ -166,7 +166,7 @@ def test_a_symlinked_index_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         db.enroll("alice", clips(180.0))
-        index_path = db.index_path
+        index_path = db.index.path
     forged = tmp_path / "forged.faiss"
     index_path.rename(forged)
     index_path.symlink_to(forged)

@@ -126,8 +126,8 @@ def _evaluation_settings(
     with open_db(db, model) as database:
         # As identify decides: a --threshold with no --score-norm is a cosine where
         # the database never chose a score.
-        norm, top_n, limit = database.decision(threshold, score_norm)
-        return norm, top_n, database.model, limit
+        policy = database.policy(threshold, score_norm)
+        return policy.score_norm, policy.top_n, database.model, policy.threshold
 
 
 def _count_rows(path: Path) -> int:
@@ -183,7 +183,7 @@ def score_norm(
 
     with open_db(db) as database:
         mode, size = database.set_score_norm(mode, top_n=top_n)
-        threshold = database.decision_threshold(mode)
+        threshold = database.policy(score_norm=mode).threshold
     norm = get_norm(mode)
     if json:
         emit_json({"score_norm": mode, "top_n": size, "threshold": threshold})

@@ -145,8 +145,7 @@ def enroll_batch(
     json: JsonOpt = False,
 ) -> None:
     """Enroll many speakers from a CSV manifest; failed clips are reported, not fatal."""
-    from ..services._batch import enroll_batch as run_batch
-    from ..services._batch import read_manifest
+    from ..services import read_manifest
     from ._render import emit_json
 
     rows = read_manifest(manifest)
@@ -154,7 +153,7 @@ def enroll_batch(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = run_batch(database, rows, advance, force=force)
+            report = database.enroll_batch(rows, advance, force=force)
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:

@@ -47,7 +47,7 @@ def audit_on(
     from ._render import audit_settings_text, emit_json
 
     with open_db(db) as database:
-        settings = database.set_audit(True, retention_days=retention_days, max_rows=max_rows)
+        settings = database.audit.configure(True, retention_days=retention_days, max_rows=max_rows)
     if json:
         emit_json(settings)
     else:
@@ -61,7 +61,7 @@ def audit_off(db: DbOpt = None, json: JsonOpt = False) -> None:
     from ._render import audit_settings_text, emit_json
 
     with open_db(db) as database:
-        settings = database.set_audit(False)
+        settings = database.audit.configure(False)
     if json:
         emit_json(settings)
     else:
@@ -81,8 +81,8 @@ def audit_show(
     from ._render import audit_entry_line, audit_settings_text, emit_json
 
     with open_db(db) as database:
-        settings = database.audit_settings()
-        entries = database.audit_log(limit=limit)
+        settings = database.audit.settings()
+        entries = database.audit.entries(limit)
     if json:
         emit_json({"settings": settings, "entries": entries})
         return
@@ -96,7 +96,7 @@ def audit_clear(db: DbOpt = None, json: JsonOpt = False) -> None:
     from ._render import emit_json
 
     with open_db(db) as database:
-        removed = database.clear_audit()
+        removed = database.audit.clear()
     if json:
         emit_json({"removed": removed})
     else:

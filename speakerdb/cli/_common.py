@@ -164,7 +164,7 @@ def open_db(
         try:
             yield database
         except BaseException:
-            database.discard_if_unused()
+            database.close(discard_if_empty=True)
             raise
 
 

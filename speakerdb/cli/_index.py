@@ -38,10 +38,10 @@ def index(
 
     with open_db(db) as database:
         if kind is None and ivf_from is None:
-            choice = database.index_choice()
+            choice = database.index.choice()
         else:
-            setting = kind if kind is not None else database.index_choice().setting
-            choice = database.set_index_kind(setting, ivf_from=ivf_from)
+            setting = kind if kind is not None else database.index.choice().setting
+            choice = database.index.configure(setting, ivf_from=ivf_from)
     if json:
         emit_json(choice)
         return

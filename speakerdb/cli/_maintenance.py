@@ -55,7 +55,7 @@ def set_threshold(
 
     with open_db(db) as database:
         stored = database.set_threshold(value, score_norm=score_norm)
-        deciding = database.score_norm()[0]
+        deciding = database.policy().score_norm
     if json:
         emit_json({"threshold": stored})
     else:
@@ -69,8 +69,8 @@ def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
     from ._render import emit_json, safe
 
     with open_db(db) as database:
-        count = database.rebuild_index()
-        path = database.index_path
+        count = database.index.rebuild()
+        path = database.index.path
     if json:
         emit_json({"index": str(path), "speakers": count})
     else:

@@ -136,22 +136,21 @@ def evaluate(
         require_matplotlib()
     enroll_rows, test_rows = read_manifest(enroll_csv), read_manifest(test_csv)
     advance = progress or (lambda n: None)
+    storage = MemoryStorage()
     with SpeakerDB(
-        storage=MemoryStorage(),
-        model=model,
-        encoder=encoder,
-        local_files_only=local_files_only,
+        storage=storage, model=model, encoder=encoder, local_files_only=local_files_only
     ) as db:
         skipped = _enroll(db, enroll_rows, advance)
-        score_norm = db.decision(threshold, score_norm)[0]  # as identify decides
-        population = db.population()
+        score_norm = db.policy(threshold, score_norm).score_norm  # as identify decides
+        with storage.read() as snapshot:
+            population = snapshot.population()
         if population.n_speakers == 0:
             first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
             raise InputError(f"{enroll_csv}: no clip could be enrolled{first}")
         scored, test_skipped = _score_tests(db, population, test_rows, score_norm, top_n, advance)
         used_model = db.model
         if threshold is None:
-            threshold = db.decision_threshold(score_norm)
+            threshold = db.policy(score_norm=score_norm).threshold
     trials = (
         read_trials(trials_csv, scored)
         if trials_csv is not None
@@ -173,10 +172,8 @@ def evaluate(
 def _enroll(
     db: SpeakerDB, rows: Sequence[ManifestRow], advance: Callable[[int], None]
 ) -> list[Skipped]:
-    from ..services._batch import enroll_batch
-
     # Measure the data as it is: the quality gates' refusals do not apply here.
-    report = enroll_batch(db, rows, advance, force=True)
+    report = db.enroll_batch(rows, advance, force=True)
     return [Skipped(f.source, f.reason) for f in report.failures]
 
 

@@ -1,4 +1,5 @@
-"""The enrolling part of :class:`~speakerdb._facade.SpeakerDB`: one speaker, or many.
+"""Enrollment, the service behind :meth:`SpeakerDB.enroll <speakerdb.SpeakerDB.enroll>`:
+one speaker, or many.
 
 An enrollment has two steps. *Preparing* decodes nothing (the clips come
 decoded), embeds the clips and runs the quality gates; it reads the database
@@ -15,7 +16,6 @@ through the index), so they no longer read every enrolled utterance. What still
 grows with the database is the index update of each commit (a copy of the
 index and a rewrite of its file), which chunks pay once per 64 speakers.
 
-:class:`_EnrollingMixin` is not API: it only exists as a base of ``SpeakerDB``.
 """
 
 from __future__ import annotations
@@ -32,24 +32,24 @@ from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..decision._population import Population
-from ..encoders._base import Encoder, check_same_encoder
+from ..encoders._base import check_same_encoder
 from ..encoders._registry import family_of
 from ..errors import DuplicateUtterance, EnrollmentRefused, InputError, SpeakerDBError
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from ..storage import Change, Storage
+    from ._model import ModelSlot
+    from ._settings import Settings
 
-__all__: list[str] = []
+__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling"]
 
 log = logging.getLogger(__name__)
 
-#: Most speakers committed in one transaction by :meth:`_EnrollingMixin.enroll_many`.
+#: Most speakers committed in one transaction by :meth:`Enrolling.enroll_many`.
 CHUNK_SPEAKERS = 64
-#: Longest stretch of work (seconds) before :meth:`_EnrollingMixin.enroll_many` commits.
+#: Longest stretch of work (seconds) before :meth:`Enrolling.enroll_many` commits.
 CHUNK_SECONDS = 5.0
 
 
@@ -64,25 +64,13 @@ class _Prepared:
     issues: tuple[QualityIssue, ...]
 
 
-class _EnrollingMixin:
-    """Enrollment methods of ``SpeakerDB``."""
+class Enrolling:
+    """Enrollment into one database: its storage, its model and its decision settings."""
 
-    _storage: Storage
-    _stored: EncoderInfo | None
-
-    if TYPE_CHECKING:
-
-        @property
-        def path(self) -> Path: ...
-
-        @property
-        def model(self) -> str: ...
-
-        def encoder(self) -> Encoder: ...
-
-        def threshold(self) -> tuple[float, str]: ...
-
-        def _embed(self, clips: Sequence[Clip]) -> np.ndarray: ...
+    def __init__(self, storage: Storage, slot: ModelSlot, settings: Settings) -> None:
+        self._storage = storage
+        self._slot = slot
+        self._settings = settings
 
     def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
@@ -141,7 +129,7 @@ class _EnrollingMixin:
         refuse_enrolled(self.find_enrolled(decoded), decoded)
         _refuse_pending(decoded, pending)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
-        embeddings = l2_normalize(self._embed(decoded))
+        embeddings = l2_normalize(self._slot.embed(decoded))
         issues = self._check_quality(name, decoded, embeddings, force, pending)
         return _Prepared(name, given, tuple(decoded), embeddings, issues)
 
@@ -167,7 +155,7 @@ class _EnrollingMixin:
 
     def _commit(self, pending: Sequence[_Prepared]) -> list[Enrollment]:
         """Write every prepared enrollment in one transaction; update the index once."""
-        encoder = self.encoder()
+        encoder = self._slot.encoder()
         with self._storage.change(templates=True) as change:
             recorded = self._record_encoder(change, encoder.info)
             results = [
@@ -175,7 +163,7 @@ class _EnrollingMixin:
                 for p in pending
             ]
         if recorded is not None:
-            self._stored = recorded
+            self._slot.stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
         return results
@@ -190,10 +178,11 @@ class _EnrollingMixin:
     ) -> tuple[QualityIssue, ...]:
         from ._quality import check_enrollment
 
-        threshold, source = self.threshold()
+        threshold, source = self._settings.sources().cosine_threshold()
+        model = self._slot.model
         # A default nobody measured for this model is too rough for the gates to refuse by.
-        measured_default = family_of(self.model).measured_threshold(self.model) is not None
-        measured = source != f"default for {self.model}" or measured_default
+        measured_default = family_of(model).measured_threshold(model) is not None
+        measured = source != f"default for {model}" or measured_default
         population = self._gate_population(name, embeddings, pending)
         issues = check_enrollment(
             name, clips, embeddings, population, threshold, similarity_refuses=measured
@@ -238,7 +227,7 @@ class _EnrollingMixin:
         if stored is None:
             change.record_encoder(info)
             return info
-        check_same_encoder(self.path, stored, info)
+        check_same_encoder(self._storage.path, stored, info)
         return None
 
 

@@ -1,0 +1,91 @@
+"""Identification and verification: the services behind :meth:`SpeakerDB.identify
+<speakerdb.SpeakerDB.identify>` and :meth:`~speakerdb.SpeakerDB.verify`.
+
+Each query resolves its decision policy once, embeds its clips, scores them through
+the storage's search (or the enrolled population, for scores that need it), and
+hands the results to the audit log before returning them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._names import clean_name
+from ..audio._decode import ClipInput, to_clip
+from ..decision._ranking import normalized_claim, rank
+from ..errors import InputError
+from ..types import Identification, Verification
+
+if TYPE_CHECKING:
+    from ..decision._population import Population
+    from ..storage import Storage
+    from ._audit import AuditLog
+    from ._model import ModelSlot
+    from ._settings import Settings
+
+__all__ = ["Querying"]
+
+
+class Querying:
+    """Queries on one database. Safe to use from several threads at once."""
+
+    def __init__(
+        self, storage: Storage, slot: ModelSlot, settings: Settings, audit: AuditLog
+    ) -> None:
+        self._storage = storage
+        self._slot = slot
+        self._settings = settings
+        self._audit = audit
+
+    def embed(self, clips: Sequence[ClipInput]) -> np.ndarray:
+        """L2-normalised embeddings ``(n, dim)`` of the clips, with the database's encoder."""
+        return self._slot.embed([to_clip(c) for c in clips])
+
+    def population(self) -> Population:
+        """Every enrolled utterance embedding with its speaker (calibration, AS-norm)."""
+        with self._storage.read() as snapshot:
+            return snapshot.population()
+
+    def identify_many(
+        self,
+        clips: Sequence[ClipInput],
+        top_k: int,
+        threshold: float | None,
+        score_norm: str | None,
+    ) -> list[Identification]:
+        """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
+        if top_k < 1:
+            raise InputError(f"top-k must be at least 1, got {top_k}")
+        policy = self._settings.policy(threshold, score_norm)
+        decoded = [to_clip(c) for c in clips]
+        queries = self._slot.embed(decoded)
+        durations = [clip.duration_s for clip in decoded]
+        found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
+        return self._audit.log_identifications(
+            [
+                Identification(clip.source, matches, policy.threshold, policy.score_norm, policy)
+                for clip, matches in zip(decoded, found, strict=True)
+            ]
+        )
+
+    def verify(
+        self, name: str, clip: ClipInput, threshold: float | None, score_norm: str | None
+    ) -> Verification:
+        """Accept or reject the claim that ``clip`` is ``name``."""
+        name = clean_name(name)
+        policy = self._settings.policy(threshold, score_norm)
+        with self._storage.read() as snapshot:
+            template = snapshot.template(name)
+        decoded = to_clip(clip)
+        query = self._slot.embed([decoded])[0]
+        score = float(np.dot(query, template))
+        normalized = normalized_claim(
+            policy, name, query, score, self._storage.search, self.population, decoded.duration_s
+        )
+        result = Verification(
+            name, decoded.source, score, policy.threshold, normalized, policy.score_norm, policy
+        )
+        return self._audit.log_verification(result)
