@@ -115,7 +115,7 @@ def measure_real(per_speaker: int = 30) -> dict[str, float]:
 
     from corpus import ensure_corpus
 
-    from speakerdb.audio._decode import load_clip
+    from speakerdb.audio import load_clip
     from speakerdb.encoders._ge2e import GE2EEncoder
     from speakerdb.errors import AudioError
 

@@ -95,7 +95,7 @@ def corpus_rows(name: str) -> list[dict[str, str]]:
 
 def bench_clips(count: int) -> tuple[list[np.ndarray], str]:
     """``count`` clips of 2-10 s: real speech round-robin over speakers, else synthetic."""
-    from speakerdb.audio._decode import load_clip
+    from speakerdb.audio import load_clip
 
     by_speaker: dict[str, list[str]] = {}
     for row in corpus_rows("manifest"):
@@ -135,8 +135,7 @@ class ModelCard:
 
 
 def load_path(name: str, model: str, threads: int) -> object:
-    from speakerdb.encoders._base import load_encoder
-    from speakerdb.encoders._onnx import load_onnx_encoder
+    from speakerdb.encoders import load_encoder, load_onnx_encoder
 
     if name == "model card":
         return ModelCard(model)
@@ -204,7 +203,7 @@ import json, statistics, sys, time, numpy as np, torch
 sys.path.insert(0, sys.argv[1])
 torch.set_num_threads(int(sys.argv[5]))
 from bench_encoder import load_path
-from speakerdb.encoders._frontend import encode_windowed
+from speakerdb.encoders import encode_windowed
 encoder = load_path(sys.argv[3], sys.argv[2], int(sys.argv[5]))
 clip = np.load(sys.argv[4])
 window = clip[: 30 * 16000]
@@ -259,8 +258,7 @@ def long_clips(model: str, args: argparse.Namespace) -> None:
 
 def fast_paths() -> list[str]:
     """The bf16 backends this CPU and install can run."""
-    from speakerdb.encoders._hf import bf16_supported
-    from speakerdb.encoders._openvino import bf16_available
+    from speakerdb.encoders import bf16_available, bf16_supported
     from speakerdb.errors import ModelError
 
     fast = ["torch-bf16"] if bf16_supported() else []
@@ -280,8 +278,8 @@ def ge2e_bf16_encoders(threads: int) -> tuple[object, object]:
     is the one check here of what bf16 arithmetic does to decisions of trained weights.
     """
     from speakerdb.config import cache_root
+    from speakerdb.encoders import open_openvino
     from speakerdb.encoders._ge2e import GE2EEncoder
-    from speakerdb.encoders._openvino import open_openvino
 
     fp32 = GE2EEncoder.load(backend="onnx")  # builds the export in this run's cache
     export = next((cache_root() / "onnx").glob("ge2e-*.onnx"))
@@ -337,7 +335,7 @@ def top1_agreement(model: str, backend: str, args: argparse.Namespace) -> None:
 
 def usable(rows: list[dict]) -> list[dict]:
     """The rows whose clip speakerdb accepts (the corpus has a few silent ones), decoded."""
-    from speakerdb.audio._decode import load_clip
+    from speakerdb.audio import load_clip
     from speakerdb.errors import AudioError
 
     out = []

@@ -28,8 +28,8 @@ import numpy as np
 from corpus import ensure_corpus
 
 from speakerdb import SpeakerDB
-from speakerdb.audio._decode import load_clip
-from speakerdb.encoders._base import load_encoder
+from speakerdb.audio import load_clip
+from speakerdb.encoders import load_encoder
 from speakerdb.services import read_manifest
 from speakerdb.types import EncoderInfo
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _clustered import Population
 
 from speakerdb import SpeakerDB
-from speakerdb.audio._decode import Clip, clip_from_array
+from speakerdb.audio import Clip, clip_from_array
 from speakerdb.storage.sqlite import _catalog as catalog
 
 SAMPLE_RATE = 16_000
@@ -159,7 +159,7 @@ def _read_names(db: SpeakerDB) -> None:
 def threads_report(db: SpeakerDB, model: str, clips: list[Clip], per_thread: int) -> None:
     """Throughput from 1 and 2 Python threads, with the ONNX Runtime session (the default
     backend) on 1 intra-op thread, and from 1 thread with it on every core."""
-    from speakerdb.encoders._onnx import load_onnx_encoder
+    from speakerdb.encoders import load_onnx_encoder
 
     cores = os.cpu_count() or 1
     handles = {

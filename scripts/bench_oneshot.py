@@ -81,7 +81,7 @@ PACKAGES = (
 
 def write_clips(folder: Path) -> tuple[list[Path], Path]:
     """Two enrollment clips and a 3.0 s query of one corpus speaker (synthetic without it)."""
-    from speakerdb.audio._decode import load_clip
+    from speakerdb.audio import load_clip
 
     rows = [r for r in corpus_rows("manifest") if float(r["duration_s"]) >= 3.0]
     speaker = rows[0]["speaker_id"] if rows else None

@@ -38,9 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _clustered import REAL, Population, statistics
 
+from speakerdb.storage import AUTO_IVF_FROM, SpeakerIndex, nprobe_for, plan_for
 from speakerdb.storage import _index as index_module
-from speakerdb.storage._index import SpeakerIndex
-from speakerdb.storage._indexkind import AUTO_IVF_FROM, nprobe_for, plan_for
 
 K = 10
 T = TypeVar("T")

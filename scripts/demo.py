@@ -21,10 +21,9 @@ from pathlib import Path
 from corpus import ensure_corpus
 
 from speakerdb import AudioError, ModelError, SpeakerDB
-from speakerdb.audio._decode import load_clip
+from speakerdb.audio import load_clip
 from speakerdb.config import DEFAULT_MODEL
-from speakerdb.encoders._base import load_encoder
-from speakerdb.encoders._registry import GE2EFamily
+from speakerdb.encoders import GE2EFamily, load_encoder
 
 RESEMBLYZER = GE2EFamily.name  # the offline encoder's model name
 

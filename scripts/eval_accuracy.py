@@ -22,8 +22,8 @@ import numpy as np
 from corpus import ensure_corpus
 
 from speakerdb import AudioError, Clip, SpeakerDB
-from speakerdb.audio._decode import load_clip
-from speakerdb.encoders._registry import default_threshold
+from speakerdb.audio import load_clip
+from speakerdb.encoders import default_threshold
 
 
 def rows(path: Path) -> list[dict[str, str]]:

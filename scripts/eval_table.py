@@ -45,17 +45,18 @@ from corpus import ensure_corpus
 from memory_probe import memory_report
 
 from speakerdb._vectors import template_of
-from speakerdb.audio._decode import Clip, load_clip
-from speakerdb.audio._vad import net_speech_s, trim_silences
+from speakerdb.audio import Clip, load_clip, net_speech_s, trim_silences
 from speakerdb.config import DURATION_SLOPE
+from speakerdb.decision import (
+    DEFAULT_TOP_N,
+    MARGIN_WEIGHT,
+    Population,
+    duration_penalty,
+    duration_slope,
+    population_scores,
+)
 from speakerdb.decision import _metrics as metrics
-from speakerdb.decision._asnorm import DEFAULT_TOP_N
-from speakerdb.decision._calibration import duration_slope
-from speakerdb.decision._norms import MARGIN_WEIGHT, duration_penalty
-from speakerdb.decision._population import Population
-from speakerdb.decision._ranking import population_scores
-from speakerdb.encoders._frontend import WINDOW_S, encode_windowed
-from speakerdb.encoders._registry import default_threshold
+from speakerdb.encoders import WINDOW_S, default_threshold, encode_windowed
 from speakerdb.errors import AudioError
 from speakerdb.services._quality import MIN_SPEECH_S, check_enrollment
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 
-from speakerdb.encoders._frontend import WINDOW_S
+from speakerdb.encoders import WINDOW_S
 
 __all__ = ["memory_report"]
 
@@ -33,8 +33,8 @@ Wav2Vec2FeatureExtractor(
 
 _MEMORY_PROBE = """
 import resource, sys, numpy as np
-from speakerdb.encoders._hf import HFXVectorEncoder
-from speakerdb.encoders._frontend import encode_windowed
+from speakerdb.encoders import HFXVectorEncoder
+from speakerdb.encoders import encode_windowed
 enc = HFXVectorEncoder.load(sys.argv[1])
 seconds, window = int(sys.argv[2]), float(sys.argv[3])
 t = np.arange(seconds * 16000) / 16000

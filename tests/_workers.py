@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import FakeEncoder, voice
 
 from speakerdb import SpeakerDB
-from speakerdb.storage._index import SpeakerIndex
+from speakerdb.storage import SpeakerIndex
 
 RATE = 16000
 INDEX_UUID = "crash-test"

@@ -18,11 +18,9 @@ from conftest import read_rows
 from typer.testing import CliRunner
 
 from speakerdb import Identification, SpeakerDB
-from speakerdb.audio._decode import load_clip
+from speakerdb.audio import load_clip
 from speakerdb.cli import app
-from speakerdb.decision._norms import duration_penalty
-from speakerdb.decision._population import Population
-from speakerdb.decision._ranking import population_scores
+from speakerdb.decision import Population, duration_penalty, population_scores
 
 pytestmark = pytest.mark.slow
 

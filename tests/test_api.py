@@ -31,11 +31,10 @@ from speakerdb import (
     SpeakerNotFound,
     errors,
 )
-from speakerdb.audio._decode import MIN_DURATION_S, SAMPLE_RATE, load_clip
+from speakerdb.audio import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
-from speakerdb.storage._index import SpeakerIndex
-from speakerdb.storage.sqlite._schema import SCHEMA_HEAD
-from speakerdb.storage.sqlite._store import from_blob
+from speakerdb.storage import SpeakerIndex
+from speakerdb.storage.sqlite import SCHEMA_HEAD, from_blob
 
 # Synthetic "voices": the fake encoder tells these pitches apart (same pitch, other
 # seed scores about 0.999; neighbouring pitches here score at most about 0.96).

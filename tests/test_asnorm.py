@@ -9,10 +9,15 @@ import pytest
 from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
-from speakerdb.decision._asnorm import Cohort, as_norm, cohort_stats
-from speakerdb.decision._norms import margin_scores
-from speakerdb.decision._population import Population
-from speakerdb.decision._ranking import normalized_matches, population_scores
+from speakerdb.decision import (
+    Cohort,
+    Population,
+    as_norm,
+    cohort_stats,
+    margin_scores,
+    normalized_matches,
+    population_scores,
+)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from speakerdb import AuditEntry, AuditSettings, DatabaseError, InputError, SpeakerDB
 from speakerdb.cli import app
-from speakerdb.services._audit import DEFAULT_MAX_ROWS, DEFAULT_RETENTION_DAYS
+from speakerdb.services import DEFAULT_MAX_ROWS, DEFAULT_RETENTION_DAYS
 
 # Pitches far enough apart for the fake encoder that no quality gate objects.
 ALICE, BOB = 110.0, 1000.0

@@ -11,6 +11,7 @@ from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
 from speakerdb._vectors import template_of
+from speakerdb.decision import Population
 from speakerdb.decision._calibration import (
     MIN_GENUINE,
     calibrate_population,
@@ -18,7 +19,6 @@ from speakerdb.decision._calibration import (
     duration_slope,
     enrollment_scores,
 )
-from speakerdb.decision._population import Population
 
 N = NormalDist()
 

@@ -39,7 +39,7 @@ from speakerdb._names import MAX_NAME_LENGTH
 from speakerdb.audio import _decode as audio
 from speakerdb.cli import app
 from speakerdb.config import FALLBACK_THRESHOLD
-from speakerdb.storage.sqlite._schema import SCHEMA_HEAD
+from speakerdb.storage.sqlite import SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY_MODULES = ("torch", "transformers", "faiss")
@@ -409,7 +409,7 @@ def test_enroll_batch_bad_manifest(home: Path, content: str | None, fragment: st
 def test_identify_names_the_enrolled_speaker_with_raw_cosine_scores(
     home: Path, tiny_model_dir: Path
 ) -> None:
-    from speakerdb.encoders._hf import HFXVectorEncoder
+    from speakerdb.encoders import HFXVectorEncoder
 
     result = ok(cli("identify", "bob1.wav", "stranger.wav", "--top-k", "1"))
     assert result.stdout.startswith("bob1.wav: bob")

@@ -35,8 +35,8 @@ from conftest import FakeEncoder
 
 from speakerdb import SpeakerDB
 from speakerdb._vectors import l2_normalize, template_of
-from speakerdb.storage._index import IndexFileError, SpeakerIndex, read_header
-from speakerdb.storage.sqlite._store import from_blob
+from speakerdb.storage import IndexFileError, SpeakerIndex, read_header
+from speakerdb.storage.sqlite import from_blob
 
 WORKERS = Path(__file__).resolve().parent / "_workers.py"
 TOTAL = 200
@@ -202,7 +202,7 @@ def _check_rows(db: SpeakerDB, speakers: dict) -> dict[int, np.ndarray]:  # type
 
 
 def _sha(samples: np.ndarray) -> str:
-    from speakerdb.audio._decode import clip_from_array
+    from speakerdb.audio import clip_from_array
 
     return clip_from_array(samples, RATE).sha256
 

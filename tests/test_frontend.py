@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, voice
 
-from speakerdb.audio._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
-from speakerdb.encoders._frontend import WINDOW_S, encode_windowed, windows
+from speakerdb.audio import FRAME_S, net_speech_s, speech_mask, trim_silences
+from speakerdb.encoders import WINDOW_S, encode_windowed, windows
 from speakerdb.types import EncoderInfo
 
 RATE = 16_000

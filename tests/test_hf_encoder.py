@@ -13,10 +13,8 @@ from conftest import voice
 
 import speakerdb.encoders._hf as hf_encoder
 from speakerdb import ModelError, ModelMismatch, SpeakerDB
-from speakerdb.audio._decode import SAMPLE_RATE
-from speakerdb.encoders._base import Encoder, load_encoder
-from speakerdb.encoders._hf import HFXVectorEncoder
-from speakerdb.encoders._onnx import OnnxXVectorEncoder
+from speakerdb.audio import SAMPLE_RATE
+from speakerdb.encoders import Encoder, HFXVectorEncoder, OnnxXVectorEncoder, load_encoder
 
 DIM = 24  # xvector_output_dim of the tiny model in conftest.py
 MISSING = "speakerdb-tests/no-such-model"

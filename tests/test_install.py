@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from speakerdb.storage.sqlite._schema import KNOWN_REVISIONS, SCHEMA_HEAD
+from speakerdb.storage.sqlite import KNOWN_REVISIONS, SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -12,11 +12,15 @@ from conftest import FakeEncoder, voice
 
 from speakerdb import SpeakerDB
 from speakerdb.config import DURATION_SLOPE
-from speakerdb.decision._asnorm import Cohort
-from speakerdb.decision._calibration import calibrate_population, enrollment_scores
-from speakerdb.decision._norms import duration_penalty
-from speakerdb.decision._population import Population
-from speakerdb.decision._ranking import normalize, population_scores
+from speakerdb.decision import (
+    Cohort,
+    Population,
+    calibrate_population,
+    duration_penalty,
+    enrollment_scores,
+    normalize,
+    population_scores,
+)
 
 RATE = 16000
 

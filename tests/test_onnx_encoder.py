@@ -18,12 +18,14 @@ from conftest import run_probed, voice
 
 import speakerdb.encoders._onnx as onnx_encoder
 from speakerdb import ModelError, SpeakerDB
-from speakerdb.audio._decode import SAMPLE_RATE
-from speakerdb.encoders._base import load_encoder
-from speakerdb.encoders._features import WaveformFeatures
-from speakerdb.encoders._hf import HFXVectorEncoder
-from speakerdb.encoders._onnx import OnnxXVectorEncoder
-from speakerdb.encoders._onnx_export import ExportError
+from speakerdb.audio import SAMPLE_RATE
+from speakerdb.encoders import (
+    ExportError,
+    HFXVectorEncoder,
+    OnnxXVectorEncoder,
+    WaveformFeatures,
+    load_encoder,
+)
 
 LENGTHS = (0.6, 1.0, 1.37, 2.5, 4.01)  # seconds: the time axis is dynamic
 
@@ -297,10 +299,10 @@ def test_other_feature_extractors_are_left_to_torch(
 def cpu_has_bf16(backend: str) -> bool:
     """Whether ``backend``'s library finds bfloat16 instructions on this CPU."""
     if backend == "openvino-bf16":
-        from speakerdb.encoders._openvino import bf16_available
+        from speakerdb.encoders import bf16_available
 
         return bf16_available()
-    from speakerdb.encoders._hf import bf16_supported
+    from speakerdb.encoders import bf16_supported
 
     return bf16_supported()
 
@@ -310,7 +312,7 @@ def openvino_bf16() -> None:
     """Skip where the fast path cannot really run: OpenVINO (the ``fast`` extra, which
     scripts/setup.sh installs) missing, or a CPU without bf16 instructions."""
     pytest.importorskip("openvino")
-    from speakerdb.encoders._openvino import bf16_available
+    from speakerdb.encoders import bf16_available
 
     if not bf16_available():
         pytest.skip("this CPU has no bf16 instructions: openvino-bf16 falls back to auto")

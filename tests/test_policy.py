@@ -12,10 +12,8 @@ from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
 from speakerdb._stored import StoredSettings
-from speakerdb.decision import _scores
-from speakerdb.decision._policy import PolicySources, resolve_policy
-from speakerdb.encoders import _registry
-from speakerdb.encoders._frontend import encode_windowed
+from speakerdb.decision import PolicySources, _scores, resolve_policy
+from speakerdb.encoders import _registry, encode_windowed
 from speakerdb.errors import DatabaseError
 from speakerdb.types import DecisionPolicy, Identification, Match, Verification
 

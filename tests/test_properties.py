@@ -25,9 +25,8 @@ from hypothesis.stateful import (
 )
 
 from speakerdb import DuplicateUtterance, SpeakerDB, SpeakerNotFound
-from speakerdb.audio._decode import SAMPLE_RATE
-from speakerdb.storage.sqlite._reader import open_reader
-from speakerdb.storage.sqlite._store import from_blob, to_blob
+from speakerdb.audio import SAMPLE_RATE
+from speakerdb.storage.sqlite import from_blob, open_reader, to_blob
 
 FAST = settings(
     deadline=None, max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture]

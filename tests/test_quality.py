@@ -10,9 +10,9 @@ import soundfile as sf
 from conftest import FakeEncoder, read_rows, voice
 
 from speakerdb import EnrollmentRefused, SpeakerDB
-from speakerdb.audio._decode import clip_from_array, load_clip
-from speakerdb.decision._population import Population
-from speakerdb.services._quality import check_enrollment
+from speakerdb.audio import clip_from_array, load_clip
+from speakerdb.decision import Population
+from speakerdb.services import check_enrollment
 
 RATE = 16_000
 

@@ -11,7 +11,7 @@ from conftest import ROOT, FakeEncoder, run_probed, voice
 
 from speakerdb import SchemaError, SpeakerDB, SpeakerNotFound
 from speakerdb.cli import app
-from speakerdb.storage.sqlite._reader import open_reader
+from speakerdb.storage.sqlite import open_reader
 
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
 

@@ -119,7 +119,7 @@ def test_a_model_whose_weights_run_code_is_refused(tiny_model_dir: Path, tmp_pat
     """A pickled weights file that would run code on load: refused, and the code never runs."""
     import torch
 
-    from speakerdb.encoders._base import load_encoder
+    from speakerdb.encoders import load_encoder
 
     folder = tmp_path / "trap-model"
     shutil.copytree(tiny_model_dir, folder)

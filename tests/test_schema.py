@@ -17,8 +17,8 @@ from alembic.script import ScriptDirectory
 from conftest import ROOT, FakeEncoder, voice
 
 from speakerdb import DatabaseError, SchemaError, SpeakerDB
+from speakerdb.storage.sqlite import Base, from_blob
 from speakerdb.storage.sqlite import _schema as schema
-from speakerdb.storage.sqlite._store import Base, from_blob
 
 MIGRATIONS = ROOT / "speakerdb" / "storage" / "sqlite" / "migrations"
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
@@ -135,7 +135,7 @@ def test_downgrade_and_upgrade_again(new_db: Path) -> None:
     conn = sqlite3.connect(new_db)
     conn.executescript("DELETE FROM utterances; DELETE FROM speakers;")
     conn.close()
-    from speakerdb.storage.sqlite._store import Store
+    from speakerdb.storage.sqlite import Store
 
     store = Store.open(new_db)
     try:

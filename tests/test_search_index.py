@@ -14,8 +14,14 @@ from typer.testing import CliRunner
 from speakerdb import SpeakerDB
 from speakerdb.cli import app
 from speakerdb.errors import InputError
-from speakerdb.storage._index import IndexFileError, SpeakerIndex, read_header
-from speakerdb.storage._indexkind import IndexPlan, nprobe_for, plan_for
+from speakerdb.storage import (
+    IndexFileError,
+    IndexPlan,
+    SpeakerIndex,
+    nprobe_for,
+    plan_for,
+    read_header,
+)
 
 DIM = 32
 

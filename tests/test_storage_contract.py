@@ -24,7 +24,7 @@ from speakerdb import (
     SpeakerDB,
     SpeakerNotFound,
 )
-from speakerdb.audio._decode import Clip
+from speakerdb.audio import Clip
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
 from speakerdb.types import AuditEntry, EncoderInfo
 

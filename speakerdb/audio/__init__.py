@@ -14,8 +14,10 @@ from ._decode import (
     refuse_repeats,
     to_clip,
 )
+from ._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
 
 __all__ = [
+    "FRAME_S",
     "MAX_DURATION_S",
     "MAX_INPUT_BYTES",
     "MIN_DURATION_S",
@@ -25,6 +27,9 @@ __all__ = [
     "clip_from_array",
     "clip_from_bytes",
     "load_clip",
+    "net_speech_s",
     "refuse_repeats",
+    "speech_mask",
     "to_clip",
+    "trim_silences",
 ]

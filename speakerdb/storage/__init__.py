@@ -10,23 +10,46 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from ._protocol import Change, IndexAdmin, SearchFn, Snapshot, Storage
 
 if TYPE_CHECKING:
+    from ._index import IndexFileError, SpeakerIndex, read_header
+    from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
     from ._memory import MemoryStorage
 
 __all__ = [
+    "AUTO_IVF_FROM",
     "Change",
     "IndexAdmin",
+    "IndexChoice",
+    "IndexFileError",
+    "IndexPlan",
     "MemoryStorage",
     "SearchFn",
     "Snapshot",
+    "SpeakerIndex",
     "Storage",
+    "nprobe_for",
     "open_storage",
+    "plan_for",
+    "read_header",
     "upgrade_storage",
 ]
+
+# The backends and FAISS load on first use: the fast read-only commands import this.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "MemoryStorage": "._memory",
+        **dict.fromkeys(["IndexFileError", "SpeakerIndex", "read_header"], "._index"),
+        **dict.fromkeys(
+            ["AUTO_IVF_FROM", "IndexChoice", "IndexPlan", "nprobe_for", "plan_for"], "._indexkind"
+        ),
+    },
+)
 
 
 def open_storage(location: str | os.PathLike[str], *, create: bool = True) -> Storage:
@@ -46,11 +69,3 @@ def upgrade_storage(location: str | os.PathLike[str]) -> tuple[str | None, str]:
     from .sqlite._backend import upgrade
 
     return upgrade(Path(location))
-
-
-def __getattr__(name: str) -> Any:
-    if name == "MemoryStorage":
-        from ._memory import MemoryStorage
-
-        return MemoryStorage
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
