@@ -1,0 +1,143 @@
+"""The replay fingerprint on synthetic speech-like audio: fast and deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import voice
+
+from speakerdb.audio._fingerprint import (
+    DEFAULT_THRESHOLD,
+    Fingerprint,
+    best_matches,
+    fingerprint,
+    matches,
+    similarity,
+)
+from speakerdb.errors import AudioError
+
+RATE = 16_000
+
+
+def utterance(seed: int, seconds: float = 3.0) -> np.ndarray:
+    """Syllables of varied pitch, length and timbre with short pauses: one 'sentence'."""
+    rng = np.random.default_rng(seed)
+    parts: list[np.ndarray] = []
+    while sum(p.size for p in parts) < seconds * RATE:
+        syllable = voice(rng.uniform(90, 260), rng.uniform(0.12, 0.3), seed=int(rng.integers(999)))
+        # Two random formants per syllable stand in for changing vowels.
+        spectrum = np.fft.rfft(syllable * np.hanning(syllable.size))
+        f = np.fft.rfftfreq(syllable.size, 1 / RATE)
+        gain = 1 + sum(8 * np.exp(-(((f - rng.uniform(300, 3000)) / 250) ** 2)) for _ in range(2))
+        parts.append(np.fft.irfft(spectrum * gain, n=syllable.size))
+        parts.append(np.zeros(int(rng.uniform(0.02, 0.1) * RATE)))
+    clip = np.concatenate(parts)[: int(seconds * RATE)]
+    return 0.3 * clip / np.abs(clip).max()
+
+
+def with_noise(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).standard_normal(x.size)
+    return x + noise * np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10) / np.mean(noise**2))
+
+
+def telephone(x: np.ndarray) -> np.ndarray:
+    """300-3400 Hz, every other sample (8 kHz), 8-bit mu-law, back to 16 kHz by repetition."""
+    spectrum = np.fft.rfft(x)
+    f = np.fft.rfftfreq(x.size, 1 / RATE)
+    spectrum[(f < 300) | (f > 3400)] = 0
+    y = np.clip(np.fft.irfft(spectrum, n=x.size)[::2], -1, 1)
+    mu = 255.0
+    code = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127) / 127
+    decoded = np.sign(code) * ((1 + mu) ** np.abs(code) - 1) / mu
+    return np.repeat(decoded, 2)
+
+
+@pytest.fixture(scope="module")
+def enrolled() -> tuple[np.ndarray, Fingerprint]:
+    clip = utterance(1)
+    return clip, fingerprint(clip)
+
+
+def test_exact_replay_matches(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    clip, fp = enrolled
+    assert matches(fingerprint(clip.copy()), fp)
+    assert similarity(fp, fp) > 3 * DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        pytest.param(lambda x: with_noise(x, 10), id="white-noise-10dB"),
+        pytest.param(lambda x: with_noise(x, 5), id="white-noise-5dB"),
+        pytest.param(lambda x: x * 4.0, id="gain+12dB"),
+        pytest.param(telephone, id="telephone-mu-law"),
+        pytest.param(lambda x: x[RATE // 4 :], id="first-0.25s-cut"),
+        pytest.param(lambda x: np.concatenate([np.zeros(RATE // 2), x]), id="silence-padded"),
+        pytest.param(lambda x: x[RATE : 2 * RATE], id="sub-segment"),
+    ],
+)
+def test_degraded_copy_matches(enrolled: tuple[np.ndarray, Fingerprint], copy) -> None:
+    clip, fp = enrolled
+    assert similarity(fingerprint(copy(clip)), fp) >= DEFAULT_THRESHOLD
+
+
+def test_other_utterances_do_not_match(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    _, fp = enrolled
+    others = [fingerprint(utterance(seed)) for seed in range(2, 8)]
+    assert not any(matches(other, fp) for other in others)
+
+
+def test_similarity_is_symmetric(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    clip, fp = enrolled
+    other = fingerprint(with_noise(clip[RATE // 3 :], 10))
+    assert similarity(fp, other) == pytest.approx(similarity(other, fp))
+
+
+def test_best_matches_scores_each_stored_clip(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    clip, fp = enrolled
+    stored = [fingerprint(utterance(seed)) for seed in (2, 3)] + [fp, fingerprint(utterance(4))]
+    query = fingerprint(with_noise(clip[RATE // 2 :], 10))
+    scores = best_matches(query, stored)
+    assert scores.shape == (4,)
+    assert int(np.argmax(scores)) == 2
+    assert scores[2] >= DEFAULT_THRESHOLD > scores[[0, 1, 3]].max()
+    # The same score as one pair at a time: the laid-out row keeps clips apart.
+    assert scores == pytest.approx([similarity(query, s) for s in stored])
+    assert best_matches(query, []).shape == (0,)
+
+
+def test_bytes_round_trip(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    _, fp = enrolled
+    data = fp.to_bytes()
+    back = Fingerprint.from_bytes(data)
+    assert np.array_equal(back.bits, fp.bits) and np.array_equal(back.mask, fp.mask)
+    assert back.to_bytes() == data
+    assert len(data) < 520 * 3  # about 500 bytes a second of audio
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"SDFP", b"XXXX\x01\x00\x00\x00\x00", b"SDFP\x01\x05\x00\x00\x00"]
+)
+def test_bad_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="fingerprint"):
+        Fingerprint.from_bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [
+        (np.zeros(0), "empty"),
+        (np.zeros((RATE, 2)), "mono"),
+        (utterance(1)[: RATE // 10], "at least"),
+        (np.full(RATE, np.nan), "NaN"),
+        (np.zeros(RATE), "silent"),
+    ],
+)
+def test_unusable_audio_is_an_audio_error(samples: np.ndarray, message: str) -> None:
+    with pytest.raises(AudioError, match=message):
+        fingerprint(samples)
+
+
+def test_deterministic() -> None:
+    clip = utterance(9)
+    assert fingerprint(clip).to_bytes() == fingerprint(clip.copy()).to_bytes()
