@@ -67,6 +67,7 @@ RULES = {
         _under(a.voiced_peak_share, gate.MAX_PEAK_SHARE),
         _over(a.peak_share, gate.DRUM_PEAK_SHARE),
     ),
+    "music: spectral_flux_db": lambda a: _over(a.spectral_flux_db, gate.MIN_SPECTRAL_FLUX_ALONE_DB),
     "music: steady_pitch_share & held_pitch_s": lambda a: min(
         _under(a.steady_pitch_share, gate.MAX_STEADY_PITCH_SHARE_ALONE),
         max(
@@ -186,6 +187,16 @@ def report_margins(corpus: list[tuple[dict[str, str], SpeechAssessment]]) -> Non
             if values:
                 cells.append(f"{part} {np.percentile(values, 0.1):5.2f} / {min(values):5.2f}")
         print(f"  {name:42s} {'   '.join(cells)}")
+    print("\nSmallest margin per speaker (a limit fitted without that speaker moves only")
+    print("if that speaker is the smallest of its rule):")
+    speakers = sorted(role)
+    print(f"  {'rule':42s} " + " ".join(f"{s.split('-', 1)[1][:9]:>9s}" for s in speakers))
+    for name, margin in RULES.items():
+        worst = [
+            min(margin(a) for r, a in corpus if r["speaker_id"] == s and not _is_silence_prompt(r))
+            for s in speakers
+        ]
+        print(f"  {name:42s} " + " ".join(f"{w:9.2f}" for w in worst))
 
 
 def main() -> None:

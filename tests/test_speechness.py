@@ -87,6 +87,28 @@ def test_real_corpus_clips_are_accepted(corpus: Path) -> None:
         assert result.is_speech, (row["path"], result)
 
 
+#: Real clips nearest a limit (scripts/eval_speech_gate.py): few vowels, a whisper, a pure
+#: sinusoid of a vowel, a game voice that holds its pitch.
+EDGE_CLIPS = [
+    "asterisk-armelle-fr/digits__6.wav",
+    "fillets-nl-big/computer__nl__poc-v-pssst.wav",
+    "asterisk-menardi-it/digits__8.wav",
+    "fillets-cs-small/music__cs__ves-m-krab.wav",
+]
+
+
+@pytest.mark.parametrize("name", EDGE_CLIPS)
+def test_real_clips_near_a_limit_are_accepted(corpus: Path, name: str) -> None:
+    result = assess_speech(load_clip(corpus / "wav" / name).samples)
+    assert result.is_speech, result
+
+
+def test_gated_noise_is_refused_although_its_level_moves_like_syllables() -> None:
+    result = assess_speech(make("gated_noise", 3.0, -20.0, seed=2))
+    assert result.energy_spread_db > 10  # the level cue alone would call it speech
+    assert not result.is_speech and "noise" in (result.reason or "")
+
+
 def test_the_module_is_light() -> None:
     # Nothing but numpy: the gate runs where the CLI runs, without heavy imports.
     import speakerdb.audio._speechness as module
