@@ -6,6 +6,7 @@ Prints, on the shared real-speech corpus (every clip of manifest.csv):
   with every refused clip named and its reason;
 - the refusal rate of each kind of generated non-speech (``_nonspeech.py``) at
   several lengths, levels and seeds (target: all of them);
+- acceptance of held-out speech with white or pink noise or hum added;
 - each refusal rule's margin on the tuning and the held-out speakers' speech
   (1.00 is the limit), so a near miss is visible before it becomes a refusal.
 
@@ -26,6 +27,7 @@ import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +174,46 @@ def report_nonspeech(results: dict[str, list[SpeechAssessment]]) -> None:
     print(f"  {'all':12s} {total:3d}/{len(every):<3d} {total / len(every):7.1%}")
 
 
+def report_noisy_speech(rows: list[dict[str, str]]) -> None:
+    """Held-out speakers' clips of 1 s or more, with noise or hum added: still speech?"""
+    role = split(sorted({r["speaker_id"] for r in rows}))
+    taken: dict[str, int] = defaultdict(int)
+    clips = []
+    for row in rows:
+        speaker = row["speaker_id"]
+        wanted = role[speaker] == "held-out" and float(row["duration_s"]) >= 1.0
+        if wanted and taken[speaker] < 40 and not _is_silence_prompt(row):
+            taken[speaker] += 1
+            clips.append(sf.read(row["path"], dtype="float32")[0])
+    print(f"\nHeld-out speech with interference added ({len(clips)} clips of 1 s or more):")
+    for name, add in NOISY.items():
+        kept = 0
+        for i, clip in enumerate(clips):
+            rms = float(np.sqrt(np.mean(np.square(clip))))
+            kept += assess_speech(clip + add(clip.size, rms, i)).is_speech
+        print(f"  {name:28s} {kept:4d}/{len(clips):<4d} accepted {kept / len(clips):7.1%}")
+
+
+def _noise_at(snr_db: float, kind: str = "white") -> Callable[[int, float, int], np.ndarray]:
+    def add(n: int, rms: float, seed: int) -> np.ndarray:
+        noise = make(kind, n / 16_000 + 0.01, -20.0, seed)[:n]
+        noise /= float(np.sqrt(np.mean(np.square(noise)))) or 1.0
+        return (noise * rms * 10 ** (-snr_db / 20)).astype(np.float32)
+
+    return add
+
+
+#: Interference at a level relative to the speech clip's RMS.
+NOISY = {
+    "white noise, SNR 20 dB": _noise_at(20.0),
+    "white noise, SNR 10 dB": _noise_at(10.0),
+    "white noise, SNR 5 dB": _noise_at(5.0),
+    "pink noise, SNR 10 dB": _noise_at(10.0, "pink"),
+    "50 Hz hum, SNR 10 dB": _noise_at(10.0, "hum50"),
+    "50 Hz hum, SNR 0 dB": _noise_at(0.0, "hum50"),
+}
+
+
 def report_margins(corpus: list[tuple[dict[str, str], SpeechAssessment]]) -> None:
     """Each rule's smallest margin on speech, per split (1.00 is the limit)."""
     role = split(sorted({r["speaker_id"] for r, _ in corpus}))
@@ -213,6 +255,8 @@ def main() -> None:
     nonspeech = assess_nonspeech()
     report_nonspeech(nonspeech)
     report_margins(corpus)
+    if args.limit is None:
+        report_noisy_speech([r for r, _ in corpus])
     from conftest import voice
 
     synthetic = [assess_speech(voice(pitch, 2.0)) for pitch in (100.0, 150.0, 220.0, 300.0)]

@@ -50,6 +50,8 @@ HOP = 320  # 20 ms
 _NFFT = 2 * FRAME  # zero-padded to twice the frame, so the autocorrelation is not circular
 _BIN_HZ = SAMPLE_RATE / _NFFT
 
+#: Seconds of a clip that are assessed (the start): plenty to tell speech, and bounded memory.
+MAX_ANALYSIS_S = 30.0
 #: Loud frames quieter than this (dBFS) are silence, whatever else they hold.
 MIN_LEVEL_DBFS = -55.0
 #: Frames within this many dB of the loud frames are the clip's active part.
@@ -118,10 +120,15 @@ class SpeechAssessment:
 
 
 def assess_speech(samples: np.ndarray) -> SpeechAssessment:
-    """Assess a 16 kHz mono clip (any float or int dtype; any length, even empty)."""
-    wav = np.asarray(samples, dtype=np.float64).ravel()
-    if np.issubdtype(np.asarray(samples).dtype, np.integer):
-        wav = wav / float(np.iinfo(np.asarray(samples).dtype).max)
+    """Assess a 16 kHz mono clip (any float or int dtype; any length, even empty).
+
+    Only the first :data:`MAX_ANALYSIS_S` seconds are assessed, which bounds the
+    memory (about 60 MB) for the longest clip speakerdb decodes.
+    """
+    raw = np.asarray(samples)[: int(MAX_ANALYSIS_S * SAMPLE_RATE)]
+    wav = raw.astype(np.float64).ravel()
+    if np.issubdtype(raw.dtype, np.integer):
+        wav = wav / float(np.iinfo(raw.dtype).max)
     wav = wav - wav.mean() if wav.size else wav
     power = _frame_power(wav)
     energy_db = _frame_energy_db(wav)
