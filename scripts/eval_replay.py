@@ -35,7 +35,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from speakerdb.audio._fingerprint import Fingerprint, best_matches, fingerprint
+from speakerdb.audio import Fingerprint, best_matches, fingerprint
 from speakerdb.errors import AudioError
 
 CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _nonspeech import KINDS, LEVELS, SILENCE_LEVELS, make
 
+from speakerdb.audio import SpeechAssessment, assess_speech
 from speakerdb.audio import _speechness as gate
-from speakerdb.audio._speechness import SpeechAssessment, assess_speech
 
 CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))
 LENGTHS_S = (1.0, 2.0, 5.0, 10.0)

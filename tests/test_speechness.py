@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import read_rows, voice
 
-from speakerdb.audio._decode import load_clip
-from speakerdb.audio._speechness import SpeechAssessment, assess_speech
+from speakerdb.audio import SpeechAssessment, assess_speech, load_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from _nonspeech import KINDS, make

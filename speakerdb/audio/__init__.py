@@ -1,5 +1,7 @@
 """Audio in: decode a path, bytes, a binary file object or an array into a checked
-16 kHz mono :class:`Clip` (:mod:`._decode`), and find the speech in it (:mod:`._vad`)."""
+16 kHz mono :class:`Clip` (:mod:`._decode`), find the speech in it (:mod:`._vad`),
+tell speech from noise, hum, tones and music (:mod:`._speechness`), and fingerprint a
+recording so that a replay of it can be recognised (:mod:`._fingerprint`)."""
 
 from ._decode import (
     MAX_DURATION_S,
@@ -14,6 +16,8 @@ from ._decode import (
     refuse_repeats,
     to_clip,
 )
+from ._fingerprint import Fingerprint, best_matches, fingerprint, similarity
+from ._speechness import SpeechAssessment, assess_speech
 from ._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
 
 __all__ = [
@@ -24,11 +28,17 @@ __all__ = [
     "SAMPLE_RATE",
     "Clip",
     "ClipInput",
+    "Fingerprint",
+    "SpeechAssessment",
+    "assess_speech",
+    "best_matches",
     "clip_from_array",
     "clip_from_bytes",
+    "fingerprint",
     "load_clip",
     "net_speech_s",
     "refuse_repeats",
+    "similarity",
     "speech_mask",
     "to_clip",
     "trim_silences",
