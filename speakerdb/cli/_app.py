@@ -45,7 +45,7 @@ from ._maintenance import register as register_maintenance
 
 if TYPE_CHECKING:
     from ..services._batch import BatchReport
-    from ..types import Enrollment, QualityIssue
+    from ..types import QualityIssue
 
 app = typer.Typer(
     name="speakerdb",
@@ -105,7 +105,7 @@ def enroll(
     Creates NAME from CLIPs, or adds them to NAME: all of them, or none. Clips enrolled
     for NAME already are skipped, so running the command again is harmless.
     """
-    from ._render import emit_json
+    from ._render import emit_json, enrollment_text
 
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
@@ -115,26 +115,7 @@ def enroll(
     if json:
         emit_json(result)
         return
-    echo(_enrollment_text(result))
-
-
-def _enrollment_text(result: Enrollment) -> str:
-    from ._render import safe
-
-    name = safe(result.speaker.name)
-    skipped = [
-        f"skipped {safe(s or '<array>')}: enrolled for {name} already" for s in result.skipped
-    ]
-    if not result.added:
-        summary = f"nothing to do: every clip is enrolled for {name} already"
-    else:
-        verb = "created" if result.created else "updated"
-        summary = (
-            f"{verb} {name}: +{len(result.added)} clip(s), {result.speaker.n_utterances} in all"
-        )
-        if result.skipped:
-            summary += f"; {len(result.skipped)} enrolled already, skipped"
-    return "\n".join([*skipped, summary])
+    echo(enrollment_text(result))
 
 
 @app.command(
