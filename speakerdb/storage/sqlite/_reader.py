@@ -136,7 +136,8 @@ class Reader:
         query = _SPEAKERS.format(where="WHERE s.name = ?")
         row = self._db.execute(query, (name,)).fetchone()
         if row is None:
-            raise no_such_speaker(name)
+            names = [r[0] for r in self._db.execute("SELECT name FROM speakers")]
+            raise no_such_speaker(name, names)
         return _speaker(row)
 
     def _snapshot(self) -> _Snapshot:
