@@ -79,13 +79,15 @@ def file_state(path: Path, generation: int, digest: str | None = None) -> str:
     """
     verify = _size(path) <= STATE_CHECKS_UP_TO
     try:
-        header = read_header(path, verify=verify, digest=digest if verify else None)
+        header = read_header(path, verify=False)
+        if header.generation != generation:
+            return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
+        if digest is None and generation:
+            return "unverified (the database records no digest of its templates); will be rebuilt"
+        if verify:
+            header = read_header(path, digest=digest)
     except IndexFileError as exc:
         return f"will be rebuilt ({exc})" if generation else "empty"
-    if header.generation != generation:
-        return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
-    if digest is None and generation:
-        return "unverified (the database records no digest of its templates); will be rebuilt"
     kind = ", IVF" if header.kind == "ivf" else ""
     return f"up to date ({header.count} speakers{kind})"
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from ...errors import DatabaseError
 from .. import _digest
-from .._index import IndexFileError, IndexLock, SpeakerIndex, read_header
+from .._index import IndexFile, IndexFileError, IndexLock, SpeakerIndex, read_header
 from .._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from . import _catalog as catalog
 from ._store import Store
@@ -222,19 +222,30 @@ class IndexSync:
         current = self._current
         if current is not None and current[0] == generation and current[1].dim == self._dim():
             return current[1], ""
-        if digest is None:
-            return None, f"{self.path}: unverified (the database records no digest of it)"
         try:
+            # The header first: a stale file is told from a forged one without reading it.
+            problem = self._header_problem(
+                read_header(self.path, verify=False), generation, db_uuid
+            )
+            if problem or digest is None:
+                return None, problem or f"{self.path}: unverified (the database has no digest)"
             index, header = SpeakerIndex.load(self.path, digest)
         except IndexFileError as exc:
             return None, str(exc)
-        if (header.db_uuid, header.generation) != (db_uuid, generation):
-            stale = f"generation {header.generation}, database {generation}"
-            return None, f"{self.path}: stale ({stale})"
-        if header.count and header.dim != self._dim():
-            return None, f"{self.path}: {header.dim}-d vectors, not {self._dim()}-d"
+        problem = self._header_problem(header, generation, db_uuid)  # replaced meanwhile?
+        if problem:
+            return None, problem
         self._current = (generation, index)
         return index, ""
+
+    def _header_problem(self, header: IndexFile, generation: int, db_uuid: str) -> str:
+        """Why a file with ``header`` is not the index of ``generation``; "" if it may be."""
+        if (header.db_uuid, header.generation) != (db_uuid, generation):
+            stale = f"generation {header.generation}, database {generation}"
+            return f"{self.path}: stale ({stale})"
+        if header.count and header.dim != self._dim():
+            return f"{self.path}: {header.dim}-d vectors, not {self._dim()}-d"
+        return ""
 
     def _load_or_rebuild(self) -> tuple[_State, SpeakerIndex]:
         state = self._read(templates=True)
