@@ -5,10 +5,16 @@ dict; :meth:`StoredSettings.parse` is the one place that turns that text into
 values, so that the decision policy, the fast reader and ``info`` never parse
 strings of their own. It imports nothing heavy: ``speakerdb list`` and
 ``info`` read settings too.
+
+A database file may come from anyone, so every value is checked as the command
+that writes it checks it (a stored threshold of ``-inf`` would accept anyone),
+and a bad one is a :class:`~speakerdb.errors.DatabaseError` naming the key and
+the command that stores it again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -19,6 +25,18 @@ __all__ = ["StoredSettings"]
 
 _T = TypeVar("_T", int, float)
 
+# The largest count a stored counter or size may hold (SQLite's integers are 64-bit).
+_MAX_COUNT = 2**62
+# The command that stores each setting, named by the error about a bad stored value.
+_FIXES = {
+    "threshold": "`speakerdb set-threshold T`",
+    "score_norm": "`speakerdb score-norm MODE`",
+    "asnorm_top_n": "`speakerdb score-norm asnorm --top-n N`",
+    "index_kind": "`speakerdb index --kind auto`",
+    "index_ivf_from": "`speakerdb index --ivf-from N`",
+}
+_DAMAGED = "the database is damaged: restore it from a backup"
+_INDEX_KINDS = ("auto", "flat", "ivf")
 # A score normalisation's own threshold is stored under "<name>_threshold"; the
 # plain "threshold" key is the cosine one (written before normalisations existed).
 _NORM_THRESHOLD_SUFFIX = "_threshold"
@@ -42,23 +60,28 @@ class StoredSettings:
     norm_thresholds: Mapping[str, float] = field(default_factory=dict)
     #: The database's generation counter (bumped by every change of templates).
     generation: int = 0
+    #: The digest of every speaker's template (:mod:`speakerdb.storage._digest`), if recorded.
+    index_digest: str | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> StoredSettings:
         """Parse the settings table's rows; a value that is not what its key holds is a
         :class:`~speakerdb.errors.DatabaseError` naming the key."""
         norm_thresholds = {
-            key.removesuffix(_NORM_THRESHOLD_SUFFIX): _number(raw, key, float)
+            key.removesuffix(_NORM_THRESHOLD_SUFFIX): _number(raw, key, float, -math.inf)
             for key in raw
             if key.endswith(_NORM_THRESHOLD_SUFFIX) and key != "threshold"
         }
         threshold = raw.get("threshold")
+        _check_index_settings(raw)
         return cls(
-            threshold=None if threshold is None else _number(raw, "threshold", float),
-            score_norm=raw.get("score_norm") or None,
-            asnorm_top_n=_number(raw, "asnorm_top_n", int) if raw.get("asnorm_top_n") else None,
+            # The cosine threshold is a cosine, as set-threshold and config check it.
+            threshold=None if threshold is None else _number(raw, "threshold", float, -1.0, 1.0),
+            score_norm=_score_norm(raw),
+            asnorm_top_n=_number(raw, "asnorm_top_n", int, 1) if "asnorm_top_n" in raw else None,
             norm_thresholds=norm_thresholds,
-            generation=_number(raw, "generation", int) if raw.get("generation") else 0,
+            generation=_number(raw, "generation", int, 0) if "generation" in raw else 0,
+            index_digest=_digest(raw),
         )
 
     def norm_threshold(self, norm: str) -> float | None:
@@ -66,11 +89,57 @@ class StoredSettings:
         return self.norm_thresholds.get(norm)
 
 
-def _number(raw: Mapping[str, str], key: str, kind: Callable[[str], _T]) -> _T:
+def _number(
+    raw: Mapping[str, str],
+    key: str,
+    kind: Callable[[str], _T],
+    low: float,
+    high: float = _MAX_COUNT,
+) -> _T:
+    """Setting ``key`` as a finite ``kind`` in ``[low, high]``; else a DatabaseError."""
     try:
-        return kind(raw[key])
-    except ValueError:
-        raise DatabaseError(
-            f"the database's setting {key!r} is not a number: {raw[key]!r}; store it again "
-            "(`speakerdb set-threshold` or `speakerdb score-norm`)"
-        ) from None
+        value = kind(raw[key])
+    except (ValueError, TypeError, OverflowError):
+        value = None
+    if value is None or not math.isfinite(value) or not low <= value <= high:
+        span = f" in [{low:g}, {high:g}]" if high != _MAX_COUNT else f" of at least {low:g}"
+        raise _bad(key, raw[key], f"a finite number{span}" if kind is float else "a whole number")
+    return value
+
+
+def _bad(key: str, value: object, wanted: str) -> DatabaseError:
+    fix = _FIXES.get(key)
+    if fix is None and key.endswith(_NORM_THRESHOLD_SUFFIX):
+        norm = key.removesuffix(_NORM_THRESHOLD_SUFFIX)
+        fix = f"`speakerdb set-threshold T --score-norm {norm}`"
+    again = f"store it again with {fix}" if fix else _DAMAGED
+    return DatabaseError(
+        f"the database's setting {key!r} holds {str(value)[:40]!r}, not {wanted}; {again}"
+    )
+
+
+def _score_norm(raw: Mapping[str, str]) -> str | None:
+    """The stored normalisation's name: a short identifier (the registry, which this
+    bottom layer cannot import, says whether one of that name exists)."""
+    value = raw.get("score_norm") or None
+    if value is not None and not (value.replace("-", "_").isidentifier() and len(value) <= 40):
+        raise _bad("score_norm", value, "a score normalisation's name")
+    return value
+
+
+def _digest(raw: Mapping[str, str]) -> str | None:
+    value = raw.get("index_digest")
+    if value is not None and (len(value) != 512 or value.strip("0123456789abcdef")):
+        raise _bad("index_digest", value, "a digest (run `speakerdb rebuild-index`)")
+    return value
+
+
+def _check_index_settings(raw: Mapping[str, str]) -> None:
+    """The index settings, which the storage reads itself, are checked here too."""
+    if raw.get("index_kind", "auto") not in _INDEX_KINDS:
+        raise _bad("index_kind", raw["index_kind"], f"one of {', '.join(_INDEX_KINDS)}")
+    if "index_ivf_from" in raw:
+        _number(raw, "index_ivf_from", int, 1)
+    for key in ("names_version",):
+        if key in raw:
+            _number(raw, key, int, 0)

@@ -112,7 +112,7 @@ def test_stored_settings_parse_once_and_name_a_bad_value() -> None:
     assert stored.threshold == 0.5 and stored.generation == 4
     assert stored.norm_threshold("margin-duration") == 0.7
     assert stored.norm_threshold("asnorm") is None and stored.score_norm is None
-    with pytest.raises(DatabaseError, match="'threshold' is not a number"):
+    with pytest.raises(DatabaseError, match=r"'threshold' holds 'high'.*set-threshold"):
         StoredSettings.parse({"threshold": "high"})
 
 

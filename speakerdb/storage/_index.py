@@ -43,7 +43,7 @@ from ._indexfile import (
     read_header,
     refuse_link,
 )
-from ._indexkind import IndexPlan, build, describe, stored_ids
+from ._indexkind import IndexPlan, build, describe, stored_ids, vector_blocks
 
 try:
     import fcntl
@@ -244,17 +244,25 @@ class SpeakerIndex:
             fh.write(header_line({**header, "sha256": digest.hexdigest()}))
 
     @classmethod
-    def load(cls, path: Path) -> tuple[SpeakerIndex, IndexFile]:
-        """Read an index file; raise IndexFileError when it is missing or damaged."""
+    def load(cls, path: Path, digest: str | None = None) -> tuple[SpeakerIndex, IndexFile]:
+        """Read an index file; raise IndexFileError when it is missing or damaged, or
+        (given the store's ``digest``) when its rows are not the store's templates."""
         faiss = _faiss()
-        with open_checked(path) as (header, fh):
+        with open_checked(path, digest) as (header, fh):
             try:
                 index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
             except RuntimeError as exc:
                 raise IndexFileError(f"FAISS cannot read {path}: {exc}") from exc
         if index.d != header.dim or index.ntotal != header.count:
             raise IndexFileError(f"{path}: header and payload disagree")
-        return cls._wrap(header.dim, index), header
+        loaded = cls._wrap(header.dim, index)
+        if not loaded._finite():
+            # One NaN row makes every query's margin NaN: never search with it.
+            raise IndexFileError(f"{path}: holds a vector that is not finite")
+        return loaded, header
+
+    def _finite(self) -> bool:
+        return all(bool(np.isfinite(block).all()) for block in vector_blocks(self._index))
 
 
 def _faiss() -> Any:

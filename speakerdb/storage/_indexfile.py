@@ -2,7 +2,11 @@
 
 The header records the database's uuid and *generation* and a SHA-256 of the
 payload, so a stale, foreign or corrupt file is detected before FAISS ever
-parses it. Nothing here imports numpy or FAISS, so ``speakerdb info`` can tell
+parses it. The checksum is no defence against a forger, who recomputes it: the
+rows themselves are checked against the digest the store keeps
+(:mod:`speakerdb.storage._digest`), and every size in the payload against the
+file's length (:mod:`speakerdb.storage._indexpayload`), before FAISS allocates
+anything. Nothing here imports numpy or FAISS, so ``speakerdb info`` can tell
 the file's state quickly.
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import DatabaseError
+from ._indexpayload import PayloadError, content_digest, walk
 
 __all__ = [
     "HEADER_SIZE",
@@ -64,19 +69,25 @@ class IndexFile:
     kind: str = "flat"
 
 
-def file_state(path: Path, generation: int) -> str:
-    """The state of the index file at ``path``, in words, for a database at ``generation``.
+def file_state(path: Path, generation: int, digest: str | None = None) -> str:
+    """The state of the index file at ``path``, in words, for a database at ``generation``
+    whose templates have ``digest`` (``None``: the database has none recorded).
 
-    The checksum is verified for files up to :data:`STATE_CHECKS_UP_TO` bytes; a larger
-    file (hundreds of thousands of speakers) is checked when it is loaded, so that
-    ``speakerdb info`` does not read gigabytes.
+    The checksum and the rows are verified for files up to :data:`STATE_CHECKS_UP_TO`
+    bytes; a larger file (hundreds of thousands of speakers) is checked when it is
+    loaded, so that ``speakerdb info`` does not read gigabytes.
     """
+    verify = _size(path) <= STATE_CHECKS_UP_TO
     try:
-        header = read_header(path, verify=_size(path) <= STATE_CHECKS_UP_TO)
+        header = read_header(path, verify=False)
+        if header.generation != generation:
+            return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
+        if digest is None and generation:
+            return "unverified (the database records no digest of its templates); will be rebuilt"
+        if verify:
+            header = read_header(path, digest=digest)
     except IndexFileError as exc:
         return f"will be rebuilt ({exc})" if generation else "empty"
-    if header.generation != generation:
-        return f"stale (generation {header.generation}, database {generation}); will be rebuilt"
     kind = ", IVF" if header.kind == "ivf" else ""
     return f"up to date ({header.count} speakers{kind})"
 
@@ -88,11 +99,11 @@ def _size(path: Path) -> int:
         return 0  # missing: read_header says so
 
 
-def read_header(path: Path, *, verify: bool = True) -> IndexFile:
+def read_header(path: Path, *, verify: bool = True, digest: str | None = None) -> IndexFile:
     """The header of an index file, without loading FAISS; with ``verify``, once the
-    payload's checksum matched."""
+    payload's checksum and layout (and its rows' ``digest``, if given) were checked."""
     if verify:
-        with open_checked(path) as (header, _):
+        with open_checked(path, digest) as (header, _):
             return header
     try:
         with _open_file(path) as fh:
@@ -104,8 +115,10 @@ def read_header(path: Path, *, verify: bool = True) -> IndexFile:
 
 
 @contextmanager
-def open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
-    """The file's header and the file, at its payload, once the payload's SHA-256 matched.
+def open_checked(path: Path, digest: str | None = None) -> Iterator[tuple[IndexFile, BinaryIO]]:
+    """The file's header and the file, at its payload, once the payload's SHA-256
+    matched, its sizes were found consistent, and (if ``digest`` is given) its rows
+    give that digest: only then may FAISS parse it.
 
     The payload is hashed in blocks, so checking a large index holds no copy of it.
     """
@@ -117,16 +130,37 @@ def open_checked(path: Path) -> Iterator[tuple[IndexFile, BinaryIO]]:
         raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
     with fh:
         try:
-            header, digest, start = _parse_header(path, fh)
+            header, checksum, start = _parse_header(path, fh)
             actual = hashlib.sha256()
             for block in iter(lambda: fh.read(_BLOCK), b""):
                 actual.update(block)
         except OSError as exc:
             raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
-        if actual.hexdigest() != digest:
+        if actual.hexdigest() != checksum:
             raise IndexFileError(f"{path}: checksum mismatch (truncated or corrupt)")
+        _check_rows(path, fh, header, start, digest)
         fh.seek(start)
         yield header, fh
+
+
+def _check_rows(
+    path: Path, fh: BinaryIO, header: IndexFile, start: int, digest: str | None
+) -> None:
+    """Raise IndexFileError unless the payload's layout holds the header's rows, and
+    (with ``digest``) they are the templates the database's digest describes."""
+    try:
+        end = fh.seek(0, os.SEEK_END)
+        kind, segments = walk(fh, start, end, header.dim, header.count)
+        if kind != header.kind:
+            raise PayloadError(f"a {kind} index under a {header.kind} header")
+        if digest is not None and content_digest(fh, segments, header.dim) != digest:
+            raise IndexFileError(
+                f"{path}: its vectors are not the database's templates (digest mismatch)"
+            )
+    except PayloadError as exc:
+        raise IndexFileError(f"{path}: malformed index ({exc})") from exc
+    except OSError as exc:
+        raise IndexFileError(f"{path}: unreadable ({exc.strerror})") from exc
 
 
 def _parse_header(path: Path, fh: BinaryIO) -> tuple[IndexFile, str, int]:

@@ -43,6 +43,7 @@ __all__ = [
     "nprobe_for",
     "plan_for",
     "stored_ids",
+    "vector_blocks",
 ]
 
 #: What the ``index_kind`` setting may hold.
@@ -169,3 +170,22 @@ def stored_ids(index: Any) -> np.ndarray:
         ]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
     return faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def vector_blocks(index: Any) -> list[np.ndarray]:
+    """Views of every vector in a FAISS index built by :func:`build` (no copies)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        lists: Any = index.invlists
+        return [
+            faiss.rev_swig_ptr(lists.get_codes(i), lists.list_size(i) * lists.code_size).view(
+                np.float32
+            )
+            for i in range(index.nlist)
+            if lists.list_size(i)
+        ]
+    flat: Any = faiss.downcast_index(index.index)
+    if not flat.ntotal:
+        return []
+    return [faiss.rev_swig_ptr(flat.get_xb(), int(flat.ntotal) * int(flat.d))]

@@ -34,7 +34,7 @@ from . import _catalog as catalog
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
-from ._store import Store, from_blob
+from ._store import SpeakerRow, Store
 
 if TYPE_CHECKING:
     from ...audio._decode import Clip
@@ -99,10 +99,18 @@ class SQLiteStorage:
                 with self._store.write() as session:
                     change = _Change(session, templates=True)
                     yield change
-                    generation = catalog.bump_generation(session) if change.ops else 0
-                if change.ops:
-                    self._seen_dim = change.dim or self._seen_dim
-                    self._index.apply(generation, change.apply_to)
+                    if change.ops:
+                        # The digest commits with the templates: the index is checked by it.
+                        before = catalog.update_digest(session, change.rows)
+                        generation = catalog.bump_generation(session)
+                try:
+                    if change.ops:
+                        self._seen_dim = change.dim or self._seen_dim
+                        # After a deletion the old file must not survive (purge).
+                        self._index.apply(generation, change.apply_to, before, change.deleted)
+                finally:
+                    self._committed(change)  # committed: the WAL is purged even so
+            return
         self._committed(change)
 
     def _committed(self, change: _Change) -> None:
@@ -183,7 +191,13 @@ class _Snapshot:
         return catalog.list_utterances(self._session, name)
 
     def template(self, name: str) -> np.ndarray:
-        return from_blob(catalog.require_speaker(self._session, name).template)
+        row = catalog.require_speaker(self._session, name)
+        encoder = catalog.read_encoder(self._session)
+        fix = f"remove the speaker (`speakerdb remove {name}`) and enroll them again"
+        dim = encoder.dim if encoder is not None else None
+        return catalog.checked_vectors([row.template], lambda _: f"template of {name!r}", fix, dim)[
+            0
+        ]
 
     def counts(self) -> tuple[int, int]:
         return len(catalog.list_speakers(self._session)), catalog.count_utterances(self._session)
@@ -209,6 +223,8 @@ class _Change(_Snapshot):
         super().__init__(session)
         self._templates = templates
         self.ops: list[_IndexOp] = []
+        # The same changes for the digest: (speaker id, old template, new template).
+        self.rows: list[catalog.TemplateChange] = []
         self.dim = 0
         self.deleted = False
         self.recorded: EncoderInfo | None = None
@@ -233,7 +249,8 @@ class _Change(_Snapshot):
         catalog.refuse_enrolled(session, clips)
         row, created = catalog.get_or_create_speaker(session, name)
         added = catalog.add_utterances(session, row, clips, embeddings)
-        self._upsert(row.id, catalog.refresh_template(session, row))
+        old = row.template
+        self._upsert(row, old, catalog.refresh_template(session, row))
         speaker = catalog.to_speaker(row, catalog.count_utterances(session, row.id))
         return Enrollment(speaker, tuple(catalog.to_utterance(u, name) for u in added), created)
 
@@ -241,6 +258,7 @@ class _Change(_Snapshot):
         self._check_templates()
         row = catalog.require_speaker(self._session, name)
         removed = catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+        self.rows.append((row.id, row.template, b""))
         self._session.delete(row)
         self.ops.append((removed.id, None))
         self.deleted = True
@@ -256,7 +274,8 @@ class _Change(_Snapshot):
             raise last_clip(utterance_id, owner.name)
         session.delete(row)
         session.flush()
-        self._upsert(owner.id, catalog.refresh_template(session, owner))
+        old = owner.template
+        self._upsert(owner, old, catalog.refresh_template(session, owner))
         self.deleted = True
         return catalog.to_speaker(owner, left)
 
@@ -280,8 +299,10 @@ class _Change(_Snapshot):
         self.deleted = True
         return audit.clear(self._session)
 
-    def _upsert(self, speaker_id: int, template: np.ndarray) -> None:
-        self.ops.append((speaker_id, template))
+    def _upsert(self, row: SpeakerRow, old: bytes, template: np.ndarray) -> None:
+        """Record the change of ``row``'s template from ``old`` to ``template``."""
+        self.rows.append((row.id, old, row.template))
+        self.ops.append((row.id, template))
         self.dim = len(template)
 
     def _check_templates(self) -> None:

@@ -8,7 +8,7 @@ results of :mod:`speakerdb.types`; ORM rows never leave this module's callers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sqlalchemy import func, select
@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from ..._vectors import template_of
 from ...audio._decode import Clip
 from ...decision._population import Population
-from ...errors import no_such_speaker
+from ...errors import DatabaseError, no_such_speaker
 from ...types import EncoderInfo, Speaker, Utterance
+from .. import _digest
 from .. import _rules as rules
 from .._rules import check_clip_number, no_such_clip, storable_source
 from ._store import (
@@ -33,11 +34,13 @@ from ._store import (
 )
 
 __all__ = [
+    "DIGEST_KEY",
     "add_utterances",
     "all_settings",
     "all_templates",
     "bump_counter",
     "bump_generation",
+    "checked_vectors",
     "count_utterances",
     "ensure_uuid",
     "existing_hashes",
@@ -57,8 +60,14 @@ __all__ = [
     "speaker_names",
     "to_speaker",
     "to_utterance",
+    "update_digest",
     "write_encoder",
 ]
+
+#: The setting holding the digest of every speaker's (id, template) (:mod:`.._digest`).
+DIGEST_KEY = "index_digest"
+# A template change for the digest: (speaker id, old template, new template), b"" for none.
+TemplateChange = tuple[int, bytes, bytes]
 
 
 def get_setting(session: Session, key: str) -> str | None:
@@ -95,6 +104,32 @@ def bump_counter(session: Session, key: str) -> int:
     value = int(get_setting(session, key) or 0) + 1
     set_setting(session, key, str(value))
     return value
+
+
+def update_digest(session: Session, changes: Sequence[TemplateChange]) -> str | None:
+    """Store the templates' digest after ``changes``, which the session has made;
+    return the digest before them (``None`` when the database recorded none).
+
+    Two terms per change, so a change at 10^5 speakers stays cheap; a database
+    without a (valid) digest, written by an older speakerdb, gets one from every
+    template, once.
+    """
+    before = get_setting(session, DIGEST_KEY)
+    try:
+        after = before if before is not None and _digest.parse(before) is not None else None
+    except ValueError:
+        before = after = None
+    if after is None:
+        ids, blobs = all_templates(session)
+        after = _digest.digest_of(zip(ids.tolist(), blobs, strict=True))
+    else:
+        for speaker_id, old, new in changes:
+            if old:
+                after = _digest.remove(after, speaker_id, old)
+            if new:
+                after = _digest.add(after, speaker_id, new)
+    set_setting(session, DIGEST_KEY, after)
+    return before
 
 
 def ensure_uuid(session: Session) -> str:
@@ -191,12 +226,58 @@ def add_utterances(
 
 def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:
     """Recompute the speaker's template from all their utterances (the enrollment rule)."""
-    blobs = session.scalars(
-        select(UtteranceRow.embedding).where(UtteranceRow.speaker_id == speaker.id)
+    found = session.execute(
+        select(UtteranceRow.id, UtteranceRow.embedding).where(UtteranceRow.speaker_id == speaker.id)
     ).all()
-    template = template_of(np.stack([from_blob(b) for b in blobs]))
+    fix = _remove_clip_fix(speaker.name)
+
+    def row(i: int) -> str:
+        return f"clip {found[i][0]} of {speaker.name!r}"
+
+    vectors = checked_vectors([blob for _, blob in found], row, fix, _encoder_dim(session))
+    template = template_of(vectors)
     speaker.template = to_blob(template)
     return template
+
+
+def checked_vectors(
+    blobs: Sequence[bytes],
+    row: Callable[[int], str],
+    fix: str | Callable[[int], str],
+    dim: int | None,
+) -> np.ndarray:
+    """The stored float32 vectors ``blobs`` as rows of one array; a DatabaseError naming
+    the row (``row(i)`` describes the i-th) and ``fix`` when one is not ``dim`` floats
+    (or, with no encoder recorded, as long as the first), or is not finite: a damaged
+    row must not decide an answer, nor fail as an unexplained ValueError."""
+    size = 4 * dim if dim else len(blobs[0]) if blobs else 0
+    bad = next((i for i, b in enumerate(blobs) if len(b) != size or not b), None)
+    if bad is not None:
+        raise _damaged(bad, row, f"{len(blobs[bad])} bytes, not {size}", fix)
+    vectors = np.stack([from_blob(b) for b in blobs]) if blobs else np.zeros((0, 0), np.float32)
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise _damaged(int(np.argmin(finite)), row, "a value that is not finite", fix)
+    return vectors
+
+
+def _damaged(
+    at: int, row: Callable[[int], str], why: str, fix: str | Callable[[int], str]
+) -> DatabaseError:
+    remedy = fix if isinstance(fix, str) else fix(at)
+    return DatabaseError(f"the database is damaged: the {row(at)} holds {why}; {remedy}")
+
+
+def _remove_clip_fix(name: str) -> str:
+    return (
+        f"remove the damaged clip (`speakerdb remove-utterance ID`; `speakerdb show {name}` "
+        f"lists them) or the speaker (`speakerdb remove {name}`)"
+    )
+
+
+def _encoder_dim(session: Session) -> int | None:
+    encoder = read_encoder(session)
+    return encoder.dim if encoder is not None else None
 
 
 def count_utterances(session: Session, speaker_id: int | None = None) -> int:
@@ -260,17 +341,23 @@ def all_templates(session: Session) -> tuple[np.ndarray, list[bytes]]:
 def read_population(session: Session, names: Sequence[str] | None = None) -> Population:
     """Every utterance embedding in the database (or of ``names`` only), by speaker."""
     stmt = (
-        select(SpeakerRow.name, UtteranceRow.embedding, UtteranceRow.duration_s)
+        select(SpeakerRow.name, UtteranceRow.id, UtteranceRow.embedding, UtteranceRow.duration_s)
         .join(UtteranceRow, UtteranceRow.speaker_id == SpeakerRow.id)
         .order_by(SpeakerRow.name, UtteranceRow.id)
     )
     if names is not None:
         stmt = stmt.where(SpeakerRow.name.in_(list(names)))
     rows = session.execute(stmt).all()
+
+    def row(i: int) -> str:
+        return f"clip {rows[i][1]} of {rows[i][0]!r}"
+
+    fix = "remove the damaged clip (`speakerdb remove-utterance ID`)"
+    vectors = checked_vectors([r[2] for r in rows], row, fix, _encoder_dim(session))
     groups: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, list[float]] = {}
-    for name, blob, seconds in rows:
-        groups.setdefault(name, []).append(from_blob(blob))
+    for (name, _, _, seconds), vector in zip(rows, vectors, strict=True):
+        groups.setdefault(name, []).append(vector)
         lengths.setdefault(name, []).append(seconds)
     return Population.from_groups(
         {n: np.stack(v) for n, v in groups.items()},

@@ -192,7 +192,7 @@ def describe_database(
         n_utterances=counts[1],
         schema_revision=SCHEMA_HEAD,
         index_path=str(index),
-        index_state=file_state(index, generation),
+        index_state=file_state(index, generation, sources.stored.index_digest),
         score_norm=policy.score_norm,
         score_norm_threshold=None if deciding_by_cosine else policy.threshold,
     )

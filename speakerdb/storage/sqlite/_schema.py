@@ -6,11 +6,22 @@ revision is refused with :class:`~speakerdb.errors.SchemaError` telling the user
 to back it up and run ``speakerdb db upgrade``; a newer one asks for a newer
 speakerdb. Alembic is imported only to create or upgrade, so opening an
 up-to-date database stays fast.
+
+A database file may come from anyone. Opening one at the head revision also
+checks that it holds no trigger, view, table or index that the migrations did
+not create: a foreign ``AFTER DELETE`` trigger could copy every voiceprint that
+``remove`` deletes. The objects the migrations create are listed in
+:data:`HEAD_OBJECTS` (a test derives the list from the migrations), so the
+check costs one query; a database holding anything else is checked against a
+fresh in-memory database migrated to head before it is refused, so a list that
+was not updated can delay an open but never refuse a good database.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +31,15 @@ if TYPE_CHECKING:
     # Not at run time: the fast reader (._reader) checks SCHEMA_HEAD without SQLAlchemy.
     from ._store import Store
 
-__all__ = ["SCHEMA_HEAD", "current_revision", "ensure_schema", "migrations_dir", "upgrade"]
+__all__ = [
+    "HEAD_OBJECTS",
+    "SCHEMA_HEAD",
+    "current_revision",
+    "ensure_schema",
+    "migrated_objects",
+    "migrations_dir",
+    "upgrade",
+]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +47,28 @@ log = logging.getLogger(__name__)
 SCHEMA_HEAD = "0002"
 #: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log.
 KNOWN_REVISIONS = ("0001", "0002")
+#: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
+#: SQLite's own; a test checks it equals :func:`migrated_objects`.
+HEAD_OBJECTS = frozenset(
+    {
+        ("table", "alembic_version"),
+        ("table", "speakers"),
+        ("table", "utterances"),
+        ("index", "ix_utterances_speaker_id"),
+        ("table", "encoder"),
+        ("table", "settings"),
+        ("table", "audit"),
+        ("index", "ix_audit_created_at"),
+    }
+)
+# SQLite's own objects are left out by name *and* type: a trigger named sqlite_* is not
+# SQLite's (only writable_schema makes one), and is caught.
+_DROP_ORDER = ("trigger", "view", "index", "table")
+_OBJECTS = """
+    SELECT type, name FROM sqlite_master
+    WHERE NOT (type = 'index' AND name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\')
+      AND NOT (type = 'table' AND name IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat4'))
+"""
 
 
 def migrations_dir() -> Path:
@@ -58,6 +99,7 @@ def ensure_schema(store: Store) -> None:
         return
     revision = current_revision(store)
     if revision == SCHEMA_HEAD:
+        _refuse_foreign_objects(store)
         return
     if revision in KNOWN_REVISIONS:
         raise SchemaError(
@@ -91,17 +133,60 @@ def _refuse_foreign(store: Store, tables: set[str]) -> None:
         )
 
 
+def _refuse_foreign_objects(store: Store) -> None:
+    """Raise SchemaError naming every trigger, view, table or index the migrations did
+    not create, and the fix."""
+    from sqlalchemy import text
+
+    with store.read() as session:
+        found = {(str(kind), str(name)) for kind, name in session.execute(text(_OBJECTS))}
+    foreign = found - HEAD_OBJECTS
+    if foreign:
+        foreign -= migrated_objects()
+    if not foreign:
+        return
+    # Triggers first: dropping a table a trigger writes to would leave it failing.
+    ordered = sorted(foreign, key=lambda o: (_DROP_ORDER.index(o[0]), o[1]))
+    listed = ", ".join(f"{kind} {name!r}" for kind, name in ordered)
+    drops = "; ".join(f"DROP {kind.upper()} {name}" for kind, name in ordered)
+    raise SchemaError(
+        f"{store.path}: holds objects speakerdb's migrations did not create ({listed}); "
+        "another program (or an attacker) may copy or change voiceprints through them. "
+        "Check what they do, then remove them "
+        f"(`sqlite3 {shlex.quote(str(store.path))} {shlex.quote(drops)}`) or restore a backup"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def migrated_objects() -> frozenset[tuple[str, str]]:
+    """The (type, name) of every object of a fresh database migrated to head (besides
+    SQLite's own): computed once per process, in memory."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine("sqlite://")
+    try:
+        with engine.begin() as conn:
+            _migrate(conn)
+            return frozenset((str(k), str(n)) for k, n in conn.execute(text(_OBJECTS)))
+    finally:
+        engine.dispose()
+
+
 def _create(store: Store) -> None:
     _run_alembic(store)
     log.info("created %s at schema revision %s", store.path, SCHEMA_HEAD)
 
 
 def _run_alembic(store: Store) -> None:
+    with store.engine.execution_options(speakerdb_immediate=True).begin() as conn:
+        _migrate(conn)
+
+
+def _migrate(conn: object) -> None:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
-    with store.engine.execution_options(speakerdb_immediate=True).begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
