@@ -173,7 +173,9 @@ def _check_database(db_path: Path, reported: list[str], attempted: int) -> int:
             scores, hits = index.search(np.stack([templates[i] for i in ids]), 1)
             assert (hits[:, 0] == ids).all() and np.allclose(scores[:, 0], 1.0, atol=1e-5)
         state = db.info().index_state
-        assert state.startswith("up to date"), state
+        # Under load every child may be killed before its first commit: a database
+        # that never held a speaker has no index file, and says so.
+        assert state.startswith("up to date") or (not speakers and state == "empty"), state
     return len(speakers)
 
 
