@@ -155,6 +155,17 @@ def no_such_speaker(name: str) -> SpeakerNotFound:
     return SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")
 
 
+def missing_database(path: object, *, unfinished: bool = False) -> DatabaseError:
+    """The error for a read of a database that no write has created yet: the file is
+    missing, or (``unfinished``) its first write never committed."""
+    if unfinished:
+        return DatabaseError(
+            f"{path}: the database was never finished (its first enrollment did not "
+            "complete); enroll a speaker to create it, or check --db"
+        )
+    return DatabaseError(f"{path}: no such database; check --db, or enroll a speaker to create it")
+
+
 def sqlite_error(path: object, exc: BaseException, busy_timeout_s: float) -> DatabaseError:
     """The error, naming the fix, for ``exc`` raised by SQLite on the database at ``path``."""
     import sqlite3

@@ -46,7 +46,7 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from ...errors import DatabaseBusy, DatabaseError, sqlite_busy, sqlite_error
+from ...errors import DatabaseBusy, DatabaseError, missing_database, sqlite_busy, sqlite_error
 
 __all__ = [
     "AuditRow",
@@ -186,16 +186,19 @@ class Store:
         created = not path.exists()
         if created:
             if not create:
-                raise DatabaseError(
-                    f"{path}: no such database; check --db, or enroll a speaker to create it"
-                )
+                raise missing_database(path)
             _create_private_file(path)
         # URL.create, not "sqlite:///{path}": '?', '%' and '#' stay in the file's name.
         engine = create_engine(URL.create("sqlite", database=str(path)))
         _install_pragmas(engine)
         store = cls(path, engine)
         store.created = created
-        store._probe()
+        try:
+            store._probe()
+        except DatabaseError:
+            if created:  # nothing of ours was written: leave nothing behind
+                path.unlink(missing_ok=True)
+            raise
         return store
 
     def _probe(self) -> None:
