@@ -7,14 +7,18 @@ Issue 17 item 9 and issue 16 findings 8, 9 and 10.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import FakeEncoder, voice
 
-from speakerdb import AudioError, DatabaseError, SpeakerDB
+from speakerdb import AudioError, DatabaseError, DuplicateUtterance, SpeakerDB
 
 RATE = 16000
 
@@ -101,3 +105,52 @@ def test_a_database_whose_first_write_never_committed_is_new(tmp_path: Path) -> 
         db.enroll("alice", clips(150))
         encoder = db.info().encoder
         assert encoder is not None and (encoder.model, encoder.dim) == ("other-encoder", 16)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork() and SIGKILL")
+def test_a_first_enrollment_killed_at_any_moment_is_redone_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """The crash harness of tests/test_crash_safety.py kills a process during its first
+    enrollment; running the same enrollment again then succeeds, with the model it asks."""
+    from _workers import RATE as WORKER_RATE
+    from _workers import planned_clips, planned_name
+    from test_crash_safety import Spawner
+
+    rng = random.Random(20261206)
+    name = planned_name(0)
+    outcomes = []
+    with Spawner(tmp_path / "events.txt", tmp_path / "stderr.txt") as spawner:
+        for attempt in range(16):
+            path = tmp_path / f"db{attempt}.db"
+            delay = rng.uniform(0.0, 0.6)
+            outcomes.append(spawner.run("enroll", path, 0, 1, clock="open", delay=delay))
+            if os.path.lexists(path):
+                with SpeakerDB(path, create=False) as db:
+                    try:  # committed, or refused as unfinished: never read as a model's
+                        assert [s.name for s in db.speakers()] == [name]
+                    except DatabaseError as exc:
+                        assert "never finished" in str(exc)
+            with SpeakerDB(path, encoder=FakeEncoder()) as db:  # the run again
+                with contextlib.suppress(DuplicateUtterance):  # committed before the kill
+                    db.enroll(name, [(clip, WORKER_RATE) for clip in planned_clips(0)])
+                assert db.identify((planned_clips(0)[0], WORKER_RATE)).speaker == name
+    assert outcomes.count("killed") >= 4, outcomes
+
+
+def test_the_cli_refuses_an_unfinished_database_instead_of_using_the_default_model(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from speakerdb.cli import app
+
+    path = tmp_path / "speakers.db"
+    _stillborn(path)
+    clip = tmp_path / "x.wav"
+    sf.write(clip, voice(150), RATE)
+    for command in (["identify", str(clip)], ["list"], ["info"], ["verify", "alice", str(clip)]):
+        result = CliRunner().invoke(app, [*command, "--db", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "never finished" in result.stderr and "enroll a speaker" in result.stderr
