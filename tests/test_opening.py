@@ -10,7 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +158,131 @@ def test_the_cli_refuses_an_unfinished_database_instead_of_using_the_default_mod
         result = CliRunner().invoke(app, [*command, "--db", str(path)])
         assert result.exit_code == 2, result.output
         assert "never finished" in result.stderr and "enroll a speaker" in result.stderr
+
+
+# -- each error names the fix (issue 16 finding 8) ----------------------------
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[bool]:
+    """Make ``folder`` read-only for this process; yield whether that was possible.
+
+    chmod does not stop root (the CI runs as root): there the folder is made immutable
+    with ``chattr +i``, which does; where neither works, yield False.
+    """
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield True
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", folder], check=False).returncode:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run([chattr, "-i", folder], check=True)
+
+
+def test_a_read_only_folder_names_the_folder_and_the_fix(tmp_path: Path) -> None:
+    folder = tmp_path / "doors"
+    folder.mkdir()
+    with SpeakerDB(folder / "speakers.db", encoder=FakeEncoder()) as db:
+        db.enroll("alice", clips(150))
+    (folder / "speakers.db-wal").unlink(missing_ok=True)  # as after the last process exits
+    (folder / "speakers.db-shm").unlink(missing_ok=True)
+    with read_only(folder) as possible:
+        if not possible:
+            pytest.skip("no way to make a folder read-only for this user")
+        with pytest.raises(DatabaseError) as caught:
+            with SpeakerDB(folder / "speakers.db", encoder=FakeEncoder()) as db:
+                db.identify(clips(150)[0])
+        new = SpeakerDB(folder / "new.db", encoder=FakeEncoder())
+        with pytest.raises(DatabaseError, match=f"make the folder {folder} writable"):
+            new.enroll("alice", clips(150))
+        new.close()
+    assert "not an SQLite database" not in str(caught.value)
+    assert f"make the folder {folder} writable" in str(caught.value)
+    assert not (folder / "new.db").exists()
+
+
+def test_a_folder_that_refuses_the_new_file_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Simulated, for machines where the test above cannot make a folder read-only.
+    real_open = os.open
+
+    def refuse(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith("speakers.db") and flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refuse)
+    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match=f"Permission denied.*folder {tmp_path} writable"):
+            db.enroll("alice", clips(150))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlinked_wal_is_refused_by_name_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    folder = tmp_path / "doors"
+    folder.mkdir()
+    (folder / "speakers.db-wal").symlink_to(target)
+    with SpeakerDB(folder / "speakers.db", encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match=r"db-wal: is a symbolic link.* remove it"):
+            db.enroll("alice", clips(150))
+    assert sorted(p.name for p in folder.iterdir()) == ["speakers.db-wal"]
+    assert not target.exists()
+
+
+_LIMITED = """
+import resource, signal, sys
+sys.path.insert(0, sys.argv[2])
+from conftest import FakeEncoder, voice
+from speakerdb import DatabaseError, SpeakerDB
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+with SpeakerDB(sys.argv[1], encoder=FakeEncoder()) as db:
+    try:
+        for n in range(200):
+            db.enroll(f"p{n}", [(voice(90 + 3 * n, seed=s), 16000) for s in range(3)], force=True)
+    except DatabaseError as exc:
+        print(exc)
+"""
+
+
+def test_a_file_size_limit_is_named_with_its_fix(tmp_path: Path) -> None:
+    tests = Path(__file__).resolve().parent
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITED, str(tmp_path / "speakers.db"), str(tests)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "file-size limit, `ulimit -f`" in proc.stdout, proc.stdout + proc.stderr
+    assert "ulimit -f unlimited" in proc.stdout
+
+
+def test_a_full_disk_is_named_with_its_fix(tmp_path: Path) -> None:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        with SpeakerDB(folder / "speakers.db", encoder=FakeEncoder()) as db:
+            with pytest.raises(DatabaseError, match=r"is full .*free space and retry"):
+                for n in range(400):
+                    db.enroll(f"p{n}", clips(90 + 3 * n), force=True)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

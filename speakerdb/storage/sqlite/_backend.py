@@ -233,11 +233,13 @@ def _open_store(path: Path, *, create: bool) -> Store:
     database of (a symlinked WAL, a read-only folder) is removed again."""
     store = Store.open(path, create=create)
     try:
-        ensure_schema(store)
+        with store.translated():
+            ensure_schema(store)
     except BaseException:
         store.close()
         if store.created:
-            path.unlink(missing_ok=True)
+            for created in (path, *_sqlite_sidecars(path)):
+                created.unlink(missing_ok=True)
         raise
     return store
 

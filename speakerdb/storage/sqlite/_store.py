@@ -17,7 +17,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,14 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from ...errors import DatabaseBusy, DatabaseError, missing_database, sqlite_busy, sqlite_error
+from ...errors import (
+    DatabaseBusy,
+    DatabaseError,
+    missing_database,
+    sqlite_busy,
+    sqlite_error,
+    unwritable_folder,
+)
 
 __all__ = [
     "AuditRow",
@@ -183,6 +190,7 @@ class Store:
         path = Path(path).expanduser()
         if path.is_dir():
             raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
+        _refuse_linked_sidecars(path)
         created = not path.exists()
         if created:
             if not create:
@@ -207,10 +215,16 @@ class Store:
                 conn.exec_driver_sql("PRAGMA schema_version").scalar()
         except sa_exc.DatabaseError as exc:
             self.engine.dispose()
+            if not _not_a_database(exc.orig):  # a folder it cannot write, a full disk...
+                raise sqlite_error(self.path, exc.orig or exc, BUSY_TIMEOUT_MS / 1000) from exc
             raise DatabaseError(
                 f"{self.path}: not an SQLite database (corrupt or another kind of file); "
                 "pass the right file with --db"
             ) from exc
+
+    def translated(self) -> AbstractContextManager[None]:
+        """A block whose SQLite errors become :class:`DatabaseError` naming the fix."""
+        return _wrapped(self.path)
 
     def use_wal(self) -> None:
         """Journal in WAL mode: readers never block the writer or vice versa.
@@ -313,11 +327,30 @@ def _wrapped(path: Path) -> Iterator[None]:
         raise sqlite_error(path, cause, BUSY_TIMEOUT_MS / 1000) from exc
 
 
+def _not_a_database(exc: BaseException | None) -> bool:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    return code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) or code == 0
+
+
+def _refuse_linked_sidecars(path: Path) -> None:
+    """Refuse a database whose journal files are symbolic links: SQLite would write the
+    database's pages (voiceprints) wherever they point, a file another user may own."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        sidecar = path.with_name(path.name + suffix)
+        if sidecar.is_symlink():
+            raise DatabaseError(
+                f"{sidecar}: is a symbolic link, and speakerdb writes no database through "
+                f"one (it may have been planted); remove it (`rm {sidecar}`) and retry"
+            )
+
+
 def _create_private_file(path: Path) -> None:
     if not path.parent.exists():
         raise DatabaseError(f"{path}: folder {path.parent} does not exist")
     try:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except PermissionError as exc:
+        raise unwritable_folder(path, exc.strerror or str(exc)) from exc
     except OSError as exc:
         raise DatabaseError(f"{path}: cannot create the database ({exc.strerror})") from exc
 
