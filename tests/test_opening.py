@@ -286,3 +286,48 @@ def test_a_full_disk_is_named_with_its_fix(tmp_path: Path) -> None:
                     db.enroll(f"p{n}", clips(90 + 3 * n), force=True)
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+# -- forking (issue 16 finding 10) ---------------------------------------------
+
+CHILDREN = 4
+QUERIES = 20
+
+
+def _identify_in_child(db: SpeakerDB, probe: tuple[np.ndarray, int]) -> None:
+    for _ in range(QUERIES):
+        assert db.identify(probe).speaker == "alice"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_children_use_the_parents_database_without_hanging(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "speakers.db"
+    probe = clips(150)[0]
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", clips(150))
+        db.enroll("bob", clips(230))
+        db.audit.configure(True)
+        assert db.identify(probe).speaker == "alice"  # the parent's pool and index are warm
+        context = multiprocessing.get_context("fork")
+        children = [
+            context.Process(target=_identify_in_child, args=(db, probe)) for _ in range(CHILDREN)
+        ]
+        for child in children:
+            child.start()
+        try:
+            for _ in range(QUERIES):  # the parent goes on meanwhile, and then closes
+                assert db.identify(probe).speaker == "alice"
+            db.close()
+            for child in children:
+                child.join(timeout=120)
+            assert [c.exitcode for c in children] == [0] * CHILDREN
+        finally:
+            for child in children:
+                if child.is_alive():
+                    child.kill()
+                    child.join()
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        logged = db.audit.entries()
+    assert len(logged) == 1 + QUERIES + CHILDREN * QUERIES

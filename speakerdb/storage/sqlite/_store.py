@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
@@ -183,6 +184,7 @@ class Store:
         #: True when :meth:`open` created the file.
         self.created = False
         self._writer = engine.execution_options(speakerdb_immediate=True)
+        _OPEN_STORES.add(self)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
@@ -316,6 +318,33 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+#: Every open store of this process, for :func:`_forget_parent_connections`.
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child, close the SQLite connections inherited from the parent's pools,
+    so that the child opens its own.
+
+    An inherited connection must not be used: SQLite keeps the locks of each file in
+    per-process tables, which the child copies, so the child believes it holds the
+    parent's locks while the kernel gives it none. The parent could then take itself
+    for the last user of the database, checkpoint and delete the WAL under the child's
+    commits (audit entries written by forked children were lost, and children hung:
+    issue 16, finding 10). Closing the copies (``dispose()``, not ``dispose(close=False)``,
+    which would keep SQLite's tables alive with the child's connections) empties those
+    tables; it releases no lock of the parent's, since the kernel's locks belong to the
+    process that took them. Connections checked out by another thread at the fork are
+    not in the pool and stay unusable: fork from a thread that is not querying.
+    """
+    for store in list(_OPEN_STORES):
+        store.engine.dispose()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_connections)
 
 
 @contextmanager
