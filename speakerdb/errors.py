@@ -160,8 +160,8 @@ def missing_database(path: object, *, unfinished: bool = False) -> DatabaseError
     missing, or (``unfinished``) its first write never committed."""
     if unfinished:
         return DatabaseError(
-            f"{path}: the database was never finished (its first enrollment did not "
-            "complete); enroll a speaker to create it, or check --db"
+            f"{path}: the database is not finished: its first enrollment has not completed "
+            "(it is under way, or was interrupted); enroll a speaker to create it, or check --db"
         )
     return DatabaseError(f"{path}: no such database; check --db, or enroll a speaker to create it")
 

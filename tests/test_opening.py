@@ -103,7 +103,7 @@ def test_a_database_whose_first_write_never_committed_is_new(tmp_path: Path) -> 
     _stillborn(path)
     with SpeakerDB(path, create=False) as db:
         # Not a database built with the default hub model: not a database at all yet.
-        with pytest.raises(DatabaseError, match=r"never finished .* enroll a speaker to create"):
+        with pytest.raises(DatabaseError, match=r"not finished: .* enroll a speaker to create"):
             db.identify(clips(150)[0])
     with SpeakerDB(path, encoder=FakeEncoder(dim=16, model="other-encoder")) as db:
         db.enroll("alice", clips(150))
@@ -135,7 +135,7 @@ def test_a_first_enrollment_killed_at_any_moment_is_redone_by_the_next_run(
                     try:  # committed, or refused as unfinished: never read as a model's
                         assert [s.name for s in db.speakers()] == [name]
                     except DatabaseError as exc:
-                        assert "never finished" in str(exc)
+                        assert "not finished" in str(exc)
             with SpeakerDB(path, encoder=FakeEncoder()) as db:  # the run again
                 with contextlib.suppress(DuplicateUtterance):  # committed before the kill
                     db.enroll(name, [(clip, WORKER_RATE) for clip in planned_clips(0)])
@@ -157,7 +157,7 @@ def test_the_cli_refuses_an_unfinished_database_instead_of_using_the_default_mod
     for command in (["identify", str(clip)], ["list"], ["info"], ["verify", "alice", str(clip)]):
         result = CliRunner().invoke(app, [*command, "--db", str(path)])
         assert result.exit_code == 2, result.output
-        assert "never finished" in result.stderr and "enroll a speaker" in result.stderr
+        assert "not finished" in result.stderr and "enroll a speaker" in result.stderr
 
 
 # -- each error names the fix (issue 16 finding 8) ----------------------------
