@@ -19,7 +19,7 @@ from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
 from .config import database_path, parse_threshold, resolve_backend
-from .errors import InputError
+from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._enrolling import Enrolling
@@ -63,6 +63,13 @@ class SpeakerDB:
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
     a decoded :class:`~speakerdb.audio.Clip`; :mod:`speakerdb.audio` checks each.
+
+    A missing file is created by the first write (an enrollment, ``set_threshold``,
+    ...), owner-only; until then queries (``speakers``, ``info``, ``identify``,
+    ``verify``, ...) raise :class:`DatabaseError` naming the fix, so a misspelt path is
+    neither read as an empty database nor created. ``create=False`` refuses a missing
+    file at once. A file whose first write never committed (a process killed during
+    its first enrollment) counts as missing: the next write completes it.
 
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
@@ -163,6 +170,7 @@ class SpeakerDB:
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
+        self._require_database()
         with self._storage.read() as snapshot:
             counts, version = snapshot.counts(), snapshot.version()
         return self._settings.describe(self.path, self._slot.stored, counts, version)
@@ -225,6 +233,7 @@ class SpeakerDB:
         normalised score for this query (default: see :meth:`policy`);
         :attr:`Match.normalized` holds it, and the result carries its policy.
         """
+        self._require_database()
         return self._querying.identify_many([clip], top_k, threshold, score_norm)[0]
 
     def identify_many(
@@ -236,6 +245,7 @@ class SpeakerDB:
         score_norm: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
+        self._require_database()
         return self._querying.identify_many(clips, top_k, threshold, score_norm)
 
     def verify(
@@ -248,29 +258,34 @@ class SpeakerDB:
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
         (or by a normalised score, as in :meth:`identify`)."""
+        self._require_database()
         return self._querying.verify(name, clip, threshold, score_norm)
 
     # -- the speakers ----------------------------------------------------
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
+        self._require_database()
         with self._storage.read() as snapshot:
             return snapshot.speakers()
 
     def speaker(self, name: str) -> Speaker:
         """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
+        self._require_database()
         name = clean_name(name)
         with self._storage.read() as snapshot:
             return snapshot.speaker(name)
 
     def utterances(self, name: str) -> list[Utterance]:
         """The enrolled clips of ``name``, oldest first."""
+        self._require_database()
         name = clean_name(name)
         with self._storage.read() as snapshot:
             return snapshot.utterances(name)
 
     def rename(self, old: str, new: str) -> Speaker:
         """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
+        self._require_database()
         old, new = clean_name(old), clean_name(new)
         with self._storage.change() as change:
             admit_name(new, new, change.names() - {old})
@@ -278,6 +293,7 @@ class SpeakerDB:
 
     def remove(self, name: str) -> Speaker:
         """Delete ``name`` with all their utterances and embeddings; return what was removed."""
+        self._require_database()
         name = clean_name(name)
         with self._storage.change(templates=True) as change:
             return change.remove_speaker(name)
@@ -288,6 +304,7 @@ class SpeakerDB:
         A speaker's last clip is not removed, since a speaker without clips has no
         voiceprint: that raises :class:`InputError`; remove the speaker instead.
         """
+        self._require_database()
         with self._storage.change(templates=True) as change:
             speaker = change.remove_utterance(utterance_id)
         log.info("removed clip #%d of %r", utterance_id, speaker.name)
@@ -326,15 +343,25 @@ class SpeakerDB:
     ) -> Calibration:
         """Choose a threshold from the enrollments, or from a labelled trial list, and store
         it unless ``apply`` is false; see :mod:`speakerdb.decision._calibration`."""
+        self._require_database()
         return self._settings.calibrate(
             self._querying, target_far=target_far, trials=trials, score_norm=score_norm, apply=apply
         )
 
     # -- internals -------------------------------------------------------
 
+    def _require_database(self) -> None:
+        """Refuse a query of a database that no write has created: a misspelt path must
+        not read as an empty database (and must not be created by reading it)."""
+        if not self._storage.exists:
+            raise missing_database(self.path, unfinished=os.path.lexists(self.path))
+
     def _discard_if_unused(self) -> bool:
         """Close and delete the database if this object created it and nothing was enrolled."""
-        if not self._storage.created or self.speakers():
+        if not self._storage.created:
             return False
+        with self._storage.read() as snapshot:
+            if snapshot.names():
+                return False
         self._storage.discard()
         return True

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -80,6 +81,16 @@ def run_probed(
     assert "PROBE " in proc.stderr, proc.stderr
     report = json.loads(proc.stderr.rsplit("PROBE ", 1)[1])
     return proc, report["code"], set(report["loaded"])
+
+
+def new_database(path: str | os.PathLike[str], **options: Any) -> Path:
+    """An empty database at ``path``. Opening creates nothing, so it is made by a write
+    (audit settings at their defaults: the decisions are those of a new database)."""
+    from speakerdb import SpeakerDB
+
+    with SpeakerDB(path, **options) as db:
+        db.audit.configure(False)
+    return Path(path)
 
 
 def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, voice
+from conftest import FakeEncoder, new_database, voice
 
 import speakerdb
 from speakerdb import (
@@ -80,7 +80,7 @@ def unit_mean(vectors: np.ndarray) -> np.ndarray:
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new, empty database; copying it is faster than running the migrations each time."""
     path = tmp_path_factory.mktemp("pristine") / "speakers.db"
-    SpeakerDB(path, encoder=FakeEncoder()).close()
+    new_database(path, encoder=FakeEncoder())
     return path
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import read_rows, run_probed, voice
+from conftest import new_database, read_rows, run_probed, voice
 from typer.main import get_command
 from typer.testing import CliRunner, Result
 
@@ -453,7 +453,7 @@ def test_identify_answers_unknown_below_the_threshold(home: Path) -> None:
 def test_identify_on_an_empty_database_says_unknown(tmp_path: Path, tiny_model_dir: Path) -> None:
     path = write_audio(tmp_path / "x.wav", voice(150))
     db = tmp_path / "empty.db"
-    SpeakerDB(db).close()
+    new_database(db)
     (doc,) = as_json(cli("identify", path, "--db", db, "--model", tiny_model_dir, "--json"))
     assert doc["speaker"] is None and doc["matches"] == []
 
@@ -587,7 +587,7 @@ def test_db_flag_env_and_default(home: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert speakers() == {"alice": 2, "bob": 1}
     assert Path(as_json(cli("info", "--json"))["path"]) == home / "speakers.db"
     other = elsewhere / "other.db"
-    SpeakerDB(other).close()
+    new_database(other)
     assert speakers("--db", other) == {}  # the flag wins over the environment
     assert not (elsewhere / "speakers.db").exists()
 
@@ -644,7 +644,7 @@ def test_list_and_show(home: Path) -> None:
 
 
 def test_list_on_a_new_database_says_how_to_enroll(tmp_path: Path) -> None:
-    SpeakerDB("speakers.db").close()
+    new_database("speakers.db")
     result = ok(cli("list"))
     assert result.stdout == ""
     assert "speakerdb enroll" in result.stderr
@@ -687,7 +687,7 @@ def test_info(home: Path, tiny_model_dir: Path) -> None:
 
 
 def test_info_on_a_new_database(tmp_path: Path) -> None:
-    SpeakerDB("speakers.db").close()
+    new_database("speakers.db")
     doc = as_json(cli("info", "--json"))
     assert doc["encoder"] is None
     assert (doc["n_speakers"], doc["n_utterances"]) == (0, 0)

@@ -33,7 +33,7 @@ from _workers import (
 )
 from conftest import FakeEncoder
 
-from speakerdb import SpeakerDB
+from speakerdb import DatabaseError, SpeakerDB
 from speakerdb._vectors import l2_normalize, template_of
 from speakerdb.storage import IndexFileError, SpeakerIndex, read_header
 from speakerdb.storage.sqlite import from_blob
@@ -131,7 +131,7 @@ def test_sigkilled_enrollments_are_all_or_nothing(
         found = _check_database(db_path, reported, attempted)
     notices = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     # An index left behind by a kill between commit and save is rebuilt, with a notice.
-    assert in_sync or any("rebuilding" in m for m in notices), notices
+    assert in_sync or not found or any("rebuilding" in m for m in notices), notices
     children_rebuilt = sum(e[0] == "warning" and "rebuilding" in e[2] for e in events)
     print(
         f"\ncrash safety ({how}): {attempted} enrollments attempted in {runs} processes, "
@@ -157,7 +157,13 @@ def _index_file_in_sync(db_path: Path) -> bool:
 def _check_database(db_path: Path, reported: list[str], attempted: int) -> int:
     """Check the reopened database; return how many speakers it holds."""
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
-        speakers = {s.name: s for s in db.speakers()}
+        try:
+            speakers = {s.name: s for s in db.speakers()}
+        except DatabaseError as exc:
+            # Every child was killed before its first commit (a slow, loaded machine): the
+            # database was never finished, and says so instead of reading as empty.
+            assert not reported and "not finished" in str(exc), exc
+            return 0
         index = db.index.current()
         # Every enrollment that returned is there, with all of its clips.
         for name in reported:

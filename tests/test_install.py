@@ -60,7 +60,7 @@ def test_installed_package_is_typed(installed: Path) -> None:
 
 
 def test_installed_package_creates_a_database(installed: Path, tmp_path: Path) -> None:
-    create = "from speakerdb import SpeakerDB; SpeakerDB('new.db').close()"
+    create = "from speakerdb import SpeakerDB; SpeakerDB('new.db').set_threshold(0.6)"
     env = {**os.environ, "PYTHONPATH": str(installed)}
     subprocess.run([sys.executable, "-c", create], cwd=tmp_path, env=env, check=True)
     result = run_installed(installed, tmp_path, "info", "--json", "--db", "new.db")

@@ -13,7 +13,7 @@ from pathlib import Path
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
-from conftest import FakeEncoder, voice
+from conftest import FakeEncoder, new_database, voice
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -50,7 +50,7 @@ def clip(pitch: float, seed: int) -> tuple[np.ndarray, int]:
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty database at head; copying it is much faster than running the migrations."""
     path = tmp_path_factory.mktemp("pristine") / "speakers.db"
-    SpeakerDB(path, encoder=FakeEncoder()).close()
+    new_database(path, encoder=FakeEncoder())
     return path
 
 

@@ -69,7 +69,7 @@ def test_real_clipped_clip_is_refused_and_force_overrides(ge2e_db, real, tmp_pat
     sf.write(clipped, np.clip(clip.samples * 30, -1, 1), RATE)
     with pytest.raises(EnrollmentRefused, match=r"clipped.*lower input gain.*--force"):
         ge2e_db.enroll("allison", [clipped, *real["asterisk-allison"][1:3]])
-    assert ge2e_db.speakers() == []
+    assert not ge2e_db.path.exists()  # refused: nothing written, not even the file
     result = ge2e_db.enroll("allison", [clipped, *real["asterisk-allison"][1:3]], force=True)
     assert checks(result.issues)["clipping"] is True
     assert len(result.added) == 3

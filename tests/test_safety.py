@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import ROOT, FakeEncoder, voice
+from conftest import ROOT, FakeEncoder, new_database, voice
 
 from speakerdb import ModelError, SpeakerDB
 
@@ -227,7 +227,7 @@ def test_file_names_with_control_sequences_are_printed_escaped(
 @pytest.mark.slow
 def test_file_names_with_control_sequences_in_a_real_process(tmp_path: Path) -> None:
     """As a user runs it: stdout is strict UTF-8, where an undecodable name once broke output."""
-    SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()).close()
+    new_database(tmp_path / "speakers.db", encoder=FakeEncoder())
     for name in HOSTILE_NAMES:
         (tmp_path / name).write_bytes(b"not audio at all" * 10)
         for args in (["identify", name], ["identify", name, "--json"], ["list", "--db", name]):

@@ -97,6 +97,10 @@ class MemoryStorage:
     def created(self) -> bool:
         return True
 
+    @property
+    def exists(self) -> bool:
+        return True
+
     @contextmanager
     def read(self) -> Iterator[_Snapshot]:
         yield _Snapshot(self._state)

@@ -158,7 +158,14 @@ class Storage(Protocol):
 
     @property
     def created(self) -> bool:
-        """Whether opening this storage created it."""
+        """Whether this object created the database (a backend may create it at the
+        first write rather than when opened)."""
+        ...
+
+    @property
+    def exists(self) -> bool:
+        """Whether the database holds anything yet. Before its first write commits, reads
+        see an empty database; :class:`~speakerdb.SpeakerDB` refuses queries on it."""
         ...
 
     def read(self) -> AbstractContextManager[Snapshot]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,10 +25,12 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from ...decision._population import Population
-from ...errors import DatabaseError
+from ...errors import DatabaseError, missing_database
 from ...types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
+from .._memory import MemoryStorage
+from .._protocol import Snapshot
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
@@ -49,54 +52,83 @@ _IndexOp = tuple[int, np.ndarray | None]
 
 class SQLiteStorage:
     """A :class:`~speakerdb.storage.Storage` and :class:`~speakerdb.storage.IndexAdmin`
-    on one SQLite file and its FAISS index file."""
+    on one SQLite file and its FAISS index file.
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        with store.read() as session:
-            self._encoder = catalog.read_encoder(session)
+    The file is created by the first write, not by opening: a misspelt path read
+    from gives an error instead of an empty database. Until that write commits the
+    database is *unborn* (:attr:`exists` is false) and reads see an empty one; so is
+    a file whose first write never committed (its process killed between creating
+    the schema and committing): it holds no encoder, speaker or setting, and the
+    next write completes it with whatever model that write brings.
+    """
+
+    def __init__(self, path: Path, store: Store | None) -> None:
+        self._path = path
+        self._store: Store | None = None
+        self._index: IndexSync | None = None
+        self._encoder: EncoderInfo | None = None
+        self._unborn = True
+        self._created = False
         # Before the first enrollment no encoder is recorded: the index then takes the
         # size of the vectors it is asked about.
         self._seen_dim = 1
-        self._index = IndexSync(store, index_path_for(store.path), self._dim)
+        self._opening = threading.Lock()
+        if store is not None:
+            self._attach(store)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> SQLiteStorage:
-        """Open the database at ``path`` (creating it when ``create``) at the head schema."""
-        store = Store.open(path, create=create)
-        try:
-            ensure_schema(store)
-            return cls(store)
-        except BaseException:
-            store.close()  # a refused database is not left open
-            raise
+        """Open the database at ``path`` at the head schema; a missing file is created by
+        the first write when ``create``, else refused."""
+        path = Path(path).expanduser()
+        if create and not os.path.lexists(path):
+            if not path.parent.is_dir():
+                raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+            return cls(path, None)
+        return cls(path, _open_store(path, create=False))
 
     @property
     def path(self) -> Path:
-        return self._store.path
+        return self._path
 
     @property
     def created(self) -> bool:
-        return self._store.created
+        return self._created
+
+    @property
+    def exists(self) -> bool:
+        store = self._existing_store()
+        if store is not None and self._unborn:
+            # Another process may have committed the first write since.
+            with store.read() as session:
+                self._unborn = _blank(session)
+        return store is not None and not self._unborn
 
     @property
     def index_path(self) -> Path:
-        return self._index.path
+        return index_path_for(self._path)
 
     @contextmanager
-    def read(self) -> Iterator[_Snapshot]:
-        with self._store.read() as session:
+    def read(self) -> Iterator[Snapshot]:
+        store = self._existing_store()
+        if store is None:  # nothing written yet: an empty database
+            with _EMPTY.read() as snapshot:
+                yield snapshot
+            return
+        with store.read() as session:
             yield _Snapshot(session)
 
     @contextmanager
     def change(self, *, templates: bool = False) -> Iterator[_Change]:
+        store = self._born_store()
         if not templates:
-            with self._store.write() as session:
+            with store.write() as session:
                 change = _Change(session, templates=False)
                 yield change
         else:
-            with self._index.changing():
-                with self._store.write() as session:
+            index = self._sync()
+            with index.changing():
+                with store.write() as session:
                     change = _Change(session, templates=True)
                     yield change
                     if change.ops:
@@ -107,51 +139,122 @@ class SQLiteStorage:
                     if change.ops:
                         self._seen_dim = change.dim or self._seen_dim
                         # After a deletion the old file must not survive (purge).
-                        self._index.apply(generation, change.apply_to, before, change.deleted)
+                        index.apply(generation, change.apply_to, before, change.deleted)
                 finally:
-                    self._committed(change)  # committed: the WAL is purged even so
+                    self._committed(store, change)  # committed: the WAL is purged even so
             return
-        self._committed(change)
+        self._committed(store, change)
 
-    def _committed(self, change: _Change) -> None:
+    def _committed(self, store: Store, change: _Change) -> None:
+        self._unborn = False
         if change.recorded is not None:
             self._encoder = change.recorded
         if change.deleted:
-            self._store.purge_deleted()
+            store.purge_deleted()
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
         self._seen_dim = queries.shape[1]
-        index, names = self._index.snapshot()
+        if self._existing_store() is None:
+            return [() for _ in range(len(queries))]
+        index, names = self._sync().snapshot()
         scores, ids = index.search(queries, k)
         return [_matches(row, id_row, names) for row, id_row in zip(scores, ids, strict=True)]
 
     def current_index(self) -> SpeakerIndex:
-        return self._index.snapshot()[0]
+        return self._admin().snapshot()[0]
 
     def rebuild_index(self) -> int:
-        return self._index.rebuild()
+        return self._admin().rebuild()
 
     def index_choice(self) -> IndexChoice:
-        return self._index.choice()
+        return self._admin().choice()
 
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
-        return self._index.configure(kind, ivf_from)
+        self._born_store()
+        return self._sync().configure(kind, ivf_from)
 
     def discard(self) -> None:
         self.close()
+        if self._store is None:
+            return
         lock = self.index_path.with_name(self.index_path.name + ".lock")
         for path in (self.path, *_sqlite_sidecars(self.path), self.index_path, lock):
             path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self._store.close()
+        if self._store is not None:
+            self._store.close()
+
+    # -- opening ---------------------------------------------------------
+
+    def _attach(self, store: Store) -> None:
+        with store.read() as session:
+            self._encoder = catalog.read_encoder(session)
+            self._unborn = self._encoder is None and _blank(session)
+        self._index = IndexSync(store, self.index_path, self._dim)
+        self._store = store
+
+    def _existing_store(self) -> Store | None:
+        """The open store, opening the file if another process has created it since."""
+        if self._store is None and os.path.lexists(self._path):
+            with self._opening:
+                if self._store is None:
+                    self._attach(_open_store(self._path, create=False))
+        return self._store
+
+    def _born_store(self) -> Store:
+        """The store for a write: the file is created now if it is missing."""
+        with self._opening:
+            if self._store is None:
+                store = _open_store(self._path, create=True)
+                self._created = store.created
+                self._attach(store)
+        assert self._store is not None
+        return self._store
+
+    def _sync(self) -> IndexSync:
+        if self._existing_store() is None or self._index is None:
+            raise missing_database(self._path)
+        return self._index
+
+    def _admin(self) -> IndexSync:
+        """The index to administer, of a database that exists."""
+        index = self._sync()
+        if not self.exists:
+            raise missing_database(self._path, unfinished=True)
+        return index
 
     def _dim(self) -> int:
-        if self._encoder is None:
+        if self._encoder is None and self._store is not None:
             # Another process (or another SpeakerDB) may have enrolled the first speaker.
             with self._store.read() as session:
                 self._encoder = catalog.read_encoder(session)
         return self._encoder.dim if self._encoder is not None else self._seen_dim
+
+
+#: What a database reads as before its first write.
+_EMPTY = MemoryStorage()
+
+
+def _open_store(path: Path, *, create: bool) -> Store:
+    """Open ``path`` at the head schema; a file this call created and could not make a
+    database of (a symlinked WAL, a read-only folder) is removed again."""
+    store = Store.open(path, create=create)
+    try:
+        with store.translated():
+            ensure_schema(store)
+    except BaseException:
+        store.close()
+        if store.created:
+            for created in (path, *_sqlite_sidecars(path)):
+                created.unlink(missing_ok=True)
+        raise
+    return store
+
+
+def _blank(session: Session) -> bool:
+    """Whether the database holds nothing at all: no speaker and no setting."""
+    return not catalog.all_settings(session) and not catalog.speaker_names(session)
 
 
 def upgrade(path: Path) -> tuple[str | None, str]:

@@ -198,6 +198,9 @@ def describe_database(
     )
 
 
+_BLANK = "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+
+
 def open_reader(path: str | Path) -> Reader | None:
     """A :class:`Reader` on the database at ``path``, or ``None`` when a ``SpeakerDB``
     must open it instead (see the module's docstring)."""
@@ -217,11 +220,13 @@ def open_reader(path: str | Path) -> Reader | None:
         return None
     try:
         (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        (blank,) = db.execute(_BLANK).fetchone()
     except (sqlite3.Error, TypeError, ValueError) as exc:
         log.debug("%s: not read directly (%s)", path, exc)
         db.close()
         return None
-    if revision != SCHEMA_HEAD:
+    # A database whose first write never committed: SpeakerDB says so, with the fix.
+    if revision != SCHEMA_HEAD or blank:
         db.close()
         return None
     return Reader(path, db)

@@ -16,8 +16,9 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,14 @@ from sqlalchemy.orm import (
     relationship,
 )
 
-from ...errors import DatabaseBusy, DatabaseError, sqlite_busy, sqlite_error
+from ...errors import (
+    DatabaseBusy,
+    DatabaseError,
+    missing_database,
+    sqlite_busy,
+    sqlite_error,
+    unwritable_folder,
+)
 
 __all__ = [
     "AuditRow",
@@ -176,6 +184,7 @@ class Store:
         #: True when :meth:`open` created the file.
         self.created = False
         self._writer = engine.execution_options(speakerdb_immediate=True)
+        _OPEN_STORES.add(self)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
@@ -183,19 +192,23 @@ class Store:
         path = Path(path).expanduser()
         if path.is_dir():
             raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
+        _refuse_linked_sidecars(path)
         created = not path.exists()
         if created:
             if not create:
-                raise DatabaseError(
-                    f"{path}: no such database; check --db, or enroll a speaker to create it"
-                )
+                raise missing_database(path)
             _create_private_file(path)
         # URL.create, not "sqlite:///{path}": '?', '%' and '#' stay in the file's name.
         engine = create_engine(URL.create("sqlite", database=str(path)))
         _install_pragmas(engine)
         store = cls(path, engine)
         store.created = created
-        store._probe()
+        try:
+            store._probe()
+        except DatabaseError:
+            if created:  # nothing of ours was written: leave nothing behind
+                path.unlink(missing_ok=True)
+            raise
         return store
 
     def _probe(self) -> None:
@@ -204,10 +217,16 @@ class Store:
                 conn.exec_driver_sql("PRAGMA schema_version").scalar()
         except sa_exc.DatabaseError as exc:
             self.engine.dispose()
+            if not _not_a_database(exc.orig):  # a folder it cannot write, a full disk...
+                raise sqlite_error(self.path, exc.orig or exc, BUSY_TIMEOUT_MS / 1000) from exc
             raise DatabaseError(
                 f"{self.path}: not an SQLite database (corrupt or another kind of file); "
                 "pass the right file with --db"
             ) from exc
+
+    def translated(self) -> AbstractContextManager[None]:
+        """A block whose SQLite errors become :class:`DatabaseError` naming the fix."""
+        return _wrapped(self.path)
 
     def use_wal(self) -> None:
         """Journal in WAL mode: readers never block the writer or vice versa.
@@ -301,6 +320,33 @@ class Store:
         self.engine.dispose()
 
 
+#: Every open store of this process, for :func:`_forget_parent_connections`.
+_OPEN_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _forget_parent_connections() -> None:
+    """In a forked child, close the SQLite connections inherited from the parent's pools,
+    so that the child opens its own.
+
+    An inherited connection must not be used: SQLite keeps the locks of each file in
+    per-process tables, which the child copies, so the child believes it holds the
+    parent's locks while the kernel gives it none. The parent could then take itself
+    for the last user of the database, checkpoint and delete the WAL under the child's
+    commits (audit entries written by forked children were lost, and children hung:
+    issue 16, finding 10). Closing the copies (``dispose()``, not ``dispose(close=False)``,
+    which would keep SQLite's tables alive with the child's connections) empties those
+    tables; it releases no lock of the parent's, since the kernel's locks belong to the
+    process that took them. Connections checked out by another thread at the fork are
+    not in the pool and stay unusable: fork from a thread that is not querying.
+    """
+    for store in list(_OPEN_STORES):
+        store.engine.dispose()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_connections)
+
+
 @contextmanager
 def _wrapped(path: Path) -> Iterator[None]:
     try:
@@ -310,11 +356,30 @@ def _wrapped(path: Path) -> Iterator[None]:
         raise sqlite_error(path, cause, BUSY_TIMEOUT_MS / 1000) from exc
 
 
+def _not_a_database(exc: BaseException | None) -> bool:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    return code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) or code == 0
+
+
+def _refuse_linked_sidecars(path: Path) -> None:
+    """Refuse a database whose journal files are symbolic links: SQLite would write the
+    database's pages (voiceprints) wherever they point, a file another user may own."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        sidecar = path.with_name(path.name + suffix)
+        if sidecar.is_symlink():
+            raise DatabaseError(
+                f"{sidecar}: is a symbolic link, and speakerdb writes no database through "
+                f"one (it may have been planted); remove it (`rm {sidecar}`) and retry"
+            )
+
+
 def _create_private_file(path: Path) -> None:
     if not path.parent.exists():
         raise DatabaseError(f"{path}: folder {path.parent} does not exist")
     try:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except PermissionError as exc:
+        raise unwritable_folder(path, exc.strerror or str(exc)) from exc
     except OSError as exc:
         raise DatabaseError(f"{path}: cannot create the database ({exc.strerror})") from exc
 
