@@ -18,6 +18,8 @@ by the original identity (:func:`exported_identity`, used by
 with ``microsoft/...`` or ``resemblyzer`` accepts ``--model OUT``, and one built with
 another model still refuses it. Loading (:func:`load_export`) needs numpy and
 ONNX Runtime only, the base install; making the export needs the ``export`` extra.
+The registry reads manifests through this module, so it imports nothing heavy
+at the top: ``speakerdb list`` and ``info`` load no numpy.
 
 :func:`require_torch` is the one place that says so when a model has no export
 on a machine without torch.
@@ -34,13 +36,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import ModelError
 from ..types import EncoderInfo
 from ._sealed import problem, seal_folder
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ._protocol import Encoder
 
 __all__ = [
