@@ -29,6 +29,7 @@ Backend errors (SQLAlchemy, FAISS, soundfile, transformers) are wrapped with
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 __all__ = [
@@ -150,9 +151,17 @@ def error_document(exc: SpeakerDBError) -> dict[str, dict[str, str]]:
     return {"error": {"type": type(exc).__name__, "message": message}}
 
 
-def no_such_speaker(name: str) -> SpeakerNotFound:
-    """The error for a name nobody is enrolled under (one wording for every reader)."""
-    return SpeakerNotFound(f"no speaker named {name!r}; `speakerdb list` shows who is enrolled")
+def no_such_speaker(name: str, enrolled: Iterable[str] = ()) -> SpeakerNotFound:
+    """The error for a name nobody is enrolled under (one wording for every reader), with
+    the closest of the ``enrolled`` names as a suggestion ("did you mean 'carlo'?")."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(enrolled), n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    else:
+        hint = "`speakerdb list` shows who is enrolled"
+    return SpeakerNotFound(f"no speaker named {name!r}; {hint}")
 
 
 def sqlite_error(path: object, exc: BaseException, busy_timeout_s: float) -> DatabaseError:

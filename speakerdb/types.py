@@ -119,21 +119,25 @@ class QualityIssue(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Enrollment(_Result):
-    """The outcome of one enroll call: the speaker after it, the clips it added, and
-    the quality issues found (warnings, and refusals that ``force`` overrode)."""
+    """The outcome of one enroll call: the speaker after it, the clips it added, the
+    quality issues found (warnings, and refusals that ``force`` overrode), and the
+    sources of the clips ``skipped`` because they were enrolled for this speaker already
+    (``None`` for a clip without a file)."""
 
     speaker: Speaker
     added: tuple[Utterance, ...]
     created: bool
     issues: tuple[QualityIssue, ...] = ()
+    skipped: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Match(_Result):
     """A candidate speaker and the raw cosine score of the query against its template.
 
-    ``normalized`` is the AS-norm score (:mod:`speakerdb.decision._asnorm`) when score
-    normalisation is on; it then decides, and ``score`` stays the raw cosine.
+    ``normalized`` is the normalised score when one decides (``margin``,
+    ``margin-duration`` or ``asnorm``: :mod:`speakerdb.decision._scores`), else ``None``;
+    it is then compared with the threshold, and ``score`` stays the raw cosine.
     """
 
     speaker: str

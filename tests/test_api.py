@@ -521,10 +521,12 @@ def test_stereo_with_identical_channels_equals_mono(db: SpeakerDB, write_voice) 
     stereo = write_voice("stereo.flac", 170, seed=3, channels=2)
     np.testing.assert_array_equal(load_clip(stereo).samples, load_clip(mono).samples)
     np.testing.assert_allclose(db.embed([stereo]), db.embed([mono]), atol=1e-7)
-    # It is the same audio, so it is enrolled only once.
+    # It is the same audio, so it is enrolled only once: for another speaker it is
+    # refused, for bob skipped.
     db.enroll("bob", [mono])
     with pytest.raises(DuplicateUtterance):
-        db.enroll("bob", [stereo])
+        db.enroll("carl", [stereo])
+    assert db.enroll("bob", [stereo]).skipped == (str(stereo),)
 
 
 # -- errors leave the database unchanged -----------------------------------
@@ -622,14 +624,14 @@ def test_same_audio_twice(populated: SpeakerDB, write_voice) -> None:
         populated.enroll("dave", [clip(380, seed=1), clip(380, seed=1)])
     with pytest.raises(DuplicateUtterance, match="alice"):
         populated.enroll("dave", [clip(380, seed=1), clip(110, seed=1)])  # alice has it
-    with pytest.raises(DuplicateUtterance):
-        populated.enroll("alice", [clip(110, seed=2)])
+    with pytest.raises(DuplicateUtterance, match="alice"):
+        populated.enroll("bob", [clip(110, seed=2)])  # alice has it
     assert dump(populated.path) == before
 
     path = write_voice("once.wav", 380, seed=2)
     populated.enroll("dave", [path])
     with pytest.raises(DuplicateUtterance, match=re.escape(str(path))):
-        populated.enroll("dave", [path])
+        populated.enroll("erin", [path])
 
 
 def test_unknown_speaker(populated: SpeakerDB) -> None:

@@ -268,3 +268,12 @@ def test_enroll_reports_quality_findings_and_force_overrides_a_refusal(data: Pat
     issues = json.loads(twin.stdout)["issues"]
     assert [i["check"] for i in issues] == ["near_duplicate"]
     assert "warning: new speaker 'ann-2' sounds nearly identical" in twin.stderr
+
+
+def test_calibrate_from_trials_names_the_speakers_it_could_not_find(data: Path) -> None:
+    db = _enrolled_db(data)
+    rows = [["zoe", "clips/ann-t0.wav", 1], ["yan", "clips/ben-t0.wav", 0]]
+    trials = write_csv(data / "strangers.csv", ["enroll_speaker", "test_path", "target"], rows)
+    result = run("calibrate", "--db", db, "--trials", trials)
+    assert result.exit_code == 2
+    assert "no usable trial on an enrolled speaker (not enrolled: 'yan', 'zoe')" in result.stderr

@@ -17,6 +17,7 @@ from ._common import (
     RevisionOpt,
     ScoreNormOpt,
     echo,
+    examples,
     handles_errors,
     open_db,
     progress,
@@ -51,9 +52,24 @@ TrialsOpt = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``speakerdb`` app."""
-    app.command("evaluate")(handles_errors(evaluate))
-    app.command("calibrate")(handles_errors(calibrate))
-    app.command("score-norm")(handles_errors(score_norm))
+    app.command(
+        "evaluate",
+        epilog=examples(
+            "speakerdb evaluate --enroll enroll.csv --test test.csv",
+            "speakerdb evaluate --enroll enroll.csv --test test.csv --db speakers.db --det det.png",
+        ),
+    )(handles_errors(evaluate))
+    app.command(
+        "calibrate",
+        epilog=examples(
+            "speakerdb calibrate                      # at the equal error rate",
+            "speakerdb calibrate --target-far 0.01 --dry-run",
+        ),
+    )(handles_errors(calibrate))
+    app.command(
+        "score-norm",
+        epilog=examples("speakerdb score-norm margin-duration", "speakerdb score-norm none"),
+    )(handles_errors(score_norm))
 
 
 def evaluate(
@@ -87,7 +103,10 @@ def evaluate(
     offline: OfflineOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Measure accuracy on labelled clips, in a temporary database (yours is never changed)."""
+    """Measure accuracy on labelled clips.
+
+    Runs in a temporary database: yours is only read, never changed.
+    """
     from ..evaluation._evaluate import evaluate as run_evaluation
     from ._render import emit_json
 
@@ -151,7 +170,10 @@ def calibrate(
     offline: OfflineOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Set the database's threshold from its own enrollments, or from labelled trials."""
+    """Set the threshold from your own enrollments.
+
+    Or from a list of labelled trials (--trials).
+    """
     from ._render import emit_json
 
     with open_db(db, model, revision=revision, offline=offline) as database:
@@ -176,8 +198,11 @@ def score_norm(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Decide this database's queries by 'none' (cosine), 'margin', 'margin-duration' or
-    'asnorm' scores."""
+    """Choose the score that decides queries.
+
+    'none' (raw cosine), 'margin', 'margin-duration' or 'asnorm', each with its own
+    threshold.
+    """
     from ..decision._scores import AsNorm, get_norm
     from ._render import emit_json
 

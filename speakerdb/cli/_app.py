@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,12 +29,17 @@ from ._common import (
     RevisionOpt,
     ScoreNormOpt,
     ThresholdOpt,
+    YesOpt,
+    confirm,
     echo,
+    examples,
     handles_errors,
+    name_arg,
     open_db,
     open_for_reading,
     progress,
 )
+from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
@@ -47,34 +51,11 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="speakerdb",
     help="Enroll speakers from audio clips, then identify or verify who is speaking.",
+    cls=SpeakerdbGroup,
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time, so it works when embedded or tested."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        from ._render import safe
-
-        text = safe(record.getMessage())
-        if record.exc_info:
-            text += "\n" + logging.Formatter().formatException(record.exc_info)
-        sys.stderr.write(f"speakerdb: {text}\n")
-
-
-def _log_to_stderr(level: int) -> None:
-    # Only speakerdb's own logger: the host application's logging is left alone.
-    logger = logging.getLogger("speakerdb")
-    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrHandler)]
-    logger.addHandler(_StderrHandler())
-    logger.setLevel(level)
-    # Hub retries and transformers notices are noise on a terminal unless asked for.
-    for noisy in ("huggingface_hub", "transformers"):
-        logging.getLogger(noisy).setLevel(level if level <= logging.DEBUG else logging.ERROR)
 
 
 def _print_version(value: bool) -> None:
@@ -99,13 +80,18 @@ def main(
     # The CLI owns the terminal: no download or weight-loading bars from HF libraries.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    _log_to_stderr(logging.DEBUG if verbose else logging.WARNING)
+    log_to_stderr(logging.DEBUG if verbose else logging.WARNING)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "speakerdb enroll alice alice1.wav alice2.flac alice3.ogg",
+        "speakerdb enroll alice alice4.wav --json   # clips enrolled already are skipped",
+    )
+)
 @handles_errors
 def enroll(
-    name: Annotated[str, typer.Argument(help="Speaker name; created if new.")],
+    name: Annotated[str, name_arg("Speaker name; created if new.")],
     clips: ClipsArg,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -115,8 +101,12 @@ def enroll(
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Enroll NAME from CLIPs (all of them, or none), or add the clips to NAME."""
-    from ._render import emit_json, safe
+    """Enroll a speaker, or add clips to one.
+
+    Creates NAME from CLIPs, or adds them to NAME: all of them, or none. Clips enrolled
+    for NAME already are skipped, so running the command again is harmless.
+    """
+    from ._render import emit_json, enrollment_text
 
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
@@ -126,14 +116,16 @@ def enroll(
     if json:
         emit_json(result)
         return
-    verb = "created" if result.created else "updated"
-    echo(
-        f"{verb} {safe(result.speaker.name)}: +{len(result.added)} clip(s), "
-        f"{result.speaker.n_utterances} in all"
-    )
+    echo(enrollment_text(result))
 
 
-@app.command("enroll-batch")
+@app.command(
+    "enroll-batch",
+    epilog=examples(
+        "speakerdb enroll-batch people.csv          # header: speaker,path",
+        "speakerdb enroll-batch people.csv --json",
+    ),
+)
 @handles_errors
 def enroll_batch(
     manifest: Annotated[Path, typer.Argument(help="CSV with 'speaker' and 'path' columns.")],
@@ -145,7 +137,10 @@ def enroll_batch(
     force: ForceOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Enroll many speakers from a CSV manifest; failed clips are reported, not fatal."""
+    """Enroll many speakers from a CSV manifest.
+
+    A clip that fails is reported and does not stop the others.
+    """
     from ..services import read_manifest
     from ._render import emit_json
 
@@ -193,7 +188,12 @@ def _batch_summary(report: BatchReport) -> str:
     return "\n".join(lines)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "speakerdb identify visitor.wav",
+        "speakerdb identify a.wav b.flac --top-k 3 --json",
+    )
+)
 @handles_errors
 def identify(
     clips: ClipsArg,
@@ -207,8 +207,11 @@ def identify(
     score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Say who speaks in each CLIP, or 'unknown' below the threshold."""
-    from ..errors import AudioError
+    """Say who speaks in each clip, or 'unknown'.
+
+    'unknown' when the best score is below the threshold.
+    """
+    from ..errors import AudioError, error_document
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
@@ -221,9 +224,8 @@ def identify(
                 )
             except AudioError as exc:
                 failed += 1
-                results.append({"source": str(clip), "error": str(exc)})
-                if not json:
-                    typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
+                results.append({"source": str(clip), **error_document(exc)})
+                typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
             results.append(to_jsonable(result))
             if not json:
@@ -234,10 +236,15 @@ def identify(
         raise typer.Exit(EXIT_ERROR if failed == len(clips) else EXIT_NEGATIVE)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "speakerdb verify alice door.wav && echo welcome",
+        "speakerdb verify alice door.wav --threshold 0.8 --json",
+    )
+)
 @handles_errors
 def verify(
-    name: Annotated[str, typer.Argument(help="The claimed speaker.")],
+    name: Annotated[str, name_arg("The claimed speaker.")],
     clip: Annotated[Path, typer.Argument(help="Audio file.")],
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
@@ -248,7 +255,10 @@ def verify(
     score_norm: ScoreNormOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Accept (exit 0) or reject (exit 1) the claim that CLIP is NAME; errors exit 2."""
+    """Accept or reject the claim that CLIP is NAME.
+
+    Exit 0 accepted, 1 rejected, 2 an error.
+    """
     from ._render import emit_json, verification_text
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
@@ -261,7 +271,7 @@ def verify(
         raise typer.Exit(EXIT_NEGATIVE)
 
 
-@app.command("list")
+@app.command("list", epilog=examples("speakerdb list", "speakerdb list --json --db door.db"))
 @handles_errors
 def list_speakers(db: DbOpt = None, json: JsonOpt = False) -> None:
     """List the enrolled speakers."""
@@ -278,10 +288,10 @@ def list_speakers(db: DbOpt = None, json: JsonOpt = False) -> None:
         typer.echo("no speakers enrolled; add one with `speakerdb enroll NAME CLIP...`", err=True)
 
 
-@app.command()
+@app.command(epilog=examples("speakerdb show alice", "speakerdb show alice --json"))
 @handles_errors
 def show(
-    name: Annotated[str, typer.Argument(help="Speaker name.")],
+    name: Annotated[str, name_arg("Speaker name.")],
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -297,10 +307,10 @@ def show(
     echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
 
 
-@app.command()
+@app.command(epilog=examples("speakerdb rename alice alice.smith"))
 @handles_errors
 def rename(
-    old: Annotated[str, typer.Argument(help="Current name.")],
+    old: Annotated[str, name_arg("Current name.")],
     new: Annotated[str, typer.Argument(help="New name.")],
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -316,16 +326,22 @@ def rename(
         echo(f"renamed {safe(old)} to {safe(speaker.name)}")
 
 
-@app.command()
+@app.command(epilog=examples("speakerdb remove bob", "speakerdb remove bob --yes   # no question"))
 @handles_errors
 def remove(
-    name: Annotated[str, typer.Argument(help="Speaker to delete with all their clips.")],
+    name: Annotated[str, name_arg("Speaker to delete with all their clips.")],
+    yes: YesOpt = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Delete a speaker, their clips and embeddings, from the database and the index."""
+    """Delete a speaker with all their clips.
+
+    Removes them from the database file, its WAL and the index. Asks first on a
+    terminal (--yes does not ask); scripts without a terminal are not asked.
+    """
     from ._render import emit_json, safe
 
+    confirm(f"Delete {safe(name)} and all their clips?", yes, json)
     with open_db(db) as database:
         speaker = database.remove(name)
     if json:
@@ -334,7 +350,9 @@ def remove(
         echo(f"removed {safe(speaker.name)} ({speaker.n_utterances} clip(s))")
 
 
-@app.command("remove-utterance")
+@app.command(
+    "remove-utterance", epilog=examples("speakerdb show alice", "speakerdb remove-utterance 42")
+)
 @handles_errors
 def remove_utterance(
     utterance_id: Annotated[
@@ -343,7 +361,10 @@ def remove_utterance(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Delete one enrolled clip and its embedding, and recompute the speaker's voiceprint."""
+    """Delete one enrolled clip by its number.
+
+    Its embedding goes too, and the speaker's voiceprint is recomputed.
+    """
     from ._render import emit_json, safe
 
     with open_db(db) as database:
@@ -359,7 +380,8 @@ def remove_utterance(
 
 def run() -> None:
     """Console-script entry point."""
-    app()
+    # Named, so that `python -m speakerdb` completes as `speakerdb` does.
+    app(prog_name="speakerdb")
 
 
 # Command groups in modules of their own, registered in the order `--help` lists them.

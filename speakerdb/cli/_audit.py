@@ -6,12 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db
+from ._common import DbOpt, JsonOpt, YesOpt, confirm, echo, examples, handles_errors, open_db
 
 __all__ = ["audit_app"]
 
 audit_app: typer.Typer = typer.Typer(
-    help="The optional log of identify and verify decisions (off by default).",
+    help="The optional log of decisions (off by default).",
     no_args_is_help=True,
 )
 
@@ -35,7 +35,9 @@ MaxRowsOpt = Annotated[
 ]
 
 
-@audit_app.command("on")
+@audit_app.command(
+    "on", epilog=examples("speakerdb audit on", "speakerdb audit on --retention-days 7")
+)
 @handles_errors
 def audit_on(
     retention_days: RetentionOpt = None,
@@ -43,7 +45,10 @@ def audit_on(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Log every identify and verify decision; a decision that cannot be logged is an error."""
+    """Log every identify and verify decision.
+
+    A decision that cannot be logged is then an error.
+    """
     from ._render import audit_settings_text, emit_json
 
     with open_db(db) as database:
@@ -54,10 +59,13 @@ def audit_on(
         echo(audit_settings_text(settings))
 
 
-@audit_app.command("off")
+@audit_app.command("off", epilog=examples("speakerdb audit off"))
 @handles_errors
 def audit_off(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Stop logging decisions; entries kept so far stay until `speakerdb audit clear`."""
+    """Stop logging decisions.
+
+    Entries kept so far stay until `speakerdb audit clear`.
+    """
     from ._render import audit_settings_text, emit_json
 
     with open_db(db) as database:
@@ -68,7 +76,9 @@ def audit_off(db: DbOpt = None, json: JsonOpt = False) -> None:
         echo(f"{audit_settings_text(settings)}; `speakerdb audit clear` deletes what was logged")
 
 
-@audit_app.command("show")
+@audit_app.command(
+    "show", epilog=examples("speakerdb audit show", "speakerdb audit show -n 5 --json")
+)
 @handles_errors
 def audit_show(
     limit: Annotated[
@@ -89,12 +99,16 @@ def audit_show(
     echo("\n".join([audit_settings_text(settings), *map(audit_entry_line, entries)]))
 
 
-@audit_app.command("clear")
+@audit_app.command("clear", epilog=examples("speakerdb audit clear", "speakerdb audit clear --yes"))
 @handles_errors
-def audit_clear(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Delete every logged decision (the settings stay as they are)."""
+def audit_clear(yes: YesOpt = False, db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Delete every logged decision.
+
+    The settings stay as they are. Asks first on a terminal (--yes does not ask).
+    """
     from ._render import emit_json
 
+    confirm("Delete every logged decision?", yes, json)
     with open_db(db) as database:
         removed = database.audit.clear()
     if json:

@@ -32,11 +32,18 @@ __all__ = [
     "RevisionOpt",
     "ScoreNormOpt",
     "ThresholdOpt",
+    "YesOpt",
+    "complete_names",
+    "confirm",
     "echo",
+    "examples",
     "handles_errors",
+    "name_arg",
+    "not_a_path",
     "open_db",
     "open_for_reading",
     "progress",
+    "report_error",
 ]
 
 EXIT_NEGATIVE = 1
@@ -100,31 +107,98 @@ ScoreNormOpt = Annotated[
     ),
 ]
 ClipsArg = Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
+]
+_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+
+
+def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of a speaker name: the enrolled names that start as typed.
+
+    Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
+    and stays silent on any problem: a completion must never print an error.
+    """
+    from ..config import database_path
+    from ..storage.sqlite._reader import open_reader
+
+    try:
+        reader = open_reader(database_path(ctx.params.get("db")))
+        if reader is None:
+            return []
+        with reader:
+            names = [s.name for s in reader.speakers()]
+    except Exception:
+        return []
+    return sorted(n for n in names if n.startswith(incomplete))
+
+
+def not_a_path(value: str) -> str:
+    """Refuse, in a speaker-name position, what is plainly an existing audio file: the
+    arguments were most likely given in the wrong order."""
+    looks_like_path = "/" in value or value.lower().endswith(_AUDIO_SUFFIXES)
+    if looks_like_path and Path(value).exists():
+        raise typer.BadParameter(
+            f"{value!r} is a file, not a speaker name: the arguments look swapped "
+            "(the speaker's name comes first)"
+        )
+    return value
+
+
+def name_arg(help_text: str) -> Any:
+    """A speaker-name argument: completed from the database, never an existing file."""
+    return typer.Argument(help=help_text, callback=not_a_path, autocompletion=complete_names)
+
+
+def confirm(question: str, yes: bool, as_json: bool = False) -> None:
+    """Ask ``question`` when stdin is a terminal (and ``--yes`` was not given); a no ends
+    the command with exit 1 and nothing changed. Scripts (no terminal) are never asked."""
+    if yes or not stdin_is_terminal():
+        return
+    if not typer.confirm(question, default=False, err=True):
+        raise _fail("not confirmed; nothing was changed", EXIT_NEGATIVE, "Aborted", as_json)
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    from ._render import safe
+def report_error(message: str, kind: str, as_json: bool) -> None:
+    """The one-line message on stderr and, under ``--json``, the error document on stdout
+    (the shape of :func:`speakerdb.errors.error_document`, which a service answers with)."""
+    from ._render import emit_json, safe
 
+    if as_json:
+        emit_json({"error": {"type": kind, "message": " ".join(message.splitlines())}})
     typer.echo(f"speakerdb: error: {safe(message)}", err=True)
+
+
+def _fail(
+    message: str, code: int = EXIT_ERROR, kind: str = "", as_json: bool = False
+) -> typer.Exit:
+    report_error(message, kind, as_json)
     return typer.Exit(code)
 
 
 def handles_errors(func: F) -> F:
     """Turn library errors into a one-line message and the error's own exit code
-    (:attr:`~speakerdb.errors.SpeakerDBError.exit_code`), never a traceback."""
+    (:attr:`~speakerdb.errors.SpeakerDBError.exit_code`), never a traceback; under
+    ``--json`` the error is also the JSON document on stdout."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import SpeakerDBError
 
+        as_json = bool(kwargs.get("json"))
         try:
             return func(*args, **kwargs)
         except SpeakerDBError as exc:
-            raise _fail(str(exc), exc.exit_code) from None
+            raise _fail(str(exc), exc.exit_code, type(exc).__name__, as_json) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
+            raise _fail("interrupted", 130, "KeyboardInterrupt", as_json) from None
         except BrokenPipeError:
             # The reader went away (`speakerdb list | head`): stop quietly, but never
             # with 0, which would read as "accepted" for verify.
@@ -134,9 +208,8 @@ def handles_errors(func: F) -> F:
             raise
         except Exception as exc:
             logging.getLogger("speakerdb").debug("unexpected error", exc_info=True)
-            raise _fail(
-                f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
-            ) from None
+            message = f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"
+            raise _fail(message, EXIT_ERROR, type(exc).__name__, as_json) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -184,18 +257,58 @@ def open_for_reading(db: Path | None) -> Iterator[Reader | SpeakerDB]:
         yield reader
 
 
+def examples(*lines: str) -> str:
+    """A command's ``--help`` epilog: example command lines, kept as written."""
+    # "\b" stops click from re-wrapping the paragraph into one line.
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
 def echo(text: str) -> None:
     typer.echo(text)
 
 
 @contextmanager
-def progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
+def progress(total: int, label: str, unit: str = "clips") -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal (done/total, rate, time left);
+    silent otherwise."""
     if not sys.stderr.isatty():
         yield lambda n: None
         return
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
+    with Progress(*progress_columns(unit), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def progress_columns(unit: str) -> tuple[Any, ...]:
+    """What the bar shows: label, bar, percentage, done/total, rate, time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        _rate_column(unit),
+        TimeRemainingColumn(),
+    )
+
+
+def _rate_column(unit: str) -> Any:
+    """A rich column with the rate, e.g. ``3.2 clips/s`` (blank until there is one)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:.1f} {unit}/s")
+
+    return Rate()

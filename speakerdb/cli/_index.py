@@ -6,14 +6,17 @@ from typing import Annotated
 
 import typer
 
-from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db
+from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db
 
 __all__ = ["index", "register"]
 
 
 def register(app: typer.Typer) -> None:
     """Add ``speakerdb index`` to the ``speakerdb`` app."""
-    app.command("index")(handles_errors(index))
+    app.command(
+        "index",
+        epilog=examples("speakerdb index", "speakerdb index --kind ivf --ivf-from 20000"),
+    )(handles_errors(index))
 
 
 def index(
@@ -33,7 +36,10 @@ def index(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show the search index, or store its kind and rebuild it by that setting."""
+    """Show or choose the search index (flat or IVF).
+
+    A new kind is stored and the index rebuilt by that setting.
+    """
     from ._render import emit_json
 
     with open_db(db) as database:

@@ -7,23 +7,37 @@ from typing import Annotated
 
 import typer
 
-from ._common import DbOpt, JsonOpt, echo, handles_errors, open_db, open_for_reading
+from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, open_for_reading
 
 __all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands, and the ``db`` group, to the ``speakerdb`` app."""
-    app.command("info")(handles_errors(info))
-    app.command("set-threshold")(handles_errors(set_threshold))
-    app.command("rebuild-index")(handles_errors(rebuild_index))
+    app.command("info", epilog=examples("speakerdb info", "speakerdb info --json"))(
+        handles_errors(info)
+    )
+    app.command(
+        "set-threshold",
+        epilog=examples(
+            "speakerdb set-threshold 0.8", "speakerdb set-threshold 0.7 --score-norm margin"
+        ),
+    )(handles_errors(set_threshold))
+    app.command("rebuild-index", epilog=examples("speakerdb rebuild-index"))(
+        handles_errors(rebuild_index)
+    )
     db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-    db_app.command("upgrade")(handles_errors(db_upgrade))
+    db_app.command(
+        "upgrade", epilog=examples("cp speakers.db speakers.db.bak && speakerdb db upgrade")
+    )(handles_errors(db_upgrade))
     app.add_typer(db_app, name="db")
 
 
 def info(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Show the database's path, model, threshold, counts, schema and index state."""
+    """Show the database's settings and counts.
+
+    Path, model, threshold, counts, schema revision and index state.
+    """
     from ._render import emit_json, info_text
 
     with open_for_reading(db) as database:
@@ -49,7 +63,10 @@ def set_threshold(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Store the database's decision threshold (used when --threshold is not given)."""
+    """Store the database's decision threshold.
+
+    Used when --threshold is not given.
+    """
     from ..decision._scores import get_norm
     from ._render import emit_json
 
@@ -78,7 +95,10 @@ def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
 
 
 def db_upgrade(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Migrate the database schema to this version of speakerdb (back it up first)."""
+    """Migrate the database to this version's schema.
+
+    Back it up first.
+    """
     from .._facade import SpeakerDB
     from ._render import emit_json
 

@@ -7,16 +7,22 @@ from typing import Annotated
 
 import typer
 
-from ._common import JsonOpt, OfflineOpt, RevisionOpt, echo, handles_errors
+from ._common import JsonOpt, OfflineOpt, RevisionOpt, echo, examples, handles_errors
 
 __all__ = ["export", "register"]
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``model`` group, with ``speakerdb model export``, to the ``speakerdb`` app."""
-    model_app = typer.Typer(help="Models: export one for machines without torch.")
-    model_app.command("export")(handles_errors(export))
-    app.add_typer(model_app, name="model", no_args_is_help=True)
+    model_app = typer.Typer(help="Export a model for machines without torch.", no_args_is_help=True)
+    model_app.command(
+        "export",
+        epilog=examples(
+            "speakerdb model export microsoft/unispeech-sat-base-plus-sv ./usat-onnx",
+            "speakerdb model export resemblyzer ./ge2e-onnx --json",
+        ),
+    )(handles_errors(export))
+    app.add_typer(model_app, name="model")
 
 
 def export(
@@ -28,10 +34,10 @@ def export(
     offline: OfflineOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Write MODEL's portable ONNX export to folder OUT, which `--model OUT` loads on
-    any machine, without torch; databases built with MODEL accept it.
+    """Write MODEL's portable ONNX export to a new folder.
 
-    Example: speakerdb model export microsoft/unispeech-sat-base-plus-sv ./usat-onnx
+    Another machine loads OUT with --model OUT, without torch; databases built
+    with MODEL accept it. Needs speakerdb[export] unless MODEL's export is cached.
     """
     from ..encoders import export_model
 

@@ -15,6 +15,7 @@ from ..types import (
     AuditSettings,
     DatabaseInfo,
     EncoderInfo,
+    Enrollment,
     Identification,
     Speaker,
     Utterance,
@@ -45,6 +46,24 @@ def emit_json(value: Any) -> None:
     # Serialised in full first, so a failure never leaves half a document on stdout.
     text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2).translate(_JSON_RAW)
     sys.stdout.write(text + "\n")
+
+
+def enrollment_text(result: Enrollment) -> str:
+    """What an enroll call did: the clips it skipped, then one summary line."""
+    name = safe(result.speaker.name)
+    skipped = [
+        f"skipped {safe(s or '<array>')}: enrolled for {name} already" for s in result.skipped
+    ]
+    if not result.added:
+        summary = f"nothing to do: every clip is enrolled for {name} already"
+    else:
+        verb = "created" if result.created else "updated"
+        summary = (
+            f"{verb} {name}: +{len(result.added)} clip(s), {result.speaker.n_utterances} in all"
+        )
+        if result.skipped:
+            summary += f"; {len(result.skipped)} enrolled already, skipped"
+    return "\n".join([*skipped, summary])
 
 
 def speaker_line(speaker: Speaker) -> str:

@@ -295,6 +295,12 @@ def calibrate_database(
     )
 
 
+def _listing(names: list[str], most: int = 10) -> str:
+    """Up to ``most`` names, quoted, and how many more there are."""
+    shown = ", ".join(repr(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _trial_scores(
     db: Scorer,
     population: Population,
@@ -306,7 +312,11 @@ def _trial_scores(
     from ..audio._decode import load_clip
     from ._trial_list import read_trial_rows
 
-    rows = [r for r in read_trial_rows(os.fspath(trials)) if r[0] in population.names]
+    every_row = read_trial_rows(os.fspath(trials))
+    rows = [r for r in every_row if r[0] in population.names]
+    unknown = sorted({r[0] for r in every_row} - set(population.names))
+    if unknown:
+        log.warning("trials of speakers not enrolled left out: %s", _listing(unknown))
     paths = sorted({r[1] for r in rows})
     clips = []
     usable: dict[str, int] = {}
@@ -318,7 +328,8 @@ def _trial_scores(
             continue
         usable[path] = len(usable)
     if not clips:
-        raise InputError(f"{os.fspath(trials)}: no usable trial on an enrolled speaker")
+        missing = f" (not enrolled: {_listing(unknown)})" if unknown else ""
+        raise InputError(f"{os.fspath(trials)}: no usable trial on an enrolled speaker{missing}")
     durations = [c.duration_s for c in clips]
     matrix = population_scores(score_norm, db.embed(clips), population, top_n, durations)[1]
     genuine: list[float] = []

@@ -267,7 +267,8 @@ def _report(
     if det_plot is not None:
         from ._plot import write_det_plot
 
-        write_det_plot({"all trials": metrics.det_curve(target, nontarget)}, det_plot)
+        curve = metrics.det_curve(target, nontarget)
+        write_det_plot({"all trials": curve}, det_plot, threshold)
     return EvaluationReport(
         model=model,
         score=get_norm(score_norm).score_name,

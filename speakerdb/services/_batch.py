@@ -117,14 +117,13 @@ def enroll_batch(
     enrollments: list[Enrollment] = []
     refused: list[BatchFailure] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakerdb-decode") as pool:
-        groups = _prefetched(pool, decoder, _by_speaker(rows))
+        groups = _prefetched(pool, decoder, _by_speaker(rows), advance)
         for speaker, outcome in db.enroll_many(groups, force=force):
             clips = decoder.clips.pop(speaker)
             if isinstance(outcome, SpeakerDBError):
                 refused += [BatchFailure(speaker, c.source or "", str(outcome)) for c in clips]
             else:
                 enrollments.append(outcome)
-            advance(len(clips))
     failures = (*decoder.failures, *refused)
     return BatchReport(tuple(enrollments), failures, tuple(decoder.skipped))
 
@@ -137,11 +136,17 @@ def _by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
 
 
 def _prefetched(
-    pool: ThreadPoolExecutor, decoder: _Decoder, groups: dict[str, list[ManifestRow]]
+    pool: ThreadPoolExecutor,
+    decoder: _Decoder,
+    groups: dict[str, list[ManifestRow]],
+    advance: Callable[[int], None],
 ) -> Iterator[tuple[str, list[Clip]]]:
     """Each speaker's decoded clips, the next speaker's decoding while this one is used.
 
-    Decoding (soundfile, soxr) releases the GIL, so it overlaps the model's work.
+    Decoding (soundfile, soxr) releases the GIL, so it overlaps the model's work. The
+    consumer asks for the next speaker once this one's clips are embedded and checked,
+    so that is when progress advances: commits come only every few dozen speakers, and
+    a bar that waited for them sat at 0 % and then jumped to 100 %.
     """
     items = list(groups.items())
     ahead: Future[list[Clip]] | None = None
@@ -151,6 +156,7 @@ def _prefetched(
         if clips:
             decoder.clips[speaker] = clips
             yield speaker, clips
+            advance(len(clips))
 
 
 class _Decoder:

@@ -62,6 +62,7 @@ class _Prepared:
     clips: tuple[Clip, ...]
     embeddings: np.ndarray
     issues: tuple[QualityIssue, ...]
+    skipped: tuple[Clip, ...] = ()  # enrolled for this speaker already
 
 
 class Enrolling:
@@ -75,12 +76,18 @@ class Enrolling:
     def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
-        Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
-        when the same audio is enrolled already, :class:`InvalidName` for a bad name,
+        A clip whose audio is enrolled for ``name`` already is skipped (listed in
+        :attr:`Enrollment.skipped`), so that repeating a call changes nothing; when every
+        clip is skipped the call is a successful no-op. Raises :class:`AudioError` for an
+        unusable clip, :class:`DuplicateUtterance` when the same audio is enrolled for
+        another speaker, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.services._quality`;
         ``force`` enrolls anyway, and the issues are returned with the result).
         """
-        return self._commit([self._prepare(name, clips, force, [])])[0]
+        prepared = self._prepare(name, clips, force, [])
+        if not prepared.clips:
+            return self._nothing_new(prepared)
+        return self._commit([prepared])[0]
 
     def enroll_many(
         self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
@@ -100,9 +107,14 @@ class Enrolling:
                 yield from self._commit_chunk(pending)
                 pending, started = [], time.monotonic()
             try:
-                pending.append(self._prepare(name, clips, force, pending))
+                prepared = self._prepare(name, clips, force, pending)
             except SpeakerDBError as exc:
                 yield name, exc
+            else:
+                if prepared.clips:
+                    pending.append(prepared)
+                else:
+                    yield name, self._nothing_new(prepared)
             if len(pending) >= CHUNK_SPEAKERS or time.monotonic() - started > CHUNK_SECONDS:
                 yield from self._commit_chunk(pending)
                 pending, started = [], time.monotonic()
@@ -126,12 +138,29 @@ class Enrolling:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]
         refuse_repeats(decoded)
-        refuse_enrolled(self.find_enrolled(decoded), decoded)
+        decoded, skipped = self._without_own(name, decoded)
         _refuse_pending(decoded, pending)
+        if not decoded:
+            return _Prepared(name, given, (), np.empty((0, 0), np.float32), (), skipped)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize(self._slot.embed(decoded))
         issues = self._check_quality(name, decoded, embeddings, force, pending)
-        return _Prepared(name, given, tuple(decoded), embeddings, issues)
+        return _Prepared(name, given, tuple(decoded), embeddings, issues, skipped)
+
+    def _without_own(self, name: str, clips: list[Clip]) -> tuple[list[Clip], tuple[Clip, ...]]:
+        """The clips not enrolled yet, and those enrolled for ``name`` already; audio
+        enrolled for another speaker is refused."""
+        known = self.find_enrolled(clips)
+        own = {sha for sha, owner in known.items() if owner == name}
+        refuse_enrolled({sha: o for sha, o in known.items() if sha not in own}, clips)
+        return [c for c in clips if c.sha256 not in own], tuple(c for c in clips if c.sha256 in own)
+
+    def _nothing_new(self, prepared: _Prepared) -> Enrollment:
+        """The result of a call whose every clip was enrolled already: nothing written."""
+        with self._storage.read() as snapshot:
+            speaker = snapshot.speaker(prepared.name)
+        log.info("every clip is enrolled for %r already; nothing to do", prepared.name)
+        return Enrollment(speaker, (), False, skipped=_sources(prepared.skipped))
 
     def _commit_chunk(
         self, pending: list[_Prepared]
@@ -159,7 +188,11 @@ class Enrolling:
         with self._storage.change(templates=True) as change:
             recorded = self._record_encoder(change, encoder.info)
             results = [
-                replace(change.enroll(p.name, p.clips, p.embeddings), issues=p.issues)
+                replace(
+                    change.enroll(p.name, p.clips, p.embeddings),
+                    issues=p.issues,
+                    skipped=_sources(p.skipped),
+                )
                 for p in pending
             ]
         if recorded is not None:
@@ -229,6 +262,10 @@ class Enrolling:
             return info
         check_same_encoder(self._storage.path, stored, info)
         return None
+
+
+def _sources(clips: Sequence[Clip]) -> tuple[str | None, ...]:
+    return tuple(c.source for c in clips)
 
 
 def _clean_or_none(name: str) -> str | None:

@@ -194,7 +194,7 @@ class _Snapshot:
     def _id_of(self, name: str) -> int:
         found = self.state.by_name.get(name)
         if found is None:
-            raise no_such_speaker(name)
+            raise no_such_speaker(name, self.state.by_name)
         return found
 
     def _speaker(self, speaker_id: int) -> Speaker:

@@ -143,7 +143,7 @@ def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool
 def require_speaker(session: Session, name: str) -> SpeakerRow:
     row = find_speaker(session, name)
     if row is None:
-        raise no_such_speaker(name)
+        raise no_such_speaker(name, session.scalars(select(SpeakerRow.name)))
     return row
 
 

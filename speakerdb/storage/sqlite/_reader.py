@@ -22,18 +22,20 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..._names import clean_name
-from ..._stored import StoredSettings
 from ...config import DEFAULT_MODEL, ENV_MODEL
-from ...decision._policy import PolicySources, resolve_policy
-from ...decision._scores import get_norm
-from ...encoders._registry import normalize_model_name
 from ...errors import no_such_speaker, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
-from .._indexfile import file_state, index_path_for
 from ._schema import SCHEMA_HEAD
+
+if TYPE_CHECKING:
+    from ...decision._policy import PolicySources
+
+# The decision policy, the encoder registry and the index file's format are imported
+# where ``info`` needs them: ``list`` and ``show`` start faster without them.
 
 __all__ = ["Reader", "describe_database", "open_reader"]
 
@@ -64,6 +66,8 @@ class Reader:
         """As :attr:`SpeakerDB.model`: ``SPEAKERDB_MODEL``, else the stored one, else default."""
         chosen = os.environ.get(ENV_MODEL)
         if chosen:
+            from ...encoders._registry import normalize_model_name
+
             return normalize_model_name(chosen)
         stored = self._encoder()
         return stored.model if stored is not None else DEFAULT_MODEL
@@ -116,6 +120,9 @@ class Reader:
             return self._sources().cosine_threshold()
 
     def _sources(self) -> PolicySources:
+        from ..._stored import StoredSettings
+        from ...decision._policy import PolicySources
+
         # The model comes first: with no SPEAKERDB_MODEL it is read from the database.
         model = self.model
         raw = dict(self._db.execute("SELECT key, value FROM settings").fetchall())
@@ -129,7 +136,8 @@ class Reader:
         query = _SPEAKERS.format(where="WHERE s.name = ?")
         row = self._db.execute(query, (name,)).fetchone()
         if row is None:
-            raise no_such_speaker(name)
+            names = [r[0] for r in self._db.execute("SELECT name FROM speakers")]
+            raise no_such_speaker(name, names)
         return _speaker(row)
 
     def _snapshot(self) -> _Snapshot:
@@ -168,6 +176,10 @@ def describe_database(
     ``counts`` of speakers and utterances and the database's ``generation``; shared by
     ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`."""
     threshold, source = sources.cosine_threshold()
+    from ...decision._policy import resolve_policy
+    from ...decision._scores import get_norm
+    from .._indexfile import file_state, index_path_for
+
     policy = resolve_policy(sources)
     deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
     index = index_path_for(path)
