@@ -110,6 +110,16 @@ def _speakerdb_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh speakerdb cache for the test, and no model options from the environment."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(folder))
+    for name in ("SPEAKERDB_BACKEND", "SPEAKERDB_MODEL", "SPEAKERDB_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return folder
+
+
+@pytest.fixture
 def fake_encoder() -> FakeEncoder:
     return FakeEncoder()
 

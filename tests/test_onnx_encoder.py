@@ -31,13 +31,9 @@ LENGTHS = (0.6, 1.0, 1.37, 2.5, 4.01)  # seconds: the time axis is dynamic
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh speakerdb cache for each test, and no model options from the environment."""
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("SPEAKERDB_CACHE_DIR", str(folder))
-    for name in ("SPEAKERDB_BACKEND", "SPEAKERDB_MODEL", "SPEAKERDB_DB"):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+def cache(fresh_cache: Path) -> Path:
+    """Every test here runs on a fresh cache (conftest.fresh_cache)."""
+    return fresh_cache
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ from ._common import (
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
 from ._maintenance import register as register_maintenance
+from ._model import register as register_model
 
 if TYPE_CHECKING:
     from ..services._batch import BatchReport
@@ -388,3 +389,4 @@ register_maintenance(app)
 register_index(app)
 app.add_typer(audit_app, name="audit")
 register_accuracy(app)
+register_model(app)

@@ -16,6 +16,7 @@ from typing import Any
 from ..config import ENV_MODEL, resolve_backend
 from ..errors import ModelMismatch
 from ..types import EncoderInfo
+from ._exported import is_export, load_export
 from ._protocol import Encoder
 from ._registry import family_of, normalize_model_name
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_model_name",
     "check_same_encoder",
     "load_encoder",
+    "load_source",
     "normalize_model_name",
     "pinned_options",
     "requested_model",
@@ -38,13 +40,16 @@ def load_encoder(
     cache_dir: str | None = None,
     backend: str | None = None,
 ) -> Encoder:
-    """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, or a local directory,
+    """Load ``model``: ``"resemblyzer"``, a Hugging Face hub id, a local directory, or a
+    folder written by ``speakerdb model export`` (:mod:`speakerdb.encoders._exported`),
     on ``backend`` (:mod:`speakerdb.encoders._backends`; ``"resemblyzer"`` has no bf16
     path and runs its fp32 one), by the loader of its family.
 
     Raises :class:`~speakerdb.errors.ModelError` naming the fix when the model
     cannot be had (no network, a wrong path, a missing optional extra).
     """
+    if is_export(model):  # the original model's export, on ONNX Runtime
+        return load_export(model, resolve_backend(backend))
     options = {"revision": revision, "local_files_only": local_files_only, "cache_dir": cache_dir}
     return family_of(model).load(model, backend=resolve_backend(backend), **options)
 
@@ -58,6 +63,13 @@ def requested_model(model: str | None, encoder: Encoder | None) -> str | None:
         return encoder.info.model
     chosen = model or os.environ.get(ENV_MODEL) or None
     return normalize_model_name(chosen) if chosen else None
+
+
+def load_source(model: str | None, encoder: Encoder | None) -> str | None:
+    """What to load when it is not the recorded name: the export folder asked for (by
+    ``model`` or ``SPEAKERDB_MODEL``), which is recorded as its original model."""
+    chosen = None if encoder is not None else model or os.environ.get(ENV_MODEL) or None
+    return chosen if chosen is not None and is_export(chosen) else None
 
 
 def check_model_name(path: Path, stored: EncoderInfo | None, requested: str | None) -> None:

@@ -50,7 +50,7 @@ from ..errors import AudioError, ModelError
 from ..types import EncoderInfo
 from ._ge2e_runtime import Partials, onnx_partials, torch_partials
 
-__all__ = ["GE2EEncoder", "load_ge2e"]
+__all__ = ["GE2EEncoder", "default_weights", "load_ge2e"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class GE2EEncoder:
         """
         if trim_silences and importlib.util.find_spec("webrtcvad") is None:
             raise ModelError("trim_silences needs webrtcvad: `pip install webrtcvad-wheels`")
-        path = Path(weights) if weights is not None else _default_weights()
+        path = Path(weights) if weights is not None else default_weights()
         start = time.perf_counter()
         try:
             data = path.read_bytes()
@@ -172,7 +172,7 @@ class GE2EEncoder:
         return (total / norm).astype(np.float32)
 
 
-def _default_weights() -> Path:
+def default_weights() -> Path:
     """Locate ``pretrained.pt`` in the installed resemblyzer package, without importing it."""
     # find_spec on a top-level name does not run the package's __init__, unlike
     # importlib.resources.files(), which imports it (and so librosa).

@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ._exported import require_torch
 from ._onnx_export import EXPORT_VERSION, export_checked
 from ._ort_session import ExportError, open_prepared
 from ._sealed import private_cache
 
-__all__ = ["Partials", "onnx_partials", "torch_partials"]
+__all__ = ["Partials", "export_file", "onnx_partials", "torch_partials"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,7 @@ def onnx_partials(data: bytes, path: Path, *, required: bool) -> Partials | None
     """The network run by ONNX Runtime, exported on first use; None (backend ``auto``)
     or ModelError (backend ``onnx``) when that cannot be had.
     """
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    target = private_cache("onnx") / f"ge2e-{digest}-v{EXPORT_VERSION}.onnx"
+    target = export_file(data)
     try:
         session = _cached_session(target)
         if session is None:
@@ -88,6 +88,12 @@ def onnx_partials(data: bytes, path: Path, *, required: bool) -> Partials | None
         return out
 
     return run
+
+
+def export_file(data: bytes) -> Path:
+    """Where the export of the checkpoint bytes ``data`` is cached."""
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    return private_cache("onnx") / f"ge2e-{digest}-v{EXPORT_VERSION}.onnx"
 
 
 def _cached_session(target: Path) -> Any:
@@ -115,6 +121,7 @@ def _export(data: bytes, path: Path, target: Path) -> None:
 
 def _network(data: bytes, path: Path) -> Any:
     """The GE2E network with the checkpoint's ``model_state``; no arbitrary object unpickled."""
+    require_torch("resemblyzer")
     import torch
 
     class GE2ENetwork(torch.nn.Module):

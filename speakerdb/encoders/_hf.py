@@ -35,6 +35,7 @@ from ..audio._decode import SAMPLE_RATE
 from ..config import ENV_OFFLINE, env_flag
 from ..errors import ModelError
 from ..types import EncoderInfo
+from ._exported import require_torch
 from ._model_files import model_revision
 
 __all__ = ["PRECISIONS", "HFXVectorEncoder", "bf16_supported"]
@@ -69,6 +70,7 @@ class HFXVectorEncoder:
         """
         if precision not in PRECISIONS:
             raise ModelError(f"precision must be one of {', '.join(PRECISIONS)}: {precision!r}")
+        require_torch(model)
         offline = env_flag(ENV_OFFLINE) if local_files_only is None else local_files_only
         kwargs = {"revision": revision, "local_files_only": True, "cache_dir": cache_dir}
         try:

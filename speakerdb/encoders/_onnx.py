@@ -34,6 +34,7 @@ import numpy as np
 from ..audio._decode import SAMPLE_RATE
 from ..errors import ModelError
 from ..types import EncoderInfo
+from ._exported import require_torch
 from ._features import WaveformFeatures
 from ._model_files import ModelFiles, locate_model
 from ._onnx_export import build_export, export_path
@@ -207,6 +208,7 @@ def _runner(path: Path, threads: int | None, runtime: Runtime) -> tuple[_Run, in
 
 
 def _torch_encoder(model: str, options: dict[str, Any]) -> Any:
+    require_torch(model)
     from ._hf import HFXVectorEncoder
 
     return HFXVectorEncoder.load(model, **options)

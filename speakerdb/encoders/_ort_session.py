@@ -67,14 +67,16 @@ def open_session(path: Path, threads: int | None = None, *, save_to: Path | None
         raise ExportError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def open_prepared(path: Path, threads: int | None = None) -> Any:
-    """A session on the prepared form of the export at ``path``, made on first use.
+def open_prepared(path: Path, threads: int | None = None, *, beside: Path | None = None) -> Any:
+    """A session on the prepared form of the export at ``path``, made on first use and
+    kept beside ``path``, or beside ``beside`` (an export folder is left as it is).
 
     Raises ExportError when the plain export itself cannot be loaded, or does not
     match the digest recorded when it was written.
     """
     check_sealed(path)
-    folder = path.with_name(f"{path.stem}-prepared-{_runtime_tag()}")
+    name = beside or path
+    folder = name.with_name(f"{name.stem}-prepared-{_runtime_tag()}")
     if (folder / _MODEL).is_file():
         try:
             _check_folder(folder)

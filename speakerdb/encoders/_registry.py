@@ -14,6 +14,8 @@ other family does. Nothing heavy is imported here: ``speakerdb list`` and
 A family names its loader as ``"module:function"``, imported only when a model
 is loaded: the implementations import ``config`` themselves, and the registry
 must not depend on them.
+An export folder (:mod:`speakerdb.encoders._exported`) is no family of its own:
+it is its original model, recorded and defaulted as that model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_MODEL, FALLBACK_THRESHOLD
+from ._exported import exported_identity
 
 if TYPE_CHECKING:
     from ._protocol import Encoder
@@ -142,13 +145,20 @@ FAMILIES: tuple[EncoderFamily, ...] = (GE2EFamily(), XVectorFamily())
 
 
 def family_of(model: str) -> EncoderFamily:
-    """The family of ``model`` (as given or as recorded)."""
+    """The family of ``model`` (as given or as recorded); an export folder's is its
+    original model's."""
+    identity = exported_identity(model)
+    if identity is not None:
+        model = identity.model
     return next(family for family in FAMILIES if family.claims(model))
 
 
 def normalize_model_name(model: str) -> str:
     """The name under which ``model`` is recorded (an x-vector model's local directory
-    becomes absolute)."""
+    becomes absolute; an export folder is recorded as the model it was exported from)."""
+    identity = exported_identity(model)
+    if identity is not None:
+        return identity.model
     return family_of(model).normalize(model)
 
 

@@ -21,6 +21,7 @@ from ..encoders._base import (
     check_model_name,
     check_same_encoder,
     load_encoder,
+    load_source,
     pinned_options,
     requested_model,
 )
@@ -46,6 +47,8 @@ class ModelSlot:
         #: The encoder the database records (None before its first enrollment).
         self.stored = stored
         self._requested = requested_model(model, encoder)
+        # An export folder is recorded as its original model, but loaded from the folder.
+        self._source = load_source(model, encoder)
         self._encoder = encoder
         self._options = load_options
         self._lock = threading.Lock()
@@ -67,7 +70,7 @@ class ModelSlot:
             if self._encoder is None:
                 check_model_name(self._path, self.stored, self._requested)
                 options = pinned_options(self._options, self.stored, self.model)
-                self._encoder = load_encoder(self.model, **options)
+                self._encoder = load_encoder(self._source or self.model, **options)
             if self.stored is not None:
                 check_same_encoder(self._path, self.stored, self._encoder.info)
             return self._encoder
