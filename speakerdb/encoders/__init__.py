@@ -45,7 +45,7 @@ __getattr__, __dir__ = lazy_exports(
         "family_of": "._registry",
         "normalize_model_name": "._registry",
         "load_encoder": "._base",
-        "export_model": "._exported",
+        "export_model": "._exporting",
         "WINDOW_S": "._frontend",
         "embed_clips": "._frontend",
         "encode_windowed": "._frontend",
@@ -63,7 +63,7 @@ __getattr__, __dir__ = lazy_exports(
 
 if TYPE_CHECKING:
     from ._base import load_encoder
-    from ._exported import export_model
+    from ._exporting import export_model
     from ._features import WaveformFeatures
     from ._frontend import WINDOW_S, embed_clips, encode_windowed, windows
     from ._hf import HFXVectorEncoder, bf16_supported

@@ -16,7 +16,8 @@ from typing import Any
 from ..config import ENV_MODEL, resolve_backend
 from ..errors import ModelMismatch
 from ..types import EncoderInfo
-from ._exported import is_export, load_export
+from ._exported import load_export
+from ._exportfile import is_export
 from ._protocol import Encoder
 from ._registry import family_of, normalize_model_name
 

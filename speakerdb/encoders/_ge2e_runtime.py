@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from ._exported import require_torch
+from ._exportfile import require_torch
 from ._onnx_export import EXPORT_VERSION, export_checked
 from ._ort_session import ExportError, open_prepared
 from ._sealed import private_cache

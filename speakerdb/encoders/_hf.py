@@ -35,7 +35,7 @@ from ..audio._decode import SAMPLE_RATE
 from ..config import ENV_OFFLINE, env_flag
 from ..errors import ModelError
 from ..types import EncoderInfo
-from ._exported import require_torch
+from ._exportfile import require_torch
 from ._model_files import model_revision
 
 __all__ = ["PRECISIONS", "HFXVectorEncoder", "bf16_supported"]

@@ -34,7 +34,7 @@ import numpy as np
 from ..audio._decode import SAMPLE_RATE
 from ..errors import ModelError
 from ..types import EncoderInfo
-from ._exported import require_torch
+from ._exportfile import require_torch
 from ._features import WaveformFeatures
 from ._model_files import ModelFiles, locate_model
 from ._onnx_export import build_export, export_path

@@ -14,7 +14,7 @@ other family does. Nothing heavy is imported here: ``speakerdb list`` and
 A family names its loader as ``"module:function"``, imported only when a model
 is loaded: the implementations import ``config`` themselves, and the registry
 must not depend on them.
-An export folder (:mod:`speakerdb.encoders._exported`) is no family of its own:
+An export folder (:mod:`speakerdb.encoders._exportfile`) is no family of its own:
 it is its original model, recorded and defaulted as that model.
 """
 
@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_MODEL, FALLBACK_THRESHOLD
-from ._exported import exported_identity
+from ._exportfile import exported_identity
 
 if TYPE_CHECKING:
     from ._protocol import Encoder
