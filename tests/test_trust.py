@@ -311,3 +311,20 @@ def test_a_cache_root_others_can_write_is_refused(
         cache.chmod(0o755)
         with pytest.raises(ModelError, match=r"another user.*SPEAKERDB_CACHE_DIR"):
             embed_with(tiny_model_dir, tmp_path / "b.db", [voice(120.0)])
+
+
+def test_a_look_alike_enrolled_by_another_process_meanwhile_is_refused_at_commit(
+    db: SpeakerDB, tmp_path: Path
+) -> None:
+    """The name check runs again under the write lock: a look-alike that another process
+    enrolled between this call's preparing and its commit is refused, not admitted."""
+    other = SpeakerDB(db.path, encoder=FakeEncoder())
+
+    def groups():  # type: ignore[no-untyped-def]
+        yield "Carol", clips(300)  # no carol is enrolled yet
+        other.enroll("carol", clips(240))  # meanwhile, before this chunk commits
+
+    outcomes = dict(db.enroll_many(groups()))
+    other.close()
+    assert isinstance(outcomes["Carol"], InvalidName), outcomes
+    assert [s.name for s in db.speakers()] == ["alice", "bob", "carol"]

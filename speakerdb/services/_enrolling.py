@@ -34,7 +34,13 @@ from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..decision._population import Population
 from ..encoders._base import check_same_encoder
 from ..encoders._registry import family_of
-from ..errors import DuplicateUtterance, EnrollmentRefused, InputError, SpeakerDBError
+from ..errors import (
+    DuplicateUtterance,
+    EnrollmentRefused,
+    InputError,
+    InvalidName,
+    SpeakerDBError,
+)
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue
 
@@ -169,15 +175,15 @@ class Enrolling:
             return
         try:
             done = self._commit(pending)
-        except DuplicateUtterance:
-            # Another process enrolled some of this audio meanwhile, and the chunk was
-            # rolled back: one by one, the others still go in, each reported as soon as
-            # it is committed. Any other error (a busy or failing database) is not
-            # retried speaker by speaker: it propagates.
+        except (DuplicateUtterance, InvalidName):
+            # Another process enrolled some of this audio, or a look-alike name, meanwhile,
+            # and the chunk was rolled back: one by one, the others still go in, each
+            # reported as soon as it is committed. Any other error (a busy or failing
+            # database) is not retried speaker by speaker: it propagates.
             for prepared in pending:
                 try:
                     yield prepared.given, self._commit([prepared])[0]
-                except DuplicateUtterance as exc:
+                except (DuplicateUtterance, InvalidName) as exc:
                     yield prepared.given, exc
             return
         yield from zip((p.given for p in pending), done, strict=True)
@@ -186,6 +192,12 @@ class Enrolling:
         """Write every prepared enrollment in one transaction; update the index once."""
         encoder = self._slot.encoder()
         with self._storage.change(templates=True) as change:
+            # Checked again under the write lock: another process may have enrolled a
+            # look-alike name since this call prepared its own.
+            names = set(change.names())
+            for prepared in pending:
+                admit_name(prepared.given, prepared.name, names)
+                names.add(prepared.name)
             recorded = self._record_encoder(change, encoder.info)
             results = [
                 replace(
