@@ -42,7 +42,7 @@ _INDEX_KINDS = ("auto", "flat", "ivf")
 _NORM_THRESHOLD_SUFFIX = "_threshold"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
 class StoredSettings:
     """What ``set-threshold``, ``score-norm``, ``calibrate`` and writers stored.
 

@@ -38,7 +38,7 @@ from ._scores import Cosine, get_norm
 __all__ = ["DecisionPolicy", "PolicySources", "resolve_policy"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
 class PolicySources:
     """Everything a policy is resolved from but the query's own options."""
 

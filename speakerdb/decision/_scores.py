@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
 class Cosines:
     """Raw cosines ``(q, s)`` of queries against every enrolled template, with what a
     normalisation may need besides: the cohort (every enrolled embedding with its

@@ -14,14 +14,14 @@ a machine without torch.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
 from ..types import EncoderInfo
-from ._sealed import problem
+
+# json, importlib.util and the seals are imported where used: the registry imports
+# this module on the fast path of ``info``, where no model is an export folder.
 
 __all__ = [
     "GE2E",
@@ -46,6 +46,8 @@ XVECTOR, GE2E = "x-vector", "resemblyzer"
 def require_torch(model: str) -> None:
     """Raise ModelError naming the fix when torch or transformers, which exporting
     ``model`` needs, is not installed (the slim base install)."""
+    import importlib.util
+
     missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
     if missing:
         raise ModelError(
@@ -69,6 +71,9 @@ def exported_identity(model: str) -> EncoderInfo | None:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The checked manifest of export folder ``folder``; ModelError naming the fix."""
+    import json
+
     path = folder / MANIFEST
     check(path)
     try:
@@ -98,6 +103,8 @@ def identity(manifest: dict[str, Any]) -> EncoderInfo:
 
 
 def check(path: Path) -> None:
+    from ._sealed import problem
+
     wrong = problem(path)
     if wrong is not None:
         raise ModelError(

@@ -16,7 +16,6 @@ import errno
 import hashlib
 import json
 import os
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -198,6 +197,8 @@ def header_line(meta: dict[str, object]) -> bytes:
 def refuse_link(path: Path, exc: OSError) -> None:
     """Raise DatabaseError when ``exc`` came from opening ``path`` with O_NOFOLLOW
     while it is a symbolic link, which may point anywhere another user chose."""
+    import shlex  # only for this message: not on info's path
+
     if exc.errno == errno.ELOOP or path.is_symlink():
         raise DatabaseError(
             f"{path} is a symbolic link, which speakerdb does not follow; delete it "

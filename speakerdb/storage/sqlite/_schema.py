@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -136,6 +135,8 @@ def _refuse_foreign(store: Store, tables: set[str]) -> None:
 def _refuse_foreign_objects(store: Store) -> None:
     """Raise SchemaError naming every trigger, view, table or index the migrations did
     not create, and the fix."""
+    import shlex  # only for this message: not on list's path
+
     from sqlalchemy import text
 
     with store.read() as session:
