@@ -98,13 +98,8 @@ class Enrolling:
     def enroll_many(
         self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
-        """Enroll each ``(name, clips)`` as :meth:`enroll` does, several per transaction.
-
-        Yields ``(name, enrollment)`` once the enrollment is committed, or ``(name,
-        error)`` for a speaker that was not enrolled; the others go on. ``groups``
-        is consumed lazily, so it may decode the next speaker's clips while this
-        one is embedded (:func:`speakerdb.services._batch.enroll_batch` does).
-        """
+        """:meth:`SpeakerDB.enroll_many <speakerdb.SpeakerDB.enroll_many>`: committed in
+        chunks of :data:`CHUNK_SPEAKERS` speakers or :data:`CHUNK_SECONDS` of work."""
         pending: list[_Prepared] = []
         started = time.monotonic()
         for name, clips in groups:
