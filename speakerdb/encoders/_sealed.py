@@ -81,7 +81,7 @@ def problem(path: Path) -> str | None:
             return None
         expected = str(saved["sha256"])
     except FileNotFoundError:
-        return "has no record of its digest"
+        return "has no record of its digest (an older speakerdb wrote it, or not speakerdb)"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"has an unreadable digest record ({exc})"
     if _digest(path) != expected:
