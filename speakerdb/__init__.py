@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiKey",
     "AudioError",
     "AuditEntry",
     "AuditSettings",
@@ -37,6 +38,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentRefused",
     "EvaluationReport",
+    "Forbidden",
     "Identification",
     "IndexChoice",
     "InputError",
@@ -45,11 +47,16 @@ __all__ = [
     "ModelError",
     "ModelMismatch",
     "QualityIssue",
+    "RequestTimeout",
     "SchemaError",
+    "ServiceBusy",
+    "ServiceError",
     "Speaker",
     "SpeakerDB",
     "SpeakerDBError",
     "SpeakerNotFound",
+    "TooLarge",
+    "Unauthorized",
     "Utterance",
     "Verification",
     "__version__",
@@ -65,6 +72,7 @@ _WHERE = {
     "IndexChoice": "storage._indexkind",
     **dict.fromkeys(
         [
+            "ApiKey",
             "AuditEntry",
             "AuditSettings",
             "DatabaseInfo",
@@ -95,6 +103,8 @@ _WHERE = {
             "SchemaError",
             "SpeakerDBError",
             "SpeakerNotFound",
+            *["Forbidden", "RequestTimeout", "ServiceBusy", "ServiceError", "TooLarge"],
+            "Unauthorized",
         ],
         "errors",
     ),
@@ -125,18 +135,25 @@ if TYPE_CHECKING:
         DuplicateSpeaker,
         DuplicateUtterance,
         EnrollmentRefused,
+        Forbidden,
         InputError,
         InvalidName,
         ModelError,
         ModelMismatch,
+        RequestTimeout,
         SchemaError,
+        ServiceBusy,
+        ServiceError,
         SpeakerDBError,
         SpeakerNotFound,
+        TooLarge,
+        Unauthorized,
     )
     from .evaluation._evaluate import EvaluationReport
     from .services._batch import BatchFailure, BatchReport
     from .storage._indexkind import IndexChoice
     from .types import (
+        ApiKey,
         AuditEntry,
         AuditSettings,
         DatabaseInfo,

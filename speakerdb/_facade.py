@@ -24,6 +24,7 @@ from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._enrolling import Enrolling
 from .services._index import IndexTools
+from .services._keys import KeyRing
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._settings import Settings
@@ -74,8 +75,9 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in two attributes: :attr:`index` (the derived search
-    index) and :attr:`audit` (the optional log of decisions).
+    Administration lives in three attributes: :attr:`index` (the derived search
+    index), :attr:`audit` (the optional log of decisions) and :attr:`keys` (the keys
+    of the HTTP service).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -125,6 +127,8 @@ class SpeakerDB:
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
+        #: The keys of the HTTP service (``speakerdb serve``).
+        self.keys = KeyRing(self._storage)
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
     "AuditSettings",
     "DatabaseInfo",
@@ -297,7 +298,8 @@ class AuditEntry(_Result):
     ``score`` is against: the best candidate of an identify (``None`` when no one is
     enrolled), the claimed speaker of a verify; ``accepted`` is the decision.
     ``score`` is the raw cosine; ``normalized`` the normalised score (AS-norm, margin
-    or margin-duration) when one decided.
+    or margin-duration) when one decided. ``api_key`` is the name of the service key
+    (``speakerdb key create``) that asked, ``None`` for a call of the library or CLI.
     """
 
     id: int
@@ -309,3 +311,15 @@ class AuditEntry(_Result):
     normalized: float | None
     threshold: float
     accepted: bool
+    api_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(_Result):
+    """A key of the HTTP service (``speakerdb key create``), without its secret: only a
+    hash of that is stored. ``scope`` is ``query`` (identify, verify, list) or ``admin``
+    (everything)."""
+
+    name: str
+    scope: str
+    created_at: datetime

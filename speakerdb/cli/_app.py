@@ -41,6 +41,7 @@ from ._common import (
 )
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
+from ._keys import key_app
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
 
@@ -388,5 +389,6 @@ def run() -> None:
 register_maintenance(app)
 register_index(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(key_app, name="key")
 register_accuracy(app)
 register_model(app)
