@@ -739,6 +739,7 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("audit", "show"): ["audit", "show"],
     ("audit", "clear"): ["audit", "clear"],
     ("score-norm",): ["score-norm", "margin"],
+    ("meta",): ["meta", "alice", "--id", "E1", "--attr", "team=night"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
 }
