@@ -20,6 +20,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "AuditSettings",
+    "BackupReport",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -284,6 +285,19 @@ class DatabaseInfo(_Result):
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(_Result):
+    """A backup written by ``speakerdb backup``: where, what it holds, its size in bytes,
+    its schema revision and how long it took."""
+
+    path: str
+    n_speakers: int
+    n_utterances: int
+    bytes: int
+    schema_revision: str | None
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -740,6 +740,7 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("audit", "clear"): ["audit", "clear"],
     ("score-norm",): ["score-norm", "margin"],
     ("meta",): ["meta", "alice", "--id", "E1", "--attr", "team=night"],
+    ("backup",): ["backup", "copy.db"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
 }

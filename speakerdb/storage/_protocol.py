@@ -41,11 +41,15 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
+<<<<<<< HEAD
     from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+=======
+    from ..types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
+>>>>>>> main
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
-__all__ = ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
 
 
 class SearchFn(Protocol):
@@ -218,6 +222,18 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backup(Protocol):
+    """An online backup of a live database to one file (the SQLite backend). A backend
+    on a server is backed up by its own tools (``pg_dump`` for PostgreSQL)."""
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        """Copy one consistent snapshot of the database to ``target`` while writers go
+        on; ``target`` is the whole copy or is not created. :class:`InputError` when it
+        exists (unless ``overwrite``) or is the database itself."""
+        ...
 
 
 @runtime_checkable

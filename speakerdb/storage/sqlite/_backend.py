@@ -26,7 +26,11 @@ from sqlalchemy.orm import Session
 
 from ...decision._population import Population
 from ...errors import DatabaseError, missing_database
+<<<<<<< HEAD
 from ...types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+=======
+from ...types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
+>>>>>>> main
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
@@ -173,6 +177,14 @@ class SQLiteStorage:
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
         self._born_store()
         return self._sync().configure(kind, ivf_from)
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        from ._backup import backup
+
+        store = self._existing_store()
+        if store is None or not self.exists:
+            raise missing_database(self._path)
+        return backup(store, target, overwrite=overwrite)
 
     def discard(self) -> None:
         self.close()
