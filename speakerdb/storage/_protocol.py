@@ -41,11 +41,16 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
-<<<<<<< HEAD
-    from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
-=======
-    from ..types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
->>>>>>> main
+    from ..types import (
+        ApiKey,
+        AuditEntry,
+        BackupReport,
+        EncoderInfo,
+        Enrollment,
+        Match,
+        Speaker,
+        Utterance,
+    )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 

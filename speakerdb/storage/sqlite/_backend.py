@@ -26,11 +26,16 @@ from sqlalchemy.orm import Session
 
 from ...decision._population import Population
 from ...errors import DatabaseError, missing_database
-<<<<<<< HEAD
-from ...types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
-=======
-from ...types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
->>>>>>> main
+from ...types import (
+    ApiKey,
+    AuditEntry,
+    BackupReport,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Utterance,
+)
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
