@@ -141,6 +141,13 @@ def fingerprint(samples: np.ndarray) -> Fingerprint:
     infinite samples, is shorter than :data:`MIN_SECONDS`, or has fewer than
     :data:`_MIN_HEARD` steps of sound above silence (nothing to match).
     """
+    return fingerprint_with_margins(samples)[0]
+
+
+def fingerprint_with_margins(samples: np.ndarray) -> tuple[Fingerprint, np.ndarray]:
+    """:func:`fingerprint`, and how far each bit's energy difference is from flipping:
+    float ``(steps, 32)``, small for the bits noise flips first (the index's probes,
+    :mod:`speakerdb.audio._fpindex`)."""
     x = _checked(samples)
     # Log energies: a difference of logs is a ratio, which gain does not change,
     # and it keeps quiet bands from being swamped by the loudest one.
@@ -156,7 +163,8 @@ def fingerprint(samples: np.ndarray) -> Fingerprint:
             f"clip has {heard * _HOP / SAMPLE_RATE:.2f} s of non-silent audio, at least "
             f"{_MIN_HEARD * _HOP / SAMPLE_RATE:.2f} s is needed for a fingerprint"
         )
-    return Fingerprint(bits=bits.astype(np.uint32), mask=mask.astype(np.uint32))
+    printed = Fingerprint(bits=bits.astype(np.uint32), mask=mask.astype(np.uint32))
+    return printed, np.abs(over_time)
 
 
 def _loud_bits(log_e: np.ndarray) -> np.ndarray:

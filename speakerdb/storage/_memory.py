@@ -27,6 +27,7 @@ from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
 from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ._prints import PrintHit, StoredPrint, best_lag_votes
 from ._rules import (
     check_clip_number,
     external_id_taken,
@@ -73,6 +74,9 @@ class _State:
     next_audit: int = 1
     # Search's (speaker ids, names, templates matrix), built on first use.
     matrix: tuple[np.ndarray, list[str], np.ndarray] | None = None
+    # Replay fingerprints by id, each with its speaker's id (None: nobody's).
+    prints: dict[int, tuple[StoredPrint, int | None]] = field(default_factory=dict)
+    next_print: int = 1
 
     def copy(self) -> _State:
         return _State(
@@ -88,6 +92,8 @@ class _State:
             self.version,
             self.next_audit,
             self.matrix,
+            dict(self.prints),
+            self.next_print,
         )
 
 
@@ -140,6 +146,15 @@ class MemoryStorage:
 
     def close(self) -> None:
         """Nothing to release: the data goes with the object."""
+
+
+def _visible(held: tuple[StoredPrint, int | None], since: datetime, session: str | None) -> bool:
+    """Whether a stored fingerprint takes part in a lookup: an enrolled clip's always, a
+    query's within the window and not of the asking session."""
+    printed = held[0]
+    if printed.utterance_id is not None:
+        return True
+    return printed.time >= since and (session is None or printed.session != session)
 
 
 def _matrix_of(state: _State) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -208,6 +223,36 @@ class _Snapshot:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
 
+    def print_candidates(
+        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+    ) -> list[PrintHit]:
+        live = {i: held for i, held in self.state.prints.items() if _visible(held, since, session)}
+        wanted = {(int(k), int(step)) for k, step in np.asarray(keys).tolist()}
+        by_key: dict[int, list[int]] = {}
+        for key, step in wanted:
+            by_key.setdefault(key, []).append(step)
+        ids, lags = [], []
+        for print_id, (printed, _) in live.items():
+            for key, step in np.unique(printed.keys, axis=0).tolist():
+                for query_step in by_key.get(key, ()):
+                    ids.append(print_id)
+                    lags.append(step - query_step)
+        votes = best_lag_votes(np.asarray(ids, np.int64), np.asarray(lags, np.int64))
+        order = sorted(votes, key=lambda i: (-votes[i], i))[:limit]
+        return [self._hit(i, votes[i]) for i in order]
+
+    def print_counts(self, since: datetime) -> tuple[int, int]:
+        held = self.state.prints.values()
+        enrolled = sum(p.utterance_id is not None for p, _ in held)
+        recent = sum(p.utterance_id is None and p.time >= since for p, _ in held)
+        return enrolled, recent
+
+    def _hit(self, print_id: int, votes: int) -> PrintHit:
+        printed, owner = self.state.prints[print_id]
+        person = self.state.speakers.get(owner) if owner is not None else None
+        name = person.name if person is not None else None
+        return PrintHit(print_id, printed.data, printed.utterance_id is not None, name, votes)
+
     def api_keys(self) -> list[ApiKey]:
         return sorted(self.state.keys.values(), key=lambda k: k.name)
 
@@ -271,6 +316,7 @@ class _Change(_Snapshot):
         removed = self._speaker(speaker_id)
         for utterance_id in self.state.speakers.pop(speaker_id).clips:
             self._drop_clip(utterance_id)
+        self.state.prints = {i: h for i, h in self.state.prints.items() if h[1] != speaker_id}
         del self.state.by_name[name]
         self.changed_templates = True
         return removed
@@ -329,6 +375,24 @@ class _Change(_Snapshot):
         self.state.audit = []
         return removed
 
+    def add_prints(self, prints: Sequence[StoredPrint]) -> None:
+        for printed in prints:
+            owner = self.state.by_name.get(printed.speaker) if printed.speaker else None
+            if printed.utterance_id is not None:
+                owner = self.state.by_name.get(self.state.utterances[printed.utterance_id].speaker)
+            self.state.prints[self.state.next_print] = (printed, owner)
+            self.state.next_print += 1
+
+    def prune_prints(self, before: datetime) -> int:
+        old = [
+            i
+            for i, (p, _) in self.state.prints.items()
+            if p.utterance_id is None and p.time < before
+        ]
+        for print_id in old:
+            del self.state.prints[print_id]
+        return len(old)
+
     def add_api_key(self, key: ApiKey, digest: str) -> None:
         if any(k.name == key.name for k in self.state.keys.values()):
             raise key_taken(key.name)
@@ -357,6 +421,8 @@ class _Change(_Snapshot):
         utterance = self.state.utterances.pop(utterance_id)
         del self.state.embeddings[utterance_id]
         del self.state.by_hash[utterance.audio_sha256]
+        held = self.state.prints.items()
+        self.state.prints = {i: h for i, h in held if h[0].utterance_id != utterance_id}
 
     def _store(self, speaker_id: int, person: _Person) -> None:
         """Keep ``person`` with its template recomputed from its clips (the enrollment rule)."""

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
+    from ._prints import PrintHit, StoredPrint
 
 __all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
 
@@ -118,6 +119,20 @@ class Snapshot(Protocol):
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
         ...
 
+    def print_candidates(
+        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+    ) -> list[PrintHit]:
+        """The stored replay fingerprints (:mod:`speakerdb.storage._prints`) with the most
+        of the ``(key, step)`` rows ``keys`` at one lag, most first, at most ``limit``, and
+        none without a key in common: every enrolled clip's, and the queries' stored at
+        ``since`` or later, except those stored with ``session`` (when given). The cost
+        must follow the rows that share a key, not the number of stored fingerprints."""
+        ...
+
+    def print_counts(self, since: datetime) -> tuple[int, int]:
+        """How many fingerprints are kept: enrolled clips', and queries' from ``since`` on."""
+        ...
+
     def api_keys(self) -> list[ApiKey]:
         """The service's keys, by name."""
         ...
@@ -175,6 +190,16 @@ class Change(Snapshot, Protocol):
 
     def clear_audit(self) -> int:
         """Delete every audit entry; return how many there were."""
+        ...
+
+    def add_prints(self, prints: Sequence[StoredPrint]) -> None:
+        """Keep replay fingerprints. An enrolled clip's goes with its utterance (deleted by
+        :meth:`remove_utterance` and :meth:`remove_speaker`); a query's with its
+        ``speaker``, if that is enrolled (deleted by :meth:`remove_speaker`)."""
+        ...
+
+    def prune_prints(self, before: datetime) -> int:
+        """Delete the queries' fingerprints stored before ``before``; return how many."""
         ...
 
     def add_api_key(self, key: ApiKey, digest: str) -> None:

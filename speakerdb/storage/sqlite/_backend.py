@@ -39,11 +39,13 @@ from ...types import (
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
+from .._prints import PrintHit, StoredPrint
 from .._protocol import Snapshot
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _keys as keys
+from . import _prints as prints
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
@@ -343,6 +345,14 @@ class _Snapshot:
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
 
+    def print_candidates(
+        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+    ) -> list[PrintHit]:
+        return prints.candidates(self._session, keys, since, limit, session)
+
+    def print_counts(self, since: datetime) -> tuple[int, int]:
+        return prints.counts(self._session, since)
+
     def api_keys(self) -> list[ApiKey]:
         return keys.list_keys(self._session)
 
@@ -438,6 +448,14 @@ class _Change(_Snapshot):
     def clear_audit(self) -> int:
         self.deleted = True
         return audit.clear(self._session)
+
+    def add_prints(self, stored: Sequence[StoredPrint]) -> None:
+        prints.add(self._session, stored)
+
+    def prune_prints(self, before: datetime) -> int:
+        removed = prints.prune(self._session, before)
+        self.deleted = self.deleted or removed > 0
+        return removed
 
     def add_api_key(self, key: ApiKey, digest: str) -> None:
         keys.add_key(self._session, key, digest)

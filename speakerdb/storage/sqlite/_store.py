@@ -62,6 +62,8 @@ __all__ = [
     "AuditRow",
     "Base",
     "EncoderRow",
+    "PrintKeyRow",
+    "PrintRow",
     "SettingRow",
     "SpeakerRow",
     "Store",
@@ -182,6 +184,43 @@ class AuditRow(Base):
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class PrintRow(Base):
+    """The acoustic fingerprint of an enrolled clip (``utterance_id``) or of a query this
+    database decided within its replay window (:mod:`speakerdb.storage._prints`).
+
+    Deleted with its utterance or its speaker (``ON DELETE CASCADE``); a query's also
+    when the window passes.
+    """
+
+    __tablename__ = "fingerprints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    utterance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("utterances.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    speaker_id: Mapped[int | None] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    session: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    data: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+
+
+class PrintKeyRow(Base):
+    """One index key of a fingerprint at one step (:mod:`speakerdb.audio._fpindex`)."""
+
+    __tablename__ = "fingerprint_keys"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
+
+    key: Mapped[int] = mapped_column(Integer, primary_key=True)
+    print_id: Mapped[int] = mapped_column(
+        ForeignKey("fingerprints.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class ApiKeyRow(Base):

@@ -1,0 +1,77 @@
+"""Index keys of acoustic fingerprints: find the stored clips a query may replay
+without comparing it with every stored fingerprint.
+
+:func:`~speakerdb.audio._fingerprint.best_matches` compares a query with every
+alignment of every stored fingerprint: exact, but linear in the stored audio
+(0.6 s for 1,000 stored 3 s clips). The replay check first asks the storage for
+the few stored fingerprints that share the most *keys* with the query at one
+time lag, and scores only those exactly.
+
+A key is :data:`KEY_BITS` of a step's 32 bits, at fixed positions; there are
+:data:`TABLES` such selections, so each loud step of a stored clip gives up to
+:data:`TABLES` ``(key, step)`` rows (a step's selection counts only when every
+one of its bits is loud). A copy of the clip shares a key wherever none of
+those bits flipped; the query also probes, for each key, the keys with one of
+its :data:`PROBES` weakest bits flipped (the energy differences closest to
+zero, which noise flips first: Haitsma and Kalker's "soft" lookup). Votes are
+counted per (stored clip, lag): a replay's hits line up at one lag, chance hits
+scatter. The parameters were chosen on half of the shared corpus's speakers
+(``scripts/eval_replay.py --index``) and measured on the other half.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._fingerprint import Fingerprint
+
+__all__ = ["KEY_BITS", "PROBES", "TABLES", "query_keys", "stored_keys"]
+
+#: Bits per key: fewer survive noise better, more are more selective.
+KEY_BITS = 12
+#: Bit selections (hash tables) per step.
+TABLES = 8
+#: Weakest bits of each query key flipped, one at a time, as extra probes.
+PROBES = 3
+
+# Fixed, seeded selections: stored keys must stay valid across versions (a new
+# selection needs a re-index of the stored fingerprints, from their bytes).
+_SELECTIONS = np.stack(
+    [
+        np.sort(np.random.default_rng(2026 + t).choice(32, KEY_BITS, replace=False))
+        for t in range(TABLES)
+    ]
+).astype(np.uint32)
+_PLACES = np.int64(1) << np.arange(KEY_BITS, dtype=np.int64)
+
+
+def stored_keys(printed: Fingerprint) -> np.ndarray:
+    """The ``(key, step)`` rows a stored fingerprint is indexed by: int64 ``(n, 2)``."""
+    return np.concatenate([_table_keys(printed, t)[0] for t in range(TABLES)])
+
+
+def query_keys(printed: Fingerprint, margins: np.ndarray) -> np.ndarray:
+    """The ``(key, step)`` rows a query looks up: its own keys, and each with one of its
+    :data:`PROBES` weakest bits flipped. ``margins`` are
+    :func:`~speakerdb.audio._fingerprint.fingerprint_with_margins`' second value."""
+    rows = []
+    for t in range(TABLES):
+        keys, steps = _table_keys(printed, t)
+        rows.append(keys)
+        if not steps.size:
+            continue
+        weakest = np.argsort(margins[steps][:, _SELECTIONS[t]], axis=1)[:, :PROBES]
+        for p in range(weakest.shape[1]):
+            flipped = keys[:, 0] ^ _PLACES[weakest[:, p]]
+            rows.append(np.stack([flipped, keys[:, 1]], axis=1))
+    return np.concatenate(rows)
+
+
+def _table_keys(printed: Fingerprint, table: int) -> tuple[np.ndarray, np.ndarray]:
+    """Table ``table``'s ``(key, step)`` rows, and the steps they come from."""
+    chosen = _SELECTIONS[table]
+    wanted = np.uint32(int((np.uint32(1) << chosen).sum()))
+    steps = np.flatnonzero((printed.mask & wanted) == wanted)
+    bits = ((printed.bits[steps, None] >> chosen) & np.uint32(1)).astype(np.int64)
+    keys = bits @ _PLACES + (np.int64(table) << KEY_BITS)
+    return np.stack([keys, steps.astype(np.int64)], axis=1), steps
