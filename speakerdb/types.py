@@ -114,12 +114,19 @@ class EncoderInfo(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Speaker(_Result):
-    """An enrolled speaker."""
+    """An enrolled speaker.
+
+    ``external_id`` is the id another system knows them by (unique in a database), and
+    ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
+    changes nothing stored.
+    """
 
     id: int
     name: str
     n_utterances: int
     created_at: datetime
+    external_id: str | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

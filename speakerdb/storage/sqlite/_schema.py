@@ -43,10 +43,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 #: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
-#: 0003 the audit log's outcomes.
-KNOWN_REVISIONS = ("0001", "0002", "0003")
+#: 0003 speaker metadata, 0004 the audit log's outcomes.
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
 #: SQLite's own; a test checks it equals :func:`migrated_objects`.
 HEAD_OBJECTS = frozenset(
@@ -55,6 +55,7 @@ HEAD_OBJECTS = frozenset(
         ("table", "speakers"),
         ("table", "utterances"),
         ("index", "ix_utterances_speaker_id"),
+        ("index", "ix_speakers_external_id"),
         ("table", "encoder"),
         ("table", "settings"),
         ("table", "audit"),
