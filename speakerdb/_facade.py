@@ -25,6 +25,7 @@ from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
+from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
@@ -76,9 +77,9 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in three attributes: :attr:`index` (the derived search
-    index), :attr:`audit` (the optional log of decisions) and :attr:`lifecycle`
-    (metadata, backups, retention).
+    Administration lives in four attributes: :attr:`index` (the derived search
+    index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
+    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -131,6 +132,8 @@ class SpeakerDB:
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
         self.lifecycle = Lifecycle(self._storage)
+        #: The keys of the HTTP service (``speakerdb serve``).
+        self.keys = KeyRing(self._storage)
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 

@@ -18,8 +18,10 @@ from enum import Enum
 from typing import Any
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
     "AuditSettings",
+    "BackupReport",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -353,6 +355,19 @@ class DatabaseInfo(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class BackupReport(_Result):
+    """A backup written by ``speakerdb backup``: where, what it holds, its size in bytes,
+    its schema revision and how long it took."""
+
+    path: str
+    n_speakers: int
+    n_utterances: int
+    bytes: int
+    schema_revision: str | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings(_Result):
     """Whether decisions are logged, and how long entries are kept
     (:mod:`speakerdb.storage.sqlite._audit`)."""
@@ -373,7 +388,9 @@ class AuditEntry(_Result):
     ``score`` is the raw cosine; ``normalized`` the normalised score (AS-norm, margin
     or margin-duration) when one decided. ``outcome`` is the answer
     (:class:`Outcome`); entries logged before outcomes existed have the one their
-    decision gave (``accepted``, else ``unknown`` or ``rejected``).
+    decision gave (``accepted``, else ``unknown`` or ``rejected``). ``api_key`` is the
+    name of the service key (``speakerdb key create``) that asked, ``None`` for a call
+    of the library or CLI.
     """
 
     id: int
@@ -386,7 +403,19 @@ class AuditEntry(_Result):
     threshold: float
     accepted: bool
     outcome: Outcome
+    api_key: str | None = None
 
     def __post_init__(self) -> None:
         # Stored as text: read back as the enum, so every backend returns equal entries.
         object.__setattr__(self, "outcome", Outcome(self.outcome))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(_Result):
+    """A key of the HTTP service (``speakerdb key create``), without its secret: only a
+    hash of that is stored. ``scope`` is ``query`` (identify, verify, list) or ``admin``
+    (everything)."""
+
+    name: str
+    scope: str
+    created_at: datetime

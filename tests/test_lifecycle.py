@@ -4,6 +4,8 @@ attributes), backups, retention (issue 15)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -165,3 +167,87 @@ def test_bad_metadata_on_the_command_line(cli: Callable[..., Result], tmp_path: 
     assert cli("meta", "alice", "--id", "E1").exit_code == 0
     one_line_error(cli("enroll", "carol", carol, "--id", "E1"), "belongs to speaker 'alice'")
     assert "carol" not in cli("list").stdout
+
+
+# -- backup ------------------------------------------------------------------------
+
+
+def test_a_backup_answers_as_the_database(db: SpeakerDB, tmp_path: Path) -> None:
+    db.lifecycle.set_metadata("alice", external_id="E1")
+    report = db.lifecycle.backup(tmp_path / "copy.db")
+    copy = tmp_path / "copy.db"
+    assert (report.n_speakers, report.n_utterances) == (2, 3)
+    assert report.path == str(copy.resolve()) and report.bytes == copy.stat().st_size
+    assert copy.stat().st_mode & 0o777 == 0o600  # it holds every voiceprint
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy.db"]
+    with SpeakerDB(copy, encoder=FakeEncoder()) as restored:
+        assert restored.speakers() == db.speakers()
+        probe = clip("alice", 9)
+        assert restored.identify(probe).to_dict() == db.identify(probe).to_dict()
+
+
+def test_a_backup_never_replaces_what_it_should_not(db: SpeakerDB, tmp_path: Path) -> None:
+    (tmp_path / "taken.db").write_text("keep me")
+    with pytest.raises(InputError, match="exists already"):
+        db.lifecycle.backup(tmp_path / "taken.db")
+    assert (tmp_path / "taken.db").read_text() == "keep me"
+    with pytest.raises(InputError, match="the database itself"):
+        db.lifecycle.backup(db.path, overwrite=True)
+    with pytest.raises(InputError, match="does not exist"):
+        db.lifecycle.backup(tmp_path / "no" / "copy.db")
+    db.lifecycle.backup(tmp_path / "taken.db", overwrite=True)
+    with SpeakerDB(tmp_path / "taken.db", encoder=FakeEncoder()) as restored:
+        assert len(restored.speakers()) == 2
+
+
+def test_backups_of_a_live_database_are_consistent(db: SpeakerDB, tmp_path: Path) -> None:
+    """Taken while another connection enrolls speakers of two clips each: every backup
+    opens, checks out, and holds whole enrollments only (no speaker with one clip)."""
+    stop = threading.Event()
+
+    def write() -> None:
+        with SpeakerDB(db.path, encoder=FakeEncoder()) as writer:
+            for i in range(200):
+                if stop.is_set():
+                    return
+                pitch = 150.0 + 7.0 * i
+                pair = [(voice(pitch, 1.5, 16000, 2 * i + 100), 16000) for _ in range(2)]
+                pair[1] = (voice(pitch, 1.5, 16000, 2 * i + 101), 16000)
+                writer.enroll(f"w{i}", pair, force=True)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    counts = []
+    try:
+        for n in range(6):
+            report = db.lifecycle.backup(tmp_path / f"b{n}.db")
+            with SpeakerDB(tmp_path / f"b{n}.db", encoder=FakeEncoder()) as copy:
+                written = [s for s in copy.speakers() if s.name.startswith("w")]
+                assert all(s.n_utterances == 2 for s in written)
+                assert len(copy.speakers()) == report.n_speakers
+            counts.append(report.n_speakers)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        writer.join()
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_backup_on_the_command_line(cli: Callable[..., Result], tmp_path: Path) -> None:
+    done = cli("backup", tmp_path / "nightly.db", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["n_speakers"] == 2
+    one_line_error(cli("backup", tmp_path / "nightly.db"), "exists already", "--overwrite")
+    assert (
+        "backed up 2 speaker(s), 3 clip(s)"
+        in cli("backup", tmp_path / "nightly.db", "--overwrite").stdout
+    )
+
+
+def test_a_storage_without_a_file_names_its_own_tools() -> None:
+    from speakerdb import DatabaseError
+    from speakerdb.storage import MemoryStorage
+
+    with SpeakerDB(storage=MemoryStorage(), encoder=FakeEncoder()) as memory:
+        with pytest.raises(DatabaseError, match="pg_dump"):
+            memory.lifecycle.backup("x.db")

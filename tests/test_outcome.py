@@ -221,11 +221,11 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         db.identify((voice(400.0, 1.5, seed=3), 16000))
         db.verify("alice", (voice(400.0, 1.5, seed=3), 16000))
     con = sqlite3.connect(path)
-    with con:  # back to revision 0003: no outcome column
+    with con:  # back to revision 0004: no outcome column
         con.execute("ALTER TABLE audit DROP COLUMN outcome")
-        con.execute("UPDATE alembic_version SET version_num = '0003'")
+        con.execute("UPDATE alembic_version SET version_num = '0004'")
     con.close()
-    assert SpeakerDB.upgrade(path) == ("0003", _schema.SCHEMA_HEAD)
+    assert SpeakerDB.upgrade(path) == ("0004", _schema.SCHEMA_HEAD)
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         outcomes = [(e.operation, e.outcome) for e in reversed(db.audit.entries())]
     assert outcomes == [

@@ -44,6 +44,7 @@ from ._common import (
 )
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
+from ._keys import key_app
 from ._lifecycle import AttrOpt, ExternalIdOpt, parse_attributes
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
@@ -410,5 +411,6 @@ register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(key_app, name="key")
 register_accuracy(app)
 register_model(app)

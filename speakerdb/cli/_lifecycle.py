@@ -1,8 +1,9 @@
-"""The lifecycle commands: ``meta`` (a speaker's external id and attributes), and the
-``--id``/``--attr`` options ``enroll`` shares with it."""
+"""The lifecycle commands: ``meta`` (a speaker's external id and attributes, and the
+``--id``/``--attr`` options ``enroll`` shares with it) and ``backup``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -12,7 +13,7 @@ from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, name_arg, o
 if TYPE_CHECKING:
     from ..types import Speaker
 
-__all__ = ["AttrOpt", "ExternalIdOpt", "meta", "parse_attributes", "register"]
+__all__ = ["AttrOpt", "ExternalIdOpt", "backup", "meta", "parse_attributes", "register"]
 
 ExternalIdOpt = Annotated[
     Optional[str],
@@ -41,6 +42,13 @@ def register(app: typer.Typer) -> None:
             "speakerdb meta alice --clear-id --json",
         ),
     )(handles_errors(meta))
+    app.command(
+        "backup",
+        epilog=examples(
+            "speakerdb backup /backups/speakers-$(date +%F).db",
+            "speakerdb backup nightly.db --overwrite --json",
+        ),
+    )(handles_errors(backup))
 
 
 def parse_attributes(given: list[str] | None) -> dict[str, Any] | None:
@@ -82,6 +90,33 @@ def meta(
         emit_json(speaker)
     else:
         echo(_metadata_text(speaker))
+
+
+def backup(
+    out: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT if it exists.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Back up the live database to one file.
+
+    A consistent snapshot, taken while others go on reading and writing; OUT is the
+    whole backup or is not created. Restore by copying it back (`speakerdb list --db
+    OUT` opens it as it is). PostgreSQL: use `pg_dump`.
+    """
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        report = database.lifecycle.backup(out, overwrite=overwrite)
+    if json:
+        emit_json(report)
+    else:
+        echo(
+            f"backed up {report.n_speakers} speaker(s), {report.n_utterances} clip(s) to "
+            f"{safe(report.path)} ({report.bytes / 1e6:.1f} MB, {report.seconds:.1f} s)"
+        )
 
 
 def _metadata_text(speaker: Speaker) -> str:

@@ -194,7 +194,8 @@ def audit_entry_line(entry: AuditEntry) -> str:
     score = "-" if entry.score is None else f"{entry.score:.4f}"
     if entry.normalized is not None:
         score += f" (normalised {entry.normalized:.3f})"  # the log does not keep which score
+    asker = f"\tkey {safe(entry.api_key)}" if entry.api_key is not None else ""
     return (
         f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
-        f"{score} vs {entry.threshold:.4f}\t{verdict}"
+        f"{score} vs {entry.threshold:.4f}\t{verdict}{asker}"
     )

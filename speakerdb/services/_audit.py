@@ -23,6 +23,10 @@ not returned: the query raises :class:`~speakerdb.errors.DatabaseError`. A
 caller that grants access on a decision must not act on one that left no
 trace; to query a database that cannot be written, turn auditing off.
 
+A front end serving many callers (``speakerdb serve``) names the caller of the
+decisions made in a block with :meth:`AuditLog.asked_by`; each entry keeps that
+name (``api_key``).
+
 Entries outlive the speakers they name: removing or renaming a speaker leaves
 the log as it was (names and scores, never voiceprints). ``clear`` empties it.
 """
@@ -30,7 +34,9 @@ the log as it was (names and scores, never voiceprints). ``clear`` empties it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
 from ..errors import DatabaseError, InputError
@@ -46,6 +52,8 @@ DEFAULT_RETENTION_DAYS = 30
 #: How many entries are kept at most unless set otherwise.
 DEFAULT_MAX_ROWS = 100_000
 _LIMITS = {"retention_days": 36_500, "max_rows": 1_000_000_000}
+# Who asks for the decisions made in this thread or task (AuditLog.asked_by).
+_ASKED_BY: ContextVar[str | None] = ContextVar("speakerdb_asked_by", default=None)
 
 
 class AuditLog:
@@ -53,6 +61,17 @@ class AuditLog:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+
+    @staticmethod
+    @contextmanager
+    def asked_by(key_name: str | None) -> Iterator[None]:
+        """Log the decisions made in this block (in this thread or task) as asked by the
+        service key ``key_name``."""
+        token = _ASKED_BY.set(key_name)
+        try:
+            yield
+        finally:
+            _ASKED_BY.reset(token)
 
     def settings(self) -> AuditSettings:
         with self._storage.read() as snapshot:
@@ -183,6 +202,7 @@ def _identification_entry(result: Identification, now: datetime) -> AuditEntry:
         threshold=result.threshold,
         accepted=result.accepted,
         outcome=result.outcome,
+        api_key=_ASKED_BY.get(),
     )
 
 
@@ -198,4 +218,5 @@ def _verification_entry(result: Verification, now: datetime) -> AuditEntry:
         threshold=result.threshold,
         accepted=result.accepted,
         outcome=result.outcome,
+        api_key=_ASKED_BY.get(),
     )

@@ -1,6 +1,6 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
-and attributes, :mod:`speakerdb._metadata`).
+and attributes, :mod:`speakerdb._metadata`), and its online backup.
 
 Each method runs its own transaction; none embeds audio.
 """
@@ -8,17 +8,20 @@ Each method runs its own transaction; none embeds audio.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from .._metadata import clean_attributes, clean_external_id, merged_attributes
 from .._names import clean_name
-from ..errors import SpeakerNotFound
+from ..errors import DatabaseError, SpeakerNotFound
+from ..storage import Backup
 
 if TYPE_CHECKING:
     from ..storage import Storage
-    from ..types import Speaker
+    from ..types import BackupReport, Speaker
 
 __all__ = ["Lifecycle"]
 
@@ -30,6 +33,22 @@ class Lifecycle:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+
+    def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
+        """Write a consistent copy of the live database to the file ``target`` while
+        others go on reading and writing (:mod:`speakerdb.storage.sqlite._backup`).
+
+        :class:`InputError` when ``target`` exists (unless ``overwrite``), is the
+        database, or its folder is missing; :class:`DatabaseError` on a storage without
+        a file (PostgreSQL: use ``pg_dump``)."""
+        if not isinstance(self._storage, Backup):
+            raise DatabaseError(
+                f"{self._storage.path}: this storage is not backed up by speakerdb; use its "
+                "own tools (for PostgreSQL, `pg_dump --format=custom`)"
+            )
+        report = self._storage.backup(Path(target), overwrite=overwrite)
+        log.info("backed up %s to %s", self._storage.path, report.path)
+        return report
 
     def find(self, external_id: str) -> Speaker:
         """The speaker whose external id is ``external_id``; :class:`SpeakerNotFound` if none."""

@@ -41,11 +41,20 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
-    from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+    from ..types import (
+        ApiKey,
+        AuditEntry,
+        BackupReport,
+        EncoderInfo,
+        Enrollment,
+        Match,
+        Speaker,
+        Utterance,
+    )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
-__all__ = ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
 
 
 class SearchFn(Protocol):
@@ -109,6 +118,14 @@ class Snapshot(Protocol):
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
         ...
 
+    def api_keys(self) -> list[ApiKey]:
+        """The service's keys, by name."""
+        ...
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key whose secret has the SHA-256 hex ``digest``, or ``None``."""
+        ...
+
 
 class Change(Snapshot, Protocol):
     """One write transaction: all of it commits when the block ends, or none of it."""
@@ -160,6 +177,15 @@ class Change(Snapshot, Protocol):
         """Delete every audit entry; return how many there were."""
         ...
 
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        """Store a service key with the hash of its secret; :class:`InputError` if the
+        name is taken."""
+        ...
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Delete the key ``name`` and return it; :class:`InputError` if there is none."""
+        ...
+
 
 class Storage(Protocol):
     """A speaker database's store. Thread-safe: transactions may run from many threads."""
@@ -201,6 +227,18 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backup(Protocol):
+    """An online backup of a live database to one file (the SQLite backend). A backend
+    on a server is backed up by its own tools (``pg_dump`` for PostgreSQL)."""
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        """Copy one consistent snapshot of the database to ``target`` while writers go
+        on; ``target`` is the whole copy or is not created. :class:`InputError` when it
+        exists (unless ``overwrite``) or is the database itself."""
+        ...
 
 
 @runtime_checkable

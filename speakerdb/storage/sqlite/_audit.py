@@ -51,7 +51,15 @@ def clear(session: Session) -> int:
 
 
 # The columns that hold an entry's fields under the same names.
-_FIELDS = ("operation", "claimed", "identified", "score", "normalized", "threshold")
+_FIELDS = (
+    "operation",
+    "claimed",
+    "identified",
+    "score",
+    "normalized",
+    "threshold",
+    "api_key",
+)
 
 
 def _row(entry: AuditEntry) -> AuditRow:
