@@ -22,6 +22,7 @@ from .config import database_path, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
+from .services._checks import query_checks
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
 from .services._keys import KeyRing
@@ -125,7 +126,8 @@ class SpeakerDB:
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
-        self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
+        checks = query_checks(self._storage, self._settings)
+        self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.

@@ -27,7 +27,7 @@ from speakerdb import (
 )
 from speakerdb.audio import Clip
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.types import ApiKey, AuditEntry, EncoderInfo
+from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
 INFO = EncoderInfo("fake-encoder", "1", DIM, 16000)
@@ -285,7 +285,7 @@ def test_a_removed_speaker_is_never_found(storage: Storage) -> None:
 
 
 def entry(moment: datetime, speaker: str = "alice") -> AuditEntry:
-    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True)
+    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True, Outcome.ACCEPTED)
 
 
 def test_audit_rows(storage: Storage) -> None:

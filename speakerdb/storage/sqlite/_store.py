@@ -167,7 +167,7 @@ class AuditRow(Base):
     """One identify or verify decision, written only while auditing is on (:mod:`.audit`).
 
     Names are copied, not linked: the log keeps what was decided even after a rename
-    or a removal. ``normalized`` is the AS-norm score when that decided, else NULL.
+    or a removal. ``normalized`` is the normalised score when one decided, else NULL.
     """
 
     __tablename__ = "audit"
@@ -183,6 +183,9 @@ class AuditRow(Base):
     normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: The answer (:class:`~speakerdb.types.Outcome`'s value); revision 0005 filled in
+    #: the older rows from ``accepted`` and ``operation``.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
