@@ -18,7 +18,7 @@ import numpy as np
 from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
-from .config import database_path, parse_threshold, resolve_backend
+from .config import database_path, parse_replay_window, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
@@ -97,6 +97,7 @@ class SpeakerDB:
         create: bool = True,
         backend: str | None = None,
         storage: Storage | None = None,
+        replay_window: int | str | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -107,7 +108,10 @@ class SpeakerDB:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
             options = {"revision": revision, "local_files_only": local_files_only}
             options |= {"cache_dir": cache_dir, "backend": backend}
-            self._compose(model, encoder, cosine, options)
+            window = (
+                None if replay_window is None else parse_replay_window(replay_window, "argument")
+            )
+            self._compose(model, encoder, cosine, options, window)
         except BaseException:
             self._storage.close()  # a refused database is not left open
             raise
@@ -118,11 +122,12 @@ class SpeakerDB:
         encoder: Encoder | None,
         threshold: float | None,
         options: dict[str, Any],
+        replay_window: int | None = None,
     ) -> None:
         with self._storage.read() as snapshot:
             stored = snapshot.encoder()
         self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
-        self._settings = Settings(self._storage, self._slot, threshold)
+        self._settings = Settings(self._storage, self._slot, threshold, replay_window)
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
@@ -247,15 +252,21 @@ class SpeakerDB:
         top_k: int = 5,
         threshold: float | None = None,
         score_norm: str | None = None,
+        replay_session: str | None = None,
     ) -> Identification:
         """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
 
         ``score_norm`` (``"margin"``, ``"margin-duration"`` or ``"asnorm"``) decides by a
         normalised score for this query (default: see :meth:`policy`);
         :attr:`Match.normalized` holds it, and the result carries its policy.
+
+        A clip that replays an enrolled clip, or a query decided within the replay window
+        (:meth:`set_replay_window`), gets ``outcome`` ``replay``
+        (:mod:`speakerdb.services._replay`). ``replay_session`` names the caller's session:
+        its own earlier queries (overlapping windows of one stream) are not replays.
         """
         self._require_database()
-        return self._querying.identify_many([clip], top_k, threshold, score_norm)[0]
+        return self._querying.identify_many([clip], top_k, threshold, score_norm, replay_session)[0]
 
     def identify_many(
         self,
@@ -264,10 +275,11 @@ class SpeakerDB:
         top_k: int = 5,
         threshold: float | None = None,
         score_norm: str | None = None,
+        replay_session: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
         self._require_database()
-        return self._querying.identify_many(clips, top_k, threshold, score_norm)
+        return self._querying.identify_many(clips, top_k, threshold, score_norm, replay_session)
 
     def verify(
         self,
@@ -276,11 +288,12 @@ class SpeakerDB:
         *,
         threshold: float | None = None,
         score_norm: str | None = None,
+        replay_session: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
-        (or by a normalised score, as in :meth:`identify`)."""
+        (or by a normalised score, as in :meth:`identify`); a replay is refused as there."""
         self._require_database()
-        return self._querying.verify(name, clip, threshold, score_norm)
+        return self._querying.verify(name, clip, threshold, score_norm, replay_session)
 
     # -- the speakers ----------------------------------------------------
 
@@ -339,6 +352,17 @@ class SpeakerDB:
         """How a query with these options would be decided: the score, its threshold and
         where that came from (:mod:`speakerdb.decision._policy` has the precedence)."""
         return self._settings.policy(threshold, score_norm)
+
+    def set_replay_window(self, value: int | str) -> int:
+        """Store how long decided queries' fingerprints are kept for the replay check:
+        seconds, or ``"10m"``; 0 turns the window off (enrolled clips are still checked).
+        Returns the seconds; ``SPEAKERDB_REPLAY_WINDOW`` and the ``replay_window`` argument
+        take precedence (:func:`~speakerdb.config.resolve_replay_window`)."""
+        return self._settings.set_replay_window(value)
+
+    def replay_window(self) -> tuple[int, str]:
+        """The replay window in seconds and where it came from."""
+        return self._settings.replay_window()
 
     def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
         """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with

@@ -34,6 +34,7 @@ _FIXES = {
     "asnorm_top_n": "`speakerdb score-norm asnorm --top-n N`",
     "index_kind": "`speakerdb index --kind auto`",
     "index_ivf_from": "`speakerdb index --ivf-from N`",
+    "replay_window_s": "`speakerdb replay-window SECONDS`",
 }
 _DAMAGED = "the database is damaged: restore it from a backup"
 _INDEX_KINDS = ("auto", "flat", "ivf")
@@ -62,6 +63,8 @@ class StoredSettings:
     generation: int = 0
     #: The digest of every speaker's template (:mod:`speakerdb.storage._digest`), if recorded.
     index_digest: str | None = None
+    #: The replay window in seconds (``replay-window``); 0 is off.
+    replay_window_s: int | None = None
 
     @classmethod
     def parse(cls, raw: Mapping[str, str]) -> StoredSettings:
@@ -82,6 +85,11 @@ class StoredSettings:
             norm_thresholds=norm_thresholds,
             generation=_number(raw, "generation", int, 0) if "generation" in raw else 0,
             index_digest=_digest(raw),
+            replay_window_s=(
+                _number(raw, "replay_window_s", int, 0, 86_400)
+                if "replay_window_s" in raw
+                else None
+            ),
         )
 
     def norm_threshold(self, norm: str) -> float | None:
@@ -125,6 +133,12 @@ def _score_norm(raw: Mapping[str, str]) -> str | None:
     if value is not None and not (value.replace("-", "_").isidentifier() and len(value) <= 40):
         raise _bad("score_norm", value, "a score normalisation's name")
     return value
+
+
+def _window(raw: Mapping[str, str]) -> int | None:
+    if "replay_window_s" not in raw:
+        return None
+    return _number(raw, "replay_window_s", int, 0, 86_400)  # config.MAX_REPLAY_WINDOW_S
 
 
 def _digest(raw: Mapping[str, str]) -> str | None:

@@ -34,6 +34,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_DB",
     "DEFAULT_MODEL",
+    "DEFAULT_REPLAY_WINDOW_S",
     "DEFAULT_TOP_N",
     "DURATION_CAP_S",
     "DURATION_REFERENCE_S",
@@ -42,8 +43,10 @@ __all__ = [
     "cache_root",
     "database_path",
     "env_flag",
+    "parse_replay_window",
     "parse_threshold",
     "resolve_backend",
+    "resolve_replay_window",
 ]
 
 DEFAULT_DB = "speakers.db"
@@ -57,6 +60,13 @@ ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
 ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
+ENV_REPLAY_WINDOW = "SPEAKERDB_REPLAY_WINDOW"
+
+#: How long (seconds) a decided query's fingerprint is kept: a clip matching one is a replay.
+DEFAULT_REPLAY_WINDOW_S = 600
+#: The longest replay window (a day): fingerprints of queries are not a log.
+MAX_REPLAY_WINDOW_S = 86_400
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
@@ -94,6 +104,38 @@ def parse_threshold(value: float | str, source: str) -> float:
     if not math.isfinite(number) or not -1.0 <= number <= 1.0:
         raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
     return number
+
+
+def parse_replay_window(value: int | str, source: str) -> int:
+    """A replay window in whole seconds, from ``600``, ``"600s"``, ``"10m"`` or ``"1h"``;
+    0 turns the window off. :class:`InputError` naming ``source`` for anything else."""
+    text = str(value).strip().lower()
+    unit = _WINDOW_UNITS.get(text[-1:], 0) if text else 0
+    digits = text[:-1] if unit else text
+    if isinstance(value, bool) or not digits.isdigit():
+        raise InputError(
+            f"replay window from {source} must be whole seconds or minutes "
+            f"(600, 10m, 1h; 0 turns it off), got {value!r}"
+        )
+    seconds = int(digits) * (unit or 1)
+    if seconds > MAX_REPLAY_WINDOW_S:
+        raise InputError(
+            f"replay window from {source} is {seconds} s; at most {MAX_REPLAY_WINDOW_S} s (24h)"
+        )
+    return seconds
+
+
+def resolve_replay_window(arg: int | None, stored: int | None) -> tuple[int, str]:
+    """The replay window (seconds) and its source: argument, ``SPEAKERDB_REPLAY_WINDOW``,
+    the database (``speakerdb replay-window``), else the default."""
+    if arg is not None:
+        return arg, "argument"
+    env = os.environ.get(ENV_REPLAY_WINDOW)
+    if env:
+        return parse_replay_window(env, ENV_REPLAY_WINDOW), "environment"
+    if stored is not None:
+        return stored, "database"
+    return DEFAULT_REPLAY_WINDOW_S, "default"
 
 
 def env_flag(name: str) -> bool:

@@ -352,6 +352,11 @@ class DatabaseInfo(_Result):
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
+    #: How long (seconds) decided queries' fingerprints are kept for the replay check
+    #: (0: off), and where that came from (``argument``, ``environment``, ``database``,
+    #: ``default``).
+    replay_window_s: int = 600  # speakerdb.config.DEFAULT_REPLAY_WINDOW_S
+    replay_window_source: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,8 +176,15 @@ def info_text(info: DatabaseInfo) -> str:
         ("utterances", str(info.n_utterances)),
         ("schema revision", str(info.schema_revision)),
         ("index", f"{safe(info.index_path)}: {info.index_state}"),
+        ("replay window", _window_text(info)),
     ]
     return "\n".join(f"{k:16s} {v}" for k, v in rows)
+
+
+def _window_text(info: DatabaseInfo) -> str:
+    seconds = info.replay_window_s
+    span = "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
+    return f"{span} ({info.replay_window_source})"
 
 
 def audit_settings_text(settings: AuditSettings) -> str:

@@ -50,6 +50,11 @@ class Query:
     clip: Clip
     #: The claimed speaker of a verify (``None`` for identify).
     claimed: str | None = None
+    #: The caller's session (``replay_session``): its own earlier queries are not replays.
+    session: str | None = None
+    #: Once decided, the speaker the decision was about: the claimed one of a verify, the
+    #: best candidate of an identify (``None`` before the decision, or with no one enrolled).
+    named: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

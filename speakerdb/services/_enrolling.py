@@ -24,7 +24,7 @@ import logging
 import shlex
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,8 +45,10 @@ from ..errors import (
 )
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue, Speaker
+from ._replay import fingerprints_of, store_enrolled_prints
 
 if TYPE_CHECKING:
+    from ..audio._fingerprint import Fingerprint
     from ..storage import Change, Storage
     from ._model import ModelSlot
     from ._settings import Settings
@@ -72,6 +74,8 @@ class _Prepared:
     issues: tuple[QualityIssue, ...]
     skipped: tuple[Clip, ...] = ()  # enrolled for this speaker already
     metadata: Metadata | None = None  # to set with the clips
+    #: The replay fingerprint of each clip that has one, by audio hash.
+    prints: Mapping[str, Fingerprint] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +196,8 @@ class Enrolling:
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize(self._slot.embed(decoded))
         issues = self._check_quality(name, decoded, embeddings, force, pending)
-        return _Prepared(name, given, tuple(decoded), embeddings, issues, skipped)
+        prints = fingerprints_of(decoded)
+        return _Prepared(name, given, tuple(decoded), embeddings, issues, skipped, prints=prints)
 
     def _without_own(self, name: str, clips: list[Clip]) -> tuple[list[Clip], tuple[Clip, ...]]:
         """The clips not enrolled yet, and those enrolled for ``name`` already; audio
@@ -251,6 +256,7 @@ class Enrolling:
         """Enroll one prepared speaker in ``change`` (and set its metadata)."""
         if prepared.clips:
             result = change.enroll(prepared.name, prepared.clips, prepared.embeddings)
+            store_enrolled_prints(change, result.added, prepared.prints)
         else:  # metadata only: every clip was enrolled for them already
             result = Enrollment(change.speaker(prepared.name), (), False)
         if prepared.metadata is not None:

@@ -12,6 +12,7 @@ log before returning them; the checks then hear each outcome. A result's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,13 +66,14 @@ class Querying:
         top_k: int,
         threshold: float | None,
         score_norm: str | None,
+        replay_session: str | None = None,
     ) -> list[Identification]:
         """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         policy = self._settings.policy(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
-        asked = [Query("identify", clip) for clip in decoded]
+        asked = [Query("identify", clip, session=replay_session) for clip in decoded]
         verdicts = [first_verdict(self._checks, query) for query in asked]
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
@@ -94,7 +96,12 @@ class Querying:
         return results
 
     def verify(
-        self, name: str, clip: ClipInput, threshold: float | None, score_norm: str | None
+        self,
+        name: str,
+        clip: ClipInput,
+        threshold: float | None,
+        score_norm: str | None,
+        replay_session: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
@@ -102,7 +109,7 @@ class Querying:
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)
-        asked = Query("verify", decoded, name)
+        asked = Query("verify", decoded, name, session=replay_session)
         verdict = first_verdict(self._checks, asked)
         query = self._slot.embed([decoded])[0]
         score = float(np.dot(query, template))
@@ -124,8 +131,14 @@ class Querying:
 
     def _tell(self, query: Query, result: Identification | Verification) -> None:
         """Let every check hear the outcome of a logged decision."""
+        named: str | None = None
+        if isinstance(result, Verification):
+            named = result.speaker
+        else:
+            named = result.best.speaker if result.best is not None else None
+        decided = replace(query, named=named)
         for check in self._checks:
-            check.decided(query, result.outcome)
+            check.decided(decided, result.outcome)
 
 
 def _given(verdict: Verdict | None) -> tuple[Outcome | None, str | None]:

@@ -8,10 +8,13 @@ stored settings; the precedence itself is written there and in :mod:`speakerdb.c
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._stored import StoredSettings
+from ..config import parse_replay_window, resolve_replay_window
 from ..decision._policy import PolicySources, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
@@ -29,11 +32,35 @@ __all__ = ["Settings"]
 class Settings:
     """The decision settings of one database, for the model in ``slot``."""
 
-    def __init__(self, storage: Storage, slot: ModelSlot, threshold: float | None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        slot: ModelSlot,
+        threshold: float | None,
+        replay_window: int | None = None,
+    ) -> None:
         self._storage = storage
         self._slot = slot
         #: The threshold given when the database was opened (a cosine), if any.
         self._threshold_arg = threshold
+        #: The replay window given when the database was opened (seconds), if any.
+        self._replay_window_arg = replay_window
+
+    def replay_window(self) -> tuple[int, str]:
+        """The replay window in seconds (0: off) and where it came from
+        (:func:`~speakerdb.config.resolve_replay_window`)."""
+        with self._storage.read() as snapshot:
+            stored = StoredSettings.parse(snapshot.settings()).replay_window_s
+        return resolve_replay_window(self._replay_window_arg, stored)
+
+    def set_replay_window(self, value: int | str) -> int:
+        """Store the replay window (seconds, or ``"10m"``; 0 turns it off); the queries'
+        fingerprints older than it are deleted at once."""
+        seconds = parse_replay_window(value, "replay-window")
+        with self._storage.change() as change:
+            change.set_setting("replay_window_s", str(seconds))
+            change.prune_prints(datetime.now(timezone.utc) - timedelta(seconds=seconds))
+        return seconds
 
     def sources(self) -> PolicySources:
         """Everything a policy is resolved from, as of one read of the stored settings."""
@@ -51,7 +78,9 @@ class Settings:
         self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
     ) -> DatabaseInfo:
         """What ``info`` shows (:func:`describe_database`)."""
-        return describe_database(path, encoder, counts, generation, self.sources())
+        described = describe_database(path, encoder, counts, generation, self.sources())
+        window, source = self.replay_window()
+        return replace(described, replay_window_s=window, replay_window_source=source)
 
     def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
         """Store ``value`` as the threshold of ``score_norm`` scores (``none``: a cosine in

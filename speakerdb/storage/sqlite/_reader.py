@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from ..._metadata import attributes_from_json
 from ..._names import clean_name
-from ...config import DEFAULT_MODEL, ENV_MODEL
+from ...config import DEFAULT_MODEL, ENV_MODEL, resolve_replay_window
 from ...errors import no_such_speaker, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 from ._schema import SCHEMA_HEAD
@@ -182,6 +182,7 @@ def describe_database(
     from .._indexfile import file_state, index_path_for
 
     policy = resolve_policy(sources)
+    window, window_source = resolve_replay_window(None, sources.stored.replay_window_s)
     deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
     index = index_path_for(path)
     return DatabaseInfo(
@@ -196,6 +197,8 @@ def describe_database(
         index_state=file_state(index, generation, sources.stored.index_digest),
         score_norm=policy.score_norm,
         score_norm_threshold=None if deciding_by_cosine else policy.threshold,
+        replay_window_s=window,
+        replay_window_source=window_source,
     )
 
 
