@@ -94,11 +94,20 @@ def new_database(path: str | os.PathLike[str], **options: Any) -> Path:
 
 
 def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise."""
+    """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise.
+
+    Each seed is a recording of its own: syllables every 80-250 ms, each with its own
+    small pitch step and loudness. The replay check (an acoustic fingerprint) must not
+    take two seeds for one recording, as it did when they differed by a time shift only.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    wobble = 1 + 0.01 * np.sin(2 * np.pi * 5 * t + seed)
-    wave = sum(np.sin(2 * np.pi * pitch * k * t * wobble) / k for k in range(1, 8))
+    bounds = np.cumsum(rng.uniform(0.08, 0.25, int(seconds / 0.08) + 2))
+    syllable = np.searchsorted(bounds, t)
+    contour = 1 + rng.uniform(-0.06, 0.06, bounds.size + 1)[syllable]
+    phase = 2 * np.pi * pitch * np.cumsum(contour) / rate
+    wave = sum(np.sin(k * phase) / k for k in range(1, 8))
+    wave = wave * rng.uniform(0.4, 1.0, bounds.size + 1)[syllable]
     wave = wave + 0.01 * rng.standard_normal(t.size)
     return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
 
@@ -107,6 +116,14 @@ def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) 
 def _speakerdb_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """ONNX exports and weight hashes go to a temporary cache, never the user's."""
     os.environ["SPEAKERDB_CACHE_DIR"] = str(tmp_path_factory.mktemp("speakerdb-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_replay_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test's queries are replays of each other unless it tests that: the window is 0
+    (``SPEAKERDB_REPLAY_WINDOW``, which CLI subprocesses inherit). Enrolled clips are
+    still checked, so a test that verifies with an enrolled clip gets ``replay``."""
+    monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "0")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import typer
 
 from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, open_for_reading
 
-__all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
+__all__ = ["db_upgrade", "info", "rebuild_index", "register", "replay_window", "set_threshold"]
 
 
 def register(app: typer.Typer) -> None:
@@ -23,6 +23,14 @@ def register(app: typer.Typer) -> None:
             "speakerdb set-threshold 0.8", "speakerdb set-threshold 0.7 --score-norm margin"
         ),
     )(handles_errors(set_threshold))
+    app.command(
+        "replay-window",
+        epilog=examples(
+            "speakerdb replay-window          # show it",
+            "speakerdb replay-window 10m",
+            "speakerdb replay-window 0        # keep no query fingerprints",
+        ),
+    )(handles_errors(replay_window))
     app.command("rebuild-index", epilog=examples("speakerdb rebuild-index"))(
         handles_errors(rebuild_index)
     )
@@ -79,6 +87,33 @@ def set_threshold(
         kind = get_norm(score_norm).score_name
         by = "raw cosine" if get_norm(deciding).decides_by_cosine else f"{deciding} scores"
         echo(f"threshold set to {stored:.4f} ({kind}); queries decide by {by}")
+
+
+def replay_window(
+    value: Annotated[
+        str | None,
+        typer.Argument(help="Seconds, or 10m / 1h; 0 turns it off. Omit to show it."),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show or set how long decided queries are remembered as replays.
+
+    A clip matching an enrolled clip, or a query decided within the window, is
+    answered 'replay'. Only fingerprints are kept, never audio.
+    SPEAKERDB_REPLAY_WINDOW overrides the stored value.
+    """
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        if value is not None:
+            database.set_replay_window(value)
+        seconds, source = database.replay_window()
+    if json:
+        emit_json({"replay_window_s": seconds, "source": source})
+    else:
+        state = "off (enrolled clips are still checked)" if seconds == 0 else f"{seconds} s"
+        echo(f"replay window {state} ({source})")
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:

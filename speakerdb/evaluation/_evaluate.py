@@ -137,8 +137,13 @@ def evaluate(
     enroll_rows, test_rows = read_manifest(enroll_csv), read_manifest(test_csv)
     advance = progress or (lambda n: None)
     storage = MemoryStorage()
+    # No replay window: the evaluation's queries are not an attack on each other.
     with SpeakerDB(
-        storage=storage, model=model, encoder=encoder, local_files_only=local_files_only
+        storage=storage,
+        model=model,
+        encoder=encoder,
+        local_files_only=local_files_only,
+        replay_window=0,
     ) as db:
         skipped = _enroll(db, enroll_rows, advance)
         score_norm = db.policy(threshold, score_norm).score_norm  # as identify decides
