@@ -9,8 +9,8 @@ time lag, and scores only those exactly.
 
 A key is :data:`KEY_BITS` of a step's 32 bits, at fixed positions; there are
 :data:`TABLES` such selections, so each loud step of a stored clip gives up to
-:data:`TABLES` ``(key, step)`` rows (a step's selection counts only when every
-one of its bits is loud). A copy of the clip shares a key wherever none of
+:data:`TABLES` ``(key, step)`` rows (a step's selection counts when at least half
+of its bits are loud). A copy of the clip shares a key wherever none of
 those bits flipped; the query also probes, for each key, the keys with one of
 its :data:`PROBES` weakest bits flipped (the energy differences closest to
 zero, which noise flips first: Haitsma and Kalker's "soft" lookup). Votes are
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fingerprint import Fingerprint
+from ._fingerprint import Fingerprint, _popcount
 
 __all__ = ["KEY_BITS", "PROBES", "TABLES", "query_keys", "stored_keys"]
 
@@ -43,6 +43,7 @@ _SELECTIONS = np.stack(
     ]
 ).astype(np.uint32)
 _PLACES = np.int64(1) << np.arange(KEY_BITS, dtype=np.int64)
+_MIN_LOUD = KEY_BITS // 2
 
 
 def stored_keys(printed: Fingerprint) -> np.ndarray:
@@ -71,7 +72,9 @@ def _table_keys(printed: Fingerprint, table: int) -> tuple[np.ndarray, np.ndarra
     """Table ``table``'s ``(key, step)`` rows, and the steps they come from."""
     chosen = _SELECTIONS[table]
     wanted = np.uint32(int((np.uint32(1) << chosen).sum()))
-    steps = np.flatnonzero((printed.mask & wanted) == wanted)
+    # A step counts when most of the key's bits are loud: requiring all of them left
+    # narrow-band sounds (few loud bands) without any key.
+    steps = np.flatnonzero(_popcount(printed.mask & wanted) >= _MIN_LOUD)
     bits = ((printed.bits[steps, None] >> chosen) & np.uint32(1)).astype(np.int64)
     keys = bits @ _PLACES + (np.int64(table) << KEY_BITS)
     return np.stack([keys, steps.astype(np.int64)], axis=1), steps

@@ -42,11 +42,10 @@ _CANDIDATES = text(
 
 def add(session: Session, prints: Sequence[StoredPrint]) -> None:
     names = {p.speaker for p in prints if p.speaker is not None}
-    ids = dict(
-        session.execute(select(SpeakerRow.name, SpeakerRow.id).where(SpeakerRow.name.in_(names)))
-        .tuples()
-        .all()
+    found = session.execute(
+        select(SpeakerRow.name, SpeakerRow.id).where(SpeakerRow.name.in_(names))
     )
+    ids = {str(name): int(i) for name, i in found}
     for printed in prints:
         row = PrintRow(
             utterance_id=printed.utterance_id,

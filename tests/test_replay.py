@@ -1,0 +1,165 @@
+"""Replay refusal: a clip that is a recording of an enrolled clip, or of a query decided
+within the replay window, gets ``outcome`` ``replay`` (an answer: verify exits 1).
+
+Through the public API, the CLI and the storage of several processes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import FakeEncoder, new_database, voice
+from typer.testing import CliRunner
+
+from speakerdb import InputError, SpeakerDB
+from speakerdb.cli import app
+
+RATE = 16000
+
+
+def noisy(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    noise = np.random.default_rng(seed).standard_normal(x.size)
+    power = np.mean(x**2) / 10 ** (snr_db / 10)
+    return (x + noise * np.sqrt(power / np.mean(noise**2))).astype(np.float32)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    path = new_database(tmp_path / "speakers.db", encoder=FakeEncoder())
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        db.enroll("alice", [(voice(110, 2.0, seed=s), RATE) for s in (1, 2)])
+        db.enroll("bob", [(voice(170, 2.0, seed=s), RATE) for s in (1, 2)])
+    return path
+
+
+def open_db(path: Path, **options: object) -> SpeakerDB:
+    return SpeakerDB(path, encoder=FakeEncoder(), **options)  # type: ignore[arg-type]
+
+
+def test_verifying_with_an_enrolled_clip_is_a_replay(db_path: Path) -> None:
+    with open_db(db_path) as db:
+        result = db.verify("alice", (voice(110, 2.0, seed=1), RATE))
+    assert result.outcome == "replay"
+    assert not result.accepted
+    assert result.score > 0.9  # the voice matches: only the fingerprint tells
+    assert "enrolled clip" in (result.reason or "") and "alice" not in (result.reason or "")
+
+
+def test_a_noisy_or_quieter_copy_is_a_replay_and_a_new_clip_is_not(db_path: Path) -> None:
+    enrolled = voice(110, 2.0, seed=1)
+    with open_db(db_path) as db:
+        assert db.verify("alice", (noisy(enrolled, 10), RATE)).outcome == "replay"
+        assert db.identify((enrolled * 0.25, RATE)).outcome == "replay"
+        fresh = db.verify("alice", (voice(110, 2.0, seed=7), RATE))
+    assert fresh.outcome == "accepted"
+
+
+def test_the_window_remembers_decided_queries(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    clip = (voice(110, 2.0, seed=8), RATE)
+    with open_db(db_path) as db:
+        assert db.replay_window() == (600, "default")
+        assert db.verify("alice", clip).outcome == "accepted"
+        again = db.verify("alice", clip)
+        assert again.outcome == "replay" and "query" in (again.reason or "")
+    # Another process of the database sees it too (the fingerprints are in the storage).
+    with open_db(db_path) as other:
+        assert other.identify(clip).outcome == "replay"
+
+
+def test_a_session_is_not_a_replay_of_itself(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    clip = (voice(110, 2.0, seed=9), RATE)
+    with open_db(db_path) as db:
+        assert db.verify("alice", clip, replay_session="ws-1").outcome == "accepted"
+        assert db.verify("alice", clip, replay_session="ws-1").outcome == "accepted"
+        assert db.verify("alice", clip, replay_session="ws-2").outcome == "replay"
+        # An enrolled clip is a replay in any session.
+        enrolled = (voice(110, 2.0, seed=1), RATE)
+        assert db.verify("alice", enrolled, replay_session="ws-1").outcome == "replay"
+
+
+def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    with open_db(db_path) as db:
+        db.verify("alice", (voice(110, 2.0, seed=10), RATE))
+        assert query_prints(db_path) == 1
+        assert db.set_replay_window("0") == 0
+        assert query_prints(db_path) == 0  # pruned at once
+        db.verify("alice", (voice(110, 2.0, seed=11), RATE))
+        assert query_prints(db_path) == 0
+        assert db.info().replay_window_s == 0
+    with open_db(db_path, replay_window="5m") as db:
+        assert db.replay_window() == (300, "argument")
+
+
+def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    with open_db(db_path) as db:
+        db.verify("alice", (voice(110, 2.0, seed=12), RATE))
+        assert stored_prints(db_path) == 5  # 4 enrolled clips and one query
+        db.remove("alice")
+        assert stored_prints(db_path) == 2  # bob's
+        db.remove_utterance(db.utterances("bob")[0].id)
+        assert stored_prints(db_path) == 1
+
+
+def test_a_replay_is_audited(db_path: Path) -> None:
+    with open_db(db_path) as db:
+        db.audit.configure(True)
+        db.verify("alice", (voice(110, 2.0, seed=1), RATE))
+        entry = db.audit.entries()[0]
+    assert entry.outcome == "replay" and not entry.accepted
+
+
+def test_a_bad_window_is_refused(db_path: Path, monkeypatch) -> None:
+    with open_db(db_path) as db:
+        with pytest.raises(InputError, match="replay window"):
+            db.set_replay_window("ten minutes")
+        with pytest.raises(InputError, match="at most"):
+            db.set_replay_window("2000h")
+    monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "-1")
+    with open_db(db_path) as db, pytest.raises(InputError, match="SPEAKERDB_REPLAY_WINDOW"):
+        db.replay_window()
+
+
+def test_cli_verify_of_an_enrolled_file_exits_1_as_replay(
+    db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enrolled, fresh = tmp_path / "alice1.wav", tmp_path / "alice7.wav"
+    sf.write(enrolled, voice(110, 2.0, seed=1), RATE)
+    sf.write(fresh, voice(110, 2.0, seed=7), RATE)
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
+    db = str(db_path)
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    code, out = cli("verify", "alice", str(enrolled), "--db", db, "--json")
+    assert code == 1, out
+    assert json.loads(out)["outcome"] == "replay"
+    assert cli("verify", "alice", str(fresh), "--db", db)[0] == 0
+    assert cli("replay-window", "5m", "--db", db)[0] == 0
+    info = cli("info", "--db", db)[1]
+    assert "replay window" in info and "5 min (environment)" not in info
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    assert "5 min (database)" in cli("info", "--db", db)[1]
+    code, out = cli("replay-window", "--db", db, "--json")
+    assert json.loads(out) == {"replay_window_s": 300, "source": "database"}
+
+
+def stored_prints(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT count(*) FROM fingerprints").fetchone()[0])
+
+
+def query_prints(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        sql = "SELECT count(*) FROM fingerprints WHERE utterance_id IS NULL"
+        return int(conn.execute(sql).fetchone()[0])
