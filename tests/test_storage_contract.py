@@ -25,8 +25,10 @@ from speakerdb import (
     SpeakerDB,
     SpeakerNotFound,
 )
-from speakerdb.audio import Clip
+from speakerdb.audio import Clip, fingerprint
+from speakerdb.audio._fpindex import stored_keys
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
+from speakerdb.storage._prints import StoredPrint
 from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
@@ -384,6 +386,66 @@ def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storag
 
 
 # -- threads ------------------------------------------------------------------------
+
+
+def stored(seed: float, when: datetime, utterance: int | None = None, **owner: str) -> tuple:
+    """A fingerprint of a synthetic voice, and its record for the storage."""
+    printed = fingerprint(voice(seed, 2.0, seed=int(seed)))
+    keys = stored_keys(printed)
+    return keys, StoredPrint(printed.to_bytes(), keys, when, utterance, **owner)
+
+
+def test_prints_are_found_by_their_keys_within_the_window(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    with storage.read() as snapshot:
+        first = snapshot.utterances("alice")[0].id
+    now = datetime.now(timezone.utc)
+    enrolled_keys, enrolled = stored(110.0, now, first)
+    query_keys, query = stored(230.0, now - timedelta(hours=1), speaker="alice", session="s1")
+    with storage.change() as change:
+        change.add_prints([enrolled, query])
+    with storage.read() as snapshot:
+        hit = snapshot.print_candidates(enrolled_keys, now, 5)[0]
+        assert (hit.enrolled, hit.data, hit.votes) == (True, enrolled.data, len(enrolled_keys))
+        assert hit.speaker == "alice"
+        # A query's fingerprint counts from `since` on, and not for its own session.
+        assert [h.enrolled for h in snapshot.print_candidates(query_keys, now, 5)] in ([], [True])
+        found = snapshot.print_candidates(query_keys, now - timedelta(hours=2), 5)
+        assert found[0].data == query.data and found[0].speaker == "alice"
+        assert not found[0].enrolled
+        alone = snapshot.print_candidates(query_keys, now - timedelta(hours=2), 5, "s1")
+        assert all(h.enrolled for h in alone)
+        assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 1)
+        assert snapshot.print_counts(now) == (1, 0)
+        assert snapshot.print_candidates(np.zeros((0, 2), np.int64), now, 5) == []
+    with storage.change() as change:
+        assert change.prune_prints(now - timedelta(minutes=30)) == 1
+    with storage.read() as snapshot:
+        assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 0)
+
+
+def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    enroll(storage, "bob", 3)
+    with storage.read() as snapshot:
+        first, second = (u.id for u in snapshot.utterances("alice"))
+    now = datetime.now(timezone.utc)
+    records = [
+        stored(110.0, now, first)[1],
+        stored(120.0, now, second)[1],
+        stored(130.0, now, speaker="alice")[1],
+        stored(140.0, now, speaker="bob")[1],
+    ]
+    with storage.change() as change:
+        change.add_prints(records)
+    with storage.change(templates=True) as change:
+        change.remove_utterance(first)
+    with storage.read() as snapshot:
+        assert snapshot.print_counts(now) == (1, 2)
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")
+    with storage.read() as snapshot:
+        assert snapshot.print_counts(now) == (0, 1)  # bob's query is left
 
 
 def test_threads_enroll_remove_and_search_together(storage: Storage) -> None:

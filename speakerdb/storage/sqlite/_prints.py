@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .._prints import PrintHit, StoredPrint
-from ._store import PrintKeyRow, PrintRow, SpeakerRow
+from ._store import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
 __all__ = ["add", "candidates", "counts", "prune"]
 
@@ -41,15 +41,10 @@ _CANDIDATES = text(
 
 
 def add(session: Session, prints: Sequence[StoredPrint]) -> None:
-    names = {p.speaker for p in prints if p.speaker is not None}
-    found = session.execute(
-        select(SpeakerRow.name, SpeakerRow.id).where(SpeakerRow.name.in_(names))
-    )
-    ids = {str(name): int(i) for name, i in found}
     for printed in prints:
         row = PrintRow(
             utterance_id=printed.utterance_id,
-            speaker_id=ids.get(printed.speaker) if printed.speaker is not None else None,
+            speaker_id=_owner(session, printed),
             session=printed.session,
             created_at=printed.time,
             data=printed.data,
@@ -62,6 +57,17 @@ def add(session: Session, prints: Sequence[StoredPrint]) -> None:
                 insert(PrintKeyRow),
                 [{"key": k, "print_id": row.id, "step": s} for k, s in keys.tolist()],
             )
+
+
+def _owner(session: Session, printed: StoredPrint) -> int | None:
+    """The speaker a fingerprint goes with: its utterance's, else the named one's."""
+    if printed.utterance_id is not None:
+        stmt = select(UtteranceRow.speaker_id).where(UtteranceRow.id == printed.utterance_id)
+    elif printed.speaker is not None:
+        stmt = select(SpeakerRow.id).where(SpeakerRow.name == printed.speaker)
+    else:
+        return None
+    return session.scalar(stmt)
 
 
 def candidates(
