@@ -1,23 +1,33 @@
-"""Replay detection and false flags of the acoustic fingerprint, speakers left out.
+"""Replay detection and false flags of speakerdb's replay check, speakers left out.
 
-On the shared real-speech corpus (``../shared/data``; ``$SPEAKERDB_CORPUS``):
+On the shared real-speech corpus (``../shared/data``; ``$SPEAKERDB_CORPUS``), through
+the path a query takes (:func:`speakerdb.services._replay.best_stored_match`: the
+fingerprint, the indexed lookup of candidates in an SQLite database, the exact
+score of the candidates):
 
 - The 11 speakers are split into two fixed folds (alternate speakers in sorted
   order, so both folds hold telephone and studio voices). Each fold is its own
   database: per speaker, its 3 enrollment clips (``protocol/enroll.csv``, or 3
-  seeded clips of at least 1 s for the never-enrolled speakers) and
-  ``--recent`` earlier queries kept for the replay window.
-- **Replays**: every stored clip, transformed (noise, gain, resampling,
-  telephone band, cuts), against its own fingerprint.
-- **Genuine new clips**: ``--genuine`` other clips per speaker, each against
-  every stored clip of the fold (its own speaker's and the others'). A clip is
-  flagged when any stored clip matches it.
-- The threshold is chosen on one fold (the lowest with at most ``--tune-flags``
-  of its genuine clips flagged) and reported on the other, both ways round;
-  the rows "fold A -> B" are the shipped default's provenance.
+  seeded clips for the never-enrolled speakers) and ``--recent`` other clips, as
+  if they were queries kept for the replay window.
+- **Replays**: ``--replays`` stored clips per speaker, transformed (the exact file,
+  white and pink noise at 20/10/5 dB SNR, gain +-12 dB, resampled, the 8 kHz mu-law
+  telephone band, cut, padded, a sub-segment), each looked up in the fold's database.
+  Detected when the best match reaches the threshold. "exact own clip" is the
+  score against its own stored fingerprint without the index: the gap between the
+  two is what the index loses.
+- **Genuine new clips**: ``--genuine`` other clips per speaker, never stored, each
+  looked up in the fold's database: flagged when any stored clip matches.
+- The threshold is chosen on one fold (the lowest with at most ``--tune-flags`` of
+  its genuine clips flagged) and reported on the other, both ways round; the
+  shipped threshold (speakerdb.services._replay.MATCH_THRESHOLD) is reported too.
+- The corpus's 60 ``silence__N.wav`` clips are digital silence filed under a
+  speaker (the Asterisk prompts' pauses): they are left out. So are clips shorter
+  than 0.5 s, which speakerdb refuses.
 
-Rates come with 95% Wilson intervals. Everything is seeded; it runs in a few
-minutes on one core. ``--bench`` times one query against many stored clips.
+Rates come with 95% Wilson intervals. Everything is seeded. ``--bench`` times the
+lookup against 1,000 and 10,000 stored 3 s clips. Other scripts call
+:func:`replay_figures` (scripts/eval_open_set.py prints them).
 """
 
 from __future__ import annotations
@@ -27,8 +37,12 @@ import csv
 import math
 import os
 import random
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +50,16 @@ import soundfile as sf
 import soxr
 
 from speakerdb.audio import Fingerprint, best_matches, fingerprint
+from speakerdb.audio._fingerprint import fingerprint_with_margins
+from speakerdb.audio._fpindex import stored_keys
 from speakerdb.errors import AudioError
+from speakerdb.services._replay import MATCH_THRESHOLD, best_stored_match
+from speakerdb.storage import Storage, open_storage
+from speakerdb.storage._prints import StoredPrint
 
 CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))
 RATE = 16_000
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -119,17 +139,24 @@ def load(path: str) -> np.ndarray:
     return sf.read(path, dtype="float64")[0]
 
 
+def is_silence_prompt(path: str) -> bool:
+    """The corpus's digital-silence clips, filed under a speaker but holding no speech."""
+    return "silence__" in Path(path).name
+
+
 def clips_by_speaker() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """All clips per speaker, and the enrollment clips per speaker."""
+    """All usable clips per speaker (no silence prompts, none under 0.5 s), and the
+    enrollment clips per speaker."""
     every: dict[str, list[str]] = {}
     with open(CORPUS / "manifest.csv") as fh:
         for row in csv.DictReader(fh):
-            if float(row["duration_s"]) >= 0.5:  # speakerdb refuses shorter clips
+            if float(row["duration_s"]) >= 0.5 and not is_silence_prompt(row["path"]):
                 every.setdefault(row["speaker_id"], []).append(row["path"])
     enrolled: dict[str, list[str]] = {}
     with open(CORPUS / "protocol" / "enroll.csv") as fh:
         for row in csv.DictReader(fh):
-            enrolled.setdefault(row["speaker_id"], []).append(row["path"])
+            if not is_silence_prompt(row["path"]):
+                enrolled.setdefault(row["speaker_id"], []).append(row["path"])
     return every, enrolled
 
 
@@ -141,120 +168,231 @@ def usable(path: str) -> bool:
     return True
 
 
-def build_fold(speakers: list[str], args: argparse.Namespace) -> dict[str, object]:
-    """Stored fingerprints, replay scores and genuine clips' best scores of one fold."""
+@contextmanager
+def database(prints: list[Fingerprint]) -> Iterator[Storage]:
+    """A temporary SQLite database holding ``prints`` as kept queries (none expires)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = open_storage(Path(tmp) / "replay.db")
+        try:
+            now = datetime.now(timezone.utc)
+            for start in range(0, len(prints), 200):
+                with storage.change() as change:
+                    change.add_prints(
+                        [
+                            StoredPrint(p.to_bytes(), stored_keys(p), now)
+                            for p in prints[start : start + 200]
+                        ]
+                    )
+            yield storage
+        finally:
+            storage.close()
+
+
+def lookup(storage: Storage, samples: np.ndarray) -> float:
+    """The best match of ``samples`` in ``storage`` as a query finds it (0: no candidate)."""
+    try:
+        printed, margins = fingerprint_with_margins(samples)
+    except AudioError:  # a copy too short or quiet to fingerprint is a miss
+        return 0.0
+    return best_stored_match(storage, printed, margins, EPOCH)[0]
+
+
+@dataclass
+class Fold:
+    """One fold's scores: replays by transform (index path and exact own clip), and each
+    genuine new clip's best match."""
+
+    speakers: list[str]
+    stored: int
+    replay: dict[str, np.ndarray]
+    exact: dict[str, np.ndarray]
+    genuine: np.ndarray
+    seconds_per_lookup: float
+
+
+def build_fold(speakers: list[str], args: argparse.Namespace) -> Fold:
     every, enrolled = clips_by_speaker()
-    stored: list[Fingerprint] = []
-    owner: list[str] = []
-    sources: list[str] = []
-    genuine_paths: list[tuple[str, str]] = []
+    stored_paths: list[str] = []
+    genuine_paths: list[str] = []
+    replayed: list[str] = []
     for spk in speakers:
         rng = random.Random(f"{args.seed}|{spk}")
         pool = sorted(every[spk])
-        first = enrolled.get(spk) or rng.sample(pool, 3)
-        # Clips with nothing to fingerprint (the corpus has a few silent prompts)
-        # are refused upstream by speakerdb's silence check; they are left out.
+        first = [p for p in enrolled.get(spk, []) if p in pool] or rng.sample(pool, 3)
         rest = [p for p in pool if p not in first]
         rng.shuffle(rest)
         rest = [p for p in rest[: 2 * (args.recent + args.genuine)] if usable(p)]
-        for path in first + rest[: args.recent]:
-            stored.append(fingerprint(load(path)))
-            owner.append(spk)
-            sources.append(path)
-        genuine_paths += [(spk, p) for p in rest[args.recent : args.recent + args.genuine]]
-    replay = replay_scores(stored, sources, args.seed)
-    genuine = []
-    for spk, path in genuine_paths:
-        scores = best_matches(fingerprint(load(path)), stored)
-        same = np.array([o == spk for o in owner])
-        genuine.append((scores.max(), scores[same].max(), scores[~same].max(), scores))
-    return {"replay": replay, "genuine": genuine, "stored": len(stored)}
+        mine = [p for p in first if usable(p)] + rest[: args.recent]
+        stored_paths += mine
+        replayed += mine[: args.replays]
+        genuine_paths += rest[args.recent : args.recent + args.genuine]
+    prints = [fingerprint(load(p)) for p in stored_paths]
+    own = {p: prints[i] for i, p in enumerate(stored_paths)}
+    replay: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
+    exact: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
+    t0, lookups = time.perf_counter(), 0
+    with database(prints) as storage:
+        for j, path in enumerate(replayed):
+            x = load(path)
+            for t, (name, transform) in enumerate(TRANSFORMS.items()):
+                copy = transform(x, np.random.default_rng([args.seed, j, t]))
+                replay[name].append(lookup(storage, copy))
+                exact[name].append(_exact(copy, own[path]))
+                lookups += 1
+        genuine = [lookup(storage, load(p)) for p in genuine_paths]
+        lookups += len(genuine)
+    return Fold(
+        speakers,
+        len(prints),
+        {k: np.array(v) for k, v in replay.items()},
+        {k: np.array(v) for k, v in exact.items()},
+        np.array(genuine),
+        (time.perf_counter() - t0) / max(lookups, 1),
+    )
 
 
-def replay_scores(
-    stored: list[Fingerprint], sources: list[str], seed: int
-) -> dict[str, np.ndarray]:
-    """Each transform's score of every stored clip's copy against its own fingerprint."""
-    out: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
-    for j, path in enumerate(sources):
-        x = load(path)
-        for t, (name, transform) in enumerate(TRANSFORMS.items()):
-            rng = np.random.default_rng([seed, j, t])
-            try:
-                score = best_matches(fingerprint(transform(x, rng)), [stored[j]])[0]
-            except Exception:  # a copy too short or quiet to fingerprint is a miss
-                score = 0.0
-            out[name].append(float(score))
-    return {name: np.array(v) for name, v in out.items()}
+def _exact(copy: np.ndarray, stored: Fingerprint) -> float:
+    try:
+        return float(best_matches(fingerprint(copy), [stored])[0])
+    except AudioError:
+        return 0.0
 
 
-def tune(fold: dict[str, object], max_flags: float) -> float:
+def tune(fold: Fold, max_flags: float) -> float:
     """The lowest threshold flagging at most ``max_flags`` of the fold's genuine clips."""
-    best = np.sort([g[0] for g in fold["genuine"]])  # type: ignore[attr-defined]
+    best = np.sort(fold.genuine)
     allowed = math.floor(max_flags * best.size)
     # Just above the (allowed + 1)-th highest genuine score.
     return float(best[best.size - allowed - 1]) + 1e-6
 
 
-def report(name: str, fold: dict[str, object], threshold: float) -> None:
-    print(f"\n== {name}: threshold {threshold:.2f}, {fold['stored']} stored fingerprints ==")
-    replay: dict[str, np.ndarray] = fold["replay"]  # type: ignore[assignment]
-    hits = total = 0
-    for transform, scores in replay.items():
-        k = int((scores >= threshold).sum())
-        hits, total = hits + k, total + scores.size
-        print(f"  detected  {transform:26s} {rate(k, scores.size)}")
-    print(f"  detected  {'all transformations':26s} {rate(hits, total)}")
-    genuine = fold["genuine"]
-    n = len(genuine)  # type: ignore[arg-type]
-    flagged = sum(g[0] >= threshold for g in genuine)  # type: ignore[attr-defined]
-    same = sum(g[1] >= threshold for g in genuine)  # type: ignore[attr-defined]
-    pairs = np.concatenate([g[3] for g in genuine])  # type: ignore[attr-defined]
-    print(f"  genuine new clips flagged (any stored clip)  {rate(flagged, n)}")
-    print(f"  ... by their own speaker's stored clips      {rate(same, n)}")
-    pair_flags = int((pairs >= threshold).sum())
-    print(f"  genuine pairs flagged (clip, stored clip)    {rate(pair_flags, pairs.size)}")
+@dataclass
+class Figures:
+    """Replays detected and genuine clips flagged on one fold at one threshold."""
+
+    threshold: float
+    detected: dict[str, tuple[int, int]]
+    exact_detected: dict[str, tuple[int, int]]
+    flagged: tuple[int, int]
+
+    @property
+    def all_detected(self) -> tuple[int, int]:
+        return tuple(map(sum, zip(*self.detected.values(), strict=True)))  # type: ignore[return-value]
 
 
-def bench(seed: int) -> None:
-    """Time one 3 s query against 100 and 1,000 stored 3 s fingerprints."""
+def figures(fold: Fold, threshold: float) -> Figures:
+    def count(scores: np.ndarray) -> tuple[int, int]:
+        return int((scores >= threshold).sum()), int(scores.size)
+
+    return Figures(
+        threshold,
+        {name: count(s) for name, s in fold.replay.items()},
+        {name: count(s) for name, s in fold.exact.items()},
+        count(fold.genuine),
+    )
+
+
+def replay_figures(
+    seed: int = 1234,
+    recent: int = 30,
+    genuine: int = 60,
+    replays: int = 8,
+    tune_flags: float = 0.005,
+) -> list[tuple[str, Figures, Figures]]:
+    """For each way round ("tuned on A, reported on B"): the figures of the reported fold
+    at the threshold tuned on the other, and at the shipped threshold."""
+    args = argparse.Namespace(
+        seed=seed, recent=recent, genuine=genuine, replays=replays, tune_flags=tune_flags
+    )
+    speakers = sorted(clips_by_speaker()[0])
+    folds = {"A": speakers[0::2], "B": speakers[1::2]}
+    built = {name: build_fold(members, args) for name, members in folds.items()}
+    out = []
+    for tuned, reported in (("A", "B"), ("B", "A")):
+        threshold = tune(built[tuned], tune_flags)
+        out.append(
+            (
+                f"tuned on fold {tuned} ({', '.join(folds[tuned])}), reported on fold {reported}",
+                figures(built[reported], threshold),
+                figures(built[reported], MATCH_THRESHOLD),
+            )
+        )
+    return out
+
+
+def report(title: str, tuned: Figures, shipped: Figures) -> None:
+    print(f"\n== {title} ==")
+    print(f"   thresholds: tuned {tuned.threshold:.2f}, shipped {shipped.threshold:.2f}")
+    print(f"   {'':28s} {'tuned threshold':>33s}   {'shipped threshold':>33s}   exact own clip")
+    for name in tuned.detected:
+        print(
+            f"   detected {name:24s} {rate(*tuned.detected[name])}   "
+            f"{rate(*shipped.detected[name])}   {rate(*shipped.exact_detected[name])}"
+        )
+    print(
+        f"   detected {'all transformations':24s} {rate(*tuned.all_detected)}   "
+        f"{rate(*shipped.all_detected)}"
+    )
+    print(
+        f"   genuine new clips flagged          {rate(*tuned.flagged)}   {rate(*shipped.flagged)}"
+    )
+
+
+def bench(seed: int, sizes: tuple[int, ...] = (1_000, 10_000), queries: int = 20) -> None:
+    """Time one 3 s query's lookup against ``sizes`` stored 3 s clips, and the exact
+    scan of every stored fingerprint (the cost without the index), in one run."""
     every, _ = clips_by_speaker()
     paths = sorted(p for v in every.values() for p in v)
-    rng = random.Random(seed)
-    clips = [load(p) for p in rng.sample(paths, 400)]
-    long_ = np.concatenate(clips)
-    three = [long_[i * 3 * RATE : (i + 1) * 3 * RATE] for i in range(100)]
+    random.Random(seed).shuffle(paths)
+    segments: list[np.ndarray] = []
+    for path in paths:
+        x = load(path)
+        segments += [x[i : i + 3 * RATE] for i in range(0, x.size - 3 * RATE + 1, 3 * RATE)]
+        if len(segments) >= max(sizes) // 2 + queries:
+            break
+    # Time-reversed copies double the distinct 3 s segments (the corpus holds about 6,300).
+    segments += [s[::-1].copy() for s in segments]
+    probes = segments[:queries]
+    stock = segments[queries:]
     t0 = time.perf_counter()
-    prints = [fingerprint(c) for c in three]
-    per_fp = (time.perf_counter() - t0) / len(three)
-    print(f"fingerprint of a 3 s clip: {1000 * per_fp:.1f} ms, {len(prints[0].to_bytes())} bytes")
-    for count in (100, 1000):
-        stored = (prints * (count // len(prints) + 1))[:count]
-        t0 = time.perf_counter()
-        best_matches(prints[0], stored)
-        print(f"one 3 s query against {count} stored 3 s clips: {time.perf_counter() - t0:.3f} s")
+    prints = [fingerprint(s) for s in stock[: max(sizes)]]
+    print(f"fingerprint of a 3 s clip: {1000 * (time.perf_counter() - t0) / len(prints):.1f} ms")
+    for size in sizes:
+        with database(prints[:size]) as storage:
+            copies = [p * 0.5 for p in probes]
+            t0 = time.perf_counter()
+            for copy in copies:
+                lookup(storage, copy)
+            indexed = (time.perf_counter() - t0) / len(copies)
+            scan = [fingerprint(c) for c in copies[:3]]
+            t0 = time.perf_counter()
+            for printed in scan:
+                best_matches(printed, prints[:size])
+            exact = (time.perf_counter() - t0) / len(scan)
+            print(
+                f"{size:6d} stored 3 s clips: lookup {1000 * indexed:7.1f} ms per query "
+                f"(fingerprint included), exact scan {1000 * exact:7.1f} ms: "
+                f"{exact / indexed:5.1f}x faster"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recent", type=int, default=5, help="recent queries kept per speaker")
+    parser.add_argument("--recent", type=int, default=30, help="kept queries per speaker")
     parser.add_argument("--genuine", type=int, default=60, help="genuine new clips per speaker")
+    parser.add_argument("--replays", type=int, default=8, help="stored clips replayed per speaker")
     parser.add_argument("--tune-flags", type=float, default=0.005, help="flags allowed in tuning")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--bench", action="store_true", help="time the matching, then stop")
+    parser.add_argument("--bench", action="store_true", help="time the lookup, then stop")
     args = parser.parse_args()
     if args.bench:
         bench(args.seed)
         return
-    speakers = sorted(clips_by_speaker()[0])
-    folds = {"A": speakers[0::2], "B": speakers[1::2]}
-    for name, members in folds.items():
-        print(f"fold {name}: {', '.join(members)}")
     t0 = time.perf_counter()
-    built = {name: build_fold(members, args) for name, members in folds.items()}
-    for tuned, reported in (("A", "B"), ("B", "A")):
-        threshold = tune(built[tuned], args.tune_flags)
-        report(f"tuned on fold {tuned}, reported on fold {reported}", built[reported], threshold)
+    for title, tuned, shipped in replay_figures(
+        args.seed, args.recent, args.genuine, args.replays, args.tune_flags
+    ):
+        report(title, tuned, shipped)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
 
 

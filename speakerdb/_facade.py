@@ -18,7 +18,13 @@ import numpy as np
 from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
-from .config import database_path, parse_replay_window, parse_threshold, resolve_backend
+from .config import (
+    database_path,
+    parse_replay_window,
+    parse_threshold,
+    resolve_backend,
+    resolve_speech_gate,
+)
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
@@ -63,6 +69,12 @@ class SpeakerDB:
     ``auto``, ``onnx``, ``torch``, ``openvino-bf16`` or ``torch-bf16``
     (:mod:`speakerdb.encoders._backends`).
 
+    ``replay_window`` (else ``SPEAKERDB_REPLAY_WINDOW``, else the stored
+    :meth:`set_replay_window`, else 10 minutes) is how long decided queries are
+    remembered by the replay check; 0 remembers none (enrolled clips are always
+    checked). ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
+    enrollment clips that are not speech; ``False`` is for synthetic test voices.
+
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
     a decoded :class:`~speakerdb.audio.Clip`; :mod:`speakerdb.audio` checks each.
@@ -98,6 +110,7 @@ class SpeakerDB:
         backend: str | None = None,
         storage: Storage | None = None,
         replay_window: int | str | None = None,
+        speech_gate: bool | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -112,6 +125,7 @@ class SpeakerDB:
                 None if replay_window is None else parse_replay_window(replay_window, "argument")
             )
             self._compose(model, encoder, cosine, options, window)
+            self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
         except BaseException:
             self._storage.close()  # a refused database is not left open
             raise

@@ -47,6 +47,7 @@ __all__ = [
     "parse_threshold",
     "resolve_backend",
     "resolve_replay_window",
+    "resolve_speech_gate",
 ]
 
 DEFAULT_DB = "speakers.db"
@@ -61,6 +62,9 @@ ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
 ENV_REPLAY_WINDOW = "SPEAKERDB_REPLAY_WINDOW"
+ENV_SPEECH_GATE = "SPEAKERDB_SPEECH_GATE"
+_SWITCHES = {"1": True, "on": True, "true": True, "yes": True}
+_SWITCHES |= {"0": False, "off": False, "false": False, "no": False}
 
 #: How long (seconds) a decided query's fingerprint is kept: a clip matching one is a replay.
 DEFAULT_REPLAY_WINDOW_S = 600
@@ -136,6 +140,19 @@ def resolve_replay_window(arg: int | None, stored: int | None) -> tuple[int, str
     if stored is not None:
         return stored, "database"
     return DEFAULT_REPLAY_WINDOW_S, "default"
+
+
+def resolve_speech_gate(arg: bool | None) -> bool:
+    """Whether enrollment refuses clips that are not speech (noise, hum, tones, music):
+    the argument, else ``SPEAKERDB_SPEECH_GATE`` (``on``/``off``), else on."""
+    if arg is not None:
+        return bool(arg)
+    env = os.environ.get(ENV_SPEECH_GATE, "").strip().lower()
+    if not env:
+        return True
+    if env not in _SWITCHES:
+        raise InputError(f"{ENV_SPEECH_GATE} must be on or off, got {env!r}")
+    return _SWITCHES[env]
 
 
 def env_flag(name: str) -> bool:

@@ -126,6 +126,14 @@ def _no_replay_window(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "0")
 
 
+@pytest.fixture(autouse=True)
+def _synthetic_voices_enroll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' voice() is a harmonic series, which the speech gate rightly refuses as
+    held tones: tests turn the gate off (``SPEAKERDB_SPEECH_GATE=off``, which CLI
+    subprocesses inherit) unless they test it (tests/test_speech_gate.py)."""
+    monkeypatch.setenv("SPEAKERDB_SPEECH_GATE", "off")
+
+
 @pytest.fixture
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh speakerdb cache for the test, and no model options from the environment."""

@@ -116,10 +116,14 @@ class Metadata:
 class Enrolling:
     """Enrollment into one database: its storage, its model and its decision settings."""
 
-    def __init__(self, storage: Storage, slot: ModelSlot, settings: Settings) -> None:
+    def __init__(
+        self, storage: Storage, slot: ModelSlot, settings: Settings, *, speech_gate: bool = True
+    ) -> None:
         self._storage = storage
         self._slot = slot
         self._settings = settings
+        #: Whether clips that are not speech are refused (:mod:`speakerdb.services._quality`).
+        self.speech_gate = speech_gate
 
     def enroll(
         self,
@@ -280,7 +284,13 @@ class Enrolling:
         measured = source != f"default for {model}" or measured_default
         population = self._gate_population(name, embeddings, pending)
         issues = check_enrollment(
-            name, clips, embeddings, population, threshold, similarity_refuses=measured
+            name,
+            clips,
+            embeddings,
+            population,
+            threshold,
+            similarity_refuses=measured,
+            speech_gate=self.speech_gate,
         )
         refusals = [i.message for i in issues if i.refused]
         if refusals and not force:

@@ -2,8 +2,15 @@
 
 Checked at enroll time, on the decoded clips and their embeddings:
 
+- ``not_speech``: a clip that is not someone speaking (noise, mains hum, tones, music,
+  silence: :func:`speakerdb.audio.assess_speech`) is refused, with what it sounds like
+  and the fix. On unless the database was opened with ``speech_gate=False`` (or
+  ``SPEAKERDB_SPEECH_GATE=off``); ``scripts/eval_speech_gate.py`` shows it accepts every
+  clip of the shared corpus and refuses generated non-speech;
 - ``speech``: net speech (:mod:`speakerdb.audio._vad`) under :data:`WARN_SPEECH_S` warns,
   under :data:`MIN_SPEECH_S` refuses;
+- ``single_clip``: a speaker enrolled from one clip only warns (one clip makes an
+  unsteady template; three or more are advised);
 - ``clipping``: a share of samples at full scale over :data:`WARN_CLIPPED` warns,
   over :data:`MAX_CLIPPED` refuses;
 - ``outlier``: a clip's cosine to the template of the speaker's other clips
@@ -35,6 +42,7 @@ import numpy as np
 
 from .._vectors import template_of
 from ..audio._decode import Clip
+from ..audio._speechness import assess_speech
 from ..audio._vad import net_speech_s
 from ..decision._population import Population
 from ..types import QualityIssue
@@ -67,16 +75,18 @@ def check_enrollment(
     threshold: float,
     *,
     similarity_refuses: bool = True,
+    speech_gate: bool = True,
 ) -> list[QualityIssue]:
     """Every issue with enrolling ``clips`` (embedded as ``embeddings``) for ``name``.
 
     With ``similarity_refuses=False`` the outlier and near-duplicate checks only
     warn: their limits follow the threshold, which means little for a model
-    whose threshold was never measured.
+    whose threshold was never measured. ``speech_gate=False`` skips ``not_speech``.
     """
     issues: list[QualityIssue] = []
     for clip in clips:
-        issues += _speech(clip) + _clipping(clip)
+        issues += (_not_speech(clip) if speech_gate else []) + _speech(clip) + _clipping(clip)
+    issues += _single_clip(name, len(clips), population)
     similar = _outliers(name, clips, embeddings, population, threshold)
     if name not in population.names:
         similar += _near_duplicate(name, embeddings, population, threshold)
@@ -87,6 +97,30 @@ def check_enrollment(
 
 def _label(clip: Clip) -> str:
     return clip.source or "<array>"
+
+
+def _not_speech(clip: Clip) -> list[QualityIssue]:
+    found = assess_speech(clip.samples)
+    if found.is_speech:
+        return []
+    # The command's own advice (--force) is added once for every refusal of the call.
+    reason = (found.reason or "not speech").removesuffix(" (--force enrolls anyway)")
+    return [QualityIssue("not_speech", True, clip.source, f"{_label(clip)}: {reason}")]
+
+
+def _single_clip(name: str, added: int, population: Population) -> list[QualityIssue]:
+    enrolled = len(population.of(name)) if name in population.names else 0
+    if enrolled + added != 1:
+        return []
+    return [
+        QualityIssue(
+            "single_clip",
+            False,
+            None,
+            f"{name!r} is enrolled from one clip: its voiceprint is unsteady; enroll "
+            "3 or more clips, from different recordings",
+        )
+    ]
 
 
 def _speech(clip: Clip) -> list[QualityIssue]:

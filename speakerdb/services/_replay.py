@@ -61,6 +61,7 @@ __all__ = [
     "CANDIDATES",
     "MATCH_THRESHOLD",
     "ReplayCheck",
+    "best_stored_match",
     "fingerprints_of",
     "replay_checks",
     "store_enrolled_prints",
@@ -100,14 +101,11 @@ class ReplayCheck:
         window, _ = self._settings.replay_window()
         if window:
             self._hold(query, printed, now)
-        hits = self._candidates(printed, margins, now - timedelta(seconds=window), query)
-        if not hits:
+        since = now - timedelta(seconds=window)
+        score, hit = best_stored_match(self._storage, printed, margins, since, query.session)
+        if hit is None or score < MATCH_THRESHOLD:
             return None
-        scores = best_matches(printed, [Fingerprint.from_bytes(h.data) for h in hits])
-        best = int(np.argmax(scores))
-        if scores[best] < MATCH_THRESHOLD:
-            return None
-        return _verdict(hits[best], float(scores[best]))
+        return _verdict(hit, score)
 
     def decided(self, query: Query, outcome: Outcome) -> None:
         with self._lock:
@@ -130,12 +128,25 @@ class ReplayCheck:
             while len(self._pending) > _PENDING_MAX:
                 self._pending.popitem(last=False)
 
-    def _candidates(
-        self, printed: Fingerprint, margins: np.ndarray, since: datetime, query: Query
-    ) -> list[PrintHit]:
-        keys = query_keys(printed, margins)
-        with self._storage.read() as snapshot:
-            return snapshot.print_candidates(keys, since, CANDIDATES, query.session)
+
+def best_stored_match(
+    storage: Storage,
+    printed: Fingerprint,
+    margins: np.ndarray,
+    since: datetime,
+    session: str | None = None,
+) -> tuple[float, PrintHit | None]:
+    """The stored fingerprint most like ``printed`` among the :data:`CANDIDATES` that
+    share the most index keys with it, and its similarity (``0.0, None`` when none shares
+    a key). ``since`` and ``session`` are :meth:`~speakerdb.storage.Snapshot.print_candidates`'."""
+    keys = query_keys(printed, margins)
+    with storage.read() as snapshot:
+        hits = snapshot.print_candidates(keys, since, CANDIDATES, session)
+    if not hits:
+        return 0.0, None
+    scores = best_matches(printed, [Fingerprint.from_bytes(h.data) for h in hits])
+    best = int(np.argmax(scores))
+    return float(scores[best]), hits[best]
 
 
 def fingerprints_of(clips: Sequence[Clip]) -> dict[str, Fingerprint]:
