@@ -40,6 +40,7 @@ from .storage import Storage, open_storage, upgrade_storage
 
 if TYPE_CHECKING:
     from .decision._calibration import Calibration
+    from .decision._countermeasure import Countermeasure
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
     from .types import (
@@ -72,7 +73,10 @@ class SpeakerDB:
     ``replay_window`` (else ``SPEAKERDB_REPLAY_WINDOW``, else the stored
     :meth:`set_replay_window`, else 10 minutes) is how long decided queries are
     remembered by the replay check; 0 remembers none (enrolled clips are always
-    checked). ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
+    checked). ``countermeasure`` (a registered name or a
+    :class:`~speakerdb.decision.Countermeasure`; else ``SPEAKERDB_COUNTERMEASURE``, else
+    the stored :meth:`set_countermeasure`, else none) judges every query clip: a spoof
+    is refused as ``replay``. ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
     enrollment clips that are not speech; ``False`` is for synthetic test voices.
 
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
@@ -111,6 +115,7 @@ class SpeakerDB:
         storage: Storage | None = None,
         replay_window: int | str | None = None,
         speech_gate: bool | None = None,
+        countermeasure: str | Countermeasure | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -124,7 +129,7 @@ class SpeakerDB:
             window = (
                 None if replay_window is None else parse_replay_window(replay_window, "argument")
             )
-            self._compose(model, encoder, cosine, options, window)
+            self._compose(model, encoder, cosine, options, window, countermeasure)
             self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
         except BaseException:
             self._storage.close()  # a refused database is not left open
@@ -137,11 +142,14 @@ class SpeakerDB:
         threshold: float | None,
         options: dict[str, Any],
         replay_window: int | None = None,
+        countermeasure: str | Countermeasure | None = None,
     ) -> None:
         with self._storage.read() as snapshot:
             stored = snapshot.encoder()
         self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
-        self._settings = Settings(self._storage, self._slot, threshold, replay_window)
+        self._settings = Settings(
+            self._storage, self._slot, threshold, replay_window, countermeasure
+        )
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
@@ -373,6 +381,15 @@ class SpeakerDB:
         Returns the seconds; ``SPEAKERDB_REPLAY_WINDOW`` and the ``replay_window`` argument
         take precedence (:func:`~speakerdb.config.resolve_replay_window`)."""
         return self._settings.set_replay_window(value)
+
+    def set_countermeasure(self, name: str) -> str:
+        """Store the countermeasure (a registered name, :mod:`speakerdb.decision._countermeasure`;
+        ``"none"`` for none) that judges every query clip: a spoof is refused as ``replay``."""
+        return self._settings.set_countermeasure(name)
+
+    def countermeasure(self) -> tuple[Countermeasure | None, str]:
+        """The countermeasure in use (``None``: none) and where it was chosen."""
+        return self._settings.countermeasure()
 
     def replay_window(self) -> tuple[int, str]:
         """The replay window in seconds and where it came from."""

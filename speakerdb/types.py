@@ -22,6 +22,7 @@ __all__ = [
     "AuditEntry",
     "AuditSettings",
     "BackupReport",
+    "CountermeasureScore",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -218,6 +219,19 @@ def _given(policy: DecisionPolicy | None, threshold: float, score_norm: str) -> 
 
 
 @dataclass(frozen=True, slots=True)
+class CountermeasureScore(_Result):
+    """A countermeasure's judgement of one query clip
+    (:mod:`speakerdb.decision._countermeasure`): its ``name``, its ``score`` (higher: more
+    likely live speech), its ``threshold``, and whether the clip is a ``spoof`` (the score
+    is below the threshold, or not a number); a spoof is refused as ``replay``."""
+
+    name: str
+    score: float
+    threshold: float
+    spoof: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Identification(_Result):
     """Open-set identification of one clip.
 
@@ -240,6 +254,8 @@ class Identification(_Result):
     verdict: Outcome | None = None
     #: Why that check gave it, in words that name the fix.
     reason: str | None = None
+    #: The countermeasure's judgement of the clip, when one is in use.
+    countermeasure: CountermeasureScore | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -284,6 +300,7 @@ class Identification(_Result):
             "policy": to_jsonable(self.decided_by),
             "best": to_jsonable(self.best),
             "matches": to_jsonable(self.matches),
+            "countermeasure": to_jsonable(self.countermeasure),
         }
 
 
@@ -309,6 +326,8 @@ class Verification(_Result):
     verdict: Outcome | None = None
     #: Why that check gave it, in words that name the fix.
     reason: str | None = None
+    #: The countermeasure's judgement of the clip, when one is in use.
+    countermeasure: CountermeasureScore | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -395,7 +414,9 @@ class AuditEntry(_Result):
     (:class:`Outcome`); entries logged before outcomes existed have the one their
     decision gave (``accepted``, else ``unknown`` or ``rejected``). ``api_key`` is the
     name of the service key (``speakerdb key create``) that asked, ``None`` for a call
-    of the library or CLI.
+    of the library or CLI. ``countermeasure`` and ``countermeasure_score`` record the
+    countermeasure's judgement (:class:`CountermeasureScore`); a spoof's outcome is
+    ``replay``.
     """
 
     id: int
@@ -409,6 +430,9 @@ class AuditEntry(_Result):
     accepted: bool
     outcome: Outcome
     api_key: str | None = None
+    #: The countermeasure in use and its score of the clip (``None``: none in use).
+    countermeasure: str | None = None
+    countermeasure_score: float | None = None
 
     def __post_init__(self) -> None:
         # Stored as text: read back as the enum, so every backend returns equal entries.

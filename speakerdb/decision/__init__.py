@@ -11,10 +11,13 @@ __all__ = [
     "DEFAULT_TOP_N",
     "MARGIN_WEIGHT",
     "AsNorm",
+    "BandwidthCountermeasure",
     "Calibration",
     "Cohort",
     "Cosine",
     "Cosines",
+    "Countermeasure",
+    "CountermeasureScore",
     "Margin",
     "MarginDuration",
     "PolicySources",
@@ -23,9 +26,11 @@ __all__ = [
     "as_norm",
     "calibrate_population",
     "cohort_stats",
+    "countermeasure_names",
     "duration_penalty",
     "duration_slope",
     "enrollment_scores",
+    "get_countermeasure",
     "get_norm",
     "margin_scores",
     "norm_names",
@@ -33,12 +38,19 @@ __all__ = [
     "normalized_matches",
     "population_scores",
     "register",
+    "register_countermeasure",
     "resolve_policy",
 ]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
+        "BandwidthCountermeasure": "._countermeasure",
+        "Countermeasure": "._countermeasure",
+        "countermeasure_names": "._countermeasure",
+        "get_countermeasure": "._countermeasure",
+        "register_countermeasure": "._countermeasure",
+        "CountermeasureScore": "..types",
         "PolicySources": "._policy",
         "resolve_policy": "._policy",
         "AsNorm": "._scores",
@@ -69,8 +81,16 @@ __getattr__, __dir__ = lazy_exports(
 )
 
 if TYPE_CHECKING:
+    from ..types import CountermeasureScore
     from ._asnorm import DEFAULT_TOP_N, Cohort, as_norm, cohort_stats
     from ._calibration import Calibration, calibrate_population, duration_slope, enrollment_scores
+    from ._countermeasure import (
+        BandwidthCountermeasure,
+        Countermeasure,
+        countermeasure_names,
+        get_countermeasure,
+        register_countermeasure,
+    )
     from ._norms import MARGIN_WEIGHT, duration_penalty, margin_scores
     from ._policy import PolicySources, resolve_policy
     from ._population import Population

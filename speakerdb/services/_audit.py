@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from ..errors import DatabaseError, InputError
 from ..storage._protocol import Change, Storage
@@ -189,6 +190,13 @@ def _prune(change: Change, settings: AuditSettings, now: datetime) -> None:
     change.prune_audit(_cutoff(settings, now), settings.max_rows)
 
 
+def _countermeasure(result: Identification | Verification) -> dict[str, Any]:
+    judged = result.countermeasure
+    if judged is None:
+        return {}
+    return {"countermeasure": judged.name, "countermeasure_score": judged.score}
+
+
 def _identification_entry(result: Identification, now: datetime) -> AuditEntry:
     best = result.best
     return AuditEntry(
@@ -203,6 +211,7 @@ def _identification_entry(result: Identification, now: datetime) -> AuditEntry:
         accepted=result.accepted,
         outcome=result.outcome,
         api_key=_ASKED_BY.get(),
+        **_countermeasure(result),
     )
 
 
@@ -219,4 +228,5 @@ def _verification_entry(result: Verification, now: datetime) -> AuditEntry:
         accepted=result.accepted,
         outcome=result.outcome,
         api_key=_ASKED_BY.get(),
+        **_countermeasure(result),
     )

@@ -19,9 +19,10 @@ import numpy as np
 
 from .._names import clean_name
 from ..audio._decode import ClipInput, to_clip
+from ..decision._countermeasure import judge
 from ..decision._ranking import normalized_claim, rank
 from ..errors import InputError
-from ..types import Identification, Outcome, Verification
+from ..types import CountermeasureScore, Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class Querying:
         policy = self._settings.policy(threshold, score_norm)
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip, session=replay_session) for clip in decoded]
-        verdicts = [first_verdict(self._checks, query) for query in asked]
+        judged, verdicts = self._pre_decide(asked)
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
         found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
@@ -87,8 +88,11 @@ class Querying:
                     policy.score_norm,
                     policy,
                     *_given(verdict),
+                    countermeasure=judge,
                 )
-                for clip, matches, verdict in zip(decoded, found, verdicts, strict=True)
+                for clip, matches, verdict, judge in zip(
+                    decoded, found, verdicts, judged, strict=True
+                )
             ]
         )
         for query, result in zip(asked, results, strict=True):
@@ -110,7 +114,7 @@ class Querying:
             template = snapshot.template(name)
         decoded = to_clip(clip)
         asked = Query("verify", decoded, name, session=replay_session)
-        verdict = first_verdict(self._checks, asked)
+        (judged,), (verdict,) = self._pre_decide([asked])
         query = self._slot.embed([decoded])[0]
         score = float(np.dot(query, template))
         normalized = normalized_claim(
@@ -125,9 +129,24 @@ class Querying:
             policy.score_norm,
             policy,
             *_given(verdict),
+            countermeasure=judged,
         )
         self._tell(asked, self._audit.log_verification(result))
         return result
+
+    def _pre_decide(
+        self, asked: Sequence[Query]
+    ) -> tuple[list[CountermeasureScore | None], list[Verdict | None]]:
+        """Each clip's countermeasure judgement (when one is in use) and the verdict that
+        decides it before its score, if any: a spoof's (``replay``), else the first
+        check's."""
+        countermeasure, _ = self._settings.countermeasure()
+        judged = [None if countermeasure is None else judge(countermeasure, q.clip) for q in asked]
+        verdicts = [
+            _spoof_verdict(j) if j is not None and j.spoof else first_verdict(self._checks, q)
+            for q, j in zip(asked, judged, strict=True)
+        ]
+        return judged, verdicts
 
     def _tell(self, query: Query, result: Identification | Verification) -> None:
         """Let every check hear the outcome of a logged decision."""
@@ -139,6 +158,15 @@ class Querying:
         decided = replace(query, named=named)
         for check in self._checks:
             check.decided(decided, result.outcome)
+
+
+def _spoof_verdict(judged: CountermeasureScore) -> Verdict:
+    return Verdict(
+        Outcome.REPLAY,
+        f"the countermeasure {judged.name!r} scored the clip {judged.score:.2f}, under its "
+        f"threshold {judged.threshold:.2f}: a presentation attack (a recording or a "
+        "synthetic voice); ask the person to speak live, and use a second factor",
+    )
 
 
 def _given(verdict: Verdict | None) -> tuple[Outcome | None, str | None]:

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._stored import StoredSettings
-from ..config import parse_replay_window, resolve_replay_window
+from ..config import ENV_COUNTERMEASURE, parse_replay_window, resolve_replay_window
+from ..decision._countermeasure import (
+    BandwidthCountermeasure,
+    Countermeasure,
+    get_countermeasure,
+)
 from ..decision._policy import PolicySources, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
@@ -28,6 +33,18 @@ if TYPE_CHECKING:
 
 __all__ = ["Settings"]
 
+#: ``countermeasure="none"``: chosen explicitly, overriding the environment and the database.
+_NONE = BandwidthCountermeasure()  # a sentinel object, never used to score
+
+
+def _named_countermeasure(name: str) -> Countermeasure:
+    name = name.strip()
+    return _NONE if name == "none" else get_countermeasure(name)
+
+
+def _chosen(countermeasure: Countermeasure) -> Countermeasure | None:
+    return None if countermeasure is _NONE else countermeasure
+
 
 class Settings:
     """The decision settings of one database, for the model in ``slot``."""
@@ -38,6 +55,7 @@ class Settings:
         slot: ModelSlot,
         threshold: float | None,
         replay_window: int | None = None,
+        countermeasure: str | Countermeasure | None = None,
     ) -> None:
         self._storage = storage
         self._slot = slot
@@ -45,6 +63,33 @@ class Settings:
         self._threshold_arg = threshold
         #: The replay window given when the database was opened (seconds), if any.
         self._replay_window_arg = replay_window
+        #: The countermeasure given when the database was opened, if any.
+        if isinstance(countermeasure, str):
+            countermeasure = _named_countermeasure(countermeasure)
+        self._countermeasure_arg = countermeasure
+
+    def countermeasure(self) -> tuple[Countermeasure | None, str]:
+        """The countermeasure fused into queries and where it came from: the argument,
+        ``SPEAKERDB_COUNTERMEASURE``, the database (``speakerdb countermeasure NAME``), or
+        none (:mod:`speakerdb.decision._countermeasure`)."""
+        if self._countermeasure_arg is not None:
+            return _chosen(self._countermeasure_arg), "argument"
+        env = os.environ.get(ENV_COUNTERMEASURE, "").strip()
+        if env:
+            return _chosen(_named_countermeasure(env)), "environment"
+        with self._storage.read() as snapshot:
+            stored = snapshot.settings().get("countermeasure")
+        if stored:
+            return _chosen(_named_countermeasure(stored)), "database"
+        return None, "default"
+
+    def set_countermeasure(self, name: str) -> str:
+        """Store the countermeasure queries use by name (``none`` for none)."""
+        chosen = _named_countermeasure(name)
+        stored = "none" if chosen is _NONE else chosen.name
+        with self._storage.change() as change:
+            change.set_setting("countermeasure", stored)
+        return stored
 
     def replay_window(self) -> tuple[int, str]:
         """The replay window in seconds (0: off) and where it came from

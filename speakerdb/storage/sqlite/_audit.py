@@ -59,6 +59,8 @@ _FIELDS = (
     "normalized",
     "threshold",
     "api_key",
+    "countermeasure",
+    "countermeasure_score",
 )
 
 

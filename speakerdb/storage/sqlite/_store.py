@@ -187,6 +187,8 @@ class AuditRow(Base):
     #: the older rows from ``accepted`` and ``operation``.
     outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    countermeasure: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    countermeasure_score: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class PrintRow(Base):

@@ -1,5 +1,5 @@
 """Replay check: the acoustic fingerprints of enrolled clips and recent queries, and
-their index keys.
+their index keys; the audit log's countermeasure and its score.
 
 Revision ID: 0006
 Revises: 0005
@@ -53,8 +53,13 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_fingerprint_keys_print_id", "fingerprint_keys", ["print_id"])
+    # Plain ADD COLUMN (no batch copy of the table), as 0003 does.
+    op.add_column("audit", sa.Column("countermeasure", sa.String(64), nullable=True))
+    op.add_column("audit", sa.Column("countermeasure_score", sa.Float, nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE audit DROP COLUMN countermeasure_score")
+    op.execute("ALTER TABLE audit DROP COLUMN countermeasure")
     op.drop_table("fingerprint_keys")
     op.drop_table("fingerprints")
