@@ -25,14 +25,17 @@ import numpy as np
 
 from ._fingerprint import Fingerprint, _popcount
 
-__all__ = ["KEY_BITS", "PROBES", "TABLES", "query_keys", "stored_keys"]
+__all__ = ["KEY_BITS", "PROBES", "STRIDE", "TABLES", "query_keys", "stored_keys"]
 
 #: Bits per key: fewer survive noise better, more are more selective.
-KEY_BITS = 12
+KEY_BITS = 16
 #: Bit selections (hash tables) per step.
 TABLES = 8
 #: Weakest bits of each query key flipped, one at a time, as extra probes.
 PROBES = 3
+#: A stored clip is indexed at every STRIDE-th step only (the query at every step, so a
+#: copy still meets it at its lag): a quarter of the rows, and of the chance hits.
+STRIDE = 4
 
 # Fixed, seeded selections: stored keys must stay valid across versions (a new
 # selection needs a re-index of the stored fingerprints, from their bytes).
@@ -48,7 +51,8 @@ _MIN_LOUD = KEY_BITS // 2
 
 def stored_keys(printed: Fingerprint) -> np.ndarray:
     """The ``(key, step)`` rows a stored fingerprint is indexed by: int64 ``(n, 2)``."""
-    return np.concatenate([_table_keys(printed, t)[0] for t in range(TABLES)])
+    rows = np.concatenate([_table_keys(printed, t)[0] for t in range(TABLES)])
+    return rows[rows[:, 1] % STRIDE == 0]
 
 
 def query_keys(printed: Fingerprint, margins: np.ndarray) -> np.ndarray:

@@ -9,7 +9,15 @@ import typer
 
 from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, open_for_reading
 
-__all__ = ["db_upgrade", "info", "rebuild_index", "register", "replay_window", "set_threshold"]
+__all__ = [
+    "countermeasure",
+    "db_upgrade",
+    "info",
+    "rebuild_index",
+    "register",
+    "replay_window",
+    "set_threshold",
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +39,14 @@ def register(app: typer.Typer) -> None:
             "speakerdb replay-window 0        # keep no query fingerprints",
         ),
     )(handles_errors(replay_window))
+    app.command(
+        "countermeasure",
+        epilog=examples(
+            "speakerdb countermeasure            # show it",
+            "speakerdb countermeasure bandwidth",
+            "speakerdb countermeasure none",
+        ),
+    )(handles_errors(countermeasure))
     app.command("rebuild-index", epilog=examples("speakerdb rebuild-index"))(
         handles_errors(rebuild_index)
     )
@@ -114,6 +130,34 @@ def replay_window(
     else:
         state = "off (enrolled clips are still checked)" if seconds == 0 else f"{seconds} s"
         echo(f"replay window {state} ({source})")
+
+
+def countermeasure(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A registered countermeasure, or 'none'. Omit to show it."),
+    ] = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Show or choose the countermeasure that judges every query clip.
+
+    A clip it calls a spoof is answered 'replay'. SPEAKERDB_COUNTERMEASURE overrides
+    the stored choice.
+    """
+    from ..decision._countermeasure import countermeasure_names
+    from ._render import emit_json
+
+    with open_db(db) as database:
+        if name is not None:
+            database.set_countermeasure(name)
+        chosen, source = database.countermeasure()
+    shown = "none" if chosen is None else chosen.name
+    if json:
+        emit_json({"countermeasure": shown, "source": source})
+    else:
+        choices = ", ".join(["none", *countermeasure_names()])
+        echo(f"countermeasure {shown} ({source}); choices: {choices}")
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:

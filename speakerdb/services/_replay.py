@@ -71,8 +71,10 @@ log = logging.getLogger(__name__)
 
 #: Fingerprint similarity from which a clip is a replay (:mod:`speakerdb.audio._fingerprint`).
 MATCH_THRESHOLD = DEFAULT_THRESHOLD
-#: Stored fingerprints scored exactly per query: those sharing the most index keys.
-CANDIDATES = 64
+#: Stored fingerprints scored exactly per query: those sharing the most index keys at
+#: one lag, and at least MIN_VOTES of them (one shared key is chance).
+CANDIDATES = 10
+MIN_VOTES = 2
 # Fingerprints of queries between their check and their decision, by clip; bounded so
 # that queries that failed after the check (their decision never logged) do not pile up.
 _PENDING_MAX = 1024
@@ -142,6 +144,7 @@ def best_stored_match(
     keys = query_keys(printed, margins)
     with storage.read() as snapshot:
         hits = snapshot.print_candidates(keys, since, CANDIDATES, session)
+    hits = [h for h in hits if h.votes >= MIN_VOTES]
     if not hits:
         return 0.0, None
     scores = best_matches(printed, [Fingerprint.from_bytes(h.data) for h in hits])
