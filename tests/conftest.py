@@ -118,20 +118,19 @@ def _speakerdb_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SPEAKERDB_CACHE_DIR"] = str(tmp_path_factory.mktemp("speakerdb-cache"))
 
 
-@pytest.fixture(autouse=True)
-def _no_replay_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test's queries are replays of each other unless it tests that: the window is 0
-    (``SPEAKERDB_REPLAY_WINDOW``, which CLI subprocesses inherit). Enrolled clips are
-    still checked, so a test that verifies with an enrolled clip gets ``replay``."""
-    monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "0")
+@pytest.fixture(scope="session", autouse=True)
+def _test_switches() -> None:
+    """Set for the whole session (module fixtures enroll too), as environment variables
+    that CLI subprocesses inherit; a test of either switch changes it with monkeypatch.
 
-
-@pytest.fixture(autouse=True)
-def _synthetic_voices_enroll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests' voice() is a harmonic series, which the speech gate rightly refuses as
-    held tones: tests turn the gate off (``SPEAKERDB_SPEECH_GATE=off``, which CLI
-    subprocesses inherit) unless they test it (tests/test_speech_gate.py)."""
-    monkeypatch.setenv("SPEAKERDB_SPEECH_GATE", "off")
+    - ``SPEAKERDB_REPLAY_WINDOW=0``: no test's queries are replays of each other unless
+      it tests that. Enrolled clips are still checked, so a test that verifies with an
+      enrolled clip gets ``replay``.
+    - ``SPEAKERDB_SPEECH_GATE=off``: voice() is a harmonic series, which the speech gate
+      rightly refuses as held tones (tests/test_speech_gate.py turns it on).
+    """
+    os.environ["SPEAKERDB_REPLAY_WINDOW"] = "0"
+    os.environ["SPEAKERDB_SPEECH_GATE"] = "off"
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ enrolled clip scored cosine 0.94, genuine new clips about 0.87); the signal can.
   matched against each other, only against enrolled clips and other callers' queries.
 - A clip too short or quiet to fingerprint is not a replay of anything (the other
   checks and the score decide it).
+- While the window is open every decided query writes its fingerprint. A database that
+  cannot be written then fails closed (:class:`~speakerdb.errors.DatabaseError`, as the
+  audit log does): a decision it cannot remember is not given. Turn the window off
+  (``replay-window 0``) to query a read-only database.
 
 Measured on the shared corpus, threshold chosen on some speakers and reported on the
 others: ``scripts/eval_replay.py``.
@@ -45,7 +49,7 @@ from ..audio._fingerprint import (
     fingerprint_with_margins,
 )
 from ..audio._fpindex import query_keys, stored_keys
-from ..errors import AudioError
+from ..errors import AudioError, DatabaseError
 from ..storage._prints import PrintHit, StoredPrint
 from ..types import Outcome
 from ._checks import Query, Verdict
@@ -120,9 +124,19 @@ class ReplayCheck:
         stored = StoredPrint(
             printed.to_bytes(), stored_keys(printed), when, None, speaker, query.session
         )
-        with self._storage.change() as change:
-            change.prune_prints(_utcnow() - timedelta(seconds=window))
-            change.add_prints([stored])
+        try:
+            with self._storage.change() as change:
+                change.prune_prints(_utcnow() - timedelta(seconds=window))
+                change.add_prints([stored])
+        except DatabaseError as exc:
+            # Failure is closed, as for the audit log: a decision that the replay window
+            # cannot remember is not given (the same clip could be replayed unnoticed).
+            raise type(exc)(
+                f"{exc}; the replay window keeps each decided query's fingerprint and this "
+                "one could not be kept, so the decision is not given: make the database "
+                "writable and retry, or turn the window off (`speakerdb replay-window 0`, "
+                "SPEAKERDB_REPLAY_WINDOW=0)"
+            ) from exc
 
     def _hold(self, query: Query, printed: Fingerprint, now: datetime) -> None:
         with self._lock:
