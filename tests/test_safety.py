@@ -176,6 +176,8 @@ CONTROL_BYTES = [b"\x1b", b"\x07", b"\xc2\x9b", b"\x9b"]
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPEAKERDB_")}
     env.update(HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8")
+    # The session's switches for synthetic voices (conftest._test_switches) stay.
+    env.update(SPEAKERDB_REPLAY_WINDOW="0", SPEAKERDB_SPEECH_GATE="off")
     command = [sys.executable, "-m", "speakerdb", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=120)
 
