@@ -11,17 +11,15 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, voice
-from typer.testing import CliRunner, Result
+from conftest import FakeEncoder, fake_cli, voice
+from typer.testing import Result
 
 import speakerdb
 from speakerdb import Identification, Outcome, SpeakerDB, Verification
 from speakerdb import _facade as facade
-from speakerdb.cli import app
 from speakerdb.services._checks import Query, Verdict
 
 ALICE, BOB = 110.0, 1000.0
-RUNNER = CliRunner()
 
 
 class ByName:
@@ -83,12 +81,7 @@ def opened(home: Path) -> SpeakerDB:
 
 def cli(home: Path, *args: object, code: int = 0) -> Result:
     """``speakerdb ARGS`` in-process with the fake encoder of the database."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
-        result = RUNNER.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
-    assert "Traceback" not in result.output
-    return result
+    return fake_cli(*args, code=code)
 
 
 def test_outcome_is_a_public_str_enum_with_the_five_answers() -> None:

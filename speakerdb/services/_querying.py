@@ -69,7 +69,7 @@ class Querying:
         """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        policy = self._settings.policy(threshold, score_norm)
+        policy = self._settings.policy(threshold, score_norm, "identify")
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
         verdicts = [first_verdict(self._checks, query) for query in asked]
@@ -98,7 +98,7 @@ class Querying:
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
-        policy = self._settings.policy(threshold, score_norm)
+        policy = self._settings.policy(threshold, score_norm, "verify")
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)

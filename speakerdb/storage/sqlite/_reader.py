@@ -29,7 +29,15 @@ from ..._metadata import attributes_from_json
 from ..._names import clean_name
 from ...config import DEFAULT_MODEL, ENV_MODEL
 from ...errors import no_such_speaker, sqlite_error
-from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
+from ...types import (
+    DatabaseInfo,
+    DecisionPolicy,
+    EncoderInfo,
+    Speaker,
+    StoredThreshold,
+    Threshold,
+    Utterance,
+)
 from ._schema import SCHEMA_HEAD
 
 if TYPE_CHECKING:
@@ -176,19 +184,19 @@ def describe_database(
     """What ``info`` shows of the database at ``path`` (at the head schema revision), with
     ``counts`` of speakers and utterances and the database's ``generation``; shared by
     ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`."""
-    threshold, source = sources.cosine_threshold()
-    from ...decision._policy import resolve_policy
+    from ...decision._policy import OPERATIONS, resolve_policy
     from ...decision._scores import get_norm
     from .._indexfile import file_state, index_path_for
 
-    policy = resolve_policy(sources)
+    policies = {op: resolve_policy(sources, operation=op) for op in OPERATIONS}
+    policy = policies["identify"]
     deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
     index = index_path_for(path)
     return DatabaseInfo(
         path=str(path.resolve()),
         encoder=encoder,
-        threshold=threshold,
-        threshold_source=source,
+        threshold=policy.threshold,
+        threshold_source=policy.source,
         n_speakers=counts[0],
         n_utterances=counts[1],
         schema_revision=SCHEMA_HEAD,
@@ -196,6 +204,34 @@ def describe_database(
         index_state=file_state(index, generation, sources.stored.index_digest),
         score_norm=policy.score_norm,
         score_norm_threshold=None if deciding_by_cosine else policy.threshold,
+        thresholds={
+            op: Threshold(p.score_norm, p.threshold, p.source) for op, p in policies.items()
+        },
+        stored_thresholds=_stored_thresholds(sources, policies),
+        notice=policy.notice,
+    )
+
+
+def _stored_thresholds(
+    sources: PolicySources, policies: dict[str, DecisionPolicy]
+) -> tuple[StoredThreshold, ...]:
+    """Every stored threshold, and whether an operation decides by it now."""
+    from ..._stored import BOTH
+
+    own = sources.stored.operation_thresholds
+
+    def decides(row: str, score: str) -> bool:
+        # An operation reads its own threshold of a score, else the one stored for both.
+        return any(
+            policy.source == "database"
+            and policy.score_norm == score
+            and row == (op if (op, score) in own else BOTH)
+            for op, policy in policies.items()
+        )
+
+    return tuple(
+        StoredThreshold(row, score, value, decides(row, score))
+        for row, score, value in sources.stored.stored_thresholds()
     )
 
 
