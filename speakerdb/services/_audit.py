@@ -22,8 +22,10 @@ not returned: the query raises :class:`~speakerdb.errors.DatabaseError`. A
 caller that grants access on a decision must not act on one that left no
 trace; to query a database that cannot be written, turn auditing off.
 
-Entries outlive the speakers they name: removing or renaming a speaker leaves
-the log as it was (names and scores, never voiceprints). ``clear`` empties it.
+Entries outlive the speakers they name: renaming a speaker leaves the log as it
+was (names and scores, never voiceprints); removing one renames them
+``removed-<id>`` in it, or deletes their entries
+(:mod:`speakerdb.services._retention`). ``clear`` empties it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from ..audio._decode import ClipInput, to_clip
 from ..decision._ranking import normalized_claim, rank
 from ..errors import InputError
 from ..types import Identification, Verification
+from ._retention import expire_due
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -60,6 +61,7 @@ class Querying:
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)  # an expired voiceprint is never matched
         decoded = [to_clip(c) for c in clips]
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
@@ -77,6 +79,7 @@ class Querying:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)

@@ -64,6 +64,7 @@ __all__ = [
     "SettingRow",
     "SpeakerRow",
     "Store",
+    "TombstoneRow",
     "UtteranceRow",
     "as_utc",
     "from_blob",
@@ -114,6 +115,9 @@ class SpeakerRow(Base):
         String(128), nullable=True, unique=True, index=True
     )
     attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -180,6 +184,18 @@ class AuditRow(Base):
     normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+
+
+class TombstoneRow(Base):
+    """A person who opted out: their external id and name skeletons, nothing else."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    name_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    folded_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class Store:
