@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..audio._decode import Clip
     from ..decision._population import Population
     from ..types import (
+        ApiKey,
         AuditEntry,
         BackupReport,
         EncoderInfo,
@@ -131,6 +132,13 @@ class Snapshot(Protocol):
     ) -> Tombstone | None:
         """A tombstone with (when given) the name key ``keys[0]`` or the folded key
         ``keys[1]``, or the external id ``external_id``; ``None`` if there is none."""
+
+    def api_keys(self) -> list[ApiKey]:
+        """The service's keys, by name."""
+        ...
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key whose secret has the SHA-256 hex ``digest``, or ``None``."""
         ...
 
 
@@ -201,6 +209,15 @@ class Change(Snapshot, Protocol):
 
     def clear_audit(self) -> int:
         """Delete every audit entry; return how many there were."""
+        ...
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        """Store a service key with the hash of its secret; :class:`InputError` if the
+        name is taken."""
+        ...
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Delete the key ``name`` and return it; :class:`InputError` if there is none."""
         ...
 
 

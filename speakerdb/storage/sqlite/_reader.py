@@ -199,7 +199,10 @@ def describe_database(
     )
 
 
-_BLANK = "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+_BLANK = (
+    "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+    " AND NOT EXISTS (SELECT 1 FROM api_keys)"
+)
 
 
 def open_reader(path: str | Path) -> Reader | None:
