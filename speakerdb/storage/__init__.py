@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from ._index import IndexFileError, SpeakerIndex, read_header
     from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
     from ._memory import MemoryStorage
-    from ._protocol import Change, IndexAdmin, SearchFn, Snapshot, Storage
+    from ._protocol import Backup, Change, IndexAdmin, SearchFn, Snapshot, Storage
 
 __all__ = [
     "AUTO_IVF_FROM",
+    "Backup",
     "Change",
     "IndexAdmin",
     "IndexChoice",
@@ -44,7 +45,9 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "MemoryStorage": "._memory",
-        **dict.fromkeys(["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"], "._protocol"),
+        **dict.fromkeys(
+            ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"], "._protocol"
+        ),
         **dict.fromkeys(["IndexFileError", "SpeakerIndex", "read_header"], "._index"),
         **dict.fromkeys(
             ["AUTO_IVF_FROM", "IndexChoice", "IndexPlan", "nprobe_for", "plan_for"], "._indexkind"

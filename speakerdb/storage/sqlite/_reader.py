@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ..._metadata import attributes_from_json
 from ..._names import clean_name
 from ...config import DEFAULT_MODEL, ENV_MODEL
 from ...errors import no_such_speaker, sqlite_error
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_S = 30.0
 
 _SPEAKERS = """
-    SELECT s.id, s.name, s.created_at, count(u.id)
+    SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes, s.expires_at
     FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
     {where} GROUP BY s.id
 """
@@ -198,7 +199,10 @@ def describe_database(
     )
 
 
-_BLANK = "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+_BLANK = (
+    "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+    " AND NOT EXISTS (SELECT 1 FROM api_keys)"
+)
 
 
 def open_reader(path: str | Path) -> Reader | None:
@@ -232,9 +236,17 @@ def open_reader(path: str | Path) -> Reader | None:
     return Reader(path, db)
 
 
-def _speaker(row: tuple[int, str, str, int]) -> Speaker:
-    key, name, created, count = row
-    return Speaker(id=int(key), name=name, n_utterances=int(count), created_at=_utc(created))
+def _speaker(row: tuple[int, str, str, int, str | None, str | None, str | None]) -> Speaker:
+    key, name, created, count, external_id, attributes, expires = row
+    return Speaker(
+        id=int(key),
+        name=name,
+        n_utterances=int(count),
+        created_at=_utc(created),
+        external_id=external_id,
+        attributes=attributes_from_json(attributes),
+        expires_at=None if expires is None else _utc(expires),
+    )
 
 
 def _utc(value: str) -> datetime:
