@@ -1,8 +1,10 @@
 """The ``speakerdb`` command line: parse, call the library, render, map errors to exit codes.
 
 Exit codes: 0 success (for ``verify``: accepted), 1 a negative answer or partial
-failure (``verify`` rejected, some ``enroll-batch`` or ``identify`` clips
-failed), 2 an error (bad input, unknown speaker, unusable database or model).
+failure (``verify`` rejected or a replay, some ``enroll-batch`` or ``identify``
+clips failed), 2 an error (bad input, unknown speaker, unusable database or
+model), 3 not enough speech to decide (``verify``; ``identify`` when every clip).
+An outcome (:class:`~speakerdb.types.Outcome`) is an answer, never an error.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._audit import audit_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
+    EXIT_NOT_ENOUGH_SPEECH,
     BackendOpt,
     ClipsArg,
     DbOpt,
@@ -42,7 +45,7 @@ from ._common import (
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
 from ._keys import key_app
-from ._lifecycle import AttrOpt, ExternalIdOpt, parse_attributes
+from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse_attributes
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
@@ -100,6 +103,7 @@ def enroll(
     clips: ClipsArg,
     external_id: ExternalIdOpt = None,
     attr: AttrOpt = None,
+    expires: ExpiresOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -120,7 +124,12 @@ def enroll(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         result = database.enroll(
-            name, clips, force=force, external_id=external_id, attributes=attributes
+            name,
+            clips,
+            force=force,
+            external_id=external_id,
+            attributes=attributes,
+            expires_at=expires,
         )
     _report_issues(result.issues)
     if json:
@@ -219,13 +228,16 @@ def identify(
 ) -> None:
     """Say who speaks in each clip, or 'unknown'.
 
-    'unknown' when the best score is below the threshold.
+    'unknown' when the best score is below the threshold; 'not_enough_speech' or
+    'replay' when a check refuses to decide by the score. Exit 0, or 1 when some
+    clips failed, 2 when all did, 3 when every clip had too little speech.
     """
     from ..errors import AudioError, error_document
+    from ..types import Outcome
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
-    failed = 0
+    failed = short = 0
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
@@ -238,12 +250,15 @@ def identify(
                 typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
             results.append(to_jsonable(result))
+            short += result.outcome is Outcome.NOT_ENOUGH_SPEECH
             if not json:
                 echo(identification_text(result))
     if json:
         emit_json(results)
     if failed:
         raise typer.Exit(EXIT_ERROR if failed == len(clips) else EXIT_NEGATIVE)
+    if short == len(clips):
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
 
 
 @app.command(
@@ -267,8 +282,9 @@ def verify(
 ) -> None:
     """Accept or reject the claim that CLIP is NAME.
 
-    Exit 0 accepted, 1 rejected, 2 an error.
+    Exit 0 accepted, 1 rejected or a replay, 2 an error, 3 not enough speech to decide.
     """
+    from ..types import Outcome
     from ._render import emit_json, verification_text
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
@@ -277,6 +293,8 @@ def verify(
         emit_json(result)
     else:
         echo(verification_text(result))
+    if result.outcome is Outcome.NOT_ENOUGH_SPEECH:
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
     if not result.accepted:
         raise typer.Exit(EXIT_NEGATIVE)
 
@@ -341,20 +359,22 @@ def rename(
 @handles_errors
 def remove(
     name: Annotated[str, name_arg("Speaker to delete with all their clips.")],
+    purge_audit: PurgeAuditOpt = False,
     yes: YesOpt = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Delete a speaker with all their clips.
 
-    Removes them from the database file, its WAL and the index. Asks first on a
-    terminal (--yes does not ask); scripts without a terminal are not asked.
+    Removes them from the database file, its WAL and the index; their audit entries
+    name them removed-<id> (--purge-audit deletes them). Asks first on a terminal
+    (--yes does not ask); scripts without a terminal are not asked.
     """
     from ._render import emit_json, safe
 
     confirm(f"Delete {safe(name)} and all their clips?", yes, json)
     with open_db(db) as database:
-        speaker = database.remove(name)
+        speaker = database.remove(name, purge_audit=purge_audit)
     if json:
         emit_json(speaker)
     else:

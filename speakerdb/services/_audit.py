@@ -7,9 +7,10 @@ decision of ``identify``, ``identify_many`` and ``verify`` is written to the
 storage (:meth:`~speakerdb.storage.Change.add_audit`) by the process that made
 it, before the result is returned:
 the time (UTC), the operation, the claimed speaker (verify), the identified
-speaker, the raw cosine score (and the AS-norm score when that decided), the
-threshold and the decision. Clips, their file names and embeddings are never
-logged.
+speaker, the raw cosine score (and the normalised score when one decided), the
+threshold, the decision and its outcome (``accepted``, ``rejected``, ``unknown``,
+``not_enough_speech`` or ``replay``: :class:`~speakerdb.types.Outcome`). Clips,
+their file names and embeddings are never logged.
 
 Retention: every logged decision and every change of the settings first
 deletes the entries older than ``retention_days``, then all but the newest
@@ -26,8 +27,10 @@ A front end serving many callers (``speakerdb serve``) names the caller of the
 decisions made in a block with :meth:`AuditLog.asked_by`; each entry keeps that
 name (``api_key``).
 
-Entries outlive the speakers they name: removing or renaming a speaker leaves
-the log as it was (names and scores, never voiceprints). ``clear`` empties it.
+Entries outlive the speakers they name: renaming a speaker leaves the log as it
+was (names and scores, never voiceprints); removing one renames them
+``removed-<id>`` in it, or deletes their entries
+(:mod:`speakerdb.services._retention`). ``clear`` empties it.
 """
 
 from __future__ import annotations
@@ -200,6 +203,7 @@ def _identification_entry(result: Identification, now: datetime) -> AuditEntry:
         normalized=best.normalized if best is not None else None,
         threshold=result.threshold,
         accepted=result.accepted,
+        outcome=result.outcome,
         api_key=_ASKED_BY.get(),
     )
 
@@ -215,5 +219,6 @@ def _verification_entry(result: Verification, now: datetime) -> AuditEntry:
         normalized=result.normalized,
         threshold=result.threshold,
         accepted=result.accepted,
+        outcome=result.outcome,
         api_key=_ASKED_BY.get(),
     )

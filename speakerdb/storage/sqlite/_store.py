@@ -65,6 +65,7 @@ __all__ = [
     "SettingRow",
     "SpeakerRow",
     "Store",
+    "TombstoneRow",
     "UtteranceRow",
     "as_utc",
     "from_blob",
@@ -115,6 +116,9 @@ class SpeakerRow(Base):
         String(128), nullable=True, unique=True, index=True
     )
     attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -165,7 +169,7 @@ class AuditRow(Base):
     """One identify or verify decision, written only while auditing is on (:mod:`.audit`).
 
     Names are copied, not linked: the log keeps what was decided even after a rename
-    or a removal. ``normalized`` is the AS-norm score when that decided, else NULL.
+    or a removal. ``normalized`` is the normalised score when one decided, else NULL.
     """
 
     __tablename__ = "audit"
@@ -181,6 +185,9 @@ class AuditRow(Base):
     normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: The answer (:class:`~speakerdb.types.Outcome`'s value); revision 0005 filled in
+    #: the older rows from ``accepted`` and ``operation``.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
@@ -194,6 +201,18 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     scope: Mapped[str] = mapped_column(String(16), nullable=False)
     digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TombstoneRow(Base):
+    """A person who opted out: their external id and name skeletons, nothing else."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    name_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    folded_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
