@@ -55,8 +55,8 @@ def outcome_of(result: Identification | Verification, operation: str) -> str:
     """The decision's outcome: the result's own when it has one, else accepted, or
     rejected (verify) or unknown (identify)."""
     own = getattr(result, "outcome", None)
-    if isinstance(own, str):
-        return own
+    if own is not None:
+        return str(getattr(own, "value", own))
     if result.accepted:
         return "accepted"
     return "rejected" if operation == "verify" else "unknown"
