@@ -34,6 +34,7 @@ __all__ = [
     "Speaker",
     "StoredThreshold",
     "Threshold",
+    "Tombstone",
     "Utterance",
     "Verification",
     "to_jsonable",
@@ -123,7 +124,8 @@ class Speaker(_Result):
 
     ``external_id`` is the id another system knows them by (unique in a database), and
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
-    changes nothing stored.
+    changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
+    never).
     """
 
     id: int
@@ -132,6 +134,7 @@ class Speaker(_Result):
     created_at: datetime
     external_id: str | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +393,19 @@ class DatabaseInfo(_Result):
     stored_thresholds: tuple[StoredThreshold, ...] = ()
     #: Why the deciding score is not the one the database chose, if it is not.
     notice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone(_Result):
+    """What is kept of a person who opted out, so that they are not enrolled again: their
+    external id (if they had one) and the confusable skeletons of their name
+    (:func:`speakerdb._names.name_keys`), never the voiceprint or the name as written."""
+
+    id: int
+    external_id: str | None
+    name_key: str
+    folded_key: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,10 @@ def test_the_audit_log_shows_outcomes(home: Path, checks: list[ByName]) -> None:
 
 
 def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
     from speakerdb.storage.sqlite import _schema
 
     path = tmp_path / "old.db"
@@ -213,11 +217,14 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         db.identify((voice(ALICE, 1.5, seed=2), 16000))
         db.identify((voice(400.0, 1.5, seed=3), 16000))
         db.verify("alice", (voice(400.0, 1.5, seed=3), 16000))
-    con = sqlite3.connect(path)
-    with con:  # back to revision 0004: no outcome column
-        con.execute("ALTER TABLE audit DROP COLUMN outcome")
-        con.execute("UPDATE alembic_version SET version_num = '0004'")
-    con.close()
+    engine = create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(_schema.migrations_dir()))
+    with engine.begin() as connection:  # back to revision 0004: no outcomes
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    engine.dispose()
+    assert "outcome" not in str(sqlite3.connect(path).execute("SELECT * FROM audit").description)
     assert SpeakerDB.upgrade(path) == ("0004", _schema.SCHEMA_HEAD)
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         outcomes = [(e.operation, e.outcome) for e in reversed(db.audit.entries())]

@@ -13,6 +13,8 @@ import soundfile as sf
 from conftest import FakeEncoder, fake_cli, voice
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb.decision._scores import get_norm
+from speakerdb.encoders._registry import family_of
 
 ALICE, BOB = 110.0, 1000.0
 GE2E = "resemblyzer"  # the fake encoder under this name gets GE2E's defaults (margin-duration)
@@ -30,6 +32,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         db.enroll("alice", [tmp_path / "alice1.wav"])
         db.enroll("bob", [tmp_path / "bob1.wav"])
     return tmp_path
+
+
+def default(score: str) -> float:
+    """The built-in threshold of ``score`` scores for the GE2E family."""
+    return get_norm(score).default_threshold(family_of(GE2E), GE2E)
 
 
 def opened(home: Path, **options: object) -> SpeakerDB:
@@ -59,14 +66,14 @@ def used(command: str, *args: str) -> tuple[str, float, str]:
 
 
 def test_each_operation_has_its_own_threshold(home: Path) -> None:
-    default = ("margin-duration", 0.72, f"default for {GE2E}")
-    assert thresholds() == {"identify": default, "verify": default}
+    builtin = ("margin-duration", default("margin-duration"), f"default for {GE2E}")
+    assert thresholds() == {"identify": builtin, "verify": builtin}
     cli("set-threshold", "0.8", "--score-norm", "margin-duration", "--for", "verify")
     assert thresholds() == {
-        "identify": default,
+        "identify": builtin,
         "verify": ("margin-duration", 0.8, "database"),
     }
-    assert used("identify") == default
+    assert used("identify") == builtin
     assert used("verify") == ("margin-duration", 0.8, "database")
     cli("set-threshold", "0.6", "--score-norm", "margin-duration", "--for", "identify")
     assert thresholds()["identify"] == ("margin-duration", 0.6, "database")
@@ -93,7 +100,8 @@ def test_info_shows_every_stored_threshold_and_which_decides(home: Path) -> None
     text = cli("info")
     assert "decides by         margin-duration scores" in text
     assert "identify threshold 0.7000 (database), margin-duration" in text
-    assert f"verify threshold   0.7200 (default for {GE2E}), margin-duration" in text
+    value = default("margin-duration")
+    assert f"verify threshold   {value:.4f} (default for {GE2E}), margin-duration" in text
     assert "verify: margin 0.7500 (not used now)" in text
     assert "identify: margin-duration 0.7000\n" in text
 
@@ -208,7 +216,7 @@ def test_the_library_api(home: Path) -> None:
         assert db.set_threshold(1.8, score_norm="asnorm", operation="verify") == 1.8
         assert db.policy(operation="verify").score_norm == "asnorm"
         assert db.policy(operation="verify").threshold == 1.8
-        assert db.policy(operation="identify").threshold == 1.35  # asnorm's default
+        assert db.policy(operation="identify").threshold == default("asnorm")
         info = db.info()
         assert info.thresholds["verify"].value == 1.8
         assert info.thresholds["identify"].source == f"default for {GE2E}"
