@@ -26,6 +26,7 @@ from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
 from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
     last_clip,
@@ -125,6 +126,9 @@ class MemoryStorage:
             tuple(Match(names[j], float(row[j])) for j in order)
             for row, order in zip(scores, best, strict=True)
         ]
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
 
     def discard(self) -> None:
         self.close()
