@@ -23,6 +23,7 @@ __all__ = [
     "AudioError",
     "AuditEntry",
     "AuditSettings",
+    "BackupReport",
     "BatchFailure",
     "BatchReport",
     "Calibration",
@@ -67,6 +68,7 @@ _WHERE = {
         [
             "AuditEntry",
             "AuditSettings",
+            "BackupReport",
             "DatabaseInfo",
             "DecisionPolicy",
             "EncoderInfo",
@@ -139,6 +141,7 @@ if TYPE_CHECKING:
     from .types import (
         AuditEntry,
         AuditSettings,
+        BackupReport,
         DatabaseInfo,
         DecisionPolicy,
         EncoderInfo,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,9 @@ from .config import database_location, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
-from .services._enrolling import Enrolling
+from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
+from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._settings import Settings
@@ -74,8 +75,9 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in two attributes: :attr:`index` (the derived search
-    index) and :attr:`audit` (the optional log of decisions).
+    Administration lives in three attributes: :attr:`index` (the derived search
+    index), :attr:`audit` (the optional log of decisions) and :attr:`lifecycle`
+    (metadata, backups, retention).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -125,6 +127,8 @@ class SpeakerDB:
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
+        #: The lifecycle of voiceprints: metadata, backups, retention.
+        self.lifecycle = Lifecycle(self._storage)
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 
@@ -178,16 +182,28 @@ class SpeakerDB:
 
     # -- enrolling (speakerdb.services._enrolling) ---------------------------
 
-    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+    def enroll(
+        self,
+        name: str,
+        clips: Sequence[ClipInput],
+        *,
+        force: bool = False,
+        external_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
+        ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
+        values, merged into the speaker's; a key given ``None`` is deleted) are set in the
+        same transaction; an external id is changed by ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        return self._enrolling.enroll(name, clips, force=force)
+        metadata = Metadata.given(external_id, attributes)
+        return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
         self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False

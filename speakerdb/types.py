@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "AuditEntry",
     "AuditSettings",
+    "BackupReport",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -83,12 +84,19 @@ class EncoderInfo(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Speaker(_Result):
-    """An enrolled speaker."""
+    """An enrolled speaker.
+
+    ``external_id`` is the id another system knows them by (unique in a database), and
+    ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
+    changes nothing stored.
+    """
 
     id: int
     name: str
     n_utterances: int
     created_at: datetime
+    external_id: str | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +284,19 @@ class DatabaseInfo(_Result):
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(_Result):
+    """A backup written by ``speakerdb backup``: where, what it holds, its size in bytes,
+    its schema revision and how long it took."""
+
+    path: str
+    n_speakers: int
+    n_utterances: int
+    bytes: int
+    schema_revision: str | None
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -739,6 +739,8 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("audit", "show"): ["audit", "show"],
     ("audit", "clear"): ["audit", "clear"],
     ("score-norm",): ["score-norm", "margin"],
+    ("meta",): ["meta", "alice", "--id", "E1", "--attr", "team=night"],
+    ("backup",): ["backup", "copy.db"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).

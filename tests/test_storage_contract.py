@@ -323,6 +323,44 @@ def test_audit_rows(storage: Storage) -> None:
         assert snapshot.audit_entries(now - timedelta(days=100), 100) == []
 
 
+# -- the lifecycle --------------------------------------------------------------------
+
+
+def test_metadata_is_kept_and_looked_up(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "bob", 2)
+    with storage.change() as change:
+        after = change.set_metadata("alice", "E1", {"team": "night", "floor": 3})
+    assert (after.external_id, after.attributes) == ("E1", {"floor": 3, "team": "night"})
+    enroll(storage, "alice", 3)  # more clips keep the metadata
+    with storage.read() as snapshot:
+        alice = snapshot.speaker("alice")
+        assert (alice.external_id, alice.attributes) == ("E1", {"floor": 3, "team": "night"})
+        assert snapshot.speaker_by_external_id("E1") == alice
+        assert snapshot.speaker_by_external_id("E2") is None
+        assert [s.attributes for s in snapshot.speakers()] == [alice.attributes, {}]
+    alice.attributes["team"] = "day"  # a copy: nothing stored changes
+    with storage.read() as snapshot:
+        assert snapshot.speaker("alice").attributes["team"] == "night"
+
+
+def test_an_external_id_belongs_to_one_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "bob", 2)
+    with storage.change() as change:
+        change.set_metadata("alice", "E1", {})
+    with pytest.raises(DuplicateSpeaker, match="E1"), storage.change() as change:
+        change.set_metadata("bob", "E1", {"a": 1})
+    with storage.change() as change:
+        change.set_metadata("alice", None, {})
+        change.set_metadata("bob", "E1", {})
+    with storage.read() as snapshot:
+        assert snapshot.speaker_by_external_id("E1").name == "bob"
+        assert snapshot.speaker("alice").external_id is None
+    with pytest.raises(SpeakerNotFound), storage.change() as change:
+        change.set_metadata("carol", "E3", {})
+
+
 # -- threads ------------------------------------------------------------------------
 
 

@@ -41,6 +41,8 @@ from ._common import (
 )
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
+from ._lifecycle import AttrOpt, ExternalIdOpt, parse_attributes
+from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
 
@@ -87,12 +89,15 @@ def main(
     epilog=examples(
         "speakerdb enroll alice alice1.wav alice2.flac alice3.ogg",
         "speakerdb enroll alice alice4.wav --json   # clips enrolled already are skipped",
+        "speakerdb enroll alice a.wav --id E1042 --attr team=night --attr floor:=3",
     )
 )
 @handles_errors
 def enroll(
     name: Annotated[str, name_arg("Speaker name; created if new.")],
     clips: ClipsArg,
+    external_id: ExternalIdOpt = None,
+    attr: AttrOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -108,10 +113,13 @@ def enroll(
     """
     from ._render import emit_json, enrollment_text
 
+    attributes = parse_attributes(attr)
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
-        result = database.enroll(name, clips, force=force)
+        result = database.enroll(
+            name, clips, force=force, external_id=external_id, attributes=attributes
+        )
     _report_issues(result.issues)
     if json:
         emit_json(result)
@@ -296,7 +304,7 @@ def show(
     json: JsonOpt = False,
 ) -> None:
     """Show a speaker and their enrolled clips."""
-    from ._render import emit_json, speaker_line, utterance_line
+    from ._render import emit_json, metadata_lines, speaker_line, utterance_line
 
     with open_for_reading(db) as database:
         speaker = database.speaker(name)
@@ -304,7 +312,8 @@ def show(
     if json:
         emit_json({"speaker": speaker, "utterances": utterances})
         return
-    echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
+    lines = [speaker_line(speaker), *metadata_lines(speaker), *map(utterance_line, utterances)]
+    echo("\n".join(lines))
 
 
 @app.command(epilog=examples("speakerdb rename alice alice.smith"))
@@ -387,6 +396,7 @@ def run() -> None:
 # Command groups in modules of their own, registered in the order `--help` lists them.
 register_maintenance(app)
 register_index(app)
+register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
 register_accuracy(app)
 register_model(app)

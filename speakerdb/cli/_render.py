@@ -72,6 +72,15 @@ def speaker_line(speaker: Speaker) -> str:
     )
 
 
+def metadata_lines(speaker: Speaker) -> list[str]:
+    """The external id and attributes of ``speaker``, one per line (none when unset)."""
+    lines = [] if speaker.external_id is None else [f"  external id: {safe(speaker.external_id)}"]
+    for key, value in sorted(speaker.attributes.items()):
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"  attribute {safe(key)} = {safe(shown)}")
+    return lines
+
+
 def utterance_line(utt: Utterance) -> str:
     source = safe(utt.source or "<array>")
     return f"  #{utt.id}\t{utt.duration_s:6.2f} s\t{utt.audio_sha256[:12]}\t{source}"

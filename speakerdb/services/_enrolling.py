@@ -21,13 +21,15 @@ index and a rewrite of its file), which chunks pay once per 64 speakers.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._metadata import clean_attributes, clean_external_id, merged_attributes
 from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
@@ -42,14 +44,14 @@ from ..errors import (
     SpeakerDBError,
 )
 from ..storage._rules import refuse_enrolled
-from ..types import EncoderInfo, Enrollment, QualityIssue
+from ..types import EncoderInfo, Enrollment, QualityIssue, Speaker
 
 if TYPE_CHECKING:
     from ..storage import Change, Storage
     from ._model import ModelSlot
     from ._settings import Settings
 
-__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling"]
+__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling", "Metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,42 @@ class _Prepared:
     embeddings: np.ndarray
     issues: tuple[QualityIssue, ...]
     skipped: tuple[Clip, ...] = ()  # enrolled for this speaker already
+    metadata: Metadata | None = None  # to set with the clips
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What an enrollment sets besides clips: ``None`` leaves a field as it is, and
+    ``attributes`` are merged into the speaker's (:mod:`speakerdb._metadata`)."""
+
+    external_id: str | None = None
+    attributes: dict[str, Any] | None = None
+
+    @classmethod
+    def given(
+        cls, external_id: str | None, attributes: Mapping[str, Any] | None
+    ) -> Metadata | None:
+        """The checked metadata of a call, or ``None`` when it gives none."""
+        if external_id is None and attributes is None:
+            return None
+        checked = None if external_id is None else clean_external_id(external_id)
+        return cls(checked, None if attributes is None else clean_attributes(attributes))
+
+    def apply(self, change: Change, name: str) -> Speaker:
+        """Write it to speaker ``name`` in ``change``; return the speaker after."""
+        current = change.speaker(name)
+        external_id = current.external_id
+        if self.external_id is not None and self.external_id != external_id:
+            if external_id is not None:
+                raise InputError(
+                    f"speaker {name!r} has external id {external_id!r} already; change it "
+                    f"with `speakerdb meta {shlex.quote(name)} --id NEW`"
+                )
+            external_id = self.external_id
+        attributes = current.attributes
+        if self.attributes is not None:
+            attributes = merged_attributes(current.attributes, self.attributes)
+        return change.set_metadata(name, external_id, attributes)
 
 
 class Enrolling:
@@ -79,7 +117,14 @@ class Enrolling:
         self._slot = slot
         self._settings = settings
 
-    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+    def enroll(
+        self,
+        name: str,
+        clips: Sequence[ClipInput],
+        *,
+        force: bool = False,
+        metadata: Metadata | None = None,
+    ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         A clip whose audio is enrolled for ``name`` already is skipped (listed in
@@ -89,9 +134,10 @@ class Enrolling:
         another speaker, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.services._quality`;
         ``force`` enrolls anyway, and the issues are returned with the result).
+        ``metadata`` is set in the same transaction (even when every clip is skipped).
         """
-        prepared = self._prepare(name, clips, force, [])
-        if not prepared.clips:
+        prepared = replace(self._prepare(name, clips, force, []), metadata=metadata)
+        if not prepared.clips and metadata is None:
             return self._nothing_new(prepared)
         return self._commit([prepared])[0]
 
@@ -194,19 +240,22 @@ class Enrolling:
                 admit_name(prepared.given, prepared.name, names)
                 names.add(prepared.name)
             recorded = self._record_encoder(change, encoder.info)
-            results = [
-                replace(
-                    change.enroll(p.name, p.clips, p.embeddings),
-                    issues=p.issues,
-                    skipped=_sources(p.skipped),
-                )
-                for p in pending
-            ]
+            results = [self._write(change, p) for p in pending]
         if recorded is not None:
             self._slot.stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
         return results
+
+    def _write(self, change: Change, prepared: _Prepared) -> Enrollment:
+        """Enroll one prepared speaker in ``change`` (and set its metadata)."""
+        if prepared.clips:
+            result = change.enroll(prepared.name, prepared.clips, prepared.embeddings)
+        else:  # metadata only: every clip was enrolled for them already
+            result = Enrollment(change.speaker(prepared.name), (), False)
+        if prepared.metadata is not None:
+            result = replace(result, speaker=prepared.metadata.apply(change, prepared.name))
+        return replace(result, issues=prepared.issues, skipped=_sources(prepared.skipped))
 
     def _check_quality(
         self,

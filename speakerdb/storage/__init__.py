@@ -19,10 +19,19 @@ if TYPE_CHECKING:
     from ._index import IndexFileError, SpeakerIndex, read_header
     from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
     from ._memory import MemoryStorage
-    from ._protocol import Change, IndexAdmin, SearchFn, Snapshot, Storage, StoreDescription
+    from ._protocol import (
+        Backup,
+        Change,
+        IndexAdmin,
+        SearchFn,
+        Snapshot,
+        Storage,
+        StoreDescription,
+    )
 
 __all__ = [
     "AUTO_IVF_FROM",
+    "Backup",
     "Change",
     "IndexAdmin",
     "IndexChoice",
@@ -47,7 +56,15 @@ __getattr__, __dir__ = lazy_exports(
     {
         "MemoryStorage": "._memory",
         **dict.fromkeys(
-            ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"],
+            [
+                "Backup",
+                "Change",
+                "IndexAdmin",
+                "SearchFn",
+                "Snapshot",
+                "Storage",
+                "StoreDescription",
+            ],
             "._protocol",
         ),
         **dict.fromkeys(["IndexFileError", "SpeakerIndex", "read_header"], "._index"),

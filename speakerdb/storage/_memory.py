@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
@@ -29,6 +30,7 @@ from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utteran
 from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
+    external_id_taken,
     last_clip,
     name_taken,
     no_such_clip,
@@ -48,6 +50,8 @@ class _Person:
     template: np.ndarray
     created_at: datetime
     clips: tuple[int, ...]  # utterance ids, oldest first
+    external_id: str | None = None
+    attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
 
 
 @dataclass(slots=True)
@@ -169,6 +173,10 @@ class _Snapshot:
     def speaker(self, name: str) -> Speaker:
         return self._speaker(self._id_of(name))
 
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        found = self._external_ids().get(external_id)
+        return None if found is None else self._speaker(found)
+
     def utterances(self, name: str) -> list[Utterance]:
         person = self.state.speakers[self._id_of(name)]
         return [self.state.utterances[u] for u in person.clips]
@@ -207,7 +215,15 @@ class _Snapshot:
 
     def _speaker(self, speaker_id: int) -> Speaker:
         person = self.state.speakers[speaker_id]
-        return Speaker(speaker_id, person.name, len(person.clips), person.created_at)
+        attributes = attributes_from_json(person.attributes)
+        clips = len(person.clips)
+        return Speaker(
+            speaker_id, person.name, clips, person.created_at, person.external_id, attributes
+        )
+
+    def _external_ids(self) -> dict[str, int]:
+        people = self.state.speakers.items()
+        return {p.external_id: i for i, p in people if p.external_id is not None}
 
 
 class _Change(_Snapshot):
@@ -235,9 +251,11 @@ class _Change(_Snapshot):
             for clip, vector in zip(clips, embeddings, strict=True)
         )
         old = self.state.speakers.get(speaker_id)
-        ids = (old.clips if old is not None else ()) + tuple(u.id for u in added)
-        since = old.created_at if old is not None else now
-        self._store(speaker_id, _Person(name, np.zeros(0, np.float32), since, ids))
+        new = tuple(u.id for u in added)
+        if old is None:
+            self._store(speaker_id, _Person(name, np.zeros(0, np.float32), now, new))
+        else:
+            self._store(speaker_id, replace(old, clips=old.clips + new))
         return Enrollment(self._speaker(speaker_id), added, created)
 
     def remove_speaker(self, name: str) -> Speaker:
@@ -276,6 +294,18 @@ class _Change(_Snapshot):
         for u in person.clips:
             self.state.utterances[u] = replace(self.state.utterances[u], speaker=new)
         self.state.matrix = None  # its names are stale
+        return self._speaker(speaker_id)
+
+    def set_metadata(
+        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+    ) -> Speaker:
+        speaker_id = self._id_of(name)
+        owner = self._external_ids().get(external_id) if external_id is not None else None
+        if owner is not None and owner != speaker_id:
+            raise external_id_taken(str(external_id), self.state.speakers[owner].name)
+        person = self.state.speakers[speaker_id]
+        stored = replace(person, external_id=external_id, attributes=attributes_to_json(attributes))
+        self.state.speakers[speaker_id] = stored
         return self._speaker(speaker_id)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:

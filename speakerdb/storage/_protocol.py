@@ -17,8 +17,9 @@ in-memory one :mod:`speakerdb.storage._memory`. Both pass
 
 Every backend raises the same errors: :class:`~speakerdb.errors.SpeakerNotFound`
 for an unknown name, :class:`~speakerdb.errors.DuplicateSpeaker` for a rename to
-a taken name, :class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled
-already, :class:`~speakerdb.errors.InputError` for an unknown clip number or a
+a taken name or an external id another speaker has,
+:class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled already,
+:class:`~speakerdb.errors.InputError` for an unknown clip number or a
 speaker's last clip, :class:`~speakerdb.errors.DatabaseError` when the store fails.
 
 Backends with an index that can be administered (rebuilt, or switched between
@@ -27,11 +28,11 @@ exact and approximate search) implement :class:`IndexAdmin` as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 # Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from contextlib import AbstractContextManager
     from datetime import datetime
     from pathlib import Path
@@ -40,11 +41,11 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
-    from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+    from ..types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
-__all__ = ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
 
 
 class StoreDescription(NamedTuple):
@@ -85,6 +86,10 @@ class Snapshot(Protocol):
 
     def speaker(self, name: str) -> Speaker:
         """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
+        ...
+
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        """The speaker whose external id is ``external_id`` (exactly), or ``None``."""
         ...
 
     def utterances(self, name: str) -> list[Utterance]:
@@ -146,6 +151,14 @@ class Change(Snapshot, Protocol):
         """Rename speaker ``old``; :class:`DuplicateSpeaker` if ``new`` is taken."""
         ...
 
+    def set_metadata(
+        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+    ) -> Speaker:
+        """Replace the external id and attributes of ``name`` (both arrive checked by
+        :mod:`speakerdb._metadata`); return the speaker after. :class:`DuplicateSpeaker`
+        if another speaker has that external id."""
+        ...
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append audit entries; their ``id`` is ignored (the storage numbers them)."""
         ...
@@ -205,6 +218,18 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backup(Protocol):
+    """An online backup of a live database to one file (the SQLite backend). A backend
+    on a server is backed up by its own tools (``pg_dump`` for PostgreSQL)."""
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        """Copy one consistent snapshot of the database to ``target`` while writers go
+        on; ``target`` is the whole copy or is not created. :class:`InputError` when it
+        exists (unless ``overwrite``) or is the database itself."""
+        ...
 
 
 @runtime_checkable

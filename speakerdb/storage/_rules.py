@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 __all__ = [
     "already_enrolled",
     "check_clip_number",
+    "external_id_taken",
     "last_clip",
     "name_taken",
     "no_such_clip",
@@ -44,6 +45,13 @@ def last_clip(utterance_id: int, owner: str) -> InputError:
 
 def name_taken(name: str) -> DuplicateSpeaker:
     return DuplicateSpeaker(f"a speaker named {name!r} exists already; pick another name")
+
+
+def external_id_taken(external_id: str, owner: str) -> DuplicateSpeaker:
+    return DuplicateSpeaker(
+        f"external id {external_id!r} belongs to speaker {owner!r} already; give another id, "
+        f"or clear theirs first"
+    )
 
 
 def already_enrolled(source: str | None, owner: str) -> DuplicateUtterance:

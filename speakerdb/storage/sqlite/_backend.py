@@ -15,18 +15,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from ...decision._population import Population
 from ...errors import DatabaseError, missing_database
-from ...types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ...types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
@@ -178,6 +178,14 @@ class SQLiteStorage:
 
         return describe_file(self._path, generation, digest)
 
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        from ._backup import backup
+
+        store = self._existing_store()
+        if store is None or not self.exists:
+            raise missing_database(self._path)
+        return backup(store, target, overwrite=overwrite)
+
     def discard(self) -> None:
         self.close()
         if self._store is None:
@@ -295,6 +303,12 @@ class _Snapshot:
         row = catalog.require_speaker(self._session, name)
         return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
 
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        row = catalog.find_external_id(self._session, external_id)
+        if row is None:
+            return None
+        return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+
     def utterances(self, name: str) -> list[Utterance]:
         return catalog.list_utterances(self._session, name)
 
@@ -396,6 +410,11 @@ class _Change(_Snapshot):
         catalog.bump_counter(session, "names_version")  # for the index's cache of names
         session.flush()
         return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
+
+    def set_metadata(
+        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+    ) -> Speaker:
+        return catalog.set_metadata(self._session, name, external_id, attributes)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         audit.add_entries(self._session, entries)

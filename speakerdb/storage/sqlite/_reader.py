@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from ..._metadata import attributes_from_json
 from ..._names import clean_name
 from ...config import DEFAULT_MODEL, ENV_MODEL, is_server_url
 from ...errors import no_such_speaker, sqlite_error
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_S = 30.0
 
 _SPEAKERS = """
-    SELECT s.id, s.name, s.created_at, count(u.id)
+    SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes
     FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
     {where} GROUP BY s.id
 """
@@ -216,9 +217,16 @@ def describe_file(path: Path, generation: int, digest: str | None) -> StoreDescr
     return StoreDescription(str(path.resolve()), str(index), state)
 
 
-def _speaker(row: tuple[int, str, str, int]) -> Speaker:
-    key, name, created, count = row
-    return Speaker(id=int(key), name=name, n_utterances=int(count), created_at=_utc(created))
+def _speaker(row: tuple[int, str, str, int, str | None, str | None]) -> Speaker:
+    key, name, created, count, external_id, attributes = row
+    return Speaker(
+        id=int(key),
+        name=name,
+        n_utterances=int(count),
+        created_at=_utc(created),
+        external_id=external_id,
+        attributes=attributes_from_json(attributes),
+    )
 
 
 def _utc(value: str) -> datetime:

@@ -43,9 +43,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0002"
-#: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log.
-KNOWN_REVISIONS = ("0001", "0002")
+SCHEMA_HEAD = "0003"
+#: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
+#: 0003 speaker metadata.
+KNOWN_REVISIONS = ("0001", "0002", "0003")
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
 #: SQLite's own; a test checks it equals :func:`migrated_objects`.
 HEAD_OBJECTS = frozenset(
@@ -54,6 +55,7 @@ HEAD_OBJECTS = frozenset(
         ("table", "speakers"),
         ("table", "utterances"),
         ("index", "ix_utterances_speaker_id"),
+        ("index", "ix_speakers_external_id"),
         ("table", "encoder"),
         ("table", "settings"),
         ("table", "audit"),

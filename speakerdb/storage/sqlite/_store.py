@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     create_engine,
     event,
     inspect,
@@ -107,6 +108,12 @@ class SpeakerRow(Base):
     # rebuilt without re-reading every utterance.
     template: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The speaker's metadata (speakerdb._metadata): the id another system knows them
+    # by, unique where set, and their attributes as canonical JSON text (NULL: none).
+    external_id: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, unique=True, index=True
+    )
+    attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
