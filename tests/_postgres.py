@@ -68,10 +68,10 @@ class Server:
         pg_cluster().pg_ctl(self.folder, "restart", "-m", "fast")
 
 
-def start_server(kind: str) -> Server | str:
-    """The server of ``kind``: CI's, or a new cluster; or why there is none."""
+def start_server(kind: str, *, own: bool = False) -> Server | str:
+    """The server of ``kind``: CI's (unless ``own``), or a new cluster; or why there is none."""
     given = os.environ.get(ENV[kind])
-    if given:
+    if given and not own:
         return Server(kind, given, None)
     folder = Path(tempfile.mkdtemp(prefix=f"speakerdb-pg-{kind}-"))
     try:
