@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiKey",
     "AudioError",
     "AuditEntry",
     "AuditSettings",
@@ -38,6 +39,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentRefused",
     "EvaluationReport",
+    "Forbidden",
     "Identification",
     "IndexChoice",
     "InputError",
@@ -45,12 +47,18 @@ __all__ = [
     "Match",
     "ModelError",
     "ModelMismatch",
+    "Outcome",
     "QualityIssue",
+    "RequestTimeout",
     "SchemaError",
+    "ServiceBusy",
+    "ServiceError",
     "Speaker",
     "SpeakerDB",
     "SpeakerDBError",
     "SpeakerNotFound",
+    "TooLarge",
+    "Unauthorized",
     "Utterance",
     "Verification",
     "__version__",
@@ -66,6 +74,7 @@ _WHERE = {
     "IndexChoice": "storage._indexkind",
     **dict.fromkeys(
         [
+            "ApiKey",
             "AuditEntry",
             "AuditSettings",
             "BackupReport",
@@ -75,6 +84,7 @@ _WHERE = {
             "Enrollment",
             "Identification",
             "Match",
+            "Outcome",
             "QualityIssue",
             "Speaker",
             "Utterance",
@@ -97,6 +107,8 @@ _WHERE = {
             "SchemaError",
             "SpeakerDBError",
             "SpeakerNotFound",
+            *["Forbidden", "RequestTimeout", "ServiceBusy", "ServiceError", "TooLarge"],
+            "Unauthorized",
         ],
         "errors",
     ),
@@ -127,18 +139,25 @@ if TYPE_CHECKING:
         DuplicateSpeaker,
         DuplicateUtterance,
         EnrollmentRefused,
+        Forbidden,
         InputError,
         InvalidName,
         ModelError,
         ModelMismatch,
+        RequestTimeout,
         SchemaError,
+        ServiceBusy,
+        ServiceError,
         SpeakerDBError,
         SpeakerNotFound,
+        TooLarge,
+        Unauthorized,
     )
     from .evaluation._evaluate import EvaluationReport
     from .services._batch import BatchFailure, BatchReport
     from .storage._indexkind import IndexChoice
     from .types import (
+        ApiKey,
         AuditEntry,
         AuditSettings,
         BackupReport,
@@ -148,6 +167,7 @@ if TYPE_CHECKING:
         Enrollment,
         Identification,
         Match,
+        Outcome,
         QualityIssue,
         Speaker,
         Utterance,

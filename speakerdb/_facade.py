@@ -22,8 +22,10 @@ from .config import database_location, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
+from .services._checks import query_checks
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
+from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
@@ -75,9 +77,9 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in three attributes: :attr:`index` (the derived search
-    index), :attr:`audit` (the optional log of decisions) and :attr:`lifecycle`
-    (metadata, backups, retention).
+    Administration lives in four attributes: :attr:`index` (the derived search
+    index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
+    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -124,11 +126,14 @@ class SpeakerDB:
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
-        self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
+        checks = query_checks(self._storage, self._settings)
+        self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
         self.lifecycle = Lifecycle(self._storage)
+        #: The keys of the HTTP service (``speakerdb serve``).
+        self.keys = KeyRing(self._storage)
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 

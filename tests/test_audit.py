@@ -120,7 +120,7 @@ def test_retention_by_days(db: SpeakerDB) -> None:
     with con:
         con.execute(
             "INSERT INTO audit (created_at, operation, claimed, identified, score, threshold, "
-            "accepted) VALUES (?, 'verify', 'bob', 'bob', 0.5, 0.9, 0)",
+            "accepted, outcome) VALUES (?, 'verify', 'bob', 'bob', 0.5, 0.9, 0, 'rejected')",
             (old,),
         )
     assert len(db.audit.entries()) == 1  # past retention: never shown

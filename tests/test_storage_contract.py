@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from speakerdb import (
 )
 from speakerdb.audio import Clip
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.types import AuditEntry, EncoderInfo
+from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
 INFO = EncoderInfo("fake-encoder", "1", DIM, 16000)
@@ -296,7 +297,7 @@ def test_a_removed_speaker_is_never_found(storage: Storage) -> None:
 
 
 def entry(moment: datetime, speaker: str = "alice") -> AuditEntry:
-    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True)
+    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True, Outcome.ACCEPTED)
 
 
 def test_audit_rows(storage: Storage) -> None:
@@ -359,6 +360,39 @@ def test_an_external_id_belongs_to_one_speaker(storage: Storage) -> None:
         assert snapshot.speaker("alice").external_id is None
     with pytest.raises(SpeakerNotFound), storage.change() as change:
         change.set_metadata("carol", "E3", {})
+
+
+def test_audit_rows_keep_the_key_that_asked(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    with storage.change() as change:
+        change.add_audit([replace(entry(now), api_key="door-1"), entry(now, "bob")])
+    with storage.read() as snapshot:
+        rows = snapshot.audit_entries(now - timedelta(days=1), 10)
+    assert [(r.claimed, r.api_key) for r in rows] == [("bob", None), ("alice", "door-1")]
+
+
+# -- service keys -------------------------------------------------------------------
+
+
+def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    door, admin = ApiKey("door", "query", now), ApiKey("admin", "admin", now)
+    with storage.change() as change:
+        change.add_api_key(door, "d" * 64)
+        change.add_api_key(admin, "a" * 64)
+    with storage.read() as snapshot:
+        assert snapshot.api_keys() == [admin, door]
+        assert snapshot.api_key("d" * 64) == door
+        assert snapshot.api_key("e" * 64) is None
+    with pytest.raises(InputError, match="exists already"), storage.change() as change:
+        change.add_api_key(ApiKey("door", "admin", now), "f" * 64)
+    with storage.change() as change:
+        assert change.revoke_api_key("door") == door
+    with pytest.raises(InputError, match="no service key named 'door'"), storage.change() as c:
+        c.revoke_api_key("door")
+    with storage.read() as snapshot:
+        assert snapshot.api_keys() == [admin]
+        assert snapshot.api_key("d" * 64) is None
 
 
 # -- threads ------------------------------------------------------------------------

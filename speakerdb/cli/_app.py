@@ -1,8 +1,10 @@
 """The ``speakerdb`` command line: parse, call the library, render, map errors to exit codes.
 
 Exit codes: 0 success (for ``verify``: accepted), 1 a negative answer or partial
-failure (``verify`` rejected, some ``enroll-batch`` or ``identify`` clips
-failed), 2 an error (bad input, unknown speaker, unusable database or model).
+failure (``verify`` rejected or a replay, some ``enroll-batch`` or ``identify``
+clips failed), 2 an error (bad input, unknown speaker, unusable database or
+model), 3 not enough speech to decide (``verify``; ``identify`` when every clip).
+An outcome (:class:`~speakerdb.types.Outcome`) is an answer, never an error.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._audit import audit_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
+    EXIT_NOT_ENOUGH_SPEECH,
     BackendOpt,
     ClipsArg,
     DbOpt,
@@ -41,6 +44,7 @@ from ._common import (
 )
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
+from ._keys import key_app
 from ._lifecycle import AttrOpt, ExternalIdOpt, parse_attributes
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
@@ -217,13 +221,16 @@ def identify(
 ) -> None:
     """Say who speaks in each clip, or 'unknown'.
 
-    'unknown' when the best score is below the threshold.
+    'unknown' when the best score is below the threshold; 'not_enough_speech' or
+    'replay' when a check refuses to decide by the score. Exit 0, or 1 when some
+    clips failed, 2 when all did, 3 when every clip had too little speech.
     """
     from ..errors import AudioError, error_document
+    from ..types import Outcome
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
-    failed = 0
+    failed = short = 0
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
@@ -236,12 +243,15 @@ def identify(
                 typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
             results.append(to_jsonable(result))
+            short += result.outcome is Outcome.NOT_ENOUGH_SPEECH
             if not json:
                 echo(identification_text(result))
     if json:
         emit_json(results)
     if failed:
         raise typer.Exit(EXIT_ERROR if failed == len(clips) else EXIT_NEGATIVE)
+    if short == len(clips):
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
 
 
 @app.command(
@@ -265,8 +275,9 @@ def verify(
 ) -> None:
     """Accept or reject the claim that CLIP is NAME.
 
-    Exit 0 accepted, 1 rejected, 2 an error.
+    Exit 0 accepted, 1 rejected or a replay, 2 an error, 3 not enough speech to decide.
     """
+    from ..types import Outcome
     from ._render import emit_json, verification_text
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
@@ -275,6 +286,8 @@ def verify(
         emit_json(result)
     else:
         echo(verification_text(result))
+    if result.outcome is Outcome.NOT_ENOUGH_SPEECH:
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
     if not result.accepted:
         raise typer.Exit(EXIT_NEGATIVE)
 
@@ -398,5 +411,6 @@ register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(key_app, name="key")
 register_accuracy(app)
 register_model(app)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "EXIT_NEGATIVE",
+    "EXIT_NOT_ENOUGH_SPEECH",
     "BackendOpt",
     "ClipsArg",
     "DbOpt",
@@ -48,6 +49,8 @@ __all__ = [
 
 EXIT_NEGATIVE = 1
 EXIT_ERROR = 2
+#: ``verify``'s clip (or every ``identify`` clip) held too little speech to decide.
+EXIT_NOT_ENOUGH_SPEECH = 3
 #: 128 + SIGPIPE, as a shell reports a command whose reader went away.
 EXIT_BROKEN_PIPE = 141
 

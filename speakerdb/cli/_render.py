@@ -89,7 +89,9 @@ def utterance_line(utt: Utterance) -> str:
 def identification_text(result: Identification) -> str:
     best = result.best
     label = safe(result.source or "<array>")
-    if best is None:
+    if result.verdict is not None:
+        head = f"{label}: {result.outcome.value} ({safe(result.reason or '')})"
+    elif best is None:
         head = f"{label}: unknown (no speakers enrolled)"
     elif result.accepted:
         head = (
@@ -120,6 +122,11 @@ def _normalized(score_norm: str, normalized: float | None) -> str:
 
 
 def verification_text(result: Verification) -> str:
+    if result.verdict is not None:
+        return (
+            f"{result.outcome.value}: {safe(result.source or '<array>')} as "
+            f"{safe(result.speaker)} ({safe(result.reason or '')}; cosine {result.score:.4f})"
+        )
     verdict = "accepted" if result.accepted else "rejected"
     op = ">=" if result.accepted else "<"
     if result.normalized is not None:
@@ -181,13 +188,14 @@ def audit_settings_text(settings: AuditSettings) -> str:
 
 
 def audit_entry_line(entry: AuditEntry) -> str:
-    verdict = "accepted" if entry.accepted else "rejected"
+    verdict = entry.outcome.value
     claim = f" claimed {safe(entry.claimed)}" if entry.claimed is not None else ""
     who = safe(entry.identified) if entry.identified is not None else "(no one enrolled)"
     score = "-" if entry.score is None else f"{entry.score:.4f}"
     if entry.normalized is not None:
         score += f" (normalised {entry.normalized:.3f})"  # the log does not keep which score
+    asker = f"\tkey {safe(entry.api_key)}" if entry.api_key is not None else ""
     return (
         f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
-        f"{score} vs {entry.threshold:.4f}\t{verdict}"
+        f"{score} vs {entry.threshold:.4f}\t{verdict}{asker}"
     )

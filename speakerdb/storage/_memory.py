@@ -26,14 +26,16 @@ from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
-from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
 from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
     external_id_taken,
+    key_taken,
     last_clip,
     name_taken,
     no_such_clip,
+    no_such_key,
     refuse_enrolled,
     storable_source,
 )
@@ -66,6 +68,8 @@ class _State:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     by_hash: dict[str, int] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    # Service keys by the hash of their secret.
+    keys: dict[str, ApiKey] = field(default_factory=dict)
     version: int = 0
     next_audit: int = 1
     # Search's (speaker ids, names, templates matrix), built on first use.
@@ -81,6 +85,7 @@ class _State:
             dict(self.embeddings),
             dict(self.by_hash),
             list(self.audit),
+            dict(self.keys),
             self.version,
             self.next_audit,
             self.matrix,
@@ -207,6 +212,12 @@ class _Snapshot:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
 
+    def api_keys(self) -> list[ApiKey]:
+        return sorted(self.state.keys.values(), key=lambda k: k.name)
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        return self.state.keys.get(digest)
+
     def _id_of(self, name: str) -> int:
         found = self.state.by_name.get(name)
         if found is None:
@@ -321,6 +332,18 @@ class _Change(_Snapshot):
         removed = len(self.state.audit)
         self.state.audit = []
         return removed
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        if any(k.name == key.name for k in self.state.keys.values()):
+            raise key_taken(key.name)
+        self.state.keys[digest] = key
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        for digest, key in self.state.keys.items():
+            if key.name == name:
+                del self.state.keys[digest]
+                return key
+        raise no_such_key(name)
 
     def _add_clip(
         self, speaker_id: int, name: str, clip: Clip, vector: np.ndarray, now: datetime

@@ -41,7 +41,16 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
-    from ..types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
+    from ..types import (
+        ApiKey,
+        AuditEntry,
+        BackupReport,
+        EncoderInfo,
+        Enrollment,
+        Match,
+        Speaker,
+        Utterance,
+    )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
@@ -120,6 +129,14 @@ class Snapshot(Protocol):
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
         ...
 
+    def api_keys(self) -> list[ApiKey]:
+        """The service's keys, by name."""
+        ...
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key whose secret has the SHA-256 hex ``digest``, or ``None``."""
+        ...
+
 
 class Change(Snapshot, Protocol):
     """One write transaction: all of it commits when the block ends, or none of it."""
@@ -169,6 +186,15 @@ class Change(Snapshot, Protocol):
 
     def clear_audit(self) -> int:
         """Delete every audit entry; return how many there were."""
+        ...
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        """Store a service key with the hash of its secret; :class:`InputError` if the
+        name is taken."""
+        ...
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Delete the key ``name`` and return it; :class:`InputError` if there is none."""
         ...
 
 

@@ -15,9 +15,11 @@ __all__ = [
     "already_enrolled",
     "check_clip_number",
     "external_id_taken",
+    "key_taken",
     "last_clip",
     "name_taken",
     "no_such_clip",
+    "no_such_key",
     "refuse_enrolled",
     "storable_source",
 ]
@@ -78,3 +80,14 @@ def storable_source(source: str | None) -> str | None:
     except UnicodeEncodeError:
         raw = source.encode("utf-8", "backslashreplace")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def key_taken(name: str) -> InputError:
+    return InputError(
+        f"a service key named {name!r} exists already; choose another name, or revoke it "
+        f"first (`speakerdb key revoke {name}`)"
+    )
+
+
+def no_such_key(name: str) -> InputError:
+    return InputError(f"no service key named {name!r}; `speakerdb key list` shows them")

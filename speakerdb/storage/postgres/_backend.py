@@ -32,7 +32,7 @@ from ...types import Match
 from .._memory import MemoryStorage
 from .._protocol import Snapshot, StoreDescription
 from ..sqlite import _catalog as catalog
-from ..sqlite._backend import _Change, _Snapshot
+from ..sqlite._backend import _blank, _Change, _Snapshot
 from . import _pgvector as pgvector
 from ._cache import KEYS, FaissCache
 from ._store import PgStore
@@ -94,7 +94,7 @@ class PostgresStorage:
         if not self._schema_ready():
             return False
         with self._store.read() as session:
-            return bool(catalog.all_settings(session) or catalog.speaker_names(session))
+            return not _blank(session)
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:

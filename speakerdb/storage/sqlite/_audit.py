@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ...types import AuditEntry
+from ...errors import DatabaseError
+from ...types import AuditEntry, Outcome
 from ._store import AuditRow, as_utc
 
 __all__ = ["add_entries", "clear", "entries", "prune"]
@@ -50,14 +51,40 @@ def clear(session: Session) -> int:
 
 
 # The columns that hold an entry's fields under the same names.
-_FIELDS = ("operation", "claimed", "identified", "score", "normalized", "threshold")
+_FIELDS = (
+    "operation",
+    "claimed",
+    "identified",
+    "score",
+    "normalized",
+    "threshold",
+    "api_key",
+)
 
 
 def _row(entry: AuditEntry) -> AuditRow:
     same: dict[str, Any] = {name: getattr(entry, name) for name in _FIELDS}
-    return AuditRow(created_at=entry.time, accepted=entry.accepted, **same)
+    return AuditRow(
+        created_at=entry.time, accepted=entry.accepted, outcome=entry.outcome.value, **same
+    )
 
 
 def _entry(row: AuditRow) -> AuditEntry:
     same: dict[str, Any] = {name: getattr(row, name) for name in _FIELDS}
-    return AuditEntry(id=row.id, time=as_utc(row.created_at), accepted=bool(row.accepted), **same)
+    return AuditEntry(
+        id=row.id,
+        time=as_utc(row.created_at),
+        accepted=bool(row.accepted),
+        outcome=_outcome(row.outcome),
+        **same,
+    )
+
+
+def _outcome(text: str) -> Outcome:
+    try:
+        return Outcome(text)
+    except ValueError:
+        raise DatabaseError(
+            f"the audit log holds an unknown outcome {text[:40]!r}; the database is damaged: "
+            "restore it from a backup, or empty the log with `speakerdb audit clear`"
+        ) from None

@@ -26,7 +26,16 @@ from sqlalchemy.orm import Session
 
 from ...decision._population import Population
 from ...errors import DatabaseError, missing_database
-from ...types import AuditEntry, BackupReport, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ...types import (
+    ApiKey,
+    AuditEntry,
+    BackupReport,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Utterance,
+)
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
@@ -34,6 +43,7 @@ from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
+from . import _keys as keys
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
@@ -266,8 +276,10 @@ def _open_store(path: Path, *, create: bool) -> Store:
 
 
 def _blank(session: Session) -> bool:
-    """Whether the database holds nothing at all: no speaker and no setting."""
-    return not catalog.all_settings(session) and not catalog.speaker_names(session)
+    """Whether the database holds nothing at all: no speaker, setting or service key."""
+    if catalog.all_settings(session) or catalog.speaker_names(session):
+        return False
+    return not keys.list_keys(session)
 
 
 def upgrade(path: Path) -> tuple[str | None, str]:
@@ -335,6 +347,12 @@ class _Snapshot:
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
+
+    def api_keys(self) -> list[ApiKey]:
+        return keys.list_keys(self._session)
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        return keys.find_key(self._session, digest)
 
 
 class _Change(_Snapshot):
@@ -425,6 +443,13 @@ class _Change(_Snapshot):
     def clear_audit(self) -> int:
         self.deleted = True
         return audit.clear(self._session)
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        keys.add_key(self._session, key, digest)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        self.deleted = True  # the WAL keeps no copy of the revoked key's hash
+        return keys.revoke_key(self._session, name)
 
     def _upsert(self, row: SpeakerRow, old: bytes, template: np.ndarray) -> None:
         """Record the change of ``row``'s template from ``old`` to ``template``."""

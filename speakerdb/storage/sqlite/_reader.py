@@ -169,7 +169,10 @@ class _Snapshot:
             raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
 
 
-_BLANK = "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+_BLANK = (
+    "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
+    " AND NOT EXISTS (SELECT 1 FROM api_keys)"
+)
 
 
 def open_reader(path: Path | str) -> Reader | None:

@@ -43,10 +43,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0005"
 #: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
-#: 0003 speaker metadata.
-KNOWN_REVISIONS = ("0001", "0002", "0003")
+#: 0003 speaker metadata, 0004 the service's keys, 0005 the audit log's outcomes.
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
 #: SQLite's own; a test checks it equals :func:`migrated_objects`.
 HEAD_OBJECTS = frozenset(
@@ -60,6 +60,7 @@ HEAD_OBJECTS = frozenset(
         ("table", "settings"),
         ("table", "audit"),
         ("index", "ix_audit_created_at"),
+        ("table", "api_keys"),
     }
 )
 # SQLite's own objects are left out by name *and* type: a trigger named sqlite_* is not

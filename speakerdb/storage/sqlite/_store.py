@@ -58,6 +58,7 @@ from ...errors import (
 )
 
 __all__ = [
+    "ApiKeyRow",
     "AuditRow",
     "Base",
     "EncoderRow",
@@ -164,7 +165,7 @@ class AuditRow(Base):
     """One identify or verify decision, written only while auditing is on (:mod:`.audit`).
 
     Names are copied, not linked: the log keeps what was decided even after a rename
-    or a removal. ``normalized`` is the AS-norm score when that decided, else NULL.
+    or a removal. ``normalized`` is the normalised score when one decided, else NULL.
     """
 
     __tablename__ = "audit"
@@ -180,6 +181,23 @@ class AuditRow(Base):
     normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: The answer (:class:`~speakerdb.types.Outcome`'s value); revision 0005 filled in
+    #: the older rows from ``accepted`` and ``operation``.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ApiKeyRow(Base):
+    """A key of the HTTP service: its name, scope and the SHA-256 of its secret (the
+    secret itself is shown once, when created, and never stored)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class Store:
