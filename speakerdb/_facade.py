@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
+from .services._retention import refuse_opted_out
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
 
@@ -195,19 +197,21 @@ class SpeakerDB:
         force: bool = False,
         external_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        expires_at: datetime | date | str | None = None,
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
-        same transaction; an external id is changed by ``lifecycle.set_metadata``.
+        same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
+        then); an external id is changed by ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes)
+        metadata = Metadata.given(external_id, attributes, expires_at)
         return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
@@ -311,14 +315,17 @@ class SpeakerDB:
         old, new = clean_name(old), clean_name(new)
         with self._storage.change() as change:
             admit_name(new, new, change.names() - {old})
+            if new != old:
+                refuse_opted_out(change, new, None)
             return change.rename(old, new)
 
-    def remove(self, name: str) -> Speaker:
-        """Delete ``name`` with all their utterances and embeddings; return what was removed."""
+    def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
+        """Delete ``name`` with all their utterances and embeddings; return what was removed.
+
+        Their audit entries name them ``removed-<id>`` afterwards, or are deleted with
+        ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
         self._require_database()
-        name = clean_name(name)
-        with self._storage.change(templates=True) as change:
-            return change.remove_speaker(name)
+        return self.lifecycle.remove(name, purge_audit=purge_audit)
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         """Delete one enrolled clip and its embedding; return its speaker, template recomputed.

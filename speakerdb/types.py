@@ -31,6 +31,7 @@ __all__ = [
     "Outcome",
     "QualityIssue",
     "Speaker",
+    "Tombstone",
     "Utterance",
     "Verification",
     "to_jsonable",
@@ -120,7 +121,8 @@ class Speaker(_Result):
 
     ``external_id`` is the id another system knows them by (unique in a database), and
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
-    changes nothing stored.
+    changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
+    never).
     """
 
     id: int
@@ -129,6 +131,7 @@ class Speaker(_Result):
     created_at: datetime
     external_id: str | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +355,19 @@ class DatabaseInfo(_Result):
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone(_Result):
+    """What is kept of a person who opted out, so that they are not enrolled again: their
+    external id (if they had one) and the confusable skeletons of their name
+    (:func:`speakerdb._names.name_keys`), never the voiceprint or the name as written."""
+
+    id: int
+    external_id: str | None
+    name_key: str
+    folded_key: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

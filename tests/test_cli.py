@@ -741,6 +741,8 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("score-norm",): ["score-norm", "margin"],
     ("meta",): ["meta", "alice", "--id", "E1", "--attr", "team=night"],
     ("backup",): ["backup", "copy.db"],
+    ("opt-out",): ["opt-out", "bob", "--yes"],
+    ("expire",): ["expire"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
 }

@@ -45,7 +45,7 @@ from ._common import (
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
 from ._keys import key_app
-from ._lifecycle import AttrOpt, ExternalIdOpt, parse_attributes
+from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse_attributes
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
@@ -102,6 +102,7 @@ def enroll(
     clips: ClipsArg,
     external_id: ExternalIdOpt = None,
     attr: AttrOpt = None,
+    expires: ExpiresOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -122,7 +123,12 @@ def enroll(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         result = database.enroll(
-            name, clips, force=force, external_id=external_id, attributes=attributes
+            name,
+            clips,
+            force=force,
+            external_id=external_id,
+            attributes=attributes,
+            expires_at=expires,
         )
     _report_issues(result.issues)
     if json:
@@ -352,20 +358,22 @@ def rename(
 @handles_errors
 def remove(
     name: Annotated[str, name_arg("Speaker to delete with all their clips.")],
+    purge_audit: PurgeAuditOpt = False,
     yes: YesOpt = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Delete a speaker with all their clips.
 
-    Removes them from the database file, its WAL and the index. Asks first on a
-    terminal (--yes does not ask); scripts without a terminal are not asked.
+    Removes them from the database file, its WAL and the index; their audit entries
+    name them removed-<id> (--purge-audit deletes them). Asks first on a terminal
+    (--yes does not ask); scripts without a terminal are not asked.
     """
     from ._render import emit_json, safe
 
     confirm(f"Delete {safe(name)} and all their clips?", yes, json)
     with open_db(db) as database:
-        speaker = database.remove(name)
+        speaker = database.remove(name, purge_audit=purge_audit)
     if json:
         emit_json(speaker)
     else:

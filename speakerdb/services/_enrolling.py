@@ -25,11 +25,12 @@ import shlex
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._metadata import clean_attributes, clean_external_id, merged_attributes
+from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
 from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
@@ -41,10 +42,12 @@ from ..errors import (
     EnrollmentRefused,
     InputError,
     InvalidName,
+    OptedOut,
     SpeakerDBError,
 )
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue, Speaker
+from ._retention import refuse_opted_out
 
 if TYPE_CHECKING:
     from ..storage import Change, Storage
@@ -81,16 +84,23 @@ class Metadata:
 
     external_id: str | None = None
     attributes: dict[str, Any] | None = None
+    expires_at: datetime | None = None
 
     @classmethod
     def given(
-        cls, external_id: str | None, attributes: Mapping[str, Any] | None
+        cls,
+        external_id: str | None,
+        attributes: Mapping[str, Any] | None,
+        expires_at: datetime | date | str | None = None,
     ) -> Metadata | None:
         """The checked metadata of a call, or ``None`` when it gives none."""
-        if external_id is None and attributes is None:
+        if external_id is None and attributes is None and expires_at is None:
             return None
-        checked = None if external_id is None else clean_external_id(external_id)
-        return cls(checked, None if attributes is None else clean_attributes(attributes))
+        return cls(
+            None if external_id is None else clean_external_id(external_id),
+            None if attributes is None else clean_attributes(attributes),
+            None if expires_at is None else clean_expiry(expires_at),
+        )
 
     def apply(self, change: Change, name: str) -> Speaker:
         """Write it to speaker ``name`` in ``change``; return the speaker after."""
@@ -102,11 +112,13 @@ class Metadata:
                     f"speaker {name!r} has external id {external_id!r} already; change it "
                     f"with `speakerdb meta {shlex.quote(name)} --id NEW`"
                 )
+            refuse_opted_out(change, None, self.external_id)
             external_id = self.external_id
         attributes = current.attributes
         if self.attributes is not None:
             attributes = merged_attributes(current.attributes, self.attributes)
-        return change.set_metadata(name, external_id, attributes)
+        expires_at = self.expires_at or current.expires_at
+        return change.set_metadata(name, external_id, attributes, expires_at)
 
 
 class Enrolling:
@@ -180,6 +192,8 @@ class Enrolling:
         name = clean_name(given)
         with self._storage.read() as snapshot:
             enrolled = snapshot.names()
+            if name not in enrolled:
+                refuse_opted_out(snapshot, name, None)
         admit_name(given, name, enrolled | {p.name for p in pending})
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
@@ -216,7 +230,7 @@ class Enrolling:
             return
         try:
             done = self._commit(pending)
-        except (DuplicateUtterance, InvalidName):
+        except (DuplicateUtterance, InvalidName, OptedOut):
             # Another process enrolled some of this audio, or a look-alike name, meanwhile,
             # and the chunk was rolled back: one by one, the others still go in, each
             # reported as soon as it is committed. Any other error (a busy or failing
@@ -224,7 +238,7 @@ class Enrolling:
             for prepared in pending:
                 try:
                     yield prepared.given, self._commit([prepared])[0]
-                except (DuplicateUtterance, InvalidName) as exc:
+                except (DuplicateUtterance, InvalidName, OptedOut) as exc:
                     yield prepared.given, exc
             return
         yield from zip((p.given for p in pending), done, strict=True)
@@ -238,6 +252,8 @@ class Enrolling:
             names = set(change.names())
             for prepared in pending:
                 admit_name(prepared.given, prepared.name, names)
+                if prepared.name not in names:
+                    refuse_opted_out(change, prepared.name, None)
                 names.add(prepared.name)
             recorded = self._record_encoder(change, encoder.info)
             results = [self._write(change, p) for p in pending]

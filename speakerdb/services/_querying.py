@@ -22,6 +22,7 @@ from ..decision._ranking import normalized_claim, rank
 from ..errors import InputError
 from ..types import Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
+from ._retention import expire_due
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -70,6 +71,7 @@ class Querying:
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)  # an expired voiceprint is never matched
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
         verdicts = [first_verdict(self._checks, query) for query in asked]
@@ -99,6 +101,7 @@ class Querying:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)

@@ -26,7 +26,16 @@ from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
-from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ..types import (
+    ApiKey,
+    AuditEntry,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Tombstone,
+    Utterance,
+)
 from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
@@ -54,6 +63,7 @@ class _Person:
     clips: tuple[int, ...]  # utterance ids, oldest first
     external_id: str | None = None
     attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
+    expires_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +78,7 @@ class _State:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     by_hash: dict[str, int] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
     # Service keys by the hash of their secret.
     keys: dict[str, ApiKey] = field(default_factory=dict)
     version: int = 0
@@ -85,6 +96,7 @@ class _State:
             dict(self.embeddings),
             dict(self.by_hash),
             list(self.audit),
+            list(self.tombstones),
             dict(self.keys),
             self.version,
             self.next_audit,
@@ -212,6 +224,18 @@ class _Snapshot:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
 
+    def expired(self, now: datetime) -> list[str]:
+        people = self.state.speakers.values()
+        return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return list(self.state.tombstones)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return next((t for t in self.state.tombstones if _matches(t, keys, external_id)), None)
+
     def api_keys(self) -> list[ApiKey]:
         return sorted(self.state.keys.values(), key=lambda k: k.name)
 
@@ -229,7 +253,13 @@ class _Snapshot:
         attributes = attributes_from_json(person.attributes)
         clips = len(person.clips)
         return Speaker(
-            speaker_id, person.name, clips, person.created_at, person.external_id, attributes
+            speaker_id,
+            person.name,
+            clips,
+            person.created_at,
+            person.external_id,
+            attributes,
+            person.expires_at,
         )
 
     def _external_ids(self) -> dict[str, int]:
@@ -308,16 +338,55 @@ class _Change(_Snapshot):
         return self._speaker(speaker_id)
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
         speaker_id = self._id_of(name)
         owner = self._external_ids().get(external_id) if external_id is not None else None
         if owner is not None and owner != speaker_id:
             raise external_id_taken(str(external_id), self.state.speakers[owner].name)
         person = self.state.speakers[speaker_id]
-        stored = replace(person, external_id=external_id, attributes=attributes_to_json(attributes))
-        self.state.speakers[speaker_id] = stored
+        self.state.speakers[speaker_id] = replace(
+            person,
+            external_id=external_id,
+            attributes=attributes_to_json(attributes),
+            expires_at=expires_at,
+        )
         return self._speaker(speaker_id)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        def naming(e: AuditEntry) -> bool:
+            return name in (e.claimed, e.identified)
+
+        found = sum(map(naming, self.state.audit))
+        if replacement is None:
+            self.state.audit = [e for e in self.state.audit if not naming(e)]
+            return found
+
+        def renamed(value: str | None) -> str | None:
+            return replacement if value == name else value
+
+        self.state.audit = [
+            replace(e, claimed=renamed(e.claimed), identified=renamed(e.identified))
+            for e in self.state.audit
+        ]
+        return found
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        number = max((t.id for t in self.state.tombstones), default=0) + 1
+        made = Tombstone(number, external_id, keys[0], keys[1], datetime.now(timezone.utc))
+        self.state.tombstones.append(made)
+        return made
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        before = len(self.state.tombstones)
+        self.state.tombstones = [
+            t for t in self.state.tombstones if not _matches(t, keys, external_id)
+        ]
+        return before - len(self.state.tombstones)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:
@@ -373,6 +442,11 @@ class _Change(_Snapshot):
     def _check_templates(self) -> None:
         if not self._templates:
             raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _matches(found: Tombstone, keys: tuple[str, str] | None, external_id: str | None) -> bool:
+    by_name = keys is not None and (found.name_key == keys[0] or found.folded_key == keys[1])
+    return by_name or (external_id is not None and found.external_id == external_id)
 
 
 def _next_id(rows: Mapping[int, object]) -> int:

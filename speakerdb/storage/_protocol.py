@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         Enrollment,
         Match,
         Speaker,
+        Tombstone,
         Utterance,
     )
     from ._index import SpeakerIndex
@@ -129,6 +130,20 @@ class Snapshot(Protocol):
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
         ...
 
+    def expired(self, now: datetime) -> list[str]:
+        """The names of the speakers whose ``expires_at`` is ``now`` or earlier, by name."""
+        ...
+
+    def tombstones(self) -> list[Tombstone]:
+        """Every opt-out tombstone, oldest first."""
+        ...
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        """A tombstone with (when given) the name key ``keys[0]`` or the folded key
+        ``keys[1]``, or the external id ``external_id``; ``None`` if there is none."""
+
     def api_keys(self) -> list[ApiKey]:
         """The service's keys, by name."""
         ...
@@ -169,11 +184,30 @@ class Change(Snapshot, Protocol):
         ...
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
-        """Replace the external id and attributes of ``name`` (both arrive checked by
+        """Replace the external id, attributes and expiry (UTC) of ``name`` (checked by
         :mod:`speakerdb._metadata`); return the speaker after. :class:`DuplicateSpeaker`
         if another speaker has that external id."""
+        ...
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        """Replace ``name`` with ``replacement`` in every audit entry that claims or
+        identifies it, or delete those entries when ``replacement`` is ``None``; return
+        how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        """Record that the person with this external id and name keys opted out."""
+        ...
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        """Delete the tombstones :meth:`find_tombstone` would find by ``keys`` or by
+        ``external_id`` (each optional); return how many."""
         ...
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:

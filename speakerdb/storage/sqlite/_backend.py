@@ -34,6 +34,7 @@ from ...types import (
     Enrollment,
     Match,
     Speaker,
+    Tombstone,
     Utterance,
 )
 from .._index import SpeakerIndex, index_path_for
@@ -44,6 +45,7 @@ from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _keys as keys
+from . import _retention as retention
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
@@ -348,6 +350,17 @@ class _Snapshot:
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
 
+    def expired(self, now: datetime) -> list[str]:
+        return retention.expired(self._session, now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return retention.tombstones(self._session)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return retention.find_tombstone(self._session, keys, external_id)
+
     def api_keys(self) -> list[ApiKey]:
         return keys.list_keys(self._session)
 
@@ -430,9 +443,23 @@ class _Change(_Snapshot):
         return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
-        return catalog.set_metadata(self._session, name, external_id, attributes)
+        return catalog.set_metadata(self._session, name, external_id, attributes, expires_at)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        self.deleted = True  # the old rows' images must leave the WAL
+        return audit.rewrite(self._session, name, replacement)
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        return retention.add_tombstone(self._session, external_id, keys)
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        return retention.clear_tombstones(self._session, keys, external_id)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         audit.add_entries(self._session, entries)

@@ -65,6 +65,7 @@ __all__ = [
     "SettingRow",
     "SpeakerRow",
     "Store",
+    "TombstoneRow",
     "UtteranceRow",
     "as_utc",
     "from_blob",
@@ -115,6 +116,9 @@ class SpeakerRow(Base):
         String(128), nullable=True, unique=True, index=True
     )
     attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -197,6 +201,18 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     scope: Mapped[str] = mapped_column(String(16), nullable=False)
     digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TombstoneRow(Base):
+    """A person who opted out: their external id and name skeletons, nothing else."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    name_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    folded_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
