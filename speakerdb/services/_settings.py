@@ -85,14 +85,24 @@ class Settings:
         score_norm: str | None,
         apply: bool,
     ) -> Calibration:
-        """Choose a threshold (:mod:`speakerdb.decision._calibration`) and store it unless
-        ``apply`` is false."""
+        """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
+        and store them unless ``apply`` is false (or too few voices kept the defaults).
+        Until the database keeps a threshold per operation, the stricter is stored for
+        both."""
         from ..decision._calibration import calibrate_database
+        from ..encoders._registry import family_of
 
         norm, top_n = self.sources().score(score_norm)
+        model = self._slot.model
         result = calibrate_database(
-            scorer, target_far=target_far, trials=trials, score_norm=norm, top_n=top_n
+            scorer,
+            target_far=target_far,
+            trials=trials,
+            score_norm=norm,
+            top_n=top_n,
+            default=get_norm(norm).default_threshold(family_of(model), model),
         )
-        if apply:
-            self.set_threshold(result.threshold, score_norm=norm)
+        if apply and result.identify.method != "default":  # a kept default stays unpinned
+            strictest = max(result.identify.threshold, result.verify.threshold)
+            self.set_threshold(strictest, score_norm=norm)
         return result
