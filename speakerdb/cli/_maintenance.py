@@ -3,11 +3,15 @@ after the database itself rather than its speakers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, open_for_reading
+
+if TYPE_CHECKING:
+    from .._facade import SpeakerDB
+    from ..types import DatabaseInfo
 
 __all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
 
@@ -84,7 +88,7 @@ def set_threshold(
     from ._render import emit_json, safe
 
     with open_db(db) as database:
-        before = database.info() if database.path.exists() else None
+        before = _info_if_any(database)
         stored = database.set_threshold(value, score_norm=score_norm, operation=operation)
         after = database.info()
     if json:
@@ -95,6 +99,16 @@ def set_threshold(
         echo(f"queries now decide by {after.score_norm} scores, not {before.score_norm}")
     for op, threshold in after.thresholds.items():
         echo(f"  {op}: {threshold.score} >= {threshold.value:.4f} ({safe(threshold.source)})")
+
+
+def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:
+    """``info`` of the database, or ``None`` when no write has created it yet."""
+    from ..errors import DatabaseError
+
+    try:
+        return database.info()
+    except DatabaseError:
+        return None
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:

@@ -14,14 +14,13 @@ score makes that score the one that decides (the CLI says so when that changes).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._stored import OPERATIONS, StoredSettings, threshold_key
 from ..decision._policy import PolicySources, check_operation, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
-from ..storage.sqlite._reader import describe_database
+from ..storage._describe import describe_database
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
@@ -58,10 +57,13 @@ class Settings:
         return resolve_policy(self.sources(), threshold, score_norm, check_operation(operation))
 
     def describe(
-        self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
+        self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
     ) -> DatabaseInfo:
-        """What ``info`` shows (:func:`describe_database`)."""
-        return describe_database(path, encoder, counts, generation, self.sources())
+        """What ``info`` shows (:func:`describe_database`): the storage describes where it
+        is and the state of its search index."""
+        sources = self.sources()
+        where = self._storage.describe(generation, sources.stored.index_digest)
+        return describe_database(where, encoder, counts, sources)
 
     def set_threshold(
         self, value: float, *, score_norm: str | None = None, operation: str = "both"
