@@ -49,6 +49,7 @@ from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
+from ._serve import register as register_serve
 
 if TYPE_CHECKING:
     from ..services._batch import BatchReport
@@ -420,5 +421,6 @@ register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
+register_serve(app)
 register_accuracy(app)
 register_model(app)

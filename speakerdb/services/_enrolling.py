@@ -288,6 +288,10 @@ class Enrolling:
         # A default nobody measured for this model is too rough for the gates to refuse by.
         measured_default = family_of(model).measured_threshold(model) is not None
         measured = source != f"default for {model}" or measured_default
+        if source == f"default for {model}":
+            # The gates' limits were measured on the family's cosine scale, not on the
+            # (stricter) decision default.
+            threshold = family_of(model).threshold(model)
         population = self._gate_population(name, embeddings, pending)
         issues = check_enrollment(
             name, clips, embeddings, population, threshold, similarity_refuses=measured
