@@ -19,7 +19,7 @@ import numpy as np
 from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
-from .config import database_path, parse_threshold, resolve_backend
+from .config import database_location, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
@@ -102,7 +102,7 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_path(path), create=create)
+        self._storage = storage or open_storage(database_location(path), create=create)
         try:
             cosine = None if threshold is None else parse_threshold(threshold, "argument")
             if backend is not None:
@@ -146,7 +146,7 @@ class SpeakerDB:
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
         """Migrate an existing database to this version's schema; return ``(before, after)``."""
-        return upgrade_storage(database_path(path))
+        return upgrade_storage(database_location(path))
 
     # -- lifecycle -------------------------------------------------------
 
@@ -167,7 +167,8 @@ class SpeakerDB:
             self._storage.close()
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The database file, or the PostgreSQL URL without its password."""
         return self._storage.path
 
     @property
@@ -184,7 +185,7 @@ class SpeakerDB:
         self._require_database()
         with self._storage.read() as snapshot:
             counts, version = snapshot.counts(), snapshot.version()
-        return self._settings.describe(self.path, self._slot.stored, counts, version)
+        return self._settings.describe(self._slot.stored, counts, version)
 
     # -- enrolling (speakerdb.services._enrolling) ---------------------------
 

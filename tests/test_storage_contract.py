@@ -1,6 +1,7 @@
 """The storage contract (speakerdb.storage._protocol), on every backend.
 
-Each test runs on a fresh SQLite + FAISS storage and on a fresh in-memory one;
+Each test runs on a fresh SQLite + FAISS storage, a fresh in-memory one, and a
+fresh database on PostgreSQL without pgvector (FAISS cache) and with it (HNSW);
 a new backend joins by adding itself to ``BACKENDS``. Then SpeakerDB on the
 in-memory storage is checked to answer as on SQLite.
 """
@@ -45,10 +46,21 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "sqlite": sqlite_storage,
     "memory": memory_storage,
 }
+#: PostgreSQL servers (tests/_postgres.py), by the fixture that gives each.
+SERVERS = {"postgres": "postgres_plain", "pgvector": "postgres_pgvector"}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), *SERVERS])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param in SERVERS:
+        from _postgres import database_fixture
+
+        server = request.getfixturevalue(SERVERS[request.param])
+        for url in database_fixture(server):
+            opened = open_storage(url)
+            yield opened
+            opened.close()
+        return
     opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()

@@ -8,14 +8,13 @@ stored settings; the precedence itself is written there and in :mod:`speakerdb.c
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._stored import StoredSettings
 from ..decision._policy import PolicySources, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
-from ..storage.sqlite._reader import describe_database
+from ..storage._describe import describe_database
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
@@ -48,10 +47,13 @@ class Settings:
         return resolve_policy(self.sources(), threshold, score_norm)
 
     def describe(
-        self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
+        self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
     ) -> DatabaseInfo:
-        """What ``info`` shows (:func:`describe_database`)."""
-        return describe_database(path, encoder, counts, generation, self.sources())
+        """What ``info`` shows (:func:`describe_database`): the storage describes where it
+        is and the state of its search index."""
+        sources = self.sources()
+        where = self._storage.describe(generation, sources.stored.index_digest)
+        return describe_database(where, encoder, counts, sources)
 
     def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
         """Store ``value`` as the threshold of ``score_norm`` scores (``none``: a cosine in

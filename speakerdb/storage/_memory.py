@@ -36,6 +36,7 @@ from ..types import (
     Tombstone,
     Utterance,
 )
+from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
     external_id_taken,
@@ -146,6 +147,9 @@ class MemoryStorage:
             tuple(Match(names[j], float(row[j])) for j in order)
             for row, order in zip(scores, best, strict=True)
         ]
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
 
     def discard(self) -> None:
         self.close()

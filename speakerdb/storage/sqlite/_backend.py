@@ -40,7 +40,7 @@ from ...types import (
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
-from .._protocol import Snapshot
+from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
@@ -184,6 +184,11 @@ class SQLiteStorage:
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
         self._born_store()
         return self._sync().configure(kind, ivf_from)
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        from ._reader import describe_file
+
+        return describe_file(self._path, generation, digest)
 
     def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
         from ._backup import backup
