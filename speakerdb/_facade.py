@@ -133,7 +133,7 @@ class SpeakerDB:
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
-        self.lifecycle = Lifecycle(self._storage)
+        self.lifecycle = Lifecycle(self._storage, self._slot)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "ApiKey",
+    "ArchiveReport",
     "AuditEntry",
     "AuditSettings",
     "BackupReport",
@@ -368,6 +369,22 @@ class Tombstone(_Result):
     name_key: str
     folded_key: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveReport(_Result):
+    """What ``speakerdb export`` wrote or ``speakerdb import`` read: the archive, whether it
+    is encrypted, and how many speakers, clips and opt-out tombstones it holds. On import,
+    ``imported`` and ``skipped`` name the speakers added and those left out as duplicates
+    (``on_duplicate="skip"``)."""
+
+    path: str
+    encrypted: bool
+    n_speakers: int
+    n_utterances: int
+    n_tombstones: int
+    imported: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

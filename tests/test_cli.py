@@ -743,13 +743,21 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("backup",): ["backup", "copy.db"],
     ("opt-out",): ["opt-out", "bob", "--yes"],
     ("expire",): ["expire"],
+    ("export",): ["export", "people.sdb"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
 # (key revoke's, which needs a key to revoke, in test_keys.py).
-JSON_ELSEWHERE = {("calibrate",), ("evaluate",), ("model", "export"), ("key", "revoke")}
+# import needs an archive: its JSON is checked in test_archive.py.
+JSON_ELSEWHERE = {
+    ("calibrate",),
+    ("evaluate",),
+    ("model", "export"),
+    ("key", "revoke"),
+    ("import",),
+}
 
 
 def test_every_command_that_prints_results_takes_json() -> None:
