@@ -463,7 +463,8 @@ def test_sigterm_finishes_the_requests_in_flight(
         assert server.proc.poll() is None  # type: ignore[union-attr]
         connection.send(body[len(body) // 2 :])
         response = connection.getresponse()
-        assert response.status == 200 and json.loads(response.read())["accepted"] is True
+        assert response.status == 200
+        assert json.loads(response.read())["speaker"] == "allison"  # a decision, answered
         # uvicorn re-raises the signal once done, as a process stopped by SIGTERM should.
         assert server.stop(timeout=60) in (0, -signal.SIGTERM)
         with pytest.raises(OSError):
@@ -525,3 +526,34 @@ def test_sigkill_during_enrollments_loses_nothing_committed(tmp_path: Path) -> N
         assert found.json["best"]["speaker"] == planned_name(number)
     finally:
         stop_quietly(server)
+
+
+# -- the Python client -------------------------------------------------------------------
+
+
+def test_the_client_has_speakerdbs_method_names_and_errors(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    from speakerdb import Forbidden, SpeakerNotFound, Unauthorized
+    from speakerdb.client import Client
+
+    admin = Client(f"http://127.0.0.1:{server.port}", keys["admin"])
+    query = Client(f"http://127.0.0.1:{server.port}", keys["query"])
+    path = tmp_path / "june.wav"
+    path.write_bytes(clips["carlo"][2])
+    enrolled = admin.enroll("client-made", [path, clips["carlo"][3]], force=True)
+    assert enrolled["speaker"]["n_utterances"] == 2 and enrolled["added"][0]["source"] == "june.wav"
+    assert "client-made" in [s["name"] for s in query.speakers()]
+    assert query.speaker("client-made")["n_utterances"] == 2
+    assert len(query.utterances("client-made")) == 2
+    assert query.verify("client-made", clips["carlo"][4])["speaker"] == "client-made"
+    assert query.identify(io.BytesIO(clips["carlo"][4]), top_k=2)["matches"]
+    assert query.info()["n_speakers"] >= 1
+    with pytest.raises(Forbidden):
+        query.remove("client-made")
+    assert admin.rename("client-made", "client-renamed")["name"] == "client-renamed"
+    assert admin.remove("client-renamed")["name"] == "client-renamed"
+    with pytest.raises(SpeakerNotFound, match="client-renamed"):
+        query.verify("client-renamed", clips["carlo"][4])
+    with pytest.raises(Unauthorized):
+        Client(f"http://127.0.0.1:{server.port}", "sdb_wrong").speakers()
