@@ -8,6 +8,7 @@ the settings. Old member names still work through :mod:`speakerdb._compat`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["ClipInput", "SpeakerDB"]
 
 log = logging.getLogger(__name__)
+
+_ANY = (-math.inf, math.inf)
 
 
 class SpeakerDB:
@@ -107,7 +110,8 @@ class SpeakerDB:
         self._location = None if storage is not None else database_location(path)
         self._storage = storage or open_storage(self._location or "", create=create)
         try:
-            cosine = None if threshold is None else parse_threshold(threshold, "argument")
+            # Checked against the deciding score's bounds when a query resolves its policy.
+            cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
             if backend is not None:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
             options = {"revision": revision, "local_files_only": local_files_only}
@@ -128,6 +132,8 @@ class SpeakerDB:
             stored = snapshot.encoder()
         self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
         self._settings = Settings(self._storage, self._slot, threshold)
+        if threshold is not None:
+            self._settings.policy()  # out of the deciding score's bounds: refused now
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
@@ -136,7 +142,7 @@ class SpeakerDB:
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
-        self.lifecycle = Lifecycle(self._storage)
+        self.lifecycle = Lifecycle(self._storage, self._slot)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
 
@@ -362,20 +368,29 @@ class SpeakerDB:
     # -- decisions (speakerdb.services._settings) ----------------------------
 
     def policy(
-        self, threshold: float | None = None, score_norm: str | None = None
+        self,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        *,
+        operation: str = "identify",
     ) -> DecisionPolicy:
-        """How a query with these options would be decided: the score, its threshold and
-        where that came from (:mod:`speakerdb.decision._policy` has the precedence)."""
-        return self._settings.policy(threshold, score_norm)
+        """How an ``operation`` (``"identify"`` or ``"verify"``) query with these options
+        would be decided: the score, its threshold and where that came from
+        (:mod:`speakerdb.decision._policy` has the precedence)."""
+        return self._settings.policy(threshold, score_norm, operation)
 
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
-        those scores.
+    def set_threshold(
+        self, value: float, *, score_norm: str | None = None, operation: str = "both"
+    ) -> float:
+        """Store ``value`` as the threshold of ``operation`` (``"identify"``, ``"verify"``
+        or ``"both"``) for ``score_norm`` scores (``"none"``: a cosine in [-1, 1];
+        ``"margin"``, ``"margin-duration"``, ``"asnorm"``), and decide by those scores
+        from now on.
 
-        A stored cosine threshold on a database that never chose a score normalisation
-        makes it decide by raw cosine (see :meth:`policy`)."""
-        return self._settings.set_threshold(value, score_norm=score_norm)
+        Without ``score_norm`` the value is a threshold of the score the database decides
+        by, which must be the cosine: a database that decides by a normalised score
+        refuses it (:class:`InputError` naming both fixes)."""
+        return self._settings.set_threshold(value, score_norm=score_norm, operation=operation)
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
         """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``

@@ -213,6 +213,14 @@ def _report_issues(issues: tuple[QualityIssue, ...]) -> None:
         typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
 
 
+def _report_notice(notice: str | None) -> None:
+    """Why the score that decided is not the database's own choice, on stderr."""
+    from ._render import safe
+
+    if notice:
+        typer.echo(f"speakerdb: notice: {safe(notice)}", err=True)
+
+
 def _naming(source: str, reason: str) -> str:
     """The reason, prefixed with the file unless the reason names it already."""
     return reason if source and source in reason else f"{source}: {reason}"
@@ -262,7 +270,7 @@ def identify(
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
-    failed = short = 0
+    failed = short = answered = 0
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
@@ -274,6 +282,9 @@ def identify(
                 results.append({"source": str(clip), **error_document(exc)})
                 typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
+            if not answered:  # one policy for the whole command: its notice once
+                _report_notice(result.decided_by.notice)
+            answered += 1
             results.append(to_jsonable(result))
             short += result.outcome is Outcome.NOT_ENOUGH_SPEECH
             if not json:
@@ -314,6 +325,7 @@ def verify(
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
+    _report_notice(result.decided_by.notice)
     if json:
         emit_json(result)
     else:
