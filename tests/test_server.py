@@ -14,15 +14,18 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
+from test_cli import BAD_CLIPS
 
 from speakerdb import SpeakerDB
+from speakerdb._names import MAX_NAME_LENGTH
 
 pytest.importorskip("fastapi")
 websockets_sync = pytest.importorskip("websockets.sync.client")
@@ -301,6 +304,71 @@ def test_bad_input_gets_its_status_and_changes_nothing(
         reply = server.request(method, path, key=admin, body=body, content_type=content_type)
         error(reply, status, kind, fragment)
         assert state(server, admin) == before, (method, path)
+
+
+# The CLI's bad clips (test_cli.py), but for the two that only a file path can be.
+HTTP_BAD_CLIPS = [make for make in BAD_CLIPS if make.__name__ not in ("_missing", "_directory")]
+CLIP_REQUESTS = {
+    "enroll-new": "/v1/speakers/carol/enrollments",
+    "enroll-existing": "/v1/speakers/allison/enrollments",
+    "identify": "/v1/identify",
+    "verify": "/v1/speakers/allison/verify",
+}
+
+
+@pytest.mark.parametrize("make_bad", HTTP_BAD_CLIPS, ids=lambda f: f.__name__.strip("_"))
+def test_the_clis_bad_clips_are_400_and_change_nothing(
+    server: Server,
+    keys: dict[str, str],
+    clips: dict[str, list[bytes]],
+    tmp_path: Path,
+    make_bad: Callable[[Path], tuple[Path, str]],
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    bad, reason = make_bad(tmp_path)
+    before = state(server, keys["admin"])
+    for path in CLIP_REQUESTS.values():
+        reply = server.request("POST", path, key=keys["admin"], body=bad.read_bytes())
+        # A raw body has no file name: the message calls it <bytes>.
+        error(reply, 400, "AudioError", reason.replace(bad.name, "<bytes>"))
+        assert state(server, keys["admin"]) == before, path
+    body, kind = multipart([(bad.name, bad.read_bytes())])
+    reply = server.request(
+        "POST", CLIP_REQUESTS["enroll-new"], key=keys["admin"], body=body, content_type=kind
+    )
+    error(reply, 400, "AudioError", reason, bad.name)
+    assert state(server, keys["admin"]) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("%20%09%20", "empty"),
+        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
+        ("eve%1B%5B2J", "control characters"),
+        ("eve%0Amallory", "control characters"),
+        ("al%E2%80%8Bice", "control characters"),
+    ],
+    ids=["whitespace", "too-long", "escape-sequence", "newline", "zero-width-space"],
+)
+def test_the_clis_bad_names_are_400_and_change_nothing(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]], name: str, fragment: str
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    before = state(server, keys["admin"])
+    reply = enroll(server, keys["admin"], name, clips["carlo"][5:6])
+    error(reply, 400, "InvalidName", fragment)
+    body = json.dumps({"name": urllib.parse.unquote(name)}).encode()
+    reply = server.request(
+        "PATCH",
+        "/v1/speakers/allison",
+        key=keys["admin"],
+        body=body,
+        content_type="application/json",
+    )
+    error(reply, 400, "InvalidName", fragment)
+    assert "\x1b" not in reply.body.decode()
+    assert state(server, keys["admin"]) == before
 
 
 def test_a_multipart_enrollment_needs_a_clips_field(
