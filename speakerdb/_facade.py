@@ -25,6 +25,7 @@ from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
+from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
 from .services._keys import KeyRing
@@ -83,9 +84,10 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in four attributes: :attr:`index` (the derived search
+    Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
+    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -139,6 +141,8 @@ class SpeakerDB:
         self.audit = AuditLog(self._storage)
         checks = query_checks(self._storage, self._settings)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
+        #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
+        self.cohort = CohortTools(self._storage, self._slot)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.

@@ -24,6 +24,7 @@ __all__ = [
     "AuditEntry",
     "AuditSettings",
     "BackupReport",
+    "CohortVoice",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -343,6 +344,15 @@ class Verification(_Result):
         fields = _fields(self)
         del fields["verdict"]
         return {**fields, "outcome": self.outcome.value, "accepted": self.accepted}
+
+
+@dataclass(frozen=True, slots=True)
+class CohortVoice(_Result):
+    """One outside voice of the cohort (``speakerdb cohort list``): its label and how
+    many clips of it are stored (as embeddings only)."""
+
+    label: str
+    n_clips: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import typer
 
 from ._accuracy import register as register_accuracy
 from ._audit import audit_app
+from ._cohort import cohort_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
@@ -458,6 +459,7 @@ register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
+app.add_typer(cohort_app, name="cohort")
 register_serve(app)
 register_accuracy(app)
 register_model(app)

@@ -83,13 +83,16 @@ class BatchReport:
         return sum(len(e.added) for e in self.enrollments)
 
 
-def read_manifest(path: str | Path) -> list[ManifestRow]:
-    """Read ``speaker,path`` rows; raise :class:`InputError` naming what is wrong."""
+def read_manifest(
+    path: str | Path, label_columns: Sequence[str] = SPEAKER_COLUMNS
+) -> list[ManifestRow]:
+    """Read ``speaker,path`` rows (the first of ``label_columns`` the header has names
+    each row's speaker); raise :class:`InputError` naming what is wrong."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            column = _speaker_column(reader.fieldnames, path)
+            column = _speaker_column(reader.fieldnames, path, label_columns)
             return [_row(r, column, path.parent, reader.line_num) for r in reader]
     except FileNotFoundError:
         raise InputError(f"{path}: no such manifest") from None
@@ -97,12 +100,12 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from exc
 
 
-def _speaker_column(fields: Iterable[str] | None, path: Path) -> str:
+def _speaker_column(fields: Iterable[str] | None, path: Path, wanted: Sequence[str]) -> str:
     names = list(fields or [])
-    column = next((c for c in SPEAKER_COLUMNS if c in names), None)
+    column = next((c for c in wanted if c in names), None)
     if column is None or "path" not in names:
         raise InputError(
-            f"{path}: the header must name a 'speaker' and a 'path' column, got {names}"
+            f"{path}: the header must name a {wanted[0]!r} and a 'path' column, got {names}"
         )
     return column
 

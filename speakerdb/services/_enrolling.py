@@ -54,7 +54,14 @@ if TYPE_CHECKING:
     from ._model import ModelSlot
     from ._settings import Settings
 
-__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Embedder", "Enrolling", "Metadata"]
+__all__ = [
+    "CHUNK_SECONDS",
+    "CHUNK_SPEAKERS",
+    "Embedder",
+    "Enrolling",
+    "Metadata",
+    "record_encoder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -353,14 +360,18 @@ class Enrolling:
         return found[0].speaker if found else None
 
     def _record_encoder(self, change: Change, info: EncoderInfo) -> EncoderInfo | None:
-        """Record ``info`` on the first enrollment (and return it), else check it is the
-        recorded encoder."""
-        stored = change.encoder()
-        if stored is None:
-            change.record_encoder(info)
-            return info
-        check_same_encoder(self._storage.path, stored, info)
-        return None
+        return record_encoder(self._storage, change, info)
+
+
+def record_encoder(storage: Storage, change: Change, info: EncoderInfo) -> EncoderInfo | None:
+    """Record ``info`` at the first write of embeddings (and return it), else check it is
+    the recorded encoder."""
+    stored = change.encoder()
+    if stored is None:
+        change.record_encoder(info)
+        return info
+    check_same_encoder(storage.path, stored, info)
+    return None
 
 
 def _sources(clips: Sequence[Clip]) -> tuple[str | None, ...]:

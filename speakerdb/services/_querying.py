@@ -56,9 +56,10 @@ class Querying:
         return self._slot.embed([to_clip(c) for c in clips])
 
     def population(self) -> Population:
-        """Every enrolled utterance embedding with its speaker (calibration, AS-norm)."""
+        """Every enrolled utterance embedding with its speaker, and the cohort of outside
+        voices (calibration, AS-norm)."""
         with self._storage.read() as snapshot:
-            return snapshot.population()
+            return snapshot.population().with_outside(snapshot.cohort())
 
     def identify_many(
         self,
