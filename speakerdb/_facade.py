@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .decision._calibration import Calibration
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
+    from .services._raybatch import RayOptions
     from .types import (
         DatabaseInfo,
         DecisionPolicy,
@@ -107,7 +108,9 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_location(path), create=create)
+        # Where the database is, for processes that open it themselves (Ray actors).
+        self._location = None if storage is not None else database_location(path)
+        self._storage = storage or open_storage(self._location or "", create=create)
         try:
             # Checked against the deciding score's bounds when a query resolves its policy.
             cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
@@ -242,12 +245,29 @@ class SpeakerDB:
         progress: Callable[[int], None] | None = None,
         *,
         force: bool = False,
+        ray: RayOptions | None = None,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
         speaker's clips are decoded while this one is embedded; ``progress(n)`` is
-        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`)."""
-        return enroll_batch(self._enrolling, rows, progress, force=force)
+        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`).
+
+        With ``ray``, Ray Data actors decode and embed, one model copy each, and this
+        process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
+        already are not embedded again, so an interrupted job resumes."""
+        if ray is None:
+            return enroll_batch(self._enrolling, rows, progress, force=force)
+        from .services._raybatch import enroll_batch_ray
+
+        if self._location is None:
+            raise InputError("a batch on Ray needs a database named by a path or URL")
+        location = self._location
+        if isinstance(location, Path):
+            location = str(location.resolve())  # the actors' folder may be another
+        spec = self._slot.load_spec()
+        return enroll_batch_ray(
+            self._enrolling, spec, location, rows, progress, force=force, options=ray
+        )
 
     # -- queries (speakerdb.services._querying) ------------------------------
 

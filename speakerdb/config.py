@@ -60,6 +60,8 @@ ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
 ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
+#: Threads of each ONNX Runtime session (default: one per core); Ray actors set it.
+ENV_THREADS = "SPEAKERDB_THREADS"
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
