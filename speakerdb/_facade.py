@@ -8,8 +8,10 @@ the settings. Old member names still work through :mod:`speakerdb._compat`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
 from .config import (
-    database_path,
+    database_location,
     parse_replay_window,
     parse_threshold,
     resolve_backend,
@@ -29,12 +31,14 @@ from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
+from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
 from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
+from .services._retention import refuse_opted_out
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from .decision._countermeasure import Countermeasure
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
+    from .services._raybatch import RayOptions
     from .types import (
         DatabaseInfo,
         DecisionPolicy,
@@ -56,6 +61,8 @@ if TYPE_CHECKING:
 __all__ = ["ClipInput", "SpeakerDB"]
 
 log = logging.getLogger(__name__)
+
+_ANY = (-math.inf, math.inf)
 
 
 class SpeakerDB:
@@ -93,9 +100,10 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in four attributes: :attr:`index` (the derived search
+    Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
+    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -119,9 +127,12 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_path(path), create=create)
+        # Where the database is, for processes that open it themselves (Ray actors).
+        self._location = None if storage is not None else database_location(path)
+        self._storage = storage or open_storage(self._location or "", create=create)
         try:
-            cosine = None if threshold is None else parse_threshold(threshold, "argument")
+            # Checked against the deciding score's bounds when a query resolves its policy.
+            cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
             if backend is not None:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
             options = {"revision": revision, "local_files_only": local_files_only}
@@ -150,15 +161,19 @@ class SpeakerDB:
         self._settings = Settings(
             self._storage, self._slot, threshold, replay_window, countermeasure
         )
+        if threshold is not None:
+            self._settings.policy()  # out of the deciding score's bounds: refused now
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
         checks = query_checks(self._storage, self._settings)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
+        #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
+        self.cohort = CohortTools(self._storage, self._slot)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
-        self.lifecycle = Lifecycle(self._storage)
+        self.lifecycle = Lifecycle(self._storage, self._slot)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
 
@@ -171,7 +186,7 @@ class SpeakerDB:
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
         """Migrate an existing database to this version's schema; return ``(before, after)``."""
-        return upgrade_storage(database_path(path))
+        return upgrade_storage(database_location(path))
 
     # -- lifecycle -------------------------------------------------------
 
@@ -192,7 +207,8 @@ class SpeakerDB:
             self._storage.close()
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The database file, or the PostgreSQL URL without its password."""
         return self._storage.path
 
     @property
@@ -209,7 +225,7 @@ class SpeakerDB:
         self._require_database()
         with self._storage.read() as snapshot:
             counts, version = snapshot.counts(), snapshot.version()
-        return self._settings.describe(self.path, self._slot.stored, counts, version)
+        return self._settings.describe(self._slot.stored, counts, version)
 
     # -- enrolling (speakerdb.services._enrolling) ---------------------------
 
@@ -221,19 +237,21 @@ class SpeakerDB:
         force: bool = False,
         external_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
+        expires_at: datetime | date | str | None = None,
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
-        same transaction; an external id is changed by ``lifecycle.set_metadata``.
+        same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
+        then); an external id is changed by ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes)
+        metadata = Metadata.given(external_id, attributes, expires_at)
         return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
@@ -254,12 +272,29 @@ class SpeakerDB:
         progress: Callable[[int], None] | None = None,
         *,
         force: bool = False,
+        ray: RayOptions | None = None,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
         speaker's clips are decoded while this one is embedded; ``progress(n)`` is
-        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`)."""
-        return enroll_batch(self._enrolling, rows, progress, force=force)
+        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`).
+
+        With ``ray``, Ray Data actors decode and embed, one model copy each, and this
+        process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
+        already are not embedded again, so an interrupted job resumes."""
+        if ray is None:
+            return enroll_batch(self._enrolling, rows, progress, force=force)
+        from .services._raybatch import enroll_batch_ray
+
+        if self._location is None:
+            raise InputError("a batch on Ray needs a database named by a path or URL")
+        location = self._location
+        if isinstance(location, Path):
+            location = str(location.resolve())  # the actors' folder may be another
+        spec = self._slot.load_spec()
+        return enroll_batch_ray(
+            self._enrolling, spec, location, rows, progress, force=force, options=ray
+        )
 
     # -- queries (speakerdb.services._querying) ------------------------------
 
@@ -345,14 +380,17 @@ class SpeakerDB:
         old, new = clean_name(old), clean_name(new)
         with self._storage.change() as change:
             admit_name(new, new, change.names() - {old})
+            if new != old:
+                refuse_opted_out(change, new, None)
             return change.rename(old, new)
 
-    def remove(self, name: str) -> Speaker:
-        """Delete ``name`` with all their utterances and embeddings; return what was removed."""
+    def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
+        """Delete ``name`` with all their utterances and embeddings; return what was removed.
+
+        Their audit entries name them ``removed-<id>`` afterwards, or are deleted with
+        ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
         self._require_database()
-        name = clean_name(name)
-        with self._storage.change(templates=True) as change:
-            return change.remove_speaker(name)
+        return self.lifecycle.remove(name, purge_audit=purge_audit)
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         """Delete one enrolled clip and its embedding; return its speaker, template recomputed.
@@ -369,11 +407,16 @@ class SpeakerDB:
     # -- decisions (speakerdb.services._settings) ----------------------------
 
     def policy(
-        self, threshold: float | None = None, score_norm: str | None = None
+        self,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        *,
+        operation: str = "identify",
     ) -> DecisionPolicy:
-        """How a query with these options would be decided: the score, its threshold and
-        where that came from (:mod:`speakerdb.decision._policy` has the precedence)."""
-        return self._settings.policy(threshold, score_norm)
+        """How an ``operation`` (``"identify"`` or ``"verify"``) query with these options
+        would be decided: the score, its threshold and where that came from
+        (:mod:`speakerdb.decision._policy` has the precedence)."""
+        return self._settings.policy(threshold, score_norm, operation)
 
     def set_replay_window(self, value: int | str) -> int:
         """Store how long decided queries' fingerprints are kept for the replay check:
@@ -395,14 +438,18 @@ class SpeakerDB:
         """The replay window in seconds and where it came from."""
         return self._settings.replay_window()
 
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
-        those scores.
+    def set_threshold(
+        self, value: float, *, score_norm: str | None = None, operation: str = "both"
+    ) -> float:
+        """Store ``value`` as the threshold of ``operation`` (``"identify"``, ``"verify"``
+        or ``"both"``) for ``score_norm`` scores (``"none"``: a cosine in [-1, 1];
+        ``"margin"``, ``"margin-duration"``, ``"asnorm"``), and decide by those scores
+        from now on.
 
-        A stored cosine threshold on a database that never chose a score normalisation
-        makes it decide by raw cosine (see :meth:`policy`)."""
-        return self._settings.set_threshold(value, score_norm=score_norm)
+        Without ``score_norm`` the value is a threshold of the score the database decides
+        by, which must be the cosine: a database that decides by a normalised score
+        refuses it (:class:`InputError` naming both fixes)."""
+        return self._settings.set_threshold(value, score_norm=score_norm, operation=operation)
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
         """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Mapping
+from datetime import date, datetime, timezone
 from typing import Any
 
 from .errors import InputError
@@ -26,6 +27,7 @@ __all__ = [
     "attributes_from_json",
     "attributes_to_json",
     "clean_attributes",
+    "clean_expiry",
     "clean_external_id",
     "merged_attributes",
     "parse_attribute",
@@ -117,3 +119,30 @@ def _split(text: str) -> tuple[str, bool, str]:
     if not key:
         raise InputError(f"--attr {text!r}: the key is empty")
     return key, typed, text[at + 1 :]
+
+
+def clean_expiry(value: object, now: datetime | None = None) -> datetime:
+    """When a voiceprint expires, in UTC: a :class:`~datetime.date` (00:00 UTC of that day),
+    an aware :class:`~datetime.datetime`, or ISO 8601 text of either. It must be in the
+    future (``now``, else the current time)."""
+    moment = _moment(value)
+    if moment <= (now or datetime.now(timezone.utc)):
+        raise InputError(
+            f"the expiry {moment:%Y-%m-%d %H:%M} UTC has passed already; give a later date"
+        )
+    return moment
+
+
+def _moment(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = (date if len(value.strip()) == 10 else datetime).fromisoformat(value.strip())
+        except ValueError as exc:
+            raise InputError(f"expiry {value!r}: give a date such as 2027-12-31 ({exc})") from exc
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InputError(f"expiry {value.isoformat()}: give a time zone (e.g. +00:00)")
+        return value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    raise InputError(f"an expiry is a date or an aware datetime, got {type(value).__name__}")

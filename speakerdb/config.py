@@ -40,9 +40,12 @@ __all__ = [
     "DURATION_REFERENCE_S",
     "DURATION_SLOPE",
     "FALLBACK_THRESHOLD",
+    "MIN_COHORT_VOICES",
     "cache_root",
+    "database_location",
     "database_path",
     "env_flag",
+    "is_server_url",
     "parse_replay_window",
     "parse_threshold",
     "resolve_backend",
@@ -72,6 +75,8 @@ DEFAULT_REPLAY_WINDOW_S = 600
 #: The longest replay window (a day): fingerprints of queries are not a log.
 MAX_REPLAY_WINDOW_S = 86_400
 _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600}
+#: Threads of each ONNX Runtime session (default: one per core); Ray actors set it.
+ENV_THREADS = "SPEAKERDB_THREADS"
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
@@ -93,6 +98,34 @@ DURATION_REFERENCE_S = 0.5
 DURATION_CAP_S = 30.0
 #: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
 DEFAULT_TOP_N = 50
+#: The fewest cohort voices (the other enrolled speakers and the outside voices of
+#: ``speakerdb cohort import``) a claim's AS-norm score is computed with; with fewer,
+#: queries fall back to another score and say so (:mod:`speakerdb.decision._policy`),
+#: and calibrating AS-norm is refused. Measured with GE2E on the shared corpus, speakers
+#: left out (scripts/eval_asnorm_cohort.py): the threshold that lets in 1% of strangers'
+#: single clips is 39 and 9.0 standard deviations with 1 and 2 cohort voices (tuning
+#: fold A; 25 and 14 on fold B), and 1.7 to 3.4 from 3 voices on (2.1 to 4.6 on fold B):
+#: below 3, the spread of a few top scores is noise and no fixed threshold holds.
+MIN_COHORT_VOICES = 3
+
+
+#: The URL schemes that name a PostgreSQL database; anything else is a file path.
+SERVER_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def is_server_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database (a ``str`` starting with one of
+    :data:`SERVER_SCHEMES`) rather than a file, which may hold ``?`` or ``%`` too."""
+    return isinstance(location, str) and location.startswith(SERVER_SCHEMES)
+
+
+def database_location(location: str | os.PathLike[str] | None) -> Path | str:
+    """The database to use: ``location``, else ``SPEAKERDB_DB``, else ``./speakers.db``;
+    a PostgreSQL URL as given, anything else as a file path."""
+    chosen = location or os.environ.get(ENV_DB) or DEFAULT_DB
+    if is_server_url(chosen):
+        return str(chosen)
+    return Path(chosen).expanduser()
 
 
 def database_path(path: str | os.PathLike[str] | None) -> Path:
@@ -100,14 +133,26 @@ def database_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
 
 
-def parse_threshold(value: float | str, source: str) -> float:
-    """Check that a threshold is a finite cosine value in [-1, 1]."""
+def parse_threshold(
+    value: float | str,
+    source: str,
+    bounds: tuple[float, float] = (-1.0, 1.0),
+    kind: str = "a cosine",
+) -> float:
+    """Check that a threshold is a finite number within ``bounds`` (a cosine in [-1, 1]
+    unless the score says otherwise); the error names ``source`` and the fix."""
     try:
         number = float(value)
-    except ValueError:
-        raise InputError(f"threshold from {source} is not a number: {value!r}") from None
-    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
-        raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
+    except (TypeError, ValueError):
+        raise InputError(
+            f"threshold from {source} is not a number: {value!r}{_threshold_fix(source)}"
+        ) from None
+    low, high = bounds
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(
+            f"threshold from {source} must be {kind} in [{low:g}, {high:g}], "
+            f"got {value!r}{_threshold_fix(source)}"
+        )
     return number
 
 
@@ -154,6 +199,13 @@ def resolve_speech_gate(arg: bool | None) -> bool:
     if env not in _SWITCHES:
         raise InputError(f"{ENV_SPEECH_GATE} must be on or off, got {env!r}")
     return _SWITCHES[env]
+
+
+def _threshold_fix(source: str) -> str:
+    """How to fix a bad threshold from ``source``."""
+    if source == ENV_THRESHOLD:
+        return f"; set {ENV_THRESHOLD} to a valid threshold, or unset it"
+    return ""
 
 
 def env_flag(name: str) -> bool:

@@ -13,6 +13,7 @@ and its message names the problem, the file or speaker involved, and the fix::
     ├── DuplicateSpeaker       2    409   a speaker of that name exists already
     ├── DuplicateUtterance     2    409   the same audio is enrolled already
     ├── EnrollmentRefused      2    422   a quality gate refused the clips (``force``)
+    ├── OptedOut               2    409   the person opted out: not enrolled again
     ├── DatabaseError          2    500   the database file cannot be opened or written
     │   ├── DatabaseBusy       2    503   another program held it past the timeout; retry
     │   └── SchemaError        2    500   the schema is older or newer than this speakerdb
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidName",
     "ModelError",
     "ModelMismatch",
+    "OptedOut",
     "RequestTimeout",
     "SchemaError",
     "ServiceBusy",
@@ -122,6 +124,14 @@ class EnrollmentRefused(SpeakerDBError):
     def __init__(self, message: str, issues: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.issues = issues
+
+
+class OptedOut(SpeakerDBError):
+    """The person opted out (``speakerdb opt-out``): their name's look-alikes and their
+    external id are not enrolled again until the opt-out is cleared. ``force`` does not
+    override it."""
+
+    http_status = 409
 
 
 class DatabaseError(SpeakerDBError):

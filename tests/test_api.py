@@ -151,6 +151,7 @@ def test_every_error_declares_its_exit_code_and_http_status() -> None:
         "DuplicateSpeaker": 409,
         "DuplicateUtterance": 409,
         "ModelMismatch": 409,
+        "OptedOut": 409,
         "EnrollmentRefused": 422,
         "DatabaseError": 500,
         "ModelError": 500,

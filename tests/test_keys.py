@@ -88,3 +88,12 @@ def test_audit_entries_name_the_key_that_asked(tmp_path: Path) -> None:
         db.identify((voice(140.0, seed=3), 16000))
         entries = db.audit.entries()
     assert [(e.operation, e.api_key) for e in entries] == [("identify", None), ("verify", "door-1")]
+
+
+def test_help_and_list_do_not_load_the_server() -> None:
+    from conftest import run_probed
+
+    for args in (["--help"], ["serve", "--help"], ["key", "--help"]):
+        proc, code, loaded = run_probed(args)
+        assert code == 0, proc.stderr
+        assert not loaded & {"fastapi", "uvicorn", "starlette", "pydantic", "websockets"}, args

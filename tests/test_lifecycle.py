@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import soundfile as sf
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner, Result
 
-from speakerdb import DuplicateSpeaker, InputError, SpeakerDB, SpeakerNotFound
+from speakerdb import DuplicateSpeaker, InputError, OptedOut, SpeakerDB, SpeakerNotFound
 from speakerdb.cli import app
 from speakerdb.storage.sqlite import open_reader
 
@@ -251,3 +252,118 @@ def test_a_storage_without_a_file_names_its_own_tools() -> None:
     with SpeakerDB(storage=MemoryStorage(), encoder=FakeEncoder()) as memory:
         with pytest.raises(DatabaseError, match="pg_dump"):
             memory.lifecycle.backup("x.db")
+
+
+# -- retention ---------------------------------------------------------------------
+
+
+def audited(db: SpeakerDB) -> list[tuple[str | None, str | None]]:
+    return [(e.claimed, e.identified) for e in db.audit.entries()]
+
+
+def files_hold(db: SpeakerDB, data: bytes) -> list[str]:
+    """The files of the database (itself, -wal, -shm, index) whose bytes hold ``data``."""
+    folder = db.path.parent
+    return [
+        p.name
+        for p in folder.iterdir()
+        if p.name.startswith(db.path.name) and data in p.read_bytes()
+    ]
+
+
+def test_remove_renames_the_person_in_the_audit_log(db: SpeakerDB) -> None:
+    db.audit.configure(True)
+    db.verify("alice", clip("alice", 7))
+    db.identify(clip("alice", 8))
+    db.verify("bob", clip("bob", 9))
+    alice_id = db.speaker("alice").id
+    db.remove("alice")
+    gone = f"removed-{alice_id}"
+    assert audited(db) == [("bob", "bob"), (None, gone), (gone, gone)]
+    assert files_hold(db, b"alice") == []  # not in the file, its WAL or the index
+    assert files_hold(db, b"bob") != []  # a scan that sees nothing cannot pass
+
+
+def test_remove_purge_audit_deletes_their_entries(db: SpeakerDB) -> None:
+    db.audit.configure(True)
+    db.verify("alice", clip("alice", 7))
+    db.verify("bob", clip("bob", 9))
+    db.remove("alice", purge_audit=True)
+    assert audited(db) == [("bob", "bob")]
+    assert files_hold(db, b"alice") == []
+
+
+def test_an_opted_out_person_is_not_enrolled_again(db: SpeakerDB) -> None:
+    db.lifecycle.set_metadata("alice", external_id="E1")
+    tombstone = db.lifecycle.opt_out("alice")
+    assert tombstone.external_id == "E1" and "alice" not in [s.name for s in db.speakers()]
+    assert db.lifecycle.opt_outs() == [tombstone]
+    for name in ("alice", "Alice", "\uff41lice", "\u0430lice"):  # full-width a, Cyrillic a
+        with pytest.raises(OptedOut, match="opt-out --clear"):
+            db.enroll(name, [clip("alice", 1)], force=True)
+    with pytest.raises(OptedOut, match="external id 'E1'"):
+        db.enroll("carol", [clip("carol", 4)], external_id="E1")
+    with pytest.raises(OptedOut):
+        db.lifecycle.set_metadata("bob", external_id="E1")
+    with pytest.raises(OptedOut):
+        db.rename("bob", "ALICE")
+    assert [s.name for s in db.speakers()] == ["bob"]
+    assert db.lifecycle.clear_opt_out("alice") == 1
+    assert db.enroll("alice", [clip("alice", 1)], external_id="E1").created
+
+
+def test_an_opt_out_by_external_id_is_cleared_by_it(db: SpeakerDB) -> None:
+    db.lifecycle.set_metadata("alice", external_id="E1")
+    db.lifecycle.opt_out("alice")
+    assert db.lifecycle.clear_opt_out(external_id="E1") == 1
+    assert db.lifecycle.opt_outs() == []
+    with pytest.raises(InputError, match="--id"):
+        db.lifecycle.clear_opt_out()
+
+
+def test_an_expired_voiceprint_is_never_matched(db: SpeakerDB) -> None:
+    soon = datetime.now(timezone.utc) + timedelta(seconds=1)
+    made = db.enroll("carol", [clip("carol", 4)], expires_at=soon)
+    assert made.speaker.expires_at == soon
+    assert db.identify(clip("carol", 5)).speaker == "carol"
+    time.sleep(1.2)
+    assert db.identify(clip("carol", 5)).speaker != "carol"  # removed by the query itself
+    assert "carol" not in [s.name for s in db.speakers()]
+    with pytest.raises(SpeakerNotFound):
+        db.verify("carol", clip("carol", 5))
+
+
+def test_expiry_dates_are_checked(db: SpeakerDB) -> None:
+    with pytest.raises(InputError, match="has passed"):
+        db.enroll("carol", [clip("carol", 4)], expires_at=date(2020, 1, 1))
+    with pytest.raises(InputError, match="time zone"):
+        db.enroll("carol", [clip("carol", 4)], expires_at=datetime(2099, 1, 1))
+    with pytest.raises(InputError, match="2027-12-31"):
+        db.enroll("carol", [clip("carol", 4)], expires_at="next year")
+    later = db.lifecycle.set_metadata("bob", expires_at="2099-01-31")
+    assert later.expires_at == datetime(2099, 1, 31, tzinfo=timezone.utc)
+    assert db.lifecycle.set_metadata("bob", expires_at=None).expires_at is None
+    assert db.lifecycle.expire() == []
+
+
+def test_retention_on_the_command_line(
+    cli: Callable[..., Result], db: SpeakerDB, tmp_path: Path
+) -> None:
+    carol = write_clip(tmp_path, "carol", 4)
+    made = cli("enroll", "carol", carol, "--expires", "2099-01-31", "--id", "E3")
+    assert made.exit_code == 0, made.output
+    assert "expires: 2099-01-31 00:00 UTC" in cli("show", "carol").stdout
+    assert cli("meta", "carol", "--no-expiry").exit_code == 0
+    assert "expires" not in cli("show", "carol").stdout
+    out = cli("opt-out", "carol", "--yes")
+    assert out.exit_code == 0 and "carol opted out" in out.stdout, out.output
+    listed = json.loads(cli("opt-out", "--list", "--json").stdout)
+    assert [t["external_id"] for t in listed] == ["E3"]
+    one_line_error(cli("enroll", "Carol", carol), "opted out", "opt-out --clear")
+    assert json.loads(cli("opt-out", "--clear", "--id", "E3", "--json").stdout) == {"cleared": 1}
+    assert cli("enroll", "carol", carol).exit_code == 0
+    db.audit.configure(True)
+    db.verify("bob", clip("bob", 9))
+    assert cli("remove", "bob", "--purge-audit", "--yes").exit_code == 0
+    assert db.audit.entries() == []
+    assert "0 expired voiceprint(s) deleted" in cli("expire").stdout

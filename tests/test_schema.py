@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from conftest import ROOT, FakeEncoder, voice
+from conftest import ROOT, FakeEncoder, voice_0001
 
 from speakerdb import DatabaseError, SchemaError, SpeakerDB
 from speakerdb.storage.sqlite import Base, from_blob
@@ -52,7 +52,7 @@ def file_digest(path: Path) -> str:
 
 
 def clip(pitch: float, seed: int, seconds: float = 1.0) -> tuple[np.ndarray, int]:
-    return voice(pitch, seconds, 16000, seed), 16000
+    return voice_0001(pitch, seconds, 16000, seed), 16000
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The storage contract (speakerdb.storage._protocol), on every backend.
 
-Each test runs on a fresh SQLite + FAISS storage and on a fresh in-memory one;
+Each test runs on a fresh SQLite + FAISS storage, a fresh in-memory one, and a
+fresh database on PostgreSQL without pgvector (FAISS cache) and with it (HNSW);
 a new backend joins by adding itself to ``BACKENDS``. Then SpeakerDB on the
 in-memory storage is checked to answer as on SQLite.
 """
@@ -47,10 +48,21 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "sqlite": sqlite_storage,
     "memory": memory_storage,
 }
+#: PostgreSQL servers (tests/_postgres.py), by the fixture that gives each.
+SERVERS = {"postgres": "postgres_plain", "pgvector": "postgres_pgvector"}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), *SERVERS])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param in SERVERS:
+        from _postgres import database_fixture
+
+        server = request.getfixturevalue(SERVERS[request.param])
+        for url in database_fixture(server):
+            opened = open_storage(url)
+            yield opened
+            opened.close()
+        return
     opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()
@@ -321,7 +333,7 @@ def test_metadata_is_kept_and_looked_up(storage: Storage) -> None:
     enroll(storage, "alice", 1)
     enroll(storage, "bob", 2)
     with storage.change() as change:
-        after = change.set_metadata("alice", "E1", {"team": "night", "floor": 3})
+        after = change.set_metadata("alice", "E1", {"team": "night", "floor": 3}, None)
     assert (after.external_id, after.attributes) == ("E1", {"floor": 3, "team": "night"})
     enroll(storage, "alice", 3)  # more clips keep the metadata
     with storage.read() as snapshot:
@@ -339,17 +351,69 @@ def test_an_external_id_belongs_to_one_speaker(storage: Storage) -> None:
     enroll(storage, "alice", 1)
     enroll(storage, "bob", 2)
     with storage.change() as change:
-        change.set_metadata("alice", "E1", {})
+        change.set_metadata("alice", "E1", {}, None)
     with pytest.raises(DuplicateSpeaker, match="E1"), storage.change() as change:
-        change.set_metadata("bob", "E1", {"a": 1})
+        change.set_metadata("bob", "E1", {"a": 1}, None)
     with storage.change() as change:
-        change.set_metadata("alice", None, {})
-        change.set_metadata("bob", "E1", {})
+        change.set_metadata("alice", None, {}, None)
+        change.set_metadata("bob", "E1", {}, None)
     with storage.read() as snapshot:
         assert snapshot.speaker_by_external_id("E1").name == "bob"
         assert snapshot.speaker("alice").external_id is None
     with pytest.raises(SpeakerNotFound), storage.change() as change:
-        change.set_metadata("carol", "E3", {})
+        change.set_metadata("carol", "E3", {}, None)
+
+
+def test_expiry_dates(storage: Storage) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for name, seed in (("alice", 1), ("bob", 2), ("carol", 3)):
+        enroll(storage, name, seed)
+    with storage.change() as change:
+        change.set_metadata("bob", None, {}, now + timedelta(days=1))
+        change.set_metadata("alice", None, {}, now - timedelta(seconds=1))
+    with storage.read() as snapshot:
+        assert snapshot.speaker("bob").expires_at == now + timedelta(days=1)
+        assert snapshot.speaker("carol").expires_at is None
+        assert snapshot.expired(now) == ["alice"]
+        assert snapshot.expired(now + timedelta(days=2)) == ["alice", "bob"]
+
+
+def test_audit_entries_of_a_name_are_rewritten_or_purged(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    rows = [entry(now, "alice"), entry(now, "bob"), replace(entry(now, "bob"), identified="alice")]
+    with storage.change() as change:
+        change.add_audit(rows)
+        assert change.rewrite_audit("alice", "removed-1") == 2
+        assert change.rewrite_audit("nobody", "removed-9") == 0
+    with storage.read() as snapshot:
+        kept = snapshot.audit_entries(now - timedelta(days=1), 10)
+    named = [(e.claimed, e.identified) for e in kept]
+    assert named == [("bob", "removed-1"), ("bob", "bob"), ("removed-1", "removed-1")]
+    with storage.change() as change:
+        assert change.rewrite_audit("bob", None) == 2
+    with storage.read() as snapshot:
+        assert [e.claimed for e in snapshot.audit_entries(now - timedelta(days=1), 10)] == [
+            "removed-1"
+        ]
+
+
+def test_tombstones(storage: Storage) -> None:
+    with storage.change() as change:
+        first = change.add_tombstone("E1", ("alice", "alice"))
+        second = change.add_tombstone(None, ("Bob", "bob"))
+    assert (first.external_id, first.name_key, second.folded_key) == ("E1", "alice", "bob")
+    with storage.read() as snapshot:
+        assert snapshot.tombstones() == [first, second]
+        assert snapshot.find_tombstone(("x", "bob"), None) == second
+        assert snapshot.find_tombstone(("Bob", "y"), None) == second
+        assert snapshot.find_tombstone(None, "E1") == first
+        assert snapshot.find_tombstone(("x", "y"), "E2") is None
+        assert snapshot.find_tombstone(None, None) is None
+    with storage.change() as change:
+        assert change.clear_tombstones(None, "E1") == 1
+        assert change.clear_tombstones(("x", "y"), None) == 0
+    with storage.read() as snapshot:
+        assert snapshot.tombstones() == [second]
 
 
 def test_audit_rows_keep_the_key_that_asked(storage: Storage) -> None:
@@ -446,6 +510,38 @@ def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
         change.remove_speaker("alice")
     with storage.read() as snapshot:
         assert snapshot.print_counts(now) == (0, 1)  # bob's query is left
+
+
+def test_the_cohort_is_kept_apart_from_the_speakers(storage: Storage) -> None:
+    with storage.read() as snapshot:
+        empty = snapshot.cohort()
+        assert len(empty) == 0 and snapshot.cohort_hashes(["x"]) == frozenset()
+    enroll(storage, "alice", 1)
+    outside, vectors = clips(50, 51, 52)
+    with storage.change() as change:
+        assert change.add_cohort("stranger-a", outside[:2], vectors[:2]) == 2
+        # A clip held already is skipped, in another call or the same.
+        assert change.add_cohort("stranger-b", outside[1:], vectors[1:]) == 1
+    with storage.read() as snapshot:
+        cohort = snapshot.cohort()
+        assert cohort.labels == ("stranger-a", "stranger-a", "stranger-b")
+        np.testing.assert_array_equal(cohort.embeddings, vectors)  # bit-exact, oldest first
+        assert cohort.durations_s.tolist() == [1.0, 1.0, 1.0] and cohort.n_voices == 2
+        assert snapshot.cohort_hashes([c.sha256 for c in outside] + ["x"]) == {
+            c.sha256 for c in outside
+        }
+        # Never a speaker: not listed, not counted, not in the population, never found.
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert snapshot.counts() == (1, 1) and snapshot.population().names == ("alice",)
+        assert snapshot.enrolled_hashes([c.sha256 for c in outside]) == {}
+    assert names_found(storage, vectors[0]) == ["alice"]
+    with pytest.raises(RuntimeError), storage.change() as change:
+        change.clear_cohort()
+        raise RuntimeError("rolled back")
+    with storage.change() as change:
+        assert change.clear_cohort() == 3
+    with storage.read() as snapshot:
+        assert len(snapshot.cohort()) == 0
 
 
 def test_threads_enroll_remove_and_search_together(storage: Storage) -> None:

@@ -1,5 +1,6 @@
-"""The lifecycle commands: ``meta`` (a speaker's external id and attributes, and the
-``--id``/``--attr`` options ``enroll`` shares with it) and ``backup``."""
+"""The lifecycle commands: ``meta`` (a speaker's external id, attributes and expiry, and
+the ``--id``/``--attr``/``--expires`` options ``enroll`` shares with it), ``opt-out``,
+``expire``, ``export``, ``import`` and ``backup``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,56 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, name_arg, open_db
+from ._common import (
+    DbOpt,
+    JsonOpt,
+    YesOpt,
+    confirm,
+    echo,
+    examples,
+    handles_errors,
+    name_arg,
+    open_db,
+)
 
 if TYPE_CHECKING:
-    from ..types import Speaker
+    from ..types import Speaker, Tombstone
 
-__all__ = ["AttrOpt", "ExternalIdOpt", "backup", "meta", "parse_attributes", "register"]
+__all__ = [
+    "AttrOpt",
+    "ExpiresOpt",
+    "ExternalIdOpt",
+    "PurgeAuditOpt",
+    "backup",
+    "expire",
+    "export",
+    "import_archive",
+    "meta",
+    "opt_out",
+    "parse_attributes",
+    "register",
+]
 
 ExternalIdOpt = Annotated[
     Optional[str],
     typer.Option(
         "--id", help="The id another system knows the speaker by (unique).", show_default=False
+    ),
+]
+ExpiresOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--expires",
+        metavar="DATE",
+        help="Delete the voiceprint on this date (00:00 UTC; or an ISO time with a zone).",
+        show_default=False,
+    ),
+]
+PurgeAuditOpt = Annotated[
+    bool,
+    typer.Option(
+        "--purge-audit",
+        help="Delete their audit entries too, instead of renaming them removed-<id>.",
     ),
 ]
 AttrOpt = Annotated[
@@ -49,6 +89,32 @@ def register(app: typer.Typer) -> None:
             "speakerdb backup nightly.db --overwrite --json",
         ),
     )(handles_errors(backup))
+    app.command(
+        "opt-out",
+        epilog=examples(
+            "speakerdb opt-out bob            # asks first on a terminal",
+            "speakerdb opt-out --list",
+            "speakerdb opt-out --clear bob    # bob consents again",
+            "speakerdb opt-out --clear --id E1042",
+        ),
+    )(handles_errors(opt_out))
+    app.command(
+        "export",
+        epilog=examples(
+            "speakerdb export people.sdb",
+            "speakerdb export people.sdb --passphrase-file key.txt   # encrypted",
+        ),
+    )(handles_errors(export))
+    app.command(
+        "import",
+        epilog=examples(
+            "speakerdb import people.sdb --db new.db",
+            "speakerdb import people.sdb --passphrase-file key.txt --on-duplicate skip",
+        ),
+    )(handles_errors(import_archive))
+    app.command(
+        "expire", epilog=examples("speakerdb expire   # e.g. nightly from cron; queries do it too")
+    )(handles_errors(expire))
 
 
 def parse_attributes(given: list[str] | None) -> dict[str, Any] | None:
@@ -65,10 +131,14 @@ def meta(
     external_id: ExternalIdOpt = None,
     clear_id: Annotated[bool, typer.Option("--clear-id", help="Remove the external id.")] = False,
     attr: AttrOpt = None,
+    expires: ExpiresOpt = None,
+    keep_forever: Annotated[
+        bool, typer.Option("--no-expiry", help="Remove the expiry date.")
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Set a speaker's external id and attributes.
+    """Set a speaker's external id, attributes and expiry.
 
     Attributes are merged into the speaker's. Without options, shows them.
     """
@@ -77,14 +147,17 @@ def meta(
 
     if clear_id and external_id is not None:
         raise InputError("give --id or --clear-id, not both")
+    if keep_forever and expires is not None:
+        raise InputError("give --expires or --no-expiry, not both")
     wanted: Any = None if clear_id else ... if external_id is None else external_id
+    expiry: Any = None if keep_forever else ... if expires is None else expires
     attributes = parse_attributes(attr)
     with open_db(db) as database:
-        if wanted is ... and attributes is None:
+        if wanted is ... and expiry is ... and attributes is None:
             speaker = database.speaker(name)
         else:
             speaker = database.lifecycle.set_metadata(
-                name, external_id=wanted, attributes=attributes
+                name, external_id=wanted, attributes=attributes, expires_at=expiry
             )
     if json:
         emit_json(speaker)
@@ -117,6 +190,160 @@ def backup(
             f"backed up {report.n_speakers} speaker(s), {report.n_utterances} clip(s) to "
             f"{safe(report.path)} ({report.bytes / 1e6:.1f} MB, {report.seconds:.1f} s)"
         )
+
+
+def opt_out(
+    name: Annotated[Optional[str], typer.Argument(help="The person opting out.")] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the opt-out: they may enroll again.")
+    ] = False,
+    external_id: ExternalIdOpt = None,
+    listing: Annotated[bool, typer.Option("--list", help="List the opt-outs.")] = False,
+    purge_audit: PurgeAuditOpt = False,
+    yes: YesOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete a person's voiceprint and keep them from being enrolled again.
+
+    Keeps a tombstone of their external id and their name's look-alike key (never
+    the voiceprint), until --clear. Asks first on a terminal (--yes does not ask).
+    """
+    from ..errors import InputError
+    from ._render import emit_json, safe
+
+    if listing:
+        with open_db(db) as database:
+            found = database.lifecycle.opt_outs()
+        emit_json(found) if json else echo(_tombstones_text(found))
+        return
+    if clear:
+        with open_db(db) as database:
+            count = database.lifecycle.clear_opt_out(name, external_id=external_id)
+        emit_json({"cleared": count}) if json else echo(f"cleared {count} opt-out(s)")
+        return
+    if name is None or external_id is not None:
+        raise InputError("give the NAME of the speaker opting out (--id is for --clear)")
+    confirm(f"Delete {safe(name)}'s voiceprint and refuse to enroll them again?", yes, json)
+    with open_db(db) as database:
+        tombstone = database.lifecycle.opt_out(name, purge_audit=purge_audit)
+    if json:
+        emit_json(tombstone)
+    else:
+        echo(f"{safe(name)} opted out: voiceprint deleted, tombstone #{tombstone.id} kept")
+
+
+def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Delete the voiceprints whose expiry date has passed.
+
+    Queries do this too before they search; this is for a scheduled job.
+    """
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        removed = database.lifecycle.expire()
+    if json:
+        emit_json(removed)
+        return
+    for speaker in removed:
+        echo(f"removed {safe(speaker.name)} (expired {speaker.expires_at:%Y-%m-%d %H:%M} UTC)")
+    echo(f"{len(removed)} expired voiceprint(s) deleted")
+
+
+PassphraseOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--passphrase-file",
+        help="A file whose first line is the passphrase: the archive is encrypted "
+        "(AES-256-GCM, key by scrypt).",
+        show_default=False,
+    ),
+]
+
+
+def _passphrase(path: Path | None) -> str | None:
+    from ..errors import InputError
+
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the passphrase file ({exc})") from exc
+    if not lines or not lines[0]:
+        raise InputError(f"{path}: the passphrase file's first line is empty")
+    return lines[0]
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="The archive file to write.")],
+    passphrase_file: PassphraseOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write the database to a portable archive.
+
+    Speakers with their embeddings, provenance, metadata and expiry, the opt-outs,
+    the decision settings and the encoder's identity; encrypted with a passphrase.
+    """
+    from ._render import emit_json, safe
+
+    secret = _passphrase(passphrase_file)
+    with open_db(db) as database:
+        report = database.lifecycle.export(out, passphrase=secret)
+    if json:
+        emit_json(report)
+    else:
+        how = "encrypted " if report.encrypted else ""
+        echo(
+            f"exported {report.n_speakers} speaker(s), {report.n_utterances} clip(s), "
+            f"{report.n_tombstones} opt-out(s) to {how}{safe(report.path)}"
+        )
+
+
+def import_archive(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `speakerdb export`.")],
+    passphrase_file: PassphraseOpt = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            "--on-duplicate",
+            help="A speaker the database has already (name, look-alike name, audio or "
+            "external id), or who opted out: 'fail' imports nothing, 'skip' leaves them out.",
+        ),
+    ] = "fail",
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add the speakers of an archive to the database.
+
+    All of it or nothing; an archive of another model is refused. Creates the
+    database if it does not exist.
+    """
+    from ._render import emit_json, safe
+
+    secret = _passphrase(passphrase_file)
+    with open_db(db, create=True) as database:
+        report = database.lifecycle.import_archive(
+            archive, passphrase=secret, on_duplicate=on_duplicate
+        )
+    if json:
+        emit_json(report)
+        return
+    for name in report.skipped:
+        echo(f"skipped {safe(name)}: in the database already (or opted out)")
+    echo(f"imported {len(report.imported)} speaker(s) from {safe(report.path)}")
+
+
+def _tombstones_text(found: list[Tombstone]) -> str:
+    from ._render import safe
+
+    lines = [
+        f"#{t.id}	{t.created_at:%Y-%m-%d}	id {safe(t.external_id or '-')}	name key "
+        f"{safe(t.folded_key)}"
+        for t in found
+    ]
+    return "\n".join(lines) or "no opt-outs"
 
 
 def _metadata_text(speaker: Speaker) -> str:

@@ -27,8 +27,10 @@ A front end serving many callers (``speakerdb serve``) names the caller of the
 decisions made in a block with :meth:`AuditLog.asked_by`; each entry keeps that
 name (``api_key``).
 
-Entries outlive the speakers they name: removing or renaming a speaker leaves
-the log as it was (names and scores, never voiceprints). ``clear`` empties it.
+Entries outlive the speakers they name: renaming a speaker leaves the log as it
+was (names and scores, never voiceprints); removing one renames them
+``removed-<id>`` in it, or deletes their entries
+(:mod:`speakerdb.services._retention`). ``clear`` empties it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
-and attributes, :mod:`speakerdb._metadata`), and its online backup.
+and attributes, :mod:`speakerdb._metadata`), retention (removal, expiry and opt-out,
+:mod:`speakerdb.services._retention`), export and import
+(:mod:`speakerdb.services._archive`) and its online backup.
 
 Each method runs its own transaction; none embeds audio.
 """
@@ -10,20 +12,34 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import date, datetime
 from pathlib import Path
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
-from .._metadata import clean_attributes, clean_external_id, merged_attributes
-from .._names import clean_name
-from ..errors import DatabaseError, SpeakerNotFound
+from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
+from .._names import clean_name, name_keys
+from ..errors import DatabaseError, InputError, SpeakerNotFound
 from ..storage import Backup
+from ..types import ArchiveReport
+from ._retention import expire_due, refuse_opted_out, remove_speaker
 
 if TYPE_CHECKING:
     from ..storage import Storage
-    from ..types import BackupReport, Speaker
+    from ..types import BackupReport, Speaker, Tombstone
+    from ._model import ModelSlot
 
 __all__ = ["Lifecycle"]
+
+
+def _secret(passphrase: bytes | str | None) -> bytes | None:
+    if passphrase is None:
+        return None
+    secret = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
+    if not secret:
+        raise InputError("the passphrase is empty")
+    return secret
+
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +47,9 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     """Lifecycle administration of one database."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, slot: ModelSlot) -> None:
         self._storage = storage
+        self._slot = slot
 
     def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
         """Write a consistent copy of the live database to the file ``target`` while
@@ -50,6 +67,53 @@ class Lifecycle:
         log.info("backed up %s to %s", self._storage.path, report.path)
         return report
 
+    def export(
+        self, target: str | os.PathLike[str], *, passphrase: bytes | str | None = None
+    ) -> ArchiveReport:
+        """Write the database to the portable archive ``target``
+        (:mod:`speakerdb.services._archive`), encrypted when a ``passphrase`` is given."""
+        from ._archive import build_document
+        from ._archivefile import write_archive
+
+        path = Path(target)
+        if os.path.isdir(path) or not path.parent.is_dir():
+            raise InputError(f"{path}: give the archive's file name in an existing folder")
+        with self._storage.read() as snapshot:
+            document, counts = build_document(snapshot)
+        write_archive(path, document, _secret(passphrase))
+        log.info("exported %d speaker(s) to %s", counts[0], path)
+        return ArchiveReport(str(path.resolve()), passphrase is not None, *counts)
+
+    def import_archive(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        passphrase: bytes | str | None = None,
+        on_duplicate: str = "fail",
+    ) -> ArchiveReport:
+        """Add everything in the archive ``source`` to this database, in one transaction;
+        :class:`ModelMismatch` for another encoder's archive, :class:`InputError` for a
+        damaged, altered, oversized or wrongly decrypted one, and duplicates by
+        ``on_duplicate`` (``"fail"`` or ``"skip"``; :mod:`speakerdb.services._archive`)."""
+        from ._archive import ON_DUPLICATE, import_archive, parse_document
+        from ._archivefile import read_archive
+
+        if on_duplicate not in ON_DUPLICATE:
+            raise InputError(f"on_duplicate is 'fail' or 'skip', got {on_duplicate!r}")
+        path = Path(source)
+        archive = parse_document(path, read_archive(path, _secret(passphrase)))
+        with self._storage.change(templates=True) as change:
+            imported, skipped = import_archive(change, path, archive, on_duplicate)
+        if self._slot.stored is None:
+            self._slot.stored = archive.encoder
+        clips = sum(len(s.clips) for s in archive.speakers)
+        counts = (len(archive.speakers), clips, len(archive.tombstones))
+        log.info("imported %d speaker(s) from %s", len(imported), path)
+        encrypted = passphrase is not None
+        return ArchiveReport(
+            str(path.resolve()), encrypted, *counts, tuple(imported), tuple(skipped)
+        )
+
     def find(self, external_id: str) -> Speaker:
         """The speaker whose external id is ``external_id``; :class:`SpeakerNotFound` if none."""
         wanted = clean_external_id(external_id)
@@ -65,22 +129,68 @@ class Lifecycle:
         *,
         external_id: str | EllipsisType | None = ...,
         attributes: Mapping[str, Any] | None = None,
+        expires_at: datetime | date | str | EllipsisType | None = ...,
     ) -> Speaker:
         """Change the metadata of speaker ``name``; return the speaker after.
 
         ``external_id`` is set (a text), cleared (``None``) or kept (left out);
-        :class:`DuplicateSpeaker` if another speaker has it. ``attributes`` are merged
-        into the speaker's: a key given ``None`` is deleted.
+        :class:`DuplicateSpeaker` if another speaker has it, :class:`OptedOut` if a person
+        with it opted out. ``attributes`` are merged into the speaker's: a key given
+        ``None`` is deleted. ``expires_at`` (a future date or aware datetime) is set,
+        cleared (``None``) or kept (left out).
         """
         name = clean_name(name)
         wanted = clean_external_id(external_id) if isinstance(external_id, str) else external_id
         given = None if attributes is None else clean_attributes(attributes)
+        expiry = expires_at if expires_at is ... or expires_at is None else clean_expiry(expires_at)
         with self._storage.change() as change:
             current = change.speaker(name)
+            if isinstance(wanted, str) and wanted != current.external_id:
+                refuse_opted_out(change, None, wanted)
             new_id = current.external_id if wanted is ... else wanted
             merged = current.attributes
             if given is not None:
                 merged = merged_attributes(current.attributes, given)
-            speaker = change.set_metadata(name, new_id, merged)
+            expiring = current.expires_at if expiry is ... else expiry
+            speaker = change.set_metadata(name, new_id, merged, expiring)
         log.info("set the metadata of %r", name)
         return speaker
+
+    # -- retention (speakerdb.services._retention) ---------------------------
+
+    def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
+        """Delete ``name`` with their clips; their audit entries name them
+        ``removed-<id>`` afterwards, or are deleted with ``purge_audit``."""
+        name = clean_name(name)
+        with self._storage.change(templates=True) as change:
+            return remove_speaker(change, name, purge_audit=purge_audit)
+
+    def opt_out(self, name: str, *, purge_audit: bool = False) -> Tombstone:
+        """Remove ``name`` as :meth:`remove` does and keep a tombstone (their external id
+        and name skeletons), so that they are not enrolled again; return it."""
+        name = clean_name(name)
+        with self._storage.change(templates=True) as change:
+            removed = remove_speaker(change, name, purge_audit=purge_audit)
+            tombstone = change.add_tombstone(removed.external_id, name_keys(name))
+        log.info("%r opted out: voiceprint deleted, tombstone #%d kept", name, tombstone.id)
+        return tombstone
+
+    def clear_opt_out(self, name: str | None = None, *, external_id: str | None = None) -> int:
+        """Delete the tombstones of ``name`` (and its look-alikes) and of ``external_id``,
+        so that the person may be enrolled again; return how many there were."""
+        if name is None and external_id is None:
+            raise InputError("name the person whose opt-out to clear, or give their --id")
+        keys = None if name is None else name_keys(clean_name(name))
+        wanted = None if external_id is None else clean_external_id(external_id)
+        with self._storage.change() as change:
+            return change.clear_tombstones(keys, wanted)
+
+    def opt_outs(self) -> list[Tombstone]:
+        """Every opt-out tombstone, oldest first."""
+        with self._storage.read() as snapshot:
+            return snapshot.tombstones()
+
+    def expire(self) -> list[Speaker]:
+        """Remove the speakers whose expiry has passed now; return them. Queries do this
+        too before they search, so this is for a scheduled job, not for correctness."""
+        return expire_due(self._storage)

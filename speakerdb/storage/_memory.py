@@ -24,10 +24,20 @@ import numpy as np
 
 from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
-from ..decision._population import Population
+from ..decision._population import CohortVoices, Population
 from ..errors import no_such_speaker
-from ..types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
-from ._prints import PrintHit, StoredPrint, best_lag_votes
+from ..types import (
+    ApiKey,
+    AuditEntry,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Tombstone,
+    Utterance,
+)
+from ._prints import PrintHit, StoredPrint, lag_votes
+from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
     external_id_taken,
@@ -54,6 +64,7 @@ class _Person:
     clips: tuple[int, ...]  # utterance ids, oldest first
     external_id: str | None = None
     attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
+    expires_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -68,6 +79,7 @@ class _State:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     by_hash: dict[str, int] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
     # Service keys by the hash of their secret.
     keys: dict[str, ApiKey] = field(default_factory=dict)
     version: int = 0
@@ -77,6 +89,8 @@ class _State:
     # Replay fingerprints by id, each with its speaker's id (None: nobody's).
     prints: dict[int, tuple[StoredPrint, int | None]] = field(default_factory=dict)
     next_print: int = 1
+    # The cohort of outside voices: (label, audio hash, clip length, embedding), oldest first.
+    cohort: list[tuple[str, str, float, np.ndarray]] = field(default_factory=list)
 
     def copy(self) -> _State:
         return _State(
@@ -88,12 +102,14 @@ class _State:
             dict(self.embeddings),
             dict(self.by_hash),
             list(self.audit),
+            list(self.tombstones),
             dict(self.keys),
             self.version,
             self.next_audit,
             self.matrix,
             dict(self.prints),
             self.next_print,
+            list(self.cohort),
         )
 
 
@@ -140,6 +156,9 @@ class MemoryStorage:
             tuple(Match(names[j], float(row[j])) for j in order)
             for row, order in zip(scores, best, strict=True)
         ]
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
 
     def discard(self) -> None:
         self.close()
@@ -219,6 +238,19 @@ class _Snapshot:
             lengths[name] = np.asarray([self.state.utterances[u].duration_s for u in clips])
         return Population.from_groups(groups, lengths)
 
+    def cohort(self) -> CohortVoices:
+        rows = self.state.cohort
+        if not rows:
+            return CohortVoices.empty(self.state.encoder.dim if self.state.encoder else 0)
+        return CohortVoices(
+            tuple(r[0] for r in rows),
+            np.stack([r[3] for r in rows]),
+            np.asarray([r[2] for r in rows], np.float64),
+        )
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        return frozenset(hashes) & {r[1] for r in self.state.cohort}
+
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
@@ -227,17 +259,13 @@ class _Snapshot:
         self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
     ) -> list[PrintHit]:
         live = {i: held for i, held in self.state.prints.items() if _visible(held, since, session)}
-        wanted = {(int(k), int(step)) for k, step in np.asarray(keys).tolist()}
-        by_key: dict[int, list[int]] = {}
-        for key, step in wanted:
-            by_key.setdefault(key, []).append(step)
-        ids, lags = [], []
-        for print_id, (printed, _) in live.items():
-            for key, step in np.unique(printed.keys, axis=0).tolist():
-                for query_step in by_key.get(key, ()):
-                    ids.append(print_id)
-                    lags.append(step - query_step)
-        votes = best_lag_votes(np.asarray(ids, np.int64), np.asarray(lags, np.int64))
+        stored = [
+            np.column_stack([np.full(len(p.keys), i), np.asarray(p.keys, np.int64)])
+            for i, (p, _) in live.items()
+            if len(p.keys)
+        ]
+        rows = np.concatenate(stored) if stored else np.zeros((0, 3), np.int64)
+        votes = lag_votes(keys, rows)
         order = sorted(votes, key=lambda i: (-votes[i], i))[:limit]
         return [self._hit(i, votes[i]) for i in order]
 
@@ -252,6 +280,18 @@ class _Snapshot:
         person = self.state.speakers.get(owner) if owner is not None else None
         name = person.name if person is not None else None
         return PrintHit(print_id, printed.data, printed.utterance_id is not None, name, votes)
+
+    def expired(self, now: datetime) -> list[str]:
+        people = self.state.speakers.values()
+        return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return list(self.state.tombstones)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return next((t for t in self.state.tombstones if _matches(t, keys, external_id)), None)
 
     def api_keys(self) -> list[ApiKey]:
         return sorted(self.state.keys.values(), key=lambda k: k.name)
@@ -270,7 +310,13 @@ class _Snapshot:
         attributes = attributes_from_json(person.attributes)
         clips = len(person.clips)
         return Speaker(
-            speaker_id, person.name, clips, person.created_at, person.external_id, attributes
+            speaker_id,
+            person.name,
+            clips,
+            person.created_at,
+            person.external_id,
+            attributes,
+            person.expires_at,
         )
 
     def _external_ids(self) -> dict[str, int]:
@@ -350,16 +396,70 @@ class _Change(_Snapshot):
         return self._speaker(speaker_id)
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
         speaker_id = self._id_of(name)
         owner = self._external_ids().get(external_id) if external_id is not None else None
         if owner is not None and owner != speaker_id:
             raise external_id_taken(str(external_id), self.state.speakers[owner].name)
         person = self.state.speakers[speaker_id]
-        stored = replace(person, external_id=external_id, attributes=attributes_to_json(attributes))
-        self.state.speakers[speaker_id] = stored
+        self.state.speakers[speaker_id] = replace(
+            person,
+            external_id=external_id,
+            attributes=attributes_to_json(attributes),
+            expires_at=expires_at,
+        )
         return self._speaker(speaker_id)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        def naming(e: AuditEntry) -> bool:
+            return name in (e.claimed, e.identified)
+
+        found = sum(map(naming, self.state.audit))
+        if replacement is None:
+            self.state.audit = [e for e in self.state.audit if not naming(e)]
+            return found
+
+        def renamed(value: str | None) -> str | None:
+            return replacement if value == name else value
+
+        self.state.audit = [
+            replace(e, claimed=renamed(e.claimed), identified=renamed(e.identified))
+            for e in self.state.audit
+        ]
+        return found
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        number = max((t.id for t in self.state.tombstones), default=0) + 1
+        made = Tombstone(number, external_id, keys[0], keys[1], datetime.now(timezone.utc))
+        self.state.tombstones.append(made)
+        return made
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        before = len(self.state.tombstones)
+        self.state.tombstones = [
+            t for t in self.state.tombstones if not _matches(t, keys, external_id)
+        ]
+        return before - len(self.state.tombstones)
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        held = {r[1] for r in self.state.cohort}
+        added = 0
+        for clip, vector in zip(clips, np.asarray(embeddings, np.float32), strict=True):
+            if clip.sha256 not in held:
+                self.state.cohort.append((label, clip.sha256, clip.duration_s, vector.copy()))
+                held.add(clip.sha256)
+                added += 1
+        return added
+
+    def clear_cohort(self) -> int:
+        removed = len(self.state.cohort)
+        self.state.cohort = []
+        return removed
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:
@@ -435,6 +535,11 @@ class _Change(_Snapshot):
     def _check_templates(self) -> None:
         if not self._templates:
             raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _matches(found: Tombstone, keys: tuple[str, str] | None, external_id: str | None) -> bool:
+    by_name = keys is not None and (found.name_key == keys[0] or found.folded_key == keys[1])
+    return by_name or (external_id is not None and found.external_id == external_id)
 
 
 def _next_id(rows: Mapping[int, object]) -> int:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import numpy as np
 
-__all__ = ["PrintHit", "StoredPrint", "best_lag_votes"]
+__all__ = ["PrintHit", "StoredPrint", "best_lag_votes", "lag_votes"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -55,3 +55,23 @@ def best_lag_votes(ids: np.ndarray, lags: np.ndarray) -> dict[int, int]:
     for (print_id, _lag), n in zip(pairs.tolist(), counts.tolist(), strict=True):
         best[print_id] = max(best.get(print_id, 0), n)
     return best
+
+
+def lag_votes(query: np.ndarray, rows: np.ndarray) -> dict[int, int]:
+    """Each stored fingerprint's most hits at one lag: ``query`` holds the query's
+    ``(key, step)`` rows, ``rows`` the stored ``(print id, key, step)`` rows sharing a key
+    with it (what a backend looked up by key)."""
+    query = np.asarray(query, np.int64).reshape(-1, 2)
+    rows = np.asarray(rows, np.int64).reshape(-1, 3)
+    if not query.size or not rows.size:
+        return {}
+    order = np.argsort(query[:, 0], kind="stable")
+    keys, steps = query[order, 0], query[order, 1]
+    lo = np.searchsorted(keys, rows[:, 1], side="left")
+    hi = np.searchsorted(keys, rows[:, 1], side="right")
+    repeats = hi - lo
+    # Every (stored row, query step with the same key) pair, as flat index arrays.
+    row_of = np.repeat(np.arange(len(rows)), repeats)
+    offsets = np.arange(row_of.size) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    query_step = steps[np.repeat(lo, repeats) + offsets]
+    return best_lag_votes(rows[row_of, 0], rows[row_of, 2] - query_step)

@@ -28,7 +28,7 @@ exact and approximate search) implement :class:`IndexAdmin` as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 # Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..audio._decode import Clip
-    from ..decision._population import Population
+    from ..decision._population import CohortVoices, Population
     from ..types import (
         ApiKey,
         AuditEntry,
@@ -49,13 +49,25 @@ if TYPE_CHECKING:
         Enrollment,
         Match,
         Speaker,
+        Tombstone,
         Utterance,
     )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
     from ._prints import PrintHit, StoredPrint
 
-__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+
+
+class StoreDescription(NamedTuple):
+    """What ``info`` says of where a database is and how it is searched."""
+
+    #: The database: a file's absolute path, or a server's URL without its password.
+    location: str
+    #: The search index: a file, a table, a cache in memory.
+    search: str
+    #: The index's state, in words ("up to date (12 speakers)", "stale; will be rebuilt").
+    index_state: str
 
 
 class SearchFn(Protocol):
@@ -115,6 +127,15 @@ class Snapshot(Protocol):
         """Every utterance embedding (or those of ``names``), by speaker, oldest first."""
         ...
 
+    def cohort(self) -> CohortVoices:
+        """The cohort of outside voices, oldest first: embeddings of people never enrolled,
+        which no search, identify or verify ever returns."""
+        ...
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        """Those of ``hashes`` (audio SHA-256) that the cohort holds already."""
+        ...
+
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
         ...
@@ -132,6 +153,20 @@ class Snapshot(Protocol):
     def print_counts(self, since: datetime) -> tuple[int, int]:
         """How many fingerprints are kept: enrolled clips', and queries' from ``since`` on."""
         ...
+
+    def expired(self, now: datetime) -> list[str]:
+        """The names of the speakers whose ``expires_at`` is ``now`` or earlier, by name."""
+        ...
+
+    def tombstones(self) -> list[Tombstone]:
+        """Every opt-out tombstone, oldest first."""
+        ...
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        """A tombstone with (when given) the name key ``keys[0]`` or the folded key
+        ``keys[1]``, or the external id ``external_id``; ``None`` if there is none."""
 
     def api_keys(self) -> list[ApiKey]:
         """The service's keys, by name."""
@@ -173,11 +208,40 @@ class Change(Snapshot, Protocol):
         ...
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
-        """Replace the external id and attributes of ``name`` (both arrive checked by
+        """Replace the external id, attributes and expiry (UTC) of ``name`` (checked by
         :mod:`speakerdb._metadata`); return the speaker after. :class:`DuplicateSpeaker`
         if another speaker has that external id."""
+        ...
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        """Replace ``name`` with ``replacement`` in every audit entry that claims or
+        identifies it, or delete those entries when ``replacement`` is ``None``; return
+        how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        """Record that the person with this external id and name keys opted out."""
+        ...
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        """Delete the tombstones :meth:`find_tombstone` would find by ``keys`` or by
+        ``external_id`` (each optional); return how many."""
+        ...
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        """Add ``clips`` (their unit ``(n, d)`` embeddings, lengths and hashes; never their
+        audio or file names) to the cohort as voice ``label``; a clip the cohort holds
+        already (by its hash) is skipped. Return how many were added."""
+        ...
+
+    def clear_cohort(self) -> int:
+        """Delete the whole cohort; return how many clips it held."""
         ...
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
@@ -216,8 +280,9 @@ class Storage(Protocol):
     """A speaker database's store. Thread-safe: transactions may run from many threads."""
 
     @property
-    def path(self) -> Path:
-        """Where the database lives (named in messages and by ``info``)."""
+    def path(self) -> Path | str:
+        """Where the database lives, named in messages: a file, or a server's URL
+        without its password."""
         ...
 
     @property
@@ -245,6 +310,11 @@ class Storage(Protocol):
         """For each row of ``queries`` (unit vectors), the ``k`` speakers whose templates
         have the highest inner product with it, best first, as raw-cosine :class:`Match`
         es named as of the same moment. A :data:`SearchFn`."""
+        ...
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        """Where the database and its search index are, and the index's state for a
+        database at ``generation`` whose templates have ``digest`` (for ``info``)."""
         ...
 
     def discard(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from conftest import FakeEncoder, voice  # noqa: E402
+from conftest import FakeEncoder, voice_0001  # noqa: E402
 
 from speakerdb import SpeakerDB  # noqa: E402
 from speakerdb.storage.sqlite import SCHEMA_HEAD  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> None:
         path.unlink(missing_ok=True)
     with SpeakerDB(TARGET, encoder=FakeEncoder()) as db:
         for name, (pitch, seeds) in CONTENT.items():
-            db.enroll(name, [(voice(pitch, 1.0, 16000, seed), 16000) for seed in seeds])
+            db.enroll(name, [(voice_0001(pitch, 1.0, 16000, seed), 16000) for seed in seeds])
         db.set_threshold(THRESHOLD)
     # Smallest pages, no free space: the file stays a few KB.
     conn = sqlite3.connect(TARGET, isolation_level=None)

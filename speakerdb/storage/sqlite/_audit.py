@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ...errors import DatabaseError
 from ...types import AuditEntry, Outcome
 from ._store import AuditRow, as_utc
 
-__all__ = ["add_entries", "clear", "entries", "prune"]
+__all__ = ["add_entries", "clear", "entries", "prune", "rewrite"]
 
 
 def add_entries(session: Session, rows: Sequence[AuditEntry]) -> None:
@@ -42,6 +42,18 @@ def prune(session: Session, before: datetime, keep: int) -> None:
         select(AuditRow.id).order_by(AuditRow.id.desc()).offset(keep - 1).limit(1).scalar_subquery()
     )
     session.execute(delete(AuditRow).where(AuditRow.id < oldest_kept))
+
+
+def rewrite(session: Session, name: str, replacement: str | None) -> int:
+    """Replace ``name`` in the entries that name it, or delete them (``None``)."""
+    naming = or_(AuditRow.claimed == name, AuditRow.identified == name)
+    found = int(session.scalar(select(func.count(AuditRow.id)).where(naming)) or 0)
+    if replacement is None:
+        session.execute(delete(AuditRow).where(naming))
+        return found
+    for column in (AuditRow.claimed, AuditRow.identified):
+        session.execute(update(AuditRow).where(column == name).values({column: replacement}))
+    return found
 
 
 def clear(session: Session) -> int:

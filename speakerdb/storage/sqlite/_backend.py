@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ...decision._population import Population
+from ...decision._population import CohortVoices, Population
 from ...errors import DatabaseError, missing_database
 from ...types import (
     ApiKey,
@@ -34,18 +34,21 @@ from ...types import (
     Enrollment,
     Match,
     Speaker,
+    Tombstone,
     Utterance,
 )
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
 from .._prints import PrintHit, StoredPrint
-from .._protocol import Snapshot
+from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
+from . import _cohort as cohort
 from . import _keys as keys
 from . import _prints as prints
+from . import _retention as retention
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
@@ -184,6 +187,11 @@ class SQLiteStorage:
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
         self._born_store()
         return self._sync().configure(kind, ivf_from)
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        from ._reader import describe_file
+
+        return describe_file(self._path, generation, digest)
 
     def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
         from ._backup import backup
@@ -342,6 +350,12 @@ class _Snapshot:
     def population(self, names: Sequence[str] | None = None) -> Population:
         return catalog.read_population(self._session, names)
 
+    def cohort(self) -> CohortVoices:
+        return cohort.voices(self._session)
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        return cohort.known_hashes(self._session, hashes)
+
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
 
@@ -352,6 +366,17 @@ class _Snapshot:
 
     def print_counts(self, since: datetime) -> tuple[int, int]:
         return prints.counts(self._session, since)
+
+    def expired(self, now: datetime) -> list[str]:
+        return retention.expired(self._session, now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return retention.tombstones(self._session)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return retention.find_tombstone(self._session, keys, external_id)
 
     def api_keys(self) -> list[ApiKey]:
         return keys.list_keys(self._session)
@@ -435,9 +460,30 @@ class _Change(_Snapshot):
         return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
 
     def set_metadata(
-        self, name: str, external_id: str | None, attributes: Mapping[str, Any]
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
     ) -> Speaker:
-        return catalog.set_metadata(self._session, name, external_id, attributes)
+        return catalog.set_metadata(self._session, name, external_id, attributes, expires_at)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        self.deleted = True  # the old rows' images must leave the WAL
+        return audit.rewrite(self._session, name, replacement)
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        return retention.add_tombstone(self._session, external_id, keys)
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        return retention.clear_tombstones(self._session, keys, external_id)
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        return cohort.add(self._session, label, clips, embeddings)
+
+    def clear_cohort(self) -> int:
+        self.deleted = True  # the voices' embeddings leave the WAL too
+        return cohort.clear(self._session)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         audit.add_entries(self._session, entries)

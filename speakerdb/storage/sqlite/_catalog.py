@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -299,6 +300,7 @@ def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
         created_at=as_utc(row.created_at),
         external_id=row.external_id,
         attributes=attributes_from_json(row.attributes),
+        expires_at=None if row.expires_at is None else as_utc(row.expires_at),
     )
 
 
@@ -308,7 +310,11 @@ def find_external_id(session: Session, external_id: str) -> SpeakerRow | None:
 
 
 def set_metadata(
-    session: Session, name: str, external_id: str | None, attributes: Mapping[str, Any]
+    session: Session,
+    name: str,
+    external_id: str | None,
+    attributes: Mapping[str, Any],
+    expires_at: datetime | None,
 ) -> Speaker:
     """Replace the metadata of ``name``; DuplicateSpeaker if the external id is another's."""
     row = require_speaker(session, name)
@@ -318,6 +324,7 @@ def set_metadata(
             raise rules.external_id_taken(external_id, owner.name)
     row.external_id = external_id
     row.attributes = attributes_to_json(attributes)
+    row.expires_at = expires_at
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 

@@ -1,43 +1,24 @@
 """The replay fingerprints' rows in SQLite (:mod:`speakerdb.storage._prints`).
 
-The lookup is one query: the query's ``(key, step)`` rows arrive as a JSON
-array, each is joined with the stored rows of that key through the primary
-key's B-tree (so the cost follows the rows that share a key, not the stored
-fingerprints), and hits are counted per (fingerprint, lag).
+The lookup reads the stored rows of the query's keys through the primary key's
+B-tree (so its cost follows the rows that share a key, not the number of stored
+fingerprints), in portable SQL (the PostgreSQL backend shares these functions), and
+counts hits per (fingerprint, lag) with numpy (:func:`~speakerdb.storage._prints.lag_votes`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import DateTime, bindparam, delete, func, insert, select, text
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from .._prints import PrintHit, StoredPrint
+from .._prints import PrintHit, StoredPrint, lag_votes
 from ._store import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
 __all__ = ["add", "candidates", "counts", "prune"]
-
-_CANDIDATES = text(
-    """
-    WITH q(key, step) AS (
-        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:q)
-    ),
-    votes(print_id, n) AS (
-        SELECT k.print_id, count(*) FROM q JOIN fingerprint_keys AS k ON k.key = q.key
-        GROUP BY k.print_id, k.step - q.step
-    )
-    SELECT f.id, f.data, f.utterance_id IS NOT NULL, s.name, max(v.n) AS best
-    FROM votes AS v JOIN fingerprints AS f ON f.id = v.print_id
-    LEFT JOIN speakers AS s ON s.id = f.speaker_id
-    WHERE (f.utterance_id IS NOT NULL OR f.created_at >= :since)
-      AND (:session IS NULL OR f.session IS NULL OR f.session != :session)
-    GROUP BY f.id ORDER BY best DESC, f.id LIMIT :limit
-    """
-).bindparams(bindparam("since", type_=DateTime(timezone=True)))
 
 
 def add(session: Session, prints: Sequence[StoredPrint]) -> None:
@@ -73,14 +54,33 @@ def _owner(session: Session, printed: StoredPrint) -> int | None:
 def candidates(
     session: Session, keys: np.ndarray, since: datetime, limit: int, exclude_session: str | None
 ) -> list[PrintHit]:
-    params = {
-        "q": json.dumps(np.asarray(keys, np.int64).tolist()),
-        "since": since,
-        "limit": limit,
-        "session": exclude_session,
+    keys = np.asarray(keys, np.int64).reshape(-1, 2)
+    if not keys.size:
+        return []
+    visible = or_(PrintRow.utterance_id.is_not(None), PrintRow.created_at >= since)
+    if exclude_session is not None:
+        visible = and_(
+            visible, or_(PrintRow.session.is_(None), PrintRow.session != exclude_session)
+        )
+    found = session.execute(
+        select(PrintKeyRow.print_id, PrintKeyRow.key, PrintKeyRow.step)
+        .join(PrintRow, PrintRow.id == PrintKeyRow.print_id)
+        .where(PrintKeyRow.key.in_(np.unique(keys[:, 0]).tolist()), visible)
+    ).all()
+    votes = lag_votes(keys, np.asarray(found, np.int64))
+    best = sorted(votes, key=lambda i: (-votes[i], i))[:limit]
+    if not best:
+        return []
+    rows = session.execute(
+        select(PrintRow.id, PrintRow.data, PrintRow.utterance_id, SpeakerRow.name)
+        .outerjoin(SpeakerRow, SpeakerRow.id == PrintRow.speaker_id)
+        .where(PrintRow.id.in_(best))
+    ).all()
+    hits = {
+        int(i): PrintHit(int(i), bytes(data), utterance is not None, name, votes[int(i)])
+        for i, data, utterance, name in rows
     }
-    rows = session.execute(_CANDIDATES, params).all()
-    return [PrintHit(int(i), bytes(d), bool(e), s, int(n)) for i, d, e, s, n in rows]
+    return [hits[i] for i in best if i in hits]
 
 
 def prune(session: Session, before: datetime) -> int:

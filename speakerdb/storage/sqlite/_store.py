@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    BLOB,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -61,12 +61,14 @@ __all__ = [
     "ApiKeyRow",
     "AuditRow",
     "Base",
+    "CohortRow",
     "EncoderRow",
     "PrintKeyRow",
     "PrintRow",
     "SettingRow",
     "SpeakerRow",
     "Store",
+    "TombstoneRow",
     "UtteranceRow",
     "as_utc",
     "from_blob",
@@ -109,7 +111,7 @@ class SpeakerRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     # Derived from the utterances (normalised mean), kept so the index can be
     # rebuilt without re-reading every utterance.
-    template: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    template: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # The speaker's metadata (speakerdb._metadata): the id another system knows them
     # by, unique where set, and their attributes as canonical JSON text (NULL: none).
@@ -117,6 +119,9 @@ class SpeakerRow(Base):
         String(128), nullable=True, unique=True, index=True
     )
     attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -132,7 +137,7 @@ class UtteranceRow(Base):
     source: Mapped[str | None] = mapped_column(String, nullable=True)
     audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
-    embedding: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     speaker: Mapped[SpeakerRow] = relationship(back_populates="utterances")
 
@@ -212,7 +217,7 @@ class PrintRow(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, index=True
     )
-    data: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class PrintKeyRow(Base):
@@ -228,6 +233,20 @@ class PrintKeyRow(Base):
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
+class CohortRow(Base):
+    """One clip of a cohort's outside voice: its embedding, never its audio or file name
+    (:mod:`speakerdb.storage.sqlite._cohort`)."""
+
+    __tablename__ = "cohort"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), nullable=False)
+    audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    duration_s: Mapped[float] = mapped_column(Float, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
 class ApiKeyRow(Base):
     """A key of the HTTP service: its name, scope and the SHA-256 of its secret (the
     secret itself is shown once, when created, and never stored)."""
@@ -238,6 +257,18 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     scope: Mapped[str] = mapped_column(String(16), nullable=False)
     digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TombstoneRow(Base):
+    """A person who opted out: their external id and name skeletons, nothing else."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    name_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    folded_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
