@@ -384,9 +384,12 @@ def main() -> None:
     parser.add_argument("--tune-flags", type=float, default=0.005, help="flags allowed in tuning")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--bench", action="store_true", help="time the lookup, then stop")
+    parser.add_argument(
+        "--sizes", default="1000,10000", help="stored clips for --bench (comma-separated)"
+    )
     args = parser.parse_args()
     if args.bench:
-        bench(args.seed)
+        bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
         return
     t0 = time.perf_counter()
     for title, tuned, shipped in replay_figures(
