@@ -25,6 +25,7 @@ from .config import (
     parse_replay_window,
     parse_threshold,
     resolve_backend,
+    resolve_replay_check,
     resolve_speech_gate,
 )
 from .errors import InputError, missing_database
@@ -124,6 +125,7 @@ class SpeakerDB:
         replay_window: int | str | None = None,
         speech_gate: bool | None = None,
         countermeasure: str | Countermeasure | None = None,
+        replay_check: bool | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -142,6 +144,7 @@ class SpeakerDB:
             )
             self._compose(model, encoder, cosine, options, window, countermeasure)
             self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
+            self._settings.replay_check = resolve_replay_check(replay_check)
         except BaseException:
             self._storage.close()  # a refused database is not left open
             raise

@@ -49,6 +49,7 @@ __all__ = [
     "parse_replay_window",
     "parse_threshold",
     "resolve_backend",
+    "resolve_replay_check",
     "resolve_replay_window",
     "resolve_speech_gate",
 ]
@@ -66,6 +67,7 @@ ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
 ENV_REPLAY_WINDOW = "SPEAKERDB_REPLAY_WINDOW"
 ENV_SPEECH_GATE = "SPEAKERDB_SPEECH_GATE"
+ENV_REPLAY_CHECK = "SPEAKERDB_REPLAY_CHECK"
 ENV_COUNTERMEASURE = "SPEAKERDB_COUNTERMEASURE"
 _SWITCHES = {"1": True, "on": True, "true": True, "yes": True}
 _SWITCHES |= {"0": False, "off": False, "false": False, "no": False}
@@ -191,13 +193,23 @@ def resolve_replay_window(arg: int | None, stored: int | None) -> tuple[int, str
 def resolve_speech_gate(arg: bool | None) -> bool:
     """Whether enrollment refuses clips that are not speech (noise, hum, tones, music):
     the argument, else ``SPEAKERDB_SPEECH_GATE`` (``on``/``off``), else on."""
+    return _switch(arg, ENV_SPEECH_GATE)
+
+
+def resolve_replay_check(arg: bool | None) -> bool:
+    """Whether identify and verify refuse replays (:mod:`speakerdb.services._replay`):
+    the argument, else ``SPEAKERDB_REPLAY_CHECK`` (``on``/``off``), else on."""
+    return _switch(arg, ENV_REPLAY_CHECK)
+
+
+def _switch(arg: bool | None, name: str) -> bool:
     if arg is not None:
         return bool(arg)
-    env = os.environ.get(ENV_SPEECH_GATE, "").strip().lower()
+    env = os.environ.get(name, "").strip().lower()
     if not env:
         return True
     if env not in _SWITCHES:
-        raise InputError(f"{ENV_SPEECH_GATE} must be on or off, got {env!r}")
+        raise InputError(f"{name} must be on or off, got {env!r}")
     return _SWITCHES[env]
 
 

@@ -754,6 +754,7 @@ def test_a_sample_through_the_command_line(clips: list[tuple[Case, Path]], tmp_p
     env.update(HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8")
     # The session's switches for synthetic voices (conftest._test_switches) stay.
     env.update(SPEAKERDB_REPLAY_WINDOW="0", SPEAKERDB_SPEECH_GATE="off")
+    env.update(SPEAKERDB_REPLAY_CHECK="off")
 
     def speakerdb(*args: object) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "speakerdb", *map(str, args), "--db", "speakers.db"]

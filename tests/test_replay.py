@@ -22,6 +22,11 @@ from speakerdb.cli import app
 RATE = 16000
 
 
+@pytest.fixture(autouse=True)
+def _replay_check_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_CHECK")
+
+
 def noisy(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
     noise = np.random.default_rng(seed).standard_normal(x.size)
     power = np.mean(x**2) / 10 ** (snr_db / 10)

@@ -178,6 +178,7 @@ def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     env.update(HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8")
     # The session's switches for synthetic voices (conftest._test_switches) stay.
     env.update(SPEAKERDB_REPLAY_WINDOW="0", SPEAKERDB_SPEECH_GATE="off")
+    env.update(SPEAKERDB_REPLAY_CHECK="off")
     command = [sys.executable, "-m", "speakerdb", *args]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=120)
 

@@ -73,6 +73,8 @@ class Settings:
         self._threshold_arg = threshold
         #: The replay window given when the database was opened (seconds), if any.
         self._replay_window_arg = replay_window
+        #: Whether queries are checked for replays at all (``replay_check``).
+        self.replay_check = True
         #: The countermeasure given when the database was opened, if any.
         if isinstance(countermeasure, str):
             countermeasure = _named_countermeasure(countermeasure)
