@@ -300,6 +300,12 @@ class Enrolling:
             self._slot.stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
+            if result.added and result.speaker.n_utterances == 1:
+                log.warning(
+                    "%r is enrolled from one clip: its voiceprint is unsteady; enroll 3 or "
+                    "more clips, from different recordings",
+                    result.speaker.name,
+                )
         return results
 
     def _write(self, change: Change, prepared: _Prepared) -> Enrollment:

@@ -9,8 +9,6 @@ Checked at enroll time, on the decoded clips and their embeddings:
   clip of the shared corpus and refuses generated non-speech;
 - ``speech``: net speech (:mod:`speakerdb.audio._vad`) under :data:`WARN_SPEECH_S` warns,
   under :data:`MIN_SPEECH_S` refuses;
-- ``single_clip``: a speaker enrolled from one clip only warns (one clip makes an
-  unsteady template; three or more are advised);
 - ``clipping``: a share of samples at full scale over :data:`WARN_CLIPPED` warns,
   over :data:`MAX_CLIPPED` refuses;
 - ``outlier``: a clip's cosine to the template of the speaker's other clips
@@ -86,7 +84,6 @@ def check_enrollment(
     issues: list[QualityIssue] = []
     for clip in clips:
         issues += (_not_speech(clip) if speech_gate else []) + _speech(clip) + _clipping(clip)
-    issues += _single_clip(name, len(clips), population)
     similar = _outliers(name, clips, embeddings, population, threshold)
     if name not in population.names:
         similar += _near_duplicate(name, embeddings, population, threshold)
@@ -106,21 +103,6 @@ def _not_speech(clip: Clip) -> list[QualityIssue]:
     # The command's own advice (--force) is added once for every refusal of the call.
     reason = (found.reason or "not speech").removesuffix(" (--force enrolls anyway)")
     return [QualityIssue("not_speech", True, clip.source, f"{_label(clip)}: {reason}")]
-
-
-def _single_clip(name: str, added: int, population: Population) -> list[QualityIssue]:
-    enrolled = len(population.of(name)) if name in population.names else 0
-    if enrolled + added != 1:
-        return []
-    return [
-        QualityIssue(
-            "single_clip",
-            False,
-            None,
-            f"{name!r} is enrolled from one clip: its voiceprint is unsteady; enroll "
-            "3 or more clips, from different recordings",
-        )
-    ]
 
 
 def _speech(clip: Clip) -> list[QualityIssue]:
