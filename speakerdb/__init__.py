@@ -46,6 +46,8 @@ __all__ = [
     "ModelMismatch",
     "QualityIssue",
     "SchemaError",
+    "Segment",
+    "SegmentOptions",
     "Speaker",
     "SpeakerDB",
     "SpeakerDBError",
@@ -63,6 +65,7 @@ _WHERE = {
     "Calibration": "decision._calibration",
     "EvaluationReport": "evaluation._evaluate",
     "IndexChoice": "storage._indexkind",
+    "SegmentOptions": "diarization._options",
     **dict.fromkeys(
         [
             "AuditEntry",
@@ -74,6 +77,7 @@ _WHERE = {
             "Identification",
             "Match",
             "QualityIssue",
+            "Segment",
             "Speaker",
             "Utterance",
             "Verification",
@@ -118,6 +122,7 @@ if TYPE_CHECKING:
     from ._facade import SpeakerDB
     from .audio._decode import Clip
     from .decision._calibration import Calibration
+    from .diarization._options import SegmentOptions
     from .errors import (
         AudioError,
         DatabaseBusy,
@@ -146,6 +151,7 @@ if TYPE_CHECKING:
         Identification,
         Match,
         QualityIssue,
+        Segment,
         Speaker,
         Utterance,
         Verification,

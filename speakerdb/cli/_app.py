@@ -43,6 +43,7 @@ from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
+from ._segments import register as register_segments
 
 if TYPE_CHECKING:
     from ..services._batch import BatchReport
@@ -385,6 +386,7 @@ def run() -> None:
 
 
 # Command groups in modules of their own, registered in the order `--help` lists them.
+register_segments(app)
 register_maintenance(app)
 register_index(app)
 app.add_typer(audit_app, name="audit")
