@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,14 +19,18 @@ import numpy as np
 from . import _compat
 from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
-from .config import database_path, parse_threshold, resolve_backend
+from .config import database_location, parse_threshold, resolve_backend
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
-from .services._enrolling import Enrolling
+from .services._checks import query_checks
+from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
+from .services._keys import KeyRing
+from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
+from .services._retention import refuse_opted_out
 from .services._segments import LIVE_OPTIONS, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
@@ -77,8 +82,9 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in two attributes: :attr:`index` (the derived search
-    index) and :attr:`audit` (the optional log of decisions).
+    Administration lives in four attributes: :attr:`index` (the derived search
+    index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
+    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -99,7 +105,7 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_path(path), create=create)
+        self._storage = storage or open_storage(database_location(path), create=create)
         try:
             cosine = None if threshold is None else parse_threshold(threshold, "argument")
             if backend is not None:
@@ -125,10 +131,15 @@ class SpeakerDB:
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
-        self._querying = Querying(self._storage, self._slot, self._settings, self.audit)
+        checks = query_checks(self._storage, self._settings)
+        self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         self._segmenting = Segmenting(self._storage, self._slot, self._settings)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
+        #: The lifecycle of voiceprints: metadata, backups, retention.
+        self.lifecycle = Lifecycle(self._storage)
+        #: The keys of the HTTP service (``speakerdb serve``).
+        self.keys = KeyRing(self._storage)
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 
@@ -139,7 +150,7 @@ class SpeakerDB:
     @staticmethod
     def upgrade(path: str | os.PathLike[str] | None = None) -> tuple[str | None, str]:
         """Migrate an existing database to this version's schema; return ``(before, after)``."""
-        return upgrade_storage(database_path(path))
+        return upgrade_storage(database_location(path))
 
     # -- lifecycle -------------------------------------------------------
 
@@ -160,7 +171,8 @@ class SpeakerDB:
             self._storage.close()
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The database file, or the PostgreSQL URL without its password."""
         return self._storage.path
 
     @property
@@ -177,20 +189,34 @@ class SpeakerDB:
         self._require_database()
         with self._storage.read() as snapshot:
             counts, version = snapshot.counts(), snapshot.version()
-        return self._settings.describe(self.path, self._slot.stored, counts, version)
+        return self._settings.describe(self._slot.stored, counts, version)
 
     # -- enrolling (speakerdb.services._enrolling) ---------------------------
 
-    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+    def enroll(
+        self,
+        name: str,
+        clips: Sequence[ClipInput],
+        *,
+        force: bool = False,
+        external_id: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        expires_at: datetime | date | str | None = None,
+    ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
+        ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
+        values, merged into the speaker's; a key given ``None`` is deleted) are set in the
+        same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
+        then); an external id is changed by ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        return self._enrolling.enroll(name, clips, force=force)
+        metadata = Metadata.given(external_id, attributes, expires_at)
+        return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
         self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
@@ -335,14 +361,17 @@ class SpeakerDB:
         old, new = clean_name(old), clean_name(new)
         with self._storage.change() as change:
             admit_name(new, new, change.names() - {old})
+            if new != old:
+                refuse_opted_out(change, new, None)
             return change.rename(old, new)
 
-    def remove(self, name: str) -> Speaker:
-        """Delete ``name`` with all their utterances and embeddings; return what was removed."""
+    def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
+        """Delete ``name`` with all their utterances and embeddings; return what was removed.
+
+        Their audit entries name them ``removed-<id>`` afterwards, or are deleted with
+        ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
         self._require_database()
-        name = clean_name(name)
-        with self._storage.change(templates=True) as change:
-            return change.remove_speaker(name)
+        return self.lifecycle.remove(name, purge_audit=purge_audit)
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         """Delete one enrolled clip and its embedding; return its speaker, template recomputed.

@@ -40,8 +40,10 @@ __all__ = [
     "DURATION_SLOPE",
     "FALLBACK_THRESHOLD",
     "cache_root",
+    "database_location",
     "database_path",
     "env_flag",
+    "is_server_url",
     "parse_threshold",
     "resolve_backend",
 ]
@@ -78,6 +80,25 @@ DURATION_REFERENCE_S = 0.5
 DURATION_CAP_S = 30.0
 #: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
 DEFAULT_TOP_N = 50
+
+
+#: The URL schemes that name a PostgreSQL database; anything else is a file path.
+SERVER_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def is_server_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database (a ``str`` starting with one of
+    :data:`SERVER_SCHEMES`) rather than a file, which may hold ``?`` or ``%`` too."""
+    return isinstance(location, str) and location.startswith(SERVER_SCHEMES)
+
+
+def database_location(location: str | os.PathLike[str] | None) -> Path | str:
+    """The database to use: ``location``, else ``SPEAKERDB_DB``, else ``./speakers.db``;
+    a PostgreSQL URL as given, anything else as a file path."""
+    chosen = location or os.environ.get(ENV_DB) or DEFAULT_DB
+    if is_server_url(chosen):
+        return str(chosen)
+    return Path(chosen).expanduser()
 
 
 def database_path(path: str | os.PathLike[str] | None) -> Path:

@@ -13,10 +13,17 @@ and its message names the problem, the file or speaker involved, and the fix::
     ├── DuplicateSpeaker       2    409   a speaker of that name exists already
     ├── DuplicateUtterance     2    409   the same audio is enrolled already
     ├── EnrollmentRefused      2    422   a quality gate refused the clips (``force``)
+    ├── OptedOut               2    409   the person opted out: not enrolled again
     ├── DatabaseError          2    500   the database file cannot be opened or written
     │   ├── DatabaseBusy       2    503   another program held it past the timeout; retry
     │   └── SchemaError        2    500   the schema is older or newer than this speakerdb
-    └── InputError             2    400   a bad argument or manifest (a threshold > 1, ...)
+    ├── InputError             2    400   a bad argument or manifest (a threshold > 1, ...)
+    │   └── TooLarge           2    413   a request body or a clip over the service's cap
+    └── ServiceError           2    500   what only the HTTP service (speakerdb serve) refuses
+        ├── Unauthorized       2    401   no key, or not a key of this database
+        ├── Forbidden          2    403   the key's scope does not allow the request
+        ├── RequestTimeout     2    408   the request's body did not arrive in time
+        └── ServiceBusy        2    503   every worker busy and the queue full; retry
 
 Each class states what a front end answers with: :attr:`~SpeakerDBError.exit_code`
 for the ``speakerdb`` command and :attr:`~SpeakerDBError.http_status` for a
@@ -39,13 +46,20 @@ __all__ = [
     "DuplicateSpeaker",
     "DuplicateUtterance",
     "EnrollmentRefused",
+    "Forbidden",
     "InputError",
     "InvalidName",
     "ModelError",
     "ModelMismatch",
+    "OptedOut",
+    "RequestTimeout",
     "SchemaError",
+    "ServiceBusy",
+    "ServiceError",
     "SpeakerDBError",
     "SpeakerNotFound",
+    "TooLarge",
+    "Unauthorized",
     "error_document",
 ]
 
@@ -112,6 +126,14 @@ class EnrollmentRefused(SpeakerDBError):
         self.issues = issues
 
 
+class OptedOut(SpeakerDBError):
+    """The person opted out (``speakerdb opt-out``): their name's look-alikes and their
+    external id are not enrolled again until the opt-out is cleared. ``force`` does not
+    override it."""
+
+    http_status = 409
+
+
 class DatabaseError(SpeakerDBError):
     """The database file cannot be opened, read or written."""
 
@@ -138,6 +160,42 @@ class InputError(SpeakerDBError):
     """An argument or input file is malformed."""
 
     http_status = 400
+
+
+class TooLarge(InputError):
+    """A request body, or a clip in it, is over the service's cap."""
+
+    http_status = 413
+
+
+class ServiceError(SpeakerDBError):
+    """A refusal of the HTTP service (``speakerdb serve``) rather than of the library."""
+
+    http_status = 500
+
+
+class Unauthorized(ServiceError):
+    """The request sent no key, or a key this database does not know (revoked, mistyped)."""
+
+    http_status = 401
+
+
+class Forbidden(ServiceError):
+    """The key's scope does not allow the request (a ``query`` key asked to change)."""
+
+    http_status = 403
+
+
+class RequestTimeout(ServiceError):
+    """The request's body, or a stream's audio, did not arrive in time."""
+
+    http_status = 408
+
+
+class ServiceBusy(ServiceError):
+    """Every worker of the service is busy and its queue is full: retry after a moment."""
+
+    http_status = 503
 
 
 def error_document(exc: SpeakerDBError) -> dict[str, dict[str, str]]:

@@ -14,20 +14,25 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 __all__ = [
+    "ApiKey",
     "AuditEntry",
     "AuditSettings",
+    "BackupReport",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
     "Enrollment",
     "Identification",
     "Match",
+    "Outcome",
     "QualityIssue",
     "Segment",
     "Speaker",
+    "Tombstone",
     "Utterance",
     "Verification",
     "to_jsonable",
@@ -39,6 +44,8 @@ def to_jsonable(value: Any) -> Any:
     field by field, sequences as lists, mapping keys as strings."""
     if isinstance(value, _Result):
         return value.to_dict()
+    if isinstance(value, Enum):
+        return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _fields(value)
     if isinstance(value, (list, tuple)):
@@ -66,6 +73,33 @@ class _Result:
         return _fields(self)
 
 
+class Outcome(str, Enum):
+    """The answer of an identify or verify: always an answer, never an error.
+
+    - ``accepted``: the score reached the threshold (identify named a speaker, verify
+      accepted the claim);
+    - ``rejected``: verify's score fell short of the threshold;
+    - ``unknown``: identify's best score fell short (or no one is enrolled);
+    - ``not_enough_speech``: the clip holds too little speech for a secure decision,
+      so it is neither named nor rejected (ask for a longer clip);
+    - ``replay``: the clip is a copy of audio this database has heard (an enrolled clip,
+      or a query it decided recently), refused whatever its score.
+
+    The last two are given by the checks that run before the score decides
+    (:mod:`speakerdb.services._checks`). A str, so ``outcome == "accepted"`` holds and
+    JSON writes the value.
+    """
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    NOT_ENOUGH_SPEECH = "not_enough_speech"
+    REPLAY = "replay"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderInfo(_Result):
     """The identity of a speaker encoder: what a database's embeddings came from.
@@ -84,12 +118,21 @@ class EncoderInfo(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Speaker(_Result):
-    """An enrolled speaker."""
+    """An enrolled speaker.
+
+    ``external_id`` is the id another system knows them by (unique in a database), and
+    ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
+    changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
+    never).
+    """
 
     id: int
     name: str
     n_utterances: int
     created_at: datetime
+    external_id: str | None = None
+    attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +250,11 @@ def _given(policy: DecisionPolicy | None, threshold: float, score_norm: str) -> 
 class Identification(_Result):
     """Open-set identification of one clip.
 
-    ``matches`` are the top-k candidates, best first. ``accepted`` is true when
-    the best score reaches ``threshold``; otherwise the answer is "unknown" and
-    :attr:`speaker` is ``None``.
+    ``matches`` are the top-k candidates, best first. :attr:`outcome` is the answer:
+    ``accepted`` when the best score reaches ``threshold`` (:attr:`speaker` is then
+    its name), else ``unknown``; or what a check before the score decided
+    (``not_enough_speech``, ``replay``: ``verdict`` holds it, ``reason`` says why), and
+    then no one is named whatever the scores.
     """
 
     source: str | None
@@ -220,6 +265,10 @@ class Identification(_Result):
     score_norm: str = "none"
     #: The policy that decided (its threshold and score are the two fields above).
     policy: DecisionPolicy | None = None
+    #: The outcome a check gave before the score decided, if one did.
+    verdict: Outcome | None = None
+    #: Why that check gave it, in words that name the fix.
+    reason: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -231,9 +280,18 @@ class Identification(_Result):
         return self.matches[0] if self.matches else None
 
     @property
-    def accepted(self) -> bool:
+    def outcome(self) -> Outcome:
+        """``accepted``, ``unknown``, or the check's ``verdict``."""
+        if self.verdict is not None:
+            return self.verdict
         best = self.best
-        return best is not None and self.decided_by.accepts(best.decision_score)
+        if best is not None and self.decided_by.accepts(best.decision_score):
+            return Outcome.ACCEPTED
+        return Outcome.UNKNOWN
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
 
     @property
     def speaker(self) -> str | None:
@@ -242,9 +300,12 @@ class Identification(_Result):
         return best.speaker if best is not None and self.accepted else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields and the answer (``speaker``, ``accepted``, ``best``) a user reads."""
+        """The fields and the answer (``outcome``, ``speaker``, ``accepted``, ``best``) a
+        user reads."""
         return {
             "source": self.source,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
             "speaker": self.speaker,
             "accepted": self.accepted,
             "threshold": self.threshold,
@@ -257,7 +318,13 @@ class Identification(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Verification(_Result):
-    """A 1:1 decision: does the clip come from ``speaker``?"""
+    """A 1:1 decision: does the clip come from ``speaker``?
+
+    :attr:`outcome` is the answer: ``accepted`` when the decision score reaches
+    ``threshold``, else ``rejected``; or what a check before the score decided
+    (``not_enough_speech``, ``replay``: ``verdict`` holds it, ``reason`` says why),
+    and then the claim is not accepted whatever the score.
+    """
 
     speaker: str
     source: str | None
@@ -267,6 +334,10 @@ class Verification(_Result):
     score_norm: str = "none"
     #: The policy that decided (its threshold and score are the fields above).
     policy: DecisionPolicy | None = None
+    #: The outcome a check gave before the score decided, if one did.
+    verdict: Outcome | None = None
+    #: Why that check gave it, in words that name the fix.
+    reason: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -274,15 +345,23 @@ class Verification(_Result):
         return _given(self.policy, self.threshold, self.score_norm)
 
     @property
-    def accepted(self) -> bool:
-        """``normalized`` (when a normalised score decides) or else ``score`` reaches
-        ``threshold``."""
+    def outcome(self) -> Outcome:
+        """``accepted`` when ``normalized`` (when a normalised score decides) or else
+        ``score`` reaches ``threshold``, else ``rejected``; or the check's ``verdict``."""
+        if self.verdict is not None:
+            return self.verdict
         value = self.score if self.normalized is None else self.normalized
-        return self.decided_by.accepts(value)
+        return Outcome.ACCEPTED if self.decided_by.accepts(value) else Outcome.REJECTED
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome is Outcome.ACCEPTED
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, and ``accepted``."""
-        return {**_fields(self), "accepted": self.accepted}
+        """Every field but ``verdict``, with ``outcome`` and ``accepted``."""
+        fields = _fields(self)
+        del fields["verdict"]
+        return {**fields, "outcome": self.outcome.value, "accepted": self.accepted}
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +384,32 @@ class DatabaseInfo(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone(_Result):
+    """What is kept of a person who opted out, so that they are not enrolled again: their
+    external id (if they had one) and the confusable skeletons of their name
+    (:func:`speakerdb._names.name_keys`), never the voiceprint or the name as written."""
+
+    id: int
+    external_id: str | None
+    name_key: str
+    folded_key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(_Result):
+    """A backup written by ``speakerdb backup``: where, what it holds, its size in bytes,
+    its schema revision and how long it took."""
+
+    path: str
+    n_speakers: int
+    n_utterances: int
+    bytes: int
+    schema_revision: str | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings(_Result):
     """Whether decisions are logged, and how long entries are kept
     (:mod:`speakerdb.storage.sqlite._audit`)."""
@@ -323,7 +428,11 @@ class AuditEntry(_Result):
     ``score`` is against: the best candidate of an identify (``None`` when no one is
     enrolled), the claimed speaker of a verify; ``accepted`` is the decision.
     ``score`` is the raw cosine; ``normalized`` the normalised score (AS-norm, margin
-    or margin-duration) when one decided.
+    or margin-duration) when one decided. ``outcome`` is the answer
+    (:class:`Outcome`); entries logged before outcomes existed have the one their
+    decision gave (``accepted``, else ``unknown`` or ``rejected``). ``api_key`` is the
+    name of the service key (``speakerdb key create``) that asked, ``None`` for a call
+    of the library or CLI.
     """
 
     id: int
@@ -335,3 +444,20 @@ class AuditEntry(_Result):
     normalized: float | None
     threshold: float
     accepted: bool
+    outcome: Outcome
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # Stored as text: read back as the enum, so every backend returns equal entries.
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey(_Result):
+    """A key of the HTTP service (``speakerdb key create``), without its secret: only a
+    hash of that is stored. ``scope`` is ``query`` (identify, verify, list) or ``admin``
+    (everything)."""
+
+    name: str
+    scope: str
+    created_at: datetime

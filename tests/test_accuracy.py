@@ -129,3 +129,27 @@ def impostors_at_correct_id(
         )
         impostor.append(held[1].max(axis=1))
     return int(np.sum(np.concatenate(impostor) >= threshold))
+
+
+def test_calibrate_on_real_voices_keeps_strangers_out(enrolled_db: Path, corpus: Path) -> None:
+    """`speakerdb calibrate` on 9 real GE2E voices: each plays the stranger against the
+    other 8 (27 stranger trials), verify gets the one-claim scores (27 x 8); at the
+    identify threshold, few of the never-enrolled voices' held-out clips get a name."""
+    import json
+
+    result = CliRunner().invoke(app, ["calibrate", "--db", str(enrolled_db), "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    calibration = json.loads(result.stdout)["calibration"]
+    identify, verify = calibration["identify"], calibration["verify"]
+    assert calibration["score"] == "margin-duration" and identify["target"] == 0.01
+    assert (identify["n_strangers"], identify["n_speakers"]) == (27, 9)
+    assert verify["n_strangers"] == 27 * 8
+    assert identify["named"] <= 1 and identify["upper"] > 0.01  # 27 trials cannot show 1 %
+    strangers = [r["path"] for r in held_out(corpus) if r["enrolled"] == "0"]
+    with SpeakerDB(enrolled_db) as db:
+        results = db.identify_many(
+            strangers, threshold=identify["threshold"], score_norm="margin-duration"
+        )
+    named = sum(r.speaker is not None for r in results)
+    print(f"identify {identify['threshold']:.3f}: {named} of {len(strangers)} stranger clips named")
+    assert named <= 0.1 * len(strangers)

@@ -151,12 +151,19 @@ def test_every_error_declares_its_exit_code_and_http_status() -> None:
         "DuplicateSpeaker": 409,
         "DuplicateUtterance": 409,
         "ModelMismatch": 409,
+        "OptedOut": 409,
         "EnrollmentRefused": 422,
         "DatabaseError": 500,
         "ModelError": 500,
         "SchemaError": 500,
         "SpeakerDBError": 500,
         "DatabaseBusy": 503,
+        "TooLarge": 413,
+        "ServiceError": 500,
+        "Unauthorized": 401,
+        "Forbidden": 403,
+        "RequestTimeout": 408,
+        "ServiceBusy": 503,
     }
     classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
     assert sorted(statuses) == sorted(classes)

@@ -120,7 +120,7 @@ def test_retention_by_days(db: SpeakerDB) -> None:
     with con:
         con.execute(
             "INSERT INTO audit (created_at, operation, claimed, identified, score, threshold, "
-            "accepted) VALUES (?, 'verify', 'bob', 'bob', 0.5, 0.9, 0)",
+            "accepted, outcome) VALUES (?, 'verify', 'bob', 'bob', 0.5, 0.9, 0, 'rejected')",
             (old,),
         )
     assert len(db.audit.entries()) == 1  # past retention: never shown
@@ -134,8 +134,9 @@ def test_retention_by_days(db: SpeakerDB) -> None:
 def test_entries_outlive_their_speakers_until_cleared(db: SpeakerDB) -> None:
     db.audit.configure(True)
     db.verify("bob", clip(BOB, 4))
-    db.remove("bob")
-    assert [e.claimed for e in db.audit.entries()] == ["bob"]
+    bob = db.speaker("bob").id
+    db.remove("bob")  # the entry stays, naming them by number (tests/test_lifecycle.py)
+    assert [e.claimed for e in db.audit.entries()] == [f"removed-{bob}"]
     assert db.audit.clear() == 1
     assert db.audit.entries() == []
     assert db.audit.settings().enabled  # clearing keeps the settings

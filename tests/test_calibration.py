@@ -14,11 +14,14 @@ from speakerdb._vectors import template_of
 from speakerdb.decision import Population
 from speakerdb.decision._calibration import (
     MIN_GENUINE,
+    MIN_STRANGERS,
+    MIN_VOICES,
     calibrate_population,
-    calibrate_scores,
+    calibrate_trials,
     duration_slope,
     enrollment_scores,
 )
+from speakerdb.decision._openset import DEFAULT_TARGET
 
 N = NormalDist()
 
@@ -31,39 +34,77 @@ def gaussian_scores() -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(0.7, 0.1, 40_000), rng.normal(0.4, 0.1, 40_000)
 
 
-def test_eer_threshold_of_known_distributions(gaussian_scores) -> None:  # type: ignore[no-untyped-def]
-    result = calibrate_scores(*gaussian_scores)
-    assert result.method == "eer"
-    assert result.threshold == pytest.approx(0.55, abs=0.005)
-    assert result.eer == pytest.approx(N.cdf(-1.5), abs=0.004)
-    assert result.far == pytest.approx(result.frr, abs=0.004)
-
-
-def test_target_far_of_known_distributions(gaussian_scores) -> None:  # type: ignore[no-untyped-def]
-    # FAR 1 %: the impostors' 99th percentile, 0.4 + 0.1 * 2.326 = 0.633;
+def test_verify_threshold_of_known_distributions(gaussian_scores) -> None:  # type: ignore[no-untyped-def]
+    # 1% of impostor claims: the impostors' 99th percentile, 0.4 + 0.1 * 2.326 = 0.633;
     # the genuine scores below it: Phi((0.633 - 0.7) / 0.1) = 25.1 %.
-    result = calibrate_scores(*gaussian_scores, target_far=0.01)
+    result = calibrate_trials(*gaussian_scores, n_speakers=1, target_far=0.01)
     expected = 0.4 + 0.1 * N.inv_cdf(0.99)
-    assert result.method == "far"
-    assert result.threshold == pytest.approx(expected, abs=0.005)
-    assert result.far <= 0.01
-    assert result.frr == pytest.approx(N.cdf((expected - 0.7) / 0.1), abs=0.01)
+    verify = result.verify
+    assert verify.threshold == pytest.approx(expected, abs=0.005)
+    assert verify.counted <= 0.01 + 1e-9 and verify.upper == pytest.approx(0.01, abs=0.002)
+    assert verify.frr == pytest.approx(N.cdf((expected - 0.7) / 0.1), abs=0.01)
+
+
+def test_identify_threshold_grows_with_the_population(gaussian_scores) -> None:  # type: ignore[no-untyped-def]
+    # Among 10 independent speakers, 1% of strangers named needs each speaker's
+    # share at 1 - 0.99 ** (1 / 10) = 0.1005 %: 0.4 + 0.1 * Phi^-1(0.998995) = 0.709.
+    genuine, impostor = gaussian_scores
+    ten = calibrate_trials(genuine, impostor, n_speakers=10, target_far=0.01).identify
+    assert ten.threshold == pytest.approx(0.4 + 0.1 * N.inv_cdf(0.99 ** (1 / 10)), abs=0.01)
+    assert ten.n_speakers == 10
+    hundred = calibrate_trials(genuine, impostor, n_speakers=100, target_far=0.01).identify
+    assert hundred.threshold > ten.threshold
+
+
+def test_plain_calibration_aims_at_one_percent_of_strangers(gaussian_scores) -> None:  # type: ignore[no-untyped-def]
+    assert DEFAULT_TARGET == 0.01
+    result = calibrate_trials(*gaussian_scores, n_speakers=1)
+    assert result.target_far == 0.01 and result.verify.counted <= 0.01 + 1e-9
 
 
 def test_too_little_data_is_refused_with_what_is_needed() -> None:
     few = np.linspace(0.6, 0.9, MIN_GENUINE - 1)
-    with pytest.raises(InputError, match=rf"at least {MIN_GENUINE} genuine scores.*give 9"):
-        calibrate_scores(few, np.linspace(0, 0.5, 200))
+    with pytest.raises(InputError, match=rf"at least {MIN_GENUINE} genuine scores.*give 5"):
+        calibrate_trials(few, np.linspace(0, 0.5, 200), n_speakers=3)
     genuine = np.linspace(0.6, 0.9, 20)
-    with pytest.raises(InputError, match=r"false-accept rate of 0.01 needs at least 100.*give 50"):
-        calibrate_scores(genuine, np.linspace(0, 0.5, 50), target_far=0.01)
+    with pytest.raises(InputError, match=rf"at least {MIN_STRANGERS} stranger scores.*give 3"):
+        calibrate_trials(genuine, np.linspace(0, 0.5, 3), n_speakers=3)
     with pytest.raises(InputError, match="between 0 and 1"):
-        calibrate_scores(genuine, np.linspace(0, 0.5, 500), target_far=1.5)
+        calibrate_trials(genuine, np.linspace(0, 0.5, 500), n_speakers=3, target_far=1.5)
 
 
-def _population() -> Population:
-    rng = np.random.default_rng(1)
-    centres = np.linalg.qr(rng.normal(size=(16, 4)))[0].T  # 4 orthonormal voices
+def test_a_small_site_calibrates_and_says_what_holds() -> None:
+    """10 speakers with 3 clips give 30 stranger trials and 270 impostor scores: too few
+    to count a 1% rate, so the normal model sets the thresholds and the counted 95%
+    limit says what holds without it (the old calibration refused: "needs 100")."""
+    result = calibrate_population(_population(10), target_far=0.01)
+    identify = result.identify
+    assert identify.n_strangers == 30 and identify.named == 0
+    assert identify.upper > 0.01
+    # 0 of 30 named, each against the 9 others: the Clopper-Pearson limit 1 - 0.05 ** (1 / 30),
+    # carried from 9 speakers to 10.
+    limit = 1 - 0.05 ** (1 / 30)
+    assert identify.upper == pytest.approx(1 - (1 - limit) ** (10 / 9), abs=1e-3)
+    assert result.verify.n_strangers == 270
+
+
+def test_too_few_voices_keep_the_default_or_are_refused() -> None:
+    few = _population(MIN_VOICES - 1)
+    kept = calibrate_population(few, default=0.9)
+    assert kept.identify.threshold == kept.verify.threshold == 0.9
+    assert kept.identify.method == "default"
+    with pytest.raises(InputError, match=r"stranger voices.*cohort import"):
+        calibrate_population(few)
+    # Outside voices make up the number, and each is a stranger against all N.
+    cohort = _population(8, seed=9).embeddings
+    with_cohort = calibrate_population(few, cohort=cohort)
+    assert with_cohort.identify.method != "default" and with_cohort.n_cohort == 24
+    assert with_cohort.identify.n_strangers == few.embeddings.shape[0] + 24
+
+
+def _population(voices: int = 4, seed: int = 1) -> Population:
+    rng = np.random.default_rng(seed)
+    centres = np.linalg.qr(rng.normal(size=(16, voices)))[0].T  # orthonormal voices
     groups = {}
     for i, centre in enumerate(centres):
         clips = centre + 0.3 * rng.normal(size=(3, 16)) / 4
@@ -89,7 +130,7 @@ def test_enrollment_calibration_needs_three_speakers_with_two_clips() -> None:
 
 
 def test_normalised_calibration_reports_its_score() -> None:
-    population = _population()
+    population = _population(6)
     assert calibrate_population(population, score_norm="margin").score == "margin"
     result = calibrate_population(population, score_norm="asnorm", top_n=5)
     assert result.score == "asnorm"
@@ -97,15 +138,17 @@ def test_normalised_calibration_reports_its_score() -> None:
 
 def test_database_calibration_stores_the_threshold(tmp_path: Path) -> None:
     with SpeakerDB(tmp_path / "c.db", encoder=FakeEncoder()) as db:
-        for k, pitch in enumerate((100, 150, 220, 330)):
+        for k, pitch in enumerate((100, 130, 160, 220, 280, 330)):
             clips = [(voice(pitch * (1 + 0.02 * s), seed=10 * k + s), 16000) for s in range(3)]
             db.enroll(f"p{k}", clips, force=True)
         dry = db.calibrate(apply=False)
         assert db.threshold()[1] != "database"
         result = db.calibrate()
         assert result == dry
-        assert db.threshold() == (pytest.approx(result.threshold), "database")
-        assert (result.n_genuine, result.n_impostor, result.source) == (12, 36, "enrollments")
+        strictest = max(result.identify.threshold, result.verify.threshold)
+        assert db.threshold() == (pytest.approx(strictest), "database")
+        assert (result.n_genuine, result.identify.n_strangers) == (18, 18)
+        assert (result.verify.n_strangers, result.source) == (90, "enrollments")
 
 
 def test_normalised_impostor_scores_are_a_strangers() -> None:

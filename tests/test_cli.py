@@ -739,10 +739,17 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("audit", "show"): ["audit", "show"],
     ("audit", "clear"): ["audit", "clear"],
     ("score-norm",): ["score-norm", "margin"],
+    ("meta",): ["meta", "alice", "--id", "E1", "--attr", "team=night"],
+    ("backup",): ["backup", "copy.db"],
+    ("opt-out",): ["opt-out", "bob", "--yes"],
+    ("expire",): ["expire"],
+    ("key", "create"): ["key", "create", "door"],
+    ("key", "list"): ["key", "list"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
-JSON_ELSEWHERE = {("calibrate",), ("evaluate",), ("model", "export")}
+# (key revoke's, which needs a key to revoke, in test_keys.py).
+JSON_ELSEWHERE = {("calibrate",), ("evaluate",), ("model", "export"), ("key", "revoke")}
 
 
 def test_every_command_that_prints_results_takes_json() -> None:

@@ -21,7 +21,8 @@ from speakerdb.cli import app
 from speakerdb.evaluation import _plot
 from speakerdb.services import _model as service
 
-PITCHES = {"ann": 100, "ben": 150, "cat": 220, "dan": 330}
+# Six voices: calibration needs at least 6 stranger voices (MIN_VOICES).
+PITCHES = {"ann": 100, "ben": 150, "cat": 220, "dan": 330, "eve": 125, "fay": 270}
 IMPOSTOR = 480
 
 
@@ -86,10 +87,10 @@ def evaluate_json(data: Path, *extra: object) -> dict:  # type: ignore[type-arg]
 
 def test_evaluate_reports_every_figure(data: Path) -> None:
     report = evaluate_json(data)
-    assert (report["n_speakers"], report["n_enroll_clips"]) == (4, 12)
-    assert (report["n_test_items"], report["n_impostor_items"]) == (15, 3)
+    assert (report["n_speakers"], report["n_enroll_clips"]) == (6, 18)
+    assert (report["n_test_items"], report["n_impostor_items"]) == (21, 3)
     verification = report["verification"]
-    assert verification["n_target"] == 12 and verification["n_nontarget"] == 12
+    assert verification["n_target"] == 18 and verification["n_nontarget"] == 18
     for key in ("eer", "min_dcf_01", "min_dcf_05"):
         assert 0.0 <= verification[key] <= 1.0
     assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
@@ -99,13 +100,13 @@ def test_evaluate_reports_every_figure(data: Path) -> None:
         result = point["result"]
         assert result["correct"] + result["wrong"] <= 1.0
         assert 0.0 <= result["impostors_accepted"] <= 1.0
-    assert report["calibration"]["n_genuine"] == 12
+    assert report["calibration"]["n_genuine"] == 18
     assert set(report["margins"]) == {"correct", "wrong", "impostor"}
 
 
 def test_evaluate_with_a_trial_list_and_text_output(data: Path) -> None:
     report = evaluate_json(data, "--trials", data / "trials.csv")
-    assert report["verification"]["n_target"] == 12
+    assert report["verification"]["n_target"] == 18
     text = run(
         "evaluate",
         "--enroll",
@@ -216,27 +217,46 @@ def test_calibrate_from_enrollments(data: Path) -> None:
     assert json.loads(dry.stdout)["stored"] is False
     stored = run("calibrate", "--db", db, "--json")
     calibration = json.loads(stored.stdout)["calibration"]
-    assert (calibration["n_genuine"], calibration["n_impostor"]) == (12, 36)
+    identify, verify = calibration["identify"], calibration["verify"]
+    assert calibration["n_genuine"] == 18 and identify["target"] == verify["target"] == 0.01
+    # Each of 6 speakers' 3 clips plays the stranger against the other 5; verify has one
+    # impostor score per clip and other speaker.
+    assert (identify["n_strangers"], identify["n_speakers"]) == (18, 6)
+    assert (verify["n_strangers"], verify["n_speakers"]) == (90, 1)
     info = json.loads(run("info", "--db", db, "--json").stdout)
-    assert info["threshold"] == pytest.approx(calibration["threshold"])
+    strictest = max(identify["threshold"], verify["threshold"])
+    assert info["threshold"] == pytest.approx(strictest)
     assert info["threshold_source"] == "database"
     text = run("calibrate", "--db", db).stdout
-    assert "threshold set to" in text and "false rejects" in text
+    assert "at most 1.0% of strangers" in text and "genuine clips turned away" in text
+    assert "identify " in text and "verify " in text and "95% confidence" in text
 
 
-def test_calibrate_refuses_too_little_data_and_says_how_much(data: Path) -> None:
-    db = _enrolled_db(data)
-    result = run("calibrate", "--db", db, "--target-far", "0.01")
-    assert result.exit_code == 2
-    assert "needs at least 100 impostor scores" in result.stderr
-    assert "give 36" in result.stderr
+def test_calibrate_with_too_few_voices_keeps_the_default(data: Path) -> None:
+    """Fewer than 6 stranger voices cannot bound strangers: the measured default stays,
+    unstored, and the message says how to calibrate (the old calibration refused)."""
+    db = data / "small.db"
+    for speaker in ("ann", "ben", "cat"):
+        clips = [data / "clips" / f"{speaker}-e{s}.wav" for s in range(3)]
+        enrolled = run("enroll", speaker, *clips, "--db", db, "--model", "fake-encoder", "--force")
+        assert enrolled.exit_code == 0, enrolled.output
+    result = run("calibrate", "--db", db, "--target-far", "0.01", "--json")
+    assert result.exit_code == 0, result.output
+    calibration = json.loads(result.stdout)["calibration"]
+    assert calibration["identify"]["method"] == "default"
+    assert "import a cohort" in result.stderr
+    info = json.loads(run("info", "--db", db, "--json").stdout)
+    assert info["threshold_source"].startswith("default")
 
 
 def test_calibrate_from_trials(data: Path) -> None:
     db = _enrolled_db(data)
     result = run("calibrate", "--db", db, "--trials", data / "trials.csv", "--json")
-    assert result.exit_code == 2  # 12 non-target trials are too few for an EER
-    assert "impostor scores" in result.stderr
+    assert result.exit_code == 0, result.output
+    calibration = json.loads(result.stdout)["calibration"]
+    assert calibration["verify"]["n_strangers"] == 18  # the non-target trials
+    assert calibration["identify"]["n_speakers"] == 6
+    assert calibration["identify"]["threshold"] >= calibration["verify"]["threshold"]
 
 
 def test_score_norm_command(data: Path) -> None:

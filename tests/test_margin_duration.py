@@ -106,8 +106,8 @@ def test_ge2e_default_and_where_a_cosine_threshold_keeps_cosine(
 ) -> None:  # type: ignore[no-untyped-def]
     clip = (voice(104, seed=99), RATE)
     assert db.score_norm() == ("margin-duration", 50)
-    assert db.decision_threshold() == 0.72
-    assert db.info().score_norm == "margin-duration" and db.info().score_norm_threshold == 0.72
+    assert db.decision_threshold() == 0.891
+    assert db.info().score_norm == "margin-duration" and db.info().score_norm_threshold == 0.891
     # A threshold passed with the query is a cosine, unless a score is named with it.
     plain = db.identify(clip, threshold=0.8)
     assert plain.score_norm == "none" and plain.threshold == 0.8
@@ -137,15 +137,15 @@ def test_models_without_measurements_keep_raw_cosine(tmp_path: Path) -> None:
 
 def test_calibration_shifts_each_utterance_by_its_own_duration() -> None:
     rng = np.random.default_rng(6)
-    groups = {f"s{i}": unit(rng.normal(size=(3, 8)) + 2 * np.eye(8)[i]) for i in range(4)}
+    groups = {f"s{i}": unit(rng.normal(size=(3, 8)) + 2 * np.eye(8)[i]) for i in range(6)}
     seconds = {name: np.array([0.4, 2.0, 7.0]) + k for k, name in enumerate(groups)}
     population = Population.from_groups(groups, seconds)
     genuine_m, impostor_m = enrollment_scores(population, score_norm="margin")
     genuine, impostor = enrollment_scores(population, score_norm="margin-duration")
     penalty = duration_penalty(population.durations_s)
     assert genuine == pytest.approx(genuine_m - penalty)
-    # Each utterance gives one impostor score per other speaker (3 here).
-    assert impostor == pytest.approx(impostor_m - np.repeat(penalty, 3))
+    # Each utterance gives one impostor score per other speaker (5 here).
+    assert impostor == pytest.approx(impostor_m - np.repeat(penalty, 5))
     result = calibrate_population(population, score_norm="margin-duration")
     assert result.score == "margin-duration"
     with pytest.raises(ValueError, match="duration"):
@@ -153,11 +153,14 @@ def test_calibration_shifts_each_utterance_by_its_own_duration() -> None:
 
 
 def test_calibrate_stores_the_threshold_of_the_score_in_use(db) -> None:  # type: ignore[no-untyped-def]
-    for k in range(3):  # a fourth voice and a third clip each: enough for an EER
+    for k in range(3):  # three more voices and a third clip each: enough stranger voices
         db.enroll(f"p{k}", [(voice((100, 160, 250)[k] * 1.06, seed=50 + k), RATE)], force=True)
-    db.enroll("p3", [(voice(400 * (1 + 0.03 * s), seed=60 + s), RATE) for s in range(3)])
+    for k, pitch in enumerate((400, 520, 640)):
+        clips = [(voice(pitch * (1 + 0.03 * s), seed=60 + 5 * k + s), RATE) for s in range(3)]
+        db.enroll(f"p{3 + k}", clips, force=True)
     result = db.calibrate()
-    assert result.score == "margin-duration"
-    assert db.decision_threshold() == pytest.approx(result.threshold)
+    assert result.score == "margin-duration" and result.identify.method != "default"
+    strictest = max(result.identify.threshold, result.verify.threshold)
+    assert db.decision_threshold() == pytest.approx(strictest)
     assert db.threshold()[1].startswith("default")  # the cosine threshold is untouched
     assert db.score_norm()[0] == "margin-duration"

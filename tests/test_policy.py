@@ -45,7 +45,7 @@ PRECEDENCE = [
     # defaults of the model's family
     (OTHER, {}, None, None, None, None, ("none", 0.7, BY_OTHER)),
     (XVEC, {}, None, None, None, None, ("none", 0.89, BY_XVEC)),
-    (GE2E, {}, None, None, None, None, ("margin-duration", 0.72, BY_GE2E)),
+    (GE2E, {}, None, None, None, None, ("margin-duration", 0.891, BY_GE2E)),
     # a cosine threshold from any source makes a database that never chose decide by cosine
     (GE2E, {"threshold": "0.6"}, None, None, None, None, ("none", 0.6, "database")),
     (GE2E, {}, None, "0.65", None, None, ("none", 0.65, "environment")),
@@ -56,7 +56,7 @@ PRECEDENCE = [
     (OTHER, {"threshold": "0.6"}, None, "0.65", None, None, ("none", 0.65, "environment")),
     (OTHER, {"threshold": "0.6"}, 0.8, "0.65", 0.3, None, ("none", 0.3, "argument")),
     # a chosen score keeps its own threshold: a cosine one from 2 or 3 is not one
-    (GE2E, {"score_norm": "margin"}, 0.8, "0.65", None, None, ("margin", 0.82, BY_GE2E)),
+    (GE2E, {"score_norm": "margin"}, 0.8, "0.65", None, None, ("margin", 0.998, BY_GE2E)),
     (OTHER, {"score_norm": "margin"}, None, None, None, None, ("margin", 0.7, BY_OTHER)),
     (OTHER, {"score_norm": "asnorm"}, None, None, None, None, ("asnorm", 1.35, BY_OTHER)),
     (OTHER, {"score_norm": "asnorm", "asnorm_threshold": "2.5"}, None, None, None, None,
@@ -88,7 +88,7 @@ def test_precedence_table(
 def test_cosine_threshold_is_resolved_apart_from_the_score() -> None:
     chosen = sources(GE2E, {"score_norm": "margin-duration"}, env="0.66")
     assert chosen.cosine_threshold() == (0.66, "environment")
-    assert resolve_policy(chosen).threshold == 0.72
+    assert resolve_policy(chosen).threshold == 0.891
 
 
 def test_a_bad_environment_threshold_matters_only_where_a_cosine_decides() -> None:
@@ -202,7 +202,13 @@ def test_encoder_family_defaults() -> None:
         "margin-duration",
         None,
     )
-    assert dict(ge2e.score_thresholds) == {"margin": 0.82, "margin-duration": 0.72}
+    # Measured on fold A of scripts/eval_open_set.py (the decision defaults, cosine's too).
+    assert dict(ge2e.score_thresholds) == {
+        "none": 0.813,
+        "margin": 0.998,
+        "margin-duration": 0.891,
+        "asnorm": 41.9,
+    }
     assert (xvec.threshold(XVEC), xvec.default_score, xvec.window_s) == (0.89, "none", 30.0)
     assert xvec.threshold(OTHER) == 0.7 and xvec.measured_threshold(OTHER) is None
     assert ge2e.normalize(GE2E) == GE2E and xvec.normalize(XVEC) == XVEC

@@ -1,6 +1,7 @@
 """The storage contract (speakerdb.storage._protocol), on every backend.
 
-Each test runs on a fresh SQLite + FAISS storage and on a fresh in-memory one;
+Each test runs on a fresh SQLite + FAISS storage, a fresh in-memory one, and a
+fresh database on PostgreSQL without pgvector (FAISS cache) and with it (HNSW);
 a new backend joins by adding itself to ``BACKENDS``. Then SpeakerDB on the
 in-memory storage is checked to answer as on SQLite.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from speakerdb import (
 )
 from speakerdb.audio import Clip
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.types import AuditEntry, EncoderInfo
+from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
 INFO = EncoderInfo("fake-encoder", "1", DIM, 16000)
@@ -44,10 +46,21 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "sqlite": sqlite_storage,
     "memory": memory_storage,
 }
+#: PostgreSQL servers (tests/_postgres.py), by the fixture that gives each.
+SERVERS = {"postgres": "postgres_plain", "pgvector": "postgres_pgvector"}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), *SERVERS])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param in SERVERS:
+        from _postgres import database_fixture
+
+        server = request.getfixturevalue(SERVERS[request.param])
+        for url in database_fixture(server):
+            opened = open_storage(url)
+            yield opened
+            opened.close()
+        return
     opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()
@@ -284,7 +297,7 @@ def test_a_removed_speaker_is_never_found(storage: Storage) -> None:
 
 
 def entry(moment: datetime, speaker: str = "alice") -> AuditEntry:
-    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True)
+    return AuditEntry(0, moment, "verify", speaker, speaker, 0.9, None, 0.5, True, Outcome.ACCEPTED)
 
 
 def test_audit_rows(storage: Storage) -> None:
@@ -309,6 +322,129 @@ def test_audit_rows(storage: Storage) -> None:
         assert change.clear_audit() == 4
     with storage.read() as snapshot:
         assert snapshot.audit_entries(now - timedelta(days=100), 100) == []
+
+
+# -- the lifecycle --------------------------------------------------------------------
+
+
+def test_metadata_is_kept_and_looked_up(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "bob", 2)
+    with storage.change() as change:
+        after = change.set_metadata("alice", "E1", {"team": "night", "floor": 3}, None)
+    assert (after.external_id, after.attributes) == ("E1", {"floor": 3, "team": "night"})
+    enroll(storage, "alice", 3)  # more clips keep the metadata
+    with storage.read() as snapshot:
+        alice = snapshot.speaker("alice")
+        assert (alice.external_id, alice.attributes) == ("E1", {"floor": 3, "team": "night"})
+        assert snapshot.speaker_by_external_id("E1") == alice
+        assert snapshot.speaker_by_external_id("E2") is None
+        assert [s.attributes for s in snapshot.speakers()] == [alice.attributes, {}]
+    alice.attributes["team"] = "day"  # a copy: nothing stored changes
+    with storage.read() as snapshot:
+        assert snapshot.speaker("alice").attributes["team"] == "night"
+
+
+def test_an_external_id_belongs_to_one_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "bob", 2)
+    with storage.change() as change:
+        change.set_metadata("alice", "E1", {}, None)
+    with pytest.raises(DuplicateSpeaker, match="E1"), storage.change() as change:
+        change.set_metadata("bob", "E1", {"a": 1}, None)
+    with storage.change() as change:
+        change.set_metadata("alice", None, {}, None)
+        change.set_metadata("bob", "E1", {}, None)
+    with storage.read() as snapshot:
+        assert snapshot.speaker_by_external_id("E1").name == "bob"
+        assert snapshot.speaker("alice").external_id is None
+    with pytest.raises(SpeakerNotFound), storage.change() as change:
+        change.set_metadata("carol", "E3", {}, None)
+
+
+def test_expiry_dates(storage: Storage) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for name, seed in (("alice", 1), ("bob", 2), ("carol", 3)):
+        enroll(storage, name, seed)
+    with storage.change() as change:
+        change.set_metadata("bob", None, {}, now + timedelta(days=1))
+        change.set_metadata("alice", None, {}, now - timedelta(seconds=1))
+    with storage.read() as snapshot:
+        assert snapshot.speaker("bob").expires_at == now + timedelta(days=1)
+        assert snapshot.speaker("carol").expires_at is None
+        assert snapshot.expired(now) == ["alice"]
+        assert snapshot.expired(now + timedelta(days=2)) == ["alice", "bob"]
+
+
+def test_audit_entries_of_a_name_are_rewritten_or_purged(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    rows = [entry(now, "alice"), entry(now, "bob"), replace(entry(now, "bob"), identified="alice")]
+    with storage.change() as change:
+        change.add_audit(rows)
+        assert change.rewrite_audit("alice", "removed-1") == 2
+        assert change.rewrite_audit("nobody", "removed-9") == 0
+    with storage.read() as snapshot:
+        kept = snapshot.audit_entries(now - timedelta(days=1), 10)
+    named = [(e.claimed, e.identified) for e in kept]
+    assert named == [("bob", "removed-1"), ("bob", "bob"), ("removed-1", "removed-1")]
+    with storage.change() as change:
+        assert change.rewrite_audit("bob", None) == 2
+    with storage.read() as snapshot:
+        assert [e.claimed for e in snapshot.audit_entries(now - timedelta(days=1), 10)] == [
+            "removed-1"
+        ]
+
+
+def test_tombstones(storage: Storage) -> None:
+    with storage.change() as change:
+        first = change.add_tombstone("E1", ("alice", "alice"))
+        second = change.add_tombstone(None, ("Bob", "bob"))
+    assert (first.external_id, first.name_key, second.folded_key) == ("E1", "alice", "bob")
+    with storage.read() as snapshot:
+        assert snapshot.tombstones() == [first, second]
+        assert snapshot.find_tombstone(("x", "bob"), None) == second
+        assert snapshot.find_tombstone(("Bob", "y"), None) == second
+        assert snapshot.find_tombstone(None, "E1") == first
+        assert snapshot.find_tombstone(("x", "y"), "E2") is None
+        assert snapshot.find_tombstone(None, None) is None
+    with storage.change() as change:
+        assert change.clear_tombstones(None, "E1") == 1
+        assert change.clear_tombstones(("x", "y"), None) == 0
+    with storage.read() as snapshot:
+        assert snapshot.tombstones() == [second]
+
+
+def test_audit_rows_keep_the_key_that_asked(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    with storage.change() as change:
+        change.add_audit([replace(entry(now), api_key="door-1"), entry(now, "bob")])
+    with storage.read() as snapshot:
+        rows = snapshot.audit_entries(now - timedelta(days=1), 10)
+    assert [(r.claimed, r.api_key) for r in rows] == [("bob", None), ("alice", "door-1")]
+
+
+# -- service keys -------------------------------------------------------------------
+
+
+def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    door, admin = ApiKey("door", "query", now), ApiKey("admin", "admin", now)
+    with storage.change() as change:
+        change.add_api_key(door, "d" * 64)
+        change.add_api_key(admin, "a" * 64)
+    with storage.read() as snapshot:
+        assert snapshot.api_keys() == [admin, door]
+        assert snapshot.api_key("d" * 64) == door
+        assert snapshot.api_key("e" * 64) is None
+    with pytest.raises(InputError, match="exists already"), storage.change() as change:
+        change.add_api_key(ApiKey("door", "admin", now), "f" * 64)
+    with storage.change() as change:
+        assert change.revoke_api_key("door") == door
+    with pytest.raises(InputError, match="no service key named 'door'"), storage.change() as c:
+        c.revoke_api_key("door")
+    with storage.read() as snapshot:
+        assert snapshot.api_keys() == [admin]
+        assert snapshot.api_key("d" * 64) is None
 
 
 # -- threads ------------------------------------------------------------------------

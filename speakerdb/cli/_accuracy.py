@@ -35,8 +35,8 @@ TargetFarOpt = Annotated[
         "--target-far",
         min=0.0,
         max=1.0,
-        help="Set the threshold where at most this share of impostors is accepted, e.g. 0.01. "
-        "[default: at the equal error rate]",
+        help="The share of strangers the thresholds may let in: identify's among all "
+        "enrolled speakers, verify's per claim. [default: 0.01]",
         show_default=False,
     ),
 ]
@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         "calibrate",
         epilog=examples(
-            "speakerdb calibrate                      # at the equal error rate",
-            "speakerdb calibrate --target-far 0.01 --dry-run",
+            "speakerdb calibrate                      # at most 1% of strangers let in",
+            "speakerdb calibrate --target-far 0.005 --dry-run",
         ),
     )(handles_errors(calibrate))
     app.command(
@@ -86,7 +86,7 @@ def evaluate(
         typer.Option("--det", help="Write the DET curve to this PNG (needs speakerdb[plot])."),
     ] = None,
     db: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option(
             "--db",
             help="Report open-set results at this database's threshold and use its model. "
@@ -131,15 +131,15 @@ def evaluate(
 
 
 def _evaluation_settings(
-    db: Path | None, model: str | None, threshold: float | None, score_norm: str | None
+    db: str | None, model: str | None, threshold: float | None, score_norm: str | None
 ) -> tuple[str | None, int, str | None, float | None]:
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
-    from ..config import ENV_DB, database_path
+    from ..config import ENV_DB
     from ..decision._asnorm import DEFAULT_TOP_N
 
     if db is None and os.environ.get(ENV_DB):
-        db = database_path(None)  # as every command reads SPEAKERDB_DB
+        db = os.environ[ENV_DB]  # as every command reads SPEAKERDB_DB
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:
@@ -170,9 +170,11 @@ def calibrate(
     offline: OfflineOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Set the threshold from your own enrollments.
+    """Set the thresholds that keep strangers out.
 
-    Or from a list of labelled trials (--trials).
+    Identify's threshold lets in at most --target-far of strangers among all the
+    enrolled speakers (each enrolled speaker plays the stranger against the others);
+    verify's, per claim. Or from a list of labelled trials (--trials).
     """
     from ._render import emit_json
 
@@ -268,18 +270,34 @@ def evaluation_text(report: EvaluationReport) -> str:
 
 def calibration_text(result: Calibration, *, stored: bool) -> str:
     """What a calibration found, and whether it was stored."""
-    how = (
-        "at the equal error rate"
-        if result.method == "eer"
-        else f"for a false-accept rate of at most {result.target_far:g}"
-    )
-    verb = "threshold set to" if stored else "threshold would be"
-    return (
-        f"{verb} {result.threshold:.4f} ({result.score}) {how}: from {result.source}, "
-        f"{result.n_genuine} genuine and {result.n_impostor} impostor scores\n"
-        f"at it: false accepts {_pct(result.far)}, false rejects {_pct(result.frr)} "
-        f"(EER {_pct(result.eer)} at {result.eer_threshold:.4f})"
-    )
+    lines = [
+        f"{'calibrated' if stored else 'would calibrate'} {result.score} thresholds for at most "
+        f"{result.target_far:.1%} of strangers let in, from {result.source} "
+        f"({result.n_genuine} genuine scores)"
+    ]
+    for choice in (result.identify, result.verify):
+        among = (
+            f"among {choice.n_speakers} enrolled speakers"
+            if choice.operation == "identify"
+            else "per claim"
+        )
+        how = (
+            "the measured default, too few voices to calibrate"
+            if choice.method == "default"
+            else f"set by the {choice.method} share"
+        )
+        lines.append(
+            f"{choice.operation} {choice.threshold:.4f} ({how}): {choice.named} of "
+            f"{choice.n_strangers} stranger scores reach it; strangers let in {among}: "
+            f"{_pct(choice.counted)} counted, at most {_pct(choice.upper)} with 95% "
+            f"confidence, {_pct(choice.modelled)} by the normal model; genuine clips "
+            f"turned away {_pct(choice.frr)}"
+        )
+    if stored:
+        lines.append(
+            "stored: the stricter of the two decides both until thresholds are kept per operation"
+        )
+    return "\n".join(lines)
 
 
 def _num(value: float) -> str:

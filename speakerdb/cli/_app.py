@@ -1,8 +1,10 @@
 """The ``speakerdb`` command line: parse, call the library, render, map errors to exit codes.
 
 Exit codes: 0 success (for ``verify``: accepted), 1 a negative answer or partial
-failure (``verify`` rejected, some ``enroll-batch`` or ``identify`` clips
-failed), 2 an error (bad input, unknown speaker, unusable database or model).
+failure (``verify`` rejected or a replay, some ``enroll-batch`` or ``identify``
+clips failed), 2 an error (bad input, unknown speaker, unusable database or
+model), 3 not enough speech to decide (``verify``; ``identify`` when every clip).
+An outcome (:class:`~speakerdb.types.Outcome`) is an answer, never an error.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ._audit import audit_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
+    EXIT_NOT_ENOUGH_SPEECH,
     BackendOpt,
     ClipsArg,
     DbOpt,
@@ -41,9 +44,13 @@ from ._common import (
 )
 from ._group import SpeakerdbGroup, log_to_stderr
 from ._index import register as register_index
+from ._keys import key_app
+from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse_attributes
+from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
 from ._segments import register as register_segments
+from ._serve import register as register_serve
 
 if TYPE_CHECKING:
     from ..services._batch import BatchReport
@@ -88,12 +95,16 @@ def main(
     epilog=examples(
         "speakerdb enroll alice alice1.wav alice2.flac alice3.ogg",
         "speakerdb enroll alice alice4.wav --json   # clips enrolled already are skipped",
+        "speakerdb enroll alice a.wav --id E1042 --attr team=night --attr floor:=3",
     )
 )
 @handles_errors
 def enroll(
     name: Annotated[str, name_arg("Speaker name; created if new.")],
     clips: ClipsArg,
+    external_id: ExternalIdOpt = None,
+    attr: AttrOpt = None,
+    expires: ExpiresOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -109,10 +120,18 @@ def enroll(
     """
     from ._render import emit_json, enrollment_text
 
+    attributes = parse_attributes(attr)
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
-        result = database.enroll(name, clips, force=force)
+        result = database.enroll(
+            name,
+            clips,
+            force=force,
+            external_id=external_id,
+            attributes=attributes,
+            expires_at=expires,
+        )
     _report_issues(result.issues)
     if json:
         emit_json(result)
@@ -210,13 +229,16 @@ def identify(
 ) -> None:
     """Say who speaks in each clip, or 'unknown'.
 
-    'unknown' when the best score is below the threshold.
+    'unknown' when the best score is below the threshold; 'not_enough_speech' or
+    'replay' when a check refuses to decide by the score. Exit 0, or 1 when some
+    clips failed, 2 when all did, 3 when every clip had too little speech.
     """
     from ..errors import AudioError, error_document
+    from ..types import Outcome
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
-    failed = 0
+    failed = short = 0
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
@@ -229,12 +251,15 @@ def identify(
                 typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
             results.append(to_jsonable(result))
+            short += result.outcome is Outcome.NOT_ENOUGH_SPEECH
             if not json:
                 echo(identification_text(result))
     if json:
         emit_json(results)
     if failed:
         raise typer.Exit(EXIT_ERROR if failed == len(clips) else EXIT_NEGATIVE)
+    if short == len(clips):
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
 
 
 @app.command(
@@ -258,8 +283,9 @@ def verify(
 ) -> None:
     """Accept or reject the claim that CLIP is NAME.
 
-    Exit 0 accepted, 1 rejected, 2 an error.
+    Exit 0 accepted, 1 rejected or a replay, 2 an error, 3 not enough speech to decide.
     """
+    from ..types import Outcome
     from ._render import emit_json, verification_text
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
@@ -268,6 +294,8 @@ def verify(
         emit_json(result)
     else:
         echo(verification_text(result))
+    if result.outcome is Outcome.NOT_ENOUGH_SPEECH:
+        raise typer.Exit(EXIT_NOT_ENOUGH_SPEECH)
     if not result.accepted:
         raise typer.Exit(EXIT_NEGATIVE)
 
@@ -297,7 +325,7 @@ def show(
     json: JsonOpt = False,
 ) -> None:
     """Show a speaker and their enrolled clips."""
-    from ._render import emit_json, speaker_line, utterance_line
+    from ._render import emit_json, metadata_lines, speaker_line, utterance_line
 
     with open_for_reading(db) as database:
         speaker = database.speaker(name)
@@ -305,7 +333,8 @@ def show(
     if json:
         emit_json({"speaker": speaker, "utterances": utterances})
         return
-    echo("\n".join([speaker_line(speaker), *map(utterance_line, utterances)]))
+    lines = [speaker_line(speaker), *metadata_lines(speaker), *map(utterance_line, utterances)]
+    echo("\n".join(lines))
 
 
 @app.command(epilog=examples("speakerdb rename alice alice.smith"))
@@ -331,20 +360,22 @@ def rename(
 @handles_errors
 def remove(
     name: Annotated[str, name_arg("Speaker to delete with all their clips.")],
+    purge_audit: PurgeAuditOpt = False,
     yes: YesOpt = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Delete a speaker with all their clips.
 
-    Removes them from the database file, its WAL and the index. Asks first on a
-    terminal (--yes does not ask); scripts without a terminal are not asked.
+    Removes them from the database file, its WAL and the index; their audit entries
+    name them removed-<id> (--purge-audit deletes them). Asks first on a terminal
+    (--yes does not ask); scripts without a terminal are not asked.
     """
     from ._render import emit_json, safe
 
     confirm(f"Delete {safe(name)} and all their clips?", yes, json)
     with open_db(db) as database:
-        speaker = database.remove(name)
+        speaker = database.remove(name, purge_audit=purge_audit)
     if json:
         emit_json(speaker)
     else:
@@ -389,6 +420,9 @@ def run() -> None:
 register_segments(app)
 register_maintenance(app)
 register_index(app)
+register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
+app.add_typer(key_app, name="key")
+register_serve(app)
 register_accuracy(app)
 register_model(app)

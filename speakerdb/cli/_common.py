@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "EXIT_NEGATIVE",
+    "EXIT_NOT_ENOUGH_SPEECH",
     "BackendOpt",
     "ClipsArg",
     "DbOpt",
@@ -48,13 +49,18 @@ __all__ = [
 
 EXIT_NEGATIVE = 1
 EXIT_ERROR = 2
+#: ``verify``'s clip (or every ``identify`` clip) held too little speech to decide.
+EXIT_NOT_ENOUGH_SPEECH = 3
 #: 128 + SIGPIPE, as a shell reports a command whose reader went away.
 EXIT_BROKEN_PIPE = 141
 
 DbOpt = Annotated[
-    Optional[Path],
+    Optional[str],
     typer.Option(
-        "--db", help="Database file. [env SPEAKERDB_DB; default ./speakers.db]", show_default=False
+        "--db",
+        help="Database file, or a PostgreSQL URL (postgresql://USER@HOST/DB). "
+        "[env SPEAKERDB_DB; default ./speakers.db]",
+        show_default=False,
     ),
 ]
 ModelOpt = Annotated[
@@ -119,11 +125,11 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
     and stays silent on any problem: a completion must never print an error.
     """
-    from ..config import database_path
+    from ..config import database_location
     from ..storage.sqlite._reader import open_reader
 
     try:
-        reader = open_reader(database_path(ctx.params.get("db")))
+        reader = open_reader(database_location(ctx.params.get("db")))
         if reader is None:
             return []
         with reader:
@@ -216,7 +222,7 @@ def handles_errors(func: F) -> F:
 
 @contextmanager
 def open_db(
-    db: Path | None,
+    db: str | None,
     model: str | None = None,
     revision: str | None = None,
     offline: bool = False,
@@ -242,13 +248,13 @@ def open_db(
 
 
 @contextmanager
-def open_for_reading(db: Path | None) -> Iterator[Reader | SpeakerDB]:
+def open_for_reading(db: str | None) -> Iterator[Reader | SpeakerDB]:
     """For commands that only look: the fast :mod:`~speakerdb.storage.sqlite._reader` when it
     can answer, else the database itself (which also gives the errors that name the fix)."""
-    from ..config import database_path
+    from ..config import database_location
     from ..storage.sqlite._reader import open_reader
 
-    reader = open_reader(database_path(db))
+    reader = open_reader(database_location(db))
     if reader is None:
         with open_db(db) as database:
             yield database

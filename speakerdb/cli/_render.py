@@ -72,6 +72,17 @@ def speaker_line(speaker: Speaker) -> str:
     )
 
 
+def metadata_lines(speaker: Speaker) -> list[str]:
+    """The external id and attributes of ``speaker``, one per line (none when unset)."""
+    lines = [] if speaker.external_id is None else [f"  external id: {safe(speaker.external_id)}"]
+    if speaker.expires_at is not None:
+        lines.append(f"  expires: {speaker.expires_at:%Y-%m-%d %H:%M} UTC")
+    for key, value in sorted(speaker.attributes.items()):
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"  attribute {safe(key)} = {safe(shown)}")
+    return lines
+
+
 def utterance_line(utt: Utterance) -> str:
     source = safe(utt.source or "<array>")
     return f"  #{utt.id}\t{utt.duration_s:6.2f} s\t{utt.audio_sha256[:12]}\t{source}"
@@ -80,7 +91,9 @@ def utterance_line(utt: Utterance) -> str:
 def identification_text(result: Identification) -> str:
     best = result.best
     label = safe(result.source or "<array>")
-    if best is None:
+    if result.verdict is not None:
+        head = f"{label}: {result.outcome.value} ({safe(result.reason or '')})"
+    elif best is None:
         head = f"{label}: unknown (no speakers enrolled)"
     elif result.accepted:
         head = (
@@ -111,6 +124,11 @@ def _normalized(score_norm: str, normalized: float | None) -> str:
 
 
 def verification_text(result: Verification) -> str:
+    if result.verdict is not None:
+        return (
+            f"{result.outcome.value}: {safe(result.source or '<array>')} as "
+            f"{safe(result.speaker)} ({safe(result.reason or '')}; cosine {result.score:.4f})"
+        )
     verdict = "accepted" if result.accepted else "rejected"
     op = ">=" if result.accepted else "<"
     if result.normalized is not None:
@@ -172,13 +190,14 @@ def audit_settings_text(settings: AuditSettings) -> str:
 
 
 def audit_entry_line(entry: AuditEntry) -> str:
-    verdict = "accepted" if entry.accepted else "rejected"
+    verdict = entry.outcome.value
     claim = f" claimed {safe(entry.claimed)}" if entry.claimed is not None else ""
     who = safe(entry.identified) if entry.identified is not None else "(no one enrolled)"
     score = "-" if entry.score is None else f"{entry.score:.4f}"
     if entry.normalized is not None:
         score += f" (normalised {entry.normalized:.3f})"  # the log does not keep which score
+    asker = f"\tkey {safe(entry.api_key)}" if entry.api_key is not None else ""
     return (
         f"{entry.time:%Y-%m-%d %H:%M:%S}Z\t{entry.operation}{claim}\t{who}\t"
-        f"{score} vs {entry.threshold:.4f}\t{verdict}"
+        f"{score} vs {entry.threshold:.4f}\t{verdict}{asker}"
     )

@@ -1,20 +1,30 @@
-"""Choosing a threshold from data: the database's own enrollments, or labelled trials.
+"""Choosing thresholds from data that keep strangers out: identify's and verify's.
+
+Identify and verify each get their own threshold, chosen so that at most a target
+share of strangers (:data:`~speakerdb.decision._openset.DEFAULT_TARGET`, 1%, unless
+``target_far`` says otherwise) is let in; :mod:`speakerdb.decision._openset` has the
+rule, how the share of strangers named grows with the number N of enrolled
+speakers, and what guarantee holds.
 
 From enrollments (no extra audio needed):
 
-- *genuine* scores: each utterance against its own speaker's template
-  computed without it (leave one out), so a speaker needs 2 or more clips;
-- *impostor* scores: each utterance against every other speaker's template.
+- *stranger trials* (identify): each enrolled speaker in turn plays the stranger:
+  each of their clips is scored against the others, with its own speaker not
+  enrolled, and its best score is kept (the best of N - 1);
+- *impostor scores* (verify): the same clips' scores against each other speaker;
+- *genuine scores*: each clip against its own speaker's template computed without
+  it (leave one out), so a speaker needs 2 or more clips; they give the share of
+  genuine clips the thresholds turn away.
 
-The threshold is then set at the equal error rate of these scores, or at the
-lowest threshold whose false-accept rate is at most ``target_far``; the
-false-reject rate that implies is reported with it.
+An imported cohort of outside voices (embeddings of people never enrolled) adds a
+stranger trial per cohort voice, scored against all N, and its scores against each
+speaker as impostor scores: small sites calibrate on it.
 
-Too little data gives a threshold that is mostly noise, so calibration is
-refused below :data:`MIN_SPEAKERS` speakers with 2+ clips,
-:data:`MIN_GENUINE` genuine scores, or ``ceil(1 / target_far)`` impostor
-scores (fewer cannot show a rate of ``target_far`` at all; for the EER,
-:data:`MIN_IMPOSTOR`). The message says how much more is needed.
+From a labelled trial list, the non-target trials are impostor scores; identify's
+threshold then carries them to N by the independence model.
+
+Too little data gives thresholds that are mostly noise: calibration is refused below
+:data:`MIN_SPEAKERS` speakers with 2+ clips and :data:`MIN_GENUINE` genuine scores.
 """
 
 from __future__ import annotations
@@ -30,8 +40,8 @@ import numpy as np
 
 from .._vectors import template_of
 from ..errors import InputError, SpeakerDBError
-from . import _metrics as metrics
 from ._asnorm import DEFAULT_TOP_N, Cohort
+from ._openset import DEFAULT_TARGET, StrangerBound, stranger_threshold
 from ._population import Population
 from ._ranking import normalize, population_scores
 from ._scores import get_norm
@@ -53,62 +63,123 @@ class Scorer(Protocol):
 
 __all__ = [
     "MIN_GENUINE",
-    "MIN_IMPOSTOR",
     "MIN_SPEAKERS",
+    "MIN_STRANGERS",
+    "MIN_VOICES",
     "Calibration",
+    "EnrollmentTrials",
     "Scorer",
+    "ThresholdChoice",
     "calibrate_database",
     "calibrate_population",
-    "calibrate_scores",
+    "calibrate_trials",
+    "cohort_trials",
     "duration_slope",
     "enrollment_scores",
+    "enrollment_trials",
 ]
 
 MIN_SPEAKERS = 3
-MIN_GENUINE = 10
-MIN_IMPOSTOR = 30
+MIN_GENUINE = 6
+#: Fewer stranger (or impostor) scores than this give no threshold at all.
+MIN_STRANGERS = 6
+#: Fewer stranger voices than this (enrolled speakers, each playing the stranger, plus
+#: cohort voices) cannot bound the share of strangers let in: with 3 enrolled speakers
+#: and no cohort, thresholds calibrated on the shared corpus let in 6% of strangers'
+#: clips (scripts/eval_open_set.py), with 6 they held the target. Calibration then
+#: keeps the measured default threshold, and says so.
+MIN_VOICES = 6
 # Keeps the logistic regression's Newton steps finite when the classes separate.
 _RIDGE = 1e-4
 
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
-    """A threshold chosen from scores, and what it implies on those scores.
+class ThresholdChoice:
+    """One operation's calibrated threshold and what holds at it.
 
-    ``method`` is ``"eer"`` or ``"far"``; ``far`` and ``frr`` are the measured
-    rates at ``threshold``. ``score`` is ``"cosine"``, ``"asnorm"``,
-    ``"margin"`` or ``"margin-duration"``: the kind of score the threshold applies to.
+    ``operation`` is ``"identify"`` (the bound is for ``n_speakers`` enrolled speakers)
+    or ``"verify"`` (one claim, ``n_speakers`` 1). Of ``n_strangers`` stranger
+    trials (identify) or impostor scores (verify), ``named`` reach ``threshold``;
+    ``counted`` is their share, carried to ``n_speakers``; ``upper`` is its
+    one-sided 95% upper limit, the share that holds without a model; ``modelled``
+    is the normal model's share. ``frr`` is the share of genuine clips turned away
+    (identify: not named, or named wrongly). ``method`` says which rule set the
+    threshold (``"counted"``, ``"modelled"`` or ``"default"``, :mod:`speakerdb.decision._openset`).
     """
 
+    operation: str
     threshold: float
-    method: str
-    target_far: float | None
-    far: float
+    target: float
+    n_speakers: int
+    n_strangers: int
+    named: int
+    counted: float
+    upper: float
+    modelled: float
     frr: float
-    eer: float
-    eer_threshold: float
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Identify's and verify's thresholds, chosen from scores of kind ``score``
+    (``"cosine"``, ``"asnorm"``, ``"margin"`` or ``"margin-duration"``) taken from
+    ``source``, with ``n_genuine`` genuine scores and ``n_cohort`` outside voices."""
+
+    identify: ThresholdChoice
+    verify: ThresholdChoice
     n_genuine: int
-    n_impostor: int
+    n_cohort: int
     source: str
     score: str = "cosine"
+
+    @property
+    def target_far(self) -> float:
+        """The share of strangers both thresholds aim at."""
+        return self.identify.target
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EnrollmentTrials:
+    """What an enrolled population gives calibration (see the module's docstring):
+    genuine leave-one-out scores and whether each clip's own speaker scored best;
+    each clip's best score as a stranger against the others and how many others
+    that was; and one-claim impostor scores."""
+
+    genuine: np.ndarray
+    genuine_best: np.ndarray
+    stranger: np.ndarray
+    stranger_sizes: np.ndarray
+    impostor: np.ndarray
 
 
 def enrollment_scores(
     population: Population, *, score_norm: str = "none", top_n: int = DEFAULT_TOP_N
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out genuine and cross-speaker impostor scores of an enrolled population.
+    """Leave-one-out genuine and cross-speaker impostor scores of an enrolled population
+    (:func:`enrollment_trials` has the rest)."""
+    trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
+    return trials.genuine, trials.impostor
+
+
+def enrollment_trials(
+    population: Population, *, score_norm: str = "none", top_n: int = DEFAULT_TOP_N
+) -> EnrollmentTrials:
+    """Genuine, stranger and impostor trials of an enrolled population.
 
     Genuine: each clip against its own speaker's template computed without it.
     Impostor: each clip against every other speaker's template, scored as a
-    stranger's clip would be, with its own speaker not enrolled. For cosines
-    that changes nothing; for ``margin``, ``margin-duration`` and ``asnorm`` scores
-    (:mod:`speakerdb.decision._norms`) it does: a stranger's best match is not
-    held down by a better-matching true speaker. AS-norm's cohort never holds
-    the scored clip.
+    stranger's clip would be, with its own speaker not enrolled; stranger: the best
+    of those. For cosines leaving the speaker out changes nothing; for ``margin``,
+    ``margin-duration`` and ``asnorm`` scores (:mod:`speakerdb.decision._norms`) it
+    does: a stranger's best match is not held down by a better-matching true
+    speaker. AS-norm's cohort never holds the scored clip.
     """
     counts = population.counts()
     templates = population.templates()
     genuine: list[float] = []
+    best: list[bool] = []
+    stranger: list[float] = []
     impostor: list[np.ndarray] = []
     for i, (vector, owner) in enumerate(zip(population.embeddings, population.owners, strict=True)):
         if counts[owner] < 2:
@@ -121,9 +192,18 @@ def enrollment_scores(
             row = _normalized_row(population, i, row, templates, own, score_norm, top_n)
             others = _stranger_row(population, i, others, templates, score_norm, top_n)
         genuine.append(float(row[owner]))
-        impostor.append(others)
-    impostor_scores = np.concatenate(impostor) if impostor else np.zeros(0)
-    return np.asarray(genuine), impostor_scores
+        best.append(int(np.argmax(row)) == owner)
+        if others.size:
+            stranger.append(float(others.max()))
+            impostor.append(others)
+    n = population.n_speakers
+    return EnrollmentTrials(
+        genuine=np.asarray(genuine),
+        genuine_best=np.asarray(best, bool),
+        stranger=np.asarray(stranger),
+        stranger_sizes=np.full(len(stranger), n - 1, np.float64),
+        impostor=np.concatenate(impostor) if impostor else np.zeros(0),
+    )
 
 
 def _others_of(population: Population, i: int) -> np.ndarray:
@@ -175,37 +255,54 @@ def _length(population: Population, i: int) -> np.ndarray | None:
     return None if known is None else known[i : i + 1]
 
 
-def calibrate_scores(
+def cohort_trials(
+    population: Population,
+    cohort: np.ndarray,
+    *,
+    score_norm: str = "none",
+    top_n: int = DEFAULT_TOP_N,
+    durations_s: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Outside voices ``(m, d)`` as strangers: each one's best score against the whole
+    population, and its scores against each speaker (one-claim impostor scores).
+
+    Margin-duration scores need each voice's clip length; where the cohort has none,
+    the enrolled clips' median length stands in.
+    """
+    cohort = np.atleast_2d(np.asarray(cohort, np.float32))
+    if len(cohort) == 0 or population.n_speakers == 0:
+        return np.zeros(0), np.zeros(0)
+    if durations_s is None and population.durations_s is not None:
+        durations_s = np.full(len(cohort), float(np.median(population.durations_s)))
+    matrix = population_scores(score_norm, cohort, population, top_n, durations_s)[1]
+    return matrix.max(axis=1), matrix.ravel()
+
+
+def calibrate_trials(
     genuine: np.ndarray,
     impostor: np.ndarray,
     *,
+    n_speakers: int,
     target_far: float | None = None,
     source: str = "scores",
     score: str = "cosine",
-    n_speakers: int | None = None,
 ) -> Calibration:
-    """Pick a threshold at the EER, or at ``target_far``; refuse when the data is too thin."""
+    """Thresholds from labelled one-claim trials: verify's at ``target_far`` of the
+    impostor scores; identify's at ``target_far`` of strangers among ``n_speakers``,
+    each impostor score carried to N by the independence model."""
+    target = _target(target_far)
     genuine, impostor = np.asarray(genuine, float), np.asarray(impostor, float)
-    _require_enough(len(genuine), len(impostor), target_far, source, n_speakers)
-    rate, at_eer = metrics.eer(genuine, impostor)
-    if target_far is None:
-        threshold, method = at_eer, "eer"
-    else:
-        threshold = metrics.threshold_for_far(genuine, impostor, target_far)
-        method = "far"
-    return Calibration(
-        threshold=threshold,
-        method=method,
-        target_far=target_far,
-        far=metrics.far_at(impostor, threshold),
-        frr=metrics.frr_at(genuine, threshold),
-        eer=rate,
-        eer_threshold=at_eer,
-        n_genuine=len(genuine),
-        n_impostor=len(impostor),
-        source=source,
-        score=score,
+    _require_genuine(len(genuine), source)
+    _require_impostor(len(impostor), source)
+    top = _ceiling(score)
+    verify = _choice("verify", stranger_threshold(impostor, 1, 1, target, None, top), None, genuine)
+    identify = _choice(
+        "identify",
+        stranger_threshold(impostor, 1, max(n_speakers, 1), target, None, top),
+        None,
+        genuine,
     )
+    return Calibration(identify, verify, len(genuine), 0, source, score)
 
 
 def calibrate_population(
@@ -214,8 +311,17 @@ def calibrate_population(
     target_far: float | None = None,
     score_norm: str = "none",
     top_n: int = DEFAULT_TOP_N,
+    cohort: np.ndarray | None = None,
+    default: float | None = None,
 ) -> Calibration:
-    """Calibrate from a database's own enrollments (see the module docstring)."""
+    """Calibrate from a database's own enrollments and, if given, a cohort of outside
+    voices' embeddings (see the module docstring).
+
+    With fewer than :data:`MIN_VOICES` stranger voices, both thresholds are
+    ``default`` (the score's measured default; their ``method`` says
+    ``"default"``), or, without one, calibration is refused.
+    """
+    target = _target(target_far)
     if get_norm(score_norm).needs_durations and population.durations_s is None:
         raise InputError(
             f"{score_norm} scores need each clip's duration: build the population "
@@ -227,47 +333,107 @@ def calibrate_population(
             f"calibrating from enrollments needs at least {MIN_SPEAKERS} speakers with 2 or "
             f"more clips each, the database has {usable}; enroll more, or pass --trials"
         )
-    genuine, impostor = enrollment_scores(population, score_norm=score_norm, top_n=top_n)
-    return calibrate_scores(
-        genuine,
-        impostor,
-        target_far=target_far,
-        source="enrollments",
-        score=_score_name(score_norm),
-        n_speakers=population.n_speakers,
+    trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
+    _require_genuine(len(trials.genuine), "enrollments")
+    outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
+    cohort_best, cohort_claims = cohort_trials(
+        population, outside, score_norm=score_norm, top_n=top_n
     )
+    n = population.n_speakers
+    stranger = np.concatenate([trials.stranger, cohort_best])
+    sizes = np.concatenate([trials.stranger_sizes, np.full(len(cohort_best), float(n))])
+    impostor = np.concatenate([trials.impostor, cohort_claims])
+    source = "enrollments" + (f" and {len(outside)} cohort voices" if len(outside) else "")
+    _require_impostor(len(stranger), source)
+    voices = usable + len(outside)
+    fixed = None if voices >= MIN_VOICES else _too_few_voices(voices, default)
+    top = _ceiling(score_norm)
+    identify = _choice(
+        "identify",
+        stranger_threshold(stranger, sizes, n, target, fixed, top),
+        trials.genuine_best,
+        trials.genuine,
+    )
+    verify = _choice(
+        "verify", stranger_threshold(impostor, 1, 1, target, fixed, top), None, trials.genuine
+    )
+    return Calibration(
+        identify, verify, len(trials.genuine), len(outside), source, _score_name(score_norm)
+    )
+
+
+def _too_few_voices(voices: int, default: float | None) -> float:
+    """The threshold kept when ``voices`` stranger voices are too few to calibrate."""
+    if default is None:
+        raise InputError(
+            f"calibration needs at least {MIN_VOICES} stranger voices (enrolled speakers "
+            f"and cohort voices), the database has {voices}; enroll more speakers, or "
+            "import a cohort of outside voices (speakerdb cohort import)"
+        )
+    log.warning(
+        "%d stranger voices cannot bound the share of strangers let in (%d are needed): "
+        "the measured default threshold %.4f is kept; import a cohort of outside voices "
+        "to calibrate",
+        voices,
+        MIN_VOICES,
+        default,
+    )
+    return default
+
+
+def _choice(
+    operation: str, bound: StrangerBound, best: np.ndarray | None, genuine: np.ndarray
+) -> ThresholdChoice:
+    """``bound`` as ``operation``'s choice, with the share of genuine clips it turns away
+    (identify's also those whose own speaker did not score best, ``best``)."""
+    kept = genuine >= bound.threshold
+    if best is not None and operation == "identify":
+        kept &= best
+    frr = float(1.0 - kept.mean()) if genuine.size else float("nan")
+    return ThresholdChoice(
+        operation=operation,
+        threshold=bound.threshold,
+        target=bound.target,
+        n_speakers=bound.n_speakers,
+        n_strangers=bound.n,
+        named=bound.named,
+        counted=bound.counted,
+        upper=bound.upper,
+        modelled=bound.modelled,
+        frr=frr,
+        method=bound.method,
+    )
+
+
+def _ceiling(score: str) -> float:
+    """The highest threshold a score can have: a cosine's is 1."""
+    return 1.0 if score in ("cosine", "none") else math.inf
 
 
 def _score_name(score_norm: str) -> str:
     return get_norm(score_norm).score_name
 
 
-def _require_enough(
-    n_genuine: int,
-    n_impostor: int,
-    target_far: float | None,
-    source: str,
-    n_speakers: int | None,
-) -> None:
-    if target_far is not None and not 0.0 < target_far < 1.0:
+def _target(target_far: float | None) -> float:
+    target = DEFAULT_TARGET if target_far is None else target_far
+    if not 0.0 < target < 1.0:
         raise InputError(f"--target-far must be between 0 and 1, got {target_far}")
+    return target
+
+
+def _require_genuine(n_genuine: int, source: str) -> None:
     if n_genuine < MIN_GENUINE:
         raise InputError(
             f"calibration needs at least {MIN_GENUINE} genuine scores, {source} give "
             f"{n_genuine}; add clips (every clip of a speaker with 2 or more gives one)"
         )
-    needed = MIN_IMPOSTOR if target_far is None else max(MIN_IMPOSTOR, math.ceil(1 / target_far))
-    if n_impostor < needed:
-        what = "an EER" if target_far is None else f"a false-accept rate of {target_far:g}"
-        more = (
-            f" (each clip is scored against the {n_speakers - 1} other speakers)"
-            if n_speakers
-            else ""
-        )
+
+
+def _require_impostor(n_impostor: int, source: str) -> None:
+    if n_impostor < MIN_STRANGERS:
         raise InputError(
-            f"measuring {what} needs at least {needed} impostor scores, {source} give "
-            f"{n_impostor}{more}; enroll more speakers, use a larger --target-far, "
-            "or pass a labelled --trials list"
+            f"calibration needs at least {MIN_STRANGERS} stranger scores, {source} give "
+            f"{n_impostor}; enroll more speakers, or import a cohort of outside voices"
         )
 
 
@@ -278,17 +444,26 @@ def calibrate_database(
     trials: str | os.PathLike[str] | None = None,
     score_norm: str = "none",
     top_n: int = DEFAULT_TOP_N,
+    cohort: np.ndarray | None = None,
+    default: float | None = None,
 ) -> Calibration:
-    """Calibrate ``db`` from its enrollments, or from a labelled trial list on its speakers."""
+    """Calibrate ``db`` from its enrollments (and ``cohort``; ``default`` as for
+    :func:`calibrate_population`), or from a labelled trial list on its speakers."""
     population = db.population()
     if trials is None:
         return calibrate_population(
-            population, target_far=target_far, score_norm=score_norm, top_n=top_n
+            population,
+            target_far=target_far,
+            score_norm=score_norm,
+            top_n=top_n,
+            cohort=cohort,
+            default=default,
         )
     genuine, impostor = _trial_scores(db, population, trials, score_norm, top_n)
-    return calibrate_scores(
+    return calibrate_trials(
         genuine,
         impostor,
+        n_speakers=population.n_speakers,
         target_far=target_far,
         source=f"trials {os.fspath(trials)}",
         score=_score_name(score_norm),

@@ -65,7 +65,8 @@ class PolicySources:
             return parse_threshold(env, ENV_THRESHOLD), "environment"
         if self.stored.threshold is not None:
             return self.stored.threshold, "database"
-        return family_of(self.model).threshold(self.model), f"default for {self.model}"
+        family = family_of(self.model)
+        return Cosine().default_threshold(family, self.model), f"default for {self.model}"
 
     def score(self, override: str | None = None) -> tuple[str, int]:
         """The score that decides (see the module's docstring) and AS-norm's cohort size."""

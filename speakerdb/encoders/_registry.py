@@ -98,19 +98,26 @@ class GE2EFamily(EncoderFamily):
     (:mod:`speakerdb.encoders._ge2e`)."""
 
     name = "resemblyzer"
-    # Between the equal-error-rate thresholds measured on the shared real-speech
-    # corpus with 3-clip templates: 0.70 for single clips and 0.76 for items of
-    # 3 s or more (scripts/eval_accuracy.py).
+    # The cosine scale of the enrollment quality gates (services/_quality.py): between
+    # the equal-error-rate thresholds measured on the shared real-speech corpus with
+    # 3-clip templates, 0.70 for single clips and 0.76 for items of 3 s or more
+    # (scripts/eval_accuracy.py). Deciding by cosine uses score_thresholds["none"].
     measured_thresholds = MappingProxyType({"resemblyzer": 0.75})
     # The evaluation table (scripts/eval_table.py) measured it: margin-duration
     # beats raw cosine on every column and more than halves the strangers let in.
     default_score = "margin-duration"
-    # Between the open-set identification thresholds where as many strangers are
-    # accepted as genuine speakers missed on the shared corpus: margin 0.79 for
-    # single clips and 0.84 for items of 3 s or more (the cosine's: 0.74 and 0.80);
-    # margin-duration 0.725 and 0.712. That the latter two nearly agree is the point
-    # of the duration term: one threshold suits short and long clips.
-    score_thresholds = MappingProxyType({"margin": 0.82, "margin-duration": 0.72})
+    # Every decision default keeps strangers out: each is the lowest threshold at which
+    # at most 1% of strangers' single clips and 1% of their items of 3 s or more are
+    # named, at every population size of 2 to 5 enrolled speakers and carried to 10,
+    # with clips of under 0.5 s of net speech answered not_enough_speech. Chosen on 6
+    # of the shared corpus's 11 speakers (fold A of scripts/eval_open_set.py),
+    # reported on the other 5: at 0.891, margin-duration names 0.2-1.8% of strangers'
+    # single clips and 0-0.5% of their items >= 3 s at N = 3, 6, 10, and identifies
+    # 52-72% and 69-89% correctly. AS-norm's 41.9 (standard deviations) is what
+    # tiny enrolled cohorts give (their spread is floored): it names no one there.
+    score_thresholds = MappingProxyType(
+        {"none": 0.813, "margin": 0.998, "margin-duration": 0.891, "asnorm": 41.9}
+    )
     # It bounds its memory itself (1.6 s partials, 64 at a time); windows would only
     # change its long-clip embeddings a little (cosine 0.9995 to whole-clip ones).
     window_s = None

@@ -261,7 +261,7 @@ def _report(
     calibration, note = _calibrate(population, score_norm, top_n)
     open_sets = [OpenSetAt("database", metrics.open_set(scored.matrix, scored.truth, threshold))]
     if calibration is not None:
-        result = metrics.open_set(scored.matrix, scored.truth, calibration.threshold)
+        result = metrics.open_set(scored.matrix, scored.truth, calibration.identify.threshold)
         open_sets.append(OpenSetAt("calibrated", result))
     genuine = scored.truth >= 0
     if det_plot is not None:

@@ -7,9 +7,10 @@ decision of ``identify``, ``identify_many`` and ``verify`` is written to the
 storage (:meth:`~speakerdb.storage.Change.add_audit`) by the process that made
 it, before the result is returned:
 the time (UTC), the operation, the claimed speaker (verify), the identified
-speaker, the raw cosine score (and the AS-norm score when that decided), the
-threshold and the decision. Clips, their file names and embeddings are never
-logged.
+speaker, the raw cosine score (and the normalised score when one decided), the
+threshold, the decision and its outcome (``accepted``, ``rejected``, ``unknown``,
+``not_enough_speech`` or ``replay``: :class:`~speakerdb.types.Outcome`). Clips,
+their file names and embeddings are never logged.
 
 Retention: every logged decision and every change of the settings first
 deletes the entries older than ``retention_days``, then all but the newest
@@ -22,14 +23,22 @@ not returned: the query raises :class:`~speakerdb.errors.DatabaseError`. A
 caller that grants access on a decision must not act on one that left no
 trace; to query a database that cannot be written, turn auditing off.
 
-Entries outlive the speakers they name: removing or renaming a speaker leaves
-the log as it was (names and scores, never voiceprints). ``clear`` empties it.
+A front end serving many callers (``speakerdb serve``) names the caller of the
+decisions made in a block with :meth:`AuditLog.asked_by`; each entry keeps that
+name (``api_key``).
+
+Entries outlive the speakers they name: renaming a speaker leaves the log as it
+was (names and scores, never voiceprints); removing one renames them
+``removed-<id>`` in it, or deletes their entries
+(:mod:`speakerdb.services._retention`). ``clear`` empties it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
 from ..errors import DatabaseError, InputError
@@ -45,6 +54,8 @@ DEFAULT_RETENTION_DAYS = 30
 #: How many entries are kept at most unless set otherwise.
 DEFAULT_MAX_ROWS = 100_000
 _LIMITS = {"retention_days": 36_500, "max_rows": 1_000_000_000}
+# Who asks for the decisions made in this thread or task (AuditLog.asked_by).
+_ASKED_BY: ContextVar[str | None] = ContextVar("speakerdb_asked_by", default=None)
 
 
 class AuditLog:
@@ -52,6 +63,17 @@ class AuditLog:
 
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
+
+    @staticmethod
+    @contextmanager
+    def asked_by(key_name: str | None) -> Iterator[None]:
+        """Log the decisions made in this block (in this thread or task) as asked by the
+        service key ``key_name``."""
+        token = _ASKED_BY.set(key_name)
+        try:
+            yield
+        finally:
+            _ASKED_BY.reset(token)
 
     def settings(self) -> AuditSettings:
         with self._storage.read() as snapshot:
@@ -181,6 +203,8 @@ def _identification_entry(result: Identification, now: datetime) -> AuditEntry:
         normalized=best.normalized if best is not None else None,
         threshold=result.threshold,
         accepted=result.accepted,
+        outcome=result.outcome,
+        api_key=_ASKED_BY.get(),
     )
 
 
@@ -195,4 +219,6 @@ def _verification_entry(result: Verification, now: datetime) -> AuditEntry:
         normalized=result.normalized,
         threshold=result.threshold,
         accepted=result.accepted,
+        outcome=result.outcome,
+        api_key=_ASKED_BY.get(),
     )

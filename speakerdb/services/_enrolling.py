@@ -21,13 +21,16 @@ index and a rewrite of its file), which chunks pay once per 64 speakers.
 from __future__ import annotations
 
 import logging
+import shlex
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
 from .._names import admit_name, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
@@ -39,17 +42,19 @@ from ..errors import (
     EnrollmentRefused,
     InputError,
     InvalidName,
+    OptedOut,
     SpeakerDBError,
 )
 from ..storage._rules import refuse_enrolled
-from ..types import EncoderInfo, Enrollment, QualityIssue
+from ..types import EncoderInfo, Enrollment, QualityIssue, Speaker
+from ._retention import refuse_opted_out
 
 if TYPE_CHECKING:
     from ..storage import Change, Storage
     from ._model import ModelSlot
     from ._settings import Settings
 
-__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling"]
+__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling", "Metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +74,51 @@ class _Prepared:
     embeddings: np.ndarray
     issues: tuple[QualityIssue, ...]
     skipped: tuple[Clip, ...] = ()  # enrolled for this speaker already
+    metadata: Metadata | None = None  # to set with the clips
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What an enrollment sets besides clips: ``None`` leaves a field as it is, and
+    ``attributes`` are merged into the speaker's (:mod:`speakerdb._metadata`)."""
+
+    external_id: str | None = None
+    attributes: dict[str, Any] | None = None
+    expires_at: datetime | None = None
+
+    @classmethod
+    def given(
+        cls,
+        external_id: str | None,
+        attributes: Mapping[str, Any] | None,
+        expires_at: datetime | date | str | None = None,
+    ) -> Metadata | None:
+        """The checked metadata of a call, or ``None`` when it gives none."""
+        if external_id is None and attributes is None and expires_at is None:
+            return None
+        return cls(
+            None if external_id is None else clean_external_id(external_id),
+            None if attributes is None else clean_attributes(attributes),
+            None if expires_at is None else clean_expiry(expires_at),
+        )
+
+    def apply(self, change: Change, name: str) -> Speaker:
+        """Write it to speaker ``name`` in ``change``; return the speaker after."""
+        current = change.speaker(name)
+        external_id = current.external_id
+        if self.external_id is not None and self.external_id != external_id:
+            if external_id is not None:
+                raise InputError(
+                    f"speaker {name!r} has external id {external_id!r} already; change it "
+                    f"with `speakerdb meta {shlex.quote(name)} --id NEW`"
+                )
+            refuse_opted_out(change, None, self.external_id)
+            external_id = self.external_id
+        attributes = current.attributes
+        if self.attributes is not None:
+            attributes = merged_attributes(current.attributes, self.attributes)
+        expires_at = self.expires_at or current.expires_at
+        return change.set_metadata(name, external_id, attributes, expires_at)
 
 
 class Enrolling:
@@ -79,7 +129,14 @@ class Enrolling:
         self._slot = slot
         self._settings = settings
 
-    def enroll(self, name: str, clips: Sequence[ClipInput], *, force: bool = False) -> Enrollment:
+    def enroll(
+        self,
+        name: str,
+        clips: Sequence[ClipInput],
+        *,
+        force: bool = False,
+        metadata: Metadata | None = None,
+    ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         A clip whose audio is enrolled for ``name`` already is skipped (listed in
@@ -89,9 +146,10 @@ class Enrolling:
         another speaker, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.services._quality`;
         ``force`` enrolls anyway, and the issues are returned with the result).
+        ``metadata`` is set in the same transaction (even when every clip is skipped).
         """
-        prepared = self._prepare(name, clips, force, [])
-        if not prepared.clips:
+        prepared = replace(self._prepare(name, clips, force, []), metadata=metadata)
+        if not prepared.clips and metadata is None:
             return self._nothing_new(prepared)
         return self._commit([prepared])[0]
 
@@ -134,6 +192,8 @@ class Enrolling:
         name = clean_name(given)
         with self._storage.read() as snapshot:
             enrolled = snapshot.names()
+            if name not in enrolled:
+                refuse_opted_out(snapshot, name, None)
         admit_name(given, name, enrolled | {p.name for p in pending})
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
@@ -170,7 +230,7 @@ class Enrolling:
             return
         try:
             done = self._commit(pending)
-        except (DuplicateUtterance, InvalidName):
+        except (DuplicateUtterance, InvalidName, OptedOut):
             # Another process enrolled some of this audio, or a look-alike name, meanwhile,
             # and the chunk was rolled back: one by one, the others still go in, each
             # reported as soon as it is committed. Any other error (a busy or failing
@@ -178,7 +238,7 @@ class Enrolling:
             for prepared in pending:
                 try:
                     yield prepared.given, self._commit([prepared])[0]
-                except (DuplicateUtterance, InvalidName) as exc:
+                except (DuplicateUtterance, InvalidName, OptedOut) as exc:
                     yield prepared.given, exc
             return
         yield from zip((p.given for p in pending), done, strict=True)
@@ -192,21 +252,26 @@ class Enrolling:
             names = set(change.names())
             for prepared in pending:
                 admit_name(prepared.given, prepared.name, names)
+                if prepared.name not in names:
+                    refuse_opted_out(change, prepared.name, None)
                 names.add(prepared.name)
             recorded = self._record_encoder(change, encoder.info)
-            results = [
-                replace(
-                    change.enroll(p.name, p.clips, p.embeddings),
-                    issues=p.issues,
-                    skipped=_sources(p.skipped),
-                )
-                for p in pending
-            ]
+            results = [self._write(change, p) for p in pending]
         if recorded is not None:
             self._slot.stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
         return results
+
+    def _write(self, change: Change, prepared: _Prepared) -> Enrollment:
+        """Enroll one prepared speaker in ``change`` (and set its metadata)."""
+        if prepared.clips:
+            result = change.enroll(prepared.name, prepared.clips, prepared.embeddings)
+        else:  # metadata only: every clip was enrolled for them already
+            result = Enrollment(change.speaker(prepared.name), (), False)
+        if prepared.metadata is not None:
+            result = replace(result, speaker=prepared.metadata.apply(change, prepared.name))
+        return replace(result, issues=prepared.issues, skipped=_sources(prepared.skipped))
 
     def _check_quality(
         self,
@@ -223,6 +288,10 @@ class Enrolling:
         # A default nobody measured for this model is too rough for the gates to refuse by.
         measured_default = family_of(model).measured_threshold(model) is not None
         measured = source != f"default for {model}" or measured_default
+        if source == f"default for {model}":
+            # The gates' limits were measured on the family's cosine scale, not on the
+            # (stricter) decision default.
+            threshold = family_of(model).threshold(model)
         population = self._gate_population(name, embeddings, pending)
         issues = check_enrollment(
             name, clips, embeddings, population, threshold, similarity_refuses=measured

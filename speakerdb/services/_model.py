@@ -37,7 +37,7 @@ class ModelSlot:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | str,
         stored: EncoderInfo | None,
         model: str | None,
         encoder: Encoder | None,

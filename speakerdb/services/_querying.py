@@ -1,9 +1,12 @@
 """Identification and verification: the services behind :meth:`SpeakerDB.identify
 <speakerdb.SpeakerDB.identify>` and :meth:`~speakerdb.SpeakerDB.verify`.
 
-Each query resolves its decision policy once, embeds its clips, scores them through
-the storage's search (or the enrolled population, for scores that need it), and
-hands the results to the audit log before returning them.
+Each query resolves its decision policy once, decodes its clips and offers each to
+the pre-decision checks (:mod:`speakerdb.services._checks`: ``replay``,
+``not_enough_speech``), embeds them, scores them through the storage's search (or the
+enrolled population, for scores that need it), and hands the results to the audit
+log before returning them; the checks then hear each outcome. A result's
+``outcome`` is the first check's verdict, else what its score decides.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from .._names import clean_name
 from ..audio._decode import ClipInput, to_clip
 from ..decision._ranking import normalized_claim, rank
 from ..errors import InputError
-from ..types import Identification, Verification
+from ..types import Identification, Outcome, Verification
+from ._checks import Query, QueryCheck, Verdict, first_verdict
+from ._retention import expire_due
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -33,12 +38,18 @@ class Querying:
     """Queries on one database. Safe to use from several threads at once."""
 
     def __init__(
-        self, storage: Storage, slot: ModelSlot, settings: Settings, audit: AuditLog
+        self,
+        storage: Storage,
+        slot: ModelSlot,
+        settings: Settings,
+        audit: AuditLog,
+        checks: Sequence[QueryCheck] = (),
     ) -> None:
         self._storage = storage
         self._slot = slot
         self._settings = settings
         self._audit = audit
+        self._checks = tuple(checks)
 
     def embed(self, clips: Sequence[ClipInput]) -> np.ndarray:
         """L2-normalised embeddings ``(n, dim)`` of the clips, with the database's encoder."""
@@ -60,16 +71,29 @@ class Querying:
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)  # an expired voiceprint is never matched
         decoded = [to_clip(c) for c in clips]
+        asked = [Query("identify", clip) for clip in decoded]
+        verdicts = [first_verdict(self._checks, query) for query in asked]
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
         found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
-        return self._audit.log_identifications(
+        results = self._audit.log_identifications(
             [
-                Identification(clip.source, matches, policy.threshold, policy.score_norm, policy)
-                for clip, matches in zip(decoded, found, strict=True)
+                Identification(
+                    clip.source,
+                    matches,
+                    policy.threshold,
+                    policy.score_norm,
+                    policy,
+                    *_given(verdict),
+                )
+                for clip, matches, verdict in zip(decoded, found, verdicts, strict=True)
             ]
         )
+        for query, result in zip(asked, results, strict=True):
+            self._tell(query, result)
+        return results
 
     def verify(
         self, name: str, clip: ClipInput, threshold: float | None, score_norm: str | None
@@ -77,15 +101,36 @@ class Querying:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
         policy = self._settings.policy(threshold, score_norm)
+        expire_due(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)
+        asked = Query("verify", decoded, name)
+        verdict = first_verdict(self._checks, asked)
         query = self._slot.embed([decoded])[0]
         score = float(np.dot(query, template))
         normalized = normalized_claim(
             policy, name, query, score, self._storage.search, self.population, decoded.duration_s
         )
         result = Verification(
-            name, decoded.source, score, policy.threshold, normalized, policy.score_norm, policy
+            name,
+            decoded.source,
+            score,
+            policy.threshold,
+            normalized,
+            policy.score_norm,
+            policy,
+            *_given(verdict),
         )
-        return self._audit.log_verification(result)
+        self._tell(asked, self._audit.log_verification(result))
+        return result
+
+    def _tell(self, query: Query, result: Identification | Verification) -> None:
+        """Let every check hear the outcome of a logged decision."""
+        for check in self._checks:
+            check.decided(query, result.outcome)
+
+
+def _given(verdict: Verdict | None) -> tuple[Outcome | None, str | None]:
+    """A result's ``verdict`` and ``reason`` fields from a check's verdict."""
+    return (None, None) if verdict is None else (verdict.outcome, verdict.reason)

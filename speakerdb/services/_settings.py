@@ -8,14 +8,13 @@ stored settings; the precedence itself is written there and in :mod:`speakerdb.c
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._stored import StoredSettings
 from ..decision._policy import PolicySources, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
-from ..storage.sqlite._reader import describe_database
+from ..storage._describe import describe_database
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
@@ -48,10 +47,13 @@ class Settings:
         return resolve_policy(self.sources(), threshold, score_norm)
 
     def describe(
-        self, path: Path, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
+        self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
     ) -> DatabaseInfo:
-        """What ``info`` shows (:func:`describe_database`)."""
-        return describe_database(path, encoder, counts, generation, self.sources())
+        """What ``info`` shows (:func:`describe_database`): the storage describes where it
+        is and the state of its search index."""
+        sources = self.sources()
+        where = self._storage.describe(generation, sources.stored.index_digest)
+        return describe_database(where, encoder, counts, sources)
 
     def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
         """Store ``value`` as the threshold of ``score_norm`` scores (``none``: a cosine in
@@ -85,14 +87,24 @@ class Settings:
         score_norm: str | None,
         apply: bool,
     ) -> Calibration:
-        """Choose a threshold (:mod:`speakerdb.decision._calibration`) and store it unless
-        ``apply`` is false."""
+        """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
+        and store them unless ``apply`` is false (or too few voices kept the defaults).
+        Until the database keeps a threshold per operation, the stricter is stored for
+        both."""
         from ..decision._calibration import calibrate_database
+        from ..encoders._registry import family_of
 
         norm, top_n = self.sources().score(score_norm)
+        model = self._slot.model
         result = calibrate_database(
-            scorer, target_far=target_far, trials=trials, score_norm=norm, top_n=top_n
+            scorer,
+            target_far=target_far,
+            trials=trials,
+            score_norm=norm,
+            top_n=top_n,
+            default=get_norm(norm).default_threshold(family_of(model), model),
         )
-        if apply:
-            self.set_threshold(result.threshold, score_norm=norm)
+        if apply and result.identify.method != "default":  # a kept default stays unpinned
+            strictest = max(result.identify.threshold, result.verify.threshold)
+            self.set_threshold(strictest, score_norm=norm)
         return result

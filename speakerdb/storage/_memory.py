@@ -18,19 +18,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
 from ..decision._population import Population
 from ..errors import no_such_speaker
-from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ..types import (
+    ApiKey,
+    AuditEntry,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Tombstone,
+    Utterance,
+)
+from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
+    external_id_taken,
+    key_taken,
     last_clip,
     name_taken,
     no_such_clip,
+    no_such_key,
     refuse_enrolled,
     storable_source,
 )
@@ -47,6 +61,9 @@ class _Person:
     template: np.ndarray
     created_at: datetime
     clips: tuple[int, ...]  # utterance ids, oldest first
+    external_id: str | None = None
+    attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
+    expires_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -61,6 +78,9 @@ class _State:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
     by_hash: dict[str, int] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    tombstones: list[Tombstone] = field(default_factory=list)
+    # Service keys by the hash of their secret.
+    keys: dict[str, ApiKey] = field(default_factory=dict)
     version: int = 0
     next_audit: int = 1
     # Search's (speaker ids, names, templates matrix), built on first use.
@@ -76,6 +96,8 @@ class _State:
             dict(self.embeddings),
             dict(self.by_hash),
             list(self.audit),
+            list(self.tombstones),
+            dict(self.keys),
             self.version,
             self.next_audit,
             self.matrix,
@@ -126,6 +148,9 @@ class MemoryStorage:
             for row, order in zip(scores, best, strict=True)
         ]
 
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
+
     def discard(self) -> None:
         self.close()
 
@@ -165,6 +190,10 @@ class _Snapshot:
     def speaker(self, name: str) -> Speaker:
         return self._speaker(self._id_of(name))
 
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        found = self._external_ids().get(external_id)
+        return None if found is None else self._speaker(found)
+
     def utterances(self, name: str) -> list[Utterance]:
         person = self.state.speakers[self._id_of(name)]
         return [self.state.utterances[u] for u in person.clips]
@@ -195,6 +224,24 @@ class _Snapshot:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
 
+    def expired(self, now: datetime) -> list[str]:
+        people = self.state.speakers.values()
+        return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return list(self.state.tombstones)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return next((t for t in self.state.tombstones if _matches(t, keys, external_id)), None)
+
+    def api_keys(self) -> list[ApiKey]:
+        return sorted(self.state.keys.values(), key=lambda k: k.name)
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        return self.state.keys.get(digest)
+
     def _id_of(self, name: str) -> int:
         found = self.state.by_name.get(name)
         if found is None:
@@ -203,7 +250,21 @@ class _Snapshot:
 
     def _speaker(self, speaker_id: int) -> Speaker:
         person = self.state.speakers[speaker_id]
-        return Speaker(speaker_id, person.name, len(person.clips), person.created_at)
+        attributes = attributes_from_json(person.attributes)
+        clips = len(person.clips)
+        return Speaker(
+            speaker_id,
+            person.name,
+            clips,
+            person.created_at,
+            person.external_id,
+            attributes,
+            person.expires_at,
+        )
+
+    def _external_ids(self) -> dict[str, int]:
+        people = self.state.speakers.items()
+        return {p.external_id: i for i, p in people if p.external_id is not None}
 
 
 class _Change(_Snapshot):
@@ -231,9 +292,11 @@ class _Change(_Snapshot):
             for clip, vector in zip(clips, embeddings, strict=True)
         )
         old = self.state.speakers.get(speaker_id)
-        ids = (old.clips if old is not None else ()) + tuple(u.id for u in added)
-        since = old.created_at if old is not None else now
-        self._store(speaker_id, _Person(name, np.zeros(0, np.float32), since, ids))
+        new = tuple(u.id for u in added)
+        if old is None:
+            self._store(speaker_id, _Person(name, np.zeros(0, np.float32), now, new))
+        else:
+            self._store(speaker_id, replace(old, clips=old.clips + new))
         return Enrollment(self._speaker(speaker_id), added, created)
 
     def remove_speaker(self, name: str) -> Speaker:
@@ -274,6 +337,57 @@ class _Change(_Snapshot):
         self.state.matrix = None  # its names are stale
         return self._speaker(speaker_id)
 
+    def set_metadata(
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
+    ) -> Speaker:
+        speaker_id = self._id_of(name)
+        owner = self._external_ids().get(external_id) if external_id is not None else None
+        if owner is not None and owner != speaker_id:
+            raise external_id_taken(str(external_id), self.state.speakers[owner].name)
+        person = self.state.speakers[speaker_id]
+        self.state.speakers[speaker_id] = replace(
+            person,
+            external_id=external_id,
+            attributes=attributes_to_json(attributes),
+            expires_at=expires_at,
+        )
+        return self._speaker(speaker_id)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        def naming(e: AuditEntry) -> bool:
+            return name in (e.claimed, e.identified)
+
+        found = sum(map(naming, self.state.audit))
+        if replacement is None:
+            self.state.audit = [e for e in self.state.audit if not naming(e)]
+            return found
+
+        def renamed(value: str | None) -> str | None:
+            return replacement if value == name else value
+
+        self.state.audit = [
+            replace(e, claimed=renamed(e.claimed), identified=renamed(e.identified))
+            for e in self.state.audit
+        ]
+        return found
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        number = max((t.id for t in self.state.tombstones), default=0) + 1
+        made = Tombstone(number, external_id, keys[0], keys[1], datetime.now(timezone.utc))
+        self.state.tombstones.append(made)
+        return made
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        before = len(self.state.tombstones)
+        self.state.tombstones = [
+            t for t in self.state.tombstones if not _matches(t, keys, external_id)
+        ]
+        return before - len(self.state.tombstones)
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:
             self.state.audit.append(replace(entry, id=self.state.next_audit))
@@ -287,6 +401,18 @@ class _Change(_Snapshot):
         removed = len(self.state.audit)
         self.state.audit = []
         return removed
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        if any(k.name == key.name for k in self.state.keys.values()):
+            raise key_taken(key.name)
+        self.state.keys[digest] = key
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        for digest, key in self.state.keys.items():
+            if key.name == name:
+                del self.state.keys[digest]
+                return key
+        raise no_such_key(name)
 
     def _add_clip(
         self, speaker_id: int, name: str, clip: Clip, vector: np.ndarray, now: datetime
@@ -316,6 +442,11 @@ class _Change(_Snapshot):
     def _check_templates(self) -> None:
         if not self._templates:
             raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _matches(found: Tombstone, keys: tuple[str, str] | None, external_id: str | None) -> bool:
+    by_name = keys is not None and (found.name_key == keys[0] or found.folded_key == keys[1])
+    return by_name or (external_id is not None and found.external_id == external_id)
 
 
 def _next_id(rows: Mapping[int, object]) -> int:

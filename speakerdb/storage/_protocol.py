@@ -17,8 +17,9 @@ in-memory one :mod:`speakerdb.storage._memory`. Both pass
 
 Every backend raises the same errors: :class:`~speakerdb.errors.SpeakerNotFound`
 for an unknown name, :class:`~speakerdb.errors.DuplicateSpeaker` for a rename to
-a taken name, :class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled
-already, :class:`~speakerdb.errors.InputError` for an unknown clip number or a
+a taken name or an external id another speaker has,
+:class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled already,
+:class:`~speakerdb.errors.InputError` for an unknown clip number or a
 speaker's last clip, :class:`~speakerdb.errors.DatabaseError` when the store fails.
 
 Backends with an index that can be administered (rebuilt, or switched between
@@ -27,11 +28,11 @@ exact and approximate search) implement :class:`IndexAdmin` as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 # Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from contextlib import AbstractContextManager
     from datetime import datetime
     from pathlib import Path
@@ -40,11 +41,32 @@ if TYPE_CHECKING:
 
     from ..audio._decode import Clip
     from ..decision._population import Population
-    from ..types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+    from ..types import (
+        ApiKey,
+        AuditEntry,
+        BackupReport,
+        EncoderInfo,
+        Enrollment,
+        Match,
+        Speaker,
+        Tombstone,
+        Utterance,
+    )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
-__all__ = ["Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+
+
+class StoreDescription(NamedTuple):
+    """What ``info`` says of where a database is and how it is searched."""
+
+    #: The database: a file's absolute path, or a server's URL without its password.
+    location: str
+    #: The search index: a file, a table, a cache in memory.
+    search: str
+    #: The index's state, in words ("up to date (12 speakers)", "stale; will be rebuilt").
+    index_state: str
 
 
 class SearchFn(Protocol):
@@ -76,6 +98,10 @@ class Snapshot(Protocol):
         """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
         ...
 
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        """The speaker whose external id is ``external_id`` (exactly), or ``None``."""
+        ...
+
     def utterances(self, name: str) -> list[Utterance]:
         """The clips of speaker ``name``, oldest first; :class:`SpeakerNotFound` if none."""
         ...
@@ -102,6 +128,28 @@ class Snapshot(Protocol):
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` audit entries logged at ``since`` or later, newest first."""
+        ...
+
+    def expired(self, now: datetime) -> list[str]:
+        """The names of the speakers whose ``expires_at`` is ``now`` or earlier, by name."""
+        ...
+
+    def tombstones(self) -> list[Tombstone]:
+        """Every opt-out tombstone, oldest first."""
+        ...
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        """A tombstone with (when given) the name key ``keys[0]`` or the folded key
+        ``keys[1]``, or the external id ``external_id``; ``None`` if there is none."""
+
+    def api_keys(self) -> list[ApiKey]:
+        """The service's keys, by name."""
+        ...
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        """The key whose secret has the SHA-256 hex ``digest``, or ``None``."""
         ...
 
 
@@ -135,6 +183,33 @@ class Change(Snapshot, Protocol):
         """Rename speaker ``old``; :class:`DuplicateSpeaker` if ``new`` is taken."""
         ...
 
+    def set_metadata(
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
+    ) -> Speaker:
+        """Replace the external id, attributes and expiry (UTC) of ``name`` (checked by
+        :mod:`speakerdb._metadata`); return the speaker after. :class:`DuplicateSpeaker`
+        if another speaker has that external id."""
+        ...
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        """Replace ``name`` with ``replacement`` in every audit entry that claims or
+        identifies it, or delete those entries when ``replacement`` is ``None``; return
+        how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        """Record that the person with this external id and name keys opted out."""
+        ...
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        """Delete the tombstones :meth:`find_tombstone` would find by ``keys`` or by
+        ``external_id`` (each optional); return how many."""
+        ...
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append audit entries; their ``id`` is ignored (the storage numbers them)."""
         ...
@@ -147,13 +222,23 @@ class Change(Snapshot, Protocol):
         """Delete every audit entry; return how many there were."""
         ...
 
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        """Store a service key with the hash of its secret; :class:`InputError` if the
+        name is taken."""
+        ...
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        """Delete the key ``name`` and return it; :class:`InputError` if there is none."""
+        ...
+
 
 class Storage(Protocol):
     """A speaker database's store. Thread-safe: transactions may run from many threads."""
 
     @property
-    def path(self) -> Path:
-        """Where the database lives (named in messages and by ``info``)."""
+    def path(self) -> Path | str:
+        """Where the database lives, named in messages: a file, or a server's URL
+        without its password."""
         ...
 
     @property
@@ -183,11 +268,28 @@ class Storage(Protocol):
         es named as of the same moment. A :data:`SearchFn`."""
         ...
 
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        """Where the database and its search index are, and the index's state for a
+        database at ``generation`` whose templates have ``digest`` (for ``info``)."""
+        ...
+
     def discard(self) -> None:
         """Close, and delete everything that opening the storage created."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backup(Protocol):
+    """An online backup of a live database to one file (the SQLite backend). A backend
+    on a server is backed up by its own tools (``pg_dump`` for PostgreSQL)."""
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        """Copy one consistent snapshot of the database to ``target`` while writers go
+        on; ``target`` is the whole copy or is not created. :class:`InputError` when it
+        exists (unless ``overwrite``) or is the database itself."""
+        ...
 
 
 @runtime_checkable

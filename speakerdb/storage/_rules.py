@@ -14,9 +14,12 @@ if TYPE_CHECKING:
 __all__ = [
     "already_enrolled",
     "check_clip_number",
+    "external_id_taken",
+    "key_taken",
     "last_clip",
     "name_taken",
     "no_such_clip",
+    "no_such_key",
     "refuse_enrolled",
     "storable_source",
 ]
@@ -46,6 +49,13 @@ def name_taken(name: str) -> DuplicateSpeaker:
     return DuplicateSpeaker(f"a speaker named {name!r} exists already; pick another name")
 
 
+def external_id_taken(external_id: str, owner: str) -> DuplicateSpeaker:
+    return DuplicateSpeaker(
+        f"external id {external_id!r} belongs to speaker {owner!r} already; give another id, "
+        f"or clear theirs first"
+    )
+
+
 def already_enrolled(source: str | None, owner: str) -> DuplicateUtterance:
     return DuplicateUtterance(
         f"{source or '<array>'}: this audio is enrolled already (speaker {owner!r}); leave it out"
@@ -70,3 +80,14 @@ def storable_source(source: str | None) -> str | None:
     except UnicodeEncodeError:
         raw = source.encode("utf-8", "backslashreplace")
     return raw.decode("utf-8", "backslashreplace")
+
+
+def key_taken(name: str) -> InputError:
+    return InputError(
+        f"a service key named {name!r} exists already; choose another name, or revoke it "
+        f"first (`speakerdb key revoke {name}`)"
+    )
+
+
+def no_such_key(name: str) -> InputError:
+    return InputError(f"no service key named {name!r}; `speakerdb key list` shows them")

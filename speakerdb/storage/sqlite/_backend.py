@@ -15,25 +15,37 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from ...decision._population import Population
 from ...errors import DatabaseError, missing_database
-from ...types import AuditEntry, EncoderInfo, Enrollment, Match, Speaker, Utterance
+from ...types import (
+    ApiKey,
+    AuditEntry,
+    BackupReport,
+    EncoderInfo,
+    Enrollment,
+    Match,
+    Speaker,
+    Tombstone,
+    Utterance,
+)
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._memory import MemoryStorage
-from .._protocol import Snapshot
+from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
+from . import _keys as keys
+from . import _retention as retention
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
@@ -173,6 +185,19 @@ class SQLiteStorage:
         self._born_store()
         return self._sync().configure(kind, ivf_from)
 
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        from ._reader import describe_file
+
+        return describe_file(self._path, generation, digest)
+
+    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
+        from ._backup import backup
+
+        store = self._existing_store()
+        if store is None or not self.exists:
+            raise missing_database(self._path)
+        return backup(store, target, overwrite=overwrite)
+
     def discard(self) -> None:
         self.close()
         if self._store is None:
@@ -253,8 +278,10 @@ def _open_store(path: Path, *, create: bool) -> Store:
 
 
 def _blank(session: Session) -> bool:
-    """Whether the database holds nothing at all: no speaker and no setting."""
-    return not catalog.all_settings(session) and not catalog.speaker_names(session)
+    """Whether the database holds nothing at all: no speaker, setting or service key."""
+    if catalog.all_settings(session) or catalog.speaker_names(session):
+        return False
+    return not keys.list_keys(session)
 
 
 def upgrade(path: Path) -> tuple[str | None, str]:
@@ -290,6 +317,12 @@ class _Snapshot:
         row = catalog.require_speaker(self._session, name)
         return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
 
+    def speaker_by_external_id(self, external_id: str) -> Speaker | None:
+        row = catalog.find_external_id(self._session, external_id)
+        if row is None:
+            return None
+        return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+
     def utterances(self, name: str) -> list[Utterance]:
         return catalog.list_utterances(self._session, name)
 
@@ -316,6 +349,23 @@ class _Snapshot:
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
+
+    def expired(self, now: datetime) -> list[str]:
+        return retention.expired(self._session, now)
+
+    def tombstones(self) -> list[Tombstone]:
+        return retention.tombstones(self._session)
+
+    def find_tombstone(
+        self, keys: tuple[str, str] | None, external_id: str | None
+    ) -> Tombstone | None:
+        return retention.find_tombstone(self._session, keys, external_id)
+
+    def api_keys(self) -> list[ApiKey]:
+        return keys.list_keys(self._session)
+
+    def api_key(self, digest: str) -> ApiKey | None:
+        return keys.find_key(self._session, digest)
 
 
 class _Change(_Snapshot):
@@ -392,6 +442,25 @@ class _Change(_Snapshot):
         session.flush()
         return catalog.to_speaker(row, catalog.count_utterances(session, row.id))
 
+    def set_metadata(
+        self,
+        name: str,
+        external_id: str | None,
+        attributes: Mapping[str, Any],
+        expires_at: datetime | None,
+    ) -> Speaker:
+        return catalog.set_metadata(self._session, name, external_id, attributes, expires_at)
+
+    def rewrite_audit(self, name: str, replacement: str | None) -> int:
+        self.deleted = True  # the old rows' images must leave the WAL
+        return audit.rewrite(self._session, name, replacement)
+
+    def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
+        return retention.add_tombstone(self._session, external_id, keys)
+
+    def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
+        return retention.clear_tombstones(self._session, keys, external_id)
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         audit.add_entries(self._session, entries)
 
@@ -401,6 +470,13 @@ class _Change(_Snapshot):
     def clear_audit(self) -> int:
         self.deleted = True
         return audit.clear(self._session)
+
+    def add_api_key(self, key: ApiKey, digest: str) -> None:
+        keys.add_key(self._session, key, digest)
+
+    def revoke_api_key(self, name: str) -> ApiKey:
+        self.deleted = True  # the WAL keeps no copy of the revoked key's hash
+        return keys.revoke_key(self._session, name)
 
     def _upsert(self, row: SpeakerRow, old: bytes, template: np.ndarray) -> None:
         """Record the change of ``row``'s template from ``old`` to ``template``."""

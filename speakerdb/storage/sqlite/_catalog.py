@@ -8,12 +8,15 @@ results of :mod:`speakerdb.types`; ORM rows never leave this module's callers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..._metadata import attributes_from_json, attributes_to_json
 from ..._vectors import template_of
 from ...audio._decode import Clip
 from ...decision._population import Population
@@ -44,6 +47,7 @@ __all__ = [
     "count_utterances",
     "ensure_uuid",
     "existing_hashes",
+    "find_external_id",
     "find_speaker",
     "get_or_create_speaker",
     "get_setting",
@@ -56,6 +60,7 @@ __all__ = [
     "refuse_enrolled",
     "require_speaker",
     "require_utterance",
+    "set_metadata",
     "set_setting",
     "speaker_names",
     "to_speaker",
@@ -289,8 +294,39 @@ def count_utterances(session: Session, speaker_id: int | None = None) -> int:
 
 def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
     return Speaker(
-        id=row.id, name=row.name, n_utterances=n_utterances, created_at=as_utc(row.created_at)
+        id=row.id,
+        name=row.name,
+        n_utterances=n_utterances,
+        created_at=as_utc(row.created_at),
+        external_id=row.external_id,
+        attributes=attributes_from_json(row.attributes),
+        expires_at=None if row.expires_at is None else as_utc(row.expires_at),
     )
+
+
+def find_external_id(session: Session, external_id: str) -> SpeakerRow | None:
+    stmt = select(SpeakerRow).where(SpeakerRow.external_id == external_id)
+    return session.scalars(stmt).one_or_none()
+
+
+def set_metadata(
+    session: Session,
+    name: str,
+    external_id: str | None,
+    attributes: Mapping[str, Any],
+    expires_at: datetime | None,
+) -> Speaker:
+    """Replace the metadata of ``name``; DuplicateSpeaker if the external id is another's."""
+    row = require_speaker(session, name)
+    if external_id is not None:
+        owner = find_external_id(session, external_id)
+        if owner is not None and owner.id != row.id:
+            raise rules.external_id_taken(external_id, owner.name)
+    row.external_id = external_id
+    row.attributes = attributes_to_json(attributes)
+    row.expires_at = expires_at
+    session.flush()
+    return to_speaker(row, count_utterances(session, row.id))
 
 
 def to_utterance(row: UtteranceRow, speaker: str) -> Utterance:

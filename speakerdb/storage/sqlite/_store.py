@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    BLOB,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
+    Text,
     create_engine,
     event,
     inspect,
@@ -57,12 +58,14 @@ from ...errors import (
 )
 
 __all__ = [
+    "ApiKeyRow",
     "AuditRow",
     "Base",
     "EncoderRow",
     "SettingRow",
     "SpeakerRow",
     "Store",
+    "TombstoneRow",
     "UtteranceRow",
     "as_utc",
     "from_blob",
@@ -105,8 +108,17 @@ class SpeakerRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     # Derived from the utterances (normalised mean), kept so the index can be
     # rebuilt without re-reading every utterance.
-    template: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    template: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The speaker's metadata (speakerdb._metadata): the id another system knows them
+    # by, unique where set, and their attributes as canonical JSON text (NULL: none).
+    external_id: Mapped[str | None] = mapped_column(
+        String(128), nullable=True, unique=True, index=True
+    )
+    attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -122,7 +134,7 @@ class UtteranceRow(Base):
     source: Mapped[str | None] = mapped_column(String, nullable=True)
     audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
-    embedding: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     speaker: Mapped[SpeakerRow] = relationship(back_populates="utterances")
 
@@ -157,7 +169,7 @@ class AuditRow(Base):
     """One identify or verify decision, written only while auditing is on (:mod:`.audit`).
 
     Names are copied, not linked: the log keeps what was decided even after a rename
-    or a removal. ``normalized`` is the AS-norm score when that decided, else NULL.
+    or a removal. ``normalized`` is the normalised score when one decided, else NULL.
     """
 
     __tablename__ = "audit"
@@ -173,6 +185,35 @@ class AuditRow(Base):
     normalized: Mapped[float | None] = mapped_column(Float, nullable=True)
     threshold: Mapped[float] = mapped_column(Float, nullable=False)
     accepted: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    #: The answer (:class:`~speakerdb.types.Outcome`'s value); revision 0005 filled in
+    #: the older rows from ``accepted`` and ``operation``.
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ApiKeyRow(Base):
+    """A key of the HTTP service: its name, scope and the SHA-256 of its secret (the
+    secret itself is shown once, when created, and never stored)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)
+    digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TombstoneRow(Base):
+    """A person who opted out: their external id and name skeletons, nothing else."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    name_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    folded_key: Mapped[str] = mapped_column(String, nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class Store:

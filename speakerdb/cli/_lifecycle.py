@@ -1,0 +1,252 @@
+"""The lifecycle commands: ``meta`` (a speaker's external id, attributes and expiry, and
+the ``--id``/``--attr``/``--expires`` options ``enroll`` shares with it), ``opt-out``,
+``expire`` and ``backup``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from ._common import (
+    DbOpt,
+    JsonOpt,
+    YesOpt,
+    confirm,
+    echo,
+    examples,
+    handles_errors,
+    name_arg,
+    open_db,
+)
+
+if TYPE_CHECKING:
+    from ..types import Speaker, Tombstone
+
+__all__ = [
+    "AttrOpt",
+    "ExpiresOpt",
+    "ExternalIdOpt",
+    "PurgeAuditOpt",
+    "backup",
+    "expire",
+    "meta",
+    "opt_out",
+    "parse_attributes",
+    "register",
+]
+
+ExternalIdOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--id", help="The id another system knows the speaker by (unique).", show_default=False
+    ),
+]
+ExpiresOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--expires",
+        metavar="DATE",
+        help="Delete the voiceprint on this date (00:00 UTC; or an ISO time with a zone).",
+        show_default=False,
+    ),
+]
+PurgeAuditOpt = Annotated[
+    bool,
+    typer.Option(
+        "--purge-audit",
+        help="Delete their audit entries too, instead of renaming them removed-<id>.",
+    ),
+]
+AttrOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--attr",
+        help="An attribute, key=value (text) or key:=JSON (floor:=3; key:=null deletes it). "
+        "Repeat for more.",
+        show_default=False,
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the ``speakerdb`` app."""
+    app.command(
+        "meta",
+        epilog=examples(
+            "speakerdb meta alice --id E1042 --attr team=night",
+            "speakerdb meta alice --attr team:=null   # delete an attribute",
+            "speakerdb meta alice --clear-id --json",
+        ),
+    )(handles_errors(meta))
+    app.command(
+        "backup",
+        epilog=examples(
+            "speakerdb backup /backups/speakers-$(date +%F).db",
+            "speakerdb backup nightly.db --overwrite --json",
+        ),
+    )(handles_errors(backup))
+    app.command(
+        "opt-out",
+        epilog=examples(
+            "speakerdb opt-out bob            # asks first on a terminal",
+            "speakerdb opt-out --list",
+            "speakerdb opt-out --clear bob    # bob consents again",
+            "speakerdb opt-out --clear --id E1042",
+        ),
+    )(handles_errors(opt_out))
+    app.command(
+        "expire", epilog=examples("speakerdb expire   # e.g. nightly from cron; queries do it too")
+    )(handles_errors(expire))
+
+
+def parse_attributes(given: list[str] | None) -> dict[str, Any] | None:
+    """The ``--attr`` options as one mapping (``None`` when none was given)."""
+    from .._metadata import parse_attribute
+
+    if not given:
+        return None
+    return dict(parse_attribute(text) for text in given)
+
+
+def meta(
+    name: Annotated[str, name_arg("Speaker name.")],
+    external_id: ExternalIdOpt = None,
+    clear_id: Annotated[bool, typer.Option("--clear-id", help="Remove the external id.")] = False,
+    attr: AttrOpt = None,
+    expires: ExpiresOpt = None,
+    keep_forever: Annotated[
+        bool, typer.Option("--no-expiry", help="Remove the expiry date.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Set a speaker's external id, attributes and expiry.
+
+    Attributes are merged into the speaker's. Without options, shows them.
+    """
+    from ..errors import InputError
+    from ._render import emit_json
+
+    if clear_id and external_id is not None:
+        raise InputError("give --id or --clear-id, not both")
+    if keep_forever and expires is not None:
+        raise InputError("give --expires or --no-expiry, not both")
+    wanted: Any = None if clear_id else ... if external_id is None else external_id
+    expiry: Any = None if keep_forever else ... if expires is None else expires
+    attributes = parse_attributes(attr)
+    with open_db(db) as database:
+        if wanted is ... and expiry is ... and attributes is None:
+            speaker = database.speaker(name)
+        else:
+            speaker = database.lifecycle.set_metadata(
+                name, external_id=wanted, attributes=attributes, expires_at=expiry
+            )
+    if json:
+        emit_json(speaker)
+    else:
+        echo(_metadata_text(speaker))
+
+
+def backup(
+    out: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT if it exists.")
+    ] = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Back up the live database to one file.
+
+    A consistent snapshot, taken while others go on reading and writing; OUT is the
+    whole backup or is not created. Restore by copying it back (`speakerdb list --db
+    OUT` opens it as it is). PostgreSQL: use `pg_dump`.
+    """
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        report = database.lifecycle.backup(out, overwrite=overwrite)
+    if json:
+        emit_json(report)
+    else:
+        echo(
+            f"backed up {report.n_speakers} speaker(s), {report.n_utterances} clip(s) to "
+            f"{safe(report.path)} ({report.bytes / 1e6:.1f} MB, {report.seconds:.1f} s)"
+        )
+
+
+def opt_out(
+    name: Annotated[Optional[str], typer.Argument(help="The person opting out.")] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the opt-out: they may enroll again.")
+    ] = False,
+    external_id: ExternalIdOpt = None,
+    listing: Annotated[bool, typer.Option("--list", help="List the opt-outs.")] = False,
+    purge_audit: PurgeAuditOpt = False,
+    yes: YesOpt = False,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Delete a person's voiceprint and keep them from being enrolled again.
+
+    Keeps a tombstone of their external id and their name's look-alike key (never
+    the voiceprint), until --clear. Asks first on a terminal (--yes does not ask).
+    """
+    from ..errors import InputError
+    from ._render import emit_json, safe
+
+    if listing:
+        with open_db(db) as database:
+            found = database.lifecycle.opt_outs()
+        emit_json(found) if json else echo(_tombstones_text(found))
+        return
+    if clear:
+        with open_db(db) as database:
+            count = database.lifecycle.clear_opt_out(name, external_id=external_id)
+        emit_json({"cleared": count}) if json else echo(f"cleared {count} opt-out(s)")
+        return
+    if name is None or external_id is not None:
+        raise InputError("give the NAME of the speaker opting out (--id is for --clear)")
+    confirm(f"Delete {safe(name)}'s voiceprint and refuse to enroll them again?", yes, json)
+    with open_db(db) as database:
+        tombstone = database.lifecycle.opt_out(name, purge_audit=purge_audit)
+    if json:
+        emit_json(tombstone)
+    else:
+        echo(f"{safe(name)} opted out: voiceprint deleted, tombstone #{tombstone.id} kept")
+
+
+def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
+    """Delete the voiceprints whose expiry date has passed.
+
+    Queries do this too before they search; this is for a scheduled job.
+    """
+    from ._render import emit_json, safe
+
+    with open_db(db) as database:
+        removed = database.lifecycle.expire()
+    if json:
+        emit_json(removed)
+        return
+    for speaker in removed:
+        echo(f"removed {safe(speaker.name)} (expired {speaker.expires_at:%Y-%m-%d %H:%M} UTC)")
+    echo(f"{len(removed)} expired voiceprint(s) deleted")
+
+
+def _tombstones_text(found: list[Tombstone]) -> str:
+    from ._render import safe
+
+    lines = [
+        f"#{t.id}	{t.created_at:%Y-%m-%d}	id {safe(t.external_id or '-')}	name key "
+        f"{safe(t.folded_key)}"
+        for t in found
+    ]
+    return "\n".join(lines) or "no opt-outs"
+
+
+def _metadata_text(speaker: Speaker) -> str:
+    from ._render import metadata_lines, speaker_line
+
+    lines = metadata_lines(speaker)
+    return "\n".join([speaker_line(speaker), *(lines or ["  no external id or attributes"])])

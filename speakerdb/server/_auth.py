@@ -1,0 +1,44 @@
+"""Who is asking: the key a request sends (``Authorization: Bearer KEY``, or a
+stream's first frame) and whether its scope allows the request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import Forbidden, Unauthorized
+from ..services._keys import SCOPES
+
+if TYPE_CHECKING:
+    from .._facade import SpeakerDB
+    from ..types import ApiKey
+
+__all__ = ["bearer_secret", "check_key"]
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer KEY`` header, or ``None``."""
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
+
+
+def check_key(db: SpeakerDB, secret: str | None, scope: str) -> ApiKey:
+    """The key whose secret is ``secret`` if its scope covers ``scope``;
+    :class:`Unauthorized` without a known key, :class:`Forbidden` for a weaker scope."""
+    if not secret:
+        raise Unauthorized(
+            "this request needs a key: send `Authorization: Bearer KEY` "
+            "(create one with `speakerdb key create NAME --scope query|admin`)"
+        )
+    key = db.keys.check(secret)
+    if key is None:
+        raise Unauthorized(
+            "the key is not one of this database's (revoked or mistyped); "
+            "`speakerdb key list` shows the keys"
+        )
+    if SCOPES.index(key.scope) < SCOPES.index(scope):
+        raise Forbidden(f"key {key.name!r} has scope {key.scope!r}; this needs an {scope} key")
+    return key

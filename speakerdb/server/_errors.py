@@ -1,0 +1,63 @@
+"""Every error answer is ``{"error": {"type": ..., "message": ...}}`` with the status
+of :attr:`~speakerdb.errors.SpeakerDBError.http_status`: the library's errors, the
+framework's own (request validation, unknown routes) and anything unexpected, which
+is logged here and never shown as a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ..errors import SpeakerDBError, error_document
+
+__all__ = ["install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SpeakerDBError, _library_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def error_response(exc: SpeakerDBError) -> JSONResponse:
+    # A busy service or database may answer the same request in a moment.
+    headers = {"Retry-After": "1"} if exc.http_status == 503 else None
+    return JSONResponse(error_document(exc), status_code=exc.http_status, headers=headers)
+
+
+async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
+    return error_response(exc)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
+    message = "; ".join(problems) or "the request is not valid"
+    return _document(422, "InputError", message)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    text = {404: "no such endpoint; /docs lists them", 405: "method not allowed here"}
+    message = text.get(exc.status_code, str(exc.detail))
+    return _document(
+        exc.status_code, "InputError", f"{request.method} {request.url.path}: {message}"
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
+    return _document(500, "ServiceError", f"unexpected {type(exc).__name__}; see the server's log")
+
+
+def _document(status: int, kind: str, message: str) -> JSONResponse:
+    body = {"error": {"type": kind, "message": " ".join(message.splitlines())}}
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,220 @@
+"""The HTTP endpoints: each parses, checks the key, calls the library on a worker
+thread and answers with the same JSON document as the CLI's ``--json``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, Field
+
+from ..types import ApiKey, to_jsonable
+from ._auth import bearer_secret, check_key
+from ._body import read_body, uploads
+from ._idempotency import Answer
+from ._state import Service, outcome_of
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def service(request: Request) -> Service:
+    found: Service = request.app.state.service
+    return found
+
+
+def _needs(scope: str) -> Callable[..., Any]:
+    async def dependency(request: Request) -> ApiKey:
+        svc = service(request)
+        secret = bearer_secret(request.headers.get("authorization"))
+        key = await svc.workers.run(check_key, svc.db, secret, scope)
+        request.state.key = key
+        return key
+
+    return dependency
+
+
+Svc = Annotated[Service, Depends(service)]
+QueryKey = Annotated[ApiKey, Depends(_needs("query"))]
+AdminKey = Annotated[ApiKey, Depends(_needs("admin"))]
+Threshold = Annotated[
+    float | None,
+    Query(description="Decide at this threshold instead of the database's (a cosine by default)."),
+]
+ScoreNorm = Annotated[
+    str | None,
+    Query(description="Decide by 'none' (cosine), 'margin', 'margin-duration' or 'asnorm' scores."),
+]
+AUDIO_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+class NewName(BaseModel):
+    name: str = Field(description="The speaker's new name.")
+
+
+@router.get("/healthz", tags=["service"])
+async def healthz() -> dict[str, str]:
+    """Whether the service is up; needs no key."""
+    return {"status": "ok"}
+
+
+@router.get("/metrics", tags=["service"], response_class=PlainTextResponse)
+async def metrics(svc: Svc, key: QueryKey) -> PlainTextResponse:
+    """Requests, latency and decisions in the Prometheus text format."""
+    return PlainTextResponse(svc.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/v1/info", tags=["database"])
+async def info(svc: Svc, key: QueryKey) -> Any:
+    """As `speakerdb info --json`."""
+    return to_jsonable(await svc.workers.run(svc.db.info))
+
+
+@router.get("/v1/speakers", tags=["speakers"])
+async def list_speakers(svc: Svc, key: QueryKey) -> Any:
+    """The enrolled speakers, as `speakerdb list --json`."""
+    return to_jsonable(await svc.workers.run(svc.db.speakers))
+
+
+@router.get("/v1/speakers/{name}", tags=["speakers"])
+async def show_speaker(name: str, svc: Svc, key: QueryKey) -> Any:
+    """One speaker and their clips, as `speakerdb show NAME --json`."""
+
+    def show() -> dict[str, Any]:
+        return {"speaker": svc.db.speaker(name), "utterances": svc.db.utterances(name)}
+
+    return to_jsonable(await svc.workers.run(show))
+
+
+@router.delete("/v1/speakers/{name}", tags=["speakers"])
+async def remove_speaker(name: str, svc: Svc, key: AdminKey) -> Any:
+    """Remove a speaker with all their clips; answers the speaker as it was."""
+    return to_jsonable(await svc.workers.run(svc.db.remove, name))
+
+
+@router.patch("/v1/speakers/{name}", tags=["speakers"])
+async def rename_speaker(name: str, body: NewName, svc: Svc, key: AdminKey) -> Any:
+    """Rename a speaker: the body is `{"name": NEW}`."""
+    return to_jsonable(await svc.workers.run(svc.db.rename, name, body.name))
+
+
+@router.post(
+    "/v1/speakers/{name}/enrollments",
+    tags=["speakers"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "clips": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            }
+                        },
+                    }
+                },
+                "audio/*": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def enroll(
+    name: str,
+    request: Request,
+    svc: Svc,
+    key: AdminKey,
+    force: Annotated[bool, Query(description="Enroll despite the quality gates.")] = False,
+) -> Any:
+    """Create speaker NAME from the clips, or add them: all of them, or none. The clips
+    come as form files in a field named `clips`, or as one raw audio body. 201 when the
+    speaker is new."""
+    body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
+    files = uploads(request.headers.get("content-type", ""), body)
+
+    def run() -> Answer:
+        clips = [svc.decode(upload) for upload in files]
+        result = svc.db.enroll(name, clips, force=force)
+        return Answer(201 if result.created else 200, to_jsonable(result))
+
+    return await _once(request, svc, key, body, run)
+
+
+@router.post("/v1/identify", tags=["decisions"], openapi_extra=AUDIO_BODY)
+async def identify(
+    request: Request,
+    svc: Svc,
+    key: QueryKey,
+    threshold: Threshold = None,
+    score_norm: ScoreNorm = None,
+    top_k: Annotated[int, Query(ge=1, le=100, description="Candidates to list.")] = 5,
+) -> Any:
+    """Who speaks in the clip (a raw audio body), or "unknown"; one object."""
+    body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
+
+    def run() -> Answer:
+        clip = svc.decode(uploads("audio/*", body)[0])
+        result = svc.db.identify(clip, top_k=top_k, threshold=threshold, score_norm=score_norm)
+        return _decided(svc, "identify", result)
+
+    return await _once(request, svc, key, body, run)
+
+
+@router.post("/v1/speakers/{name}/verify", tags=["decisions"], openapi_extra=AUDIO_BODY)
+async def verify(
+    name: str,
+    request: Request,
+    svc: Svc,
+    key: QueryKey,
+    threshold: Threshold = None,
+    score_norm: ScoreNorm = None,
+) -> Any:
+    """Accept or reject the claim that the clip (a raw audio body) is NAME."""
+    body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
+
+    def run() -> Answer:
+        clip = svc.decode(uploads("audio/*", body)[0])
+        result = svc.db.verify(name, clip, threshold=threshold, score_norm=score_norm)
+        return _decided(svc, "verify", result)
+
+    return await _once(request, svc, key, body, run)
+
+
+def _decided(svc: Service, operation: str, result: Any) -> Answer:
+    return Answer(200, to_jsonable(result), (operation, outcome_of(result, operation)))
+
+
+async def _once(
+    request: Request, svc: Service, key: ApiKey, body: bytes, run: Callable[[], Answer]
+) -> JSONResponse:
+    """``run()`` on a worker, as asked by ``key`` (for the audit log); a retry with the
+    same ``Idempotency-Key`` gets the first answer (:mod:`._idempotency`)."""
+
+    async def decide() -> Answer:
+        answer = await svc.workers.run(_asked_by, svc, key, run)
+        if answer.decision is not None:  # counted once, here, not again for a retry
+            svc.metrics.decision(*answer.decision)
+        return answer
+
+    token = request.headers.get("idempotency-key")
+    if token:
+        scope = (key.name, f"{request.method} {request.url.path}?{request.url.query}", token)
+        answer = await svc.idempotency.answer(scope, body, decide)
+    else:
+        answer = await decide()
+    return JSONResponse(answer.document, status_code=answer.status)
+
+
+def _asked_by(svc: Service, key: ApiKey, run: Callable[[], Answer]) -> Answer:
+    with svc.db.audit.asked_by(key.name):
+        return run()

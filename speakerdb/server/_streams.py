@@ -1,0 +1,256 @@
+"""The WebSocket streams ``/v1/stream/verify/{name}`` and ``/v1/stream/identify``.
+
+The client sends, in order: one JSON text frame ``{"format": "s16le" | "f32le",
+"sample_rate": R}`` (plus ``"key"`` when it cannot send an ``Authorization``
+header, as browsers cannot); binary frames of mono samples in that format; then
+``{"type": "end"}``. The server answers with decision frames over all the audio so
+far, at most one every ``decision_interval_s`` while audio arrives and a last one
+(``"final": true``) after ``end``, then closes normally (1000)::
+
+    {"type": "decision", "final": false, "seconds": 2.1, "outcome": "accepted",
+     "accepted": true, "score": 0.91, "threshold": 0.75, "result": {...}}
+
+``outcome`` is ``not_enough_speech`` (and ``result`` absent) until there is enough
+speech to decide. A stream that fails is closed with ``4000 + status``: 4401 no or
+an unknown key, 4403 a key of the wrong scope, 4400 a bad frame, 4404 no such
+speaker, 4408 nothing sent for ``stream_idle_s``, 4413 more than ``stream_max_s``
+of audio, 4503 busy; an error frame ``{"type": "error", "error": {...}}`` precedes
+the close (except for 4401 and 4403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from ..errors import (
+    AudioError,
+    Forbidden,
+    InputError,
+    RequestTimeout,
+    SpeakerDBError,
+    TooLarge,
+    Unauthorized,
+    error_document,
+)
+from ..types import ApiKey, to_jsonable
+from ._auth import bearer_secret, check_key
+from ._state import Service, outcome_of
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_FORMATS = {"s16le": ("<i2", 1 / 32768), "f32le": ("<f4", 1.0)}
+
+
+@router.websocket("/v1/stream/verify/{name}")
+async def stream_verify(websocket: WebSocket, name: str) -> None:
+    await _serve(websocket, "verify", name)
+
+
+@router.websocket("/v1/stream/identify")
+async def stream_identify(websocket: WebSocket) -> None:
+    await _serve(websocket, "identify", None)
+
+
+async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None:
+    svc: Service = websocket.app.state.service
+    started = time.perf_counter()
+    code = 1000
+    await websocket.accept()
+    try:
+        hello = await _hello(websocket, svc)
+        secret = bearer_secret(websocket.headers.get("authorization")) or hello.get("key")
+        key = await svc.workers.run(
+            check_key, svc.db, secret if isinstance(secret, str) else None, "query"
+        )
+        if name is not None:
+            await svc.workers.run(svc.db.speaker, name)  # 4404 at once, not after the audio
+        stream = _Stream(svc, websocket, key, operation, name, hello)
+        await stream.run()
+        await websocket.close(1000)
+    except (Unauthorized, Forbidden) as exc:
+        code = 4000 + exc.http_status
+        await websocket.close(code, reason=str(exc)[:120])
+    except SpeakerDBError as exc:
+        code = 4000 + exc.http_status
+        await _fail(websocket, exc, code)
+    except WebSocketDisconnect:
+        code = 1001
+    finally:
+        route = "/v1/stream/verify/{name}" if name is not None else "/v1/stream/identify"
+        svc.metrics.request("WS", route, code, time.perf_counter() - started)
+
+
+async def _hello(websocket: WebSocket, svc: Service) -> dict[str, Any]:
+    message = await _receive(websocket, svc.limits.stream_idle_s)
+    text = message.get("text")
+    try:
+        hello = json.loads(text) if text is not None else None
+    except ValueError:
+        hello = None
+    if not isinstance(hello, dict):
+        raise InputError(
+            'the first frame must be JSON text: {"format": "s16le" or "f32le", '
+            '"sample_rate": R, "key": KEY}'
+        )
+    return hello
+
+
+async def _receive(websocket: WebSocket, idle_s: float) -> dict[str, Any]:
+    try:
+        message = dict(await asyncio.wait_for(_next(websocket), idle_s))
+    except asyncio.TimeoutError:
+        raise RequestTimeout(f"nothing arrived for {idle_s:.0f} s; the stream is closed") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return message
+
+
+async def _next(websocket: WebSocket) -> Any:
+    return await websocket.receive()
+
+
+async def _fail(websocket: WebSocket, exc: SpeakerDBError, code: int) -> None:
+    try:
+        await websocket.send_json({"type": "error", **error_document(exc)})
+        await websocket.close(code, reason=type(exc).__name__)
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away first
+
+
+class _Stream:
+    """One stream's audio so far and its decisions."""
+
+    def __init__(
+        self,
+        svc: Service,
+        websocket: WebSocket,
+        key: ApiKey,
+        operation: str,
+        name: str | None,
+        hello: dict[str, Any],
+    ) -> None:
+        self.svc, self.websocket, self.key = svc, websocket, key
+        self.operation, self.name = operation, name
+        self.dtype, self.scale, self.rate = _format(hello)
+        self.chunks: list[np.ndarray] = []
+        self.frames = 0
+        self.decided_frames = 0
+        self.last_decision = 0.0
+        self.pending: asyncio.Task[None] | None = None
+        self.sending = asyncio.Lock()
+
+    async def run(self) -> None:
+        """Take audio until ``end``, deciding along the way; then the final decision."""
+        while True:
+            message = await _receive(self.websocket, self.svc.limits.stream_idle_s)
+            self._raise_failure()
+            if message.get("bytes") is not None:
+                self._add(message["bytes"])
+                self._maybe_decide()
+                continue
+            if _is_end(message.get("text")):
+                if self.pending is not None:
+                    await self.pending
+                    self._raise_failure()
+                await self._decide(final=True)
+                return
+            raise InputError('a text frame must be {"type": "end"}; audio comes in binary frames')
+
+    def _add(self, data: bytes) -> None:
+        width = np.dtype(self.dtype).itemsize
+        if len(data) % width:
+            raise InputError(
+                f"a binary frame must hold whole {width}-byte samples, got {len(data)} bytes"
+            )
+        samples = np.frombuffer(data, dtype=self.dtype).astype(np.float32) * self.scale
+        self.frames += len(samples)
+        cap = self.svc.limits.stream_max_s
+        if self.frames / self.rate > cap:
+            raise TooLarge(f"a stream holds at most {cap:.0f} s of audio; end it and start another")
+        self.chunks.append(samples)
+
+    def _maybe_decide(self) -> None:
+        if self.pending is not None and not self.pending.done():
+            return
+        now = time.monotonic()
+        if now - self.last_decision < self.svc.limits.decision_interval_s:
+            return
+        self.pending = asyncio.create_task(self._decide(final=False))
+
+    def _raise_failure(self) -> None:
+        if self.pending is not None and self.pending.done() and self.pending.exception():
+            raise self.pending.exception()  # type: ignore[misc]
+
+    async def _decide(self, final: bool) -> None:
+        self.last_decision = time.monotonic()
+        self.decided_frames = self.frames
+        samples = np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        frame: dict[str, Any] = {"type": "decision", "final": final}
+        frame["seconds"] = round(len(samples) / self.rate, 3)
+        try:
+            result = await self.svc.workers.run(self._call, samples)
+        except AudioError as exc:
+            frame |= {"outcome": "not_enough_speech", "accepted": False, "score": None}
+            frame |= {"threshold": None, "message": str(exc)}
+        else:
+            outcome = outcome_of(result, self.operation)
+            self.svc.metrics.decision(self.operation, outcome)
+            frame |= _decision_fields(result, outcome)
+        async with self.sending:
+            await self.websocket.send_json(frame)
+
+    def _call(self, samples: np.ndarray) -> Any:
+        clip = self.svc.samples_clip(samples, self.rate)
+        with self.svc.db.audit.asked_by(self.key.name):
+            if self.name is not None:
+                return self.svc.db.verify(self.name, clip)
+            return self.svc.db.identify(clip)
+
+
+def _decision_fields(result: Any, outcome: str) -> dict[str, Any]:
+    if hasattr(result, "matches"):  # an identification
+        best = result.best
+        score = None if best is None else best.decision_score
+        extra = {"speaker": result.speaker}
+    else:
+        score = result.score if result.normalized is None else result.normalized
+        extra = {"speaker": result.speaker}
+    return {
+        "outcome": outcome,
+        "accepted": result.accepted,
+        "score": score,
+        "threshold": result.threshold,
+        **extra,
+        "result": to_jsonable(result),
+    }
+
+
+def _format(hello: dict[str, Any]) -> tuple[str, float, int]:
+    fmt = hello.get("format")
+    if fmt not in _FORMATS:
+        raise InputError(f'"format" must be "s16le" or "f32le", got {fmt!r}')
+    rate = hello.get("sample_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 4000 <= rate <= 384000:
+        raise InputError(
+            f'"sample_rate" must be a whole number of Hz from 4000 to 384000, got {rate!r}'
+        )
+    dtype, scale = _FORMATS[fmt]
+    return dtype, scale, rate
+
+
+def _is_end(text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "end"

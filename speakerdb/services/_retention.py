@@ -1,0 +1,76 @@
+"""Retention: how long a voiceprint is kept, and who may not be enrolled again.
+
+- **Removal.** Removing a speaker deletes their voiceprint and clips, and in the
+  same transaction replaces their name in the audit entries that claim or
+  identify them with ``removed-<id>`` (their speaker number), or deletes those
+  entries (``purge_audit``). Entries written under an earlier name of a renamed
+  speaker keep that name.
+- **Expiry.** A speaker enrolled with an expiry date is removed as above once it
+  passes: every query first deletes the speakers that are due (one indexed read
+  when none is; a write only when one is), so an expired voiceprint is never
+  matched, even if ``speakerdb expire`` was not run.
+- **Opt-out.** Opting out removes the speaker and keeps a *tombstone*: their
+  external id and the confusable skeletons of their name
+  (:func:`speakerdb._names.name_keys`), nothing else. A new speaker whose name
+  shares a skeleton, or whose external id is the tombstone's, is refused with
+  :class:`~speakerdb.errors.OptedOut` (``force`` does not override it), until the
+  tombstone is cleared.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from .._names import name_keys
+from ..errors import OptedOut
+
+if TYPE_CHECKING:
+    from ..storage import Change, Snapshot, Storage
+    from ..types import Speaker
+
+__all__ = ["expire_due", "refuse_opted_out", "remove_speaker"]
+
+log = logging.getLogger(__name__)
+
+
+def remove_speaker(change: Change, name: str, *, purge_audit: bool = False) -> Speaker:
+    """Remove ``name`` in ``change`` (a templates change) and rewrite or purge their
+    audit entries; return the speaker as it was."""
+    removed = change.remove_speaker(name)
+    rewritten = change.rewrite_audit(name, None if purge_audit else f"removed-{removed.id}")
+    if rewritten:
+        what = "deleted" if purge_audit else f"renamed removed-{removed.id} in"
+        log.info("%s %d audit entries of %r", what, rewritten, name)
+    return removed
+
+
+def expire_due(storage: Storage, now: datetime | None = None) -> list[Speaker]:
+    """Remove every speaker whose expiry has passed; return them (usually none)."""
+    now = now or datetime.now(timezone.utc)
+    with storage.read() as snapshot:
+        if not snapshot.expired(now):
+            return []
+    with storage.change(templates=True) as change:
+        removed = [remove_speaker(change, name) for name in change.expired(now)]
+    for speaker in removed:
+        log.info("removed %r: their voiceprint expired at %s", speaker.name, speaker.expires_at)
+    return removed
+
+
+def refuse_opted_out(snapshot: Snapshot, name: str | None, external_id: str | None) -> None:
+    """Raise :class:`OptedOut` when a tombstone matches the new name or external id."""
+    keys = None if name is None else name_keys(name)
+    found = snapshot.find_tombstone(keys, external_id)
+    if found is None:
+        return
+    if external_id is not None and found.external_id == external_id:
+        who, clear = f"external id {external_id!r}", f"--id {shlex.quote(external_id)}"
+    else:
+        who, clear = f"{name!r} (or a look-alike name)", shlex.quote(str(name))
+    raise OptedOut(
+        f"{who} opted out on {found.created_at:%Y-%m-%d} and is not enrolled again; if "
+        f"they consent again, clear it first (`speakerdb opt-out --clear {clear}`)"
+    )

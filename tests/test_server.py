@@ -1,0 +1,527 @@
+"""`speakerdb serve` as a client sees it: a real server process on a loopback port,
+driven over HTTP and WebSocket, with GE2E (model `resemblyzer`) on real speech.
+
+Every endpoint, the key cases, and the bad inputs of the CLI's list: each gets its
+status and a one-line `{"error": {"type", "message"}}` without a traceback, and
+leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
+
+from speakerdb import SpeakerDB
+
+pytest.importorskip("fastapi")
+websockets_sync = pytest.importorskip("websockets.sync.client")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clips(corpus: Path) -> dict[str, list[bytes]]:
+    """Real 3 s speech clips (WAV bytes) of two speakers, by speaker."""
+    found = {}
+    for speaker in ("asterisk-allison", "asterisk-carlo-it"):
+        files = sorted((corpus / "concat3s" / speaker).glob("*.wav"))[:6]
+        found[speaker.split("-")[1]] = [f.read_bytes() for f in files]
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, str]]]:
+    folder = tmp_path_factory.mktemp("served")
+    keys = make_keys(folder / "speakers.db")
+    server = Server(
+        folder / "speakers.db", "--max-body-mb", "2", "--max-clip-s", "20", log=folder / "log"
+    )
+    server.start()
+    yield server, keys
+    stop_quietly(server)
+    assert "Traceback" not in server.log()
+
+
+@pytest.fixture
+def server(served: tuple[Server, dict[str, str]]) -> Server:
+    return served[0]
+
+
+@pytest.fixture
+def keys(served: tuple[Server, dict[str, str]]) -> dict[str, str]:
+    return served[1]
+
+
+def wav(samples: np.ndarray, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def enroll(server: Server, key: str, name: str, data: list[bytes], query: str = "") -> Reply:
+    body, kind = multipart([(f"clip{i}.wav", d) for i, d in enumerate(data)])
+    path = f"/v1/speakers/{name}/enrollments{query}"
+    return server.request("POST", path, key=key, body=body, content_type=kind)
+
+
+def state(server: Server, key: str) -> object:
+    """What a bad request must not change: the speakers and their clips."""
+    speakers = server.request("GET", "/v1/speakers", key=key).json
+    return [server.request("GET", f"/v1/speakers/{s['name']}", key=key).json for s in speakers]
+
+
+def error(reply: Reply, status: int, kind: str, *fragments: str) -> None:
+    assert reply.status == status, reply.body
+    no_traceback(reply)
+    document = reply.json
+    assert list(document) == ["error"] and document["error"]["type"] == kind, document
+    message = document["error"]["message"]
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+# -- the endpoints -----------------------------------------------------------------
+
+
+def test_every_endpoint(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    admin, query = keys["admin"], keys["query"]
+    assert server.request("GET", "/healthz").json == {"status": "ok"}
+    page = server.request("GET", "/")
+    assert page.status == 200 and b"<title>speakerdb" in page.body
+    spec = server.request("GET", "/openapi.json").json
+    assert {"/v1/identify", "/v1/speakers/{name}/verify", "/v1/speakers/{name}/enrollments"} <= set(
+        spec["paths"]
+    )
+
+    created = enroll(server, admin, "allison", clips["allison"][:2])
+    assert created.status == 201, created.body
+    assert created.json["speaker"]["n_utterances"] == 2 and created.json["created"] is True
+    assert [u["source"] for u in created.json["added"]] == ["clip0.wav", "clip1.wav"]
+    raw = server.request(
+        "POST",
+        "/v1/speakers/carlo/enrollments",
+        key=admin,
+        body=clips["carlo"][0],
+        content_type="audio/wav",
+    )
+    assert raw.status == 201 and raw.json["added"][0]["source"] is None
+    more = enroll(server, admin, "carlo", clips["carlo"][1:2])
+    assert more.status == 200 and more.json["speaker"]["n_utterances"] == 2
+
+    listed = server.request("GET", "/v1/speakers", key=query).json
+    assert [(s["name"], s["n_utterances"]) for s in listed] == [("allison", 2), ("carlo", 2)]
+    shown = server.request("GET", "/v1/speakers/allison", key=query).json
+    assert shown["speaker"]["name"] == "allison" and len(shown["utterances"]) == 2
+    info = server.request("GET", "/v1/info", key=query).json
+    assert (info["n_speakers"], info["n_utterances"], info["encoder"]["model"]) == (
+        2,
+        4,
+        "resemblyzer",
+    )
+
+    same = server.request(
+        "POST", "/v1/speakers/allison/verify", key=query, body=clips["allison"][3]
+    )
+    assert (
+        same.status == 200 and same.json["accepted"] is True and same.json["speaker"] == "allison"
+    )
+    other = server.request("POST", "/v1/speakers/allison/verify", key=query, body=clips["carlo"][3])
+    assert other.status == 200 and other.json["accepted"] is False
+    strict = server.request(
+        "POST",
+        "/v1/speakers/allison/verify?threshold=0.999&score_norm=none",
+        key=query,
+        body=clips["allison"][3],
+    )
+    assert strict.json["accepted"] is False and strict.json["threshold"] == 0.999
+    who = server.request("POST", "/v1/identify?top_k=1", key=query, body=clips["carlo"][4])
+    assert who.status == 200 and isinstance(who.json, dict)
+    assert who.json["speaker"] == "carlo" and len(who.json["matches"]) == 1
+
+    renamed = server.request(
+        "PATCH",
+        "/v1/speakers/carlo",
+        key=admin,
+        body=b'{"name": "carlo.r"}',
+        content_type="application/json",
+    )
+    assert renamed.status == 200 and renamed.json["name"] == "carlo.r"
+    removed = server.request("DELETE", "/v1/speakers/carlo.r", key=admin)
+    assert removed.status == 200 and removed.json["name"] == "carlo.r"
+    gone = server.request("POST", "/v1/identify", key=query, body=clips["carlo"][4])
+    assert "carlo.r" not in [m["speaker"] for m in gone.json["matches"]]
+
+    metrics = server.request("GET", "/metrics", key=query)
+    assert metrics.status == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.body.decode()
+    assert 'speakerdb_requests_total{method="POST",route="/v1/identify",status="200"}' in text
+    assert 'speakerdb_request_duration_seconds_bucket{route="/v1/identify",le="+Inf"}' in text
+    assert 'speakerdb_decisions_total{operation="verify",outcome="accepted"}' in text
+    assert 'speakerdb_decisions_total{operation="verify",outcome="rejected"}' in text
+
+
+# -- keys ------------------------------------------------------------------------------
+
+PROTECTED = [
+    ("GET", "/v1/info"),
+    ("GET", "/v1/speakers"),
+    ("GET", "/v1/speakers/allison"),
+    ("DELETE", "/v1/speakers/allison"),
+    ("PATCH", "/v1/speakers/allison"),
+    ("POST", "/v1/speakers/allison/enrollments"),
+    ("POST", "/v1/identify"),
+    ("POST", "/v1/speakers/allison/verify"),
+    ("GET", "/metrics"),
+]
+ADMIN_ONLY = PROTECTED[3:6]
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_no_key_or_an_unknown_key_is_401(server: Server, method: str, path: str) -> None:
+    error(server.request(method, path), 401, "Unauthorized", "Authorization: Bearer")
+    error(server.request(method, path, key="sdb_not-a-key"), 401, "Unauthorized", "key list")
+    error(server.request(method, path, headers={"Authorization": "Basic abc"}), 401, "Unauthorized")
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+def test_a_query_key_may_not_change_anything(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]], method: str, path: str
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    before = state(server, keys["query"])
+    reply = server.request(
+        method, path, key=keys["query"], body=b'{"name": "x"}', content_type="application/json"
+    )
+    error(reply, 403, "Forbidden", "needs an admin key")
+    assert state(server, keys["query"]) == before
+
+
+def test_a_revoked_key_is_refused_at_once(server: Server, keys: dict[str, str]) -> None:
+    with SpeakerDB(server.db_path) as db:
+        _, secret = db.keys.create("temporary", "query")
+    assert server.request("GET", "/v1/speakers", key=secret).status == 200
+    with SpeakerDB(server.db_path) as db:
+        db.keys.revoke("temporary")
+    error(server.request("GET", "/v1/speakers", key=secret), 401, "Unauthorized")
+
+
+def test_decisions_are_audited_with_the_key_that_asked(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    with SpeakerDB(server.db_path) as db:
+        db.audit.configure(True)
+    try:
+        server.request(
+            "POST", "/v1/speakers/allison/verify", key=keys["query"], body=clips["allison"][5]
+        )
+        with SpeakerDB(server.db_path) as db:
+            newest = db.audit.entries(1)[0]
+    finally:
+        with SpeakerDB(server.db_path) as db:
+            db.audit.configure(False)
+    assert (newest.operation, newest.claimed, newest.api_key) == ("verify", "allison", "query-key")
+
+
+# -- bad input: the status, one line, no traceback, nothing changed ---------------------
+
+SILENCE = np.zeros(16000 * 2, dtype=np.float32)
+TONE = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000 * 3) / 16000)).astype(np.float32)
+
+
+def bad_requests(clips: dict[str, list[bytes]]) -> list[tuple[str, str, bytes, int, str, str]]:
+    """(method, path, body, status, error type, message fragment)."""
+    allison = clips["allison"][0]
+    return [
+        (
+            "POST",
+            "/v1/identify",
+            b"these are meeting notes, not audio" * 20,
+            400,
+            "AudioError",
+            "not a readable audio",
+        ),
+        ("POST", "/v1/identify", b"", 400, "AudioError", ""),
+        ("POST", "/v1/identify", allison[:40], 400, "AudioError", ""),
+        ("POST", "/v1/identify", wav(SILENCE), 400, "AudioError", "silent"),
+        ("POST", "/v1/identify", wav(SILENCE[:4000]), 400, "AudioError", "at least"),
+        ("POST", "/v1/identify?threshold=7", allison, 400, "InputError", "threshold"),
+        ("POST", "/v1/identify?score_norm=magic", allison, 400, "InputError", "magic"),
+        ("POST", "/v1/identify?top_k=0", allison, 422, "InputError", "top_k"),
+        ("POST", "/v1/identify?top_k=many", allison, 422, "InputError", "top_k"),
+        ("POST", "/v1/speakers/nobody/verify", allison, 404, "SpeakerNotFound", "nobody"),
+        (
+            "POST",
+            "/v1/speakers/alison/verify",
+            allison,
+            404,
+            "SpeakerNotFound",
+            "did you mean 'allison'",
+        ),
+        ("GET", "/v1/speakers/nobody", b"", 404, "SpeakerNotFound", "nobody"),
+        ("DELETE", "/v1/speakers/nobody", b"", 404, "SpeakerNotFound", "nobody"),
+        ("PATCH", "/v1/speakers/nobody", b'{"name": "x"}', 404, "SpeakerNotFound", "nobody"),
+        ("PATCH", "/v1/speakers/allison", b'{"name": "carlo"}', 409, "DuplicateSpeaker", "carlo"),
+        ("PATCH", "/v1/speakers/allison", b'{"name": ""}', 400, "InvalidName", ""),
+        ("PATCH", "/v1/speakers/allison", b'{"nom": "x"}', 422, "InputError", "name"),
+        ("PATCH", "/v1/speakers/allison", b"{not json", 422, "InputError", ""),
+        ("POST", "/v1/speakers/carlo/enrollments", allison, 409, "DuplicateUtterance", "allison"),
+        ("POST", "/v1/speakers/allison/enrollments", wav(TONE), 422, "EnrollmentRefused", ""),
+        ("POST", "/v1/speakers/bad%0Aname/enrollments", clips["carlo"][5], 400, "InvalidName", ""),
+        ("POST", "/v1/identify", wav(np.tile(TONE, 8)), 413, "TooLarge", "20 s"),
+        ("POST", "/v1/identify", b"\0" * (3 * 2**20), 413, "TooLarge", "2 MiB"),
+        ("GET", "/v1/nothing-here", b"", 404, "InputError", "no such endpoint"),
+        ("PUT", "/v1/speakers/allison", b"", 405, "InputError", "not allowed"),
+    ]
+
+
+def test_bad_input_gets_its_status_and_changes_nothing(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    admin = keys["admin"]
+    enroll(server, admin, "allison", clips["allison"][:1])
+    enroll(server, admin, "carlo", clips["carlo"][:1])
+    before = state(server, admin)
+    for method, path, body, status, kind, fragment in bad_requests(clips):
+        content_type = "application/json" if method == "PATCH" else "audio/wav"
+        reply = server.request(method, path, key=admin, body=body, content_type=content_type)
+        error(reply, status, kind, fragment)
+        assert state(server, admin) == before, (method, path)
+
+
+def test_a_multipart_enrollment_needs_a_clips_field(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    body, kind = multipart([("a.wav", clips["allison"][4])], field="audio")
+    reply = server.request(
+        "POST", "/v1/speakers/newone/enrollments", key=keys["admin"], body=body, content_type=kind
+    )
+    error(reply, 400, "InputError", "'clips'")
+    assert "newone" not in [
+        s["name"] for s in server.request("GET", "/v1/speakers", key=keys["admin"]).json
+    ]
+
+
+# -- retries ----------------------------------------------------------------------------
+
+
+def test_a_retry_with_the_same_idempotency_key_gets_the_first_decision(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+
+    def decisions() -> int:
+        text = server.request("GET", "/metrics", key=keys["query"]).body.decode()
+        lines = [line for line in text.splitlines() if line.startswith("speakerdb_decisions_total")]
+        return sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+
+    before = decisions()
+    ask = {"headers": {"Idempotency-Key": "door-7-attempt-1"}, "key": keys["query"]}
+    first = server.request("POST", "/v1/speakers/allison/verify", body=clips["allison"][2], **ask)  # type: ignore[arg-type]
+    again = server.request("POST", "/v1/speakers/allison/verify", body=clips["allison"][2], **ask)  # type: ignore[arg-type]
+    assert first.status == again.status == 200 and first.body == again.body
+    assert decisions() == before + 1
+    other = server.request("POST", "/v1/speakers/allison/verify", body=clips["carlo"][2], **ask)  # type: ignore[arg-type]
+    error(other, 400, "InputError", "Idempotency-Key")
+
+
+# -- streams ----------------------------------------------------------------------------
+
+
+def pcm16(data: bytes) -> tuple[bytes, int]:
+    samples, rate = sf.read(io.BytesIO(data), dtype="int16")
+    return samples.tobytes(), rate
+
+
+def stream(
+    server: Server, path: str, hello: dict[str, object], audio: bytes, pace: float = 0.0
+) -> tuple[list[dict], int | None]:
+    frames = []
+    with websockets_sync.connect(server.ws_url + path, open_timeout=30) as ws:
+        ws.send(json.dumps(hello))
+        step = 3200
+        try:
+            for i in range(0, len(audio), step):
+                ws.send(audio[i : i + step])
+                time.sleep(pace)
+            ws.send(json.dumps({"type": "end"}))
+        except Exception:  # closed by the server: its frames and code say why
+            pass
+        try:
+            for message in ws:
+                frames.append(json.loads(message))
+        except Exception:
+            pass
+        code = ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None
+    return frames, code
+
+
+def test_streams_decide_as_audio_arrives(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:2])
+    audio, rate = pcm16(clips["allison"][5])
+    hello = {"format": "s16le", "sample_rate": rate, "key": keys["query"]}
+    # Real time: 0.1 s of audio every 0.1 s (3200 bytes of s16le at 16 kHz).
+    frames, code = stream(server, "/v1/stream/verify/allison", hello, audio, pace=0.1)
+    assert code == 1000 and frames, frames
+    assert frames[0]["outcome"] == "not_enough_speech" and frames[0]["final"] is False
+    assert 2 <= len(frames) <= 6  # at most one a second, and a final one
+    final = frames[-1]
+    assert final["final"] is True and final["outcome"] == "accepted" and final["accepted"] is True
+    assert final["threshold"] is not None and final["score"] >= final["threshold"]
+    assert final["result"]["speaker"] == "allison"
+
+    floats = np.frombuffer(audio, "<i2").astype("<f4") / 32768
+    hello = {"format": "f32le", "sample_rate": rate, "key": keys["query"]}
+    frames, code = stream(server, "/v1/stream/identify", hello, floats.tobytes())
+    assert code == 1000 and frames[-1]["final"] and frames[-1]["speaker"] == "allison"
+
+
+def test_streams_refuse_bad_keys_frames_and_names(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    audio, rate = pcm16(clips["allison"][4])
+    hello = {"format": "s16le", "sample_rate": rate}
+    assert stream(server, "/v1/stream/identify", hello, audio)[1] == 4401
+    assert stream(server, "/v1/stream/identify", {**hello, "key": "sdb_wrong"}, audio)[1] == 4401
+    with_key = {**hello, "key": keys["query"]}
+    frames, code = stream(server, "/v1/stream/verify/nobody", with_key, audio)
+    assert code == 4404 and frames[-1]["error"]["type"] == "SpeakerNotFound"
+    frames, code = stream(server, "/v1/stream/identify", {**with_key, "format": "mp3"}, audio)
+    assert code == 4400 and "format" in frames[-1]["error"]["message"]
+    frames, code = stream(server, "/v1/stream/identify", {**with_key, "sample_rate": 5}, audio)
+    assert code == 4400
+    frames, code = stream(server, "/v1/stream/identify", with_key, audio[:-1])
+    assert code == 4400 and "whole 2-byte samples" in frames[-1]["error"]["message"]
+    long = np.zeros(16000 * 61, "<i2").tobytes()
+    frames, code = stream(server, "/v1/stream/identify", {**with_key, "sample_rate": 16000}, long)
+    assert code == 4413 and frames[-1]["error"]["type"] == "TooLarge"
+
+
+# -- start-up and faults ------------------------------------------------------------------
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with SpeakerDB(tmp_path / "open.db") as db:
+        db.audit.configure(False)  # a database, without keys
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speakerdb",
+            "serve",
+            "--db",
+            str(tmp_path / "open.db"),
+            "--host",
+            "0.0.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "not loopback" in proc.stderr and "key create" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_sigterm_finishes_the_requests_in_flight(
+    tmp_path: Path, clips: dict[str, list[bytes]]
+) -> None:
+    keys = make_keys(tmp_path / "speakers.db")
+    server = Server(tmp_path / "speakers.db", log=tmp_path / "log").start()
+    try:
+        enroll(server, keys["admin"], "allison", clips["allison"][:1])
+        body = clips["allison"][3]
+        # A request in flight: its headers and half its body are sent when SIGTERM comes.
+        connection = server.connection()
+        connection.putrequest("POST", "/v1/speakers/allison/verify")
+        connection.putheader("Authorization", f"Bearer {keys['query']}")
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders()
+        connection.send(body[: len(body) // 2])
+        time.sleep(0.5)
+        server.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        time.sleep(1.0)
+        assert server.proc.poll() is None  # type: ignore[union-attr]
+        connection.send(body[len(body) // 2 :])
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["accepted"] is True
+        # uvicorn re-raises the signal once done, as a process stopped by SIGTERM should.
+        assert server.stop(timeout=60) in (0, -signal.SIGTERM)
+        with pytest.raises(OSError):
+            server.request("GET", "/healthz")
+    finally:
+        stop_quietly(server)
+
+
+def test_sigkill_during_enrollments_loses_nothing_committed(tmp_path: Path) -> None:
+    """The crash harness's planned speakers, enrolled over HTTP by 4 clients while the
+    server is SIGKILLed and restarted: every enrollment answered 2xx is there afterwards,
+    with its clips, and is identified from them."""
+    from _workers import RATE, planned_clips, planned_name
+
+    keys = make_keys(tmp_path / "speakers.db")
+    server = Server(tmp_path / "speakers.db", log=tmp_path / "log")
+    acknowledged: dict[str, int] = {}
+    lock = threading.Lock()
+    numbers = iter(range(10_000))
+
+    def client() -> None:
+        while True:
+            with lock:
+                number = next(numbers)
+            name = planned_name(number)
+            data = [wav(c, RATE) for c in planned_clips(number)]
+            try:
+                # Forced: the synthetic voices are not speech to the quality gates.
+                reply = enroll(server, keys["admin"], name, data, "?force=true")
+            except (OSError, http.client.HTTPException):
+                return  # the server was killed
+            if reply.status in (200, 201):
+                with lock:
+                    acknowledged[name] = reply.json["speaker"]["n_utterances"]
+
+    rng = np.random.default_rng(20261206)
+    for _ in range(3):
+        server.start()
+        workers = [threading.Thread(target=client) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        time.sleep(float(rng.uniform(1.5, 4.0)))
+        server.stop(signal.SIGKILL)
+        for worker in workers:
+            worker.join(60)
+    assert len(acknowledged) >= 3, server.log()
+    server.start()
+    try:
+        listed = {
+            s["name"]: s["n_utterances"]
+            for s in server.request("GET", "/v1/speakers", key=keys["query"]).json
+        }
+        for name, n_clips in acknowledged.items():
+            assert listed.get(name) == n_clips, name
+        number = next(n for n in range(10_000) if planned_name(n) in acknowledged)
+        found = server.request(
+            "POST", "/v1/identify", key=keys["query"], body=wav(planned_clips(number)[0], RATE)
+        )
+        assert found.json["best"]["speaker"] == planned_name(number)
+    finally:
+        stop_quietly(server)
