@@ -31,7 +31,7 @@ from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._retention import refuse_opted_out
-from .services._segments import LIVE_OPTIONS, Segmenting
+from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
 
@@ -328,10 +328,31 @@ class SpeakerDB:
         """:meth:`segments` of a live stream of sample ``chunks`` at ``sample_rate`` (any
         sizes; 1-D or ``(frames, channels)``): yields each segment once no later audio can
         change it (about 12 s after it ends, in 10 s blocks by default)."""
+        live = self.segments_live(
+            sample_rate,
+            threshold=threshold,
+            score_norm=score_norm,
+            max_duration_s=max_duration_s,
+            options=options,
+        )
+        return _drained(live, chunks)
+
+    def segments_live(
+        self,
+        sample_rate: int,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+    ) -> LiveSegments:
+        """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
+        card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
+        the segments settled meanwhile."""
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
         chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
-        return self._segmenting.stream(chunks, sample_rate, policy, chosen, limit)
+        return self._segmenting.live(sample_rate, policy, chosen, limit)
 
     # -- the speakers ----------------------------------------------------
 
@@ -440,6 +461,12 @@ class SpeakerDB:
                 return False
         self._storage.discard()
         return True
+
+
+def _drained(live: LiveSegments, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+    for chunk in chunks:
+        yield from live.push(chunk)
+    yield from live.end()
 
 
 def _segment_args(

@@ -39,7 +39,13 @@ from ._decode import (
     _to_mono_float,
 )
 
-__all__ = ["MAX_RECORDING_S", "chunk_blocks", "recording_blocks", "recording_name"]
+__all__ = [
+    "MAX_RECORDING_S",
+    "BlockFeed",
+    "chunk_blocks",
+    "recording_blocks",
+    "recording_name",
+]
 
 #: Longest recording ``segments`` accepts by default: 4 hours.
 MAX_RECORDING_S = 4 * 3600.0
@@ -88,10 +94,63 @@ def chunk_blocks(
 ) -> Iterator[np.ndarray]:
     """16 kHz mono blocks of about ``block_s`` seconds from chunks of samples at
     ``sample_rate`` (1-D, or ``(frames, channels)``; floats at full scale 1.0 or integers)."""
-    _check_rate(int(sample_rate), name)
-    mono = (_to_mono_float(np.asarray(chunk), name) for chunk in chunks)
-    resampled = _resampled(_finite(mono, name), int(sample_rate))
-    return _capped(_rechunk(resampled, block_s), SAMPLE_RATE, max_duration_s, name)
+    feed = BlockFeed(sample_rate, block_s, max_duration_s, name)
+    for chunk in chunks:
+        yield from feed.push(chunk)
+    yield from feed.end()
+
+
+class BlockFeed:
+    """Chunks of samples pushed in, 16 kHz mono blocks of about ``block_s`` seconds out
+    (for live audio, whose chunks arrive when they will)."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        block_s: float,
+        max_duration_s: float = MAX_RECORDING_S,
+        name: str = "<stream>",
+    ) -> None:
+        _check_rate(int(sample_rate), name)
+        self._rate, self._name, self._limit = int(sample_rate), name, max_duration_s
+        self._size = max(1, round(block_s * SAMPLE_RATE))
+        self._stream: Any = None
+        if self._rate != SAMPLE_RATE:
+            import soxr
+
+            self._stream = soxr.ResampleStream(self._rate, SAMPLE_RATE, 1, "float32", "HQ")
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._seen = 0
+
+    def push(self, chunk: np.ndarray) -> list[np.ndarray]:
+        """Take one chunk; return the blocks it completes (often none)."""
+        mono = _to_mono_float(np.asarray(chunk), self._name)
+        if not np.all(np.isfinite(mono)):
+            raise AudioError(f"{self._name}: has NaN or infinite samples")
+        self._seen += len(mono)
+        if self._seen > self._limit * self._rate:
+            raise _too_long(self._name, self._limit)
+        if self._stream is not None:
+            mono = self._stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+        return self._blocks(mono, last=False)
+
+    def end(self) -> list[np.ndarray]:
+        """The audio has ended: the blocks left, the last one shorter."""
+        tail = np.zeros(0, dtype=np.float32)
+        if self._stream is not None:
+            tail = self._stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        return self._blocks(tail, last=True)
+
+    def _blocks(self, samples: np.ndarray, last: bool) -> list[np.ndarray]:
+        self._pending = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32)])
+        out = []
+        while len(self._pending) >= self._size:
+            out.append(self._pending[: self._size])
+            self._pending = self._pending[self._size :]
+        if last and len(self._pending):
+            out.append(self._pending)
+            self._pending = np.zeros(0, dtype=np.float32)
+        return out
 
 
 def _opened(item: Any, name: str) -> bytes | io.BytesIO:

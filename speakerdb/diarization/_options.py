@@ -30,7 +30,7 @@ class SegmentOptions:
     unknown_threshold: float = 0.75
     #: A window is embedded when at least this fraction of it is speech: windows that
     #: reach across a pause often hold two voices.
-    min_speech: float = 0.9
+    min_speech: float = 0.8
     #: A voice heard in fewer windows than this is given to the nearest other voice.
     min_windows: int = 3
 

@@ -24,12 +24,12 @@ The method:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..audio._recording import MAX_RECORDING_S, chunk_blocks, recording_blocks
+from ..audio._recording import MAX_RECORDING_S, BlockFeed, recording_blocks
 from ..decision._policy import voice_policy
 from ..decision._ranking import Search, rank
 from ..diarization import Diarizer, SegmentOptions, agglomerate
@@ -39,11 +39,19 @@ from ..types import DecisionPolicy, Match, Segment
 if TYPE_CHECKING:
     from ..audio._decode import ClipInput
     from ..decision._population import Population
+    from ..encoders._protocol import Encoder
     from ..storage import Storage
     from ._model import ModelSlot
     from ._settings import Settings
 
-__all__ = ["LIVE_OPTIONS", "Naming", "Segmenting", "group_voices", "name_voices"]
+__all__ = [
+    "LIVE_OPTIONS",
+    "LiveSegments",
+    "Naming",
+    "Segmenting",
+    "group_voices",
+    "name_voices",
+]
 
 #: Live streams are handled in 10 s blocks: a segment is given out about 12 s after it ends.
 LIVE_OPTIONS = SegmentOptions(block_s=10.0)
@@ -75,34 +83,23 @@ class Segmenting:
         for block in recording_blocks(recording, _block_s(options), max_duration_s):
             diarizer.add(block)
         diarizer.finish()
-        groups, named = self._grouped(diarizer, policy, options)
+        groups, named = self.grouped(diarizer, policy, options)
         return _labelled(diarizer.runs(groups), named, {})
 
-    def stream(
+    def live(
         self,
-        chunks: Iterable[np.ndarray],
         sample_rate: int,
         policy: DecisionPolicy,
         options: SegmentOptions,
         max_duration_s: float = MAX_RECORDING_S,
-    ) -> Iterator[Segment]:
-        """Segments of a live stream as soon as they are settled, in order of time."""
-        diarizer = Diarizer(self._slot.encoder(), options)
-        unknown: dict[str, str] = {}
-        blocks = chunk_blocks(chunks, sample_rate, _block_s(options), max_duration_s)
-        named: list[Naming] = []
+    ) -> LiveSegments:
+        """A live recording's segments, as its chunks are pushed (:class:`LiveSegments`)."""
+        return LiveSegments(self, sample_rate, policy, options, max_duration_s)
 
-        def groups() -> np.ndarray:
-            nonlocal named
-            grouped, named = self._grouped(diarizer, policy, options)
-            return grouped
+    def encoder(self) -> Encoder:
+        return self._slot.encoder()
 
-        for block in blocks:
-            diarizer.add(block)
-            yield from _labelled(diarizer.settled(groups), named, unknown)
-        yield from _labelled(diarizer.settled(groups, last=True), named, unknown)
-
-    def _grouped(
+    def grouped(
         self, diarizer: Diarizer, policy: DecisionPolicy, options: SegmentOptions
     ) -> tuple[np.ndarray, list[Naming]]:
         """Each voice's group (the voices named after one speaker are one group, and
@@ -116,6 +113,52 @@ class Segmenting:
     def _population(self) -> Population:
         with self._storage.read() as snapshot:
             return snapshot.population()
+
+
+class LiveSegments:
+    """Segments of live audio: :meth:`push` each chunk as it arrives, :meth:`end` when the
+    audio ends; each returns the segments that no later audio can change, in order of
+    time, each given once. Labels hold for the whole stream. Not thread-safe: one
+    stream, one caller at a time (the HTTP service runs each stream's calls in turn)."""
+
+    def __init__(
+        self,
+        segmenting: Segmenting,
+        sample_rate: int,
+        policy: DecisionPolicy,
+        options: SegmentOptions,
+        max_duration_s: float,
+    ) -> None:
+        self._feed = BlockFeed(sample_rate, _block_s(options), max_duration_s)
+        self._diarizer = Diarizer(segmenting.encoder(), options)
+        self._segmenting, self._policy, self._options = segmenting, policy, options
+        self._unknown: dict[str, str] = {}
+        self._named: list[Naming] = []
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio handled so far (16 kHz)."""
+        return self._diarizer.seconds
+
+    def push(self, chunk: np.ndarray) -> list[Segment]:
+        """Take a chunk of samples (1-D, or ``(frames, channels)``)."""
+        out: list[Segment] = []
+        for block in self._feed.push(chunk):
+            self._diarizer.add(block)
+            out += _labelled(self._diarizer.settled(self._groups), self._named, self._unknown)
+        return out
+
+    def end(self) -> list[Segment]:
+        """The audio has ended: every segment not given yet."""
+        out: list[Segment] = []
+        for block in self._feed.end():
+            self._diarizer.add(block)
+        runs = self._diarizer.settled(self._groups, last=True)
+        return out + _labelled(runs, self._named, self._unknown)
+
+    def _groups(self) -> np.ndarray:
+        groups, self._named = self._segmenting.grouped(self._diarizer, self._policy, self._options)
+        return groups
 
 
 def name_voices(
