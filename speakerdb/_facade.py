@@ -307,7 +307,8 @@ class SpeakerDB:
         A voice that is not enrolled is ``unknown-1``, ``unknown-2``... (stable within
         the recording); no enrolled speaker is forced onto a voice. Voices are named by
         ``threshold`` and ``score_norm`` as :meth:`identify` has them; by default, by raw
-        cosine at the cosine threshold (:func:`speakerdb.decision._policy.voice_policy`).
+        cosine at the model's voice threshold, not identify's
+        (:func:`speakerdb.decision._policy.voice_policy`).
         Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
         (default 4 hours) are accepted. See :mod:`speakerdb.services._segments`.
         """

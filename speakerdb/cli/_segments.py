@@ -16,7 +16,6 @@ from ._common import (
     ModelOpt,
     OfflineOpt,
     RevisionOpt,
-    ThresholdOpt,
     echo,
     examples,
     handles_errors,
@@ -55,7 +54,15 @@ def segments(
         float,
         typer.Option("--max-duration", min=1.0, help="Longest recording accepted, in seconds."),
     ] = MAX_DURATION_S,
-    threshold: ThresholdOpt = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Name a voice at score >= T (a cosine, unless --score-norm). [default: "
+            "the model's voice threshold, 0.75 for resemblyzer: not identify's]",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,

@@ -109,19 +109,29 @@ def _stored_or_default(sources: PolicySources, name: str) -> tuple[float, str]:
     return get_norm(name).default_threshold(family_of(model), model), f"default for {model}"
 
 
+#: The cosine at which ``segments`` names a voice, by encoder family: chosen on the
+#: tuning speakers of ``scripts/eval_segments.py`` (GE2E: enrolled voices scored 0.82
+#: and up, strangers 0.66 and below; 0.75 is between them). A family without one uses
+#: its clip threshold.
+VOICE_THRESHOLDS = {"resemblyzer": 0.75}
+
+
 def voice_policy(
     sources: PolicySources, threshold: float | str | None = None, score_norm: str | None = None
 ) -> DecisionPolicy:
     """The policy that names a recording's voices (``segments``): the query's own options
-    as :func:`resolve_policy` has them, else raw cosine at the cosine threshold (argument,
-    environment, database, then the model's default).
+    as :func:`resolve_policy` has them, else raw cosine at the family's voice threshold
+    (:data:`VOICE_THRESHOLDS`).
 
-    A voice is the mean of many windows, often a minute of speech: the normalised
-    scores' duration terms and thresholds were fitted to clips of a few seconds, and on
-    the tuning speakers of ``scripts/eval_segments.py`` the cosine separates enrolled
-    voices (0.82 and up with GE2E) from strangers (0.66 and below) with room to spare.
+    A voice is the mean of many windows, often a minute of speech: the thresholds of
+    identify and verify, stored or default, were fitted to clips of a few seconds, and
+    their normalised scores' duration terms too, so they do not carry over.
     """
     if threshold is not None or score_norm is not None:
         return resolve_policy(sources, threshold, score_norm)
-    value, source = sources.cosine_threshold()
+    family = family_of(sources.model)
+    value = VOICE_THRESHOLDS.get(family.name)
+    if value is None:
+        value = Cosine().default_threshold(family, sources.model)
+    source = f"default for segments with {sources.model}"
     return DecisionPolicy(Cosine.name, value, source, sources.score()[1])
