@@ -79,9 +79,10 @@ def segments(
     ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Say who speaks when in RECORDING: enrolled names, or unknown-1, unknown-2...
+    """Say who speaks when in RECORDING, by name.
 
-    Long recordings (up to --max-duration, 4 hours by default) are read in
+    Voices not enrolled are unknown-1, unknown-2... Long recordings (up to
+    --max-duration, 4 hours by default) are read in
     blocks, in bounded memory. --json writes [{start, end, speaker, label, score,
     decision_score}]; --rttm writes RTTM (spaces in names as %20).
     """
