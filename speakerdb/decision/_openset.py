@@ -19,7 +19,7 @@ stranger against the others (the best of the rest), and each voice of an importe
 cohort plays one against everyone. A trial scored against ``m < N`` speakers is
 carried to N by the independence model: a share ``r`` named at ``m`` becomes
 ``1 - (1 - r) ** (N / m)``. A database that grows after calibrating lets in more
-strangers; calibrate again (``info`` says at which N the threshold was calibrated).
+strangers; calibrate again.
 
 Counting alone cannot show a small rate from a few trials: ``k`` of ``n`` strangers
 named bound the true share, with 95% confidence, only by the one-sided
