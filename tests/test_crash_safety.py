@@ -263,3 +263,65 @@ def test_spawner_reports_child_errors(tmp_path: Path) -> None:
     with Spawner(log, tmp_path / "stderr.txt") as spawner:
         assert spawner.run("enroll", tmp_path / "speakers.db", 0, 1, delay=60) == "exited 1"
     assert [e[0] for e in read_events(log)] == ["error"]
+
+
+def _archive_of(path: Path, count: int) -> None:
+    """An export archive of ``count`` speakers of 3 clips each, with the fake encoder's
+    identity (random unit embeddings: the import does not embed)."""
+    from speakerdb.audio import Clip
+    from speakerdb.services._archive import build_document
+    from speakerdb.services._archivefile import write_archive
+    from speakerdb.storage import MemoryStorage
+
+    rng = np.random.default_rng(SEED)
+    storage = MemoryStorage()
+    with storage.change(templates=True) as change:
+        change.record_encoder(FakeEncoder().info)
+        for number in range(count):
+            vectors = l2_normalize(rng.standard_normal((3, 32)).astype(np.float32))
+            shas = [f"{number:032x}{take:032x}" for take in range(3)]
+            clips = [Clip(np.zeros(16000, np.float32), f"c{number}.wav", s) for s in shas]
+            change.enroll(f"imported{number:04d}", clips, vectors)
+    with storage.read() as snapshot:
+        document, _ = build_document(snapshot)
+    write_archive(path, document, None)
+
+
+def test_a_killed_import_leaves_all_of_it_or_none(tmp_path: Path) -> None:
+    """SIGKILLed at random moments of an import of 200 speakers, each into a fresh copy
+    of a database of one speaker: every copy holds that speaker alone or all 201, and
+    every import that returned left all 201."""
+    archive, base = tmp_path / "people.sdb", tmp_path / "base.db"
+    _archive_of(archive, 200)
+    with SpeakerDB(base, encoder=FakeEncoder()) as db:
+        db.enroll("dave", [(planned_clips(0)[0], RATE)])
+    began = time.monotonic()
+    with SpeakerDB(tmp_path / "timed.db", encoder=FakeEncoder()) as db:
+        db.lifecycle.import_archive(archive)
+    took = time.monotonic() - began
+    rng = random.Random(SEED)
+    log = tmp_path / "events.log"
+    found: list[int] = []
+    with Spawner(log, tmp_path / "stderr.txt") as spawner:
+        for attempt in range(12):
+            target = tmp_path / f"copy{attempt}.db"
+            target.write_bytes(base.read_bytes())
+            outcome = spawner.run("import", target, archive, delay=rng.uniform(0, 1.5 * took))
+            assert outcome in ("killed", "exited 0"), f"{outcome}\n{spawner.stderr()}"
+            with SpeakerDB(target, encoder=FakeEncoder()) as db:
+                names = [s.name for s in db.speakers()]
+                assert len(names) in (1, 201) and "dave" in names, len(names)
+                assert sorted(db.index.current().ids()) == sorted(s.id for s in db.speakers())
+            with sqlite3.connect(target) as con:
+                assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+            con.close()
+            found.append(len(names))
+    events = read_events(log)
+    assert not [e for e in events if e[0] == "error"], spawner.stderr()
+    returned = sum(e[:2] == ["ok", "import"] for e in events)
+    assert found.count(201) >= returned and found.count(1) > 0
+    print(
+        f"\nimport crash test: 12 imports of 200 speakers ({took:.2f} s each), "
+        f"{found.count(1)} left nothing, {found.count(201)} left everything, "
+        f"{returned} returned"
+    )

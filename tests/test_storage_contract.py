@@ -1,6 +1,7 @@
 """The storage contract (speakerdb.storage._protocol), on every backend.
 
-Each test runs on a fresh SQLite + FAISS storage and on a fresh in-memory one;
+Each test runs on a fresh SQLite + FAISS storage, a fresh in-memory one, and a
+fresh database on PostgreSQL without pgvector (FAISS cache) and with it (HNSW);
 a new backend joins by adding itself to ``BACKENDS``. Then SpeakerDB on the
 in-memory storage is checked to answer as on SQLite.
 """
@@ -45,10 +46,21 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "sqlite": sqlite_storage,
     "memory": memory_storage,
 }
+#: PostgreSQL servers (tests/_postgres.py), by the fixture that gives each.
+SERVERS = {"postgres": "postgres_plain", "pgvector": "postgres_pgvector"}
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), *SERVERS])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param in SERVERS:
+        from _postgres import database_fixture
+
+        server = request.getfixturevalue(SERVERS[request.param])
+        for url in database_fixture(server):
+            opened = open_storage(url)
+            yield opened
+            opened.close()
+        return
     opened = BACKENDS[request.param](tmp_path)
     yield opened
     opened.close()
@@ -436,6 +448,38 @@ def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storag
 
 
 # -- threads ------------------------------------------------------------------------
+
+
+def test_the_cohort_is_kept_apart_from_the_speakers(storage: Storage) -> None:
+    with storage.read() as snapshot:
+        empty = snapshot.cohort()
+        assert len(empty) == 0 and snapshot.cohort_hashes(["x"]) == frozenset()
+    enroll(storage, "alice", 1)
+    outside, vectors = clips(50, 51, 52)
+    with storage.change() as change:
+        assert change.add_cohort("stranger-a", outside[:2], vectors[:2]) == 2
+        # A clip held already is skipped, in another call or the same.
+        assert change.add_cohort("stranger-b", outside[1:], vectors[1:]) == 1
+    with storage.read() as snapshot:
+        cohort = snapshot.cohort()
+        assert cohort.labels == ("stranger-a", "stranger-a", "stranger-b")
+        np.testing.assert_array_equal(cohort.embeddings, vectors)  # bit-exact, oldest first
+        assert cohort.durations_s.tolist() == [1.0, 1.0, 1.0] and cohort.n_voices == 2
+        assert snapshot.cohort_hashes([c.sha256 for c in outside] + ["x"]) == {
+            c.sha256 for c in outside
+        }
+        # Never a speaker: not listed, not counted, not in the population, never found.
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert snapshot.counts() == (1, 1) and snapshot.population().names == ("alice",)
+        assert snapshot.enrolled_hashes([c.sha256 for c in outside]) == {}
+    assert names_found(storage, vectors[0]) == ["alice"]
+    with pytest.raises(RuntimeError), storage.change() as change:
+        change.clear_cohort()
+        raise RuntimeError("rolled back")
+    with storage.change() as change:
+        assert change.clear_cohort() == 3
+    with storage.read() as snapshot:
+        assert len(snapshot.cohort()) == 0
 
 
 def test_threads_enroll_remove_and_search_together(storage: Storage) -> None:

@@ -86,7 +86,7 @@ def evaluate(
         typer.Option("--det", help="Write the DET curve to this PNG (needs speakerdb[plot])."),
     ] = None,
     db: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Option(
             "--db",
             help="Report open-set results at this database's threshold and use its model. "
@@ -131,15 +131,15 @@ def evaluate(
 
 
 def _evaluation_settings(
-    db: Path | None, model: str | None, threshold: float | None, score_norm: str | None
+    db: str | None, model: str | None, threshold: float | None, score_norm: str | None
 ) -> tuple[str | None, int, str | None, float | None]:
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
-    from ..config import ENV_DB, database_path
+    from ..config import ENV_DB
     from ..decision._asnorm import DEFAULT_TOP_N
 
     if db is None and os.environ.get(ENV_DB):
-        db = database_path(None)  # as every command reads SPEAKERDB_DB
+        db = os.environ[ENV_DB]  # as every command reads SPEAKERDB_DB
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:

@@ -55,9 +55,12 @@ EXIT_NOT_ENOUGH_SPEECH = 3
 EXIT_BROKEN_PIPE = 141
 
 DbOpt = Annotated[
-    Optional[Path],
+    Optional[str],
     typer.Option(
-        "--db", help="Database file. [env SPEAKERDB_DB; default ./speakers.db]", show_default=False
+        "--db",
+        help="Database file, or a PostgreSQL URL (postgresql://USER@HOST/DB). "
+        "[env SPEAKERDB_DB; default ./speakers.db]",
+        show_default=False,
     ),
 ]
 ModelOpt = Annotated[
@@ -89,9 +92,10 @@ ThresholdOpt = Annotated[
     Optional[float],
     typer.Option(
         "--threshold",
-        help="Accept at score >= T: a cosine (and raw cosine decides), unless --score-norm "
-        "or the database chose another score, whose threshold T then is. "
-        "[env SPEAKERDB_THRESHOLD; else the database's; else the model's default]",
+        help="Accept at score >= T, T a threshold of the score that decides (--score-norm, "
+        "else the database's choice; a database that never chose decides by raw cosine "
+        "then). [env SPEAKERDB_THRESHOLD; else the database's threshold for this command; "
+        "else the model's default]",
         show_default=False,
     ),
 ]
@@ -122,11 +126,11 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
     and stays silent on any problem: a completion must never print an error.
     """
-    from ..config import database_path
+    from ..config import database_location
     from ..storage.sqlite._reader import open_reader
 
     try:
-        reader = open_reader(database_path(ctx.params.get("db")))
+        reader = open_reader(database_location(ctx.params.get("db")))
         if reader is None:
             return []
         with reader:
@@ -219,7 +223,7 @@ def handles_errors(func: F) -> F:
 
 @contextmanager
 def open_db(
-    db: Path | None,
+    db: str | None,
     model: str | None = None,
     revision: str | None = None,
     offline: bool = False,
@@ -245,13 +249,13 @@ def open_db(
 
 
 @contextmanager
-def open_for_reading(db: Path | None) -> Iterator[Reader | SpeakerDB]:
+def open_for_reading(db: str | None) -> Iterator[Reader | SpeakerDB]:
     """For commands that only look: the fast :mod:`~speakerdb.storage.sqlite._reader` when it
     can answer, else the database itself (which also gives the errors that name the fix)."""
-    from ..config import database_path
+    from ..config import database_location
     from ..storage.sqlite._reader import open_reader
 
-    reader = open_reader(database_path(db))
+    reader = open_reader(database_location(db))
     if reader is None:
         with open_db(db) as database:
             yield database

@@ -1,6 +1,6 @@
 """The lifecycle commands: ``meta`` (a speaker's external id, attributes and expiry, and
 the ``--id``/``--attr``/``--expires`` options ``enroll`` shares with it), ``opt-out``,
-``expire`` and ``backup``."""
+``expire``, ``export``, ``import`` and ``backup``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ __all__ = [
     "PurgeAuditOpt",
     "backup",
     "expire",
+    "export",
+    "import_archive",
     "meta",
     "opt_out",
     "parse_attributes",
@@ -96,6 +98,20 @@ def register(app: typer.Typer) -> None:
             "speakerdb opt-out --clear --id E1042",
         ),
     )(handles_errors(opt_out))
+    app.command(
+        "export",
+        epilog=examples(
+            "speakerdb export people.sdb",
+            "speakerdb export people.sdb --passphrase-file key.txt   # encrypted",
+        ),
+    )(handles_errors(export))
+    app.command(
+        "import",
+        epilog=examples(
+            "speakerdb import people.sdb --db new.db",
+            "speakerdb import people.sdb --passphrase-file key.txt --on-duplicate skip",
+        ),
+    )(handles_errors(import_archive))
     app.command(
         "expire", epilog=examples("speakerdb expire   # e.g. nightly from cron; queries do it too")
     )(handles_errors(expire))
@@ -232,6 +248,91 @@ def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
     for speaker in removed:
         echo(f"removed {safe(speaker.name)} (expired {speaker.expires_at:%Y-%m-%d %H:%M} UTC)")
     echo(f"{len(removed)} expired voiceprint(s) deleted")
+
+
+PassphraseOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--passphrase-file",
+        help="A file whose first line is the passphrase: the archive is encrypted "
+        "(AES-256-GCM, key by scrypt).",
+        show_default=False,
+    ),
+]
+
+
+def _passphrase(path: Path | None) -> str | None:
+    from ..errors import InputError
+
+    if path is None:
+        return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the passphrase file ({exc})") from exc
+    if not lines or not lines[0]:
+        raise InputError(f"{path}: the passphrase file's first line is empty")
+    return lines[0]
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="The archive file to write.")],
+    passphrase_file: PassphraseOpt = None,
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Write the database to a portable archive.
+
+    Speakers with their embeddings, provenance, metadata and expiry, the opt-outs,
+    the decision settings and the encoder's identity; encrypted with a passphrase.
+    """
+    from ._render import emit_json, safe
+
+    secret = _passphrase(passphrase_file)
+    with open_db(db) as database:
+        report = database.lifecycle.export(out, passphrase=secret)
+    if json:
+        emit_json(report)
+    else:
+        how = "encrypted " if report.encrypted else ""
+        echo(
+            f"exported {report.n_speakers} speaker(s), {report.n_utterances} clip(s), "
+            f"{report.n_tombstones} opt-out(s) to {how}{safe(report.path)}"
+        )
+
+
+def import_archive(
+    archive: Annotated[Path, typer.Argument(help="An archive written by `speakerdb export`.")],
+    passphrase_file: PassphraseOpt = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            "--on-duplicate",
+            help="A speaker the database has already (name, look-alike name, audio or "
+            "external id), or who opted out: 'fail' imports nothing, 'skip' leaves them out.",
+        ),
+    ] = "fail",
+    db: DbOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Add the speakers of an archive to the database.
+
+    All of it or nothing; an archive of another model is refused. Creates the
+    database if it does not exist.
+    """
+    from ._render import emit_json, safe
+
+    secret = _passphrase(passphrase_file)
+    with open_db(db, create=True) as database:
+        report = database.lifecycle.import_archive(
+            archive, passphrase=secret, on_duplicate=on_duplicate
+        )
+    if json:
+        emit_json(report)
+        return
+    for name in report.skipped:
+        echo(f"skipped {safe(name)}: in the database already (or opted out)")
+    echo(f"imported {len(report.imported)} speaker(s) from {safe(report.path)}")
 
 
 def _tombstones_text(found: list[Tombstone]) -> str:

@@ -73,13 +73,13 @@ def load_source(model: str | None, encoder: Encoder | None) -> str | None:
     return chosen if chosen is not None and is_export(chosen) else None
 
 
-def check_model_name(path: Path, stored: EncoderInfo | None, requested: str | None) -> None:
+def check_model_name(path: Path | str, stored: EncoderInfo | None, requested: str | None) -> None:
     """Raise :class:`ModelMismatch` when the database at ``path`` holds another model."""
     if stored is not None and requested is not None and stored.model != requested:
         raise ModelMismatch(_mismatch_message(path, stored, requested))
 
 
-def check_same_encoder(path: Path, stored: EncoderInfo, actual: EncoderInfo) -> None:
+def check_same_encoder(path: Path | str, stored: EncoderInfo, actual: EncoderInfo) -> None:
     """Raise :class:`ModelMismatch` unless ``actual`` makes the embeddings ``stored`` names."""
     same = stored.model == actual.model and stored.dim == actual.dim
     if same and stored.revision and actual.revision and stored.revision != actual.revision:
@@ -101,7 +101,7 @@ def pinned_options(
 
 
 def _mismatch_message(
-    path: Path, stored: EncoderInfo, model: str, revision: str | None = None
+    path: Path | str, stored: EncoderInfo, model: str, revision: str | None = None
 ) -> str:
     got = f"{model}@{revision}" if revision else model
     return (

@@ -1,7 +1,8 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
 and attributes, :mod:`speakerdb._metadata`), retention (removal, expiry and opt-out,
-:mod:`speakerdb.services._retention`) and its online backup.
+:mod:`speakerdb.services._retention`), export and import
+(:mod:`speakerdb.services._archive`) and its online backup.
 
 Each method runs its own transaction; none embeds audio.
 """
@@ -20,13 +21,25 @@ from .._metadata import clean_attributes, clean_expiry, clean_external_id, merge
 from .._names import clean_name, name_keys
 from ..errors import DatabaseError, InputError, SpeakerNotFound
 from ..storage import Backup
+from ..types import ArchiveReport
 from ._retention import expire_due, refuse_opted_out, remove_speaker
 
 if TYPE_CHECKING:
     from ..storage import Storage
     from ..types import BackupReport, Speaker, Tombstone
+    from ._model import ModelSlot
 
 __all__ = ["Lifecycle"]
+
+
+def _secret(passphrase: bytes | str | None) -> bytes | None:
+    if passphrase is None:
+        return None
+    secret = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
+    if not secret:
+        raise InputError("the passphrase is empty")
+    return secret
+
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +47,9 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     """Lifecycle administration of one database."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, slot: ModelSlot) -> None:
         self._storage = storage
+        self._slot = slot
 
     def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
         """Write a consistent copy of the live database to the file ``target`` while
@@ -52,6 +66,53 @@ class Lifecycle:
         report = self._storage.backup(Path(target), overwrite=overwrite)
         log.info("backed up %s to %s", self._storage.path, report.path)
         return report
+
+    def export(
+        self, target: str | os.PathLike[str], *, passphrase: bytes | str | None = None
+    ) -> ArchiveReport:
+        """Write the database to the portable archive ``target``
+        (:mod:`speakerdb.services._archive`), encrypted when a ``passphrase`` is given."""
+        from ._archive import build_document
+        from ._archivefile import write_archive
+
+        path = Path(target)
+        if os.path.isdir(path) or not path.parent.is_dir():
+            raise InputError(f"{path}: give the archive's file name in an existing folder")
+        with self._storage.read() as snapshot:
+            document, counts = build_document(snapshot)
+        write_archive(path, document, _secret(passphrase))
+        log.info("exported %d speaker(s) to %s", counts[0], path)
+        return ArchiveReport(str(path.resolve()), passphrase is not None, *counts)
+
+    def import_archive(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        passphrase: bytes | str | None = None,
+        on_duplicate: str = "fail",
+    ) -> ArchiveReport:
+        """Add everything in the archive ``source`` to this database, in one transaction;
+        :class:`ModelMismatch` for another encoder's archive, :class:`InputError` for a
+        damaged, altered, oversized or wrongly decrypted one, and duplicates by
+        ``on_duplicate`` (``"fail"`` or ``"skip"``; :mod:`speakerdb.services._archive`)."""
+        from ._archive import ON_DUPLICATE, import_archive, parse_document
+        from ._archivefile import read_archive
+
+        if on_duplicate not in ON_DUPLICATE:
+            raise InputError(f"on_duplicate is 'fail' or 'skip', got {on_duplicate!r}")
+        path = Path(source)
+        archive = parse_document(path, read_archive(path, _secret(passphrase)))
+        with self._storage.change(templates=True) as change:
+            imported, skipped = import_archive(change, path, archive, on_duplicate)
+        if self._slot.stored is None:
+            self._slot.stored = archive.encoder
+        clips = sum(len(s.clips) for s in archive.speakers)
+        counts = (len(archive.speakers), clips, len(archive.tombstones))
+        log.info("imported %d speaker(s) from %s", len(imported), path)
+        encrypted = passphrase is not None
+        return ArchiveReport(
+            str(path.resolve()), encrypted, *counts, tuple(imported), tuple(skipped)
+        )
 
     def find(self, external_id: str) -> Speaker:
         """The speaker whose external id is ``external_id``; :class:`SpeakerNotFound` if none."""

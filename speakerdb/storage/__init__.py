@@ -13,12 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
+from ..config import is_server_url
 
 if TYPE_CHECKING:
     from ._index import IndexFileError, SpeakerIndex, read_header
     from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
     from ._memory import MemoryStorage
-    from ._protocol import Backup, Change, IndexAdmin, SearchFn, Snapshot, Storage
+    from ._protocol import (
+        Backup,
+        Change,
+        IndexAdmin,
+        SearchFn,
+        Snapshot,
+        Storage,
+        StoreDescription,
+    )
 
 __all__ = [
     "AUTO_IVF_FROM",
@@ -33,6 +42,7 @@ __all__ = [
     "Snapshot",
     "SpeakerIndex",
     "Storage",
+    "StoreDescription",
     "nprobe_for",
     "open_storage",
     "plan_for",
@@ -46,7 +56,16 @@ __getattr__, __dir__ = lazy_exports(
     {
         "MemoryStorage": "._memory",
         **dict.fromkeys(
-            ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"], "._protocol"
+            [
+                "Backup",
+                "Change",
+                "IndexAdmin",
+                "SearchFn",
+                "Snapshot",
+                "Storage",
+                "StoreDescription",
+            ],
+            "._protocol",
         ),
         **dict.fromkeys(["IndexFileError", "SpeakerIndex", "read_header"], "._index"),
         **dict.fromkeys(
@@ -57,11 +76,16 @@ __getattr__, __dir__ = lazy_exports(
 
 
 def open_storage(location: str | os.PathLike[str], *, create: bool = True) -> Storage:
-    """Open the database at ``location`` (an SQLite file path), creating it when ``create``.
+    """Open the database at ``location``, creating it when ``create``: a PostgreSQL URL
+    (:func:`speakerdb.config.is_server_url`), else an SQLite file path.
 
     Raises :class:`~speakerdb.errors.DatabaseError` when it cannot be opened, and
     :class:`~speakerdb.errors.SchemaError` when its schema is not this version's.
     """
+    if is_server_url(location):
+        from .postgres._backend import PostgresStorage
+
+        return PostgresStorage.open(str(location), create=create)
     from .sqlite._backend import SQLiteStorage
 
     return SQLiteStorage.open(location, create=create)
@@ -70,6 +94,10 @@ def open_storage(location: str | os.PathLike[str], *, create: bool = True) -> St
 def upgrade_storage(location: str | os.PathLike[str]) -> tuple[str | None, str]:
     """Migrate the existing database at ``location`` to this version's schema;
     return the schema revisions ``(before, after)``."""
+    if is_server_url(location):
+        from .postgres._backend import upgrade as upgrade_server
+
+        return upgrade_server(str(location))
     from .sqlite._backend import upgrade
 
     return upgrade(Path(location))

@@ -28,7 +28,7 @@ exact and approximate search) implement :class:`IndexAdmin` as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 # Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..audio._decode import Clip
-    from ..decision._population import Population
+    from ..decision._population import CohortVoices, Population
     from ..types import (
         ApiKey,
         AuditEntry,
@@ -55,7 +55,18 @@ if TYPE_CHECKING:
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
 
-__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage"]
+__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+
+
+class StoreDescription(NamedTuple):
+    """What ``info`` says of where a database is and how it is searched."""
+
+    #: The database: a file's absolute path, or a server's URL without its password.
+    location: str
+    #: The search index: a file, a table, a cache in memory.
+    search: str
+    #: The index's state, in words ("up to date (12 speakers)", "stale; will be rebuilt").
+    index_state: str
 
 
 class SearchFn(Protocol):
@@ -113,6 +124,15 @@ class Snapshot(Protocol):
 
     def population(self, names: Sequence[str] | None = None) -> Population:
         """Every utterance embedding (or those of ``names``), by speaker, oldest first."""
+        ...
+
+    def cohort(self) -> CohortVoices:
+        """The cohort of outside voices, oldest first: embeddings of people never enrolled,
+        which no search, identify or verify ever returns."""
+        ...
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        """Those of ``hashes`` (audio SHA-256) that the cohort holds already."""
         ...
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
@@ -199,6 +219,16 @@ class Change(Snapshot, Protocol):
         ``external_id`` (each optional); return how many."""
         ...
 
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        """Add ``clips`` (their unit ``(n, d)`` embeddings, lengths and hashes; never their
+        audio or file names) to the cohort as voice ``label``; a clip the cohort holds
+        already (by its hash) is skipped. Return how many were added."""
+        ...
+
+    def clear_cohort(self) -> int:
+        """Delete the whole cohort; return how many clips it held."""
+        ...
+
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Append audit entries; their ``id`` is ignored (the storage numbers them)."""
         ...
@@ -225,8 +255,9 @@ class Storage(Protocol):
     """A speaker database's store. Thread-safe: transactions may run from many threads."""
 
     @property
-    def path(self) -> Path:
-        """Where the database lives (named in messages and by ``info``)."""
+    def path(self) -> Path | str:
+        """Where the database lives, named in messages: a file, or a server's URL
+        without its password."""
         ...
 
     @property
@@ -254,6 +285,11 @@ class Storage(Protocol):
         """For each row of ``queries`` (unit vectors), the ``k`` speakers whose templates
         have the highest inner product with it, best first, as raw-cosine :class:`Match`
         es named as of the same moment. A :data:`SearchFn`."""
+        ...
+
+    def describe(self, generation: int, digest: str | None) -> StoreDescription:
+        """Where the database and its search index are, and the index's state for a
+        database at ``generation`` whose templates have ``digest`` (for ``info``)."""
         ...
 
     def discard(self) -> None:

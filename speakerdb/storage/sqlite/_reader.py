@@ -27,18 +27,20 @@ from urllib.parse import quote
 
 from ..._metadata import attributes_from_json
 from ..._names import clean_name
-from ...config import DEFAULT_MODEL, ENV_MODEL
+from ...config import DEFAULT_MODEL, ENV_MODEL, is_server_url
 from ...errors import no_such_speaker, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
+from .._describe import describe_database
 from ._schema import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from ...decision._policy import PolicySources
+    from .._protocol import StoreDescription
 
 # The decision policy, the encoder registry and the index file's format are imported
 # where ``info`` needs them: ``list`` and ``show`` start faster without them.
 
-__all__ = ["Reader", "describe_database", "open_reader"]
+__all__ = ["Reader", "describe_file", "open_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +115,8 @@ class Reader:
             ).fetchone()
             sources = self._sources()
             encoder = self._encoder()
-            return describe_database(self.path, encoder, counts, sources.stored.generation, sources)
+            where = describe_file(self.path, sources.stored.generation, sources.stored.index_digest)
+            return describe_database(where, encoder, counts, sources)
 
     def threshold(self) -> tuple[float, str]:
         """As :meth:`SpeakerDB.threshold`: the cosine threshold and where it came from."""
@@ -166,48 +169,18 @@ class _Snapshot:
             raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
 
 
-def describe_database(
-    path: Path,
-    encoder: EncoderInfo | None,
-    counts: tuple[int, int],
-    generation: int,
-    sources: PolicySources,
-) -> DatabaseInfo:
-    """What ``info`` shows of the database at ``path`` (at the head schema revision), with
-    ``counts`` of speakers and utterances and the database's ``generation``; shared by
-    ``SpeakerDB`` and the fast :class:`~speakerdb.storage.sqlite._reader.Reader`."""
-    threshold, source = sources.cosine_threshold()
-    from ...decision._policy import resolve_policy
-    from ...decision._scores import get_norm
-    from .._indexfile import file_state, index_path_for
-
-    policy = resolve_policy(sources)
-    deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
-    index = index_path_for(path)
-    return DatabaseInfo(
-        path=str(path.resolve()),
-        encoder=encoder,
-        threshold=threshold,
-        threshold_source=source,
-        n_speakers=counts[0],
-        n_utterances=counts[1],
-        schema_revision=SCHEMA_HEAD,
-        index_path=str(index),
-        index_state=file_state(index, generation, sources.stored.index_digest),
-        score_norm=policy.score_norm,
-        score_norm_threshold=None if deciding_by_cosine else policy.threshold,
-    )
-
-
 _BLANK = (
     "SELECT NOT EXISTS (SELECT 1 FROM settings) AND NOT EXISTS (SELECT 1 FROM speakers)"
     " AND NOT EXISTS (SELECT 1 FROM api_keys)"
 )
 
 
-def open_reader(path: str | Path) -> Reader | None:
-    """A :class:`Reader` on the database at ``path``, or ``None`` when a ``SpeakerDB``
-    must open it instead (see the module's docstring)."""
+def open_reader(path: Path | str) -> Reader | None:
+    """A :class:`Reader` on the database file at ``path``, or ``None`` when a ``SpeakerDB``
+    must open it instead (see the module's docstring): a PostgreSQL URL (a ``str``
+    :func:`~speakerdb.config.is_server_url` accepts), a missing file, an older schema..."""
+    if is_server_url(path):
+        return None
     path = Path(path).expanduser()
     if not path.is_file():
         return None
@@ -234,6 +207,17 @@ def open_reader(path: str | Path) -> Reader | None:
         db.close()
         return None
     return Reader(path, db)
+
+
+def describe_file(path: Path, generation: int, digest: str | None) -> StoreDescription:
+    """The database file at ``path`` and the state of its index file beside it, for a
+    database at ``generation`` whose templates have ``digest``."""
+    from .._indexfile import file_state, index_path_for
+    from .._protocol import StoreDescription
+
+    index = index_path_for(path)
+    state = file_state(index, generation, digest)
+    return StoreDescription(str(path.resolve()), str(index), state)
 
 
 def _speaker(row: tuple[int, str, str, int, str | None, str | None, str | None]) -> Speaker:

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
-    BLOB,
     Boolean,
     DateTime,
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -61,6 +61,7 @@ __all__ = [
     "ApiKeyRow",
     "AuditRow",
     "Base",
+    "CohortRow",
     "EncoderRow",
     "SettingRow",
     "SpeakerRow",
@@ -108,7 +109,7 @@ class SpeakerRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     # Derived from the utterances (normalised mean), kept so the index can be
     # rebuilt without re-reading every utterance.
-    template: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    template: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # The speaker's metadata (speakerdb._metadata): the id another system knows them
     # by, unique where set, and their attributes as canonical JSON text (NULL: none).
@@ -134,7 +135,7 @@ class UtteranceRow(Base):
     source: Mapped[str | None] = mapped_column(String, nullable=True)
     audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
-    embedding: Mapped[bytes] = mapped_column(BLOB, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     speaker: Mapped[SpeakerRow] = relationship(back_populates="utterances")
 
@@ -189,6 +190,20 @@ class AuditRow(Base):
     #: the older rows from ``accepted`` and ``operation``.
     outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class CohortRow(Base):
+    """One clip of a cohort's outside voice: its embedding, never its audio or file name
+    (:mod:`speakerdb.storage.sqlite._cohort`)."""
+
+    __tablename__ = "cohort"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), nullable=False)
+    audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    duration_s: Mapped[float] = mapped_column(Float, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class ApiKeyRow(Base):

@@ -21,7 +21,7 @@ def upgrade() -> None:
         "speakers",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(128), nullable=False, unique=True),
-        sa.Column("template", sa.BLOB, nullable=False),
+        sa.Column("template", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String, nullable=True),
         sa.Column("audio_sha256", sa.String(64), nullable=False, unique=True),
         sa.Column("duration_s", sa.Float, nullable=False),
-        sa.Column("embedding", sa.BLOB, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_utterances_speaker_id", "utterances", ["speaker_id"])

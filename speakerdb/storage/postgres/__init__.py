@@ -1,0 +1,24 @@
+"""The PostgreSQL backend: one database shared by many processes and machines.
+
+The speakers, utterances, settings and audit log are the SQLite backend's tables
+(one Alembic chain, :mod:`speakerdb.storage.sqlite.migrations`, runs on both
+engines). Search is pgvector's HNSW index when the extension is there, else a
+FAISS cache in each process, derived from the table (:mod:`._search`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
+
+__all__ = ["PostgresStorage", "masked", "upgrade"]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"PostgresStorage": "._backend", "upgrade": "._backend", "masked": "._url"},
+)
+
+if TYPE_CHECKING:
+    from ._backend import PostgresStorage, upgrade
+    from ._url import masked

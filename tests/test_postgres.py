@@ -1,0 +1,228 @@
+"""PostgreSQL as the store, through the library and the command line, on both servers:
+plain PostgreSQL (search by each process's FAISS cache) and PostgreSQL with pgvector
+(HNSW). The storage contract itself runs on both in test_storage_contract.py; the
+multi-node guarantees are in test_multinode.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import FakeEncoder, voice
+from typer.testing import CliRunner, Result
+
+from speakerdb import DatabaseError, SchemaError, SpeakerDB
+from speakerdb.cli import app
+from speakerdb.config import database_location, is_server_url
+from speakerdb.storage import open_storage
+
+PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
+RUNNER = CliRunner()
+
+
+def take(name: str, seed: int) -> tuple[np.ndarray, int]:
+    return voice(PITCHES[name], 1.5, 16000, seed), 16000
+
+
+def with_password(url: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user}:{password}@{host}"
+
+
+# -- naming the store ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["postgresql://db.example/speakers", "postgresql+psycopg://u:p@host:5432/speakers"],
+)
+def test_a_postgresql_url_names_a_server(location: str) -> None:
+    assert is_server_url(location) and database_location(location) == location
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["speakers.db", "odd?name.db", "100%.db", "postgres://host/db", "./postgresql://x", "pg.db"],
+)
+def test_anything_else_is_a_file_path(location: str) -> None:
+    assert not is_server_url(location)
+    assert database_location(location) == Path(location).expanduser()
+
+
+def test_the_environment_names_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPEAKERDB_DB", "postgresql://host/speakers")
+    assert database_location(None) == "postgresql://host/speakers"
+
+
+# -- the library -----------------------------------------------------------------
+
+
+def answers(db: SpeakerDB) -> tuple[Any, ...]:
+    for i, name in enumerate(PITCHES):
+        db.enroll(name, [take(name, 3 * i + j) for j in range(3)])
+    identified = db.identify(take("bob", 50), top_k=3)
+    verified = db.verify("carol", take("carol", 51))
+    rejected = db.verify("alice", take("carol", 52))
+    db.remove_utterance(db.utterances("alice")[0].id)
+    db.rename("bob", "robert")
+    db.remove("carol")
+    return (
+        identified.speaker,
+        [m.speaker for m in identified.matches],
+        [round(m.score, 4) for m in identified.matches],
+        (verified.accepted, round(verified.score, 4)),
+        (rejected.accepted, round(rejected.score, 4)),
+        [(s.name, s.n_utterances) for s in db.speakers()],
+        db.identify(take("bob", 53)).speaker,
+        db.policy().threshold,
+    )
+
+
+def test_speakerdb_answers_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
+    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+        on_sqlite = answers(db)
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
+        on_server = answers(db)
+        info = db.info()
+    assert on_server == on_sqlite and on_server[0] == "bob"
+    assert info.n_speakers == 2 and info.schema_revision is not None
+    assert info.path == pg_url
+    assert ("pgvector HNSW" in info.index_path) == pg_url.startswith(pgvector_prefix(pg_url))
+
+
+def pgvector_prefix(url: str) -> str:
+    import os
+
+    given = os.environ.get("SPEAKERDB_TEST_PGVECTOR_URL", "")
+    return given.rsplit("/", 1)[0] if given else "\0"
+
+
+def test_search_kind_follows_the_server(
+    postgres_plain: Any, postgres_pgvector: Any, request: pytest.FixtureRequest
+) -> None:
+    from _postgres import database_fixture
+
+    for server, expected in ((postgres_plain, "FAISS cache"), (postgres_pgvector, "pgvector")):
+        for url in database_fixture(server):
+            with SpeakerDB(url, encoder=FakeEncoder()) as db:
+                db.enroll("alice", [take("alice", 1)])
+                assert db.info().index_path.startswith(expected)
+
+
+def test_halfvec_search(postgres_pgvector: Any) -> None:
+    from _postgres import database_fixture
+
+    for url in database_fixture(postgres_pgvector):
+        storage = open_storage(url)
+        storage.set_search("halfvec")  # type: ignore[attr-defined]
+        with SpeakerDB(storage=storage, encoder=FakeEncoder()) as db:
+            for i, name in enumerate(PITCHES):
+                db.enroll(name, [take(name, 3 * i + j) for j in range(2)])
+            found = db.identify(take("carol", 60), top_k=3)
+            assert found.speaker == "carol" and "halfvec" in db.info().index_path
+            template = db.template("carol") if hasattr(db, "template") else None
+            assert template is None or template.dtype == np.float32
+
+
+def test_a_password_is_never_shown(pg_url: str) -> None:
+    secret = "s3cret-Pa55"
+    url = with_password(pg_url, secret)
+    with SpeakerDB(url, encoder=FakeEncoder()) as db:  # the servers trust loopback
+        db.enroll("alice", [take("alice", 1)])
+        info = db.info()
+        assert secret not in json.dumps(info.to_dict()) and "***" in info.path
+        assert secret not in str(db.path)
+    host = url.rsplit("@", 1)[1].split("/", 1)[0]
+    unreachable = url.replace(host, "127.0.0.1:9")  # nothing listens on port 9
+    with pytest.raises(DatabaseError) as caught:
+        SpeakerDB(unreachable, encoder=FakeEncoder())
+    message = str(caught.value)
+    assert secret not in message and "cannot reach the PostgreSQL server" in message
+    missing = url.rsplit("/", 1)[0] + "/no_such_database"
+    with pytest.raises(DatabaseError, match="does not exist; create it") as caught:
+        SpeakerDB(missing, encoder=FakeEncoder())
+    assert secret not in str(caught.value)
+
+
+def test_a_read_before_the_first_write_is_refused(pg_url: str) -> None:
+    with pytest.raises(DatabaseError, match="enroll a speaker"):
+        SpeakerDB(pg_url, encoder=FakeEncoder(), create=False)
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError):
+            db.identify(take("alice", 1))
+
+
+def test_migrations_run_on_postgresql(pg_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from speakerdb.storage.postgres._url import engine_url
+    from speakerdb.storage.sqlite._schema import KNOWN_REVISIONS, SCHEMA_HEAD, migrations_dir
+
+    engine = create_engine(engine_url(pg_url))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        config.attributes["connection"] = conn
+        command.upgrade(config, KNOWN_REVISIONS[0])
+    engine.dispose()
+    with pytest.raises(SchemaError, match="speakerdb db upgrade"):
+        SpeakerDB(pg_url, encoder=FakeEncoder())
+    assert SpeakerDB.upgrade(pg_url) == (KNOWN_REVISIONS[0], SCHEMA_HEAD)
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
+        db.enroll("alice", [take("alice", 1)])
+        db.audit.configure(True)
+        db.verify("alice", take("alice", 2))
+        assert [e.claimed for e in db.audit.entries()] == ["alice"]
+
+
+# -- the command line -------------------------------------------------------------
+
+
+def cli(*args: object, env: dict[str, str | None] | None = None) -> Result:
+    result = RUNNER.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+    return result
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}"
+    return result
+
+
+def test_the_command_line_on_postgresql(
+    pg_url: str, tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import soundfile as sf
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD", "SPEAKERDB_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    for name, pitch in PITCHES.items():
+        for i in range(3):
+            sf.write(tmp_path / f"{name}{i}.wav", voice(pitch, 1.5, 16000, i), 16000)
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text("speaker,path\ncarol,carol0.wav\ncarol,carol1.wav\nbob,bob0.wav\n")
+    model = ("--model", tiny_model_dir)
+    ok(cli("enroll", "alice", "alice0.wav", "alice1.wav", "--db", pg_url, *model))
+    ok(cli("enroll-batch", manifest, "--db", pg_url, *model))
+    again = json.loads(ok(cli("enroll-batch", manifest, "--db", pg_url, *model, "--json")).stdout)
+    assert len(again["skipped"]) == 3  # a rerun skips the clips done
+    monkeypatch.setenv("SPEAKERDB_DB", pg_url)  # the environment names the server too
+    listed = json.loads(ok(cli("list", "--json")).stdout)
+    assert {s["name"]: s["n_utterances"] for s in listed} == {"alice": 2, "bob": 1, "carol": 2}
+    (found,) = json.loads(ok(cli("identify", "bob0.wav", "--json")).stdout)
+    assert found["matches"][0]["speaker"] == "bob"  # bob's one clip: the template itself
+    assert found["matches"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    info = json.loads(ok(cli("info", "--json")).stdout)
+    assert info["path"] == pg_url and info["n_speakers"] == 3
+    ok(cli("remove", "carol", "--yes"))
+    (after,) = json.loads(ok(cli("identify", "carol0.wav", "--json", "--top-k", "5")).stdout)
+    assert "carol" not in [m["speaker"] for m in after["matches"]]
+    shown = ok(cli("show", "alice"))
+    assert "alice0.wav" in shown.output
