@@ -39,6 +39,7 @@ __all__ = [
     "DURATION_REFERENCE_S",
     "DURATION_SLOPE",
     "FALLBACK_THRESHOLD",
+    "MIN_COHORT_VOICES",
     "MIN_QUERY_SPEECH_S",
     "cache_root",
     "database_location",
@@ -91,6 +92,15 @@ DURATION_CAP_S = 30.0
 MIN_QUERY_SPEECH_S = 0.5
 #: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
 DEFAULT_TOP_N = 50
+#: The fewest cohort voices (the other enrolled speakers and the outside voices of
+#: ``speakerdb cohort import``) a claim's AS-norm score is computed with; with fewer,
+#: queries fall back to another score and say so (:mod:`speakerdb.decision._policy`),
+#: and calibrating AS-norm is refused. Measured with GE2E on the shared corpus, speakers
+#: left out (scripts/eval_asnorm_cohort.py): the threshold that lets in 1% of strangers'
+#: single clips is 39 and 9.0 standard deviations with 1 and 2 cohort voices (tuning
+#: fold A; 25 and 14 on fold B), and 1.7 to 3.4 from 3 voices on (2.1 to 4.6 on fold B):
+#: below 3, the spread of a few top scores is noise and no fixed threshold holds.
+MIN_COHORT_VOICES = 3
 
 
 #: The URL schemes that name a PostgreSQL database; anything else is a file path.
