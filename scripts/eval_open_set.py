@@ -56,7 +56,7 @@ from _openset_data import Items, Speaker, load_speakers
 from corpus import ensure_corpus
 from eval_replay import wilson
 
-from speakerdb.config import DEFAULT_TOP_N
+from speakerdb.config import DEFAULT_TOP_N, MIN_QUERY_SPEECH_S
 from speakerdb.decision import Population, get_norm, population_scores
 from speakerdb.decision._calibration import calibrate_population
 from speakerdb.encoders._registry import family_of
@@ -377,7 +377,7 @@ def main() -> None:
 
 def shipped() -> str:
     family = family_of("resemblyzer")
-    return ", ".join(
+    return f"minimum net speech {MIN_QUERY_SPEECH_S} s; thresholds " + ", ".join(
         f"{k} {get_norm(k).default_threshold(family, 'resemblyzer'):.3f}" for k in KINDS
     )
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._stored import StoredSettings
-from ..config import DEFAULT_TOP_N, ENV_THRESHOLD
+from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, MIN_COHORT_VOICES
 from ..encoders._registry import family_of
 from ..errors import DatabaseError, InputError
 from ..types import DecisionPolicy
@@ -47,6 +47,7 @@ __all__ = [
     "DecisionPolicy",
     "PolicySources",
     "check_operation",
+    "cohort_fallback",
     "resolve_policy",
     "voice_policy",
 ]
@@ -135,6 +136,30 @@ def resolve_policy(
     else:
         value, source = sources.threshold(norm, operation)
     return DecisionPolicy(name, value, source, top_n, notice=_cosine_notice(sources, name))
+
+
+def cohort_fallback(
+    sources: PolicySources, policy: DecisionPolicy, operation: str, voices: int
+) -> DecisionPolicy:
+    """The policy that decides instead of ``policy`` (a population score, AS-norm) when
+    its cohort has only ``voices`` voices, fewer than :data:`MIN_COHORT_VOICES`: the
+    model's default score, else the cosine, at its stored or default threshold for
+    ``operation`` (a threshold given for AS-norm is not one of these), with a notice."""
+    default = get_norm(family_of(sources.model).default_score)
+    norm = get_norm(Cosine.name) if default.needs_population else default
+    stored = sources.stored.threshold_for(check_operation(operation), norm.name)
+    if stored is not None:
+        value, source = _checked_stored(norm, stored, operation), "database"
+    else:
+        model = sources.model
+        value, source = norm.default_threshold(family_of(model), model), f"default for {model}"
+    notice = (
+        f"{policy.score_norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides "
+        f"the claimed speaker's, and this database has {voices}: {norm.name} decides instead "
+        f"(threshold {value:.4f}, {source}); import outside voices (`speakerdb cohort "
+        "import`) or enroll more speakers"
+    )
+    return DecisionPolicy(norm.name, value, source, policy.top_n, notice=notice)
 
 
 def _cosine_notice(sources: PolicySources, name: str) -> str | None:
