@@ -83,7 +83,8 @@ def carried_share(share: float | np.ndarray, m: float, n: int) -> np.ndarray:
     """A share of strangers named at ``m`` speakers, carried to ``n`` by the
     independence model: ``1 - (1 - share) ** (n / m)``."""
     share = np.clip(np.asarray(share, np.float64), 0.0, 1.0)
-    return np.asarray(-np.expm1((n / max(m, 1)) * np.log1p(-share)))
+    with np.errstate(divide="ignore"):  # a share of 1 stays 1: log1p(-1) is -inf
+        return np.asarray(-np.expm1((n / max(m, 1)) * np.log1p(-share)))
 
 
 def upper_limit(named: int, n: int, confidence: float = CONFIDENCE) -> float:
