@@ -25,6 +25,7 @@ from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
+from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
 from .services._keys import KeyRing
@@ -32,18 +33,22 @@ from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._retention import refuse_opted_out
+from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
 
 if TYPE_CHECKING:
     from .decision._calibration import Calibration
+    from .diarization import SegmentOptions
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
+    from .services._raybatch import RayOptions
     from .types import (
         DatabaseInfo,
         DecisionPolicy,
         Enrollment,
         Identification,
+        Segment,
         Speaker,
         Utterance,
         Verification,
@@ -82,9 +87,10 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in four attributes: :attr:`index` (the derived search
+    Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
+    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -105,7 +111,9 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_location(path), create=create)
+        # Where the database is, for processes that open it themselves (Ray actors).
+        self._location = None if storage is not None else database_location(path)
+        self._storage = storage or open_storage(self._location or "", create=create)
         try:
             # Checked against the deciding score's bounds when a query resolves its policy.
             cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
@@ -136,6 +144,9 @@ class SpeakerDB:
         self.audit = AuditLog(self._storage)
         checks = query_checks(self._storage, self._settings)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
+        self._segmenting = Segmenting(self._storage, self._slot, self._settings)
+        #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
+        self.cohort = CohortTools(self._storage, self._slot)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
@@ -238,12 +249,29 @@ class SpeakerDB:
         progress: Callable[[int], None] | None = None,
         *,
         force: bool = False,
+        ray: RayOptions | None = None,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
         speaker's clips are decoded while this one is embedded; ``progress(n)`` is
-        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`)."""
-        return enroll_batch(self._enrolling, rows, progress, force=force)
+        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`).
+
+        With ``ray``, Ray Data actors decode and embed, one model copy each, and this
+        process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
+        already are not embedded again, so an interrupted job resumes."""
+        if ray is None:
+            return enroll_batch(self._enrolling, rows, progress, force=force)
+        from .services._raybatch import enroll_batch_ray
+
+        if self._location is None:
+            raise InputError("a batch on Ray needs a database named by a path or URL")
+        location = self._location
+        if isinstance(location, Path):
+            location = str(location.resolve())  # the actors' folder may be another
+        spec = self._slot.load_spec()
+        return enroll_batch_ray(
+            self._enrolling, spec, location, rows, progress, force=force, options=ray
+        )
 
     # -- queries (speakerdb.services._querying) ------------------------------
 
@@ -292,6 +320,73 @@ class SpeakerDB:
         (or by a normalised score, as in :meth:`identify`)."""
         self._require_database()
         return self._querying.verify(name, clip, threshold, score_norm)
+
+    # -- who spoke when (speakerdb.services._segments) -----------------------
+
+    def segments(
+        self,
+        recording: ClipInput,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> list[Segment]:
+        """Who speaks when in ``recording``, by name: :class:`Segment` s in order of time.
+
+        A voice that is not enrolled is ``unknown-1``, ``unknown-2``... (stable within
+        the recording); no enrolled speaker is forced onto a voice. Voices are named by
+        ``threshold`` and ``score_norm`` as :meth:`identify` has them; by default, by raw
+        cosine at the model's voice threshold, not identify's
+        (:func:`speakerdb.decision._policy.voice_policy`).
+        Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
+        (default 4 hours) are accepted; ``progress(seconds)`` is called as each block of
+        it is done. See :mod:`speakerdb.services._segments`.
+        """
+        self._require_database()
+        policy = self._segmenting.policy(threshold, score_norm)
+        chosen, limit = _segment_args(options, max_duration_s)
+        return self._segmenting.segments(recording, policy, chosen, limit, progress)
+
+    def segments_stream(
+        self,
+        chunks: Iterable[np.ndarray],
+        sample_rate: int,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+    ) -> Iterator[Segment]:
+        """:meth:`segments` of a live stream of sample ``chunks`` at ``sample_rate`` (any
+        sizes; 1-D or ``(frames, channels)``): yields each segment once no later audio can
+        change it (about 12 s after it ends, in 10 s blocks by default)."""
+        live = self.segments_live(
+            sample_rate,
+            threshold=threshold,
+            score_norm=score_norm,
+            max_duration_s=max_duration_s,
+            options=options,
+        )
+        return _drained(live, chunks)
+
+    def segments_live(
+        self,
+        sample_rate: int,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+    ) -> LiveSegments:
+        """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
+        card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
+        the segments settled meanwhile."""
+        self._require_database()
+        policy = self._segmenting.policy(threshold, score_norm)
+        chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
+        return self._segmenting.live(sample_rate, policy, chosen, limit)
 
     # -- the speakers ----------------------------------------------------
 
@@ -409,3 +504,19 @@ class SpeakerDB:
                 return False
         self._storage.discard()
         return True
+
+
+def _drained(live: LiveSegments, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+    for chunk in chunks:
+        yield from live.push(chunk)
+    yield from live.end()
+
+
+def _segment_args(
+    options: SegmentOptions | None, max_duration_s: float | None
+) -> tuple[SegmentOptions, float]:
+    from .audio._recording import MAX_RECORDING_S
+    from .diarization import SegmentOptions
+
+    limit = MAX_RECORDING_S if max_duration_s is None else max_duration_s
+    return options or SegmentOptions(), limit

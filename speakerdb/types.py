@@ -24,6 +24,7 @@ __all__ = [
     "AuditEntry",
     "AuditSettings",
     "BackupReport",
+    "CohortVoice",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -32,6 +33,7 @@ __all__ = [
     "Match",
     "Outcome",
     "QualityIssue",
+    "Segment",
     "Speaker",
     "StoredThreshold",
     "Threshold",
@@ -198,6 +200,31 @@ class Match(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class Segment(_Result):
+    """A stretch of a recording in which one voice speaks (``SpeakerDB.segments``).
+
+    ``start`` and ``end`` are seconds from the recording's start. ``speaker`` is the
+    enrolled name, or ``None`` for a voice that is not enrolled; ``label`` is the name,
+    or ``unknown-N`` (numbered by first appearance, stable within one recording).
+    ``score`` is the raw cosine of the voice (all its windows) to the named speaker's
+    template, or to the nearest one for an unknown voice; ``decision_score`` is the
+    score compared with the threshold (the normalised one where the policy normalises).
+    Both are ``None`` when nobody is enrolled.
+    """
+
+    start: float
+    end: float
+    speaker: str | None
+    label: str
+    score: float | None
+    decision_score: float | None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
 class DecisionPolicy(_Result):
     """How a query was decided: by which score, at which threshold, and where that
     threshold came from. Resolved once per query (:mod:`speakerdb.decision._policy`).
@@ -343,6 +370,15 @@ class Verification(_Result):
         fields = _fields(self)
         del fields["verdict"]
         return {**fields, "outcome": self.outcome.value, "accepted": self.accepted}
+
+
+@dataclass(frozen=True, slots=True)
+class CohortVoice(_Result):
+    """One outside voice of the cohort (``speakerdb cohort list``): its label and how
+    many clips of it are stored (as embeddings only)."""
+
+    label: str
+    n_clips: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -746,6 +746,9 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("export",): ["export", "people.sdb"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
+    ("cohort", "import"): ["cohort", "import", "people.csv"],
+    ("cohort", "list"): ["cohort", "list"],
+    ("cohort", "clear"): ["cohort", "clear"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).

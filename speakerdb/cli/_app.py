@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ._accuracy import register as register_accuracy
 from ._audit import audit_app
+from ._cohort import cohort_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
@@ -49,6 +50,7 @@ from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
+from ._segments import register as register_segments
 from ._serve import register as register_serve
 
 if TYPE_CHECKING:
@@ -143,6 +145,7 @@ def enroll(
     epilog=examples(
         "speakerdb enroll-batch people.csv          # header: speaker,path",
         "speakerdb enroll-batch people.csv --json",
+        "speakerdb enroll-batch archive.csv --ray --actors 8 --ray-address auto",
     ),
 )
 @handles_errors
@@ -154,21 +157,45 @@ def enroll_batch(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     force: ForceOpt = False,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Embed on a Ray cluster (needs speakerdb[ray]); this process writes.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster to join (e.g. auto). [default: a local one, for the job]",
+            show_default=False,
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="Ray actors, one model copy each.")
+    ] = 2,
     json: JsonOpt = False,
 ) -> None:
     """Enroll many speakers from a CSV manifest.
 
-    A clip that fails is reported and does not stop the others.
+    A clip that fails is reported and does not stop the others. Clips enrolled already
+    are skipped, so an interrupted run resumes where it stopped.
     """
     from ..services import read_manifest
     from ._render import emit_json
 
     rows = read_manifest(manifest)
+    ray = None
+    if use_ray or ray_address:
+        from ..services._raybatch import RayOptions
+
+        ray = RayOptions(address=ray_address, actors=actors)
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = database.enroll_batch(rows, advance, force=force)
+            report = database.enroll_batch(rows, advance, force=force, ray=ray)
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
@@ -428,11 +455,13 @@ def run() -> None:
 
 
 # Command groups in modules of their own, registered in the order `--help` lists them.
+register_segments(app)
 register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
+app.add_typer(cohort_app, name="cohort")
 register_serve(app)
 register_accuracy(app)
 register_model(app)
