@@ -331,6 +331,7 @@ class SpeakerDB:
         score_norm: str | None = None,
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> list[Segment]:
         """Who speaks when in ``recording``, by name: :class:`Segment` s in order of time.
 
@@ -340,11 +341,13 @@ class SpeakerDB:
         cosine at the model's voice threshold, not identify's
         (:func:`speakerdb.decision._policy.voice_policy`).
         Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
-        (default 4 hours) are accepted. See :mod:`speakerdb.services._segments`.
+        (default 4 hours) are accepted; ``progress(seconds)`` is called as each block of
+        it is done. See :mod:`speakerdb.services._segments`.
         """
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
-        return self._segmenting.segments(recording, policy, *_segment_args(options, max_duration_s))
+        chosen, limit = _segment_args(options, max_duration_s)
+        return self._segmenting.segments(recording, policy, chosen, limit, progress)
 
     def segments_stream(
         self,

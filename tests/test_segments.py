@@ -219,3 +219,11 @@ def test_stream_resamples_and_downmixes_chunks(db: SpeakerDB) -> None:
     pieces = (stereo[i : i + 4410] for i in range(0, len(stereo), 4410))
     found = list(db.segments_stream(pieces, 44_100, options=OPTIONS, threshold=THRESHOLD))
     assert labels(found) == ["alice", "bob"]
+
+
+def test_progress_is_reported_block_by_block(db: SpeakerDB, tmp_path: Path) -> None:
+    path = minutes_of_turns(tmp_path / "three.wav", 3)
+    seen: list[float] = []
+    db.segments(path, options=OPTIONS, threshold=THRESHOLD, progress=seen.append)
+    assert len(seen) == 3 and seen == sorted(seen)
+    assert seen[-1] == pytest.approx(180.0, abs=0.1)

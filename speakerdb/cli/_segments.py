@@ -20,6 +20,7 @@ from ._common import (
     examples,
     handles_errors,
     open_db,
+    progress,
 )
 
 if TYPE_CHECKING:
@@ -82,17 +83,31 @@ def segments(
     """Say who speaks when in RECORDING, by name.
 
     Voices not enrolled are unknown-1, unknown-2... Long recordings (up to
-    --max-duration, 4 hours by default) are read in
-    blocks, in bounded memory. --json writes [{start, end, speaker, label, score,
+    --max-duration, 4 hours by default) are read in blocks, in bounded memory,
+    with a progress bar on a terminal. --json writes [{start, end, speaker, label, score,
     decision_score}]; --rttm writes RTTM (spaces in names as %20).
     """
     if json and str(rttm) == "-":
         from ..errors import InputError
 
         raise InputError("--json and --rttm - both write to stdout; give --rttm a file name")
-    with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
+    with (
+        open_db(db, model, revision=revision, offline=offline, backend=backend) as database,
+        progress(_duration(recording), "segments", unit="s") as advance,
+    ):
+        done = 0
+
+        def step(seconds: float) -> None:
+            nonlocal done
+            advance(int(seconds) - done)
+            done = int(seconds)
+
         found = database.segments(
-            recording, threshold=threshold, score_norm=score_norm, max_duration_s=max_duration
+            recording,
+            threshold=threshold,
+            score_norm=score_norm,
+            max_duration_s=max_duration,
+            progress=step,
         )
     if rttm is not None:
         _write_rttm(found, recording, rttm)
@@ -105,6 +120,16 @@ def segments(
             echo(_line(segment))
         if not found:
             echo("no speech found")
+
+
+def _duration(recording: Path) -> int:
+    """The recording's length in whole seconds, from its header (0 when it does not say)."""
+    import soundfile as sf
+
+    try:
+        return max(0, int(sf.info(str(recording)).duration))
+    except (RuntimeError, OSError, ValueError, TypeError):
+        return 0  # the library names what is wrong with it
 
 
 def _line(segment: Segment) -> str:

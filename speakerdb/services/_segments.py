@@ -77,11 +77,15 @@ class Segmenting:
         policy: DecisionPolicy,
         options: SegmentOptions,
         max_duration_s: float = MAX_RECORDING_S,
+        progress: Callable[[float], None] | None = None,
     ) -> list[Segment]:
-        """The segments of a whole recording, in order of time."""
+        """The segments of a whole recording, in order of time; ``progress(seconds)`` is
+        called as each block is done, with the seconds of audio done so far."""
         diarizer = Diarizer(self._slot.encoder(), options)
         for block in recording_blocks(recording, _block_s(options), max_duration_s):
             diarizer.add(block)
+            if progress is not None:
+                progress(diarizer.seconds)
         diarizer.finish()
         groups, named = self.grouped(diarizer, policy, options)
         return _labelled(diarizer.runs(groups), named, {})
