@@ -242,3 +242,12 @@ def test_export_and_import_on_the_command_line(source: SpeakerDB, tmp_path: Path
         app, ["import", str(tmp_path / "missing.sdb"), "--db", str(tmp_path / "n2.db")]
     )
     assert refused.exit_code == 2 and not (tmp_path / "n2.db").exists()
+
+
+def test_a_watchlist_mark_travels(source: SpeakerDB, tmp_path: Path) -> None:
+    source.enroll("mallory", [clip("dave", 5)], watchlist=True)
+    source.lifecycle.export(tmp_path / "people.sdb")
+    with SpeakerDB(tmp_path / "copy.db", encoder=FakeEncoder()) as copy:
+        copy.lifecycle.import_archive(tmp_path / "people.sdb")
+        assert copy.speaker("mallory").watchlist and not copy.speaker("alice").watchlist
+        assert copy.identify(clip("dave", 6)).outcome == "watchlist"

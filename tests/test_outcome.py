@@ -6,7 +6,6 @@ log records it; the checks that may answer before the score plug into one seam
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -91,7 +90,7 @@ def cli(home: Path, *args: object, code: int = 0) -> Result:
     return result
 
 
-def test_outcome_is_a_public_str_enum_with_the_five_answers() -> None:
+def test_outcome_is_a_public_str_enum_with_the_six_answers() -> None:
     assert speakerdb.Outcome is Outcome
     assert [o.value for o in Outcome] == [
         "accepted",
@@ -99,6 +98,7 @@ def test_outcome_is_a_public_str_enum_with_the_five_answers() -> None:
         "unknown",
         "not_enough_speech",
         "replay",
+        "watchlist",
     ]
     assert Outcome.REPLAY == "replay" and json.dumps({"o": Outcome.REPLAY}) == '{"o": "replay"}'
     with pytest.raises(ValueError, match="the score does"):
@@ -220,11 +220,7 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         db.identify((voice(ALICE, 1.5, seed=2), 16000))
         db.identify((voice(400.0, 1.5, seed=3), 16000))
         db.verify("alice", (voice(400.0, 1.5, seed=3), 16000))
-    con = sqlite3.connect(path)
-    with con:  # back to revision 0004: no outcome column
-        con.execute("ALTER TABLE audit DROP COLUMN outcome")
-        con.execute("UPDATE alembic_version SET version_num = '0004'")
-    con.close()
+    _downgrade(path, "0004")  # no outcome column (nor what later revisions add)
     assert SpeakerDB.upgrade(path) == ("0004", _schema.SCHEMA_HEAD)
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         outcomes = [(e.operation, e.outcome) for e in reversed(db.audit.entries())]
@@ -233,3 +229,21 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         ("identify", Outcome.UNKNOWN),
         ("verify", Outcome.REJECTED),
     ]
+
+
+def _downgrade(path: Path, revision: str) -> None:
+    """Take the database at ``path`` back to ``revision`` with the migrations' downgrades."""
+    from alembic import command
+    from alembic.config import Config
+
+    from speakerdb.storage.sqlite import Store, _schema
+
+    store = Store.open(path)
+    try:
+        config = Config()
+        config.set_main_option("script_location", str(_schema.migrations_dir()))
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        store.close()

@@ -104,6 +104,10 @@ def enroll(
     external_id: ExternalIdOpt = None,
     attr: AttrOpt = None,
     expires: ExpiresOpt = None,
+    watchlist: Annotated[
+        bool,
+        typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
+    ] = False,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -130,6 +134,7 @@ def enroll(
             external_id=external_id,
             attributes=attributes,
             expires_at=expires,
+            watchlist=watchlist,
         )
     _report_issues(result.issues)
     if json:

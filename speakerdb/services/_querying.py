@@ -22,7 +22,7 @@ from ..decision._ranking import normalized_claim, rank
 from ..errors import InputError
 from ..types import Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
-from ._retention import expire_due
+from ._watchlist import flag_identification, flag_verification, query_guard
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -71,13 +71,17 @@ class Querying:
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         policy = self._settings.policy(threshold, score_norm)
-        expire_due(self._storage)  # an expired voiceprint is never matched
+        watched = query_guard(self._storage)  # and an expired voiceprint is never matched
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
         verdicts = [first_verdict(self._checks, query) for query in asked]
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
         found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
+        verdicts = [
+            verdict or flag_identification(matches, policy, watched)
+            for verdict, matches in zip(verdicts, found, strict=True)
+        ]
         results = self._audit.log_identifications(
             [
                 Identification(
@@ -101,7 +105,7 @@ class Querying:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
         policy = self._settings.policy(threshold, score_norm)
-        expire_due(self._storage)
+        watched = query_guard(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)
@@ -112,6 +116,12 @@ class Querying:
         normalized = normalized_claim(
             policy, name, query, score, self._storage.search, self.population, decoded.duration_s
         )
+        if verdict is None:
+            accepted = policy.accepts(score if normalized is None else normalized)
+            cosine = self._settings.sources().cosine_threshold()[0]
+            verdict = flag_verification(
+                self._storage, name, query, score, accepted, cosine, watched
+            )
         result = Verification(
             name,
             decoded.source,
