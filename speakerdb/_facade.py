@@ -8,6 +8,7 @@ the settings. Old member names still work through :mod:`speakerdb._compat`.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
+from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._index import IndexTools
 from .services._keys import KeyRing
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from .decision._calibration import Calibration
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
+    from .services._raybatch import RayOptions
     from .types import (
         DatabaseInfo,
         DecisionPolicy,
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["ClipInput", "SpeakerDB"]
 
 log = logging.getLogger(__name__)
+
+_ANY = (-math.inf, math.inf)
 
 
 class SpeakerDB:
@@ -79,9 +84,10 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in four attributes: :attr:`index` (the derived search
+    Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention) and :attr:`keys` (the keys of the HTTP service).
+    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -102,9 +108,12 @@ class SpeakerDB:
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
-        self._storage = storage or open_storage(database_location(path), create=create)
+        # Where the database is, for processes that open it themselves (Ray actors).
+        self._location = None if storage is not None else database_location(path)
+        self._storage = storage or open_storage(self._location or "", create=create)
         try:
-            cosine = None if threshold is None else parse_threshold(threshold, "argument")
+            # Checked against the deciding score's bounds when a query resolves its policy.
+            cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
             if backend is not None:
                 resolve_backend(backend)  # a bad name is refused now, not at the first query
             options = {"revision": revision, "local_files_only": local_files_only}
@@ -125,11 +134,15 @@ class SpeakerDB:
             stored = snapshot.encoder()
         self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
         self._settings = Settings(self._storage, self._slot, threshold)
+        if threshold is not None:
+            self._settings.policy()  # out of the deciding score's bounds: refused now
         self._enrolling = Enrolling(self._storage, self._slot, self._settings)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
         checks = query_checks(self._storage, self._settings)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
+        #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
+        self.cohort = CohortTools(self._storage, self._slot)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
@@ -235,12 +248,29 @@ class SpeakerDB:
         progress: Callable[[int], None] | None = None,
         *,
         force: bool = False,
+        ray: RayOptions | None = None,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
         speaker's clips are decoded while this one is embedded; ``progress(n)`` is
-        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`)."""
-        return enroll_batch(self._enrolling, rows, progress, force=force)
+        called as each ``n`` clips are done (:mod:`speakerdb.services._batch`).
+
+        With ``ray``, Ray Data actors decode and embed, one model copy each, and this
+        process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
+        already are not embedded again, so an interrupted job resumes."""
+        if ray is None:
+            return enroll_batch(self._enrolling, rows, progress, force=force)
+        from .services._raybatch import enroll_batch_ray
+
+        if self._location is None:
+            raise InputError("a batch on Ray needs a database named by a path or URL")
+        location = self._location
+        if isinstance(location, Path):
+            location = str(location.resolve())  # the actors' folder may be another
+        spec = self._slot.load_spec()
+        return enroll_batch_ray(
+            self._enrolling, spec, location, rows, progress, force=force, options=ray
+        )
 
     # -- queries (speakerdb.services._querying) ------------------------------
 
@@ -345,20 +375,29 @@ class SpeakerDB:
     # -- decisions (speakerdb.services._settings) ----------------------------
 
     def policy(
-        self, threshold: float | None = None, score_norm: str | None = None
+        self,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        *,
+        operation: str = "identify",
     ) -> DecisionPolicy:
-        """How a query with these options would be decided: the score, its threshold and
-        where that came from (:mod:`speakerdb.decision._policy` has the precedence)."""
-        return self._settings.policy(threshold, score_norm)
+        """How an ``operation`` (``"identify"`` or ``"verify"``) query with these options
+        would be decided: the score, its threshold and where that came from
+        (:mod:`speakerdb.decision._policy` has the precedence)."""
+        return self._settings.policy(threshold, score_norm, operation)
 
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as this database's threshold: a cosine in [-1, 1], or, with
-        ``score_norm`` ``"asnorm"``, ``"margin"`` or ``"margin-duration"``, the threshold of
-        those scores.
+    def set_threshold(
+        self, value: float, *, score_norm: str | None = None, operation: str = "both"
+    ) -> float:
+        """Store ``value`` as the threshold of ``operation`` (``"identify"``, ``"verify"``
+        or ``"both"``) for ``score_norm`` scores (``"none"``: a cosine in [-1, 1];
+        ``"margin"``, ``"margin-duration"``, ``"asnorm"``), and decide by those scores
+        from now on.
 
-        A stored cosine threshold on a database that never chose a score normalisation
-        makes it decide by raw cosine (see :meth:`policy`)."""
-        return self._settings.set_threshold(value, score_norm=score_norm)
+        Without ``score_norm`` the value is a threshold of the score the database decides
+        by, which must be the cosine: a database that decides by a normalised score
+        refuses it (:class:`InputError` naming both fixes)."""
+        return self._settings.set_threshold(value, score_norm=score_norm, operation=operation)
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
         """Decide this database's queries by ``"margin-duration"``, ``"margin"``, ``"asnorm"``

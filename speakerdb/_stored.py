@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from .errors import DatabaseError
 
-__all__ = ["StoredSettings"]
+__all__ = ["BOTH", "OPERATIONS", "StoredSettings", "threshold_key"]
 
 _T = TypeVar("_T", int, float)
 
@@ -37,9 +37,16 @@ _FIXES = {
 }
 _DAMAGED = "the database is damaged: restore it from a backup"
 _INDEX_KINDS = ("auto", "flat", "ivf")
-# A score normalisation's own threshold is stored under "<name>_threshold"; the
-# plain "threshold" key is the cosine one (written before normalisations existed).
+# Thresholds are stored per operation and score as "threshold:<operation>:<score>"
+# (``set-threshold``). Databases from before per-operation thresholds hold one for both
+# operations: the plain "threshold" key is the cosine one (written before normalisations
+# existed), "<score>_threshold" a normalised score's. Both are still read.
 _NORM_THRESHOLD_SUFFIX = "_threshold"
+_THRESHOLD_PREFIX = "threshold:"
+#: The operations that have thresholds of their own.
+OPERATIONS = ("identify", "verify")
+#: What a threshold stored for both operations at once (the older keys) is listed as.
+BOTH = "both"
 
 
 @dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
@@ -58,6 +65,8 @@ class StoredSettings:
     asnorm_top_n: int | None = None
     #: The threshold of each normalised score that has one stored, by score name.
     norm_thresholds: Mapping[str, float] = field(default_factory=dict)
+    #: The thresholds stored for one operation: ``(operation, score) -> value``.
+    operation_thresholds: Mapping[tuple[str, str], float] = field(default_factory=dict)
     #: The database's generation counter (bumped by every change of templates).
     generation: int = 0
     #: The digest of every speaker's template (:mod:`speakerdb.storage._digest`), if recorded.
@@ -70,7 +79,7 @@ class StoredSettings:
         norm_thresholds = {
             key.removesuffix(_NORM_THRESHOLD_SUFFIX): _number(raw, key, float, -math.inf)
             for key in raw
-            if key.endswith(_NORM_THRESHOLD_SUFFIX) and key != "threshold"
+            if key.endswith(_NORM_THRESHOLD_SUFFIX) and not key.startswith(_THRESHOLD_PREFIX)
         }
         threshold = raw.get("threshold")
         _check_index_settings(raw)
@@ -80,13 +89,63 @@ class StoredSettings:
             score_norm=_score_norm(raw),
             asnorm_top_n=_number(raw, "asnorm_top_n", int, 1) if "asnorm_top_n" in raw else None,
             norm_thresholds=norm_thresholds,
+            operation_thresholds=_operation_thresholds(raw),
             generation=_number(raw, "generation", int, 0) if "generation" in raw else 0,
             index_digest=_digest(raw),
         )
 
     def norm_threshold(self, norm: str) -> float | None:
-        """The stored threshold of ``norm`` scores, if any."""
+        """The threshold of ``norm`` scores stored for both operations (older keys), if any."""
         return self.norm_thresholds.get(norm)
+
+    def threshold_for(self, operation: str, score: str) -> float | None:
+        """The stored threshold of ``score`` scores (``none``: cosine) for ``operation``:
+        its own, else one stored for both operations, else ``None``."""
+        own = self.operation_thresholds.get((operation, score))
+        if own is not None:
+            return own
+        return self.threshold if score == "none" else self.norm_thresholds.get(score)
+
+    def stored_thresholds(self) -> list[tuple[str, str, float]]:
+        """Every stored threshold as ``(operation or "both", score, value)``, in a stable
+        order; one for both operations is left out where each has its own."""
+        both = {"none": self.threshold} if self.threshold is not None else {}
+        both |= self.norm_thresholds
+        found = [
+            (BOTH, score, value)
+            for score, value in both.items()
+            if not all((op, score) in self.operation_thresholds for op in OPERATIONS)
+        ]
+        found += [(op, score, value) for (op, score), value in self.operation_thresholds.items()]
+        return sorted(found, key=lambda row: (row[1], row[0]))
+
+    def any_cosine_threshold(self) -> bool:
+        """Whether a cosine threshold is stored, for either operation."""
+        return self.threshold is not None or any(
+            score == "none" for _, score in self.operation_thresholds
+        )
+
+
+def threshold_key(operation: str, score: str) -> str:
+    """The settings key of the threshold of ``score`` scores for ``operation``."""
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
+    return f"{_THRESHOLD_PREFIX}{operation}:{score}"
+
+
+def _operation_thresholds(raw: Mapping[str, str]) -> dict[tuple[str, str], float]:
+    """The ``threshold:<operation>:<score>`` settings; a cosine one is a cosine."""
+    found = {}
+    for key in raw:
+        if not key.startswith(_THRESHOLD_PREFIX):
+            continue
+        operation, _, score = key.removeprefix(_THRESHOLD_PREFIX).partition(":")
+        if operation not in OPERATIONS or not _is_name(score):
+            raise _bad(key, raw[key], "a threshold this speakerdb stores (remove the setting)")
+        cosine = score == "none"
+        limits = (-1.0, 1.0) if cosine else (-math.inf,)
+        found[(operation, score)] = _number(raw, key, float, *limits)
+    return found
 
 
 def _number(
@@ -109,7 +168,10 @@ def _number(
 
 def _bad(key: str, value: object, wanted: str) -> DatabaseError:
     fix = _FIXES.get(key)
-    if fix is None and key.endswith(_NORM_THRESHOLD_SUFFIX):
+    if fix is None and key.startswith(_THRESHOLD_PREFIX):
+        operation, _, score = key.removeprefix(_THRESHOLD_PREFIX).partition(":")
+        fix = f"`speakerdb set-threshold T --score-norm {score} --for {operation}`"
+    elif fix is None and key.endswith(_NORM_THRESHOLD_SUFFIX):
         norm = key.removesuffix(_NORM_THRESHOLD_SUFFIX)
         fix = f"`speakerdb set-threshold T --score-norm {norm}`"
     again = f"store it again with {fix}" if fix else _DAMAGED
@@ -122,9 +184,13 @@ def _score_norm(raw: Mapping[str, str]) -> str | None:
     """The stored normalisation's name: a short identifier (the registry, which this
     bottom layer cannot import, says whether one of that name exists)."""
     value = raw.get("score_norm") or None
-    if value is not None and not (value.replace("-", "_").isidentifier() and len(value) <= 40):
+    if value is not None and not _is_name(value):
         raise _bad("score_norm", value, "a score normalisation's name")
     return value
+
+
+def _is_name(value: str) -> bool:
+    return value.replace("-", "_").isidentifier() and len(value) <= 40
 
 
 def _digest(raw: Mapping[str, str]) -> str | None:

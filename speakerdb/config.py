@@ -59,6 +59,8 @@ ENV_THRESHOLD = "SPEAKERDB_THRESHOLD"
 ENV_OFFLINE = "SPEAKERDB_OFFLINE"
 ENV_BACKEND = "SPEAKERDB_BACKEND"
 ENV_CACHE = "SPEAKERDB_CACHE_DIR"
+#: Threads of each ONNX Runtime session (default: one per core); Ray actors set it.
+ENV_THREADS = "SPEAKERDB_THREADS"
 
 #: How an x-vector model is run (``speakerdb/encoder.py`` documents each):
 #: ``auto`` is ONNX Runtime where it can be had, else torch; ``onnx`` and ``torch``
@@ -106,15 +108,34 @@ def database_path(path: str | os.PathLike[str] | None) -> Path:
     return Path(path or os.environ.get(ENV_DB) or DEFAULT_DB).expanduser()
 
 
-def parse_threshold(value: float | str, source: str) -> float:
-    """Check that a threshold is a finite cosine value in [-1, 1]."""
+def parse_threshold(
+    value: float | str,
+    source: str,
+    bounds: tuple[float, float] = (-1.0, 1.0),
+    kind: str = "a cosine",
+) -> float:
+    """Check that a threshold is a finite number within ``bounds`` (a cosine in [-1, 1]
+    unless the score says otherwise); the error names ``source`` and the fix."""
     try:
         number = float(value)
-    except ValueError:
-        raise InputError(f"threshold from {source} is not a number: {value!r}") from None
-    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
-        raise InputError(f"threshold from {source} must be a cosine in [-1, 1], got {value!r}")
+    except (TypeError, ValueError):
+        raise InputError(
+            f"threshold from {source} is not a number: {value!r}{_threshold_fix(source)}"
+        ) from None
+    low, high = bounds
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InputError(
+            f"threshold from {source} must be {kind} in [{low:g}, {high:g}], "
+            f"got {value!r}{_threshold_fix(source)}"
+        )
     return number
+
+
+def _threshold_fix(source: str) -> str:
+    """How to fix a bad threshold from ``source``."""
+    if source == ENV_THRESHOLD:
+        return f"; set {ENV_THRESHOLD} to a valid threshold, or unset it"
+    return ""
 
 
 def env_flag(name: str) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -23,6 +24,7 @@ __all__ = [
     "AuditEntry",
     "AuditSettings",
     "BackupReport",
+    "CohortVoice",
     "DatabaseInfo",
     "DecisionPolicy",
     "EncoderInfo",
@@ -32,6 +34,8 @@ __all__ = [
     "Outcome",
     "QualityIssue",
     "Speaker",
+    "StoredThreshold",
+    "Threshold",
     "Tombstone",
     "Utterance",
     "Verification",
@@ -206,12 +210,15 @@ class DecisionPolicy(_Result):
     ``score_norm`` names the score (``none``: raw cosine; see
     :mod:`speakerdb.decision._scores`). ``source`` is ``argument``, ``environment``,
     ``database`` or ``default for MODEL``. ``top_n`` is AS-norm's cohort size.
+    ``notice`` says why the score is not the one the database would decide by on its
+    own (a bare cosine threshold, a cohort too small for AS-norm), if it is not.
     """
 
     score_norm: str
     threshold: float
     source: str
     top_n: int = 50  # speakerdb.config.DEFAULT_TOP_N: results import nothing of the package
+    notice: str | None = None
 
     def accepts(self, score: float) -> bool:
         """The decision rule, the only place it is written: the score reaches the threshold."""
@@ -344,8 +351,44 @@ class Verification(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class CohortVoice(_Result):
+    """One outside voice of the cohort (``speakerdb cohort list``): its label and how
+    many clips of it are stored (as embeddings only)."""
+
+    label: str
+    n_clips: int
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold(_Result):
+    """The threshold an operation decides by: of which ``score`` (``none``: raw cosine),
+    its ``value``, and its ``source`` (as :class:`DecisionPolicy`'s)."""
+
+    score: str
+    value: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredThreshold(_Result):
+    """A threshold the database stores: for which ``operation`` (``identify``, ``verify``,
+    or ``both`` for one stored by an older speakerdb), of which ``score``, its ``value``,
+    and whether it ``decides`` now (it does not when another score decides, or when an
+    argument or ``SPEAKERDB_THRESHOLD`` overrides it)."""
+
+    operation: str
+    score: str
+    value: float
+    decides: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseInfo(_Result):
-    """What ``speakerdb info`` shows."""
+    """What ``speakerdb info`` shows.
+
+    ``threshold`` and ``threshold_source`` are identify's (``thresholds`` has both
+    operations'); ``stored_thresholds`` lists every threshold stored, deciding or not.
+    """
 
     path: str
     encoder: EncoderInfo | None
@@ -360,6 +403,11 @@ class DatabaseInfo(_Result):
     #: and their threshold when that is not the cosine one.
     score_norm: str = "none"
     score_norm_threshold: float | None = None
+    #: The threshold each operation (``identify``, ``verify``) decides by.
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    stored_thresholds: tuple[StoredThreshold, ...] = ()
+    #: Why the deciding score is not the one the database chose, if it is not.
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

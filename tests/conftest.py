@@ -206,6 +206,23 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def fake_cli(*args: object, code: int | None = 0, model: str = "fake-encoder") -> Any:
+    """``speakerdb ARGS`` in-process, every model loading as a :class:`FakeEncoder` named
+    ``model``; checks the exit ``code`` (unless ``None``) and that no traceback was printed."""
+    from typer.testing import CliRunner
+
+    from speakerdb.cli import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "speakerdb.services._model.load_encoder", lambda *_, **__: FakeEncoder(model=model)
+        )
+        result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert code is None or result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    assert "Traceback" not in result.output
+    return result
+
+
 # -- PostgreSQL (tests/_postgres.py): CI's servers, or throwaway clusters started here ----
 
 

@@ -549,7 +549,7 @@ def test_threshold_precedence_flag_env_stored_default(
 
     assert used() == FALLBACK_THRESHOLD  # the tiny model has no known default
     assert source().startswith("default")
-    assert as_json(cli("set-threshold", "0.55", "--json")) == {"threshold": 0.55}
+    assert as_json(cli("set-threshold", "0.55", "--json"))["threshold"] == 0.55
     assert used() == 0.55 and source() == "database"
     monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.65")
     assert used() == 0.65 and source() == "environment"
@@ -746,6 +746,9 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("export",): ["export", "people.sdb"],
     ("key", "create"): ["key", "create", "door"],
     ("key", "list"): ["key", "list"],
+    ("cohort", "import"): ["cohort", "import", "people.csv"],
+    ("cohort", "list"): ["cohort", "list"],
+    ("cohort", "clear"): ["cohort", "clear"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
@@ -1159,12 +1162,18 @@ def test_real_voices_are_identified_and_strangers_are_not(corpus: Path, tmp_path
     # GE2E databases decide by margin-duration scores unless told otherwise.
     assert {r["score_norm"] for r in doc} == {"margin-duration"}
     assert doc[3]["speaker"] is None and doc[3]["best"]["normalized"] < doc[3]["threshold"]
-    assert "decides by       margin-duration scores" in ok(cli("info")).stdout
+    assert "decides by         margin-duration scores" in ok(cli("info")).stdout
     # Someone claiming to be allison with carlo's voice is turned away.
     impostor = cli("verify", "asterisk-allison", clips[1])
     assert impostor.exit_code == 1 and impostor.stdout.startswith("rejected")
-    # A cosine threshold set by hand means a cosine: the database then decides by cosine.
-    ok(cli("set-threshold", "0.75"))
+    # A bare threshold is not quietly read as a cosine: both fixes are named.
+    refused = cli("set-threshold", "0.75")
+    assert refused.exit_code == 2 and "--score-norm none" in refused.stderr
+    # A cosine threshold named as one: the database then decides by cosine, and says so.
+    assert (
+        "now decide by none scores"
+        in ok(cli("set-threshold", "0.75", "--score-norm", "none")).stdout
+    )
     doc = as_json(cli("identify", *clips, "--json"))
     assert {r["score_norm"] for r in doc} == {"none"} and doc[0]["threshold"] == 0.75
     assert [r["speaker"] for r in doc] == [*REAL_SPEAKERS, None]

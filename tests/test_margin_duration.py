@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, voice
 
-from speakerdb import SpeakerDB
+from speakerdb import InputError, SpeakerDB
 from speakerdb.config import DURATION_SLOPE
 from speakerdb.decision import (
     Cohort,
@@ -120,9 +120,17 @@ def test_ge2e_default_and_where_a_cosine_threshold_keeps_cosine(
     monkeypatch.delenv("SPEAKERDB_THRESHOLD")
     with SpeakerDB(db.path, encoder=FakeEncoder(model="resemblyzer"), threshold=0.7) as other:
         assert other.score_norm()[0] == "none" and other.identify(clip).threshold == 0.7
-    # And a stored one: databases that set or calibrated a cosine threshold decide as before.
-    db.set_threshold(0.77)
+        other_notice = other.identify(clip).decided_by.notice
+    assert "raw cosine decides, not margin-duration" in (other_notice or "")
+    # A bare number is not stored as a cosine on a database that decides by margin-duration:
+    # both fixes are named, and nothing changes.
+    with pytest.raises(InputError, match=r"--score-norm margin-duration.*--score-norm none"):
+        db.set_threshold(0.77)
+    assert db.score_norm()[0] == "margin-duration"
+    # Named as a cosine, it is stored and raw cosine decides from now on, as the call says.
+    db.set_threshold(0.77, score_norm="none")
     assert db.score_norm()[0] == "none" and db.identify(clip).threshold == 0.77
+    assert db.identify(clip).policy.notice is None  # chosen, not implied
     # A score normalisation chosen for the database wins over all of that.
     db.set_score_norm("margin-duration")
     assert db.identify(clip).score_norm == "margin-duration"

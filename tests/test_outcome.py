@@ -6,21 +6,20 @@ log records it; the checks that may answer before the score plug into one seam
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, voice
-from typer.testing import CliRunner, Result
+from conftest import FakeEncoder, fake_cli, voice
+from typer.testing import Result
 
 import speakerdb
 from speakerdb import Identification, Outcome, SpeakerDB, Verification
 from speakerdb import _facade as facade
-from speakerdb.cli import app
 from speakerdb.services._checks import Query, Verdict
 
 ALICE, BOB = 110.0, 1000.0
-RUNNER = CliRunner()
 
 
 class ByName:
@@ -82,12 +81,7 @@ def opened(home: Path) -> SpeakerDB:
 
 def cli(home: Path, *args: object, code: int = 0) -> Result:
     """``speakerdb ARGS`` in-process with the fake encoder of the database."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
-        result = RUNNER.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
-    assert "Traceback" not in result.output
-    return result
+    return fake_cli(*args, code=code)
 
 
 def test_outcome_is_a_public_str_enum_with_the_six_answers() -> None:
@@ -211,6 +205,10 @@ def test_the_audit_log_shows_outcomes(home: Path, checks: list[ByName]) -> None:
 
 
 def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
     from speakerdb.storage.sqlite import _schema
 
     path = tmp_path / "old.db"
@@ -220,7 +218,14 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         db.identify((voice(ALICE, 1.5, seed=2), 16000))
         db.identify((voice(400.0, 1.5, seed=3), 16000))
         db.verify("alice", (voice(400.0, 1.5, seed=3), 16000))
-    _downgrade(path, "0004")  # no outcome column (nor what later revisions add)
+    engine = create_engine(f"sqlite:///{path}")
+    config = Config()
+    config.set_main_option("script_location", str(_schema.migrations_dir()))
+    with engine.begin() as connection:  # back to revision 0004: no outcomes
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0004")
+    engine.dispose()
+    assert "outcome" not in str(sqlite3.connect(path).execute("SELECT * FROM audit").description)
     assert SpeakerDB.upgrade(path) == ("0004", _schema.SCHEMA_HEAD)
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         outcomes = [(e.operation, e.outcome) for e in reversed(db.audit.entries())]
@@ -229,21 +234,3 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
         ("identify", Outcome.UNKNOWN),
         ("verify", Outcome.REJECTED),
     ]
-
-
-def _downgrade(path: Path, revision: str) -> None:
-    """Take the database at ``path`` back to ``revision`` with the migrations' downgrades."""
-    from alembic import command
-    from alembic.config import Config
-
-    from speakerdb.storage.sqlite import Store, _schema
-
-    store = Store.open(path)
-    try:
-        config = Config()
-        config.set_main_option("script_location", str(_schema.migrations_dir()))
-        with store.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        store.close()

@@ -55,8 +55,18 @@ PRECEDENCE = [
     (OTHER, {"threshold": "0.6"}, 0.8, "0.65", None, None, ("none", 0.8, "argument")),
     (OTHER, {"threshold": "0.6"}, None, "0.65", None, None, ("none", 0.65, "environment")),
     (OTHER, {"threshold": "0.6"}, 0.8, "0.65", 0.3, None, ("none", 0.3, "argument")),
-    # a chosen score keeps its own threshold: a cosine one from 2 or 3 is not one
-    (GE2E, {"score_norm": "margin"}, 0.8, "0.65", None, None, ("margin", 0.998, BY_GE2E)),
+    # a threshold from 2 or 3 is the chosen score's threshold: the precedence holds for it
+    (GE2E, {"score_norm": "margin"}, 0.8, "0.65", None, None, ("margin", 0.8, "argument")),
+    (GE2E, {"score_norm": "margin", "margin_threshold": "0.9"}, None, "0.65", None, None,
+     ("margin", 0.65, "environment")),
+    (GE2E, {"score_norm": "asnorm", "asnorm_threshold": "2"}, None, "2.5", None, None,
+     ("asnorm", 2.5, "environment")),
+    (GE2E, {"score_norm": "margin"}, None, None, None, None, ("margin", 0.998, BY_GE2E)),
+    # each operation reads its own stored threshold, else the one stored for both
+    (OTHER, {"score_norm": "margin", "margin_threshold": "0.8", "threshold:identify:margin":
+     "0.9"}, None, None, None, None, ("margin", 0.9, "database")),
+    (OTHER, {"threshold": "0.6", "threshold:verify:none": "0.5"}, None, None, None, None,
+     ("none", 0.6, "database")),
     (OTHER, {"score_norm": "margin"}, None, None, None, None, ("margin", 0.7, BY_OTHER)),
     (OTHER, {"score_norm": "asnorm"}, None, None, None, None, ("asnorm", 1.35, BY_OTHER)),
     (OTHER, {"score_norm": "asnorm", "asnorm_threshold": "2.5"}, None, None, None, None,
@@ -85,18 +95,73 @@ def test_precedence_table(
     assert (policy.score_norm, policy.threshold, policy.source) == expected
 
 
-def test_cosine_threshold_is_resolved_apart_from_the_score() -> None:
-    chosen = sources(GE2E, {"score_norm": "margin-duration"}, env="0.66")
+def test_the_environment_sets_the_threshold_of_the_score_that_decides() -> None:
+    chosen = sources(GE2E, {"score_norm": "margin-duration", "threshold": "0.5"}, env="0.66")
     assert chosen.cosine_threshold() == (0.66, "environment")
-    assert resolve_policy(chosen).threshold == 0.891
+    policy = resolve_policy(chosen)
+    assert (policy.score_norm, policy.threshold, policy.source) == (
+        "margin-duration",
+        0.66,
+        "environment",
+    )
+    for operation in ("identify", "verify"):
+        assert resolve_policy(chosen, operation=operation).threshold == 0.66
 
 
-def test_a_bad_environment_threshold_matters_only_where_a_cosine_decides() -> None:
-    with pytest.raises(InputError, match="SPEAKERDB_THRESHOLD"):
-        resolve_policy(sources(env="1.7"))
-    chosen = sources(stored={"score_norm": "margin"}, env="1.7")
-    assert resolve_policy(chosen).score_norm == "margin"
-    assert chosen.score() == ("margin", 50)
+def test_per_operation_thresholds() -> None:
+    stored = {"score_norm": "margin", "threshold:verify:margin": "0.95"}
+    assert resolve_policy(sources(stored=stored), operation="verify").threshold == 0.95
+    assert resolve_policy(sources(stored=stored), operation="identify").source == BY_OTHER
+    with pytest.raises(InputError, match="identify or verify"):
+        resolve_policy(sources(), operation="enroll")
+
+
+@pytest.mark.parametrize(
+    ("stored", "env", "fragment"),
+    [
+        ({}, "1.7", "a cosine in [-1, 1], got '1.7'; set SPEAKERDB_THRESHOLD"),
+        ({}, "abc", "not a number: 'abc'; set SPEAKERDB_THRESHOLD"),
+        ({}, "nan", "SPEAKERDB_THRESHOLD"),
+        ({}, "-inf", "SPEAKERDB_THRESHOLD"),
+        ({"score_norm": "margin"}, "5", "a margin threshold in [-3, 3], got '5'"),
+        ({"score_norm": "asnorm"}, "inf", "SPEAKERDB_THRESHOLD"),
+        ({"score_norm": "asnorm"}, "abc", "not a number"),
+        ({"score_norm": "margin-duration"}, "nan", "SPEAKERDB_THRESHOLD"),
+    ],
+)
+def test_a_bad_environment_threshold_is_refused_whatever_decides(
+    stored: dict[str, str], env: str, fragment: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        resolve_policy(sources(GE2E, stored, env=env))
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("score", "bad"), [("none", 1.5), ("margin", -3.5), ("asnorm", 81.4), ("margin", "x")]
+)
+def test_a_bad_query_threshold_is_refused_for_its_score(score: str, bad: object) -> None:
+    with pytest.raises(InputError, match="threshold from argument"):
+        resolve_policy(sources(), bad, score)  # type: ignore[arg-type]
+
+
+def test_a_stored_threshold_out_of_its_scores_bounds_is_a_damaged_database() -> None:
+    stored = sources(stored={"score_norm": "margin", "threshold:verify:margin": "7"})
+    with pytest.raises(DatabaseError, match=r"--score-norm margin --for verify"):
+        resolve_policy(stored, operation="verify")
+    with pytest.raises(DatabaseError, match=r"'threshold:verify:none'"):
+        StoredSettings.parse({"threshold:verify:none": "1.5"})
+    with pytest.raises(DatabaseError, match=r"'threshold:enroll:none'"):
+        StoredSettings.parse({"threshold:enroll:none": "0.5"})
+
+
+def test_a_bare_cosine_threshold_says_so_in_the_policy() -> None:
+    for given in (sources(GE2E, env="0.8"), sources(GE2E, arg=0.8)):
+        policy = resolve_policy(given)
+        assert policy.score_norm == "none"
+        assert policy.notice is not None and "not margin-duration" in policy.notice
+    assert resolve_policy(sources(GE2E, {"score_norm": "none"}, env="0.8")).notice is None
+    assert resolve_policy(sources(OTHER, env="0.8")).notice is None  # its default anyway
 
 
 def test_cohort_size_and_unknown_scores() -> None:

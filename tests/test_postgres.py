@@ -119,7 +119,7 @@ def test_halfvec_search(postgres_pgvector: Any) -> None:
 
     for url in database_fixture(postgres_pgvector):
         storage = open_storage(url)
-        storage.set_search("halfvec", ef_search=64)  # type: ignore[attr-defined]
+        storage.set_search("halfvec")  # type: ignore[attr-defined]
         with SpeakerDB(storage=storage, encoder=FakeEncoder()) as db:
             for i, name in enumerate(PITCHES):
                 db.enroll(name, [take(name, 3 * i + j) for j in range(2)])

@@ -14,15 +14,18 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
+from test_cli import BAD_CLIPS
 
 from speakerdb import SpeakerDB
+from speakerdb._names import MAX_NAME_LENGTH
 
 pytest.importorskip("fastapi")
 websockets_sync = pytest.importorskip("websockets.sync.client")
@@ -303,6 +306,71 @@ def test_bad_input_gets_its_status_and_changes_nothing(
         assert state(server, admin) == before, (method, path)
 
 
+# The CLI's bad clips (test_cli.py), but for the two that only a file path can be.
+HTTP_BAD_CLIPS = [make for make in BAD_CLIPS if make.__name__ not in ("_missing", "_directory")]
+CLIP_REQUESTS = {
+    "enroll-new": "/v1/speakers/carol/enrollments",
+    "enroll-existing": "/v1/speakers/allison/enrollments",
+    "identify": "/v1/identify",
+    "verify": "/v1/speakers/allison/verify",
+}
+
+
+@pytest.mark.parametrize("make_bad", HTTP_BAD_CLIPS, ids=lambda f: f.__name__.strip("_"))
+def test_the_clis_bad_clips_are_400_and_change_nothing(
+    server: Server,
+    keys: dict[str, str],
+    clips: dict[str, list[bytes]],
+    tmp_path: Path,
+    make_bad: Callable[[Path], tuple[Path, str]],
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    bad, reason = make_bad(tmp_path)
+    before = state(server, keys["admin"])
+    for path in CLIP_REQUESTS.values():
+        reply = server.request("POST", path, key=keys["admin"], body=bad.read_bytes())
+        # A raw body has no file name: the message calls it <bytes>.
+        error(reply, 400, "AudioError", reason.replace(bad.name, "<bytes>"))
+        assert state(server, keys["admin"]) == before, path
+    body, kind = multipart([(bad.name, bad.read_bytes())])
+    reply = server.request(
+        "POST", CLIP_REQUESTS["enroll-new"], key=keys["admin"], body=body, content_type=kind
+    )
+    error(reply, 400, "AudioError", reason, bad.name)
+    assert state(server, keys["admin"]) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("%20%09%20", "empty"),
+        ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
+        ("eve%1B%5B2J", "control characters"),
+        ("eve%0Amallory", "control characters"),
+        ("al%E2%80%8Bice", "control characters"),
+    ],
+    ids=["whitespace", "too-long", "escape-sequence", "newline", "zero-width-space"],
+)
+def test_the_clis_bad_names_are_400_and_change_nothing(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]], name: str, fragment: str
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:1])
+    before = state(server, keys["admin"])
+    reply = enroll(server, keys["admin"], name, clips["carlo"][5:6])
+    error(reply, 400, "InvalidName", fragment)
+    body = json.dumps({"name": urllib.parse.unquote(name)}).encode()
+    reply = server.request(
+        "PATCH",
+        "/v1/speakers/allison",
+        key=keys["admin"],
+        body=body,
+        content_type="application/json",
+    )
+    error(reply, 400, "InvalidName", fragment)
+    assert "\x1b" not in reply.body.decode()
+    assert state(server, keys["admin"]) == before
+
+
 def test_a_multipart_enrollment_needs_a_clips_field(
     server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
 ) -> None:
@@ -374,6 +442,7 @@ def test_streams_decide_as_audio_arrives(
     server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
 ) -> None:
     enroll(server, keys["admin"], "allison", clips["allison"][:2])
+    enroll(server, keys["admin"], "carlo", clips["carlo"][:1])  # a cohort, as in use
     audio, rate = pcm16(clips["allison"][5])
     hello = {"format": "s16le", "sample_rate": rate, "key": keys["query"]}
     # Real time: 0.1 s of audio every 0.1 s (3200 bytes of s16le at 16 kHz).
@@ -463,7 +532,8 @@ def test_sigterm_finishes_the_requests_in_flight(
         assert server.proc.poll() is None  # type: ignore[union-attr]
         connection.send(body[len(body) // 2 :])
         response = connection.getresponse()
-        assert response.status == 200 and json.loads(response.read())["accepted"] is True
+        assert response.status == 200
+        assert json.loads(response.read())["speaker"] == "allison"  # a decision, answered
         # uvicorn re-raises the signal once done, as a process stopped by SIGTERM should.
         assert server.stop(timeout=60) in (0, -signal.SIGTERM)
         with pytest.raises(OSError):
@@ -523,5 +593,97 @@ def test_sigkill_during_enrollments_loses_nothing_committed(tmp_path: Path) -> N
             "POST", "/v1/identify", key=keys["query"], body=wav(planned_clips(number)[0], RATE)
         )
         assert found.json["best"]["speaker"] == planned_name(number)
+    finally:
+        stop_quietly(server)
+
+
+# -- the Python client -------------------------------------------------------------------
+
+
+def test_the_client_has_speakerdbs_method_names_and_errors(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]], tmp_path: Path
+) -> None:
+    from speakerdb import Forbidden, SpeakerNotFound, Unauthorized
+    from speakerdb.client import Client
+
+    admin = Client(f"http://127.0.0.1:{server.port}", keys["admin"])
+    query = Client(f"http://127.0.0.1:{server.port}", keys["query"])
+    path = tmp_path / "june.wav"
+    path.write_bytes(clips["carlo"][2])
+    enrolled = admin.enroll("client-made", [path, clips["carlo"][3]], force=True)
+    assert enrolled["speaker"]["n_utterances"] == 2 and enrolled["added"][0]["source"] == "june.wav"
+    assert "client-made" in [s["name"] for s in query.speakers()]
+    assert query.speaker("client-made")["n_utterances"] == 2
+    assert len(query.utterances("client-made")) == 2
+    assert query.verify("client-made", clips["carlo"][4])["speaker"] == "client-made"
+    assert query.identify(io.BytesIO(clips["carlo"][4]), top_k=2)["matches"]
+    assert query.info()["n_speakers"] >= 1
+    with pytest.raises(Forbidden):
+        query.remove("client-made")
+    assert admin.rename("client-made", "client-renamed")["name"] == "client-renamed"
+    assert admin.remove("client-renamed")["name"] == "client-renamed"
+    with pytest.raises(SpeakerNotFound, match="client-renamed"):
+        query.verify("client-renamed", clips["carlo"][4])
+    with pytest.raises(Unauthorized):
+        Client(f"http://127.0.0.1:{server.port}", "sdb_wrong").speakers()
+
+
+def test_tls_with_the_ssl_options(tmp_path: Path) -> None:
+    """--ssl-certfile and --ssl-keyfile: the service answers HTTPS (a self-signed
+    certificate made here with openssl) and the stream WSS."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, private = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(private),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    keys = make_keys(tmp_path / "speakers.db")
+    server = Server(
+        tmp_path / "speakers.db",
+        "--ssl-certfile",
+        str(cert),
+        "--ssl-keyfile",
+        str(private),
+        log=tmp_path / "log",
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    server.connection = lambda timeout=120.0: http.client.HTTPSConnection(  # type: ignore[method-assign]
+        "127.0.0.1", server.port, timeout=timeout, context=context
+    )
+    try:
+        server.start()
+        assert server.request("GET", "/v1/speakers", key=keys["query"]).json == []
+        url = f"wss://127.0.0.1:{server.port}/v1/stream/identify"
+        with websockets_sync.connect(url, ssl=context, open_timeout=30) as ws:
+            ws.send(json.dumps({"format": "s16le", "sample_rate": 16000, "key": keys["query"]}))
+            ws.send(json.dumps({"type": "end"}))
+            assert json.loads(ws.recv())["final"] is True
+        with pytest.raises((ssl.SSLError, http.client.HTTPException, OSError)):
+            plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            plain.request("GET", "/healthz")
+            assert plain.getresponse().status != 200
     finally:
         stop_quietly(server)

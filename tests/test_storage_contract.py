@@ -465,6 +465,38 @@ def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storag
 # -- threads ------------------------------------------------------------------------
 
 
+def test_the_cohort_is_kept_apart_from_the_speakers(storage: Storage) -> None:
+    with storage.read() as snapshot:
+        empty = snapshot.cohort()
+        assert len(empty) == 0 and snapshot.cohort_hashes(["x"]) == frozenset()
+    enroll(storage, "alice", 1)
+    outside, vectors = clips(50, 51, 52)
+    with storage.change() as change:
+        assert change.add_cohort("stranger-a", outside[:2], vectors[:2]) == 2
+        # A clip held already is skipped, in another call or the same.
+        assert change.add_cohort("stranger-b", outside[1:], vectors[1:]) == 1
+    with storage.read() as snapshot:
+        cohort = snapshot.cohort()
+        assert cohort.labels == ("stranger-a", "stranger-a", "stranger-b")
+        np.testing.assert_array_equal(cohort.embeddings, vectors)  # bit-exact, oldest first
+        assert cohort.durations_s.tolist() == [1.0, 1.0, 1.0] and cohort.n_voices == 2
+        assert snapshot.cohort_hashes([c.sha256 for c in outside] + ["x"]) == {
+            c.sha256 for c in outside
+        }
+        # Never a speaker: not listed, not counted, not in the population, never found.
+        assert [s.name for s in snapshot.speakers()] == ["alice"]
+        assert snapshot.counts() == (1, 1) and snapshot.population().names == ("alice",)
+        assert snapshot.enrolled_hashes([c.sha256 for c in outside]) == {}
+    assert names_found(storage, vectors[0]) == ["alice"]
+    with pytest.raises(RuntimeError), storage.change() as change:
+        change.clear_cohort()
+        raise RuntimeError("rolled back")
+    with storage.change() as change:
+        assert change.clear_cohort() == 3
+    with storage.read() as snapshot:
+        assert len(snapshot.cohort()) == 0
+
+
 def test_threads_enroll_remove_and_search_together(storage: Storage) -> None:
     enroll(storage, "anchor", 999)
     errors: list[BaseException] = []

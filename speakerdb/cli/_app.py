@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ._accuracy import register as register_accuracy
 from ._audit import audit_app
+from ._cohort import cohort_app
 from ._common import (
     EXIT_ERROR,
     EXIT_NEGATIVE,
@@ -148,6 +149,7 @@ def enroll(
     epilog=examples(
         "speakerdb enroll-batch people.csv          # header: speaker,path",
         "speakerdb enroll-batch people.csv --json",
+        "speakerdb enroll-batch archive.csv --ray --actors 8 --ray-address auto",
     ),
 )
 @handles_errors
@@ -159,21 +161,45 @@ def enroll_batch(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     force: ForceOpt = False,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Embed on a Ray cluster (needs speakerdb[ray]); this process writes.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster to join (e.g. auto). [default: a local one, for the job]",
+            show_default=False,
+        ),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option("--actors", min=1, help="Ray actors, one model copy each.")
+    ] = 2,
     json: JsonOpt = False,
 ) -> None:
     """Enroll many speakers from a CSV manifest.
 
-    A clip that fails is reported and does not stop the others.
+    A clip that fails is reported and does not stop the others. Clips enrolled already
+    are skipped, so an interrupted run resumes where it stopped.
     """
     from ..services import read_manifest
     from ._render import emit_json
 
     rows = read_manifest(manifest)
+    ray = None
+    if use_ray or ray_address:
+        from ..services._raybatch import RayOptions
+
+        ray = RayOptions(address=ray_address, actors=actors)
     with open_db(
         db, model, revision=revision, offline=offline, create=True, backend=backend
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = database.enroll_batch(rows, advance, force=force)
+            report = database.enroll_batch(rows, advance, force=force, ray=ray)
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
@@ -191,6 +217,14 @@ def _report_issues(issues: tuple[QualityIssue, ...]) -> None:
     for issue in issues:
         kind = "enrolled despite" if issue.refused else "warning"
         typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
+
+
+def _report_notice(notice: str | None) -> None:
+    """Why the score that decided is not the database's own choice, on stderr."""
+    from ._render import safe
+
+    if notice:
+        typer.echo(f"speakerdb: notice: {safe(notice)}", err=True)
 
 
 def _naming(source: str, reason: str) -> str:
@@ -242,7 +276,7 @@ def identify(
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
-    failed = short = 0
+    failed = short = answered = 0
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         for clip in clips:
             try:
@@ -254,6 +288,9 @@ def identify(
                 results.append({"source": str(clip), **error_document(exc)})
                 typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
                 continue
+            if not answered:  # one policy for the whole command: its notice once
+                _report_notice(result.decided_by.notice)
+            answered += 1
             results.append(to_jsonable(result))
             short += result.outcome is Outcome.NOT_ENOUGH_SPEECH
             if not json:
@@ -294,6 +331,7 @@ def verify(
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
         result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
+    _report_notice(result.decided_by.notice)
     if json:
         emit_json(result)
     else:
@@ -426,6 +464,7 @@ register_index(app)
 register_lifecycle(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
+app.add_typer(cohort_app, name="cohort")
 register_serve(app)
 register_accuracy(app)
 register_model(app)

@@ -92,9 +92,10 @@ ThresholdOpt = Annotated[
     Optional[float],
     typer.Option(
         "--threshold",
-        help="Accept at score >= T: a cosine (and raw cosine decides), unless --score-norm "
-        "or the database chose another score, whose threshold T then is. "
-        "[env SPEAKERDB_THRESHOLD; else the database's; else the model's default]",
+        help="Accept at score >= T, T a threshold of the score that decides (--score-norm, "
+        "else the database's choice; a database that never chose decides by raw cosine "
+        "then). [env SPEAKERDB_THRESHOLD; else the database's threshold for this command; "
+        "else the model's default]",
         show_default=False,
     ),
 ]

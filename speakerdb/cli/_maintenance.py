@@ -3,11 +3,15 @@ after the database itself rather than its speakers."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, open_for_reading
+
+if TYPE_CHECKING:
+    from .._facade import SpeakerDB
+    from ..types import DatabaseInfo
 
 __all__ = ["db_upgrade", "info", "rebuild_index", "register", "set_threshold"]
 
@@ -20,7 +24,9 @@ def register(app: typer.Typer) -> None:
     app.command(
         "set-threshold",
         epilog=examples(
-            "speakerdb set-threshold 0.8", "speakerdb set-threshold 0.7 --score-norm margin"
+            "speakerdb set-threshold 0.8                  # a cosine, where the cosine decides",
+            "speakerdb set-threshold 0.7 --score-norm margin-duration --for identify",
+            "speakerdb set-threshold 0.85 --score-norm none   # decide by raw cosine from now on",
         ),
     )(handles_errors(set_threshold))
     app.command("rebuild-index", epilog=examples("speakerdb rebuild-index"))(
@@ -50,35 +56,59 @@ def info(db: DbOpt = None, json: JsonOpt = False) -> None:
 
 def set_threshold(
     value: Annotated[
-        float, typer.Argument(help="Threshold to store: a cosine in [-1, 1] by default.")
+        float,
+        typer.Argument(
+            help="Threshold to store: of the score --score-norm names, else a cosine in [-1, 1]."
+        ),
     ],
     score_norm: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--score-norm",
-            help="Whose threshold: 'none' (cosine; a database that never chose a score "
-            "then decides by cosine), 'margin', 'margin-duration', 'asnorm'.",
+            help="Whose threshold, and the score that decides from now on: 'none' (raw "
+            "cosine), 'margin', 'margin-duration', 'asnorm'. [default: the cosine, on a "
+            "database that decides by cosine; required on one that decides by another score]",
+            show_default=False,
         ),
-    ] = "none",
+    ] = None,
+    operation: Annotated[
+        str,
+        typer.Option(
+            "--for", help="The operation whose threshold it is: identify, verify or both."
+        ),
+    ] = "both",
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Store the database's decision threshold.
+    """Store a decision threshold of identify, verify or both.
 
-    Used when --threshold is not given.
+    Used when neither --threshold nor SPEAKERDB_THRESHOLD is given. Says so when the
+    score that decides changes.
     """
-    from ..decision._scores import get_norm
-    from ._render import emit_json
+    from ._render import emit_json, safe
 
     with open_db(db) as database:
-        stored = database.set_threshold(value, score_norm=score_norm)
-        deciding = database.policy().score_norm
+        before = _info_if_any(database)
+        stored = database.set_threshold(value, score_norm=score_norm, operation=operation)
+        after = database.info()
     if json:
-        emit_json({"threshold": stored})
-    else:
-        kind = get_norm(score_norm).score_name
-        by = "raw cosine" if get_norm(deciding).decides_by_cosine else f"{deciding} scores"
-        echo(f"threshold set to {stored:.4f} ({kind}); queries decide by {by}")
+        emit_json({"threshold": stored, "for": operation, "thresholds": after.thresholds})
+        return
+    echo(f"{operation} threshold set to {stored:.4f} ({after.score_norm} scores)")
+    if before is not None and before.score_norm != after.score_norm:
+        echo(f"queries now decide by {after.score_norm} scores, not {before.score_norm}")
+    for op, threshold in after.thresholds.items():
+        echo(f"  {op}: {threshold.score} >= {threshold.value:.4f} ({safe(threshold.source)})")
+
+
+def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:
+    """``info`` of the database, or ``None`` when no write has created it yet."""
+    from ..errors import DatabaseError
+
+    try:
+        return database.info()
+    except DatabaseError:
+        return None
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:

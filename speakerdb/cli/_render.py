@@ -153,20 +153,34 @@ def encoder_text(encoder: EncoderInfo | None) -> str:
     return f"{encoder.model}{revision} ({encoder.dim}-d, {encoder.sample_rate} Hz)"
 
 
-def _score_norm_row(info: DatabaseInfo) -> list[tuple[str, str]]:
+def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
+    """The score that decides, each operation's threshold, and every stored threshold."""
     from ..decision._scores import get_norm
 
     norm = get_norm(info.score_norm)
-    if norm.decides_by_cosine or info.score_norm_threshold is None:
-        return [("decides by", "raw cosine >= threshold")]
-    return [
-        (
-            "decides by",
-            f"{info.score_norm} scores >= {info.score_norm_threshold:.4f} "
-            "(not by the cosine threshold above)",
-        ),
-        ("score", norm.meaning),
+    decides = "raw cosine" if norm.decides_by_cosine else f"{info.score_norm} scores"
+    rows = [("decides by", decides)]
+    if not norm.decides_by_cosine:
+        rows.append(("score", norm.meaning))
+    if info.notice:
+        rows.append(("notice", safe(info.notice)))
+    rows += [
+        (f"{op} threshold", f"{t.value:.4f} ({safe(t.source)}), {_score_kind(t.score)}")
+        for op, t in info.thresholds.items()
     ]
+    stored = [
+        f"{t.operation}: {_score_kind(t.score)} {t.value:.4f}"
+        + ("" if t.decides else " (not used now)")
+        for t in info.stored_thresholds
+    ]
+    rows += [("stored" if i == 0 else "", line) for i, line in enumerate(stored)]
+    return rows
+
+
+def _score_kind(score: str) -> str:
+    from ..decision._scores import get_norm
+
+    return get_norm(score).score_name
 
 
 def info_text(info: DatabaseInfo) -> str:
@@ -174,14 +188,13 @@ def info_text(info: DatabaseInfo) -> str:
         ("database", safe(info.path)),
         ("model", safe(encoder_text(info.encoder))),
         ("embedding size", str(info.encoder.dim) if info.encoder else "-"),
-        ("threshold", f"{info.threshold:.4f} ({info.threshold_source}), cosine"),
-        *_score_norm_row(info),
+        *_decision_rows(info),
         ("speakers", str(info.n_speakers)),
         ("utterances", str(info.n_utterances)),
         ("schema revision", str(info.schema_revision)),
         ("index", f"{safe(info.index_path)}: {info.index_state}"),
     ]
-    return "\n".join(f"{k:16s} {v}" for k, v in rows)
+    return "\n".join(f"{k:18s} {v}" for k, v in rows)
 
 
 def audit_settings_text(settings: AuditSettings) -> str:

@@ -335,6 +335,8 @@ def calibrate_population(
         )
     trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
     _require_genuine(len(trials.genuine), "enrollments")
+    if cohort is None:  # the database's own cohort of outside voices, if it has one
+        cohort = population.outside
     outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
     cohort_best, cohort_claims = cohort_trials(
         population, outside, score_norm=score_norm, top_n=top_n

@@ -1,23 +1,29 @@
 """The decision policy of a query, resolved once from every source.
 
 Which score decides, at which threshold, and where that threshold came from are
-resolved by :func:`resolve_policy` from, in order of precedence (as
+resolved by :func:`resolve_policy` for one operation (``identify`` or ``verify``:
+each has its own threshold) from, in order of precedence (as
 :mod:`speakerdb.config` writes down):
 
 1. the query's own ``threshold`` and ``score_norm``;
-2. the threshold the database was opened with (a cosine; ``threshold=``, ``--threshold``);
-3. ``SPEAKERDB_THRESHOLD`` (a cosine);
-4. the stored settings (``set-threshold``, ``score-norm``, ``calibrate``);
+2. the threshold the database was opened with (``threshold=``);
+3. ``SPEAKERDB_THRESHOLD``;
+4. the stored settings (``set-threshold``, ``score-norm``, ``calibrate``): the
+   operation's own threshold of the score, else one stored for both operations;
 5. the defaults of the model's encoder family (:mod:`speakerdb.encoders._registry`)
    and of the score (:mod:`speakerdb.decision._scores`).
 
+A threshold from 1 to 3 is the threshold of whichever score decides, for both
+operations, and it is checked against that score's bounds wherever it comes from
+(a bad one is an :class:`~speakerdb.errors.InputError` naming its source and the
+fix; a bad stored one a :class:`~speakerdb.errors.DatabaseError`).
+
 Which score decides: the query's choice, else the database's, else raw cosine
-when any cosine threshold was given (1 to 4 above: a cosine threshold means a
-cosine, so databases from before normalised scores keep deciding as they did),
-else the family's default. A query threshold without a score, on a database
-that never chose one, is a cosine too. A normalised score's threshold comes
-from the query, else the database, else its default: a cosine threshold from
-2 or 3 is not one.
+when any cosine threshold was stored or a threshold was given (1 to 3 above)
+(databases from before normalised scores keep deciding as they did, and a bare
+threshold is a cosine: the policy's ``notice`` then says so), else the family's
+default. ``set-threshold`` always stores the score it sets a threshold of, so
+the rule only matters for older databases and bare thresholds.
 
 Nothing here imports numpy or SQLAlchemy: ``speakerdb info`` resolves it on
 the fast read path.
@@ -30,12 +36,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._stored import StoredSettings
-from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, parse_threshold
+from ..config import DEFAULT_TOP_N, ENV_THRESHOLD
 from ..encoders._registry import family_of
+from ..errors import DatabaseError, InputError
 from ..types import DecisionPolicy
-from ._scores import Cosine, get_norm
+from ._scores import Cosine, ScoreNorm, get_norm
 
-__all__ = ["DecisionPolicy", "PolicySources", "resolve_policy"]
+__all__ = ["OPERATIONS", "DecisionPolicy", "PolicySources", "check_operation", "resolve_policy"]
+
+#: The operations with thresholds of their own.
+OPERATIONS = ("identify", "verify")
+
+
+def check_operation(operation: str) -> str:
+    """``operation`` if it is ``identify`` or ``verify``; else InputError naming both."""
+    if operation not in OPERATIONS:
+        raise InputError(f"operation must be identify or verify, got {operation!r}")
+    return operation
 
 
 @dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
@@ -46,7 +63,8 @@ class PolicySources:
     model: str
     #: What the database stores, read in one transaction.
     stored: StoredSettings
-    #: The threshold the database was opened with, if any (a checked cosine).
+    #: The threshold the database was opened with, if any (a finite number, checked
+    #: against the deciding score's bounds when a policy is resolved).
     threshold_arg: float | None = None
     #: Where ``SPEAKERDB_THRESHOLD`` is read from (a test may pass its own).
     environ: Mapping[str, str] | None = None
@@ -55,18 +73,23 @@ class PolicySources:
         environ = os.environ if self.environ is None else self.environ
         return environ.get(ENV_THRESHOLD) or None
 
-    def cosine_threshold(self) -> tuple[float, str]:
-        """The cosine threshold and where it came from: argument, environment, database
-        or ``default for MODEL``."""
+    def threshold(self, norm: ScoreNorm, operation: str = "identify") -> tuple[float, str]:
+        """The threshold of ``norm`` scores for ``operation`` and where it came from:
+        argument, environment, database or ``default for MODEL``."""
         if self.threshold_arg is not None:
-            return self.threshold_arg, "argument"
+            return norm.check_threshold(self.threshold_arg, "argument"), "argument"
         env = self.env_threshold()
         if env:
-            return parse_threshold(env, ENV_THRESHOLD), "environment"
-        if self.stored.threshold is not None:
-            return self.stored.threshold, "database"
-        family = family_of(self.model)
-        return Cosine().default_threshold(family, self.model), f"default for {self.model}"
+            return norm.check_threshold(env, ENV_THRESHOLD), "environment"
+        stored = self.stored.threshold_for(check_operation(operation), norm.name)
+        if stored is not None:
+            return _checked_stored(norm, stored, operation), "database"
+        model = self.model
+        return norm.default_threshold(family_of(model), model), f"default for {model}"
+
+    def cosine_threshold(self) -> tuple[float, str]:
+        """The cosine threshold of identify and where it came from."""
+        return self.threshold(Cosine(), "identify")
 
     def score(self, override: str | None = None) -> tuple[str, int]:
         """The score that decides (see the module's docstring) and AS-norm's cohort size."""
@@ -74,36 +97,56 @@ class PolicySources:
         chosen = override or self.stored.score_norm
         if chosen:
             return get_norm(chosen).name, top_n
-        if (
-            self.stored.threshold is not None
-            or self.threshold_arg is not None
-            or self.env_threshold()
-        ):
+        if self.threshold_arg is not None or self.env_threshold():
             return Cosine.name, top_n
-        return get_norm(family_of(self.model).default_score).name, top_n
+        return self.stored_score(), top_n
+
+    def stored_score(self) -> str:
+        """The score the database decides by, arguments and environment aside: the one
+        it chose, else cosine if it stores a cosine threshold, else the family's default."""
+        if self.stored.score_norm:
+            return get_norm(self.stored.score_norm).name
+        if self.stored.any_cosine_threshold():
+            return Cosine.name
+        return get_norm(family_of(self.model).default_score).name
 
 
 def resolve_policy(
-    sources: PolicySources, threshold: float | str | None = None, score_norm: str | None = None
+    sources: PolicySources,
+    threshold: float | str | None = None,
+    score_norm: str | None = None,
+    operation: str = "identify",
 ) -> DecisionPolicy:
-    """The policy of one query with its own ``threshold`` and ``score_norm`` (either may
-    be ``None``)."""
+    """The policy of one ``operation`` query with its own ``threshold`` and ``score_norm``
+    (either may be ``None``)."""
     if threshold is not None and score_norm is None and sources.stored.score_norm is None:
         score_norm = Cosine.name  # a bare query threshold is a cosine, as the constructor's is
     name, top_n = sources.score(score_norm)
     norm = get_norm(name)
     if threshold is not None:
         value, source = norm.check_threshold(threshold, "argument"), "argument"
-    elif norm.decides_by_cosine:
-        value, source = sources.cosine_threshold()
     else:
-        value, source = _stored_or_default(sources, name)
-    return DecisionPolicy(name, value, source, top_n)
+        value, source = sources.threshold(norm, operation)
+    return DecisionPolicy(name, value, source, top_n, notice=_cosine_notice(sources, name))
 
 
-def _stored_or_default(sources: PolicySources, name: str) -> tuple[float, str]:
-    stored = sources.stored.norm_threshold(name)
-    if stored is not None:
-        return stored, "database"
-    model = sources.model
-    return get_norm(name).default_threshold(family_of(model), model), f"default for {model}"
+def _cosine_notice(sources: PolicySources, name: str) -> str | None:
+    """Why raw cosine decides on a database whose model decides by another score by default."""
+    default = get_norm(family_of(sources.model).default_score).name
+    if name != Cosine.name or default == Cosine.name or sources.stored.score_norm:
+        return None
+    return (
+        f"raw cosine decides, not {default} (this model's default): a cosine threshold was "
+        "given or stored and the database never chose a score; `speakerdb score-norm` "
+        "chooses one"
+    )
+
+
+def _checked_stored(norm: ScoreNorm, value: float, operation: str) -> float:
+    try:
+        return norm.check_threshold(value, "the database")
+    except InputError as exc:
+        raise DatabaseError(
+            f"{exc}; store it again with `speakerdb set-threshold T --score-norm {norm.name} "
+            f"--for {operation}`"
+        ) from None

@@ -7,12 +7,40 @@ more than the templates in the index; they read this snapshot instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._vectors import template_of
 
-__all__ = ["Population"]
+if TYPE_CHECKING:
+    from ._asnorm import Cohort
+
+__all__ = ["CohortVoices", "Population"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CohortVoices:
+    """A cohort of outside voices (``speakerdb cohort import``): clip embeddings
+    ``(m, d)`` of people never enrolled, each with its voice's ``labels[i]`` and clip
+    length ``durations_s[i]``. Never identified or verified against: AS-norm's cohort
+    and calibration's strangers."""
+
+    labels: tuple[str, ...]
+    embeddings: np.ndarray
+    durations_s: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int = 0) -> CohortVoices:
+        return cls((), np.zeros((0, dim), np.float32), np.zeros(0, np.float64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_voices(self) -> int:
+        """How many different voices (labels) the cohort holds."""
+        return len(set(self.labels))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -20,13 +48,33 @@ class Population:
     """Utterance embeddings ``(n, d)``, each owned by ``names[owners[i]]``; names sorted.
 
     ``durations_s`` holds each utterance's clip length, where known (calibrating
-    margin-duration scores needs it).
+    margin-duration scores needs it). ``outside`` holds the embeddings of a cohort of
+    outside voices (:class:`CohortVoices`), owned by no one, if the database has one.
     """
 
     names: tuple[str, ...]
     embeddings: np.ndarray
     owners: np.ndarray
     durations_s: np.ndarray | None = None
+    outside: np.ndarray | None = None
+
+    def with_outside(self, cohort: CohortVoices) -> Population:
+        """This population with ``cohort``'s embeddings as :attr:`outside` voices."""
+        outside = cohort.embeddings if len(cohort) else None
+        return Population(self.names, self.embeddings, self.owners, self.durations_s, outside)
+
+    def cohort(self) -> Cohort:
+        """AS-norm's cohort: every utterance, owned by its speaker, and every outside
+        voice, owned by no one (-1)."""
+        from ._asnorm import Cohort
+
+        if self.outside is None or not len(self.outside):
+            return Cohort(self.embeddings, self.owners)
+        outside = np.asarray(self.outside, np.float32)
+        return Cohort(
+            np.concatenate([self.embeddings, outside]),
+            np.concatenate([self.owners, np.full(len(outside), -1, np.int64)]),
+        )
 
     @classmethod
     def from_groups(

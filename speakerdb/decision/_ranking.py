@@ -111,8 +111,7 @@ def population_scores(
     """Raw and normalised scores ``(q, s)`` of queries against every enrolled speaker."""
     templates = population.templates()
     raw = np.asarray(queries, dtype=np.float64) @ templates.astype(np.float64).T
-    cohort = Cohort(population.embeddings, population.owners)
-    return raw, normalize(mode, raw, queries, templates, cohort, top_n, durations_s)
+    return raw, normalize(mode, raw, queries, templates, population.cohort(), top_n, durations_s)
 
 
 def normalized_matches(

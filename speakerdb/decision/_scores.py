@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from ..config import DURATION_REFERENCE_S, DURATION_SLOPE, parse_threshold
+from ..config import DURATION_CAP_S, DURATION_REFERENCE_S, DURATION_SLOPE, parse_threshold
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -97,15 +97,22 @@ class ScoreNorm:
         the cosine's scale unless a subclass says otherwise)."""
         return family.score_thresholds.get(self.name, family.threshold(model))
 
+    @property
+    def threshold_bounds(self) -> tuple[float, float]:
+        """The thresholds that mean something for these scores: beyond them every score
+        or none reaches the threshold. Scores on the cosine's scale plus a margin lie in
+        [-3, 3] (a cosine and its lead over another, each at most 2)."""
+        return (-3.0, 3.0)
+
+    @property
+    def threshold_kind(self) -> str:
+        """How a threshold of these scores is named in an error."""
+        return f"a {self.score_name} threshold"
+
     def check_threshold(self, value: float | str, source: str) -> float:
-        """``value`` as a threshold of these scores: any finite number."""
-        try:
-            number = float(value)
-        except ValueError:
-            raise InputError(f"threshold is not a number: {value!r}") from None
-        if not math.isfinite(number):
-            raise InputError(f"threshold must be a finite number, got {value!r}")
-        return number
+        """``value`` as a threshold of these scores, from ``source`` (named by the error,
+        with the fix): a finite number within :attr:`threshold_bounds`."""
+        return parse_threshold(value, source, self.threshold_bounds, self.threshold_kind)
 
     def search_k(self, top_k: int) -> int:
         """How many nearest speakers a query needs from the index for ``top_k`` results."""
@@ -150,8 +157,13 @@ class Cosine(ScoreNorm):
         threshold (:meth:`EncoderFamily.threshold`)."""
         return family.score_thresholds.get(self.name, family.threshold(model))
 
-    def check_threshold(self, value: float | str, source: str) -> float:
-        return parse_threshold(value, source)
+    @property
+    def threshold_bounds(self) -> tuple[float, float]:
+        return (-1.0, 1.0)
+
+    @property
+    def threshold_kind(self) -> str:
+        return "a cosine"
 
     def rescore(self, matches: tuple[Match, ...], duration_s: float | None) -> tuple[Match, ...]:
         return matches
@@ -231,6 +243,11 @@ class MarginDuration(Margin):
     )
     needs_durations = True
 
+    @property
+    def threshold_bounds(self) -> tuple[float, float]:
+        # The duration term takes at most SLOPE x ln(cap / reference) off a margin score.
+        return (-3.0 - DURATION_SLOPE * math.log(DURATION_CAP_S / DURATION_REFERENCE_S), 3.0)
+
     def penalties(self, durations_s: Sequence[float] | np.ndarray | None, n: int) -> np.ndarray:
         from ._norms import duration_penalty
 
@@ -256,6 +273,16 @@ class AsNorm(ScoreNorm):
     @property
     def label(self) -> str:
         return "as-norm"
+
+    @property
+    def threshold_bounds(self) -> tuple[float, float]:
+        # In standard deviations of cohort scores: a threshold of 50 (a score 50 spreads
+        # above both cohort means) is one no genuine trial reaches.
+        return (-50.0, 50.0)
+
+    @property
+    def threshold_kind(self) -> str:
+        return "an AS-norm threshold (standard deviations)"
 
     def default_threshold(self, family: EncoderFamily, model: str) -> float:
         return family.score_thresholds.get(self.name, self.DEFAULT_THRESHOLD)

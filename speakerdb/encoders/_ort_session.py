@@ -44,7 +44,8 @@ def open_session(path: Path, threads: int | None = None, *, save_to: Path | None
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads or 0  # 0: one per physical core
+    # 0: one per physical core. A Ray actor sets SPEAKERDB_THREADS (one model per actor).
+    options.intra_op_num_threads = threads or _env_threads()
     options.inter_op_num_threads = 1
     # Memory patterns pay off for one fixed input shape; clips vary, and with them on,
     # a long clip's second 30 s window held twice the memory of its first (800 MB).
@@ -139,3 +140,11 @@ def _runtime_tag() -> str:
         flags = platform.processor()
     cpu = hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:10]
     return f"ort{onnxruntime.__version__}-{cpu}"
+
+
+def _env_threads() -> int:
+    """``SPEAKERDB_THREADS`` as a number of threads; 0 (ONNX Runtime's choice) if unset."""
+    from ..config import ENV_THREADS
+
+    value = os.environ.get(ENV_THREADS, "").strip()
+    return int(value) if value.isdigit() else 0

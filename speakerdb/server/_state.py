@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..audio._decode import Clip, clip_from_array, clip_from_bytes
-from ..errors import TooLarge
+from ..errors import AudioError, TooLarge
 from ._idempotency import IdempotencyCache
 from ._metrics import Metrics
 from ._work import Workers
@@ -36,7 +36,13 @@ class Service:
 
     def decode(self, upload: Upload) -> Clip:
         """The clip in ``upload``, decoded in memory; :class:`TooLarge` past the length cap."""
-        clip = clip_from_bytes(upload.data)
+        try:
+            clip = clip_from_bytes(upload.data)
+        except AudioError as exc:
+            if not upload.filename:
+                raise
+            # Named as the client named the file, which the CLI's messages do too.
+            raise AudioError(str(exc).replace("<bytes>", upload.filename, 1)) from exc
         self.check_length(clip.duration_s)
         return replace(clip, source=upload.filename) if upload.filename else clip
 

@@ -21,8 +21,10 @@ the close (except for 4401 and 4403).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -146,6 +148,9 @@ class _Stream:
         self.last_decision = 0.0
         self.pending: asyncio.Task[None] | None = None
         self.sending = asyncio.Lock()
+        # Each decision is over all the audio so far, so it overlaps the stream's earlier
+        # ones: the replay check must not take them for replays of each other.
+        self.replay = replay_exemption(svc.db, f"stream-{uuid.uuid4().hex}")
 
     async def run(self) -> None:
         """Take audio until ``end``, deciding along the way; then the final decision."""
@@ -211,8 +216,15 @@ class _Stream:
         clip = self.svc.samples_clip(samples, self.rate)
         with self.svc.db.audit.asked_by(self.key.name):
             if self.name is not None:
-                return self.svc.db.verify(self.name, clip)
-            return self.svc.db.identify(clip)
+                return self.svc.db.verify(self.name, clip, **self.replay)
+            return self.svc.db.identify(clip, **self.replay)
+
+
+def replay_exemption(db: object, session: str) -> dict[str, Any]:
+    """The keyword that names a stream's session to the replay check, where the library
+    has that check (``replay_session``)."""
+    parameters = inspect.signature(type(db).verify).parameters  # type: ignore[attr-defined]
+    return {"replay_session": session} if "replay_session" in parameters else {}
 
 
 def _decision_fields(result: Any, outcome: str) -> dict[str, Any]:

@@ -23,7 +23,16 @@ from ..audio._decode import Clip, load_clip
 from ..errors import InputError, SpeakerDBError
 from ..types import Enrollment
 
-__all__ = ["BatchFailure", "BatchReport", "ManifestRow", "enroll_batch", "read_manifest"]
+__all__ = [
+    "BatchFailure",
+    "BatchReport",
+    "Decoder",
+    "ManifestRow",
+    "by_speaker",
+    "collect",
+    "enroll_batch",
+    "read_manifest",
+]
 
 SPEAKER_COLUMNS = ("speaker", "speaker_id")
 
@@ -34,6 +43,12 @@ class Enroller(Protocol):
     def enroll_many(
         self, groups: Iterable[tuple[str, Sequence[Clip]]], *, force: bool = False
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]: ...
+
+    def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]: ...
+
+
+class Finder(Protocol):
+    """What a :class:`Decoder` needs of a database."""
 
     def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]: ...
 
@@ -68,13 +83,16 @@ class BatchReport:
         return sum(len(e.added) for e in self.enrollments)
 
 
-def read_manifest(path: str | Path) -> list[ManifestRow]:
-    """Read ``speaker,path`` rows; raise :class:`InputError` naming what is wrong."""
+def read_manifest(
+    path: str | Path, label_columns: Sequence[str] = SPEAKER_COLUMNS
+) -> list[ManifestRow]:
+    """Read ``speaker,path`` rows (the first of ``label_columns`` the header has names
+    each row's speaker); raise :class:`InputError` naming what is wrong."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            column = _speaker_column(reader.fieldnames, path)
+            column = _speaker_column(reader.fieldnames, path, label_columns)
             return [_row(r, column, path.parent, reader.line_num) for r in reader]
     except FileNotFoundError:
         raise InputError(f"{path}: no such manifest") from None
@@ -82,12 +100,12 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         raise InputError(f"{path}: not a readable CSV manifest ({exc})") from exc
 
 
-def _speaker_column(fields: Iterable[str] | None, path: Path) -> str:
+def _speaker_column(fields: Iterable[str] | None, path: Path, wanted: Sequence[str]) -> str:
     names = list(fields or [])
-    column = next((c for c in SPEAKER_COLUMNS if c in names), None)
+    column = next((c for c in wanted if c in names), None)
     if column is None or "path" not in names:
         raise InputError(
-            f"{path}: the header must name a 'speaker' and a 'path' column, got {names}"
+            f"{path}: the header must name a {wanted[0]!r} and a 'path' column, got {names}"
         )
     return column
 
@@ -113,22 +131,30 @@ def enroll_batch(
     would refuse (see :mod:`speakerdb.services._quality`).
     """
     advance = progress or (lambda n: None)
-    decoder = _Decoder(db, advance)
+    decoder = Decoder(db, advance)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakerdb-decode") as pool:
+        groups = _prefetched(pool, decoder, by_speaker(rows), advance)
+        return collect(db.enroll_many(groups, force=force), decoder)
+
+
+def collect(
+    outcomes: Iterable[tuple[str, Enrollment | SpeakerDBError]], decoder: Decoder
+) -> BatchReport:
+    """The report of a batch: the ``outcomes`` of enrolling what ``decoder`` decoded."""
     enrollments: list[Enrollment] = []
     refused: list[BatchFailure] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakerdb-decode") as pool:
-        groups = _prefetched(pool, decoder, _by_speaker(rows), advance)
-        for speaker, outcome in db.enroll_many(groups, force=force):
-            clips = decoder.clips.pop(speaker)
-            if isinstance(outcome, SpeakerDBError):
-                refused += [BatchFailure(speaker, c.source or "", str(outcome)) for c in clips]
-            else:
-                enrollments.append(outcome)
+    for speaker, outcome in outcomes:
+        clips = decoder.clips.pop(speaker)
+        if isinstance(outcome, SpeakerDBError):
+            refused += [BatchFailure(speaker, c.source or "", str(outcome)) for c in clips]
+        else:
+            enrollments.append(outcome)
     failures = (*decoder.failures, *refused)
     return BatchReport(tuple(enrollments), failures, tuple(decoder.skipped))
 
 
-def _by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
+def by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
+    """The rows grouped by speaker, in the order speakers first appear."""
     groups: dict[str, list[ManifestRow]] = {}
     for row in rows:
         groups.setdefault(row.speaker, []).append(row)
@@ -137,7 +163,7 @@ def _by_speaker(rows: Iterable[ManifestRow]) -> dict[str, list[ManifestRow]]:
 
 def _prefetched(
     pool: ThreadPoolExecutor,
-    decoder: _Decoder,
+    decoder: Decoder,
     groups: dict[str, list[ManifestRow]],
     advance: Callable[[int], None],
 ) -> Iterator[tuple[str, list[Clip]]]:
@@ -159,13 +185,20 @@ def _prefetched(
             advance(len(clips))
 
 
-class _Decoder:
+class Decoder:
     """Decodes one speaker's rows at a time, keeping what failed or was skipped, and
-    refusing audio that another row of the batch holds already."""
+    refusing audio that another row of the batch holds already. ``load`` decodes a
+    row's file (default :func:`load_clip`; a Ray batch gives the clips its actors decoded)."""
 
-    def __init__(self, db: Enroller, advance: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        db: Finder,
+        advance: Callable[[int], None],
+        load: Callable[[ManifestRow], Clip] | None = None,
+    ) -> None:
         self._db = db
         self._advance = advance
+        self._load_row = load or (lambda row: load_clip(row.path))
         self._seen: dict[str, ManifestRow] = {}  # audio hash -> the row that has it
         self.clips: dict[str, list[Clip]] = {}  # decoded, not yet reported
         self.failures: list[BatchFailure] = []
@@ -187,7 +220,7 @@ class _Decoder:
 
     def _load(self, speaker: str, row: ManifestRow) -> Clip | None:
         try:
-            clip = load_clip(row.path) if row.path else None
+            clip = self._load_row(row) if row.path else None
         except SpeakerDBError as exc:
             self._fail(speaker, row.path, str(exc))
             return None

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -55,7 +55,14 @@ if TYPE_CHECKING:
     from ._model import ModelSlot
     from ._settings import Settings
 
-__all__ = ["CHUNK_SECONDS", "CHUNK_SPEAKERS", "Enrolling", "Metadata"]
+__all__ = [
+    "CHUNK_SECONDS",
+    "CHUNK_SPEAKERS",
+    "Embedder",
+    "Enrolling",
+    "Metadata",
+    "record_encoder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +134,16 @@ class Metadata:
         return change.set_metadata(name, external_id, attributes, expires_at)
 
 
+class Embedder(Protocol):
+    """Where an enrollment's embeddings come from: the database's model
+    (:class:`~speakerdb.services._model.ModelSlot`), or embeddings computed elsewhere
+    (on a Ray cluster: :mod:`speakerdb.services._raybatch`)."""
+
+    def embed(self, clips: Sequence[Clip]) -> np.ndarray: ...
+
+    def info(self) -> EncoderInfo: ...
+
+
 class Enrolling:
     """Enrollment into one database: its storage, its model and its decision settings."""
 
@@ -162,19 +179,25 @@ class Enrolling:
         return self._commit([prepared])[0]
 
     def enroll_many(
-        self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
+        self,
+        groups: Iterable[tuple[str, Sequence[ClipInput]]],
+        *,
+        force: bool = False,
+        embedder: Embedder | None = None,
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
         """:meth:`SpeakerDB.enroll_many <speakerdb.SpeakerDB.enroll_many>`: committed in
-        chunks of :data:`CHUNK_SPEAKERS` speakers or :data:`CHUNK_SECONDS` of work."""
+        chunks of :data:`CHUNK_SPEAKERS` speakers or :data:`CHUNK_SECONDS` of work. The
+        clips are embedded by ``embedder`` (default: the database's model)."""
+        embedder = embedder or self._slot
         pending: list[_Prepared] = []
         started = time.monotonic()
         for name, clips in groups:
             if _clean_or_none(name) in {p.name for p in pending}:
                 # Committed first: the gates then check the new clips against those.
-                yield from self._commit_chunk(pending)
+                yield from self._commit_chunk(pending, embedder)
                 pending, started = [], time.monotonic()
             try:
-                prepared = self._prepare(name, clips, force, pending)
+                prepared = self._prepare(name, clips, force, pending, embedder)
             except SpeakerDBError as exc:
                 yield name, exc
             else:
@@ -183,9 +206,9 @@ class Enrolling:
                 else:
                     yield name, self._nothing_new(prepared)
             if len(pending) >= CHUNK_SPEAKERS or time.monotonic() - started > CHUNK_SECONDS:
-                yield from self._commit_chunk(pending)
+                yield from self._commit_chunk(pending, embedder)
                 pending, started = [], time.monotonic()
-        yield from self._commit_chunk(pending)
+        yield from self._commit_chunk(pending, embedder)
 
     def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]:
         """Map the audio hash of each clip that is enrolled already to its speaker's name."""
@@ -200,6 +223,7 @@ class Enrolling:
         clips: Sequence[ClipInput],
         force: bool,
         pending: Sequence[_Prepared],
+        embedder: Embedder | None = None,
         *,
         watchlisting: bool = False,
     ) -> _Prepared:
@@ -218,7 +242,7 @@ class Enrolling:
         if not decoded:
             return _Prepared(name, given, (), np.empty((0, 0), np.float32), (), skipped)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
-        embeddings = l2_normalize(self._slot.embed(decoded))
+        embeddings = l2_normalize((embedder or self._slot).embed(decoded))
         if name not in enrolled and not watchlisting:  # a second voice of a fraudster is fine
             threshold = self._settings.sources().cosine_threshold()[0]
             with self._storage.read() as snapshot:
@@ -242,12 +266,12 @@ class Enrolling:
         return Enrollment(speaker, (), False, skipped=_sources(prepared.skipped))
 
     def _commit_chunk(
-        self, pending: list[_Prepared]
+        self, pending: list[_Prepared], embedder: Embedder
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
         if not pending:
             return
         try:
-            done = self._commit(pending)
+            done = self._commit(pending, embedder)
         except (DuplicateUtterance, InvalidName, OptedOut):
             # Another process enrolled some of this audio, or a look-alike name, meanwhile,
             # and the chunk was rolled back: one by one, the others still go in, each
@@ -255,15 +279,17 @@ class Enrolling:
             # database) is not retried speaker by speaker: it propagates.
             for prepared in pending:
                 try:
-                    yield prepared.given, self._commit([prepared])[0]
+                    yield prepared.given, self._commit([prepared], embedder)[0]
                 except (DuplicateUtterance, InvalidName, OptedOut) as exc:
                     yield prepared.given, exc
             return
         yield from zip((p.given for p in pending), done, strict=True)
 
-    def _commit(self, pending: Sequence[_Prepared]) -> list[Enrollment]:
+    def _commit(
+        self, pending: Sequence[_Prepared], embedder: Embedder | None = None
+    ) -> list[Enrollment]:
         """Write every prepared enrollment in one transaction; update the index once."""
-        encoder = self._slot.encoder()
+        info = (embedder or self._slot).info()
         with self._storage.change(templates=True) as change:
             # Checked again under the write lock: another process may have enrolled a
             # look-alike name since this call prepared its own.
@@ -273,7 +299,7 @@ class Enrolling:
                 if prepared.name not in names:
                     refuse_opted_out(change, prepared.name, None)
                 names.add(prepared.name)
-            recorded = self._record_encoder(change, encoder.info)
+            recorded = self._record_encoder(change, info)
             results = [self._write(change, p) for p in pending]
         if recorded is not None:
             self._slot.stored = recorded
@@ -348,14 +374,18 @@ class Enrolling:
         return found[0].speaker if found else None
 
     def _record_encoder(self, change: Change, info: EncoderInfo) -> EncoderInfo | None:
-        """Record ``info`` on the first enrollment (and return it), else check it is the
-        recorded encoder."""
-        stored = change.encoder()
-        if stored is None:
-            change.record_encoder(info)
-            return info
-        check_same_encoder(self._storage.path, stored, info)
-        return None
+        return record_encoder(self._storage, change, info)
+
+
+def record_encoder(storage: Storage, change: Change, info: EncoderInfo) -> EncoderInfo | None:
+    """Record ``info`` at the first write of embeddings (and return it), else check it is
+    the recorded encoder."""
+    stored = change.encoder()
+    if stored is None:
+        change.record_encoder(info)
+        return info
+    check_same_encoder(storage.path, stored, info)
+    return None
 
 
 def _sources(clips: Sequence[Clip]) -> tuple[str | None, ...]:

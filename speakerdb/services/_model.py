@@ -78,3 +78,12 @@ class ModelSlot:
     def embed(self, clips: Sequence[Clip]) -> np.ndarray:
         """L2-normalised embeddings ``(n, dim)`` of decoded clips."""
         return embed_clips(self.encoder(), clips)
+
+    def info(self) -> EncoderInfo:
+        """The encoder's description (loading it)."""
+        return self.encoder().info
+
+    def load_spec(self) -> tuple[str, dict[str, Any]]:
+        """What :func:`~speakerdb.encoders._base.load_encoder` loads this model from, and
+        its keyword arguments: for loading the same model elsewhere (a Ray actor)."""
+        return self._source or self.model, pinned_options(self._options, self.stored, self.model)

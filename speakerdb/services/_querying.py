@@ -56,9 +56,10 @@ class Querying:
         return self._slot.embed([to_clip(c) for c in clips])
 
     def population(self) -> Population:
-        """Every enrolled utterance embedding with its speaker (calibration, AS-norm)."""
+        """Every enrolled utterance embedding with its speaker, and the cohort of outside
+        voices (calibration, AS-norm)."""
         with self._storage.read() as snapshot:
-            return snapshot.population()
+            return snapshot.population().with_outside(snapshot.cohort())
 
     def identify_many(
         self,
@@ -70,7 +71,7 @@ class Querying:
         """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        policy = self._settings.policy(threshold, score_norm)
+        policy = self._settings.policy(threshold, score_norm, "identify")
         watched = query_guard(self._storage)  # and an expired voiceprint is never matched
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
@@ -104,7 +105,7 @@ class Querying:
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
-        policy = self._settings.policy(threshold, score_norm)
+        policy = self._settings.policy(threshold, score_norm, "verify")
         watched = query_guard(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)

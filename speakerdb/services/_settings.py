@@ -3,6 +3,12 @@ score normalisation stored with ``set-threshold``, ``score-norm`` and ``calibrat
 
 Every answer is resolved by :mod:`speakerdb.decision._policy` from one read of the
 stored settings; the precedence itself is written there and in :mod:`speakerdb.config`.
+
+Identify and verify each have a threshold of every score; ``set-threshold`` sets
+one operation's or both. No call changes which score decides without saying so: a
+threshold stored without naming its score is refused on a database that decides by
+a normalised score (it would be read as a cosine), and a threshold stored with its
+score makes that score the one that decides (the CLI says so when that changes).
 """
 
 from __future__ import annotations
@@ -10,8 +16,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .._stored import StoredSettings
-from ..decision._policy import PolicySources, resolve_policy
+from .._stored import OPERATIONS, StoredSettings, threshold_key
+from ..decision._policy import PolicySources, check_operation, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
 from ..storage._describe import describe_database
@@ -41,10 +47,14 @@ class Settings:
         return PolicySources(self._slot.model, stored, self._threshold_arg)
 
     def policy(
-        self, threshold: float | None = None, score_norm: str | None = None
+        self,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        operation: str = "identify",
     ) -> DecisionPolicy:
-        """The decision policy of one query (:func:`~speakerdb.decision._policy.resolve_policy`)."""
-        return resolve_policy(self.sources(), threshold, score_norm)
+        """The decision policy of one ``operation`` query
+        (:func:`~speakerdb.decision._policy.resolve_policy`)."""
+        return resolve_policy(self.sources(), threshold, score_norm, check_operation(operation))
 
     def describe(
         self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
@@ -55,17 +65,29 @@ class Settings:
         where = self._storage.describe(generation, sources.stored.index_digest)
         return describe_database(where, encoder, counts, sources)
 
-    def set_threshold(self, value: float, *, score_norm: str = "none") -> float:
-        """Store ``value`` as the threshold of ``score_norm`` scores (``none``: a cosine in
-        [-1, 1]). A stored cosine threshold on a database that never chose a score
-        normalisation makes it decide by raw cosine (:mod:`speakerdb.decision._policy`)."""
-        norm = get_norm(score_norm)
-        number = norm.check_threshold(value, "set-threshold")
-        # The cosine threshold keeps the key it had before normalised scores existed.
-        key = "threshold" if norm.decides_by_cosine else f"{norm.name}_threshold"
+    def set_threshold(
+        self, value: float, *, score_norm: str | None = None, operation: str = "both"
+    ) -> float:
+        """Store ``value`` as the threshold of ``score_norm`` scores for ``operation``
+        (``identify``, ``verify`` or ``both``), and decide by those scores from now on.
+
+        Without ``score_norm`` it is the threshold of the score the database decides by
+        already, which must then be the cosine: on a database that decides by a
+        normalised score, a bare number is refused, naming both fixes.
+        """
+        operations = _operations(operation)
         with self._storage.change() as change:
-            change.set_setting(key, repr(number))
+            sources = PolicySources(self._slot.model, StoredSettings.parse(change.settings()))
+            norm = get_norm(score_norm or _bare_threshold_score(sources.stored_score(), value))
+            number = norm.check_threshold(value, "set-threshold")
+            for op in operations:
+                change.set_setting(threshold_key(op, norm.name), repr(number))
+            change.set_setting("score_norm", norm.name)
         return number
+
+    def stored_score(self) -> str:
+        """The score the database decides by, arguments and environment aside."""
+        return self.sources().stored_score()
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
         """Decide queries by ``mode`` scores from now on; return it with AS-norm's cohort size."""
@@ -94,7 +116,10 @@ class Settings:
         from ..decision._calibration import calibrate_database
         from ..encoders._registry import family_of
 
-        norm, top_n = self.sources().score(score_norm)
+        sources = self.sources()
+        # The score calibrated is the one asked for, else the one the database decides by
+        # (a threshold in the environment is not a choice of score).
+        norm, top_n = sources.score(score_norm or sources.stored_score())
         model = self._slot.model
         result = calibrate_database(
             scorer,
@@ -108,3 +133,25 @@ class Settings:
             strictest = max(result.identify.threshold, result.verify.threshold)
             self.set_threshold(strictest, score_norm=norm)
         return result
+
+
+def _bare_threshold_score(deciding: str, value: float) -> str:
+    """The score of a threshold given without one: the cosine, if the cosine decides."""
+    norm = get_norm(deciding)
+    if norm.decides_by_cosine:
+        return norm.name
+    raise InputError(
+        f"this database decides by {norm.name} scores, so a threshold without a score "
+        f"({value!r}) is ambiguous: pass --score-norm {norm.name} (score_norm="
+        f"{norm.name!r}) to set the threshold of {norm.name} scores, or --score-norm none "
+        "(score_norm='none') to decide by raw cosine from now on"
+    )
+
+
+def _operations(operation: str) -> tuple[str, ...]:
+    """The operations ``--for`` names: ``identify``, ``verify`` or ``both``."""
+    if operation == "both":
+        return OPERATIONS
+    if operation not in OPERATIONS:
+        raise InputError(f"a threshold is for identify, verify or both, got {operation!r}")
+    return (operation,)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..types import DatabaseInfo, EncoderInfo
+from ..types import DatabaseInfo, DecisionPolicy, EncoderInfo, StoredThreshold, Threshold
 
 if TYPE_CHECKING:
     from ..decision._policy import PolicySources
@@ -26,19 +26,19 @@ def describe_database(
     sources: PolicySources,
 ) -> DatabaseInfo:
     """``info`` of the database ``where`` describes (at the head schema revision), with
-    ``counts`` of speakers and utterances, deciding by the policy of ``sources``."""
-    from ..decision._policy import resolve_policy
+    ``counts`` of speakers and utterances, deciding by the policies of ``sources``."""
+    from ..decision._policy import OPERATIONS, resolve_policy
     from ..decision._scores import get_norm
     from .sqlite._schema import SCHEMA_HEAD
 
-    threshold, source = sources.cosine_threshold()
-    policy = resolve_policy(sources)
+    policies = {op: resolve_policy(sources, operation=op) for op in OPERATIONS}
+    policy = policies["identify"]
     deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine
     return DatabaseInfo(
         path=where.location,
         encoder=encoder,
-        threshold=threshold,
-        threshold_source=source,
+        threshold=policy.threshold,
+        threshold_source=policy.source,
         n_speakers=counts[0],
         n_utterances=counts[1],
         schema_revision=SCHEMA_HEAD,
@@ -46,4 +46,32 @@ def describe_database(
         index_state=where.index_state,
         score_norm=policy.score_norm,
         score_norm_threshold=None if deciding_by_cosine else policy.threshold,
+        thresholds={
+            op: Threshold(p.score_norm, p.threshold, p.source) for op, p in policies.items()
+        },
+        stored_thresholds=_stored_thresholds(sources, policies),
+        notice=policy.notice,
+    )
+
+
+def _stored_thresholds(
+    sources: PolicySources, policies: dict[str, DecisionPolicy]
+) -> tuple[StoredThreshold, ...]:
+    """Every stored threshold, and whether an operation decides by it now."""
+    from .._stored import BOTH
+
+    own = sources.stored.operation_thresholds
+
+    def decides(row: str, score: str) -> bool:
+        # An operation reads its own threshold of a score, else the one stored for both.
+        return any(
+            policy.source == "database"
+            and policy.score_norm == score
+            and row == (op if (op, score) in own else BOTH)
+            for op, policy in policies.items()
+        )
+
+    return tuple(
+        StoredThreshold(row, score, value, decides(row, score))
+        for row, score, value in sources.stored.stored_thresholds()
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._metadata import attributes_from_json, attributes_to_json
 from .._vectors import template_of
-from ..decision._population import Population
+from ..decision._population import CohortVoices, Population
 from ..errors import no_such_speaker
 from ..types import (
     ApiKey,
@@ -86,6 +86,8 @@ class _State:
     next_audit: int = 1
     # Search's (speaker ids, names, templates matrix), built on first use.
     matrix: tuple[np.ndarray, list[str], np.ndarray] | None = None
+    # The cohort of outside voices: (label, audio hash, clip length, embedding), oldest first.
+    cohort: list[tuple[str, str, float, np.ndarray]] = field(default_factory=list)
 
     def copy(self) -> _State:
         return _State(
@@ -102,6 +104,7 @@ class _State:
             self.version,
             self.next_audit,
             self.matrix,
+            list(self.cohort),
         )
 
 
@@ -220,6 +223,19 @@ class _Snapshot:
             groups[name] = np.stack([self.state.embeddings[u] for u in clips])
             lengths[name] = np.asarray([self.state.utterances[u].duration_s for u in clips])
         return Population.from_groups(groups, lengths)
+
+    def cohort(self) -> CohortVoices:
+        rows = self.state.cohort
+        if not rows:
+            return CohortVoices.empty(self.state.encoder.dim if self.state.encoder else 0)
+        return CohortVoices(
+            tuple(r[0] for r in rows),
+            np.stack([r[3] for r in rows]),
+            np.asarray([r[2] for r in rows], np.float64),
+        )
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        return frozenset(hashes) & {r[1] for r in self.state.cohort}
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         newest_first = reversed(self.state.audit)
@@ -398,6 +414,21 @@ class _Change(_Snapshot):
             t for t in self.state.tombstones if not _matches(t, keys, external_id)
         ]
         return before - len(self.state.tombstones)
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        held = {r[1] for r in self.state.cohort}
+        added = 0
+        for clip, vector in zip(clips, np.asarray(embeddings, np.float32), strict=True):
+            if clip.sha256 not in held:
+                self.state.cohort.append((label, clip.sha256, clip.duration_s, vector.copy()))
+                held.add(clip.sha256)
+                added += 1
+        return added
+
+    def clear_cohort(self) -> int:
+        removed = len(self.state.cohort)
+        self.state.cohort = []
+        return removed
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..audio._decode import Clip
-    from ..decision._population import Population
+    from ..decision._population import CohortVoices, Population
     from ..types import (
         ApiKey,
         AuditEntry,
@@ -124,6 +124,15 @@ class Snapshot(Protocol):
 
     def population(self, names: Sequence[str] | None = None) -> Population:
         """Every utterance embedding (or those of ``names``), by speaker, oldest first."""
+        ...
+
+    def cohort(self) -> CohortVoices:
+        """The cohort of outside voices, oldest first: embeddings of people never enrolled,
+        which no search, identify or verify ever returns."""
+        ...
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        """Those of ``hashes`` (audio SHA-256) that the cohort holds already."""
         ...
 
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
@@ -216,6 +225,16 @@ class Change(Snapshot, Protocol):
     def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
         """Delete the tombstones :meth:`find_tombstone` would find by ``keys`` or by
         ``external_id`` (each optional); return how many."""
+        ...
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        """Add ``clips`` (their unit ``(n, d)`` embeddings, lengths and hashes; never their
+        audio or file names) to the cohort as voice ``label``; a clip the cohort holds
+        already (by its hash) is skipped. Return how many were added."""
+        ...
+
+    def clear_cohort(self) -> int:
+        """Delete the whole cohort; return how many clips it held."""
         ...
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:

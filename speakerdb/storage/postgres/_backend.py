@@ -34,7 +34,7 @@ from .._protocol import Snapshot, StoreDescription
 from ..sqlite import _catalog as catalog
 from ..sqlite._backend import _blank, _Change, _Snapshot
 from . import _pgvector as pgvector
-from ._cache import KEYS, FaissCache
+from ._cache import KEYS, FaissCache, answer
 from ._store import PgStore
 from ._url import engine_url
 
@@ -48,7 +48,12 @@ log = logging.getLogger(__name__)
 #: The ``vector_search`` setting's values: pgvector on ``vector`` or ``halfvec``, or FAISS.
 SEARCH_KINDS = (*pgvector.KINDS, "faiss")
 SEARCH_KEY = "vector_search"
-EF_SEARCH_KEY = "hnsw_ef_search"
+# The settings a search needs, and the encoder's dimension, in one statement.
+_SEARCH_STATE = text(
+    "SELECT key, value FROM settings WHERE key = ANY(:keys) "
+    "UNION ALL SELECT 'dim', dim::text FROM encoder "
+    "UNION ALL SELECT 'vectors', (to_regclass('speaker_vectors') IS NOT NULL)::text"
+)
 
 #: What a database reads as before its first write.
 _EMPTY = MemoryStorage()
@@ -71,7 +76,7 @@ class PostgresStorage:
 
     @classmethod
     def open(cls, url: str, *, create: bool = True) -> PostgresStorage:
-        store = PgStore(engine_url(url))
+        store = PgStore(engine_url(url), pgvector.HNSW_EF_SEARCH)
         try:
             store.check_schema()
             if not create:
@@ -118,16 +123,27 @@ class PostgresStorage:
                 self._write_vectors(session, change)
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        """One statement reads the counters, the search kind and the dimension; with
+        pgvector, each query is then one statement; with the FAISS cache, the cache
+        answers if it was built at those counters, else it is rebuilt in a snapshot
+        (whose counters it checks again). Every statement begins after the call did,
+        so nothing that committed before it is missed."""
         if not self._schema_ready():
             return [() for _ in range(len(queries))]
-        with self._store.read() as session:
-            settings = catalog.get_settings(session, (*KEYS, SEARCH_KEY, EF_SEARCH_KEY))
+        with self._store.statement() as conn:
+            rows = conn.execute(_SEARCH_STATE, {"keys": [*KEYS, SEARCH_KEY]}).all()
+            settings = {str(key): str(value) for key, value in rows}
+            dim = int(settings.pop("dim", queries.shape[1]))
             kind = settings.get(SEARCH_KEY, "faiss")
-            encoder = catalog.read_encoder(session)
-            dim = encoder.dim if encoder is not None else int(queries.shape[1])
             if kind in pgvector.KINDS:
-                ef = int(settings.get(EF_SEARCH_KEY) or pgvector.HNSW_EF_SEARCH)
-                return pgvector.search(session, queries, k, dim, kind, ef)
+                if settings.get("vectors") != "true":  # chosen, and nobody enrolled yet
+                    return [() for _ in range(len(queries))]
+                return pgvector.search(conn, queries, k, dim, kind)
+        built = self._cache.fresh(settings, dim)
+        if built is not None:
+            return answer(built, queries, k)
+        with self._store.read() as session:
+            settings = catalog.get_settings(session, KEYS)
             return self._cache.search(session, settings, queries, k, dim)
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:
@@ -145,9 +161,9 @@ class PostgresStorage:
         )
         return StoreDescription(self.path, "FAISS cache in each process", state)
 
-    def set_search(self, kind: str, ef_search: int | None = None) -> None:
+    def set_search(self, kind: str) -> None:
         """Choose how this database is searched, before its first enrollment: ``pgvector``,
-        ``halfvec`` or ``faiss`` (and HNSW's search beam, at any time)."""
+        ``halfvec`` or ``faiss``."""
         if kind not in SEARCH_KINDS:
             raise InputError(f"vector search must be one of {', '.join(SEARCH_KINDS)}: {kind!r}")
         with self.change() as change:
@@ -160,8 +176,6 @@ class PostgresStorage:
             if kind in pgvector.KINDS and not pgvector.available(change._session):
                 raise DatabaseError(f"{self.path}: the server has no pgvector extension")
             change.set_setting(SEARCH_KEY, kind)
-            if ef_search is not None:
-                change.set_setting(EF_SEARCH_KEY, str(int(ef_search)))
 
     def rebuild_vectors(self) -> int:
         """Refill the pgvector table from the speakers' templates; return its size."""

@@ -54,29 +54,23 @@ class FaissCache:
         built = self._built
         return None if built is None else built.key[1]
 
+    def fresh(self, settings: dict[str, str], dim: int) -> _Built | None:
+        """The cached index if it was built at the counters of ``settings`` (read in a
+        snapshot that began after the query did), else ``None``."""
+        built = self._built
+        if built is not None and built.key == _key(settings) and built.index.dim == dim:
+            return built
+        return None
+
     def search(
         self, session: Session, settings: dict[str, str], queries: np.ndarray, k: int, dim: int
     ) -> list[tuple[Match, ...]]:
         """The ``k`` best for each query as of ``session``'s snapshot, whose ``settings``
         (:data:`KEYS`) the caller read in it."""
-        built = self._current(session, settings, dim)
-        scores, ids = built.index.search(queries, k)
-        names = built.names
-        return [
-            tuple(
-                Match(names[int(i)], float(s))
-                for s, i in zip(row, id_row, strict=True)
-                if int(i) in names
-            )
-            for row, id_row in zip(scores, ids, strict=True)
-        ]
+        return answer(self._current(session, settings, dim), queries, k)
 
     def _current(self, session: Session, settings: dict[str, str], dim: int) -> _Built:
-        key = (
-            settings.get("uuid", ""),
-            int(settings.get("generation") or 0),
-            int(settings.get("names_version") or 0),
-        )
+        key = _key(settings)
         built = self._built
         if built is not None and built.key == key and built.index.dim == dim:
             return built
@@ -89,6 +83,24 @@ class FaissCache:
             if not older:  # a query on an older snapshot must not push a newer index out
                 self._built = fresh
             return fresh
+
+
+def answer(built: _Built, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+    """The ``k`` best of ``built`` for each query row, best first."""
+    scores, ids = built.index.search(queries, k)
+    names = built.names
+    return [
+        tuple(Match(names[int(i)], float(s)) for s, i in zip(row, found, strict=True) if i >= 0)
+        for row, found in zip(scores, ids, strict=True)
+    ]
+
+
+def _key(settings: dict[str, str]) -> tuple[str, int, int]:
+    return (
+        settings.get("uuid", ""),
+        int(settings.get("generation") or 0),
+        int(settings.get("names_version") or 0),
+    )
 
 
 def _build(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ...types import Match
@@ -122,17 +123,12 @@ def rebuild(session: Session, dim: int, kind: str) -> int:
     return len(rows)
 
 
-def exists(session: Session) -> bool:
-    return session.execute(text(f"SELECT to_regclass('{TABLE}')")).scalar() is not None
-
-
 def search(
-    session: Session, queries: np.ndarray, k: int, dim: int, kind: str, ef_search: int
+    conn: Connection, queries: np.ndarray, k: int, dim: int, kind: str
 ) -> list[tuple[Match, ...]]:
-    """The ``k`` best templates for each query row, best first, as of this session's snapshot."""
-    if not exists(session):
-        return [() for _ in range(len(queries))]
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {max(int(ef_search), int(k))}"))
+    """The ``k`` best templates for each query row, best first: each query one statement,
+    which reads its own committed snapshot. HNSW's beam is the connection's
+    ``hnsw.ef_search`` (:data:`HNSW_EF_SEARCH`), so at most that many are found."""
     order = (
         "template <#> CAST(:q AS vector)"
         if kind == "pgvector"
@@ -145,7 +141,7 @@ def search(
     )
     found = []
     for query in queries:
-        rows = session.execute(statement, {"q": literal(query), "k": int(k)}).all()
+        rows = conn.execute(statement, {"q": literal(query), "k": int(k)}).all()
         ranked = sorted(((float(score), str(name)) for name, score in rows), reverse=True)
         found.append(tuple(Match(name, score) for score, name in ranked))
     return found

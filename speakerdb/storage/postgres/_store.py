@@ -46,23 +46,24 @@ LOCK_TIMEOUT_MS = 30_000
 class PgStore:
     """Sessions on the database ``url`` names. Thread-safe: each call opens its own session."""
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, ef_search: int = 100) -> None:
         self.url = url
         self.where = masked(url)
-        self.engine: Engine = create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_size=4,
-            max_overflow=8,
-            connect_args={
-                "connect_timeout": 10,
-                "application_name": "speakerdb",
-                "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}",
-            },
+        options = f"-c lock_timeout={LOCK_TIMEOUT_MS}"
+        self.engine: Engine = _engine(url, options, pre_ping=True)
+        # Reads get connections of their own, set up once to be read-only REPEATABLE READ
+        # (and with HNSW's search beam): a query then costs no SET, and no ping either, as
+        # a write's connection does. A connection the server dropped fails its query with
+        # an error naming the fix; SQLAlchemy then discards the pool, so the next one
+        # reconnects.
+        options += (
+            r" -c default_transaction_isolation=repeatable\ read"
+            " -c default_transaction_read_only=on"
+            f" -c hnsw.ef_search={int(ef_search)}"
         )
-        self._reader = self.engine.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
+        self._reader = _engine(url, options, pre_ping=False)
+        # One statement, its own snapshot: no BEGIN and COMMIT around it.
+        self._single = self._reader.execution_options(isolation_level="AUTOCOMMIT")
         _OPEN_STORES.add(self)
 
     def translated(self) -> object:
@@ -121,6 +122,12 @@ class PgStore:
                 yield session
 
     @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection whose every statement reads its own committed snapshot."""
+        with translated(self.url), self._single.connect() as conn:
+            yield conn
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction, all of it or none, holding the write lock from its start."""
         with translated(self.url), Session(self.engine, expire_on_commit=False) as session:
@@ -130,6 +137,17 @@ class PgStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._reader.dispose()
+
+
+def _engine(url: URL, options: str, *, pre_ping: bool) -> Engine:
+    return create_engine(
+        url,
+        pool_pre_ping=pre_ping,
+        pool_size=4,
+        max_overflow=8,
+        connect_args={"connect_timeout": 10, "application_name": "speakerdb", "options": options},
+    )
 
 
 def _lock(conn: Connection) -> None:
@@ -162,6 +180,7 @@ def _forget_parent_connections() -> None:
     closing them (they are the parent's sockets): the child opens its own."""
     for store in list(_OPEN_STORES):
         store.engine.dispose(close=False)
+        store._reader.dispose(close=False)
 
 
 if hasattr(os, "register_at_fork"):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from ...decision._population import Population
+from ...decision._population import CohortVoices, Population
 from ...errors import DatabaseError, missing_database
 from ...types import (
     ApiKey,
@@ -44,6 +44,7 @@ from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
+from . import _cohort as cohort
 from . import _keys as keys
 from . import _retention as retention
 from ._indexsync import IndexSync
@@ -347,6 +348,12 @@ class _Snapshot:
     def population(self, names: Sequence[str] | None = None) -> Population:
         return catalog.read_population(self._session, names)
 
+    def cohort(self) -> CohortVoices:
+        return cohort.voices(self._session)
+
+    def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
+        return cohort.known_hashes(self._session, hashes)
+
     def audit_entries(self, since: datetime, limit: int) -> list[AuditEntry]:
         return audit.entries(self._session, since, limit)
 
@@ -466,6 +473,13 @@ class _Change(_Snapshot):
 
     def clear_tombstones(self, keys: tuple[str, str] | None, external_id: str | None) -> int:
         return retention.clear_tombstones(self._session, keys, external_id)
+
+    def add_cohort(self, label: str, clips: Sequence[Clip], embeddings: np.ndarray) -> int:
+        return cohort.add(self._session, label, clips, embeddings)
+
+    def clear_cohort(self) -> int:
+        self.deleted = True  # the voices' embeddings leave the WAL too
+        return cohort.clear(self._session)
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         audit.add_entries(self._session, entries)

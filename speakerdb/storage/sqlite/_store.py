@@ -62,6 +62,7 @@ __all__ = [
     "ApiKeyRow",
     "AuditRow",
     "Base",
+    "CohortRow",
     "EncoderRow",
     "SettingRow",
     "SpeakerRow",
@@ -194,6 +195,20 @@ class AuditRow(Base):
     #: the older rows from ``accepted`` and ``operation``.
     outcome: Mapped[str] = mapped_column(String(32), nullable=False)
     api_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class CohortRow(Base):
+    """One clip of a cohort's outside voice: its embedding, never its audio or file name
+    (:mod:`speakerdb.storage.sqlite._cohort`)."""
+
+    __tablename__ = "cohort"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(128), nullable=False)
+    audio_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    duration_s: Mapped[float] = mapped_column(Float, nullable=False)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class ApiKeyRow(Base):

@@ -1,0 +1,229 @@
+"""Per-operation thresholds and no threshold traps, through the CLI and the library:
+``set-threshold T [--score-norm S] [--for identify|verify|both]``, ``info`` and
+``info --json``'s ``thresholds``, and SPEAKERDB_THRESHOLD / ``--threshold`` for every
+score kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from conftest import FakeEncoder, fake_cli, voice
+
+from speakerdb import InputError, SpeakerDB
+from speakerdb.decision._scores import get_norm
+from speakerdb.encoders._registry import family_of
+
+ALICE, BOB = 110.0, 1000.0
+GE2E = "resemblyzer"  # the fake encoder under this name gets GE2E's defaults (margin-duration)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """./speakers.db of a model that decides by margin-duration by default (alice, bob)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, pitch, seed in [("alice1", ALICE, 1), ("alice2", ALICE, 2), ("bob1", BOB, 3)]:
+        sf.write(tmp_path / f"{name}.wav", voice(pitch, 1.5, seed=seed), 16000)
+    with opened(tmp_path) as db:
+        db.enroll("alice", [tmp_path / "alice1.wav"])
+        db.enroll("bob", [tmp_path / "bob1.wav"])
+    return tmp_path
+
+
+def default(score: str) -> float:
+    """The built-in threshold of ``score`` scores for the GE2E family."""
+    return get_norm(score).default_threshold(family_of(GE2E), GE2E)
+
+
+def opened(home: Path, **options: object) -> SpeakerDB:
+    return SpeakerDB(home / "speakers.db", encoder=FakeEncoder(model=GE2E), **options)  # type: ignore[arg-type]
+
+
+def cli(*args: object, code: int | None = 0) -> str:
+    return str(fake_cli(*args, code=code, model=GE2E).stdout)
+
+
+def info() -> dict:
+    return json.loads(cli("info", "--json"))
+
+
+def thresholds() -> dict[str, tuple[str, float, str]]:
+    return {op: (t["score"], t["value"], t["source"]) for op, t in info()["thresholds"].items()}
+
+
+def used(command: str, *args: str) -> tuple[str, float, str]:
+    """(score, threshold, source) that decided one identify or verify."""
+    if command == "identify":
+        (doc,) = json.loads(cli("identify", "alice2.wav", "--json", *args))
+    else:  # accepted or rejected: exit 0 or 1
+        doc = json.loads(cli("verify", "alice", "alice2.wav", "--json", *args, code=None))
+    policy = doc["policy"]
+    return policy["score_norm"], policy["threshold"], policy["source"]
+
+
+def test_each_operation_has_its_own_threshold(home: Path) -> None:
+    builtin = ("margin-duration", default("margin-duration"), f"default for {GE2E}")
+    assert thresholds() == {"identify": builtin, "verify": builtin}
+    cli("set-threshold", "0.8", "--score-norm", "margin-duration", "--for", "verify")
+    assert thresholds() == {
+        "identify": builtin,
+        "verify": ("margin-duration", 0.8, "database"),
+    }
+    assert used("identify") == builtin
+    assert used("verify") == ("margin-duration", 0.8, "database")
+    cli("set-threshold", "0.6", "--score-norm", "margin-duration", "--for", "identify")
+    assert thresholds()["identify"] == ("margin-duration", 0.6, "database")
+    assert thresholds()["verify"] == ("margin-duration", 0.8, "database")
+    # --for both (the default) sets both.
+    cli("set-threshold", "0.65", "--score-norm", "margin-duration")
+    assert {t[1] for t in thresholds().values()} == {0.65}
+    fake_cli("set-threshold", "0.5", "--for", "enroll", code=2, model=GE2E)
+
+
+def test_info_shows_every_stored_threshold_and_which_decides(home: Path) -> None:
+    cli("set-threshold", "0.75", "--score-norm", "margin", "--for", "verify")
+    cli("set-threshold", "1.9", "--score-norm", "asnorm")
+    cli("set-threshold", "0.7", "--score-norm", "margin-duration", "--for", "identify")
+    stored = {
+        (t["operation"], t["score"], t["value"], t["decides"]) for t in info()["stored_thresholds"]
+    }
+    assert stored == {
+        ("verify", "margin", 0.75, False),  # stored, but margin-duration decides
+        ("identify", "asnorm", 1.9, False),
+        ("verify", "asnorm", 1.9, False),
+        ("identify", "margin-duration", 0.7, True),
+    }
+    text = cli("info")
+    assert "decides by         margin-duration scores" in text
+    assert "identify threshold 0.7000 (database), margin-duration" in text
+    value = default("margin-duration")
+    assert f"verify threshold   {value:.4f} (default for {GE2E}), margin-duration" in text
+    assert "verify: margin 0.7500 (not used now)" in text
+    assert "identify: margin-duration 0.7000\n" in text
+
+
+def test_a_bare_threshold_on_a_database_deciding_by_a_normalised_score_is_refused(
+    home: Path,
+) -> None:
+    result = fake_cli("set-threshold", "0.8", code=2, model=GE2E)
+    message = result.stderr.strip()
+    assert message.startswith("speakerdb: error: this database decides by margin-duration")
+    assert "--score-norm margin-duration" in message and "--score-norm none" in message
+    assert thresholds()["identify"][0] == "margin-duration" and info()["stored_thresholds"] == []
+    with opened(home) as db, pytest.raises(InputError, match="score_norm='none'"):
+        db.set_threshold(0.8)
+    # Named as a cosine, it switches the database to raw cosine, and says so.
+    said = cli("set-threshold", "0.8", "--score-norm", "none")
+    assert "queries now decide by none scores, not margin-duration" in said
+    assert used("identify") == ("none", 0.8, "database")
+
+
+def test_on_a_database_deciding_by_cosine_a_bare_threshold_is_a_cosine(
+    home: Path,
+) -> None:
+    cli("score-norm", "none")
+    said = cli("set-threshold", "0.55", "--for", "verify")
+    assert "now decide" not in said
+    assert used("verify") == ("none", 0.55, "database")
+    assert json.loads(cli("set-threshold", "0.5", "--json")) == {
+        "threshold": 0.5,
+        "for": "both",
+        "thresholds": {
+            "identify": {"score": "none", "value": 0.5, "source": "database"},
+            "verify": {"score": "none", "value": 0.5, "source": "database"},
+        },
+    }
+
+
+def test_a_bare_cosine_threshold_decides_by_cosine_and_the_policy_says_so(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.9")
+    result = fake_cli("identify", "alice2.wav", "--json", model=GE2E)
+    (doc,) = json.loads(result.stdout)
+    assert (doc["policy"]["score_norm"], doc["policy"]["threshold"]) == ("none", 0.9)
+    assert "raw cosine decides, not margin-duration" in doc["policy"]["notice"]
+    assert "speakerdb: notice: raw cosine decides" in result.stderr
+    assert "notice             raw cosine decides" in cli("info")
+
+
+@pytest.mark.parametrize("score", ["margin-duration", "margin", "asnorm", "none"])
+def test_precedence_flag_environment_stored_default_for_every_score(
+    home: Path, monkeypatch: pytest.MonkeyPatch, score: str
+) -> None:
+    cli("score-norm", score)
+    default = used("identify")
+    assert default[2] == f"default for {GE2E}"
+    cli("set-threshold", "0.31", "--score-norm", score, "--for", "identify")
+    cli("set-threshold", "0.32", "--score-norm", score, "--for", "verify")
+    assert used("identify") == (score, 0.31, "database")
+    assert used("verify") == (score, 0.32, "database")
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.41")  # sets both, over the stored ones
+    assert used("identify") == (score, 0.41, "environment")
+    assert used("verify") == (score, 0.41, "environment")
+    assert thresholds()["verify"] == (score, 0.41, "environment")
+    assert used("identify", "--threshold", "0.51") == (score, 0.51, "argument")
+    assert used("verify", "--threshold", "0.52") == (score, 0.52, "argument")
+    with opened(home, threshold=0.61) as db:
+        assert db.policy(operation="verify").threshold == 0.61
+        assert db.verify("alice", home / "alice2.wav").threshold == 0.61
+        assert db.identify(home / "alice2.wav", threshold=0.62).threshold == 0.62
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "inf", "5", "abc", "1e999"])
+@pytest.mark.parametrize("score", ["margin-duration", "asnorm", "none"])
+def test_bad_environment_thresholds_are_refused_whatever_decides(
+    home: Path, monkeypatch: pytest.MonkeyPatch, score: str, value: str
+) -> None:
+    cli("score-norm", score)
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", value)
+    if score == "asnorm" and value == "5":  # five standard deviations: a strict, valid bar
+        assert used("identify") == ("asnorm", 5.0, "environment")
+        return
+    for command in (("identify", "alice2.wav"), ("verify", "alice", "alice2.wav"), ("info",)):
+        message = fake_cli(*command, code=2, model=GE2E).stderr
+        assert "SPEAKERDB_THRESHOLD" in message and "unset it" in message
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["set-threshold", "nan"], "a cosine in [-1, 1]"),
+        (["set-threshold", "1.5", "--score-norm", "none"], "a cosine in [-1, 1]"),
+        (["set-threshold", "3.5", "--score-norm", "margin"], "a margin threshold in [-3, 3]"),
+        (["set-threshold", "81.4", "--score-norm", "asnorm"], "an AS-norm threshold"),
+        (["set-threshold", "inf", "--score-norm", "margin-duration"], "margin-duration"),
+        (["identify", "alice2.wav", "--threshold", "4"], "threshold from argument"),
+        (["identify", "alice2.wav", "--score-norm", "asnorm", "--threshold", "-60"], "[-50, 50]"),
+    ],
+)
+def test_bad_thresholds_are_refused_with_the_fix(
+    home: Path, args: list[str], fragment: str
+) -> None:
+    cli("score-norm", "none")
+    before = info()
+    message = fake_cli(*args, code=2, model=GE2E).stderr
+    assert fragment in message and message.count("\n") == 1
+    assert info() == before
+
+
+def test_the_library_api(home: Path) -> None:
+    with opened(home) as db:
+        assert db.set_threshold(1.8, score_norm="asnorm", operation="verify") == 1.8
+        assert db.policy(operation="verify").score_norm == "asnorm"
+        assert db.policy(operation="verify").threshold == 1.8
+        assert db.policy(operation="identify").threshold == default("asnorm")
+        info = db.info()
+        assert info.thresholds["verify"].value == 1.8
+        assert info.thresholds["identify"].source == f"default for {GE2E}"
+        assert [(t.operation, t.score, t.decides) for t in info.stored_thresholds] == [
+            ("verify", "asnorm", True)
+        ]
+        with pytest.raises(InputError, match="identify, verify or both"):
+            db.set_threshold(0.5, score_norm="none", operation="enrol")
+        with pytest.raises(InputError, match="identify or verify"):
+            db.policy(operation="enrol")
