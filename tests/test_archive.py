@@ -84,7 +84,7 @@ def test_a_round_trip_gives_identical_answers(source: SpeakerDB, tmp_path: Path)
 def test_an_encrypted_round_trip(source: SpeakerDB, tmp_path: Path) -> None:
     archive = tmp_path / "people.sdb"
     assert source.lifecycle.export(archive, passphrase="correct horse").encrypted
-    assert b"alice" not in archive.read_bytes() and b"E1" not in archive.read_bytes()
+    assert b"alice" not in archive.read_bytes()  # (a 2-byte id could occur by chance)
     with SpeakerDB(tmp_path / "copy.db", encoder=FakeEncoder()) as copy:
         for wrong in ("wrong horse", None):
             with pytest.raises(InputError, match="passphrase"):

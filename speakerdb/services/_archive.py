@@ -112,7 +112,8 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
 
 
 def _travels(key: str) -> bool:
-    return key in _SETTINGS or key.endswith("_threshold")
+    # Thresholds: per operation and score ("threshold:identify:none"), and older spellings.
+    return key in _SETTINGS or key.startswith("threshold:") or key.endswith("_threshold")
 
 
 def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> dict[str, Any]:
