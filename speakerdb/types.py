@@ -33,6 +33,7 @@ __all__ = [
     "Match",
     "Outcome",
     "QualityIssue",
+    "Segment",
     "Speaker",
     "StoredThreshold",
     "Threshold",
@@ -200,6 +201,31 @@ class Match(_Result):
     def decision_score(self) -> float:
         """The score compared with the threshold: ``normalized`` if set, else ``score``."""
         return self.score if self.normalized is None else self.normalized
+
+
+@dataclass(frozen=True, slots=True)
+class Segment(_Result):
+    """A stretch of a recording in which one voice speaks (``SpeakerDB.segments``).
+
+    ``start`` and ``end`` are seconds from the recording's start. ``speaker`` is the
+    enrolled name, or ``None`` for a voice that is not enrolled; ``label`` is the name,
+    or ``unknown-N`` (numbered by first appearance, stable within one recording).
+    ``score`` is the raw cosine of the voice (all its windows) to the named speaker's
+    template, or to the nearest one for an unknown voice; ``decision_score`` is the
+    score compared with the threshold (the normalised one where the policy normalises).
+    Both are ``None`` when nobody is enrolled.
+    """
+
+    start: float
+    end: float
+    speaker: str | None
+    label: str
+    score: float | None
+    decision_score: float | None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,7 +80,8 @@ def test_normalized_matches_keep_raw_cosines() -> None:
 @pytest.fixture
 def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     with SpeakerDB(tmp_path / "n.db", encoder=FakeEncoder()) as database:
-        for k, pitch in enumerate((100, 160, 250)):
+        # Four speakers: each claim's AS-norm cohort holds the 3 others (MIN_COHORT_VOICES).
+        for k, pitch in enumerate((100, 160, 250, 600)):
             clips = [(voice(pitch * (1 + 0.03 * s), seed=10 * k + s), 16000) for s in range(2)]
             database.enroll(f"p{k}", clips, force=True)
         yield database
@@ -120,8 +121,82 @@ def test_margin_through_the_index_equals_the_direct_computation(db) -> None:  # 
     for match in result.matches:
         column = db.population().names.index(match.speaker)
         assert match.normalized == pytest.approx(expected[0, column], abs=1e-5)
-    for name in ("p0", "p1", "p2"):
+    for name in ("p0", "p1", "p2", "p3"):
         check = db.verify(name, clip, score_norm="margin")
         column = db.population().names.index(name)
         assert check.normalized == pytest.approx(expected[0, column], abs=1e-5)
     assert db.identify(clip, score_norm="margin", top_k=1).matches[0].speaker == "p1"
+
+
+# -- a cohort too small for AS-norm ------------------------------------------------
+
+
+def small_db(path: Path, model: str = "fake-encoder") -> SpeakerDB:
+    """Two enrolled speakers: each claim's cohort is the one other, fewer than 3 voices."""
+    database = SpeakerDB(path, encoder=FakeEncoder(model=model))
+    for k, pitch in enumerate((100, 250)):
+        clips = [(voice(pitch * (1 + 0.03 * s), seed=10 * k + s), 16000) for s in range(2)]
+        database.enroll(f"p{k}", clips, force=True)
+    database.set_score_norm("asnorm")
+    return database
+
+
+@pytest.mark.parametrize(
+    ("model", "fallback"), [("fake-encoder", "none"), ("resemblyzer", "margin-duration")]
+)
+def test_a_cohort_too_small_falls_back_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, model: str, fallback: str
+) -> None:
+    clip = (voice(104, seed=99), 16000)
+    with small_db(tmp_path / "s.db", model) as db:
+        with caplog.at_level("WARNING", logger="speakerdb"):
+            found = db.identify(clip)
+            claim = db.verify("p0", clip, threshold=2.0)  # a threshold for AS-norm, not this
+        for result in (found, claim):
+            policy = result.decided_by
+            assert policy.score_norm == fallback and policy.source.startswith("default for")
+            assert policy.notice is not None
+            assert "asnorm needs a cohort of at least 3 voices" in policy.notice
+            assert "has 1" in policy.notice and "speakerdb cohort import" in policy.notice
+        assert found.best is not None and found.best.normalized != pytest.approx(81.4)
+        assert claim.threshold != 2.0
+        assert sum("asnorm needs a cohort" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_outside_voices_make_the_cohort_big_enough(tmp_path: Path) -> None:
+    clip = (voice(104, seed=99), 16000)
+    with small_db(tmp_path / "s.db") as db:
+        db.cohort.add("o1", [(voice(400, seed=41), 16000), (voice(410, seed=42), 16000)])
+        assert db.identify(clip).decided_by.score_norm == "none"  # 1 + 1 voice: still too few
+        db.cohort.add("o2", [(voice(800, seed=43), 16000)])
+        result = db.identify(clip)
+        assert result.decided_by.score_norm == "asnorm" and result.decided_by.notice is None
+        assert result.best is not None and result.best.normalized is not None
+        query = db.embed([clip])
+        expected = population_scores("asnorm", query, db.population(), 50)[1]
+        assert result.best.normalized == pytest.approx(expected[0].max())
+        assert abs(result.best.normalized) < 50
+
+
+def test_calibrating_as_norm_on_a_tiny_cohort_is_refused(tmp_path: Path) -> None:
+    with small_db(tmp_path / "s.db") as db:
+        with pytest.raises(InputError, match=r"at least 3 voices.*speakerdb cohort import"):
+            db.calibrate(score_norm="asnorm")
+
+
+def test_the_cli_says_why_as_norm_did_not_decide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import soundfile as sf
+    from conftest import fake_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPEAKERDB_THRESHOLD", raising=False)
+    small_db(tmp_path / "speakers.db").close()
+    sf.write(tmp_path / "x.wav", voice(104, seed=99), 16000)
+    result = fake_cli("identify", "x.wav", "--json")
+    (doc,) = json.loads(result.stdout)
+    assert doc["policy"]["score_norm"] == "none"
+    assert "speakerdb: notice: asnorm needs a cohort" in result.stderr

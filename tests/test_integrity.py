@@ -300,7 +300,11 @@ def test_a_nan_clip_is_corruption_named_by_its_row(path: Path) -> None:
         with pytest.raises(DatabaseError, match=rf"clip {clip} of 'alice'.*remove-utterance"):
             db.enroll("alice", clips(185.0, 1))
         db.remove_utterance(clip)  # the fix the error names
+        # Two outside voices make AS-norm's cohort big enough to decide (3 voices).
+        db.cohort.add("outsider-1", clips(520.0, 2))
+        db.cohort.add("outsider-2", clips(880.0, 2))
         result = db.identify(BOB_VOICE, score_norm="asnorm")
+        assert result.decided_by.score_norm == "asnorm"
         assert result.speaker == "bob" and np.isfinite(result.best.normalized)
 
 

@@ -22,7 +22,8 @@ GE2E = "resemblyzer"  # the fake encoder under this name gets GE2E's defaults (m
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """./speakers.db of a model that decides by margin-duration by default (alice, bob)."""
+    """./speakers.db of a model that decides by margin-duration by default (alice, bob,
+    and two outside voices)."""
     monkeypatch.chdir(tmp_path)
     for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
         monkeypatch.delenv(name, raising=False)
@@ -31,6 +32,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with opened(tmp_path) as db:
         db.enroll("alice", [tmp_path / "alice1.wav"])
         db.enroll("bob", [tmp_path / "bob1.wav"])
+        # Two outside voices: AS-norm's cohort holds 3 voices, enough for it to decide.
+        db.cohort.add("outsider-1", [(voice(300.0, 1.5, seed=7), 16000)])
+        db.cohort.add("outsider-2", [(voice(600.0, 1.5, seed=8), 16000)])
     return tmp_path
 
 

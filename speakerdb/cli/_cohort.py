@@ -28,7 +28,7 @@ from ._common import (
 __all__ = ["cohort_app"]
 
 cohort_app: typer.Typer = typer.Typer(
-    help="Outside voices for AS-norm and calibration (never identified).",
+    help="Outside voices for AS-norm and calibration.",
     no_args_is_help=True,
 )
 

@@ -214,7 +214,7 @@ def opt_out(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Delete a person's voiceprint and keep them from being enrolled again.
+    """Delete a voiceprint and bar re-enrollment.
 
     Keeps a tombstone of their external id and their name's look-alike key (never
     the voiceprint), until --clear. Asks first on a terminal (--yes does not ask).

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import DEFAULT_TOP_N
+from ..config import DEFAULT_TOP_N, MIN_COHORT_VOICES
 
-__all__ = ["DEFAULT_TOP_N", "Cohort", "as_norm", "cohort_stats"]
+__all__ = ["DEFAULT_TOP_N", "MIN_COHORT_VOICES", "Cohort", "as_norm", "cohort_stats"]
 
 # A cohort whose top scores are all equal has no spread; this keeps the division finite.
 _MIN_STD = 1e-3

@@ -36,13 +36,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .._stored import StoredSettings
-from ..config import DEFAULT_TOP_N, ENV_THRESHOLD
+from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, MIN_COHORT_VOICES
 from ..encoders._registry import family_of
 from ..errors import DatabaseError, InputError
 from ..types import DecisionPolicy
 from ._scores import Cosine, ScoreNorm, get_norm
 
-__all__ = ["OPERATIONS", "DecisionPolicy", "PolicySources", "check_operation", "resolve_policy"]
+__all__ = [
+    "OPERATIONS",
+    "DecisionPolicy",
+    "PolicySources",
+    "check_operation",
+    "cohort_fallback",
+    "resolve_policy",
+    "voice_policy",
+]
 
 #: The operations with thresholds of their own.
 OPERATIONS = ("identify", "verify")
@@ -130,6 +138,30 @@ def resolve_policy(
     return DecisionPolicy(name, value, source, top_n, notice=_cosine_notice(sources, name))
 
 
+def cohort_fallback(
+    sources: PolicySources, policy: DecisionPolicy, operation: str, voices: int
+) -> DecisionPolicy:
+    """The policy that decides instead of ``policy`` (a population score, AS-norm) when
+    its cohort has only ``voices`` voices, fewer than :data:`MIN_COHORT_VOICES`: the
+    model's default score, else the cosine, at its stored or default threshold for
+    ``operation`` (a threshold given for AS-norm is not one of these), with a notice."""
+    default = get_norm(family_of(sources.model).default_score)
+    norm = get_norm(Cosine.name) if default.needs_population else default
+    stored = sources.stored.threshold_for(check_operation(operation), norm.name)
+    if stored is not None:
+        value, source = _checked_stored(norm, stored, operation), "database"
+    else:
+        model = sources.model
+        value, source = norm.default_threshold(family_of(model), model), f"default for {model}"
+    notice = (
+        f"{policy.score_norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides "
+        f"the claimed speaker's, and this database has {voices}: {norm.name} decides instead "
+        f"(threshold {value:.4f}, {source}); import outside voices (`speakerdb cohort "
+        "import`) or enroll more speakers"
+    )
+    return DecisionPolicy(norm.name, value, source, policy.top_n, notice=notice)
+
+
 def _cosine_notice(sources: PolicySources, name: str) -> str | None:
     """Why raw cosine decides on a database whose model decides by another score by default."""
     default = get_norm(family_of(sources.model).default_score).name
@@ -150,3 +182,31 @@ def _checked_stored(norm: ScoreNorm, value: float, operation: str) -> float:
             f"{exc}; store it again with `speakerdb set-threshold T --score-norm {norm.name} "
             f"--for {operation}`"
         ) from None
+
+
+#: The cosine at which ``segments`` names a voice, by encoder family: chosen on the
+#: tuning speakers of ``scripts/eval_segments.py`` (GE2E: enrolled voices scored 0.82
+#: and up, strangers 0.66 and below; 0.75 is between them). A family without one uses
+#: its clip threshold.
+VOICE_THRESHOLDS = {"resemblyzer": 0.75}
+
+
+def voice_policy(
+    sources: PolicySources, threshold: float | str | None = None, score_norm: str | None = None
+) -> DecisionPolicy:
+    """The policy that names a recording's voices (``segments``): the query's own options
+    as :func:`resolve_policy` has them, else raw cosine at the family's voice threshold
+    (:data:`VOICE_THRESHOLDS`).
+
+    A voice is the mean of many windows, often a minute of speech: the thresholds of
+    identify and verify, stored or default, were fitted to clips of a few seconds, and
+    their normalised scores' duration terms too, so they do not carry over.
+    """
+    if threshold is not None or score_norm is not None:
+        return resolve_policy(sources, threshold, score_norm)
+    family = family_of(sources.model)
+    value = VOICE_THRESHOLDS.get(family.name)
+    if value is None:
+        value = Cosine().default_threshold(family, sources.model)
+    source = f"default for segments with {sources.model}"
+    return DecisionPolicy(Cosine.name, value, source, sources.score()[1])

@@ -57,11 +57,21 @@ class Population:
     owners: np.ndarray
     durations_s: np.ndarray | None = None
     outside: np.ndarray | None = None
+    #: How many different voices :attr:`outside` holds.
+    outside_voices: int = 0
 
     def with_outside(self, cohort: CohortVoices) -> Population:
         """This population with ``cohort``'s embeddings as :attr:`outside` voices."""
         outside = cohort.embeddings if len(cohort) else None
-        return Population(self.names, self.embeddings, self.owners, self.durations_s, outside)
+        return Population(
+            self.names, self.embeddings, self.owners, self.durations_s, outside, cohort.n_voices
+        )
+
+    @property
+    def cohort_voices(self) -> int:
+        """The fewest cohort voices any claim is scored with: every other enrolled speaker
+        and every outside voice."""
+        return max(self.n_speakers - 1, 0) + self.outside_voices
 
     def cohort(self) -> Cohort:
         """AS-norm's cohort: every utterance, owned by its speaker, and every outside

@@ -113,10 +113,14 @@ class GE2EFamily(EncoderFamily):
     # of the shared corpus's 11 speakers (fold A of scripts/eval_open_set.py),
     # reported on the other 5: at 0.891, margin-duration names 0.2-1.8% of strangers'
     # single clips and 0-0.5% of their items >= 3 s at N = 3, 6, 10, and identifies
-    # 52-72% and 69-89% correctly. AS-norm's 41.9 (standard deviations) is what
-    # tiny enrolled cohorts give (their spread is floored): it names no one there.
+    # 52-72% and 69-89% correctly. AS-norm decides only with a cohort of at least
+    # MIN_COHORT_VOICES other voices (speakerdb.config); its 3.35 (standard deviations)
+    # lets in at most 1% of fold A's strangers' single clips at every such cohort size
+    # (verify claims, scripts/eval_asnorm_cohort.py); reported on fold B, it lets in
+    # 0.0-2.7% of strangers' single clips and 0.0-3.5% of their items of 3 s or more at
+    # 3 to 9 cohort voices, and turns away 37-49% of genuine single clips.
     score_thresholds = MappingProxyType(
-        {"none": 0.813, "margin": 0.998, "margin-duration": 0.891, "asnorm": 41.9}
+        {"none": 0.813, "margin": 0.998, "margin-duration": 0.891, "asnorm": 3.35}
     )
     # It bounds its memory itself (1.6 s partials, 64 at a time); windows would only
     # change its long-clip embeddings a little (cosine 0.9995 to whole-clip ones).

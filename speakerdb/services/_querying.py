@@ -11,16 +11,19 @@ log before returning them; the checks then hear each outcome. A result's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._names import clean_name
 from ..audio._decode import ClipInput, to_clip
+from ..config import MIN_COHORT_VOICES
 from ..decision._ranking import normalized_claim, rank
+from ..decision._scores import get_norm
 from ..errors import InputError
-from ..types import Identification, Outcome, Verification
+from ..types import DecisionPolicy, Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
 from ._watchlist import flag_identification, flag_verification, query_guard
 
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from ._settings import Settings
 
 __all__ = ["Querying"]
+
+log = logging.getLogger(__name__)
 
 
 class Querying:
@@ -71,14 +76,14 @@ class Querying:
         """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        policy = self._settings.policy(threshold, score_norm, "identify")
         watched = query_guard(self._storage)  # and an expired voiceprint is never matched
+        policy, population = self._policy(threshold, score_norm, "identify")
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
         verdicts = [first_verdict(self._checks, query) for query in asked]
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
-        found = rank(policy, queries, top_k, self._storage.search, self.population, durations)
+        found = rank(policy, queries, top_k, self._storage.search, population, durations)
         verdicts = [
             verdict or flag_identification(matches, policy, watched)
             for verdict, matches in zip(verdicts, found, strict=True)
@@ -105,8 +110,8 @@ class Querying:
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
-        policy = self._settings.policy(threshold, score_norm, "verify")
         watched = query_guard(self._storage)
+        policy, population = self._policy(threshold, score_norm, "verify")
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
         decoded = to_clip(clip)
@@ -115,7 +120,7 @@ class Querying:
         query = self._slot.embed([decoded])[0]
         score = float(np.dot(query, template))
         normalized = normalized_claim(
-            policy, name, query, score, self._storage.search, self.population, decoded.duration_s
+            policy, name, query, score, self._storage.search, population, decoded.duration_s
         )
         if verdict is None:
             accepted = policy.accepts(score if normalized is None else normalized)
@@ -135,6 +140,21 @@ class Querying:
         )
         self._tell(asked, self._audit.log_verification(result))
         return result
+
+    def _policy(
+        self, threshold: float | None, score_norm: str | None, operation: str
+    ) -> tuple[DecisionPolicy, Callable[[], Population]]:
+        """The query's policy, and its population as the scores will read it. A population
+        score (AS-norm) whose cohort is too small gives way to the fallback policy, which
+        says so (and a warning is logged): it would let strangers in at any threshold."""
+        policy = self._settings.policy(threshold, score_norm, operation)
+        if not get_norm(policy.score_norm).needs_population:
+            return policy, self.population
+        population = self.population()
+        if population.cohort_voices < MIN_COHORT_VOICES:
+            policy = self._settings.cohort_fallback(policy, operation, population.cohort_voices)
+            log.warning("%s", policy.notice)
+        return policy, lambda: population
 
     def _tell(self, query: Query, result: Identification | Verification) -> None:
         """Let every check hear the outcome of a logged decision."""

@@ -17,7 +17,8 @@ import os
 from typing import TYPE_CHECKING
 
 from .._stored import OPERATIONS, StoredSettings, threshold_key
-from ..decision._policy import PolicySources, check_operation, resolve_policy
+from ..config import MIN_COHORT_VOICES
+from ..decision._policy import PolicySources, check_operation, cohort_fallback, resolve_policy
 from ..decision._scores import get_norm
 from ..errors import InputError
 from ..storage._describe import describe_database
@@ -85,6 +86,13 @@ class Settings:
             change.set_setting("score_norm", norm.name)
         return number
 
+    def cohort_fallback(
+        self, policy: DecisionPolicy, operation: str, voices: int
+    ) -> DecisionPolicy:
+        """The policy deciding instead of ``policy`` when its cohort is too small
+        (:func:`~speakerdb.decision._policy.cohort_fallback`)."""
+        return cohort_fallback(self.sources(), policy, operation, voices)
+
     def stored_score(self) -> str:
         """The score the database decides by, arguments and environment aside."""
         return self.sources().stored_score()
@@ -110,9 +118,8 @@ class Settings:
         apply: bool,
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
-        and store them unless ``apply`` is false (or too few voices kept the defaults).
-        Until the database keeps a threshold per operation, the stricter is stored for
-        both."""
+        and store each for its operation unless ``apply`` is false (or too few voices
+        kept the defaults, which then stay unpinned)."""
         from ..decision._calibration import calibrate_database
         from ..encoders._registry import family_of
 
@@ -120,6 +127,8 @@ class Settings:
         # The score calibrated is the one asked for, else the one the database decides by
         # (a threshold in the environment is not a choice of score).
         norm, top_n = sources.score(score_norm or sources.stored_score())
+        if get_norm(norm).needs_population:
+            _refuse_small_cohort(norm, scorer.population().cohort_voices)
         model = self._slot.model
         result = calibrate_database(
             scorer,
@@ -129,9 +138,9 @@ class Settings:
             top_n=top_n,
             default=get_norm(norm).default_threshold(family_of(model), model),
         )
-        if apply and result.identify.method != "default":  # a kept default stays unpinned
-            strictest = max(result.identify.threshold, result.verify.threshold)
-            self.set_threshold(strictest, score_norm=norm)
+        if apply and result.identify.method != "default":
+            for choice in (result.identify, result.verify):
+                self.set_threshold(choice.threshold, score_norm=norm, operation=choice.operation)
         return result
 
 
@@ -155,3 +164,14 @@ def _operations(operation: str) -> tuple[str, ...]:
     if operation not in OPERATIONS:
         raise InputError(f"a threshold is for identify, verify or both, got {operation!r}")
     return (operation,)
+
+
+def _refuse_small_cohort(norm: str, voices: int) -> None:
+    """Calibrating a population score on a cohort too small for it gives a threshold of
+    noise (:data:`~speakerdb.config.MIN_COHORT_VOICES`)."""
+    if voices < MIN_COHORT_VOICES:
+        raise InputError(
+            f"{norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides each "
+            f"speaker's, and this database has {voices}: import outside voices (`speakerdb "
+            "cohort import`), enroll more speakers, or calibrate another score"
+        )
