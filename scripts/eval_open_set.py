@@ -29,6 +29,11 @@ its own 3-clip enrollments; with "+ cohort" also from outside voices (30 clips o
 speaker neither enrolled nor the probe), where any are left. With fewer than
 MIN_VOICES stranger voices calibration keeps the default (tuned on the other fold).
 
+Scores are computed as the library computes them (speakerdb.decision.population_scores),
+with the enrolled population as AS-norm's cohort. The library itself does not decide
+by AS-norm with fewer than MIN_COHORT_VOICES (3) cohort voices (it falls back to the
+model's default score); the AS-norm rows at N = 3 show what AS-norm alone would do.
+
 Counts come with 95% Wilson intervals. Trials of one speaker are not independent
 (11 voices in all), so the intervals are narrower than the truth.
 
