@@ -215,20 +215,23 @@ class SpeakerDB:
         external_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         expires_at: datetime | date | str | None = None,
+        watchlist: bool = False,
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
         same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
-        then); an external id is changed by ``lifecycle.set_metadata``.
+        then), and ``watchlist`` (a voice never to admit: see
+        :mod:`speakerdb.services._watchlist`); an external id is changed by
+        ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes, expires_at)
+        metadata = Metadata.given(external_id, attributes, expires_at, watchlist)
         return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(

@@ -88,7 +88,9 @@ class Outcome(str, Enum):
     - ``not_enough_speech``: the clip holds too little speech for a secure decision,
       so it is neither named nor rejected (ask for a longer clip);
     - ``replay``: the clip is a copy of audio this database has heard (an enrolled clip,
-      or a query it decided recently), refused whatever its score.
+      or a query it decided recently), refused whatever its score;
+    - ``watchlist``: the voice matches a speaker on the watchlist (a known fraudster),
+      at the threshold: flagged, never accepted (:mod:`speakerdb.services._watchlist`).
 
     The last two are given by the checks that run before the score decides
     (:mod:`speakerdb.services._checks`). A str, so ``outcome == "accepted"`` holds and
@@ -100,6 +102,7 @@ class Outcome(str, Enum):
     UNKNOWN = "unknown"
     NOT_ENOUGH_SPEECH = "not_enough_speech"
     REPLAY = "replay"
+    WATCHLIST = "watchlist"
 
     def __str__(self) -> str:
         return self.value
@@ -128,7 +131,7 @@ class Speaker(_Result):
     ``external_id`` is the id another system knows them by (unique in a database), and
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
     changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
-    never).
+    never). ``watchlist`` marks a voice never to admit (:mod:`speakerdb.services._watchlist`).
     """
 
     id: int
@@ -138,6 +141,7 @@ class Speaker(_Result):
     external_id: str | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires_at: datetime | None = None
+    watchlist: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,10 @@ def enroll(
     external_id: ExternalIdOpt = None,
     attr: AttrOpt = None,
     expires: ExpiresOpt = None,
+    watchlist: Annotated[
+        bool,
+        typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
+    ] = False,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -132,6 +136,7 @@ def enroll(
             external_id=external_id,
             attributes=attributes,
             expires_at=expires,
+            watchlist=watchlist,
         )
     _report_issues(result.issues)
     if json:
