@@ -143,7 +143,7 @@ def replay_window(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show or set how long decided queries are remembered as replays.
+    """Show or set how long decided queries count as replays.
 
     A clip matching an enrolled clip, or a query decided within the window, is
     answered 'replay'. Only fingerprints are kept, never audio.
@@ -170,7 +170,7 @@ def countermeasure(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show or choose the countermeasure that judges every query clip.
+    """Show or choose the countermeasure against spoofs.
 
     A clip it calls a spoof is answered 'replay'. SPEAKERDB_COUNTERMEASURE overrides
     the stored choice.
