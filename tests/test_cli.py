@@ -749,6 +749,8 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("cohort", "import"): ["cohort", "import", "people.csv"],
     ("cohort", "list"): ["cohort", "list"],
     ("cohort", "clear"): ["cohort", "clear"],
+    ("replay-window",): ["replay-window", "5m"],
+    ("countermeasure",): ["countermeasure", "bandwidth"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
