@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -47,6 +48,7 @@ from ..errors import (
     Forbidden,
     InputError,
     RequestTimeout,
+    ServiceError,
     SpeakerDBError,
     TooLarge,
     Unauthorized,
@@ -57,6 +59,8 @@ from ._auth import bearer_secret, check_key
 from ._state import Service, outcome_of
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -94,7 +98,11 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         if operation == "segments":
             await _SegmentStream(svc, websocket, hello).run()
         else:
-            await _Stream(svc, websocket, key, operation, name, hello).run()
+            stream = _Stream(svc, websocket, key, operation, name, hello)
+            try:
+                await stream.run()
+            finally:
+                stream.cancel()
         await websocket.close(1000)
     except (Unauthorized, Forbidden) as exc:
         code = 4000 + exc.http_status
@@ -104,6 +112,10 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         await _fail(websocket, exc, code)
     except WebSocketDisconnect:
         code = 1001
+    except Exception as exc:  # logged here; the client gets a close code, no traceback
+        log.error("unexpected error in a %s stream", operation, exc_info=exc)
+        code = 1011
+        await _fail(websocket, ServiceError(f"unexpected {type(exc).__name__}"), code)
     finally:
         route = "/v1/stream/verify/{name}" if name is not None else f"/v1/stream/{operation}"
         svc.metrics.request("WS", route, code, time.perf_counter() - started)
@@ -203,6 +215,11 @@ class _Stream:
         if now - self.last_decision < self.svc.limits.decision_interval_s:
             return
         self.pending = asyncio.create_task(self._decide(final=False))
+
+    def cancel(self) -> None:
+        """Drop the decision under way, if any: the stream is over."""
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
 
     def _raise_failure(self) -> None:
         if self.pending is not None and self.pending.done() and self.pending.exception():
