@@ -111,7 +111,8 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
 
 
 def _travels(key: str) -> bool:
-    return key in _SETTINGS or key.endswith("_threshold")
+    # Thresholds: "<score>_threshold" (older) and "threshold:<operation>:<score>".
+    return key in _SETTINGS or key.endswith("_threshold") or key.startswith("threshold:")
 
 
 def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> dict[str, Any]:
