@@ -192,7 +192,7 @@ def run_search(sizes: list[int], count: int, servers: dict[str, object]) -> None
     from speakerdb.storage import open_storage
 
     pop = Population(DIM, seed=0)
-    print("store            speakers   p50 ms   p95 ms  recall@10  bytes/speaker (table+index)")
+    print("store            speakers   p50 ms   p95 ms  recall@10  bytes/speaker: table + index")
     for n in sizes:
         data = generate(pop, n)
         queries = make_queries(pop, data, count)
@@ -206,8 +206,8 @@ def run_search(sizes: list[int], count: int, servers: dict[str, object]) -> None
             load_s = time.perf_counter() - start
             p50, p95, rec = measure(storage.search, queries, truth, 10)
             storage.close()
-            size = path.stat().st_size + Path(str(path) + ".faiss").stat().st_size
-            report("sqlite+faiss", n, p50, p95, rec, size / n, load_s)
+            sizes = (path.stat().st_size, Path(str(path) + ".faiss").stat().st_size)
+            report("sqlite+faiss", n, p50, p95, rec, sizes, load_s)
         for label, server, kind in (
             ("pg+faiss-cache", servers["plain"], None),
             ("pg+pgvector", servers["pgvector"], "pgvector"),
@@ -221,14 +221,16 @@ def run_search(sizes: list[int], count: int, servers: dict[str, object]) -> None
                 load_s = time.perf_counter() - start
                 p50, p95, rec = measure(storage.search, queries, truth, 10)
                 storage.close()
-                table, vectors = pg_sizes(url)
-                report(label, n, p50, p95, rec, (table + vectors) / n, load_s)
+                report(label, n, p50, p95, rec, pg_sizes(url), load_s)
         sys.stdout.flush()
 
 
-def report(label: str, n: int, p50: float, p95: float, rec: float, per: float, load: float) -> None:
+def report(
+    label: str, n: int, p50: float, p95: float, rec: float, sizes: tuple[int, int], load: float
+) -> None:
+    table, index = sizes[0] / n, sizes[1] / n
     print(
-        f"{label:16s} {n:9,d} {p50:8.2f} {p95:8.2f} {rec:10.3f}  {per:10,.0f}"
+        f"{label:16s} {n:9,d} {p50:8.2f} {p95:8.2f} {rec:10.3f}  {table:7,.0f} + {index:7,.0f}"
         f"   (loaded and indexed in {load:.0f} s)"
     )
 

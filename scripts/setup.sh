@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create ./.venv and install speakerdb into it with every extra: CPU-only torch and the
 # model export (`export`), the offline GE2E encoder (resemblyzer's weights), the bf16
-# fast path (OpenVINO), DET plots, the HTTP service (`server`) and the test tools.
+# fast path (OpenVINO), DET plots, the HTTP service (`server`), the test tools and
+# the segments evaluation's metrics (`eval`).
 #
 # Quiet: one line per step; pip's output goes to .venv/setup.log, shown when a step
 # fails. Quick when run again: the install is skipped while .venv/.setup-stamp matches
@@ -49,8 +50,8 @@ pip_install() { .venv/bin/python -m pip install --disable-pip-version-check "$@"
 
 # torch first and pinned: an unpinned torch pulled in as a dependency can be a CUDA build.
 step "installing $TORCH_SPEC" pip_install "$TORCH_SPEC"
-step "installing speakerdb[export,resemblyzer,fast,plot,server,dev] (editable)" \
-  pip_install -e ".[export,resemblyzer,fast,plot,server,dev]"
+step "installing speakerdb[export,resemblyzer,fast,plot,server,dev,eval] (editable)" \
+  pip_install -e ".[export,resemblyzer,fast,plot,server,dev,eval]"
 # resemblyzer ships the pretrained GE2E weights; its declared dependencies (librosa,
 # webrtcvad) are not needed by speakerdb and webrtcvad no longer builds.
 step "installing resemblyzer's GE2E weights" pip_install --no-deps "resemblyzer==0.1.4"

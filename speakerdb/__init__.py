@@ -52,6 +52,8 @@ __all__ = [
     "QualityIssue",
     "RequestTimeout",
     "SchemaError",
+    "Segment",
+    "SegmentOptions",
     "ServiceBusy",
     "ServiceError",
     "Speaker",
@@ -73,6 +75,7 @@ _WHERE = {
     "Calibration": "decision._calibration",
     "EvaluationReport": "evaluation._evaluate",
     "IndexChoice": "storage._indexkind",
+    "SegmentOptions": "diarization._options",
     **dict.fromkeys(
         [
             "ApiKey",
@@ -87,6 +90,7 @@ _WHERE = {
             "Match",
             "Outcome",
             "QualityIssue",
+            "Segment",
             "Speaker",
             "Utterance",
             "Verification",
@@ -134,6 +138,7 @@ if TYPE_CHECKING:
     from ._facade import SpeakerDB
     from .audio._decode import Clip
     from .decision._calibration import Calibration
+    from .diarization._options import SegmentOptions
     from .errors import (
         AudioError,
         DatabaseBusy,
@@ -172,6 +177,7 @@ if TYPE_CHECKING:
         Match,
         Outcome,
         QualityIssue,
+        Segment,
         Speaker,
         Utterance,
         Verification,

@@ -33,11 +33,13 @@ from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._retention import refuse_opted_out
+from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
 
 if TYPE_CHECKING:
     from .decision._calibration import Calibration
+    from .diarization import SegmentOptions
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
     from .services._raybatch import RayOptions
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
         DecisionPolicy,
         Enrollment,
         Identification,
+        Segment,
         Speaker,
         Utterance,
         Verification,
@@ -141,6 +144,7 @@ class SpeakerDB:
         self.audit = AuditLog(self._storage)
         checks = query_checks(self._storage, self._settings)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
+        self._segmenting = Segmenting(self._storage, self._slot, self._settings)
         #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
         self.cohort = CohortTools(self._storage, self._slot)
         #: The derived search index: rebuild, choose flat or IVF.
@@ -211,20 +215,23 @@ class SpeakerDB:
         external_id: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         expires_at: datetime | date | str | None = None,
+        watchlist: bool = False,
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
         ``external_id`` (the id another system knows them by) and ``attributes`` (JSON
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
         same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
-        then); an external id is changed by ``lifecycle.set_metadata``.
+        then), and ``watchlist`` (a voice never to admit: see
+        :mod:`speakerdb.services._watchlist`); an external id is changed by
+        ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes, expires_at)
+        metadata = Metadata.given(external_id, attributes, expires_at, watchlist)
         return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
@@ -316,6 +323,73 @@ class SpeakerDB:
         (or by a normalised score, as in :meth:`identify`)."""
         self._require_database()
         return self._querying.verify(name, clip, threshold, score_norm)
+
+    # -- who spoke when (speakerdb.services._segments) -----------------------
+
+    def segments(
+        self,
+        recording: ClipInput,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> list[Segment]:
+        """Who speaks when in ``recording``, by name: :class:`Segment` s in order of time.
+
+        A voice that is not enrolled is ``unknown-1``, ``unknown-2``... (stable within
+        the recording); no enrolled speaker is forced onto a voice. Voices are named by
+        ``threshold`` and ``score_norm`` as :meth:`identify` has them; by default, by raw
+        cosine at the model's voice threshold, not identify's
+        (:func:`speakerdb.decision._policy.voice_policy`).
+        Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
+        (default 4 hours) are accepted; ``progress(seconds)`` is called as each block of
+        it is done. See :mod:`speakerdb.services._segments`.
+        """
+        self._require_database()
+        policy = self._segmenting.policy(threshold, score_norm)
+        chosen, limit = _segment_args(options, max_duration_s)
+        return self._segmenting.segments(recording, policy, chosen, limit, progress)
+
+    def segments_stream(
+        self,
+        chunks: Iterable[np.ndarray],
+        sample_rate: int,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+    ) -> Iterator[Segment]:
+        """:meth:`segments` of a live stream of sample ``chunks`` at ``sample_rate`` (any
+        sizes; 1-D or ``(frames, channels)``): yields each segment once no later audio can
+        change it (about 12 s after it ends, in 10 s blocks by default)."""
+        live = self.segments_live(
+            sample_rate,
+            threshold=threshold,
+            score_norm=score_norm,
+            max_duration_s=max_duration_s,
+            options=options,
+        )
+        return _drained(live, chunks)
+
+    def segments_live(
+        self,
+        sample_rate: int,
+        *,
+        threshold: float | None = None,
+        score_norm: str | None = None,
+        max_duration_s: float | None = None,
+        options: SegmentOptions | None = None,
+    ) -> LiveSegments:
+        """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
+        card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
+        the segments settled meanwhile."""
+        self._require_database()
+        policy = self._segmenting.policy(threshold, score_norm)
+        chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
+        return self._segmenting.live(sample_rate, policy, chosen, limit)
 
     # -- the speakers ----------------------------------------------------
 
@@ -433,3 +507,19 @@ class SpeakerDB:
                 return False
         self._storage.discard()
         return True
+
+
+def _drained(live: LiveSegments, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+    for chunk in chunks:
+        yield from live.push(chunk)
+    yield from live.end()
+
+
+def _segment_args(
+    options: SegmentOptions | None, max_duration_s: float | None
+) -> tuple[SegmentOptions, float]:
+    from .audio._recording import MAX_RECORDING_S
+    from .diarization import SegmentOptions
+
+    limit = MAX_RECORDING_S if max_duration_s is None else max_duration_s
+    return options or SegmentOptions(), limit

@@ -4,6 +4,9 @@ A name is stored NFC-normalised, with surrounding whitespace removed. It must
 be 1 to :data:`MAX_NAME_LENGTH` characters and hold no control or format
 characters (which could rewrite a terminal or hide one name inside another).
 
+The names ``unknown`` and ``unknown-N`` (any case) are reserved for voices that
+are not enrolled (``segments`` labels them so): a new name may not take them.
+
 A name is an identity, so a *new* name (a first enrollment, or the new name of
 a rename) must also not pass for another: :func:`admit_name` refuses one that
 holds invisible characters or unusual spaces, mixes scripts beyond the
@@ -19,6 +22,7 @@ and names enrolled before these rules are kept as they are.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Iterable
 
@@ -84,6 +88,7 @@ def admit_name(given: str, name: str, existing: Iterable[str]) -> None:
                 f"in surrounding whitespace; give {_shown(name)} exactly to add clips to it"
             )
         return
+    _refuse_reserved(name)
     _refuse_invisible(name)
     _refuse_mixed_scripts(name)
     written, folded = name_keys(name)
@@ -94,6 +99,19 @@ def admit_name(given: str, name: str, existing: Iterable[str]) -> None:
                 f"speaker name {_shown(name)} looks like the enrolled {_shown(other)}; "
                 f"give {_shown(other)} exactly to add clips to it, or pick a distinct name"
             )
+
+
+# ``segments`` labels voices that are not enrolled ``unknown-1``, ``unknown-2``...: an
+# enrolled name of that form could not be told from them (in RTTM, say).
+_RESERVED = re.compile(r"unknown(-[0-9]+)?", re.IGNORECASE)
+
+
+def _refuse_reserved(name: str) -> None:
+    if _RESERVED.fullmatch(unicodedata.normalize("NFKC", name).strip()):
+        raise InvalidName(
+            f"speaker name {_shown(name)} is reserved: 'unknown' and 'unknown-N' label voices "
+            "that are not enrolled; pick another name"
+        )
 
 
 def name_keys(name: str) -> tuple[str, str]:

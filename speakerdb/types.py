@@ -33,6 +33,7 @@ __all__ = [
     "Match",
     "Outcome",
     "QualityIssue",
+    "Segment",
     "Speaker",
     "StoredThreshold",
     "Threshold",
@@ -87,7 +88,9 @@ class Outcome(str, Enum):
     - ``not_enough_speech``: the clip holds too little speech for a secure decision,
       so it is neither named nor rejected (ask for a longer clip);
     - ``replay``: the clip is a copy of audio this database has heard (an enrolled clip,
-      or a query it decided recently), refused whatever its score.
+      or a query it decided recently), refused whatever its score;
+    - ``watchlist``: the voice matches a speaker on the watchlist (a known fraudster),
+      at the threshold: flagged, never accepted (:mod:`speakerdb.services._watchlist`).
 
     The last two are given by the checks that run before the score decides
     (:mod:`speakerdb.services._checks`). A str, so ``outcome == "accepted"`` holds and
@@ -99,6 +102,7 @@ class Outcome(str, Enum):
     UNKNOWN = "unknown"
     NOT_ENOUGH_SPEECH = "not_enough_speech"
     REPLAY = "replay"
+    WATCHLIST = "watchlist"
 
     def __str__(self) -> str:
         return self.value
@@ -127,7 +131,7 @@ class Speaker(_Result):
     ``external_id`` is the id another system knows them by (unique in a database), and
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
     changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
-    never).
+    never). ``watchlist`` marks a voice never to admit (:mod:`speakerdb.services._watchlist`).
     """
 
     id: int
@@ -137,6 +141,7 @@ class Speaker(_Result):
     external_id: str | None = None
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires_at: datetime | None = None
+    watchlist: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +201,31 @@ class Match(_Result):
     def decision_score(self) -> float:
         """The score compared with the threshold: ``normalized`` if set, else ``score``."""
         return self.score if self.normalized is None else self.normalized
+
+
+@dataclass(frozen=True, slots=True)
+class Segment(_Result):
+    """A stretch of a recording in which one voice speaks (``SpeakerDB.segments``).
+
+    ``start`` and ``end`` are seconds from the recording's start. ``speaker`` is the
+    enrolled name, or ``None`` for a voice that is not enrolled; ``label`` is the name,
+    or ``unknown-N`` (numbered by first appearance, stable within one recording).
+    ``score`` is the raw cosine of the voice (all its windows) to the named speaker's
+    template, or to the nearest one for an unknown voice; ``decision_score`` is the
+    score compared with the threshold (the normalised one where the policy normalises).
+    Both are ``None`` when nobody is enrolled.
+    """
+
+    start: float
+    end: float
+    speaker: str | None
+    label: str
+    score: float | None
+    decision_score: float | None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
 
 
 @dataclass(frozen=True, slots=True)

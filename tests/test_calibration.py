@@ -22,6 +22,7 @@ from speakerdb.decision._calibration import (
     enrollment_scores,
 )
 from speakerdb.decision._openset import DEFAULT_TARGET
+from speakerdb.decision._population import CohortVoices
 
 N = NormalDist()
 
@@ -145,8 +146,12 @@ def test_database_calibration_stores_the_threshold(tmp_path: Path) -> None:
         assert db.threshold()[1] != "database"
         result = db.calibrate()
         assert result == dry
-        strictest = max(result.identify.threshold, result.verify.threshold)
-        assert db.threshold() == (pytest.approx(strictest), "database")
+        for choice in (result.identify, result.verify):  # each operation its own
+            policy = db.policy(score_norm="none", operation=choice.operation)
+            assert (policy.threshold, policy.source) == (
+                pytest.approx(choice.threshold),
+                "database",
+            )
         assert (result.n_genuine, result.identify.n_strangers) == (18, 18)
         assert (result.verify.n_strangers, result.source) == (90, "enrollments")
 
@@ -190,3 +195,15 @@ def test_margin_duration_calibration_without_durations_names_the_fix() -> None:
     groups = {f"s{i}": rng.standard_normal((3, 8)).astype(np.float32) for i in range(6)}
     with pytest.raises(InputError, match="durations"):
         calibrate_population(Population.from_groups(groups), score_norm="margin-duration")
+
+
+def test_the_databases_cohort_counts_its_voices_not_its_clips() -> None:
+    """Ten clips of one outside voice do not make a 4-speaker site calibratable."""
+    few = _population(MIN_VOICES - 2)
+    clips = _population(1, seed=3).embeddings
+    one_voice = few.with_outside(CohortVoices(("v",) * 3, clips, np.full(3, 2.0)))
+    assert calibrate_population(one_voice, default=0.9).identify.method == "default"
+    labels = ("v1", "v2", "v3")
+    three = few.with_outside(CohortVoices(labels, clips, np.full(3, 2.0)))
+    calibrated = calibrate_population(three, default=0.9)
+    assert calibrated.identify.method != "default" and calibrated.n_cohort == 3

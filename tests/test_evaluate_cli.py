@@ -224,9 +224,10 @@ def test_calibrate_from_enrollments(data: Path) -> None:
     assert (identify["n_strangers"], identify["n_speakers"]) == (18, 6)
     assert (verify["n_strangers"], verify["n_speakers"]) == (90, 1)
     info = json.loads(run("info", "--db", db, "--json").stdout)
-    strictest = max(identify["threshold"], verify["threshold"])
-    assert info["threshold"] == pytest.approx(strictest)
-    assert info["threshold_source"] == "database"
+    for operation, chosen in (("identify", identify), ("verify", verify)):
+        shown = info["thresholds"][operation]
+        assert shown["value"] == pytest.approx(chosen["threshold"])
+        assert shown["source"] == "database"
     text = run("calibrate", "--db", db).stdout
     assert "at most 1.0% of strangers" in text and "genuine clips turned away" in text
     assert "identify " in text and "verify " in text and "95% confidence" in text

@@ -17,7 +17,14 @@ import soundfile as sf
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner, Result
 
-from speakerdb import DuplicateSpeaker, InputError, OptedOut, SpeakerDB, SpeakerNotFound
+from speakerdb import (
+    DuplicateSpeaker,
+    EnrollmentRefused,
+    InputError,
+    OptedOut,
+    SpeakerDB,
+    SpeakerNotFound,
+)
 from speakerdb.cli import app
 from speakerdb.storage.sqlite import open_reader
 
@@ -367,3 +374,46 @@ def test_retention_on_the_command_line(
     assert cli("remove", "bob", "--purge-audit", "--yes").exit_code == 0
     assert db.audit.entries() == []
     assert "0 expired voiceprint(s) deleted" in cli("expire").stdout
+
+
+# -- watchlist ---------------------------------------------------------------------
+
+
+def test_a_watchlisted_voice_is_flagged_never_accepted(db: SpeakerDB) -> None:
+    db.audit.configure(True)
+    fraud = db.enroll("mallory", [clip("carol", 4)], watchlist=True)
+    assert fraud.speaker.watchlist and db.speaker("mallory").watchlist
+    found = db.identify(clip("carol", 5))
+    assert found.best.speaker == "mallory"  # matched and ranked as any speaker
+    assert found.outcome == "watchlist" and not found.accepted and found.speaker is None
+    assert "on the watchlist" in (found.reason or "")
+    claimed = db.verify("mallory", clip("carol", 5))
+    assert claimed.outcome == "watchlist" and not claimed.accepted
+    posing = db.verify("bob", clip("carol", 5))  # a fraudster claiming to be bob
+    assert not posing.accepted
+    normal = db.identify(clip("alice", 7))
+    assert normal.outcome == "accepted" and normal.speaker == "alice"
+    logged = [e.outcome for e in db.audit.entries()]
+    assert logged[-2:] == ["watchlist", "watchlist"] and logged[0] == "accepted"
+
+
+def test_a_new_person_with_a_watchlisted_voice_is_refused(db: SpeakerDB) -> None:
+    db.enroll("mallory", [clip("carol", 4)], watchlist=True)
+    with pytest.raises(EnrollmentRefused, match="'mallory' on the watchlist"):
+        db.enroll("carla", [clip("carol", 6)], force=True)
+    assert "carla" not in [s.name for s in db.speakers()]
+    db.enroll("mallory2", [clip("carol", 6)], watchlist=True)  # another of their voices
+    db.lifecycle.set_watchlist("mallory", False)
+    db.lifecycle.set_watchlist("mallory2", False)
+    assert db.identify(clip("carol", 5)).outcome == "accepted"
+
+
+def test_watchlist_on_the_command_line(cli: Callable[..., Result], tmp_path: Path) -> None:
+    made = cli("enroll", "mallory", write_clip(tmp_path, "carol", 4), "--watchlist")
+    assert made.exit_code == 0, made.output
+    assert "on the watchlist" in cli("show", "mallory").stdout
+    found = cli("identify", write_clip(tmp_path, "carol", 5), "--json")
+    assert json.loads(found.stdout)[0]["outcome"] == "watchlist"
+    assert cli("verify", "mallory", write_clip(tmp_path, "carol", 5)).exit_code == 1
+    assert cli("meta", "mallory", "--no-watchlist").exit_code == 0
+    assert "on the watchlist" not in cli("show", "mallory").stdout

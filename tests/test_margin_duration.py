@@ -168,7 +168,10 @@ def test_calibrate_stores_the_threshold_of_the_score_in_use(db) -> None:  # type
         db.enroll(f"p{3 + k}", clips, force=True)
     result = db.calibrate()
     assert result.score == "margin-duration" and result.identify.method != "default"
-    strictest = max(result.identify.threshold, result.verify.threshold)
-    assert db.decision_threshold() == pytest.approx(strictest)
+    identify = db.policy(operation="identify")
+    verify = db.policy(operation="verify")
+    assert (identify.score_norm, verify.score_norm) == ("margin-duration", "margin-duration")
+    assert identify.threshold == pytest.approx(result.identify.threshold)
+    assert verify.threshold == pytest.approx(result.verify.threshold)
     assert db.threshold()[1].startswith("default")  # the cosine threshold is untouched
     assert db.score_norm()[0] == "margin-duration"

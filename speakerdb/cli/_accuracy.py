@@ -293,10 +293,6 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             f"confidence, {_pct(choice.modelled)} by the normal model; genuine clips "
             f"turned away {_pct(choice.frr)}"
         )
-    if stored:
-        lines.append(
-            "stored: the stricter of the two decides both until thresholds are kept per operation"
-        )
     return "\n".join(lines)
 
 

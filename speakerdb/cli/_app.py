@@ -50,6 +50,7 @@ from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
+from ._segments import register as register_segments
 from ._serve import register as register_serve
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ def enroll(
     external_id: ExternalIdOpt = None,
     attr: AttrOpt = None,
     expires: ExpiresOpt = None,
+    watchlist: Annotated[
+        bool,
+        typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
+    ] = False,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -131,6 +136,7 @@ def enroll(
             external_id=external_id,
             attributes=attributes,
             expires_at=expires,
+            watchlist=watchlist,
         )
     _report_issues(result.issues)
     if json:
@@ -454,6 +460,7 @@ def run() -> None:
 
 
 # Command groups in modules of their own, registered in the order `--help` lists them.
+register_segments(app)
 register_maintenance(app)
 register_index(app)
 register_lifecycle(app)

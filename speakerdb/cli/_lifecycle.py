@@ -135,6 +135,14 @@ def meta(
     keep_forever: Annotated[
         bool, typer.Option("--no-expiry", help="Remove the expiry date.")
     ] = False,
+    watchlist: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--watchlist/--no-watchlist",
+            help="Put on the watchlist (a voice never to admit), or take off it.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -153,6 +161,8 @@ def meta(
     expiry: Any = None if keep_forever else ... if expires is None else expires
     attributes = parse_attributes(attr)
     with open_db(db) as database:
+        if watchlist is not None:
+            database.lifecycle.set_watchlist(name, watchlist)
         if wanted is ... and expiry is ... and attributes is None:
             speaker = database.speaker(name)
         else:
@@ -204,7 +214,7 @@ def opt_out(
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Delete a person's voiceprint and keep them from being enrolled again.
+    """Delete a voiceprint and bar re-enrollment.
 
     Keeps a tombstone of their external id and their name's look-alike key (never
     the voiceprint), until --clear. Asks first on a terminal (--yes does not ask).

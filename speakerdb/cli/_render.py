@@ -75,6 +75,8 @@ def speaker_line(speaker: Speaker) -> str:
 def metadata_lines(speaker: Speaker) -> list[str]:
     """The external id and attributes of ``speaker``, one per line (none when unset)."""
     lines = [] if speaker.external_id is None else [f"  external id: {safe(speaker.external_id)}"]
+    if speaker.watchlist:
+        lines.append("  on the watchlist: never admitted")
     if speaker.expires_at is not None:
         lines.append(f"  expires: {speaker.expires_at:%Y-%m-%d %H:%M} UTC")
     for key, value in sorted(speaker.attributes.items()):

@@ -64,10 +64,11 @@ def serve(
         float, typer.Option("--max-clip-s", min=1.0, help="Longest clip, in seconds (413 beyond).")
     ] = 120.0,
 ) -> None:
-    """Serve the database over HTTP and WebSocket, with the operator page at /.
+    """Serve the database over HTTP and WebSocket.
 
-    Every endpoint but / and /healthz needs a key (`speakerdb key create`).
-    The model is loaded once, at start. SIGTERM finishes the requests in flight.
+    The operator page is at /. Every endpoint but / and /healthz needs a key
+    (`speakerdb key create`). The model is loaded once, at start. SIGTERM finishes
+    the requests in flight.
     """
     try:
         from ..server import Limits, run

@@ -319,7 +319,9 @@ def calibrate_population(
 
     With fewer than :data:`MIN_VOICES` stranger voices, both thresholds are
     ``default`` (the score's measured default; their ``method`` says
-    ``"default"``), or, without one, calibration is refused.
+    ``"default"``), or, without one, calibration is refused. Each enrolled speaker
+    with 2 or more clips is a voice; so is each clip of a ``cohort`` given here, and
+    each labelled voice of the database's own cohort (:attr:`Population.outside`).
     """
     target = _target(target_far)
     if get_norm(score_norm).needs_durations and population.durations_s is None:
@@ -335,8 +337,11 @@ def calibrate_population(
         )
     trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
     _require_genuine(len(trials.genuine), "enrollments")
+    # A given cohort counts a voice per clip; the database's own by its labels.
+    outside_voices = None if cohort is None else len(cohort)
     if cohort is None:  # the database's own cohort of outside voices, if it has one
         cohort = population.outside
+        outside_voices = population.outside_voices
     outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
     cohort_best, cohort_claims = cohort_trials(
         population, outside, score_norm=score_norm, top_n=top_n
@@ -347,7 +352,7 @@ def calibrate_population(
     impostor = np.concatenate([trials.impostor, cohort_claims])
     source = "enrollments" + (f" and {len(outside)} cohort voices" if len(outside) else "")
     _require_impostor(len(stranger), source)
-    voices = usable + len(outside)
+    voices = usable + (outside_voices or 0)
     fixed = None if voices >= MIN_VOICES else _too_few_voices(voices, default)
     top = _ceiling(score_norm)
     identify = _choice(

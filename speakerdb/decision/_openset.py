@@ -19,7 +19,7 @@ stranger against the others (the best of the rest), and each voice of an importe
 cohort plays one against everyone. A trial scored against ``m < N`` speakers is
 carried to N by the independence model: a share ``r`` named at ``m`` becomes
 ``1 - (1 - r) ** (N / m)``. A database that grows after calibrating lets in more
-strangers; calibrate again (``info`` says at which N the threshold was calibrated).
+strangers; calibrate again.
 
 Counting alone cannot show a small rate from a few trials: ``k`` of ``n`` strangers
 named bound the true share, with 95% confidence, only by the one-sided
@@ -83,7 +83,8 @@ def carried_share(share: float | np.ndarray, m: float, n: int) -> np.ndarray:
     """A share of strangers named at ``m`` speakers, carried to ``n`` by the
     independence model: ``1 - (1 - share) ** (n / m)``."""
     share = np.clip(np.asarray(share, np.float64), 0.0, 1.0)
-    return np.asarray(1.0 - (1.0 - share) ** (n / max(m, 1)))
+    with np.errstate(divide="ignore"):  # a share of 1 stays 1: log1p(-1) is -inf
+        return np.asarray(-np.expm1((n / max(m, 1)) * np.log1p(-share)))
 
 
 def upper_limit(named: int, n: int, confidence: float = CONFIDENCE) -> float:

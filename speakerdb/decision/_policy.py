@@ -49,6 +49,7 @@ __all__ = [
     "check_operation",
     "cohort_fallback",
     "resolve_policy",
+    "voice_policy",
 ]
 
 #: The operations with thresholds of their own.
@@ -181,3 +182,31 @@ def _checked_stored(norm: ScoreNorm, value: float, operation: str) -> float:
             f"{exc}; store it again with `speakerdb set-threshold T --score-norm {norm.name} "
             f"--for {operation}`"
         ) from None
+
+
+#: The cosine at which ``segments`` names a voice, by encoder family: chosen on the
+#: tuning speakers of ``scripts/eval_segments.py`` (GE2E: enrolled voices scored 0.82
+#: and up, strangers 0.66 and below; 0.75 is between them). A family without one uses
+#: its clip threshold.
+VOICE_THRESHOLDS = {"resemblyzer": 0.75}
+
+
+def voice_policy(
+    sources: PolicySources, threshold: float | str | None = None, score_norm: str | None = None
+) -> DecisionPolicy:
+    """The policy that names a recording's voices (``segments``): the query's own options
+    as :func:`resolve_policy` has them, else raw cosine at the family's voice threshold
+    (:data:`VOICE_THRESHOLDS`).
+
+    A voice is the mean of many windows, often a minute of speech: the thresholds of
+    identify and verify, stored or default, were fitted to clips of a few seconds, and
+    their normalised scores' duration terms too, so they do not carry over.
+    """
+    if threshold is not None or score_norm is not None:
+        return resolve_policy(sources, threshold, score_norm)
+    family = family_of(sources.model)
+    value = VOICE_THRESHOLDS.get(family.name)
+    if value is None:
+        value = Cosine().default_threshold(family, sources.model)
+    source = f"default for segments with {sources.model}"
+    return DecisionPolicy(Cosine.name, value, source, sources.score()[1])

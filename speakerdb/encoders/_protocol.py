@@ -13,13 +13,13 @@ feature encoders that x-vector checkpoints use.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from ..types import EncoderInfo
 
-__all__ = ["Encoder"]
+__all__ = ["Encoder", "WindowEncoder"]
 
 
 class Encoder(Protocol):
@@ -32,4 +32,20 @@ class Encoder(Protocol):
 
     def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Embed 16 kHz mono float32 clips; return a float32 ``(n, dim)`` array of unit rows."""
+        ...
+
+
+@runtime_checkable
+class WindowEncoder(Protocol):
+    """An encoder that embeds many fixed-length windows of one long signal at once
+    (``segments`` embeds a recording window by window). Optional: any other encoder
+    embeds each window as a clip of its own through :meth:`Encoder.encode`."""
+
+    #: The window length, in 16 kHz samples, that :meth:`encode_windows` embeds.
+    window_samples: int
+
+    def encode_windows(self, wav: np.ndarray, starts: Sequence[int]) -> np.ndarray:
+        """Unit embeddings ``(len(starts), dim)`` of ``wav[s : s + window_samples]`` for
+        each ``s`` in ``starts`` (multiples of 160 samples), each as :meth:`Encoder.encode`
+        would embed it alone, up to the signal around its edges."""
         ...

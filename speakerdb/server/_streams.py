@@ -1,4 +1,5 @@
-"""The WebSocket streams ``/v1/stream/verify/{name}`` and ``/v1/stream/identify``.
+"""The WebSocket streams ``/v1/stream/verify/{name}``, ``/v1/stream/identify`` and
+``/v1/stream/segments``.
 
 The client sends, in order: one JSON text frame ``{"format": "s16le" | "f32le",
 "sample_rate": R}`` (plus ``"key"`` when it cannot send an ``Authorization``
@@ -16,6 +17,17 @@ an unknown key, 4403 a key of the wrong scope, 4400 a bad frame, 4404 no such
 speaker, 4408 nothing sent for ``stream_idle_s``, 4413 more than ``stream_max_s``
 of audio, 4503 busy; an error frame ``{"type": "error", "error": {...}}`` precedes
 the close (except for 4401 and 4403).
+
+``/v1/stream/segments`` takes the same frames and answers, instead of decisions,
+who spoke when (:meth:`SpeakerDB.segments_live <speakerdb.SpeakerDB.segments_live>`):
+one frame per segment as soon as no later audio can change it (about 12 s after
+it ends), then ``{"type": "end", "seconds": S}`` after the client's ``end``::
+
+    {"type": "segment", "start": 3.2, "end": 7.9, "speaker": "alice", "label": "alice",
+     "score": 0.91, "decision_score": 0.91}
+
+A segments stream may last as long as a recording ``segments`` accepts (4 hours),
+not ``stream_max_s``.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -35,16 +48,19 @@ from ..errors import (
     Forbidden,
     InputError,
     RequestTimeout,
+    ServiceError,
     SpeakerDBError,
     TooLarge,
     Unauthorized,
     error_document,
 )
-from ..types import ApiKey, to_jsonable
+from ..types import ApiKey, Segment, to_jsonable
 from ._auth import bearer_secret, check_key
 from ._state import Service, outcome_of
 
 __all__ = ["router"]
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -61,6 +77,11 @@ async def stream_identify(websocket: WebSocket) -> None:
     await _serve(websocket, "identify", None)
 
 
+@router.websocket("/v1/stream/segments")
+async def stream_segments(websocket: WebSocket) -> None:
+    await _serve(websocket, "segments", None)
+
+
 async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None:
     svc: Service = websocket.app.state.service
     started = time.perf_counter()
@@ -74,8 +95,14 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         )
         if name is not None:
             await svc.workers.run(svc.db.speaker, name)  # 4404 at once, not after the audio
-        stream = _Stream(svc, websocket, key, operation, name, hello)
-        await stream.run()
+        if operation == "segments":
+            await _SegmentStream(svc, websocket, hello).run()
+        else:
+            stream = _Stream(svc, websocket, key, operation, name, hello)
+            try:
+                await stream.run()
+            finally:
+                stream.cancel()
         await websocket.close(1000)
     except (Unauthorized, Forbidden) as exc:
         code = 4000 + exc.http_status
@@ -85,8 +112,12 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         await _fail(websocket, exc, code)
     except WebSocketDisconnect:
         code = 1001
+    except Exception as exc:  # logged here; the client gets a close code, no traceback
+        log.error("unexpected error in a %s stream", operation, exc_info=exc)
+        code = 1011
+        await _fail(websocket, ServiceError(f"unexpected {type(exc).__name__}"), code)
     finally:
-        route = "/v1/stream/verify/{name}" if name is not None else "/v1/stream/identify"
+        route = "/v1/stream/verify/{name}" if name is not None else f"/v1/stream/{operation}"
         svc.metrics.request("WS", route, code, time.perf_counter() - started)
 
 
@@ -170,12 +201,7 @@ class _Stream:
             raise InputError('a text frame must be {"type": "end"}; audio comes in binary frames')
 
     def _add(self, data: bytes) -> None:
-        width = np.dtype(self.dtype).itemsize
-        if len(data) % width:
-            raise InputError(
-                f"a binary frame must hold whole {width}-byte samples, got {len(data)} bytes"
-            )
-        samples = np.frombuffer(data, dtype=self.dtype).astype(np.float32) * self.scale
+        samples = _decoded(data, self.dtype, self.scale)
         self.frames += len(samples)
         cap = self.svc.limits.stream_max_s
         if self.frames / self.rate > cap:
@@ -189,6 +215,11 @@ class _Stream:
         if now - self.last_decision < self.svc.limits.decision_interval_s:
             return
         self.pending = asyncio.create_task(self._decide(final=False))
+
+    def cancel(self) -> None:
+        """Drop the decision under way, if any: the stream is over."""
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()
 
     def _raise_failure(self) -> None:
         if self.pending is not None and self.pending.done() and self.pending.exception():
@@ -225,6 +256,43 @@ def replay_exemption(db: object, session: str) -> dict[str, Any]:
     has that check (``replay_session``)."""
     parameters = inspect.signature(type(db).verify).parameters  # type: ignore[attr-defined]
     return {"replay_session": session} if "replay_session" in parameters else {}
+
+
+class _SegmentStream:
+    """One segments stream: each binary frame is pushed, in turn, to a live segmenter on a
+    worker thread; the segments it settles are sent as they come."""
+
+    def __init__(self, svc: Service, websocket: WebSocket, hello: dict[str, Any]) -> None:
+        self.svc, self.websocket = svc, websocket
+        self.dtype, self.scale, self.rate = _format(hello)
+
+    async def run(self) -> None:
+        live = await self.svc.workers.run(self.svc.db.segments_live, self.rate)
+        while True:
+            message = await _receive(self.websocket, self.svc.limits.stream_idle_s)
+            if message.get("bytes") is not None:
+                samples = _decoded(message["bytes"], self.dtype, self.scale)
+                await self._send(await self.svc.workers.run(live.push, samples))
+                continue
+            if _is_end(message.get("text")):
+                await self._send(await self.svc.workers.run(live.end))
+                await self.websocket.send_json({"type": "end", "seconds": live.seconds})
+                return
+            raise InputError('a text frame must be {"type": "end"}; audio comes in binary frames')
+
+    async def _send(self, found: list[Segment]) -> None:
+        for segment in found:
+            await self.websocket.send_json({"type": "segment", **segment.to_dict()})
+
+
+def _decoded(data: bytes, dtype: str, scale: float) -> np.ndarray:
+    """The float32 samples of one binary frame."""
+    width = np.dtype(dtype).itemsize
+    if len(data) % width:
+        raise InputError(
+            f"a binary frame must hold whole {width}-byte samples, got {len(data)} bytes"
+        )
+    return np.frombuffer(data, dtype=dtype).astype(np.float32) * scale
 
 
 def _decision_fields(result: Any, outcome: str) -> dict[str, Any]:

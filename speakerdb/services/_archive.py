@@ -3,7 +3,7 @@ its file format).
 
 The document holds the encoder's identity (model, revision, embedding size, sample
 rate), the decision settings (thresholds, score normalisation, index choice), every
-speaker with their metadata, expiry and each clip's provenance (file name, length,
+speaker with their metadata, expiry, watchlist mark and each clip's provenance (file name, length,
 audio SHA-256) and embedding (float32, bit for bit), and the opt-out tombstones.
 Templates are not stored: the import recomputes them from the embeddings by the
 enrollment rule, so a round trip gives identical answers. Not exported: the audit
@@ -65,6 +65,7 @@ class ArchivedSpeaker:
     external_id: str | None
     attributes: dict[str, Any]
     expires_at: datetime | None
+    watchlist: bool
     clips: tuple[Clip, ...]  # provenance only: no samples (see _clip)
     embeddings: np.ndarray
 
@@ -111,8 +112,8 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
 
 
 def _travels(key: str) -> bool:
-    # Thresholds: "<score>_threshold" (older) and "threshold:<operation>:<score>".
-    return key in _SETTINGS or key.endswith("_threshold") or key.startswith("threshold:")
+    # Thresholds: per operation and score ("threshold:identify:none"), and older spellings.
+    return key in _SETTINGS or key.startswith("threshold:") or key.endswith("_threshold")
 
 
 def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> dict[str, Any]:
@@ -131,6 +132,7 @@ def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> di
         "external_id": speaker.external_id,
         "attributes": speaker.attributes,
         "expires_at": expires,
+        "watchlist": speaker.watchlist,
         "clips": clips,
     }
 
@@ -183,11 +185,14 @@ def _speaker(data: dict[str, Any], dim: int, at: int) -> ArchivedSpeaker:
     vectors = np.stack([_vector(c["embedding"], dim, f"speaker #{at}") for c in clips])
     external = data["external_id"]
     expires = data["expires_at"]
+    watchlist = data.get("watchlist", False)
+    _need(isinstance(watchlist, bool), f"speaker #{at}: the watchlist mark")
     return ArchivedSpeaker(
         name=name,
         external_id=None if external is None else clean_external_id(external),
         attributes=clean_attributes(data["attributes"]),
         expires_at=None if expires is None else _aware(datetime.fromisoformat(expires)),
+        watchlist=watchlist,
         clips=tuple(_clip(c, f"speaker #{at}") for c in clips),
         embeddings=vectors,
     )
@@ -264,6 +269,8 @@ def import_archive(
         attributes, expires = speaker.attributes, speaker.expires_at
         if speaker.external_id is not None or attributes or expires is not None:
             change.set_metadata(speaker.name, speaker.external_id, attributes, expires)
+        if speaker.watchlist:
+            change.set_watchlist(speaker.name, True)
         imported.append(speaker.name)
     _import_tombstones(change, archive)
     current = change.settings()

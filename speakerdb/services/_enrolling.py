@@ -48,6 +48,7 @@ from ..errors import (
 from ..storage._rules import refuse_enrolled
 from ..types import EncoderInfo, Enrollment, QualityIssue, Speaker
 from ._retention import refuse_opted_out
+from ._watchlist import refuse_watchlisted
 
 if TYPE_CHECKING:
     from ..storage import Change, Storage
@@ -92,6 +93,7 @@ class Metadata:
     external_id: str | None = None
     attributes: dict[str, Any] | None = None
     expires_at: datetime | None = None
+    watchlist: bool = False
 
     @classmethod
     def given(
@@ -99,14 +101,16 @@ class Metadata:
         external_id: str | None,
         attributes: Mapping[str, Any] | None,
         expires_at: datetime | date | str | None = None,
+        watchlist: bool = False,
     ) -> Metadata | None:
         """The checked metadata of a call, or ``None`` when it gives none."""
-        if external_id is None and attributes is None and expires_at is None:
+        if external_id is None and attributes is None and expires_at is None and not watchlist:
             return None
         return cls(
             None if external_id is None else clean_external_id(external_id),
             None if attributes is None else clean_attributes(attributes),
             None if expires_at is None else clean_expiry(expires_at),
+            watchlist is True,
         )
 
     def apply(self, change: Change, name: str) -> Speaker:
@@ -125,6 +129,8 @@ class Metadata:
         if self.attributes is not None:
             attributes = merged_attributes(current.attributes, self.attributes)
         expires_at = self.expires_at or current.expires_at
+        if self.watchlist and not current.watchlist:
+            change.set_watchlist(name, True)
         return change.set_metadata(name, external_id, attributes, expires_at)
 
 
@@ -165,7 +171,9 @@ class Enrolling:
         ``force`` enrolls anyway, and the issues are returned with the result).
         ``metadata`` is set in the same transaction (even when every clip is skipped).
         """
-        prepared = replace(self._prepare(name, clips, force, []), metadata=metadata)
+        watchlisting = metadata is not None and metadata.watchlist
+        prepared = self._prepare(name, clips, force, [], watchlisting=watchlisting)
+        prepared = replace(prepared, metadata=metadata)
         if not prepared.clips and metadata is None:
             return self._nothing_new(prepared)
         return self._commit([prepared])[0]
@@ -216,6 +224,8 @@ class Enrolling:
         force: bool,
         pending: Sequence[_Prepared],
         embedder: Embedder | None = None,
+        *,
+        watchlisting: bool = False,
     ) -> _Prepared:
         name = clean_name(given)
         with self._storage.read() as snapshot:
@@ -233,6 +243,10 @@ class Enrolling:
             return _Prepared(name, given, (), np.empty((0, 0), np.float32), (), skipped)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize((embedder or self._slot).embed(decoded))
+        if name not in enrolled and not watchlisting:  # a second voice of a fraudster is fine
+            threshold = self._settings.sources().cosine_threshold()[0]
+            with self._storage.read() as snapshot:
+                refuse_watchlisted(snapshot, name, embeddings, threshold)
         issues = self._check_quality(name, decoded, embeddings, force, pending)
         return _Prepared(name, given, tuple(decoded), embeddings, issues, skipped)
 

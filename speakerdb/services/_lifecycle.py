@@ -156,6 +156,14 @@ class Lifecycle:
         log.info("set the metadata of %r", name)
         return speaker
 
+    def set_watchlist(self, name: str, on: bool = True) -> Speaker:
+        """Put speaker ``name`` on the watchlist (``on``) or take them off it."""
+        name = clean_name(name)
+        with self._storage.change() as change:
+            speaker = change.set_watchlist(name, bool(on))
+        log.info("%r is %s the watchlist", name, "on" if on else "off")
+        return speaker
+
     # -- retention (speakerdb.services._retention) ---------------------------
 
     def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:

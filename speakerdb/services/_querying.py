@@ -25,7 +25,7 @@ from ..decision._scores import get_norm
 from ..errors import InputError
 from ..types import DecisionPolicy, Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
-from ._retention import expire_due
+from ._watchlist import flag_identification, flag_verification, query_guard
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -76,7 +76,7 @@ class Querying:
         """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        expire_due(self._storage)  # an expired voiceprint is never matched
+        watched = query_guard(self._storage)  # and an expired voiceprint is never matched
         policy, population = self._policy(threshold, score_norm, "identify")
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip) for clip in decoded]
@@ -84,6 +84,10 @@ class Querying:
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
         found = rank(policy, queries, top_k, self._storage.search, population, durations)
+        verdicts = [
+            verdict or flag_identification(matches, policy, watched)
+            for verdict, matches in zip(verdicts, found, strict=True)
+        ]
         results = self._audit.log_identifications(
             [
                 Identification(
@@ -106,7 +110,7 @@ class Querying:
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``."""
         name = clean_name(name)
-        expire_due(self._storage)
+        watched = query_guard(self._storage)
         policy, population = self._policy(threshold, score_norm, "verify")
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
@@ -118,6 +122,12 @@ class Querying:
         normalized = normalized_claim(
             policy, name, query, score, self._storage.search, population, decoded.duration_s
         )
+        if verdict is None:
+            accepted = policy.accepts(score if normalized is None else normalized)
+            cosine = self._settings.sources().cosine_threshold()[0]
+            verdict = flag_verification(
+                self._storage, name, query, score, accepted, cosine, watched
+            )
         result = Verification(
             name,
             decoded.source,

@@ -119,6 +119,9 @@ def _embedded(
     """Each row's result, in the rows' order (see :class:`_Embed`)."""
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
+    # Progress is the command's own bar; Ray Data's would print to stdout.
+    context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     # Absolute: the actors' working folder is not the driver's.
     items = [
         {"index": i, "path": os.path.abspath(row.path) if row.path else ""}
@@ -136,7 +139,7 @@ def _embedded(
             "location": location,
             "threads": options.threads,
         },
-        concurrency=options.actors,
+        compute=ray.data.ActorPoolStrategy(size=options.actors),
         batch_size=options.batch_size,
         # A fraction of a CPU: the actors' threads are set by `threads`, and whole CPUs
         # would leave none for Ray's own tasks on a small machine.

@@ -118,9 +118,8 @@ class Settings:
         apply: bool,
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
-        and store them unless ``apply`` is false (or too few voices kept the defaults).
-        Until the database keeps a threshold per operation, the stricter is stored for
-        both."""
+        and store each for its operation unless ``apply`` is false (or too few voices
+        kept the defaults, which then stay unpinned)."""
         from ..decision._calibration import calibrate_database
         from ..encoders._registry import family_of
 
@@ -139,9 +138,9 @@ class Settings:
             top_n=top_n,
             default=get_norm(norm).default_threshold(family_of(model), model),
         )
-        if apply and result.identify.method != "default":  # a kept default stays unpinned
-            strictest = max(result.identify.threshold, result.verify.threshold)
-            self.set_threshold(strictest, score_norm=norm)
+        if apply and result.identify.method != "default":
+            for choice in (result.identify, result.verify):
+                self.set_threshold(choice.threshold, score_norm=norm, operation=choice.operation)
         return result
 
 

@@ -64,6 +64,7 @@ class _Person:
     external_id: str | None = None
     attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
     expires_at: datetime | None = None
+    watchlist: bool = False
 
 
 @dataclass(slots=True)
@@ -240,6 +241,9 @@ class _Snapshot:
         newest_first = reversed(self.state.audit)
         return [e for e in newest_first if e.time >= since][:limit]
 
+    def watchlist(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.state.speakers.values() if p.watchlist)
+
     def expired(self, now: datetime) -> list[str]:
         people = self.state.speakers.values()
         return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
@@ -276,6 +280,7 @@ class _Snapshot:
             person.external_id,
             attributes,
             person.expires_at,
+            person.watchlist,
         )
 
     def _external_ids(self) -> dict[str, int]:
@@ -371,6 +376,12 @@ class _Change(_Snapshot):
             attributes=attributes_to_json(attributes),
             expires_at=expires_at,
         )
+        return self._speaker(speaker_id)
+
+    def set_watchlist(self, name: str, on: bool) -> Speaker:
+        speaker_id = self._id_of(name)
+        person = self.state.speakers[speaker_id]
+        self.state.speakers[speaker_id] = replace(person, watchlist=on)
         return self._speaker(speaker_id)
 
     def rewrite_audit(self, name: str, replacement: str | None) -> int:

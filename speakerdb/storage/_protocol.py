@@ -147,6 +147,10 @@ class Snapshot(Protocol):
         """Every opt-out tombstone, oldest first."""
         ...
 
+    def watchlist(self) -> frozenset[str]:
+        """The names of the speakers on the watchlist."""
+        ...
+
     def find_tombstone(
         self, keys: tuple[str, str] | None, external_id: str | None
     ) -> Tombstone | None:
@@ -202,6 +206,10 @@ class Change(Snapshot, Protocol):
         """Replace the external id, attributes and expiry (UTC) of ``name`` (checked by
         :mod:`speakerdb._metadata`); return the speaker after. :class:`DuplicateSpeaker`
         if another speaker has that external id."""
+        ...
+
+    def set_watchlist(self, name: str, on: bool) -> Speaker:
+        """Put ``name`` on the watchlist or take them off it; return the speaker after."""
         ...
 
     def rewrite_audit(self, name: str, replacement: str | None) -> int:

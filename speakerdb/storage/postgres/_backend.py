@@ -191,7 +191,7 @@ class PostgresStorage:
         if self._created:
             try:
                 with self._store.write() as session:
-                    if not catalog.speaker_names(session):
+                    if _blank(session):  # nobody else has written to it meanwhile
                         _drop_schema(session)
             except DatabaseError as exc:
                 log.warning("could not remove the empty schema (%s)", exc)

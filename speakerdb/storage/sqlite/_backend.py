@@ -360,6 +360,9 @@ class _Snapshot:
     def expired(self, now: datetime) -> list[str]:
         return retention.expired(self._session, now)
 
+    def watchlist(self) -> frozenset[str]:
+        return catalog.watchlisted(self._session)
+
     def tombstones(self) -> list[Tombstone]:
         return retention.tombstones(self._session)
 
@@ -457,6 +460,9 @@ class _Change(_Snapshot):
         expires_at: datetime | None,
     ) -> Speaker:
         return catalog.set_metadata(self._session, name, external_id, attributes, expires_at)
+
+    def set_watchlist(self, name: str, on: bool) -> Speaker:
+        return catalog.set_watchlist(self._session, name, on)
 
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         self.deleted = True  # the old rows' images must leave the WAL

@@ -62,10 +62,12 @@ __all__ = [
     "require_utterance",
     "set_metadata",
     "set_setting",
+    "set_watchlist",
     "speaker_names",
     "to_speaker",
     "to_utterance",
     "update_digest",
+    "watchlisted",
     "write_encoder",
 ]
 
@@ -301,7 +303,20 @@ def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
         external_id=row.external_id,
         attributes=attributes_from_json(row.attributes),
         expires_at=None if row.expires_at is None else as_utc(row.expires_at),
+        watchlist=bool(row.watchlist),
     )
+
+
+def set_watchlist(session: Session, name: str, on: bool) -> Speaker:
+    row = require_speaker(session, name)
+    row.watchlist = on
+    session.flush()
+    return to_speaker(row, count_utterances(session, row.id))
+
+
+def watchlisted(session: Session) -> frozenset[str]:
+    stmt = select(SpeakerRow.name).where(SpeakerRow.watchlist == True)  # noqa: E712 (the index)
+    return frozenset(session.scalars(stmt))
 
 
 def find_external_id(session: Session, external_id: str) -> SpeakerRow | None:

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 _BUSY_TIMEOUT_S = 30.0
 
 _SPEAKERS = """
-    SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes, s.expires_at
+    SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes, s.expires_at,
+        s.watchlist
     FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
     {where} GROUP BY s.id
 """
@@ -220,8 +221,8 @@ def describe_file(path: Path, generation: int, digest: str | None) -> StoreDescr
     return StoreDescription(str(path.resolve()), str(index), state)
 
 
-def _speaker(row: tuple[int, str, str, int, str | None, str | None, str | None]) -> Speaker:
-    key, name, created, count, external_id, attributes, expires = row
+def _speaker(row: tuple[int, str, str, int, str | None, str | None, str | None, int]) -> Speaker:
+    key, name, created, count, external_id, attributes, expires, watchlist = row
     return Speaker(
         id=int(key),
         name=name,
@@ -230,6 +231,7 @@ def _speaker(row: tuple[int, str, str, int, str | None, str | None, str | None])
         external_id=external_id,
         attributes=attributes_from_json(attributes),
         expires_at=None if expires is None else _utc(expires),
+        watchlist=bool(watchlist),
     )
 
 

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     inspect,
 )
 from sqlalchemy import exc as sa_exc
@@ -119,6 +120,10 @@ class SpeakerRow(Base):
     attributes: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True, index=True
+    )
+    # A voice never to admit: a query it matches is flagged, not accepted.
+    watchlist: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false(), index=True
     )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
