@@ -714,3 +714,40 @@ def test_tls_with_the_ssl_options(tmp_path: Path) -> None:
             assert plain.getresponse().status != 200
     finally:
         stop_quietly(server)
+
+
+def test_a_streams_own_windows_are_not_replays_but_a_replayed_recording_is(
+    tmp_path: Path, clips: dict[str, list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The session's switches turn the replay check off (synthetic voices); real speech here.
+    monkeypatch.setenv("SPEAKERDB_REPLAY_CHECK", "on")
+    monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "600")
+    keys = make_keys(tmp_path / "speakers.db")
+    server = Server(tmp_path / "speakers.db", log=tmp_path / "log").start()
+    try:
+        enroll(server, keys["admin"], "allison", clips["allison"][:2])
+        enroll(server, keys["admin"], "carlo", clips["carlo"][:1])
+        live = clips["allison"][5]
+        audio, rate = pcm16(live)
+        hello = {"format": "s16le", "sample_rate": rate, "key": keys["query"]}
+        frames, code = stream(server, "/v1/stream/verify/allison", hello, audio, pace=0.1)
+        assert code == 1000 and len(frames) >= 2, frames
+        # Each decision covers all the audio so far, overlapping the last: not replays.
+        assert all(frame["outcome"] != "replay" for frame in frames), frames
+        assert frames[-1]["outcome"] == "accepted"
+
+        def verify(body: bytes) -> dict:
+            reply = server.request(
+                "POST", "/v1/speakers/allison/verify", key=keys["query"], body=body
+            )
+            assert reply.status == 200, reply.body
+            return reply.json
+
+        # The stream's recording sent again, and an enrolled recording played back.
+        for replayed in (live, clips["allison"][0]):
+            answer = verify(replayed)
+            assert answer["outcome"] == "replay" and answer["accepted"] is False, answer
+        assert verify(clips["allison"][4])["outcome"] == "accepted"  # a new recording
+    finally:
+        stop_quietly(server)
+    assert "Traceback" not in server.log()

@@ -33,7 +33,6 @@ not ``stream_max_s``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import time
@@ -181,7 +180,8 @@ class _Stream:
         self.sending = asyncio.Lock()
         # Each decision is over all the audio so far, so it overlaps the stream's earlier
         # ones: the replay check must not take them for replays of each other.
-        self.replay = replay_exemption(svc.db, f"stream-{uuid.uuid4().hex}")
+        # The stream's own overlapping decisions are not replays of each other.
+        self.session = f"stream-{uuid.uuid4().hex}"
 
     async def run(self) -> None:
         """Take audio until ``end``, deciding along the way; then the final decision."""
@@ -247,15 +247,8 @@ class _Stream:
         clip = self.svc.samples_clip(samples, self.rate)
         with self.svc.db.audit.asked_by(self.key.name):
             if self.name is not None:
-                return self.svc.db.verify(self.name, clip, **self.replay)
-            return self.svc.db.identify(clip, **self.replay)
-
-
-def replay_exemption(db: object, session: str) -> dict[str, Any]:
-    """The keyword that names a stream's session to the replay check, where the library
-    has that check (``replay_session``)."""
-    parameters = inspect.signature(type(db).verify).parameters  # type: ignore[attr-defined]
-    return {"replay_session": session} if "replay_session" in parameters else {}
+                return self.svc.db.verify(self.name, clip, replay_session=self.session)
+            return self.svc.db.identify(clip, replay_session=self.session)
 
 
 class _SegmentStream:
