@@ -105,7 +105,9 @@ def test_every_endpoint(
     assert server.request("GET", "/healthz").json == {"status": "ok"}
     page = server.request("GET", "/")
     assert page.status == 200 and b"<title>speakerdb" in page.body
-    spec = server.request("GET", "/openapi.json").json
+    assert server.request("GET", "/openapi.json").status == 401
+    assert server.request("GET", "/docs").status == 404
+    spec = server.request("GET", "/openapi.json", key=query).json
     assert {"/v1/identify", "/v1/speakers/{name}/verify", "/v1/speakers/{name}/enrollments"} <= set(
         spec["paths"]
     )

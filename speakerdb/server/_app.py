@@ -38,7 +38,14 @@ def create_app(db: SpeakerDB, limits: Limits | None = None) -> FastAPI:
         service.workers.close()  # after uvicorn has finished the requests in flight
 
     app = FastAPI(
-        title="speakerdb", version=__version__, description=_DESCRIPTION, lifespan=lifespan
+        title="speakerdb",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        # Served by _routes behind a key instead: every endpoint but / and /healthz needs one.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     install_error_handlers(app)

@@ -66,6 +66,14 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@router.get("/openapi.json", include_in_schema=False)
+async def openapi(request: Request, _key: QueryKey) -> dict[str, Any]:
+    """The OpenAPI description; like every endpoint but ``/`` and ``/healthz``, it needs a
+    key (FastAPI's own unauthenticated ``/openapi.json`` and ``/docs`` are turned off)."""
+    spec: dict[str, Any] = request.app.openapi()
+    return spec
+
+
 @router.get("/metrics", tags=["service"], response_class=PlainTextResponse)
 async def metrics(svc: Svc, key: QueryKey) -> PlainTextResponse:
     """Requests, latency and decisions in the Prometheus text format."""
