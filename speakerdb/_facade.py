@@ -34,6 +34,7 @@ from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._checks import query_checks
 from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
+from .services._guards import Guards
 from .services._index import IndexTools
 from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
@@ -177,6 +178,8 @@ class SpeakerDB:
         self._segmenting = Segmenting(self._storage, self._slot, self._settings)
         #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
         self.cohort = CohortTools(self._storage, self._slot)
+        #: The replay window and the countermeasure, which refuse clips before scores decide.
+        self.guards = Guards(self._settings)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, backups, retention.
@@ -494,26 +497,6 @@ class SpeakerDB:
         would be decided: the score, its threshold and where that came from
         (:mod:`speakerdb.decision._policy` has the precedence)."""
         return self._settings.policy(threshold, score_norm, operation)
-
-    def set_replay_window(self, value: int | str) -> int:
-        """Store how long decided queries' fingerprints are kept for the replay check:
-        seconds, or ``"10m"``; 0 turns the window off (enrolled clips are still checked).
-        Returns the seconds; ``SPEAKERDB_REPLAY_WINDOW`` and the ``replay_window`` argument
-        take precedence (:func:`~speakerdb.config.resolve_replay_window`)."""
-        return self._settings.set_replay_window(value)
-
-    def set_countermeasure(self, name: str) -> str:
-        """Store the countermeasure (a registered name, :mod:`speakerdb.decision._countermeasure`;
-        ``"none"`` for none) that judges every query clip: a spoof is refused as ``replay``."""
-        return self._settings.set_countermeasure(name)
-
-    def countermeasure(self) -> tuple[Countermeasure | None, str]:
-        """The countermeasure in use (``None``: none) and where it was chosen."""
-        return self._settings.countermeasure()
-
-    def replay_window(self) -> tuple[int, str]:
-        """The replay window in seconds and where it came from."""
-        return self._settings.replay_window()
 
     def set_threshold(
         self, value: float, *, score_norm: str | None = None, operation: str = "both"

@@ -25,8 +25,11 @@ def public_members() -> list[str]:
     return [name for name, _ in inspect.getmembers(SpeakerDB) if not name.startswith("_")]
 
 
-def test_speakerdb_has_at_most_25_public_members_and_no_base_classes() -> None:
-    assert len(public_members()) <= 25, public_members()
+def test_speakerdb_has_at_most_26_public_members_and_no_base_classes() -> None:
+    # 23 after the redesign; then segments, segments_stream and segments_live (the push
+    # form the service's stream needs). Administration goes in sub-objects (db.index,
+    # db.audit, db.cohort, db.lifecycle, db.keys, db.guards), not here.
+    assert len(public_members()) <= 26, public_members()
     assert SpeakerDB.__mro__ == (SpeakerDB, object)
     assert not set(OLD_MEMBERS) & set(public_members())
 

@@ -65,7 +65,7 @@ def test_a_spoof_is_refused_as_replay_and_audited(db_path: Path) -> None:
 def test_no_countermeasure_unless_chosen(db_path: Path) -> None:
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
         result = db.verify("alice", (telephone_band(voice(110, 2.0, seed=6)), RATE))
-        assert db.countermeasure() == (None, "default")
+        assert db.guards.countermeasure() == (None, "default")
     assert result.outcome == "accepted" and result.countermeasure is None
 
 

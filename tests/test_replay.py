@@ -68,7 +68,7 @@ def test_the_window_remembers_decided_queries(db_path: Path, monkeypatch) -> Non
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
     clip = (voice(110, 2.0, seed=8), RATE)
     with open_db(db_path) as db:
-        assert db.replay_window() == (600, "default")
+        assert db.guards.replay_window() == (600, "default")
         assert db.verify("alice", clip).outcome == "accepted"
         again = db.verify("alice", clip)
         assert again.outcome == "replay" and "query" in (again.reason or "")
@@ -94,13 +94,13 @@ def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkey
     with open_db(db_path) as db:
         db.verify("alice", (voice(110, 2.0, seed=10), RATE))
         assert query_prints(db_path) == 1
-        assert db.set_replay_window("0") == 0
+        assert db.guards.set_replay_window("0") == 0
         assert query_prints(db_path) == 0  # pruned at once
         db.verify("alice", (voice(110, 2.0, seed=11), RATE))
         assert query_prints(db_path) == 0
         assert db.info().replay_window_s == 0
     with open_db(db_path, replay_window="5m") as db:
-        assert db.replay_window() == (300, "argument")
+        assert db.guards.replay_window() == (300, "argument")
 
 
 def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) -> None:
@@ -125,12 +125,12 @@ def test_a_replay_is_audited(db_path: Path) -> None:
 def test_a_bad_window_is_refused(db_path: Path, monkeypatch) -> None:
     with open_db(db_path) as db:
         with pytest.raises(InputError, match="replay window"):
-            db.set_replay_window("ten minutes")
+            db.guards.set_replay_window("ten minutes")
         with pytest.raises(InputError, match="at most"):
-            db.set_replay_window("2000h")
+            db.guards.set_replay_window("2000h")
     monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "-1")
     with open_db(db_path) as db, pytest.raises(InputError, match="SPEAKERDB_REPLAY_WINDOW"):
-        db.replay_window()
+        db.guards.replay_window()
 
 
 def test_cli_verify_of_an_enrolled_file_exits_1_as_replay(

@@ -153,8 +153,8 @@ def replay_window(
 
     with open_db(db) as database:
         if value is not None:
-            database.set_replay_window(value)
-        seconds, source = database.replay_window()
+            database.guards.set_replay_window(value)
+        seconds, source = database.guards.replay_window()
     if json:
         emit_json({"replay_window_s": seconds, "source": source})
     else:
@@ -180,8 +180,8 @@ def countermeasure(
 
     with open_db(db) as database:
         if name is not None:
-            database.set_countermeasure(name)
-        chosen, source = database.countermeasure()
+            database.guards.set_countermeasure(name)
+        chosen, source = database.guards.countermeasure()
     shown = "none" if chosen is None else chosen.name
     if json:
         emit_json({"countermeasure": shown, "source": source})
