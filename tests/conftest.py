@@ -93,9 +93,14 @@ def new_database(path: str | os.PathLike[str], **options: Any) -> Path:
     return Path(path)
 
 
-def voice_0001(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """voice() as it was when tests/data/speakers-0001.db was made (its seeds differ by a
-    time shift only): the frozen database's clips are checked against it."""
+def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise.
+
+    Its seeds differ by a time shift only, so to an acoustic fingerprint two seeds of one
+    pitch are nearly one recording: the session turns the replay check off
+    (``_test_switches``), and replay tests use :func:`recording`. tests/data/speakers-0001.db
+    was made with it.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
     wobble = 1 + 0.01 * np.sin(2 * np.pi * 5 * t + seed)
@@ -104,12 +109,10 @@ def voice_0001(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int 
     return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
 
 
-def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
-    """A synthetic voiced sound: a harmonic series at ``pitch`` Hz with a little noise.
-
-    Each seed is a recording of its own: syllables every 80-250 ms, each with its own
-    small pitch step and loudness. The replay check (an acoustic fingerprint) must not
-    take two seeds for one recording, as it did when they differed by a time shift only.
+def recording(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A synthetic voiced sound like :func:`voice`, where each seed is a recording of its
+    own: syllables every 80-250 ms, each with its own small pitch step and loudness, so
+    the replay check (an acoustic fingerprint) does not take two seeds for one recording.
     """
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
@@ -121,6 +124,9 @@ def voice(pitch: float, seconds: float = 2.0, rate: int = 16000, seed: int = 0) 
     wave = wave * rng.uniform(0.4, 1.0, bounds.size + 1)[syllable]
     wave = wave + 0.01 * rng.standard_normal(t.size)
     return (0.3 * wave / np.max(np.abs(wave))).astype(np.float32)
+
+
+voice_0001 = voice  # the frozen database's clips
 
 
 @pytest.fixture(scope="session", autouse=True)

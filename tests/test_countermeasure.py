@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, FakeEncoder, voice
+from conftest import ROOT, FakeEncoder, recording
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
@@ -37,12 +37,12 @@ def telephone_band(x: np.ndarray) -> np.ndarray:
 def db_path(tmp_path: Path) -> Path:
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
-        db.enroll("alice", [(voice(110, 2.0, seed=s), RATE) for s in (1, 2)])
+        db.enroll("alice", [(recording(110, 2.0, seed=s), RATE) for s in (1, 2)])
     return path
 
 
 def test_a_spoof_is_refused_as_replay_and_audited(db_path: Path) -> None:
-    live, copy = voice(110, 2.0, seed=5), telephone_band(voice(110, 2.0, seed=6))
+    live, copy = recording(110, 2.0, seed=5), telephone_band(recording(110, 2.0, seed=6))
     with SpeakerDB(db_path, encoder=FakeEncoder(), countermeasure="bandwidth") as db:
         db.audit.configure(True)
         accepted = db.verify("alice", (live, RATE))
@@ -64,7 +64,7 @@ def test_a_spoof_is_refused_as_replay_and_audited(db_path: Path) -> None:
 
 def test_no_countermeasure_unless_chosen(db_path: Path) -> None:
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:
-        result = db.verify("alice", (telephone_band(voice(110, 2.0, seed=6)), RATE))
+        result = db.verify("alice", (telephone_band(recording(110, 2.0, seed=6)), RATE))
         assert db.guards.countermeasure() == (None, "default")
     assert result.outcome == "accepted" and result.countermeasure is None
 
@@ -77,7 +77,7 @@ def test_a_broken_countermeasure_lets_nothing_through(db_path: Path) -> None:
             return float("nan")
 
     with SpeakerDB(db_path, encoder=FakeEncoder(), countermeasure=Broken()) as db:
-        assert db.verify("alice", (voice(110, 2.0, seed=7), RATE)).outcome == "replay"
+        assert db.verify("alice", (recording(110, 2.0, seed=7), RATE)).outcome == "replay"
 
 
 def readme_plugin() -> str:
@@ -92,9 +92,9 @@ def test_the_readme_plugin_registers_and_decides(db_path: Path) -> None:
     exec(readme_plugin(), namespace)
     assert "clipping" in countermeasure_names()
     plugin = get_countermeasure("clipping")
-    clipped = np.clip(voice(110, 2.0, seed=8) * 8, -1, 1)
+    clipped = np.clip(recording(110, 2.0, seed=8) * 8, -1, 1)
     with SpeakerDB(db_path, encoder=FakeEncoder(), countermeasure="clipping") as db:
-        assert db.verify("alice", (voice(110, 2.0, seed=9), RATE)).outcome == "accepted"
+        assert db.verify("alice", (recording(110, 2.0, seed=9), RATE)).outcome == "accepted"
         assert db.verify("alice", (clipped, RATE)).outcome == "replay"
     assert plugin.score(Clip(clipped, None, "")) < plugin.threshold
 
@@ -112,7 +112,7 @@ def test_cli_chooses_a_countermeasure_and_verify_exits_1(
 ) -> None:
     monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
     copy = tmp_path / "copy.wav"
-    sf.write(copy, telephone_band(voice(110, 2.0, seed=6)), RATE)
+    sf.write(copy, telephone_band(recording(110, 2.0, seed=6)), RATE)
     db = str(db_path)
     runner = CliRunner()
     chosen = runner.invoke(app, ["countermeasure", "bandwidth", "--db", db, "--json"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, new_database, voice
+from conftest import FakeEncoder, new_database, recording
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
@@ -37,8 +37,8 @@ def noisy(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
 def db_path(tmp_path: Path) -> Path:
     path = new_database(tmp_path / "speakers.db", encoder=FakeEncoder())
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
-        db.enroll("alice", [(voice(110, 2.0, seed=s), RATE) for s in (1, 2)])
-        db.enroll("bob", [(voice(170, 2.0, seed=s), RATE) for s in (1, 2)])
+        db.enroll("alice", [(recording(110, 2.0, seed=s), RATE) for s in (1, 2)])
+        db.enroll("bob", [(recording(170, 2.0, seed=s), RATE) for s in (1, 2)])
     return path
 
 
@@ -48,25 +48,25 @@ def open_db(path: Path, **options: object) -> SpeakerDB:
 
 def test_verifying_with_an_enrolled_clip_is_a_replay(db_path: Path) -> None:
     with open_db(db_path) as db:
-        result = db.verify("alice", (voice(110, 2.0, seed=1), RATE))
+        result = db.verify("alice", (recording(110, 2.0, seed=1), RATE))
     assert result.outcome == "replay"
     assert not result.accepted
-    assert result.score > 0.9  # the voice matches: only the fingerprint tells
+    assert result.score > 0.9  # the recording matches: only the fingerprint tells
     assert "enrolled clip" in (result.reason or "") and "alice" not in (result.reason or "")
 
 
 def test_a_noisy_or_quieter_copy_is_a_replay_and_a_new_clip_is_not(db_path: Path) -> None:
-    enrolled = voice(110, 2.0, seed=1)
+    enrolled = recording(110, 2.0, seed=1)
     with open_db(db_path) as db:
         assert db.verify("alice", (noisy(enrolled, 10), RATE)).outcome == "replay"
         assert db.identify((enrolled * 0.25, RATE)).outcome == "replay"
-        fresh = db.verify("alice", (voice(110, 2.0, seed=7), RATE))
+        fresh = db.verify("alice", (recording(110, 2.0, seed=7), RATE))
     assert fresh.outcome == "accepted"
 
 
 def test_the_window_remembers_decided_queries(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
-    clip = (voice(110, 2.0, seed=8), RATE)
+    clip = (recording(110, 2.0, seed=8), RATE)
     with open_db(db_path) as db:
         assert db.guards.replay_window() == (600, "default")
         assert db.verify("alice", clip).outcome == "accepted"
@@ -79,24 +79,24 @@ def test_the_window_remembers_decided_queries(db_path: Path, monkeypatch) -> Non
 
 def test_a_session_is_not_a_replay_of_itself(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
-    clip = (voice(110, 2.0, seed=9), RATE)
+    clip = (recording(110, 2.0, seed=9), RATE)
     with open_db(db_path) as db:
         assert db.verify("alice", clip, replay_session="ws-1").outcome == "accepted"
         assert db.verify("alice", clip, replay_session="ws-1").outcome == "accepted"
         assert db.verify("alice", clip, replay_session="ws-2").outcome == "replay"
         # An enrolled clip is a replay in any session.
-        enrolled = (voice(110, 2.0, seed=1), RATE)
+        enrolled = (recording(110, 2.0, seed=1), RATE)
         assert db.verify("alice", enrolled, replay_session="ws-1").outcome == "replay"
 
 
 def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
     with open_db(db_path) as db:
-        db.verify("alice", (voice(110, 2.0, seed=10), RATE))
+        db.verify("alice", (recording(110, 2.0, seed=10), RATE))
         assert query_prints(db_path) == 1
         assert db.guards.set_replay_window("0") == 0
         assert query_prints(db_path) == 0  # pruned at once
-        db.verify("alice", (voice(110, 2.0, seed=11), RATE))
+        db.verify("alice", (recording(110, 2.0, seed=11), RATE))
         assert query_prints(db_path) == 0
         assert db.info().replay_window_s == 0
     with open_db(db_path, replay_window="5m") as db:
@@ -106,7 +106,7 @@ def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkey
 def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
     with open_db(db_path) as db:
-        db.verify("alice", (voice(110, 2.0, seed=12), RATE))
+        db.verify("alice", (recording(110, 2.0, seed=12), RATE))
         assert stored_prints(db_path) == 5  # 4 enrolled clips and one query
         db.remove("alice")
         assert stored_prints(db_path) == 2  # bob's
@@ -117,7 +117,7 @@ def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) ->
 def test_a_replay_is_audited(db_path: Path) -> None:
     with open_db(db_path) as db:
         db.audit.configure(True)
-        db.verify("alice", (voice(110, 2.0, seed=1), RATE))
+        db.verify("alice", (recording(110, 2.0, seed=1), RATE))
         entry = db.audit.entries()[0]
     assert entry.outcome == "replay" and not entry.accepted
 
@@ -137,8 +137,8 @@ def test_cli_verify_of_an_enrolled_file_exits_1_as_replay(
     db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     enrolled, fresh = tmp_path / "alice1.wav", tmp_path / "alice7.wav"
-    sf.write(enrolled, voice(110, 2.0, seed=1), RATE)
-    sf.write(fresh, voice(110, 2.0, seed=7), RATE)
+    sf.write(enrolled, recording(110, 2.0, seed=1), RATE)
+    sf.write(fresh, recording(110, 2.0, seed=7), RATE)
     monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
     db = str(db_path)
 
