@@ -67,6 +67,10 @@ def _env(home: Path, source: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPEAKERDB_", "PYTHON"))}
     env.pop("VIRTUAL_ENV", None)
     env.update(SPEAKERDB_CACHE_DIR=str(home / "cache"), HF_HUB_OFFLINE="1")
+    # The session's switches for synthetic voices (conftest._test_switches) are kept.
+    env.update(
+        SPEAKERDB_REPLAY_WINDOW="0", SPEAKERDB_REPLAY_CHECK="off", SPEAKERDB_SPEECH_GATE="off"
+    )
     return {**env, "PYTHONPATH": str(ROOT)} if source else env
 
 
