@@ -31,7 +31,7 @@ from .config import (
 from .errors import InputError, missing_database
 from .services._audit import AuditLog
 from .services._batch import BatchReport, ManifestRow, enroll_batch
-from .services._checks import query_checks
+from .services._checklist import query_checks
 from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._guards import Guards

@@ -1,7 +1,8 @@
 """The seam where a query's outcome is decided before its score is: the pre-decision checks.
 
 Every identify and verify clip is decoded, then offered to each
-:class:`QueryCheck` in turn, in the order :func:`query_checks` lists them. The first
+:class:`QueryCheck` in turn, in the order :func:`~speakerdb.services._checklist.query_checks`
+lists them. The first
 check that returns a :class:`Verdict` gives the clip's outcome
 (``not_enough_speech`` or ``replay``, :class:`~speakerdb.types.Outcome`) and its
 reason; the clip is still embedded and scored, so its matches and score are kept
@@ -14,7 +15,7 @@ this database has decided, for its window.
 
 A new check is one module with a factory ``(storage, settings) -> sequence of
 checks``, called once when a database is opened, and one line in
-:func:`query_checks`. The factories of the checks of issue 11 are:
+:func:`~speakerdb.services._checklist.query_checks`. The factories of the checks of issue 11 are:
 
 - :func:`speakerdb.services._replay.replay_checks`: ``replay``, when the clip's
   acoustic fingerprint matches an enrolled clip or a recent query;
@@ -36,10 +37,8 @@ from ..types import Outcome
 
 if TYPE_CHECKING:
     from ..audio._decode import Clip
-    from ..storage import Storage
-    from ._settings import Settings
 
-__all__ = ["Query", "QueryCheck", "Verdict", "first_verdict", "query_checks"]
+__all__ = ["Query", "QueryCheck", "Verdict", "first_verdict"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +78,6 @@ class QueryCheck(Protocol):
     def decided(self, query: Query, outcome: Outcome) -> None:
         """Hear the outcome given to ``query`` once it is logged (may do nothing)."""
         ...
-
-
-def query_checks(storage: Storage, settings: Settings) -> tuple[QueryCheck, ...]:
-    """The checks of a database, in the order they run (see the module's docstring)."""
-    from ._replay import replay_checks
-    from ._speech_rule import speech_checks
-
-    return (*replay_checks(storage, settings), *speech_checks(storage, settings))
 
 
 def first_verdict(checks: Sequence[QueryCheck], query: Query) -> Verdict | None:
