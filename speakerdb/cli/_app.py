@@ -50,6 +50,8 @@ from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._model import register as register_model
+from ._reembed import AudioKeyFileOpt, KeepAudioOpt, audio_key
+from ._reembed import register as register_reembed
 from ._segments import register as register_segments
 from ._serve import register as register_serve
 
@@ -110,6 +112,8 @@ def enroll(
         bool,
         typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
     ] = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -126,8 +130,9 @@ def enroll(
     from ._render import emit_json, enrollment_text
 
     attributes = parse_attributes(attr)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         result = database.enroll(
             name,
@@ -137,6 +142,7 @@ def enroll(
             attributes=attributes,
             expires_at=expires,
             watchlist=watchlist,
+            keep_audio=keep_audio,
         )
     _report_issues(result.issues)
     if json:
@@ -162,6 +168,8 @@ def enroll_batch(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     force: ForceOpt = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
     use_ray: Annotated[
         bool,
         typer.Option(
@@ -196,11 +204,14 @@ def enroll_batch(
         from ..services._raybatch import RayOptions
 
         ray = RayOptions(address=ray_address, actors=actors)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = database.enroll_batch(rows, advance, force=force, ray=ray)
+            report = database.enroll_batch(
+                rows, advance, force=force, ray=ray, keep_audio=keep_audio
+            )
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
@@ -464,6 +475,7 @@ register_segments(app)
 register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
+register_reembed(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
 app.add_typer(cohort_app, name="cohort")
