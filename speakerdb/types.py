@@ -494,9 +494,9 @@ class Tombstone(_Result):
 @dataclass(frozen=True, slots=True)
 class ArchiveReport(_Result):
     """What ``speakerdb export`` wrote or ``speakerdb import`` read: the archive, whether it
-    is encrypted, and how many speakers, clips and opt-out tombstones it holds. On import,
-    ``imported`` and ``skipped`` name the speakers added and those left out as duplicates
-    (``on_duplicate="skip"``)."""
+    is encrypted, and how many speakers, clips, opt-out tombstones and cohort clips it
+    holds. On import, ``imported`` and ``skipped`` name the speakers added and those left
+    out as duplicates (``on_duplicate="skip"``)."""
 
     path: str
     encrypted: bool
@@ -505,6 +505,7 @@ class ArchiveReport(_Result):
     n_tombstones: int
     imported: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    n_cohort: int = 0
 
 
 @dataclass(frozen=True, slots=True)

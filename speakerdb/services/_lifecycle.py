@@ -87,7 +87,8 @@ class Lifecycle:
             document, counts = build_document(snapshot)
         write_archive(path, document, _secret(passphrase))
         log.info("exported %d speaker(s) to %s", counts[0], path)
-        return ArchiveReport(str(path.resolve()), passphrase is not None, *counts)
+        encrypted = passphrase is not None
+        return ArchiveReport(str(path.resolve()), encrypted, *counts[:3], n_cohort=counts[3])
 
     def import_archive(
         self,
@@ -116,7 +117,12 @@ class Lifecycle:
         log.info("imported %d speaker(s) from %s", len(imported), path)
         encrypted = passphrase is not None
         return ArchiveReport(
-            str(path.resolve()), encrypted, *counts, tuple(imported), tuple(skipped)
+            str(path.resolve()),
+            encrypted,
+            *counts,
+            tuple(imported),
+            tuple(skipped),
+            n_cohort=len(archive.cohort.clips),
         )
 
     def find(self, external_id: str) -> Speaker:

@@ -285,6 +285,7 @@ class _Snapshot:
             tuple(r[0] for r in rows),
             np.stack([r[3] for r in rows]),
             np.asarray([r[2] for r in rows], np.float64),
+            tuple(r[1] for r in rows),
         )
 
     def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
