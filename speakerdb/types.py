@@ -30,6 +30,7 @@ __all__ = [
     "DecisionPolicy",
     "EncoderInfo",
     "Enrollment",
+    "Group",
     "Identification",
     "Match",
     "Outcome",
@@ -136,6 +137,7 @@ class Speaker(_Result):
     never). ``watchlist`` marks a voice never to admit (:mod:`speakerdb.services._watchlist`).
     ``last_match_at`` is their last successful match, recorded at most once a day, or
     their enrollment until the first (idle expiry, :mod:`speakerdb.services._idle`).
+    ``groups`` are the groups they belong to, by name (:mod:`speakerdb.services._groups`).
     """
 
     id: int
@@ -147,6 +149,17 @@ class Speaker(_Result):
     expires_at: datetime | None = None
     watchlist: bool = False
     last_match_at: datetime | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group(_Result):
+    """A group of speakers (``speakerdb group list``): a door's, a team's. Queries given a
+    group consider only its ``members`` (by name)."""
+
+    name: str
+    members: tuple[str, ...]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +314,8 @@ class Identification(_Result):
     reason: str | None = None
     #: The countermeasure's judgement of the clip, when one is in use.
     countermeasure: CountermeasureScore | None = None
+    #: The group the query was confined to (``None``: every speaker).
+    group: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -346,6 +361,7 @@ class Identification(_Result):
             "best": to_jsonable(self.best),
             "matches": to_jsonable(self.matches),
             "countermeasure": to_jsonable(self.countermeasure),
+            "group": self.group,
         }
 
 
@@ -373,6 +389,8 @@ class Verification(_Result):
     reason: str | None = None
     #: The countermeasure's judgement of the clip, when one is in use.
     countermeasure: CountermeasureScore | None = None
+    #: The group the query was confined to (``None``: every speaker).
+    group: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -583,8 +601,10 @@ class AuditEntry(_Result):
 class ApiKey(_Result):
     """A key of the HTTP service (``speakerdb key create``), without its secret: only a
     hash of that is stored. ``scope`` is ``query`` (identify, verify, list) or ``admin``
-    (everything)."""
+    (everything). A key with a ``group`` is bound to it: its identify, verify and
+    segments requests consider only that group's members, and may name no other."""
 
     name: str
     scope: str
     created_at: datetime
+    group: str | None = None

@@ -55,6 +55,8 @@ def source(tmp_path: Path) -> Iterator[SpeakerDB]:
     db.enroll("dave", [clip("dave", 6)], keep_audio=True)
     db.enroll("erin", [clip("erin", 7)])
     db.lifecycle.opt_out("erin")
+    db.lifecycle.groups.add("door-a", ["alice", "carol"])
+    db.lifecycle.groups.add("empty", ["carol"])
     db.set_threshold(0.55)
     db.guards.set_replay_window(60)
     yield db
@@ -134,9 +136,21 @@ def test_reembed_builds_the_new_model_s_database(source: SpeakerDB, tmp_path: Pa
         old = {s.name: s for s in source.speakers()}
         assert sorted(people) == ["alice", "bob", "dave"]
         for name in people:
-            for field in ("external_id", "attributes", "expires_at", "watchlist", "last_match_at"):
+            for field in (
+                "external_id",
+                "attributes",
+                "expires_at",
+                "watchlist",
+                "last_match_at",
+                "groups",
+            ):
                 assert getattr(people[name], field) == getattr(old[name], field), (name, field)
         assert people["dave"].n_utterances == 1
+        # carol must enroll again: her groups stay, without her
+        assert {g.name: g.members for g in new.lifecycle.groups.list()} == {
+            "door-a": ("alice",),
+            "empty": (),
+        }
         assert new.identify(clip("alice", 8)).speaker == "alice"
         assert new.identify(clip("bob", 9)).outcome == "watchlist"
         assert new.policy().source == "default for fake-v2"  # the old threshold is not taken

@@ -4,9 +4,10 @@ its file format).
 The document holds the encoder's identity (model, revision, embedding size, sample
 rate), the decision settings (thresholds, score normalisation, index choice), every
 speaker with their metadata, expiry, watchlist mark and each clip's provenance (file name, length,
-audio SHA-256) and embedding (float32, bit for bit), the opt-out tombstones, and the
-cohort of outside voices (:mod:`speakerdb.services._cohort`: each clip's label, length,
-audio SHA-256 and embedding, in the order the database holds them).
+audio SHA-256) and embedding (float32, bit for bit), the groups with their members (empty
+ones too), the opt-out tombstones, and the cohort of outside voices
+(:mod:`speakerdb.services._cohort`: each clip's label, length, audio SHA-256 and
+embedding, in the order the database holds them).
 Templates are not stored: the import recomputes them from the embeddings by the
 enrollment rule, so a round trip gives identical answers. Not exported: the audit
 log (a record of decisions, which stays with the database it describes), the
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._metadata import clean_attributes, clean_external_id
-from .._names import clean_name, name_keys
+from .._names import clean_group, clean_name, name_keys
 from ..audio._decode import SAMPLE_RATE, Clip
 from ..encoders._base import check_same_encoder
 from ..errors import InputError, SpeakerDBError
@@ -91,6 +92,7 @@ class Archive:
     speakers: tuple[ArchivedSpeaker, ...]
     tombstones: tuple[tuple[str | None, str, str], ...]  # external id, name keys
     cohort: ArchivedCohort = ArchivedCohort()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # name, members' names
 
 
 # -- export ----------------------------------------------------------------------------
@@ -117,6 +119,7 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int, int]
         "encoder": encoder.to_dict(),
         "settings": {k: v for k, v in settings.items() if _travels(k)},
         "speakers": speakers,
+        "groups": [{"name": g.name, "members": list(g.members)} for g in snapshot.groups()],
         "tombstones": tombstones,
         "cohort": cohort,
     }
@@ -191,13 +194,15 @@ def parse_document(path: Path, document: bytes) -> Archive:
         tombstones = tuple(_tombstone(t) for t in data["tombstones"])
         settings = _settings(data["settings"])
         cohort = _cohort(data.get("cohort", []), encoder.dim)  # none before it was exported
+        # Archives written before groups existed have none.
+        groups = _groups(data.get("groups", []), {s.name for s in speakers})
     except _Bad as exc:
         raise InputError(f"{path}: the archive is not valid: {exc}") from None
     except (KeyError, TypeError, ValueError, SpeakerDBError) as exc:
         raise InputError(
             f"{path}: the archive is not valid ({type(exc).__name__}: {exc})"
         ) from None
-    return Archive(encoder, settings, speakers, tombstones, cohort)
+    return Archive(encoder, settings, speakers, tombstones, cohort, groups)
 
 
 class _Bad(Exception):
@@ -285,6 +290,18 @@ def _tombstone(data: dict[str, Any]) -> tuple[str | None, str, str]:
     return (None if external is None else clean_external_id(external), written, folded)
 
 
+def _groups(data: Any, speakers: set[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    _need(isinstance(data, list), "the groups")
+    groups = []
+    for at, group in enumerate(data):
+        members = group["members"]
+        _need(isinstance(members, list), f"group #{at}'s members")
+        names = tuple(clean_name(m) for m in members)
+        _need(set(names) <= speakers, f"group #{at} names a speaker the archive does not hold")
+        groups.append((clean_group(group["name"]), names))
+    return tuple(groups)
+
+
 def _settings(data: dict[str, Any]) -> dict[str, str]:
     _need(isinstance(data, dict), "the settings")
     settings = {str(k): str(v) for k, v in data.items() if _travels(str(k))}
@@ -328,6 +345,7 @@ def import_archive(
         if speaker.last_match_at is not None:  # idleness goes on counting as it was
             change.set_last_match(speaker.name, speaker.last_match_at)
         imported.append(speaker.name)
+    _import_groups(change, archive, set(imported))
     _import_tombstones(change, archive)
     _import_cohort(change, archive.cohort)
     current = change.settings()
@@ -391,6 +409,13 @@ def _opted_out(change: Change, speaker: ArchivedSpeaker) -> SpeakerDBError | Non
     except SpeakerDBError as exc:
         return exc
     return None
+
+
+def _import_groups(change: Change, archive: Archive, imported: set[str]) -> None:
+    """The archive's groups, with those of their members it imported: a skipped speaker
+    is the database's, who may be another person of the same name."""
+    for name, members in archive.groups:
+        change.add_to_group(name, [m for m in members if m in imported])
 
 
 def _import_tombstones(change: Change, archive: Archive) -> None:

@@ -1,6 +1,7 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
-and attributes, :mod:`speakerdb._metadata`), retention (removal, expiry and opt-out,
+and attributes, :mod:`speakerdb._metadata`), groups (:mod:`speakerdb.services._groups`),
+retention (removal, expiry and opt-out,
 :mod:`speakerdb.services._retention`), export and import
 (:mod:`speakerdb.services._archive`) and its online backup.
 
@@ -22,6 +23,7 @@ from .._names import clean_name, name_keys
 from ..errors import DatabaseError, InputError, SpeakerNotFound
 from ..storage import Backup
 from ..types import ArchiveReport
+from ._groups import GroupAdmin
 from ._retention import expire_due, refuse_opted_out, remove_speaker
 
 if TYPE_CHECKING:
@@ -55,6 +57,9 @@ class Lifecycle:
         self._storage = storage
         self._slot = slot
         self._keys = keys
+        #: The groups of speakers (:mod:`speakerdb.services._groups`): ``add``,
+        #: ``remove``, ``list``, ``get``, ``delete``.
+        self.groups = GroupAdmin(storage)
 
     def reembed(
         self,

@@ -3,7 +3,7 @@ model, built from the enrollment audio kept with ``--keep-audio``
 (:mod:`speakerdb.services._sealing`).
 
 Every speaker whose audio was kept is enrolled in the new database from it, with
-their external id, attributes, expiry, watchlist mark and last match, and their
+their external id, attributes, expiry, watchlist mark, groups and last match, and their
 audio kept again under the same key (so the new database can be re-embedded in
 turn); a speaker whose clips were only partly kept is enrolled from those. A
 speaker with no kept audio cannot be re-embedded: the report names them, to enroll
@@ -99,6 +99,7 @@ def reembed(
         key.check_database(snapshot)
         speakers, settings = snapshot.speakers(), snapshot.settings()
         tombstones, old = snapshot.tombstones(), snapshot.encoder()
+        groups = snapshot.groups()
         leftovers = _not_carried(settings, len(snapshot.cohort()), len(snapshot.api_keys()))
     partial = partial_path(path)
     _discard(partial)  # what a killed run left
@@ -126,6 +127,8 @@ def reembed(
             for speaker in speakers:
                 if speaker.name in done.enrolled and speaker.last_match_at is not None:
                     change.set_last_match(speaker.name, speaker.last_match_at)
+            for group in groups:  # empty ones too; members who must enroll again are not in
+                change.add_to_group(group.name, [m for m in group.members if m in done.enrolled])
         storage.close()
         _publish(partial, path)
     except BaseException:
@@ -178,7 +181,7 @@ def _enroll_all(
                     speaker.attributes or None,
                     speaker.expires_at,
                     speaker.watchlist,
-                )
+                )  # (groups are written at the end, empty ones too)
                 enrolling.enroll(
                     speaker.name, clips, force=True, metadata=metadata, keep_audio=True
                 )

@@ -48,7 +48,8 @@ SCHEMA_HEAD = "0011"
 #: 0003 speaker metadata, 0004 the service's keys, 0005 the audit log's outcomes,
 #: 0006 retention (expiry, opt-out tombstones), 0007 the cohort of outside voices,
 #: 0008 the watchlist, 0009 the replay fingerprints and the audit log's countermeasure,
-#: 0011 the kept enrollment audio and each speaker's last match.
+#: 0010 groups and the group a service key is bound to, 0011 the kept enrollment audio
+#: and each speaker's last match.
 KNOWN_REVISIONS = (
     "0001",
     "0002",
@@ -59,6 +60,7 @@ KNOWN_REVISIONS = (
     "0007",
     "0008",
     "0009",
+    "0010",
     "0011",
 )
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
@@ -90,6 +92,9 @@ HEAD_OBJECTS = frozenset(
         ("index", "ix_fingerprint_keys_print_id"),
         ("table", "api_keys"),
         ("table", "cohort"),
+        ("table", "groups"),
+        ("table", "group_members"),
+        ("index", "ix_group_members_speaker_id"),
     }
 )
 # SQLite's own objects are left out by name *and* type: a trigger named sqlite_* is not
