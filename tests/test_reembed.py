@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -288,3 +289,19 @@ def _real(model: str, **options: object) -> object:
     from speakerdb.encoders._base import load_encoder
 
     return load_encoder(model, **options)  # type: ignore[arg-type]
+
+
+def test_altered_kept_audio_fails_that_speaker_only(source: SpeakerDB, tmp_path: Path) -> None:
+    with source._storage.read() as snapshot:
+        (bob_clip,) = (u.id for u in snapshot.utterances("bob"))
+    con = sqlite3.connect(source.path)
+    with con:  # one bit of bob's sealed audio flipped on disk
+        (data,) = con.execute(
+            "SELECT data FROM kept_audio WHERE utterance_id = ?", (bob_clip,)
+        ).fetchone()
+        altered = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]
+        con.execute("UPDATE kept_audio SET data = ? WHERE utterance_id = ?", (altered, bob_clip))
+    con.close()
+    report = source.lifecycle.reembed(tmp_path / "new.db", encoder=NEW)
+    assert report.reembedded == ("alice",) and report.partial == ("dave",)
+    assert list(report.failed) == ["bob"] and "altered" in report.failed["bob"]

@@ -245,7 +245,7 @@ def opt_out(
 
 
 def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Delete the voiceprints whose expiry date has passed, or idle ones.
+    """Delete expired voiceprints, and idle ones.
 
     Queries delete expired ones too before they search; idle ones (`speakerdb retention
     --idle-days`) only this deletes: run it daily, from a scheduled job.

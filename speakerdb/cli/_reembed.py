@@ -100,7 +100,7 @@ def reembed(
     backend: BackendOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Build a database for a new model from the kept enrollment audio.
+    """Build a database for a new model from the kept audio.
 
     Speakers enrolled with --keep-audio are embedded again with --to-model, with their
     metadata, watchlist marks, expiry and last match; opt-outs and the settings that do

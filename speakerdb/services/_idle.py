@@ -25,7 +25,9 @@ cost each one a read); a speaker idle past the limit is deleted by the next swee
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
@@ -104,6 +106,14 @@ class LastMatches:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
+        _RECORDERS.add(self)
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's worker does not run here, and its lock may
+        have been held at the fork; start afresh (what was pending is the parent's)."""
+        self._lock = threading.Lock()
+        self._worker = None
+        self._pending = set()
 
     def check(self, query: Query) -> Verdict | None:
         return None
@@ -149,3 +159,16 @@ class LastMatches:
             with self._lock:
                 for name in names:
                     self._written.pop(name, None)
+
+
+#: Every recorder of this process, for :func:`_after_fork`.
+_RECORDERS: weakref.WeakSet[LastMatches] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for recorder in list(_RECORDERS):
+        recorder._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

@@ -172,33 +172,42 @@ def _enroll_all(
     done = _Done()
     for number, speaker in enumerate(speakers, 1):
         try:
-            clips, total = _kept_clips(source, key, speaker.name)
-            if not clips:
-                done.reenroll.append(speaker.name)
-            else:
-                metadata = Metadata(
-                    speaker.external_id,
-                    speaker.attributes or None,
-                    speaker.expires_at,
-                    speaker.watchlist,
-                )  # (groups are written at the end, empty ones too)
-                enrolling.enroll(
-                    speaker.name, clips, force=True, metadata=metadata, keep_audio=True
-                )
-                done.enrolled.append(speaker.name)
-                done.clips += len(clips)
-                if len(clips) < total:
-                    done.partial.append(speaker.name)
-        except SpeakerNotFound:
-            pass  # removed meanwhile
-        except (*_REFUSED, DatabaseError) as exc:
-            if not isinstance(exc, _REFUSED) and not str(exc).startswith("the kept audio"):
-                raise  # the new database failed: nothing is published
+            _enroll_one(source, enrolling, key, speaker, done)
+        except _Unusable as exc:
             done.failed[speaker.name] = str(exc)
             log.warning("%r is not re-embedded: %s", speaker.name, exc)
         if progress is not None:
             progress(number, len(speakers))
     return done
+
+
+class _Unusable(Exception):
+    """One speaker cannot be re-embedded (the others go on): why, in words."""
+
+
+def _enroll_one(
+    source: Storage, enrolling: Enrolling, key: AudioKey, speaker: Speaker, done: _Done
+) -> None:
+    try:
+        clips, total = _kept_clips(source, key, speaker.name)
+    except SpeakerNotFound:
+        return  # removed meanwhile
+    except DatabaseError as exc:  # their kept audio is damaged or altered
+        raise _Unusable(str(exc)) from exc
+    if not clips:
+        done.reenroll.append(speaker.name)
+        return
+    metadata = Metadata(
+        speaker.external_id, speaker.attributes or None, speaker.expires_at, speaker.watchlist
+    )  # (groups are written at the end, empty ones too)
+    try:
+        enrolling.enroll(speaker.name, clips, force=True, metadata=metadata, keep_audio=True)
+    except _REFUSED as exc:  # any other error of the new database stops the whole run
+        raise _Unusable(str(exc)) from exc
+    done.enrolled.append(speaker.name)
+    done.clips += len(clips)
+    if len(clips) < total:
+        done.partial.append(speaker.name)
 
 
 def _kept_clips(source: Storage, key: AudioKey, name: str) -> tuple[list[Clip], int]:
