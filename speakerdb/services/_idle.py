@@ -152,8 +152,14 @@ class LastMatches:
     def _write(self, names: list[str]) -> None:
         now = self._clock()
         try:
+            # A read first: most names were recorded within the day (by another process,
+            # or before this one started), and a read takes no write lock.
+            with self._storage.read() as snapshot:
+                due = [n for n in names if _stale(snapshot, n, now - PERIOD)]
+            if not due:
+                return
             with self._storage.change() as change:
-                change.record_matches(names, now, now - PERIOD)
+                change.record_matches(due, now, now - PERIOD)
         except Exception as exc:  # never a query's failure: the next match tries again
             log.warning("could not record the last match of %d speaker(s): %s", len(names), exc)
             with self._lock:
@@ -165,10 +171,27 @@ class LastMatches:
 _RECORDERS: weakref.WeakSet[LastMatches] = weakref.WeakSet()
 
 
+def _stale(snapshot: Snapshot, name: str, older_than: datetime) -> bool:
+    from ..errors import SpeakerNotFound
+
+    try:
+        last = snapshot.speaker(name).last_match_at
+    except SpeakerNotFound:
+        return False  # removed meanwhile
+    return last is None or last < older_than
+
+
+def _before_fork() -> None:
+    # A connection the worker holds at the fork would stay locked in the child (SQLite's
+    # locks are per process: see speakerdb.storage.sqlite._store): let it finish first.
+    for recorder in list(_RECORDERS):
+        recorder.flush(timeout=35)
+
+
 def _after_fork() -> None:
     for recorder in list(_RECORDERS):
         recorder._forget_parent()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
