@@ -197,3 +197,14 @@ def test_a_group_search_on_ivf_finds_what_a_full_ranking_finds() -> None:
             (_, found), _ = index.search_within(batch, 10, Members(np.asarray(rows) + 1))
             hits = sum(len(set(a) & set(b)) for a, b in zip(exact, found, strict=False))
             assert hits / exact[: len(batch)].size >= 0.99, group
+
+
+def test_a_key_is_bound_to_an_existing_group(db: SpeakerDB, cli: Callable[..., Result]) -> None:
+    key, secret = db.keys.create("door", "query", group="door-a")
+    assert key.group == "door-a" and db.keys.check(secret) == key
+    with pytest.raises(GroupNotFound):
+        db.keys.create("door-z", "query", group="door-z")
+    made = cli("key", "create", "ops", "--scope", "admin", "--group", "door-a")
+    assert made.exit_code == 2 and "only a query key" in made.stderr
+    listed = cli("key", "list")
+    assert "door\tquery" in listed.stdout and "group door-a" in listed.stdout

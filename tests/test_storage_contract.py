@@ -556,6 +556,26 @@ def test_a_search_carries_the_marks_and_sees_them_change(storage: Storage) -> No
     assert storage.find(unit(2)[None, :], 2, group="door").matches[0][0].speaker == "alicia"
 
 
+def test_marks_changed_through_another_handle_are_seen(storage: Storage) -> None:
+    """Another process (another handle on the same database) changes a mark or a group:
+    the next search of this one sees it, though nothing changed the templates."""
+    if isinstance(storage, MemoryStorage):
+        pytest.skip("an in-memory storage has no other handle")
+    enroll(storage, "alice", 1)
+    enroll(storage, "mallory", 2)
+    assert storage.find(unit(2)[None, :], 2).watchlist == frozenset()  # cached now
+    other = open_storage(storage.path)
+    try:
+        with other.change() as change:
+            change.set_watchlist("mallory", True)
+            change.add_to_group("door", ["alice"])
+    finally:
+        other.close()
+    found = storage.find(unit(2)[None, :], 2, group="door")
+    assert found.watchlist == {"mallory"}
+    assert [m.speaker for m in found.matches[0]] == ["alice"]
+
+
 def test_a_key_may_be_bound_to_a_group(storage: Storage) -> None:
     now = datetime.now(timezone.utc)
     door = ApiKey("door", "query", now, "door-a")
