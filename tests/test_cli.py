@@ -751,6 +751,8 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("cohort", "clear"): ["cohort", "clear"],
     ("replay-window",): ["replay-window", "5m"],
     ("countermeasure",): ["countermeasure", "bandwidth"],
+    ("group", "add"): ["group", "add", "door", "alice"],
+    ("group", "list"): ["group", "list"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
@@ -763,6 +765,8 @@ JSON_ELSEWHERE = {
     ("key", "revoke"),
     ("import",),
     ("segments",),  # needs a recording and the GE2E encoder: test_segments_cli.py
+    ("group", "remove"),  # need a group: test_groups.py
+    ("group", "delete"),
 }
 
 

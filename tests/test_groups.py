@@ -144,12 +144,14 @@ def test_the_group_commands(cli: Callable[..., Result], tmp_path: Path) -> None:
     assert json.loads(done.stdout)["members"] == ["alice", "carol"]
     listed = cli("group", "list")
     assert listed.exit_code == 0 and "door-b\t2\talice, carol" in listed.stdout
-    assert cli("group", "remove", "door-b", "carol").exit_code == 0
+    taken = cli("group", "remove", "door-b", "carol", "--json")
+    assert taken.exit_code == 0 and json.loads(taken.stdout)["members"] == ["alice"]
     shown = cli("show", "alice")
     assert "groups: door-a, door-b" in shown.stdout
     missing = cli("group", "remove", "door-z", "carol")
     assert missing.exit_code == 2 and "speakerdb group list" in missing.stderr
-    assert cli("group", "delete", "door-b").exit_code == 0
+    deleted = cli("group", "delete", "door-b", "--json")
+    assert deleted.exit_code == 0 and json.loads(deleted.stdout)["name"] == "door-b"
     new = cli("enroll", "dave", write_clip(tmp_path, "dave", 5), "--group", "lab", "--group", "x")
     assert new.exit_code == 0, new.output
     assert "groups: lab, x" in cli("show", "dave").stdout
