@@ -508,7 +508,15 @@ def brute_force(storage: Storage, queries: np.ndarray, names: set[str], k: int) 
     return [[order[j] for j in np.argsort(-row, kind="stable")[:k]] for row in scores]
 
 
-def test_a_group_search_finds_the_group_s_best_and_everyone_s(storage: Storage) -> None:
+@pytest.mark.parametrize("exact_up_to", [10_000, 0], ids=["exact", "filtered-hnsw"])
+def test_a_group_search_finds_the_group_s_best_and_everyone_s(
+    storage: Storage, exact_up_to: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pgvector scores small groups exactly and larger ones by HNSW with the group as a
+    # filter (iterative scan): both are checked, on this small database, by the limit.
+    from speakerdb.storage.postgres import _pgvector
+
+    monkeypatch.setattr(_pgvector, "EXACT_GROUP_UP_TO", exact_up_to)
     for i in range(30):
         enroll(storage, f"s{i:02d}", 100 + i)
     sizes = {"one": 1, "three": 3, "ten": 10, "most": 25}

@@ -215,10 +215,10 @@ class SpeakerIndex:
             empty = (np.zeros((len(rows), 0), np.float32), np.zeros((len(rows), 0), np.int64))
             return empty, (self.search(rows, overall) if overall else None)
         if len(rows) < _BATCH_FROM and len(self) <= _SCAN_UP_TO and self.plan.kind == "flat":
-            positions = members.derived(self, self._positions)
+            positions = members.derived(self, "rows", lambda: self._positions(members))
             return _scan_among(self._index, rows, want, positions, overall)
         faiss = _faiss()
-        selector = members.derived(self, _selector)
+        selector = members.derived(self, "selector", lambda: _selector(members))
         if self.plan.kind == "ivf":
             params = faiss.SearchParametersIVF()
             params.nprobe = self._group_nprobe(len(members))
