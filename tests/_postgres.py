@@ -46,10 +46,20 @@ class Server:
     def database_url(self, name: str) -> str:
         return self.url.rsplit("/", 1)[0] + "/" + name
 
-    def create_database(self) -> str:
-        """A new empty database; its URL."""
+    def create_database(self, template: str | None = None) -> str:
+        """A new database, empty or a copy of the database ``template`` names; its URL."""
         name = "t_" + uuid.uuid4().hex[:16]
-        self._admin(f'CREATE DATABASE "{name}"')
+        if template is None:
+            self._admin(f'CREATE DATABASE "{name}"')
+            return self.database_url(name)
+        source = template.rsplit("/", 1)[1]
+        # A template must have no other sessions; a closed SpeakerDB leaves none, but
+        # the server may not have noticed yet that its connections went away.
+        self._admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{source}' AND pid <> pg_backend_pid()"
+        )
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         return self.database_url(name)
 
     def drop_database(self, url: str) -> None:
