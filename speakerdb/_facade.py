@@ -107,7 +107,7 @@ class SpeakerDB:
 
     Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    (metadata, groups, backups, retention), :attr:`keys` (the keys of the HTTP service) and
     :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
@@ -182,7 +182,7 @@ class SpeakerDB:
         self.guards = Guards(self._settings)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
-        #: The lifecycle of voiceprints: metadata, backups, retention.
+        #: The lifecycle of voiceprints: metadata, groups, backups, retention.
         self.lifecycle = Lifecycle(self._storage, self._slot)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
@@ -249,6 +249,7 @@ class SpeakerDB:
         attributes: Mapping[str, Any] | None = None,
         expires_at: datetime | date | str | None = None,
         watchlist: bool = False,
+        groups: Sequence[str] = (),
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
@@ -256,7 +257,8 @@ class SpeakerDB:
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
         same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
         then), and ``watchlist`` (a voice never to admit: see
-        :mod:`speakerdb.services._watchlist`); an external id is changed by
+        :mod:`speakerdb.services._watchlist`), and ``groups`` (group names, made if new:
+        see :mod:`speakerdb.services._groups`); an external id is changed by
         ``lifecycle.set_metadata``.
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
@@ -264,7 +266,7 @@ class SpeakerDB:
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes, expires_at, watchlist)
+        metadata = Metadata.given(external_id, attributes, expires_at, watchlist, groups)
         return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
 
     def enroll_many(
@@ -323,8 +325,13 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> Identification:
         """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
+
+        ``group`` confines the answer to that group's members (:class:`GroupNotFound`
+        for an unknown one); scores still compare with the whole database
+        (:mod:`speakerdb.services._groups`).
 
         ``score_norm`` (``"margin"``, ``"margin-duration"`` or ``"asnorm"``) decides by a
         normalised score for this query (default: see :meth:`policy`);
@@ -336,7 +343,9 @@ class SpeakerDB:
         its own earlier queries (overlapping windows of one stream) are not replays.
         """
         self._require_database()
-        return self._querying.identify_many([clip], top_k, threshold, score_norm, replay_session)[0]
+        return self._querying.identify_many(
+            [clip], top_k, threshold, score_norm, replay_session, group
+        )[0]
 
     def identify_many(
         self,
@@ -346,10 +355,13 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
         self._require_database()
-        return self._querying.identify_many(clips, top_k, threshold, score_norm, replay_session)
+        return self._querying.identify_many(
+            clips, top_k, threshold, score_norm, replay_session, group
+        )
 
     def verify(
         self,
@@ -359,11 +371,14 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
-        (or by a normalised score, as in :meth:`identify`); a replay is refused as there."""
+        (or by a normalised score, as in :meth:`identify`); a replay is refused as there.
+        With ``group``, a claimed speaker who is not its member is rejected (an answer,
+        with the reason)."""
         self._require_database()
-        return self._querying.verify(name, clip, threshold, score_norm, replay_session)
+        return self._querying.verify(name, clip, threshold, score_norm, replay_session, group)
 
     # -- who spoke when (speakerdb.services._segments) -----------------------
 
@@ -376,6 +391,7 @@ class SpeakerDB:
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
         progress: Callable[[float], None] | None = None,
+        group: str | None = None,
     ) -> list[Segment]:
         """Who speaks when in ``recording``, by name: :class:`Segment` s in order of time.
 
@@ -386,12 +402,13 @@ class SpeakerDB:
         (:func:`speakerdb.decision._policy.voice_policy`).
         Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
         (default 4 hours) are accepted; ``progress(seconds)`` is called as each block of
-        it is done. See :mod:`speakerdb.services._segments`.
+        it is done. With ``group``, voices are named after its members only. See
+        :mod:`speakerdb.services._segments`.
         """
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
         chosen, limit = _segment_args(options, max_duration_s)
-        return self._segmenting.segments(recording, policy, chosen, limit, progress)
+        return self._segmenting.segments(recording, policy, chosen, limit, progress, group)
 
     def segments_stream(
         self,
@@ -402,6 +419,7 @@ class SpeakerDB:
         score_norm: str | None = None,
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
+        group: str | None = None,
     ) -> Iterator[Segment]:
         """:meth:`segments` of a live stream of sample ``chunks`` at ``sample_rate`` (any
         sizes; 1-D or ``(frames, channels)``): yields each segment once no later audio can
@@ -412,6 +430,7 @@ class SpeakerDB:
             score_norm=score_norm,
             max_duration_s=max_duration_s,
             options=options,
+            group=group,
         )
         return _drained(live, chunks)
 
@@ -423,6 +442,7 @@ class SpeakerDB:
         score_norm: str | None = None,
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
+        group: str | None = None,
     ) -> LiveSegments:
         """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
         card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
@@ -430,7 +450,7 @@ class SpeakerDB:
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
         chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
-        return self._segmenting.live(sample_rate, policy, chosen, limit)
+        return self._segmenting.live(sample_rate, policy, chosen, limit, group)
 
     # -- the speakers ----------------------------------------------------
 

@@ -22,6 +22,7 @@ from conftest import FakeEncoder, voice
 from speakerdb import (
     DuplicateSpeaker,
     DuplicateUtterance,
+    GroupNotFound,
     InputError,
     SpeakerDB,
     SpeakerNotFound,
@@ -462,6 +463,107 @@ def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storag
     with storage.read() as snapshot:
         assert snapshot.api_keys() == [admin]
         assert snapshot.api_key("d" * 64) is None
+
+
+# -- groups --------------------------------------------------------------------------
+
+
+def test_groups_hold_members_and_follow_removals(storage: Storage) -> None:
+    for i, name in enumerate(["alice", "bob", "carol"]):
+        enroll(storage, name, 40 + i)
+    with storage.change() as change:
+        assert change.add_to_group("door-a", ["alice", "bob"]) == 2
+        assert change.add_to_group("door-a", ["alice"]) == 0  # a member already
+        assert change.add_to_group("lab", ["alice"]) == 1
+    with storage.read() as snapshot:
+        assert [(g.name, g.members) for g in snapshot.groups()] == [
+            ("door-a", ("alice", "bob")),
+            ("lab", ("alice",)),
+        ]
+        assert snapshot.speaker("alice").groups == ("door-a", "lab")
+        assert [s.groups for s in snapshot.speakers()] == [("door-a", "lab"), ("door-a",), ()]
+        assert snapshot.group_members("door-a") == ["alice", "bob"]
+        with pytest.raises(GroupNotFound, match="speakerdb group list"):
+            snapshot.group_members("door-b")
+    with pytest.raises(SpeakerNotFound), storage.change() as change:
+        change.add_to_group("door-a", ["carol", "nobody"])  # all or none
+    with storage.change() as change:
+        assert change.remove_from_group("door-a", ["bob", "carol"]) == 1
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")  # leaves every group
+    with storage.read() as snapshot:
+        assert [(g.name, g.members) for g in snapshot.groups()] == [("door-a", ()), ("lab", ())]
+    with storage.change() as change:
+        assert change.delete_group("lab").name == "lab"
+    with storage.read() as snapshot:
+        assert [g.name for g in snapshot.groups()] == ["door-a"]
+
+
+def brute_force(storage: Storage, queries: np.ndarray, names: set[str], k: int) -> list[list[str]]:
+    """The ``k`` best of ``names`` for each query, by their templates."""
+    with storage.read() as snapshot:
+        templates = {n: snapshot.template(n) for n in names}
+    order = sorted(templates)
+    scores = queries @ np.stack([templates[n] for n in order]).T
+    return [[order[j] for j in np.argsort(-row, kind="stable")[:k]] for row in scores]
+
+
+def test_a_group_search_finds_the_group_s_best_and_everyone_s(storage: Storage) -> None:
+    for i in range(30):
+        enroll(storage, f"s{i:02d}", 100 + i)
+    sizes = {"one": 1, "three": 3, "ten": 10, "most": 25}
+    with storage.change() as change:
+        for group, size in sizes.items():
+            change.add_to_group(group, [f"s{i:02d}" for i in range(0, 30, 30 // size)][:size])
+    queries = np.stack([unit(100 + i) + 0.3 * unit(900 + i) for i in range(8)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    everyone = brute_force(storage, queries, {f"s{i:02d}" for i in range(30)}, 2)
+    for group in sizes:
+        with storage.read() as snapshot:
+            members = set(snapshot.group_members(group))
+        found = storage.find(queries, 10, group=group, overall=2)
+        assert [[m.speaker for m in row] for row in found.matches] == brute_force(
+            storage, queries, members, 10
+        )
+        assert [[m.speaker for m in row] for row in found.overall] == everyone
+        one = storage.find(queries[:1], 10, group=group)  # one query: another path
+        assert [m.speaker for m in one.matches[0]] == brute_force(
+            storage, queries[:1], members, 10
+        )[0]
+    with pytest.raises(GroupNotFound):
+        storage.find(queries, 5, group="nobody")
+
+
+def test_a_search_carries_the_marks_and_sees_them_change(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "mallory", 2)
+    found = storage.find(unit(2)[None, :], 2)
+    assert found.watchlist == frozenset() and found.expiring is None
+    later = datetime.now(timezone.utc) + timedelta(days=3)
+    with storage.change() as change:
+        change.set_watchlist("mallory", True)
+        change.set_metadata("alice", None, {}, later)
+    found = storage.find(unit(2)[None, :], 2)
+    assert found.watchlist == {"mallory"}
+    assert found.expiring == later
+    with storage.change() as change:
+        change.add_to_group("door", ["alice"])
+    assert [m.speaker for m in storage.find(unit(2)[None, :], 2, group="door").matches[0]] == [
+        "alice"
+    ]
+    with storage.change() as change:
+        change.rename("alice", "alicia")
+    assert storage.find(unit(2)[None, :], 2, group="door").matches[0][0].speaker == "alicia"
+
+
+def test_a_key_may_be_bound_to_a_group(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    door = ApiKey("door", "query", now, "door-a")
+    with storage.change() as change:
+        change.add_api_key(door, "d" * 64)
+    with storage.read() as snapshot:
+        assert snapshot.api_key("d" * 64) == door
+        assert snapshot.api_keys()[0].group == "door-a"
 
 
 # -- threads ------------------------------------------------------------------------

@@ -294,7 +294,8 @@ def export(
     """Write the database to a portable archive.
 
     Speakers with their embeddings, provenance, metadata and expiry, the opt-outs,
-    the decision settings and the encoder's identity; encrypted with a passphrase.
+    the cohort of outside voices, the decision settings and the encoder's identity;
+    encrypted with a passphrase.
     """
     from ._render import emit_json, safe
 
@@ -305,9 +306,10 @@ def export(
         emit_json(report)
     else:
         how = "encrypted " if report.encrypted else ""
+        cohort = f", {report.n_cohort} cohort clip(s)" if report.n_cohort else ""
         echo(
             f"exported {report.n_speakers} speaker(s), {report.n_utterances} clip(s), "
-            f"{report.n_tombstones} opt-out(s) to {how}{safe(report.path)}"
+            f"{report.n_tombstones} opt-out(s){cohort} to {how}{safe(report.path)}"
         )
 
 

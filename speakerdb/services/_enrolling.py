@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
-from .._names import admit_name, clean_name
+from .._names import admit_name, clean_group, clean_name
 from .._vectors import l2_normalize, template_of
 from ..audio._decode import Clip, ClipInput, refuse_repeats, to_clip
 from ..decision._population import Population
@@ -98,6 +98,8 @@ class Metadata:
     attributes: dict[str, Any] | None = None
     expires_at: datetime | None = None
     watchlist: bool = False
+    #: Groups to put the speaker in (made if new); groups they are in already stay.
+    groups: tuple[str, ...] = ()
 
     @classmethod
     def given(
@@ -106,15 +108,20 @@ class Metadata:
         attributes: Mapping[str, Any] | None,
         expires_at: datetime | date | str | None = None,
         watchlist: bool = False,
+        groups: Sequence[str] = (),
     ) -> Metadata | None:
         """The checked metadata of a call, or ``None`` when it gives none."""
-        if external_id is None and attributes is None and expires_at is None and not watchlist:
+        if isinstance(groups, str):
+            groups = (groups,)
+        given = (external_id, attributes, expires_at)
+        if all(v is None for v in given) and not watchlist and not groups:
             return None
         return cls(
             None if external_id is None else clean_external_id(external_id),
             None if attributes is None else clean_attributes(attributes),
             None if expires_at is None else clean_expiry(expires_at),
             watchlist is True,
+            tuple(dict.fromkeys(clean_group(g) for g in groups)),
         )
 
     def apply(self, change: Change, name: str) -> Speaker:
@@ -135,7 +142,10 @@ class Metadata:
         expires_at = self.expires_at or current.expires_at
         if self.watchlist and not current.watchlist:
             change.set_watchlist(name, True)
-        return change.set_metadata(name, external_id, attributes, expires_at)
+        for group in self.groups:
+            change.add_to_group(group, [name])
+        speaker = change.set_metadata(name, external_id, attributes, expires_at)
+        return change.speaker(name) if self.groups else speaker
 
 
 class Embedder(Protocol):

@@ -1,6 +1,7 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
-and attributes, :mod:`speakerdb._metadata`), retention (removal, expiry and opt-out,
+and attributes, :mod:`speakerdb._metadata`), groups (:mod:`speakerdb.services._groups`),
+retention (removal, expiry and opt-out,
 :mod:`speakerdb.services._retention`), export and import
 (:mod:`speakerdb.services._archive`) and its online backup.
 
@@ -22,6 +23,7 @@ from .._names import clean_name, name_keys
 from ..errors import DatabaseError, InputError, SpeakerNotFound
 from ..storage import Backup
 from ..types import ArchiveReport
+from ._groups import GroupAdmin
 from ._retention import expire_due, refuse_opted_out, remove_speaker
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ class Lifecycle:
     def __init__(self, storage: Storage, slot: ModelSlot) -> None:
         self._storage = storage
         self._slot = slot
+        #: The groups of speakers (:mod:`speakerdb.services._groups`): ``add``,
+        #: ``remove``, ``list``, ``get``, ``delete``.
+        self.groups = GroupAdmin(storage)
 
     def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
         """Write a consistent copy of the live database to the file ``target`` while
@@ -82,7 +87,8 @@ class Lifecycle:
             document, counts = build_document(snapshot)
         write_archive(path, document, _secret(passphrase))
         log.info("exported %d speaker(s) to %s", counts[0], path)
-        return ArchiveReport(str(path.resolve()), passphrase is not None, *counts)
+        encrypted = passphrase is not None
+        return ArchiveReport(str(path.resolve()), encrypted, *counts[:3], n_cohort=counts[3])
 
     def import_archive(
         self,
@@ -111,7 +117,12 @@ class Lifecycle:
         log.info("imported %d speaker(s) from %s", len(imported), path)
         encrypted = passphrase is not None
         return ArchiveReport(
-            str(path.resolve()), encrypted, *counts, tuple(imported), tuple(skipped)
+            str(path.resolve()),
+            encrypted,
+            *counts,
+            tuple(imported),
+            tuple(skipped),
+            n_cohort=len(archive.cohort.clips),
         )
 
     def find(self, external_id: str) -> Speaker:

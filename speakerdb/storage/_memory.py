@@ -31,11 +31,13 @@ from ..types import (
     AuditEntry,
     EncoderInfo,
     Enrollment,
+    Group,
     Match,
     Speaker,
     Tombstone,
     Utterance,
 )
+from ._marks import Found, Marks, Members
 from ._prints import PrintHit, StoredPrint, lag_votes
 from ._protocol import StoreDescription
 from ._rules import (
@@ -45,6 +47,7 @@ from ._rules import (
     last_clip,
     name_taken,
     no_such_clip,
+    no_such_group,
     no_such_key,
     refuse_enrolled,
     storable_source,
@@ -92,6 +95,10 @@ class _State:
     next_print: int = 1
     # The cohort of outside voices: (label, audio hash, clip length, embedding), oldest first.
     cohort: list[tuple[str, str, float, np.ndarray]] = field(default_factory=list)
+    # Groups by name: when each was made, and its members' speaker ids.
+    groups: dict[str, tuple[datetime, frozenset[int]]] = field(default_factory=dict)
+    # Search's marks (watchlist, next expiry, groups), built on first use.
+    marks: Marks | None = None
 
     def copy(self) -> _State:
         return _State(
@@ -111,6 +118,7 @@ class _State:
             dict(self.prints),
             self.next_print,
             list(self.cohort),
+            dict(self.groups),
         )
 
 
@@ -145,18 +153,25 @@ class MemoryStorage:
             if change.changed_templates:
                 change.state.version += 1
                 change.state.matrix = None
+            change.state.marks = None  # any change may change a mark
             self._state = change.state  # published whole, only once nothing raised
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
-        ids, names, matrix = _matrix_of(self._state)
-        if not len(ids):
-            return [() for _ in range(len(queries))]
-        scores = np.asarray(queries, np.float32) @ matrix.T
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [
-            tuple(Match(names[j], float(row[j])) for j in order)
-            for row, order in zip(scores, best, strict=True)
-        ]
+        return self.find(queries, k).matches
+
+    def find(
+        self, queries: np.ndarray, k: int, *, group: str | None = None, overall: int = 0
+    ) -> Found:
+        state = self._state
+        marks = _marks_of(state)
+        ids, names, matrix = _matrix_of(state)
+        scores = np.asarray(queries, np.float32) @ matrix.T if len(ids) else None
+        if group is None:
+            return marks.found(_best(scores, names, k, len(queries)))
+        among = np.isin(ids, marks.members(group).ids)
+        within = None if scores is None else np.where(among, scores, -np.inf)
+        found = _best(within, names, min(k, int(among.sum())), len(queries))
+        return marks.found(found, _best(scores, names, overall, len(queries)) if overall else None)
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:
         return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
@@ -175,6 +190,29 @@ def _visible(held: tuple[StoredPrint, int | None], since: datetime, session: str
     if printed.utterance_id is not None:
         return True
     return printed.time >= since and (session is None or printed.session != session)
+
+
+def _best(scores: np.ndarray | None, names: list[str], k: int, n: int) -> list[tuple[Match, ...]]:
+    """The ``k`` best of each row of ``scores`` (columns: ``names``), brute force."""
+    if scores is None or k < 1:
+        return [() for _ in range(n)]
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [
+        tuple(Match(names[j], float(row[j])) for j in order)
+        for row, order in zip(scores, best, strict=True)
+    ]
+
+
+def _marks_of(state: _State) -> Marks:
+    if state.marks is None:
+        people = state.speakers.values()
+        expiries = [p.expires_at for p in people if p.expires_at is not None]
+        state.marks = Marks(
+            frozenset(p.name for p in people if p.watchlist),
+            min(expiries, default=None),
+            {name: Members(sorted(held[1])) for name, held in state.groups.items()},
+        )
+    return state.marks
 
 
 def _matrix_of(state: _State) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -247,6 +285,7 @@ class _Snapshot:
             tuple(r[0] for r in rows),
             np.stack([r[3] for r in rows]),
             np.asarray([r[2] for r in rows], np.float64),
+            tuple(r[1] for r in rows),
         )
 
     def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
@@ -285,6 +324,19 @@ class _Snapshot:
     def watchlist(self) -> frozenset[str]:
         return frozenset(p.name for p in self.state.speakers.values() if p.watchlist)
 
+    def groups(self) -> list[Group]:
+        return [self._group(name) for name in sorted(self.state.groups)]
+
+    def group_members(self, group: str) -> list[str]:
+        return list(self._group(group).members)
+
+    def _group(self, group: str) -> Group:
+        held = self.state.groups.get(group)
+        if held is None:
+            raise no_such_group(group)
+        names = sorted(self.state.speakers[i].name for i in held[1] if i in self.state.speakers)
+        return Group(group, tuple(names), held[0])
+
     def expired(self, now: datetime) -> list[str]:
         people = self.state.speakers.values()
         return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
@@ -322,6 +374,7 @@ class _Snapshot:
             attributes,
             person.expires_at,
             person.watchlist,
+            tuple(sorted(g for g, held in self.state.groups.items() if speaker_id in held[1])),
         )
 
     def _external_ids(self) -> dict[str, int]:
@@ -367,6 +420,9 @@ class _Change(_Snapshot):
         removed = self._speaker(speaker_id)
         for utterance_id in self.state.speakers.pop(speaker_id).clips:
             self._drop_clip(utterance_id)
+        self.state.groups = {
+            g: (t, ids - {speaker_id}) for g, (t, ids) in self.state.groups.items()
+        }
         self.state.prints = {i: h for i, h in self.state.prints.items() if h[1] != speaker_id}
         del self.state.by_name[name]
         self.changed_templates = True
@@ -425,6 +481,29 @@ class _Change(_Snapshot):
         person = self.state.speakers[speaker_id]
         self.state.speakers[speaker_id] = replace(person, watchlist=on)
         return self._speaker(speaker_id)
+
+    def add_to_group(self, group: str, names: Sequence[str]) -> int:
+        ids = {self._id_of(n) for n in names}
+        made, held = self.state.groups.get(group, (datetime.now(timezone.utc), frozenset()))
+        self.state.groups[group] = (made, held | ids)
+        return len(ids - held)
+
+    def remove_from_group(self, group: str, names: Sequence[str]) -> int:
+        made, held = self._group_held(group)
+        ids = {self._id_of(n) for n in names}
+        self.state.groups[group] = (made, held - ids)
+        return len(ids & held)
+
+    def delete_group(self, group: str) -> Group:
+        before = self._group(group)
+        del self.state.groups[group]
+        return before
+
+    def _group_held(self, group: str) -> tuple[datetime, frozenset[int]]:
+        held = self.state.groups.get(group)
+        if held is None:
+            raise no_such_group(group)
+        return held
 
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         def naming(e: AuditEntry) -> bool:

@@ -24,6 +24,7 @@ from ...errors import DatabaseError, no_such_speaker
 from ...types import EncoderInfo, Speaker, Utterance
 from .. import _digest
 from .. import _rules as rules
+from .._marks import MARKS_COUNTER
 from .._rules import check_clip_number, no_such_clip, storable_source
 from ._store import (
     EncoderRow,
@@ -310,6 +311,7 @@ def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
 def set_watchlist(session: Session, name: str, on: bool) -> Speaker:
     row = require_speaker(session, name)
     row.watchlist = on
+    bump_counter(session, MARKS_COUNTER)  # the searches' cached watchlist
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 
@@ -340,6 +342,7 @@ def set_metadata(
     row.external_id = external_id
     row.attributes = attributes_to_json(attributes)
     row.expires_at = expires_at
+    bump_counter(session, MARKS_COUNTER)  # the searches' cached next expiry
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 

@@ -64,6 +64,8 @@ __all__ = [
     "Base",
     "CohortRow",
     "EncoderRow",
+    "GroupMemberRow",
+    "GroupRow",
     "PrintKeyRow",
     "PrintRow",
     "SettingRow",
@@ -263,6 +265,33 @@ class ApiKeyRow(Base):
     scope: Mapped[str] = mapped_column(String(16), nullable=False)
     digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: The group the key is bound to (its queries consider only that group), or NULL.
+    group_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class GroupRow(Base):
+    """A named group of speakers (:mod:`speakerdb.storage.sqlite._groups`); it stays,
+    empty, when its last member leaves, until it is deleted."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class GroupMemberRow(Base):
+    """One speaker in one group; deleted with either (``ON DELETE CASCADE``)."""
+
+    __tablename__ = "group_members"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class TombstoneRow(Base):
