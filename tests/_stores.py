@@ -91,7 +91,7 @@ class Stores:
     def close(self) -> None:
         assert self.server is not None or not self._made
         for url in self._made.values():
-            self.server.drop_database(url)  # type: ignore[union-attr]
+            self.server.drop_later(url)  # type: ignore[union-attr]
         self._made.clear()
 
 

@@ -326,8 +326,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     backend = config.stash.get(_BACKEND_NAME, "?")
     terminalreporter.section(f"deselected on {backend}: about the SQLite file")
+    cases: dict[tuple[str, str], list[str]] = {}
     for nodeid, reason in dropped:
-        terminalreporter.write_line(f"{nodeid}: {reason}")
+        cases.setdefault((nodeid.split("[", 1)[0], reason), []).append(nodeid)
+    for (test, reason), nodeids in cases.items():
+        name = nodeids[0] if len(nodeids) == 1 else f"{test} ({len(nodeids)} cases)"
+        terminalreporter.write_line(f"{name}: {reason}")
 
 
 @pytest.fixture(scope="session")

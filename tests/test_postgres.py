@@ -270,3 +270,65 @@ def test_the_command_line_on_postgresql(
     assert "carol" not in [m["speaker"] for m in after["matches"]]
     shown = ok(cli("show", "alice"))
     assert "alice0.wav" in shown.output
+
+
+# -- the tests' own clusters ----------------------------------------------------------
+
+_STARTS_A_CLUSTER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from _postgres import start_server
+server = start_server("plain", own=True)
+print(server if isinstance(server, str) else server.folder, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_test_run_leaves_no_cluster_behind() -> None:
+    """tests/_postgres.py's watchdog stops a throwaway cluster whose test process was
+    killed with SIGKILL (no teardown, no atexit), and deletes its folder."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from _postgres import alive
+
+    tests = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STARTS_A_CLUSTER, tests], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        started = proc.stdout.readline().strip()
+        folder = Path(started)
+        pid_file = folder / "data" / "postmaster.pid"
+        server_pid = int(pid_file.read_text().split()[0]) if folder.is_absolute() else None
+    finally:
+        proc.kill()  # SIGKILL, right after the cluster is up
+        proc.wait()
+    if server_pid is None:
+        if os.environ.get("SPEAKERDB_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(started)
+        pytest.skip(started)
+    deadline = time.monotonic() + 60
+    while (folder.exists() or alive(server_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(server_pid), f"the server of {folder} outlived its test process"
+    assert not folder.exists(), f"{folder} outlived its test process"
+
+
+def test_the_databases_of_a_killed_test_run_are_dropped(postgres_plain: Any) -> None:
+    """A run killed before its drops leaves databases named for its process id; the next
+    run's first database sweeps those of processes that no longer run."""
+    from _postgres import Server
+
+    admin = postgres_plain
+    leftover = admin.database_url("t_999999999_0123456789ab")  # no such process
+    admin._admin(f'CREATE DATABASE "{leftover.rsplit("/", 1)[1]}"')
+    later = Server(admin.kind, admin.url, None)  # the next run
+    url = later.create_database()
+    later.drop_later(url)
+    later.finish()
+    with pytest.raises(DatabaseError, match="does not exist"):
+        SpeakerDB(leftover, encoder=FakeEncoder())
