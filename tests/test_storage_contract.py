@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -29,7 +30,7 @@ from speakerdb import (
 from speakerdb.audio import Clip, fingerprint
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.storage._prints import StoredPrint
+from speakerdb.storage._prints import StoredPrint, lag_votes
 from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
@@ -501,6 +502,25 @@ def test_prints_are_found_by_their_keys_within_the_window(storage: Storage) -> N
         assert change.prune_prints(now - timedelta(minutes=30)) == 1
     with storage.read() as snapshot:
         assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 0)
+
+
+def test_lag_votes_count_each_prints_most_hits_at_one_lag() -> None:
+    """The vote count every backend shares, against counting by hand (negative lags,
+    large ids and repeated keys included)."""
+    rng = np.random.default_rng(5)
+    query = np.stack([rng.integers(0, 40, 300), rng.integers(0, 200, 300)], axis=1)
+    rows = np.stack(
+        [rng.choice([3, 7, 2**40], 500), rng.integers(0, 40, 500), rng.integers(0, 200, 500)],
+        axis=1,
+    )
+    by_hand: dict[int, Counter] = {}
+    for print_id, key, step in rows.tolist():
+        for q_key, q_step in query.tolist():
+            if q_key == key:
+                by_hand.setdefault(print_id, Counter())[step - q_step] += 1
+    expected = {i: max(c.values()) for i, c in by_hand.items()}
+    assert lag_votes(query, rows) == expected
+    assert lag_votes(query, rows[:0]) == {}
 
 
 def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
