@@ -49,10 +49,10 @@ The contract:
   shorter than :data:`MIN_SECONDS`, or has fewer than 8 loud steps (0.13 s).
 - :meth:`Fingerprint.to_bytes` / :meth:`Fingerprint.from_bytes` round-trip it
   exactly (a versioned little-endian layout; bad bytes raise ``ValueError``).
-- :func:`similarity` is that score (symmetric): about 0-10 for different
+- :func:`similarity` is that score (symmetric): below about 8 for different
   recordings, tens to hundreds for the same one. :func:`matches` compares it
-  with :data:`DEFAULT_THRESHOLD`, chosen on half of the shared corpus's
-  speakers and measured on the other half (``scripts/eval_replay.py``).
+  with :data:`DEFAULT_THRESHOLD`, chosen on one fold of the shared corpus's
+  speakers and measured on the other (``scripts/eval_replay.py``).
 - :func:`best_matches` scores one query against many stored fingerprints at
   once (the replay check against enrolled clips and recent queries).
 
