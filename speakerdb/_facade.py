@@ -35,12 +35,14 @@ from .services._checklist import query_checks
 from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._guards import Guards
+from .services._idle import LastMatches
 from .services._index import IndexTools
 from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._retention import refuse_opted_out
+from .services._sealing import KeyChoice
 from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
@@ -90,6 +92,9 @@ class SpeakerDB:
     the stored :meth:`set_countermeasure`, else none) judges every query clip: a spoof
     is refused as ``replay``. ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
     enrollment clips that are not speech; ``False`` is for synthetic test voices.
+    ``audio_key`` (else ``SPEAKERDB_AUDIO_KEY``) is the secret that seals the enrollment
+    audio kept with ``keep_audio`` and opens it for ``lifecycle.reembed``
+    (:mod:`speakerdb.services._sealing`).
 
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
@@ -107,7 +112,7 @@ class SpeakerDB:
 
     Administration lives in five attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, backups, retention), :attr:`keys` (the keys of the HTTP service) and
+    (metadata, groups, backups, retention), :attr:`keys` (the keys of the HTTP service) and
     :attr:`cohort` (outside voices for AS-norm and calibration).
 
     Use it as a context manager, or call :meth:`close`.
@@ -130,6 +135,7 @@ class SpeakerDB:
         speech_gate: bool | None = None,
         countermeasure: str | Countermeasure | None = None,
         replay_check: bool | None = None,
+        audio_key: bytes | str | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -146,6 +152,7 @@ class SpeakerDB:
             window = (
                 None if replay_window is None else parse_replay_window(replay_window, "argument")
             )
+            self._keys = KeyChoice(audio_key)
             self._compose(model, encoder, cosine, options, window, countermeasure)
             self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
             self._settings.replay_check = resolve_replay_check(replay_check)
@@ -170,10 +177,12 @@ class SpeakerDB:
         )
         if threshold is not None:
             self._settings.policy()  # out of the deciding score's bounds: refused now
-        self._enrolling = Enrolling(self._storage, self._slot, self._settings)
+        self._enrolling = Enrolling(self._storage, self._slot, self._settings, keys=self._keys)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
-        checks = query_checks(self._storage, self._settings)
+        # Hears accepted decisions, and records last matches off the queries' path.
+        self._matches = LastMatches(self._storage)
+        checks = (*query_checks(self._storage, self._settings), self._matches)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         self._segmenting = Segmenting(self._storage, self._slot, self._settings)
         #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
@@ -182,8 +191,8 @@ class SpeakerDB:
         self.guards = Guards(self._settings)
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
-        #: The lifecycle of voiceprints: metadata, backups, retention.
-        self.lifecycle = Lifecycle(self._storage, self._slot)
+        #: The lifecycle of voiceprints: metadata, groups, backups, retention.
+        self.lifecycle = Lifecycle(self._storage, self._slot, self._keys)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
 
@@ -213,6 +222,7 @@ class SpeakerDB:
         created them and nothing was enrolled: a first enrollment that failed leaves
         no empty database behind.
         """
+        self._matches.flush(timeout=10)
         if not (discard_if_empty and self._discard_if_unused()):
             self._storage.close()
 
@@ -249,6 +259,8 @@ class SpeakerDB:
         attributes: Mapping[str, Any] | None = None,
         expires_at: datetime | date | str | None = None,
         watchlist: bool = False,
+        keep_audio: bool = False,
+        groups: Sequence[str] = (),
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
@@ -256,19 +268,27 @@ class SpeakerDB:
         values, merged into the speaker's; a key given ``None`` is deleted) are set in the
         same transaction, with ``expires_at`` (a future date: the voiceprint is deleted
         then), and ``watchlist`` (a voice never to admit: see
-        :mod:`speakerdb.services._watchlist`); an external id is changed by
-        ``lifecycle.set_metadata``.
+        :mod:`speakerdb.services._watchlist`), and ``groups`` (group names, made if new:
+        see :mod:`speakerdb.services._groups`); an external id is changed by
+        ``lifecycle.set_metadata``. ``keep_audio`` keeps the clips' audio, encrypted with
+        the ``audio_key``, for ``lifecycle.reembed`` (:class:`InputError` without a key).
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
         (:mod:`speakerdb.services._quality`; ``force`` enrolls anyway, and the issues
         are returned with the result).
         """
-        metadata = Metadata.given(external_id, attributes, expires_at, watchlist)
-        return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
+        metadata = Metadata.given(external_id, attributes, expires_at, watchlist, groups)
+        return self._enrolling.enroll(
+            name, clips, force=force, metadata=metadata, keep_audio=keep_audio
+        )
 
     def enroll_many(
-        self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
+        self,
+        groups: Iterable[tuple[str, Sequence[ClipInput]]],
+        *,
+        force: bool = False,
+        keep_audio: bool = False,
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
         """Enroll each ``(name, clips)`` as :meth:`enroll` does, several per transaction.
 
@@ -277,7 +297,7 @@ class SpeakerDB:
         is consumed lazily, so it may decode the next speaker's clips while this
         one is embedded (:func:`speakerdb.services._batch.enroll_batch` does).
         """
-        return self._enrolling.enroll_many(groups, force=force)
+        return self._enrolling.enroll_many(groups, force=force, keep_audio=keep_audio)
 
     def enroll_batch(
         self,
@@ -286,6 +306,7 @@ class SpeakerDB:
         *,
         force: bool = False,
         ray: RayOptions | None = None,
+        keep_audio: bool = False,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
@@ -296,7 +317,9 @@ class SpeakerDB:
         process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
         already are not embedded again, so an interrupted job resumes."""
         if ray is None:
-            return enroll_batch(self._enrolling, rows, progress, force=force)
+            return enroll_batch(self._enrolling, rows, progress, force=force, keep_audio=keep_audio)
+        if keep_audio:
+            raise InputError("a batch on Ray keeps no audio; leave out --ray or --keep-audio")
         from .services._raybatch import enroll_batch_ray
 
         if self._location is None:
@@ -323,8 +346,13 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> Identification:
         """Top-``k`` speakers for ``clip`` by cosine; "unknown" below the threshold.
+
+        ``group`` confines the answer to that group's members (:class:`GroupNotFound`
+        for an unknown one); scores still compare with the whole database
+        (:mod:`speakerdb.services._groups`).
 
         ``score_norm`` (``"margin"``, ``"margin-duration"`` or ``"asnorm"``) decides by a
         normalised score for this query (default: see :meth:`policy`);
@@ -336,7 +364,9 @@ class SpeakerDB:
         its own earlier queries (overlapping windows of one stream) are not replays.
         """
         self._require_database()
-        return self._querying.identify_many([clip], top_k, threshold, score_norm, replay_session)[0]
+        return self._querying.identify_many(
+            [clip], top_k, threshold, score_norm, replay_session, group
+        )[0]
 
     def identify_many(
         self,
@@ -346,10 +376,13 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
         self._require_database()
-        return self._querying.identify_many(clips, top_k, threshold, score_norm, replay_session)
+        return self._querying.identify_many(
+            clips, top_k, threshold, score_norm, replay_session, group
+        )
 
     def verify(
         self,
@@ -359,11 +392,14 @@ class SpeakerDB:
         threshold: float | None = None,
         score_norm: str | None = None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``, by cosine against the template
-        (or by a normalised score, as in :meth:`identify`); a replay is refused as there."""
+        (or by a normalised score, as in :meth:`identify`); a replay is refused as there.
+        With ``group``, a claimed speaker who is not its member is rejected (an answer,
+        with the reason)."""
         self._require_database()
-        return self._querying.verify(name, clip, threshold, score_norm, replay_session)
+        return self._querying.verify(name, clip, threshold, score_norm, replay_session, group)
 
     # -- who spoke when (speakerdb.services._segments) -----------------------
 
@@ -376,6 +412,7 @@ class SpeakerDB:
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
         progress: Callable[[float], None] | None = None,
+        group: str | None = None,
     ) -> list[Segment]:
         """Who speaks when in ``recording``, by name: :class:`Segment` s in order of time.
 
@@ -386,12 +423,13 @@ class SpeakerDB:
         (:func:`speakerdb.decision._policy.voice_policy`).
         Read in blocks, so memory stays bounded: recordings up to ``max_duration_s``
         (default 4 hours) are accepted; ``progress(seconds)`` is called as each block of
-        it is done. See :mod:`speakerdb.services._segments`.
+        it is done. With ``group``, voices are named after its members only. See
+        :mod:`speakerdb.services._segments`.
         """
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
         chosen, limit = _segment_args(options, max_duration_s)
-        return self._segmenting.segments(recording, policy, chosen, limit, progress)
+        return self._segmenting.segments(recording, policy, chosen, limit, progress, group)
 
     def segments_stream(
         self,
@@ -402,6 +440,7 @@ class SpeakerDB:
         score_norm: str | None = None,
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
+        group: str | None = None,
     ) -> Iterator[Segment]:
         """:meth:`segments` of a live stream of sample ``chunks`` at ``sample_rate`` (any
         sizes; 1-D or ``(frames, channels)``): yields each segment once no later audio can
@@ -412,6 +451,7 @@ class SpeakerDB:
             score_norm=score_norm,
             max_duration_s=max_duration_s,
             options=options,
+            group=group,
         )
         return _drained(live, chunks)
 
@@ -423,6 +463,7 @@ class SpeakerDB:
         score_norm: str | None = None,
         max_duration_s: float | None = None,
         options: SegmentOptions | None = None,
+        group: str | None = None,
     ) -> LiveSegments:
         """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
         card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
@@ -430,7 +471,7 @@ class SpeakerDB:
         self._require_database()
         policy = self._segmenting.policy(threshold, score_norm)
         chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
-        return self._segmenting.live(sample_rate, policy, chosen, limit)
+        return self._segmenting.live(sample_rate, policy, chosen, limit, group)
 
     # -- the speakers ----------------------------------------------------
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 from .errors import InvalidName
 
-__all__ = ["MAX_NAME_LENGTH", "admit_name", "clean_name", "name_keys"]
+__all__ = ["MAX_NAME_LENGTH", "admit_name", "clean_group", "clean_name", "name_keys"]
 
 MAX_NAME_LENGTH = 128
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -50,6 +50,21 @@ _SCRIPT_SETS = (
     frozenset({"LATIN", "HAN", "HANGUL"}),
 )
 _ANY_SCRIPT = {"COMMON", "INHERITED"}
+
+
+_GROUP = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def clean_group(group: str) -> str:
+    """``group`` if it is a group name (1 to 64 letters, digits, '.', '_' or '-', starting
+    with a letter or digit: it goes into URLs, keys and shell commands unquoted), else
+    :class:`InvalidName`."""
+    if not isinstance(group, str) or not _GROUP.fullmatch(group):
+        raise InvalidName(
+            "a group name is 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+            f"letter or digit, got {group!r}"
+        )
+    return group
 
 
 def clean_name(name: str) -> str:

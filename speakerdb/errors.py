@@ -10,6 +10,7 @@ and its message names the problem, the file or speaker involved, and the fix::
     ├── ModelMismatch          2    409   the database was built with another encoder
     ├── InvalidName            2    400   a speaker name is empty, too long or has controls
     ├── SpeakerNotFound        2    404   no speaker of that name
+    ├── GroupNotFound          2    404   no group of that name
     ├── DuplicateSpeaker       2    409   a speaker of that name exists already
     ├── DuplicateUtterance     2    409   the same audio is enrolled already
     ├── EnrollmentRefused      2    422   a quality gate refused the clips (``force``)
@@ -47,6 +48,7 @@ __all__ = [
     "DuplicateUtterance",
     "EnrollmentRefused",
     "Forbidden",
+    "GroupNotFound",
     "InputError",
     "InvalidName",
     "ModelError",
@@ -100,6 +102,12 @@ class InvalidName(SpeakerDBError):
 
 class SpeakerNotFound(SpeakerDBError):
     """No speaker has the given name."""
+
+    http_status = 404
+
+
+class GroupNotFound(SpeakerDBError):
+    """No group has the given name (``speakerdb group list`` shows the groups)."""
 
     http_status = 404
 

@@ -30,10 +30,12 @@ __all__ = [
     "DecisionPolicy",
     "EncoderInfo",
     "Enrollment",
+    "Group",
     "Identification",
     "Match",
     "Outcome",
     "QualityIssue",
+    "ReembedReport",
     "Segment",
     "Speaker",
     "StoredThreshold",
@@ -133,6 +135,9 @@ class Speaker(_Result):
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
     changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
     never). ``watchlist`` marks a voice never to admit (:mod:`speakerdb.services._watchlist`).
+    ``last_match_at`` is their last successful match, recorded at most once a day, or
+    their enrollment until the first (idle expiry, :mod:`speakerdb.services._idle`).
+    ``groups`` are the groups they belong to, by name (:mod:`speakerdb.services._groups`).
     """
 
     id: int
@@ -143,6 +148,18 @@ class Speaker(_Result):
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires_at: datetime | None = None
     watchlist: bool = False
+    last_match_at: datetime | None = None
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Group(_Result):
+    """A group of speakers (``speakerdb group list``): a door's, a team's. Queries given a
+    group consider only its ``members`` (by name)."""
+
+    name: str
+    members: tuple[str, ...]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +314,8 @@ class Identification(_Result):
     reason: str | None = None
     #: The countermeasure's judgement of the clip, when one is in use.
     countermeasure: CountermeasureScore | None = None
+    #: The group the query was confined to (``None``: every speaker).
+    group: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -342,6 +361,7 @@ class Identification(_Result):
             "best": to_jsonable(self.best),
             "matches": to_jsonable(self.matches),
             "countermeasure": to_jsonable(self.countermeasure),
+            "group": self.group,
         }
 
 
@@ -369,6 +389,8 @@ class Verification(_Result):
     reason: str | None = None
     #: The countermeasure's judgement of the clip, when one is in use.
     countermeasure: CountermeasureScore | None = None
+    #: The group the query was confined to (``None``: every speaker).
+    group: str | None = None
 
     @property
     def decided_by(self) -> DecisionPolicy:
@@ -476,9 +498,9 @@ class Tombstone(_Result):
 @dataclass(frozen=True, slots=True)
 class ArchiveReport(_Result):
     """What ``speakerdb export`` wrote or ``speakerdb import`` read: the archive, whether it
-    is encrypted, and how many speakers, clips and opt-out tombstones it holds. On import,
-    ``imported`` and ``skipped`` name the speakers added and those left out as duplicates
-    (``on_duplicate="skip"``)."""
+    is encrypted, and how many speakers, clips, opt-out tombstones and cohort clips it
+    holds. On import, ``imported`` and ``skipped`` name the speakers added and those left
+    out as duplicates (``on_duplicate="skip"``)."""
 
     path: str
     encrypted: bool
@@ -487,6 +509,31 @@ class ArchiveReport(_Result):
     n_tombstones: int
     imported: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
+    n_cohort: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReembedReport(_Result):
+    """What ``speakerdb reembed`` built: the new database at ``path`` for ``model``.
+
+    ``reembedded`` speakers were embedded again from their kept audio (``n_utterances``
+    clips); ``partial`` ones from the part of their clips whose audio was kept; those in
+    ``reenroll`` had no audio kept and must enroll again; ``failed`` maps a speaker the
+    new database refused to why. ``carried`` names the settings taken over; ``not_carried``
+    says, in words, what was not and why (it belongs to the old model, or to the old
+    database)."""
+
+    path: str
+    model: str
+    reembedded: tuple[str, ...]
+    n_utterances: int
+    partial: tuple[str, ...]
+    reenroll: tuple[str, ...]
+    failed: dict[str, str]
+    n_tombstones: int
+    carried: tuple[str, ...]
+    not_carried: tuple[str, ...]
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,8 +601,10 @@ class AuditEntry(_Result):
 class ApiKey(_Result):
     """A key of the HTTP service (``speakerdb key create``), without its secret: only a
     hash of that is stored. ``scope`` is ``query`` (identify, verify, list) or ``admin``
-    (everything)."""
+    (everything). A key with a ``group`` is bound to it: its identify, verify and
+    segments requests consider only that group's members, and may name no other."""
 
     name: str
     scope: str
     created_at: datetime
+    group: str | None = None

@@ -148,6 +148,7 @@ def test_every_error_declares_its_exit_code_and_http_status() -> None:
         "InputError": 400,
         "InvalidName": 400,
         "SpeakerNotFound": 404,
+        "GroupNotFound": 404,
         "DuplicateSpeaker": 409,
         "DuplicateUtterance": 409,
         "ModelMismatch": 409,

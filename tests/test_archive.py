@@ -251,3 +251,59 @@ def test_a_watchlist_mark_travels(source: SpeakerDB, tmp_path: Path) -> None:
         copy.lifecycle.import_archive(tmp_path / "people.sdb")
         assert copy.speaker("mallory").watchlist and not copy.speaker("alice").watchlist
         assert copy.identify(clip("dave", 6)).outcome == "watchlist"
+
+
+# -- the cohort of outside voices --------------------------------------------------------
+
+OUTSIDE = {"x1": 160.0, "x2": 600.0, "x3": 1500.0, "x4": 3000.0}
+
+
+def with_cohort(db: SpeakerDB) -> None:
+    for i, (label, pitch) in enumerate(OUTSIDE.items()):
+        takes = [(voice(pitch, 1.4 + 0.1 * j, 16000, 40 + 2 * i + j), 16000) for j in range(2)]
+        db.cohort.add(label, takes)
+    db.set_score_norm("asnorm")
+
+
+def test_the_cohort_travels_and_as_norm_answers_the_same(source: SpeakerDB, tmp_path: Path) -> None:
+    with_cohort(source)
+    report = source.lifecycle.export(tmp_path / "people.sdb")
+    assert report.n_cohort == 8
+    with SpeakerDB(tmp_path / "copy.db", encoder=FakeEncoder()) as copy:
+        assert copy.lifecycle.import_archive(tmp_path / "people.sdb").n_cohort == 8
+        ours, theirs = source.cohort.embeddings(), copy.cohort.embeddings()
+        assert ours.labels == theirs.labels and ours.hashes == theirs.hashes
+        assert np.array_equal(ours.embeddings, theirs.embeddings)
+        assert np.array_equal(ours.durations_s, theirs.durations_s)
+        assert copy.policy().score_norm == "asnorm"
+        for probe in probes():
+            mine, copied = source.identify(probe), copy.identify(probe)
+            assert copied.to_dict() == mine.to_dict()
+            assert mine.matches[0].normalized is not None
+            assert copy.verify("bob", probe).to_dict() == source.verify("bob", probe).to_dict()
+        # Importing again adds no cohort clip twice.
+        copy.lifecycle.import_archive(tmp_path / "people.sdb", on_duplicate="skip")
+        assert len(copy.cohort.embeddings()) == 8
+    said = CliRunner().invoke(app, ["export", str(tmp_path / "cli.sdb"), "--db", str(source.path)])
+    assert "1 opt-out(s), 8 cohort clip(s) to" in said.stdout
+
+
+def test_a_forged_cohort_clip_is_refused_and_changes_nothing(
+    source: SpeakerDB, target: SpeakerDB, tmp_path: Path
+) -> None:
+    with_cohort(source)
+    source.lifecycle.export(tmp_path / "good.sdb")
+    magic, header, body = (tmp_path / "good.sdb").read_bytes().split(b"\n", 2)
+    document = json.loads(gzip.decompress(body))
+    document["cohort"][3]["embedding"] = "AAAAAA" * 20
+    raw = json.dumps(document).encode()
+    fields = json.loads(header) | {"size": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    forged_file = tmp_path / "forged.sdb"
+    forged_file.write_bytes(
+        magic + b"\n" + json.dumps(fields).encode() + b"\n" + gzip.compress(raw)
+    )
+    before = rows(target.path)
+    result = CliRunner().invoke(app, ["import", str(forged_file), "--db", str(target.path)])
+    assert result.exit_code == 2 and "cohort clip #3" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert rows(target.path) == before

@@ -23,6 +23,7 @@ from conftest import FakeEncoder, voice
 from speakerdb import (
     DuplicateSpeaker,
     DuplicateUtterance,
+    GroupNotFound,
     InputError,
     SpeakerDB,
     SpeakerNotFound,
@@ -465,6 +466,107 @@ def test_api_keys_are_found_by_digest_listed_by_name_and_revoked(storage: Storag
         assert snapshot.api_key("d" * 64) is None
 
 
+# -- groups --------------------------------------------------------------------------
+
+
+def test_groups_hold_members_and_follow_removals(storage: Storage) -> None:
+    for i, name in enumerate(["alice", "bob", "carol"]):
+        enroll(storage, name, 40 + i)
+    with storage.change() as change:
+        assert change.add_to_group("door-a", ["alice", "bob"]) == 2
+        assert change.add_to_group("door-a", ["alice"]) == 0  # a member already
+        assert change.add_to_group("lab", ["alice"]) == 1
+    with storage.read() as snapshot:
+        assert [(g.name, g.members) for g in snapshot.groups()] == [
+            ("door-a", ("alice", "bob")),
+            ("lab", ("alice",)),
+        ]
+        assert snapshot.speaker("alice").groups == ("door-a", "lab")
+        assert [s.groups for s in snapshot.speakers()] == [("door-a", "lab"), ("door-a",), ()]
+        assert snapshot.group_members("door-a") == ["alice", "bob"]
+        with pytest.raises(GroupNotFound, match="speakerdb group list"):
+            snapshot.group_members("door-b")
+    with pytest.raises(SpeakerNotFound), storage.change() as change:
+        change.add_to_group("door-a", ["carol", "nobody"])  # all or none
+    with storage.change() as change:
+        assert change.remove_from_group("door-a", ["bob", "carol"]) == 1
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")  # leaves every group
+    with storage.read() as snapshot:
+        assert [(g.name, g.members) for g in snapshot.groups()] == [("door-a", ()), ("lab", ())]
+    with storage.change() as change:
+        assert change.delete_group("lab").name == "lab"
+    with storage.read() as snapshot:
+        assert [g.name for g in snapshot.groups()] == ["door-a"]
+
+
+def brute_force(storage: Storage, queries: np.ndarray, names: set[str], k: int) -> list[list[str]]:
+    """The ``k`` best of ``names`` for each query, by their templates."""
+    with storage.read() as snapshot:
+        templates = {n: snapshot.template(n) for n in names}
+    order = sorted(templates)
+    scores = queries @ np.stack([templates[n] for n in order]).T
+    return [[order[j] for j in np.argsort(-row, kind="stable")[:k]] for row in scores]
+
+
+def test_a_group_search_finds_the_group_s_best_and_everyone_s(storage: Storage) -> None:
+    for i in range(30):
+        enroll(storage, f"s{i:02d}", 100 + i)
+    sizes = {"one": 1, "three": 3, "ten": 10, "most": 25}
+    with storage.change() as change:
+        for group, size in sizes.items():
+            change.add_to_group(group, [f"s{i:02d}" for i in range(0, 30, 30 // size)][:size])
+    queries = np.stack([unit(100 + i) + 0.3 * unit(900 + i) for i in range(8)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    everyone = brute_force(storage, queries, {f"s{i:02d}" for i in range(30)}, 2)
+    for group in sizes:
+        with storage.read() as snapshot:
+            members = set(snapshot.group_members(group))
+        found = storage.find(queries, 10, group=group, overall=2)
+        assert [[m.speaker for m in row] for row in found.matches] == brute_force(
+            storage, queries, members, 10
+        )
+        assert [[m.speaker for m in row] for row in found.overall] == everyone
+        one = storage.find(queries[:1], 10, group=group)  # one query: another path
+        assert [m.speaker for m in one.matches[0]] == brute_force(
+            storage, queries[:1], members, 10
+        )[0]
+    with pytest.raises(GroupNotFound):
+        storage.find(queries, 5, group="nobody")
+
+
+def test_a_search_carries_the_marks_and_sees_them_change(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    enroll(storage, "mallory", 2)
+    found = storage.find(unit(2)[None, :], 2)
+    assert found.watchlist == frozenset() and found.expiring is None
+    later = datetime.now(timezone.utc) + timedelta(days=3)
+    with storage.change() as change:
+        change.set_watchlist("mallory", True)
+        change.set_metadata("alice", None, {}, later)
+    found = storage.find(unit(2)[None, :], 2)
+    assert found.watchlist == {"mallory"}
+    assert found.expiring == later
+    with storage.change() as change:
+        change.add_to_group("door", ["alice"])
+    assert [m.speaker for m in storage.find(unit(2)[None, :], 2, group="door").matches[0]] == [
+        "alice"
+    ]
+    with storage.change() as change:
+        change.rename("alice", "alicia")
+    assert storage.find(unit(2)[None, :], 2, group="door").matches[0][0].speaker == "alicia"
+
+
+def test_a_key_may_be_bound_to_a_group(storage: Storage) -> None:
+    now = datetime.now(timezone.utc)
+    door = ApiKey("door", "query", now, "door-a")
+    with storage.change() as change:
+        change.add_api_key(door, "d" * 64)
+    with storage.read() as snapshot:
+        assert snapshot.api_key("d" * 64) == door
+        assert snapshot.api_keys()[0].group == "door-a"
+
+
 # -- threads ------------------------------------------------------------------------
 
 
@@ -545,6 +647,76 @@ def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
         change.remove_speaker("alice")
     with storage.read() as snapshot:
         assert snapshot.print_counts(now) == (0, 1)  # bob's query is left
+
+
+def test_kept_audio_goes_with_its_clip_and_its_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    enroll(storage, "bob", 3)
+    with storage.read() as snapshot:
+        first, second = (u.id for u in snapshot.utterances("alice"))
+        (third,) = (u.id for u in snapshot.utterances("bob"))
+    sealed = bytes(range(256)) * 1000  # large: the row spills over many pages
+    with storage.change() as change:
+        change.keep_audio(first, "k1", sealed)
+        change.keep_audio(second, "k1", b"second")
+        change.keep_audio(third, "k2", b"third")
+        with pytest.raises(InputError, match="no enrolled clip #999"):
+            change.keep_audio(999, "k1", b"x")
+    with storage.read() as snapshot:
+        found = snapshot.kept_audio([first, third, 999])
+        assert sorted(found) == [first, third]
+        assert found[first].data == sealed and found[first].key_id == "k1"
+        assert found[third] == (third, "k2", b"third")
+        assert snapshot.kept_audio_count() == 3 and snapshot.kept_audio_count("alice") == 2
+    with storage.change(templates=True) as change:
+        change.remove_utterance(first)
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio([first]) == {} and snapshot.kept_audio_count() == 2
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio([second, third]).keys() == {third}
+        assert snapshot.kept_audio_count() == 1
+
+
+def test_kept_audio_is_all_or_nothing(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        (clip_id,) = (u.id for u in snapshot.utterances("alice"))
+    with pytest.raises(RuntimeError), storage.change() as change:
+        change.keep_audio(clip_id, "k1", b"sealed")
+        raise RuntimeError("killed")
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio_count() == 0
+
+
+def test_last_matches_are_recorded_at_most_once_per_period(storage: Storage) -> None:
+    day = timedelta(days=1)
+    for name, seed in (("alice", 1), ("bob", 2), ("carol", 3)):
+        enroll(storage, name, seed)
+    with storage.read() as snapshot:
+        enrolled = snapshot.speaker("alice").last_match_at
+        assert enrolled is not None  # idleness counts from the enrollment
+        assert snapshot.idle(enrolled - day) == []
+        assert snapshot.idle(enrolled + day) == ["alice", "bob", "carol"]
+    later = enrolled + 3 * day
+    with storage.change() as change:
+        assert change.record_matches(["alice", "bob", "nobody"], later, later - day) == 2
+        # Within the period nothing is written again.
+        assert change.record_matches(["alice"], later + day / 2, later + day / 2 - day) == 0
+        change.set_last_match("carol", enrolled - 10 * day)
+    before = storage.read
+    with before() as snapshot:
+        assert snapshot.speaker("alice").last_match_at == later
+        assert snapshot.speaker("carol").last_match_at == enrolled - 10 * day
+        assert snapshot.idle(later) == ["carol"]
+        assert snapshot.idle(later + day) == ["alice", "bob", "carol"]
+        version = snapshot.version()
+    with storage.change() as change:
+        change.record_matches(["carol"], later + 2 * day, later + day)
+    with storage.read() as snapshot:
+        assert snapshot.version() == version  # no change of templates
+        assert snapshot.idle(later + day) == ["alice", "bob"]
 
 
 def test_the_cohort_is_kept_apart_from_the_speakers(storage: Storage) -> None:

@@ -49,7 +49,10 @@ from ._keys import key_app
 from ._lifecycle import AttrOpt, ExpiresOpt, ExternalIdOpt, PurgeAuditOpt, parse_attributes
 from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
+from ._membership import GroupOpt, GroupsOpt, group_app
 from ._model import register as register_model
+from ._reembed import AudioKeyFileOpt, KeepAudioOpt, audio_key
+from ._reembed import register as register_reembed
 from ._segments import register as register_segments
 from ._serve import register as register_serve
 
@@ -97,6 +100,7 @@ def main(
         "speakerdb enroll alice alice1.wav alice2.flac alice3.ogg",
         "speakerdb enroll alice alice4.wav --json   # clips enrolled already are skipped",
         "speakerdb enroll alice a.wav --id E1042 --attr team=night --attr floor:=3",
+        "speakerdb enroll alice a.wav --group door-a --group lab",
     )
 )
 @handles_errors
@@ -110,6 +114,9 @@ def enroll(
         bool,
         typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
     ] = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
+    group: GroupsOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -126,8 +133,9 @@ def enroll(
     from ._render import emit_json, enrollment_text
 
     attributes = parse_attributes(attr)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         result = database.enroll(
             name,
@@ -137,6 +145,8 @@ def enroll(
             attributes=attributes,
             expires_at=expires,
             watchlist=watchlist,
+            keep_audio=keep_audio,
+            groups=group or (),
         )
     _report_issues(result.issues)
     if json:
@@ -162,6 +172,8 @@ def enroll_batch(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     force: ForceOpt = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
     use_ray: Annotated[
         bool,
         typer.Option(
@@ -196,11 +208,14 @@ def enroll_batch(
         from ..services._raybatch import RayOptions
 
         ray = RayOptions(address=ray_address, actors=actors)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = database.enroll_batch(rows, advance, force=force, ray=ray)
+            report = database.enroll_batch(
+                rows, advance, force=force, ray=ray, keep_audio=keep_audio
+            )
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
@@ -251,6 +266,7 @@ def _batch_summary(report: BatchReport) -> str:
     epilog=examples(
         "speakerdb identify visitor.wav",
         "speakerdb identify a.wav b.flac --top-k 3 --json",
+        "speakerdb identify visitor.wav --group door-a   # only door-a's members",
     )
 )
 @handles_errors
@@ -264,6 +280,7 @@ def identify(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     score_norm: ScoreNormOpt = None,
+    group: GroupOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Say who speaks in each clip, or 'unknown'.
@@ -282,7 +299,7 @@ def identify(
         for clip in clips:
             try:
                 result = database.identify(
-                    clip, top_k=top_k, threshold=threshold, score_norm=score_norm
+                    clip, top_k=top_k, threshold=threshold, score_norm=score_norm, group=group
                 )
             except AudioError as exc:
                 failed += 1
@@ -308,6 +325,7 @@ def identify(
     epilog=examples(
         "speakerdb verify alice door.wav && echo welcome",
         "speakerdb verify alice door.wav --threshold 0.8 --json",
+        "speakerdb verify alice door.wav --group door-a   # rejected unless alice is in it",
     )
 )
 @handles_errors
@@ -321,6 +339,7 @@ def verify(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     score_norm: ScoreNormOpt = None,
+    group: GroupOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Accept or reject the claim that CLIP is NAME.
@@ -331,7 +350,9 @@ def verify(
     from ._render import emit_json, verification_text
 
     with open_db(db, model, revision=revision, offline=offline, backend=backend) as database:
-        result = database.verify(name, clip, threshold=threshold, score_norm=score_norm)
+        result = database.verify(
+            name, clip, threshold=threshold, score_norm=score_norm, group=group
+        )
     _report_notice(result.decided_by.notice)
     if json:
         emit_json(result)
@@ -464,8 +485,10 @@ register_segments(app)
 register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
+register_reembed(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
+app.add_typer(group_app, name="group")
 app.add_typer(cohort_app, name="cohort")
 register_serve(app)
 register_accuracy(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +22,7 @@ KeyNameArg = Annotated[str, typer.Argument(help="The key's name (letters, digits
     epilog=examples(
         "speakerdb key create door-1 --scope query",
         "speakerdb key create ops --scope admin --json",
+        "speakerdb key create door-a --scope query --group door-a   # confined to door-a",
     ),
 )
 @handles_errors
@@ -31,6 +32,16 @@ def key_create(
         str,
         typer.Option("--scope", help="'query' (identify, verify, list) or 'admin' (everything)."),
     ] = "query",
+    group: Annotated[
+        Optional[str],
+        typer.Option(
+            "--group",
+            metavar="GROUP",
+            help="Bind the key to a group: its queries consider only that group's members, "
+            "and may name no other.",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -41,13 +52,15 @@ def key_create(
     from ._render import emit_json, safe
 
     with open_db(db, create=True) as database:
-        key, secret = database.keys.create(name, scope)
+        key, secret = database.keys.create(name, scope, group=group)
     if json:
-        emit_json({"name": key.name, "scope": key.scope, "key": secret})
+        emit_json({"name": key.name, "scope": key.scope, "group": key.group, "key": secret})
         return
     echo(secret)
+    bound = f", bound to group {safe(key.group)}" if key.group else ""
     typer.echo(
-        f"speakerdb: created {key.scope} key {safe(key.name)}; it is shown only now: keep it safe",
+        f"speakerdb: created {key.scope} key {safe(key.name)}{bound}; it is shown only now: "
+        "keep it safe",
         err=True,
     )
 
@@ -64,7 +77,8 @@ def key_list(db: DbOpt = None, json: JsonOpt = False) -> None:
         emit_json(keys)
         return
     for key in keys:
-        echo(f"{safe(key.name)}\t{key.scope}\t{key.created_at:%Y-%m-%d %H:%M:%S}Z")
+        bound = f"\tgroup {safe(key.group)}" if key.group else ""
+        echo(f"{safe(key.name)}\t{key.scope}\t{key.created_at:%Y-%m-%d %H:%M:%S}Z{bound}")
     if not keys:
         typer.echo("no keys; create one with `speakerdb key create NAME --scope ...`", err=True)
 

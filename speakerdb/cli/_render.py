@@ -77,6 +77,8 @@ def metadata_lines(speaker: Speaker) -> list[str]:
     lines = [] if speaker.external_id is None else [f"  external id: {safe(speaker.external_id)}"]
     if speaker.watchlist:
         lines.append("  on the watchlist: never admitted")
+    if speaker.groups:
+        lines.append(f"  groups: {', '.join(safe(g) for g in speaker.groups)}")
     if speaker.expires_at is not None:
         lines.append(f"  expires: {speaker.expires_at:%Y-%m-%d %H:%M} UTC")
     for key, value in sorted(speaker.attributes.items()):

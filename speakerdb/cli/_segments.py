@@ -22,6 +22,7 @@ from ._common import (
     open_db,
     progress,
 )
+from ._membership import GroupOpt
 
 if TYPE_CHECKING:
     from ..types import Segment
@@ -78,6 +79,7 @@ def segments(
             show_default=False,
         ),
     ] = None,
+    group: GroupOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Say who speaks when in RECORDING, by name.
@@ -108,6 +110,7 @@ def segments(
             score_norm=score_norm,
             max_duration_s=max_duration,
             progress=step,
+            group=group,
         )
     if rttm is not None:
         _write_rttm(found, recording, rttm)

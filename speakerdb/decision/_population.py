@@ -29,6 +29,8 @@ class CohortVoices:
     labels: tuple[str, ...]
     embeddings: np.ndarray
     durations_s: np.ndarray
+    #: Each clip's audio SHA-256 (export carries it, so an import skips what it holds).
+    hashes: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, dim: int = 0) -> CohortVoices:

@@ -11,7 +11,8 @@ enrolled utterance, and only population scores need it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from ._population import Population
 
 __all__ = [
+    "GroupSearch",
     "Search",
+    "Within",
     "normalize",
     "normalized_claim",
     "normalized_matches",
@@ -34,6 +37,25 @@ __all__ = [
 
 #: ``search(queries, k)``: each query row's ``k`` nearest speakers by raw cosine.
 Search = Callable[[np.ndarray, int], list[tuple[Match, ...]]]
+#: ``search(queries, k, overall)``: each query row's ``k`` nearest speakers of a group,
+#: and its ``overall`` nearest of every enrolled speaker (none when ``overall`` is 0).
+GroupSearch = Callable[
+    [np.ndarray, int, int], tuple[list[tuple[Match, ...]], list[tuple[Match, ...]]]
+]
+
+
+@dataclass(frozen=True)
+class Within:
+    """A query confined to a group: only its members are candidates, but scores that
+    compare with other speakers compare with everyone. The margin's best other speaker
+    is the best of the whole database (``search``'s ``overall`` matches), and so is
+    AS-norm's cohort; and the threshold is the database's, set for its whole population
+    (:mod:`speakerdb.decision._openset`), not one for the group's size. A door that
+    admits 10 people is still asked by strangers who resemble any of the 10,000."""
+
+    search: GroupSearch
+    #: The names of the group's members (read only by population scores).
+    members: Callable[[], Collection[str]]
 
 
 def rank(
@@ -43,22 +65,56 @@ def rank(
     search: Search,
     population: Callable[[], Population],
     durations_s: Sequence[float],
+    within: Within | None = None,
 ) -> list[tuple[Match, ...]]:
-    """Each query's ``top_k`` speakers, best first by the score ``policy`` decides by.
+    """Each query's ``top_k`` speakers, best first by the score ``policy`` decides by;
+    of a group's members only, ``within`` one (see :class:`Within`).
 
     ``durations_s`` holds each query clip's length (for scores that use it).
     """
     norm = get_norm(policy.score_norm)
     if norm.needs_population:
-        return normalized_matches(norm, queries, population(), policy.top_n, top_k)
-    found = search(queries, norm.search_k(top_k))
+        if within is None:
+            return normalized_matches(norm, queries, population(), policy.top_n, top_k)
+        everyone = population()
+        ranked = normalized_matches(norm, queries, everyone, policy.top_n, everyone.n_speakers)
+        members = frozenset(within.members())
+        return [tuple(m for m in found if m.speaker in members)[:top_k] for found in ranked]
+    k = norm.search_k(top_k)
+    overall: list[tuple[Match, ...]]
+    if within is None:
+        found, overall = search(queries, k), [()] * len(queries)
+    else:
+        found, overall = within.search(
+            queries, k, 0 if norm.decides_by_cosine else norm.search_k(1)
+        )
     lengths: Sequence[float | None] = (
         durations_s if len(durations_s) == len(found) else [None] * len(found)
     )
     return [
-        norm.rescore(matches, length)[:top_k]
-        for matches, length in zip(found, lengths, strict=True)
+        _rescored(norm, matches, others, length, top_k)
+        for matches, others, length in zip(
+            found, overall or [()] * len(found), lengths, strict=True
+        )
     ]
+
+
+def _rescored(
+    norm: ScoreNorm,
+    matches: tuple[Match, ...],
+    overall: tuple[Match, ...],
+    duration_s: float | None,
+    top_k: int,
+) -> tuple[Match, ...]:
+    """``matches`` (best first) rescored among the ``overall`` best of everyone: a score
+    that looks at the best other speaker looks at the best of all, and only ``matches``
+    are kept. A group's best two are never better than everyone's, so the merged list's
+    first two are everyone's."""
+    if not overall:
+        return norm.rescore(matches, duration_s)[:top_k]
+    merged = sorted({m.speaker: m for m in (*overall, *matches)}.values(), key=lambda m: -m.score)
+    kept = {m.speaker for m in matches}
+    return tuple(m for m in norm.rescore(tuple(merged), duration_s) if m.speaker in kept)[:top_k]
 
 
 def normalized_claim(

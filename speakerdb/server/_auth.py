@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .._facade import SpeakerDB
     from ..types import ApiKey
 
-__all__ = ["bearer_secret", "check_key"]
+__all__ = ["bearer_secret", "check_key", "confined_group", "may_see"]
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -42,3 +42,23 @@ def check_key(db: SpeakerDB, secret: str | None, scope: str) -> ApiKey:
     if SCOPES.index(key.scope) < SCOPES.index(scope):
         raise Forbidden(f"key {key.name!r} has scope {key.scope!r}; this needs an {scope} key")
     return key
+
+
+def confined_group(key: ApiKey, asked: str | None) -> str | None:
+    """The group a request of ``key`` that names ``asked`` (or none) is confined to: a key
+    bound to a group confines every query to it, so a door cannot leave its group out;
+    one that names another group is :class:`Forbidden`."""
+    if key.group is None:
+        return asked
+    if asked is not None and asked != key.group:
+        raise Forbidden(
+            f"key {key.name!r} is bound to group {key.group!r} and may not query group "
+            f"{asked!r}; leave group out, or use a key of that group"
+        )
+    return key.group
+
+
+def may_see(key: ApiKey, groups: tuple[str, ...]) -> bool:
+    """Whether ``key`` may see a speaker in ``groups``: a key bound to a group sees only
+    its members."""
+    return key.group is None or key.group in groups

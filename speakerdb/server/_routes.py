@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from ..errors import Forbidden
 from ..types import ApiKey, to_jsonable
-from ._auth import bearer_secret, check_key
+from ._auth import bearer_secret, check_key, confined_group, may_see
 from ._body import read_body, uploads
 from ._idempotency import Answer
 from ._state import Service, outcome_of
@@ -47,6 +48,13 @@ Threshold = Annotated[
 ScoreNorm = Annotated[
     str | None,
     Query(description="Decide by 'none' (cosine), 'margin', 'margin-duration' or 'asnorm' scores."),
+]
+GroupName = Annotated[
+    str | None,
+    Query(
+        description="Consider only this group's members. A key bound to a group is confined "
+        "to it, and may name no other."
+    ),
 ]
 AUDIO_BODY = {
     "requestBody": {
@@ -88,8 +96,10 @@ async def info(svc: Svc, key: QueryKey) -> Any:
 
 @router.get("/v1/speakers", tags=["speakers"])
 async def list_speakers(svc: Svc, key: QueryKey) -> Any:
-    """The enrolled speakers, as `speakerdb list --json`."""
-    return to_jsonable(await svc.workers.run(svc.db.speakers))
+    """The enrolled speakers, as `speakerdb list --json` (a key bound to a group: its
+    members only)."""
+    found = await svc.workers.run(svc.db.speakers)
+    return to_jsonable([s for s in found if may_see(key, s.groups)])
 
 
 @router.get("/v1/speakers/{name}", tags=["speakers"])
@@ -97,7 +107,12 @@ async def show_speaker(name: str, svc: Svc, key: QueryKey) -> Any:
     """One speaker and their clips, as `speakerdb show NAME --json`."""
 
     def show() -> dict[str, Any]:
-        return {"speaker": svc.db.speaker(name), "utterances": svc.db.utterances(name)}
+        speaker = svc.db.speaker(name)
+        if not may_see(key, speaker.groups):
+            raise Forbidden(
+                f"key {key.name!r} is bound to group {key.group!r}: {name!r} is not in it"
+            )
+        return {"speaker": speaker, "utterances": svc.db.utterances(name)}
 
     return to_jsonable(await svc.workers.run(show))
 
@@ -166,13 +181,17 @@ async def identify(
     threshold: Threshold = None,
     score_norm: ScoreNorm = None,
     top_k: Annotated[int, Query(ge=1, le=100, description="Candidates to list.")] = 5,
+    group: GroupName = None,
 ) -> Any:
     """Who speaks in the clip (a raw audio body), or "unknown"; one object."""
+    confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
 
     def run() -> Answer:
         clip = svc.decode(uploads("audio/*", body)[0])
-        result = svc.db.identify(clip, top_k=top_k, threshold=threshold, score_norm=score_norm)
+        result = svc.db.identify(
+            clip, top_k=top_k, threshold=threshold, score_norm=score_norm, group=confined
+        )
         return _decided(svc, "identify", result)
 
     return await _once(request, svc, key, body, run)
@@ -186,13 +205,18 @@ async def verify(
     key: QueryKey,
     threshold: Threshold = None,
     score_norm: ScoreNorm = None,
+    group: GroupName = None,
 ) -> Any:
-    """Accept or reject the claim that the clip (a raw audio body) is NAME."""
+    """Accept or reject the claim that the clip (a raw audio body) is NAME (with a group:
+    rejected when NAME is not its member)."""
+    confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
 
     def run() -> Answer:
         clip = svc.decode(uploads("audio/*", body)[0])
-        result = svc.db.verify(name, clip, threshold=threshold, score_norm=score_norm)
+        result = svc.db.verify(
+            name, clip, threshold=threshold, score_norm=score_norm, group=confined
+        )
         return _decided(svc, "verify", result)
 
     return await _once(request, svc, key, body, run)

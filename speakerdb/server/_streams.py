@@ -3,7 +3,8 @@
 
 The client sends, in order: one JSON text frame ``{"format": "s16le" | "f32le",
 "sample_rate": R}`` (plus ``"key"`` when it cannot send an ``Authorization``
-header, as browsers cannot); binary frames of mono samples in that format; then
+header, as browsers cannot, and ``"group"`` to consider only a group's members; a key
+bound to a group is confined to it); binary frames of mono samples in that format; then
 ``{"type": "end"}``. The server answers with decision frames over all the audio so
 far, at most one every ``decision_interval_s`` while audio arrives and a last one
 (``"final": true``) after ``end``, then closes normally (1000)::
@@ -54,7 +55,7 @@ from ..errors import (
     error_document,
 )
 from ..types import ApiKey, Segment, to_jsonable
-from ._auth import bearer_secret, check_key
+from ._auth import bearer_secret, check_key, confined_group
 from ._state import Service, outcome_of
 
 __all__ = ["router"]
@@ -92,12 +93,16 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         key = await svc.workers.run(
             check_key, svc.db, secret if isinstance(secret, str) else None, "query"
         )
+        asked = hello.get("group")
+        if asked is not None and not isinstance(asked, str):
+            raise InputError('"group" in the first frame is a group\'s name')
+        group = confined_group(key, asked)
         if name is not None:
             await svc.workers.run(svc.db.speaker, name)  # 4404 at once, not after the audio
         if operation == "segments":
-            await _SegmentStream(svc, websocket, hello).run()
+            await _SegmentStream(svc, websocket, hello, group).run()
         else:
-            stream = _Stream(svc, websocket, key, operation, name, hello)
+            stream = _Stream(svc, websocket, key, operation, name, hello, group)
             try:
                 await stream.run()
             finally:
@@ -168,9 +173,10 @@ class _Stream:
         operation: str,
         name: str | None,
         hello: dict[str, Any],
+        group: str | None = None,
     ) -> None:
         self.svc, self.websocket, self.key = svc, websocket, key
-        self.operation, self.name = operation, name
+        self.operation, self.name, self.group = operation, name, group
         self.dtype, self.scale, self.rate = _format(hello)
         self.chunks: list[np.ndarray] = []
         self.frames = 0
@@ -247,20 +253,24 @@ class _Stream:
         clip = self.svc.samples_clip(samples, self.rate)
         with self.svc.db.audit.asked_by(self.key.name):
             if self.name is not None:
-                return self.svc.db.verify(self.name, clip, replay_session=self.session)
-            return self.svc.db.identify(clip, replay_session=self.session)
+                return self.svc.db.verify(
+                    self.name, clip, replay_session=self.session, group=self.group
+                )
+            return self.svc.db.identify(clip, replay_session=self.session, group=self.group)
 
 
 class _SegmentStream:
     """One segments stream: each binary frame is pushed, in turn, to a live segmenter on a
     worker thread; the segments it settles are sent as they come."""
 
-    def __init__(self, svc: Service, websocket: WebSocket, hello: dict[str, Any]) -> None:
-        self.svc, self.websocket = svc, websocket
+    def __init__(
+        self, svc: Service, websocket: WebSocket, hello: dict[str, Any], group: str | None
+    ) -> None:
+        self.svc, self.websocket, self.group = svc, websocket, group
         self.dtype, self.scale, self.rate = _format(hello)
 
     async def run(self) -> None:
-        live = await self.svc.workers.run(self.svc.db.segments_live, self.rate)
+        live = await self.svc.workers.run(self._live)
         while True:
             message = await _receive(self.websocket, self.svc.limits.stream_idle_s)
             if message.get("bytes") is not None:
@@ -272,6 +282,9 @@ class _SegmentStream:
                 await self.websocket.send_json({"type": "end", "seconds": live.seconds})
                 return
             raise InputError('a text frame must be {"type": "end"}; audio comes in binary frames')
+
+    def _live(self) -> Any:
+        return self.svc.db.segments_live(self.rate, group=self.group)
 
     async def _send(self, found: list[Segment]) -> None:
         for segment in found:

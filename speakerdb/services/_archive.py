@@ -4,7 +4,10 @@ its file format).
 The document holds the encoder's identity (model, revision, embedding size, sample
 rate), the decision settings (thresholds, score normalisation, index choice), every
 speaker with their metadata, expiry, watchlist mark and each clip's provenance (file name, length,
-audio SHA-256) and embedding (float32, bit for bit), and the opt-out tombstones.
+audio SHA-256) and embedding (float32, bit for bit), the groups with their members (empty
+ones too), the opt-out tombstones, and the cohort of outside voices
+(:mod:`speakerdb.services._cohort`: each clip's label, length, audio SHA-256 and
+embedding, in the order the database holds them).
 Templates are not stored: the import recomputes them from the embeddings by the
 enrollment rule, so a round trip gives identical answers. Not exported: the audit
 log (a record of decisions, which stays with the database it describes), the
@@ -17,6 +20,8 @@ is enrolled already, whose audio is, whose external id another speaker has, or
 who opted out is a *duplicate*: ``on_duplicate="fail"`` (the default) refuses the
 whole import naming the first, ``"skip"`` keeps the database's and reports the
 archive's as skipped. Settings are taken only where the database has none of its own.
+A cohort clip the database's cohort holds already (by its audio), or whose audio or
+label is an enrolled speaker's, is left out: a cohort holds outside voices only.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._metadata import clean_attributes, clean_external_id
-from .._names import clean_name, name_keys
+from .._names import clean_group, clean_name, name_keys
 from ..audio._decode import SAMPLE_RATE, Clip
 from ..encoders._base import check_same_encoder
 from ..errors import InputError, SpeakerDBError
@@ -68,6 +73,16 @@ class ArchivedSpeaker:
     watchlist: bool
     clips: tuple[Clip, ...]  # provenance only: no samples (see _clip)
     embeddings: np.ndarray
+    last_match_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ArchivedCohort:
+    """The cohort's clips, in order: labels, provenance (no samples) and embeddings."""
+
+    labels: tuple[str, ...] = ()
+    clips: tuple[Clip, ...] = ()
+    embeddings: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -76,14 +91,16 @@ class Archive:
     settings: dict[str, str]
     speakers: tuple[ArchivedSpeaker, ...]
     tombstones: tuple[tuple[str | None, str, str], ...]  # external id, name keys
+    cohort: ArchivedCohort = ArchivedCohort()
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # name, members' names
 
 
 # -- export ----------------------------------------------------------------------------
 
 
-def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
-    """The document of everything ``snapshot`` holds; and its counts of speakers, clips
-    and tombstones."""
+def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int, int]]:
+    """The document of everything ``snapshot`` holds; and its counts of speakers, clips,
+    tombstones and cohort clips."""
     encoder = snapshot.encoder()
     if encoder is None:
         raise InputError("the database holds no speakers yet: nothing to export")
@@ -94,6 +111,7 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
         for t in snapshot.tombstones()
     ]
     settings = snapshot.settings()
+    cohort = _cohort_doc(snapshot)
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -101,14 +119,36 @@ def build_document(snapshot: Snapshot) -> tuple[bytes, tuple[int, int, int]]:
         "encoder": encoder.to_dict(),
         "settings": {k: v for k, v in settings.items() if _travels(k)},
         "speakers": speakers,
+        "groups": [{"name": g.name, "members": list(g.members)} for g in snapshot.groups()],
         "tombstones": tombstones,
+        "cohort": cohort,
     }
     clips = sum(len(s["clips"]) for s in speakers)
     return json.dumps(document, ensure_ascii=False).encode(), (
         len(speakers),
         clips,
         len(tombstones),
+        len(cohort),
     )
+
+
+def _cohort_doc(snapshot: Snapshot) -> list[dict[str, Any]]:
+    cohort = snapshot.cohort()
+    return [
+        {
+            "label": label,
+            "audio_sha256": sha,
+            "duration_s": float(seconds),
+            "embedding": _b64_vector(vector),
+        }
+        for label, sha, seconds, vector in zip(
+            cohort.labels, cohort.hashes, cohort.durations_s, cohort.embeddings, strict=True
+        )
+    ]
+
+
+def _b64_vector(vector: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(vector, "<f4").tobytes()).decode("ascii")
 
 
 def _travels(key: str) -> bool:
@@ -122,17 +162,19 @@ def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> di
             "source": u.source,
             "audio_sha256": u.audio_sha256,
             "duration_s": u.duration_s,
-            "embedding": base64.b64encode(np.asarray(e, "<f4").tobytes()).decode("ascii"),
+            "embedding": _b64_vector(e),
         }
         for u, e in zip(snapshot.utterances(speaker.name), embeddings, strict=True)
     ]
     expires = speaker.expires_at.isoformat() if speaker.expires_at is not None else None
+    matched = speaker.last_match_at.isoformat() if speaker.last_match_at is not None else None
     return {
         "name": speaker.name,
         "external_id": speaker.external_id,
         "attributes": speaker.attributes,
         "expires_at": expires,
         "watchlist": speaker.watchlist,
+        "last_match_at": matched,
         "clips": clips,
     }
 
@@ -151,13 +193,16 @@ def parse_document(path: Path, document: bytes) -> Archive:
         speakers = tuple(_speaker(s, encoder.dim, i) for i, s in enumerate(data["speakers"]))
         tombstones = tuple(_tombstone(t) for t in data["tombstones"])
         settings = _settings(data["settings"])
+        cohort = _cohort(data.get("cohort", []), encoder.dim)  # none before it was exported
+        # Archives written before groups existed have none.
+        groups = _groups(data.get("groups", []), {s.name for s in speakers})
     except _Bad as exc:
         raise InputError(f"{path}: the archive is not valid: {exc}") from None
     except (KeyError, TypeError, ValueError, SpeakerDBError) as exc:
         raise InputError(
             f"{path}: the archive is not valid ({type(exc).__name__}: {exc})"
         ) from None
-    return Archive(encoder, settings, speakers, tombstones)
+    return Archive(encoder, settings, speakers, tombstones, cohort, groups)
 
 
 class _Bad(Exception):
@@ -187,6 +232,7 @@ def _speaker(data: dict[str, Any], dim: int, at: int) -> ArchivedSpeaker:
     expires = data["expires_at"]
     watchlist = data.get("watchlist", False)
     _need(isinstance(watchlist, bool), f"speaker #{at}: the watchlist mark")
+    matched = data.get("last_match_at")  # (none before idle expiry)
     return ArchivedSpeaker(
         name=name,
         external_id=None if external is None else clean_external_id(external),
@@ -195,6 +241,19 @@ def _speaker(data: dict[str, Any], dim: int, at: int) -> ArchivedSpeaker:
         watchlist=watchlist,
         clips=tuple(_clip(c, f"speaker #{at}") for c in clips),
         embeddings=vectors,
+        last_match_at=None if matched is None else _aware(datetime.fromisoformat(matched)),
+    )
+
+
+def _cohort(data: list[dict[str, Any]], dim: int) -> ArchivedCohort:
+    _need(isinstance(data, list), "the cohort")
+    if not data:
+        return ArchivedCohort()
+    where = [f"cohort clip #{i}" for i in range(len(data))]
+    return ArchivedCohort(
+        tuple(clean_name(c["label"]) for c in data),
+        tuple(_clip({"source": None, **c}, w) for c, w in zip(data, where, strict=True)),
+        np.stack([_vector(c["embedding"], dim, w) for c, w in zip(data, where, strict=True)]),
     )
 
 
@@ -231,6 +290,18 @@ def _tombstone(data: dict[str, Any]) -> tuple[str | None, str, str]:
     return (None if external is None else clean_external_id(external), written, folded)
 
 
+def _groups(data: Any, speakers: set[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    _need(isinstance(data, list), "the groups")
+    groups = []
+    for at, group in enumerate(data):
+        members = group["members"]
+        _need(isinstance(members, list), f"group #{at}'s members")
+        names = tuple(clean_name(m) for m in members)
+        _need(set(names) <= speakers, f"group #{at} names a speaker the archive does not hold")
+        groups.append((clean_group(group["name"]), names))
+    return tuple(groups)
+
+
 def _settings(data: dict[str, Any]) -> dict[str, str]:
     _need(isinstance(data, dict), "the settings")
     settings = {str(k): str(v) for k, v in data.items() if _travels(str(k))}
@@ -241,7 +312,7 @@ def _settings(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _aware(moment: datetime) -> datetime:
-    _need(moment.tzinfo is not None, "an expiry without a time zone")
+    _need(moment.tzinfo is not None, "a time without a time zone")
     return moment.astimezone(timezone.utc)
 
 
@@ -271,8 +342,12 @@ def import_archive(
             change.set_metadata(speaker.name, speaker.external_id, attributes, expires)
         if speaker.watchlist:
             change.set_watchlist(speaker.name, True)
+        if speaker.last_match_at is not None:  # idleness goes on counting as it was
+            change.set_last_match(speaker.name, speaker.last_match_at)
         imported.append(speaker.name)
+    _import_groups(change, archive, set(imported))
     _import_tombstones(change, archive)
+    _import_cohort(change, archive.cohort)
     current = change.settings()
     for key, value in archive.settings.items():
         if key not in current:
@@ -288,13 +363,7 @@ def _checked(
 
     keys = [name_keys(n) for n in change.names()]
     written, folded = {k[0] for k in keys}, {k[1] for k in keys}
-    hashes = [c.sha256 for s in archive.speakers for c in s.clips]
-    # In slices: SQLite takes at most 32766 parameters in one statement.
-    taken = {
-        h
-        for i in range(0, len(hashes), 10_000)
-        for h in change.enrolled_hashes(hashes[i : i + 10_000])
-    }
+    taken = _enrolled(change, [c.sha256 for s in archive.speakers for c in s.clips])
     opted_out = bool(change.tombstones())
     for speaker in archive.speakers:
         key = name_keys(speaker.name)
@@ -322,6 +391,16 @@ def _checked(
         yield speaker, problem
 
 
+def _enrolled(change: Change, hashes: list[str]) -> set[str]:
+    """Those of ``hashes`` enrolled as a speaker's clip."""
+    # In slices: SQLite takes at most 32766 parameters in one statement.
+    return {
+        h
+        for i in range(0, len(hashes), 10_000)
+        for h in change.enrolled_hashes(hashes[i : i + 10_000])
+    }
+
+
 def _opted_out(change: Change, speaker: ArchivedSpeaker) -> SpeakerDBError | None:
     from ._retention import refuse_opted_out
 
@@ -332,9 +411,45 @@ def _opted_out(change: Change, speaker: ArchivedSpeaker) -> SpeakerDBError | Non
     return None
 
 
+def _import_groups(change: Change, archive: Archive, imported: set[str]) -> None:
+    """The archive's groups, with those of their members it imported: a skipped speaker
+    is the database's, who may be another person of the same name."""
+    for name, members in archive.groups:
+        change.add_to_group(name, [m for m in members if m in imported])
+
+
 def _import_tombstones(change: Change, archive: Archive) -> None:
     known = {(t.external_id, t.name_key, t.folded_key) for t in change.tombstones()}
     for external_id, written, folded in archive.tombstones:
         if (external_id, written, folded) not in known:
             change.add_tombstone(external_id, (written, folded))
             known.add((external_id, written, folded))
+
+
+def _import_cohort(change: Change, cohort: ArchivedCohort) -> int:
+    """Add the archive's cohort clips that are outside voices of this database, in
+    their order (runs of one label at a time); return how many were added."""
+    if cohort.embeddings is None:
+        return 0
+    enrolled = _enrolled(change, [c.sha256 for c in cohort.clips])
+    names = change.names()
+    keep = [
+        i
+        for i, (label, clip) in enumerate(zip(cohort.labels, cohort.clips, strict=True))
+        if clip.sha256 not in enrolled and label not in names
+    ]
+    added = 0
+    for start, stop in _runs([cohort.labels[i] for i in keep]):
+        rows = keep[start:stop]
+        label = cohort.labels[rows[0]]
+        added += change.add_cohort(label, [cohort.clips[i] for i in rows], cohort.embeddings[rows])
+    return added
+
+
+def _runs(labels: list[str]) -> Iterator[tuple[int, int]]:
+    """The ``[start, stop)`` spans of equal neighbouring labels."""
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            yield start, i
+            start = i

@@ -4,7 +4,8 @@ A key is a random secret shown once, when it is created; the storage keeps only 
 SHA-256 (the secrets are 256 random bits, so a fast hash is as good as a slow one:
 there is nothing to guess). A request names no key: the hash of the secret it sends
 finds the key, with its name and scope. ``query`` keys may identify, verify and
-list; ``admin`` keys may do everything.
+list; ``admin`` keys may do everything. A ``query`` key may be bound to a group: every
+identify, verify and segments request with it is confined to that group.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import secrets
 from datetime import datetime, timezone
 
+from .._names import clean_group
 from ..errors import InputError
 from ..storage._protocol import Storage
 from ..types import ApiKey
@@ -41,15 +43,25 @@ class KeyRing:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
 
-    def create(self, name: str, scope: str) -> tuple[ApiKey, str]:
+    def create(self, name: str, scope: str, *, group: str | None = None) -> tuple[ApiKey, str]:
         """Create key ``name`` with ``scope``; return it and its secret, which is not
-        stored and cannot be shown again."""
+        stored and cannot be shown again. With ``group`` (an existing group; only for a
+        ``query`` key) the key is bound to it: see :mod:`speakerdb.server._auth`."""
         _check_name(name)
         if scope not in SCOPES:
             raise InputError(f"a key's scope is 'query' or 'admin', got {scope!r}")
-        key = ApiKey(name=name, scope=scope, created_at=datetime.now(timezone.utc))
+        if group is not None:
+            group = clean_group(group)
+            if scope != "query":
+                raise InputError(
+                    "only a query key is bound to a group: an admin key may change the "
+                    "groups themselves; create it with --scope query"
+                )
+        key = ApiKey(name, scope, datetime.now(timezone.utc), group)
         secret = _PREFIX + secrets.token_urlsafe(32)
         with self._storage.change() as change:
+            if group is not None:
+                change.group_members(group)  # GroupNotFound names the fix
             change.add_api_key(key, digest_of(secret))
         log.info("created service key %r (%s)", name, scope)
         return key, secret

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._names import clean_name
+from .._names import clean_group, clean_name
 from ..audio._decode import ClipInput, to_clip
 from ..config import MIN_COHORT_VOICES
 from ..decision._countermeasure import judge
@@ -27,6 +27,7 @@ from ..decision._scores import get_norm
 from ..errors import InputError
 from ..types import CountermeasureScore, DecisionPolicy, Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
+from ._groups import QuerySearch
 from ._watchlist import flag_identification, flag_verification, query_guard
 
 if TYPE_CHECKING:
@@ -75,18 +76,26 @@ class Querying:
         threshold: float | None,
         score_norm: str | None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> list[Identification]:
-        """Each clip's ``top_k`` speakers, and the answer by the query's policy."""
+        """Each clip's ``top_k`` speakers (of ``group``'s members when given), and the
+        answer by the query's policy."""
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
-        watched = query_guard(self._storage)  # and an expired voiceprint is never matched
-        policy, population = self._policy(threshold, score_norm, "identify")
+        # An unknown group is refused by the search itself (from its cached marks): a
+        # check before it would cost every grouped query a read.
+        searching = QuerySearch(self._storage, group)
+        policy, population, guarded = self._policy(threshold, score_norm, "identify")
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip, session=replay_session) for clip in decoded]
         judged, verdicts = self._pre_decide(asked)
         queries = self._slot.embed(decoded)
         durations = [clip.duration_s for clip in decoded]
-        found = rank(policy, queries, top_k, self._storage.search, population, durations)
+        within = searching.within()
+        found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        if searching.expired():  # an expired voiceprint is never matched: deleted, search again
+            found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        watched = guarded if guarded is not None else searching.watchlist() or frozenset()
         verdicts = [
             verdict or flag_identification(matches, policy, watched)
             for verdict, matches in zip(verdicts, found, strict=True)
@@ -101,6 +110,7 @@ class Querying:
                     policy,
                     *_given(verdict),
                     countermeasure=judge,
+                    group=searching.group,
                 )
                 for clip, matches, verdict, judge in zip(
                     decoded, found, verdicts, judged, strict=True
@@ -118,13 +128,17 @@ class Querying:
         threshold: float | None,
         score_norm: str | None,
         replay_session: str | None = None,
+        group: str | None = None,
     ) -> Verification:
-        """Accept or reject the claim that ``clip`` is ``name``."""
+        """Accept or reject the claim that ``clip`` is ``name``; a claimed speaker outside
+        ``group`` (when given) is rejected, with the reason."""
         name = clean_name(name)
-        watched = query_guard(self._storage)
-        policy, population = self._policy(threshold, score_norm, "verify")
+        group = None if group is None else clean_group(group)
+        policy, population, guarded = self._policy(threshold, score_norm, "verify")
+        watched = guarded if guarded is not None else query_guard(self._storage)
         with self._storage.read() as snapshot:
             template = snapshot.template(name)
+            outside = group is not None and name not in snapshot.group_members(group)
         decoded = to_clip(clip)
         asked = Query("verify", decoded, name, session=replay_session)
         (judged,), (verdict,) = self._pre_decide([asked])
@@ -139,6 +153,9 @@ class Querying:
             verdict = flag_verification(
                 self._storage, name, query, score, accepted, cosine, watched
             )
+        given = _given(verdict)
+        if outside and verdict is None:
+            given = (Outcome.REJECTED, _outside_reason(name, str(group)))
         result = Verification(
             name,
             decoded.source,
@@ -147,8 +164,9 @@ class Querying:
             normalized,
             policy.score_norm,
             policy,
-            *_given(verdict),
+            *given,
             countermeasure=judged,
+            group=group,
         )
         self._tell(asked, self._audit.log_verification(result))
         return result
@@ -169,18 +187,22 @@ class Querying:
 
     def _policy(
         self, threshold: float | None, score_norm: str | None, operation: str
-    ) -> tuple[DecisionPolicy, Callable[[], Population]]:
+    ) -> tuple[DecisionPolicy, Callable[[], Population], frozenset[str] | None]:
         """The query's policy, and its population as the scores will read it. A population
         score (AS-norm) whose cohort is too small gives way to the fallback policy, which
-        says so (and a warning is logged): it would let strangers in at any threshold."""
+        says so (and a warning is logged): it would let strangers in at any threshold.
+
+        A population score reads no index, so the voiceprints that expired are deleted
+        first and the watchlist read here (the third value; ``None``: the search does)."""
         policy = self._settings.policy(threshold, score_norm, operation)
         if not get_norm(policy.score_norm).needs_population:
-            return policy, self.population
+            return policy, self.population, None
+        watched = query_guard(self._storage)
         population = self.population()
         if population.cohort_voices < MIN_COHORT_VOICES:
             policy = self._settings.cohort_fallback(policy, operation, population.cohort_voices)
             log.warning("%s", policy.notice)
-        return policy, lambda: population
+        return policy, lambda: population, watched
 
     def _tell(self, query: Query, result: Identification | Verification) -> None:
         """Let every check hear the outcome of a logged decision."""
@@ -200,6 +222,13 @@ def _spoof_verdict(judged: CountermeasureScore) -> Verdict:
         f"the countermeasure {judged.name!r} scored the clip {judged.score:.2f}, under its "
         f"threshold {judged.threshold:.2f}: a presentation attack (a recording or a "
         "synthetic voice); ask the person to speak live, and use a second factor",
+    )
+
+
+def _outside_reason(name: str, group: str) -> str:
+    return (
+        f"{name!r} is not a member of group {group!r}, whose members alone this query "
+        f"admits (`speakerdb group add {group} {name}` makes them one)"
     )
 
 

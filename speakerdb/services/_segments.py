@@ -31,10 +31,11 @@ import numpy as np
 
 from ..audio._recording import MAX_RECORDING_S, BlockFeed, recording_blocks
 from ..decision._policy import voice_policy
-from ..decision._ranking import Search, rank
+from ..decision._ranking import Search, Within, rank
 from ..diarization import Diarizer, SegmentOptions, agglomerate
 from ..diarization._timeline import Run
 from ..types import DecisionPolicy, Match, Segment
+from ._groups import QuerySearch
 
 if TYPE_CHECKING:
     from ..audio._decode import ClipInput
@@ -78,16 +79,19 @@ class Segmenting:
         options: SegmentOptions,
         max_duration_s: float = MAX_RECORDING_S,
         progress: Callable[[float], None] | None = None,
+        group: str | None = None,
     ) -> list[Segment]:
         """The segments of a whole recording, in order of time; ``progress(seconds)`` is
-        called as each block is done, with the seconds of audio done so far."""
+        called as each block is done, with the seconds of audio done so far. With
+        ``group``, voices are named after its members only."""
+        QuerySearch(self._storage, group).check_group()
         diarizer = Diarizer(self._slot.encoder(), options)
         for block in recording_blocks(recording, _block_s(options), max_duration_s):
             diarizer.add(block)
             if progress is not None:
                 progress(diarizer.seconds)
         diarizer.finish()
-        groups, named = self.grouped(diarizer, policy, options)
+        groups, named = self.grouped(diarizer, policy, options, group)
         return _labelled(diarizer.runs(groups), named, {})
 
     def live(
@@ -96,22 +100,32 @@ class Segmenting:
         policy: DecisionPolicy,
         options: SegmentOptions,
         max_duration_s: float = MAX_RECORDING_S,
+        group: str | None = None,
     ) -> LiveSegments:
         """A live recording's segments, as its chunks are pushed (:class:`LiveSegments`)."""
-        return LiveSegments(self, sample_rate, policy, options, max_duration_s)
+        QuerySearch(self._storage, group).check_group()
+        return LiveSegments(self, sample_rate, policy, options, max_duration_s, group)
 
     def encoder(self) -> Encoder:
         return self._slot.encoder()
 
     def grouped(
-        self, diarizer: Diarizer, policy: DecisionPolicy, options: SegmentOptions
+        self,
+        diarizer: Diarizer,
+        policy: DecisionPolicy,
+        options: SegmentOptions,
+        group: str | None = None,
     ) -> tuple[np.ndarray, list[Naming]]:
         """Each voice's group (the voices named after one speaker are one group, and
-        alike voices named after no one another) and each group's naming."""
+        alike voices named after no one another) and each group's naming; voices are
+        named after ``group``'s members only, when given."""
         voices = diarizer.voices
         centroids = voices.centroids()
         seconds = voices.counts * options.hop_s
-        names = name_voices(policy, centroids, seconds, self._storage.search, self._population)
+        searching = QuerySearch(self._storage, group)
+        names = name_voices(
+            policy, centroids, seconds, searching.search, self._population, searching.within()
+        )
         return group_voices(names, centroids, voices.counts, options.unknown_threshold)
 
     def _population(self) -> Population:
@@ -132,8 +146,10 @@ class LiveSegments:
         policy: DecisionPolicy,
         options: SegmentOptions,
         max_duration_s: float,
+        group: str | None = None,
     ) -> None:
         self._feed = BlockFeed(sample_rate, _block_s(options), max_duration_s)
+        self._group = group
         self._diarizer = Diarizer(segmenting.encoder(), options)
         self._segmenting, self._policy, self._options = segmenting, policy, options
         self._unknown: dict[str, str] = {}
@@ -161,7 +177,9 @@ class LiveSegments:
         return out + _labelled(runs, self._named, self._unknown)
 
     def _groups(self) -> np.ndarray:
-        groups, self._named = self._segmenting.grouped(self._diarizer, self._policy, self._options)
+        groups, self._named = self._segmenting.grouped(
+            self._diarizer, self._policy, self._options, self._group
+        )
         return groups
 
 
@@ -171,6 +189,7 @@ def name_voices(
     seconds: Sequence[float] | np.ndarray,
     search: Search,
     population: Callable[[], Population],
+    within: Within | None = None,
 ) -> list[Naming]:
     """Each voice's naming by ``policy``, as :meth:`identify` decides a clip of the voice's
     length: its best :class:`Match` and whether it is accepted (``None``: nobody is
@@ -179,7 +198,13 @@ def name_voices(
     if not len(centroids):
         return []
     found = rank(
-        policy, centroids.astype(np.float32), 1, search, population, [float(s) for s in seconds]
+        policy,
+        centroids.astype(np.float32),
+        1,
+        search,
+        population,
+        [float(s) for s in seconds],
+        within,
     )
     return [
         (matches[0], policy.accepts(matches[0].decision_score)) if matches else (None, False)

@@ -43,7 +43,8 @@ from ._indexfile import (
     read_header,
     refuse_link,
 )
-from ._indexkind import IndexPlan, build, describe, stored_ids, vector_blocks
+from ._indexkind import IndexPlan, build, describe, nprobe_for, stored_ids, vector_blocks
+from ._marks import Members
 
 try:
     import fcntl
@@ -197,6 +198,49 @@ class SpeakerIndex:
         ]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
+    def search_within(
+        self, queries: np.ndarray, k: int, members: Members, overall: int = 0
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+        """Top-``k`` ``(scores, ids)`` per query among ``members`` only, and, when
+        ``overall``, the top-``overall`` of every template (``None`` otherwise).
+
+        Exact on a flat index: a few queries are scored against every template once, which
+        gives both answers; a batch is searched by FAISS with an ``IDSelector``. On IVF,
+        the selector too, with more lists probed the smaller the group (all of them for a
+        group of under ``1 / nprobe`` of the speakers' share), so that a small group's
+        members far from the query are still found."""
+        rows = _rows(queries, self.dim)
+        want = min(k, len(members))
+        if len(self) == 0 or want < 1:
+            empty = (np.zeros((len(rows), 0), np.float32), np.zeros((len(rows), 0), np.int64))
+            return empty, (self.search(rows, overall) if overall else None)
+        if len(rows) < _BATCH_FROM and len(self) <= _SCAN_UP_TO and self.plan.kind == "flat":
+            positions = members.derived(self, self._positions)
+            return _scan(self._index, rows, want, positions, overall)
+        faiss = _faiss()
+        selector = members.derived(self, _selector)
+        if self.plan.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self._group_nprobe(len(members))
+        else:
+            params = faiss.SearchParameters()
+        params.sel = selector
+        found = self._index.search(rows, want, params=params)
+        return found, (self.search(rows, overall) if overall else None)
+
+    def _positions(self, members: Members) -> np.ndarray:
+        """Where ``members``' templates are in a flat index (rows of its storage)."""
+        faiss = _faiss()
+        ids = faiss.rev_swig_ptr(self._index.id_map.data(), len(self))
+        return np.flatnonzero(np.isin(ids, members.ids))
+
+    def _group_nprobe(self, size: int) -> int:
+        nlist = int(self._index.nlist)
+        usual = nprobe_for(nlist)
+        # The usual lists hold about usual / nlist of everyone, and as many of the group's
+        # members; probing nlist / size times more keeps the members seen as many.
+        return min(nlist, max(usual, -(-usual * len(self) // max(size, 1))))
+
     def upsert(self, speaker_id: int, vector: np.ndarray) -> None:
         with self._lock:
             self._index.remove_ids(np.asarray([speaker_id], dtype=np.int64))
@@ -290,27 +334,62 @@ def _faiss() -> Any:
     return faiss
 
 
-def _scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _scan(
+    index: Any, queries: np.ndarray, k: int, among: np.ndarray | None = None, overall: int = 0
+) -> Any:
     """Top-``k`` of a few queries against a flat index, on the calling thread only.
 
     FAISS (and NumPy's BLAS) spread one query over OpenMP threads; on a busy
     machine, waiting for the second thread to get a core made a 10^4-speaker
     query take about 50 ms instead of under 1 ms (``scripts/bench_identify.py``).
     ``einsum`` runs on this thread alone, and threads calling it run in parallel.
+
+    With ``among`` (rows of the index), the top-``k`` of those rows only, and the
+    top-``overall`` of all rows from the same scores (``None`` when ``overall`` is 0):
+    ``((scores, ids), overall's (scores, ids))``.
     """
     faiss = _faiss()
     n, dim = int(index.ntotal), int(index.d)
     vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.index).get_xb(), n * dim)
     ids = faiss.rev_swig_ptr(index.id_map.data(), n)
     vectors = vectors.reshape(n, dim)
-    out_scores = np.empty((len(queries), k), np.float32)
-    out_ids = np.empty((len(queries), k), np.int64)
+    rows = np.arange(n) if among is None else among
+    best = _Best(len(queries), k)
+    everyone = _Best(len(queries), min(overall, n)) if overall else None
     for row, query in enumerate(queries):
         scores = np.einsum("ij,j->i", vectors, query)
+        best.take(row, scores[rows] if among is not None else scores, ids[rows])
+        if everyone is not None:
+            everyone.take(row, scores, ids)
+    if among is None:
+        return best.out()
+    return best.out(), (everyone.out() if everyone is not None else None)
+
+
+class _Best:
+    """The top-``k`` (score, id) of each query row, filled row by row."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.k = k
+        # Missing slots (fewer candidates than k) have id -1, as FAISS pads them.
+        self.scores = np.full((n, k), -np.inf, np.float32)
+        self.ids = np.full((n, k), -1, np.int64)
+
+    def take(self, row: int, scores: np.ndarray, ids: np.ndarray) -> None:
+        k, n = self.k, len(scores)
+        if not n or not k:
+            return
         top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-scores[top], kind="stable")]
-        out_scores[row], out_ids[row] = scores[top], ids[top]
-    return out_scores, out_ids
+        self.scores[row, : len(top)], self.ids[row, : len(top)] = scores[top], ids[top]
+
+    def out(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.scores, self.ids
+
+
+def _selector(members: Members) -> Any:
+    """A FAISS selector of ``members``' ids (it keeps its own copy of them)."""
+    return _faiss().IDSelectorBatch(members.ids)
 
 
 def _rows(vectors: np.ndarray, dim: int) -> np.ndarray:

@@ -31,11 +31,14 @@ from ..types import (
     AuditEntry,
     EncoderInfo,
     Enrollment,
+    Group,
     Match,
     Speaker,
     Tombstone,
     Utterance,
 )
+from ._kept import KeptAudio
+from ._marks import Found, Marks, Members
 from ._prints import PrintHit, StoredPrint, lag_votes
 from ._protocol import StoreDescription
 from ._rules import (
@@ -45,6 +48,7 @@ from ._rules import (
     last_clip,
     name_taken,
     no_such_clip,
+    no_such_group,
     no_such_key,
     refuse_enrolled,
     storable_source,
@@ -66,6 +70,7 @@ class _Person:
     attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
     expires_at: datetime | None = None
     watchlist: bool = False
+    last_match_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -92,6 +97,12 @@ class _State:
     next_print: int = 1
     # The cohort of outside voices: (label, audio hash, clip length, embedding), oldest first.
     cohort: list[tuple[str, str, float, np.ndarray]] = field(default_factory=list)
+    # Kept (sealed) enrollment audio by utterance id.
+    kept: dict[int, KeptAudio] = field(default_factory=dict)
+    # Groups by name: when each was made, and its members' speaker ids.
+    groups: dict[str, tuple[datetime, frozenset[int]]] = field(default_factory=dict)
+    # Search's marks (watchlist, next expiry, groups), built on first use.
+    marks: Marks | None = None
 
     def copy(self) -> _State:
         return _State(
@@ -111,6 +122,8 @@ class _State:
             dict(self.prints),
             self.next_print,
             list(self.cohort),
+            dict(self.kept),
+            dict(self.groups),
         )
 
 
@@ -145,18 +158,25 @@ class MemoryStorage:
             if change.changed_templates:
                 change.state.version += 1
                 change.state.matrix = None
+            change.state.marks = None  # any change may change a mark
             self._state = change.state  # published whole, only once nothing raised
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
-        ids, names, matrix = _matrix_of(self._state)
-        if not len(ids):
-            return [() for _ in range(len(queries))]
-        scores = np.asarray(queries, np.float32) @ matrix.T
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [
-            tuple(Match(names[j], float(row[j])) for j in order)
-            for row, order in zip(scores, best, strict=True)
-        ]
+        return self.find(queries, k).matches
+
+    def find(
+        self, queries: np.ndarray, k: int, *, group: str | None = None, overall: int = 0
+    ) -> Found:
+        state = self._state
+        marks = _marks_of(state)
+        ids, names, matrix = _matrix_of(state)
+        scores = np.asarray(queries, np.float32) @ matrix.T if len(ids) else None
+        if group is None:
+            return marks.found(_best(scores, names, k, len(queries)))
+        among = np.isin(ids, marks.members(group).ids)
+        within = None if scores is None else np.where(among, scores, -np.inf)
+        found = _best(within, names, min(k, int(among.sum())), len(queries))
+        return marks.found(found, _best(scores, names, overall, len(queries)) if overall else None)
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:
         return StoreDescription(":memory:", "in memory", f"up to date (generation {generation})")
@@ -175,6 +195,29 @@ def _visible(held: tuple[StoredPrint, int | None], since: datetime, session: str
     if printed.utterance_id is not None:
         return True
     return printed.time >= since and (session is None or printed.session != session)
+
+
+def _best(scores: np.ndarray | None, names: list[str], k: int, n: int) -> list[tuple[Match, ...]]:
+    """The ``k`` best of each row of ``scores`` (columns: ``names``), brute force."""
+    if scores is None or k < 1:
+        return [() for _ in range(n)]
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return [
+        tuple(Match(names[j], float(row[j])) for j in order)
+        for row, order in zip(scores, best, strict=True)
+    ]
+
+
+def _marks_of(state: _State) -> Marks:
+    if state.marks is None:
+        people = state.speakers.values()
+        expiries = [p.expires_at for p in people if p.expires_at is not None]
+        state.marks = Marks(
+            frozenset(p.name for p in people if p.watchlist),
+            min(expiries, default=None),
+            {name: Members(sorted(held[1])) for name, held in state.groups.items()},
+        )
+    return state.marks
 
 
 def _matrix_of(state: _State) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -247,6 +290,7 @@ class _Snapshot:
             tuple(r[0] for r in rows),
             np.stack([r[3] for r in rows]),
             np.asarray([r[2] for r in rows], np.float64),
+            tuple(r[1] for r in rows),
         )
 
     def cohort_hashes(self, hashes: Sequence[str]) -> frozenset[str]:
@@ -285,12 +329,40 @@ class _Snapshot:
     def watchlist(self) -> frozenset[str]:
         return frozenset(p.name for p in self.state.speakers.values() if p.watchlist)
 
+    def groups(self) -> list[Group]:
+        return [self._group(name) for name in sorted(self.state.groups)]
+
+    def group_members(self, group: str) -> list[str]:
+        return list(self._group(group).members)
+
+    def _group(self, group: str) -> Group:
+        held = self.state.groups.get(group)
+        if held is None:
+            raise no_such_group(group)
+        names = sorted(self.state.speakers[i].name for i in held[1] if i in self.state.speakers)
+        return Group(group, tuple(names), held[0])
+
     def expired(self, now: datetime) -> list[str]:
         people = self.state.speakers.values()
         return sorted(p.name for p in people if p.expires_at is not None and p.expires_at <= now)
 
     def tombstones(self) -> list[Tombstone]:
         return list(self.state.tombstones)
+
+    def idle(self, before: datetime) -> list[str]:
+        people = self.state.speakers.values()
+        return sorted(
+            p.name for p in people if p.last_match_at is not None and p.last_match_at < before
+        )
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        return {u: self.state.kept[u] for u in utterance_ids if u in self.state.kept}
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        if name is None:
+            return len(self.state.kept)
+        clips = self.state.speakers[self._id_of(name)].clips
+        return sum(u in self.state.kept for u in clips)
 
     def find_tombstone(
         self, keys: tuple[str, str] | None, external_id: str | None
@@ -322,6 +394,8 @@ class _Snapshot:
             attributes,
             person.expires_at,
             person.watchlist,
+            person.last_match_at,
+            tuple(sorted(g for g, held in self.state.groups.items() if speaker_id in held[1])),
         )
 
     def _external_ids(self) -> dict[str, int]:
@@ -356,7 +430,8 @@ class _Change(_Snapshot):
         old = self.state.speakers.get(speaker_id)
         new = tuple(u.id for u in added)
         if old is None:
-            self._store(speaker_id, _Person(name, np.zeros(0, np.float32), now, new))
+            empty = np.zeros(0, np.float32)
+            self._store(speaker_id, _Person(name, empty, now, new, last_match_at=now))
         else:
             self._store(speaker_id, replace(old, clips=old.clips + new))
         return Enrollment(self._speaker(speaker_id), added, created)
@@ -367,6 +442,9 @@ class _Change(_Snapshot):
         removed = self._speaker(speaker_id)
         for utterance_id in self.state.speakers.pop(speaker_id).clips:
             self._drop_clip(utterance_id)
+        self.state.groups = {
+            g: (t, ids - {speaker_id}) for g, (t, ids) in self.state.groups.items()
+        }
         self.state.prints = {i: h for i, h in self.state.prints.items() if h[1] != speaker_id}
         del self.state.by_name[name]
         self.changed_templates = True
@@ -426,6 +504,29 @@ class _Change(_Snapshot):
         self.state.speakers[speaker_id] = replace(person, watchlist=on)
         return self._speaker(speaker_id)
 
+    def add_to_group(self, group: str, names: Sequence[str]) -> int:
+        ids = {self._id_of(n) for n in names}
+        made, held = self.state.groups.get(group, (datetime.now(timezone.utc), frozenset()))
+        self.state.groups[group] = (made, held | ids)
+        return len(ids - held)
+
+    def remove_from_group(self, group: str, names: Sequence[str]) -> int:
+        made, held = self._group_held(group)
+        ids = {self._id_of(n) for n in names}
+        self.state.groups[group] = (made, held - ids)
+        return len(ids & held)
+
+    def delete_group(self, group: str) -> Group:
+        before = self._group(group)
+        del self.state.groups[group]
+        return before
+
+    def _group_held(self, group: str) -> tuple[datetime, frozenset[int]]:
+        held = self.state.groups.get(group)
+        if held is None:
+            raise no_such_group(group)
+        return held
+
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         def naming(e: AuditEntry) -> bool:
             return name in (e.claimed, e.identified)
@@ -443,6 +544,28 @@ class _Change(_Snapshot):
             for e in self.state.audit
         ]
         return found
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        check_clip_number(utterance_id)
+        if utterance_id not in self.state.utterances:
+            raise no_such_clip(utterance_id)
+        self.state.kept[utterance_id] = KeptAudio(utterance_id, key_id, bytes(data))
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        changed = 0
+        for name in set(names) & set(self.state.by_name):
+            speaker_id = self.state.by_name[name]
+            person = self.state.speakers[speaker_id]
+            if person.last_match_at is None or person.last_match_at < older_than:
+                self.state.speakers[speaker_id] = replace(person, last_match_at=when)
+                changed += 1
+        return changed
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        speaker_id = self._id_of(name)
+        person = self.state.speakers[speaker_id]
+        self.state.speakers[speaker_id] = replace(person, last_match_at=when)
+        return self._speaker(speaker_id)
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
         number = max((t.id for t in self.state.tombstones), default=0) + 1
@@ -532,6 +655,7 @@ class _Change(_Snapshot):
         utterance = self.state.utterances.pop(utterance_id)
         del self.state.embeddings[utterance_id]
         del self.state.by_hash[utterance.audio_sha256]
+        self.state.kept.pop(utterance_id, None)
         held = self.state.prints.items()
         self.state.prints = {i: h for i, h in held if h[0].utterance_id != utterance_id}
 

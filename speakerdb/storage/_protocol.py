@@ -16,7 +16,8 @@ in-memory one :mod:`speakerdb.storage._memory`. Both pass
 ``tests/test_storage_contract.py``, and a new backend must too.
 
 Every backend raises the same errors: :class:`~speakerdb.errors.SpeakerNotFound`
-for an unknown name, :class:`~speakerdb.errors.DuplicateSpeaker` for a rename to
+for an unknown name, :class:`~speakerdb.errors.GroupNotFound` for an unknown group,
+:class:`~speakerdb.errors.DuplicateSpeaker` for a rename to
 a taken name or an external id another speaker has,
 :class:`~speakerdb.errors.DuplicateUtterance` for audio enrolled already,
 :class:`~speakerdb.errors.InputError` for an unknown clip number or a
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         BackupReport,
         EncoderInfo,
         Enrollment,
+        Group,
         Match,
         Speaker,
         Tombstone,
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
     )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
+    from ._kept import KeptAudio
+    from ._marks import Found
     from ._prints import PrintHit, StoredPrint
 
 __all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
@@ -162,6 +166,20 @@ class Snapshot(Protocol):
         """Every opt-out tombstone, oldest first."""
         ...
 
+    def idle(self, before: datetime) -> list[str]:
+        """The names of the speakers whose ``last_match_at`` is before ``before``, by name
+        (an indexed read: the cost follows those found, not the number of speakers)."""
+        ...
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        """The kept audio (:mod:`speakerdb.storage._kept`) of those of ``utterance_ids``
+        that have some, by utterance id."""
+        ...
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        """How many clips (of speaker ``name``, or of everyone) have their audio kept."""
+        ...
+
     def watchlist(self) -> frozenset[str]:
         """The names of the speakers on the watchlist."""
         ...
@@ -171,6 +189,15 @@ class Snapshot(Protocol):
     ) -> Tombstone | None:
         """A tombstone with (when given) the name key ``keys[0]`` or the folded key
         ``keys[1]``, or the external id ``external_id``; ``None`` if there is none."""
+
+    def groups(self) -> list[Group]:
+        """Every group with its members, by name (a group stays, empty, when its last
+        member leaves)."""
+        ...
+
+    def group_members(self, group: str) -> list[str]:
+        """The names of ``group``'s members, sorted; :class:`GroupNotFound` if none."""
+        ...
 
     def api_keys(self) -> list[ApiKey]:
         """The service's keys, by name."""
@@ -227,10 +254,40 @@ class Change(Snapshot, Protocol):
         """Put ``name`` on the watchlist or take them off it; return the speaker after."""
         ...
 
+    def add_to_group(self, group: str, names: Sequence[str]) -> int:
+        """Put the speakers ``names`` in ``group``, made if new; return how many joined
+        (those in it already are not counted). :class:`SpeakerNotFound` for a name."""
+        ...
+
+    def remove_from_group(self, group: str, names: Sequence[str]) -> int:
+        """Take ``names`` out of ``group``; return how many were in it.
+        :class:`GroupNotFound`, :class:`SpeakerNotFound`."""
+        ...
+
+    def delete_group(self, group: str) -> Group:
+        """Delete ``group`` (its members stay enrolled); return it as it was."""
+        ...
+
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         """Replace ``name`` with ``replacement`` in every audit entry that claims or
         identifies it, or delete those entries when ``replacement`` is ``None``; return
         how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        """Keep the sealed audio ``data`` of clip ``utterance_id`` (sealed by the key
+        ``key_id``); it goes with the clip (deleted by :meth:`remove_utterance` and
+        :meth:`remove_speaker`). :class:`InputError` for an unknown clip."""
+        ...
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        """Set ``last_match_at`` to ``when`` for those of ``names`` whose value is before
+        ``older_than`` (unknown names are ignored); return how many changed. A change of
+        no templates: it neither bumps :meth:`version` nor waits for the index."""
+        ...
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        """Set ``last_match_at`` of ``name`` to ``when`` (an import keeps the archive's)."""
         ...
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
@@ -318,6 +375,17 @@ class Storage(Protocol):
         """For each row of ``queries`` (unit vectors), the ``k`` speakers whose templates
         have the highest inner product with it, best first, as raw-cosine :class:`Match`
         es named as of the same moment. A :data:`SearchFn`."""
+        ...
+
+    def find(
+        self, queries: np.ndarray, k: int, *, group: str | None = None, overall: int = 0
+    ) -> Found:
+        """:meth:`search`, of ``group``'s members only when given (:class:`GroupNotFound`
+        for an unknown group), then also each query's ``overall`` best of every speaker,
+        with the marks of the same moment (:class:`~speakerdb.storage._marks.Found`: the
+        watchlist and the next expiry). The marks cost no read of their own: they are
+        kept with the index, and read again when they change. A group's search uses the
+        index filtered by its members, and is exact on a flat index."""
         ...
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:

@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import DuplicateSpeaker, DuplicateUtterance, InputError
+from ..errors import DuplicateSpeaker, DuplicateUtterance, GroupNotFound, InputError
 
 if TYPE_CHECKING:
     from ..audio._decode import Clip
@@ -19,6 +19,7 @@ __all__ = [
     "last_clip",
     "name_taken",
     "no_such_clip",
+    "no_such_group",
     "no_such_key",
     "refuse_enrolled",
     "storable_source",
@@ -91,3 +92,10 @@ def key_taken(name: str) -> InputError:
 
 def no_such_key(name: str) -> InputError:
     return InputError(f"no service key named {name!r}; `speakerdb key list` shows them")
+
+
+def no_such_group(group: str) -> GroupNotFound:
+    return GroupNotFound(
+        f"no group named {group!r}; `speakerdb group list` shows the groups, and "
+        f"`speakerdb group add {group} NAME...` makes it"
+    )

@@ -29,12 +29,14 @@ from sqlalchemy import text
 
 from ...errors import DatabaseError, InputError
 from ...types import Match
+from .._marks import Found, Marks
 from .._memory import MemoryStorage
 from .._protocol import Snapshot, StoreDescription
 from ..sqlite import _catalog as catalog
 from ..sqlite._backend import _blank, _Change, _Snapshot
+from ..sqlite._groups import read_marks
 from . import _pgvector as pgvector
-from ._cache import KEYS, FaissCache, answer
+from ._cache import KEYS, FaissCache, Key, answer, counters
 from ._store import PgStore
 from ._url import engine_url
 
@@ -70,6 +72,7 @@ class PostgresStorage:
         self._url = url
         self._store = store
         self._cache = FaissCache()
+        self._marks: tuple[Key, Marks] | None = None
         self._ready = False  # the schema is known to be there
         self._created = False
         self._opening = threading.Lock()
@@ -123,28 +126,55 @@ class PostgresStorage:
                 self._write_vectors(session, change)
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        return self.find(queries, k).matches
+
+    def find(
+        self, queries: np.ndarray, k: int, *, group: str | None = None, overall: int = 0
+    ) -> Found:
         """One statement reads the counters, the search kind and the dimension; with
-        pgvector, each query is then one statement; with the FAISS cache, the cache
-        answers if it was built at those counters, else it is rebuilt in a snapshot
-        (whose counters it checks again). Every statement begins after the call did,
-        so nothing that committed before it is missed."""
+        pgvector, each query is then one statement (two with a group and ``overall``);
+        with the FAISS cache, the cache answers if it was built at those counters, else
+        it is rebuilt in a snapshot (whose counters it checks again). The marks (watchlist,
+        expiry, groups) are cached by the same counters. Every statement begins after the
+        call did, so nothing that committed before it is missed."""
         if not self._schema_ready():
-            return [() for _ in range(len(queries))]
+            return _EMPTY.find(queries, k, group=group, overall=overall)
         with self._store.statement() as conn:
             rows = conn.execute(_SEARCH_STATE, {"keys": [*KEYS, SEARCH_KEY]}).all()
             settings = {str(key): str(value) for key, value in rows}
             dim = int(settings.pop("dim", queries.shape[1]))
             kind = settings.get(SEARCH_KEY, "faiss")
             if kind in pgvector.KINDS:
+                marks = self._marks_at(settings)
+                size = None if group is None else len(marks.members(group))
                 if settings.get("vectors") != "true":  # chosen, and nobody enrolled yet
-                    return [() for _ in range(len(queries))]
-                return pgvector.search(conn, queries, k, dim, kind)
+                    empty: list[tuple[Match, ...]] = [() for _ in range(len(queries))]
+                    return marks.found(empty, empty if group and overall else None)
+                found = pgvector.search(conn, queries, k, dim, kind, group, size)
+                everyone = (
+                    pgvector.search(conn, queries, overall, dim, kind)
+                    if group and overall
+                    else None
+                )
+                return marks.found(found, everyone)
         built = self._cache.fresh(settings, dim)
         if built is not None:
-            return answer(built, queries, k)
+            return answer(built, queries, k, group, overall)
         with self._store.read() as session:
             settings = catalog.get_settings(session, KEYS)
-            return self._cache.search(session, settings, queries, k, dim)
+            return self._cache.find(session, settings, dim, queries, k, group, overall)
+
+    def _marks_at(self, settings: dict[str, str]) -> Marks:
+        """The marks as of the counters in ``settings``, read again when they changed."""
+        key = counters(settings)
+        held = self._marks
+        if held is not None and held[0] == key:
+            return held[1]
+        with self._store.read() as session:
+            key = counters(catalog.get_settings(session, KEYS))
+            marks = read_marks(session, catalog.speaker_names(session))
+        self._marks = (key, marks)
+        return marks
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:
         with self._store.read() as session:

@@ -20,10 +20,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...types import Match
 from .._index import SpeakerIndex
 from .._indexkind import AUTO_IVF_FROM, plan_for
+from .._marks import MARKS_COUNTER, Found, Marks
 from ..sqlite import _catalog as catalog
+from ..sqlite._groups import read_marks
 from ..sqlite._store import SpeakerRow
 
 __all__ = ["FaissCache"]
@@ -31,14 +32,17 @@ __all__ = ["FaissCache"]
 log = logging.getLogger(__name__)
 
 #: The settings read by each query: the counters, and the index setting.
-KEYS = ("uuid", "generation", "names_version", "index_kind", "index_ivf_from")
+KEYS = ("uuid", "generation", "names_version", MARKS_COUNTER, "index_kind", "index_ivf_from")
+#: The counters of a snapshot: (uuid, generation, names_version, marks_version).
+Key = tuple[str, int, int, int]
 
 
 @dataclass(frozen=True)
 class _Built:
-    key: tuple[str, int, int]
+    key: Key
     index: SpeakerIndex
     names: dict[int, str]
+    marks: Marks
 
 
 class FaissCache:
@@ -62,12 +66,19 @@ class FaissCache:
             return built
         return None
 
-    def search(
-        self, session: Session, settings: dict[str, str], queries: np.ndarray, k: int, dim: int
-    ) -> list[tuple[Match, ...]]:
+    def find(
+        self,
+        session: Session,
+        settings: dict[str, str],
+        dim: int,
+        queries: np.ndarray,
+        k: int,
+        group: str | None,
+        overall: int,
+    ) -> Found:
         """The ``k`` best for each query as of ``session``'s snapshot, whose ``settings``
         (:data:`KEYS`) the caller read in it."""
-        return answer(self._current(session, settings, dim), queries, k)
+        return answer(self._current(session, settings, dim), queries, k, group, overall)
 
     def _current(self, session: Session, settings: dict[str, str], dim: int) -> _Built:
         key = _key(settings)
@@ -85,27 +96,27 @@ class FaissCache:
             return fresh
 
 
-def answer(built: _Built, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
-    """The ``k`` best of ``built`` for each query row, best first."""
-    scores, ids = built.index.search(queries, k)
-    names = built.names
-    return [
-        tuple(Match(names[int(i)], float(s)) for s, i in zip(row, found, strict=True) if i >= 0)
-        for row, found in zip(scores, ids, strict=True)
-    ]
+def answer(
+    built: _Built, queries: np.ndarray, k: int, group: str | None = None, overall: int = 0
+) -> Found:
+    """The ``k`` best of ``built`` for each query row (of ``group``), best first."""
+    return built.marks.search(built.index, built.names, queries, k, group, overall)
 
 
-def _key(settings: dict[str, str]) -> tuple[str, int, int]:
+def counters(settings: dict[str, str]) -> Key:
+    """The counters of :data:`KEYS` as read in one snapshot."""
     return (
         settings.get("uuid", ""),
         int(settings.get("generation") or 0),
         int(settings.get("names_version") or 0),
+        int(settings.get(MARKS_COUNTER) or 0),
     )
 
 
-def _build(
-    session: Session, settings: dict[str, str], key: tuple[str, int, int], dim: int
-) -> _Built:
+_key = counters
+
+
+def _build(session: Session, settings: dict[str, str], key: Key, dim: int) -> _Built:
     rows = session.execute(select(SpeakerRow.id, SpeakerRow.name, SpeakerRow.template)).all()
     ids = np.asarray([r[0] for r in rows], np.int64)
     names = {int(r[0]): str(r[1]) for r in rows}
@@ -123,4 +134,4 @@ def _build(
     kind = settings.get("index_kind") or "auto"
     plan = plan_for(kind, len(rows), None, int(settings.get("index_ivf_from") or AUTO_IVF_FROM))
     log.debug("FAISS cache: %d templates at generation %d", len(rows), key[1])
-    return _Built(key, SpeakerIndex(dim, ids, vectors, plan), names)
+    return _Built(key, SpeakerIndex(dim, ids, vectors, plan), names, read_marks(session, names))

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from ...types import Match
 
 __all__ = [
+    "EXACT_GROUP_UP_TO",
     "HNSW_EF_CONSTRUCTION",
     "HNSW_EF_SEARCH",
     "HNSW_M",
@@ -43,6 +44,8 @@ TABLE = "speaker_vectors"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 100
+#: Groups of up to this many members are searched exactly (every member scored).
+EXACT_GROUP_UP_TO = 10_000
 
 
 def available(session: Session) -> bool:
@@ -124,24 +127,49 @@ def rebuild(session: Session, dim: int, kind: str) -> int:
 
 
 def search(
-    conn: Connection, queries: np.ndarray, k: int, dim: int, kind: str
+    conn: Connection,
+    queries: np.ndarray,
+    k: int,
+    dim: int,
+    kind: str,
+    group: str | None = None,
+    size: int | None = None,
 ) -> list[tuple[Match, ...]]:
-    """The ``k`` best templates for each query row, best first: each query one statement,
-    which reads its own committed snapshot. HNSW's beam is the connection's
-    ``hnsw.ef_search`` (:data:`HNSW_EF_SEARCH`), so at most that many are found."""
+    """The ``k`` best templates for each query row (of ``group``'s ``size`` members, when
+    given), best first: each query one statement, which reads its own committed snapshot.
+    HNSW's beam is the connection's ``hnsw.ef_search`` (:data:`HNSW_EF_SEARCH`), so at
+    most that many are found.
+
+    A group of up to :data:`EXACT_GROUP_UP_TO` members is scored exactly, member by
+    member (the order by an expression the index cannot serve); a larger one by HNSW
+    with the group as a filter and pgvector's iterative scan, which goes on scanning
+    the graph until ``k`` members are found."""
     order = (
         "template <#> CAST(:q AS vector)"
         if kind == "pgvector"
         else f"{_half(dim)} <#> CAST(:q AS halfvec({int(dim)}))"
     )
+    source = TABLE
+    params: dict[str, object] = {"k": int(k)}
+    if group is not None:
+        exact = size is None or size <= EXACT_GROUP_UP_TO
+        if exact:
+            order = f"({order}) + 0"
+        else:
+            conn.execute(text("SET hnsw.iterative_scan = relaxed_order"))
+        source = (
+            f"{TABLE} WHERE speaker_id IN (SELECT m.speaker_id FROM group_members AS m "
+            "JOIN groups AS g ON g.id = m.group_id WHERE g.name = :group)"
+        )
+        params["group"] = group
     statement = text(
         "SELECT s.name, -(v.template <#> CAST(:q AS vector)) AS score "
-        f"FROM (SELECT speaker_id, template FROM {TABLE} ORDER BY {order} LIMIT :k) AS v "
+        f"FROM (SELECT speaker_id, template FROM {source} ORDER BY {order} LIMIT :k) AS v "
         "JOIN speakers AS s ON s.id = v.speaker_id"
     )
     found = []
     for query in queries:
-        rows = conn.execute(statement, {"q": literal(query), "k": int(k)}).all()
+        rows = conn.execute(statement, {**params, "q": literal(query)}).all()
         ranked = sorted(((float(score), str(name)) for name, score in rows), reverse=True)
         found.append(tuple(Match(name, score) for score, name in ranked))
     return found

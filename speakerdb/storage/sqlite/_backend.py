@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from ...types import (
     BackupReport,
     EncoderInfo,
     Enrollment,
+    Group,
     Match,
     Speaker,
     Tombstone,
@@ -39,6 +41,8 @@ from ...types import (
 )
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
+from .._kept import KeptAudio
+from .._marks import Found
 from .._memory import MemoryStorage
 from .._prints import PrintHit, StoredPrint
 from .._protocol import Snapshot, StoreDescription
@@ -46,6 +50,8 @@ from .._rules import last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort
+from . import _groups as membership
+from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
@@ -168,12 +174,16 @@ class SQLiteStorage:
             store.purge_deleted()
 
     def search(self, queries: np.ndarray, k: int) -> list[tuple[Match, ...]]:
+        return self.find(queries, k).matches
+
+    def find(
+        self, queries: np.ndarray, k: int, *, group: str | None = None, overall: int = 0
+    ) -> Found:
         self._seen_dim = queries.shape[1]
         if self._existing_store() is None:
-            return [() for _ in range(len(queries))]
-        index, names = self._sync().snapshot()
-        scores, ids = index.search(queries, k)
-        return [_matches(row, id_row, names) for row, id_row in zip(scores, ids, strict=True)]
+            return _EMPTY.find(queries, k, group=group, overall=overall)
+        index, names, marks = self._sync().snapshot()
+        return marks.search(index, names, queries, k, group, overall)
 
     def current_index(self) -> SpeakerIndex:
         return self._admin().snapshot()[0]
@@ -311,20 +321,31 @@ class _Snapshot:
         return catalog.read_encoder(self._session)
 
     def speakers(self) -> list[Speaker]:
-        return catalog.list_speakers(self._session)
+        member_of = membership.groups_of(self._session)
+        found = catalog.list_speakers(self._session)
+        return [replace(s, groups=member_of.get(s.id, ())) for s in found]
 
     def names(self) -> frozenset[str]:
         return frozenset(catalog.speaker_names(self._session).values())
 
     def speaker(self, name: str) -> Speaker:
-        row = catalog.require_speaker(self._session, name)
-        return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+        return self._with_groups(catalog.require_speaker(self._session, name))
 
     def speaker_by_external_id(self, external_id: str) -> Speaker | None:
         row = catalog.find_external_id(self._session, external_id)
-        if row is None:
-            return None
-        return catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+        return None if row is None else self._with_groups(row)
+
+    def _with_groups(self, row: SpeakerRow) -> Speaker:
+        speaker = catalog.to_speaker(row, catalog.count_utterances(self._session, row.id))
+        return replace(
+            speaker, groups=membership.groups_of(self._session, [row.id]).get(row.id, ())
+        )
+
+    def groups(self) -> list[Group]:
+        return membership.list_groups(self._session)
+
+    def group_members(self, group: str) -> list[str]:
+        return membership.group_members(self._session, group)
 
     def utterances(self, name: str) -> list[Utterance]:
         return catalog.list_utterances(self._session, name)
@@ -375,6 +396,15 @@ class _Snapshot:
 
     def tombstones(self) -> list[Tombstone]:
         return retention.tombstones(self._session)
+
+    def idle(self, before: datetime) -> list[str]:
+        return kept.idle(self._session, before)
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        return kept.kept(self._session, utterance_ids)
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        return kept.count(self._session, name)
 
     def find_tombstone(
         self, keys: tuple[str, str] | None, external_id: str | None
@@ -474,9 +504,27 @@ class _Change(_Snapshot):
     def set_watchlist(self, name: str, on: bool) -> Speaker:
         return catalog.set_watchlist(self._session, name, on)
 
+    def add_to_group(self, group: str, names: Sequence[str]) -> int:
+        return membership.add_members(self._session, group, names)
+
+    def remove_from_group(self, group: str, names: Sequence[str]) -> int:
+        return membership.remove_members(self._session, group, names)
+
+    def delete_group(self, group: str) -> Group:
+        return membership.delete_group(self._session, group)
+
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         self.deleted = True  # the old rows' images must leave the WAL
         return audit.rewrite(self._session, name, replacement)
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        kept.keep(self._session, utterance_id, key_id, data)
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        return kept.record_matches(self._session, names, when, older_than)
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        return catalog.set_last_match(self._session, name, when)
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
         return retention.add_tombstone(self._session, external_id, keys)
@@ -526,12 +574,6 @@ class _Change(_Snapshot):
         if not self._templates:
             # The index lock must be taken before the transaction begins (lock order).
             raise RuntimeError("a change of templates needs storage.change(templates=True)")
-
-
-def _matches(scores: np.ndarray, ids: np.ndarray, names: dict[int, str]) -> tuple[Match, ...]:
-    # FAISS pads with id -1 when fewer than k are stored.
-    pairs = zip(scores, ids, strict=True)
-    return tuple(Match(names[int(i)], float(s)) for s, i in pairs if int(i) in names)
 
 
 def _sqlite_sidecars(path: Path) -> tuple[Path, Path]:

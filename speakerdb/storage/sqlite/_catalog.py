@@ -24,6 +24,7 @@ from ...errors import DatabaseError, no_such_speaker
 from ...types import EncoderInfo, Speaker, Utterance
 from .. import _digest
 from .. import _rules as rules
+from .._marks import MARKS_COUNTER
 from .._rules import check_clip_number, no_such_clip, storable_source
 from ._store import (
     EncoderRow,
@@ -176,7 +177,8 @@ def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool
     row = find_speaker(session, name)
     if row is not None:
         return row, False
-    row = SpeakerRow(name=name, template=b"", created_at=utcnow())
+    now = utcnow()
+    row = SpeakerRow(name=name, template=b"", created_at=now, last_match_at=now)
     session.add(row)
     session.flush()
     return row, True
@@ -304,12 +306,21 @@ def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
         attributes=attributes_from_json(row.attributes),
         expires_at=None if row.expires_at is None else as_utc(row.expires_at),
         watchlist=bool(row.watchlist),
+        last_match_at=None if row.last_match_at is None else as_utc(row.last_match_at),
     )
 
 
 def set_watchlist(session: Session, name: str, on: bool) -> Speaker:
     row = require_speaker(session, name)
     row.watchlist = on
+    bump_counter(session, MARKS_COUNTER)  # the searches' cached watchlist
+    session.flush()
+    return to_speaker(row, count_utterances(session, row.id))
+
+
+def set_last_match(session: Session, name: str, when: datetime) -> Speaker:
+    row = require_speaker(session, name)
+    row.last_match_at = when
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 
@@ -340,6 +351,7 @@ def set_metadata(
     row.external_id = external_id
     row.attributes = attributes_to_json(attributes)
     row.expires_at = expires_at
+    bump_counter(session, MARKS_COUNTER)  # the searches' cached next expiry
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 

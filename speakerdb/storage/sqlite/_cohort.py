@@ -18,9 +18,13 @@ __all__ = ["add", "clear", "known_hashes", "voices"]
 
 def voices(session: Session) -> CohortVoices:
     rows = session.execute(
-        select(CohortRow.id, CohortRow.label, CohortRow.duration_s, CohortRow.embedding).order_by(
-            CohortRow.id
-        )
+        select(
+            CohortRow.id,
+            CohortRow.label,
+            CohortRow.duration_s,
+            CohortRow.embedding,
+            CohortRow.audio_sha256,
+        ).order_by(CohortRow.id)
     ).all()
     encoder = read_encoder(session)
     dim = encoder.dim if encoder is not None else None
@@ -32,9 +36,8 @@ def voices(session: Session) -> CohortVoices:
         "import the cohort again (`speakerdb cohort clear`, then `speakerdb cohort import`)",
         dim,
     )
-    return CohortVoices(
-        tuple(r[1] for r in rows), vectors, np.asarray([r[2] for r in rows], np.float64)
-    )
+    durations = np.asarray([r[2] for r in rows], np.float64)
+    return CohortVoices(tuple(r[1] for r in rows), vectors, durations, tuple(r[4] for r in rows))
 
 
 def known_hashes(session: Session, hashes: Sequence[str]) -> frozenset[str]:

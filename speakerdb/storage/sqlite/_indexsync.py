@@ -20,7 +20,9 @@ the same protocol, through :class:`~speakerdb.storage._index.IndexLock`:
   with names from another moment (speaker ids can be reused after a removal).
   The names are read again only when the generation or the ``names_version``
   counter (bumped by a rename) has changed since they were last read: a query
-  then costs one small read of the settings, not a read of every name.
+  then costs one small read of the settings, not a read of every name. The
+  speakers' marks (watchlist, next expiry, groups: :mod:`speakerdb.storage._marks`)
+  are read with them, and again when ``marks_version`` changes.
 * The store keeps a digest of every (speaker id, template), committed with the
   templates (:mod:`speakerdb.storage._digest`). An index file is used only when
   its rows give that digest: a forged or damaged file is rebuilt like a stale
@@ -51,7 +53,9 @@ from ...errors import DatabaseError
 from .. import _digest
 from .._index import IndexFile, IndexFileError, IndexLock, SpeakerIndex, read_header
 from .._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
+from .._marks import MARKS_COUNTER, Marks
 from . import _catalog as catalog
+from ._groups import read_marks
 from ._store import Store
 
 __all__ = ["IndexSync"]
@@ -63,6 +67,7 @@ _SETTINGS = (
     "generation",
     "uuid",
     "names_version",
+    MARKS_COUNTER,
     "index_kind",
     "index_ivf_from",
     catalog.DIGEST_KEY,
@@ -76,6 +81,7 @@ class _State:
     generation: int
     db_uuid: str
     names: dict[int, str]
+    marks: Marks = field(default_factory=Marks)
     kind: str = "auto"
     ivf_from: int = AUTO_IVF_FROM
     digest: str | None = None
@@ -95,15 +101,17 @@ class IndexSync:
         # (generation, index), replaced whole and never changed in place: a search
         # that holds an index keeps a consistent one while a writer moves on.
         self._current: tuple[int, SpeakerIndex] | None = None
-        # ((generation, names_version), names), replaced whole like _current.
-        self._names: tuple[tuple[str | None, int, int], dict[int, str]] | None = None
+        # ((uuid, generation, names_version, marks_version), names, marks), replaced whole
+        # like _current.
+        self._names: tuple[tuple[str | None, int, int, int], dict[int, str], Marks] | None = None
 
-    def snapshot(self) -> tuple[SpeakerIndex, dict[int, str]]:
-        """The index and the speakers' names (by id), both as of one generation."""
+    def snapshot(self) -> tuple[SpeakerIndex, dict[int, str], Marks]:
+        """The index, the speakers' names (by id) and their marks (watchlist, expiry,
+        groups), all as of one generation."""
         state = self._read()
         current = self._current
         if current is not None and current[0] == state.generation:
-            return current[1], state.names
+            return current[1], state.names, state.marks
         with self._lock:
             with self._file_lock.shared():
                 state = self._read()
@@ -111,7 +119,7 @@ class IndexSync:
             if index is None:
                 with self._file_lock.exclusive():
                     state, index = self._load_or_rebuild()
-        return index, state.names
+        return index, state.names, state.marks
 
     def rebuild(self) -> int:
         """Rebuild the index and its file from the database; return its size."""
@@ -190,17 +198,24 @@ class IndexSync:
             generation = int(settings.get("generation") or 0)
             # The uuid too: a database file swapped for another (a restored backup) may
             # have the same counters and other speakers.
-            key = (settings.get("uuid"), generation, int(settings.get("names_version") or 0))
+            key = (
+                settings.get("uuid"),
+                generation,
+                int(settings.get("names_version") or 0),
+                int(settings.get(MARKS_COUNTER) or 0),
+            )
             cached = self._names
             if cached is not None and cached[0] == key:
-                names = cached[1]
+                names, marks = cached[1], cached[2]
             else:
                 names = catalog.speaker_names(session)
-                self._names = (key, names)
+                marks = read_marks(session, names)
+                self._names = (key, names, marks)
             state = _State(
                 generation,
                 settings.get("uuid") or "",
                 names,
+                marks,
                 settings.get("index_kind") or "auto",
                 int(settings.get("index_ivf_from") or AUTO_IVF_FROM),
                 settings.get(catalog.DIGEST_KEY),

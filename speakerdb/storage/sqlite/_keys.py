@@ -24,7 +24,15 @@ def find_key(session: Session, digest: str) -> ApiKey | None:
 def add_key(session: Session, key: ApiKey, digest: str) -> None:
     if session.scalars(select(ApiKeyRow).where(ApiKeyRow.name == key.name)).first() is not None:
         raise key_taken(key.name)
-    session.add(ApiKeyRow(name=key.name, scope=key.scope, digest=digest, created_at=key.created_at))
+    session.add(
+        ApiKeyRow(
+            name=key.name,
+            scope=key.scope,
+            digest=digest,
+            created_at=key.created_at,
+            group_name=key.group,
+        )
+    )
     session.flush()
 
 
@@ -38,4 +46,4 @@ def revoke_key(session: Session, name: str) -> ApiKey:
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
-    return ApiKey(name=row.name, scope=row.scope, created_at=as_utc(row.created_at))
+    return ApiKey(row.name, row.scope, as_utc(row.created_at), row.group_name)

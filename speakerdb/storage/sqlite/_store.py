@@ -64,6 +64,9 @@ __all__ = [
     "Base",
     "CohortRow",
     "EncoderRow",
+    "GroupMemberRow",
+    "GroupRow",
+    "KeptAudioRow",
     "PrintKeyRow",
     "PrintRow",
     "SettingRow",
@@ -126,6 +129,11 @@ class SpeakerRow(Base):
     # A voice never to admit: a query it matches is flagged, not accepted.
     watchlist: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false(), index=True
+    )
+    # The last successful match (at most a day old: :mod:`speakerdb.services._idle`), or
+    # the enrollment until the first; idle expiry removes those that are too old.
+    last_match_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
     )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
@@ -252,6 +260,22 @@ class CohortRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
+class KeptAudioRow(Base):
+    """An enrolled clip's audio, kept with ``--keep-audio`` for re-embedding: sealed
+    (encrypted) bytes and the id of the key that sealed them (:mod:`speakerdb.storage._kept`).
+    Deleted with its utterance (``ON DELETE CASCADE``), hence with its speaker."""
+
+    __tablename__ = "kept_audio"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    utterance_id: Mapped[int] = mapped_column(
+        ForeignKey("utterances.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    key_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
 class ApiKeyRow(Base):
     """A key of the HTTP service: its name, scope and the SHA-256 of its secret (the
     secret itself is shown once, when created, and never stored)."""
@@ -263,6 +287,33 @@ class ApiKeyRow(Base):
     scope: Mapped[str] = mapped_column(String(16), nullable=False)
     digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: The group the key is bound to (its queries consider only that group), or NULL.
+    group_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class GroupRow(Base):
+    """A named group of speakers (:mod:`speakerdb.storage.sqlite._groups`); it stays,
+    empty, when its last member leaves, until it is deleted."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class GroupMemberRow(Base):
+    """One speaker in one group; deleted with either (``ON DELETE CASCADE``)."""
+
+    __tablename__ = "group_members"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    speaker_id: Mapped[int] = mapped_column(
+        ForeignKey("speakers.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class TombstoneRow(Base):
