@@ -38,7 +38,7 @@ def add(session: Session, prints: Sequence[StoredPrint]) -> None:
             # Core's executemany: an enrolled 10-minute clip has over 100,000 rows, which
             # the ORM's bulk insert took seconds to prepare.
             session.connection().execute(
-                insert(PrintKeyRow.__table__),
+                insert(PrintKeyRow),
                 [{"key": k, "print_id": row.id, "step": s} for k, s in keys.tolist()],
             )
 
