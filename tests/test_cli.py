@@ -786,6 +786,7 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("cohort", "clear"): ["cohort", "clear"],
     ("replay-window",): ["replay-window", "5m"],
     ("countermeasure",): ["countermeasure", "bandwidth"],
+    ("retention",): ["retention", "--idle-days", "30"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
 # (model export's, which needs a model to export, in test_model_export.py).
@@ -797,6 +798,7 @@ JSON_ELSEWHERE = {
     ("model", "export"),
     ("key", "revoke"),
     ("import",),
+    ("reembed",),  # needs audio kept with --keep-audio and a second model: test_reembed.py
     ("segments",),  # needs a recording and the GE2E encoder: test_segments_cli.py
 }
 

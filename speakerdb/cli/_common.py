@@ -235,6 +235,7 @@ def open_db(
     offline: bool = False,
     create: bool = False,
     backend: str | None = None,
+    audio_key: str | None = None,
 ) -> Iterator[SpeakerDB]:
     """Open the database; only enrolling commands may create it (a mistyped --db is an error)."""
     from .._facade import SpeakerDB
@@ -246,6 +247,7 @@ def open_db(
         local_files_only=True if offline else None,
         create=create,
         backend=backend,
+        audio_key=audio_key,
     ) as database:
         try:
             yield database

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
+    from ._kept import KeptAudio
     from ._marks import Found
     from ._prints import PrintHit, StoredPrint
 
@@ -175,6 +176,20 @@ class Snapshot(Protocol):
         """Every opt-out tombstone, oldest first."""
         ...
 
+    def idle(self, before: datetime) -> list[str]:
+        """The names of the speakers whose ``last_match_at`` is before ``before``, by name
+        (an indexed read: the cost follows those found, not the number of speakers)."""
+        ...
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        """The kept audio (:mod:`speakerdb.storage._kept`) of those of ``utterance_ids``
+        that have some, by utterance id."""
+        ...
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        """How many clips (of speaker ``name``, or of everyone) have their audio kept."""
+        ...
+
     def watchlist(self) -> frozenset[str]:
         """The names of the speakers on the watchlist."""
         ...
@@ -267,6 +282,22 @@ class Change(Snapshot, Protocol):
         """Replace ``name`` with ``replacement`` in every audit entry that claims or
         identifies it, or delete those entries when ``replacement`` is ``None``; return
         how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        """Keep the sealed audio ``data`` of clip ``utterance_id`` (sealed by the key
+        ``key_id``); it goes with the clip (deleted by :meth:`remove_utterance` and
+        :meth:`remove_speaker`). :class:`InputError` for an unknown clip."""
+        ...
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        """Set ``last_match_at`` to ``when`` for those of ``names`` whose value is before
+        ``older_than`` (unknown names are ignored); return how many changed. A change of
+        no templates: it neither bumps :meth:`version` nor waits for the index."""
+        ...
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        """Set ``last_match_at`` of ``name`` to ``when`` (an import keeps the archive's)."""
         ...
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
