@@ -18,10 +18,24 @@ python -m pytest "$@"
 
 # One suite, every backend: the CLI and API suites again on PostgreSQL without pgvector
 # (the FAISS cache) and with it (HNSW); the storage contract suite runs on every backend
-# above. The servers are CI's (.ci/run), or throwaway clusters started by the tests.
+# above. The servers are CI's (.ci/run), or throwaway clusters started by the tests. The
+# two runs use different servers and go side by side (each mostly one core); each one's
+# output is shown when it is done.
+logs=$(mktemp -d /tmp/speakerdb-test-backends.XXXXXX)
+began=$(date +%s)
+pids=()
 for backend in postgres pgvector; do
-  began=$(date +%s)
   SPEAKERDB_TEST_BACKEND=$backend python -m pytest \
-    tests/test_cli.py tests/test_cli_polish.py tests/test_api.py "$@"
-  echo "test.sh: the CLI and API suites on $backend took $(( $(date +%s) - began )) s"
+    tests/test_cli.py tests/test_cli_polish.py tests/test_api.py "$@" >"$logs/$backend" 2>&1 &
+  pids+=("$!")
 done
+failed=0
+for i in 0 1; do
+  backend=$([ "$i" = 0 ] && echo postgres || echo pgvector)
+  wait "${pids[$i]}" || failed=1
+  echo "== the CLI and API suites on $backend"
+  cat "$logs/$backend"
+done
+rm -rf "$logs"
+echo "test.sh: the CLI and API suites on both PostgreSQL backends took $(( $(date +%s) - began )) s"
+exit "$failed"
