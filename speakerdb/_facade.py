@@ -35,12 +35,14 @@ from .services._checklist import query_checks
 from .services._cohort import CohortTools
 from .services._enrolling import Enrolling, Metadata
 from .services._guards import Guards
+from .services._idle import LastMatches
 from .services._index import IndexTools
 from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
 from .services._retention import refuse_opted_out
+from .services._sealing import KeyChoice
 from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
 from .storage import Storage, open_storage, upgrade_storage
@@ -90,6 +92,9 @@ class SpeakerDB:
     the stored :meth:`set_countermeasure`, else none) judges every query clip: a spoof
     is refused as ``replay``. ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
     enrollment clips that are not speech; ``False`` is for synthetic test voices.
+    ``audio_key`` (else ``SPEAKERDB_AUDIO_KEY``) is the secret that seals the enrollment
+    audio kept with ``keep_audio`` and opens it for ``lifecycle.reembed``
+    (:mod:`speakerdb.services._sealing`).
 
     A clip (:data:`~speakerdb.audio.ClipInput`) is a file path, the bytes of an
     audio file or a binary file object holding one, a ``(samples, rate)`` pair, or
@@ -130,6 +135,7 @@ class SpeakerDB:
         speech_gate: bool | None = None,
         countermeasure: str | Countermeasure | None = None,
         replay_check: bool | None = None,
+        audio_key: bytes | str | None = None,
     ) -> None:
         if storage is not None and path is not None:
             raise InputError("give a database path or a storage, not both")
@@ -146,6 +152,7 @@ class SpeakerDB:
             window = (
                 None if replay_window is None else parse_replay_window(replay_window, "argument")
             )
+            self._keys = KeyChoice(audio_key)
             self._compose(model, encoder, cosine, options, window, countermeasure)
             self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
             self._settings.replay_check = resolve_replay_check(replay_check)
@@ -170,10 +177,12 @@ class SpeakerDB:
         )
         if threshold is not None:
             self._settings.policy()  # out of the deciding score's bounds: refused now
-        self._enrolling = Enrolling(self._storage, self._slot, self._settings)
+        self._enrolling = Enrolling(self._storage, self._slot, self._settings, keys=self._keys)
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
-        checks = query_checks(self._storage, self._settings)
+        # Hears accepted decisions, and records last matches off the queries' path.
+        self._matches = LastMatches(self._storage)
+        checks = (*query_checks(self._storage, self._settings), self._matches)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         self._segmenting = Segmenting(self._storage, self._slot, self._settings)
         #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
@@ -183,7 +192,7 @@ class SpeakerDB:
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = IndexTools(self._storage)
         #: The lifecycle of voiceprints: metadata, groups, backups, retention.
-        self.lifecycle = Lifecycle(self._storage, self._slot)
+        self.lifecycle = Lifecycle(self._storage, self._slot, self._keys)
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = KeyRing(self._storage)
 
@@ -213,6 +222,7 @@ class SpeakerDB:
         created them and nothing was enrolled: a first enrollment that failed leaves
         no empty database behind.
         """
+        self._matches.flush(timeout=10)
         if not (discard_if_empty and self._discard_if_unused()):
             self._storage.close()
 
@@ -249,6 +259,7 @@ class SpeakerDB:
         attributes: Mapping[str, Any] | None = None,
         expires_at: datetime | date | str | None = None,
         watchlist: bool = False,
+        keep_audio: bool = False,
         groups: Sequence[str] = (),
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
@@ -259,7 +270,8 @@ class SpeakerDB:
         then), and ``watchlist`` (a voice never to admit: see
         :mod:`speakerdb.services._watchlist`), and ``groups`` (group names, made if new:
         see :mod:`speakerdb.services._groups`); an external id is changed by
-        ``lifecycle.set_metadata``.
+        ``lifecycle.set_metadata``. ``keep_audio`` keeps the clips' audio, encrypted with
+        the ``audio_key``, for ``lifecycle.reembed`` (:class:`InputError` without a key).
         Raises :class:`AudioError` for an unusable clip, :class:`DuplicateUtterance`
         when the same audio is enrolled already, :class:`InvalidName` for a bad name,
         :class:`EnrollmentRefused` when a quality gate refuses
@@ -267,10 +279,16 @@ class SpeakerDB:
         are returned with the result).
         """
         metadata = Metadata.given(external_id, attributes, expires_at, watchlist, groups)
-        return self._enrolling.enroll(name, clips, force=force, metadata=metadata)
+        return self._enrolling.enroll(
+            name, clips, force=force, metadata=metadata, keep_audio=keep_audio
+        )
 
     def enroll_many(
-        self, groups: Iterable[tuple[str, Sequence[ClipInput]]], *, force: bool = False
+        self,
+        groups: Iterable[tuple[str, Sequence[ClipInput]]],
+        *,
+        force: bool = False,
+        keep_audio: bool = False,
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
         """Enroll each ``(name, clips)`` as :meth:`enroll` does, several per transaction.
 
@@ -279,7 +297,7 @@ class SpeakerDB:
         is consumed lazily, so it may decode the next speaker's clips while this
         one is embedded (:func:`speakerdb.services._batch.enroll_batch` does).
         """
-        return self._enrolling.enroll_many(groups, force=force)
+        return self._enrolling.enroll_many(groups, force=force, keep_audio=keep_audio)
 
     def enroll_batch(
         self,
@@ -288,6 +306,7 @@ class SpeakerDB:
         *,
         force: bool = False,
         ray: RayOptions | None = None,
+        keep_audio: bool = False,
     ) -> BatchReport:
         """Enroll the rows of a manifest (:func:`speakerdb.services.read_manifest`), grouped
         by speaker; a clip that fails is reported and the others go on. The next
@@ -298,7 +317,9 @@ class SpeakerDB:
         process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
         already are not embedded again, so an interrupted job resumes."""
         if ray is None:
-            return enroll_batch(self._enrolling, rows, progress, force=force)
+            return enroll_batch(self._enrolling, rows, progress, force=force, keep_audio=keep_audio)
+        if keep_audio:
+            raise InputError("a batch on Ray keeps no audio; leave out --ray or --keep-audio")
         from .services._raybatch import enroll_batch_ray
 
         if self._location is None:

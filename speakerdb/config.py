@@ -70,6 +70,8 @@ ENV_REPLAY_WINDOW = "SPEAKERDB_REPLAY_WINDOW"
 ENV_SPEECH_GATE = "SPEAKERDB_SPEECH_GATE"
 ENV_REPLAY_CHECK = "SPEAKERDB_REPLAY_CHECK"
 ENV_COUNTERMEASURE = "SPEAKERDB_COUNTERMEASURE"
+#: The secret that encrypts kept enrollment audio (``enroll --keep-audio``, ``reembed``).
+ENV_AUDIO_KEY = "SPEAKERDB_AUDIO_KEY"
 _SWITCHES = {"1": True, "on": True, "true": True, "yes": True}
 _SWITCHES |= {"0": False, "off": False, "false": False, "no": False}
 

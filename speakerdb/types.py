@@ -35,6 +35,7 @@ __all__ = [
     "Match",
     "Outcome",
     "QualityIssue",
+    "ReembedReport",
     "Segment",
     "Speaker",
     "StoredThreshold",
@@ -134,6 +135,8 @@ class Speaker(_Result):
     ``attributes`` free JSON values (:mod:`speakerdb._metadata`): a copy, so changing it
     changes nothing stored. ``expires_at`` is when the voiceprint is deleted (``None``:
     never). ``watchlist`` marks a voice never to admit (:mod:`speakerdb.services._watchlist`).
+    ``last_match_at`` is their last successful match, recorded at most once a day, or
+    their enrollment until the first (idle expiry, :mod:`speakerdb.services._idle`).
     ``groups`` are the groups they belong to, by name (:mod:`speakerdb.services._groups`).
     """
 
@@ -145,6 +148,7 @@ class Speaker(_Result):
     attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     expires_at: datetime | None = None
     watchlist: bool = False
+    last_match_at: datetime | None = None
     groups: tuple[str, ...] = ()
 
 
@@ -506,6 +510,30 @@ class ArchiveReport(_Result):
     imported: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     n_cohort: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReembedReport(_Result):
+    """What ``speakerdb reembed`` built: the new database at ``path`` for ``model``.
+
+    ``reembedded`` speakers were embedded again from their kept audio (``n_utterances``
+    clips); ``partial`` ones from the part of their clips whose audio was kept; those in
+    ``reenroll`` had no audio kept and must enroll again; ``failed`` maps a speaker the
+    new database refused to why. ``carried`` names the settings taken over; ``not_carried``
+    says, in words, what was not and why (it belongs to the old model, or to the old
+    database)."""
+
+    path: str
+    model: str
+    reembedded: tuple[str, ...]
+    n_utterances: int
+    partial: tuple[str, ...]
+    reenroll: tuple[str, ...]
+    failed: dict[str, str]
+    n_tombstones: int
+    carried: tuple[str, ...]
+    not_carried: tuple[str, ...]
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,7 @@ from speakerdb import (
 from speakerdb.audio import Clip, fingerprint
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.storage._prints import StoredPrint
+from speakerdb.storage._prints import StoredPrint, lag_votes
 from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
@@ -633,6 +634,25 @@ def test_prints_are_found_by_their_keys_within_the_window(storage: Storage) -> N
         assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 0)
 
 
+def test_lag_votes_count_each_prints_most_hits_at_one_lag() -> None:
+    """The vote count every backend shares, against counting by hand (negative lags,
+    large ids and repeated keys included)."""
+    rng = np.random.default_rng(5)
+    query = np.stack([rng.integers(0, 40, 300), rng.integers(0, 200, 300)], axis=1)
+    rows = np.stack(
+        [rng.choice([3, 7, 2**40], 500), rng.integers(0, 40, 500), rng.integers(0, 200, 500)],
+        axis=1,
+    )
+    by_hand: dict[int, Counter] = {}
+    for print_id, key, step in rows.tolist():
+        for q_key, q_step in query.tolist():
+            if q_key == key:
+                by_hand.setdefault(print_id, Counter())[step - q_step] += 1
+    expected = {i: max(c.values()) for i, c in by_hand.items()}
+    assert lag_votes(query, rows) == expected
+    assert lag_votes(query, rows[:0]) == {}
+
+
 def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
     enroll(storage, "alice", 1, 2)
     enroll(storage, "bob", 3)
@@ -655,6 +675,76 @@ def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:
         change.remove_speaker("alice")
     with storage.read() as snapshot:
         assert snapshot.print_counts(now) == (0, 1)  # bob's query is left
+
+
+def test_kept_audio_goes_with_its_clip_and_its_speaker(storage: Storage) -> None:
+    enroll(storage, "alice", 1, 2)
+    enroll(storage, "bob", 3)
+    with storage.read() as snapshot:
+        first, second = (u.id for u in snapshot.utterances("alice"))
+        (third,) = (u.id for u in snapshot.utterances("bob"))
+    sealed = bytes(range(256)) * 1000  # large: the row spills over many pages
+    with storage.change() as change:
+        change.keep_audio(first, "k1", sealed)
+        change.keep_audio(second, "k1", b"second")
+        change.keep_audio(third, "k2", b"third")
+        with pytest.raises(InputError, match="no enrolled clip #999"):
+            change.keep_audio(999, "k1", b"x")
+    with storage.read() as snapshot:
+        found = snapshot.kept_audio([first, third, 999])
+        assert sorted(found) == [first, third]
+        assert found[first].data == sealed and found[first].key_id == "k1"
+        assert found[third] == (third, "k2", b"third")
+        assert snapshot.kept_audio_count() == 3 and snapshot.kept_audio_count("alice") == 2
+    with storage.change(templates=True) as change:
+        change.remove_utterance(first)
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio([first]) == {} and snapshot.kept_audio_count() == 2
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio([second, third]).keys() == {third}
+        assert snapshot.kept_audio_count() == 1
+
+
+def test_kept_audio_is_all_or_nothing(storage: Storage) -> None:
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        (clip_id,) = (u.id for u in snapshot.utterances("alice"))
+    with pytest.raises(RuntimeError), storage.change() as change:
+        change.keep_audio(clip_id, "k1", b"sealed")
+        raise RuntimeError("killed")
+    with storage.read() as snapshot:
+        assert snapshot.kept_audio_count() == 0
+
+
+def test_last_matches_are_recorded_at_most_once_per_period(storage: Storage) -> None:
+    day = timedelta(days=1)
+    for name, seed in (("alice", 1), ("bob", 2), ("carol", 3)):
+        enroll(storage, name, seed)
+    with storage.read() as snapshot:
+        enrolled = snapshot.speaker("alice").last_match_at
+        assert enrolled is not None  # idleness counts from the enrollment
+        assert snapshot.idle(enrolled - day) == []
+        assert snapshot.idle(enrolled + day) == ["alice", "bob", "carol"]
+    later = enrolled + 3 * day
+    with storage.change() as change:
+        assert change.record_matches(["alice", "bob", "nobody"], later, later - day) == 2
+        # Within the period nothing is written again.
+        assert change.record_matches(["alice"], later + day / 2, later + day / 2 - day) == 0
+        change.set_last_match("carol", enrolled - 10 * day)
+    before = storage.read
+    with before() as snapshot:
+        assert snapshot.speaker("alice").last_match_at == later
+        assert snapshot.speaker("carol").last_match_at == enrolled - 10 * day
+        assert snapshot.idle(later) == ["carol"]
+        assert snapshot.idle(later + day) == ["alice", "bob", "carol"]
+        version = snapshot.version()
+    with storage.change() as change:
+        change.record_matches(["carol"], later + 2 * day, later + day)
+    with storage.read() as snapshot:
+        assert snapshot.version() == version  # no change of templates
+        assert snapshot.idle(later + day) == ["alice", "bob"]
 
 
 def test_the_cohort_is_kept_apart_from_the_speakers(storage: Storage) -> None:

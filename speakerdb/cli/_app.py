@@ -51,6 +51,8 @@ from ._lifecycle import register as register_lifecycle
 from ._maintenance import register as register_maintenance
 from ._membership import GroupOpt, GroupsOpt, group_app
 from ._model import register as register_model
+from ._reembed import AudioKeyFileOpt, KeepAudioOpt, audio_key
+from ._reembed import register as register_reembed
 from ._segments import register as register_segments
 from ._serve import register as register_serve
 
@@ -112,6 +114,8 @@ def enroll(
         bool,
         typer.Option("--watchlist", help="A voice never to admit (a known fraudster)."),
     ] = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
     group: GroupsOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,
@@ -129,8 +133,9 @@ def enroll(
     from ._render import emit_json, enrollment_text
 
     attributes = parse_attributes(attr)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         result = database.enroll(
             name,
@@ -140,6 +145,7 @@ def enroll(
             attributes=attributes,
             expires_at=expires,
             watchlist=watchlist,
+            keep_audio=keep_audio,
             groups=group or (),
         )
     _report_issues(result.issues)
@@ -166,6 +172,8 @@ def enroll_batch(
     offline: OfflineOpt = False,
     backend: BackendOpt = None,
     force: ForceOpt = False,
+    keep_audio: KeepAudioOpt = False,
+    audio_key_file: AudioKeyFileOpt = None,
     use_ray: Annotated[
         bool,
         typer.Option(
@@ -200,11 +208,14 @@ def enroll_batch(
         from ..services._raybatch import RayOptions
 
         ray = RayOptions(address=ray_address, actors=actors)
+    key = audio_key(audio_key_file)
     with open_db(
-        db, model, revision=revision, offline=offline, create=True, backend=backend
+        db, model, revision, offline, create=True, backend=backend, audio_key=key
     ) as database:
         with progress(len(rows), "enrolling") as advance:
-            report = database.enroll_batch(rows, advance, force=force, ray=ray)
+            report = database.enroll_batch(
+                rows, advance, force=force, ray=ray, keep_audio=keep_audio
+            )
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
@@ -474,6 +485,7 @@ register_segments(app)
 register_maintenance(app)
 register_index(app)
 register_lifecycle(app)
+register_reembed(app)
 app.add_typer(audit_app, name="audit")
 app.add_typer(key_app, name="key")
 app.add_typer(group_app, name="group")

@@ -37,6 +37,7 @@ __all__ = [
     "opt_out",
     "parse_attributes",
     "register",
+    "secret_file",
 ]
 
 ExternalIdOpt = Annotated[
@@ -244,9 +245,10 @@ def opt_out(
 
 
 def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Delete the voiceprints whose expiry date has passed.
+    """Delete the voiceprints whose expiry date has passed, or idle ones.
 
-    Queries do this too before they search; this is for a scheduled job.
+    Queries delete expired ones too before they search; idle ones (`speakerdb retention
+    --idle-days`) only this deletes: run it daily, from a scheduled job.
     """
     from ._render import emit_json, safe
 
@@ -256,8 +258,17 @@ def expire(db: DbOpt = None, json: JsonOpt = False) -> None:
         emit_json(removed)
         return
     for speaker in removed:
-        echo(f"removed {safe(speaker.name)} (expired {speaker.expires_at:%Y-%m-%d %H:%M} UTC)")
+        echo(f"removed {safe(speaker.name)} ({_why_removed(speaker)})")
     echo(f"{len(removed)} expired voiceprint(s) deleted")
+
+
+def _why_removed(speaker: Speaker) -> str:
+    from ..services._idle import utcnow
+
+    if speaker.expires_at is not None and speaker.expires_at <= utcnow():
+        return f"expired {speaker.expires_at:%Y-%m-%d %H:%M} UTC"
+    when = speaker.last_match_at
+    return f"idle: no match since {when:%Y-%m-%d}" if when is not None else "idle"
 
 
 PassphraseOpt = Annotated[
@@ -271,7 +282,8 @@ PassphraseOpt = Annotated[
 ]
 
 
-def _passphrase(path: Path | None) -> str | None:
+def secret_file(path: Path | None, what: str = "passphrase") -> str | None:
+    """The first line of the ``what`` file ``path`` (``None`` without one)."""
     from ..errors import InputError
 
     if path is None:
@@ -279,9 +291,9 @@ def _passphrase(path: Path | None) -> str | None:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the passphrase file ({exc})") from exc
+        raise InputError(f"{path}: cannot read the {what} file ({exc})") from exc
     if not lines or not lines[0]:
-        raise InputError(f"{path}: the passphrase file's first line is empty")
+        raise InputError(f"{path}: the {what} file's first line is empty")
     return lines[0]
 
 
@@ -299,7 +311,7 @@ def export(
     """
     from ._render import emit_json, safe
 
-    secret = _passphrase(passphrase_file)
+    secret = secret_file(passphrase_file)
     with open_db(db) as database:
         report = database.lifecycle.export(out, passphrase=secret)
     if json:
@@ -334,7 +346,7 @@ def import_archive(
     """
     from ._render import emit_json, safe
 
-    secret = _passphrase(passphrase_file)
+    secret = secret_file(passphrase_file)
     with open_db(db, create=True) as database:
         report = database.lifecycle.import_archive(
             archive, passphrase=secret, on_duplicate=on_duplicate

@@ -73,6 +73,7 @@ class ArchivedSpeaker:
     watchlist: bool
     clips: tuple[Clip, ...]  # provenance only: no samples (see _clip)
     embeddings: np.ndarray
+    last_match_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,14 @@ def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> di
         for u, e in zip(snapshot.utterances(speaker.name), embeddings, strict=True)
     ]
     expires = speaker.expires_at.isoformat() if speaker.expires_at is not None else None
+    matched = speaker.last_match_at.isoformat() if speaker.last_match_at is not None else None
     return {
         "name": speaker.name,
         "external_id": speaker.external_id,
         "attributes": speaker.attributes,
         "expires_at": expires,
         "watchlist": speaker.watchlist,
+        "last_match_at": matched,
         "clips": clips,
     }
 
@@ -229,6 +232,7 @@ def _speaker(data: dict[str, Any], dim: int, at: int) -> ArchivedSpeaker:
     expires = data["expires_at"]
     watchlist = data.get("watchlist", False)
     _need(isinstance(watchlist, bool), f"speaker #{at}: the watchlist mark")
+    matched = data.get("last_match_at")  # (none before idle expiry)
     return ArchivedSpeaker(
         name=name,
         external_id=None if external is None else clean_external_id(external),
@@ -237,6 +241,7 @@ def _speaker(data: dict[str, Any], dim: int, at: int) -> ArchivedSpeaker:
         watchlist=watchlist,
         clips=tuple(_clip(c, f"speaker #{at}") for c in clips),
         embeddings=vectors,
+        last_match_at=None if matched is None else _aware(datetime.fromisoformat(matched)),
     )
 
 
@@ -307,7 +312,7 @@ def _settings(data: dict[str, Any]) -> dict[str, str]:
 
 
 def _aware(moment: datetime) -> datetime:
-    _need(moment.tzinfo is not None, "an expiry without a time zone")
+    _need(moment.tzinfo is not None, "a time without a time zone")
     return moment.astimezone(timezone.utc)
 
 
@@ -337,6 +342,8 @@ def import_archive(
             change.set_metadata(speaker.name, speaker.external_id, attributes, expires)
         if speaker.watchlist:
             change.set_watchlist(speaker.name, True)
+        if speaker.last_match_at is not None:  # idleness goes on counting as it was
+            change.set_last_match(speaker.name, speaker.last_match_at)
         imported.append(speaker.name)
     _import_groups(change, archive, set(imported))
     _import_tombstones(change, archive)

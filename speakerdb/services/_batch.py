@@ -41,7 +41,11 @@ class Enroller(Protocol):
     """What a batch needs of a database: :class:`~speakerdb.SpeakerDB` is one."""
 
     def enroll_many(
-        self, groups: Iterable[tuple[str, Sequence[Clip]]], *, force: bool = False
+        self,
+        groups: Iterable[tuple[str, Sequence[Clip]]],
+        *,
+        force: bool = False,
+        keep_audio: bool = False,
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]: ...
 
     def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]: ...
@@ -122,19 +126,21 @@ def enroll_batch(
     progress: Callable[[int], None] | None = None,
     *,
     force: bool = False,
+    keep_audio: bool = False,
 ) -> BatchReport:
     """Enroll every row; ``progress(n)`` is called as each ``n`` clips are done.
 
     The next speaker's clips are decoded in a background thread while the model
     embeds the current one's, and speakers are committed several at a time
     (:meth:`SpeakerDB.enroll_many`). ``force`` enrolls what the quality gates
-    would refuse (see :mod:`speakerdb.services._quality`).
+    would refuse (see :mod:`speakerdb.services._quality`); ``keep_audio`` keeps the
+    clips' audio, sealed (:mod:`speakerdb.services._sealing`).
     """
     advance = progress or (lambda n: None)
     decoder = Decoder(db, advance)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speakerdb-decode") as pool:
         groups = _prefetched(pool, decoder, by_speaker(rows), advance)
-        return collect(db.enroll_many(groups, force=force), decoder)
+        return collect(db.enroll_many(groups, force=force, keep_audio=keep_audio), decoder)
 
 
 def collect(

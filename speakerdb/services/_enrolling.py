@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..audio._fingerprint import Fingerprint
     from ..storage import Change, Storage
     from ._model import ModelSlot
+    from ._sealing import AudioKey, KeyChoice
     from ._settings import Settings
 
 __all__ = [
@@ -87,6 +88,9 @@ class _Prepared:
     metadata: Metadata | None = None  # to set with the clips
     #: The replay fingerprint of each clip that has one, by audio hash.
     prints: Mapping[str, Fingerprint] = field(default_factory=dict)
+    #: With ``keep_audio``: the key, and each clip's sealed audio by audio hash.
+    key: AudioKey | None = None
+    sealed: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +166,18 @@ class Enrolling:
     """Enrollment into one database: its storage, its model and its decision settings."""
 
     def __init__(
-        self, storage: Storage, slot: ModelSlot, settings: Settings, *, speech_gate: bool = True
+        self,
+        storage: Storage,
+        slot: ModelSlot,
+        settings: Settings,
+        *,
+        speech_gate: bool = True,
+        keys: KeyChoice | None = None,
     ) -> None:
         self._storage = storage
         self._slot = slot
         self._settings = settings
+        self._keys = keys
         #: Whether clips that are not speech are refused (:mod:`speakerdb.services._quality`).
         self.speech_gate = speech_gate
 
@@ -177,6 +188,7 @@ class Enrolling:
         *,
         force: bool = False,
         metadata: Metadata | None = None,
+        keep_audio: bool = False,
     ) -> Enrollment:
         """Create ``name`` or add clips to it; all clips of the call are enrolled, or none.
 
@@ -188,9 +200,11 @@ class Enrolling:
         :class:`EnrollmentRefused` when a quality gate refuses (:mod:`speakerdb.services._quality`;
         ``force`` enrolls anyway, and the issues are returned with the result).
         ``metadata`` is set in the same transaction (even when every clip is skipped).
+        ``keep_audio`` keeps the clips' audio, sealed (:mod:`speakerdb.services._sealing`).
         """
         watchlisting = metadata is not None and metadata.watchlist
-        prepared = self._prepare(name, clips, force, [], watchlisting=watchlisting)
+        key = self._audio_key(keep_audio)
+        prepared = self._prepare(name, clips, force, [], watchlisting=watchlisting, key=key)
         prepared = replace(prepared, metadata=metadata)
         if not prepared.clips and metadata is None:
             return self._nothing_new(prepared)
@@ -202,11 +216,13 @@ class Enrolling:
         *,
         force: bool = False,
         embedder: Embedder | None = None,
+        keep_audio: bool = False,
     ) -> Iterator[tuple[str, Enrollment | SpeakerDBError]]:
         """:meth:`SpeakerDB.enroll_many <speakerdb.SpeakerDB.enroll_many>`: committed in
         chunks of :data:`CHUNK_SPEAKERS` speakers or :data:`CHUNK_SECONDS` of work. The
         clips are embedded by ``embedder`` (default: the database's model)."""
         embedder = embedder or self._slot
+        key = self._audio_key(keep_audio)
         pending: list[_Prepared] = []
         started = time.monotonic()
         for name, clips in groups:
@@ -215,7 +231,7 @@ class Enrolling:
                 yield from self._commit_chunk(pending, embedder)
                 pending, started = [], time.monotonic()
             try:
-                prepared = self._prepare(name, clips, force, pending, embedder)
+                prepared = self._prepare(name, clips, force, pending, embedder, key=key)
             except SpeakerDBError as exc:
                 yield name, exc
             else:
@@ -235,6 +251,17 @@ class Enrolling:
 
     # -- internals -------------------------------------------------------
 
+    def _audio_key(self, keep_audio: bool) -> AudioKey | None:
+        """The key to seal kept audio with (checked against the database's), or ``None``."""
+        if not keep_audio:
+            return None
+        if self._keys is None:
+            raise InputError("this database keeps no audio")
+        key = self._keys.key()
+        with self._storage.read() as snapshot:
+            key.check_database(snapshot)
+        return key
+
     def _prepare(
         self,
         given: str,
@@ -244,6 +271,7 @@ class Enrolling:
         embedder: Embedder | None = None,
         *,
         watchlisting: bool = False,
+        key: AudioKey | None = None,
     ) -> _Prepared:
         name = clean_name(given)
         with self._storage.read() as snapshot:
@@ -267,7 +295,18 @@ class Enrolling:
                 refuse_watchlisted(snapshot, name, embeddings, threshold)
         issues = self._check_quality(name, decoded, embeddings, force, pending)
         prints = fingerprints_of(decoded)
-        return _Prepared(name, given, tuple(decoded), embeddings, issues, skipped, prints=prints)
+        sealed = {} if key is None else {c.sha256: key.seal(c) for c in decoded}
+        return _Prepared(
+            name,
+            given,
+            tuple(decoded),
+            embeddings,
+            issues,
+            skipped,
+            prints=prints,
+            key=key,
+            sealed=sealed,
+        )
 
     def _without_own(self, name: str, clips: list[Clip]) -> tuple[list[Clip], tuple[Clip, ...]]:
         """The clips not enrolled yet, and those enrolled for ``name`` already; audio
@@ -337,6 +376,11 @@ class Enrolling:
         if prepared.clips:
             result = change.enroll(prepared.name, prepared.clips, prepared.embeddings)
             store_enrolled_prints(change, result.added, prepared.prints)
+            if prepared.key is not None:
+                prepared.key.record(change)
+                for added in result.added:
+                    sealed = prepared.sealed[added.audio_sha256]
+                    change.keep_audio(added.id, prepared.key.key_id, sealed)
         else:  # metadata only: every clip was enrolled for them already
             result = Enrollment(change.speaker(prepared.name), (), False)
         if prepared.metadata is not None:

@@ -27,9 +27,13 @@ from ._groups import GroupAdmin
 from ._retention import expire_due, refuse_opted_out, remove_speaker
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..encoders._protocol import Encoder
     from ..storage import Storage
-    from ..types import BackupReport, Speaker, Tombstone
+    from ..types import BackupReport, ReembedReport, Speaker, Tombstone
     from ._model import ModelSlot
+    from ._sealing import KeyChoice
 
 __all__ = ["Lifecycle"]
 
@@ -49,12 +53,47 @@ log = logging.getLogger(__name__)
 class Lifecycle:
     """Lifecycle administration of one database."""
 
-    def __init__(self, storage: Storage, slot: ModelSlot) -> None:
+    def __init__(self, storage: Storage, slot: ModelSlot, keys: KeyChoice | None = None) -> None:
         self._storage = storage
         self._slot = slot
+        self._keys = keys
         #: The groups of speakers (:mod:`speakerdb.services._groups`): ``add``,
         #: ``remove``, ``list``, ``get``, ``delete``.
         self.groups = GroupAdmin(storage)
+
+    def reembed(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        model: str | None = None,
+        encoder: Encoder | None = None,
+        revision: str | None = None,
+        overwrite: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReembedReport:
+        """Build the database file ``target`` for ``model`` (or ``encoder``) from the
+        enrollment audio kept with ``keep_audio``, opened with the database's audio key
+        (:mod:`speakerdb.services._reembed`); ``progress(done, total)`` after each speaker.
+
+        :class:`InputError` when ``target`` exists (unless ``overwrite``), when no key is
+        given or it is not the database's, or when the model is the database's own."""
+        from ._reembed import reembed
+        from ._sealing import KeyChoice
+
+        if model is None and encoder is None:
+            raise InputError("name the new model (--to-model)")
+        key = (self._keys or KeyChoice(None)).key()
+        options = self._slot.load_options() | {"revision": revision}
+        return reembed(
+            self._storage,
+            key,
+            target,
+            model,
+            encoder,
+            options,
+            overwrite=overwrite,
+            progress=progress,
+        )
 
     def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
         """Write a consistent copy of the live database to the file ``target`` while
@@ -124,6 +163,13 @@ class Lifecycle:
             tuple(skipped),
             n_cohort=len(archive.cohort.clips),
         )
+
+    def kept_audio(self, name: str | None = None) -> int:
+        """How many clips (of speaker ``name``, or of everyone) have their audio kept
+        (``keep_audio``); after a removal, none of theirs is."""
+        wanted = None if name is None else clean_name(name)
+        with self._storage.read() as snapshot:
+            return snapshot.kept_audio_count(wanted)
 
     def find(self, external_id: str) -> Speaker:
         """The speaker whose external id is ``external_id``; :class:`SpeakerNotFound` if none."""
@@ -210,6 +256,23 @@ class Lifecycle:
             return snapshot.tombstones()
 
     def expire(self) -> list[Speaker]:
-        """Remove the speakers whose expiry has passed now; return them. Queries do this
-        too before they search, so this is for a scheduled job, not for correctness."""
-        return expire_due(self._storage)
+        """Remove the speakers whose expiry has passed now, and those idle for longer than
+        the idle limit (:meth:`set_idle_days`); return them. Queries remove expired ones
+        too before they search; idle ones only this sweep removes: schedule it daily."""
+        from ._idle import utcnow
+
+        return expire_due(self._storage, utcnow())
+
+    def set_idle_days(self, days: int) -> int | None:
+        """Delete voiceprints that have not matched for ``days`` days (0: never, the
+        default), counted from now on (:mod:`speakerdb.services._idle`); return the limit."""
+        from ._idle import set_idle_days
+
+        return set_idle_days(self._storage, days)
+
+    def idle_days(self) -> tuple[int | None, datetime | None]:
+        """The idle limit in days (``None``: off) and when it was turned on."""
+        from ._idle import idle_setting
+
+        with self._storage.read() as snapshot:
+            return idle_setting(snapshot)

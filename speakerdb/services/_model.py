@@ -83,6 +83,10 @@ class ModelSlot:
         """The encoder's description (loading it)."""
         return self.encoder().info
 
+    def load_options(self) -> dict[str, Any]:
+        """The loading options given (offline, cache folder, backend, revision)."""
+        return dict(self._options)
+
     def load_spec(self) -> tuple[str, dict[str, Any]]:
         """What :func:`~speakerdb.encoders._base.load_encoder` loads this model from, and
         its keyword arguments: for loading the same model elsewhere (a Ray actor)."""

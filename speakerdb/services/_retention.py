@@ -9,6 +9,8 @@
   passes: every query first deletes the speakers that are due (one indexed read
   when none is; a write only when one is), so an expired voiceprint is never
   matched, even if ``speakerdb expire`` was not run.
+- **Idle expiry.** Optionally, a speaker who has not matched for N days is removed
+  as above by the same sweep (:mod:`speakerdb.services._idle`).
 - **Opt-out.** Opting out removes the speaker and keeps a *tombstone*: their
   external id and the confusable skeletons of their name
   (:func:`speakerdb._names.name_keys`), nothing else. A new speaker whose name
@@ -48,15 +50,22 @@ def remove_speaker(change: Change, name: str, *, purge_audit: bool = False) -> S
 
 
 def expire_due(storage: Storage, now: datetime | None = None) -> list[Speaker]:
-    """Remove every speaker whose expiry has passed; return them (usually none)."""
+    """Remove every speaker whose expiry has passed, or who has been idle for longer than
+    the idle limit (:mod:`speakerdb.services._idle`); return them (usually none)."""
+    from ._idle import idle_due
+
     now = now or datetime.now(timezone.utc)
     with storage.read() as snapshot:
-        if not snapshot.expired(now):
+        if not snapshot.expired(now) and not idle_due(snapshot, now):
             return []
     with storage.change(templates=True) as change:
-        removed = [remove_speaker(change, name) for name in change.expired(now)]
+        due = sorted(set(change.expired(now)) | set(idle_due(change, now)))
+        removed = [remove_speaker(change, name) for name in due]
     for speaker in removed:
-        log.info("removed %r: their voiceprint expired at %s", speaker.name, speaker.expires_at)
+        if speaker.expires_at is not None and speaker.expires_at <= now:
+            log.info("removed %r: their voiceprint expired at %s", speaker.name, speaker.expires_at)
+        else:
+            log.info("removed %r: no match since %s", speaker.name, speaker.last_match_at)
     return removed
 
 

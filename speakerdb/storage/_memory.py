@@ -37,6 +37,7 @@ from ..types import (
     Tombstone,
     Utterance,
 )
+from ._kept import KeptAudio
 from ._marks import Found, Marks, Members
 from ._prints import PrintHit, StoredPrint, lag_votes
 from ._protocol import StoreDescription
@@ -69,6 +70,7 @@ class _Person:
     attributes: str | None = None  # canonical JSON, as the SQLite backend keeps it
     expires_at: datetime | None = None
     watchlist: bool = False
+    last_match_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -95,6 +97,8 @@ class _State:
     next_print: int = 1
     # The cohort of outside voices: (label, audio hash, clip length, embedding), oldest first.
     cohort: list[tuple[str, str, float, np.ndarray]] = field(default_factory=list)
+    # Kept (sealed) enrollment audio by utterance id.
+    kept: dict[int, KeptAudio] = field(default_factory=dict)
     # Groups by name: when each was made, and its members' speaker ids.
     groups: dict[str, tuple[datetime, frozenset[int]]] = field(default_factory=dict)
     # Search's marks (watchlist, next expiry, groups), built on first use.
@@ -118,6 +122,7 @@ class _State:
             dict(self.prints),
             self.next_print,
             list(self.cohort),
+            dict(self.kept),
             dict(self.groups),
         )
 
@@ -344,6 +349,21 @@ class _Snapshot:
     def tombstones(self) -> list[Tombstone]:
         return list(self.state.tombstones)
 
+    def idle(self, before: datetime) -> list[str]:
+        people = self.state.speakers.values()
+        return sorted(
+            p.name for p in people if p.last_match_at is not None and p.last_match_at < before
+        )
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        return {u: self.state.kept[u] for u in utterance_ids if u in self.state.kept}
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        if name is None:
+            return len(self.state.kept)
+        clips = self.state.speakers[self._id_of(name)].clips
+        return sum(u in self.state.kept for u in clips)
+
     def find_tombstone(
         self, keys: tuple[str, str] | None, external_id: str | None
     ) -> Tombstone | None:
@@ -374,6 +394,7 @@ class _Snapshot:
             attributes,
             person.expires_at,
             person.watchlist,
+            person.last_match_at,
             tuple(sorted(g for g, held in self.state.groups.items() if speaker_id in held[1])),
         )
 
@@ -409,7 +430,8 @@ class _Change(_Snapshot):
         old = self.state.speakers.get(speaker_id)
         new = tuple(u.id for u in added)
         if old is None:
-            self._store(speaker_id, _Person(name, np.zeros(0, np.float32), now, new))
+            empty = np.zeros(0, np.float32)
+            self._store(speaker_id, _Person(name, empty, now, new, last_match_at=now))
         else:
             self._store(speaker_id, replace(old, clips=old.clips + new))
         return Enrollment(self._speaker(speaker_id), added, created)
@@ -523,6 +545,28 @@ class _Change(_Snapshot):
         ]
         return found
 
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        check_clip_number(utterance_id)
+        if utterance_id not in self.state.utterances:
+            raise no_such_clip(utterance_id)
+        self.state.kept[utterance_id] = KeptAudio(utterance_id, key_id, bytes(data))
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        changed = 0
+        for name in set(names) & set(self.state.by_name):
+            speaker_id = self.state.by_name[name]
+            person = self.state.speakers[speaker_id]
+            if person.last_match_at is None or person.last_match_at < older_than:
+                self.state.speakers[speaker_id] = replace(person, last_match_at=when)
+                changed += 1
+        return changed
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        speaker_id = self._id_of(name)
+        person = self.state.speakers[speaker_id]
+        self.state.speakers[speaker_id] = replace(person, last_match_at=when)
+        return self._speaker(speaker_id)
+
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
         number = max((t.id for t in self.state.tombstones), default=0) + 1
         made = Tombstone(number, external_id, keys[0], keys[1], datetime.now(timezone.utc))
@@ -611,6 +655,7 @@ class _Change(_Snapshot):
         utterance = self.state.utterances.pop(utterance_id)
         del self.state.embeddings[utterance_id]
         del self.state.by_hash[utterance.audio_sha256]
+        self.state.kept.pop(utterance_id, None)
         held = self.state.prints.items()
         self.state.prints = {i: h for i, h in held if h[0].utterance_id != utterance_id}
 

@@ -56,10 +56,21 @@ if TYPE_CHECKING:
     )
     from ._index import SpeakerIndex
     from ._indexkind import IndexChoice
+    from ._kept import KeptAudio
     from ._marks import Found
     from ._prints import PrintHit, StoredPrint
 
-__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+__all__ = [
+    "Backup",
+    "Change",
+    "IndexAdmin",
+    "SearchAdmin",
+    "SearchFn",
+    "Snapshot",
+    "Storage",
+    "StoreDescription",
+    "VectorSearchAdmin",
+]
 
 
 class StoreDescription(NamedTuple):
@@ -165,6 +176,20 @@ class Snapshot(Protocol):
         """Every opt-out tombstone, oldest first."""
         ...
 
+    def idle(self, before: datetime) -> list[str]:
+        """The names of the speakers whose ``last_match_at`` is before ``before``, by name
+        (an indexed read: the cost follows those found, not the number of speakers)."""
+        ...
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        """The kept audio (:mod:`speakerdb.storage._kept`) of those of ``utterance_ids``
+        that have some, by utterance id."""
+        ...
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        """How many clips (of speaker ``name``, or of everyone) have their audio kept."""
+        ...
+
     def watchlist(self) -> frozenset[str]:
         """The names of the speakers on the watchlist."""
         ...
@@ -257,6 +282,22 @@ class Change(Snapshot, Protocol):
         """Replace ``name`` with ``replacement`` in every audit entry that claims or
         identifies it, or delete those entries when ``replacement`` is ``None``; return
         how many entries there were. Old copies of the rows are purged as for a removal."""
+        ...
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        """Keep the sealed audio ``data`` of clip ``utterance_id`` (sealed by the key
+        ``key_id``); it goes with the clip (deleted by :meth:`remove_utterance` and
+        :meth:`remove_speaker`). :class:`InputError` for an unknown clip."""
+        ...
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        """Set ``last_match_at`` to ``when`` for those of ``names`` whose value is before
+        ``older_than`` (unknown names are ignored); return how many changed. A change of
+        no templates: it neither bumps :meth:`version` nor waits for the index."""
+        ...
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        """Set ``last_match_at`` of ``name`` to ``when`` (an import keeps the archive's)."""
         ...
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
@@ -382,14 +423,13 @@ class Backup(Protocol):
 
 
 @runtime_checkable
-class IndexAdmin(Protocol):
-    """The administration of a backend's search index (the SQLite + FAISS backend)."""
+class SearchAdmin(Protocol):
+    """The administration of a backend's derived search index, wherever it lives: the
+    SQLite backend's FAISS file, PostgreSQL's pgvector table or each process's cache."""
 
     @property
-    def index_path(self) -> Path: ...
-
-    def current_index(self) -> SpeakerIndex:
-        """The index, agreeing with the database; loaded or rebuilt when stale."""
+    def index_where(self) -> str:
+        """Where the index is, in words: a file's path, a table, a cache in memory."""
         ...
 
     def rebuild_index(self) -> int:
@@ -402,4 +442,31 @@ class IndexAdmin(Protocol):
 
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
         """Store the index setting and rebuild by it if needed."""
+        ...
+
+
+@runtime_checkable
+class IndexAdmin(SearchAdmin, Protocol):
+    """A search index in a file of this process (the SQLite + FAISS backend)."""
+
+    @property
+    def index_path(self) -> Path: ...
+
+    def current_index(self) -> SpeakerIndex:
+        """The index, agreeing with the database; loaded or rebuilt when stale."""
+        ...
+
+
+@runtime_checkable
+class VectorSearchAdmin(Protocol):
+    """The choice of vector search on a server shared by many nodes (PostgreSQL):
+    ``pgvector`` (HNSW on float32), ``halfvec`` (HNSW on half precision) or ``faiss``
+    (each process's cache)."""
+
+    def vector_search(self) -> str | None:
+        """How the database is searched; ``None`` until chosen (by the first enrollment)."""
+        ...
+
+    def set_search(self, kind: str) -> None:
+        """Choose how the database is searched, for every node."""
         ...

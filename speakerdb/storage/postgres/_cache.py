@@ -68,6 +68,15 @@ class FaissCache:
             return built
         return None
 
+    def drop(self) -> None:
+        """Forget the cached index: the next query builds it again."""
+        with self._lock:
+            self._built = None
+
+    def build(self, session: Session, settings: dict[str, str], dim: int) -> int:
+        """Build the index from ``session``'s snapshot now; return its size."""
+        return len(self._current(session, settings, dim).names)
+
     def find(
         self,
         session: Session,

@@ -41,6 +41,7 @@ from ...types import (
 )
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
+from .._kept import KeptAudio
 from .._marks import Found
 from .._memory import MemoryStorage
 from .._prints import PrintHit, StoredPrint
@@ -50,6 +51,7 @@ from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort
 from . import _groups as membership
+from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
@@ -126,6 +128,10 @@ class SQLiteStorage:
     @property
     def index_path(self) -> Path:
         return index_path_for(self._path)
+
+    @property
+    def index_where(self) -> str:
+        return str(self.index_path)
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
@@ -395,6 +401,15 @@ class _Snapshot:
     def tombstones(self) -> list[Tombstone]:
         return retention.tombstones(self._session)
 
+    def idle(self, before: datetime) -> list[str]:
+        return kept.idle(self._session, before)
+
+    def kept_audio(self, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
+        return kept.kept(self._session, utterance_ids)
+
+    def kept_audio_count(self, name: str | None = None) -> int:
+        return kept.count(self._session, name)
+
     def find_tombstone(
         self, keys: tuple[str, str] | None, external_id: str | None
     ) -> Tombstone | None:
@@ -505,6 +520,15 @@ class _Change(_Snapshot):
     def rewrite_audit(self, name: str, replacement: str | None) -> int:
         self.deleted = True  # the old rows' images must leave the WAL
         return audit.rewrite(self._session, name, replacement)
+
+    def keep_audio(self, utterance_id: int, key_id: str, data: bytes) -> None:
+        kept.keep(self._session, utterance_id, key_id, data)
+
+    def record_matches(self, names: Sequence[str], when: datetime, older_than: datetime) -> int:
+        return kept.record_matches(self._session, names, when, older_than)
+
+    def set_last_match(self, name: str, when: datetime) -> Speaker:
+        return catalog.set_last_match(self._session, name, when)
 
     def add_tombstone(self, external_id: str | None, keys: tuple[str, str]) -> Tombstone:
         return retention.add_tombstone(self._session, external_id, keys)

@@ -177,7 +177,8 @@ def get_or_create_speaker(session: Session, name: str) -> tuple[SpeakerRow, bool
     row = find_speaker(session, name)
     if row is not None:
         return row, False
-    row = SpeakerRow(name=name, template=b"", created_at=utcnow())
+    now = utcnow()
+    row = SpeakerRow(name=name, template=b"", created_at=now, last_match_at=now)
     session.add(row)
     session.flush()
     return row, True
@@ -305,6 +306,7 @@ def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
         attributes=attributes_from_json(row.attributes),
         expires_at=None if row.expires_at is None else as_utc(row.expires_at),
         watchlist=bool(row.watchlist),
+        last_match_at=None if row.last_match_at is None else as_utc(row.last_match_at),
     )
 
 
@@ -312,6 +314,13 @@ def set_watchlist(session: Session, name: str, on: bool) -> Speaker:
     row = require_speaker(session, name)
     row.watchlist = on
     bump_counter(session, MARKS_COUNTER)  # the searches' cached watchlist
+    session.flush()
+    return to_speaker(row, count_utterances(session, row.id))
+
+
+def set_last_match(session: Session, name: str, when: datetime) -> Speaker:
+    row = require_speaker(session, name)
+    row.last_match_at = when
     session.flush()
     return to_speaker(row, count_utterances(session, row.id))
 

@@ -48,7 +48,7 @@ _BUSY_TIMEOUT_S = 30.0
 
 _SPEAKERS = """
     SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes, s.expires_at,
-        s.watchlist, (SELECT group_concat(g.name, ' ') FROM group_members AS m
+        s.watchlist, s.last_match_at, (SELECT group_concat(g.name, ' ') FROM group_members AS m
             JOIN groups AS g ON g.id = m.group_id WHERE m.speaker_id = s.id)
     FROM speakers AS s LEFT JOIN utterances AS u ON u.speaker_id = s.id
     {where} GROUP BY s.id
@@ -223,10 +223,10 @@ def describe_file(path: Path, generation: int, digest: str | None) -> StoreDescr
 
 
 def _speaker(
-    row: tuple[int, str, str, int, str | None, str | None, str | None, int, str | None],
+    row: tuple[int, str, str, int, str | None, str | None, str | None, int, str | None, str | None],
 ) -> Speaker:
     # Group names hold no spaces (speakerdb._names.clean_group): one joins them.
-    key, name, created, count, external_id, attributes, expires, watchlist, groups = row
+    key, name, created, count, external_id, attributes, expires, watchlist, matched, groups = row
     return Speaker(
         id=int(key),
         name=name,
@@ -236,6 +236,7 @@ def _speaker(
         attributes=attributes_from_json(attributes),
         expires_at=None if expires is None else _utc(expires),
         watchlist=bool(watchlist),
+        last_match_at=None if matched is None else _utc(matched),
         groups=tuple(sorted(groups.split(" "))) if groups else (),
     )
 

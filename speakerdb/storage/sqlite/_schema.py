@@ -43,12 +43,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 #: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
 #: 0003 speaker metadata, 0004 the service's keys, 0005 the audit log's outcomes,
 #: 0006 retention (expiry, opt-out tombstones), 0007 the cohort of outside voices,
 #: 0008 the watchlist, 0009 the replay fingerprints and the audit log's countermeasure,
-#: 0010 groups and the group a service key is bound to.
+#: 0010 groups and the group a service key is bound to, 0011 the kept enrollment audio
+#: and each speaker's last match.
 KNOWN_REVISIONS = (
     "0001",
     "0002",
@@ -60,6 +61,7 @@ KNOWN_REVISIONS = (
     "0008",
     "0009",
     "0010",
+    "0011",
 )
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
 #: SQLite's own; a test checks it equals :func:`migrated_objects`.
@@ -72,6 +74,8 @@ HEAD_OBJECTS = frozenset(
         ("index", "ix_speakers_external_id"),
         ("index", "ix_speakers_expires_at"),
         ("index", "ix_speakers_watchlist"),
+        ("index", "ix_speakers_last_match_at"),
+        ("table", "kept_audio"),
         ("table", "tombstones"),
         ("index", "ix_tombstones_external_id"),
         ("index", "ix_tombstones_name_key"),

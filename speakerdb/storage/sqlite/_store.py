@@ -66,6 +66,7 @@ __all__ = [
     "EncoderRow",
     "GroupMemberRow",
     "GroupRow",
+    "KeptAudioRow",
     "PrintKeyRow",
     "PrintRow",
     "SettingRow",
@@ -128,6 +129,11 @@ class SpeakerRow(Base):
     # A voice never to admit: a query it matches is flagged, not accepted.
     watchlist: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false(), index=True
+    )
+    # The last successful match (at most a day old: :mod:`speakerdb.services._idle`), or
+    # the enrollment until the first; idle expiry removes those that are too old.
+    last_match_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
     )
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="speaker", cascade="all, delete-orphan", passive_deletes=True
@@ -252,6 +258,22 @@ class CohortRow(Base):
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class KeptAudioRow(Base):
+    """An enrolled clip's audio, kept with ``--keep-audio`` for re-embedding: sealed
+    (encrypted) bytes and the id of the key that sealed them (:mod:`speakerdb.storage._kept`).
+    Deleted with its utterance (``ON DELETE CASCADE``), hence with its speaker."""
+
+    __tablename__ = "kept_audio"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    utterance_id: Mapped[int] = mapped_column(
+        ForeignKey("utterances.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    key_id: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
 
 
 class ApiKeyRow(Base):

@@ -1,0 +1,281 @@
+"""Re-embedding, the service behind ``speakerdb reembed``: a new database for another
+model, built from the enrollment audio kept with ``--keep-audio``
+(:mod:`speakerdb.services._sealing`).
+
+Every speaker whose audio was kept is enrolled in the new database from it, with
+their external id, attributes, expiry, watchlist mark, groups and last match, and their
+audio kept again under the same key (so the new database can be re-embedded in
+turn); a speaker whose clips were only partly kept is enrolled from those. A
+speaker with no kept audio cannot be re-embedded: the report names them, to enroll
+again. The opt-out tombstones carry over, and so do the settings that do not depend
+on the model (:data:`CARRIED`). What does not carry over is said in the report:
+thresholds (stored, set or calibrated, they are thresholds of the old model's
+scores: the new model's defaults apply until ``speakerdb calibrate``), the cohort
+(kept as the old model's embeddings only), the audit log (the old database's record
+of its decisions) and the service's keys.
+
+The source is only read. The new database is built in a hidden file beside the
+target (``.NAME.reembed-partial``) and renamed to the target only once it is
+complete, so a killed run leaves no file that looks finished; the next run
+removes what it left.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import is_server_url
+from ..errors import (
+    AudioError,
+    DatabaseError,
+    DuplicateUtterance,
+    EnrollmentRefused,
+    InputError,
+    InvalidName,
+    OptedOut,
+    SpeakerNotFound,
+)
+from ..storage import open_storage
+from ..storage._index import index_path_for
+from ..types import ReembedReport
+from ._enrolling import Enrolling, Metadata, record_encoder
+from ._model import ModelSlot
+from ._sealing import AudioKey, KeyChoice
+from ._settings import Settings
+
+if TYPE_CHECKING:
+    from ..audio._decode import Clip
+    from ..encoders._protocol import Encoder
+    from ..storage import Storage
+    from ..types import Speaker
+
+__all__ = ["CARRIED", "partial_path", "reembed"]
+
+log = logging.getLogger(__name__)
+
+#: The settings that do not depend on the model, taken over as they are.
+CARRIED = (
+    "audit",
+    "audit_retention_days",
+    "audit_max_rows",
+    "replay_window_s",
+    "countermeasure",
+    "score_norm",
+    "asnorm_top_n",
+    "index_kind",
+    "index_ivf_from",
+    "idle_days",
+)
+# Refusals of one speaker by the new database: reported, and the others go on.
+_REFUSED = (AudioError, DuplicateUtterance, EnrollmentRefused, InvalidName, OptedOut)
+
+
+def partial_path(target: Path) -> Path:
+    """Where the database for ``target`` is built until it is complete."""
+    return target.with_name(f".{target.name}.reembed-partial")
+
+
+def reembed(
+    source: Storage,
+    key: AudioKey,
+    target: str | os.PathLike[str],
+    model: str | None,
+    encoder: Encoder | None,
+    options: dict[str, Any],
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReembedReport:
+    """Build the database ``target`` for ``model`` (or ``encoder``) from ``source``'s kept
+    audio, opened with ``key``; ``progress(done, total)`` after each speaker."""
+    started = time.monotonic()
+    path = _checked_target(source, target, overwrite)
+    with source.read() as snapshot:
+        key.check_database(snapshot)
+        speakers, settings = snapshot.speakers(), snapshot.settings()
+        tombstones, old = snapshot.tombstones(), snapshot.encoder()
+        groups = snapshot.groups()
+        leftovers = _not_carried(settings, len(snapshot.cohort()), len(snapshot.api_keys()))
+    partial = partial_path(path)
+    _discard(partial)  # what a killed run left
+    storage = open_storage(partial)
+    try:
+        slot = ModelSlot(partial, None, model, encoder, options)
+        info = slot.info()
+        if old is not None and (info.model, info.dim) == (old.model, old.dim):
+            raise InputError(
+                f"the database is embedded with {old.model} already; give --to-model another model"
+            )
+        enrolling = Enrolling(
+            storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)
+        )
+        done = _enroll_all(source, enrolling, key, speakers, progress)
+        with storage.change() as change:
+            record_encoder(storage, change, info)
+            for name, value in settings.items():
+                if name in CARRIED:
+                    change.set_setting(name, value)
+            for tombstone in tombstones:
+                change.add_tombstone(
+                    tombstone.external_id, (tombstone.name_key, tombstone.folded_key)
+                )
+            for speaker in speakers:
+                if speaker.name in done.enrolled and speaker.last_match_at is not None:
+                    change.set_last_match(speaker.name, speaker.last_match_at)
+            for group in groups:  # empty ones too; members who must enroll again are not in
+                change.add_to_group(group.name, [m for m in group.members if m in done.enrolled])
+        storage.close()
+        _publish(partial, path)
+    except BaseException:
+        storage.close()
+        _discard(partial)
+        raise
+    log.info("re-embedded %d speaker(s) into %s", len(done.enrolled), path)
+    return ReembedReport(
+        str(path.resolve()),
+        info.model,
+        tuple(n for n in done.enrolled if n not in done.partial),
+        done.clips,
+        tuple(done.partial),
+        tuple(done.reenroll),
+        dict(done.failed),
+        len(tombstones),
+        tuple(sorted(k for k in settings if k in CARRIED)),
+        leftovers,
+        round(time.monotonic() - started, 3),
+    )
+
+
+class _Done:
+    """What happened to each speaker."""
+
+    def __init__(self) -> None:
+        self.enrolled: list[str] = []
+        self.partial: list[str] = []
+        self.reenroll: list[str] = []
+        self.failed: dict[str, str] = {}
+        self.clips = 0
+
+
+def _enroll_all(
+    source: Storage,
+    enrolling: Enrolling,
+    key: AudioKey,
+    speakers: Sequence[Speaker],
+    progress: Callable[[int, int], None] | None,
+) -> _Done:
+    done = _Done()
+    for number, speaker in enumerate(speakers, 1):
+        try:
+            clips, total = _kept_clips(source, key, speaker.name)
+            if not clips:
+                done.reenroll.append(speaker.name)
+            else:
+                metadata = Metadata(
+                    speaker.external_id,
+                    speaker.attributes or None,
+                    speaker.expires_at,
+                    speaker.watchlist,
+                )  # (groups are written at the end, empty ones too)
+                enrolling.enroll(
+                    speaker.name, clips, force=True, metadata=metadata, keep_audio=True
+                )
+                done.enrolled.append(speaker.name)
+                done.clips += len(clips)
+                if len(clips) < total:
+                    done.partial.append(speaker.name)
+        except SpeakerNotFound:
+            pass  # removed meanwhile
+        except (*_REFUSED, DatabaseError) as exc:
+            if not isinstance(exc, _REFUSED) and not str(exc).startswith("the kept audio"):
+                raise  # the new database failed: nothing is published
+            done.failed[speaker.name] = str(exc)
+            log.warning("%r is not re-embedded: %s", speaker.name, exc)
+        if progress is not None:
+            progress(number, len(speakers))
+    return done
+
+
+def _kept_clips(source: Storage, key: AudioKey, name: str) -> tuple[list[Clip], int]:
+    """The clips of ``name`` whose audio was kept, opened; and how many clips they have."""
+    with source.read() as snapshot:
+        utterances = snapshot.utterances(name)
+        kept = snapshot.kept_audio([u.id for u in utterances])
+    return [key.open(kept[u.id], u) for u in utterances if u.id in kept], len(utterances)
+
+
+def _not_carried(settings: dict[str, str], cohort: int, keys: int) -> tuple[str, ...]:
+    thresholds = sorted(
+        k
+        for k in settings
+        if k == "threshold" or k.startswith("threshold:") or k.endswith("_threshold")
+    )
+    said = []
+    if thresholds:
+        said.append(
+            f"thresholds ({', '.join(thresholds)}): thresholds of the old model's scores; the "
+            "new model's defaults apply until `speakerdb calibrate` or `set-threshold`"
+        )
+    if cohort:
+        said.append(
+            f"the cohort ({cohort} clips): kept as the old model's embeddings only; import it "
+            "again (`speakerdb cohort import`)"
+        )
+    said.append("the audit log: the old database's record of its decisions stays with it")
+    if keys:
+        said.append(f"the service's keys ({keys}): create them again (`speakerdb key create`)")
+    return tuple(said)
+
+
+def _checked_target(source: Storage, target: str | os.PathLike[str], overwrite: bool) -> Path:
+    if is_server_url(target):
+        raise InputError(
+            "reembed builds a database file; for PostgreSQL, reembed to a file, then "
+            "`speakerdb export` it and `speakerdb import` it into the server"
+        )
+    path = Path(target).expanduser()
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give the new database's file name")
+    if isinstance(source.path, Path) and path.resolve() == source.path.resolve():
+        raise InputError(f"{path}: is this database; give the new database another file")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path}: exists; give another file, or --overwrite to replace it")
+    return path
+
+
+def _sidecars(path: Path) -> tuple[Path, ...]:
+    index = index_path_for(path)
+    suffixes = ("-wal", "-shm", "-journal")
+    return (
+        *(path.with_name(path.name + s) for s in suffixes),
+        index,
+        index.with_name(index.name + ".lock"),
+    )
+
+
+def _discard(partial: Path) -> None:
+    for leftover in (partial, *_sidecars(partial)):
+        leftover.unlink(missing_ok=True)
+
+
+def _publish(partial: Path, target: Path) -> None:
+    """Rename the complete database to ``target`` (its index with it); an old target's
+    journal and index go first, so that none of them is applied to the new file."""
+    journal = partial.with_name(partial.name + "-wal")
+    if journal.exists() and journal.stat().st_size:
+        raise DatabaseError(f"{journal}: the new database was not closed cleanly; run again")
+    for old in _sidecars(target):
+        old.unlink(missing_ok=True)
+    index = index_path_for(partial)
+    if index.exists():
+        os.replace(index, index_path_for(target))
+    os.replace(partial, target)
+    for leftover in _sidecars(partial):
+        leftover.unlink(missing_ok=True)
