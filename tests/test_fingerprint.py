@@ -87,6 +87,27 @@ def test_other_utterances_do_not_match(enrolled: tuple[np.ndarray, Fingerprint])
     assert not any(matches(other, fp) for other in others)
 
 
+def test_a_partial_overlap_is_not_a_copy(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
+    """Only the part of the shorter clip that an alignment covers counts for it: a
+    clip that shares its last 0.6 s with another is not a copy of it, while the
+    shared stretch on its own is (a sub-segment)."""
+    clip, fp = enrolled
+    shared = clip[-int(0.6 * RATE) :]
+    spliced = fingerprint(np.concatenate([utterance(5, 2.4), shared]))
+    other = fingerprint(np.concatenate([shared, utterance(6, 2.4)]))
+    assert similarity(spliced, fp) < DEFAULT_THRESHOLD
+    assert similarity(other, fp) < DEFAULT_THRESHOLD
+    assert similarity(fingerprint(shared), fp) >= DEFAULT_THRESHOLD
+
+
+def test_an_enrolled_clip_inside_a_longer_query_matches(
+    enrolled: tuple[np.ndarray, Fingerprint],
+) -> None:
+    clip, fp = enrolled
+    longer = np.concatenate([utterance(5, 1.0), clip, utterance(6, 1.0)])
+    assert similarity(fingerprint(with_noise(longer, 10)), fp) >= DEFAULT_THRESHOLD
+
+
 def test_similarity_is_symmetric(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     clip, fp = enrolled
     other = fingerprint(with_noise(clip[RATE // 3 :], 10))

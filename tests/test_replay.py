@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, new_database, recording
+from conftest import FakeEncoder, new_database, read_rows, recording
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
@@ -168,3 +168,26 @@ def query_prints(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         sql = "SELECT count(*) FROM fingerprints WHERE utterance_id IS NULL"
         return int(conn.execute(sql).fetchone()[0])
+
+
+def corpus_clips(corpus: Path, table: str, speaker: str) -> list[Path]:
+    rows = read_rows(corpus / "protocol" / table)
+    return [Path(r["path"]) for r in rows if r["speaker_id"] == speaker]
+
+
+@pytest.mark.parametrize("speaker", ["fillets-nl-big", "asterisk-june-frca"])
+def test_real_speech_at_5db_snr_is_a_replay_and_new_clips_are_not(
+    tmp_path: Path, corpus: Path, speaker: str
+) -> None:
+    """On real speech: a copy of an enrolled clip drowned in white noise at 5 dB SNR (and
+    sent through the telephone band) is refused, the speaker's genuine new clips are not."""
+    enrolled = corpus_clips(corpus, "enroll.csv", speaker)
+    genuine = corpus_clips(corpus, "test.csv", speaker)[:8]
+    path = new_database(tmp_path / "speakers.db", encoder=FakeEncoder())
+    with open_db(path) as db:
+        db.enroll(speaker, [str(p) for p in enrolled])
+        for clip in enrolled:
+            samples = sf.read(clip, dtype="float32")[0]
+            assert db.verify(speaker, (noisy(samples, 5, seed=3), RATE)).outcome == "replay"
+        for clip in genuine:
+            assert db.verify(speaker, str(clip)).outcome != "replay", clip.name

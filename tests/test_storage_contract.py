@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,7 @@ from speakerdb import (
 from speakerdb.audio import Clip, fingerprint
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.storage._prints import StoredPrint
+from speakerdb.storage._prints import StoredPrint, lag_votes
 from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
@@ -508,7 +509,15 @@ def brute_force(storage: Storage, queries: np.ndarray, names: set[str], k: int) 
     return [[order[j] for j in np.argsort(-row, kind="stable")[:k]] for row in scores]
 
 
-def test_a_group_search_finds_the_group_s_best_and_everyone_s(storage: Storage) -> None:
+@pytest.mark.parametrize("exact_up_to", [10_000, 0], ids=["exact", "filtered-hnsw"])
+def test_a_group_search_finds_the_group_s_best_and_everyone_s(
+    storage: Storage, exact_up_to: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pgvector scores small groups exactly and larger ones by HNSW with the group as a
+    # filter (iterative scan): both are checked, on this small database, by the limit.
+    from speakerdb.storage.postgres import _pgvector
+
+    monkeypatch.setattr(_pgvector, "EXACT_GROUP_UP_TO", exact_up_to)
     for i in range(30):
         enroll(storage, f"s{i:02d}", 100 + i)
     sizes = {"one": 1, "three": 3, "ten": 10, "most": 25}
@@ -554,6 +563,26 @@ def test_a_search_carries_the_marks_and_sees_them_change(storage: Storage) -> No
     with storage.change() as change:
         change.rename("alice", "alicia")
     assert storage.find(unit(2)[None, :], 2, group="door").matches[0][0].speaker == "alicia"
+
+
+def test_marks_changed_through_another_handle_are_seen(storage: Storage) -> None:
+    """Another process (another handle on the same database) changes a mark or a group:
+    the next search of this one sees it, though nothing changed the templates."""
+    if isinstance(storage, MemoryStorage):
+        pytest.skip("an in-memory storage has no other handle")
+    enroll(storage, "alice", 1)
+    enroll(storage, "mallory", 2)
+    assert storage.find(unit(2)[None, :], 2).watchlist == frozenset()  # cached now
+    other = open_storage(storage.path)
+    try:
+        with other.change() as change:
+            change.set_watchlist("mallory", True)
+            change.add_to_group("door", ["alice"])
+    finally:
+        other.close()
+    found = storage.find(unit(2)[None, :], 2, group="door")
+    assert found.watchlist == {"mallory"}
+    assert [m.speaker for m in found.matches[0]] == ["alice"]
 
 
 def test_a_key_may_be_bound_to_a_group(storage: Storage) -> None:
@@ -603,6 +632,25 @@ def test_prints_are_found_by_their_keys_within_the_window(storage: Storage) -> N
         assert change.prune_prints(now - timedelta(minutes=30)) == 1
     with storage.read() as snapshot:
         assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 0)
+
+
+def test_lag_votes_count_each_prints_most_hits_at_one_lag() -> None:
+    """The vote count every backend shares, against counting by hand (negative lags,
+    large ids and repeated keys included)."""
+    rng = np.random.default_rng(5)
+    query = np.stack([rng.integers(0, 40, 300), rng.integers(0, 200, 300)], axis=1)
+    rows = np.stack(
+        [rng.choice([3, 7, 2**40], 500), rng.integers(0, 40, 500), rng.integers(0, 200, 500)],
+        axis=1,
+    )
+    by_hand: dict[int, Counter] = {}
+    for print_id, key, step in rows.tolist():
+        for q_key, q_step in query.tolist():
+            if q_key == key:
+                by_hand.setdefault(print_id, Counter())[step - q_step] += 1
+    expected = {i: max(c.values()) for i, c in by_hand.items()}
+    assert lag_votes(query, rows) == expected
+    assert lag_votes(query, rows[:0]) == {}
 
 
 def test_prints_go_with_their_clip_and_their_speaker(storage: Storage) -> None:

@@ -50,11 +50,17 @@ def best_lag_votes(ids: np.ndarray, lags: np.ndarray) -> dict[int, int]:
     (the reference a backend without SQL uses)."""
     if not ids.size:
         return {}
-    pairs, counts = np.unique(np.stack([ids, lags], axis=1), axis=0, return_counts=True)
-    best: dict[int, int] = {}
-    for (print_id, _lag), n in zip(pairs.tolist(), counts.tolist(), strict=True):
-        best[print_id] = max(best.get(print_id, 0), n)
-    return best
+    # Sorted by id then lag, each (id, lag) is a run and each id's runs are contiguous:
+    # run lengths and a max per id, with no 2-D np.unique (several times slower).
+    ids, lags = np.asarray(ids, np.int64), np.asarray(lags, np.int64)
+    order = np.lexsort((lags, ids))
+    ids, lags = ids[order], lags[order]
+    new_id = np.r_[True, ids[1:] != ids[:-1]]
+    runs = np.flatnonzero(new_id | np.r_[True, lags[1:] != lags[:-1]])
+    counts = np.diff(np.r_[runs, ids.size])
+    firsts = np.flatnonzero(new_id[runs])
+    most = np.maximum.reduceat(counts, firsts)
+    return dict(zip(ids[runs[firsts]].tolist(), most.tolist(), strict=True))
 
 
 def lag_votes(query: np.ndarray, rows: np.ndarray) -> dict[int, int]:
