@@ -12,6 +12,7 @@ server runs as the ``postgres`` user (Debian's package creates it).
 
     python scripts/pg_cluster.py start plain /tmp/pg-plain     # prints the URL
     python scripts/pg_cluster.py stop /tmp/pg-plain
+    python scripts/pg_cluster.py watch FD /tmp/pg-plain        # stop it when pipe FD closes
 """
 
 from __future__ import annotations
@@ -158,6 +159,15 @@ def stop(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def watch(fd: int, folder: Path) -> None:
+    """Wait until the pipe ``fd`` reads end-of-file (every process holding its other end
+    has ended, however it ended: SIGKILL too), then stop the cluster in ``folder``."""
+    while os.read(fd, 4096):
+        pass
+    if folder.exists():
+        stop(folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,9 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("folder", type=Path)
     down = sub.add_parser("stop", help="stop a cluster and delete its folder")
     down.add_argument("folder", type=Path)
+    guard = sub.add_parser("watch", help="stop a cluster when a pipe closes (tests/_postgres.py)")
+    guard.add_argument("fd", type=int)
+    guard.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     if args.command == "start":
         print(start(args.kind, args.folder))
+    elif args.command == "watch":
+        watch(args.fd, args.folder)
     else:
         stop(args.folder)
     return 0

@@ -78,8 +78,9 @@ class Client:
         top_k: int = 5,
         threshold: float | None = None,
         score_norm: str | None = None,
+        group: str | None = None,
     ) -> dict[str, Any]:
-        query = _query(top_k=top_k, threshold=threshold, score_norm=score_norm)
+        query = _query(top_k=top_k, threshold=threshold, score_norm=score_norm, group=group)
         return self._decide("/v1/identify" + query, clip)
 
     def verify(
@@ -89,8 +90,9 @@ class Client:
         *,
         threshold: float | None = None,
         score_norm: str | None = None,
+        group: str | None = None,
     ) -> dict[str, Any]:
-        query = _query(threshold=threshold, score_norm=score_norm)
+        query = _query(threshold=threshold, score_norm=score_norm, group=group)
         return self._decide(_speaker_path(name) + "/verify" + query, clip)
 
     def _decide(self, path: str, clip: ClipSource) -> dict[str, Any]:

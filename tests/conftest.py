@@ -293,3 +293,71 @@ def pg_url(request: pytest.FixtureRequest):
     from _postgres import database_fixture
 
     yield from database_fixture(request.getfixturevalue(f"postgres_{request.param}"))
+
+
+# -- the backend of the CLI and API suites (tests/_stores.py) -------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a server backend, deselect the tests about the SQLite file (``file_store``)."""
+    from _stores import BACKEND, ON_SERVER
+
+    if not ON_SERVER:
+        return
+    dropped = [item for item in items if item.get_closest_marker("file_store")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not item.get_closest_marker("file_store")]
+    config.stash[_FILE_STORE_TESTS] = [
+        (item.nodeid, str(item.get_closest_marker("file_store").args[0]))  # type: ignore[union-attr]
+        for item in dropped
+    ]
+    config.stash[_BACKEND_NAME] = BACKEND
+
+
+_FILE_STORE_TESTS = pytest.StashKey[list[tuple[str, str]]]()
+_BACKEND_NAME = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Name every test deselected for being about the SQLite file, and why."""
+    dropped = config.stash.get(_FILE_STORE_TESTS, [])
+    if not dropped:
+        return
+    backend = config.stash.get(_BACKEND_NAME, "?")
+    terminalreporter.section(f"deselected on {backend}: about the SQLite file")
+    cases: dict[tuple[str, str], list[str]] = {}
+    for nodeid, reason in dropped:
+        cases.setdefault((nodeid.split("[", 1)[0], reason), []).append(nodeid)
+    for (test, reason), nodeids in cases.items():
+        name = nodeids[0] if len(nodeids) == 1 else f"{test} ({len(nodeids)} cases)"
+        terminalreporter.write_line(f"{name}: {reason}")
+
+
+@pytest.fixture(scope="session")
+def backend_server(request: pytest.FixtureRequest) -> Any:
+    """The PostgreSQL server of ``SPEAKERDB_TEST_BACKEND``, or ``None`` on SQLite."""
+    from _stores import BACKEND, SERVER_KIND
+
+    kind = SERVER_KIND.get(BACKEND)
+    return None if kind is None else request.getfixturevalue(f"postgres_{kind}")
+
+
+@pytest.fixture
+def store(backend_server: Any) -> Any:
+    """``store(path)``: the test's database named ``path`` on the backend under test."""
+    from _stores import Stores
+
+    stores = Stores(backend_server)
+    yield stores
+    stores.close()
+
+
+@pytest.fixture(scope="module")
+def module_store(backend_server: Any) -> Any:
+    """As ``store``, for a module's fixtures (databases copied by each test)."""
+    from _stores import Stores
+
+    stores = Stores(backend_server)
+    yield stores
+    stores.close()

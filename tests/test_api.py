@@ -1,4 +1,9 @@
-"""The public Python API, used the way a user uses it: real files, a fake encoder."""
+"""The public Python API, used the way a user uses it: real files, a fake encoder.
+
+The suite runs on each backend (tests/_stores.py): a test's databases come from the
+``store`` fixture (a file on SQLite, a new database on a PostgreSQL server); tests
+about the SQLite file and the index file beside it are ``file_store``.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from _stores import ON_SERVER, Location, Stores
 from conftest import FakeEncoder, new_database, voice
 
 import speakerdb
@@ -51,22 +57,32 @@ def clip(pitch: float, seed: int = 0, seconds: float = 2.0) -> tuple[np.ndarray,
     return voice(pitch, seconds, SAMPLE_RATE, seed), SAMPLE_RATE
 
 
-def dump(path: Path) -> list[str]:
-    """Everything the database holds, as SQL text: compare before and after."""
-    conn = sqlite3.connect(path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
+def dump(location: Location) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table: compare before and after."""
+    state = Stores(None).dump(location)
+    state.pop("<index file>", None)
+    return state
 
 
-def stored_template(path: Path, name: str) -> np.ndarray:
-    conn = sqlite3.connect(path)
+def stored_template(location: Location, name: str) -> np.ndarray:
+    if isinstance(location, str):
+        import psycopg
+
+        with psycopg.connect(location) as server:
+            row = server.execute("SELECT template FROM speakers WHERE name = %s", (name,))
+            (blob,) = row.fetchone() or (None,)
+        return from_blob(bytes(blob))
+    conn = sqlite3.connect(location)
     try:
         (blob,) = conn.execute("SELECT template FROM speakers WHERE name = ?", (name,)).fetchone()
     finally:
         conn.close()
     return from_blob(blob)
+
+
+def location_of(db: SpeakerDB) -> Location:
+    """The database ``db`` opened (a server's URL holds no password here)."""
+    return db.path if isinstance(db.path, Path) else str(db.path)
 
 
 def unit_mean(vectors: np.ndarray) -> np.ndarray:
@@ -77,18 +93,17 @@ def unit_mean(vectors: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pristine(tmp_path_factory: pytest.TempPathFactory, module_store: Stores) -> Location:
     """A new, empty database; copying it is faster than running the migrations each time."""
-    path = tmp_path_factory.mktemp("pristine") / "speakers.db"
-    new_database(path, encoder=FakeEncoder())
-    return path
+    location = module_store(tmp_path_factory.mktemp("pristine") / "speakers.db")
+    new_database(location, encoder=FakeEncoder())
+    return location
 
 
 @pytest.fixture
-def db(tmp_path: Path, pristine: Path, fake_encoder: FakeEncoder):
-    path = tmp_path / "speakers.db"
-    shutil.copyfile(pristine, path)
-    with SpeakerDB(path, encoder=fake_encoder) as database:
+def db(tmp_path: Path, pristine: Location, fake_encoder: FakeEncoder, store: Stores):
+    location = store.copy(pristine, tmp_path / "speakers.db")
+    with SpeakerDB(location, encoder=fake_encoder) as database:
         yield database
 
 
@@ -210,7 +225,7 @@ def test_incremental_enrollment_template_is_normalised_mean(db: SpeakerDB) -> No
     assert second.speaker.n_utterances == 3 == db.speaker("alice").n_utterances
 
     expected = unit_mean(db.embed(clips).astype(np.float64))
-    template = stored_template(db.path, "alice")
+    template = stored_template(location_of(db), "alice")
     assert template.dtype == np.float32
     np.testing.assert_allclose(template, expected, atol=1e-6)
     assert np.linalg.norm(template) == pytest.approx(1.0, abs=1e-6)
@@ -222,7 +237,7 @@ def test_incremental_enrollment_template_is_normalised_mean(db: SpeakerDB) -> No
 
 def test_enroll_is_all_or_none(db: SpeakerDB, write_voice, tmp_path: Path) -> None:
     db.enroll("alice", [clip(110, seed=1)])
-    before = dump(db.path)
+    before = dump(location_of(db))
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEfmt this is not audio")
     good = [write_voice("b1.wav", 170, seed=1), write_voice("b2.wav", 170, seed=2)]
@@ -232,7 +247,7 @@ def test_enroll_is_all_or_none(db: SpeakerDB, write_voice, tmp_path: Path) -> No
     with pytest.raises(AudioError):
         db.enroll("alice", [clip(110, seed=5), (np.zeros(SAMPLE_RATE * 2), SAMPLE_RATE)])
 
-    assert dump(db.path) == before
+    assert dump(location_of(db)) == before
     assert [s.name for s in db.speakers()] == ["alice"]
     assert db.speaker("alice").n_utterances == 1
     db.enroll("bob", good)  # the good clips are still enrollable
@@ -352,9 +367,7 @@ def test_remove(populated: SpeakerDB) -> None:
         populated.utterances("alice")
     with pytest.raises(SpeakerNotFound):
         populated.remove("alice")
-    conn = sqlite3.connect(populated.path)
-    assert conn.execute("SELECT count(*) FROM utterances").fetchone() == (4,)
-    conn.close()
+    assert len(dump(location_of(populated))["utterances"]) == 4  # type: ignore[index]
     # Removing frees the audio: the same clips can be enrolled again.
     again = populated.enroll("alice", [clip(110, seed=1), clip(110, seed=2)])
     assert again.created
@@ -390,8 +403,10 @@ def test_info(populated: SpeakerDB, fake_encoder: FakeEncoder) -> None:
         FALLBACK_THRESHOLD,
         "default for fake-encoder",
     )
-    assert info.index_path == str(populated.index.path)
-    assert info.index_state == "up to date (3 speakers)"
+    assert info.index_path == populated.index.where
+    # A server's index is written with the rows (pgvector) or checked by each query.
+    assert info.index_state.startswith("up to date")
+    assert ON_SERVER or info.index_state == "up to date (3 speakers)"
 
 
 def test_info_of_a_new_database(db: SpeakerDB) -> None:
@@ -405,9 +420,9 @@ def test_info_of_a_new_database(db: SpeakerDB) -> None:
 
 
 def test_threshold_precedence(
-    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch, store: Stores
 ) -> None:
-    path = tmp_path / "speakers.db"
+    path = store(tmp_path / "speakers.db")
     with SpeakerDB(path, encoder=fake_encoder) as db:
         assert db.threshold() == (FALLBACK_THRESHOLD, "default for fake-encoder")
         assert db.set_threshold(0.5) == 0.5
@@ -471,6 +486,7 @@ def test_results_are_frozen(populated: SpeakerDB) -> None:
             setattr(result, field, None)
 
 
+@pytest.mark.file_store("SQLite's WAL file beside the database")
 def test_context_manager_closes(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=fake_encoder) as db:
@@ -680,6 +696,7 @@ def _reopen_and_check(path: Path, caplog: pytest.LogCaptureFixture, reason: str)
     ]
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_missing_index_is_rebuilt(populated: SpeakerDB, caplog: pytest.LogCaptureFixture) -> None:
     path, index_path = populated.path, populated.index.path
     populated.close()
@@ -688,6 +705,7 @@ def test_missing_index_is_rebuilt(populated: SpeakerDB, caplog: pytest.LogCaptur
     assert index_path.is_file()
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped byte"])
 def test_corrupt_index_is_rebuilt(
     populated: SpeakerDB, caplog: pytest.LogCaptureFixture, damage: str
@@ -705,6 +723,7 @@ def test_corrupt_index_is_rebuilt(
     _reopen_and_check(path, caplog, "index")
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_stale_index_is_detected(
     db: SpeakerDB, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -719,6 +738,7 @@ def test_stale_index_is_detected(
     _reopen_and_check(path, caplog, "stale")
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_index_of_another_database_is_not_used(
     populated: SpeakerDB, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -735,8 +755,8 @@ def test_index_of_another_database_is_not_used(
     _reopen_and_check(path, caplog, "stale")
 
 
-def test_second_handle_sees_changes(tmp_path: Path) -> None:
-    path = tmp_path / "speakers.db"
+def test_second_handle_sees_changes(tmp_path: Path, store: Stores) -> None:
+    path = store(tmp_path / "speakers.db")
     with (
         SpeakerDB(path, encoder=FakeEncoder()) as writer,
         SpeakerDB(path, encoder=FakeEncoder()) as reader,
@@ -749,6 +769,7 @@ def test_second_handle_sees_changes(tmp_path: Path) -> None:
         assert [m.speaker for m in result.matches] == ["bob"]
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_sqlite_holds_the_truth(populated: SpeakerDB) -> None:
     path, index_path = populated.path, populated.index.path
     populated.close()
@@ -763,8 +784,8 @@ def test_sqlite_holds_the_truth(populated: SpeakerDB) -> None:
 # -- model mismatch --------------------------------------------------------
 
 
-def test_another_encoder_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "speakers.db"
+def test_another_encoder_is_refused(tmp_path: Path, store: Stores) -> None:
+    path = store(tmp_path / "speakers.db")
     with SpeakerDB(path, encoder=FakeEncoder(model="a")) as db:
         db.enroll("alice", [clip(110)])
     before = dump(path)
@@ -776,7 +797,7 @@ def test_another_encoder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         SpeakerDB(path, encoder=FakeEncoder(model="a"), threshold=2.0)
     # A refused open closes its connections at once: SQLite removed the WAL file.
-    assert not path.with_name(path.name + "-wal").exists()
+    assert not isinstance(path, Path) or not path.with_name(path.name + "-wal").exists()
     with SpeakerDB(path, encoder=FakeEncoder(model="a", dim=16)) as db:
         with pytest.raises(ModelMismatch):
             db.identify(clip(110))
@@ -788,8 +809,10 @@ def test_another_encoder_is_refused(tmp_path: Path) -> None:
         assert db.identify(clip(110, seed=3)).speaker == "alice"
 
 
-def test_model_from_environment_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "speakers.db"
+def test_model_from_environment_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: Stores
+) -> None:
+    path = store(tmp_path / "speakers.db")
     with SpeakerDB(path, encoder=FakeEncoder(model="a")) as db:
         db.enroll("alice", [clip(110)])
         assert db.model == "a"
@@ -808,7 +831,7 @@ def test_model_from_environment_is_checked(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_concurrent_identify(populated: SpeakerDB) -> None:
-    path = populated.path
+    path = location_of(populated)
     populated.close()
     jobs = [(name, seed) for name in PITCHES for seed in range(10, 18)]
     start = threading.Barrier(8)

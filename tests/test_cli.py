@@ -10,6 +10,10 @@ its embeddings carry no speaker information, so the tests rely only on what
 holds anyway (a clip scores 1.0 against itself, a threshold of 0.99999 turns
 any other clip away). Accuracy on real speech is checked with ``--model
 resemblyzer`` on a few clips of the shared corpus.
+
+The suite runs on each backend (tests/_stores.py): on a PostgreSQL server, ``home``'s
+database is a server database named by ``SPEAKERDB_DB``, and other databases come
+from the ``store`` fixture; tests about the SQLite file itself are ``file_store``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+from _stores import BACKEND, ON_SERVER, Location, Stores
 from conftest import new_database, read_rows, run_probed, voice
 from typer.main import get_command
 from typer.testing import CliRunner, Result
@@ -95,22 +100,15 @@ def write_audio(path: Path, samples: np.ndarray, rate: int = 16000, **kwargs: An
     return path
 
 
-def snapshot(folder: Path, name: str = "speakers.db") -> dict[str, Any]:
-    """Every row of every table, and the index file's bytes: equal means unchanged."""
-    con = sqlite3.connect(folder / name)
-    try:
-        tables = [
-            row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        ]
-        state: dict[str, Any] = {
-            table: sorted(con.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
-            for table in sorted(tables)
-        }
-    finally:
-        con.close()
-    index = folder / f"{name}.faiss"
-    state["<index file>"] = index.read_bytes() if index.exists() else None
-    return state
+def home_db(folder: Path) -> Location:
+    """The database the commands use by default in ``folder`` (``home``)."""
+    return os.environ["SPEAKERDB_DB"] if ON_SERVER else folder / "speakers.db"
+
+
+def snapshot(folder: Path) -> dict[str, Any]:
+    """Every row of every table of ``home``'s database (and its index file's bytes):
+    equal means unchanged."""
+    return Stores(None).dump(home_db(folder))
 
 
 def speakers(*args: object) -> dict[str, int]:
@@ -119,7 +117,9 @@ def speakers(*args: object) -> dict[str, int]:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    # On a server, the test's database is named by SPEAKERDB_DB (see ``home``).
+    kept = ENV_VARS[1:] if ON_SERVER else ENV_VARS
+    env = {k: v for k, v in os.environ.items() if k not in kept}
     env.update(HF_HUB_OFFLINE="1", PYTHONIOENCODING="utf-8", **extra)
     return env
 
@@ -183,14 +183,17 @@ def no_weight_loading_bars() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def base_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """A folder with ./speakers.db (alice: 2 clips, bob: 1) built by the CLI, and its clips."""
+def base_home(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, module_store: Stores
+) -> Path:
+    """A folder with ./speakers.db (alice: 2 clips, bob: 1) built by the CLI, and its clips
+    (on a server, the database is ``module_store(folder / "speakers.db")``)."""
     home = tmp_path_factory.mktemp("home")
     write_audio(home / "alice1.wav", voice(120, seed=1))
     write_audio(home / "alice2.wav", voice(125, seed=2))
     write_audio(home / "bob1.wav", voice(210, seed=3))
     write_audio(home / "stranger.wav", voice(160, seed=4))
-    db = home / "speakers.db"
+    db = module_store(home / "speakers.db")
     first = ("enroll", "alice", home / "alice1.wav", home / "alice2.wav", "--db", db)
     ok(cli(*first, "--model", tiny_model_dir, env=CLEAN_ENV))
     ok(cli("enroll", "bob", home / "bob1.wav", "--db", db, env=CLEAN_ENV))
@@ -198,11 +201,21 @@ def base_home(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) ->
 
 
 @pytest.fixture
-def home(base_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of ``base_home``, made the working directory (so ./speakers.db is used)."""
+def home(
+    base_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module_store: Stores,
+    store: Stores,
+) -> Path:
+    """A private copy of ``base_home``, made the working directory (so ./speakers.db is used;
+    on a server, a copy of its database, which ``SPEAKERDB_DB`` names)."""
     target = tmp_path / "home"
     shutil.copytree(base_home, target)
     monkeypatch.chdir(target)
+    if ON_SERVER:
+        copied = store.copy(module_store(base_home / "speakers.db"), target / "speakers.db")
+        monkeypatch.setenv("SPEAKERDB_DB", str(copied))
     return target
 
 
@@ -450,9 +463,11 @@ def test_identify_answers_unknown_below_the_threshold(home: Path) -> None:
     assert doc["best"]["score"] < 0.99999
 
 
-def test_identify_on_an_empty_database_says_unknown(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_identify_on_an_empty_database_says_unknown(
+    tmp_path: Path, tiny_model_dir: Path, store: Stores
+) -> None:
     path = write_audio(tmp_path / "x.wav", voice(150))
-    db = tmp_path / "empty.db"
+    db = store(tmp_path / "empty.db")
     new_database(db)
     (doc,) = as_json(cli("identify", path, "--db", db, "--model", tiny_model_dir, "--json"))
     assert doc["speaker"] is None and doc["matches"] == []
@@ -460,12 +475,13 @@ def test_identify_on_an_empty_database_says_unknown(tmp_path: Path, tiny_model_d
 
 @pytest.mark.parametrize("command", [["list"], ["info"], ["identify", "x.wav"], ["show", "a"]])
 def test_read_only_commands_do_not_create_a_mistyped_database(
-    tmp_path: Path, command: list[str]
+    tmp_path: Path, command: list[str], store: Stores
 ) -> None:
-    result = cli(*command, "--db", tmp_path / "typo.db")
+    typo = store(tmp_path / "typo.db")
+    result = cli(*command, "--db", typo)
     assert result.exit_code == 2
-    assert "typo.db: no such database" in result.stderr
-    assert not (tmp_path / "typo.db").exists()
+    assert f"{typo}: no such database" in result.stderr
+    assert not store.exists(typo)
 
 
 def test_identify_reports_each_bad_clip_and_answers_the_others(home: Path) -> None:
@@ -505,10 +521,11 @@ def test_enroll_batch_shows_quality_warnings(home: Path) -> None:
     assert "speakerdb: warning: " in result.stderr and "short.wav" in result.stderr
 
 
-def test_missing_model_folder_is_named(home: Path) -> None:
-    result = cli("enroll", "kim", "alice1.wav", "--model", "./no-such-model", "--db", "new.db")
+def test_missing_model_folder_is_named(home: Path, store: Stores) -> None:
+    new = store(home / "new.db")
+    result = cli("enroll", "kim", "alice1.wav", "--model", "./no-such-model", "--db", new)
     assert_error(result, "no such model folder")
-    assert not (home / "new.db").exists()
+    assert not store.exists(new)
 
 
 def test_backend_flag(home: Path) -> None:
@@ -578,6 +595,7 @@ def test_bad_thresholds_are_refused(
     assert snapshot(home) == before
 
 
+@pytest.mark.file_store("./speakers.db, a file in the working folder, is the default store")
 def test_db_flag_env_and_default(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert speakers() == {"alice": 2, "bob": 1}  # ./speakers.db by default
     elsewhere = home.parent / "elsewhere"
@@ -593,26 +611,27 @@ def test_db_flag_env_and_default(home: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_model_flag_env_and_stored(
-    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, store: Stores
 ) -> None:
     path = write_audio(tmp_path / "x.wav", voice(150))
     monkeypatch.setenv("SPEAKERDB_MODEL", str(tiny_model_dir))
-    ok(cli("enroll", "xavier", path, "--db", "env.db"))
-    encoder = as_json(cli("info", "--db", "env.db", "--json"))["encoder"]
+    env_db, flag_db = store("env.db"), store("flag.db")
+    ok(cli("enroll", "xavier", path, "--db", env_db))
+    encoder = as_json(cli("info", "--db", env_db, "--json"))["encoder"]
     assert encoder["model"] == str(tiny_model_dir.resolve())
     assert encoder["dim"] == 24
     # The flag wins over the environment.
     monkeypatch.setenv("SPEAKERDB_MODEL", "resemblyzer")
-    ok(cli("enroll", "xavier", path, "--db", "flag.db", "--model", tiny_model_dir))
-    assert as_json(cli("info", "--db", "flag.db", "--json"))["encoder"]["dim"] == 24
+    ok(cli("enroll", "xavier", path, "--db", flag_db, "--model", tiny_model_dir))
+    assert as_json(cli("info", "--db", flag_db, "--json"))["encoder"]["dim"] == 24
     # A database built with one model refuses another, and says which to use ...
-    assert_error(cli("identify", path, "--db", "flag.db"), "flag.db", "resemblyzer")
+    assert_error(cli("identify", path, "--db", flag_db), flag_db, "resemblyzer")
     # ... but commands that embed nothing do not depend on the model.
-    assert as_json(cli("info", "--db", "flag.db", "--json"))["n_speakers"] == 1
-    assert speakers("--db", "flag.db") == {"xavier": 1}
+    assert as_json(cli("info", "--db", flag_db, "--json"))["n_speakers"] == 1
+    assert speakers("--db", flag_db) == {"xavier": 1}
     # Without flag or environment, the database's own model is used.
     monkeypatch.delenv("SPEAKERDB_MODEL")
-    (doc,) = as_json(cli("identify", path, "--db", "flag.db", "--json"))
+    (doc,) = as_json(cli("identify", path, "--db", flag_db, "--json"))
     assert doc["speaker"] == "xavier"
 
 
@@ -621,11 +640,14 @@ def test_model_flag_env_and_stored(
     [("not-a-model", "not a saved x-vector model"), ("nobody/no-such-model", "cache")],
     ids=["empty-folder", "unknown-hub-id"],
 )
-def test_unloadable_model_is_a_one_line_error(tmp_path: Path, model: str, fragment: str) -> None:
+def test_unloadable_model_is_a_one_line_error(
+    tmp_path: Path, model: str, fragment: str, store: Stores
+) -> None:
     (tmp_path / "not-a-model").mkdir()
     path = write_audio(tmp_path / "x.wav", voice(150))
-    assert_error(cli("enroll", "xavier", path, "--model", model, "--offline"), fragment)
-    assert not Path("speakers.db").exists()  # a failed first enroll leaves no empty database
+    db = store("speakers.db")
+    assert_error(cli("enroll", "xavier", path, "--model", model, "--offline", "--db", db), fragment)
+    assert not store.exists(db)  # a failed first enroll leaves no empty database
 
 
 # -- list, show, rename, remove, info, rebuild-index, db upgrade ------------
@@ -643,12 +665,13 @@ def test_list_and_show(home: Path) -> None:
     assert "alice1.wav" in text and "alice2.wav" in text
 
 
-def test_list_on_a_new_database_says_how_to_enroll(tmp_path: Path) -> None:
-    new_database("speakers.db")
-    result = ok(cli("list"))
+def test_list_on_a_new_database_says_how_to_enroll(tmp_path: Path, store: Stores) -> None:
+    db = store("speakers.db")
+    new_database(db)
+    result = ok(cli("list", "--db", db))
     assert result.stdout == ""
     assert "speakerdb enroll" in result.stderr
-    assert as_json(cli("list", "--json")) == []
+    assert as_json(cli("list", "--json", "--db", db)) == []
 
 
 def test_rename_keeps_clips_and_voiceprint(home: Path) -> None:
@@ -673,27 +696,38 @@ def test_remove_deletes_speaker_from_database_and_index(home: Path) -> None:
 
 def test_info(home: Path, tiny_model_dir: Path) -> None:
     doc = as_json(cli("info", "--json"))
-    assert Path(doc["path"]).resolve() == home / "speakers.db"
+    assert doc["path"] == str(home_db(home))
     assert doc["encoder"]["model"] == str(tiny_model_dir.resolve())
     assert doc["encoder"]["dim"] == 24
     assert doc["threshold"] == FALLBACK_THRESHOLD
     assert (doc["n_speakers"], doc["n_utterances"]) == (2, 3)
     assert doc["schema_revision"] == SCHEMA_HEAD
-    assert Path(doc["index_path"]).name == "speakers.db.faiss"
-    assert doc["index_state"].startswith("up to date")
+    index, state = INDEX_SHOWN[BACKEND]
+    assert doc["index_path"].endswith(index) and doc["index_state"].startswith(state)
     text = ok(cli("info")).stdout
-    for fact in ("speakers.db", str(tiny_model_dir.resolve()), "24", SCHEMA_HEAD, "up to date"):
+    for fact in (str(home_db(home)), str(tiny_model_dir.resolve()), "24", SCHEMA_HEAD, state):
         assert fact in text
 
 
-def test_info_on_a_new_database(tmp_path: Path) -> None:
-    new_database("speakers.db")
-    doc = as_json(cli("info", "--json"))
+#: What ``info`` says of the index on each backend: a file beside the database; each
+#: process's cache (checked by each query); the table.
+INDEX_SHOWN = {
+    "sqlite": ("speakers.db.faiss", "up to date"),
+    "postgres": ("FAISS cache in each process", "up to date"),
+    "pgvector": ("pgvector HNSW (vector) in table speaker_vectors", "up to date"),
+}
+
+
+def test_info_on_a_new_database(tmp_path: Path, store: Stores) -> None:
+    db = store("speakers.db")
+    new_database(db)
+    doc = as_json(cli("info", "--json", "--db", db))
     assert doc["encoder"] is None
     assert (doc["n_speakers"], doc["n_utterances"]) == (0, 0)
     assert doc["schema_revision"] == SCHEMA_HEAD
 
 
+@pytest.mark.file_store("deletes the index file beside the SQLite file")
 def test_rebuild_index(home: Path) -> None:
     index = home / "speakers.db.faiss"
     index.unlink()
@@ -711,9 +745,10 @@ def test_db_upgrade(home: Path) -> None:
     assert snapshot(home) == before
 
 
-def test_db_upgrade_without_a_database_creates_nothing(tmp_path: Path) -> None:
-    assert_error(cli("db", "upgrade", "--db", "nothing.db"), "nothing.db")
-    assert not (tmp_path / "nothing.db").exists()
+def test_db_upgrade_without_a_database_creates_nothing(tmp_path: Path, store: Stores) -> None:
+    nothing = store("nothing.db")
+    assert_error(cli("db", "upgrade", "--db", nothing), nothing)
+    assert not store.exists(nothing)
 
 
 # -- --json everywhere -----------------------------------------------------
@@ -751,6 +786,8 @@ JSON_COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("cohort", "clear"): ["cohort", "clear"],
     ("replay-window",): ["replay-window", "5m"],
     ("countermeasure",): ["countermeasure", "bandwidth"],
+    ("group", "add"): ["group", "add", "door", "alice"],
+    ("group", "list"): ["group", "list"],
     ("retention",): ["retention", "--idle-days", "30"],
 }
 # Need more enrolled data than the home folder has: their JSON is checked in test_evaluate_cli.py
@@ -765,6 +802,8 @@ JSON_ELSEWHERE = {
     ("import",),
     ("reembed",),  # needs audio kept with --keep-audio and a second model: test_reembed.py
     ("segments",),  # needs a recording and the GE2E encoder: test_segments_cli.py
+    ("group", "remove"),  # need a group: test_groups.py
+    ("group", "delete"),
 }
 
 
@@ -777,7 +816,15 @@ def test_every_command_that_prints_results_takes_json() -> None:
     assert with_json == set(JSON_COMMANDS) | JSON_ELSEWHERE
 
 
-@pytest.mark.parametrize("path", list(JSON_COMMANDS), ids=" ".join)
+#: A server is backed up by its own tools (``backup`` says: pg_dump).
+BACKUP_FILE = pytest.mark.file_store("backup writes a copy of the SQLite file")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=BACKUP_FILE) if p == ("backup",) else p for p in JSON_COMMANDS],
+    ids=" ".join,
+)
 def test_json_output_is_exactly_one_document(home: Path, path: tuple[str, ...]) -> None:
     write_audio(home / "carol.wav", voice(150, seed=11))
     write_manifest(
@@ -978,6 +1025,7 @@ DB_COMMANDS = [
 ]
 
 
+@pytest.mark.file_store("the database is a file of random bytes or another program's SQLite")
 @pytest.mark.parametrize("make_db", [_random_bytes, _foreign_sqlite], ids=["random", "foreign"])
 @pytest.mark.parametrize("args", DB_COMMANDS, ids=" ".join)
 def test_unusable_database_file_is_refused_and_left_alone(
@@ -1008,6 +1056,7 @@ def _truncate(index: Path) -> None:
     index.write_bytes(data[: len(data) // 2])
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 @pytest.mark.parametrize("damage", [_delete, _scramble, _truncate], ids=lambda f: f.__name__[1:])
 def test_damaged_index_is_rebuilt_and_results_stay_right(
     home: Path, damage: Callable[[Path], None]
@@ -1022,6 +1071,7 @@ def test_damaged_index_is_rebuilt_and_results_stay_right(
     assert as_json(cli("info", "--json"))["index_state"].startswith("up to date")
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_stale_index_is_rebuilt(home: Path, clip: Callable[..., Path]) -> None:
     index = home / "speakers.db.faiss"
     old = index.read_bytes()
@@ -1034,6 +1084,7 @@ def test_stale_index_is_rebuilt(home: Path, clip: Callable[..., Path]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_missing_index_notice_in_a_real_process(home: Path) -> None:
     (home / "speakers.db.faiss").unlink()
     proc = run_speakerdb("identify", "alice1.wav", "bob1.wav", "--json", cwd=home)
@@ -1045,6 +1096,7 @@ def test_missing_index_notice_in_a_real_process(home: Path) -> None:
     assert (home / "speakers.db.faiss").is_file()
 
 
+@pytest.mark.file_store("the FAISS index file beside the SQLite file (a server has none)")
 def test_corrupt_index_notice_in_a_real_process(home: Path) -> None:
     _scramble(home / "speakers.db.faiss")
     proc = run_speakerdb("remove", "bob", "--json", cwd=home)
@@ -1066,7 +1118,11 @@ def test_corrupt_index_notice_in_a_real_process(home: Path) -> None:
         (["enroll", "carol", "nan.wav"], "nan.wav"),
         (["verify", "zoe", "alice1.wav"], "zoe"),
         (["enroll", "eve\x1b[31m", "alice2.wav"], "control characters"),
-        (["list", "--db", "random.db"], "random.db"),
+        pytest.param(
+            ["list", "--db", "random.db"],
+            "random.db",
+            marks=pytest.mark.file_store("the database is a file of random bytes"),
+        ),
     ],
     ids=["nan-clip", "unknown-speaker", "escape-in-name", "corrupt-db"],
 )
@@ -1146,9 +1202,13 @@ def held_out_clip(corpus: Path, speaker: str) -> str:
 
 
 @pytest.mark.slow
-def test_real_voices_are_identified_and_strangers_are_not(corpus: Path, tmp_path: Path) -> None:
+def test_real_voices_are_identified_and_strangers_are_not(
+    corpus: Path, tmp_path: Path, store: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if importlib.util.find_spec("resemblyzer") is None:
         pytest.skip("the GE2E weights ship in the resemblyzer wheel, which is not installed")
+    if ON_SERVER:
+        monkeypatch.setenv("SPEAKERDB_DB", str(store("speakers.db")))
     # Enroll 2 clips of each of 3 real voices, from a manifest in the corpus's own format.
     rows = read_rows(corpus / "protocol" / "enroll.csv")
     chosen = [r for s in REAL_SPEAKERS for r in [x for x in rows if x["speaker_id"] == s][:2]]
@@ -1195,7 +1255,7 @@ def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> 
     ok(cli("audit", "on"))
     (identified,) = as_json(cli("identify", "stranger.wav", "--json"))
     verified = as_json(cli("verify", "bob", "bob1.wav", "--json"))
-    with SpeakerDB("speakers.db") as db:
+    with SpeakerDB(os.environ["SPEAKERDB_DB"] if ON_SERVER else "speakers.db") as db:
         carol = next(s for s in db.speakers() if s.name == "carol")
         issues = tuple(QualityIssue(**issue) for issue in enrolled["issues"])
         again = Enrollment(carol, tuple(db.utterances("carol")), True, issues)

@@ -144,12 +144,14 @@ def test_the_group_commands(cli: Callable[..., Result], tmp_path: Path) -> None:
     assert json.loads(done.stdout)["members"] == ["alice", "carol"]
     listed = cli("group", "list")
     assert listed.exit_code == 0 and "door-b\t2\talice, carol" in listed.stdout
-    assert cli("group", "remove", "door-b", "carol").exit_code == 0
+    taken = cli("group", "remove", "door-b", "carol", "--json")
+    assert taken.exit_code == 0 and json.loads(taken.stdout)["members"] == ["alice"]
     shown = cli("show", "alice")
     assert "groups: door-a, door-b" in shown.stdout
     missing = cli("group", "remove", "door-z", "carol")
     assert missing.exit_code == 2 and "speakerdb group list" in missing.stderr
-    assert cli("group", "delete", "door-b").exit_code == 0
+    deleted = cli("group", "delete", "door-b", "--json")
+    assert deleted.exit_code == 0 and json.loads(deleted.stdout)["name"] == "door-b"
     new = cli("enroll", "dave", write_clip(tmp_path, "dave", 5), "--group", "lab", "--group", "x")
     assert new.exit_code == 0, new.output
     assert "groups: lab, x" in cli("show", "dave").stdout
@@ -197,3 +199,14 @@ def test_a_group_search_on_ivf_finds_what_a_full_ranking_finds() -> None:
             (_, found), _ = index.search_within(batch, 10, Members(np.asarray(rows) + 1))
             hits = sum(len(set(a) & set(b)) for a, b in zip(exact, found, strict=False))
             assert hits / exact[: len(batch)].size >= 0.99, group
+
+
+def test_a_key_is_bound_to_an_existing_group(db: SpeakerDB, cli: Callable[..., Result]) -> None:
+    key, secret = db.keys.create("door", "query", group="door-a")
+    assert key.group == "door-a" and db.keys.check(secret) == key
+    with pytest.raises(GroupNotFound):
+        db.keys.create("door-z", "query", group="door-z")
+    made = cli("key", "create", "ops", "--scope", "admin", "--group", "door-a")
+    assert made.exit_code == 2 and "only a query key" in made.stderr
+    listed = cli("key", "list")
+    assert "door\tquery" in listed.stdout and "group door-a" in listed.stdout

@@ -18,7 +18,6 @@ from typer.testing import CliRunner, Result
 from speakerdb import DatabaseError, SchemaError, SpeakerDB
 from speakerdb.cli import app
 from speakerdb.config import database_location, is_server_url
-from speakerdb.storage import open_storage
 
 PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
 RUNNER = CliRunner()
@@ -83,7 +82,9 @@ def answers(db: SpeakerDB) -> tuple[Any, ...]:
     )
 
 
-def test_speakerdb_answers_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
+def test_speakerdb_answers_as_on_sqlite(
+    pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
         on_sqlite = answers(db)
     with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
@@ -92,14 +93,11 @@ def test_speakerdb_answers_as_on_sqlite(pg_url: str, tmp_path: Path) -> None:
     assert on_server == on_sqlite and on_server[0] == "bob"
     assert info.n_speakers == 2 and info.schema_revision is not None
     assert info.path == pg_url
-    assert ("pgvector HNSW" in info.index_path) == pg_url.startswith(pgvector_prefix(pg_url))
-
-
-def pgvector_prefix(url: str) -> str:
-    import os
-
-    given = os.environ.get("SPEAKERDB_TEST_PGVECTOR_URL", "")
-    return given.rsplit("/", 1)[0] if given else "\0"
+    # The server is known by the fixture's parameter, not guessed from the URL: a URL
+    # says nothing of the server when CI gave none (clusters started here), and one
+    # port's digits may begin another's (127.0.0.1:5523 and 127.0.0.1:55233).
+    with_pgvector = request.node.callspec.params["pg_url"] == "pgvector"
+    assert ("pgvector HNSW" in info.index_path) == with_pgvector
 
 
 def test_search_kind_follows_the_server(
@@ -114,19 +112,65 @@ def test_search_kind_follows_the_server(
                 assert db.info().index_path.startswith(expected)
 
 
-def test_halfvec_search(postgres_pgvector: Any) -> None:
+def test_halfvec_is_chosen_from_the_command_line(postgres_pgvector: Any) -> None:
     from _postgres import database_fixture
 
     for url in database_fixture(postgres_pgvector):
-        storage = open_storage(url)
-        storage.set_search("halfvec")  # type: ignore[attr-defined]
-        with SpeakerDB(storage=storage, encoder=FakeEncoder()) as db:
+        chosen = json.loads(ok(cli("index", "--search", "halfvec", "--db", url, "--json")).stdout)
+        assert chosen["where"] == "pgvector HNSW (halfvec) in table speaker_vectors"
+        with SpeakerDB(url, encoder=FakeEncoder()) as db:
+            assert db.index.vector_search() == "halfvec"
             for i, name in enumerate(PITCHES):
                 db.enroll(name, [take(name, 3 * i + j) for j in range(2)])
             found = db.identify(take("carol", 60), top_k=3)
             assert found.speaker == "carol" and "halfvec" in db.info().index_path
-            template = db.template("carol") if hasattr(db, "template") else None
-            assert template is None or template.dtype == np.float32
+        assert "halfvec" in hnsw_definition(url)  # the index is on half precision
+        shown = ok(cli("index", "--db", url)).stdout
+        assert "index: hnsw; 3 speaker(s)" in shown and "(halfvec)" in shown
+        rebuilt = json.loads(ok(cli("rebuild-index", "--db", url, "--json")).stdout)
+        assert rebuilt == {"index": chosen["where"], "speakers": 3}
+        # Every node searches the same way: the choice is made before the first enrollment.
+        refused = cli("index", "--search", "pgvector", "--db", url)
+        assert refused.exit_code == 2 and "since its first enrollment" in refused.stderr
+        bad = cli("index", "--search", "ivfflat", "--db", url)
+        assert bad.exit_code == 2 and "pgvector, halfvec, faiss" in bad.stderr
+
+
+def hnsw_definition(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'speaker_vectors_hnsw'"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def test_the_library_chooses_the_faiss_cache_on_a_pgvector_server(postgres_pgvector: Any) -> None:
+    from _postgres import database_fixture
+
+    for url in database_fixture(postgres_pgvector):
+        with SpeakerDB(url, encoder=FakeEncoder()) as db:
+            assert db.index.vector_search() is None  # the first enrollment would choose
+            db.index.set_vector_search("faiss")
+            db.enroll("alice", [take("alice", 1)])
+            assert db.info().index_path == "FAISS cache in each process"
+            assert db.identify(take("alice", 2)).speaker == "alice"
+
+
+def test_the_vector_search_needs_pgvector_and_a_server(postgres_plain: Any, tmp_path: Path) -> None:
+    from _postgres import database_fixture
+
+    for url in database_fixture(postgres_plain):
+        with SpeakerDB(url, encoder=FakeEncoder()) as db:
+            with pytest.raises(DatabaseError, match="no pgvector extension"):
+                db.index.set_vector_search("halfvec")
+            db.enroll("alice", [take("alice", 1)])
+            assert db.index.vector_search() == "faiss"
+    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match="PostgreSQL database only"):
+            db.index.set_vector_search("halfvec")
 
 
 def test_a_password_is_never_shown(pg_url: str) -> None:
@@ -226,3 +270,65 @@ def test_the_command_line_on_postgresql(
     assert "carol" not in [m["speaker"] for m in after["matches"]]
     shown = ok(cli("show", "alice"))
     assert "alice0.wav" in shown.output
+
+
+# -- the tests' own clusters ----------------------------------------------------------
+
+_STARTS_A_CLUSTER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from _postgres import start_server
+server = start_server("plain", own=True)
+print(server if isinstance(server, str) else server.folder, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_test_run_leaves_no_cluster_behind() -> None:
+    """tests/_postgres.py's watchdog stops a throwaway cluster whose test process was
+    killed with SIGKILL (no teardown, no atexit), and deletes its folder."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from _postgres import alive
+
+    tests = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STARTS_A_CLUSTER, tests], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        started = proc.stdout.readline().strip()
+        folder = Path(started)
+        pid_file = folder / "data" / "postmaster.pid"
+        server_pid = int(pid_file.read_text().split()[0]) if folder.is_absolute() else None
+    finally:
+        proc.kill()  # SIGKILL, right after the cluster is up
+        proc.wait()
+    if server_pid is None:
+        if os.environ.get("SPEAKERDB_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(started)
+        pytest.skip(started)
+    deadline = time.monotonic() + 60
+    while (folder.exists() or alive(server_pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(server_pid), f"the server of {folder} outlived its test process"
+    assert not folder.exists(), f"{folder} outlived its test process"
+
+
+def test_the_databases_of_a_killed_test_run_are_dropped(postgres_plain: Any) -> None:
+    """A run killed before its drops leaves databases named for its process id; the next
+    run's first database sweeps those of processes that no longer run."""
+    from _postgres import Server
+
+    admin = postgres_plain
+    leftover = admin.database_url("t_999999999_0123456789ab")  # no such process
+    admin._admin(f'CREATE DATABASE "{leftover.rsplit("/", 1)[1]}"')
+    later = Server(admin.kind, admin.url, None)  # the next run
+    url = later.create_database()
+    later.drop_later(url)
+    later.finish()
+    with pytest.raises(DatabaseError, match="does not exist"):
+        SpeakerDB(leftover, encoder=FakeEncoder())

@@ -107,3 +107,21 @@ def test_a_bound_key_s_streams_are_confined_too(
     everyone = {"format": "s16le", "sample_rate": rate, "key": keys["query"], "group": "lab"}
     frames, code = stream(server, "/v1/stream/identify", everyone, audio)
     assert code == 1000 and json.dumps(frames[-1]["result"]["speaker"]) == '"carlo"'
+
+
+def test_the_python_client_takes_a_group(
+    served: tuple[Server, dict[str, str]], clips: dict[str, list[bytes]]
+) -> None:
+    from speakerdb import Forbidden, GroupNotFound
+    from speakerdb.client import Client
+
+    server, keys = served
+    url = f"http://127.0.0.1:{server.port}"
+    carlo = clips["carlo"][5]
+    everyone = Client(url, keys["query"])
+    assert everyone.identify(carlo, group="lab")["speaker"] == "carlo"
+    assert everyone.verify("carlo", carlo, group="door-a")["outcome"] == "rejected"
+    with pytest.raises(GroupNotFound):
+        everyone.identify(carlo, group="nope")
+    with pytest.raises(Forbidden, match="bound to group 'door-a'"):
+        Client(url, keys["door"]).identify(carlo, group="lab")

@@ -126,15 +126,21 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
     and stays silent on any problem: a completion must never print an error.
     """
-    from ..config import database_location
+    from ..config import database_location, is_server_url
     from ..storage.sqlite._reader import open_reader
 
     try:
-        reader = open_reader(database_location(ctx.params.get("db")))
-        if reader is None:
-            return []
-        with reader:
-            names = [s.name for s in reader.speakers()]
+        location = database_location(ctx.params.get("db"))
+        if isinstance(location, str) and is_server_url(location):
+            from ..storage.postgres._quick import speaker_names
+
+            names = speaker_names(location)
+        else:
+            reader = open_reader(location)
+            if reader is None:
+                return []
+            with reader:
+                names = [s.name for s in reader.speakers()]
     except Exception:
         return []
     return sorted(n for n in names if n.startswith(incomplete))

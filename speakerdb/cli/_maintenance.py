@@ -191,16 +191,20 @@ def countermeasure(
 
 
 def rebuild_index(db: DbOpt = None, json: JsonOpt = False) -> None:
-    """Rebuild the FAISS index file from the database."""
+    """Rebuild the search index from the database.
+
+    The FAISS index file beside an SQLite database; on PostgreSQL, the pgvector table
+    and its HNSW index, or this process's FAISS cache.
+    """
     from ._render import emit_json, safe
 
     with open_db(db) as database:
         count = database.index.rebuild()
-        path = database.index.path
+        where = database.index.where
     if json:
-        emit_json({"index": str(path), "speakers": count})
+        emit_json({"index": where, "speakers": count})
     else:
-        echo(f"rebuilt {safe(path)} with {count} speaker(s)")
+        echo(f"rebuilt {safe(where)} with {count} speaker(s)")
 
 
 def db_upgrade(db: DbOpt = None, json: JsonOpt = False) -> None:

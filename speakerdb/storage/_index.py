@@ -215,10 +215,10 @@ class SpeakerIndex:
             empty = (np.zeros((len(rows), 0), np.float32), np.zeros((len(rows), 0), np.int64))
             return empty, (self.search(rows, overall) if overall else None)
         if len(rows) < _BATCH_FROM and len(self) <= _SCAN_UP_TO and self.plan.kind == "flat":
-            positions = members.derived(self, self._positions)
-            return _scan(self._index, rows, want, positions, overall)
+            positions = members.derived(self, "rows", lambda: self._positions(members))
+            return _scan_among(self._index, rows, want, positions, overall)
         faiss = _faiss()
-        selector = members.derived(self, _selector)
+        selector = members.derived(self, "selector", lambda: _selector(members))
         if self.plan.kind == "ivf":
             params = faiss.SearchParametersIVF()
             params.nprobe = self._group_nprobe(len(members))
@@ -334,35 +334,36 @@ def _faiss() -> Any:
     return faiss
 
 
-def _scan(
-    index: Any, queries: np.ndarray, k: int, among: np.ndarray | None = None, overall: int = 0
-) -> Any:
+def _scan(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` of a few queries against a flat index, on the calling thread only.
 
     FAISS (and NumPy's BLAS) spread one query over OpenMP threads; on a busy
     machine, waiting for the second thread to get a core made a 10^4-speaker
     query take about 50 ms instead of under 1 ms (``scripts/bench_identify.py``).
     ``einsum`` runs on this thread alone, and threads calling it run in parallel.
-
-    With ``among`` (rows of the index), the top-``k`` of those rows only, and the
-    top-``overall`` of all rows from the same scores (``None`` when ``overall`` is 0):
-    ``((scores, ids), overall's (scores, ids))``.
     """
+    return _scan_among(index, queries, k, None, 0)[0]
+
+
+def _scan_among(
+    index: Any, queries: np.ndarray, k: int, among: np.ndarray | None, overall: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`_scan`'s top-``k`` of the rows ``among`` only (all rows: ``None``), and the
+    top-``overall`` of all rows from the same scores (``None`` when ``overall`` is 0): a
+    group's best and everyone's best for the price of one pass."""
     faiss = _faiss()
     n, dim = int(index.ntotal), int(index.d)
     vectors = faiss.rev_swig_ptr(faiss.downcast_index(index.index).get_xb(), n * dim)
     ids = faiss.rev_swig_ptr(index.id_map.data(), n)
     vectors = vectors.reshape(n, dim)
-    rows = np.arange(n) if among is None else among
+    among_ids = ids if among is None else ids[among]
     best = _Best(len(queries), k)
     everyone = _Best(len(queries), min(overall, n)) if overall else None
     for row, query in enumerate(queries):
         scores = np.einsum("ij,j->i", vectors, query)
-        best.take(row, scores[rows] if among is not None else scores, ids[rows])
+        best.take(row, scores if among is None else scores[among], among_ids)
         if everyone is not None:
             everyone.take(row, scores, ids)
-    if among is None:
-        return best.out()
     return best.out(), (everyone.out() if everyone is not None else None)
 
 
@@ -379,12 +380,28 @@ class _Best:
         k, n = self.k, len(scores)
         if not n or not k:
             return
-        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        if k <= 2 < n:
+            top = _best_two(scores)[:k]
+        else:
+            top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
         top = top[np.argsort(-scores[top], kind="stable")]
         self.scores[row, : len(top)], self.ids[row, : len(top)] = scores[top], ids[top]
 
     def out(self) -> tuple[np.ndarray, np.ndarray]:
         return self.scores, self.ids
+
+
+def _best_two(scores: np.ndarray) -> np.ndarray:
+    """The positions of the two highest of ``scores`` (the margin's best two, for every
+    grouped query): two passes of ``argmax``, a fraction of a partial sort's cost."""
+    first = int(np.argmax(scores))
+    held = scores[first]
+    scores[first] = -np.inf  # put back below: the caller's scores are unchanged
+    try:
+        second = int(np.argmax(scores))
+    finally:
+        scores[first] = held
+    return np.asarray([first, second])
 
 
 def _selector(members: Members) -> Any:

@@ -16,12 +16,15 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from ..types import Match
 from ._rules import no_such_group
+
+if TYPE_CHECKING:
+    from ._index import SpeakerIndex
 
 __all__ = ["MARKS_COUNTER", "Found", "Marks", "Members", "named"]
 
@@ -51,20 +54,20 @@ class Members:
     def __init__(self, ids: Sequence[int] | np.ndarray) -> None:
         self.ids = np.unique(np.asarray(ids, np.int64))
         self._lock = threading.Lock()
-        self._derived: dict[Any, tuple[weakref.ref[Any], object]] = {}
+        self._derived: dict[str, tuple[weakref.ref[Any], object]] = {}
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def derived(self, owner: Any, make: Callable[[Members], Any]) -> Any:
-        """``make(self)``, kept for ``owner`` (an index): the next call with the same
-        owner and ``make`` returns it; another owner replaces it."""
-        held = self._derived.get(make)
+    def derived(self, owner: Any, kind: str, make: Callable[[], Any]) -> Any:
+        """``make()``, kept as ``kind`` for ``owner`` (an index, held weakly): the next call
+        with the same owner and kind returns it; another owner replaces it."""
+        held = self._derived.get(kind)
         if held is not None and held[0]() is owner:
             return held[1]
-        value = make(self)
+        value = make()
         with self._lock:
-            self._derived[make] = (weakref.ref(owner), value)
+            self._derived[kind] = (weakref.ref(owner), value)
         return value
 
 
@@ -90,7 +93,7 @@ class Marks:
 
     def search(
         self,
-        index: Any,
+        index: SpeakerIndex,
         names: Mapping[int, str],
         queries: np.ndarray,
         k: int,

@@ -60,7 +60,17 @@ if TYPE_CHECKING:
     from ._marks import Found
     from ._prints import PrintHit, StoredPrint
 
-__all__ = ["Backup", "Change", "IndexAdmin", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
+__all__ = [
+    "Backup",
+    "Change",
+    "IndexAdmin",
+    "SearchAdmin",
+    "SearchFn",
+    "Snapshot",
+    "Storage",
+    "StoreDescription",
+    "VectorSearchAdmin",
+]
 
 
 class StoreDescription(NamedTuple):
@@ -413,14 +423,13 @@ class Backup(Protocol):
 
 
 @runtime_checkable
-class IndexAdmin(Protocol):
-    """The administration of a backend's search index (the SQLite + FAISS backend)."""
+class SearchAdmin(Protocol):
+    """The administration of a backend's derived search index, wherever it lives: the
+    SQLite backend's FAISS file, PostgreSQL's pgvector table or each process's cache."""
 
     @property
-    def index_path(self) -> Path: ...
-
-    def current_index(self) -> SpeakerIndex:
-        """The index, agreeing with the database; loaded or rebuilt when stale."""
+    def index_where(self) -> str:
+        """Where the index is, in words: a file's path, a table, a cache in memory."""
         ...
 
     def rebuild_index(self) -> int:
@@ -433,4 +442,31 @@ class IndexAdmin(Protocol):
 
     def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
         """Store the index setting and rebuild by it if needed."""
+        ...
+
+
+@runtime_checkable
+class IndexAdmin(SearchAdmin, Protocol):
+    """A search index in a file of this process (the SQLite + FAISS backend)."""
+
+    @property
+    def index_path(self) -> Path: ...
+
+    def current_index(self) -> SpeakerIndex:
+        """The index, agreeing with the database; loaded or rebuilt when stale."""
+        ...
+
+
+@runtime_checkable
+class VectorSearchAdmin(Protocol):
+    """The choice of vector search on a server shared by many nodes (PostgreSQL):
+    ``pgvector`` (HNSW on float32), ``halfvec`` (HNSW on half precision) or ``faiss``
+    (each process's cache)."""
+
+    def vector_search(self) -> str | None:
+        """How the database is searched; ``None`` until chosen (by the first enrollment)."""
+        ...
+
+    def set_search(self, kind: str) -> None:
+        """Choose how the database is searched, for every node."""
         ...

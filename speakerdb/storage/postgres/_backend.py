@@ -29,6 +29,8 @@ from sqlalchemy import text
 
 from ...errors import DatabaseError, InputError
 from ...types import Match
+from .._indexkind import AUTO_IVF_FROM, IndexChoice, check_ivf_from, check_kind, nprobe_for
+from .._indexkind import plan_for as index_plan
 from .._marks import Found, Marks
 from .._memory import MemoryStorage
 from .._protocol import Snapshot, StoreDescription
@@ -62,7 +64,8 @@ _EMPTY = MemoryStorage()
 
 
 class PostgresStorage:
-    """A :class:`~speakerdb.storage.Storage` on one PostgreSQL database.
+    """A :class:`~speakerdb.storage.Storage`, :class:`~speakerdb.storage.SearchAdmin` and
+    :class:`~speakerdb.storage.VectorSearchAdmin` on one PostgreSQL database.
 
     As with a file, the schema is created by the first write, and until then reads
     see an empty database; ``create=False`` refuses a database without the schema.
@@ -177,19 +180,72 @@ class PostgresStorage:
         return marks
 
     def describe(self, generation: int, digest: str | None) -> StoreDescription:
-        with self._store.read() as session:
-            kind = catalog.get_setting(session, SEARCH_KEY) if self._schema_ready() else None
+        kind = self.vector_search()
+        if not generation:  # no template was ever written
+            return StoreDescription(self.path, _where(kind), "empty")
         if kind in pgvector.KINDS:
-            column = "vector" if kind == "pgvector" else "halfvec"
-            index = f"pgvector HNSW ({column}) in table {pgvector.TABLE}"
-            return StoreDescription(self.path, index, "up to date (written with the speakers)")
-        cached = self._cache.generation
-        state = (
-            "up to date"
-            if cached == generation
-            else f"built from the table by the first query (generation {generation})"
-        )
-        return StoreDescription(self.path, "FAISS cache in each process", state)
+            return StoreDescription(
+                self.path, _where(kind), "up to date (written with the speakers)"
+            )
+        # The same on every node: whether this process has built its cache yet is no
+        # fact about the database.
+        state = f"up to date (generation {generation}; each query checks it)"
+        return StoreDescription(self.path, _where(kind), state)
+
+    # -- administration of the search (SearchAdmin, VectorSearchAdmin) ---------
+
+    @property
+    def index_where(self) -> str:
+        return _where(self.vector_search())
+
+    def vector_search(self) -> str | None:
+        if not self._schema_ready():
+            return None
+        with self._store.read() as session:
+            return catalog.get_setting(session, SEARCH_KEY)
+
+    def rebuild_index(self) -> int:
+        """Refill the pgvector table (and its HNSW index) from the templates; with the
+        FAISS cache, rebuild this process's cache (each query checks every other's)."""
+        if self.vector_search() in pgvector.KINDS:
+            return self.rebuild_vectors()
+        self._cache.drop()
+        if not self._schema_ready():
+            return 0
+        with self._store.read() as session:
+            settings = catalog.get_settings(session, KEYS)
+            encoder = catalog.read_encoder(session)
+            if encoder is None:
+                return 0
+            return self._cache.build(session, settings, encoder.dim)
+
+    def index_choice(self) -> IndexChoice:
+        """The ``index_kind`` setting, and the index it gives: ``hnsw`` with pgvector,
+        else the FAISS cache's ``flat`` or ``ivf`` (built by each process by it)."""
+        with self.read() as snapshot:
+            settings = snapshot.settings()
+            n = len(snapshot.speakers())
+        setting = settings.get("index_kind") or "auto"
+        ivf_from = int(settings.get("index_ivf_from") or AUTO_IVF_FROM)
+        if settings.get(SEARCH_KEY) in pgvector.KINDS:
+            return IndexChoice(setting, ivf_from, "hnsw", 0, 0, n)
+        plan = index_plan(setting, n, None, ivf_from)
+        nprobe = nprobe_for(plan.nlist) if plan.kind == "ivf" else 0
+        return IndexChoice(setting, ivf_from, plan.kind, plan.nlist, nprobe, n)
+
+    def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
+        """Store the FAISS cache's index setting; the generation moves with it, so that
+        every node's cache is built again by it."""
+        check_kind(kind)
+        if ivf_from is not None:
+            check_ivf_from(ivf_from)
+        self._born()
+        with self._store.write() as session:
+            catalog.set_setting(session, "index_kind", kind)
+            if ivf_from is not None:
+                catalog.set_setting(session, "index_ivf_from", str(ivf_from))
+            catalog.bump_generation(session)
+        return self.index_choice()
 
     def set_search(self, kind: str) -> None:
         """Choose how this database is searched, before its first enrollment: ``pgvector``,
@@ -259,6 +315,14 @@ class PostgresStorage:
         dim = encoder.dim if encoder is not None else change.dim
         pgvector.create(session, dim, kind)
         pgvector.apply(session, change.ops)
+
+
+def _where(kind: str | None) -> str:
+    """Where the search index of a database searched by ``kind`` is."""
+    if kind in pgvector.KINDS:
+        column = "vector" if kind == "pgvector" else "halfvec"
+        return f"pgvector HNSW ({column}) in table {pgvector.TABLE}"
+    return "FAISS cache in each process"
 
 
 def _drop_schema(session: Session) -> None:

@@ -7,14 +7,16 @@ a snapshot with the same counters; otherwise it is rebuilt from the templates of
 the query's own snapshot before the query is answered. So a speaker removed by
 any node is never named by a query that began after the removal committed, and
 nothing outside the transaction (a notification, a timer) can make a stale
-index answer.
+index answer. The speakers' marks (watchlist, next expiry, groups:
+:mod:`speakerdb.storage._marks`) are kept with the index and read again, without
+rebuilding it, when the ``marks_version`` counter alone has changed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sqlalchemy import select
@@ -66,6 +68,15 @@ class FaissCache:
             return built
         return None
 
+    def drop(self) -> None:
+        """Forget the cached index: the next query builds it again."""
+        with self._lock:
+            self._built = None
+
+    def build(self, session: Session, settings: dict[str, str], dim: int) -> int:
+        """Build the index from ``session``'s snapshot now; return its size."""
+        return len(self._current(session, settings, dim).names)
+
     def find(
         self,
         session: Session,
@@ -89,6 +100,10 @@ class FaissCache:
             built = self._built
             if built is not None and built.key == key and built.index.dim == dim:
                 return built
+            if built is not None and built.key[:3] == key[:3] and built.index.dim == dim:
+                # Only marks changed (a watchlist mark, a group): the index stays.
+                self._built = replace(built, key=key, marks=read_marks(session, built.names))
+                return self._built
             fresh = _build(session, settings, key, dim)
             older = built is not None and built.key[0] == key[0] and built.key[1:] > key[1:]
             if not older:  # a query on an older snapshot must not push a newer index out

@@ -129,6 +129,10 @@ class SQLiteStorage:
     def index_path(self) -> Path:
         return index_path_for(self._path)
 
+    @property
+    def index_where(self) -> str:
+        return str(self.index_path)
+
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
         store = self._existing_store()

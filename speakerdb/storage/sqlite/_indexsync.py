@@ -22,7 +22,8 @@ the same protocol, through :class:`~speakerdb.storage._index.IndexLock`:
   counter (bumped by a rename) has changed since they were last read: a query
   then costs one small read of the settings, not a read of every name. The
   speakers' marks (watchlist, next expiry, groups: :mod:`speakerdb.storage._marks`)
-  are read with them, and again when ``marks_version`` changes.
+  are read with them, and again when ``marks_version`` (bumped by every change of
+  a mark, an expiry or a group) changes.
 * The store keeps a digest of every (speaker id, template), committed with the
   templates (:mod:`speakerdb.storage._digest`). An index file is used only when
   its rows give that digest: a forged or damaged file is rebuilt like a stale
@@ -101,9 +102,11 @@ class IndexSync:
         # (generation, index), replaced whole and never changed in place: a search
         # that holds an index keeps a consistent one while a writer moves on.
         self._current: tuple[int, SpeakerIndex] | None = None
-        # ((uuid, generation, names_version, marks_version), names, marks), replaced whole
-        # like _current.
-        self._names: tuple[tuple[str | None, int, int, int], dict[int, str], Marks] | None = None
+        # ((uuid, generation, names_version), names) and (that key and marks_version,
+        # marks), each replaced whole like _current: a change of marks alone (a watchlist
+        # mark, a group) reads the marks again, not every name.
+        self._names: tuple[tuple[str | None, int, int], dict[int, str]] | None = None
+        self._marks: tuple[tuple[str | None, int, int, int], Marks] | None = None
 
     def snapshot(self) -> tuple[SpeakerIndex, dict[int, str], Marks]:
         """The index, the speakers' names (by id) and their marks (watchlist, expiry,
@@ -198,19 +201,20 @@ class IndexSync:
             generation = int(settings.get("generation") or 0)
             # The uuid too: a database file swapped for another (a restored backup) may
             # have the same counters and other speakers.
-            key = (
-                settings.get("uuid"),
-                generation,
-                int(settings.get("names_version") or 0),
-                int(settings.get(MARKS_COUNTER) or 0),
-            )
+            key = (settings.get("uuid"), generation, int(settings.get("names_version") or 0))
             cached = self._names
             if cached is not None and cached[0] == key:
-                names, marks = cached[1], cached[2]
+                names = cached[1]
             else:
                 names = catalog.speaker_names(session)
+                self._names = (key, names)
+            marked = (*key, int(settings.get(MARKS_COUNTER) or 0))
+            held = self._marks
+            if held is not None and held[0] == marked:
+                marks = held[1]
+            else:
                 marks = read_marks(session, names)
-                self._names = (key, names, marks)
+                self._marks = (marked, marks)
             state = _State(
                 generation,
                 settings.get("uuid") or "",
