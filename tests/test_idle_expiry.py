@@ -184,3 +184,19 @@ def test_idle_expiry_on_the_command_line(
     assert swept.exit_code == 0, swept.output
     assert "removed alice (idle: no match since" in swept.stdout
     assert "3 expired voiceprint(s) deleted" in swept.stdout
+
+
+def test_queries_sweep_idle_speakers_by_themselves(db: SpeakerDB, clock: Clock) -> None:
+    """No ``expire`` needed: a process's queries sweep in the background, at most
+    hourly, and an idle speaker is gone after the next sweep."""
+    db.lifecycle.set_idle_days(30)
+    matched(db, "alice")  # the process's first query sweeps: no one is idle yet
+    assert len(db.speakers()) == 3
+    clock.advance(20 * DAY)
+    matched(db, "alice")
+    clock.advance(15 * DAY)  # bob and carol: 35 idle days; alice: 15
+    matched(db, "alice")
+    assert [s.name for s in db.speakers()] == ["alice"]
+    clock.advance(timedelta(minutes=30))  # within the hour: no sweep, nothing to sweep
+    matched(db, "alice")
+    assert [s.name for s in db.speakers()] == ["alice"]

@@ -18,8 +18,12 @@ on, so that turning idle expiry on later counts from real matches.
 **Deleting.** The expiry sweep (:func:`speakerdb.services._retention.expire_due`:
 ``speakerdb expire``, and every query that finds an expiry date due) removes idle
 speakers as it removes expired ones: their audit entries name them ``removed-<id>``.
-Schedule ``speakerdb expire`` daily: queries do not look for idle speakers (that would
-cost each one a read); a speaker idle past the limit is deleted by the next sweep.
+It runs by itself: the same background thread sweeps after a process's first query
+and then at most once every :data:`SWEEP_EVERY`, so a running service or application
+deletes an idle voiceprint within the hour after its limit passes, without a query
+ever waiting for it. A speaker idle past the limit may still be matched in that hour
+(the limit is counted in days); ``speakerdb expire`` sweeps at once, for sites whose
+processes run rarely.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
     from ..storage import Snapshot, Storage
     from ._checks import Query, Verdict
 
-__all__ = ["PERIOD", "LastMatches", "idle_due", "idle_setting", "utcnow"]
+__all__ = ["PERIOD", "SWEEP_EVERY", "LastMatches", "idle_due", "idle_setting", "utcnow"]
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +98,13 @@ def idle_due(snapshot: Snapshot, now: datetime) -> list[str]:
     return snapshot.idle(cutoff)
 
 
+#: How often a process sweeps for idle voiceprints, after its queries.
+SWEEP_EVERY = timedelta(hours=1)
+
+
 class LastMatches:
-    """Records accepted matches off the queries' path (see the module's docstring).
+    """Records accepted matches, and sweeps idle voiceprints, off the queries' path (see
+    the module's docstring).
 
     A :class:`~speakerdb.services._checks.QueryCheck` that never answers."""
 
@@ -104,6 +113,8 @@ class LastMatches:
         self._clock = clock or (lambda: utcnow())
         self._written: dict[str, datetime] = {}  # by this process, per name
         self._pending: set[str] = set()
+        self._swept: datetime | None = None  # when this process last swept
+        self._sweep = False  # a sweep is queued for the worker
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
         _RECORDERS.add(self)
@@ -114,24 +125,32 @@ class LastMatches:
         self._lock = threading.Lock()
         self._worker = None
         self._pending = set()
+        self._sweep = False
 
     def check(self, query: Query) -> Verdict | None:
         return None
 
     def decided(self, query: Query, outcome: Outcome) -> None:
-        if outcome is not Outcome.ACCEPTED or query.named is None:
-            return
         now = self._clock()
         with self._lock:
+            if self._swept is None or now - self._swept >= SWEEP_EVERY:
+                self._swept, self._sweep = now, True
+                self._start()
+            if outcome is not Outcome.ACCEPTED or query.named is None:
+                return
             last = self._written.get(query.named)
             if last is not None and now - last < PERIOD:
                 return
             self._written[query.named] = now
             self._pending.add(query.named)
-            if self._worker is None:
-                # Not a daemon: a command that ends right after its query still writes.
-                self._worker = threading.Thread(target=self._drain, name="speakerdb-last-match")
-                self._worker.start()
+            self._start()
+
+    def _start(self) -> None:
+        """Start the worker unless it runs (with the lock held)."""
+        if self._worker is None:
+            # Not a daemon: a command that ends right after its query still writes.
+            self._worker = threading.Thread(target=self._drain, name="speakerdb-last-match")
+            self._worker.start()
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until the names heard so far are written (or ``timeout`` passes)."""
@@ -144,10 +163,23 @@ class LastMatches:
             with self._lock:
                 names = sorted(self._pending)
                 self._pending.clear()
-                if not names:
+                sweep, self._sweep = self._sweep, False
+                if not names and not sweep:
                     self._worker = None
                     return
-            self._write(names)
+            if names:
+                self._write(names)
+            if sweep:
+                self._expire()
+
+    def _expire(self) -> None:
+        """The expiry sweep, idle speakers included; a failure waits for the next one."""
+        from ._retention import expire_due
+
+        try:
+            expire_due(self._storage, self._clock())
+        except Exception as exc:  # never a query's failure
+            log.warning("could not sweep expired and idle voiceprints: %s", exc)
 
     def _write(self, names: list[str]) -> None:
         now = self._clock()

@@ -258,7 +258,8 @@ class Lifecycle:
     def expire(self) -> list[Speaker]:
         """Remove the speakers whose expiry has passed now, and those idle for longer than
         the idle limit (:meth:`set_idle_days`); return them. Queries remove expired ones
-        too before they search; idle ones only this sweep removes: schedule it daily."""
+        too before they search, and sweep for idle ones in the background at most
+        hourly (:mod:`speakerdb.services._idle`); this sweeps at once."""
         from ._idle import utcnow
 
         return expire_due(self._storage, utcnow())
