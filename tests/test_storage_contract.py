@@ -56,6 +56,16 @@ SERVERS = {"postgres": "postgres_plain", "pgvector": "postgres_pgvector"}
 
 @pytest.fixture(params=[*sorted(BACKENDS), *SERVERS])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    yield from _opened(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", *SERVERS])
+def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """The backends that another handle (another process) can open too."""
+    yield from _opened(request, tmp_path)
+
+
+def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param in SERVERS:
         from _postgres import database_fixture
 
@@ -565,11 +575,10 @@ def test_a_search_carries_the_marks_and_sees_them_change(storage: Storage) -> No
     assert storage.find(unit(2)[None, :], 2, group="door").matches[0][0].speaker == "alicia"
 
 
-def test_marks_changed_through_another_handle_are_seen(storage: Storage) -> None:
+def test_marks_changed_through_another_handle_are_seen(shared_storage: Storage) -> None:
     """Another process (another handle on the same database) changes a mark or a group:
     the next search of this one sees it, though nothing changed the templates."""
-    if isinstance(storage, MemoryStorage):
-        pytest.skip("an in-memory storage has no other handle")
+    storage = shared_storage
     enroll(storage, "alice", 1)
     enroll(storage, "mallory", 2)
     assert storage.find(unit(2)[None, :], 2).watchlist == frozenset()  # cached now
