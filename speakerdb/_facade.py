@@ -41,7 +41,7 @@ from .services._keys import KeyRing
 from .services._lifecycle import Lifecycle
 from .services._model import ModelSlot
 from .services._querying import Querying
-from .services._retention import refuse_opted_out
+from .services._retention import expire_due, refuse_opted_out
 from .services._sealing import KeyChoice
 from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
 from .services._settings import Settings
@@ -181,7 +181,7 @@ class SpeakerDB:
         #: The optional log of identify and verify decisions (off by default).
         self.audit = AuditLog(self._storage)
         # Hears accepted decisions, and records last matches off the queries' path.
-        self._matches = LastMatches(self._storage)
+        self._matches = LastMatches(self._storage, sweep=lambda now: expire_due(self._storage, now))
         checks = (*query_checks(self._storage, self._settings), self._matches)
         self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
         self._segmenting = Segmenting(self._storage, self._slot, self._settings)

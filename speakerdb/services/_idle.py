@@ -108,8 +108,16 @@ class LastMatches:
 
     A :class:`~speakerdb.services._checks.QueryCheck` that never answers."""
 
-    def __init__(self, storage: Storage, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        sweep: Callable[[datetime], object] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``sweep(now)`` is the expiry sweep (the facade passes
+        :func:`speakerdb.services._retention.expire_due`; ``None``: no sweeping)."""
         self._storage = storage
+        self._sweep_due = sweep
         self._clock = clock or (lambda: utcnow())
         self._written: dict[str, datetime] = {}  # by this process, per name
         self._pending: set[str] = set()
@@ -174,10 +182,10 @@ class LastMatches:
 
     def _expire(self) -> None:
         """The expiry sweep, idle speakers included; a failure waits for the next one."""
-        from ._retention import expire_due
-
+        if self._sweep_due is None:
+            return
         try:
-            expire_due(self._storage, self._clock())
+            self._sweep_due(self._clock())
         except Exception as exc:  # never a query's failure
             log.warning("could not sweep expired and idle voiceprints: %s", exc)
 
