@@ -138,6 +138,11 @@ class Calibration:
         """The share of strangers both thresholds aim at."""
         return self.identify.target
 
+    @property
+    def kept_defaults(self) -> bool:
+        """True when too few voices kept the measured defaults: nothing is stored then."""
+        return self.identify.method == "default"
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EnrollmentTrials:
@@ -313,13 +318,15 @@ def calibrate_population(
     top_n: int = DEFAULT_TOP_N,
     cohort: np.ndarray | None = None,
     default: float | None = None,
+    verify_default: float | None = None,
 ) -> Calibration:
     """Calibrate from a database's own enrollments and, if given, a cohort of outside
     voices' embeddings (see the module docstring).
 
-    With fewer than :data:`MIN_VOICES` stranger voices, both thresholds are
-    ``default`` (the score's measured default; their ``method`` says
-    ``"default"``), or, without one, calibration is refused. Each enrolled speaker
+    With fewer than :data:`MIN_VOICES` stranger voices, identify's threshold is
+    ``default`` and verify's ``verify_default`` (else ``default``): the score's
+    measured defaults, identify's at the population's size; their ``method`` says
+    ``"default"``. Without a default, calibration is refused then. Each enrolled speaker
     with 2 or more clips is a voice; so is each clip of a ``cohort`` given here, and
     each labelled voice of the database's own cohort (:attr:`Population.outside`).
     """
@@ -354,6 +361,7 @@ def calibrate_population(
     _require_impostor(len(stranger), source)
     voices = usable + (outside_voices or 0)
     fixed = None if voices >= MIN_VOICES else _too_few_voices(voices, default)
+    fixed_verify = fixed if fixed is None or verify_default is None else verify_default
     top = _ceiling(score_norm)
     identify = _choice(
         "identify",
@@ -362,7 +370,10 @@ def calibrate_population(
         trials.genuine,
     )
     verify = _choice(
-        "verify", stranger_threshold(impostor, 1, 1, target, fixed, top), None, trials.genuine
+        "verify",
+        stranger_threshold(impostor, 1, 1, target, fixed_verify, top),
+        None,
+        trials.genuine,
     )
     return Calibration(
         identify, verify, len(trials.genuine), len(outside), source, _score_name(score_norm)
@@ -453,9 +464,11 @@ def calibrate_database(
     top_n: int = DEFAULT_TOP_N,
     cohort: np.ndarray | None = None,
     default: float | None = None,
+    verify_default: float | None = None,
 ) -> Calibration:
-    """Calibrate ``db`` from its enrollments (and ``cohort``; ``default`` as for
-    :func:`calibrate_population`), or from a labelled trial list on its speakers."""
+    """Calibrate ``db`` from its enrollments (and ``cohort``; ``default`` and
+    ``verify_default`` as for :func:`calibrate_population`), or from a labelled trial
+    list on its speakers."""
     population = db.population()
     if trials is None:
         return calibrate_population(
@@ -465,6 +478,7 @@ def calibrate_database(
             top_n=top_n,
             cohort=cohort,
             default=default,
+            verify_default=verify_default,
         )
     genuine, impostor = _trial_scores(db, population, trials, score_norm, top_n)
     return calibrate_trials(

@@ -216,6 +216,7 @@ def _marks_of(state: _State) -> Marks:
             frozenset(p.name for p in people if p.watchlist),
             min(expiries, default=None),
             {name: Members(sorted(held[1])) for name, held in state.groups.items()},
+            len(state.speakers),
         )
     return state.marks
 
