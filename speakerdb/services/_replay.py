@@ -14,8 +14,10 @@ enrolled clip scored cosine 0.94, genuine new clips about 0.87); the signal can.
   and deleted once it passes. No audio is kept, only fingerprints, in the storage,
   so every process of the database sees them; ``remove`` deletes a speaker's.
 - The lookup asks the storage for the :data:`CANDIDATES` stored fingerprints that
-  share the most index keys with the clip at one lag (:mod:`speakerdb.audio._fpindex`)
-  and scores those exactly; a best score of :data:`MATCH_THRESHOLD` or more is a replay.
+  share the most index keys with the clip at one lag (:mod:`speakerdb.audio._fpindex`),
+  counting only the rarest keys, as many as fit within :data:`ROWS_PER_KEY` stored rows
+  per key of the clip, and scores those exactly; a best score of
+  :data:`MATCH_THRESHOLD` or more is a replay.
 - ``replay_session``: a caller that sends overlapping windows of one live stream (a
   WebSocket session) names its session; the queries of that session are not
   matched against each other, only against enrolled clips and other callers' queries.
