@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,13 @@ from conftest import FakeEncoder, new_database, read_rows, recording
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb.audio import fingerprint
+from speakerdb.audio._fingerprint import fingerprint_with_margins
+from speakerdb.audio._fpindex import query_keys, stored_keys
 from speakerdb.cli import app
+from speakerdb.services._replay import MATCH_THRESHOLD, best_stored_match
+from speakerdb.storage import open_storage
+from speakerdb.storage._prints import StoredPrint
 
 RATE = 16000
 
@@ -191,3 +198,45 @@ def test_real_speech_at_5db_snr_is_a_replay_and_new_clips_are_not(
             assert db.verify(speaker, (noisy(samples, 5, seed=3), RATE)).outcome == "replay"
         for clip in genuine:
             assert db.verify(speaker, str(clip)).outcome != "replay", clip.name
+
+
+def test_a_replay_among_many_stored_clips_is_refused(tmp_path: Path) -> None:
+    """With 60 speakers' clips stored, a noisy copy of one is still a replay, a new
+    recording of the same voice is not."""
+    path = new_database(tmp_path / "many.db", encoder=FakeEncoder())
+    with open_db(path) as db:
+        for n in range(60):
+            pitch = 90 + 3 * n
+            db.enroll(f"p{n}", [(recording(pitch, 2.0, seed=100 + n + k), RATE) for k in (0, 500)])
+        copy = noisy(recording(90 + 3 * 37, 2.0, seed=100 + 37 + 500), 10, seed=4)
+        assert db.verify("p37", (copy, RATE)).outcome == "replay"
+        assert db.identify((copy, RATE)).outcome == "replay"
+        assert (
+            db.verify("p37", (recording(90 + 3 * 37, 2.0, seed=9000), RATE)).outcome == "accepted"
+        )
+
+
+def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpus: Path) -> None:
+    """100 stored clips hold 50 of a replay's index keys, at the replay's steps shifted
+    by 0 to 39, so they out-vote the replayed clip when every key is read; the lookup
+    reads the rarest keys first, so it still finds the replayed clip and refuses the
+    copy (real speech, white noise at 10 dB SNR)."""
+    samples = sf.read(corpus_clips(corpus, "enroll.csv", "fillets-nl-big")[0], dtype="float32")[0]
+    original = fingerprint(samples)
+    printed, margins = fingerprint_with_margins(noisy(samples, 10, seed=2))
+    keys = query_keys(printed, margins)
+    shared = keys[np.isin(keys[:, 0], np.unique(keys[:, 0])[:50])]
+    rows = np.concatenate([shared + np.array([0, shift]) for shift in range(40)])  # 40 lags
+    other = fingerprint(samples[::-1].copy()).to_bytes()  # not a copy of the query
+    now = datetime.now(timezone.utc)
+    storage = open_storage(tmp_path / "prints.db")
+    try:
+        with storage.change() as change:
+            change.add_prints([StoredPrint(original.to_bytes(), stored_keys(original), now)])
+            change.add_prints([StoredPrint(other, rows, now) for _ in range(100)])
+        missed, _ = best_stored_match(storage, printed, margins, now, rows_per_key=None)
+        score, hit = best_stored_match(storage, printed, margins, now)
+    finally:
+        storage.close()
+    assert missed < MATCH_THRESHOLD  # every key read: the ten candidates are all decoys
+    assert hit is not None and hit.data == original.to_bytes() and score >= MATCH_THRESHOLD

@@ -31,7 +31,7 @@ from speakerdb import (
 from speakerdb.audio import Clip, fingerprint
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.storage import IndexAdmin, MemoryStorage, Storage, open_storage
-from speakerdb.storage._prints import StoredPrint, lag_votes
+from speakerdb.storage._prints import StoredPrint, affordable_keys, lag_votes
 from speakerdb.types import ApiKey, AuditEntry, EncoderInfo, Outcome
 
 DIM = 8
@@ -641,6 +641,67 @@ def test_prints_are_found_by_their_keys_within_the_window(storage: Storage) -> N
         assert change.prune_prints(now - timedelta(minutes=30)) == 1
     with storage.read() as snapshot:
         assert snapshot.print_counts(now - timedelta(hours=2)) == (1, 0)
+
+
+def synthetic(
+    rows: list[tuple[int, int]], when: datetime, utterance: int | None = None
+) -> StoredPrint:
+    """A stored fingerprint with the index rows ``(key, step)`` given."""
+    return StoredPrint(
+        b"fp" + bytes(str(rows[:2]), "ascii"), np.array(rows, np.int64), when, utterance
+    )
+
+
+def test_a_common_key_does_not_hide_a_clip_within_a_budget(storage: Storage) -> None:
+    """With a budget of rows, the rarest keys are read first: stored prints that share
+    only a key held by many others are not read, and do not crowd out the one that
+    shares rare keys with the query."""
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        clip = snapshot.utterances("alice")[0].id
+    now = datetime.now(timezone.utc)
+    target = synthetic([(1000 + i, i + 5) for i in range(10)], now, clip)  # 10 votes, lag 5
+    # 30 stored queries hold key 7 at 40 steps each: 20 votes at one lag each.
+    decoys = [synthetic([(7, s) for s in range(40)], now) for _ in range(30)]
+    with storage.change() as change:
+        change.add_prints([*decoys, target])
+    query = np.array([(1000 + i, i) for i in range(10)] + [(7, s) for s in range(20)])
+    since = now - timedelta(hours=1)
+    with storage.read() as snapshot:
+        every = snapshot.print_candidates(query, since, 5)
+        assert [h.votes for h in every] == [20] * 5  # every row read: the decoys win
+        within = snapshot.print_candidates(query, since, 5, rows=100)
+        assert [(h.data, h.enrolled, h.votes) for h in within] == [(target.data, True, 10)]
+        # Key 7's 1,200 rows fit a budget that large: then every row counts again.
+        assert len(snapshot.print_candidates(query, since, 5, rows=1210)) == 5
+        assert snapshot.print_candidates(query, since, 5, rows=0) == []
+
+
+def test_prints_out_of_the_window_do_not_crowd_out_the_rest(storage: Storage) -> None:
+    """Many expired queries' prints (not pruned yet) that out-vote an enrolled clip's are
+    skipped, however many: the lookup still returns the enrolled clip's."""
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        clip = snapshot.utterances("alice")[0].id
+    now = datetime.now(timezone.utc)
+    enrolled = synthetic([(50 + i, i) for i in range(3)], now, clip)
+    expired = [synthetic([(50 + i, i) for i in range(3)] + [(60, 0)], now - timedelta(hours=2))]
+    expired *= 25
+    with storage.change() as change:
+        change.add_prints([*expired, enrolled])
+    query = np.array([(50, 0), (51, 1), (52, 2), (60, 0)])
+    with storage.read() as snapshot:
+        found = snapshot.print_candidates(query, now - timedelta(hours=1), 3, rows=1000)
+        assert [(h.data, h.votes) for h in found] == [(enrolled.data, 3)]
+        assert len(snapshot.print_candidates(query, now - timedelta(hours=3), 3)) == 3
+
+
+def test_affordable_keys_are_the_rarest_that_fit() -> None:
+    keys, counts = np.array([5, 3, 9, 4]), np.array([10, 2, 2, 0])
+    assert affordable_keys(keys, counts, 4).tolist() == [4, 3, 9]  # ties: the lower key
+    assert affordable_keys(keys, counts, 3).tolist() == [4, 3]
+    assert affordable_keys(keys, counts, 0).tolist() == [4]  # a key with no rows is free
+    assert affordable_keys(keys, counts, None).tolist() == [5, 3, 9, 4]
 
 
 def test_lag_votes_count_each_prints_most_hits_at_one_lag() -> None:

@@ -15,8 +15,11 @@ those bits flipped; the query also probes, for each key, the keys with one of
 its :data:`PROBES` weakest bits flipped (the energy differences closest to
 zero, which noise flips first: Haitsma and Kalker's "soft" lookup). Votes are
 counted per (stored clip, lag): a replay's hits line up at one lag, chance hits
-scatter. The parameters were chosen on one fold of the shared corpus's speakers
-and measured on the other (``scripts/eval_replay.py``, which states the rule).
+scatter. The lookup reads the rarest of the query's keys first, within a budget of
+stored rows (:data:`speakerdb.services._replay.ROWS_PER_KEY`): a key that many stored
+steps share tells little, and reading it costs the most. The parameters were chosen on
+one fold of the shared corpus's speakers and measured on the other
+(``scripts/eval_replay.py``, which states the rules).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from ..types import (
 )
 from ._kept import KeptAudio
 from ._marks import Found, Marks, Members
-from ._prints import PrintHit, StoredPrint, lag_votes
+from ._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
 from ._protocol import StoreDescription
 from ._rules import (
     check_clip_number,
@@ -302,18 +302,27 @@ class _Snapshot:
         return [e for e in newest_first if e.time >= since][:limit]
 
     def print_candidates(
-        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+        self,
+        keys: np.ndarray,
+        since: datetime,
+        limit: int,
+        session: str | None = None,
+        rows: int | None = None,
     ) -> list[PrintHit]:
-        live = {i: held for i, held in self.state.prints.items() if _visible(held, since, session)}
+        held = self.state.prints
         stored = [
             np.column_stack([np.full(len(p.keys), i), np.asarray(p.keys, np.int64)])
-            for i, (p, _) in live.items()
+            for i, (p, _) in held.items()
             if len(p.keys)
         ]
-        rows = np.concatenate(stored) if stored else np.zeros((0, 3), np.int64)
-        votes = lag_votes(keys, rows)
-        order = sorted(votes, key=lambda i: (-votes[i], i))[:limit]
-        return [self._hit(i, votes[i]) for i in order]
+        every = np.concatenate(stored) if stored else np.zeros((0, 3), np.int64)
+        wanted, counts = np.unique(every[:, 1], return_counts=True)
+        asked = np.isin(wanted, np.asarray(keys, np.int64).reshape(-1, 2)[:, 0])
+        read = affordable_keys(wanted[asked], counts[asked], rows)
+        live = [i for i, p in held.items() if _visible(p, since, session)]
+        chosen = every[np.isin(every[:, 1], read) & np.isin(every[:, 0], live)]
+        votes = lag_votes(keys, chosen)
+        return [self._hit(i, votes[i]) for i in ranked_by_votes(votes)[: max(limit, 0)]]
 
     def print_counts(self, since: datetime) -> tuple[int, int]:
         held = self.state.prints.values()

@@ -7,6 +7,12 @@ claimed for, if any, and expires with the window). No audio is kept. Each comes
 with its index keys (:mod:`speakerdb.audio._fpindex`): a backend looks up the
 stored fingerprints that share the most keys with a query at one time lag
 (:meth:`~speakerdb.storage.Snapshot.print_candidates`) without reading the others.
+
+Common keys are read last: a key that many stored steps share tells little about which
+clip a query copies, and reading every stored row of every key the query probes cost
+about 10 rows per stored 3 s clip. A lookup given a budget of rows reads the keys with
+the fewest stored rows first and stops before the budget is exceeded
+(:func:`affordable_keys`), so its cost stays bounded as the stored clips grow.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ from datetime import datetime
 
 import numpy as np
 
-__all__ = ["PrintHit", "StoredPrint", "best_lag_votes", "lag_votes"]
+__all__ = [
+    "PrintHit",
+    "StoredPrint",
+    "affordable_keys",
+    "best_lag_votes",
+    "lag_votes",
+    "ranked_by_votes",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -45,22 +58,41 @@ class PrintHit:
     votes: int
 
 
+def affordable_keys(keys: np.ndarray, counts: np.ndarray, rows: int | None) -> np.ndarray:
+    """The keys a lookup reads: of ``keys`` (each with ``counts`` stored rows), those with
+    the fewest rows first (ties by key), as many as fit within ``rows`` rows in all; every
+    key when ``rows`` is ``None``. The rule every backend applies."""
+    keys = np.asarray(keys, np.int64)
+    if rows is None:
+        return keys
+    order = np.lexsort((keys, np.asarray(counts, np.int64)))
+    # The running total only grows, so the keys within the budget are a prefix.
+    within = np.cumsum(np.asarray(counts, np.int64)[order]) <= rows
+    return keys[order[within]]
+
+
 def best_lag_votes(ids: np.ndarray, lags: np.ndarray) -> dict[int, int]:
     """For each stored fingerprint, its most key hits at one lag, from one row per hit
     (the reference a backend without SQL uses)."""
     if not ids.size:
         return {}
-    # Sorted by id then lag, each (id, lag) is a run and each id's runs are contiguous:
-    # run lengths and a max per id, with no 2-D np.unique (several times slower).
+    # One sort of a single int64 code per hit, (dense id, lag): each (id, lag) is a run and
+    # each id's runs are contiguous, so run lengths and a max per id give the votes (a
+    # lexsort of the two columns took most of a lookup's vote count).
     ids, lags = np.asarray(ids, np.int64), np.asarray(lags, np.int64)
-    order = np.lexsort((lags, ids))
-    ids, lags = ids[order], lags[order]
-    new_id = np.r_[True, ids[1:] != ids[:-1]]
-    runs = np.flatnonzero(new_id | np.r_[True, lags[1:] != lags[:-1]])
-    counts = np.diff(np.r_[runs, ids.size])
-    firsts = np.flatnonzero(new_id[runs])
+    low = int(lags.min())
+    span = int(lags.max()) - low + 1
+    owners = None
+    if int(ids.min()) < 0 or int(ids.max()) >= (1 << 62) // span:  # the code would overflow
+        owners, ids = np.unique(ids, return_inverse=True)
+    codes = np.sort(ids.reshape(-1) * span + (lags - low))
+    runs = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    counts = np.diff(np.r_[runs, codes.size])
+    run_owner = codes[runs] // span
+    firsts = np.flatnonzero(np.r_[True, run_owner[1:] != run_owner[:-1]])
     most = np.maximum.reduceat(counts, firsts)
-    return dict(zip(ids[runs[firsts]].tolist(), most.tolist(), strict=True))
+    voted = run_owner[firsts] if owners is None else owners[run_owner[firsts]]
+    return dict(zip(voted.tolist(), most.tolist(), strict=True))
 
 
 def lag_votes(query: np.ndarray, rows: np.ndarray) -> dict[int, int]:
@@ -81,3 +113,12 @@ def lag_votes(query: np.ndarray, rows: np.ndarray) -> dict[int, int]:
     offsets = np.arange(row_of.size) - np.repeat(np.cumsum(repeats) - repeats, repeats)
     query_step = steps[np.repeat(lo, repeats) + offsets]
     return best_lag_votes(rows[row_of, 0], rows[row_of, 2] - query_step)
+
+
+def ranked_by_votes(votes: dict[int, int]) -> list[int]:
+    """The fingerprints of ``votes``, the most votes first (ties: the lower id first)."""
+    if not votes:
+        return []
+    ids = np.fromiter(votes.keys(), np.int64, len(votes))
+    counts = np.fromiter(votes.values(), np.int64, len(votes))
+    return ids[np.lexsort((ids, -counts))].tolist()

@@ -155,12 +155,20 @@ class Snapshot(Protocol):
         ...
 
     def print_candidates(
-        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+        self,
+        keys: np.ndarray,
+        since: datetime,
+        limit: int,
+        session: str | None = None,
+        rows: int | None = None,
     ) -> list[PrintHit]:
         """The stored replay fingerprints (:mod:`speakerdb.storage._prints`) with the most
-        of the ``(key, step)`` rows ``keys`` at one lag, most first, at most ``limit``, and
-        none without a key in common: every enrolled clip's, and the queries' stored at
-        ``since`` or later, except those stored with ``session`` (when given). The cost
+        of the ``(key, step)`` rows ``keys`` at one lag, most first (ties: the lower id),
+        at most ``limit``, and none without a key in common: every enrolled clip's, and the
+        queries' stored at ``since`` or later, except those stored with ``session`` (when
+        given). With ``rows``, only the keys that
+        :func:`~speakerdb.storage._prints.affordable_keys` picks count (the rarest, as many
+        as fit within ``rows`` stored rows, counting every stored row of a key). The cost
         must follow the rows that share a key, not the number of stored fingerprints."""
         ...
 

@@ -385,9 +385,14 @@ class _Snapshot:
         return audit.entries(self._session, since, limit)
 
     def print_candidates(
-        self, keys: np.ndarray, since: datetime, limit: int, session: str | None = None
+        self,
+        keys: np.ndarray,
+        since: datetime,
+        limit: int,
+        session: str | None = None,
+        rows: int | None = None,
     ) -> list[PrintHit]:
-        return prints.candidates(self._session, keys, since, limit, session)
+        return prints.candidates(self._session, keys, since, limit, session, rows)
 
     def print_counts(self, since: datetime) -> tuple[int, int]:
         return prints.counts(self._session, since)

@@ -1,9 +1,14 @@
 """The replay fingerprints' rows in SQLite (:mod:`speakerdb.storage._prints`).
 
-The lookup reads the stored rows of the query's keys through the primary key's
-B-tree (so its cost follows the rows that share a key, not the number of stored
-fingerprints), in portable SQL (the PostgreSQL backend shares these functions), and
-counts hits per (fingerprint, lag) with numpy (:func:`~speakerdb.storage._prints.lag_votes`).
+The lookup counts the stored rows of each of the query's keys, reads the rows of the
+keys that fit its budget, rarest first (:func:`~speakerdb.storage._prints.affordable_keys`),
+both through the primary key's B-tree (so its cost follows the rows that share a key,
+not the number of stored fingerprints), in portable SQL (the PostgreSQL backend shares
+these functions), and counts hits per (fingerprint, lag) with numpy
+(:func:`~speakerdb.storage._prints.lag_votes`). Which fingerprints are visible (enrolled,
+or a query within the window and not of the caller's session) is checked only for the
+best-voted ones: joining every index row with its fingerprint's row took two thirds of a
+lookup (measured on 6,800 stored 3 s clips: 170 ms against 56 ms without the join).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from .._prints import PrintHit, StoredPrint, lag_votes
+from .._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
 from ._store import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
 __all__ = ["add", "candidates", "counts", "prune"]
@@ -55,41 +60,75 @@ def _owner(session: Session, printed: StoredPrint) -> int | None:
 
 
 def candidates(
-    session: Session, keys: np.ndarray, since: datetime, limit: int, exclude_session: str | None
+    session: Session,
+    keys: np.ndarray,
+    since: datetime,
+    limit: int,
+    exclude_session: str | None,
+    rows: int | None = None,
 ) -> list[PrintHit]:
     keys = np.asarray(keys, np.int64).reshape(-1, 2)
-    if not keys.size:
+    if not keys.size or limit <= 0:
         return []
+    wanted = np.unique(keys[:, 0])
+    if rows is not None:
+        counting = "SELECT key, count(*) FROM {} WHERE key IN ({}) GROUP BY key"
+        counted = _fetch(session, counting, wanted)
+        wanted = affordable_keys(counted[0::2], counted[1::2], rows)
+    found = _fetch(session, "SELECT print_id, key, step FROM {} WHERE key IN ({})", wanted)
+    votes = lag_votes(keys, found)
+    ranked = ranked_by_votes(votes)
+    hits: list[PrintHit] = []
+    # The best-voted first, a few more than asked for at a time: fingerprints out of the
+    # window (not pruned yet) or of the caller's session are skipped.
+    for start in range(0, len(ranked), 2 * limit):
+        hits += _visible(session, ranked[start : start + 2 * limit], votes, since, exclude_session)
+        if len(hits) >= limit:
+            break
+    return hits[:limit]
+
+
+def _fetch(session: Session, sql: str, keys: np.ndarray) -> np.ndarray:
+    """The rows of ``sql`` (its table, then the keys, filled in), flattened to int64."""
+    if not keys.size:
+        return np.zeros(0, np.int64)
+    # The keys are int64 from numpy, written as literals: thousands of bound parameters
+    # took SQLAlchemy longer to expand than SQLite took to run the query.
+    # The driver's own cursor: SQLAlchemy's result rows took longer to make than the rows.
+    listed = ",".join(map(str, keys.tolist()))
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql.format(PrintKeyRow.__tablename__, listed))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    width = len(rows[0]) if rows else 1
+    return np.fromiter(chain.from_iterable(rows), np.int64, width * len(rows))
+
+
+def _visible(
+    session: Session,
+    ids: list[int],
+    votes: dict[int, int],
+    since: datetime,
+    exclude_session: str | None,
+) -> list[PrintHit]:
+    """The fingerprints of ``ids`` a lookup may return, in the order of ``ids``."""
     visible = or_(PrintRow.utterance_id.is_not(None), PrintRow.created_at >= since)
     if exclude_session is not None:
         visible = and_(
             visible, or_(PrintRow.session.is_(None), PrintRow.session != exclude_session)
         )
-    # Through Core, flattened in C: tens of thousands of rows per lookup, which the ORM's
-    # rows and numpy's conversion of them (it probes each row) took most of a lookup to read.
-    found = (
-        session.connection()
-        .execute(
-            select(PrintKeyRow.print_id, PrintKeyRow.key, PrintKeyRow.step)
-            .join(PrintRow, PrintRow.id == PrintKeyRow.print_id)
-            .where(PrintKeyRow.key.in_(np.unique(keys[:, 0]).tolist()), visible)
-        )
-        .all()
-    )
-    votes = lag_votes(keys, np.fromiter(chain.from_iterable(found), np.int64, 3 * len(found)))
-    best = sorted(votes, key=lambda i: (-votes[i], i))[:limit]
-    if not best:
-        return []
     rows = session.execute(
         select(PrintRow.id, PrintRow.data, PrintRow.utterance_id, SpeakerRow.name)
         .outerjoin(SpeakerRow, SpeakerRow.id == PrintRow.speaker_id)
-        .where(PrintRow.id.in_(best))
+        .where(PrintRow.id.in_(ids), visible)
     ).all()
     hits = {
         int(i): PrintHit(int(i), bytes(data), utterance is not None, name, votes[int(i)])
         for i, data, utterance, name in rows
     }
-    return [hits[i] for i in best if i in hits]
+    return [hits[i] for i in ids if i in hits]
 
 
 def prune(session: Session, before: datetime) -> int:
