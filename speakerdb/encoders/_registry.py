@@ -76,6 +76,7 @@ class ThresholdCurve:
         return self._value(min(max(n_speakers, self.low), self.high))
 
     def _value(self, n: int) -> float:
+        # Rounded as info shows it, so the threshold shown is the one that decides.
         return round(self.a + self.b / n, 4)
 
 
