@@ -35,8 +35,9 @@ from .._marks import Found, Marks
 from .._protocol import Snapshot, StoreDescription
 from ..memory import MemoryStorage
 from ..sqlite import _catalog as catalog
-from ..sqlite._backend import _blank, _Change, _Snapshot
+from ..sqlite._change import SessionChange
 from ..sqlite._groups import read_marks
+from ..sqlite._snapshot import SessionSnapshot, blank
 from . import _pgvector as pgvector
 from ._cache import KEYS, FaissCache, Key, answer, counters
 from ._store import PgStore
@@ -105,7 +106,7 @@ class PostgresStorage:
         if not self._schema_ready():
             return False
         with self._store.read() as session:
-            return not _blank(session)
+            return not blank(session)
 
     @contextmanager
     def read(self) -> Iterator[Snapshot]:
@@ -114,13 +115,13 @@ class PostgresStorage:
                 yield snapshot
             return
         with self._store.read() as session:
-            yield _Snapshot(session)
+            yield SessionSnapshot(session)
 
     @contextmanager
-    def change(self, *, templates: bool = False) -> Iterator[_Change]:
+    def change(self, *, templates: bool = False) -> Iterator[SessionChange]:
         self._born()
         with self._store.write() as session:
-            change = _Change(session, templates=templates)
+            change = SessionChange(session, templates=templates)
             yield change
             if change.ops:
                 # The index's digest and the generation commit with the templates.
@@ -277,7 +278,7 @@ class PostgresStorage:
         if self._created:
             try:
                 with self._store.write() as session:
-                    if _blank(session):  # nobody else has written to it meanwhile
+                    if blank(session):  # nobody else has written to it meanwhile
                         _drop_schema(session)
             except DatabaseError as exc:
                 log.warning("could not remove the empty schema (%s)", exc)
@@ -303,7 +304,7 @@ class PostgresStorage:
                 self._created = before is None
             self._ready = True
 
-    def _write_vectors(self, session: Session, change: _Change) -> None:
+    def _write_vectors(self, session: Session, change: SessionChange) -> None:
         kind = catalog.get_setting(session, SEARCH_KEY)
         if kind is None:  # the first change of templates chooses, for every node
             kind = "pgvector" if pgvector.available(session) else "faiss"
