@@ -10,9 +10,11 @@ the offline GE2E encoder and cached under ~/.cache/speakerdb-openset. The corpus
 
 Speakers left out: the 11 speakers are split into two folds (alternate speakers in
 sorted order). The defaults are chosen on fold A alone (probes and populations of
-fold A); the report is on fold B's speakers as probes (shipped defaults, "A -> B"),
-then the other way round ("B -> A", the rotation). A probe's populations hold
-speakers of both folds, as a real site holds voices no tuning saw.
+fold A, :func:`tune`: margin-duration's identify threshold as a curve a + b / N of
+the population size); the report is on fold B's speakers as probes (shipped
+defaults, "A -> B"), then the other way round ("B -> A", the rotation). A probe's
+populations hold speakers of both folds, as a real site holds voices no tuning saw.
+``scripts/eval_open_set_loso.py`` runs the same tuning with each speaker left out.
 
 Per probe item and population size N (3, 6, 10), one of ``--populations`` seeded
 populations is drawn (items spread over them in turn):
@@ -65,7 +67,7 @@ from eval_replay import wilson
 from speakerdb.config import DEFAULT_TOP_N, MIN_QUERY_SPEECH_S
 from speakerdb.decision import Population, get_norm, population_scores
 from speakerdb.decision._calibration import calibrate_population
-from speakerdb.encoders._registry import family_of
+from speakerdb.encoders._registry import ThresholdCurve, family_of
 from speakerdb.errors import InputError
 
 KINDS = ("none", "margin", "margin-duration", "asnorm")
@@ -76,9 +78,15 @@ TARGETS = {
     "single clips": (0.05, 0.40),
     "items >= 3 s": (0.02, 0.60),
 }
-#: What the defaults are tuned to on fold A, at N = 10 (carried from the fold's N).
+#: What the defaults are tuned to: the share of strangers named at each N.
 TUNE_SHARE = {"single clips": 0.01, "items >= 3 s": 0.01}
-SPEECH_GRID = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+#: The default score, whose identify threshold depends on N.
+DEFAULT_KIND = family_of("resemblyzer").default_score
+#: The largest N the defaults are reported on; the curve holds its value beyond.
+CURVE_HIGH = 10
+#: The net-speech minimums tried. A clip with too little speech for a secure decision is
+#: answered not_enough_speech (issue 11), so there is always one: 0 s is not a choice.
+SPEECH_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
 @dataclass
@@ -112,7 +120,7 @@ class Calibrations:
     """Each population's calibrated identify threshold, computed once."""
 
     def __init__(
-        self, by_name: dict[str, Speaker], every: list[str], defaults: dict[str, float]
+        self, by_name: dict[str, Speaker], every: list[str], defaults: dict[str, ThresholdCurve]
     ) -> None:
         self.by_name, self.every, self.defaults = by_name, every, defaults
         self.done: dict[tuple[object, ...], float] = {}
@@ -128,7 +136,7 @@ class Calibrations:
                     score_norm=kind,
                     top_n=DEFAULT_TOP_N,
                     cohort=np.concatenate(vectors) if vectors else None,
-                    default=self.defaults[kind],
+                    default=self.defaults[kind].at(len(names)),
                 )
                 self.done[key] = result.identify.threshold
             except InputError:
@@ -216,29 +224,71 @@ def lowest_threshold(t: Trials, min_speech: float, share: float, n_from: int, n_
     return float(np.nextafter(candidates[-1], np.inf))
 
 
-def tune(by_name: dict[str, Speaker], fold: list[str]) -> dict[str, object]:
-    """Defaults from ``fold`` alone: the net-speech minimum (on margin-duration, the
-    default score) and each score kind's threshold at it.
+def per_size(
+    got: dict[tuple[str, str, int], Trials], kind: str, m: float, top: int
+) -> dict[int, float]:
+    """Per population size n of 2 to ``top``: the lowest threshold at which at most
+    :data:`TUNE_SHARE` of the strangers' single clips and of their items of 3 s or more
+    are named at that n (clips under ``m`` s of net speech answered not_enough_speech)."""
+    return {
+        n: max(lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, n) for w in SETS)
+        for n in range(2, top + 1)
+    }
 
-    A threshold must keep the strangers' share named at most :data:`TUNE_SHARE` at
-    every population size the fold allows (2 to its N; margin scores let in *more*
-    strangers at small N, the cosine more at large N), and at the fold's N carried to
-    10 by the independence model. The minimum is the one (of :data:`SPEECH_GRID`)
-    that then identifies most enrolled speakers' items correctly.
+
+def fitted(per_n: dict[int, float], fit: str = "envelope") -> ThresholdCurve:
+    """``a + b / n`` fitted to ``per_n`` by least squares (``lsq``), or, with
+    ``envelope``, then raised until it lies on or above every point (so that at every
+    tuned n at most the target share is named); held beyond N = CURVE_HIGH."""
+    sizes = np.array(sorted(per_n), np.float64)
+    values = np.array([per_n[int(n)] for n in sizes])
+    b, a = np.polyfit(1.0 / sizes, values, 1)
+    if fit == "envelope":
+        a += max(float(np.max(values - (a + b / sizes))), 0.0)
+    return ThresholdCurve(float(a), float(b), high=CURVE_HIGH)
+
+
+def constant(value: float) -> ThresholdCurve:
+    return ThresholdCurve(value, 0.0)
+
+
+def tune(
+    by_name: dict[str, Speaker],
+    fold: list[str],
+    kinds: tuple[str, ...] = KINDS,
+    rule: tuple[str, str] = ("envelope", "grid"),
+) -> dict[str, object]:
+    """Defaults from ``fold`` alone: the net-speech minimum (on margin-duration, the
+    default score) and each score kind's identify threshold at it.
+
+    The default score's threshold depends on the population size N (see
+    :class:`~speakerdb.encoders._registry.ThresholdCurve`): at each N of 2 to the
+    fold's size less one, the lowest threshold at which at most :data:`TUNE_SHARE` of
+    the fold's strangers are named (:func:`per_size`), and ``a + b / N`` fitted to them
+    (``rule[0]``, :func:`fitted`).
+    The other scores keep one threshold for every N (as shipped): the lowest at which
+    at most :data:`TUNE_SHARE` of strangers are named at every N of 2 to the fold's
+    largest, the largest carried to 10 by the independence model. The minimum is the
+    one (of :data:`SPEECH_GRID`, or 0.5 s when ``rule[1]`` is ``fixed``) that then
+    identifies most enrolled speakers' items correctly at the fold's largest N.
     """
     top = len(fold) - 1
     got: dict[tuple[str, str, int], Trials] = {}
-    for kind in KINDS:
+    for kind in kinds:
         for which in SETS:
             for n in range(2, top + 1):
                 got[kind, which, n] = trials(by_name, fold, fold, n, True, kind, which, None)  # type: ignore[assignment]
             got[kind, which, 0] = trials(by_name, fold, fold, top, False, kind, which, None)  # type: ignore[assignment]
 
-    def threshold(kind: str, m: float) -> float:
-        return max(
-            lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)
-            for w in SETS
-            for n in range(2, top + 1)
+    def threshold(kind: str, m: float) -> ThresholdCurve:
+        if kind == DEFAULT_KIND:
+            return fitted(per_size(got, kind, m, top), rule[0])
+        return constant(
+            max(
+                lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)
+                for w in SETS
+                for n in range(2, top + 1)
+            )
         )
 
     def correct(kind: str, m: float, t: float) -> float:
@@ -246,14 +296,15 @@ def tune(by_name: dict[str, Speaker], fold: list[str]) -> dict[str, object]:
             np.mean([(got[kind, w, 0].named(t, m) & got[kind, w, 0].own).mean() for w in SETS])
         )
 
-    default = family_of("resemblyzer").default_score
-    curve = {m: correct(default, m, threshold(default, m)) for m in SPEECH_GRID}
+    grid = SPEECH_GRID if rule[1] == "grid" else (SPEECH_GRID[0],)
+    curve = {m: correct(DEFAULT_KIND, m, threshold(DEFAULT_KIND, m).at(top)) for m in grid}
     best_m = max(curve, key=lambda m: (round(curve[m], 3), -m))
     return {
         "n": top,
         "speech_curve": curve,
         "min_speech": best_m,
-        "thresholds": {kind: threshold(kind, best_m) for kind in KINDS},
+        "per_size": per_size(got, DEFAULT_KIND, best_m, top),
+        "thresholds": {kind: threshold(kind, best_m) for kind in kinds},
     }
 
 
@@ -265,11 +316,11 @@ def report(
     probes: list[str],
     every: list[str],
     tuned: dict[str, object],
-    thresholds: dict[str, float],
+    thresholds: dict[str, ThresholdCurve],
 ) -> dict[str, object]:
     """Strangers named and correct identifications of ``probes``' items at
-    ``thresholds`` (each score's default), and after calibrate (which keeps them when
-    too few voices)."""
+    ``thresholds`` (each score's default at each N), and after calibrate (which keeps
+    them when too few voices)."""
     calibrations = Calibrations(by_name, every, thresholds)
     m = float(tuned["min_speech"])  # type: ignore[arg-type]
     out: dict[str, object] = {}
@@ -285,7 +336,7 @@ def report(
                 s = trials(by_name, probes, every, n, True, kind, which, calibrations)
                 g = trials(by_name, probes, every, n, False, kind, which, calibrations)
                 rows[which] = (s, g)
-            t = thresholds[kind]
+            t = thresholds[kind].at(n)
             for label, pick in (
                 (f"{t:.3f}", lambda x, t=t: t),
                 ("calibrated", lambda x: x.calibrated),
@@ -359,9 +410,13 @@ def main() -> None:
     for tuned_on, reported_on in (("A", "B"), ("B", "A")):
         tuned = tune(by_name, folds[tuned_on])
         print(
-            f"\n== defaults tuned on fold {tuned_on} (N = {tuned['n']}, carried to N = 10: "
-            f"strangers named <= {TUNE_SHARE['items >= 3 s']:.0%} of items >= 3 s, "
-            f"<= {TUNE_SHARE['single clips']:.0%} of single clips) =="
+            f"\n== defaults tuned on fold {tuned_on} (N = 2 to {tuned['n']}: strangers named "
+            f"<= {TUNE_SHARE['items >= 3 s']:.0%} of items >= 3 s and "
+            f"<= {TUNE_SHARE['single clips']:.0%} of single clips at each N) =="
+        )
+        print(
+            f"  {DEFAULT_KIND} threshold per N: "
+            + ", ".join(f"{n}: {v:.3f}" for n, v in tuned["per_size"].items())  # type: ignore[union-attr]
         )
         curve = tuned["speech_curve"]
         print(
@@ -370,14 +425,14 @@ def main() -> None:
         )  # type: ignore[union-attr]
         print(
             f"  chosen minimum net speech {tuned['min_speech']} s; thresholds "
-            + ", ".join(f"{k} {v:.3f}" for k, v in tuned["thresholds"].items())
-        )  # type: ignore[union-attr]
+            + described(tuned["thresholds"])  # type: ignore[arg-type]
+        )
         print(f"  shipped: {shipped()}")
         print(f"\n== reported on fold {reported_on}'s speakers as probes ==")
         # The shipped defaults came from fold A: A -> B reports at them (AS-norm's is
         # chosen by scripts/eval_asnorm_cohort.py, on fold A too); B -> A at fold B's own.
         at = shipped_thresholds() if tuned_on == "A" else tuned["thresholds"]
-        print("  reported at: " + ", ".join(f"{k} {v:.3f}" for k, v in at.items()))  # type: ignore[union-attr]
+        print("  reported at: " + described(at))  # type: ignore[arg-type]
         figures = report(by_name, folds[reported_on], every, tuned, at)  # type: ignore[arg-type]
         results[f"{tuned_on}->{reported_on}"] = {"tuned": tuned, "figures": figures}
         if tuned_on == "A":
@@ -389,15 +444,31 @@ def main() -> None:
         other_evaluations()
 
 
-def shipped_thresholds() -> dict[str, float]:
+def shipped_thresholds() -> dict[str, ThresholdCurve]:
+    """Each score's shipped identify threshold, as a curve over N (flat for most)."""
     family = family_of("resemblyzer")
-    return {k: get_norm(k).default_threshold(family, "resemblyzer") for k in KINDS}
+    return {
+        k: family.identify_curves.get(k)
+        or constant(get_norm(k).default_threshold(family, "resemblyzer"))
+        for k in KINDS
+    }
+
+
+def described(thresholds: dict[str, ThresholdCurve]) -> str:
+    """Each score's threshold, at N = 3, 6 and 10 where it depends on N."""
+
+    def one(kind: str, c: ThresholdCurve) -> str:
+        if c.b == 0:
+            return f"{kind} {c.at(10):.3f}"
+        at = ", ".join(f"N={n}: {c.at(n):.3f}" for n in SIZES)
+        return f"{kind} {c.a:.4f} + {c.b:.4f}/N ({at})"
+
+    return ", ".join(one(k, c) for k, c in thresholds.items())
 
 
 def shipped() -> str:
-    return f"minimum net speech {MIN_QUERY_SPEECH_S} s; thresholds " + ", ".join(
-        f"{k} {v:.3f}" for k, v in shipped_thresholds().items()
-    )
+    thresholds = described(shipped_thresholds())
+    return f"minimum net speech {MIN_QUERY_SPEECH_S} s; thresholds {thresholds}"
 
 
 def parse() -> argparse.Namespace:

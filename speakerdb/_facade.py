@@ -536,8 +536,11 @@ class SpeakerDB:
     ) -> DecisionPolicy:
         """How an ``operation`` (``"identify"`` or ``"verify"``) query with these options
         would be decided: the score, its threshold and where that came from
-        (:mod:`speakerdb.decision._policy` has the precedence)."""
-        return self._settings.policy(threshold, score_norm, operation)
+        (:mod:`speakerdb.decision._policy` has the precedence), at the number of speakers
+        enrolled now (identify's default threshold depends on it)."""
+        with self._storage.read() as snapshot:
+            n_speakers = snapshot.counts()[0]
+        return self._settings.policy(threshold, score_norm, operation, n_speakers)
 
     def set_threshold(
         self, value: float, *, score_norm: str | None = None, operation: str = "both"

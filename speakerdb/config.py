@@ -104,10 +104,12 @@ DURATION_CAP_S = 30.0
 # The least net speech (seconds, speakerdb.audio.net_speech_s) of an identify or verify
 # clip for a secure decision; with less the outcome is not_enough_speech. Measured with
 # the thresholds on 6 of the shared corpus's 11 speakers (fold A of
-# scripts/eval_open_set.py): of the minimums 0, 0.5, 0.75, 1, 1.25, 1.5 and 2 s, each with
-# the margin-duration threshold that keeps 1% of strangers out, 0.5 s identified the
-# most enrolled speakers' clips correctly (69.4%; 55.1% at 2 s). Strangers' clips
-# under 0.5 s were named up to 4.8% of the time at N = 2, clips over 1.25 s never.
+# scripts/eval_open_set.py): of the minimums 0.5, 0.75, 1, 1.25, 1.5 and 2 s, each with
+# the margin-duration identify threshold that keeps 1% of strangers out at each N, 0.5 s
+# identified the most enrolled speakers' clips correctly (69.8%; 54.4% at 2 s). No
+# minimum is not a choice: strangers' clips under 0.5 s were named up to 4.8% of the time
+# at N = 2 (clips over 1.25 s never), and a clip with almost no speech must get an honest
+# not_enough_speech, not a guess.
 MIN_QUERY_SPEECH_S = 0.5
 #: AS-norm's cohort size for each side's statistics (fewer when the cohort is smaller).
 DEFAULT_TOP_N = 50

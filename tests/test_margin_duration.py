@@ -21,6 +21,7 @@ from speakerdb.decision import (
     normalize,
     population_scores,
 )
+from speakerdb.encoders._registry import family_of
 
 RATE = 16000
 
@@ -106,8 +107,11 @@ def test_ge2e_default_and_where_a_cosine_threshold_keeps_cosine(
 ) -> None:  # type: ignore[no-untyped-def]
     clip = (voice(104, seed=99), RATE)
     assert db.score_norm() == ("margin-duration", 50)
-    assert db.decision_threshold() == 0.891
-    assert db.info().score_norm == "margin-duration" and db.info().score_norm_threshold == 0.891
+    # Identify's default follows N (three speakers here); verify's is fixed.
+    at_three = family_of("resemblyzer").identify_curves["margin-duration"].at(3)
+    assert db.decision_threshold() == at_three
+    assert db.info().score_norm == "margin-duration" and db.info().score_norm_threshold == at_three
+    assert db.info().thresholds["verify"].value == 0.891
     # A threshold passed with the query is a cosine, unless a score is named with it.
     plain = db.identify(clip, threshold=0.8)
     assert plain.score_norm == "none" and plain.threshold == 0.8

@@ -3,6 +3,7 @@ property tests on synthetic scores, and the growth with the population size N.""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -94,3 +95,26 @@ def test_best_of_n_strangers_are_bounded_at_the_databases_size() -> None:
     per_speaker = 1 - 0.99 ** (1 / 10)
     assert per_speaker * 10 == pytest.approx(0.01, rel=0.01)
     assert math.isfinite(bound.modelled) and bound.n_speakers == 10
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.floats(0.0, 1.5),
+    st.floats(0.0, 1.0),
+    st.integers(2, 20),
+    st.lists(st.integers(0, 10_000), min_size=2, max_size=10),
+)
+def test_a_threshold_curve_never_rises_with_n_and_holds_past_its_range(
+    a: float, b: float, high: int, sizes: list[int]
+) -> None:
+    """Identify's default as a curve of N (speakerdb.encoders._registry.ThresholdCurve):
+    with b >= 0 a larger population never gets a stricter default, beyond ``high`` it
+    stays put, and with N unknown the strictest value is taken."""
+    from speakerdb.encoders._registry import ThresholdCurve
+
+    curve = ThresholdCurve(a, b, high=high)
+    ordered = [curve.at(n) for n in sorted(sizes)]
+    assert all(x >= y for x, y in itertools.pairwise(ordered))
+    assert curve.at(high) == curve.at(high + 1) == curve.at(10**6)
+    assert curve.at(0) == curve.at(1) == curve.at(2)
+    assert curve.at(None) == max(curve.at(2), curve.at(high)) >= max(ordered)

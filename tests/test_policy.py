@@ -45,7 +45,8 @@ PRECEDENCE = [
     # defaults of the model's family
     (OTHER, {}, None, None, None, None, ("none", 0.7, BY_OTHER)),
     (XVEC, {}, None, None, None, None, ("none", 0.89, BY_XVEC)),
-    (GE2E, {}, None, None, None, None, ("margin-duration", 0.891, BY_GE2E)),
+    # identify's margin-duration default follows N; with N not known, its strictest
+    (GE2E, {}, None, None, None, None, ("margin-duration", 0.8972, BY_GE2E)),
     # a cosine threshold from any source makes a database that never chose decide by cosine
     (GE2E, {"threshold": "0.6"}, None, None, None, None, ("none", 0.6, "database")),
     (GE2E, {}, None, "0.65", None, None, ("none", 0.65, "environment")),

@@ -13,6 +13,7 @@ import soundfile as sf
 from conftest import FakeEncoder, fake_cli, voice
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb.decision._policy import default_threshold
 from speakerdb.decision._scores import get_norm
 from speakerdb.encoders._registry import family_of
 
@@ -38,9 +39,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def default(score: str) -> float:
-    """The built-in threshold of ``score`` scores for the GE2E family."""
-    return get_norm(score).default_threshold(family_of(GE2E), GE2E)
+def default(score: str, operation: str = "verify", n_speakers: int = 2) -> float:
+    """The built-in threshold of ``score`` scores for the GE2E family, for ``operation``
+    on a database of ``n_speakers`` (the fixture's two)."""
+    return default_threshold(get_norm(score), GE2E, operation, n_speakers)
 
 
 def opened(home: Path, **options: object) -> SpeakerDB:
@@ -70,8 +72,9 @@ def used(command: str, *args: str) -> tuple[str, float, str]:
 
 
 def test_each_operation_has_its_own_threshold(home: Path) -> None:
-    builtin = ("margin-duration", default("margin-duration"), f"default for {GE2E}")
-    assert thresholds() == {"identify": builtin, "verify": builtin}
+    builtin = ("margin-duration", default("margin-duration", "identify"), f"default for {GE2E}")
+    builtin_verify = ("margin-duration", default("margin-duration"), f"default for {GE2E}")
+    assert thresholds() == {"identify": builtin, "verify": builtin_verify}
     cli("set-threshold", "0.8", "--score-norm", "margin-duration", "--for", "verify")
     assert thresholds() == {
         "identify": builtin,
@@ -220,7 +223,7 @@ def test_the_library_api(home: Path) -> None:
         assert db.set_threshold(1.8, score_norm="asnorm", operation="verify") == 1.8
         assert db.policy(operation="verify").score_norm == "asnorm"
         assert db.policy(operation="verify").threshold == 1.8
-        assert db.policy(operation="identify").threshold == default("asnorm")
+        assert db.policy(operation="identify").threshold == default("asnorm", "identify")
         info = db.info()
         assert info.thresholds["verify"].value == 1.8
         assert info.thresholds["identify"].source == f"default for {GE2E}"
@@ -231,3 +234,55 @@ def test_the_library_api(home: Path) -> None:
             db.set_threshold(0.5, score_norm="none", operation="enrol")
         with pytest.raises(InputError, match="identify or verify"):
             db.policy(operation="enrol")
+
+
+def test_identify_default_threshold_follows_the_number_of_enrolled_speakers(
+    home: Path,
+) -> None:
+    """Identify's built-in margin-duration threshold is the family's curve at the
+    database's N (a stranger's best-of-N margin falls as N grows), held from N = 10;
+    verify's, one claim, stays fixed. info, the library and a query's own policy agree."""
+    curve = family_of(GE2E).identify_curves["margin-duration"]
+    fixed = get_norm("margin-duration").default_threshold(family_of(GE2E), GE2E)
+    assert curve.at(2) > curve.at(6) > curve.at(10) == curve.at(500)
+    assert curve.at(None) == max(curve.at(2), curve.at(10))  # N unknown: the strictest
+    for n, pitch in enumerate((160.0, 220.0, 300.0, 420.0, 550.0, 700.0, 850.0, 1300.0), 3):
+        with opened(home) as db:
+            db.enroll(f"p{n}", [(voice(pitch, 1.5, seed=n), 16000)], force=True)
+            policy = db.policy(operation="identify")
+            assert (policy.threshold, policy.source) == (curve.at(n), f"default for {GE2E}")
+            assert db.policy(operation="verify").threshold == fixed
+            found = db.identify(home / "alice2.wav")
+            assert found.policy.threshold == curve.at(n)
+            if n in (3, 6, 10):
+                assert db.info().thresholds["identify"].value == curve.at(n)
+    assert thresholds()["identify"][1] == curve.at(10)
+    assert used("identify")[1] == curve.at(10)
+    assert thresholds()["verify"][1] == fixed
+
+
+def test_a_threshold_given_or_stored_does_not_follow_n(home: Path) -> None:
+    """Only the built-in default follows N: a stored or given threshold is used as it is."""
+    cli("set-threshold", "0.8", "--score-norm", "margin-duration", "--for", "identify")
+    assert used("identify") == ("margin-duration", 0.8, "database")
+    assert used("identify", "--threshold", "0.75", "--score-norm", "margin-duration")[1] == 0.75
+
+
+def test_calibrate_with_too_few_voices_keeps_each_operations_default(home: Path) -> None:
+    """Three speakers and two outside voices cannot bound the share of strangers:
+    calibrate keeps identify's default at the database's N and verify's fixed one, and
+    stores neither."""
+    with opened(home) as db:
+        db.enroll("alice", [home / "alice2.wav"], force=True)
+        db.enroll("bob", [(voice(BOB, 1.5, seed=4), 16000)], force=True)
+        carol = [(voice(450.0, 1.5, seed=s), 16000) for s in (5, 6)]
+        db.enroll("carol", carol, force=True)
+    reply = json.loads(cli("calibrate", "--json"))
+    doc = reply["calibration"]
+    assert reply["stored"] is False
+    assert doc["identify"]["method"] == doc["verify"]["method"] == "default"
+    assert doc["identify"]["threshold"] == default("margin-duration", "identify", 3)
+    assert doc["verify"]["threshold"] == default("margin-duration")
+    assert "kept the default (nothing stored)" in cli("calibrate")
+    assert default("margin-duration", "identify", 3) != default("margin-duration")
+    assert info()["stored_thresholds"] == []

@@ -182,10 +182,11 @@ def calibrate(
         result = database.calibrate(
             target_far=target_far, trials=trials, score_norm=score_norm, apply=not dry_run
         )
+    stored = not dry_run and not result.kept_defaults
     if json:
-        emit_json({"stored": not dry_run, "calibration": result})
+        emit_json({"stored": stored, "calibration": result})
     else:
-        echo(calibration_text(result, stored=not dry_run))
+        echo(calibration_text(result, stored=stored))
 
 
 def score_norm(
@@ -271,7 +272,7 @@ def evaluation_text(report: EvaluationReport) -> str:
 def calibration_text(result: Calibration, *, stored: bool) -> str:
     """What a calibration found, and whether it was stored."""
     lines = [
-        f"{'calibrated' if stored else 'would calibrate'} {result.score} thresholds for at most "
+        f"{_verb(result, stored)} {result.score} thresholds for at most "
         f"{result.target_far:.1%} of strangers let in, from {result.source} "
         f"({result.n_genuine} genuine scores)"
     ]
@@ -294,6 +295,12 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             f"turned away {_pct(choice.frr)}"
         )
     return "\n".join(lines)
+
+
+def _verb(result: Calibration, stored: bool) -> str:
+    if result.kept_defaults:
+        return "kept the default (nothing stored):"
+    return "calibrated" if stored else "would calibrate"
 
 
 def _num(value: float) -> str:

@@ -73,17 +73,17 @@ __getattr__, __dir__ = lazy_exports(
         "Cohort": "._asnorm",
         "as_norm": "._asnorm",
         "cohort_stats": "._asnorm",
-        "Calibration": "._calibration",
+        "Calibration": "._thresholds",
         "calibrate_population": "._calibration",
-        "duration_slope": "._calibration",
-        "enrollment_scores": "._calibration",
+        "duration_slope": "._duration_slope",
+        "enrollment_scores": "._enrollment_trials",
     },
 )
 
 if TYPE_CHECKING:
     from ..types import CountermeasureScore
     from ._asnorm import DEFAULT_TOP_N, Cohort, as_norm, cohort_stats
-    from ._calibration import Calibration, calibrate_population, duration_slope, enrollment_scores
+    from ._calibration import calibrate_population
     from ._countermeasure import (
         BandwidthCountermeasure,
         Countermeasure,
@@ -91,6 +91,8 @@ if TYPE_CHECKING:
         get_countermeasure,
         register_countermeasure,
     )
+    from ._duration_slope import duration_slope
+    from ._enrollment_trials import enrollment_scores
     from ._norms import MARGIN_WEIGHT, duration_penalty, margin_scores
     from ._policy import PolicySources, resolve_policy
     from ._population import Population
@@ -106,3 +108,4 @@ if TYPE_CHECKING:
         norm_names,
         register,
     )
+    from ._thresholds import Calibration

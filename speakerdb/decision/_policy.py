@@ -11,7 +11,10 @@ each has its own threshold) from, in order of precedence (as
 4. the stored settings (``set-threshold``, ``score-norm``, ``calibrate``): the
    operation's own threshold of the score, else one stored for both operations;
 5. the defaults of the model's encoder family (:mod:`speakerdb.encoders._registry`)
-   and of the score (:mod:`speakerdb.decision._scores`).
+   and of the score (:mod:`speakerdb.decision._scores`). Identify's default may
+   depend on the number N of enrolled speakers (a family's ``identify_curves``): a
+   policy resolved before N is known takes the strictest value, and
+   :func:`sized` sets it once the search has counted them.
 
 A threshold from 1 to 3 is the threshold of whichever score decides, for both
 operations, and it is checked against that score's bounds wherever it comes from
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .._stored import StoredSettings
 from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, MIN_COHORT_VOICES
@@ -48,7 +51,9 @@ __all__ = [
     "PolicySources",
     "check_operation",
     "cohort_fallback",
+    "default_threshold",
     "resolve_policy",
+    "sized",
     "voice_policy",
 ]
 
@@ -76,6 +81,8 @@ class PolicySources:
     threshold_arg: float | None = None
     #: Where ``SPEAKERDB_THRESHOLD`` is read from (a test may pass its own).
     environ: Mapping[str, str] | None = None
+    #: How many speakers are enrolled, when known (identify's default depends on it).
+    n_speakers: int | None = None
 
     def env_threshold(self) -> str | None:
         environ = os.environ if self.environ is None else self.environ
@@ -93,7 +100,7 @@ class PolicySources:
         if stored is not None:
             return _checked_stored(norm, stored, operation), "database"
         model = self.model
-        return norm.default_threshold(family_of(model), model), f"default for {model}"
+        return default_threshold(norm, model, operation, self.n_speakers), f"default for {model}"
 
     def cosine_threshold(self) -> tuple[float, str]:
         """The cosine threshold of identify and where it came from."""
@@ -152,7 +159,8 @@ def cohort_fallback(
         value, source = _checked_stored(norm, stored, operation), "database"
     else:
         model = sources.model
-        value, source = norm.default_threshold(family_of(model), model), f"default for {model}"
+        value = default_threshold(norm, model, operation, sources.n_speakers)
+        source = f"default for {model}"
     notice = (
         f"{policy.score_norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides "
         f"the claimed speaker's, and this database has {voices}: {norm.name} decides instead "
@@ -160,6 +168,31 @@ def cohort_fallback(
         "import`) or enroll more speakers"
     )
     return DecisionPolicy(norm.name, value, source, policy.top_n, notice=notice)
+
+
+def default_threshold(
+    norm: ScoreNorm, model: str, operation: str, n_speakers: int | None = None
+) -> float:
+    """The built-in threshold of ``norm`` scores for ``operation`` with ``model``: for
+    identify, the family's curve at ``n_speakers`` where it has one for the score (the
+    strictest when N is not known), else the score's fixed default."""
+    family = family_of(model)
+    curve = family.identify_curves.get(norm.name) if operation == "identify" else None
+    if curve is None:
+        return norm.default_threshold(family, model)
+    return curve.at(n_speakers)
+
+
+def sized(policy: DecisionPolicy, model: str, n_speakers: int) -> DecisionPolicy:
+    """``policy`` for a database of ``n_speakers``: an identify policy at its model's
+    default threshold takes the default at that N (:func:`default_threshold`); any
+    other policy is returned as it is."""
+    if policy.source != f"default for {model}":
+        return policy
+    curve = family_of(model).identify_curves.get(policy.score_norm)
+    if curve is None:
+        return policy
+    return replace(policy, threshold=curve.at(n_speakers))
 
 
 def _cosine_notice(sources: PolicySources, name: str) -> str | None:

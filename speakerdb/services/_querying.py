@@ -95,6 +95,8 @@ class Querying:
         found = rank(policy, queries, top_k, searching.search, population, durations, within)
         if searching.expired():  # an expired voiceprint is never matched: deleted, search again
             found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        if searching.found is not None:  # the default threshold at the searched database's N
+            policy = self._settings.sized(policy, searching.found.speakers)
         watched = guarded if guarded is not None else searching.watchlist() or frozenset()
         verdicts = [
             verdict or flag_identification(matches, policy, watched)
@@ -202,6 +204,8 @@ class Querying:
         if population.cohort_voices < MIN_COHORT_VOICES:
             policy = self._settings.cohort_fallback(policy, operation, population.cohort_voices)
             log.warning("%s", policy.notice)
+            if operation == "identify":
+                policy = self._settings.sized(policy, population.n_speakers)
         return policy, lambda: population, watched
 
     def _tell(self, query: Query, result: Identification | Verification) -> None:

@@ -30,7 +30,14 @@ from ..decision._countermeasure import (
     Countermeasure,
     get_countermeasure,
 )
-from ..decision._policy import PolicySources, check_operation, cohort_fallback, resolve_policy
+from ..decision._policy import (
+    PolicySources,
+    check_operation,
+    cohort_fallback,
+    default_threshold,
+    resolve_policy,
+    sized,
+)
 from ..decision._scores import get_norm
 from ..errors import InputError
 from ..storage._describe import describe_database
@@ -130,10 +137,18 @@ class Settings:
         threshold: float | None = None,
         score_norm: str | None = None,
         operation: str = "identify",
+        n_speakers: int | None = None,
     ) -> DecisionPolicy:
         """The decision policy of one ``operation`` query
-        (:func:`~speakerdb.decision._policy.resolve_policy`)."""
-        return resolve_policy(self.sources(), threshold, score_norm, check_operation(operation))
+        (:func:`~speakerdb.decision._policy.resolve_policy`) on a database of
+        ``n_speakers`` (not known: identify's default is the strictest; see :meth:`sized`)."""
+        sources = replace(self.sources(), n_speakers=n_speakers)
+        return resolve_policy(sources, threshold, score_norm, check_operation(operation))
+
+    def sized(self, policy: DecisionPolicy, n_speakers: int) -> DecisionPolicy:
+        """An identify ``policy`` for a database of ``n_speakers``
+        (:func:`~speakerdb.decision._policy.sized`)."""
+        return sized(policy, self._slot.model, n_speakers)
 
     def describe(
         self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
@@ -210,15 +225,18 @@ class Settings:
         if get_norm(norm).needs_population:
             _refuse_small_cohort(norm, scorer.population().cohort_voices)
         model = self._slot.model
+        with self._storage.read() as snapshot:
+            n_speakers = snapshot.counts()[0]
         result = calibrate_database(
             scorer,
             target_far=target_far,
             trials=trials,
             score_norm=norm,
             top_n=top_n,
-            default=get_norm(norm).default_threshold(family_of(model), model),
+            default=default_threshold(get_norm(norm), model, "identify", n_speakers),
+            verify_default=get_norm(norm).default_threshold(family_of(model), model),
         )
-        if apply and result.identify.method != "default":
+        if apply and not result.kept_defaults:
             for choice in (result.identify, result.verify):
                 self.set_threshold(choice.threshold, score_norm=norm, operation=choice.operation)
         return result

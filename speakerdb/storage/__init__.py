@@ -18,7 +18,6 @@ from ..config import is_server_url
 if TYPE_CHECKING:
     from ._index import IndexFileError, SpeakerIndex, read_header
     from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
-    from ._memory import MemoryStorage
     from ._protocol import (
         Backup,
         Change,
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         StoreDescription,
         VectorSearchAdmin,
     )
+    from .memory import MemoryStorage
 
 __all__ = [
     "AUTO_IVF_FROM",
@@ -58,7 +58,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "MemoryStorage": "._memory",
+        "MemoryStorage": ".memory",
         **dict.fromkeys(
             [
                 "Backup",

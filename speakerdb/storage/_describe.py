@@ -8,6 +8,7 @@ a file beside a database, a pgvector table or a cache in memory.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..config import resolve_replay_window
@@ -32,6 +33,7 @@ def describe_database(
     from ..decision._scores import get_norm
     from .sqlite._schema import SCHEMA_HEAD
 
+    sources = replace(sources, n_speakers=counts[0])
     policies = {op: resolve_policy(sources, operation=op) for op in OPERATIONS}
     policy = policies["identify"]
     deciding_by_cosine = get_norm(policy.score_norm).decides_by_cosine

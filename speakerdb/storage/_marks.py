@@ -39,12 +39,14 @@ class Found(NamedTuple):
     given), best first; ``overall`` each query's best ``overall`` speakers of the whole
     database (asked for with a group: the margin's best other is everyone's), else
     empty lists; ``watchlist`` the watchlisted names; ``expiring`` the earliest
-    expiry date of any speaker (``None``: none has one)."""
+    expiry date of any speaker (``None``: none has one); ``speakers`` how many
+    speakers the database holds (identify's default threshold depends on it)."""
 
     matches: list[tuple[Match, ...]]
     overall: list[tuple[Match, ...]]
     watchlist: frozenset[str]
     expiring: datetime | None
+    speakers: int = 0
 
 
 class Members:
@@ -73,11 +75,13 @@ class Members:
 
 @dataclass(frozen=True, eq=False)
 class Marks:
-    """The watchlisted names, the earliest expiry and each group's members."""
+    """The watchlisted names, the earliest expiry, each group's members and how many
+    speakers are enrolled."""
 
     watchlist: frozenset[str] = frozenset()
     expiring: datetime | None = None
     groups: Mapping[str, Members] = field(default_factory=dict)
+    speakers: int = 0
 
     def members(self, group: str) -> Members:
         """The members of ``group``; :class:`~speakerdb.errors.GroupNotFound` if none."""
@@ -89,7 +93,7 @@ class Marks:
     def found(
         self, matches: list[tuple[Match, ...]], overall: list[tuple[Match, ...]] | None = None
     ) -> Found:
-        return Found(matches, overall or [], self.watchlist, self.expiring)
+        return Found(matches, overall or [], self.watchlist, self.expiring, self.speakers)
 
     def search(
         self,

@@ -12,7 +12,7 @@ A :class:`Storage` hands out two kinds of transaction, each all-or-nothing:
 Names arrive checked (:func:`speakerdb._names.clean_name`); vectors arrive unit
 length. How the data is kept (SQL, an index file, a counter that pairs them) is
 the backend's business: the SQLite one is :mod:`speakerdb.storage.sqlite`, the
-in-memory one :mod:`speakerdb.storage._memory`. Both pass
+in-memory one :mod:`speakerdb.storage.memory`. Both pass
 ``tests/test_storage_contract.py``, and a new backend must too.
 
 Every backend raises the same errors: :class:`~speakerdb.errors.SpeakerNotFound`

@@ -32,8 +32,8 @@ from ...types import Match
 from .._indexkind import AUTO_IVF_FROM, IndexChoice, check_ivf_from, check_kind, nprobe_for
 from .._indexkind import plan_for as index_plan
 from .._marks import Found, Marks
-from .._memory import MemoryStorage
 from .._protocol import Snapshot, StoreDescription
+from ..memory import MemoryStorage
 from ..sqlite import _catalog as catalog
 from ..sqlite._backend import _blank, _Change, _Snapshot
 from ..sqlite._groups import read_marks

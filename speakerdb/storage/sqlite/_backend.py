@@ -43,10 +43,10 @@ from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._kept import KeptAudio
 from .._marks import Found
-from .._memory import MemoryStorage
 from .._prints import PrintHit, StoredPrint
 from .._protocol import Snapshot, StoreDescription
 from .._rules import last_clip, name_taken
+from ..memory import MemoryStorage
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort

@@ -121,6 +121,7 @@ def read_marks(session: Session, names: Mapping[int, str]) -> Marks:
         frozenset(names[int(i)] for i in watched if int(i) in names),
         None if expiring is None else as_utc(expiring),
         {name: Members(members.get(name, [])) for name in by_id.values()},
+        len(names),
     )
 
 
