@@ -1,0 +1,130 @@
+"""Reports of a database and of its maintenance: ``info`` and its thresholds, archives,
+re-embedding, backups and the audit log's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ._base import _Result
+from ._records import EncoderInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold(_Result):
+    """The threshold an operation decides by: of which ``score`` (``none``: raw cosine),
+    its ``value``, and its ``source`` (as :class:`DecisionPolicy`'s)."""
+
+    score: str
+    value: float
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredThreshold(_Result):
+    """A threshold the database stores: for which ``operation`` (``identify``, ``verify``,
+    or ``both`` for one stored by an older speakerdb), of which ``score``, its ``value``,
+    and whether it ``decides`` now (it does not when another score decides, or when an
+    argument or ``SPEAKERDB_THRESHOLD`` overrides it)."""
+
+    operation: str
+    score: str
+    value: float
+    decides: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo(_Result):
+    """What ``speakerdb info`` shows.
+
+    ``threshold`` and ``threshold_source`` are identify's (``thresholds`` has both
+    operations'); ``stored_thresholds`` lists every threshold stored, deciding or not.
+    """
+
+    path: str
+    encoder: EncoderInfo | None
+    threshold: float
+    threshold_source: str
+    n_speakers: int
+    n_utterances: int
+    schema_revision: str | None
+    index_path: str
+    index_state: str
+    #: The scores decisions use (``none``: cosine; see :mod:`speakerdb.decision._norms`),
+    #: and their threshold when that is not the cosine one.
+    score_norm: str = "none"
+    score_norm_threshold: float | None = None
+    #: How long (seconds) decided queries' fingerprints are kept for the replay check
+    #: (0: off), and where that came from (``argument``, ``environment``, ``database``,
+    #: ``default``).
+    replay_window_s: int = 600  # speakerdb.config.DEFAULT_REPLAY_WINDOW_S
+    replay_window_source: str = "default"
+    #: The threshold each operation (``identify``, ``verify``) decides by.
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+    stored_thresholds: tuple[StoredThreshold, ...] = ()
+    #: Why the deciding score is not the one the database chose, if it is not.
+    notice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveReport(_Result):
+    """What ``speakerdb export`` wrote or ``speakerdb import`` read: the archive, whether it
+    is encrypted, and how many speakers, clips, opt-out tombstones and cohort clips it
+    holds. On import, ``imported`` and ``skipped`` name the speakers added and those left
+    out as duplicates (``on_duplicate="skip"``)."""
+
+    path: str
+    encrypted: bool
+    n_speakers: int
+    n_utterances: int
+    n_tombstones: int
+    imported: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    n_cohort: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReembedReport(_Result):
+    """What ``speakerdb reembed`` built: the new database at ``path`` for ``model``.
+
+    ``reembedded`` speakers were embedded again from their kept audio (``n_utterances``
+    clips); ``partial`` ones from the part of their clips whose audio was kept; those in
+    ``reenroll`` had no audio kept and must enroll again; ``failed`` maps a speaker the
+    new database refused to why. ``carried`` names the settings taken over; ``not_carried``
+    says, in words, what was not and why (it belongs to the old model, or to the old
+    database)."""
+
+    path: str
+    model: str
+    reembedded: tuple[str, ...]
+    n_utterances: int
+    partial: tuple[str, ...]
+    reenroll: tuple[str, ...]
+    failed: dict[str, str]
+    n_tombstones: int
+    carried: tuple[str, ...]
+    not_carried: tuple[str, ...]
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport(_Result):
+    """A backup written by ``speakerdb backup``: where, what it holds, its size in bytes,
+    its schema revision and how long it took."""
+
+    path: str
+    n_speakers: int
+    n_utterances: int
+    bytes: int
+    schema_revision: str | None
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings(_Result):
+    """Whether decisions are logged, and how long entries are kept
+    (:mod:`speakerdb.storage.sqlite._audit`)."""
+
+    enabled: bool
+    retention_days: int
+    max_rows: int
