@@ -121,25 +121,10 @@ def calibrate_population(
     each labelled voice of the database's own cohort (:attr:`Population.outside`).
     """
     target = target_share(target_far)
-    if get_norm(score_norm).needs_durations and population.durations_s is None:
-        raise InputError(
-            f"{score_norm} scores need each clip's duration: build the population "
-            "with durations_s, or calibrate another score"
-        )
-    usable = int(np.sum(population.counts() >= 2))
-    if usable < MIN_SPEAKERS:
-        raise InputError(
-            f"calibrating from enrollments needs at least {MIN_SPEAKERS} speakers with 2 or "
-            f"more clips each, the database has {usable}; enroll more, or pass --trials"
-        )
+    usable = _usable_speakers(population, score_norm)
     trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
     require_genuine(len(trials.genuine), "enrollments")
-    # A given cohort counts a voice per clip; the database's own by its labels.
-    outside_voices = None if cohort is None else len(cohort)
-    if cohort is None:  # the database's own cohort of outside voices, if it has one
-        cohort = population.outside
-        outside_voices = population.outside_voices
-    outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
+    outside, outside_voices = _outside(population, cohort)
     cohort_best, cohort_claims = cohort_trials(
         population, outside, score_norm=score_norm, top_n=top_n
     )
@@ -168,6 +153,35 @@ def calibrate_population(
     return Calibration(
         identify, verify, len(trials.genuine), len(outside), source, _score_name(score_norm)
     )
+
+
+def _usable_speakers(population: Population, score_norm: str) -> int:
+    """How many speakers have 2 or more clips; refused when too few, or when the score
+    needs clip lengths the population lacks."""
+    if get_norm(score_norm).needs_durations and population.durations_s is None:
+        raise InputError(
+            f"{score_norm} scores need each clip's duration: build the population "
+            "with durations_s, or calibrate another score"
+        )
+    usable = int(np.sum(population.counts() >= 2))
+    if usable < MIN_SPEAKERS:
+        raise InputError(
+            f"calibrating from enrollments needs at least {MIN_SPEAKERS} speakers with 2 or "
+            f"more clips each, the database has {usable}; enroll more, or pass --trials"
+        )
+    return usable
+
+
+def _outside(population: Population, cohort: np.ndarray | None) -> tuple[np.ndarray, int | None]:
+    """The outside voices' embeddings: ``cohort`` if given, else the database's own
+    (none: an empty matrix); and how many voices they are, if known."""
+    # A given cohort counts a voice per clip; the database's own by its labels.
+    outside_voices = None if cohort is None else len(cohort)
+    if cohort is None:  # the database's own cohort of outside voices, if it has one
+        cohort = population.outside
+        outside_voices = population.outside_voices
+    outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
+    return outside, outside_voices
 
 
 def _too_few_voices(voices: int, default: float | None) -> float:
