@@ -189,10 +189,8 @@ def sized(policy: DecisionPolicy, model: str, n_speakers: int) -> DecisionPolicy
     other policy is returned as it is."""
     if policy.source != f"default for {model}":
         return policy
-    curve = family_of(model).identify_curves.get(policy.score_norm)
-    if curve is None:
-        return policy
-    return replace(policy, threshold=curve.at(n_speakers))
+    norm = get_norm(policy.score_norm)
+    return replace(policy, threshold=default_threshold(norm, model, "identify", n_speakers))
 
 
 def _cosine_notice(sources: PolicySources, name: str) -> str | None:

@@ -216,7 +216,6 @@ class Settings:
         and store each for its operation unless ``apply`` is false (or too few voices
         kept the defaults, which then stay unpinned)."""
         from ..decision._calibration import calibrate_database
-        from ..encoders._registry import family_of
 
         sources = self.sources()
         # The score calibrated is the one asked for, else the one the database decides by
@@ -234,7 +233,7 @@ class Settings:
             score_norm=norm,
             top_n=top_n,
             default=default_threshold(get_norm(norm), model, "identify", n_speakers),
-            verify_default=get_norm(norm).default_threshold(family_of(model), model),
+            verify_default=default_threshold(get_norm(norm), model, "verify"),
         )
         if apply and not result.kept_defaults:
             for choice in (result.identify, result.verify):
