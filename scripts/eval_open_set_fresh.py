@@ -68,7 +68,10 @@ forced. The first run showed one voice (ru, whose clips are the shortest) enroll
 3 clips of 0.36-0.48 s of net speech: its template matched other voices' short clips
 and not its own items of 3 s or more. ``--gated-enrollment`` draws the enrollment clips
 (same seed and rule) among those the gate accepts; nothing else changes. The other
-enrollment gates (outliers, near-duplicates) are not applied in either run.
+enrollment gates (outliers, near-duplicates) are not applied in either run. Printed
+last, also looked at after the first run: how often the right speaker scores best among
+clips with enough speech, the 99th percentile of strangers' best scores, per slice and
+N at the defaults, and the items' mean cosines within and across voices.
 
     python scripts/fresh_voices.py                      # once: build the voices
     nice -n 10 python scripts/eval_open_set_fresh.py [--json out.json] [--gated-enrollment]
@@ -262,6 +265,45 @@ def label_check(by_name: dict[str, Speaker], probes: list[str]) -> dict[str, obj
     return out
 
 
+Slices = dict[str, tuple[list[str], tuple[int, ...]]]
+
+
+def post_hoc(by_name: dict[str, Speaker], probes: list[str], slices: Slices) -> dict[str, object]:
+    """Looks taken after the first run (see POST HOC): per slice and N at the defaults,
+    how often the right speaker scores best among clips with enough speech, and the 99th
+    percentile of strangers' best scores; and each voice's items' mean cosine to its own
+    other items and to other voices' items."""
+    out: dict[str, object] = {}
+    curve = eos.shipped_thresholds()[eos.DEFAULT_KIND]
+    for name, (pool, sizes) in slices.items():
+        for n in sizes:
+            cells = []
+            for which in eos.SETS:
+                g = eos.trials(by_name, probes, pool, n, False, eos.DEFAULT_KIND, which, None)
+                s = eos.trials(by_name, probes, pool, n, True, eos.DEFAULT_KIND, which, None)
+                assert g is not None and s is not None
+                enough = g.speech >= MIN_QUERY_SPEECH_S
+                top = float(g.own[enough].mean())
+                p99 = float(np.quantile(s.best[s.speech >= MIN_QUERY_SPEECH_S], 0.99))
+                out[f"{name} N={n} {which}"] = {"top1 with enough speech": top, "stranger p99": p99}
+                cells.append(f"{which}: best is right {top:.1%}, strangers' p99 {p99:.3f}")
+            print(f"  {name} N={n:2d} (threshold {curve.at(n):.3f}): " + "; ".join(cells))
+    within, across = [], []
+    for a in probes:
+        for b in probes:
+            cos = by_name[a].long.vectors @ by_name[b].long.vectors.T
+            if a == b:
+                within.append(float(cos[~np.eye(len(cos), dtype=bool)].mean()))
+            else:
+                across.append(float(cos.mean()))
+    print(
+        f"  items' mean cosine within a voice {min(within):.2f}-{max(within):.2f}, "
+        f"across voices {min(across):.2f}-{max(across):.2f}"
+    )
+    out["item cosines"] = {"within": within, "across": across}
+    return out
+
+
 def verdicts(tables: dict[str, dict[str, object]]) -> None:
     """The issue's targets, primary rows (defaults and calibrate)."""
     print("\ntargets ('MISSED' where the point estimate is outside; '(sure)' where the")
@@ -346,6 +388,8 @@ def main() -> int:
         results["per probe"][name] = per_probe(by_name, probes, pool, sizes[-1])  # type: ignore[index]
     print("\n== label check: own voice best among all 10 fresh voices (closed set) ==")
     results["label check"] = label_check(by_name, probes)
+    print("\n== post hoc (looked at after the first run) ==")
+    results["post hoc"] = post_hoc(by_name, probes, slices)
     print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if ARGS.json:
         ARGS.json.write_text(json.dumps(results, indent=1, default=float))
