@@ -49,6 +49,10 @@ OLD_MEMBERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
         lambda db: lambda *, limit=None: db.audit.entries(limit),
     ),
     "clear_audit": ("db.audit.clear()", lambda db: db.audit.clear),
+    "remove_utterance": (
+        "db.lifecycle.remove_utterance(id)",
+        lambda db: db.lifecycle.remove_utterance,
+    ),
     "discard_if_unused": (
         "db.close(discard_if_empty=True)",
         lambda db: lambda: discard_if_unused(db._storage),

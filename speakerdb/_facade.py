@@ -59,11 +59,11 @@ class SpeakerDB:
     (:mod:`speakerdb.encoders._backends`).
 
     ``replay_window`` (else ``SPEAKERDB_REPLAY_WINDOW``, else the stored
-    :meth:`set_replay_window`, else 10 minutes) is how long decided queries are
+    ``guards.set_replay_window``, else 10 minutes) is how long decided queries are
     remembered by the replay check; 0 remembers none (enrolled clips are always
     checked). ``countermeasure`` (a registered name or a
     :class:`~speakerdb.decision.Countermeasure`; else ``SPEAKERDB_COUNTERMEASURE``, else
-    the stored :meth:`set_countermeasure`, else none) judges every query clip: a spoof
+    the stored ``guards.set_countermeasure``, else none) judges every query clip: a spoof
     is refused as ``replay``. ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
     enrollment clips that are not speech; ``False`` is for synthetic test voices.
     ``audio_key`` (else ``SPEAKERDB_AUDIO_KEY``) is the secret that seals the enrollment
@@ -84,10 +84,11 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in five attributes: :attr:`index` (the derived search
+    Administration lives in six attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, groups, backups, retention), :attr:`keys` (the keys of the HTTP service) and
-    :attr:`cohort` (outside voices for AS-norm and calibration).
+    (metadata, groups, backups, retention, removing one clip), :attr:`keys` (the keys of
+    the HTTP service), :attr:`cohort` (outside voices for AS-norm and calibration) and
+    :attr:`guards` (the replay window and the countermeasure).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -139,7 +140,7 @@ class SpeakerDB:
         self.guards = services.guards
         #: The derived search index: rebuild, choose flat or IVF.
         self.index = services.index
-        #: The lifecycle of voiceprints: metadata, groups, backups, retention.
+        #: The lifecycle of voiceprints: metadata, groups, backups, retention, removals.
         self.lifecycle = services.lifecycle
         #: The keys of the HTTP service (``speakerdb serve``).
         self.keys = services.keyring
@@ -302,7 +303,7 @@ class SpeakerDB:
         :attr:`Match.normalized` holds it, and the result carries its policy.
 
         A clip that replays an enrolled clip, or a query decided within the replay window
-        (:meth:`set_replay_window`), gets ``outcome`` ``replay``
+        (``guards.set_replay_window``), gets ``outcome`` ``replay``
         (:mod:`speakerdb.services._replay`). ``replay_session`` names the caller's session:
         its own earlier queries (overlapping windows of one stream) are not replays.
         """
@@ -436,14 +437,6 @@ class SpeakerDB:
         ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
         require_database(self._storage)
         return self.lifecycle.remove(name, purge_audit=purge_audit)
-
-    def remove_utterance(self, utterance_id: int) -> Speaker:
-        """Delete one enrolled clip and its embedding; return its speaker, template recomputed.
-
-        A speaker's last clip is not removed, since a speaker without clips has no
-        voiceprint: that raises :class:`InputError`; remove the speaker instead.
-        """
-        return self.lifecycle.remove_utterance(utterance_id)
 
     # -- decisions (speakerdb.services._settings) ----------------------------
 

@@ -1,7 +1,7 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
 and attributes, :mod:`speakerdb._metadata`), groups (:mod:`speakerdb.services._groups`),
-retention (removal, expiry and opt-out,
+retention (removal of a speaker or of one clip, expiry and opt-out,
 :mod:`speakerdb.services._retention`), export and import
 (:mod:`speakerdb.services._archive`) and its online backup.
 
