@@ -1,7 +1,7 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
 and attributes, :mod:`speakerdb._metadata`), groups (:mod:`speakerdb.services._groups`),
-retention (removal, expiry and opt-out,
+retention (removal of a speaker or of one clip, expiry and opt-out,
 :mod:`speakerdb.services._retention`), export and import
 (:mod:`speakerdb.services._archive`) and its online backup.
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
 from .._names import clean_name, name_keys
 from ..errors import DatabaseError, InputError, SpeakerNotFound
-from ..storage import Backup
+from ..storage import Backup, require_database
 from ..types import ArchiveReport
 from ._groups import GroupAdmin
 from ._retention import expire_due, refuse_opted_out, remove_speaker
@@ -229,6 +229,18 @@ class Lifecycle:
         name = clean_name(name)
         with self._storage.change(templates=True) as change:
             return remove_speaker(change, name, purge_audit=purge_audit)
+
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        """Delete one enrolled clip (an :attr:`Utterance.id`) and its embedding; return its
+        speaker, template recomputed.
+
+        A speaker's last clip is not removed, since a speaker without clips has no
+        voiceprint: that raises :class:`InputError`; remove the speaker instead."""
+        require_database(self._storage)
+        with self._storage.change(templates=True) as change:
+            speaker = change.remove_utterance(utterance_id)
+        log.info("removed clip #%d of %r", utterance_id, speaker.name)
+        return speaker
 
     def opt_out(self, name: str, *, purge_audit: bool = False) -> Tombstone:
         """Remove ``name`` as :meth:`remove` does and keep a tombstone (their external id

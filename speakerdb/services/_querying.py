@@ -25,6 +25,7 @@ from ..decision._countermeasure import judge
 from ..decision._ranking import normalized_claim, rank
 from ..decision._scores import get_norm
 from ..errors import InputError
+from ..storage import require_database
 from ..types import CountermeasureScore, DecisionPolicy, Identification, Outcome, Verification
 from ._checks import Query, QueryCheck, Verdict, first_verdict
 from ._groups import QuerySearch
@@ -79,7 +80,8 @@ class Querying:
         group: str | None = None,
     ) -> list[Identification]:
         """Each clip's ``top_k`` speakers (of ``group``'s members when given), and the
-        answer by the query's policy."""
+        answer by the query's policy. Refuses a database no write has created."""
+        require_database(self._storage)
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         # An unknown group is refused by the search itself (from its cached marks): a
@@ -133,7 +135,9 @@ class Querying:
         group: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``; a claimed speaker outside
-        ``group`` (when given) is rejected, with the reason."""
+        ``group`` (when given) is rejected, with the reason. Refuses a database no write
+        has created."""
+        require_database(self._storage)
         name = clean_name(name)
         group = None if group is None else clean_group(group)
         policy, population, guarded = self._policy(threshold, score_norm, "verify")
