@@ -195,6 +195,10 @@ def build() -> Path:
             why += " (dropped: " + ", ".join(f"{n} {k}" for k, n in dropped.items()) + ")"
         notes.append([lang, "kept" if keep else "left out", why, len(every), kept, tags(every)])
     rows.sort(key=lambda r: (r[1], r[0]))
+    kept_paths = {r[0] for r in rows}
+    for stale in (FRESH / "wav").glob("*/*.wav"):  # from an earlier choice of voices
+        if str(stale) not in kept_paths:
+            stale.unlink()
     _write(FRESH / "manifest.csv", COLUMNS, rows)
     _write(FRESH / "voices.csv", ["lang", "decision", "why", "files", "clips", "tags"], notes)
     for lang, decision, why, files, kept, tagged in notes:
