@@ -105,7 +105,7 @@ def test_remove_waits_out_a_reader_and_says_so_if_it_cannot(
     """Another program reading an old snapshot keeps the WAL from being truncated: a warning."""
     db.close()
     monkeypatch.setattr(
-        "speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200
+        "speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200
     )  # not 30 s of waiting
     db = SpeakerDB(db.path, encoder=FakeEncoder())
     bob = stored_vectors(db.path, "bob")
