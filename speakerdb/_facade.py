@@ -23,7 +23,7 @@ from .config import database_location
 from .services._batch import BatchReport, ManifestRow, enroll_batch
 from .services._enrolling import Metadata
 from .services._opening import open_services
-from .storage import require_database, upgrade_storage
+from .storage import upgrade_storage
 
 if TYPE_CHECKING:
     from .decision._calibration import Calibration
@@ -437,7 +437,6 @@ class SpeakerDB:
 
         Their audit entries name them ``removed-<id>`` afterwards, or are deleted with
         ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
-        require_database(self._storage)
         return self.lifecycle.remove(name, purge_audit=purge_audit)
 
     # -- decisions (speakerdb.services._settings) ----------------------------
