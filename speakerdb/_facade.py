@@ -1,8 +1,10 @@
 """The :class:`SpeakerDB` facade: one object that composes a database's services.
 
-It holds no SQL, index or model code: the storage (:mod:`speakerdb.storage`) keeps
-the speakers, and the services (:mod:`speakerdb.services`) enroll, query and keep
-the settings. Old member names still work through :mod:`speakerdb._compat`.
+It holds no SQL, index or model code, and no logic of its own: the storage
+(:mod:`speakerdb.storage`) keeps the speakers, the services (:mod:`speakerdb.services`,
+built together by :mod:`speakerdb.services._opening`) enroll, query and keep the
+settings, and each method documents the contract and delegates. Old member names
+still work through :mod:`speakerdb._compat`.
 """
 
 from __future__ import annotations

@@ -42,8 +42,31 @@ def clips(pitch: float, n: int = 3) -> list[tuple[np.ndarray, int]]:
         lambda db: db.identify(clips(150)[0]),
         lambda db: db.verify("alice", clips(150)[0]),
         lambda db: db.utterances("alice"),
+        # Each service refuses it itself: the facade only delegates.
+        lambda db: db.identify_many([clips(150)[0]]),
+        lambda db: db.speaker("alice"),
+        lambda db: db.rename("alice", "alicia"),
+        lambda db: db.remove("alice"),
+        lambda db: db.lifecycle.remove_utterance(1),
+        lambda db: db.segments(clips(150)[0]),
+        lambda db: db.segments_live(RATE),
+        lambda db: db.calibrate(),
     ],
-    ids=["speakers", "info", "identify", "verify", "utterances"],
+    ids=[
+        "speakers",
+        "info",
+        "identify",
+        "verify",
+        "utterances",
+        "identify_many",
+        "speaker",
+        "rename",
+        "remove",
+        "remove_utterance",
+        "segments",
+        "segments_live",
+        "calibrate",
+    ],
 )
 def test_reading_a_missing_database_raises_and_creates_nothing(tmp_path: Path, read) -> None:
     path = tmp_path / "typo.db"
