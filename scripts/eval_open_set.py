@@ -29,7 +29,9 @@ populations is drawn (items spread over them in turn):
 (speakerdb.decision._calibration.calibrate_population, target 1% of strangers), from
 its own 3-clip enrollments; with "+ cohort" also from outside voices (30 clips of each
 speaker neither enrolled nor the probe), where any are left. With fewer than
-MIN_VOICES stranger voices calibration keeps the default (tuned on the other fold).
+MIN_VOICES stranger voices calibration keeps the default (tuned on the other fold);
+with more, it goes below that default only as far as its trials show the target
+(the counted share's 95% upper limit), as the library does.
 
 Scores are computed as the library computes them (speakerdb.decision.population_scores),
 with the enrolled population as AS-norm's cohort. The library itself does not decide

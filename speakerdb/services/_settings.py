@@ -225,9 +225,9 @@ class Settings:
         apply: bool,
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
-        and store each for its operation unless ``apply`` is false (or too few voices
-        kept the defaults, which then stay unpinned). Refuses a database no write has
-        created."""
+        and store each for its operation unless ``apply`` is false (a kept default,
+        too few voices or trials to show a lower threshold, stays unpinned). Refuses a
+        database no write has created."""
         from ..decision._calibration import calibrate_database
 
         require_database(self._storage)
@@ -249,9 +249,13 @@ class Settings:
             default=default_threshold(get_norm(norm), model, "identify", n_speakers),
             verify_default=default_threshold(get_norm(norm), model, "verify"),
         )
-        if apply and not result.kept_defaults:
+        if apply:
             for choice in (result.identify, result.verify):
-                self.set_threshold(choice.threshold, score_norm=norm, operation=choice.operation)
+                # A kept default is not pinned: identify's keeps following N.
+                if choice.method != "default":
+                    self.set_threshold(
+                        choice.threshold, score_norm=norm, operation=choice.operation
+                    )
         return result
 
 
