@@ -62,14 +62,15 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 class Embedder:
-    """GE2E embeddings and net speech by audio hash, cached in one npz file."""
+    """GE2E embeddings and net speech by audio hash, cached in one npz file under
+    ``cache_dir``."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Path = CACHE_DIR) -> None:
         from speakerdb.encoders._ge2e import GE2EEncoder
 
         self.encoder = GE2EEncoder.load()
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        self.path = CACHE_DIR / f"ge2e-{self.encoder.info.revision}.npz"
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.path = cache_dir / f"ge2e-{self.encoder.info.revision}.npz"
         self.store: dict[str, np.ndarray] = {}
         if self.path.is_file():
             with np.load(self.path) as data:

@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .services._opening import discard_if_unused
+
 __all__ = ["OLD_MEMBERS", "old_member"]
 
 # old name -> (what to write instead, how to get it from a SpeakerDB)
@@ -47,9 +49,13 @@ OLD_MEMBERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
         lambda db: lambda *, limit=None: db.audit.entries(limit),
     ),
     "clear_audit": ("db.audit.clear()", lambda db: db.audit.clear),
+    "remove_utterance": (
+        "db.lifecycle.remove_utterance(id)",
+        lambda db: db.lifecycle.remove_utterance,
+    ),
     "discard_if_unused": (
         "db.close(discard_if_empty=True)",
-        lambda db: db._discard_if_unused,
+        lambda db: lambda: discard_if_unused(db._storage),
     ),
 }
 

@@ -1,14 +1,14 @@
 """The :class:`SpeakerDB` facade: one object that composes a database's services.
 
-It holds no SQL, index or model code: the storage (:mod:`speakerdb.storage`) keeps
-the speakers, and the services (:mod:`speakerdb.services`) enroll, query and keep
-the settings. Old member names still work through :mod:`speakerdb._compat`.
+It holds no SQL, index or model code, and no logic of its own: the storage
+(:mod:`speakerdb.storage`) keeps the speakers, the services (:mod:`speakerdb.services`,
+built together by :mod:`speakerdb.services._opening`) enroll, query and keep the
+settings, and each method documents the contract and delegates. Old member names
+still work through :mod:`speakerdb._compat`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -18,34 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _compat
-from ._names import admit_name, clean_name
 from .audio._decode import ClipInput
-from .config import (
-    database_location,
-    parse_replay_window,
-    parse_threshold,
-    resolve_backend,
-    resolve_replay_check,
-    resolve_speech_gate,
-)
-from .errors import InputError, missing_database
-from .services._audit import AuditLog
+from .config import database_location
 from .services._batch import BatchReport, ManifestRow, enroll_batch
-from .services._checklist import query_checks
-from .services._cohort import CohortTools
-from .services._enrolling import Enrolling, Metadata
-from .services._guards import Guards
-from .services._idle import LastMatches
-from .services._index import IndexTools
-from .services._keys import KeyRing
-from .services._lifecycle import Lifecycle
-from .services._model import ModelSlot
-from .services._querying import Querying
-from .services._retention import expire_due, refuse_opted_out
-from .services._sealing import KeyChoice
-from .services._segments import LIVE_OPTIONS, LiveSegments, Segmenting
-from .services._settings import Settings
-from .storage import Storage, open_storage, upgrade_storage
+from .services._enrolling import Metadata
+from .services._opening import open_services
+from .storage import upgrade_storage
 
 if TYPE_CHECKING:
     from .decision._calibration import Calibration
@@ -54,6 +32,8 @@ if TYPE_CHECKING:
     from .encoders._protocol import Encoder
     from .errors import SpeakerDBError
     from .services._raybatch import RayOptions
+    from .services._segments import LiveSegments
+    from .storage import Storage
     from .types import (
         DatabaseInfo,
         DecisionPolicy,
@@ -66,10 +46,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = ["ClipInput", "SpeakerDB"]
-
-log = logging.getLogger(__name__)
-
-_ANY = (-math.inf, math.inf)
 
 
 class SpeakerDB:
@@ -85,11 +61,11 @@ class SpeakerDB:
     (:mod:`speakerdb.encoders._backends`).
 
     ``replay_window`` (else ``SPEAKERDB_REPLAY_WINDOW``, else the stored
-    :meth:`set_replay_window`, else 10 minutes) is how long decided queries are
+    ``guards.set_replay_window``, else 10 minutes) is how long decided queries are
     remembered by the replay check; 0 remembers none (enrolled clips are always
     checked). ``countermeasure`` (a registered name or a
     :class:`~speakerdb.decision.Countermeasure`; else ``SPEAKERDB_COUNTERMEASURE``, else
-    the stored :meth:`set_countermeasure`, else none) judges every query clip: a spoof
+    the stored ``guards.set_countermeasure``, else none) judges every query clip: a spoof
     is refused as ``replay``. ``speech_gate`` (else ``SPEAKERDB_SPEECH_GATE``, else on) refuses
     enrollment clips that are not speech; ``False`` is for synthetic test voices.
     ``audio_key`` (else ``SPEAKERDB_AUDIO_KEY``) is the secret that seals the enrollment
@@ -110,10 +86,11 @@ class SpeakerDB:
     ``storage`` (for example :class:`speakerdb.storage.MemoryStorage`) replaces
     ``path`` and ``create``; the database then owns it and closes it.
 
-    Administration lives in five attributes: :attr:`index` (the derived search
+    Administration lives in six attributes: :attr:`index` (the derived search
     index), :attr:`audit` (the optional log of decisions), :attr:`lifecycle`
-    (metadata, groups, backups, retention), :attr:`keys` (the keys of the HTTP service) and
-    :attr:`cohort` (outside voices for AS-norm and calibration).
+    (metadata, groups, backups, retention, removing one clip), :attr:`keys` (the keys of
+    the HTTP service), :attr:`cohort` (outside voices for AS-norm and calibration) and
+    :attr:`guards` (the replay window and the countermeasure).
 
     Use it as a context manager, or call :meth:`close`.
     """
@@ -137,64 +114,38 @@ class SpeakerDB:
         replay_check: bool | None = None,
         audio_key: bytes | str | None = None,
     ) -> None:
-        if storage is not None and path is not None:
-            raise InputError("give a database path or a storage, not both")
-        # Where the database is, for processes that open it themselves (Ray actors).
-        self._location = None if storage is not None else database_location(path)
-        self._storage = storage or open_storage(self._location or "", create=create)
-        try:
-            # Checked against the deciding score's bounds when a query resolves its policy.
-            cosine = None if threshold is None else parse_threshold(threshold, "argument", _ANY)
-            if backend is not None:
-                resolve_backend(backend)  # a bad name is refused now, not at the first query
-            options = {"revision": revision, "local_files_only": local_files_only}
-            options |= {"cache_dir": cache_dir, "backend": backend}
-            window = (
-                None if replay_window is None else parse_replay_window(replay_window, "argument")
-            )
-            self._keys = KeyChoice(audio_key)
-            self._compose(model, encoder, cosine, options, window, countermeasure)
-            self._enrolling.speech_gate = resolve_speech_gate(speech_gate)
-            self._settings.replay_check = resolve_replay_check(replay_check)
-        except BaseException:
-            self._storage.close()  # a refused database is not left open
-            raise
-
-    def _compose(
-        self,
-        model: str | None,
-        encoder: Encoder | None,
-        threshold: float | None,
-        options: dict[str, Any],
-        replay_window: int | None = None,
-        countermeasure: str | Countermeasure | None = None,
-    ) -> None:
-        with self._storage.read() as snapshot:
-            stored = snapshot.encoder()
-        self._slot = ModelSlot(self._storage.path, stored, model, encoder, options)
-        self._settings = Settings(
-            self._storage, self._slot, threshold, replay_window, countermeasure
+        options = {"revision": revision, "local_files_only": local_files_only}
+        options |= {"cache_dir": cache_dir, "backend": backend}
+        services = open_services(
+            path,
+            storage,
+            create=create,
+            model=model,
+            encoder=encoder,
+            threshold=threshold,
+            load_options=options,
+            replay_window=replay_window,
+            countermeasure=countermeasure,
+            speech_gate=speech_gate,
+            replay_check=replay_check,
+            audio_key=audio_key,
         )
-        if threshold is not None:
-            self._settings.policy()  # out of the deciding score's bounds: refused now
-        self._enrolling = Enrolling(self._storage, self._slot, self._settings, keys=self._keys)
+        self._services = services
+        self._storage, self._slot = services.storage, services.slot
+        self._settings, self._matches = services.settings, services.matches
+        self._enrolling, self._querying = services.enrolling, services.querying
         #: The optional log of identify and verify decisions (off by default).
-        self.audit = AuditLog(self._storage)
-        # Hears accepted decisions, and records last matches off the queries' path.
-        self._matches = LastMatches(self._storage, sweep=lambda now: expire_due(self._storage, now))
-        checks = (*query_checks(self._storage, self._settings), self._matches)
-        self._querying = Querying(self._storage, self._slot, self._settings, self.audit, checks)
-        self._segmenting = Segmenting(self._storage, self._slot, self._settings)
+        self.audit = services.audit
         #: The cohort of outside voices: AS-norm's cohort and calibration's strangers.
-        self.cohort = CohortTools(self._storage, self._slot)
+        self.cohort = services.cohort
         #: The replay window and the countermeasure, which refuse clips before scores decide.
-        self.guards = Guards(self._settings)
+        self.guards = services.guards
         #: The derived search index: rebuild, choose flat or IVF.
-        self.index = IndexTools(self._storage)
-        #: The lifecycle of voiceprints: metadata, groups, backups, retention.
-        self.lifecycle = Lifecycle(self._storage, self._slot, self._keys)
+        self.index = services.index
+        #: The lifecycle of voiceprints: metadata, groups, backups, retention, removals.
+        self.lifecycle = services.lifecycle
         #: The keys of the HTTP service (``speakerdb serve``).
-        self.keys = KeyRing(self._storage)
+        self.keys = services.keyring
 
     if not TYPE_CHECKING:  # a type checker keeps flagging misspelt and old names
 
@@ -222,9 +173,7 @@ class SpeakerDB:
         created them and nothing was enrolled: a first enrollment that failed leaves
         no empty database behind.
         """
-        self._matches.flush(timeout=10)
-        if not (discard_if_empty and self._discard_if_unused()):
-            self._storage.close()
+        self._services.close(discard_if_empty=discard_if_empty)
 
     @property
     def path(self) -> Path | str:
@@ -242,10 +191,7 @@ class SpeakerDB:
 
     def info(self) -> DatabaseInfo:
         """Path, model, threshold, counts, schema revision and index state."""
-        self._require_database()
-        with self._storage.read() as snapshot:
-            counts, version = snapshot.counts(), snapshot.version()
-        return self._settings.describe(self._slot.stored, counts, version)
+        return self._settings.describe()
 
     # -- enrolling (speakerdb.services._enrolling) ---------------------------
 
@@ -318,18 +264,18 @@ class SpeakerDB:
         already are not embedded again, so an interrupted job resumes."""
         if ray is None:
             return enroll_batch(self._enrolling, rows, progress, force=force, keep_audio=keep_audio)
-        if keep_audio:
-            raise InputError("a batch on Ray keeps no audio; leave out --ray or --keep-audio")
         from .services._raybatch import enroll_batch_ray
 
-        if self._location is None:
-            raise InputError("a batch on Ray needs a database named by a path or URL")
-        location = self._location
-        if isinstance(location, Path):
-            location = str(location.resolve())  # the actors' folder may be another
-        spec = self._slot.load_spec()
+        where = self._services.location
         return enroll_batch_ray(
-            self._enrolling, spec, location, rows, progress, force=force, options=ray
+            self._enrolling,
+            self._slot,
+            where,
+            rows,
+            progress,
+            ray,
+            force=force,
+            keep_audio=keep_audio,
         )
 
     # -- queries (speakerdb.services._querying) ------------------------------
@@ -359,11 +305,10 @@ class SpeakerDB:
         :attr:`Match.normalized` holds it, and the result carries its policy.
 
         A clip that replays an enrolled clip, or a query decided within the replay window
-        (:meth:`set_replay_window`), gets ``outcome`` ``replay``
+        (``guards.set_replay_window``), gets ``outcome`` ``replay``
         (:mod:`speakerdb.services._replay`). ``replay_session`` names the caller's session:
         its own earlier queries (overlapping windows of one stream) are not replays.
         """
-        self._require_database()
         return self._querying.identify_many(
             [clip], top_k, threshold, score_norm, replay_session, group
         )[0]
@@ -379,7 +324,6 @@ class SpeakerDB:
         group: str | None = None,
     ) -> list[Identification]:
         """:meth:`identify` for several clips, embedding and searching them together."""
-        self._require_database()
         return self._querying.identify_many(
             clips, top_k, threshold, score_norm, replay_session, group
         )
@@ -398,7 +342,6 @@ class SpeakerDB:
         (or by a normalised score, as in :meth:`identify`); a replay is refused as there.
         With ``group``, a claimed speaker who is not its member is rejected (an answer,
         with the reason)."""
-        self._require_database()
         return self._querying.verify(name, clip, threshold, score_norm, replay_session, group)
 
     # -- who spoke when (speakerdb.services._segments) -----------------------
@@ -426,10 +369,10 @@ class SpeakerDB:
         it is done. With ``group``, voices are named after its members only. See
         :mod:`speakerdb.services._segments`.
         """
-        self._require_database()
-        policy = self._segmenting.policy(threshold, score_norm)
-        chosen, limit = _segment_args(options, max_duration_s)
-        return self._segmenting.segments(recording, policy, chosen, limit, progress, group)
+        segmenting = self._services.segmenting
+        return segmenting.segments(
+            recording, threshold, score_norm, options, max_duration_s, progress, group
+        )
 
     def segments_stream(
         self,
@@ -453,7 +396,7 @@ class SpeakerDB:
             options=options,
             group=group,
         )
-        return _drained(live, chunks)
+        return live.drain(chunks)
 
     def segments_live(
         self,
@@ -468,62 +411,33 @@ class SpeakerDB:
         """:meth:`segments_stream` for audio pushed as it arrives (a WebSocket, a sound
         card callback): ``live.push(chunk)`` and, at the end, ``live.end()`` each return
         the segments settled meanwhile."""
-        self._require_database()
-        policy = self._segmenting.policy(threshold, score_norm)
-        chosen, limit = _segment_args(options or LIVE_OPTIONS, max_duration_s)
-        return self._segmenting.live(sample_rate, policy, chosen, limit, group)
+        segmenting = self._services.segmenting
+        return segmenting.live(sample_rate, threshold, score_norm, options, max_duration_s, group)
 
     # -- the speakers ----------------------------------------------------
 
     def speakers(self) -> list[Speaker]:
         """All speakers, by name."""
-        self._require_database()
-        with self._storage.read() as snapshot:
-            return snapshot.speakers()
+        return self._services.roster.speakers()
 
     def speaker(self, name: str) -> Speaker:
         """Speaker ``name``; :class:`SpeakerNotFound` if there is none."""
-        self._require_database()
-        name = clean_name(name)
-        with self._storage.read() as snapshot:
-            return snapshot.speaker(name)
+        return self._services.roster.speaker(name)
 
     def utterances(self, name: str) -> list[Utterance]:
         """The enrolled clips of ``name``, oldest first."""
-        self._require_database()
-        name = clean_name(name)
-        with self._storage.read() as snapshot:
-            return snapshot.utterances(name)
+        return self._services.roster.utterances(name)
 
     def rename(self, old: str, new: str) -> Speaker:
         """Give speaker ``old`` the name ``new``; refuse when ``new`` is taken."""
-        self._require_database()
-        old, new = clean_name(old), clean_name(new)
-        with self._storage.change() as change:
-            admit_name(new, new, change.names() - {old})
-            if new != old:
-                refuse_opted_out(change, new, None)
-            return change.rename(old, new)
+        return self._services.roster.rename(old, new)
 
     def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
         """Delete ``name`` with all their utterances and embeddings; return what was removed.
 
         Their audit entries name them ``removed-<id>`` afterwards, or are deleted with
         ``purge_audit`` (:mod:`speakerdb.services._retention`)."""
-        self._require_database()
         return self.lifecycle.remove(name, purge_audit=purge_audit)
-
-    def remove_utterance(self, utterance_id: int) -> Speaker:
-        """Delete one enrolled clip and its embedding; return its speaker, template recomputed.
-
-        A speaker's last clip is not removed, since a speaker without clips has no
-        voiceprint: that raises :class:`InputError`; remove the speaker instead.
-        """
-        self._require_database()
-        with self._storage.change(templates=True) as change:
-            speaker = change.remove_utterance(utterance_id)
-        log.info("removed clip #%d of %r", utterance_id, speaker.name)
-        return speaker
 
     # -- decisions (speakerdb.services._settings) ----------------------------
 
@@ -538,9 +452,7 @@ class SpeakerDB:
         would be decided: the score, its threshold and where that came from
         (:mod:`speakerdb.decision._policy` has the precedence), at the number of speakers
         enrolled now (identify's default threshold depends on it)."""
-        with self._storage.read() as snapshot:
-            n_speakers = snapshot.counts()[0]
-        return self._settings.policy(threshold, score_norm, operation, n_speakers)
+        return self._settings.policy_now(threshold, score_norm, operation)
 
     def set_threshold(
         self, value: float, *, score_norm: str | None = None, operation: str = "both"
@@ -570,41 +482,6 @@ class SpeakerDB:
     ) -> Calibration:
         """Choose a threshold from the enrollments, or from a labelled trial list, and store
         it unless ``apply`` is false; see :mod:`speakerdb.decision._calibration`."""
-        self._require_database()
         return self._settings.calibrate(
             self._querying, target_far=target_far, trials=trials, score_norm=score_norm, apply=apply
         )
-
-    # -- internals -------------------------------------------------------
-
-    def _require_database(self) -> None:
-        """Refuse a query of a database that no write has created: a misspelt path must
-        not read as an empty database (and must not be created by reading it)."""
-        if not self._storage.exists:
-            raise missing_database(self.path, unfinished=os.path.lexists(self.path))
-
-    def _discard_if_unused(self) -> bool:
-        """Close and delete the database if this object created it and nothing was enrolled."""
-        if not self._storage.created:
-            return False
-        with self._storage.read() as snapshot:
-            if snapshot.names():
-                return False
-        self._storage.discard()
-        return True
-
-
-def _drained(live: LiveSegments, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
-    for chunk in chunks:
-        yield from live.push(chunk)
-    yield from live.end()
-
-
-def _segment_args(
-    options: SegmentOptions | None, max_duration_s: float | None
-) -> tuple[SegmentOptions, float]:
-    from .audio._recording import MAX_RECORDING_S
-    from .diarization import SegmentOptions
-
-    limit = MAX_RECORDING_S if max_duration_s is None else max_duration_s
-    return options or SegmentOptions(), limit

@@ -171,7 +171,7 @@ def test_a_decision_that_cannot_be_logged_is_not_given(
     """Fail closed: while auditing is on, no audit entry means no decision."""
     db.audit.configure(True)
     db.close()
-    monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200)
     with SpeakerDB(db.path, encoder=FakeEncoder()) as locked:
         writer = sqlite3.connect(db.path, isolation_level=None)
         writer.execute("BEGIN IMMEDIATE")  # another program holds the write lock
@@ -243,7 +243,7 @@ def test_verify_fails_closed_on_the_command_line(
     db: SpeakerDB, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
-    monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200)
     import soundfile as sf
 
     door = db.path.parent / "door.wav"

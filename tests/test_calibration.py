@@ -16,6 +16,8 @@ from speakerdb.decision._calibration import (
     MIN_GENUINE,
     MIN_STRANGERS,
     MIN_VOICES,
+    Calibration,
+    ThresholdChoice,
     calibrate_population,
     calibrate_trials,
     duration_slope,
@@ -101,6 +103,47 @@ def test_too_few_voices_keep_the_default_or_are_refused() -> None:
     with_cohort = calibrate_population(few, cohort=cohort)
     assert with_cohort.identify.method != "default" and with_cohort.n_cohort == 24
     assert with_cohort.identify.n_strangers == few.embeddings.shape[0] + 24
+
+
+def test_calibration_goes_below_the_default_only_as_far_as_its_trials_show() -> None:
+    """33 stranger trials cannot show 1% of strangers: a default above the calibrated
+    threshold stays. They can show 20% (0 of 33 named bounds it at about 10%), so with
+    that target the threshold goes below the default, as far as the upper limit allows.
+    330 impostor scores, none reaching it, show 1% per claim (0.9%)."""
+    population = _population(11)
+    free = calibrate_population(population)
+    assert free.identify.threshold < 0.99
+    kept = calibrate_population(population, default=0.99, verify_default=0.99)
+    assert kept.identify.method == "default" and kept.identify.threshold == 0.99
+    assert kept.verify.method == "upper" and kept.verify.upper <= 0.01
+    loose = calibrate_population(population, target_far=0.2, default=0.99)
+    assert loose.identify.method == "upper" and loose.identify.upper <= 0.2
+    loose_free = calibrate_population(population, target_far=0.2).identify.threshold
+    assert loose_free <= loose.identify.threshold < 0.99
+
+
+def test_a_kept_default_is_not_pinned_while_the_other_is_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identify's kept default keeps following N; verify's calibrated threshold is stored."""
+    import speakerdb.decision._calibration as calibration
+
+    def partly(*_: object, **__: object) -> Calibration:
+        def choice(operation: str, threshold: float, method: str) -> ThresholdChoice:
+            return ThresholdChoice(operation, threshold, 0.01, 1, 30, 0, 0.0, 0.1, 0.0, 0.0, method)
+
+        kept, verify = choice("identify", 0.7, "default"), choice("verify", 0.9, "upper")
+        return Calibration(kept, verify, 18, 0, "enrollments")
+
+    monkeypatch.setattr(calibration, "calibrate_database", partly)
+    with SpeakerDB(tmp_path / "c.db", encoder=FakeEncoder()) as db:
+        for k in range(3):
+            db.enroll(f"p{k}", [(voice(120 + 60 * k, seed=k), 16000)], force=True)
+        result = db.calibrate()
+        assert not result.kept_defaults
+        assert db.policy(score_norm="none", operation="identify").source.startswith("default")
+        verify = db.policy(score_norm="none", operation="verify")
+        assert (verify.threshold, verify.source) == (pytest.approx(0.9), "database")
 
 
 def _population(voices: int = 4, seed: int = 1) -> Population:
@@ -202,8 +245,9 @@ def test_the_databases_cohort_counts_its_voices_not_its_clips() -> None:
     few = _population(MIN_VOICES - 2)
     clips = _population(1, seed=3).embeddings
     one_voice = few.with_outside(CohortVoices(("v",) * 3, clips, np.full(3, 2.0)))
-    assert calibrate_population(one_voice, default=0.9).identify.method == "default"
+    # A default below any calibrated threshold: only too few voices can keep it.
+    assert calibrate_population(one_voice, default=-1.0).identify.method == "default"
     labels = ("v1", "v2", "v3")
     three = few.with_outside(CohortVoices(labels, clips, np.full(3, 2.0)))
-    calibrated = calibrate_population(three, default=0.9)
+    calibrated = calibrate_population(three, default=-1.0)
     assert calibrated.identify.method != "default" and calibrated.n_cohort == 3

@@ -217,7 +217,7 @@ def _run_threads(
 def test_a_long_write_elsewhere_gives_a_clear_error_not_database_is_locked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 300)
     path = tmp_path / "speakers.db"
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         db.enroll("w7-000", [(writer_clip("w7-000"), RATE)])

@@ -105,7 +105,7 @@ def test_remove_waits_out_a_reader_and_says_so_if_it_cannot(
     """Another program reading an old snapshot keeps the WAL from being truncated: a warning."""
     db.close()
     monkeypatch.setattr(
-        "speakerdb.storage.sqlite._store.BUSY_TIMEOUT_MS", 200
+        "speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200
     )  # not 30 s of waiting
     db = SpeakerDB(db.path, encoder=FakeEncoder())
     bob = stored_vectors(db.path, "bob")
@@ -129,7 +129,7 @@ def test_remove_utterance_recomputes_the_template(db: SpeakerDB) -> None:
     removed, kept = before[0], before[1:]
     embeddings = stored_vectors(db.path, "alice")[:-1]
 
-    speaker = db.remove_utterance(removed.id)
+    speaker = db.lifecycle.remove_utterance(removed.id)
 
     assert (speaker.name, speaker.n_utterances) == ("alice", 2)
     assert [u.id for u in db.utterances("alice")] == [u.id for u in kept]
@@ -147,7 +147,7 @@ def test_remove_utterance_recomputes_the_template(db: SpeakerDB) -> None:
 def test_remove_utterance_leaves_no_copy_of_the_clip_or_old_template(db: SpeakerDB) -> None:
     vectors = stored_vectors(db.path, "alice")
     gone, old_template, rest = vectors[0], vectors[-1], vectors[1:-1]
-    db.remove_utterance(db.utterances("alice")[0].id)
+    db.lifecycle.remove_utterance(db.utterances("alice")[0].id)
     assert copies(db, [gone]) == {}
     assert copies(db, [old_template]) == {}
     assert copies(db, rest).get(db.path.name, 0) == len(rest)
@@ -157,7 +157,7 @@ def test_remove_utterance_leaves_no_copy_of_the_clip_or_old_template(db: Speaker
 def test_the_last_utterance_is_not_removed(db: SpeakerDB) -> None:
     (only,) = db.utterances("carol")
     with pytest.raises(InputError, match="only one of 'carol'") as caught:
-        db.remove_utterance(only.id)
+        db.lifecycle.remove_utterance(only.id)
     assert "speakerdb remove carol" in str(caught.value)
     assert db.speaker("carol").n_utterances == 1
 
@@ -166,7 +166,7 @@ def test_the_last_utterance_is_not_removed(db: SpeakerDB) -> None:
 def test_unknown_utterances_are_refused(db: SpeakerDB, bad: object) -> None:
     before = stored_vectors(db.path, "alice")
     with pytest.raises(InputError, match="clip"):
-        db.remove_utterance(bad)  # type: ignore[arg-type]
+        db.lifecycle.remove_utterance(bad)  # type: ignore[arg-type]
     assert stored_vectors(db.path, "alice") == before
 
 

@@ -145,7 +145,7 @@ def test_the_digest_follows_every_change(path: Path) -> None:
     with SpeakerDB(path, encoder=FakeEncoder()) as db:
         db.enroll("carol", clips(240.0))
         db.enroll("alice", clips(185.0, 2)[1:])
-        db.remove_utterance(db.utterances("bob")[0].id)
+        db.lifecycle.remove_utterance(db.utterances("bob")[0].id)
         db.rename("carol", "caroline")
         db.remove("alice")
     # A fresh process verifies the file written incrementally against the stored digest.
@@ -299,7 +299,7 @@ def test_a_nan_clip_is_corruption_named_by_its_row(path: Path) -> None:
             db.identify(BOB_VOICE, score_norm="asnorm")
         with pytest.raises(DatabaseError, match=rf"clip {clip} of 'alice'.*remove-utterance"):
             db.enroll("alice", clips(185.0, 1))
-        db.remove_utterance(clip)  # the fix the error names
+        db.lifecycle.remove_utterance(clip)  # the fix the error names
         # Two outside voices make AS-norm's cohort big enough to decide (3 voices).
         db.cohort.add("outsider-1", clips(520.0, 2))
         db.cohort.add("outsider-2", clips(880.0, 2))

@@ -42,8 +42,39 @@ def clips(pitch: float, n: int = 3) -> list[tuple[np.ndarray, int]]:
         lambda db: db.identify(clips(150)[0]),
         lambda db: db.verify("alice", clips(150)[0]),
         lambda db: db.utterances("alice"),
+        # Each service refuses it itself: the facade only delegates.
+        lambda db: db.identify_many([clips(150)[0]]),
+        lambda db: db.speaker("alice"),
+        lambda db: db.rename("alice", "alicia"),
+        lambda db: db.remove("alice"),
+        lambda db: db.lifecycle.remove_utterance(1),
+        lambda db: db.segments(clips(150)[0]),
+        lambda db: db.segments_live(RATE),
+        lambda db: db.calibrate(),
+        lambda db: db.lifecycle.find("e-1"),
+        lambda db: db.lifecycle.opt_outs(),
+        lambda db: db.lifecycle.kept_audio(),
+        lambda db: db.lifecycle.idle_days(),
     ],
-    ids=["speakers", "info", "identify", "verify", "utterances"],
+    ids=[
+        "speakers",
+        "info",
+        "identify",
+        "verify",
+        "utterances",
+        "identify_many",
+        "speaker",
+        "rename",
+        "remove",
+        "remove_utterance",
+        "segments",
+        "segments_live",
+        "calibrate",
+        "find",
+        "opt_outs",
+        "kept_audio",
+        "idle_days",
+    ],
 )
 def test_reading_a_missing_database_raises_and_creates_nothing(tmp_path: Path, read) -> None:
     path = tmp_path / "typo.db"
@@ -51,6 +82,32 @@ def test_reading_a_missing_database_raises_and_creates_nothing(tmp_path: Path, r
         with pytest.raises(DatabaseError, match=r"typo\.db: no such database; check --db, or"):
             read(db)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda db: db.lifecycle.remove("alice"),
+        lambda db: db.lifecycle.opt_out("alice"),
+        lambda db: db.lifecycle.expire(),
+        lambda db: db.lifecycle.set_metadata("alice", external_id="e-1"),
+        lambda db: db.lifecycle.set_watchlist("alice"),
+        lambda db: db.lifecycle.clear_opt_out("alice"),
+    ],
+    ids=["remove", "opt_out", "expire", "set_metadata", "set_watchlist", "clear_opt_out"],
+)
+def test_a_lifecycle_change_refuses_a_missing_database_and_creates_nothing(
+    tmp_path: Path, change
+) -> None:
+    """A change to people who cannot be there (a mistyped path) is refused as ``db.remove``
+    refuses it, before the write that would leave an unfinished database behind."""
+    path = tmp_path / "typo.db"
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        with pytest.raises(DatabaseError, match=r"typo\.db: no such database; check --db, or"):
+            change(db)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DatabaseError, match="no such database"):
+        SpeakerDB(path, create=False)
 
 
 def test_the_first_enrollment_creates_the_database_owner_only(tmp_path: Path) -> None:

@@ -52,6 +52,24 @@ def test_a_fixed_threshold_is_kept_and_described(
     assert bound.named == int(np.sum(values >= fixed))
 
 
+@settings(max_examples=150, deadline=None)
+@given(scores, targets, sizes, st.floats(-1, 1))
+def test_a_default_is_left_downward_only_as_far_as_the_trials_show(
+    values: np.ndarray, target: float, n: int, default: float
+) -> None:
+    """Calibrating never goes below the measured default on less evidence than it takes
+    to show the target without a model (the counted share's 95% upper limit)."""
+    free = stranger_threshold(values, max(n - 1, 1), n, target)
+    bound = stranger_threshold(values, max(n - 1, 1), n, target, default=default)
+    if free.threshold >= default:
+        assert bound.threshold == free.threshold and bound.method == free.method
+    elif bound.method == "upper":
+        assert free.threshold <= bound.threshold < default
+        assert bound.upper <= target + 1e-9
+    else:
+        assert bound.threshold == default and bound.method == "default"
+
+
 @settings(max_examples=100, deadline=None)
 @given(scores, targets)
 def test_no_threshold_passes_the_ceiling(values: np.ndarray, target: float) -> None:

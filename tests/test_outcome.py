@@ -16,7 +16,7 @@ from typer.testing import Result
 
 import speakerdb
 from speakerdb import Identification, Outcome, SpeakerDB, Verification
-from speakerdb import _facade as facade
+from speakerdb.services import _opening as opening
 from speakerdb.services._checks import Query, Verdict
 
 ALICE, BOB = 110.0, 1000.0
@@ -48,7 +48,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[ByName]:
         ByName({"copy": Outcome.REPLAY}),
         ByName({"short": Outcome.NOT_ENOUGH_SPEECH, "copy": Outcome.NOT_ENOUGH_SPEECH}),
     ]
-    monkeypatch.setattr(facade, "query_checks", lambda storage, settings: tuple(made))
+    monkeypatch.setattr(opening, "query_checks", lambda storage, settings: tuple(made))
     return made
 
 

@@ -3,6 +3,7 @@ registries, and results that carry the policy that decided them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -13,7 +14,9 @@ from conftest import FakeEncoder, voice
 from speakerdb import InputError, SpeakerDB
 from speakerdb._stored import StoredSettings
 from speakerdb.decision import PolicySources, _scores, resolve_policy
+from speakerdb.decision._policy import sized
 from speakerdb.encoders import _registry, encode_windowed
+from speakerdb.encoders._registry import family_of
 from speakerdb.errors import DatabaseError
 from speakerdb.types import DecisionPolicy, Identification, Match, Verification
 
@@ -94,6 +97,27 @@ def test_precedence_table(
 ) -> None:
     policy = resolve_policy(sources(model, stored, arg, env), threshold, score_norm)
     assert (policy.score_norm, policy.threshold, policy.source) == expected
+    # The flag is set where the defaults are resolved, and only there.
+    assert policy.builtin_default == (expected[2] == f"default for {model}")
+
+
+def test_only_the_builtin_default_is_sized_whatever_a_source_says() -> None:
+    curve = family_of(GE2E).identify_curves["margin-duration"]
+    default = resolve_policy(sources(GE2E))
+    assert default.builtin_default and default.threshold == curve.at(None)
+    assert sized(default, GE2E, 500).threshold == curve.at(500) != curve.at(None)
+    # A stored threshold whose source text happens to read like the default's is kept.
+    stored = {"score_norm": "margin-duration", "threshold:identify:margin-duration": "0.95"}
+    kept = resolve_policy(sources(GE2E, stored))
+    assert (kept.threshold, kept.source, kept.builtin_default) == (0.95, "database", False)
+    lookalike = replace(kept, source=f"default for {GE2E}")
+    assert sized(lookalike, GE2E, 500) == lookalike
+    # So is a policy rebuilt from a result's JSON document, which leaves the flag out:
+    # the document is what it was before the flag.
+    document = default.to_dict()
+    assert list(document) == ["score_norm", "threshold", "source", "top_n", "notice"]
+    rebuilt = DecisionPolicy(**document)
+    assert sized(rebuilt, GE2E, 500) == rebuilt
 
 
 def test_the_environment_sets_the_threshold_of_the_score_that_decides() -> None:

@@ -67,7 +67,7 @@ def answers(db: SpeakerDB) -> tuple[Any, ...]:
     identified = db.identify(take("bob", 50), top_k=3)
     verified = db.verify("carol", take("carol", 51))
     rejected = db.verify("alice", take("carol", 52))
-    db.remove_utterance(db.utterances("alice")[0].id)
+    db.lifecycle.remove_utterance(db.utterances("alice")[0].id)
     db.rename("bob", "robert")
     db.remove("carol")
     return (

@@ -117,7 +117,7 @@ def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) ->
         assert stored_prints(db_path) == 5  # 4 enrolled clips and one query
         db.remove("alice")
         assert stored_prints(db_path) == 2  # bob's
-        db.remove_utterance(db.utterances("bob")[0].id)
+        db.lifecycle.remove_utterance(db.utterances("bob")[0].id)
         assert stored_prints(db_path) == 1
 
 

@@ -924,7 +924,7 @@ def test_speakerdb_on_memory_answers_as_on_sqlite(tmp_path: Path) -> None:
             identified = db.identify(take("bob", 50), top_k=3)
             verified = db.verify("carol", take("carol", 51))
             rejected = db.verify("alice", take("carol", 52))
-            db.remove_utterance(db.utterances("alice")[0].id)
+            db.lifecycle.remove_utterance(db.utterances("alice")[0].id)
             db.rename("bob", "robert")
             db.remove("carol")
             with pytest.raises(DuplicateUtterance):

@@ -282,11 +282,7 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             if choice.operation == "identify"
             else "per claim"
         )
-        how = (
-            "the measured default, too few voices to calibrate"
-            if choice.method == "default"
-            else f"set by the {choice.method} share"
-        )
+        how = _HOW.get(choice.method, f"set by the {choice.method} share")
         lines.append(
             f"{choice.operation} {choice.threshold:.4f} ({how}): {choice.named} of "
             f"{choice.n_strangers} stranger scores reach it; strangers let in {among}: "
@@ -295,6 +291,12 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             f"turned away {_pct(choice.frr)}"
         )
     return "\n".join(lines)
+
+
+_HOW = {
+    "default": "the measured default, kept: too few voices or trials to show a lower one",
+    "upper": "as low as the trials show the target, by its 95% upper limit",
+}
 
 
 def _verb(result: Calibration, stored: bool) -> str:

@@ -464,7 +464,7 @@ def remove_utterance(
     from ._render import emit_json, safe
 
     with open_db(db) as database:
-        speaker = database.remove_utterance(utterance_id)
+        speaker = database.lifecycle.remove_utterance(utterance_id)
     if json:
         emit_json(speaker)
     else:

@@ -116,7 +116,11 @@ def calibrate_population(
     With fewer than :data:`MIN_VOICES` stranger voices, identify's threshold is
     ``default`` and verify's ``verify_default`` (else ``default``): the score's
     measured defaults, identify's at the population's size; their ``method`` says
-    ``"default"``. Without a default, calibration is refused then. Each enrolled speaker
+    ``"default"``. Without a default, calibration is refused then. With enough voices,
+    a threshold goes below its default only as far as the trials show the target
+    share without a model (:func:`~speakerdb.decision._openset.stranger_threshold`):
+    calibrating never makes a site more lenient than the measured default on less
+    evidence than the default was measured on. Each enrolled speaker
     with 2 or more clips is a voice; so is each clip of a ``cohort`` given here, and
     each labelled voice of the database's own cohort (:attr:`Population.outside`).
     """
@@ -140,13 +144,13 @@ def calibrate_population(
     top = ceiling(score_norm)
     identify = choose(
         "identify",
-        stranger_threshold(stranger, sizes, n, target, fixed, top),
+        stranger_threshold(stranger, sizes, n, target, fixed, top, default),
         trials.genuine_best,
         trials.genuine,
     )
     verify = choose(
         "verify",
-        stranger_threshold(impostor, 1, 1, target, fixed_verify, top),
+        stranger_threshold(impostor, 1, 1, target, fixed_verify, top, verify_default or default),
         None,
         trials.genuine,
     )

@@ -65,7 +65,8 @@ class StrangerBound:
     carried to ``n_speakers``; ``upper`` its one-sided 95% upper limit (the share
     that holds without a model); ``modelled`` the normal model's share at the
     threshold; ``method`` says which rule set it (``"counted"`` or ``"modelled"``, or
-    ``"default"`` when the caller fixed it, ``"ceiling"`` when the score's range did).
+    ``"default"`` when the caller fixed it or the trials could not show a lower one,
+    ``"upper"`` when the upper limit set it, ``"ceiling"`` when the score's range did).
     """
 
     threshold: float
@@ -123,6 +124,7 @@ def stranger_threshold(
     target: float,
     fixed: float | None = None,
     ceiling: float = math.inf,
+    default: float | None = None,
 ) -> StrangerBound:
     """The threshold at which at most ``target`` of strangers are named at ``n_speakers``.
 
@@ -130,6 +132,13 @@ def stranger_threshold(
     number, or one per trial): see the module's docstring. With ``fixed``, that is the
     threshold (``method`` ``"default"``), and the rest says what holds at it. No
     threshold exceeds ``ceiling`` (a cosine's is 1; ``method`` ``"ceiling"``).
+
+    With ``default`` (the measured default), a threshold below it is taken only as far
+    as the trials *show* the target without a model: down to the lowest threshold whose
+    counted share's 95% upper limit is at most ``target`` (``method`` ``"upper"``); where
+    no threshold below ``default`` shows it, ``default`` stays (``method``
+    ``"default"``). A few trials cannot show a small share, so calibrating a small site
+    can make it stricter than the default, never more lenient.
     """
     if not 0.0 < target < 1.0:
         raise ValueError(f"the target share must be between 0 and 1, got {target}")
@@ -141,7 +150,11 @@ def stranger_threshold(
     per_trial = 1.0 - (1.0 - target) ** (size / n_speakers)
     counted_t = _counted(scores, size, n_speakers, target)
     modelled_t = _modelled(scores, float(np.mean(per_trial)))
-    threshold = min(max(counted_t, modelled_t) if fixed is None else fixed, ceiling)
+    chosen, method = _chosen(counted_t, modelled_t, fixed)
+    if method != "default" and default is not None and chosen < default:
+        shown = _shown(scores, float(size.mean()), n_speakers, target, chosen, default)
+        chosen, method = (default, "default") if shown is None else (shown, "upper")
+    threshold = min(chosen, ceiling)
     named = int(np.sum(scores >= threshold))
     counted = _share_at(scores, size, n_speakers, threshold)
     mean, spread = _fit(scores)
@@ -156,14 +169,39 @@ def stranger_threshold(
         counted=counted,
         upper=float(carried_share(upper_limit(named, scores.size), typical, n_speakers)),
         modelled=modelled,
-        method="ceiling" if threshold == ceiling else _method(counted_t, modelled_t, fixed),
+        method="ceiling" if threshold == ceiling else method,
     )
 
 
-def _method(counted: float, modelled: float, fixed: float | None) -> str:
+def _chosen(counted: float, modelled: float, fixed: float | None) -> tuple[float, str]:
     if fixed is not None:
-        return "default"
-    return "counted" if counted >= modelled else "modelled"
+        return fixed, "default"
+    return (counted, "counted") if counted >= modelled else (modelled, "modelled")
+
+
+def _shown(
+    scores: np.ndarray, typical: float, n_speakers: int, target: float, low: float, high: float
+) -> float | None:
+    """The lowest threshold in ``[low, high)`` (a stranger score, or just above the
+    highest) at which the 95% upper limit of the share named, carried to
+    ``n_speakers``, is at most ``target``; None if there is none."""
+    top = float(np.nextafter(scores.max(), np.inf))
+    candidates = np.unique(np.append(scores[(scores >= low) & (scores < high)], top))
+    candidates = candidates[(candidates >= low) & (candidates < high)]
+
+    def shows(threshold: float) -> bool:
+        named = int(np.sum(scores >= threshold))
+        limit = upper_limit(named, scores.size)
+        return float(carried_share(limit, typical, n_speakers)) <= target + 1e-12
+
+    lo, hi = 0, candidates.size  # the upper limit falls as the threshold rises
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if shows(float(candidates[mid])):
+            hi = mid
+        else:
+            lo = mid + 1
+    return None if lo == candidates.size else float(candidates[lo])
 
 
 def _share_at(scores: np.ndarray, size: np.ndarray, n_speakers: int, threshold: float) -> float:

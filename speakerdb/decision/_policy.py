@@ -49,6 +49,7 @@ __all__ = [
     "OPERATIONS",
     "DecisionPolicy",
     "PolicySources",
+    "ThresholdChoice",
     "check_operation",
     "cohort_fallback",
     "default_threshold",
@@ -66,6 +67,17 @@ def check_operation(operation: str) -> str:
     if operation not in OPERATIONS:
         raise InputError(f"operation must be identify or verify, got {operation!r}")
     return operation
+
+
+@dataclass(frozen=True)  # no slots, as PolicySources below
+class ThresholdChoice:
+    """A threshold, where it came from (``source``: argument, environment, database or
+    ``default for MODEL``), and whether it is the model's built-in default
+    (:func:`default_threshold`), which identify sets at the database's N (:func:`sized`)."""
+
+    value: float
+    source: str
+    builtin_default: bool = False
 
 
 @dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
@@ -91,20 +103,28 @@ class PolicySources:
     def threshold(self, norm: ScoreNorm, operation: str = "identify") -> tuple[float, str]:
         """The threshold of ``norm`` scores for ``operation`` and where it came from:
         argument, environment, database or ``default for MODEL``."""
+        chosen = self.threshold_choice(norm, operation)
+        return chosen.value, chosen.source
+
+    def threshold_choice(self, norm: ScoreNorm, operation: str = "identify") -> ThresholdChoice:
+        """:meth:`threshold`, saying whether it is the built-in default."""
         if self.threshold_arg is not None:
-            return norm.check_threshold(self.threshold_arg, "argument"), "argument"
+            return ThresholdChoice(norm.check_threshold(self.threshold_arg, "argument"), "argument")
         env = self.env_threshold()
         if env:
-            return norm.check_threshold(env, ENV_THRESHOLD), "environment"
+            return ThresholdChoice(norm.check_threshold(env, ENV_THRESHOLD), "environment")
         stored = self.stored.threshold_for(check_operation(operation), norm.name)
         if stored is not None:
-            return _checked_stored(norm, stored, operation), "database"
-        model = self.model
-        return default_threshold(norm, model, operation, self.n_speakers), f"default for {model}"
+            return ThresholdChoice(_checked_stored(norm, stored, operation), "database")
+        return _default_choice(norm, self.model, operation, self.n_speakers)
 
     def cosine_threshold(self) -> tuple[float, str]:
         """The cosine threshold of identify and where it came from."""
         return self.threshold(Cosine(), "identify")
+
+    def cosine_choice(self) -> ThresholdChoice:
+        """:meth:`cosine_threshold`, saying whether it is the built-in default."""
+        return self.threshold_choice(Cosine(), "identify")
 
     def score(self, override: str | None = None) -> tuple[str, int]:
         """The score that decides (see the module's docstring) and AS-norm's cohort size."""
@@ -139,10 +159,11 @@ def resolve_policy(
     name, top_n = sources.score(score_norm)
     norm = get_norm(name)
     if threshold is not None:
-        value, source = norm.check_threshold(threshold, "argument"), "argument"
+        chosen = ThresholdChoice(norm.check_threshold(threshold, "argument"), "argument")
     else:
-        value, source = sources.threshold(norm, operation)
-    return DecisionPolicy(name, value, source, top_n, notice=_cosine_notice(sources, name))
+        chosen = sources.threshold_choice(norm, operation)
+    notice = _cosine_notice(sources, name)
+    return _policy(name, chosen, top_n, notice)
 
 
 def cohort_fallback(
@@ -156,18 +177,16 @@ def cohort_fallback(
     norm = get_norm(Cosine.name) if default.needs_population else default
     stored = sources.stored.threshold_for(check_operation(operation), norm.name)
     if stored is not None:
-        value, source = _checked_stored(norm, stored, operation), "database"
+        chosen = ThresholdChoice(_checked_stored(norm, stored, operation), "database")
     else:
-        model = sources.model
-        value = default_threshold(norm, model, operation, sources.n_speakers)
-        source = f"default for {model}"
+        chosen = _default_choice(norm, sources.model, operation, sources.n_speakers)
     notice = (
         f"{policy.score_norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides "
         f"the claimed speaker's, and this database has {voices}: {norm.name} decides instead "
-        f"(threshold {value:.4f}, {source}); import outside voices (`speakerdb cohort "
-        "import`) or enroll more speakers"
+        f"(threshold {chosen.value:.4f}, {chosen.source}); import outside voices (`speakerdb "
+        "cohort import`) or enroll more speakers"
     )
-    return DecisionPolicy(norm.name, value, source, policy.top_n, notice=notice)
+    return _policy(norm.name, chosen, policy.top_n, notice)
 
 
 def default_threshold(
@@ -185,12 +204,27 @@ def default_threshold(
 
 def sized(policy: DecisionPolicy, model: str, n_speakers: int) -> DecisionPolicy:
     """``policy`` for a database of ``n_speakers``: an identify policy at its model's
-    default threshold takes the default at that N (:func:`default_threshold`); any
-    other policy is returned as it is."""
-    if policy.source != f"default for {model}":
+    built-in default threshold (:attr:`DecisionPolicy.builtin_default`) takes the default
+    at that N (:func:`default_threshold`); any other policy is returned as it is,
+    whatever its ``source`` says."""
+    if not policy.builtin_default:
         return policy
     norm = get_norm(policy.score_norm)
     return replace(policy, threshold=default_threshold(norm, model, "identify", n_speakers))
+
+
+def _default_choice(
+    norm: ScoreNorm, model: str, operation: str, n_speakers: int | None
+) -> ThresholdChoice:
+    """The built-in default (:func:`default_threshold`), the one place that names it so."""
+    value = default_threshold(norm, model, operation, n_speakers)
+    return ThresholdChoice(value, f"default for {model}", builtin_default=True)
+
+
+def _policy(name: str, chosen: ThresholdChoice, top_n: int, notice: str | None) -> DecisionPolicy:
+    return DecisionPolicy(
+        name, chosen.value, chosen.source, top_n, notice, builtin_default=chosen.builtin_default
+    )
 
 
 def _cosine_notice(sources: PolicySources, name: str) -> str | None:

@@ -79,8 +79,9 @@ class Calibration:
 
     @property
     def kept_defaults(self) -> bool:
-        """True when too few voices kept the measured defaults: nothing is stored then."""
-        return self.identify.method == "default"
+        """True when both operations kept their measured defaults (too few voices, or
+        trials that could not show a lower threshold): nothing is stored then."""
+        return all(c.method == "default" for c in (self.identify, self.verify))
 
 
 def calibrate_trials(

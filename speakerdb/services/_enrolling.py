@@ -397,12 +397,12 @@ class Enrolling:
     ) -> tuple[QualityIssue, ...]:
         from ._quality import check_enrollment
 
-        threshold, source = self._settings.sources().cosine_threshold()
-        model = self._slot.model
+        chosen = self._settings.sources().cosine_choice()
+        threshold, model = chosen.value, self._slot.model
         # A default nobody measured for this model is too rough for the gates to refuse by.
         measured_default = family_of(model).measured_threshold(model) is not None
-        measured = source != f"default for {model}" or measured_default
-        if source == f"default for {model}":
+        measured = not chosen.builtin_default or measured_default
+        if chosen.builtin_default:
             # The gates' limits were measured on the family's cosine scale, not on the
             # (stricter) decision default.
             threshold = family_of(model).threshold(model)

@@ -1,11 +1,14 @@
 """The lifecycle of voiceprints, the service behind :attr:`SpeakerDB.lifecycle
 <speakerdb.SpeakerDB.lifecycle>`: who a speaker is to other systems (their external id
 and attributes, :mod:`speakerdb._metadata`), groups (:mod:`speakerdb.services._groups`),
-retention (removal, expiry and opt-out,
+retention (removal of a speaker or of one clip, expiry and opt-out,
 :mod:`speakerdb.services._retention`), export and import
 (:mod:`speakerdb.services._archive`) and its online backup.
 
-Each method runs its own transaction; none embeds audio.
+Each method runs its own transaction; none embeds audio. On a database that no write
+has created (a mistyped path), every one that reads or changes what it holds refuses
+with :func:`~speakerdb.storage.require_database`'s error and creates nothing;
+``set_idle_days``, a setting, creates the database as the other settings do.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .._metadata import clean_attributes, clean_expiry, clean_external_id, merged_attributes
 from .._names import clean_name, name_keys
 from ..errors import DatabaseError, InputError, SpeakerNotFound
-from ..storage import Backup
+from ..storage import Backup, require_database
 from ..types import ArchiveReport
 from ._groups import GroupAdmin
 from ._retention import expire_due, refuse_opted_out, remove_speaker
@@ -167,12 +170,14 @@ class Lifecycle:
     def kept_audio(self, name: str | None = None) -> int:
         """How many clips (of speaker ``name``, or of everyone) have their audio kept
         (``keep_audio``); after a removal, none of theirs is."""
+        require_database(self._storage)
         wanted = None if name is None else clean_name(name)
         with self._storage.read() as snapshot:
             return snapshot.kept_audio_count(wanted)
 
     def find(self, external_id: str) -> Speaker:
         """The speaker whose external id is ``external_id``; :class:`SpeakerNotFound` if none."""
+        require_database(self._storage)
         wanted = clean_external_id(external_id)
         with self._storage.read() as snapshot:
             found = snapshot.speaker_by_external_id(wanted)
@@ -196,6 +201,7 @@ class Lifecycle:
         ``None`` is deleted. ``expires_at`` (a future date or aware datetime) is set,
         cleared (``None``) or kept (left out).
         """
+        require_database(self._storage)
         name = clean_name(name)
         wanted = clean_external_id(external_id) if isinstance(external_id, str) else external_id
         given = None if attributes is None else clean_attributes(attributes)
@@ -215,6 +221,7 @@ class Lifecycle:
 
     def set_watchlist(self, name: str, on: bool = True) -> Speaker:
         """Put speaker ``name`` on the watchlist (``on``) or take them off it."""
+        require_database(self._storage)
         name = clean_name(name)
         with self._storage.change() as change:
             speaker = change.set_watchlist(name, bool(on))
@@ -226,13 +233,27 @@ class Lifecycle:
     def remove(self, name: str, *, purge_audit: bool = False) -> Speaker:
         """Delete ``name`` with their clips; their audit entries name them
         ``removed-<id>`` afterwards, or are deleted with ``purge_audit``."""
+        require_database(self._storage)
         name = clean_name(name)
         with self._storage.change(templates=True) as change:
             return remove_speaker(change, name, purge_audit=purge_audit)
 
+    def remove_utterance(self, utterance_id: int) -> Speaker:
+        """Delete one enrolled clip (an :attr:`Utterance.id`) and its embedding; return its
+        speaker, template recomputed.
+
+        A speaker's last clip is not removed, since a speaker without clips has no
+        voiceprint: that raises :class:`InputError`; remove the speaker instead."""
+        require_database(self._storage)
+        with self._storage.change(templates=True) as change:
+            speaker = change.remove_utterance(utterance_id)
+        log.info("removed clip #%d of %r", utterance_id, speaker.name)
+        return speaker
+
     def opt_out(self, name: str, *, purge_audit: bool = False) -> Tombstone:
         """Remove ``name`` as :meth:`remove` does and keep a tombstone (their external id
         and name skeletons), so that they are not enrolled again; return it."""
+        require_database(self._storage)
         name = clean_name(name)
         with self._storage.change(templates=True) as change:
             removed = remove_speaker(change, name, purge_audit=purge_audit)
@@ -245,6 +266,7 @@ class Lifecycle:
         so that the person may be enrolled again; return how many there were."""
         if name is None and external_id is None:
             raise InputError("name the person whose opt-out to clear, or give their --id")
+        require_database(self._storage)
         keys = None if name is None else name_keys(clean_name(name))
         wanted = None if external_id is None else clean_external_id(external_id)
         with self._storage.change() as change:
@@ -252,6 +274,7 @@ class Lifecycle:
 
     def opt_outs(self) -> list[Tombstone]:
         """Every opt-out tombstone, oldest first."""
+        require_database(self._storage)
         with self._storage.read() as snapshot:
             return snapshot.tombstones()
 
@@ -260,6 +283,7 @@ class Lifecycle:
         the idle limit (:meth:`set_idle_days`); return them. Queries remove expired ones
         too before they search, and sweep for idle ones in the background at most
         hourly (:mod:`speakerdb.services._idle`); this sweeps at once."""
+        require_database(self._storage)
         from ._idle import utcnow
 
         return expire_due(self._storage, utcnow())
@@ -273,6 +297,7 @@ class Lifecycle:
 
     def idle_days(self) -> tuple[int | None, datetime | None]:
         """The idle limit in days (``None``: off) and when it was turned on."""
+        require_database(self._storage)
         from ._idle import idle_setting
 
         with self._storage.read() as snapshot:

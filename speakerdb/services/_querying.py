@@ -19,13 +19,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._names import clean_group, clean_name
-from ..audio._decode import ClipInput, to_clip
+from ..audio._decode import Clip, ClipInput, to_clip
 from ..config import MIN_COHORT_VOICES
 from ..decision._countermeasure import judge
 from ..decision._ranking import normalized_claim, rank
 from ..decision._scores import get_norm
 from ..errors import InputError
-from ..types import CountermeasureScore, DecisionPolicy, Identification, Outcome, Verification
+from ..storage import require_database
+from ..types import (
+    CountermeasureScore,
+    DecisionPolicy,
+    Identification,
+    Match,
+    Outcome,
+    Verification,
+)
 from ._checks import Query, QueryCheck, Verdict, first_verdict
 from ._groups import QuerySearch
 from ._watchlist import flag_identification, flag_verification, query_guard
@@ -79,7 +87,8 @@ class Querying:
         group: str | None = None,
     ) -> list[Identification]:
         """Each clip's ``top_k`` speakers (of ``group``'s members when given), and the
-        answer by the query's policy."""
+        answer by the query's policy. Refuses a database no write has created."""
+        require_database(self._storage)
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         # An unknown group is refused by the search itself (from its cached marks): a
@@ -89,30 +98,19 @@ class Querying:
         decoded = [to_clip(c) for c in clips]
         asked = [Query("identify", clip, session=replay_session) for clip in decoded]
         judged, verdicts = self._pre_decide(asked)
-        queries = self._slot.embed(decoded)
-        durations = [clip.duration_s for clip in decoded]
-        within = searching.within()
-        found = rank(policy, queries, top_k, searching.search, population, durations, within)
-        if searching.expired():  # an expired voiceprint is never matched: deleted, search again
-            found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        found = self._ranked(policy, decoded, top_k, searching, population)
         if searching.found is not None:  # the default threshold at the searched database's N
             policy = self._settings.sized(policy, searching.found.speakers)
         watched = guarded if guarded is not None else searching.watchlist() or frozenset()
-        verdicts = [
-            verdict or flag_identification(matches, policy, watched)
-            for verdict, matches in zip(verdicts, found, strict=True)
-        ]
         results = self._audit.log_identifications(
             [
-                Identification(
-                    clip.source,
+                _identified(
+                    clip,
                     matches,
-                    policy.threshold,
-                    policy.score_norm,
                     policy,
-                    *_given(verdict),
-                    countermeasure=judge,
-                    group=searching.group,
+                    verdict or flag_identification(matches, policy, watched),
+                    judge,
+                    searching.group,
                 )
                 for clip, matches, verdict, judge in zip(
                     decoded, found, verdicts, judged, strict=True
@@ -133,14 +131,14 @@ class Querying:
         group: str | None = None,
     ) -> Verification:
         """Accept or reject the claim that ``clip`` is ``name``; a claimed speaker outside
-        ``group`` (when given) is rejected, with the reason."""
+        ``group`` (when given) is rejected, with the reason. Refuses a database no write
+        has created."""
+        require_database(self._storage)
         name = clean_name(name)
         group = None if group is None else clean_group(group)
         policy, population, guarded = self._policy(threshold, score_norm, "verify")
         watched = guarded if guarded is not None else query_guard(self._storage)
-        with self._storage.read() as snapshot:
-            template = snapshot.template(name)
-            outside = group is not None and name not in snapshot.group_members(group)
+        template, outside = self._claim(name, group)
         decoded = to_clip(clip)
         asked = Query("verify", decoded, name, session=replay_session)
         (judged,), (verdict,) = self._pre_decide([asked])
@@ -172,6 +170,31 @@ class Querying:
         )
         self._tell(asked, self._audit.log_verification(result))
         return result
+
+    def _ranked(
+        self,
+        policy: DecisionPolicy,
+        decoded: Sequence[Clip],
+        top_k: int,
+        searching: QuerySearch,
+        population: Callable[[], Population],
+    ) -> list[tuple[Match, ...]]:
+        """Each clip's ``top_k`` matches by ``policy``'s score. An expired voiceprint is
+        never matched: when the search met one, it was deleted, and the search runs again."""
+        queries = self._slot.embed(decoded)
+        durations = [clip.duration_s for clip in decoded]
+        within = searching.within()
+        found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        if searching.expired():
+            found = rank(policy, queries, top_k, searching.search, population, durations, within)
+        return found
+
+    def _claim(self, name: str, group: str | None) -> tuple[np.ndarray, bool]:
+        """The claimed speaker's template, and whether they are outside ``group``, in one
+        read."""
+        with self._storage.read() as snapshot:
+            template = snapshot.template(name)  # an unknown speaker is refused first
+            return template, group is not None and name not in snapshot.group_members(group)
 
     def _pre_decide(
         self, asked: Sequence[Query]
@@ -218,6 +241,26 @@ class Querying:
         decided = replace(query, named=named)
         for check in self._checks:
             check.decided(decided, result.outcome)
+
+
+def _identified(
+    clip: Clip,
+    matches: tuple[Match, ...],
+    policy: DecisionPolicy,
+    verdict: Verdict | None,
+    judged: CountermeasureScore | None,
+    group: str | None,
+) -> Identification:
+    return Identification(
+        clip.source,
+        matches,
+        policy.threshold,
+        policy.score_norm,
+        policy,
+        *_given(verdict),
+        countermeasure=judged,
+        group=group,
+    )
 
 
 def _spoof_verdict(judged: CountermeasureScore) -> Verdict:

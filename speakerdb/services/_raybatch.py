@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from ._batch import BatchReport, Decoder, ManifestRow, by_speaker, collect
 
 if TYPE_CHECKING:
     from ._enrolling import Enrolling
+    from ._model import ModelSlot
 
 __all__ = ["RayOptions", "enroll_batch_ray"]
 
@@ -59,16 +61,27 @@ class RayOptions:
 
 def enroll_batch_ray(
     enrolling: Enrolling,
-    load: tuple[str, dict[str, Any]],
-    location: str,
+    slot: ModelSlot,
+    location: Path | str | None,
     rows: Iterable[ManifestRow],
     progress: Callable[[int], None] | None,
+    options: RayOptions,
     *,
     force: bool,
-    options: RayOptions,
+    keep_audio: bool = False,
 ) -> BatchReport:
-    """Enroll ``rows`` with the model ``load`` names (:meth:`ModelSlot.load_spec`) into
-    the database at ``location`` through ``enrolling``, embedding on Ray."""
+    """Enroll ``rows`` with the model of ``slot`` (:meth:`ModelSlot.load_spec`: the actors
+    load it) into the database at ``location`` through ``enrolling``, embedding on Ray.
+
+    :class:`InputError` for ``keep_audio`` (the actors keep no audio), or when the
+    database is not named by a path or URL the actors can open."""
+    if keep_audio:
+        raise InputError("a batch on Ray keeps no audio; leave out --ray or --keep-audio")
+    if location is None:
+        raise InputError("a batch on Ray needs a database named by a path or URL")
+    if isinstance(location, Path):
+        location = str(location.resolve())  # the actors' folder may be another
+    load = slot.load_spec()
     advance = progress or (lambda n: None)
     grouped = by_speaker(rows)
     ordered = [row for group in grouped.values() for row in group]

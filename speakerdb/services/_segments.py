@@ -24,7 +24,7 @@ The method:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..decision._policy import voice_policy
 from ..decision._ranking import Search, Within, rank
 from ..diarization import Diarizer, SegmentOptions, agglomerate
 from ..diarization._timeline import Run
+from ..storage import require_database
 from ..types import DecisionPolicy, Match, Segment
 from ._groups import QuerySearch
 
@@ -69,24 +70,33 @@ class Segmenting:
         self._settings = settings
 
     def policy(self, threshold: float | None, score_norm: str | None) -> DecisionPolicy:
-        """How voices are named (:func:`~speakerdb.decision._policy.voice_policy`)."""
+        """How voices are named (:func:`~speakerdb.decision._policy.voice_policy`) on a
+        database that a write has created."""
+        require_database(self._storage)
         return voice_policy(self._settings.sources(), threshold, score_norm)
 
     def segments(
         self,
         recording: ClipInput,
-        policy: DecisionPolicy,
-        options: SegmentOptions,
-        max_duration_s: float = MAX_RECORDING_S,
+        threshold: float | None,
+        score_norm: str | None,
+        options: SegmentOptions | None = None,
+        max_duration_s: float | None = None,
         progress: Callable[[float], None] | None = None,
         group: str | None = None,
     ) -> list[Segment]:
-        """The segments of a whole recording, in order of time; ``progress(seconds)`` is
+        """The segments of a whole recording, named by the :meth:`policy` of ``threshold``
+        and ``score_norm``, in order of time; ``progress(seconds)`` is
         called as each block is done, with the seconds of audio done so far. With
-        ``group``, voices are named after its members only."""
+        ``group``, voices are named after its members only. ``options`` default to
+        :class:`SegmentOptions`' defaults, ``max_duration_s`` to
+        :data:`~speakerdb.audio._recording.MAX_RECORDING_S`."""
+        policy = self.policy(threshold, score_norm)
         QuerySearch(self._storage, group).check_group()
+        options = options or SegmentOptions()
         diarizer = Diarizer(self._slot.encoder(), options)
-        for block in recording_blocks(recording, _block_s(options), max_duration_s):
+        limit = _limit(max_duration_s)
+        for block in recording_blocks(recording, _block_s(options), limit):
             diarizer.add(block)
             if progress is not None:
                 progress(diarizer.seconds)
@@ -97,14 +107,18 @@ class Segmenting:
     def live(
         self,
         sample_rate: int,
-        policy: DecisionPolicy,
-        options: SegmentOptions,
-        max_duration_s: float = MAX_RECORDING_S,
+        threshold: float | None,
+        score_norm: str | None,
+        options: SegmentOptions | None = None,
+        max_duration_s: float | None = None,
         group: str | None = None,
     ) -> LiveSegments:
-        """A live recording's segments, as its chunks are pushed (:class:`LiveSegments`)."""
+        """A live recording's segments, as its chunks are pushed (:class:`LiveSegments`);
+        ``options`` default to :data:`LIVE_OPTIONS`."""
+        policy = self.policy(threshold, score_norm)
         QuerySearch(self._storage, group).check_group()
-        return LiveSegments(self, sample_rate, policy, options, max_duration_s, group)
+        chosen, limit = options or LIVE_OPTIONS, _limit(max_duration_s)
+        return LiveSegments(self, sample_rate, policy, chosen, limit, group)
 
     def encoder(self) -> Encoder:
         return self._slot.encoder()
@@ -175,6 +189,12 @@ class LiveSegments:
             self._diarizer.add(block)
         runs = self._diarizer.settled(self._groups, last=True)
         return out + _labelled(runs, self._named, self._unknown)
+
+    def drain(self, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+        """:meth:`push` every chunk of ``chunks``, then :meth:`end`: the segments, lazily."""
+        for chunk in chunks:
+            yield from self.push(chunk)
+        yield from self.end()
 
     def _groups(self) -> np.ndarray:
         groups, self._named = self._segmenting.grouped(
@@ -258,6 +278,10 @@ def _labelled(
             )
         )
     return out
+
+
+def _limit(max_duration_s: float | None) -> float:
+    return MAX_RECORDING_S if max_duration_s is None else max_duration_s
 
 
 def _block_s(options: SegmentOptions) -> float:

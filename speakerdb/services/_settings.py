@@ -40,12 +40,13 @@ from ..decision._policy import (
 )
 from ..decision._scores import get_norm
 from ..errors import InputError
+from ..storage import require_database
 from ..storage._describe import describe_database
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
     from ..storage import Storage
-    from ..types import DatabaseInfo, DecisionPolicy, EncoderInfo
+    from ..types import DatabaseInfo, DecisionPolicy
     from ._model import ModelSlot
 
 __all__ = ["Settings"]
@@ -145,19 +146,30 @@ class Settings:
         sources = replace(self.sources(), n_speakers=n_speakers)
         return resolve_policy(sources, threshold, score_norm, check_operation(operation))
 
+    def policy_now(
+        self, threshold: float | None, score_norm: str | None, operation: str
+    ) -> DecisionPolicy:
+        """:meth:`policy` at the number of speakers enrolled now (identify's default
+        threshold depends on it)."""
+        with self._storage.read() as snapshot:
+            n_speakers = snapshot.counts()[0]
+        return self.policy(threshold, score_norm, operation, n_speakers)
+
     def sized(self, policy: DecisionPolicy, n_speakers: int) -> DecisionPolicy:
         """An identify ``policy`` for a database of ``n_speakers``
         (:func:`~speakerdb.decision._policy.sized`)."""
         return sized(policy, self._slot.model, n_speakers)
 
-    def describe(
-        self, encoder: EncoderInfo | None, counts: tuple[int, int], generation: int
-    ) -> DatabaseInfo:
+    def describe(self) -> DatabaseInfo:
         """What ``info`` shows (:func:`describe_database`): the storage describes where it
-        is and the state of its search index; the replay window is this object's."""
+        is and the state of its search index; the replay window is this object's.
+        Refuses a database no write has created."""
+        require_database(self._storage)
+        with self._storage.read() as snapshot:
+            counts, generation = snapshot.counts(), snapshot.version()
         sources = self.sources()
         where = self._storage.describe(generation, sources.stored.index_digest)
-        described = describe_database(where, encoder, counts, sources)
+        described = describe_database(where, self._slot.stored, counts, sources)
         window, source = self.replay_window()
         return replace(described, replay_window_s=window, replay_window_source=source)
 
@@ -213,10 +225,12 @@ class Settings:
         apply: bool,
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
-        and store each for its operation unless ``apply`` is false (or too few voices
-        kept the defaults, which then stay unpinned)."""
+        and store each for its operation unless ``apply`` is false (a kept default,
+        too few voices or trials to show a lower threshold, stays unpinned). Refuses a
+        database no write has created."""
         from ..decision._calibration import calibrate_database
 
+        require_database(self._storage)
         sources = self.sources()
         # The score calibrated is the one asked for, else the one the database decides by
         # (a threshold in the environment is not a choice of score).
@@ -235,9 +249,13 @@ class Settings:
             default=default_threshold(get_norm(norm), model, "identify", n_speakers),
             verify_default=default_threshold(get_norm(norm), model, "verify"),
         )
-        if apply and not result.kept_defaults:
+        if apply:
             for choice in (result.identify, result.verify):
-                self.set_threshold(choice.threshold, score_norm=norm, operation=choice.operation)
+                # A kept default is not pinned: identify's keeps following N.
+                if choice.method != "default":
+                    self.set_threshold(
+                        choice.threshold, score_norm=norm, operation=choice.operation
+                    )
         return result
 
 

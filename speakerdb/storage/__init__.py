@@ -51,6 +51,7 @@ __all__ = [
     "open_storage",
     "plan_for",
     "read_header",
+    "require_database",
     "upgrade_storage",
 ]
 
@@ -95,6 +96,16 @@ def open_storage(location: str | os.PathLike[str], *, create: bool = True) -> St
     from .sqlite._backend import SQLiteStorage
 
     return SQLiteStorage.open(location, create=create)
+
+
+def require_database(storage: Storage) -> None:
+    """Refuse a read of a database that no write has created
+    (:attr:`Storage.exists <speakerdb.storage._protocol.Storage.exists>`): a misspelt path
+    must not read as an empty database, and must not be created by reading it."""
+    if not storage.exists:
+        from ..errors import missing_database
+
+        raise missing_database(storage.path, unfinished=os.path.lexists(storage.path))
 
 
 def upgrade_storage(location: str | os.PathLike[str]) -> tuple[str | None, str]:

@@ -95,6 +95,11 @@ class DecisionPolicy(_Result):
     ``database`` or ``default for MODEL``. ``top_n`` is AS-norm's cohort size.
     ``notice`` says why the score is not the one the database would decide by on its
     own (a bare cosine threshold, a cohort too small for AS-norm), if it is not.
+    ``builtin_default`` is true when the threshold is the model's built-in default for
+    identify or verify, set where the defaults are resolved
+    (:mod:`speakerdb.decision._policy`); identify's then follows the number of enrolled
+    speakers. Code tells a default by this flag, never by ``source``'s words. It is left
+    out of :meth:`to_dict`, whose ``source`` says the same in words.
     """
 
     score_norm: str
@@ -102,10 +107,17 @@ class DecisionPolicy(_Result):
     source: str
     top_n: int = 50  # speakerdb.config.DEFAULT_TOP_N: results import nothing of the package
     notice: str | None = None
+    builtin_default: bool = False
 
     def accepts(self, score: float) -> bool:
         """The decision rule, the only place it is written: the score reaches the threshold."""
         return score >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: every field but ``builtin_default`` (``source`` says it)."""
+        document = _fields(self)
+        del document["builtin_default"]
+        return document
 
 
 def _given(policy: DecisionPolicy | None, threshold: float, score_norm: str) -> DecisionPolicy:

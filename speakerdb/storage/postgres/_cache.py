@@ -27,7 +27,7 @@ from .._indexkind import AUTO_IVF_FROM, plan_for
 from .._marks import MARKS_COUNTER, Found, Marks
 from ..sqlite import _catalog as catalog
 from ..sqlite._groups import read_marks
-from ..sqlite._store import SpeakerRow
+from ..sqlite._models import SpeakerRow
 
 __all__ = ["FaissCache"]
 

@@ -24,10 +24,10 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "SQLiteStorage": "._backend",
-        "Base": "._store",
+        "Base": "._models",
         "Store": "._store",
-        "from_blob": "._store",
-        "to_blob": "._store",
+        "from_blob": "._models",
+        "to_blob": "._models",
         "KNOWN_REVISIONS": "._schema",
         "SCHEMA_HEAD": "._schema",
         "Reader": "._reader",
@@ -37,6 +37,7 @@ __getattr__, __dir__ = lazy_exports(
 
 if TYPE_CHECKING:
     from ._backend import SQLiteStorage
+    from ._models import Base, from_blob, to_blob
     from ._reader import Reader, open_reader
     from ._schema import KNOWN_REVISIONS, SCHEMA_HEAD
-    from ._store import Base, Store, from_blob, to_blob
+    from ._store import Store

@@ -24,8 +24,8 @@ from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
+from ._models import SpeakerRow
 from ._snapshot import SessionSnapshot
-from ._store import SpeakerRow
 
 if TYPE_CHECKING:
     from ...audio._decode import Clip

@@ -16,7 +16,7 @@ from ...types import Group
 from .._marks import MARKS_COUNTER, Marks, Members
 from .._rules import no_such_group
 from ._catalog import bump_counter, require_speaker
-from ._store import GroupMemberRow, GroupRow, SpeakerRow, as_utc, utcnow
+from ._models import GroupMemberRow, GroupRow, SpeakerRow, as_utc, utcnow
 
 __all__ = [
     "add_members",

@@ -23,7 +23,7 @@ from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
-from ._store import SpeakerRow
+from ._models import SpeakerRow
 
 __all__ = ["SessionSnapshot", "blank"]
 

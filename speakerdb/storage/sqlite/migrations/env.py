@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from speakerdb.storage.sqlite._store import Base
+from speakerdb.storage.sqlite._models import Base
 
 config = context.config
 
