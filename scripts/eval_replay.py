@@ -2,8 +2,9 @@
 
 On the shared real-speech corpus (``~/.cache/speakerdb-corpus``, built by
 ``scripts/corpus.py``; ``$SPEAKERDB_CORPUS``), through the path a query takes
-(:func:`speakerdb.services._replay.best_stored_match`: the fingerprint, the indexed
-lookup of candidates in an SQLite database, the exact score of the candidates):
+(:func:`speakerdb.services._replay.stored_candidates`, whose best is
+``best_stored_match``'s: the fingerprint, the indexed lookup of candidates in an SQLite
+database, the exact score of the candidates):
 
 - The 11 speakers are split into two fixed folds (:data:`FOLDS`; both hold
   telephone and studio voices). Each fold is its own database: per speaker, its 3
@@ -74,6 +75,12 @@ lookup of candidates in an SQLite database, the exact score of the candidates):
   the fold's own database too (no distractors) and 2 come with the 3,296 distractors;
   pooled 5/660 (0.76%, CI 0.32-1.76). Detection of the issue's list in the clean
   database: the same as with every distractor (A 95.66%, B 97.29%).
+- **Rules against chance matches at scale** (:func:`scale_rules_report`; none is
+  shipped): a threshold rising with ln N, and a margin over the other candidates'
+  median, each chosen on one fold's clean database by the first rule's target and
+  reported on the other. Tuned on A (1/360 flagged already) neither changes anything,
+  and B stays at 4/300; tuned on B (b = 0.92 per unit of ln N, margin 8.5), A's clean
+  database flags 0/360 and detects 548/576 (95.14%) and 549/576 (95.31%).
 - The corpus's 60 ``silence__N.wav`` clips are digital silence filed under a
   speaker (the Asterisk prompts' pauses): they are left out. So are clips shorter
   than 0.5 s, which speakerdb refuses.
@@ -128,7 +135,7 @@ from speakerdb.audio import Fingerprint, best_matches, fingerprint
 from speakerdb.audio._fingerprint import fingerprint_with_margins
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.errors import AudioError
-from speakerdb.services._replay import MATCH_THRESHOLD, ROWS_PER_KEY, best_stored_match
+from speakerdb.services._replay import MATCH_THRESHOLD, ROWS_PER_KEY, stored_candidates
 from speakerdb.storage import Storage, open_storage
 from speakerdb.storage._prints import PrintHit, StoredPrint
 
@@ -306,11 +313,19 @@ def lookup(storage: Storage, printed: Printed, rows: int | None = ROWS_PER_KEY) 
 
 def matched(
     storage: Storage, printed: Printed, rows: int | None = ROWS_PER_KEY
-) -> tuple[float, PrintHit | None]:
-    """:func:`lookup`'s score, and the stored fingerprint it matched."""
+) -> tuple[float, PrintHit | None, float]:
+    """:func:`lookup`'s score, the stored fingerprint it matched (as
+    :func:`~speakerdb.services._replay.best_stored_match` picks it among the same
+    candidates), and its margin over the median of the other candidates' scores."""
     if printed is None:
-        return 0.0, None
-    return best_stored_match(storage, *printed, EPOCH, rows_per_key=rows)
+        return 0.0, None, 0.0
+    scores, hits = stored_candidates(storage, *printed, EPOCH, rows_per_key=rows)
+    if not hits:
+        return 0.0, None, 0.0
+    best = int(np.argmax(scores))
+    others = np.delete(scores, best)
+    rest = float(np.median(others)) if others.size else 0.0
+    return float(scores[best]), hits[best], float(scores[best]) - rest
 
 
 #: How a fold is looked up: in which database (:data:`OWN`, its own stored clips only;
@@ -344,13 +359,18 @@ class Fold:
     #: Per setup with distractors, each genuine clip's matched stored clip (its source).
     matches: dict[Setup, list[Source | None]]
     genuine_paths: list[str]
+    #: Each lookup's margin: its best score less the median of the other candidates'.
+    replay_margin: dict[Setup, dict[str, np.ndarray]]
+    genuine_margin: dict[Setup, np.ndarray]
+    #: Stored fingerprints in the own, scale and clean databases.
+    sizes: tuple[int, int, int]
 
-    def confound_free(self, setup: Setup) -> np.ndarray:
-        """The genuine clips' best matches, less those of clips that share recorded audio
-        with a stored clip of the fold (true replays of a part of it)."""
+    def confound_free(self, setup: Setup, margins: bool = False) -> np.ndarray:
+        """The genuine clips' best matches (or their margins), less those of clips that
+        share recorded audio with a stored clip of the fold (true replays of a part)."""
         keep = np.ones(len(self.genuine_paths), bool)
         keep[sorted(self.shared.genuine_with_stored)] = False
-        return self.genuine[setup][keep]
+        return (self.genuine_margin if margins else self.genuine)[setup][keep]
 
 
 #: Where a stored fingerprint comes from: ``(kind, path, time-reversed)``, kind "stored"
@@ -406,6 +426,8 @@ def build_fold(speakers: list[str], args: argparse.Namespace, setups: list[Setup
         setup: {name: [] for name in TRANSFORMS} for setup in setups
     }
     genuine: dict[Setup, list[float]] = {setup: [] for setup in setups}
+    replay_margin = {setup: {name: [] for name in TRANSFORMS} for setup in setups}
+    genuine_margin: dict[Setup, list[float]] = {setup: [] for setup in setups}
     matches: dict[Setup, list[Source | None]] = {s: [] for s in setups if s[0] != OWN}
     exact: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
     seconds = []
@@ -422,13 +444,16 @@ def build_fold(speakers: list[str], args: argparse.Namespace, setups: list[Setup
             for t, (name, transform) in enumerate(TRANSFORMS.items()):
                 copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
                 for db, rows in setups:
-                    replay[db, rows][name].append(lookup(storages[db], copy, rows))
+                    score, _, margin = matched(storages[db], copy, rows)
+                    replay[db, rows][name].append(score)
+                    replay_margin[db, rows][name].append(margin)
                 exact[name].append(_exact(copy, own[path]))
         for path in genuine_paths:
             query = printed_of(load(path))
             for db, rows in setups:
-                score, hit = matched(storages[db], query, rows)
+                score, hit, margin = matched(storages[db], query, rows)
                 genuine[db, rows].append(score)
+                genuine_margin[db, rows].append(margin)
                 if db != OWN:
                     matches[db, rows].append(None if hit is None else source_of.get(hit.data))
     return Fold(
@@ -442,6 +467,9 @@ def build_fold(speakers: list[str], args: argparse.Namespace, setups: list[Setup
         shared,
         matches,
         genuine_paths,
+        {k: {n: np.array(v) for n, v in by.items()} for k, by in replay_margin.items()},
+        {k: np.array(v) for k, v in genuine_margin.items()},
+        (len(prints), len(prints) + len(others), len(prints) + len(clean)),
     )
 
 
@@ -573,7 +601,11 @@ def _exact(copy: Printed, stored: Fingerprint) -> float:
 def tune(fold: Fold, setup: Setup, max_flags: float) -> float:
     """The choice rule: the lowest threshold flagging at most ``max_flags`` of the
     tuning fold's genuine clips."""
-    best = np.sort(fold.genuine[setup])
+    return _lowest(fold.genuine[setup], max_flags)
+
+
+def _lowest(scores: np.ndarray, max_flags: float) -> float:
+    best = np.sort(scores)
     allowed = math.floor(max_flags * best.size)
     # Just above the (allowed + 1)-th highest genuine score.
     return float(best[best.size - allowed - 1]) + 1e-6
@@ -755,6 +787,62 @@ def at_scale_report(name: str, fold: Fold) -> None:
             f"({'same recording' if corr >= SAME else 'no shared recording'}; at "
             f"{g_at:.2f} s / {o_at:.2f} s){'' if clean else '; not flagged when clean'}"
         )
+
+
+def scale_rules_report(built: dict[str, Fold], max_flags: float) -> None:
+    """Two rules against chance matches among many stored clips, each chosen on one
+    fold and reported on the other (both rotations), at ROWS_PER_KEY rows per key:
+
+    - a threshold rising with the stored clips, ``T(N) = MATCH_THRESHOLD + b ln(N /
+      N0)`` (``N0`` the tuning fold's own database, below it the shipped threshold):
+      ``b`` takes the tuning fold's clean database to the first rule's threshold there
+      (at most ``max_flags`` of its confound-free genuine clips flagged);
+    - a margin: a match must also lead the other candidates' median score by ``m``, the
+      smallest (in steps of 0.25) with at most ``max_flags`` of the tuning fold's
+      confound-free genuine clips flagged in its clean database.
+
+    Nothing in the library applies either; this tells whether one would carry over."""
+    rows = ROWS_PER_KEY
+    print("\n#### rules against chance matches at scale (not shipped), tuned on one fold")
+    for tuned, reported in (("A", "B"), ("B", "A")):
+        fold = built[tuned]
+        scores = fold.confound_free((CLEAN, rows))
+        margins = fold.confound_free((CLEAN, rows), margins=True)
+        allowed = math.floor(max_flags * scores.size)
+        top = max(MATCH_THRESHOLD, _lowest(scores, max_flags))
+        b = (top - MATCH_THRESHOLD) / math.log(fold.sizes[2] / fold.sizes[0])
+        m = next(
+            float(m)
+            for m in np.arange(0, 100, 0.25)
+            if ((scores >= MATCH_THRESHOLD) & (margins >= m)).sum() <= allowed
+        )
+        print(
+            f"   tuned on fold {tuned}: b = {b:.3f} per unit of ln N (N0 = {fold.sizes[0]}), "
+            f"margin m = {m:.2f}; reported on fold {reported}:"
+        )
+        other = built[reported]
+        for i, db in enumerate((OWN, SCALE, CLEAN)):
+            rising = MATCH_THRESHOLD + b * max(0.0, math.log(other.sizes[i] / fold.sizes[0]))
+            raw = db == SCALE
+            g = other.genuine[db, rows] if raw else other.confound_free((db, rows))
+            gm = other.genuine_margin[db, rows] if raw else other.confound_free((db, rows), True)
+            copies = np.concatenate([other.replay[db, rows][n] for n in ACCEPTANCE])
+            copy_margins = np.concatenate([other.replay_margin[db, rows][n] for n in ACCEPTANCE])
+            for label, flag, detect in (
+                ("shipped", g >= MATCH_THRESHOLD, copies >= MATCH_THRESHOLD),
+                (f"rising T = {rising:.2f}", g >= rising, copies >= rising),
+                (
+                    f"margin {m:.2f}",
+                    (g >= MATCH_THRESHOLD) & (gm >= m),
+                    (copies >= MATCH_THRESHOLD) & (copy_margins >= m),
+                ),
+            ):
+                where = f"{db} database ({other.sizes[i]} stored{', raw' if raw else ''}),"
+                print(
+                    f"     {where:35s} {label:18s} genuine flagged "
+                    f"{rate(int(flag.sum()), flag.size)}; "
+                    f"copies detected {rate(int(detect.sum()), detect.size)}"
+                )
 
 
 def _short_path(path: str) -> str:
@@ -948,8 +1036,10 @@ def main() -> None:
         return
     t0 = time.perf_counter()
     if args.at_scale:
-        for name, members in FOLDS.items():
-            at_scale_report(name, build_fold(members, args, AT_SCALE))
+        built = {name: build_fold(members, args, AT_SCALE) for name, members in FOLDS.items()}
+        for name, fold in built.items():
+            at_scale_report(name, fold)
+        scale_rules_report(built, args.tune_flags)
         print(f"\nwall time {time.perf_counter() - t0:.0f} s")
         return
     print(
@@ -984,6 +1074,7 @@ def main() -> None:
             print(f"   {'':48s} shipped {shipped.threshold:.2f}: {_short(shipped)}")
     for name, fold in built.items():
         at_scale_report(name, fold)
+    scale_rules_report(built, args.tune_flags)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")
 
 

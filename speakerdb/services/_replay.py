@@ -75,6 +75,7 @@ __all__ = [
     "fingerprints_of",
     "replay_checks",
     "store_enrolled_prints",
+    "stored_candidates",
 ]
 
 log = logging.getLogger(__name__)
@@ -178,16 +179,31 @@ def best_stored_match(
     a key). ``since`` and ``session`` are :meth:`~speakerdb.storage.Snapshot.print_candidates`';
     the lookup reads at most ``rows_per_key`` stored rows per distinct key of the query
     (:data:`ROWS_PER_KEY`; ``None`` reads every row, as the evaluation's baseline does)."""
+    scores, hits = stored_candidates(storage, printed, margins, since, session, rows_per_key)
+    if not hits:
+        return 0.0, None
+    best = int(np.argmax(scores))
+    return float(scores[best]), hits[best]
+
+
+def stored_candidates(
+    storage: Storage,
+    printed: Fingerprint,
+    margins: np.ndarray,
+    since: datetime,
+    session: str | None = None,
+    rows_per_key: int | None = ROWS_PER_KEY,
+) -> tuple[np.ndarray, list[PrintHit]]:
+    """The candidates :func:`best_stored_match` chooses from, and each one's exact
+    similarity with ``printed`` (empty when none shares a key); same arguments."""
     keys = query_keys(printed, margins)
     budget = None if rows_per_key is None else rows_per_key * np.unique(keys[:, 0]).size
     with storage.read() as snapshot:
         hits = snapshot.print_candidates(keys, since, CANDIDATES, session, budget)
     hits = [h for h in hits if h.votes >= MIN_VOTES]
     if not hits:
-        return 0.0, None
-    scores = best_matches(printed, [Fingerprint.from_bytes(h.data) for h in hits])
-    best = int(np.argmax(scores))
-    return float(scores[best]), hits[best]
+        return np.zeros(0), []
+    return best_matches(printed, [Fingerprint.from_bytes(h.data) for h in hits]), hits
 
 
 def fingerprints_of(clips: Sequence[Clip]) -> dict[str, Fingerprint]:
