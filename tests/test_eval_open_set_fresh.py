@@ -92,7 +92,8 @@ def test_a_voice_keeps_the_old_playgrounds_in_its_main_format(tmp_path: Path) ->
     write(sounds / "fr" / "chapeau.wav", 44100, 1)  # not in the theme: left out
     body = "".join(f'<sound name="{n}" file="{f}" />' for n, f in theme.items())
     (sounds / "fr.soundtheme").write_text(f'<language code="fr">{body}</language>')
-    pattern = fresh_voices._shared_builder().KT_NEW_THEMES  # type: ignore[attr-defined]
+    # The shared builder's KT_NEW_THEMES, copied: a clean clone's CI may have no ../shared.
+    pattern = r"^(tv|tux|xmas|robot|butterflies|robin)[_-]|-tux\."
     kept = fresh_voices.kept_sounds(sounds, "fr", pattern)
     assert sorted(s.path.name for s in kept) == [
         "egypte_chameau.wav",
