@@ -150,7 +150,15 @@ def calibrate_population(
     )
     verify = choose(
         "verify",
-        stranger_threshold(impostor, 1, 1, target, fixed_verify, top, verify_default or default),
+        stranger_threshold(
+            impostor,
+            1,
+            1,
+            target,
+            fixed_verify,
+            top,
+            default if verify_default is None else verify_default,
+        ),
         None,
         trials.genuine,
     )

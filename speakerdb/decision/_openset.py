@@ -39,6 +39,7 @@ way from one-claim impostor scores (N = 1).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,23 +186,14 @@ def _shown(
     """The lowest threshold in ``[low, high)`` (a stranger score, or just above the
     highest) at which the 95% upper limit of the share named, carried to
     ``n_speakers``, is at most ``target``; None if there is none."""
-    top = float(np.nextafter(scores.max(), np.inf))
-    candidates = np.unique(np.append(scores[(scores >= low) & (scores < high)], top))
+    candidates = _candidates(scores)
     candidates = candidates[(candidates >= low) & (candidates < high)]
 
-    def shows(threshold: float) -> bool:
-        named = int(np.sum(scores >= threshold))
-        limit = upper_limit(named, scores.size)
+    def shows(threshold: float) -> bool:  # the upper limit falls as the threshold rises
+        limit = upper_limit(int(np.sum(scores >= threshold)), scores.size)
         return float(carried_share(limit, typical, n_speakers)) <= target + 1e-12
 
-    lo, hi = 0, candidates.size  # the upper limit falls as the threshold rises
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if shows(float(candidates[mid])):
-            hi = mid
-        else:
-            lo = mid + 1
-    return None if lo == candidates.size else float(candidates[lo])
+    return _lowest(candidates, shows)
 
 
 def _share_at(scores: np.ndarray, size: np.ndarray, n_speakers: int, threshold: float) -> float:
@@ -217,19 +209,29 @@ def _share_at(scores: np.ndarray, size: np.ndarray, n_speakers: int, threshold: 
 
 def _counted(scores: np.ndarray, size: np.ndarray, n_speakers: int, target: float) -> float:
     """The lowest threshold (a stranger score, or just above the highest) whose carried
-    share of trials named is at most ``target``. The share falls as the threshold
-    rises, so a bisection over the sorted scores finds it."""
-    candidates = np.unique(scores)
-    lo, hi = 0, candidates.size  # hi: just above the highest score, where no one is named
+    share of trials named is at most ``target``."""
+    candidates = _candidates(scores)
+    found = _lowest(candidates, lambda t: _share_at(scores, size, n_speakers, t) <= target + 1e-12)
+    assert found is not None  # it holds at the top candidate, where no one is named
+    return found
+
+
+def _candidates(scores: np.ndarray) -> np.ndarray:
+    """Every threshold worth trying: each distinct score, and just above the highest."""
+    return np.unique(np.append(scores, np.nextafter(scores.max(), np.inf)))
+
+
+def _lowest(candidates: np.ndarray, holds: Callable[[float], bool]) -> float | None:
+    """The lowest of sorted ``candidates`` at which ``holds``, which once true stays true
+    for every higher one (so a bisection finds it); None if it holds at none."""
+    lo, hi = 0, candidates.size
     while lo < hi:
         mid = (lo + hi) // 2
-        if _share_at(scores, size, n_speakers, float(candidates[mid])) <= target + 1e-12:
+        if holds(float(candidates[mid])):
             hi = mid
         else:
             lo = mid + 1
-    if lo == candidates.size:
-        return float(np.nextafter(candidates[-1], np.inf))
-    return float(candidates[lo])
+    return None if lo == candidates.size else float(candidates[lo])
 
 
 def _fit(scores: np.ndarray) -> tuple[float, float]:

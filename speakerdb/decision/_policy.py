@@ -49,7 +49,7 @@ __all__ = [
     "OPERATIONS",
     "DecisionPolicy",
     "PolicySources",
-    "ThresholdChoice",
+    "ResolvedThreshold",
     "check_operation",
     "cohort_fallback",
     "default_threshold",
@@ -70,7 +70,7 @@ def check_operation(operation: str) -> str:
 
 
 @dataclass(frozen=True)  # no slots, as PolicySources below
-class ThresholdChoice:
+class ResolvedThreshold:
     """A threshold, where it came from (``source``: argument, environment, database or
     ``default for MODEL``), and whether it is the model's built-in default
     (:func:`default_threshold`), which identify sets at the database's N (:func:`sized`)."""
@@ -106,23 +106,25 @@ class PolicySources:
         chosen = self.threshold_choice(norm, operation)
         return chosen.value, chosen.source
 
-    def threshold_choice(self, norm: ScoreNorm, operation: str = "identify") -> ThresholdChoice:
+    def threshold_choice(self, norm: ScoreNorm, operation: str = "identify") -> ResolvedThreshold:
         """:meth:`threshold`, saying whether it is the built-in default."""
         if self.threshold_arg is not None:
-            return ThresholdChoice(norm.check_threshold(self.threshold_arg, "argument"), "argument")
+            return ResolvedThreshold(
+                norm.check_threshold(self.threshold_arg, "argument"), "argument"
+            )
         env = self.env_threshold()
         if env:
-            return ThresholdChoice(norm.check_threshold(env, ENV_THRESHOLD), "environment")
+            return ResolvedThreshold(norm.check_threshold(env, ENV_THRESHOLD), "environment")
         stored = self.stored.threshold_for(check_operation(operation), norm.name)
         if stored is not None:
-            return ThresholdChoice(_checked_stored(norm, stored, operation), "database")
+            return ResolvedThreshold(_checked_stored(norm, stored, operation), "database")
         return _default_choice(norm, self.model, operation, self.n_speakers)
 
     def cosine_threshold(self) -> tuple[float, str]:
         """The cosine threshold of identify and where it came from."""
         return self.threshold(Cosine(), "identify")
 
-    def cosine_choice(self) -> ThresholdChoice:
+    def cosine_choice(self) -> ResolvedThreshold:
         """:meth:`cosine_threshold`, saying whether it is the built-in default."""
         return self.threshold_choice(Cosine(), "identify")
 
@@ -159,7 +161,7 @@ def resolve_policy(
     name, top_n = sources.score(score_norm)
     norm = get_norm(name)
     if threshold is not None:
-        chosen = ThresholdChoice(norm.check_threshold(threshold, "argument"), "argument")
+        chosen = ResolvedThreshold(norm.check_threshold(threshold, "argument"), "argument")
     else:
         chosen = sources.threshold_choice(norm, operation)
     notice = _cosine_notice(sources, name)
@@ -177,7 +179,7 @@ def cohort_fallback(
     norm = get_norm(Cosine.name) if default.needs_population else default
     stored = sources.stored.threshold_for(check_operation(operation), norm.name)
     if stored is not None:
-        chosen = ThresholdChoice(_checked_stored(norm, stored, operation), "database")
+        chosen = ResolvedThreshold(_checked_stored(norm, stored, operation), "database")
     else:
         chosen = _default_choice(norm, sources.model, operation, sources.n_speakers)
     notice = (
@@ -215,13 +217,13 @@ def sized(policy: DecisionPolicy, model: str, n_speakers: int) -> DecisionPolicy
 
 def _default_choice(
     norm: ScoreNorm, model: str, operation: str, n_speakers: int | None
-) -> ThresholdChoice:
+) -> ResolvedThreshold:
     """The built-in default (:func:`default_threshold`), the one place that names it so."""
     value = default_threshold(norm, model, operation, n_speakers)
-    return ThresholdChoice(value, f"default for {model}", builtin_default=True)
+    return ResolvedThreshold(value, f"default for {model}", builtin_default=True)
 
 
-def _policy(name: str, chosen: ThresholdChoice, top_n: int, notice: str | None) -> DecisionPolicy:
+def _policy(name: str, chosen: ResolvedThreshold, top_n: int, notice: str | None) -> DecisionPolicy:
     return DecisionPolicy(
         name, chosen.value, chosen.source, top_n, notice, builtin_default=chosen.builtin_default
     )
