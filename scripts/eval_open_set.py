@@ -514,9 +514,16 @@ def main() -> None:
             verdicts(figures)
     print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if ARGS.json:
-        ARGS.json.write_text(json.dumps(results, indent=1, default=float))
+        ARGS.json.write_text(json.dumps(results, indent=1, default=jsonable))
     if not ARGS.skip_replay:
         other_evaluations()
+
+
+def jsonable(value: object) -> object:
+    """A figure's JSON form: a curve as its fields, a number as a float."""
+    if isinstance(value, ThresholdCurve):
+        return {"a": value.a, "b": value.b, "high": value.high, "fall": value.fall}
+    return float(value)  # type: ignore[arg-type]
 
 
 def shipped_thresholds() -> dict[str, ThresholdCurve]:
