@@ -81,6 +81,33 @@ database, the exact score of the candidates):
   reported on the other. Tuned on A (1/360 flagged already) neither changes anything,
   and B stays at 4/300; tuned on B (b = 0.92 per unit of ln N, margin 8.5), A's clean
   database flags 0/360 and detects 548/576 (95.14%) and 549/576 (95.31%).
+- **Pre-registered test of the margin rule** (``--at-scale --genuine-from 120
+  --genuine 120``; this protocol was committed to main before any figure on its data was
+  computed). The rule, fixed: a query is a replay when its best candidate's exact score
+  is at least ``MATCH_THRESHOLD`` (7.5) **and** leads the median of the other
+  candidates' exact scores by at least ``m = 8.5`` (the median is taken as 0 when there
+  is no other candidate, so the lead is then the best score). ``m`` is fold A's choice by
+  :func:`scale_rules_report` on genuine clips 1-120 (the convention so far: tune on A);
+  ``ROWS_PER_KEY`` (16) and ``CANDIDATES`` (10) are unchanged. Test data: per speaker,
+  the genuine clips of the seeded order after the first 120 (which every earlier run
+  used, as genuine clips 1-60 or 1-120), up to 120: all 11 speakers' clips can be
+  fingerprinted, and after the 3 enrolled, 30 kept and 120 earlier genuine ones there
+  are 900, 384, 119, 353, 485 and 483 left on fold A (allison, carlo, july, menardi,
+  cs-small, nl-small) and 166, 365, 375, 447 and 445 on fold B (armelle, ivrvoice,
+  june, cs-big, nl-big), so the test has 719 genuine clips on fold A and 600 on fold B.
+  Distractors keep the rule "neither stored, replayed nor genuine": every other clip of
+  the fold's speakers, the earlier genuine clips 1-120 included, as it is and
+  time-reversed, up to ``--distractors``; the replayed copies are those of the earlier
+  runs (the stored clips do not change). **Success criteria**, on each fold A and B
+  separately, all required: (1) at most 1% (point estimate) of the confound-free genuine
+  clips flagged in the clean at-scale database and (2) in the fold's own database; (3) at
+  least 95% of the copies of the issue's list detected in the fold's own database and
+  (4) in the clean database. Figures come with 95% Wilson intervals; the raw at-scale
+  database is reported beside them, not judged. If every criterion is met the rule is
+  shipped (``speakerdb.services._replay``); if any misses, the figures are reported as
+  they are, the rule is not shipped, and nothing is retuned (not ``m``, the threshold,
+  the rows per key, nor the test data). The rule on genuine clips 1-120 (``--at-scale
+  --genuine 120``), where ``m`` was chosen, is reported too, as not part of the test.
 - The corpus's 60 ``silence__N.wav`` clips are digital silence filed under a
   speaker (the Asterisk prompts' pauses): they are left out. So are clips shorter
   than 0.5 s, which speakerdb refuses.
@@ -89,6 +116,7 @@ Rates come with 95% Wilson intervals. Everything is seeded. Run::
 
     nice -n 10 python scripts/eval_replay.py            # both rotations, ~45 min
     nice -n 10 python scripts/eval_replay.py --at-scale # false flags at scale, ~25 min
+    nice -n 10 python scripts/eval_replay.py --at-scale --genuine-from 120 --genuine 120
     python scripts/eval_replay.py --bench               # lookup cost, on a quiet machine
 
 ``--bench`` times, in one run, the lookup against 1,000 and 10,000 stored 3 s clips
@@ -404,12 +432,18 @@ def build_fold(speakers: list[str], args: argparse.Namespace, setups: list[Setup
         first = [p for p in enrolled.get(spk, []) if p in pool] or rng.sample(pool, 3)
         rest = [p for p in pool if p not in first]
         rng.shuffle(rest)
-        rest = [p for p in rest[: 2 * (args.recent + args.genuine)] if usable(p)]
+        skip = args.recent + args.genuine_from
+        rest = [p for p in rest[: 2 * (skip + args.genuine)] if usable(p)]
         mine = [p for p in first if usable(p)] + rest[: args.recent]
         stored_paths += mine
         replayed += mine[: args.replays]
-        genuine_paths += rest[args.recent : args.recent + args.genuine]
-        spare += [p for p in pool if p not in first and p not in rest]
+        genuine = rest[skip : skip + args.genuine]
+        genuine_paths += genuine
+        # With --genuine-from every clip neither stored nor genuine is a distractor (the
+        # earlier genuine ones too); without it, as in the runs the README reports, the
+        # unused clips of the prefix drawn from stay out.
+        taken = set(first) | (set(mine + genuine) if args.genuine_from else set(rest))
+        spare += [p for p in pool if p not in taken]
     prints = [fingerprint(load(p)) for p in stored_paths]
     progress(f"{', '.join(speakers)}: fingerprints and frames of the distractors")
     others, sources, frames = distractors(spare, args.distractors, args.seed)
@@ -699,6 +733,7 @@ def replay_figures(
         seed=seed,
         recent=recent,
         genuine=genuine,
+        genuine_from=0,
         replays=replays,
         tune_flags=tune_flags,
         distractors=distractors,
@@ -843,6 +878,45 @@ def scale_rules_report(built: dict[str, Fold], max_flags: float) -> None:
                     f"{rate(int(flag.sum()), flag.size)}; "
                     f"copies detected {rate(int(detect.sum()), detect.size)}"
                 )
+
+
+#: The margin of the pre-registered test (fold A's choice on genuine clips 1-120).
+PREREGISTERED_MARGIN = 8.5
+
+
+def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) -> bool:
+    """The margin rule (best >= MATCH_THRESHOLD and best - median(others) >= ``m``) on each
+    fold at ROWS_PER_KEY rows per key, nothing tuned: genuine clips flagged (confound-free
+    in the own and clean databases, raw at scale) and copies of the issue's list detected,
+    with the pre-registered criteria; whether all are met (see the module docstring).
+    ``span``: which genuine clips of each speaker's seeded order were looked up (the test
+    is those after the first 120)."""
+    rows, test = ROWS_PER_KEY, span[0] >= 120
+    what = "PRE-REGISTERED TEST" if test else "NOT part of the test (m was chosen here)"
+    print(f"\n#### margin rule m = {m:.2f}, threshold {MATCH_THRESHOLD:.2f}: {what}")
+    met = True
+    for name, fold in built.items():
+        clips = f"{len(fold.genuine_paths)} genuine clips, {span[0] + 1}-{span[1]} of each speaker"
+        print(f"   fold {name} ({clips}):")
+        for i, db in enumerate((OWN, SCALE, CLEAN)):
+            raw = db == SCALE
+            g = fold.genuine[db, rows] if raw else fold.confound_free((db, rows))
+            gm = fold.genuine_margin[db, rows] if raw else fold.confound_free((db, rows), True)
+            copies = np.concatenate([fold.replay[db, rows][n] for n in ACCEPTANCE])
+            leads = np.concatenate([fold.replay_margin[db, rows][n] for n in ACCEPTANCE])
+            flag = (g >= MATCH_THRESHOLD) & (gm >= m)
+            found = (copies >= MATCH_THRESHOLD) & (leads >= m)
+            ok = raw or (flag.sum() <= 0.01 * flag.size and found.sum() >= 0.95 * found.size)
+            met &= ok
+            where = f"{db} ({fold.sizes[i]} stored{', raw: not judged' if raw else ''})"
+            print(
+                f"     {where:37s} genuine flagged {rate(int(flag.sum()), flag.size)}; "
+                f"copies detected {rate(int(found.sum()), found.size)}"
+                f"{'' if raw else ('  MET' if ok else '  NOT MET')}"
+            )
+    verdict = "MET" if met else "NOT MET"
+    print(f"   every criterion (<= 1% flagged, >= 95% detected; own, clean): {verdict}")
+    return met
 
 
 def _short_path(path: str) -> str:
@@ -1007,6 +1081,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recent", type=int, default=30, help="kept queries per speaker")
     parser.add_argument("--genuine", type=int, default=60, help="genuine new clips per speaker")
+    parser.add_argument(
+        "--genuine-from",
+        type=int,
+        default=0,
+        help="skip this many genuine clips per speaker (used by earlier runs; the "
+        "pre-registered test: 120), and store them as distractors",
+    )
+    parser.add_argument(
+        "--margin", type=float, default=PREREGISTERED_MARGIN, help="the margin rule's m"
+    )
     parser.add_argument("--replays", type=int, default=8, help="stored clips replayed per speaker")
     parser.add_argument("--tune-flags", type=float, default=0.005, help="flags allowed in tuning")
     parser.add_argument("--seed", type=int, default=1234)
@@ -1039,7 +1123,10 @@ def main() -> None:
         built = {name: build_fold(members, args, AT_SCALE) for name, members in FOLDS.items()}
         for name, fold in built.items():
             at_scale_report(name, fold)
-        scale_rules_report(built, args.tune_flags)
+        if not args.genuine_from:  # no rule is tuned on the test's clips
+            scale_rules_report(built, args.tune_flags)
+        span = (args.genuine_from, args.genuine_from + args.genuine)
+        margin_rule_report(built, args.margin, span)
         print(f"\nwall time {time.perf_counter() - t0:.0f} s")
         return
     print(
