@@ -852,7 +852,7 @@ def _directory(folder: Path) -> tuple[Path, str]:
 def _not_audio(folder: Path) -> tuple[Path, str]:
     path = folder / "notes.wav"
     path.write_text("these are meeting notes, not audio\n" * 50)
-    return path, "not a readable audio file"
+    return path, "it is damaged or not WAV, FLAC, OGG or MP3: convert it"
 
 
 def _cut_in_header(folder: Path) -> tuple[Path, str]:
@@ -1236,7 +1236,7 @@ def test_real_voices_are_identified_and_strangers_are_not(
     assert refused.exit_code == 2 and "--score-norm none" in refused.stderr
     # A cosine threshold named as one: the database then decides by cosine, and says so.
     assert (
-        "now decide by none scores"
+        "now decide by raw cosine, not margin-duration scores"
         in ok(cli("set-threshold", "0.75", "--score-norm", "none")).stdout
     )
     doc = as_json(cli("identify", *clips, "--json"))
