@@ -941,7 +941,7 @@ def test_bad_clip(
         ("   \t ", "empty"),
         ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
         ("eve\x1b[2J", "control characters"),
-        ("eve\nmallory", "control characters"),
+        ("eve\nmallory", "speaker name 'eve\\nmallory' contains control characters ('\\n')"),
         ("al\u200bice", "control characters"),
     ],
     ids=["empty", "whitespace", "too-long", "escape-sequence", "newline", "zero-width-space"],
