@@ -484,6 +484,14 @@ def test_read_only_commands_do_not_create_a_mistyped_database(
     assert not store.exists(typo)
 
 
+@pytest.mark.file_store("a database file in a folder that does not exist")
+def test_a_database_in_a_missing_folder_is_refused_naming_the_fix(home: Path) -> None:
+    folder = home / "no" / "such"
+    result = cli("enroll", "carol", "alice1.wav", "--db", folder / "s.db")
+    assert_error(result, f"folder {folder} does not exist; create it first (`mkdir -p {folder}`)")
+    assert not (home / "no").exists()
+
+
 def test_identify_reports_each_bad_clip_and_answers_the_others(home: Path) -> None:
     result = cli("identify", "alice1.wav", "nowhere.wav")
     assert result.exit_code == 1, result.output
