@@ -59,7 +59,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +67,10 @@ from _openset_data import Items, Speaker, load_speakers
 from corpus import ensure_corpus
 from eval_replay import wilson
 
-from speakerdb.config import DEFAULT_TOP_N, MIN_QUERY_SPEECH_S
+from speakerdb.config import DEFAULT_TOP_N, DURATION_SLOPE, MIN_QUERY_SPEECH_S
 from speakerdb.decision import Population, get_norm, population_scores
 from speakerdb.decision._calibration import calibrate_population
+from speakerdb.decision._norms import duration_penalty
 from speakerdb.encoders._registry import ThresholdCurve, family_of
 from speakerdb.errors import InputError
 
@@ -90,22 +91,43 @@ CURVE_HIGH = 10
 #: The net-speech minimums tried. A clip with too little speech for a secure decision is
 #: answered not_enough_speech (issue 11), so there is always one: 0 s is not a choice.
 SPEECH_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+#: With ``--duration-aware``: how far identify's default may fall per ln(d / 0.5 s) of
+#: the query's duration d (ThresholdCurve.fall), from one bar for all (0) to the score's
+#: own duration slope (beyond it, padding a clip with silence would lower its bar).
+FALL_GRID = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, DURATION_SLOPE)
 
 
 @dataclass
 class Trials:
     """One set of trials: each item's best score, whether that is its own speaker, its
-    net speech, and the identify threshold its population was calibrated to (without
-    and with a cohort; NaN where calibration refused)."""
+    net speech, the identify threshold its population was calibrated to (without and
+    with a cohort; NaN where calibration refused) and its duration (s)."""
 
     best: np.ndarray
     own: np.ndarray
     speech: np.ndarray
     calibrated: np.ndarray
     with_cohort: np.ndarray
+    duration: np.ndarray
 
     def named(self, threshold: float | np.ndarray, min_speech: float) -> np.ndarray:
         return (self.best >= threshold) & (self.speech >= min_speech)
+
+    def shifted(self, fall: float) -> Trials:
+        """These trials with each best score raised by ``fall x ln(d / 0.5 s)``: a bar
+        ``t`` on them is the bar that falls with duration, ``t - fall x ln(d / 0.5 s)``
+        (:class:`~speakerdb.encoders._registry.ThresholdCurve`'s ``fall``), on these."""
+        if not fall:
+            return self
+        return replace(self, best=self.best + duration_penalty(self.duration, fall))
+
+
+def bar(curve: ThresholdCurve, n: int, x: Trials) -> float | np.ndarray:
+    """``curve``'s threshold at ``n`` speakers for each of ``x``'s trials (one value
+    when it does not fall with duration), as the library computes it."""
+    if not curve.fall:
+        return curve.at(n)
+    return np.array([curve.at(n, float(d)) for d in x.duration])
 
 
 def items_of(speaker: Speaker, which: str) -> Items:
@@ -126,9 +148,13 @@ class Calibrations:
         self, by_name: dict[str, Speaker], every: list[str], defaults: dict[str, ThresholdCurve]
     ) -> None:
         self.by_name, self.every, self.defaults = by_name, every, defaults
-        self.done: dict[tuple[object, ...], float] = {}
+        self.done: dict[tuple[object, ...], tuple[float, bool]] = {}
 
-    def __call__(self, names: tuple[str, ...], kind: str, probe: str, cohort: bool) -> float:
+    def __call__(
+        self, names: tuple[str, ...], kind: str, probe: str, cohort: bool, durations: np.ndarray
+    ) -> np.ndarray:
+        """The threshold each query of ``durations`` seconds faces after calibrating:
+        the calibrated one, or the default (at each duration) where calibrate keeps it."""
         outside = tuple(n for n in self.every if n not in names and n != probe) if cohort else ()
         key = (names, kind, outside)
         if key not in self.done:
@@ -141,10 +167,15 @@ class Calibrations:
                     cohort=np.concatenate(vectors) if vectors else None,
                     default=self.defaults[kind].at(len(names)),
                 )
-                self.done[key] = result.identify.threshold
+                kept = result.identify.method == "default"
+                self.done[key] = (result.identify.threshold, kept)
             except InputError:
-                self.done[key] = math.nan
-        return self.done[key]
+                self.done[key] = (math.nan, False)
+        threshold, kept = self.done[key]
+        curve = self.defaults[kind]
+        if kept and curve.fall:
+            return np.array([curve.at(len(names), float(d)) for d in durations])
+        return np.full(len(durations), threshold)
 
 
 def drawn_populations(
@@ -190,20 +221,13 @@ def trials(
             )[1]
             best = scored.argmax(axis=1)
             own = np.array([names[j] == probe for j in best])
-            plain = cohort = math.nan
+            durations = items.durations[rows]
+            plain = cohort = np.full(len(rows), math.nan)
             if calibrations is not None:
-                plain = calibrations(names, kind, probe, cohort=False)
-                cohort = calibrations(names, kind, probe, cohort=True)
-            parts.append(
-                (
-                    scored.max(axis=1),
-                    own,
-                    items.speech[rows],
-                    np.full(len(rows), plain),
-                    np.full(len(rows), cohort),
-                )
-            )
-    return Trials(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+                plain = calibrations(names, kind, probe, False, durations)
+                cohort = calibrations(names, kind, probe, True, durations)
+            parts.append((scored.max(axis=1), own, items.speech[rows], plain, cohort, durations))
+    return Trials(*(np.concatenate([p[i] for p in parts]) for i in range(6)))
 
 
 def count(mask: np.ndarray, valid: np.ndarray | None = None) -> dict[str, float]:
@@ -295,9 +319,19 @@ def tune(
     fold: list[str],
     kinds: tuple[str, ...] = KINDS,
     rule: tuple[str, str] = ("envelope", "grid"),
+    falls: tuple[float, ...] = (0.0,),
 ) -> dict[str, object]:
     """Defaults from ``fold`` alone: the net-speech minimum (on margin-duration, the
     default score) and each score kind's identify threshold at it.
+
+    Duration-aware (``falls``, :data:`FALL_GRID` with ``--duration-aware``): the
+    default score's threshold also falls with the query's duration d, by ``fall x
+    ln(d / 0.5 s)`` (ThresholdCurve.fall). Each fall of ``falls`` is tried with each
+    minimum: the per-N thresholds and the curve are found as below on the scores raised
+    by that term (:meth:`Trials.shifted`), and the (minimum, fall) pair that then
+    identifies most enrolled speakers' items correctly at the fold's largest N is
+    chosen (ties: the smaller fall, then the smaller minimum). One fall, 0, is the
+    rule the shipped defaults were tuned by.
 
     The default score's threshold depends on the population size N (see
     :class:`~speakerdb.encoders._registry.ThresholdCurve`): at each N of 2 to the
@@ -318,9 +352,10 @@ def tune(
                 got[kind, which, n] = trials(by_name, fold, fold, n, True, kind, which, None)  # type: ignore[assignment]
             got[kind, which, 0] = trials(by_name, fold, fold, top, False, kind, which, None)  # type: ignore[assignment]
 
-    def threshold(kind: str, m: float) -> ThresholdCurve:
+    def threshold(kind: str, m: float, fall: float = 0.0) -> ThresholdCurve:
         if kind == DEFAULT_KIND:
-            return fitted(per_size(got, kind, m, top), rule[0])
+            lifted = {key: t.shifted(fall) for key, t in got.items() if key[0] == kind}
+            return replace(fitted(per_size(lifted, kind, m, top), rule[0]), fall=fall)
         return constant(
             max(
                 lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)
@@ -329,20 +364,26 @@ def tune(
             )
         )
 
-    def correct(kind: str, m: float, t: float) -> float:
-        return float(
-            np.mean([(got[kind, w, 0].named(t, m) & got[kind, w, 0].own).mean() for w in SETS])
-        )
+    def correct(kind: str, m: float, t: ThresholdCurve) -> float:
+        genuine = [got[kind, w, 0] for w in SETS]
+        return float(np.mean([(g.named(bar(t, top, g), m) & g.own).mean() for g in genuine]))
 
     grid = SPEECH_GRID if rule[1] == "grid" else (SPEECH_GRID[0],)
-    curve = {m: correct(DEFAULT_KIND, m, threshold(DEFAULT_KIND, m).at(top)) for m in grid}
-    best_m = max(curve, key=lambda m: (round(curve[m], 3), -m))
+    curve = {
+        (m, r): correct(DEFAULT_KIND, m, threshold(DEFAULT_KIND, m, r)) for m in grid for r in falls
+    }
+    best_m, best_r = max(curve, key=lambda mr: (round(curve[mr], 3), -mr[1], -mr[0]))
+    lifted = {key: t.shifted(best_r) for key, t in got.items() if key[0] == DEFAULT_KIND}
     return {
         "n": top,
-        "speech_curve": curve,
+        "speech_curve": {m: v for (m, r), v in curve.items() if r == best_r},
+        "fall_curve": {r: v for (m, r), v in curve.items() if m == best_m},
         "min_speech": best_m,
-        "per_size": per_size(got, DEFAULT_KIND, best_m, top),
-        "thresholds": {kind: threshold(kind, best_m) for kind in kinds},
+        "fall": best_r,
+        "per_size": per_size(lifted, DEFAULT_KIND, best_m, top),
+        "thresholds": {
+            kind: threshold(kind, best_m, best_r if kind == DEFAULT_KIND else 0.0) for kind in kinds
+        },
     }
 
 
@@ -376,7 +417,7 @@ def report(
                 rows[which] = (s, g)
             t = thresholds[kind].at(n)
             for label, pick in (
-                (f"{t:.3f}", lambda x, t=t: t),
+                (f"{t:.3f}", lambda x, c=thresholds[kind], n=n: bar(c, n, x)),
                 ("calibrated", lambda x: x.calibrated),
                 ("calib+cohort", lambda x: x.with_cohort),
             ):
@@ -434,7 +475,7 @@ def main() -> None:
     print(f"per speaker: 3 enrollment clips, (single clips, items >= 3 s): {per}")
     results: dict[str, object] = {}
     for tuned_on, reported_on in (("A", "B"), ("B", "A")):
-        tuned = tune(by_name, folds[tuned_on])
+        tuned = tune(by_name, folds[tuned_on], falls=FALL_GRID if ARGS.duration_aware else (0.0,))
         print(
             f"\n== defaults tuned on fold {tuned_on} (N = 2 to {tuned['n']}: strangers named "
             f"<= {TUNE_SHARE['items >= 3 s']:.0%} of items >= 3 s and "
@@ -444,6 +485,12 @@ def main() -> None:
             f"  {DEFAULT_KIND} threshold per N: "
             + ", ".join(f"{n}: {v:.3f}" for n, v in tuned["per_size"].items())  # type: ignore[union-attr]
         )
+        if ARGS.duration_aware:
+            falls = tuned["fall_curve"]
+            print(
+                f"  duration fall -> mean correct identification on fold {tuned_on}: "
+                + ", ".join(f"{k:g}: {v:.1%}" for k, v in falls.items())  # type: ignore[attr-defined]
+            )
         curve = tuned["speech_curve"]
         print(
             "  net-speech minimum (s) -> mean correct identification on fold "
@@ -458,6 +505,8 @@ def main() -> None:
         # The shipped defaults came from fold A: A -> B reports at them (AS-norm's is
         # chosen by scripts/eval_asnorm_cohort.py, on fold A too); B -> A at fold B's own.
         at = shipped_thresholds() if tuned_on == "A" else tuned["thresholds"]
+        if ARGS.duration_aware:  # the candidate: fold A's duration-aware curve
+            at = {**shipped_thresholds(), DEFAULT_KIND: tuned["thresholds"][DEFAULT_KIND]}  # type: ignore[index]
         print("  reported at: " + described(at))  # type: ignore[arg-type]
         figures = report(by_name, folds[reported_on], every, tuned, at)  # type: ignore[arg-type]
         results[f"{tuned_on}->{reported_on}"] = {"tuned": tuned, "figures": figures}
@@ -465,9 +514,16 @@ def main() -> None:
             verdicts(figures)
     print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     if ARGS.json:
-        ARGS.json.write_text(json.dumps(results, indent=1, default=float))
+        ARGS.json.write_text(json.dumps(results, indent=1, default=jsonable))
     if not ARGS.skip_replay:
         other_evaluations()
+
+
+def jsonable(value: object) -> object:
+    """A figure's JSON form: a curve as its fields, a number as a float."""
+    if isinstance(value, ThresholdCurve):
+        return {"a": value.a, "b": value.b, "high": value.high, "fall": value.fall}
+    return float(value)  # type: ignore[arg-type]
 
 
 def shipped_thresholds() -> dict[str, ThresholdCurve]:
@@ -487,7 +543,8 @@ def described(thresholds: dict[str, ThresholdCurve]) -> str:
         if c.b == 0:
             return f"{kind} {c.at(10):.3f}"
         at = ", ".join(f"N={n}: {c.at(n):.3f}" for n in SIZES)
-        return f"{kind} {c.a:.4f} + {c.b:.4f}/N ({at})"
+        falls = f" - {c.fall:.3f} x ln(d / 0.5 s)" if c.fall else ""
+        return f"{kind} {c.a:.4f} + {c.b:.4f}/N{falls} ({at}{' at 0.5 s' if falls else ''})"
 
     return ", ".join(one(k, c) for k, c in thresholds.items())
 
@@ -505,6 +562,12 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--skip-replay", action="store_true", help="skip the replay scripts")
+    parser.add_argument(
+        "--duration-aware",
+        action="store_true",
+        help="tune identify's default to fall with the query's duration (FALL_GRID) and "
+        "report fold A's candidate on fold B",
+    )
     return parser.parse_args()
 
 

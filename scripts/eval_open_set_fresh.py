@@ -166,12 +166,14 @@ def _manifest_rows() -> dict[str, list[Row]]:
     return by_voice
 
 
-def fresh_speakers(embed: Embedder, gated: bool = False) -> tuple[list[Speaker], int]:
-    """Each fresh voice embedded by its split, and how many clips failed to decode;
-    ``gated`` (post hoc): enrolled only with clips the enrollment gate does not refuse
-    for too little speech."""
+def fresh_speakers(
+    embed: Embedder, gated: bool = False, by_voice: dict[str, list[Row]] | None = None
+) -> tuple[list[Speaker], int]:
+    """Each fresh voice (or each of ``by_voice``'s) embedded by its split, and how many
+    clips failed to decode; ``gated`` (post hoc): enrolled only with clips the
+    enrollment gate does not refuse for too little speech."""
     speakers, refused = [], 0
-    for voice, rows in sorted(_manifest_rows().items()):
+    for voice, rows in sorted((by_voice or _manifest_rows()).items()):
         clips: dict[str, Clip] = {}
         for row in rows:
             try:

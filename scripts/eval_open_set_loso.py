@@ -58,6 +58,9 @@ SHIPPED_RULE: Rule = ("envelope", "grid")
 #: net-speech minimum chosen from the grid or fixed at 0.5 s.
 RULES = (("envelope", "grid"), ("envelope", "fixed"), ("lsq", "grid"), ("lsq", "fixed"))
 NESTED = False
+#: The falls tried (eval_open_set.tune): one bar for every duration, or with
+#: --duration-aware the grid of falls with the query's duration.
+FALLS: tuple[float, ...] = (0.0,)
 
 
 def cached(uncached: Callable[..., base.Trials | None]) -> Callable[..., base.Trials | None]:
@@ -85,7 +88,9 @@ def choose(fold: list[str]) -> Rule:
     def merit(rule: Rule) -> tuple[bool, float]:
         inner = pooled(
             [
-                report(h, base.tune(BY_NAME, [s for s in fold if s != h], (KIND,), rule), fold)
+                report(
+                    h, base.tune(BY_NAME, [s for s in fold if s != h], (KIND,), rule, FALLS), fold
+                )
                 for h in fold
             ]
         )
@@ -117,7 +122,7 @@ def report(probe: str, tuned: dict[str, object], pool: list[str] | None = None) 
             if s is None or g is None:  # an inner fold has no 10 strangers' worth
                 continue
             for label, threshold in (
-                ("default", (curve.at(n), curve.at(n))),
+                ("default", (base.bar(curve, n, s), base.bar(curve, n, g))),
                 ("calibrated", (s.calibrated, g.calibrated)),
                 ("calib+cohort", (s.with_cohort, g.with_cohort)),
             )[: 1 if pool else 3]:
@@ -164,14 +169,15 @@ def main() -> None:
     for held in EVERY:
         fold = [s for s in EVERY if s != held]
         rule = choose(fold) if NESTED else SHIPPED_RULE
-        tuned = base.tune(BY_NAME, fold, (KIND,), rule)
+        tuned = base.tune(BY_NAME, fold, (KIND,), rule, FALLS)
         curve = tuned["thresholds"][KIND]  # type: ignore[index]
         part = report(held, tuned)
         parts.append(part)
         at = ", ".join(f"N={n}: {curve.at(n):.3f}" for n in base.SIZES)
         print(
             f"\n{held}: rule {rule}; min speech {tuned['min_speech']} s; threshold "
-            f"{curve.a:.4f} + {curve.b:.4f}/N ({at})\n  {line(part)}",
+            f"{curve.a:.4f} + {curve.b:.4f}/N - {curve.fall:g} x ln(d / 0.5 s) ({at} at 0.5 s)"
+            f"\n  {line(part)}",
             flush=True,
         )
     total = pooled(parts)
@@ -204,8 +210,14 @@ if __name__ == "__main__":
         action="store_true",
         help="choose each fold's rule among RULES by an inner leave-one-out (about 3 minutes)",
     )
+    parser.add_argument(
+        "--duration-aware",
+        action="store_true",
+        help="tune identify's default to fall with the query's duration (eval_open_set.FALL_GRID)",
+    )
     args = parser.parse_args()
     NESTED = args.nested
+    FALLS = base.FALL_GRID if args.duration_aware else (0.0,)
     base.ARGS = argparse.Namespace(singles=100, items=40, populations=8, seed=args.seed)
     speakers, _ = base.load_speakers(ensure_corpus(), 100, 40, args.seed)
     BY_NAME = {s.name: s for s in speakers}

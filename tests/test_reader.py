@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -132,9 +136,10 @@ def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: l
         assert "alice" in proc.stdout
 
 
-def test_sqlite_errors_name_the_fix(db_path: Path) -> None:
+def test_sqlite_errors_name_the_fix(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from speakerdb import DatabaseError
 
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 2_000)
     reader = open_reader(db_path)
     assert reader is not None
 
@@ -147,7 +152,7 @@ def test_sqlite_errors_name_the_fix(db_path: Path) -> None:
     with reader:
         real, reader._db = reader._db, Busy()  # type: ignore[assignment]
         try:
-            with pytest.raises(DatabaseError, match="busy for over 30 s; retry"):
+            with pytest.raises(DatabaseError, match="busy for over 2 s; retry"):
                 reader.speakers()
         finally:
             reader._db = real
@@ -188,3 +193,49 @@ def test_info_reads_only_the_header_of_a_large_index(
     with SpeakerDB(db_path, encoder=FakeEncoder()) as db:  # loading checks it still
         assert len(db.index.current()) == 3
         assert "up to date" in db.info().index_state
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[sqlite3.Connection]:
+    """``path`` held by another program that readers cannot get past (an exclusive lock
+    on a WAL database); closing the connection lets them in."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+def test_list_gives_up_on_a_locked_database_after_the_busy_timeout(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 300)
+    with _locked(db_path):
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["list", "--db", str(db_path)])
+        waited = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert "busy for over 0 s; retry" in result.output
+    assert 0.3 <= waited < 5  # one wait of the setting, not the reader's then SpeakerDB's
+
+
+def test_list_waits_for_a_lock_let_go_within_the_busy_timeout(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from speakerdb import DatabaseBusy
+
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 20_000)
+    with _locked(db_path) as holder:
+        threading.Timer(0.5, holder.close).start()
+        result = CliRunner().invoke(app, ["list", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "alice" in result.output
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200)
+    with _locked(db_path), pytest.raises(DatabaseBusy, match="busy for over 0 s"):
+        open_reader(db_path)

@@ -160,8 +160,7 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     from ..decision._scores import get_norm
 
     norm = get_norm(info.score_norm)
-    decides = "raw cosine" if norm.decides_by_cosine else f"{info.score_norm} scores"
-    rows = [("decides by", decides)]
+    rows = [("decides by", decides_text(info.score_norm))]
     if not norm.decides_by_cosine:
         rows.append(("score", norm.meaning))
     if info.notice:
@@ -183,6 +182,31 @@ def _score_kind(score: str) -> str:
     from ..decision._scores import get_norm
 
     return get_norm(score).score_name
+
+
+def decides_text(score_norm: str) -> str:
+    """The score that decides, in words: 'raw cosine' or 'margin scores'."""
+    from ..decision._scores import get_norm
+
+    return "raw cosine" if get_norm(score_norm).decides_by_cosine else f"{score_norm} scores"
+
+
+def threshold_set_text(
+    operation: str, value: float, before: str | None, after: DatabaseInfo
+) -> str:
+    """What ``set-threshold`` did: the value stored, a change of the score that decides
+    (``before`` it was), and the threshold each operation now uses."""
+    which = "identify and verify thresholds" if operation == "both" else f"{operation} threshold"
+    lines = [f"{which} set to {value:.4f} ({_score_kind(after.score_norm)})"]
+    if before is not None and before != after.score_norm:
+        lines.append(
+            f"queries now decide by {decides_text(after.score_norm)}, not {decides_text(before)}"
+        )
+    lines += [
+        f"  {op}: {_score_kind(t.score)} >= {t.value:.4f} ({safe(t.source)})"
+        for op, t in after.thresholds.items()
+    ]
+    return "\n".join(lines)
 
 
 def info_text(info: DatabaseInfo) -> str:

@@ -21,13 +21,14 @@ it is its original model, recorded and defaulted as that model.
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_MODEL, FALLBACK_THRESHOLD
+from ..config import DEFAULT_MODEL, DURATION_CAP_S, DURATION_REFERENCE_S, FALLBACK_THRESHOLD
 from ._exportfile import exported_identity
 
 if TYPE_CHECKING:
@@ -67,13 +68,25 @@ class ThresholdCurve:
     b: float
     low: int = 2
     high: int = 10
+    #: How far the threshold falls per unit of ``ln(d / 0.5 s)`` for a query of ``d``
+    #: seconds (clamped as margin-duration's duration term is, to [0.5 s, 30 s]); 0: one
+    #: bar for every duration. At most the score's own duration slope, so that padding a
+    #: clip with silence never lowers the bar it must reach.
+    fall: float = 0.0
 
-    def at(self, n_speakers: int | None) -> float:
-        """The threshold at ``n_speakers`` enrolled speakers; when N is not known, the
-        strictest over [``low``, ``high``]."""
+    def at(self, n_speakers: int | None, duration_s: float | None = None) -> float:
+        """The threshold at ``n_speakers`` enrolled speakers for a query of
+        ``duration_s`` seconds; when N is not known, the strictest over [``low``,
+        ``high``]; when the duration is not known, the bar of the shortest (0.5 s)."""
         if n_speakers is None:
-            return max(self._value(self.low), self._value(self.high))
-        return self._value(min(max(n_speakers, self.low), self.high))
+            base = max(self._value(self.low), self._value(self.high))
+        else:
+            base = self._value(min(max(n_speakers, self.low), self.high))
+        if duration_s is None or not self.fall:
+            return base
+        seconds = min(max(duration_s, DURATION_REFERENCE_S), DURATION_CAP_S)
+        # Rounded as info shows it, so the threshold shown is the one that decides.
+        return round(base - self.fall * math.log(seconds / DURATION_REFERENCE_S), 4)
 
     def _value(self, n: int) -> float:
         # Rounded as info shows it, so the threshold shown is the one that decides.

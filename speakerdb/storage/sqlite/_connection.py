@@ -2,8 +2,10 @@
 every connection, WAL journaling, and SQLite's errors turned into ones that name the fix.
 
 :data:`BUSY_TIMEOUT_MS` bounds every wait for a lock: SQLite's busy timeout, the
-retries of a writer (:meth:`speakerdb.storage.sqlite._store.Store.write`) and of the
-switch to WAL. It is read when used, so a test may lower it.
+retries of a writer (:meth:`speakerdb.storage.sqlite._store.Store.write`), the
+switch to WAL and the fast reader (:mod:`._reader`). It is read when used, so a test
+may lower it. SQLAlchemy is imported where it is used: the fast reader imports this
+module and must not load it.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from ...errors import DatabaseError, missing_folder, sqlite_busy, sqlite_error, unwritable_folder
 
-from ...errors import DatabaseError, sqlite_busy, sqlite_error, unwritable_folder
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "busy_timeout_s",
     "create_private_file",
     "install_pragmas",
     "not_a_database",
@@ -35,13 +37,20 @@ __all__ = [
 BUSY_TIMEOUT_MS = 30_000
 
 
+def busy_timeout_s() -> float:
+    """:data:`BUSY_TIMEOUT_MS` in seconds, as it is now."""
+    return BUSY_TIMEOUT_MS / 1000
+
+
 @contextmanager
 def wrapped(path: Path) -> Iterator[None]:
+    from sqlalchemy import exc as sa_exc
+
     try:
         yield
     except sa_exc.DBAPIError as exc:
         cause = exc.orig if exc.orig is not None else exc
-        raise sqlite_error(path, cause, BUSY_TIMEOUT_MS / 1000) from exc
+        raise sqlite_error(path, cause, busy_timeout_s()) from exc
 
 
 def not_a_database(exc: BaseException | None) -> bool:
@@ -63,7 +72,7 @@ def refuse_linked_sidecars(path: Path) -> None:
 
 def create_private_file(path: Path) -> None:
     if not path.parent.exists():
-        raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+        raise DatabaseError(missing_folder(path))
     try:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     except PermissionError as exc:
@@ -73,6 +82,8 @@ def create_private_file(path: Path) -> None:
 
 
 def install_pragmas(engine: Engine) -> None:
+    from sqlalchemy import event
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take transaction control from the sqlite3 module so that writers can
@@ -100,7 +111,7 @@ def switch_to_wal(cursor: Any) -> None:
     the busy timeout to it, so several processes opening one new database at the
     same moment would otherwise fail with "database is locked".
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + busy_timeout_s()
     delay = 0.01
     while True:
         if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":

@@ -13,6 +13,10 @@ version's schema revision. For anything else (no such file, an older or newer
 schema, another application's file, a database SQLite cannot open read-only)
 :func:`open_reader` returns ``None`` and the caller opens a ``SpeakerDB``,
 whose errors name the fix. Nothing here ever writes.
+
+A database another program holds locked is waited for as long as every
+connection waits (:data:`~speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS`,
+read at each use), then refused with :class:`~speakerdb.errors.DatabaseBusy`.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from urllib.parse import quote
 from ..._metadata import attributes_from_json
 from ..._names import clean_name
 from ...config import DEFAULT_MODEL, ENV_MODEL, is_server_url
-from ...errors import no_such_speaker, sqlite_error
+from ...errors import no_such_speaker, sqlite_busy, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 from .._describe import describe_database
+from ._connection import busy_timeout_s
 from ._schema import SCHEMA_HEAD
 
 if TYPE_CHECKING:
@@ -43,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["Reader", "describe_file", "open_reader"]
 
 log = logging.getLogger(__name__)
-
-_BUSY_TIMEOUT_S = 30.0
 
 _SPEAKERS = """
     SELECT s.id, s.name, s.created_at, count(u.id), s.external_id, s.attributes, s.expires_at,
@@ -162,13 +165,13 @@ class _Snapshot:
         try:
             self._db.execute("BEGIN")
         except sqlite3.Error as exc:
-            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
+            raise sqlite_error(self._path, exc, busy_timeout_s()) from exc
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise sqlite_error(self._path, exc, _BUSY_TIMEOUT_S) from exc
+            raise sqlite_error(self._path, exc, busy_timeout_s()) from exc
 
 
 _BLANK = (
@@ -190,7 +193,7 @@ def open_reader(path: Path | str) -> Reader | None:
         db = sqlite3.connect(
             f"file:{quote(os.fsencode(path.resolve()))}?mode=ro",
             uri=True,
-            timeout=_BUSY_TIMEOUT_S,
+            timeout=busy_timeout_s(),
             isolation_level=None,  # transactions are ours: see _Snapshot
             check_same_thread=False,
         )
@@ -201,8 +204,10 @@ def open_reader(path: Path | str) -> Reader | None:
         (revision,) = db.execute("SELECT version_num FROM alembic_version").fetchone()
         (blank,) = db.execute(_BLANK).fetchone()
     except (sqlite3.Error, TypeError, ValueError) as exc:
-        log.debug("%s: not read directly (%s)", path, exc)
         db.close()
+        if isinstance(exc, sqlite3.Error) and sqlite_busy(exc):  # SpeakerDB would wait again
+            raise sqlite_error(path, exc, busy_timeout_s()) from exc
+        log.debug("%s: not read directly (%s)", path, exc)
         return None
     # A database whose first write never committed: SpeakerDB says so, with the fix.
     if revision != SCHEMA_HEAD or blank:

@@ -87,7 +87,7 @@ class Store:
         except sa_exc.DatabaseError as exc:
             self.engine.dispose()
             if not not_a_database(exc.orig):  # a folder it cannot write, a full disk...
-                timeout_s = _connection.BUSY_TIMEOUT_MS / 1000
+                timeout_s = _connection.busy_timeout_s()
                 raise sqlite_error(self.path, exc.orig or exc, timeout_s) from exc
             raise DatabaseError(
                 f"{self.path}: not an SQLite database (corrupt or another kind of file); "
@@ -172,7 +172,7 @@ class Store:
                 yield session
 
     def _begin_write(self) -> tuple[Session, SessionTransaction]:
-        deadline = time.monotonic() + _connection.BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + _connection.busy_timeout_s()
         pause = 0.005
         while True:
             session = Session(self._writer, expire_on_commit=False)
