@@ -220,7 +220,7 @@ def trials(
                 items.durations[rows],
             )[1]
             best = scored.argmax(axis=1)
-            own = np.array([names[j] == probe for j in best])
+            own = np.array([names[j] == probe for j in best], dtype=bool)
             durations = items.durations[rows]
             plain = cohort = np.full(len(rows), math.nan)
             if calibrations is not None:
