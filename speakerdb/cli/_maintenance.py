@@ -109,7 +109,7 @@ def set_threshold(
     Used when neither --threshold nor SPEAKERDB_THRESHOLD is given. Says so when the
     score that decides changes.
     """
-    from ._render import emit_json, safe
+    from ._render import bar_text, emit_json, safe
 
     with open_db(db) as database:
         before = _info_if_any(database)
@@ -122,7 +122,7 @@ def set_threshold(
     if before is not None and before.score_norm != after.score_norm:
         echo(f"queries now decide by {after.score_norm} scores, not {before.score_norm}")
     for op, threshold in after.thresholds.items():
-        echo(f"  {op}: {threshold.score} >= {threshold.value:.4f} ({safe(threshold.source)})")
+        echo(f"  {op}: {threshold.score} >= {bar_text(threshold)} ({safe(threshold.source)})")
 
 
 def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:

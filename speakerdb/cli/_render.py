@@ -18,12 +18,13 @@ from ..types import (
     Enrollment,
     Identification,
     Speaker,
+    Threshold,
     Utterance,
     Verification,
     to_jsonable,
 )
 
-__all__ = ["emit_json", "safe", "to_jsonable"]
+__all__ = ["bar_text", "emit_json", "safe", "to_jsonable"]
 
 _CONTROL = (
     {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
@@ -167,7 +168,7 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     if info.notice:
         rows.append(("notice", safe(info.notice)))
     rows += [
-        (f"{op} threshold", f"{t.value:.4f} ({safe(t.source)}), {_score_kind(t.score)}")
+        (f"{op} threshold", f"{bar_text(t)} ({safe(t.source)}), {_score_kind(t.score)}")
         for op, t in info.thresholds.items()
     ]
     stored = [
@@ -177,6 +178,20 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     ]
     rows += [("stored" if i == 0 else "", line) for i, line in enumerate(stored)]
     return rows
+
+
+def bar_text(threshold: Threshold) -> str:
+    """A threshold's value, and how it falls with the query's duration where it does."""
+    from ..encoders._registry import fallen
+
+    if not threshold.duration_fall:
+        return f"{threshold.value:.4f}"
+    fall = threshold.duration_fall
+    at_3, at_10 = fallen(threshold.value, fall, 3.0), fallen(threshold.value, fall, 10.0)
+    return (
+        f"{threshold.value:.4f} for a query of 0.5 s, falling {fall:g} x ln(d / 0.5 s) for "
+        f"one of d seconds ({at_3:.4f} at 3 s, {at_10:.4f} at 10 s)"
+    )
 
 
 def _score_kind(score: str) -> str:
