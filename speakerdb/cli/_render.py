@@ -225,9 +225,12 @@ def info_text(info: DatabaseInfo) -> str:
 
 
 def _window_text(info: DatabaseInfo) -> str:
-    seconds = info.replay_window_s
-    span = "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
-    return f"{span} ({info.replay_window_source})"
+    return f"{window_span(info.replay_window_s)} ({info.replay_window_source})"
+
+
+def window_span(seconds: int) -> str:
+    """A replay window as ``info`` and ``replay-window`` show it: off, seconds or minutes."""
+    return "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
 
 
 def audit_settings_text(settings: AuditSettings) -> str:
