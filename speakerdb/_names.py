@@ -81,7 +81,7 @@ def clean_name(name: str) -> str:
     bad = [c for c in cleaned if unicodedata.category(c) in _FORBIDDEN_CATEGORIES]
     if bad:
         raise InvalidName(
-            f"speaker name {cleaned.encode('unicode_escape').decode()!r} contains control "
+            f"speaker name '{cleaned.encode('unicode_escape').decode()}' contains control "
             f"characters ({', '.join(repr(c) for c in bad[:3])}); use printable text"
         )
     return cleaned

@@ -261,6 +261,14 @@ def sqlite_error(path: object, exc: BaseException, busy_timeout_s: float) -> Dat
     return DatabaseError(f"{path}: database is corrupt or unreadable ({exc})")
 
 
+def missing_folder(path: object) -> str:
+    """The message for a file to be written at ``path`` whose folder does not exist."""
+    import os.path
+
+    folder = os.path.dirname(os.path.abspath(str(path)))
+    return f"{path}: folder {folder} does not exist; create it first (`mkdir -p {folder}`)"
+
+
 def unwritable_folder(path: object, cause: str) -> DatabaseError:
     """The error for a database whose file, or whose ``-wal`` and ``-shm`` files beside it,
     cannot be created or written (a read-only or immutable folder, another owner)."""

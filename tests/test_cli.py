@@ -484,6 +484,25 @@ def test_read_only_commands_do_not_create_a_mistyped_database(
     assert not store.exists(typo)
 
 
+def test_replay_window_is_shown_as_info_shows_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    assert ok(cli("replay-window", "5m")).stdout == "replay window 5 min (database)\n"
+    assert "replay window      5 min (database)" in ok(cli("info")).stdout
+    assert ok(cli("replay-window", "90")).stdout == "replay window 90 s (database)\n"
+    off = ok(cli("replay-window", "0")).stdout
+    assert off == "replay window off (enrolled clips are still checked) (database)\n"
+
+
+@pytest.mark.file_store("a database file in a folder that does not exist")
+def test_a_database_in_a_missing_folder_is_refused_naming_the_fix(home: Path) -> None:
+    folder = home / "no" / "such"
+    result = cli("enroll", "carol", "alice1.wav", "--db", folder / "s.db")
+    assert_error(result, f"folder {folder} does not exist; create it first (`mkdir -p {folder}`)")
+    assert not (home / "no").exists()
+
+
 def test_identify_reports_each_bad_clip_and_answers_the_others(home: Path) -> None:
     result = cli("identify", "alice1.wav", "nowhere.wav")
     assert result.exit_code == 1, result.output
@@ -852,7 +871,7 @@ def _directory(folder: Path) -> tuple[Path, str]:
 def _not_audio(folder: Path) -> tuple[Path, str]:
     path = folder / "notes.wav"
     path.write_text("these are meeting notes, not audio\n" * 50)
-    return path, "not a readable audio file"
+    return path, "it is damaged or not WAV, FLAC, OGG or MP3: convert it"
 
 
 def _cut_in_header(folder: Path) -> tuple[Path, str]:
@@ -941,7 +960,7 @@ def test_bad_clip(
         ("   \t ", "empty"),
         ("x" * (MAX_NAME_LENGTH + 1), f"at most {MAX_NAME_LENGTH}"),
         ("eve\x1b[2J", "control characters"),
-        ("eve\nmallory", "control characters"),
+        ("eve\nmallory", "speaker name 'eve\\nmallory' contains control characters ('\\n')"),
         ("al\u200bice", "control characters"),
     ],
     ids=["empty", "whitespace", "too-long", "escape-sequence", "newline", "zero-width-space"],
@@ -1236,7 +1255,7 @@ def test_real_voices_are_identified_and_strangers_are_not(
     assert refused.exit_code == 2 and "--score-norm none" in refused.stderr
     # A cosine threshold named as one: the database then decides by cosine, and says so.
     assert (
-        "now decide by none scores"
+        "now decide by raw cosine, not margin-duration scores"
         in ok(cli("set-threshold", "0.75", "--score-norm", "none")).stdout
     )
     doc = as_json(cli("identify", *clips, "--json"))

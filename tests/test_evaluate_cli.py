@@ -245,7 +245,7 @@ def test_calibrate_with_too_few_voices_keeps_the_default(data: Path) -> None:
     assert result.exit_code == 0, result.output
     calibration = json.loads(result.stdout)["calibration"]
     assert calibration["identify"]["method"] == "default"
-    assert "import a cohort" in result.stderr
+    assert "import a cohort of outside voices (speakerdb cohort import CSV)" in result.stderr
     info = json.loads(run("info", "--db", db, "--json").stdout)
     assert info["threshold_source"].startswith("default")
 

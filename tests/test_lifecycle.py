@@ -408,6 +408,25 @@ def test_a_new_person_with_a_watchlisted_voice_is_refused(db: SpeakerDB) -> None
     assert db.identify(clip("carol", 5)).outcome == "accepted"
 
 
+def test_a_threshold_of_another_score_is_not_read_as_a_cosine(
+    db: SpeakerDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEAKERDB_THRESHOLD is a threshold of the score that decides. The watchlist and
+    the enrollment gates compare cosines: on a database that decides by margin they use
+    its cosine threshold, neither refusing a margin threshold as an out-of-range cosine
+    nor comparing cosines with it."""
+    db.set_threshold(0.05, score_norm="margin")
+    db.enroll("mallory", [clip("carol", 4)], watchlist=True)
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", "2")  # a margin no clip reaches; no cosine can
+    assert db.policy(operation="verify").threshold == 2
+    with pytest.raises(EnrollmentRefused, match="'mallory' on the watchlist"):
+        db.enroll("carol", [clip("carol", 5)])
+    assert db.enroll("dave", [clip("dave", 7)]).created
+    assert db.verify("alice", clip("alice", 8)).outcome == "rejected"
+    assert db.verify("dave", clip("carol", 6)).outcome == "watchlist"
+    assert db.identify(clip("carol", 9)).outcome == "unknown"
+
+
 def test_watchlist_on_the_command_line(cli: Callable[..., Result], tmp_path: Path) -> None:
     made = cli("enroll", "mallory", write_clip(tmp_path, "carol", 4), "--watchlist")
     assert made.exit_code == 0, made.output

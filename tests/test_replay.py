@@ -84,6 +84,19 @@ def test_the_window_remembers_decided_queries(db_path: Path, monkeypatch) -> Non
         assert other.identify(clip).outcome == "replay"
 
 
+def test_a_clip_replayed_again_and_again_stays_a_replay(db_path: Path, monkeypatch) -> None:
+    """The window keeps every decided query's fingerprint, replays' too: the copies kept
+    side by side must not hide the next one (a rule asking the best candidate to lead
+    the others, as scripts/eval_replay.py's margin rule does, would let it through)."""
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    recorded, enrolled = recording(110, 2.0, seed=13), recording(110, 2.0, seed=1)
+    with open_db(db_path) as db:
+        assert db.verify("alice", (recorded, RATE)).outcome == "accepted"
+        for n in range(12):
+            assert db.verify("alice", (noisy(recorded, 20, seed=n), RATE)).outcome == "replay"
+            assert db.identify((noisy(enrolled, 20, seed=n), RATE)).outcome == "replay"
+
+
 def test_a_session_is_not_a_replay_of_itself(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
     clip = (recording(110, 2.0, seed=9), RATE)

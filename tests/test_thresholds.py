@@ -133,7 +133,9 @@ def test_a_bare_threshold_on_a_database_deciding_by_a_normalised_score_is_refuse
         db.set_threshold(0.8)
     # Named as a cosine, it switches the database to raw cosine, and says so.
     said = cli("set-threshold", "0.8", "--score-norm", "none")
-    assert "queries now decide by none scores, not margin-duration" in said
+    assert said.startswith("identify and verify thresholds set to 0.8000 (cosine)\n")
+    assert "queries now decide by raw cosine, not margin-duration scores" in said
+    assert "  verify: cosine >= 0.8000 (database)" in said
     assert used("identify") == ("none", 0.8, "database")
 
 

@@ -242,7 +242,7 @@ def _decode(file: bytes | io.BytesIO, name: str, source: str | None) -> Clip:
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
-        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from exc
+        raise unreadable(name, exc) from exc
     except MemoryError as exc:
         raise AudioError(f"{name}: too large to decode") from exc
 
@@ -323,6 +323,14 @@ def _check_complete(extra_info: str, name: str) -> None:
         raise AudioError(
             f"{name}: truncated ({present} of {declared} bytes of audio); use the complete file"
         )
+
+
+def unreadable(name: str, exc: BaseException) -> AudioError:
+    """The error for a file libsndfile cannot open: damaged, or not a format it reads."""
+    return AudioError(
+        f"{name}: not a readable audio file ({_reason(exc)}); it is damaged or not WAV, FLAC, "
+        "OGG or MP3: convert it (`ffmpeg -i FILE clip.wav`, for instance)"
+    )
 
 
 def _reason(exc: BaseException) -> str:

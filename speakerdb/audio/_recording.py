@@ -37,6 +37,7 @@ from ._decode import (
     _in_memory,
     _reason,
     _to_mono_float,
+    unreadable,
 )
 
 __all__ = [
@@ -176,7 +177,7 @@ def _file_blocks(
     try:
         audio = sf.SoundFile(file)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
-        raise AudioError(f"{name}: not a readable audio file ({_reason(exc)})") from exc
+        raise unreadable(name, exc) from exc
     with audio:
         rate, frames = int(audio.samplerate), int(audio.frames)
         _check_rate(rate, name)

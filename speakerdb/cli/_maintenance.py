@@ -109,7 +109,7 @@ def set_threshold(
     Used when neither --threshold nor SPEAKERDB_THRESHOLD is given. Says so when the
     score that decides changes.
     """
-    from ._render import bar_text, emit_json, safe
+    from ._render import emit_json, threshold_set_text
 
     with open_db(db) as database:
         before = _info_if_any(database)
@@ -118,11 +118,8 @@ def set_threshold(
     if json:
         emit_json({"threshold": stored, "for": operation, "thresholds": after.thresholds})
         return
-    echo(f"{operation} threshold set to {stored:.4f} ({after.score_norm} scores)")
-    if before is not None and before.score_norm != after.score_norm:
-        echo(f"queries now decide by {after.score_norm} scores, not {before.score_norm}")
-    for op, threshold in after.thresholds.items():
-        echo(f"  {op}: {threshold.score} >= {bar_text(threshold)} ({safe(threshold.source)})")
+    was = None if before is None else before.score_norm
+    echo(threshold_set_text(operation, stored, was, after))
 
 
 def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:
@@ -149,7 +146,7 @@ def replay_window(
     answered 'replay'. Only fingerprints are kept, never audio.
     SPEAKERDB_REPLAY_WINDOW overrides the stored value.
     """
-    from ._render import emit_json
+    from ._render import emit_json, window_span
 
     with open_db(db) as database:
         if value is not None:
@@ -158,8 +155,8 @@ def replay_window(
     if json:
         emit_json({"replay_window_s": seconds, "source": source})
     else:
-        state = "off (enrolled clips are still checked)" if seconds == 0 else f"{seconds} s"
-        echo(f"replay window {state} ({source})")
+        checked = " (enrolled clips are still checked)" if seconds == 0 else ""
+        echo(f"replay window {window_span(seconds)}{checked} ({source})")
 
 
 def countermeasure(

@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         "reembed",
         epilog=examples(
             "export SPEAKERDB_AUDIO_KEY=$(cat audio.key)",
-            "speakerdb reembed --to new.db --to-model ge2e",
+            "speakerdb reembed --to new.db --to-model resemblyzer",
             "speakerdb reembed --to new.db --to-model ./my-xvector --overwrite --json",
         ),
     )(handles_errors(reembed))

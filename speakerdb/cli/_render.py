@@ -24,7 +24,7 @@ from ..types import (
     to_jsonable,
 )
 
-__all__ = ["bar_text", "emit_json", "safe", "to_jsonable"]
+__all__ = ["emit_json", "safe", "to_jsonable"]
 
 _CONTROL = (
     {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
@@ -161,8 +161,7 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     from ..decision._scores import get_norm
 
     norm = get_norm(info.score_norm)
-    decides = "raw cosine" if norm.decides_by_cosine else f"{info.score_norm} scores"
-    rows = [("decides by", decides)]
+    rows = [("decides by", decides_text(info.score_norm))]
     if not norm.decides_by_cosine:
         rows.append(("score", norm.meaning))
     if info.notice:
@@ -200,6 +199,31 @@ def _score_kind(score: str) -> str:
     return get_norm(score).score_name
 
 
+def decides_text(score_norm: str) -> str:
+    """The score that decides, in words: 'raw cosine' or 'margin scores'."""
+    from ..decision._scores import get_norm
+
+    return "raw cosine" if get_norm(score_norm).decides_by_cosine else f"{score_norm} scores"
+
+
+def threshold_set_text(
+    operation: str, value: float, before: str | None, after: DatabaseInfo
+) -> str:
+    """What ``set-threshold`` did: the value stored, a change of the score that decides
+    (``before`` it was), and the threshold each operation now uses."""
+    which = "identify and verify thresholds" if operation == "both" else f"{operation} threshold"
+    lines = [f"{which} set to {value:.4f} ({_score_kind(after.score_norm)})"]
+    if before is not None and before != after.score_norm:
+        lines.append(
+            f"queries now decide by {decides_text(after.score_norm)}, not {decides_text(before)}"
+        )
+    lines += [
+        f"  {op}: {_score_kind(t.score)} >= {bar_text(t)} ({safe(t.source)})"
+        for op, t in after.thresholds.items()
+    ]
+    return "\n".join(lines)
+
+
 def info_text(info: DatabaseInfo) -> str:
     rows = [
         ("database", safe(info.path)),
@@ -216,9 +240,12 @@ def info_text(info: DatabaseInfo) -> str:
 
 
 def _window_text(info: DatabaseInfo) -> str:
-    seconds = info.replay_window_s
-    span = "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
-    return f"{span} ({info.replay_window_source})"
+    return f"{window_span(info.replay_window_s)} ({info.replay_window_source})"
+
+
+def window_span(seconds: int) -> str:
+    """A replay window as ``info`` and ``replay-window`` show it: off, seconds or minutes."""
+    return "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
 
 
 def audit_settings_text(settings: AuditSettings) -> str:

@@ -202,12 +202,12 @@ def _too_few_voices(voices: int, default: float | None) -> float:
         raise InputError(
             f"calibration needs at least {MIN_VOICES} stranger voices (enrolled speakers "
             f"and cohort voices), the database has {voices}; enroll more speakers, or "
-            "import a cohort of outside voices (speakerdb cohort import)"
+            "import a cohort of outside voices (speakerdb cohort import CSV)"
         )
     log.warning(
         "%d stranger voices cannot bound the share of strangers let in (%d are needed): "
-        "the measured default threshold %.4f is kept; import a cohort of outside voices "
-        "to calibrate",
+        "the measured default threshold %.4f is kept; to calibrate, enroll more speakers "
+        "or import a cohort of outside voices (speakerdb cohort import CSV)",
         voices,
         MIN_VOICES,
         default,

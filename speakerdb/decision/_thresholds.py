@@ -165,5 +165,6 @@ def require_impostor(n_impostor: int, source: str) -> None:
     if n_impostor < MIN_STRANGERS:
         raise InputError(
             f"calibration needs at least {MIN_STRANGERS} stranger scores, {source} give "
-            f"{n_impostor}; enroll more speakers, or import a cohort of outside voices"
+            f"{n_impostor}; enroll more speakers, or import a cohort of outside voices "
+            "(speakerdb cohort import CSV)"
         )

@@ -290,7 +290,7 @@ class Enrolling:
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize((embedder or self._slot).embed(decoded))
         if name not in enrolled and not watchlisting:  # a second voice of a fraudster is fine
-            threshold = self._settings.sources().cosine_threshold()[0]
+            threshold = self._settings.cosine_choice().value
             with self._storage.read() as snapshot:
                 refuse_watchlisted(snapshot, name, embeddings, threshold)
         issues = self._check_quality(name, decoded, embeddings, force, pending)
@@ -397,7 +397,7 @@ class Enrolling:
     ) -> tuple[QualityIssue, ...]:
         from ._quality import check_enrollment
 
-        chosen = self._settings.sources().cosine_choice()
+        chosen = self._settings.cosine_choice()
         threshold, model = chosen.value, self._slot.model
         # A default nobody measured for this model is too rough for the gates to refuse by.
         measured_default = family_of(model).measured_threshold(model) is not None

@@ -142,7 +142,7 @@ class Querying:
         )
         if verdict is None:
             accepted = policy.accepts(score if normalized is None else normalized)
-            cosine = self._settings.sources().cosine_threshold()[0]
+            cosine = self._settings.cosine_choice().value
             verdict = flag_verification(
                 self._storage, name, query, score, accepted, cosine, watched
             )

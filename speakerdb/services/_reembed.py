@@ -39,6 +39,7 @@ from ..errors import (
     InvalidName,
     OptedOut,
     SpeakerNotFound,
+    missing_folder,
 )
 from ..storage import open_storage
 from ..storage._index import index_path_for
@@ -249,7 +250,7 @@ def _checked_target(source: Storage, target: str | os.PathLike[str], overwrite: 
         )
     path = Path(target).expanduser()
     if not path.parent.is_dir():
-        raise InputError(f"{path}: folder {path.parent} does not exist")
+        raise InputError(missing_folder(path))
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give the new database's file name")
     if isinstance(source.path, Path) and path.resolve() == source.path.resolve():

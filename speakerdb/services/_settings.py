@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from .._stored import OPERATIONS, StoredSettings, threshold_key
 from ..config import (
     ENV_COUNTERMEASURE,
+    ENV_THRESHOLD,
     MIN_COHORT_VOICES,
     parse_replay_window,
     resolve_replay_window,
@@ -38,13 +39,14 @@ from ..decision._policy import (
     resolve_policy,
     sized,
 )
-from ..decision._scores import get_norm
+from ..decision._scores import Cosine, get_norm
 from ..errors import InputError
 from ..storage import require_database
 from ..storage._describe import describe_database
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
+    from ..decision._policy import ResolvedThreshold
     from ..storage import Storage
     from ..types import DatabaseInfo, DecisionPolicy
     from ._model import ModelSlot
@@ -132,6 +134,19 @@ class Settings:
         with self._storage.read() as snapshot:
             stored = StoredSettings.parse(snapshot.settings())
         return PolicySources(self._slot.model, stored, self._threshold_arg)
+
+    def cosine_choice(self) -> ResolvedThreshold:
+        """The cosine threshold that the watchlist and the enrollment gates compare cosines
+        with: identify's. An override (the opening ``threshold``, ``SPEAKERDB_THRESHOLD``)
+        counts only while cosine decides; on a database that decides by another score it
+        is a threshold of that score, not a cosine, and the stored or default cosine
+        threshold is used."""
+        sources = self.sources()
+        if sources.score(None)[0] != Cosine.name:
+            environ = os.environ if sources.environ is None else sources.environ
+            unset = {k: v for k, v in environ.items() if k != ENV_THRESHOLD}
+            sources = replace(sources, threshold_arg=None, environ=unset)
+        return sources.cosine_choice()
 
     def policy(
         self,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DatabaseError, missing_database
+from ...errors import DatabaseError, missing_database, missing_folder
 from ...types import BackupReport, EncoderInfo, Match
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
@@ -74,7 +74,7 @@ class SQLiteStorage:
         path = Path(path).expanduser()
         if create and not os.path.lexists(path):
             if not path.parent.is_dir():
-                raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+                raise DatabaseError(missing_folder(path))
             return cls(path, None)
         return cls(path, _open_store(path, create=False))
 

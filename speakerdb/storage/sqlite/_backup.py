@@ -17,7 +17,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ...errors import DatabaseError, InputError
+from ...errors import DatabaseError, InputError, missing_folder
 from ...types import BackupReport
 from ._schema import current_revision
 from ._store import Store
@@ -57,7 +57,7 @@ def _checked_target(source: Path, target: Path, overwrite: bool) -> Path:
     if target.is_dir():
         raise InputError(f"{target}: is a directory; give the backup file's name")
     if not target.parent.is_dir():
-        raise InputError(f"{target}: folder {target.parent} does not exist")
+        raise InputError(missing_folder(target))
     if os.path.lexists(target) and not overwrite:
         raise InputError(f"{target}: exists already; pick another name, or --overwrite it")
     return target

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import DatabaseError, sqlite_busy, sqlite_error, unwritable_folder
+from ...errors import DatabaseError, missing_folder, sqlite_busy, sqlite_error, unwritable_folder
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -72,7 +72,7 @@ def refuse_linked_sidecars(path: Path) -> None:
 
 def create_private_file(path: Path) -> None:
     if not path.parent.exists():
-        raise DatabaseError(f"{path}: folder {path.parent} does not exist")
+        raise DatabaseError(missing_folder(path))
     try:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     except PermissionError as exc:
