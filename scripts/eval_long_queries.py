@@ -8,7 +8,8 @@ on the unseen voices; the decision to ship follows it, whatever it shows).
 The two bars, both GE2E margin-duration identify defaults tuned on fold A of the shared
 corpus only (scripts/eval_open_set.py; the duration-aware one by ``--duration-aware``,
 its rule committed before any figure of it, then reported on fold B and with each
-speaker left out by scripts/eval_open_set_loso.py):
+speaker left out by scripts/eval_open_set_loso.py; added after the test: the candidate
+has shipped, that rule is now those scripts' default and ``--one-bar`` gives the other):
 
 - CURRENT, the shipped default: ``0.8834 + 0.0275 / N`` for every query duration;
 - CANDIDATE: ``0.9016 + 0.0031 / N - 0.01 x ln(d / 0.5 s)`` for a query of d seconds
@@ -78,6 +79,7 @@ from _openset_data import Embedder, Speaker, load_speakers
 from corpus import ensure_corpus
 from eval_open_set_fresh import fresh_speakers
 from fresh_voices import FRESH
+from fresh_voices import manifest as fresh_manifest
 from unseen_voices import UNSEEN, manifest_rows
 
 from speakerdb.config import MIN_QUERY_SPEECH_S
@@ -191,8 +193,10 @@ def judged(tables: dict[str, object]) -> bool:
 def main() -> int:
     logging.getLogger("speakerdb").setLevel(logging.ERROR)
     start = time.perf_counter()
+    by_voice = manifest_rows()  # both sets built, or exit 2 saying how, before any work
+    fresh_manifest()
     unseen_embed = Embedder(UNSEEN / "embeddings")
-    unseen, refused = fresh_speakers(unseen_embed, gated=True, by_voice=manifest_rows())
+    unseen, refused = fresh_speakers(unseen_embed, gated=True, by_voice=by_voice)
     unseen_embed.save()
     shared, _ = load_speakers(ensure_corpus(), 30, 1, SEED)
     fresh_embed = Embedder(FRESH / "embeddings")

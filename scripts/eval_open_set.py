@@ -11,7 +11,9 @@ the offline GE2E encoder and cached under ~/.cache/speakerdb-openset. The corpus
 Speakers left out: the 11 speakers are split into two folds (alternate speakers in
 sorted order). The defaults are chosen on fold A alone (probes and populations of
 fold A, :func:`tune`: margin-duration's identify threshold as a curve a + b / N of
-the population size); the report is on fold B's speakers as probes (shipped
+the population size, falling by fall x ln(d / 0.5 s) with the query's duration d;
+``--one-bar`` tunes one bar for every duration, the rule before); the report is on
+fold B's speakers as probes (shipped
 defaults, "A -> B"), then the other way round ("B -> A", the rotation). A probe's
 populations hold speakers of both folds, as a real site holds voices no tuning saw.
 ``scripts/eval_open_set_loso.py`` runs the same tuning with each speaker left out.
@@ -91,7 +93,7 @@ CURVE_HIGH = 10
 #: The net-speech minimums tried. A clip with too little speech for a secure decision is
 #: answered not_enough_speech (issue 11), so there is always one: 0 s is not a choice.
 SPEECH_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-#: With ``--duration-aware``: how far identify's default may fall per ln(d / 0.5 s) of
+#: How far identify's default may fall per ln(d / 0.5 s) of
 #: the query's duration d (ThresholdCurve.fall), from one bar for all (0) to the score's
 #: own duration slope (beyond it, padding a clip with silence would lower its bar).
 FALL_GRID = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05, DURATION_SLOPE)
@@ -220,7 +222,7 @@ def trials(
                 items.durations[rows],
             )[1]
             best = scored.argmax(axis=1)
-            own = np.array([names[j] == probe for j in best])
+            own = np.array([names[j] == probe for j in best], dtype=bool)
             durations = items.durations[rows]
             plain = cohort = np.full(len(rows), math.nan)
             if calibrations is not None:
@@ -324,14 +326,14 @@ def tune(
     """Defaults from ``fold`` alone: the net-speech minimum (on margin-duration, the
     default score) and each score kind's identify threshold at it.
 
-    Duration-aware (``falls``, :data:`FALL_GRID` with ``--duration-aware``): the
+    Duration-aware (``falls``, :data:`FALL_GRID` unless ``--one-bar``): the
     default score's threshold also falls with the query's duration d, by ``fall x
     ln(d / 0.5 s)`` (ThresholdCurve.fall). Each fall of ``falls`` is tried with each
     minimum: the per-N thresholds and the curve are found as below on the scores raised
     by that term (:meth:`Trials.shifted`), and the (minimum, fall) pair that then
     identifies most enrolled speakers' items correctly at the fold's largest N is
-    chosen (ties: the smaller fall, then the smaller minimum). One fall, 0, is the
-    rule the shipped defaults were tuned by.
+    chosen (ties: the smaller fall, then the smaller minimum). The shipped default was
+    tuned so; one fall, 0 (``--one-bar``), is the rule of the one bar before it.
 
     The default score's threshold depends on the population size N (see
     :class:`~speakerdb.encoders._registry.ThresholdCurve`): at each N of 2 to the
@@ -475,7 +477,7 @@ def main() -> None:
     print(f"per speaker: 3 enrollment clips, (single clips, items >= 3 s): {per}")
     results: dict[str, object] = {}
     for tuned_on, reported_on in (("A", "B"), ("B", "A")):
-        tuned = tune(by_name, folds[tuned_on], falls=FALL_GRID if ARGS.duration_aware else (0.0,))
+        tuned = tune(by_name, folds[tuned_on], falls=(0.0,) if ARGS.one_bar else FALL_GRID)
         print(
             f"\n== defaults tuned on fold {tuned_on} (N = 2 to {tuned['n']}: strangers named "
             f"<= {TUNE_SHARE['items >= 3 s']:.0%} of items >= 3 s and "
@@ -485,7 +487,7 @@ def main() -> None:
             f"  {DEFAULT_KIND} threshold per N: "
             + ", ".join(f"{n}: {v:.3f}" for n, v in tuned["per_size"].items())  # type: ignore[union-attr]
         )
-        if ARGS.duration_aware:
+        if not ARGS.one_bar:
             falls = tuned["fall_curve"]
             print(
                 f"  duration fall -> mean correct identification on fold {tuned_on}: "
@@ -505,7 +507,7 @@ def main() -> None:
         # The shipped defaults came from fold A: A -> B reports at them (AS-norm's is
         # chosen by scripts/eval_asnorm_cohort.py, on fold A too); B -> A at fold B's own.
         at = shipped_thresholds() if tuned_on == "A" else tuned["thresholds"]
-        if ARGS.duration_aware:  # the candidate: fold A's duration-aware curve
+        if ARGS.one_bar and tuned_on == "A":  # fold A's one bar, not the shipped curve
             at = {**shipped_thresholds(), DEFAULT_KIND: tuned["thresholds"][DEFAULT_KIND]}  # type: ignore[index]
         print("  reported at: " + described(at))  # type: ignore[arg-type]
         figures = report(by_name, folds[reported_on], every, tuned, at)  # type: ignore[arg-type]
@@ -563,10 +565,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument("--skip-replay", action="store_true", help="skip the replay scripts")
     parser.add_argument(
-        "--duration-aware",
+        "--one-bar",
         action="store_true",
-        help="tune identify's default to fall with the query's duration (FALL_GRID) and "
-        "report fold A's candidate on fold B",
+        help="tune one identify bar for every query duration (the rule before identify's "
+        "default fell with duration) and report fold A's on fold B",
     )
     return parser.parse_args()
 

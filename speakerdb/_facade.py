@@ -451,7 +451,10 @@ class SpeakerDB:
         """How an ``operation`` (``"identify"`` or ``"verify"``) query with these options
         would be decided: the score, its threshold and where that came from
         (:mod:`speakerdb.decision._policy` has the precedence), at the number of speakers
-        enrolled now (identify's default threshold depends on it)."""
+        enrolled now (identify's default threshold depends on it). Where identify's
+        default falls with the query's duration, ``threshold`` is the bar of a 0.5 s
+        query and ``duration_fall`` says how it falls; each identify result's policy has
+        the bar its clip was decided at."""
         return self._settings.policy_now(threshold, score_norm, operation)
 
     def set_threshold(

@@ -160,12 +160,12 @@ def parse_threshold(
         number = float(value)
     except (TypeError, ValueError):
         raise InputError(
-            f"threshold from {source} is not a number: {value!r}{_threshold_fix(source)}"
+            f"threshold {_given(source)} is not a number: {value!r}{_threshold_fix(source)}"
         ) from None
     low, high = bounds
     if not math.isfinite(number) or not low <= number <= high:
         raise InputError(
-            f"threshold from {source} must be {kind} in [{low:g}, {high:g}], "
+            f"threshold {_given(source)} must be {kind} in [{low:g}, {high:g}], "
             f"got {value!r}{_threshold_fix(source)}"
         )
     return number
@@ -224,6 +224,14 @@ def _switch(arg: bool | None, name: str) -> bool:
     if env not in _SWITCHES:
         raise InputError(f"{name} must be on or off, got {env!r}")
     return _SWITCHES[env]
+
+
+def _given(source: str) -> str:
+    # "argument" is the policy's source label; a person reading the error typed a flag
+    # or a keyword, so name both.
+    if source == "argument":
+        return "given (--threshold, or threshold= in Python)"
+    return f"from {source}"
 
 
 def _threshold_fix(source: str) -> str:

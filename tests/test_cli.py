@@ -484,6 +484,17 @@ def test_read_only_commands_do_not_create_a_mistyped_database(
     assert not store.exists(typo)
 
 
+def test_replay_window_is_shown_as_info_shows_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
+    assert ok(cli("replay-window", "5m")).stdout == "replay window 5 min (database)\n"
+    assert "replay window      5 min (database)" in ok(cli("info")).stdout
+    assert ok(cli("replay-window", "90")).stdout == "replay window 90 s (database)\n"
+    off = ok(cli("replay-window", "0")).stdout
+    assert off == "replay window off (enrolled clips are still checked) (database)\n"
+
+
 @pytest.mark.file_store("a database file in a folder that does not exist")
 def test_a_database_in_a_missing_folder_is_refused_naming_the_fix(home: Path) -> None:
     folder = home / "no" / "such"

@@ -14,7 +14,7 @@ from conftest import FakeEncoder, voice
 from speakerdb import InputError, SpeakerDB
 from speakerdb._stored import StoredSettings
 from speakerdb.decision import PolicySources, _scores, resolve_policy
-from speakerdb.decision._policy import sized
+from speakerdb.decision._policy import for_duration, sized
 from speakerdb.encoders import _registry, encode_windowed
 from speakerdb.encoders._registry import family_of
 from speakerdb.errors import DatabaseError
@@ -49,7 +49,7 @@ PRECEDENCE = [
     (OTHER, {}, None, None, None, None, ("none", 0.7, BY_OTHER)),
     (XVEC, {}, None, None, None, None, ("none", 0.89, BY_XVEC)),
     # identify's margin-duration default follows N; with N not known, its strictest
-    (GE2E, {}, None, None, None, None, ("margin-duration", 0.8972, BY_GE2E)),
+    (GE2E, {}, None, None, None, None, ("margin-duration", 0.9032, BY_GE2E)),
     # a cosine threshold from any source makes a database that never chose decide by cosine
     (GE2E, {"threshold": "0.6"}, None, None, None, None, ("none", 0.6, "database")),
     (GE2E, {}, None, "0.65", None, None, ("none", 0.65, "environment")),
@@ -115,7 +115,15 @@ def test_only_the_builtin_default_is_sized_whatever_a_source_says() -> None:
     # So is a policy rebuilt from a result's JSON document, which leaves the flag out:
     # the document is what it was before the flag.
     document = default.to_dict()
-    assert list(document) == ["score_norm", "threshold", "source", "top_n", "notice"]
+    assert list(document) == [
+        "score_norm",
+        "threshold",
+        "source",
+        "top_n",
+        "notice",
+        "duration_fall",
+        "duration_s",
+    ]
     rebuilt = DecisionPolicy(**document)
     assert sized(rebuilt, GE2E, 500) == rebuilt
 
@@ -166,7 +174,7 @@ def test_a_bad_environment_threshold_is_refused_whatever_decides(
     ("score", "bad"), [("none", 1.5), ("margin", -3.5), ("asnorm", 81.4), ("margin", "x")]
 )
 def test_a_bad_query_threshold_is_refused_for_its_score(score: str, bad: object) -> None:
-    with pytest.raises(InputError, match="threshold from argument"):
+    with pytest.raises(InputError, match=r"threshold given \(--threshold"):
         resolve_policy(sources(), bad, score)  # type: ignore[arg-type]
 
 
@@ -339,3 +347,25 @@ def test_a_new_family_brings_its_own_defaults_and_windowing(
     with SpeakerDB(tmp_path / "w.db", encoder=FakeEncoder()) as db:
         db.enroll("alice", [clip(120, 1)])
         assert db.identify(clip(120, 2)).score_norm == "margin"
+
+
+def test_only_the_builtin_identify_default_falls_with_duration() -> None:
+    """for_duration takes a falling default at one query's duration (N first, then the
+    duration); a stored, given or verify threshold, or an unknown duration, is kept."""
+    curve = family_of(GE2E).identify_curves["margin-duration"]
+    default = sized(resolve_policy(sources(GE2E)), GE2E, 6)
+    assert default.duration_fall == curve.fall > 0
+    at_4 = for_duration(default, 4.0)
+    assert (at_4.threshold, at_4.duration_s) == (curve.at(6, 4.0), 4.0) and at_4.threshold < 0.9
+    assert for_duration(default, 0.2).threshold == curve.at(6)  # clamped to 0.5 s
+    assert for_duration(default, 60.0).threshold == curve.at(6, 30.0)  # and to 30 s
+    assert for_duration(default, None) == default
+    stored = {"score_norm": "margin-duration", "threshold:identify:margin-duration": "0.95"}
+    for policy in (
+        resolve_policy(sources(GE2E, stored)),
+        resolve_policy(sources(GE2E), 0.8, "margin-duration"),
+        resolve_policy(sources(GE2E, env="0.8"), score_norm="margin-duration"),
+        resolve_policy(sources(GE2E), operation="verify"),
+    ):
+        assert policy.duration_fall == 0.0
+        assert for_duration(policy, 10.0) == policy

@@ -13,9 +13,10 @@ import soundfile as sf
 from conftest import FakeEncoder, fake_cli, voice
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb.config import DURATION_SLOPE
 from speakerdb.decision._policy import default_threshold
 from speakerdb.decision._scores import get_norm
-from speakerdb.encoders._registry import family_of
+from speakerdb.encoders._registry import fallen, family_of
 
 ALICE, BOB = 110.0, 1000.0
 GE2E = "resemblyzer"  # the fake encoder under this name gets GE2E's defaults (margin-duration)
@@ -43,6 +44,13 @@ def default(score: str, operation: str = "verify", n_speakers: int = 2) -> float
     """The built-in threshold of ``score`` scores for the GE2E family, for ``operation``
     on a database of ``n_speakers`` (the fixture's two)."""
     return default_threshold(get_norm(score), GE2E, operation, n_speakers)
+
+
+def decided_at(threshold: tuple[str, float, str], seconds: float) -> tuple[str, float, str]:
+    """A built-in identify default as a query of ``seconds`` faces it (it falls with the
+    query's duration: the fixture's clips last 1.5 s)."""
+    fall = family_of(GE2E).identify_curves["margin-duration"].fall
+    return threshold[0], fallen(threshold[1], fall, seconds), threshold[2]
 
 
 def opened(home: Path, **options: object) -> SpeakerDB:
@@ -80,7 +88,7 @@ def test_each_operation_has_its_own_threshold(home: Path) -> None:
         "identify": builtin,
         "verify": ("margin-duration", 0.8, "database"),
     }
-    assert used("identify") == builtin
+    assert used("identify") == decided_at(builtin, 1.5)
     assert used("verify") == ("margin-duration", 0.8, "database")
     cli("set-threshold", "0.6", "--score-norm", "margin-duration", "--for", "identify")
     assert thresholds()["identify"] == ("margin-duration", 0.6, "database")
@@ -142,8 +150,8 @@ def test_on_a_database_deciding_by_cosine_a_bare_threshold_is_a_cosine(
         "threshold": 0.5,
         "for": "both",
         "thresholds": {
-            "identify": {"score": "none", "value": 0.5, "source": "database"},
-            "verify": {"score": "none", "value": 0.5, "source": "database"},
+            "identify": {"score": "none", "value": 0.5, "source": "database", "duration_fall": 0},
+            "verify": {"score": "none", "value": 0.5, "source": "database", "duration_fall": 0},
         },
     }
 
@@ -206,7 +214,7 @@ def test_bad_environment_thresholds_are_refused_whatever_decides(
         (["set-threshold", "3.5", "--score-norm", "margin"], "a margin threshold in [-3, 3]"),
         (["set-threshold", "81.4", "--score-norm", "asnorm"], "an AS-norm threshold"),
         (["set-threshold", "inf", "--score-norm", "margin-duration"], "margin-duration"),
-        (["identify", "alice2.wav", "--threshold", "4"], "threshold from argument"),
+        (["identify", "alice2.wav", "--threshold", "4"], "threshold given (--threshold"),
         (["identify", "alice2.wav", "--score-norm", "asnorm", "--threshold", "-60"], "[-50, 50]"),
     ],
 )
@@ -255,11 +263,11 @@ def test_identify_default_threshold_follows_the_number_of_enrolled_speakers(
             assert (policy.threshold, policy.source) == (curve.at(n), f"default for {GE2E}")
             assert db.policy(operation="verify").threshold == fixed
             found = db.identify(home / "alice2.wav")
-            assert found.policy.threshold == curve.at(n)
+            assert found.policy.threshold == curve.at(n, 1.5)
             if n in (3, 6, 10):
                 assert db.info().thresholds["identify"].value == curve.at(n)
     assert thresholds()["identify"][1] == curve.at(10)
-    assert used("identify")[1] == curve.at(10)
+    assert used("identify")[1] == curve.at(10, 1.5)
     assert thresholds()["verify"][1] == fixed
 
 
@@ -272,8 +280,8 @@ def test_a_threshold_given_or_stored_does_not_follow_n(home: Path) -> None:
 
 def test_calibrate_with_too_few_voices_keeps_each_operations_default(home: Path) -> None:
     """Three speakers and two outside voices cannot bound the share of strangers:
-    calibrate keeps identify's default at the database's N and verify's fixed one, and
-    stores neither."""
+    calibrate keeps identify's default at the database's N (its bar for a 0.5 s query:
+    it still falls with duration) and verify's fixed one, and stores neither."""
     with opened(home) as db:
         db.enroll("alice", [home / "alice2.wav"], force=True)
         db.enroll("bob", [(voice(BOB, 1.5, seed=4), 16000)], force=True)
@@ -288,3 +296,74 @@ def test_calibrate_with_too_few_voices_keeps_each_operations_default(home: Path)
     assert "kept the default (nothing stored)" in cli("calibrate")
     assert default("margin-duration", "identify", 3) != default("margin-duration")
     assert info()["stored_thresholds"] == []
+    # Nothing stored: identify's default still falls with the query's duration.
+    fall = family_of(GE2E).identify_curves["margin-duration"].fall
+    assert info()["thresholds"]["identify"]["duration_fall"] == fall
+
+
+def test_identify_default_falls_with_the_query_duration_and_says_so(home: Path) -> None:
+    """Identify's built-in margin-duration bar falls with the query's duration d, by the
+    curve's ``fall x ln(d / 0.5 s)`` (d clamped to [0.5 s, 30 s]): each result's policy
+    holds the bar it was decided at and the duration; db.policy() and info hold the bar
+    of a 0.5 s query and the fall, and info's text says how it falls. Verify's default,
+    one claim, does not fall."""
+    curve = family_of(GE2E).identify_curves["margin-duration"]
+    assert 0 < curve.fall <= DURATION_SLOPE  # padding a clip never lowers its bar
+    for seconds in (0.8, 3.0, 10.0):
+        sf.write(home / f"long{seconds}.wav", voice(ALICE, seconds, seed=9), 16000)
+    with opened(home) as db:
+        found = db.identify_many([home / f"long{s}.wav" for s in (0.8, 3.0, 10.0)])
+        bars = [r.policy.threshold for r in found]
+        assert bars == [curve.at(2, s) for s in (0.8, 3.0, 10.0)]
+        assert bars[0] > bars[1] > bars[2]
+        assert [r.policy.duration_s for r in found] == [0.8, 3.0, 10.0]
+        for result in found:
+            assert result.policy.duration_fall == curve.fall
+            assert result.accepted == (result.best.decision_score >= result.policy.threshold)
+        policy = db.policy(operation="identify")
+        assert (policy.threshold, policy.duration_fall, policy.duration_s) == (
+            curve.at(2),
+            curve.fall,
+            None,
+        )
+        verified = db.verify("alice", home / "long10.0.wav")
+        assert verified.policy.duration_fall == 0.0
+        assert verified.threshold == default("margin-duration")
+    shown = info()["thresholds"]
+    assert (shown["identify"]["value"], shown["identify"]["duration_fall"]) == (
+        curve.at(2),
+        curve.fall,
+    )
+    assert shown["verify"]["duration_fall"] == 0
+    text = cli("info")
+    assert f"falling {curve.fall:g} x ln(d / 0.5 s)" in text
+    assert f"{curve.at(2, 3.0):.4f} at 3 s" in text
+    (doc,) = json.loads(cli("identify", "long3.0.wav", "--json"))
+    assert doc["policy"]["threshold"] == curve.at(2, 3.0)
+    assert (doc["policy"]["duration_fall"], doc["policy"]["duration_s"]) == (curve.fall, 3.0)
+
+
+@pytest.mark.parametrize("where", ["stored", "argument", "flag", "environment"])
+def test_a_threshold_set_stored_given_or_from_the_environment_does_not_fall(
+    home: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the built-in default falls with duration: a threshold a user sets means
+    exactly that value for a query of any length."""
+    sf.write(home / "long.wav", voice(ALICE, 10.0, seed=9), 16000)
+    args: tuple[str, ...] = ()
+    if where == "stored":
+        cli("set-threshold", "0.8", "--score-norm", "margin-duration", "--for", "identify")
+    elif where == "argument":
+        args = ("--threshold", "0.8", "--score-norm", "margin-duration")
+    elif where == "flag":
+        cli("score-norm", "margin-duration")
+        args = ("--threshold", "0.8")
+    else:
+        cli("score-norm", "margin-duration")
+        monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.8")
+    (doc,) = json.loads(cli("identify", "long.wav", "--json", *args))
+    policy = doc["policy"]
+    assert (policy["score_norm"], policy["threshold"]) == ("margin-duration", 0.8)
+    assert (policy["duration_fall"], policy["duration_s"]) == (0, None)
+    if where in ("stored", "environment"):  # what decides every identify: info says so
+        assert "falling" not in cli("info")

@@ -269,6 +269,12 @@ def evaluation_text(report: EvaluationReport) -> str:
     return "\n".join(lines)
 
 
+_HOW = {
+    "default": "the measured default, kept: too few voices or trials to show a lower one",
+    "upper": "as low as the trials show the target, by its 95% upper limit",
+}
+
+
 def calibration_text(result: Calibration, *, stored: bool) -> str:
     """What a calibration found, and whether it was stored."""
     lines = [
@@ -277,8 +283,10 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
         f"({result.n_genuine} genuine scores)"
     ]
     for choice in (result.identify, result.verify):
+        # The shares are of strangers, not of the scores counted before: identify's
+        # are carried from the best of N - 1 to the database's N speakers.
         among = (
-            f"among {choice.n_speakers} enrolled speakers"
+            f"carried to {choice.n_speakers} enrolled speakers"
             if choice.operation == "identify"
             else "per claim"
         )
@@ -291,12 +299,6 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             f"turned away {_pct(choice.frr)}"
         )
     return "\n".join(lines)
-
-
-_HOW = {
-    "default": "the measured default, kept: too few voices or trials to show a lower one",
-    "upper": "as low as the trials show the target, by its 95% upper limit",
-}
 
 
 def _verb(result: Calibration, stored: bool) -> str:

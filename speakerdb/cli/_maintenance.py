@@ -146,7 +146,7 @@ def replay_window(
     answered 'replay'. Only fingerprints are kept, never audio.
     SPEAKERDB_REPLAY_WINDOW overrides the stored value.
     """
-    from ._render import emit_json
+    from ._render import emit_json, window_span
 
     with open_db(db) as database:
         if value is not None:
@@ -155,8 +155,8 @@ def replay_window(
     if json:
         emit_json({"replay_window_s": seconds, "source": source})
     else:
-        state = "off (enrolled clips are still checked)" if seconds == 0 else f"{seconds} s"
-        echo(f"replay window {state} ({source})")
+        checked = " (enrolled clips are still checked)" if seconds == 0 else ""
+        echo(f"replay window {window_span(seconds)}{checked} ({source})")
 
 
 def countermeasure(

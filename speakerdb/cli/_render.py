@@ -18,6 +18,7 @@ from ..types import (
     Enrollment,
     Identification,
     Speaker,
+    Threshold,
     Utterance,
     Verification,
     to_jsonable,
@@ -166,7 +167,7 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     if info.notice:
         rows.append(("notice", safe(info.notice)))
     rows += [
-        (f"{op} threshold", f"{t.value:.4f} ({safe(t.source)}), {_score_kind(t.score)}")
+        (f"{op} threshold", f"{bar_text(t)} ({safe(t.source)}), {_score_kind(t.score)}")
         for op, t in info.thresholds.items()
     ]
     stored = [
@@ -176,6 +177,20 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
     ]
     rows += [("stored" if i == 0 else "", line) for i, line in enumerate(stored)]
     return rows
+
+
+def bar_text(threshold: Threshold) -> str:
+    """A threshold's value, and how it falls with the query's duration where it does."""
+    from ..encoders._registry import fallen
+
+    if not threshold.duration_fall:
+        return f"{threshold.value:.4f}"
+    fall = threshold.duration_fall
+    at_3, at_10 = fallen(threshold.value, fall, 3.0), fallen(threshold.value, fall, 10.0)
+    return (
+        f"{threshold.value:.4f} for a query of 0.5 s, falling {fall:g} x ln(d / 0.5 s) for "
+        f"one of d seconds ({at_3:.4f} at 3 s, {at_10:.4f} at 10 s)"
+    )
 
 
 def _score_kind(score: str) -> str:
@@ -203,7 +218,7 @@ def threshold_set_text(
             f"queries now decide by {decides_text(after.score_norm)}, not {decides_text(before)}"
         )
     lines += [
-        f"  {op}: {_score_kind(t.score)} >= {t.value:.4f} ({safe(t.source)})"
+        f"  {op}: {_score_kind(t.score)} >= {bar_text(t)} ({safe(t.source)})"
         for op, t in after.thresholds.items()
     ]
     return "\n".join(lines)
@@ -225,9 +240,12 @@ def info_text(info: DatabaseInfo) -> str:
 
 
 def _window_text(info: DatabaseInfo) -> str:
-    seconds = info.replay_window_s
-    span = "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
-    return f"{span} ({info.replay_window_source})"
+    return f"{window_span(info.replay_window_s)} ({info.replay_window_source})"
+
+
+def window_span(seconds: int) -> str:
+    """A replay window as ``info`` and ``replay-window`` show it: off, seconds or minutes."""
+    return "off" if seconds == 0 else f"{seconds} s" if seconds % 60 else f"{seconds // 60} min"
 
 
 def audit_settings_text(settings: AuditSettings) -> str:

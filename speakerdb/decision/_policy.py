@@ -14,7 +14,12 @@ each has its own threshold) from, in order of precedence (as
    and of the score (:mod:`speakerdb.decision._scores`). Identify's default may
    depend on the number N of enrolled speakers (a family's ``identify_curves``): a
    policy resolved before N is known takes the strictest value, and
-   :func:`sized` sets it once the search has counted them.
+   :func:`sized` sets it once the search has counted them. It may also fall with the
+   query's duration (the curve's ``fall``, the policy's ``duration_fall``):
+   :func:`for_duration` takes it at each query's duration.
+
+Only the built-in default falls with duration: a threshold from 1 to 4 (given, set,
+stored or calibrated) is one bar for every query, exactly the value set.
 
 A threshold from 1 to 3 is the threshold of whichever score decides, for both
 operations, and it is checked against that score's bounds wherever it comes from
@@ -40,7 +45,7 @@ from dataclasses import dataclass, replace
 
 from .._stored import StoredSettings
 from ..config import DEFAULT_TOP_N, ENV_THRESHOLD, MIN_COHORT_VOICES
-from ..encoders._registry import family_of
+from ..encoders._registry import fallen, family_of
 from ..errors import DatabaseError, InputError
 from ..types import DecisionPolicy
 from ._scores import Cosine, ScoreNorm, get_norm
@@ -53,6 +58,7 @@ __all__ = [
     "check_operation",
     "cohort_fallback",
     "default_threshold",
+    "for_duration",
     "resolve_policy",
     "sized",
     "voice_policy",
@@ -78,6 +84,7 @@ class ResolvedThreshold:
     value: float
     source: str
     builtin_default: bool = False
+    duration_fall: float = 0.0
 
 
 @dataclass(frozen=True)  # no slots: building the class twice costs info's start-up
@@ -196,12 +203,32 @@ def default_threshold(
 ) -> float:
     """The built-in threshold of ``norm`` scores for ``operation`` with ``model``: for
     identify, the family's curve at ``n_speakers`` where it has one for the score (the
-    strictest when N is not known), else the score's fixed default."""
+    strictest when N is not known), else the score's fixed default; for identify that is
+    the bar of a 0.5 s query where it falls with duration (:func:`default_fall`)."""
     family = family_of(model)
     curve = family.identify_curves.get(norm.name) if operation == "identify" else None
     if curve is None:
         return norm.default_threshold(family, model)
     return curve.at(n_speakers)
+
+
+def default_fall(norm: ScoreNorm, model: str, operation: str) -> float:
+    """How far ``norm``'s built-in ``operation`` threshold with ``model`` falls per
+    ``ln(d / 0.5 s)`` of the query's duration (0: it does not)."""
+    if operation != "identify":
+        return 0.0
+    curve = family_of(model).identify_curves.get(norm.name)
+    return 0.0 if curve is None else curve.fall
+
+
+def for_duration(policy: DecisionPolicy, duration_s: float | None) -> DecisionPolicy:
+    """``policy`` for one query of ``duration_s`` seconds: a threshold that falls with
+    duration (``duration_fall``) taken at it, with ``duration_s`` recorded; any other
+    policy, or an unknown duration, as it is. Take it once per query, after :func:`sized`."""
+    if not policy.duration_fall or duration_s is None:
+        return policy
+    threshold = fallen(policy.threshold, policy.duration_fall, duration_s)
+    return replace(policy, threshold=threshold, duration_s=duration_s)
 
 
 def sized(policy: DecisionPolicy, model: str, n_speakers: int) -> DecisionPolicy:
@@ -220,12 +247,19 @@ def _default_choice(
 ) -> ResolvedThreshold:
     """The built-in default (:func:`default_threshold`), the one place that names it so."""
     value = default_threshold(norm, model, operation, n_speakers)
-    return ResolvedThreshold(value, f"default for {model}", builtin_default=True)
+    fall = default_fall(norm, model, operation)
+    return ResolvedThreshold(value, f"default for {model}", True, fall)
 
 
 def _policy(name: str, chosen: ResolvedThreshold, top_n: int, notice: str | None) -> DecisionPolicy:
     return DecisionPolicy(
-        name, chosen.value, chosen.source, top_n, notice, builtin_default=chosen.builtin_default
+        name,
+        chosen.value,
+        chosen.source,
+        top_n,
+        notice,
+        builtin_default=chosen.builtin_default,
+        duration_fall=chosen.duration_fall,
     )
 
 

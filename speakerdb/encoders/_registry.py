@@ -41,6 +41,7 @@ __all__ = [
     "ThresholdCurve",
     "XVectorFamily",
     "default_threshold",
+    "fallen",
     "family_of",
     "normalize_model_name",
 ]
@@ -82,15 +83,22 @@ class ThresholdCurve:
             base = max(self._value(self.low), self._value(self.high))
         else:
             base = self._value(min(max(n_speakers, self.low), self.high))
-        if duration_s is None or not self.fall:
-            return base
-        seconds = min(max(duration_s, DURATION_REFERENCE_S), DURATION_CAP_S)
-        # Rounded as info shows it, so the threshold shown is the one that decides.
-        return round(base - self.fall * math.log(seconds / DURATION_REFERENCE_S), 4)
+        return fallen(base, self.fall, duration_s)
 
     def _value(self, n: int) -> float:
         # Rounded as info shows it, so the threshold shown is the one that decides.
         return round(self.a + self.b / n, 4)
+
+
+def fallen(threshold: float, fall: float, duration_s: float | None) -> float:
+    """``threshold`` (the bar of a 0.5 s query) for a query of ``duration_s`` seconds when
+    it falls by ``fall x ln(d / 0.5 s)``, ``d`` clamped to [0.5 s, 30 s] as
+    margin-duration's duration term is; ``threshold`` itself without a fall or a duration."""
+    if duration_s is None or not fall:
+        return threshold
+    seconds = min(max(duration_s, DURATION_REFERENCE_S), DURATION_CAP_S)
+    # Rounded as info shows it, so the threshold shown is the one that decides.
+    return round(threshold - fall * math.log(seconds / DURATION_REFERENCE_S), 4)
 
 
 class EncoderFamily:
@@ -170,16 +178,24 @@ class GE2EFamily(EncoderFamily):
     score_thresholds = MappingProxyType(
         {"none": 0.813, "margin": 0.998, "margin-duration": 0.891, "asnorm": 3.35}
     )
-    # Identify's margin-duration threshold depends on N. At each N of 2 to 5 on fold A,
-    # the lowest threshold naming at most 1% of strangers' single clips and 1% of their
-    # items of 3 s or more (0.888, 0.890, 0.890, 0.875); a + b / N fitted to them by
-    # least squares and raised to lie on or above each (so the 1% holds at every N);
-    # held from N = 10, the largest N reported on voices it was not chosen on. On fold
-    # B it names 0.2-1.8% of strangers' single clips and 0-0.5% of their items >= 3 s
-    # at N = 3, 6, 10 and identifies 55-71% and 73-88% correctly; the rule re-run with
-    # each speaker left out in turn (scripts/eval_open_set_loso.py) meets the issue's
-    # targets too. The README's "Choosing a threshold" has the figures and caveats.
-    identify_curves = MappingProxyType({"margin-duration": ThresholdCurve(0.8834, 0.0275)})
+    # Identify's margin-duration threshold depends on N and falls with the query's
+    # duration d: a + b / N - fall x ln(d / 0.5 s) (scripts/eval_open_set.py
+    # --duration-aware, on fold A). For each fall of 0-0.057 (the score's own slope:
+    # padding a clip with silence never lowers its bar) and each speech minimum: at
+    # each N of 2 to 5, the lowest threshold naming at most 1% of strangers' single
+    # clips and 1% of their items of 3 s or more (their scores raised by the fall's
+    # term); a + b / N fitted to them by least squares and raised to lie on or above
+    # each; the pair that identifies most of fold A's items correctly (fall 0.01, per-N
+    # 0.890, 0.903, 0.896, 0.886). Held from N = 10, the largest N reported on voices
+    # it was not chosen on. Reported on fold B, with each speaker left out
+    # (scripts/eval_open_set_loso.py --duration-aware), and in a pre-registered test on
+    # 13 unseen voices (scripts/eval_long_queries.py): strangers within the issue's
+    # targets, 39 more items of 3 s or more identified than one bar for every
+    # duration (0.8834 + 0.0275 / N) and none fewer. The README's "Choosing a
+    # threshold" has the figures and caveats.
+    identify_curves = MappingProxyType(
+        {"margin-duration": ThresholdCurve(0.9016, 0.0031, fall=0.01)}
+    )
     # It bounds its memory itself (1.6 s partials, 64 at a time); windows would only
     # change its long-clip embeddings a little (cosine 0.9995 to whole-clip ones).
     window_s = None

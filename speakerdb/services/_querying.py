@@ -22,6 +22,7 @@ from .._names import clean_group, clean_name
 from ..audio._decode import Clip, ClipInput, to_clip
 from ..config import MIN_COHORT_VOICES
 from ..decision._countermeasure import judge
+from ..decision._policy import for_duration
 from ..decision._ranking import normalized_claim, rank
 from ..decision._scores import get_norm
 from ..errors import InputError
@@ -102,21 +103,13 @@ class Querying:
         if searching.found is not None:  # the default threshold at the searched database's N
             policy = self._settings.sized(policy, searching.found.speakers)
         watched = guarded if guarded is not None else searching.watchlist() or frozenset()
-        results = self._audit.log_identifications(
-            [
-                _identified(
-                    clip,
-                    matches,
-                    policy,
-                    verdict or flag_identification(matches, policy, watched),
-                    judge,
-                    searching.group,
-                )
-                for clip, matches, verdict, judge in zip(
-                    decoded, found, verdicts, judged, strict=True
-                )
-            ]
-        )
+        decided = []
+        for clip, matches, verdict, judgement in zip(decoded, found, verdicts, judged, strict=True):
+            # The built-in default may fall with the clip's duration: each its own bar.
+            own = for_duration(policy, clip.duration_s)
+            flagged = verdict or flag_identification(matches, own, watched)
+            decided.append(_identified(clip, matches, own, flagged, judgement, searching.group))
+        results = self._audit.log_identifications(decided)
         for query, result in zip(asked, results, strict=True):
             self._tell(query, result)
         return results

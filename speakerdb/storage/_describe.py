@@ -51,7 +51,8 @@ def describe_database(
         score_norm=policy.score_norm,
         score_norm_threshold=None if deciding_by_cosine else policy.threshold,
         thresholds={
-            op: Threshold(p.score_norm, p.threshold, p.source) for op, p in policies.items()
+            op: Threshold(p.score_norm, p.threshold, p.source, p.duration_fall)
+            for op, p in policies.items()
         },
         stored_thresholds=_stored_thresholds(sources, policies),
         notice=policy.notice,

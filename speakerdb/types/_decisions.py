@@ -100,6 +100,13 @@ class DecisionPolicy(_Result):
     (:mod:`speakerdb.decision._policy`); identify's then follows the number of enrolled
     speakers. Code tells a default by this flag, never by ``source``'s words. It is left
     out of :meth:`to_dict`, whose ``source`` says the same in words.
+
+    ``duration_fall``: how far the threshold falls per ``ln(d / 0.5 s)`` of a query of
+    ``d`` seconds (clamped to [0.5 s, 30 s]); only identify's built-in default of a model
+    that measured one falls, a threshold given, set, stored or calibrated never does
+    (0). Where it falls, ``threshold`` is the bar of a 0.5 s query until the policy is
+    taken for one query (:func:`speakerdb.decision._policy.for_duration`), and then the
+    bar that query was decided at, whose duration is ``duration_s``.
     """
 
     score_norm: str
@@ -108,6 +115,8 @@ class DecisionPolicy(_Result):
     top_n: int = 50  # speakerdb.config.DEFAULT_TOP_N: results import nothing of the package
     notice: str | None = None
     builtin_default: bool = False
+    duration_fall: float = 0.0
+    duration_s: float | None = None
 
     def accepts(self, score: float) -> bool:
         """The decision rule, the only place it is written: the score reaches the threshold."""

@@ -13,11 +13,14 @@ from ._records import EncoderInfo
 @dataclass(frozen=True, slots=True)
 class Threshold(_Result):
     """The threshold an operation decides by: of which ``score`` (``none``: raw cosine),
-    its ``value``, and its ``source`` (as :class:`DecisionPolicy`'s)."""
+    its ``value``, and its ``source`` (as :class:`DecisionPolicy`'s). ``duration_fall``
+    (as :class:`DecisionPolicy`'s): where it is not 0, ``value`` is the bar of a 0.5 s
+    query and a query of ``d`` seconds faces ``value - duration_fall x ln(d / 0.5 s)``."""
 
     score: str
     value: float
     source: str
+    duration_fall: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
