@@ -298,3 +298,43 @@ def test_calibrate_from_trials_names_the_speakers_it_could_not_find(data: Path) 
     result = run("calibrate", "--db", db, "--trials", trials)
     assert result.exit_code == 2
     assert "no usable trial on an enrolled speaker (not enrolled: 'yan', 'zoe')" in result.stderr
+
+
+def test_evaluate_decides_each_clip_at_the_bar_identify_gives_it(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With GE2E's defaults identify's bar falls with the clip's duration; evaluate's
+    open-set figures at the database threshold count what identify answers, clip by
+    clip (one flat 0.5 s bar identified 13 of these 18 clips, identify 16), and say
+    that the bar falls."""
+    from speakerdb import SpeakerDB
+    from speakerdb.encoders._registry import family_of
+
+    ge2e = "resemblyzer"  # the fake encoder under this name gets GE2E's defaults
+    monkeypatch.setattr(service, "load_encoder", lambda model, **kw: FakeEncoder(model=ge2e))
+    test_rows = list(csv.DictReader((data / "test.csv").open()))
+    for k, row in enumerate(test_rows):  # clips of 1-8 s: bars from 1 s's to 8 s's
+        pitch = PITCHES.get(row["speaker_id"], IMPOSTOR) * 1.01
+        sf.write(data / row["path"], voice(pitch, seconds=1 + k % 8, seed=900 + k), 16000)
+    report = evaluate_json(data, "--model", ge2e)
+    at_database = report["open_set"][0]["result"]
+    fall = family_of(ge2e).identify_curves["margin-duration"].fall
+    assert (report["score"], at_database["duration_fall"]) == ("margin-duration", fall)
+
+    with SpeakerDB(data / "same.db", encoder=FakeEncoder(model=ge2e)) as db:  # type: ignore[arg-type]
+        enroll: dict[str, list[Path]] = {}
+        for row in csv.DictReader((data / "enroll.csv").open()):
+            enroll.setdefault(row["speaker"], []).append(data / row["path"])
+        for name, paths in enroll.items():
+            db.enroll(name, paths, force=True)
+        answers = [(row, db.identify(data / row["path"])) for row in test_rows]
+    genuine = [a for row, a in answers if row["speaker_id"] in PITCHES]
+    strangers = [a for row, a in answers if row["speaker_id"] not in PITCHES]
+    right = [a for row, a in answers if a.speaker == row["speaker_id"]]
+    assert {a.policy.threshold for _, a in answers} != {at_database["threshold"]}
+    assert at_database["correct"] == pytest.approx(len(right) / len(genuine))
+    named = [a for a in strangers if a.speaker is not None]
+    assert at_database["impostors_accepted"] == pytest.approx(len(named) / len(strangers))
+    evaluate = ("evaluate", "--enroll", data / "enroll.csv", "--test", data / "test.csv")
+    text = run(*evaluate, "--model", ge2e).stdout
+    assert f"falling {fall:g} x ln(d / 0.5 s)" in text

@@ -96,6 +96,22 @@ def test_open_set_by_hand() -> None:
     assert (high.correct, high.wrong, high.impostors_accepted) == (1 / 3, 0.0, 0.0)
 
 
+def test_open_set_with_a_falling_bar_takes_each_items_own() -> None:
+    """Where the bar falls with duration (identify's GE2E default), each item faces the
+    bar at its own duration, as identify decides it: a long item is accepted at a score
+    a 0.5 s one is not, and a bar given without durations is one bar for all."""
+    scores = np.array([[0.88, 0.1], [0.88, 0.1], [0.1, 0.865]])
+    truth = np.array([0, 0, -1])
+    long_s = 0.5 * np.exp(3)  # the bar falls 3 x 0.01 = 0.03, to 0.87
+    falling = metrics.open_set(scores, truth, 0.9, 0.01, [0.5, long_s, long_s])
+    assert (falling.correct, falling.impostors_accepted) == (0.5, 0.0)
+    assert (falling.threshold, falling.duration_fall) == (0.9, 0.01)
+    falling = metrics.open_set(scores, truth, 0.89, 0.01, [0.5, long_s, long_s])
+    assert (falling.correct, falling.impostors_accepted) == (0.5, 1.0)
+    flat = metrics.open_set(scores, truth, 0.89, 0.01)
+    assert (flat.correct, flat.impostors_accepted, flat.duration_fall) == (0.0, 0.0, 0.0)
+
+
 def test_threshold_for_correct_id_by_hand() -> None:
     assert metrics.threshold_for_correct_id(SCORES, TRUTH, 1 / 3) == 0.9
     assert metrics.threshold_for_correct_id(SCORES, TRUTH, 0.5) is None  # top-1 is only 1/3

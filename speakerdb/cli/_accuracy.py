@@ -25,6 +25,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration
+    from ..decision._metrics import OpenSetResult
     from ..evaluation._evaluate import EvaluationReport
 
 __all__ = ["calibrate", "evaluate", "score_norm"]
@@ -250,7 +251,7 @@ def evaluation_text(report: EvaluationReport) -> str:
     for point in report.open_set:
         r = point.result
         lines.append(
-            f"open-set at the {point.name} threshold {r.threshold:.3f}: correct {_pct(r.correct)}, "
+            f"open-set at the {point.name} threshold {_bar(r)}: correct {_pct(r.correct)}, "
             f"wrong {_pct(r.wrong)}, impostors accepted {_pct(r.impostors_accepted)}"
         )
     if report.calibration_note:
@@ -267,6 +268,15 @@ def evaluation_text(report: EvaluationReport) -> str:
     if report.det_plot:
         lines.append(f"DET plot written to {safe(report.det_plot)}")
     return "\n".join(lines)
+
+
+def _bar(result: OpenSetResult) -> str:
+    if not result.duration_fall:
+        return f"{result.threshold:.3f}"
+    return (
+        f"{result.threshold:.3f} for a 0.5 s clip, falling "
+        f"{result.duration_fall:g} x ln(d / 0.5 s) with each clip's duration d"
+    )
 
 
 _HOW = {

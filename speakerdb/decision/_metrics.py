@@ -19,9 +19,12 @@ each item's true speaker, ``-1`` for an impostor who is not enrolled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..encoders._registry import fallen
 
 __all__ = [
     "DetCurve",
@@ -132,6 +135,9 @@ class OpenSetResult:
     speaker and reaches the threshold), ``wrong`` (best match is another
     speaker and reaches it) and the rest rejected as unknown. ``impostors_accepted``
     is the share of impostor items whose best match reaches the threshold.
+    ``threshold`` is the bar of a 0.5 s item; with a ``duration_fall`` each item faced
+    that bar fallen at its own duration, as identify decides
+    (:func:`speakerdb.encoders._registry.fallen`).
     """
 
     threshold: float
@@ -140,13 +146,26 @@ class OpenSetResult:
     impostors_accepted: float
     n_genuine: int
     n_impostor: int
+    duration_fall: float = 0.0
 
 
-def open_set(scores: np.ndarray, truth: np.ndarray, threshold: float) -> OpenSetResult:
-    """Open-set identification of every item of a score matrix at ``threshold``."""
+def open_set(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    threshold: float,
+    duration_fall: float = 0.0,
+    durations_s: Sequence[float] | None = None,
+) -> OpenSetResult:
+    """Open-set identification of every item of a score matrix at ``threshold``, or,
+    with a ``duration_fall`` and each item's duration, at each item's own bar."""
     scores, truth = np.asarray(scores, dtype=np.float64), np.asarray(truth)
     best, top = scores.argmax(axis=1), scores.max(axis=1)
-    accepted = top >= threshold
+    if not duration_fall or durations_s is None:
+        duration_fall = 0.0
+        bars = np.full(len(top), threshold)
+    else:
+        bars = np.array([fallen(threshold, duration_fall, d) for d in durations_s])
+    accepted = top >= bars
     genuine, impostor = truth >= 0, truth < 0
     n_gen, n_imp = int(genuine.sum()), int(impostor.sum())
     right = best == truth
@@ -157,6 +176,7 @@ def open_set(scores: np.ndarray, truth: np.ndarray, threshold: float) -> OpenSet
         impostors_accepted=_share(accepted & impostor, n_imp),
         n_genuine=n_gen,
         n_impostor=n_imp,
+        duration_fall=duration_fall,
     )
 
 

@@ -102,6 +102,7 @@ class _Scored:
     matrix: np.ndarray
     truth: np.ndarray
     paths: tuple[str, ...]
+    durations_s: tuple[float, ...]
 
 
 def evaluate(
@@ -154,8 +155,10 @@ def evaluate(
             raise InputError(f"{enroll_csv}: no clip could be enrolled{first}")
         scored, test_skipped = _score_tests(db, population, test_rows, score_norm, top_n, advance)
         used_model = db.model
-        if threshold is None:
-            threshold = db.policy(score_norm=score_norm).threshold
+        # The database's own bar, as identify takes it: a built-in default may fall with
+        # each clip's duration; a threshold given here is one bar for every clip.
+        policy = db.policy(threshold, score_norm)
+        threshold, fall = policy.threshold, policy.duration_fall
     trials = (
         read_trials(trials_csv, scored)
         if trials_csv is not None
@@ -165,7 +168,7 @@ def evaluate(
         scored,
         trials,
         population,
-        threshold,
+        (threshold, fall),
         score_norm,
         top_n,
         used_model,
@@ -203,7 +206,8 @@ def _score_tests(
     names = population.names
     speakers = [_canonical(r.speaker) for r in kept]
     truth = np.array([names.index(s) if s in names else -1 for s in speakers], dtype=int)
-    return _Scored(names, matrix, truth, tuple(r.path for r in kept)), skipped
+    scored = _Scored(names, matrix, truth, tuple(r.path for r in kept), tuple(durations))
+    return scored, skipped
 
 
 def _canonical(name: str) -> str:
@@ -255,7 +259,7 @@ def _report(
     scored: _Scored,
     trials: scoring.Trials,
     population: Population,
-    threshold: float,
+    bar: tuple[float, float],
     score_norm: str,
     top_n: int,
     model: str,
@@ -264,9 +268,16 @@ def _report(
 ) -> EvaluationReport:
     target, nontarget = trials.scores(scored.matrix)
     calibration, note = _calibrate(population, score_norm, top_n)
-    open_sets = [OpenSetAt("database", metrics.open_set(scored.matrix, scored.truth, threshold))]
+    threshold, fall = bar
+    at_database = metrics.open_set(scored.matrix, scored.truth, threshold, fall, scored.durations_s)
+    open_sets = [OpenSetAt("database", at_database)]
     if calibration is not None:
-        result = metrics.open_set(scored.matrix, scored.truth, calibration.identify.threshold)
+        chosen = calibration.identify
+        # A kept default is not stored: identify's bar then still falls with duration.
+        kept = fall if chosen.method == "default" else 0.0
+        result = metrics.open_set(
+            scored.matrix, scored.truth, chosen.threshold, kept, scored.durations_s
+        )
         open_sets.append(OpenSetAt("calibrated", result))
     genuine = scored.truth >= 0
     if det_plot is not None:
