@@ -271,12 +271,11 @@ def evaluation_text(report: EvaluationReport) -> str:
 
 
 def _bar(result: OpenSetResult) -> str:
+    from ._render import falling_text
+
     if not result.duration_fall:
         return f"{result.threshold:.3f}"
-    return (
-        f"{result.threshold:.3f} for a 0.5 s clip, falling "
-        f"{result.duration_fall:g} x ln(d / 0.5 s) with each clip's duration d"
-    )
+    return falling_text(result.threshold, result.duration_fall)
 
 
 _HOW = {

@@ -181,14 +181,19 @@ def _decision_rows(info: DatabaseInfo) -> list[tuple[str, str]]:
 
 def bar_text(threshold: Threshold) -> str:
     """A threshold's value, and how it falls with the query's duration where it does."""
+    return falling_text(threshold.value, threshold.duration_fall)
+
+
+def falling_text(value: float, fall: float) -> str:
+    """A bar of ``value`` for a 0.5 s query, and how it falls by ``fall`` per
+    ``ln(d / 0.5 s)`` (just the value where it does not fall)."""
     from ..encoders._registry import fallen
 
-    if not threshold.duration_fall:
-        return f"{threshold.value:.4f}"
-    fall = threshold.duration_fall
-    at_3, at_10 = fallen(threshold.value, fall, 3.0), fallen(threshold.value, fall, 10.0)
+    if not fall:
+        return f"{value:.4f}"
+    at_3, at_10 = fallen(value, fall, 3.0), fallen(value, fall, 10.0)
     return (
-        f"{threshold.value:.4f} for a query of 0.5 s, falling {fall:g} x ln(d / 0.5 s) for "
+        f"{value:.4f} for a query of 0.5 s, falling {fall:g} x ln(d / 0.5 s) for "
         f"one of d seconds ({at_3:.4f} at 3 s, {at_10:.4f} at 10 s)"
     )
 
