@@ -44,7 +44,7 @@ from speakerdb._names import MAX_NAME_LENGTH
 from speakerdb.audio import _decode as audio
 from speakerdb.cli import app
 from speakerdb.config import FALLBACK_THRESHOLD
-from speakerdb.storage.sqlite import SCHEMA_HEAD
+from speakerdb.storage.sql import SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY_MODULES = ("torch", "transformers", "faiss")

@@ -327,7 +327,7 @@ def _where(kind: str | None) -> str:
 
 
 def _drop_schema(session: Session) -> None:
-    from ..sqlite._models import Base
+    from ..sql._models import Base
 
     tables = [pgvector.TABLE, *(t.name for t in reversed(Base.metadata.sorted_tables))]
     for table in [*tables, "alembic_version"]:

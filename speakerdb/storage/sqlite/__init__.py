@@ -1,6 +1,12 @@
-"""The SQLite + FAISS backend: SQLAlchemy models and sessions, the Alembic schema
-(migrations/ beside it), the index kept in step with the store, and the fast
-read-only path of ``list``, ``show`` and ``info``."""
+"""The SQLite + FAISS backend: what is SQLite's own. The connection and its pragmas
+(WAL, busy timeout, ``BEGIN IMMEDIATE``), the file's schema checks, online backup, the
+FAISS index file kept in step with the store, and the fast read-only path of ``list``,
+``show`` and ``info`` on Python's own ``sqlite3``.
+
+The tables, their models and the Alembic migrations are every SQL engine's
+(:mod:`speakerdb.storage.sql`), shared with the PostgreSQL backend, which this
+package never imports.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +14,13 @@ from typing import TYPE_CHECKING
 
 from ..._lazy import lazy_exports
 
-__all__ = [
-    "KNOWN_REVISIONS",
-    "SCHEMA_HEAD",
-    "Base",
-    "Reader",
-    "SQLiteStorage",
-    "Store",
-    "from_blob",
-    "open_reader",
-    "to_blob",
-]
+__all__ = ["Reader", "SQLiteStorage", "Store", "open_reader"]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "SQLiteStorage": "._backend",
-        "Base": "._models",
         "Store": "._store",
-        "from_blob": "._models",
-        "to_blob": "._models",
-        "KNOWN_REVISIONS": "._schema",
-        "SCHEMA_HEAD": "._schema",
         "Reader": "._reader",
         "open_reader": "._reader",
     },
@@ -37,7 +28,5 @@ __getattr__, __dir__ = lazy_exports(
 
 if TYPE_CHECKING:
     from ._backend import SQLiteStorage
-    from ._models import Base, from_blob, to_blob
     from ._reader import Reader, open_reader
-    from ._schema import KNOWN_REVISIONS, SCHEMA_HEAD
     from ._store import Store

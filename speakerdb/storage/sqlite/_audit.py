@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ...errors import DatabaseError
 from ...types import AuditEntry, Outcome
-from ._models import AuditRow, as_utc
+from ..sql._models import AuditRow, as_utc
 
 __all__ = ["add_entries", "clear", "entries", "prune", "rewrite"]
 

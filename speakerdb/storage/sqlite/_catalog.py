@@ -26,7 +26,7 @@ from .. import _digest
 from .. import _rules as rules
 from .._marks import MARKS_COUNTER
 from .._rules import check_clip_number, no_such_clip, storable_source
-from ._models import (
+from ..sql._models import (
     EncoderRow,
     SettingRow,
     SpeakerRow,

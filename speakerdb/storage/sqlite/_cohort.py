@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from ...audio._decode import Clip
 from ...decision._population import CohortVoices
+from ..sql._models import CohortRow, to_blob, utcnow
 from ._catalog import checked_vectors, read_encoder
-from ._models import CohortRow, to_blob, utcnow
 
 __all__ = ["add", "clear", "known_hashes", "voices"]
 

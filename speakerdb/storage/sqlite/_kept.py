@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from .._kept import KeptAudio
 from .._rules import no_such_clip
-from ._models import KeptAudioRow, SpeakerRow, UtteranceRow, utcnow
+from ..sql._models import KeptAudioRow, SpeakerRow, UtteranceRow, utcnow
 
 __all__ = ["count", "idle", "keep", "kept", "record_matches"]
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from ...types import ApiKey
 from .._rules import key_taken, no_such_key
-from ._models import ApiKeyRow, as_utc
+from ..sql._models import ApiKeyRow, as_utc
 
 __all__ = ["add_key", "find_key", "list_keys", "revoke_key"]
 

@@ -22,7 +22,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
-from ._models import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
+from ..sql._models import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
 __all__ = ["add", "candidates", "counts", "prune"]
 

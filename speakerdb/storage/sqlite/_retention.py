@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...types import Tombstone
-from ._models import SpeakerRow, TombstoneRow, as_utc, utcnow
+from ..sql._models import SpeakerRow, TombstoneRow, as_utc, utcnow
 
 __all__ = ["add_tombstone", "clear_tombstones", "expired", "find_tombstone", "tombstones"]
 

@@ -1,7 +1,7 @@
 """The SQLAlchemy models of speakerdb's tables, and how values are kept in their columns.
 
 The SQLite and the PostgreSQL backends share them. The schema itself is owned by the
-Alembic migrations in ``migrations/``, whose ``env.py`` compares against
+Alembic migrations in ``migrations/`` beside this module, whose ``env.py`` compares against
 :data:`Base.metadata`; a test checks that the migrated schema and these models agree.
 """
 
