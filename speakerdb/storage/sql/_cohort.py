@@ -1,4 +1,4 @@
-"""The cohort of outside voices in SQLite (the policy is :mod:`speakerdb.services._cohort`)."""
+"""The cohort of outside voices in SQL (the policy is :mod:`speakerdb.services._cohort`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from ...audio._decode import Clip
 from ...decision._population import CohortVoices
-from ..sql._models import CohortRow, to_blob, utcnow
 from ._catalog import checked_vectors, read_encoder
+from ._models import CohortRow, to_blob, utcnow
 
 __all__ = ["add", "clear", "known_hashes", "voices"]
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from ...types import Group
 from .._marks import MARKS_COUNTER, Marks, Members
 from .._rules import no_such_group
-from ..sql._models import GroupMemberRow, GroupRow, SpeakerRow, as_utc, utcnow
 from ._catalog import bump_counter, require_speaker
+from ._models import GroupMemberRow, GroupRow, SpeakerRow, as_utc, utcnow
 
 __all__ = [
     "add_members",

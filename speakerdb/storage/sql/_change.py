@@ -16,7 +16,6 @@ from ...types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Group, Speaker
 from .._index import SpeakerIndex
 from .._prints import StoredPrint
 from .._rules import last_clip, name_taken
-from ..sql._models import SpeakerRow
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort
@@ -25,6 +24,7 @@ from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
+from ._models import SpeakerRow
 from ._snapshot import SessionSnapshot
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""The replay fingerprints' rows in SQLite (:mod:`speakerdb.storage._prints`).
+"""The replay fingerprints' rows in SQL (:mod:`speakerdb.storage._prints`).
 
 The lookup counts the stored rows of each of the query's keys, reads the rows of the
 keys that fit its budget, rarest first (:func:`~speakerdb.storage._prints.affordable_keys`),
@@ -22,7 +22,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from .._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
-from ..sql._models import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
+from ._models import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
 __all__ = ["add", "candidates", "counts", "prune"]
 

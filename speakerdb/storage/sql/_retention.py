@@ -1,4 +1,4 @@
-"""Retention in SQLite: expiry dates and the tombstones of people who opted out
+"""Retention in SQL: expiry dates and the tombstones of people who opted out
 (the policy is :mod:`speakerdb.services._lifecycle`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...types import Tombstone
-from ..sql._models import SpeakerRow, TombstoneRow, as_utc, utcnow
+from ._models import SpeakerRow, TombstoneRow, as_utc, utcnow
 
 __all__ = ["add_tombstone", "clear_tombstones", "expired", "find_tombstone", "tombstones"]
 

@@ -15,7 +15,6 @@ from ...decision._population import CohortVoices, Population
 from ...types import ApiKey, AuditEntry, EncoderInfo, Group, Speaker, Tombstone, Utterance
 from .._kept import KeptAudio
 from .._prints import PrintHit
-from ..sql._models import SpeakerRow
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort
@@ -24,6 +23,7 @@ from . import _kept as kept
 from . import _keys as keys
 from . import _prints as prints
 from . import _retention as retention
+from ._models import SpeakerRow
 
 __all__ = ["SessionSnapshot", "blank"]
 

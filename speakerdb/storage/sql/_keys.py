@@ -1,4 +1,4 @@
-"""The service's keys in SQLite (the policy is :mod:`speakerdb.services._keys`)."""
+"""The service's keys in SQL (the policy is :mod:`speakerdb.services._keys`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from ...types import ApiKey
 from .._rules import key_taken, no_such_key
-from ..sql._models import ApiKeyRow, as_utc
+from ._models import ApiKeyRow, as_utc
 
 __all__ = ["add_key", "find_key", "list_keys", "revoke_key"]
 
