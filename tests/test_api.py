@@ -40,7 +40,7 @@ from speakerdb import (
 from speakerdb.audio import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
 from speakerdb.storage import SpeakerIndex
-from speakerdb.storage.sqlite import SCHEMA_HEAD, from_blob
+from speakerdb.storage.sql import SCHEMA_HEAD, from_blob
 
 # Synthetic "voices": the fake encoder tells these pitches apart (same pitch, other
 # seed scores about 0.999; neighbouring pitches here score at most about 0.96).

@@ -106,7 +106,7 @@ def identify(
 
 def verify(
     name: Annotated[str, name_arg("The claimed speaker.")],
-    clip: Annotated[Path, typer.Argument(help="Audio file.")],
+    clip: Annotated[Path, typer.Argument(metavar="CLIP", help="Audio file.")],
     threshold: ThresholdOpt = None,
     db: DbOpt = None,
     model: ModelOpt = None,

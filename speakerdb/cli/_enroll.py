@@ -110,7 +110,9 @@ def enroll(
 
 
 def enroll_batch(
-    manifest: Annotated[Path, typer.Argument(help="CSV with 'speaker' and 'path' columns.")],
+    manifest: Annotated[
+        Path, typer.Argument(metavar="MANIFEST", help="CSV with 'speaker' and 'path' columns.")
+    ],
     db: DbOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -130,6 +132,7 @@ def enroll_batch(
         Optional[str],
         typer.Option(
             "--ray-address",
+            metavar="ADDRESS",
             help="The Ray cluster to join (e.g. auto). [default: a local one, for the job]",
             show_default=False,
         ),
