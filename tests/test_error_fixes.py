@@ -31,6 +31,8 @@ from speakerdb.errors import (
     SchemaError,
     SpeakerDBError,
 )
+from speakerdb.services import read_manifest
+from speakerdb.types import to_jsonable
 
 pytest.importorskip("fastapi")
 from speakerdb.server._fixes import HTTP_FIXES, OPERATOR_FIXES, document
@@ -174,6 +176,17 @@ def test_the_cli_names_its_command_and_the_library_its_python(
     assert message.endswith(raised.value.fix_hint(PYTHON_FIXES) or "?") and names_no_command(
         message
     ), message
+
+
+def test_a_batch_refusal_on_the_cli_names_force(cli_db: SpeakerDB, tmp_path: Path) -> None:
+    manifest = tmp_path / "batch.csv"
+    manifest.write_text(f"speaker,path\ncarol,{_wav(tmp_path, 'tone', TONE)}\n")
+    result = CliRunner().invoke(app, ["enroll-batch", str(manifest), "--db", str(cli_db.path)])
+    assert "not speech" in result.output and "--force enrolls anyway" in result.output, result
+    report = cli_db.enroll_batch(read_manifest(manifest))
+    (failure,) = report.failures
+    assert failure.reason.endswith("force=True enrolls anyway") and failure.error is not None
+    assert "error" not in to_jsonable(report)["failures"][0]
 
 
 # -- the service ------------------------------------------------------------------------
@@ -332,3 +345,28 @@ def test_the_fixes_the_service_names_work(
     path = "/v1/speakers/allison/enrollments"
     assert _send(server, keys["admin"], "POST", path, _tone_wav()).status == 422
     assert _send(server, keys["admin"], "POST", path + "?force=true", _tone_wav()).status == 200
+
+
+@pytest.mark.slow
+def test_an_operators_fix_over_http_says_it_is_the_operators(
+    served: tuple[Server, dict[str, str]],
+) -> None:
+    """A stored setting out of range (written behind the server's back): the client is
+    told the server cannot answer and that its operator's command fixes it."""
+    import sqlite3
+
+    server, keys = served
+    with sqlite3.connect(server.db_path) as con:
+        con.execute("INSERT OR REPLACE INTO settings VALUES ('threshold', '5')")
+    try:
+        reply = _send(server, keys["query"], "GET", "/v1/info")
+    finally:
+        with sqlite3.connect(server.db_path) as con:
+            con.execute("DELETE FROM settings WHERE key = 'threshold'")
+    assert reply.status == 500, reply.body
+    no_traceback(reply)
+    error = reply.json["error"]
+    assert error["type"] == "DatabaseError" and error["fix"]["by"] == "operator", error
+    assert error["message"].startswith("the server cannot answer this; its operator must fix")
+    assert "`speakerdb set-threshold" in error["message"]
+    assert _send(server, keys["query"], "GET", "/v1/info").status == 200
