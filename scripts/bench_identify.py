@@ -41,7 +41,7 @@ from _clustered import Population
 
 from speakerdb import SpeakerDB
 from speakerdb.audio import Clip, clip_from_array
-from speakerdb.storage.sqlite import _catalog as catalog
+from speakerdb.storage.sql import _catalog as catalog
 
 SAMPLE_RATE = 16_000
 

@@ -40,7 +40,7 @@ from speakerdb import (
 from speakerdb.audio import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
 from speakerdb.storage import SpeakerIndex
-from speakerdb.storage.sqlite import SCHEMA_HEAD, from_blob
+from speakerdb.storage.sql import SCHEMA_HEAD, from_blob
 
 # Synthetic "voices": the fake encoder tells these pitches apart (same pitch, other
 # seed scores about 0.999; neighbouring pitches here score at most about 0.96).
@@ -181,7 +181,11 @@ def test_every_error_declares_its_exit_code_and_http_status() -> None:
         "RequestTimeout": 408,
         "ServiceBusy": 503,
     }
-    classes = [n for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    classes = [
+        n
+        for n in errors.__all__
+        if isinstance(getattr(errors, n), type) and issubclass(getattr(errors, n), Exception)
+    ]
     assert sorted(statuses) == sorted(classes)
     for name, status in statuses.items():
         error = getattr(speakerdb, name)

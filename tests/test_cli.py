@@ -44,7 +44,7 @@ from speakerdb._names import MAX_NAME_LENGTH
 from speakerdb.audio import _decode as audio
 from speakerdb.cli import app
 from speakerdb.config import FALLBACK_THRESHOLD
-from speakerdb.storage.sqlite import SCHEMA_HEAD
+from speakerdb.storage.sql import SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY_MODULES = ("torch", "transformers", "faiss")
@@ -1172,6 +1172,9 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
         assert getattr(param, "help", None), f"{' '.join(path)}: {param.name} has no help"
     result = ok(cli(*path, "--help"))
     assert " ".join(summary.split()[:4]) in " ".join(result.stdout.split())
+    # Placeholders read as the help text names them (NAME, CLIP...), not as click's
+    # types (<str>) or typer's lower-case parameter names ({name}).
+    assert not re.search(r"<(str|path|int|float|text)>|\{[a-z_]+\}", result.stdout), result.stdout
 
 
 def test_top_level_help_lists_every_command() -> None:

@@ -36,7 +36,7 @@ from conftest import FakeEncoder
 from speakerdb import DatabaseError, SpeakerDB
 from speakerdb._vectors import l2_normalize, template_of
 from speakerdb.storage import IndexFileError, SpeakerIndex, read_header
-from speakerdb.storage.sqlite import from_blob
+from speakerdb.storage.sql import from_blob
 
 WORKERS = Path(__file__).resolve().parent / "_workers.py"
 TOTAL = 200

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from speakerdb import InputError, SpeakerDB
 from speakerdb._vectors import template_of
 from speakerdb.cli import app
-from speakerdb.storage.sqlite import from_blob
+from speakerdb.storage.sql import from_blob
 
 # Pitches far enough apart for the fake encoder that no quality gate objects.
 PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}

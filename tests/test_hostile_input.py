@@ -41,7 +41,7 @@ from conftest import FakeEncoder, voice
 
 from speakerdb import AudioError, SpeakerDB, SpeakerDBError
 from speakerdb.audio import _decode as audio
-from speakerdb.storage.sqlite import from_blob
+from speakerdb.storage.sql import from_blob
 
 SEED = 20261125
 #: Most CPU time (this process's, all threads) a clip may take through identify and

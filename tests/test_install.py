@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from speakerdb.storage.sqlite import KNOWN_REVISIONS, SCHEMA_HEAD
+from speakerdb.storage.sql import KNOWN_REVISIONS, SCHEMA_HEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -34,10 +34,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = out.glob("speakerdb-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert "speakerdb/storage/sqlite/migrations/env.py" in names
+    assert "speakerdb/storage/sql/migrations/env.py" in names
     for revision in KNOWN_REVISIONS:
         assert any(
-            n.startswith(f"speakerdb/storage/sqlite/migrations/versions/{revision}") for n in names
+            n.startswith(f"speakerdb/storage/sql/migrations/versions/{revision}") for n in names
         )
     target = out / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)

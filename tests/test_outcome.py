@@ -209,7 +209,7 @@ def test_an_older_audit_log_gets_the_outcomes_its_decisions_gave(tmp_path: Path)
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    from speakerdb.storage.sqlite import _schema
+    from speakerdb.storage.sql import _schema
 
     path = tmp_path / "old.db"
     with SpeakerDB(path, encoder=FakeEncoder(), threshold=0.9) as db:

@@ -207,7 +207,7 @@ def test_migrations_run_on_postgresql(pg_url: str) -> None:
     from sqlalchemy import create_engine
 
     from speakerdb.storage.postgres._url import engine_url
-    from speakerdb.storage.sqlite._schema import KNOWN_REVISIONS, SCHEMA_HEAD, migrations_dir
+    from speakerdb.storage.sql._schema import KNOWN_REVISIONS, SCHEMA_HEAD, migrations_dir
 
     engine = create_engine(engine_url(pg_url))
     with engine.begin() as conn:

@@ -26,7 +26,8 @@ from hypothesis.stateful import (
 
 from speakerdb import DuplicateUtterance, SpeakerDB, SpeakerNotFound
 from speakerdb.audio import SAMPLE_RATE
-from speakerdb.storage.sqlite import from_blob, open_reader, to_blob
+from speakerdb.storage.sql import from_blob, to_blob
+from speakerdb.storage.sqlite import open_reader
 
 FAST = settings(
     deadline=None, max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture]

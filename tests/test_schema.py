@@ -17,10 +17,11 @@ from alembic.script import ScriptDirectory
 from conftest import ROOT, FakeEncoder, voice_0001
 
 from speakerdb import DatabaseError, SchemaError, SpeakerDB
-from speakerdb.storage.sqlite import Base, from_blob
-from speakerdb.storage.sqlite import _schema as schema
+from speakerdb.storage.sql import Base, from_blob
+from speakerdb.storage.sql import _schema as schema
+from speakerdb.storage.sqlite._schema import current_revision
 
-MIGRATIONS = ROOT / "speakerdb" / "storage" / "sqlite" / "migrations"
+MIGRATIONS = ROOT / "speakerdb" / "storage" / "sql" / "migrations"
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
 # What tests/data/make_speakers_0001.py enrolled: speaker -> (pitch, clip seeds).
 FROZEN_CONTENT = {"alice": (110.0, (1, 2)), "bob": (170.0, (1,))}
@@ -148,7 +149,7 @@ def test_downgrade_and_upgrade_again(new_db: Path) -> None:
         with store.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-        assert schema.current_revision(store) == schema.SCHEMA_HEAD
+        assert current_revision(store) == schema.SCHEMA_HEAD
     finally:
         store.close()
 

@@ -45,6 +45,7 @@ TrialsOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--trials",
+        metavar="FILE",
         help="CSV of labelled trials: enroll_speaker, test_path, target (1 or 0).",
         show_default=False,
     ),
@@ -75,21 +76,29 @@ def register(app: typer.Typer) -> None:
 
 def evaluate(
     enroll: Annotated[
-        Path, typer.Option("--enroll", help="CSV of enrollment clips: speaker, path.")
+        Path,
+        typer.Option("--enroll", metavar="FILE", help="CSV of enrollment clips: speaker, path."),
     ],
     test: Annotated[
         Path,
-        typer.Option("--test", help="CSV of test clips: speaker, path (unenrolled = impostor)."),
+        typer.Option(
+            "--test",
+            metavar="FILE",
+            help="CSV of test clips: speaker, path (unenrolled = impostor).",
+        ),
     ],
     trials: TrialsOpt = None,
     det: Annotated[
         Optional[Path],
-        typer.Option("--det", help="Write the DET curve to this PNG (needs speakerdb[plot])."),
+        typer.Option(
+            "--det", metavar="FILE", help="Write the DET curve to this PNG (needs speakerdb[plot])."
+        ),
     ] = None,
     db: Annotated[
         Optional[str],
         typer.Option(
             "--db",
+            metavar="DB",
             help="Report open-set results at this database's threshold and use its model. "
             "It is only read. [env SPEAKERDB_DB]",
             show_default=False,
@@ -98,7 +107,9 @@ def evaluate(
     model: ModelOpt = None,
     threshold: Annotated[
         Optional[float],
-        typer.Option("--threshold", help="The threshold to report open-set results at."),
+        typer.Option(
+            "--threshold", metavar="T", help="The threshold to report open-set results at."
+        ),
     ] = None,
     score_norm: ScoreNormOpt = None,
     offline: OfflineOpt = False,
@@ -193,7 +204,9 @@ def calibrate(
 def score_norm(
     mode: Annotated[
         str,
-        typer.Argument(help="'none' (raw cosine), 'margin', 'margin-duration' or 'asnorm'."),
+        typer.Argument(
+            metavar="MODE", help="'none' (raw cosine), 'margin', 'margin-duration' or 'asnorm'."
+        ),
     ],
     top_n: Annotated[
         Optional[int],

@@ -43,7 +43,10 @@ cohort_app: typer.Typer = typer.Typer(
 @handles_errors
 def cohort_import(
     manifest: Annotated[
-        Path, typer.Argument(help="CSV with 'label' (or 'speaker') and 'path' columns.")
+        Path,
+        typer.Argument(
+            metavar="MANIFEST", help="CSV with 'label' (or 'speaker') and 'path' columns."
+        ),
     ],
     db: DbOpt = None,
     model: ModelOpt = None,

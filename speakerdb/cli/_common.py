@@ -58,6 +58,7 @@ DbOpt = Annotated[
     Optional[str],
     typer.Option(
         "--db",
+        metavar="DB",
         help="Database file, or a PostgreSQL URL (postgresql://USER@HOST/DB). "
         "[env SPEAKERDB_DB; default ./speakers.db]",
         show_default=False,
@@ -67,18 +68,21 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option(
         "--model",
+        metavar="MODEL",
         help="Hub id, local model folder, or 'resemblyzer'. [env SPEAKERDB_MODEL; default: the "
         "database's model, else microsoft/unispeech-sat-base-plus-sv]",
         show_default=False,
     ),
 ]
 RevisionOpt = Annotated[
-    Optional[str], typer.Option("--revision", help="Hub revision (branch, tag or commit).")
+    Optional[str],
+    typer.Option("--revision", metavar="REV", help="Hub revision (branch, tag or commit)."),
 ]
 BackendOpt = Annotated[
     Optional[str],
     typer.Option(
         "--backend",
+        metavar="BACKEND",
         help="How an x-vector model runs: auto (ONNX Runtime, else torch), onnx, torch, "
         "openvino-bf16 (the fast path, needs speakerdb[fast]) or torch-bf16. "
         "[env SPEAKERDB_BACKEND; default auto]",
@@ -92,6 +96,7 @@ ThresholdOpt = Annotated[
     Optional[float],
     typer.Option(
         "--threshold",
+        metavar="T",
         help="Accept at score >= T, T a threshold of the score that decides (--score-norm, "
         "else the database's choice; a database that never chose decides by raw cosine "
         "then). [env SPEAKERDB_THRESHOLD; else the database's threshold for this command; "
@@ -107,13 +112,16 @@ ScoreNormOpt = Annotated[
     Optional[str],
     typer.Option(
         "--score-norm",
+        metavar="NORM",
         help="'none' (cosine), 'margin', 'margin-duration' or 'asnorm'. [default: the "
         "database's setting (`speakerdb score-norm`); else the model's: margin-duration for "
         "resemblyzer, none for others]",
         show_default=False,
     ),
 ]
-ClipsArg = Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, OGG, MP3).")]
+ClipsArg = Annotated[
+    list[Path], typer.Argument(metavar="CLIP...", help="Audio files (WAV, FLAC, OGG, MP3).")
+]
 YesOpt = Annotated[
     bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
 ]
@@ -158,9 +166,11 @@ def not_a_path(value: str) -> str:
     return value
 
 
-def name_arg(help_text: str) -> Any:
+def name_arg(help_text: str, metavar: str = "NAME") -> Any:
     """A speaker-name argument: completed from the database, never an existing file."""
-    return typer.Argument(help=help_text, callback=not_a_path, autocompletion=complete_names)
+    return typer.Argument(
+        metavar=metavar, help=help_text, callback=not_a_path, autocompletion=complete_names
+    )
 
 
 def confirm(question: str, yes: bool, as_json: bool = False) -> None:
@@ -204,12 +214,13 @@ def handles_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import SpeakerDBError
+        from ._fixes import cli_message
 
         as_json = bool(kwargs.get("json"))
         try:
             return func(*args, **kwargs)
         except SpeakerDBError as exc:
-            raise _fail(str(exc), exc.exit_code, type(exc).__name__, as_json) from None
+            raise _fail(cli_message(exc), exc.exit_code, type(exc).__name__, as_json) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130, "KeyboardInterrupt", as_json) from None
         except BrokenPipeError:

@@ -29,6 +29,7 @@ def index(
         str | None,
         typer.Option(
             "--kind",
+            metavar="KIND",
             help="auto (flat below --ivf-from speakers, IVF above), flat (exact) or ivf.",
         ),
     ] = None,
@@ -42,6 +43,7 @@ def index(
         str | None,
         typer.Option(
             "--search",
+            metavar="SEARCH",
             help="PostgreSQL only: pgvector (HNSW), halfvec (HNSW on half precision, half "
             "the memory) or faiss (each process's cache); chosen before the first enrollment.",
         ),

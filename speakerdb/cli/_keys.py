@@ -14,7 +14,9 @@ key_app: typer.Typer = typer.Typer(
     help="Keys of the HTTP service (speakerdb serve).", no_args_is_help=True
 )
 
-KeyNameArg = Annotated[str, typer.Argument(help="The key's name (letters, digits, '.', '_', '-').")]
+KeyNameArg = Annotated[
+    str, typer.Argument(metavar="KEY", help="The key's name (letters, digits, '.', '_', '-').")
+]
 
 
 @key_app.command(
@@ -30,7 +32,11 @@ def key_create(
     name: KeyNameArg,
     scope: Annotated[
         str,
-        typer.Option("--scope", help="'query' (identify, verify, list) or 'admin' (everything)."),
+        typer.Option(
+            "--scope",
+            metavar="SCOPE",
+            help="'query' (identify, verify, list) or 'admin' (everything).",
+        ),
     ] = "query",
     group: Annotated[
         Optional[str],

@@ -43,7 +43,10 @@ __all__ = [
 ExternalIdOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--id", help="The id another system knows the speaker by (unique).", show_default=False
+        "--id",
+        metavar="ID",
+        help="The id another system knows the speaker by (unique).",
+        show_default=False,
     ),
 ]
 ExpiresOpt = Annotated[
@@ -66,6 +69,7 @@ AttrOpt = Annotated[
     Optional[list[str]],
     typer.Option(
         "--attr",
+        metavar="KEY=VALUE",
         help="An attribute, key=value (text) or key:=JSON (floor:=3; key:=null deletes it). "
         "Repeat for more.",
         show_default=False,
@@ -177,7 +181,7 @@ def meta(
 
 
 def backup(
-    out: Annotated[Path, typer.Argument(help="The backup file to write.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="The backup file to write.")],
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUT if it exists.")
     ] = False,
@@ -204,7 +208,9 @@ def backup(
 
 
 def opt_out(
-    name: Annotated[Optional[str], typer.Argument(help="The person opting out.")] = None,
+    name: Annotated[
+        Optional[str], typer.Argument(metavar="NAME", help="The person opting out.")
+    ] = None,
     clear: Annotated[
         bool, typer.Option("--clear", help="Remove the opt-out: they may enroll again.")
     ] = False,
@@ -275,6 +281,7 @@ PassphraseOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--passphrase-file",
+        metavar="FILE",
         help="A file whose first line is the passphrase: the archive is encrypted "
         "(AES-256-GCM, key by scrypt).",
         show_default=False,
@@ -298,7 +305,7 @@ def secret_file(path: Path | None, what: str = "passphrase") -> str | None:
 
 
 def export(
-    out: Annotated[Path, typer.Argument(help="The archive file to write.")],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="The archive file to write.")],
     passphrase_file: PassphraseOpt = None,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -326,12 +333,15 @@ def export(
 
 
 def import_archive(
-    archive: Annotated[Path, typer.Argument(help="An archive written by `speakerdb export`.")],
+    archive: Annotated[
+        Path, typer.Argument(metavar="ARCHIVE", help="An archive written by `speakerdb export`.")
+    ],
     passphrase_file: PassphraseOpt = None,
     on_duplicate: Annotated[
         str,
         typer.Option(
             "--on-duplicate",
+            metavar="ACTION",
             help="A speaker the database has already (name, look-alike name, audio or "
             "external id), or who opted out: 'fail' imports nothing, 'skip' leaves them out.",
         ),

@@ -82,13 +82,15 @@ def set_threshold(
     value: Annotated[
         float,
         typer.Argument(
-            help="Threshold to store: of the score --score-norm names, else a cosine in [-1, 1]."
+            metavar="VALUE",
+            help="Threshold to store: of the score --score-norm names, else a cosine in [-1, 1].",
         ),
     ],
     score_norm: Annotated[
         Optional[str],
         typer.Option(
             "--score-norm",
+            metavar="NORM",
             help="Whose threshold, and the score that decides from now on: 'none' (raw "
             "cosine), 'margin', 'margin-duration', 'asnorm'. [default: the cosine, on a "
             "database that decides by cosine; required on one that decides by another score]",
@@ -98,7 +100,9 @@ def set_threshold(
     operation: Annotated[
         str,
         typer.Option(
-            "--for", help="The operation whose threshold it is: identify, verify or both."
+            "--for",
+            metavar="DECISION",
+            help="The operation whose threshold it is: identify, verify or both.",
         ),
     ] = "both",
     db: DbOpt = None,
@@ -135,7 +139,9 @@ def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:
 def replay_window(
     value: Annotated[
         str | None,
-        typer.Argument(help="Seconds, or 10m / 1h; 0 turns it off. Omit to show it."),
+        typer.Argument(
+            metavar="VALUE", help="Seconds, or 10m / 1h; 0 turns it off. Omit to show it."
+        ),
     ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,
@@ -162,7 +168,9 @@ def replay_window(
 def countermeasure(
     name: Annotated[
         str | None,
-        typer.Argument(help="A registered countermeasure, or 'none'. Omit to show it."),
+        typer.Argument(
+            metavar="NAME", help="A registered countermeasure, or 'none'. Omit to show it."
+        ),
     ] = None,
     db: DbOpt = None,
     json: JsonOpt = False,

@@ -40,7 +40,9 @@ group_app: typer.Typer = typer.Typer(
     no_args_is_help=True,
 )
 
-GroupArg = Annotated[str, typer.Argument(help="The group's name (letters, digits, '.', '_', '-').")]
+GroupArg = Annotated[
+    str, typer.Argument(metavar="GROUP", help="The group's name (letters, digits, '.', '_', '-').")
+]
 NamesArg = Annotated[list[str], typer.Argument(metavar="NAME...", help="Enrolled speakers.")]
 
 

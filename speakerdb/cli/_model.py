@@ -26,9 +26,14 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    model: Annotated[str, typer.Argument(help="Hub id, local model folder, or 'resemblyzer'.")],
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="Hub id, local model folder, or 'resemblyzer'.")
+    ],
     out: Annotated[
-        Path, typer.Argument(help="New folder to write the export to.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="OUT", help="New folder to write the export to.", show_default=False
+        ),
     ],
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,

@@ -42,6 +42,7 @@ AudioKeyFileOpt = Annotated[
     Optional[Path],
     typer.Option(
         "--audio-key-file",
+        metavar="FILE",
         help="A file whose first line is the secret (32+ characters) that encrypts kept "
         "audio. [env SPEAKERDB_AUDIO_KEY]",
         show_default=False,
@@ -76,18 +77,23 @@ def register(app: typer.Typer) -> None:
 
 def reembed(
     to: Annotated[
-        Path, typer.Option("--to", help="The new database file to build.", show_default=False)
+        Path,
+        typer.Option(
+            "--to", metavar="FILE", help="The new database file to build.", show_default=False
+        ),
     ],
     to_model: Annotated[
         str,
         typer.Option(
             "--to-model",
+            metavar="MODEL",
             help="The new model: hub id, local model folder, or 'ge2e'.",
             show_default=False,
         ),
     ],
     to_revision: Annotated[
-        Optional[str], typer.Option("--to-revision", help="The new model's hub revision.")
+        Optional[str],
+        typer.Option("--to-revision", metavar="REV", help="The new model's hub revision."),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the --to file if it exists.")
@@ -156,6 +162,7 @@ def retention(
         Optional[int],
         typer.Option(
             "--idle-days",
+            metavar="DAYS",
             help="Delete a voiceprint after N days without a successful match (0: never, "
             "the default); counted from now on, by `speakerdb expire`.",
             show_default=False,

@@ -78,8 +78,8 @@ def show(
 
 
 def rename(
-    old: Annotated[str, name_arg("Current name.")],
-    new: Annotated[str, typer.Argument(help="New name.")],
+    old: Annotated[str, name_arg("Current name.", "OLD")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="New name.")],
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:

@@ -46,11 +46,18 @@ def register(app: typer.Typer) -> None:
 
 def segments(
     recording: Annotated[
-        Path, typer.Argument(help="Audio file (WAV, FLAC, OGG, MP3).", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="RECORDING", help="Audio file (WAV, FLAC, OGG, MP3).", show_default=False
+        ),
     ],
     rttm: Annotated[
         Path | None,
-        typer.Option("--rttm", help="Also write the segments as RTTM to this file ('-': stdout)."),
+        typer.Option(
+            "--rttm",
+            metavar="FILE",
+            help="Also write the segments as RTTM to this file ('-': stdout).",
+        ),
     ] = None,
     max_duration: Annotated[
         float,
@@ -60,6 +67,7 @@ def segments(
         float | None,
         typer.Option(
             "--threshold",
+            metavar="T",
             help="Name a voice at score >= T (a cosine, unless --score-norm). [default: "
             "the model's voice threshold, 0.75 for resemblyzer: not identify's]",
             show_default=False,
@@ -74,6 +82,7 @@ def segments(
         str | None,
         typer.Option(
             "--score-norm",
+            metavar="NORM",
             help="'none' (cosine), 'margin', 'margin-duration' or 'asnorm'. [default: none: "
             "a voice is the mean of many windows, and the cosine names it best]",
             show_default=False,

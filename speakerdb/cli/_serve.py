@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (off loopback only with keys).")
+        str,
+        typer.Option(
+            "--host", metavar="HOST", help="Address to listen on (off loopback only with keys)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")
@@ -52,10 +55,12 @@ def serve(
     ] = 2,
     ssl_certfile: Annotated[
         Optional[Path],
-        typer.Option("--ssl-certfile", help="TLS certificate (PEM), for HTTPS and WSS."),
+        typer.Option(
+            "--ssl-certfile", metavar="FILE", help="TLS certificate (PEM), for HTTPS and WSS."
+        ),
     ] = None,
     ssl_keyfile: Annotated[
-        Optional[Path], typer.Option("--ssl-keyfile", help="TLS private key (PEM).")
+        Optional[Path], typer.Option("--ssl-keyfile", metavar="FILE", help="TLS private key (PEM).")
     ] = None,
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body (413 beyond).")

@@ -176,9 +176,9 @@ class ReplayCheck:
             # cannot remember is not given (the same clip could be replayed unnoticed).
             raise type(exc)(
                 f"{exc}; the replay window keeps each decided query's fingerprint and this "
-                "one could not be kept, so the decision is not given: make the database "
-                "writable and retry, or turn the window off (`speakerdb replay-window 0`, "
-                "SPEAKERDB_REPLAY_WINDOW=0)"
+                "one could not be kept, so the decision is not given: retry once the database "
+                "is writable, or the operator turns the window off (`speakerdb replay-window "
+                "0`, SPEAKERDB_REPLAY_WINDOW=0)"
             ) from exc
 
     def _hold(self, query: Query, printed: Fingerprint, now: datetime) -> None:

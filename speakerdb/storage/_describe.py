@@ -31,7 +31,7 @@ def describe_database(
     ``counts`` of speakers and utterances, deciding by the policies of ``sources``."""
     from ..decision._policy import OPERATIONS, resolve_policy
     from ..decision._scores import get_norm
-    from .sqlite._schema import SCHEMA_HEAD
+    from .sql._schema import SCHEMA_HEAD
 
     sources = replace(sources, n_speakers=counts[0])
     policies = {op: resolve_policy(sources, operation=op) for op in OPERATIONS}

@@ -126,7 +126,7 @@ class BackupReport(_Result):
 @dataclass(frozen=True, slots=True)
 class AuditSettings(_Result):
     """Whether decisions are logged, and how long entries are kept
-    (:mod:`speakerdb.storage.sqlite._audit`)."""
+    (:mod:`speakerdb.storage.sql._audit`)."""
 
     enabled: bool
     retention_days: int

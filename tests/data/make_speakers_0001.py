@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent))
 from conftest import FakeEncoder, voice_0001  # noqa: E402
 
 from speakerdb import SpeakerDB  # noqa: E402
-from speakerdb.storage.sqlite import SCHEMA_HEAD  # noqa: E402
+from speakerdb.storage.sql import SCHEMA_HEAD  # noqa: E402
 
 TARGET = HERE / "speakers-0001.db"
 #: speaker -> (pitch, seeds of the one-second clips enrolled for them)

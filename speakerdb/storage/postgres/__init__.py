@@ -1,9 +1,9 @@
 """The PostgreSQL backend: one database shared by many processes and machines.
 
-The speakers, utterances, settings and audit log are the SQLite backend's tables
-(one Alembic chain, :mod:`speakerdb.storage.sqlite.migrations`, runs on both
-engines). Search is pgvector's HNSW index when the extension is there, else a
-FAISS cache in each process, derived from the table (:mod:`._search`).
+The speakers, utterances, settings and audit log are the tables every SQL engine
+shares (:mod:`speakerdb.storage.sql`: one Alembic chain runs on SQLite and here).
+Search is pgvector's HNSW index when the extension is there (:mod:`._pgvector`), else
+a FAISS cache in each process, derived from the table (:mod:`._cache`).
 """
 
 from __future__ import annotations

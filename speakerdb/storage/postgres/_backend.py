@@ -1,8 +1,8 @@
 """The PostgreSQL backend of :class:`~speakerdb.storage.Storage`, shared by many nodes.
 
-The rows and their reads and writes are the SQLite backend's (the same SQLAlchemy
-models, :mod:`speakerdb.storage.sqlite._catalog`, and its snapshot and change
-classes), on the transactions of :mod:`._store`. What differs is the search:
+The rows and their reads and writes are every SQL engine's (:mod:`speakerdb.storage.sql`:
+the SQLAlchemy models, :mod:`~speakerdb.storage.sql._catalog`, and the session's
+snapshot and change classes), on the transactions of :mod:`._store`. What differs is the search:
 
 * with pgvector, the templates are also written, in the same transaction, to a
   ``vector`` table with an HNSW index (:mod:`._pgvector`), and a query is one SQL
@@ -34,10 +34,10 @@ from .._indexkind import plan_for as index_plan
 from .._marks import Found, Marks
 from .._protocol import Snapshot, StoreDescription
 from ..memory import MemoryStorage
-from ..sqlite import _catalog as catalog
-from ..sqlite._change import SessionChange
-from ..sqlite._groups import read_marks
-from ..sqlite._snapshot import SessionSnapshot, blank
+from ..sql import _catalog as catalog
+from ..sql._change import SessionChange
+from ..sql._groups import read_marks
+from ..sql._snapshot import SessionSnapshot, blank
 from . import _pgvector as pgvector
 from ._cache import KEYS, FaissCache, Key, answer, counters
 from ._store import PgStore
@@ -327,7 +327,7 @@ def _where(kind: str | None) -> str:
 
 
 def _drop_schema(session: Session) -> None:
-    from ..sqlite._models import Base
+    from ..sql._models import Base
 
     tables = [pgvector.TABLE, *(t.name for t in reversed(Base.metadata.sorted_tables))]
     for table in [*tables, "alembic_version"]:

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from .._index import SpeakerIndex
 from .._indexkind import AUTO_IVF_FROM, plan_for
 from .._marks import MARKS_COUNTER, Found, Marks
-from ..sqlite import _catalog as catalog
-from ..sqlite._groups import read_marks
-from ..sqlite._models import SpeakerRow
+from ..sql import _catalog as catalog
+from ..sql._groups import read_marks
+from ..sql._models import SpeakerRow
 
 __all__ = ["FaissCache"]
 

@@ -117,7 +117,7 @@ def apply(session: Session, ops: Sequence[tuple[int, np.ndarray | None]]) -> Non
 
 def rebuild(session: Session, dim: int, kind: str) -> int:
     """Refill the table from ``speakers.template``; return how many rows it holds."""
-    from ..sqlite._models import from_blob
+    from ..sql._models import from_blob
 
     create(session, dim, kind)
     session.execute(text(f"DELETE FROM {TABLE}"))

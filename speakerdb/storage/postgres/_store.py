@@ -12,7 +12,7 @@
   so the next transaction reconnects by itself.
 
 The schema is the one Alembic chain of both engines
-(:func:`speakerdb.storage.sqlite._schema.migrations_dir`); it is created by the first
+(:mod:`speakerdb.storage.sql._schema`); it is created by the first
 write under the same lock, and an older revision is refused with the fix.
 """
 
@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from ...errors import SchemaError, missing_database
-from ..sqlite._schema import KNOWN_REVISIONS, SCHEMA_HEAD, migrations_dir
+from ..sql._schema import SCHEMA_HEAD, migrate, refuse_newer, refuse_revision
 from ._url import masked, translated
 
 __all__ = ["WRITE_LOCK", "PgStore"]
@@ -86,27 +86,16 @@ class PgStore:
                     )
                 return
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        if revision == SCHEMA_HEAD:
-            return
-        if revision in KNOWN_REVISIONS:
-            raise SchemaError(
-                f"{self.where}: schema revision {revision} is older than this speakerdb's "
-                f"{SCHEMA_HEAD}; back the database up, then run `speakerdb db upgrade`"
-            )
-        raise SchemaError(
-            f"{self.where}: schema revision {revision!r} is unknown to this speakerdb "
-            f"(head {SCHEMA_HEAD}); upgrade speakerdb to open it"
-        )
+        refuse_revision(self.where, revision, "the database")
 
     def migrate(self) -> tuple[str | None, str]:
         """Bring the schema to head under the write lock; return ``(before, after)``."""
         with translated(self.url), self.engine.begin() as conn:
             _lock(conn)
             before = _revision(conn)
-            if before is not None and before not in KNOWN_REVISIONS:
-                raise SchemaError(f"{self.where}: revision {before!r} is newer than this speakerdb")
+            refuse_newer(self.where, before)
             if before != SCHEMA_HEAD:
-                _run_alembic(conn)
+                migrate(conn)
                 log.info("migrated %s from %s to %s", self.where, before, SCHEMA_HEAD)
         return before, SCHEMA_HEAD
 
@@ -159,16 +148,6 @@ def _revision(conn: Connection) -> str | None:
         return None
     value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if value is None else str(value)
-
-
-def _run_alembic(conn: Connection) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
 
 
 #: Every open store of this process, for :func:`_forget_parent_connections`.

@@ -28,12 +28,12 @@ from .._indexkind import IndexChoice
 from .._marks import Found
 from .._protocol import Snapshot, StoreDescription
 from ..memory import MemoryStorage
-from . import _catalog as catalog
-from ._change import SessionChange
+from ..sql import _catalog as catalog
+from ..sql._change import SessionChange
+from ..sql._snapshot import SessionSnapshot, blank
 from ._indexsync import IndexSync
 from ._schema import ensure_schema
 from ._schema import upgrade as upgrade_schema
-from ._snapshot import SessionSnapshot, blank
 from ._store import Store
 
 __all__ = ["SQLiteStorage", "upgrade"]

@@ -55,8 +55,8 @@ from .. import _digest
 from .._index import IndexFile, IndexFileError, IndexLock, SpeakerIndex, read_header
 from .._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, check_ivf_from, check_kind, plan_for
 from .._marks import MARKS_COUNTER, Marks
-from . import _catalog as catalog
-from ._groups import read_marks
+from ..sql import _catalog as catalog
+from ..sql._groups import read_marks
 from ._store import Store
 
 __all__ = ["IndexSync"]

@@ -35,8 +35,8 @@ from ...config import DEFAULT_MODEL, ENV_MODEL, is_server_url
 from ...errors import no_such_speaker, sqlite_busy, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 from .._describe import describe_database
+from ..sql._schema import SCHEMA_HEAD
 from ._connection import busy_timeout_s
-from ._schema import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from ...decision._policy import PolicySources

@@ -1,11 +1,11 @@
-"""Create, check and upgrade the database schema with Alembic.
+"""Create, check and upgrade the schema of an SQLite file.
 
-Decided once: opening a database never migrates it behind the user's back. A
-new (empty) database is created at the head revision; a database at an older
-revision is refused with :class:`~speakerdb.errors.SchemaError` telling the user
-to back it up and run ``speakerdb db upgrade``; a newer one asks for a newer
-speakerdb. Alembic is imported only to create or upgrade, so opening an
-up-to-date database stays fast.
+The revisions, the Alembic scripts and the rule for a database at another revision
+are every SQL engine's (:mod:`speakerdb.storage.sql._schema`): a new (empty) file is
+created at the head revision, an older one is refused until ``speakerdb db upgrade``.
+What is SQLite's is here: the revision read from the file, WAL mode, another
+application's file refused untouched. Alembic is imported only to create or upgrade,
+so opening an up-to-date database stays fast.
 
 A database file may come from anyone. Opening one at the head revision also
 checks that it holds no trigger, view, table or index that the migrations did
@@ -21,48 +21,25 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import SchemaError
+from ..sql._schema import SCHEMA_HEAD, migrate, refuse_newer, refuse_revision
 
 if TYPE_CHECKING:
-    # Not at run time: the fast reader (._reader) checks SCHEMA_HEAD without SQLAlchemy.
+    # For annotations only: this module loads no SQLAlchemy until it creates or checks.
     from ._store import Store
 
 __all__ = [
     "HEAD_OBJECTS",
-    "SCHEMA_HEAD",
     "current_revision",
     "ensure_schema",
     "migrated_objects",
-    "migrations_dir",
     "upgrade",
 ]
 
 log = logging.getLogger(__name__)
 
-#: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0011"
-#: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
-#: 0003 speaker metadata, 0004 the service's keys, 0005 the audit log's outcomes,
-#: 0006 retention (expiry, opt-out tombstones), 0007 the cohort of outside voices,
-#: 0008 the watchlist, 0009 the replay fingerprints and the audit log's countermeasure,
-#: 0010 groups and the group a service key is bound to, 0011 the kept enrollment audio
-#: and each speaker's last match.
-KNOWN_REVISIONS = (
-    "0001",
-    "0002",
-    "0003",
-    "0004",
-    "0005",
-    "0006",
-    "0007",
-    "0008",
-    "0009",
-    "0010",
-    "0011",
-)
 #: The (type, name) of every object the migrations create at :data:`SCHEMA_HEAD`, besides
 #: SQLite's own; a test checks it equals :func:`migrated_objects`.
 HEAD_OBJECTS = frozenset(
@@ -107,14 +84,6 @@ _OBJECTS = """
 """
 
 
-def migrations_dir() -> Path:
-    """The Alembic scripts, which live beside this module (and ship in the wheel)."""
-    candidate = Path(__file__).resolve().parent / "migrations"
-    if (candidate / "env.py").is_file():
-        return candidate
-    raise SchemaError("speakerdb's migrations are missing from this installation; reinstall it")
-
-
 def current_revision(store: Store) -> str | None:
     """The database's Alembic revision, or ``None`` when it has none."""
     from sqlalchemy import text
@@ -133,27 +102,15 @@ def ensure_schema(store: Store) -> None:
     if not tables:
         _create(store)
         return
-    revision = current_revision(store)
-    if revision == SCHEMA_HEAD:
-        _refuse_foreign_objects(store)
-        return
-    if revision in KNOWN_REVISIONS:
-        raise SchemaError(
-            f"{store.path}: schema revision {revision} is older than this speakerdb's "
-            f"{SCHEMA_HEAD}; back the file up, then run `speakerdb db upgrade`"
-        )
-    raise SchemaError(
-        f"{store.path}: schema revision {revision!r} is unknown to this speakerdb "
-        f"(head {SCHEMA_HEAD}); upgrade speakerdb to open it"
-    )
+    refuse_revision(str(store.path), current_revision(store), "the file")
+    _refuse_foreign_objects(store)
 
 
 def upgrade(store: Store) -> tuple[str | None, str]:
     """Migrate the database to the head revision; return ``(before, after)``."""
     _refuse_foreign(store, store.table_names())
     before = current_revision(store)
-    if before is not None and before not in KNOWN_REVISIONS:
-        raise SchemaError(f"{store.path}: revision {before!r} is newer than this speakerdb")
+    refuse_newer(str(store.path), before)
     if before != SCHEMA_HEAD:
         _run_alembic(store)
         log.info("upgraded %s from %s to %s", store.path, before, SCHEMA_HEAD)
@@ -204,7 +161,7 @@ def migrated_objects() -> frozenset[tuple[str, str]]:
     engine = create_engine("sqlite://")
     try:
         with engine.begin() as conn:
-            _migrate(conn)
+            migrate(conn)
             return frozenset((str(k), str(n)) for k, n in conn.execute(text(_OBJECTS)))
     finally:
         engine.dispose()
@@ -217,14 +174,4 @@ def _create(store: Store) -> None:
 
 def _run_alembic(store: Store) -> None:
     with store.engine.execution_options(speakerdb_immediate=True).begin() as conn:
-        _migrate(conn)
-
-
-def _migrate(conn: object) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+        migrate(conn)

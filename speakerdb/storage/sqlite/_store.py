@@ -6,10 +6,10 @@ mode with ``synchronous=FULL``, so a committed write survives a crash, and a
 busy timeout makes concurrent writers wait instead of failing (the connection's
 set-up: :mod:`speakerdb.storage.sqlite._connection`).
 
-The tables are the models of :mod:`speakerdb.storage.sqlite._models`; the schema is
-owned by the Alembic migrations in ``migrations/``. A new database is created at the
-head revision; an older one is refused with a message to run ``speakerdb db upgrade``
-(see :mod:`speakerdb.storage.sqlite._schema`).
+The tables are the models of :mod:`speakerdb.storage.sql._models`; the schema is
+owned by the Alembic migrations every SQL engine shares (:mod:`speakerdb.storage.sql`).
+A new database is created at the head revision; an older one is refused with a
+message to run ``speakerdb db upgrade`` (see :mod:`speakerdb.storage.sqlite._schema`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The cohort of outside voices in SQLite (the policy is :mod:`speakerdb.services._cohort`)."""
+"""The cohort of outside voices in SQL (the policy is :mod:`speakerdb.services._cohort`)."""
 
 from __future__ import annotations
 

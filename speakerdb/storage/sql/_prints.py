@@ -1,4 +1,4 @@
-"""The replay fingerprints' rows in SQLite (:mod:`speakerdb.storage._prints`).
+"""The replay fingerprints' rows in SQL (:mod:`speakerdb.storage._prints`).
 
 The lookup counts the stored rows of each of the query's keys, reads the rows of the
 keys that fit its budget, rarest first (:func:`~speakerdb.storage._prints.affordable_keys`),

@@ -1,4 +1,5 @@
-"""Alembic environment for speakerdb.
+"""Alembic environment for speakerdb: one chain of revisions for every SQL engine
+(SQLite and PostgreSQL), against the models of :mod:`speakerdb.storage.sql._models`.
 
 speakerdb runs Alembic as a library: the caller passes an open connection in
 ``config.attributes["connection"]``, inside its own transaction. Run from the
@@ -10,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from speakerdb.storage.sqlite._models import Base
+from speakerdb.storage.sql._models import Base
 
 config = context.config
 

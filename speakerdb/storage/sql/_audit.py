@@ -1,4 +1,4 @@
-"""The audit log's rows in SQLite (the policy is :mod:`speakerdb.services._audit`).
+"""The audit log's rows in SQL (the policy is :mod:`speakerdb.services._audit`).
 
 Names are copied into each row, not linked, so that the log keeps what was
 decided after a rename or a removal.

@@ -1,4 +1,4 @@
-"""Retention in SQLite: expiry dates and the tombstones of people who opted out
+"""Retention in SQL: expiry dates and the tombstones of people who opted out
 (the policy is :mod:`speakerdb.services._lifecycle`)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The SQLAlchemy models of speakerdb's tables, and how values are kept in their columns.
 
 The SQLite and the PostgreSQL backends share them. The schema itself is owned by the
-Alembic migrations in ``migrations/``, whose ``env.py`` compares against
+Alembic migrations in ``migrations/`` beside this module, whose ``env.py`` compares against
 :data:`Base.metadata`; a test checks that the migrated schema and these models agree.
 """
 
@@ -208,7 +208,7 @@ class PrintKeyRow(Base):
 
 class CohortRow(Base):
     """One clip of a cohort's outside voice: its embedding, never its audio or file name
-    (:mod:`speakerdb.storage.sqlite._cohort`)."""
+    (:mod:`speakerdb.storage.sql._cohort`)."""
 
     __tablename__ = "cohort"
 
@@ -252,7 +252,7 @@ class ApiKeyRow(Base):
 
 
 class GroupRow(Base):
-    """A named group of speakers (:mod:`speakerdb.storage.sqlite._groups`); it stays,
+    """A named group of speakers (:mod:`speakerdb.storage.sql._groups`); it stays,
     empty, when its last member leaves, until it is deleted."""
 
     __tablename__ = "groups"

@@ -1,4 +1,4 @@
-"""The service's keys in SQLite (the policy is :mod:`speakerdb.services._keys`)."""
+"""The service's keys in SQL (the policy is :mod:`speakerdb.services._keys`)."""
 
 from __future__ import annotations
 

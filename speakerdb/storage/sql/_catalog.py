@@ -1,7 +1,7 @@
 """Queries and updates on one open session: the data-access layer of the service.
 
-Functions here take a :class:`~sqlalchemy.orm.Session` inside a transaction
-opened by :class:`~speakerdb.storage.sqlite._store.Store` and convert rows into the frozen
+Functions here take a :class:`~sqlalchemy.orm.Session` inside a transaction opened
+by a backend's store (SQLite's or PostgreSQL's) and convert rows into the frozen
 results of :mod:`speakerdb.types`; ORM rows never leave this module's callers.
 """
 

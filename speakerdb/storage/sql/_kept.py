@@ -1,4 +1,4 @@
-"""Kept enrollment audio and the last successful matches, in SQLite (the policies are
+"""Kept enrollment audio and the last successful matches, in SQL (the policies are
 :mod:`speakerdb.services._sealing` and :mod:`speakerdb.services._idle`)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def keep(session: Session, utterance_id: int, key_id: str, data: bytes) -> None:
 def kept(session: Session, utterance_ids: Sequence[int]) -> dict[int, KeptAudio]:
     found: dict[int, KeptAudio] = {}
     ids = list(utterance_ids)
-    # In slices: SQLite takes at most 32766 parameters in one statement.
+    # In slices: SQLite takes at most 32766 parameters in one statement (PostgreSQL 65535).
     for start in range(0, len(ids), 10_000):
         stmt = select(KeptAudioRow.utterance_id, KeptAudioRow.key_id, KeptAudioRow.data).where(
             KeptAudioRow.utterance_id.in_(ids[start : start + 10_000])
