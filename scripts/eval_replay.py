@@ -168,6 +168,25 @@ database, the exact score of the candidates):
   detected in the fold's own database and (4) in the clean database. If every criterion
   is met the rule is shipped; else the figures are reported as they are, and nothing is
   retuned (not ``m``, the threshold, the rows per key, the share, nor the test data).
+  Measured (seed 1234, 31 min under load; 5,880 and 3,901 stored in the clean databases;
+  600 genuine clips on fold A, 597 confound-free, 526 on fold B): **neither is met, so
+  nothing is shipped** (``SCORED_SHARE`` back to 0). At the shipped threshold, fold A
+  (rotation 1, 0.5%, 30 scored): own database 552/576 copies (95.83%, CI 93.88-97.18),
+  4/597 flagged (0.67%); clean database **546/576 (94.79%, CI 92.66-96.33): below 95%**,
+  and 18/597 flagged (3.02%, CI 1.92-4.72); the ten best-voted, in the same run, 537/576
+  (93.23%) and 8/597 (1.34%); at 4%, 555/576 (96.35%) and 41/597 (6.87%). Fold B
+  (rotation 2, 4%, 157 scored): own database 460/480 (95.83%, CI 93.65-97.29), 3/526
+  flagged (0.57%); clean database 466/480 (97.08%, CI 95.16-98.25) and 21/526 flagged
+  (3.99%, CI 2.63-6.03); at 0.5% 457/480 (95.21%), 9/526 (1.71%); ten scored 454/480
+  (94.58%), 9/526 (1.71%). Every candidate scored is one more chance for a genuine clip
+  to match: scoring more finds more copies and flags more genuine clips, at about the
+  same rate. Why the clean database missed copies (0.5%): fold A (a) 2, (b) 22 (ranks
+  61-1,411), (c) 5, (d) 1 (ten scored: (b) 31, ranks 12-1,411); fold B (a) 5, (b) 17, (c)
+  0, (d) 1. The margin rule (0.5%): fold A own 1/597 flagged (0.17%), 551/576 detected
+  (95.66%): met; clean **6/597 (1.01%, CI 0.46-2.18) and 543/576 (94.27%, CI
+  92.06-95.89): not met**; fold B own 0/526, 458/480 (95.42%); clean 3/526 (0.57%, CI
+  0.19-1.66), 457/480 (95.21%, CI 92.91-96.79): met. Fold A's fresh copies are harder
+  than copies 1-8 even in its own small database (95.83% against 97.57%).
 - The corpus's 60 ``silence__N.wav`` clips are digital silence filed under a
   speaker (the Asterisk prompts' pauses): they are left out. So are clips shorter
   than 0.5 s, which speakerdb refuses.
@@ -180,7 +199,8 @@ Rates come with 95% Wilson intervals. Everything is seeded. Run::
     python scripts/eval_replay.py --bench               # lookup cost, on a quiet machine
 
 ``--bench`` times, in one run, the lookup against 1,000 and 10,000 stored 3 s clips
-(reading ``ROWS_PER_KEY`` rows per key, and every row) and the GE2E embedding of the
+(reading ``ROWS_PER_KEY`` rows per key, and every row; scoring 0.5% and 4% of the stored
+clips, each against the shipped lookup) and the GE2E embedding of the
 same 3 s query, and prints their ratio; it also checks that noisy copies of stored clips
 are still found. The corpus holds about 3,400 distinct 3 s segments: the stored clips are
 those, then the same time-reversed, then 10% faster or slower (Kaldi's speed
@@ -1262,12 +1282,12 @@ def _stock(bases: list[Segment], most: int) -> tuple[list[Fingerprint], list[tup
 
 
 def _time_lookups(storage: Storage, size: int, probes: list[np.ndarray], embed: float) -> None:
-    """Print the lookup's time per query, fingerprint included, as the check reads, with
-    the ten best-voted scored (the previous lookup), at the other choices of rows per key,
-    and reading every row, against the embedding's and the previous lookup's. The choices
-    take turns on each query, and each gets the median of its times, so that a change of
-    load during the run or a cold cache favours none of them."""
-    choices = [(ROWS_PER_KEY, SCORED_SHARE), (ROWS_PER_KEY, 0.0)]
+    """Print the lookup's time per query, fingerprint included, as the check reads,
+    scoring a share of the stored clips (the third rule's choices, not shipped), at the
+    other choices of rows per key, and reading every row, against the embedding's and the
+    shipped lookup's. The choices take turns on each query, and each gets the median of
+    its times, so that a change of load during the run or a cold cache favours none."""
+    choices = [(ROWS_PER_KEY, SCORED_SHARE), (ROWS_PER_KEY, 0.005), (ROWS_PER_KEY, 0.04)]
     choices += [(rows, SCORED_SHARE) for rows in (*ROWS_CHOICES, None) if rows != ROWS_PER_KEY]
     times: dict[tuple[int | None, float], list[float]] = {choice: [] for choice in choices}
     for rows, share in choices:
@@ -1277,17 +1297,16 @@ def _time_lookups(storage: Storage, size: int, probes: list[np.ndarray], embed: 
             t0 = time.perf_counter()
             lookup(storage, printed_of(probe), rows, share)
             times[rows, share].append(time.perf_counter() - t0)
-    previous = float(np.median(times[ROWS_PER_KEY, 0.0]))
+    shipped = float(np.median(times[choices[0]]))
     for rows, share in choices:
         took = float(np.median(times[rows, share]))
         how = "every row" if rows is None else f"{rows} rows per key"
         how += f", {scored_count(size, share)} scored"
         how += " (shipped)" if (rows, share) == choices[0] else ""
-        how += " (previous)" if (rows, share) == choices[1] else ""
         print(
             f"{size:6d} stored 3 s clips, {how:38s}: lookup {1000 * took:7.1f} ms per "
             f"query (median, fingerprint included) = {took / embed:5.2f} x the embedding, "
-            f"{took / previous:5.2f} x the previous lookup",
+            f"{took / shipped:5.2f} x the shipped lookup",
             flush=True,
         )
 

@@ -267,37 +267,31 @@ def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpu
     assert hit is not None and hit.data == original.to_bytes() and score >= MATCH_THRESHOLD
 
 
-def test_a_noisy_replay_out_voted_among_many_stored_clips_is_refused(
-    db_path: Path, monkeypatch
-) -> None:
+def test_scoring_a_share_of_many_stored_clips_finds_an_out_voted_replay(tmp_path: Path) -> None:
     """Among thousands of stored clips, chance hits out-vote the few index keys a noisy
     copy keeps at its lag (scripts/eval_replay.py: on fold A, 5,648 stored, sources ranked
-    12th to 1,517th by votes). Here 11 kept queries hold every index row of a noisy copy
-    of alice's enrolled clip, so each out-votes the clip it copies, but they are other
-    audio. With enough clips stored the lookup scores more than the ten best-voted,
-    finds the enrolled clip and refuses the copy."""
-    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")  # the kept queries count within the window
-    copy = noisy(recording(110, 2.0, seed=1), 10, seed=5)
-    printed, margins = fingerprint_with_margins(copy)
+    12th to 1,517th by votes). Here 11 stored clips hold every index row of a noisy copy,
+    so each out-votes the clip it copies, but they are other audio: the ten best-voted
+    (what the check scores) miss the copy, scoring 1% of 2,400 stored clips (an option the
+    evaluation measures, not shipped: it also scores more chance matches) finds it."""
+    original = fingerprint(recording(110, 2.0, seed=1))
+    printed, margins = fingerprint_with_margins(noisy(recording(110, 2.0, seed=1), 10, seed=5))
     decoy = fingerprint(recording(170, 2.0, seed=77)[::-1].copy()).to_bytes()
-    # Stored clips that share no key with the copy: they count, as thousands of others do,
-    # enough for the decoys and the enrolled clip to be scored.
-    others = math.ceil((CANDIDATES + 2) / SCORED_SHARE)
     now = datetime.now(timezone.utc)
-    storage = open_storage(db_path)
+    storage = open_storage(tmp_path / "prints.db")
     try:
         with storage.change() as change:
+            change.add_prints([StoredPrint(original.to_bytes(), stored_keys(original), now)])
             decoys = [StoredPrint(decoy, query_keys(printed, margins), now)] * (CANDIDATES + 1)
             change.add_prints(decoys)
-            change.add_prints([StoredPrint(decoy, np.zeros((0, 2), np.int64), now)] * others)
-        # Scoring only the ten best-voted, as before, misses it: all ten are decoys.
-        ten, _ = best_stored_match(storage, printed, margins, now, share=0.0)
+            # Stored clips that share no key with the copy: they count, as others would.
+            change.add_prints([StoredPrint(decoy, np.zeros((0, 2), np.int64), now)] * 2400)
+        ten, _ = best_stored_match(storage, printed, margins, now)
+        share, hit = best_stored_match(storage, printed, margins, now, share=0.01)
     finally:
         storage.close()
     assert ten < MATCH_THRESHOLD
-    with open_db(db_path) as db:
-        result = db.verify("alice", (copy, RATE))
-    assert result.outcome == "replay" and "enrolled clip" in (result.reason or "")
+    assert share >= MATCH_THRESHOLD and hit is not None and hit.data == original.to_bytes()
 
 
 @given(st.integers(0, 10**7), st.integers(0, 10**7), st.floats(0.0, 1.0))

@@ -112,13 +112,15 @@ ROWS_PER_KEY = 16
 #: source among the voted but ranked 12th to 1,517th (the other 7 score below the
 #: threshold against their source), so the ten best-voted lost copies that a small
 #: database finds. A source's rank grows with the clips competing with it, so the scored
-#: candidates grow with them too; scoring a candidate costs about 0.4 ms. Chosen by
-#: scripts/eval_replay.py's third rule on fold B (the smallest of 0, 0.25, 0.5, 1, 2 and 4%
-#: whose detection among 3,909 stored clips is within 0.5 points of its own small
-#: database's 97.9%: 0.5%, 97.5%; ten scored 97.3%), reported on fold A.
-SCORED_SHARE = 0.005
-#: Fixed beforehand by cost (about 80 ms of exact scoring): above 40,000 stored clips the
-#: share scored falls again.
+#: candidates could grow with them; scoring a candidate costs about 0.4 ms. **0: the ten
+#: best-voted, unchanged**, because the pre-registered test missed (scripts/eval_replay.py):
+#: the share fold B chose by the third rule, 0.5%, detected 94.79% of fold A's fresh copies
+#: among 5,880 stored clips (ten scored: 93.23%; the target 95%) and flagged 3.02% of its
+#: genuine new clips (ten scored: 1.34%): each candidate scored is one more chance match
+#: for a query that copies nothing. The evaluation passes other shares.
+SCORED_SHARE = 0.0
+#: Fixed beforehand by cost (about 80 ms of exact scoring): above 40,000 stored clips a
+#: share would be cut.
 SCORED_MOST = 200
 # Fingerprints of queries between their check and their decision, by clip; bounded so
 # that queries that failed after the check (their decision never logged) do not pile up.
@@ -244,8 +246,8 @@ def voted_prints(
     keys = query_keys(printed, margins)
     budget = None if rows_per_key is None else rows_per_key * np.unique(keys[:, 0]).size
     with storage.read() as snapshot:
-        if limit is None:
-            limit = scored_count(sum(snapshot.print_counts(since)), share)
+        if limit is None:  # the stored clips are counted only when a share is scored
+            limit = scored_count(sum(snapshot.print_counts(since)), share) if share else CANDIDATES
         hits = snapshot.print_candidates(keys, since, limit, session, budget)
     return [h for h in hits if h.votes >= MIN_VOTES]
 
