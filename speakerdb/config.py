@@ -28,7 +28,7 @@ import math
 import os
 from pathlib import Path
 
-from .errors import InputError
+from .errors import Fix, InputError
 
 __all__ = [
     "BACKENDS",
@@ -156,19 +156,23 @@ def parse_threshold(
 ) -> float:
     """Check that a threshold is a finite number within ``bounds`` (a cosine in [-1, 1]
     unless the score says otherwise); the error names ``source`` and the fix."""
+    low, high = bounds
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InputError(
-            f"threshold {_given(source)} is not a number: {value!r}{_threshold_fix(source)}"
-        ) from None
-    low, high = bounds
+        raise _bad_threshold(f"is not a number: {value!r}", source) from None
     if not math.isfinite(number) or not low <= number <= high:
-        raise InputError(
-            f"threshold {_given(source)} must be {kind} in [{low:g}, {high:g}], "
-            f"got {value!r}{_threshold_fix(source)}"
-        )
+        raise _bad_threshold(f"must be {kind} in [{low:g}, {high:g}], got {value!r}", source)
     return number
+
+
+def _bad_threshold(what: str, source: str) -> InputError:
+    """The error for a threshold from ``source`` that ``what`` says is wrong, with the fix:
+    one given as an argument is given again (:attr:`Fix.THRESHOLD`, spelled by the front
+    end it came through)."""
+    if source == "argument":
+        return InputError(f"threshold given {what}", fix=Fix.THRESHOLD)
+    return InputError(f"threshold from {source} {what}{_threshold_fix(source)}")
 
 
 def parse_replay_window(value: int | str, source: str) -> int:
@@ -224,14 +228,6 @@ def _switch(arg: bool | None, name: str) -> bool:
     if env not in _SWITCHES:
         raise InputError(f"{name} must be on or off, got {env!r}")
     return _SWITCHES[env]
-
-
-def _given(source: str) -> str:
-    # "argument" is the policy's source label; a person reading the error typed a flag
-    # or a keyword, so name both.
-    if source == "argument":
-        return "given (--threshold, or threshold= in Python)"
-    return f"from {source}"
 
 
 def _threshold_fix(source: str) -> str:

@@ -33,20 +33,34 @@ One table, here, so the CLI and a service cannot disagree.
 
 Backend errors (SQLAlchemy, FAISS, soundfile, transformers) are wrapped with
 ``raise ... from exc`` so the cause stays in the traceback for debugging.
+
+A fix that a caller applies through the front end it uses (see who is enrolled, enroll
+despite the gates, give a threshold within range) is carried as data, a :class:`Fix`
+with its arguments, not only as text: the library raises
+``SpeakerNotFound("no speaker named 'carol'", fix=Fix.LIST_SPEAKERS)``, and each front
+end spells the fix its own way with :meth:`SpeakerDBError.spelled`: the CLI as a
+command or flag (```speakerdb list```, ``--force``), the service as an endpoint or a
+request field (``GET /v1/speakers``, ``force=true``), ``str(exc)`` in Python
+(``db.speakers()``, ``force=True``). A fix that is no caller's to apply (the database
+file, the model) stays in the message; :attr:`SpeakerDBError.operator_fix` says so, and
+a service tells its client that the server's operator must act.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Union
 
 __all__ = [
+    "PYTHON_FIXES",
     "AudioError",
     "DatabaseBusy",
     "DatabaseError",
     "DuplicateSpeaker",
     "DuplicateUtterance",
     "EnrollmentRefused",
+    "Fix",
     "Forbidden",
     "GroupNotFound",
     "InputError",
@@ -60,10 +74,59 @@ __all__ = [
     "ServiceError",
     "SpeakerDBError",
     "SpeakerNotFound",
+    "Spelling",
+    "Spellings",
     "TooLarge",
     "Unauthorized",
     "error_document",
+    "spell",
 ]
+
+
+class Fix(str, enum.Enum):
+    """The fix an error names, as a stable code (the service's error documents carry it
+    as ``fix.code``, so a client may branch on it). Each front end keeps one spelling
+    per code (:data:`Spellings`); the error's ``fix_args`` fill it in."""
+
+    #: The name is not enrolled: see who is.
+    LIST_SPEAKERS = "list_speakers"
+    #: The group does not exist (``group``): see the groups, or make it.
+    LIST_GROUPS = "list_groups"
+    #: A quality gate refused the clips: enroll them anyway.
+    FORCE = "force"
+    #: The threshold given is out of the score's range: give one within it.
+    THRESHOLD = "threshold"
+    #: The person opted out (``name`` or ``external_id``): clear it if they consent again.
+    CLEAR_OPT_OUT = "clear_opt_out"
+
+
+#: A front end's spelling of a fix: a ``str.format`` template of the error's
+#: ``fix_args``, or a function of them.
+Spelling = Union[str, Callable[[Mapping[str, str]], str]]
+Spellings = Mapping[Fix, Spelling]
+
+
+def _clear_opt_out_in_python(args: Mapping[str, str]) -> str:
+    call = f"external_id={args['external_id']!r}" if "external_id" in args else repr(args["name"])
+    return f"if they consent again, clear it first (db.lifecycle.clear_opt_out({call}))"
+
+
+#: How ``str(exc)`` spells each fix: for a caller of the library.
+PYTHON_FIXES: Spellings = {
+    Fix.LIST_SPEAKERS: "db.speakers() lists who is enrolled",
+    Fix.LIST_GROUPS: (
+        "db.lifecycle.groups.list() shows the groups, and "
+        "db.lifecycle.groups.add({group!r}, [NAME, ...]) makes it"
+    ),
+    Fix.FORCE: "force=True enrolls anyway",
+    Fix.THRESHOLD: "give threshold= a number within the score's range",
+    Fix.CLEAR_OPT_OUT: _clear_opt_out_in_python,
+}
+
+
+def spell(spelling: Spelling, args: Mapping[str, str]) -> str:
+    """``spelling`` filled in with ``args``."""
+    return spelling(args) if callable(spelling) else spelling.format(**args)
 
 
 class SpeakerDBError(Exception):
@@ -74,6 +137,27 @@ class SpeakerDBError(Exception):
     exit_code: ClassVar[int] = 2
     #: The HTTP status a service answers this error with.
     http_status: ClassVar[int] = 500
+    #: Whether the fix is the operator's rather than a caller's (the database file, the
+    #: model): a service's client cannot apply it, and the service says so.
+    operator_fix: ClassVar[bool] = False
+
+    def __init__(self, message: str = "", *, fix: Fix | None = None, **fix_args: str) -> None:
+        #: The message without the fix: what went wrong.
+        self.problem = message
+        #: The fix, if the error names one that callers apply, and its arguments.
+        self.fix = fix
+        self.fix_args = fix_args
+        super().__init__(self.spelled(PYTHON_FIXES))
+
+    def spelled(self, spellings: Spellings) -> str:
+        """The message with the fix spelled as ``spellings`` (a front end's) spell it."""
+        if self.fix is None:
+            return self.problem
+        return f"{self.problem}; {self.fix_hint(spellings)}"
+
+    def fix_hint(self, spellings: Spellings) -> str | None:
+        """The fix alone, spelled as ``spellings`` spell it; ``None`` without a fix."""
+        return None if self.fix is None else spell(spellings[self.fix], self.fix_args)
 
 
 class AudioError(SpeakerDBError):
@@ -86,12 +170,14 @@ class ModelError(SpeakerDBError):
     """The speaker encoder cannot be loaded or run."""
 
     http_status = 500
+    operator_fix = True
 
 
 class ModelMismatch(SpeakerDBError):
     """The database holds embeddings of another encoder than the one asked for."""
 
     http_status = 409
+    operator_fix = True
 
 
 class InvalidName(SpeakerDBError):
@@ -129,8 +215,15 @@ class EnrollmentRefused(SpeakerDBError):
 
     http_status = 422
 
-    def __init__(self, message: str, issues: tuple[object, ...] = ()) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        issues: tuple[object, ...] = (),
+        *,
+        fix: Fix | None = None,
+        **fix_args: str,
+    ) -> None:
+        super().__init__(message, fix=fix, **fix_args)
         self.issues = issues
 
 
@@ -146,16 +239,19 @@ class DatabaseError(SpeakerDBError):
     """The database file cannot be opened, read or written."""
 
     http_status = 500
+    operator_fix = True
 
 
 class DatabaseBusy(DatabaseError):
     """Another program kept the database, or the index lock, past the wait allowed.
 
     Nothing is wrong with the request: the same call may succeed once the other
-    program is done, hence 503 (Service Unavailable) rather than 500.
+    program is done, hence 503 (Service Unavailable) rather than 500, and a retry is the
+    caller's fix.
     """
 
     http_status = 503
+    operator_fix = False
 
 
 class SchemaError(DatabaseError):
@@ -206,28 +302,40 @@ class ServiceBusy(ServiceError):
     http_status = 503
 
 
-def error_document(exc: SpeakerDBError) -> dict[str, dict[str, str]]:
+def error_document(
+    exc: SpeakerDBError, spellings: Spellings = PYTHON_FIXES
+) -> dict[str, dict[str, Any]]:
     """The JSON body that describes ``exc`` to a client:
     ``{"error": {"type": "SpeakerNotFound", "message": "no speaker named ..."}}``.
 
     ``type`` is the class name (a client may branch on it); ``message`` is the one-line
-    message the CLI prints, line breaks (from a backend's text) joined by spaces.
+    message, its fix spelled by ``spellings`` (a front end's), line breaks (from a
+    backend's text) joined by spaces. An error that names a :class:`Fix` adds
+    ``"fix": {"code": ..., "hint": ...}``: the fix's stable code and its spelling.
     """
-    message = " ".join(str(exc).splitlines())
-    return {"error": {"type": type(exc).__name__, "message": message}}
+    message = _one_line(exc.spelled(spellings))
+    error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
+    hint = exc.fix_hint(spellings)
+    if exc.fix is not None and hint is not None:
+        error["fix"] = {"code": exc.fix.value, "hint": _one_line(hint)}
+    return {"error": error}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
 
 
 def no_such_speaker(name: str, enrolled: Iterable[str] = ()) -> SpeakerNotFound:
     """The error for a name nobody is enrolled under (one wording for every reader), with
-    the closest of the ``enrolled`` names as a suggestion ("did you mean 'carlo'?")."""
+    the closest of the ``enrolled`` names as a suggestion ("did you mean 'carlo'?"), or
+    else the way to see who is enrolled (:attr:`Fix.LIST_SPEAKERS`)."""
     import difflib
 
     close = difflib.get_close_matches(name, list(enrolled), n=3, cutoff=0.6)
     if close:
         hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    else:
-        hint = "`speakerdb list` shows who is enrolled"
-    return SpeakerNotFound(f"no speaker named {name!r}; {hint}")
+        return SpeakerNotFound(f"no speaker named {name!r}; {hint}")
+    return SpeakerNotFound(f"no speaker named {name!r}", fix=Fix.LIST_SPEAKERS)
 
 
 def missing_database(path: object, *, unfinished: bool = False) -> DatabaseError:

@@ -214,7 +214,7 @@ def test_bad_environment_thresholds_are_refused_whatever_decides(
         (["set-threshold", "3.5", "--score-norm", "margin"], "a margin threshold in [-3, 3]"),
         (["set-threshold", "81.4", "--score-norm", "asnorm"], "an AS-norm threshold"),
         (["set-threshold", "inf", "--score-norm", "margin-duration"], "margin-duration"),
-        (["identify", "alice2.wav", "--threshold", "4"], "threshold given (--threshold"),
+        (["identify", "alice2.wav", "--threshold", "4"], "give --threshold a number within"),
         (["identify", "alice2.wav", "--score-norm", "asnorm", "--threshold", "-60"], "[-50, 50]"),
     ],
 )

@@ -214,12 +214,13 @@ def handles_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import SpeakerDBError
+        from ._fixes import cli_message
 
         as_json = bool(kwargs.get("json"))
         try:
             return func(*args, **kwargs)
         except SpeakerDBError as exc:
-            raise _fail(str(exc), exc.exit_code, type(exc).__name__, as_json) from None
+            raise _fail(cli_message(exc), exc.exit_code, type(exc).__name__, as_json) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130, "KeyboardInterrupt", as_json) from None
         except BrokenPipeError:

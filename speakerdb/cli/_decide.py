@@ -73,6 +73,7 @@ def identify(
     """
     from ..errors import AudioError, error_document
     from ..types import Outcome
+    from ._fixes import CLI_FIXES, cli_message
     from ._render import emit_json, identification_text, safe, to_jsonable
 
     results: list[Any] = []
@@ -85,8 +86,8 @@ def identify(
                 )
             except AudioError as exc:
                 failed += 1
-                results.append({"source": str(clip), **error_document(exc)})
-                typer.echo(f"speakerdb: error: {safe(exc)}", err=True)
+                results.append({"source": str(clip), **error_document(exc, CLI_FIXES)})
+                typer.echo(f"speakerdb: error: {safe(cli_message(exc))}", err=True)
                 continue
             if not answered:  # one policy for the whole command: its notice once
                 _report_notice(result.decided_by.notice)

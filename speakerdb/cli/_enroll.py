@@ -31,7 +31,7 @@ from ._membership import GroupsOpt
 from ._reembed import AudioKeyFileOpt, KeepAudioOpt, audio_key
 
 if TYPE_CHECKING:
-    from ..services._batch import BatchReport
+    from ..services._batch import BatchFailure, BatchReport
     from ..types import QualityIssue
 
 __all__ = ["enroll", "enroll_batch", "register"]
@@ -188,10 +188,16 @@ def _naming(source: str, reason: str) -> str:
     return reason if source and source in reason else f"{source}: {reason}"
 
 
+def _reason(failure: BatchFailure) -> str:
+    from ._fixes import cli_message
+
+    return failure.reason if failure.error is None else cli_message(failure.error)
+
+
 def _batch_summary(report: BatchReport) -> str:
     from ._render import safe
 
-    lines = [f"failed: {safe(_naming(f.source, f.reason))}" for f in report.failures]
+    lines = [f"failed: {safe(_naming(f.source, _reason(f)))}" for f in report.failures]
     lines += [f"skipped: {safe(f.source)} ({safe(f.reason)})" for f in report.skipped]
     created = sum(e.created for e in report.enrollments)
     skipped = f"; {len(report.skipped)} enrolled already, skipped" if report.skipped else ""

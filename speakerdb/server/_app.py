@@ -23,8 +23,10 @@ __all__ = ["create_app"]
 
 _DESCRIPTION = (
     "Enroll speakers, then identify or verify who is speaking. Every endpoint but `/` and "
-    "`/healthz` needs `Authorization: Bearer KEY` (`speakerdb key create`). Errors are "
-    '`{"error": {"type": ..., "message": ...}}`.'
+    "`/healthz` needs `Authorization: Bearer KEY` (the server's operator makes keys with "
+    '`speakerdb key create`). Errors are `{"error": {"type": ..., "message": ..., "fix": '
+    '{"code": ..., "by": "client" | "operator", "hint": ...}}}`: `fix` says what fixes the '
+    "request (an endpoint to call, a field to send), or that the fix is the operator's."
 )
 
 

@@ -30,17 +30,20 @@ def check_key(db: SpeakerDB, secret: str | None, scope: str) -> ApiKey:
     :class:`Unauthorized` without a known key, :class:`Forbidden` for a weaker scope."""
     if not secret:
         raise Unauthorized(
-            "this request needs a key: send `Authorization: Bearer KEY` "
-            "(create one with `speakerdb key create NAME --scope query|admin`)"
+            "this request needs a key: send `Authorization: Bearer KEY` (the server's "
+            "operator creates one on the server: `speakerdb key create NAME --scope query|admin`)"
         )
     key = db.keys.check(secret)
     if key is None:
         raise Unauthorized(
-            "the key is not one of this database's (revoked or mistyped); "
-            "`speakerdb key list` shows the keys"
+            "the key is not one of this database's (revoked or mistyped): send a key the "
+            "server's operator gave you (`speakerdb key list` on the server shows them)"
         )
     if SCOPES.index(key.scope) < SCOPES.index(scope):
-        raise Forbidden(f"key {key.name!r} has scope {key.scope!r}; this needs an {scope} key")
+        raise Forbidden(
+            f"key {key.name!r} has scope {key.scope!r}; this needs an {scope} key: send "
+            "one (the server's operator makes keys, on the server)"
+        )
     return key
 
 

@@ -1,5 +1,6 @@
 """Every error answer is ``{"error": {"type": ..., "message": ...}}`` with the status
-of :attr:`~speakerdb.errors.SpeakerDBError.http_status`: the library's errors, the
+of :attr:`~speakerdb.errors.SpeakerDBError.http_status`, plus ``fix`` when the error
+names one (:mod:`._fixes` spells it for HTTP): the library's errors, the
 framework's own (request validation, unknown routes) and anything unexpected, which
 is logged here and never shown as a traceback."""
 
@@ -12,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import SpeakerDBError, error_document
+from ..errors import SpeakerDBError
+from ._fixes import document
 
 __all__ = ["install_error_handlers"]
 
@@ -29,7 +31,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def error_response(exc: SpeakerDBError) -> JSONResponse:
     # A busy service or database may answer the same request in a moment.
     headers = {"Retry-After": "1"} if exc.http_status == 503 else None
-    return JSONResponse(error_document(exc), status_code=exc.http_status, headers=headers)
+    return JSONResponse(document(exc), status_code=exc.http_status, headers=headers)
 
 
 async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
@@ -46,7 +48,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    text = {404: "no such endpoint; /docs lists them", 405: "method not allowed here"}
+    text = {
+        404: "no such endpoint; GET /openapi.json (with a key) lists them",
+        405: "method not allowed here; GET /openapi.json (with a key) lists the methods",
+    }
     message = text.get(exc.status_code, str(exc.detail))
     return _document(
         exc.status_code, "InputError", f"{request.method} {request.url.path}: {message}"

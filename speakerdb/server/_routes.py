@@ -15,11 +15,12 @@ from ..types import ApiKey, to_jsonable
 from ._auth import bearer_secret, check_key, confined_group, may_see
 from ._body import read_body, uploads
 from ._idempotency import Answer
+from ._schema import ERROR_RESPONSES
 from ._state import Service, outcome_of
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def service(request: Request) -> Service:

@@ -42,7 +42,8 @@ class Service:
             if not upload.filename:
                 raise
             # Named as the client named the file, which the CLI's messages do too.
-            raise AudioError(str(exc).replace("<bytes>", upload.filename, 1)) from exc
+            named = exc.problem.replace("<bytes>", upload.filename, 1)
+            raise AudioError(named, fix=exc.fix, **exc.fix_args) from exc
         self.check_length(clip.duration_s)
         return replace(clip, source=upload.filename) if upload.filename else clip
 

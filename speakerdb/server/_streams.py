@@ -52,10 +52,10 @@ from ..errors import (
     SpeakerDBError,
     TooLarge,
     Unauthorized,
-    error_document,
 )
 from ..types import ApiKey, Segment, to_jsonable
 from ._auth import bearer_secret, check_key, confined_group
+from ._fixes import document
 from ._state import Service, outcome_of
 
 __all__ = ["router"]
@@ -156,7 +156,7 @@ async def _next(websocket: WebSocket) -> Any:
 
 async def _fail(websocket: WebSocket, exc: SpeakerDBError, code: int) -> None:
     try:
-        await websocket.send_json({"type": "error", **error_document(exc)})
+        await websocket.send_json({"type": "error", **document(exc)})
         await websocket.close(code, reason=type(exc).__name__)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away first

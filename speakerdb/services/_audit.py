@@ -143,8 +143,8 @@ class AuditLog:
             # The same class: a busy database stays DatabaseBusy (retrying may work).
             raise type(exc)(
                 f"{exc}; auditing is on and the decision could not be logged, so it is not "
-                "given: make the database writable and retry, or turn auditing off "
-                "(`speakerdb audit off`)"
+                "given: retry once the database is writable, or the operator turns auditing "
+                "off (`speakerdb audit off`)"
             ) from exc
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -71,6 +71,11 @@ class BatchFailure:
     speaker: str
     source: str
     reason: str
+    #: The library error that refused the clip, if one did: a front end spells its fix
+    #: (:meth:`~speakerdb.errors.SpeakerDBError.spelled`). Not part of the JSON document.
+    error: SpeakerDBError | None = field(
+        default=None, compare=False, repr=False, metadata={"json": False}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,7 @@ def collect(
     for speaker, outcome in outcomes:
         clips = decoder.clips.pop(speaker)
         if isinstance(outcome, SpeakerDBError):
-            refused += [BatchFailure(speaker, c.source or "", str(outcome)) for c in clips]
+            refused += [BatchFailure(speaker, c.source or "", str(outcome), outcome) for c in clips]
         else:
             enrollments.append(outcome)
     failures = (*decoder.failures, *refused)

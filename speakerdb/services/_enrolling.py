@@ -40,6 +40,7 @@ from ..encoders._registry import family_of
 from ..errors import (
     DuplicateUtterance,
     EnrollmentRefused,
+    Fix,
     InputError,
     InvalidName,
     OptedOut,
@@ -418,9 +419,7 @@ class Enrolling:
         )
         refusals = [i.message for i in issues if i.refused]
         if refusals and not force:
-            raise EnrollmentRefused(
-                "; ".join(refusals) + " (--force, or force=True, enrolls anyway)", tuple(issues)
-            )
+            raise EnrollmentRefused("; ".join(refusals), tuple(issues), fix=Fix.FORCE)
         for issue in issues:
             log.info("enrollment quality: %s", issue.message)
         return tuple(issues)

@@ -22,12 +22,11 @@
 from __future__ import annotations
 
 import logging
-import shlex
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .._names import name_keys
-from ..errors import OptedOut
+from ..errors import Fix, OptedOut
 
 if TYPE_CHECKING:
     from ..storage import Change, Snapshot, Storage
@@ -76,10 +75,11 @@ def refuse_opted_out(snapshot: Snapshot, name: str | None, external_id: str | No
     if found is None:
         return
     if external_id is not None and found.external_id == external_id:
-        who, clear = f"external id {external_id!r}", f"--id {shlex.quote(external_id)}"
+        who, clear = f"external id {external_id!r}", {"external_id": external_id}
     else:
-        who, clear = f"{name!r} (or a look-alike name)", shlex.quote(str(name))
+        who, clear = f"{name!r} (or a look-alike name)", {"name": str(name)}
     raise OptedOut(
-        f"{who} opted out on {found.created_at:%Y-%m-%d} and is not enrolled again; if "
-        f"they consent again, clear it first (`speakerdb opt-out --clear {clear}`)"
+        f"{who} opted out on {found.created_at:%Y-%m-%d} and is not enrolled again",
+        fix=Fix.CLEAR_OPT_OUT,
+        **clear,
     )

@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import DuplicateSpeaker, DuplicateUtterance, GroupNotFound, InputError
+from ..errors import DuplicateSpeaker, DuplicateUtterance, Fix, GroupNotFound, InputError
 
 if TYPE_CHECKING:
     from ..audio._decode import Clip
@@ -95,7 +95,4 @@ def no_such_key(name: str) -> InputError:
 
 
 def no_such_group(group: str) -> GroupNotFound:
-    return GroupNotFound(
-        f"no group named {group!r}; `speakerdb group list` shows the groups, and "
-        f"`speakerdb group add {group} NAME...` makes it"
-    )
+    return GroupNotFound(f"no group named {group!r}", fix=Fix.LIST_GROUPS, group=group)

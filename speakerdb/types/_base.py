@@ -30,7 +30,9 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _fields(value: Any) -> dict[str, Any]:
-    return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    # A field marked {"json": False} is for the library's callers, not for a document.
+    fields = [f for f in dataclasses.fields(value) if f.metadata.get("json", True)]
+    return {f.name: to_jsonable(getattr(value, f.name)) for f in fields}
 
 
 class _Result:

@@ -1,0 +1,40 @@
+"""The error document in the OpenAPI description: what every error answer holds."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = ["ERROR_RESPONSES"]
+
+
+class ErrorFix(BaseModel):
+    code: str | None = Field(
+        description="The fix's stable code (list_speakers, list_groups, force, threshold, "
+        "clear_opt_out); null for an operator's fix that has none."
+    )
+    by: Literal["client", "operator"] = Field(
+        description="Whose fix it is: the client's (change the request) or the server's "
+        "operator's (on the server: the database, the model, groups, opt-outs)."
+    )
+    hint: str | None = Field(description="The fix, spelled for a client of this service.")
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="The error's class in speakerdb.errors: SpeakerNotFound, ...")
+    message: str = Field(description="One line: the problem and its fix.")
+    fix: ErrorFix | None = Field(
+        default=None,
+        description="Present when the error names a fix, or the fix is the operator's.",
+    )
+
+
+class ErrorDocument(BaseModel):
+    error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorDocument, "description": "The request cannot be answered as sent."},
+    "5XX": {"model": ErrorDocument, "description": "The server cannot answer now."},
+}
