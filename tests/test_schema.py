@@ -79,6 +79,17 @@ def test_schema_head_is_alembic_head() -> None:
     assert schema.migrations_dir().resolve() == MIGRATIONS.resolve()
 
 
+def test_every_migration_is_in_the_one_chain() -> None:
+    """One chain for every engine, in storage/sql/migrations/: a revision written where
+    the migrations lived before (storage/sqlite/migrations/) would never run."""
+    strays = [
+        p.relative_to(ROOT)
+        for p in (ROOT / "speakerdb").rglob("*.py")
+        if p.parent.name == "versions" and p.parent.parent != MIGRATIONS
+    ]
+    assert not strays, f"move {strays} to {MIGRATIONS.relative_to(ROOT)}/versions/"
+
+
 def test_env_uses_render_as_batch() -> None:
     tree = ast.parse((MIGRATIONS / "env.py").read_text())
     configure_calls = [
