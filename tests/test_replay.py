@@ -7,14 +7,18 @@ Through the public API, the CLI and the storage of several processes.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
 import soundfile as sf
 from conftest import FakeEncoder, new_database, read_rows, recording
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
@@ -22,7 +26,15 @@ from speakerdb.audio import fingerprint
 from speakerdb.audio._fingerprint import fingerprint_with_margins
 from speakerdb.audio._fpindex import query_keys, stored_keys
 from speakerdb.cli import app
-from speakerdb.services._replay import MATCH_THRESHOLD, best_stored_match
+from speakerdb.services._replay import (
+    CANDIDATES,
+    MATCH_THRESHOLD,
+    SCORED_MOST,
+    SCORED_SHARE,
+    best_stored_match,
+    lead_of,
+    scored_count,
+)
 from speakerdb.storage import open_storage
 from speakerdb.storage._prints import StoredPrint
 
@@ -253,3 +265,71 @@ def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpu
         storage.close()
     assert missed < MATCH_THRESHOLD  # every key read: the ten candidates are all decoys
     assert hit is not None and hit.data == original.to_bytes() and score >= MATCH_THRESHOLD
+
+
+def test_a_noisy_replay_out_voted_among_many_stored_clips_is_refused(
+    db_path: Path, monkeypatch
+) -> None:
+    """Among thousands of stored clips, chance hits out-vote the few index keys a noisy
+    copy keeps at its lag (scripts/eval_replay.py: on fold A, 5,648 stored, sources ranked
+    12th to 1,517th by votes). Here 11 kept queries hold every index row of a noisy copy
+    of alice's enrolled clip, so each out-votes the clip it copies, but they are other
+    audio. With enough clips stored the lookup scores more than the ten best-voted,
+    finds the enrolled clip and refuses the copy."""
+    monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")  # the kept queries count within the window
+    copy = noisy(recording(110, 2.0, seed=1), 10, seed=5)
+    printed, margins = fingerprint_with_margins(copy)
+    decoy = fingerprint(recording(170, 2.0, seed=77)[::-1].copy()).to_bytes()
+    # Stored clips that share no key with the copy: they count, as thousands of others do,
+    # enough for the decoys and the enrolled clip to be scored.
+    others = math.ceil((CANDIDATES + 2) / SCORED_SHARE)
+    now = datetime.now(timezone.utc)
+    storage = open_storage(db_path)
+    try:
+        with storage.change() as change:
+            decoys = [StoredPrint(decoy, query_keys(printed, margins), now)] * (CANDIDATES + 1)
+            change.add_prints(decoys)
+            change.add_prints([StoredPrint(decoy, np.zeros((0, 2), np.int64), now)] * others)
+        # Scoring only the ten best-voted, as before, misses it: all ten are decoys.
+        ten, _ = best_stored_match(storage, printed, margins, now, share=0.0)
+    finally:
+        storage.close()
+    assert ten < MATCH_THRESHOLD
+    with open_db(db_path) as db:
+        result = db.verify("alice", (copy, RATE))
+    assert result.outcome == "replay" and "enrolled clip" in (result.reason or "")
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7), st.floats(0.0, 1.0))
+def test_the_candidates_scored_grow_with_the_stored_clips_and_are_bounded(
+    one: int, two: int, share: float
+) -> None:
+    fewer, more = sorted((one, two))
+    assert CANDIDATES <= scored_count(fewer, share) <= scored_count(more, share) <= SCORED_MOST
+    assert scored_count(fewer, share) >= min(SCORED_MOST, share * fewer)
+    assert scored_count(fewer) == min(SCORED_MOST, max(CANDIDATES, math.ceil(SCORED_SHARE * fewer)))
+
+
+candidate_scores = hnp.arrays(
+    np.float64,
+    st.integers(1, 3 * CANDIDATES),
+    elements=st.floats(-5.0, 80.0, allow_nan=False, allow_subnormal=False),
+)
+
+
+@given(candidate_scores)
+def test_the_lead_is_over_the_median_of_the_other_best_voted(scores: np.ndarray) -> None:
+    best, lead = lead_of(scores)
+    assert scores[best] == scores.max()
+    crowd = [s for i, s in enumerate(scores[:CANDIDATES]) if i != best]
+    assert lead == pytest.approx(scores.max() - (np.median(crowd) if crowd else 0.0))
+    # Candidates voted below the ten may hold the best, never change the crowd.
+    if scores.size >= CANDIDATES:
+        assert lead_of(np.concatenate([scores, [-5.0] * 7]))[1] == pytest.approx(lead)
+
+
+def test_a_lone_candidate_leads_by_its_score() -> None:
+    assert lead_of(np.array([12.0])) == (0, 12.0)
+    assert lead_of(np.array([30.0, 2.0, 25.0, 1.0])) == (0, 28.0)
+    # The best found below the ten leads the median of all ten.
+    assert lead_of(np.array([1.0] * CANDIDATES + [40.0])) == (CANDIDATES, 39.0)
