@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ..errors import SpeakerDBError
+from ..errors import Fix, InputError, SpeakerDBError
 from ._fixes import document
 
 __all__ = ["install_error_handlers"]
@@ -29,8 +29,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def error_response(exc: SpeakerDBError) -> JSONResponse:
-    # A busy service or database may answer the same request in a moment.
-    headers = {"Retry-After": "1"} if exc.http_status == 503 else None
+    headers = None
+    if exc.http_status == 503:  # a busy service or database may answer in a moment
+        headers = {"Retry-After": "1"}
+    elif exc.http_status == 401:  # HTTP requires the scheme to use with every 401
+        headers = {"WWW-Authenticate": 'Bearer realm="speakerdb"'}
     return JSONResponse(document(exc), status_code=exc.http_status, headers=headers)
 
 
@@ -39,12 +42,24 @@ async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    problems = []
+    problems, fix, body = [], None, False
     for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        loc = tuple(str(part) for part in error.get("loc", ()))
+        # The body's JSON decode error is located by offset; the client needs the field.
+        where = ".".join(part for part in loc if not part.isdigit())
         problems.append(f"{where}: {error.get('msg', 'invalid')}" if where else error["msg"])
-    message = "; ".join(problems) or "the request is not valid"
-    return _document(422, "InputError", message)
+        if loc == ("query", "threshold"):
+            fix = Fix.THRESHOLD  # not a number: the same fix as a number out of range
+        body = body or loc[:1] == ("body",)
+    message = "; ".join(problems + [_JSON_BODY] * body) or "the request is not valid"
+    # 422 as FastAPI's validation has always answered; the document as the library's.
+    return JSONResponse(document(InputError(message, fix=fix)), status_code=422)
+
+
+_JSON_BODY = (
+    "send the body as a JSON object with `Content-Type: application/json` "
+    "(GET /openapi.json gives its fields)"
+)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import Forbidden
 from ..types import ApiKey, to_jsonable
-from ._auth import bearer_secret, check_key, confined_group, may_see
-from ._body import read_body, uploads
+from ._auth import check_key, confined_group, header_secret, may_see
+from ._body import one_clip, read_body, uploads
 from ._idempotency import Answer
 from ._schema import ERROR_RESPONSES
 from ._state import Service, outcome_of
@@ -31,7 +31,7 @@ def service(request: Request) -> Service:
 def _needs(scope: str) -> Callable[..., Any]:
     async def dependency(request: Request) -> ApiKey:
         svc = service(request)
-        secret = bearer_secret(request.headers.get("authorization"))
+        secret = header_secret(request.headers.get("authorization"))
         key = await svc.workers.run(check_key, svc.db, secret, scope)
         request.state.key = key
         return key
@@ -187,9 +187,10 @@ async def identify(
     """Who speaks in the clip (a raw audio body), or "unknown"; one object."""
     confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
+    upload = one_clip(request.headers.get("content-type", ""), body)
 
     def run() -> Answer:
-        clip = svc.decode(uploads("audio/*", body)[0])
+        clip = svc.decode(upload)
         result = svc.db.identify(
             clip, top_k=top_k, threshold=threshold, score_norm=score_norm, group=confined
         )
@@ -212,9 +213,10 @@ async def verify(
     rejected when NAME is not its member)."""
     confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
+    upload = one_clip(request.headers.get("content-type", ""), body)
 
     def run() -> Answer:
-        clip = svc.decode(uploads("audio/*", body)[0])
+        clip = svc.decode(upload)
         result = svc.db.verify(
             name, clip, threshold=threshold, score_norm=score_norm, group=confined
         )
