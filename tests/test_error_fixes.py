@@ -256,7 +256,7 @@ HTTP_CASES = [
 NAMED = {
     "list_speakers": "GET /v1/speakers",
     "list_groups": "`group`",
-    "force": "force=true",
+    "force": "force=true (`POST /v1/speakers/allison/enrollments?force=true`)",
     "threshold": "`threshold`",
     "clear_opt_out": "the server's operator",
 }
@@ -328,6 +328,22 @@ def test_a_stream_names_the_http_fix_too(
     assert error["fix"]["code"] == "list_speakers" and "GET /v1/speakers" in error["message"]
     frames, code = stream(server, "/v1/stream/identify", {**hello, "group": "door-z"}, audio)
     assert code == 4404 and frames[-1]["error"]["fix"]["code"] == "list_groups", frames
+
+
+@pytest.mark.slow
+def test_the_openapi_description_has_the_error_document(
+    served: tuple[Server, dict[str, str]],
+) -> None:
+    server, keys = served
+    spec = server.request("GET", "/openapi.json", key=keys["query"]).json
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["ErrorBody"]["properties"]) == {"type", "message", "fix"}
+    assert set(schemas["ErrorFix"]["properties"]) == {"code", "by", "hint"}
+    for path in ("/v1/identify", "/v1/speakers/{name}/enrollments"):
+        responses = spec["paths"][path]["post"]["responses"]
+        for status in ("4XX", "5XX"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorDocument"}
 
 
 @pytest.mark.slow
