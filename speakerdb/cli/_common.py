@@ -17,7 +17,7 @@ import typer
 
 if TYPE_CHECKING:
     from .._facade import SpeakerDB
-    from ..storage.sqlite._reader import Reader
+    from ..storage import Reader
 
 __all__ = [
     "EXIT_ERROR",
@@ -134,21 +134,11 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
     and stays silent on any problem: a completion must never print an error.
     """
-    from ..config import database_location, is_server_url
-    from ..storage.sqlite._reader import open_reader
+    from ..config import database_location
+    from ..storage import enrolled_names
 
     try:
-        location = database_location(ctx.params.get("db"))
-        if isinstance(location, str) and is_server_url(location):
-            from ..storage.postgres._quick import speaker_names
-
-            names = speaker_names(location)
-        else:
-            reader = open_reader(location)
-            if reader is None:
-                return []
-            with reader:
-                names = [s.name for s in reader.speakers()]
+        names = enrolled_names(database_location(ctx.params.get("db")))
     except Exception:
         return []
     return sorted(n for n in names if n.startswith(incomplete))
@@ -269,10 +259,11 @@ def open_db(
 
 @contextmanager
 def open_for_reading(db: str | None) -> Iterator[Reader | SpeakerDB]:
-    """For commands that only look: the fast :mod:`~speakerdb.storage.sqlite._reader` when it
-    can answer, else the database itself (which also gives the errors that name the fix)."""
+    """For commands that only look: the fast reader (:func:`speakerdb.storage.open_reader`)
+    when it can answer, else the database itself (which also gives the errors that name
+    the fix)."""
     from ..config import database_location
-    from ..storage.sqlite._reader import open_reader
+    from ..storage import open_reader
 
     reader = open_reader(database_location(db))
     if reader is None:
