@@ -92,7 +92,7 @@ class Fix(str, enum.Enum):
     LIST_SPEAKERS = "list_speakers"
     #: The group does not exist (``group``): see the groups, or make it.
     LIST_GROUPS = "list_groups"
-    #: A quality gate refused the clips: enroll them anyway.
+    #: A quality gate refused the clips (of ``name``): enroll them anyway.
     FORCE = "force"
     #: The threshold given is out of the score's range: give one within it.
     THRESHOLD = "threshold"
