@@ -176,3 +176,64 @@ def test_a_stream_without_a_key_is_told_where_to_send_it(
     error = frames[0]["error"]
     assert error["type"] == "Unauthorized" and fragment in error["message"]
     assert len(close.reason.encode()) <= 123 and error["message"].startswith(close.reason)
+
+
+def test_the_openapi_description_says_how_to_send_a_key_and_what_enroll_answers(
+    served: tuple[Server, dict[str, str]], clip: bytes
+) -> None:
+    """What a client generator (openapi-generator for Go, TypeScript...) reads: the key
+    scheme, on every operation that needs it; enroll's 201; the Idempotency-Key header;
+    what a speaker's name in a path is."""
+    server, keys = served
+    spec = server.request("GET", "/openapi.json", key=keys["query"]).json
+    assert spec["components"]["securitySchemes"]["key"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["key"]["description"],
+    }
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = operation.get("security")
+            if path == "/healthz":
+                assert declared is None, path
+            else:
+                assert declared == [{"key": []}], (method, path)
+    enroll = spec["paths"]["/v1/speakers/{name}/enrollments"]["post"]
+    assert {"200", "201"} <= set(enroll["responses"])
+    assert "admin key" in enroll["description"]
+    for path in ("/v1/identify", "/v1/speakers/{name}/verify"):
+        parameters = {p["name"]: p for p in spec["paths"][path]["post"]["parameters"]}
+        assert parameters["Idempotency-Key"]["in"] == "header"
+        assert "60 s" in parameters["Idempotency-Key"]["description"]
+    name = spec["paths"]["/v1/speakers/{name}/verify"]["post"]["parameters"][0]
+    assert name["name"] == "name" and "URL-encoded" in name["description"]
+    # The header, declared so, is honoured as before: a retry gets the first decision.
+    ask = {"key": keys["query"], "headers": {"Idempotency-Key": "openapi-1"}}
+    first = server.request("POST", "/v1/identify", body=clip, **ask)  # type: ignore[arg-type]
+    again = server.request("POST", "/v1/identify", body=clip, **ask)  # type: ignore[arg-type]
+    assert first.status == again.status == 200 and first.body == again.body
+
+
+@pytest.mark.parametrize("new", ["front/back", ".", ".."])
+def test_a_name_no_url_can_reach_is_refused(
+    served: tuple[Server, dict[str, str]], clip: bytes, new: str
+) -> None:
+    """A speaker named 'front/back' could be made (by a rename) but never reached again
+    over HTTP: /v1/speakers/front%2Fback is decoded to two segments, and URL libraries
+    (curl, WHATWG URL) drop '.' and '..' segments."""
+    server, keys = served
+    body = json.dumps({"name": new}).encode()
+    reply = server.request(
+        "PATCH",
+        "/v1/speakers/allison",
+        key=keys["admin"],
+        body=body,
+        content_type="application/json",
+    )
+    refused(reply, 400, "InvalidName", "pick another name")
+    if "/" not in new:  # sent as the path segment itself, percent-encoded
+        path = f"/v1/speakers/{new.replace('.', '%2E')}/enrollments"
+        reply = server.request("POST", path, key=keys["admin"], body=clip)
+        refused(reply, 400, "InvalidName", "URL")
+    speakers = server.request("GET", "/v1/speakers", key=keys["query"]).json
+    assert [s["name"] for s in speakers] == ["allison"]
