@@ -56,6 +56,15 @@ def refused(reply: Reply, status: int, kind: str, *fragments: str) -> dict:
     return dict(error)
 
 
+def rename(
+    server: Server, key: str, body: bytes, content_type: str | None = "application/json"
+) -> Reply:
+    """PATCH allison with ``body``: a rename, or a rename to her own name."""
+    return server.request(
+        "PATCH", "/v1/speakers/allison", key=key, body=body, content_type=content_type
+    )
+
+
 DECISIONS = ["/v1/identify", "/v1/speakers/allison/verify"]
 
 
@@ -139,17 +148,9 @@ def test_a_rename_without_a_json_body_says_how_to_send_one(
     served: tuple[Server, dict[str, str]], body: bytes, content_type: str | None, fragment: str
 ) -> None:
     server, keys = served
-    reply = server.request(
-        "PATCH", "/v1/speakers/allison", key=keys["admin"], body=body, content_type=content_type
-    )
+    reply = rename(server, keys["admin"], body, content_type)
     refused(reply, 422, "InputError", fragment, "`Content-Type: application/json`")
-    fixed = server.request(
-        "PATCH",
-        "/v1/speakers/allison",
-        key=keys["admin"],
-        body=b'{"name": "allison"}',
-        content_type="application/json",
-    )
+    fixed = rename(server, keys["admin"], b'{"name": "allison"}')
     assert fixed.status == 200 and fixed.json["name"] == "allison"
 
 
@@ -222,14 +223,7 @@ def test_a_name_no_url_can_reach_is_refused(
     over HTTP: /v1/speakers/front%2Fback is decoded to two segments, and URL libraries
     (curl, WHATWG URL) drop '.' and '..' segments."""
     server, keys = served
-    body = json.dumps({"name": new}).encode()
-    reply = server.request(
-        "PATCH",
-        "/v1/speakers/allison",
-        key=keys["admin"],
-        body=body,
-        content_type="application/json",
-    )
+    reply = rename(server, keys["admin"], json.dumps({"name": new}).encode())
     refused(reply, 400, "InvalidName", "pick another name")
     if "/" not in new:  # sent as the path segment itself, percent-encoded
         path = f"/v1/speakers/{new.replace('.', '%2E')}/enrollments"
