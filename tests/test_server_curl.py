@@ -231,3 +231,29 @@ def test_a_name_no_url_can_reach_is_refused(
         refused(reply, 400, "InvalidName", "URL")
     speakers = server.request("GET", "/v1/speakers", key=keys["query"]).json
     assert [s["name"] for s in speakers] == ["allison"]
+
+
+@pytest.mark.parametrize(
+    ("path", "typo", "meant"),
+    [
+        ("/v1/identify?treshold=0.99", "treshold", "threshold"),
+        ("/v1/speakers/allison/verify?threshold=0.99&scorenorm=none", "scorenorm", "score_norm"),
+        ("/v1/speakers/allison/enrollments?forced=true", "forced", "force"),
+        ("/v1/speakers?group=door-a", "group", None),
+    ],
+    ids=["identify", "verify", "enroll", "list"],
+)
+def test_a_query_parameter_the_endpoint_does_not_take_is_refused(
+    served: tuple[Server, dict[str, str]], clip: bytes, path: str, typo: str, meant: str | None
+) -> None:
+    """A misspelt threshold is not dropped, deciding at the database's threshold instead
+    of the one asked: the client is told the parameters the endpoint takes."""
+    server, keys = served
+    before = server.request("GET", "/v1/speakers/allison", key=keys["query"]).json
+    method = "GET" if path == "/v1/speakers?group=door-a" else "POST"
+    reply = server.request(method, path, key=keys["admin"], body=clip)
+    fragment = f"did you mean {meant!r}" if meant else "it takes: none"
+    refused(reply, 422, "InputError", f"query.{typo}: not a parameter", fragment)
+    assert server.request("GET", "/v1/speakers/allison", key=keys["query"]).json == before
+    # Without a key the answer is still 401: the parameters are checked after the key.
+    refused(server.request(method, path, body=clip), 401, "Unauthorized")

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from ..errors import Fix, InputError, SpeakerDBError
 from ._fixes import document
 
-__all__ = ["install_error_handlers"]
+__all__ = ["install_error_handlers", "unknown_parameter"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,16 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     message = "; ".join(problems + [_JSON_BODY] * body) or "the request is not valid"
     # 422 as FastAPI's validation has always answered; the document as the library's.
     return JSONResponse(document(InputError(message, fix=fix)), status_code=422)
+
+
+def unknown_parameter(name: str, known: list[str]) -> str:
+    """Why query parameter ``name`` is refused, with the closest of ``known`` if any."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    takes = ", ".join(known) if known else "none"
+    return f"not a parameter of this endpoint; {guess}it takes: {takes}"
 
 
 _JSON_BODY = (

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
@@ -15,6 +16,7 @@ from ..errors import Forbidden
 from ..types import ApiKey, to_jsonable
 from ._auth import check_key, confined_group, header_secret, may_see
 from ._body import one_clip, read_body, uploads
+from ._errors import unknown_parameter
 from ._idempotency import Answer
 from ._schema import ERROR_RESPONSES
 from ._state import Service, outcome_of
@@ -47,9 +49,27 @@ def _needs(scope: str) -> Callable[..., Any]:
         secret = header_secret(request.headers.get("authorization"))
         key = await svc.workers.run(check_key, svc.db, secret, scope)
         request.state.key = key
+        _known_query(request)
         return key
 
     return dependency
+
+
+def _known_query(request: Request) -> None:
+    """Refuse a query parameter the endpoint does not take: a misspelt ``treshold``
+    would otherwise be dropped, and the door decided at another threshold than asked."""
+    route = request.scope.get("route")
+    declared = getattr(getattr(route, "dependant", None), "query_params", None)
+    if declared is None:
+        return
+    known = sorted(field.alias for field in declared)
+    problems = [
+        {"loc": ("query", name), "msg": unknown_parameter(name, known), "type": "extra"}
+        for name in request.query_params
+        if name not in known
+    ]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 Svc = Annotated[Service, Depends(service)]
