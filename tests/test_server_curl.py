@@ -257,3 +257,17 @@ def test_a_query_parameter_the_endpoint_does_not_take_is_refused(
     assert server.request("GET", "/v1/speakers/allison", key=keys["query"]).json == before
     # Without a key the answer is still 401: the parameters are checked after the key.
     refused(server.request(method, path, body=clip), 401, "Unauthorized")
+
+
+@pytest.mark.parametrize(("name", "guess"), [("alison", "did you mean 'allison'?"), ("zed", "")])
+def test_every_unknown_speaker_names_the_fix_a_client_branches_on(
+    served: tuple[Server, dict[str, str]], clip: bytes, name: str, guess: str
+) -> None:
+    server, keys = served
+    reply = server.request("POST", f"/v1/speakers/{name}/verify", key=keys["query"], body=clip)
+    error = refused(reply, 404, "SpeakerNotFound", f"no speaker named {name!r}", guess)
+    assert error["fix"] == {
+        "code": "list_speakers",
+        "by": "client",
+        "hint": "GET /v1/speakers lists who is enrolled",
+    }
