@@ -271,3 +271,28 @@ def test_every_unknown_speaker_names_the_fix_a_client_branches_on(
         "by": "client",
         "hint": "GET /v1/speakers lists who is enrolled",
     }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/speakers/allison", "DELETE, GET, PATCH"),
+        ("GET", "/v1/identify", "POST"),
+        ("DELETE", "/healthz", "GET, HEAD"),
+    ],
+)
+def test_a_method_the_path_does_not_take_is_told_the_ones_it_does(
+    served: tuple[Server, dict[str, str]], method: str, path: str, allowed: str
+) -> None:
+    """405 with Allow, which HTTP requires, naming every method of the path (not one
+    route's); the message says them too."""
+    server, keys = served
+    reply = server.request(method, path, key=keys["admin"])
+    refused(reply, 405, "InputError", f"this path takes {allowed}")
+    assert reply.headers["allow"] == allowed
+
+
+def test_healthz_answers_head_as_curl_i_asks(served: tuple[Server, dict[str, str]]) -> None:
+    server, _ = served
+    reply = server.request("HEAD", "/healthz")
+    assert reply.status == 200 and reply.body == b""

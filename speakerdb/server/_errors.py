@@ -7,6 +7,7 @@ is logged here and never shown as a traceback."""
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -73,14 +74,32 @@ _JSON_BODY = (
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    text = {
-        404: "no such endpoint; GET /openapi.json (with a key) lists them",
-        405: "method not allowed here; GET /openapi.json (with a key) lists the methods",
-    }
-    message = text.get(exc.status_code, str(exc.detail))
+    headers = None
+    if exc.status_code == 405:
+        # HTTP requires Allow with a 405; Starlette's names one route's methods, not the path's.
+        allowed = _allowed(request, exc)
+        message = f"method not allowed here; this path takes {', '.join(allowed)}"
+        headers = {"Allow": ", ".join(allowed)}
+    elif exc.status_code == 404:
+        message = "no such endpoint; GET /openapi.json (with a key) lists them"
+    else:
+        message = str(exc.detail)
     return _document(
-        exc.status_code, "InputError", f"{request.method} {request.url.path}: {message}"
+        exc.status_code, "InputError", f"{request.method} {request.url.path}: {message}", headers
     )
+
+
+def _allowed(request: Request, exc: HTTPException) -> list[str]:
+    """The methods of the request's path: from the OpenAPI description (one path may be
+    several routes, and Starlette's Allow names one route's), else Starlette's."""
+    path = request.url.path
+    for template, operations in request.app.openapi()["paths"].items():
+        parts = re.split(r"(\{[^/]+?\})", template)  # /v1/speakers/{name}/verify
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, path):
+            return sorted(method.upper() for method in operations)
+    given = (exc.headers or {}).get("Allow", "")
+    return sorted(m.strip() for m in given.split(",") if m.strip())
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -88,6 +107,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return _document(500, "ServiceError", f"unexpected {type(exc).__name__}; see the server's log")
 
 
-def _document(status: int, kind: str, message: str) -> JSONResponse:
+def _document(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"type": kind, "message": " ".join(message.splitlines())}}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)

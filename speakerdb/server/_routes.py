@@ -114,9 +114,10 @@ class NewName(BaseModel):
     name: str = Field(description="The speaker's new name.")
 
 
-@router.get("/healthz", tags=["service"])
+@router.api_route("/healthz", methods=["GET", "HEAD"], tags=["service"])
 async def healthz() -> dict[str, str]:
-    """Whether the service is up; needs no key."""
+    """Whether the service is up; needs no key. HEAD too, as `curl -I` and some probes
+    ask."""
     return {"status": "ok"}
 
 
