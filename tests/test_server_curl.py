@@ -19,6 +19,8 @@ from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_qui
 from speakerdb.types import Outcome
 
 pytest.importorskip("fastapi")
+from speakerdb.server import _answers
+
 websockets_sync = pytest.importorskip("websockets.sync.client")
 ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
 
@@ -328,3 +330,43 @@ def test_the_decisions_description_names_every_outcome(
         assert "200 whatever it decides" in text and "only `outcome` `accepted`" in text
         for outcome in Outcome:
             assert f"`{outcome.value}`" in text, (path, outcome)
+
+
+def test_answers_have_the_fields_the_openapi_description_gives(
+    served: tuple[Server, dict[str, str]], clip: bytes, corpus: Path
+) -> None:
+    """What a generated client decodes: each endpoint's 200/201 answer, as the real
+    service gives it, has every field its schema in /openapi.json names, of its type."""
+    server, keys = served
+    admin, query = keys["admin"], keys["query"]
+    spec = server.request("GET", "/openapi.json", key=query).json
+
+    def documented(method: str, path: str, status: str = "200") -> str:
+        schema = spec["paths"][path][method]["responses"][status]["content"]["application/json"]
+        found = schema["schema"].get("$ref") or schema["schema"]["items"]["$ref"]
+        return str(found).rsplit("/", 1)[1]
+
+    other = sorted((corpus / "concat3s" / "asterisk-carlo-it").glob("*.wav"))[0].read_bytes()
+    speaker = "/v1/speakers/{name}"
+    answers = [
+        ("post", "/v1/identify", server.request("POST", "/v1/identify", key=query, body=clip)),
+        (
+            "post",
+            speaker + "/verify",
+            server.request("POST", "/v1/speakers/allison/verify", key=query, body=clip),
+        ),
+        ("get", "/v1/speakers", server.request("GET", "/v1/speakers", key=query)),
+        ("get", speaker, server.request("GET", "/v1/speakers/allison", key=query)),
+        ("patch", speaker, rename(server, admin, b'{"name": "allison"}')),
+        (
+            "post",
+            speaker + "/enrollments",
+            server.request("POST", "/v1/speakers/carol/enrollments", key=admin, body=other),
+        ),
+        ("delete", speaker, server.request("DELETE", "/v1/speakers/carol", key=admin)),
+    ]
+    for method, path, reply in answers:
+        assert reply.status in (200, 201), (path, reply.body)
+        model = getattr(_answers, documented(method, path, str(reply.status)))
+        for item in reply.json if isinstance(reply.json, list) else [reply.json]:
+            model.model_validate(item)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import Forbidden
 from ..types import ApiKey, to_jsonable
+from . import _answers
 from ._auth import check_key, confined_group, header_secret, may_see
 from ._body import one_clip, read_body, uploads
 from ._errors import unknown_parameter
@@ -122,11 +123,17 @@ OUTCOMES = (
 )
 
 
+def _answer(model: Any) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of a 200 answer shaped as ``model`` (:mod:`._answers`)."""
+    return {200: {"model": model, "description": "The result, as the CLI's --json."}}
+
+
 class NewName(BaseModel):
     name: str = Field(description="The speaker's new name.")
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"], tags=["service"])
+@router.get("/healthz", tags=["service"])
+@router.head("/healthz", tags=["service"], operation_id="healthz_head")
 async def healthz() -> dict[str, str]:
     """Whether the service is up; needs no key. HEAD too, as `curl -I` and some probes
     ask."""
@@ -153,7 +160,7 @@ async def info(svc: Svc, key: QueryKey) -> Any:
     return to_jsonable(await svc.workers.run(svc.db.info))
 
 
-@router.get("/v1/speakers", tags=["speakers"])
+@router.get("/v1/speakers", tags=["speakers"], responses=_answer(list[_answers.Speaker]))
 async def list_speakers(svc: Svc, key: QueryKey) -> Any:
     """The enrolled speakers, as `speakerdb list --json` (a key bound to a group: its
     members only)."""
@@ -161,7 +168,7 @@ async def list_speakers(svc: Svc, key: QueryKey) -> Any:
     return to_jsonable([s for s in found if may_see(key, s.groups)])
 
 
-@router.get("/v1/speakers/{name}", tags=["speakers"])
+@router.get("/v1/speakers/{name}", tags=["speakers"], responses=_answer(_answers.SpeakerWithClips))
 async def show_speaker(name: SpeakerName, svc: Svc, key: QueryKey) -> Any:
     """One speaker and their clips, as `speakerdb show NAME --json`."""
 
@@ -176,14 +183,14 @@ async def show_speaker(name: SpeakerName, svc: Svc, key: QueryKey) -> Any:
     return to_jsonable(await svc.workers.run(show))
 
 
-@router.delete("/v1/speakers/{name}", tags=["speakers"])
+@router.delete("/v1/speakers/{name}", tags=["speakers"], responses=_answer(_answers.Speaker))
 async def remove_speaker(name: SpeakerName, svc: Svc, key: AdminKey) -> Any:
     """Remove a speaker with all their clips; answers the speaker as it was. Needs an admin
     key."""
     return to_jsonable(await svc.workers.run(svc.db.remove, name))
 
 
-@router.patch("/v1/speakers/{name}", tags=["speakers"])
+@router.patch("/v1/speakers/{name}", tags=["speakers"], responses=_answer(_answers.Speaker))
 async def rename_speaker(name: SpeakerName, body: NewName, svc: Svc, key: AdminKey) -> Any:
     """Rename a speaker: the body is the JSON `{"name": NEW}`, sent with `Content-Type:
     application/json`. Needs an admin key."""
@@ -194,8 +201,14 @@ async def rename_speaker(name: SpeakerName, body: NewName, svc: Svc, key: AdminK
     "/v1/speakers/{name}/enrollments",
     tags=["speakers"],
     responses={
-        200: {"description": "The clips, added to a speaker enrolled already."},
-        201: {"description": "A new speaker, enrolled from the clips."},
+        200: {
+            "description": "The clips, added to a speaker enrolled already.",
+            "model": _answers.Enrollment,
+        },
+        201: {
+            "description": "A new speaker, enrolled from the clips.",
+            "model": _answers.Enrollment,
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -242,6 +255,7 @@ async def enroll(
 @router.post(
     "/v1/identify",
     tags=["decisions"],
+    responses=_answer(_answers.Identification),
     openapi_extra=AUDIO_BODY,
     description='Who speaks in the clip (a raw audio body), or "unknown"; one object. ' + OUTCOMES,
 )
@@ -273,6 +287,7 @@ async def identify(
 @router.post(
     "/v1/speakers/{name}/verify",
     tags=["decisions"],
+    responses=_answer(_answers.Verification),
     openapi_extra=AUDIO_BODY,
     description="Accept or reject the claim that the clip (a raw audio body) is NAME (with "
     "a group: rejected when NAME is not its member). " + OUTCOMES,
