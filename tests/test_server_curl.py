@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
 
+from speakerdb.types import Outcome
+
 pytest.importorskip("fastapi")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 ConnectionClosed = pytest.importorskip("websockets.exceptions").ConnectionClosed
@@ -311,3 +313,18 @@ def test_a_raw_body_refused_by_enrollment_is_called_the_request_body(
     body, kind = multipart([("door.wav", clip)])
     named = server.request("POST", path, key=keys["admin"], body=body, content_type=kind)
     refused(named, 409, "DuplicateUtterance", "door.wav: this audio is enrolled already")
+
+
+def test_the_decisions_description_names_every_outcome(
+    served: tuple[Server, dict[str, str]],
+) -> None:
+    """A client that reads only /openapi.json learns that a decision is 200 whatever it
+    decides, every outcome it may get (a replay of the same test file among them), and
+    that only `accepted` admits."""
+    server, keys = served
+    paths = server.request("GET", "/openapi.json", key=keys["query"]).json["paths"]
+    for path in ("/v1/identify", "/v1/speakers/{name}/verify"):
+        text = paths[path]["post"]["description"]
+        assert "200 whatever it decides" in text and "only `outcome` `accepted`" in text
+        for outcome in Outcome:
+            assert f"`{outcome.value}`" in text, (path, outcome)

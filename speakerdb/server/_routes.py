@@ -110,6 +110,18 @@ AUDIO_BODY = {
 }
 
 
+OUTCOMES = (
+    "Answered 200 whatever it decides: only `outcome` `accepted` (`accepted`: true) admits. "
+    "`rejected` (verify) or `unknown` (identify): the score fell short; "
+    "`not_enough_speech`: ask for a longer clip; `replay`: the clip is a copy of an enrolled "
+    "clip or of a query decided within the replay window (10 minutes by default), so the "
+    "same test file sent twice is a replay the second time (a retry sends the same "
+    "Idempotency-Key instead); `watchlist`: the voice is on the watchlist. `reason` says "
+    "why. `score` is the raw cosine; `threshold` is compared with `normalized` when a "
+    "normalised score decides."
+)
+
+
 class NewName(BaseModel):
     name: str = Field(description="The speaker's new name.")
 
@@ -227,7 +239,12 @@ async def enroll(
     return await _once(request, svc, key, body, run, idempotency_key)
 
 
-@router.post("/v1/identify", tags=["decisions"], openapi_extra=AUDIO_BODY)
+@router.post(
+    "/v1/identify",
+    tags=["decisions"],
+    openapi_extra=AUDIO_BODY,
+    description='Who speaks in the clip (a raw audio body), or "unknown"; one object. ' + OUTCOMES,
+)
 async def identify(
     request: Request,
     svc: Svc,
@@ -238,7 +255,7 @@ async def identify(
     group: GroupName = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Who speaks in the clip (a raw audio body), or "unknown"; one object."""
+    """Who speaks in the clip: the library's :class:`~speakerdb.types.Identification`."""
     confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
     upload = one_clip(request.headers.get("content-type", ""), body)
@@ -253,7 +270,13 @@ async def identify(
     return await _once(request, svc, key, body, run, idempotency_key)
 
 
-@router.post("/v1/speakers/{name}/verify", tags=["decisions"], openapi_extra=AUDIO_BODY)
+@router.post(
+    "/v1/speakers/{name}/verify",
+    tags=["decisions"],
+    openapi_extra=AUDIO_BODY,
+    description="Accept or reject the claim that the clip (a raw audio body) is NAME (with "
+    "a group: rejected when NAME is not its member). " + OUTCOMES,
+)
 async def verify(
     name: SpeakerName,
     request: Request,
@@ -264,8 +287,7 @@ async def verify(
     group: GroupName = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    """Accept or reject the claim that the clip (a raw audio body) is NAME (with a group:
-    rejected when NAME is not its member)."""
+    """Whether the clip is NAME's: the library's :class:`~speakerdb.types.Verification`."""
     confined = confined_group(key, group)
     body = await read_body(request, svc.limits.max_body_bytes, svc.limits.body_timeout_s)
     upload = one_clip(request.headers.get("content-type", ""), body)
