@@ -9,6 +9,7 @@ service's cases go through a real server process on a loopback port.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,6 +170,9 @@ def test_the_cli_names_its_command_and_the_library_its_python(
     result = CliRunner().invoke(app, [*argv, "--db", str(cli_db.path)])
     assert result.exit_code == 2, result.output
     assert spelled in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    as_json = CliRunner().invoke(app, [*argv, "--db", str(cli_db.path), "--json"])
+    error = json.loads(as_json.stdout)["error"]
+    assert error["fix"]["code"] == fix.value and spelled in error["fix"]["hint"], error
     with pytest.raises(SpeakerDBError) as raised:
         call(cli_db, clip, tone)
     assert raised.value.fix is fix
