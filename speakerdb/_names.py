@@ -5,7 +5,10 @@ be 1 to :data:`MAX_NAME_LENGTH` characters and hold no control or format
 characters (which could rewrite a terminal or hide one name inside another).
 
 The names ``unknown`` and ``unknown-N`` (any case) are reserved for voices that
-are not enrolled (``segments`` labels them so): a new name may not take them.
+are not enrolled (``segments`` labels them so): a new name may not take them. Nor may
+a new name hold ``/`` or be ``.`` or ``..``: the service's URLs carry names as one path
+segment (``/v1/speakers/NAME``), which an encoded ``/`` splits and URL libraries drop
+dot segments from, so such a speaker could not be reached over HTTP.
 
 A name is an identity, so a *new* name (a first enrollment, or the new name of
 a rename) must also not pass for another: :func:`admit_name` refuses one that
@@ -104,6 +107,7 @@ def admit_name(given: str, name: str, existing: Iterable[str]) -> None:
             )
         return
     _refuse_reserved(name)
+    _refuse_unaddressable(name)
     _refuse_invisible(name)
     _refuse_mixed_scripts(name)
     written, folded = name_keys(name)
@@ -126,6 +130,19 @@ def _refuse_reserved(name: str) -> None:
         raise InvalidName(
             f"speaker name {_shown(name)} is reserved: 'unknown' and 'unknown-N' label voices "
             "that are not enrolled; pick another name"
+        )
+
+
+def _refuse_unaddressable(name: str) -> None:
+    if "/" in name:
+        raise InvalidName(
+            f"speaker name {_shown(name)} holds '/', which the service's URLs "
+            "(/v1/speakers/NAME) cannot carry; pick another name, with '-' for instance"
+        )
+    if name in (".", ".."):
+        raise InvalidName(
+            f"speaker name {_shown(name)} is a step of a URL's path, which URL libraries "
+            "drop (/v1/speakers/NAME); pick another name"
         )
 
 

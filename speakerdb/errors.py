@@ -92,7 +92,7 @@ class Fix(str, enum.Enum):
     LIST_SPEAKERS = "list_speakers"
     #: The group does not exist (``group``): see the groups, or make it.
     LIST_GROUPS = "list_groups"
-    #: A quality gate refused the clips: enroll them anyway.
+    #: A quality gate refused the clips (of ``name``): enroll them anyway.
     FORCE = "force"
     #: The threshold given is out of the score's range: give one within it.
     THRESHOLD = "threshold"
@@ -327,15 +327,14 @@ def _one_line(text: str) -> str:
 
 def no_such_speaker(name: str, enrolled: Iterable[str] = ()) -> SpeakerNotFound:
     """The error for a name nobody is enrolled under (one wording for every reader), with
-    the closest of the ``enrolled`` names as a suggestion ("did you mean 'carlo'?"), or
-    else the way to see who is enrolled (:attr:`Fix.LIST_SPEAKERS`)."""
+    the closest of the ``enrolled`` names as a suggestion ("did you mean 'carlo'?"), and
+    the way to see who is enrolled (:attr:`Fix.LIST_SPEAKERS`) either way, so that a
+    client branching on the fix finds it on every such error."""
     import difflib
 
     close = difflib.get_close_matches(name, list(enrolled), n=3, cutoff=0.6)
-    if close:
-        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-        return SpeakerNotFound(f"no speaker named {name!r}; {hint}")
-    return SpeakerNotFound(f"no speaker named {name!r}", fix=Fix.LIST_SPEAKERS)
+    guess = " (did you mean " + " or ".join(repr(c) for c in close) + "?)" if close else ""
+    return SpeakerNotFound(f"no speaker named {name!r}{guess}", fix=Fix.LIST_SPEAKERS)
 
 
 def missing_database(path: object, *, unfinished: bool = False) -> DatabaseError:

@@ -9,6 +9,7 @@ service's cases go through a real server process on a loopback port.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,6 +170,9 @@ def test_the_cli_names_its_command_and_the_library_its_python(
     result = CliRunner().invoke(app, [*argv, "--db", str(cli_db.path)])
     assert result.exit_code == 2, result.output
     assert spelled in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    as_json = CliRunner().invoke(app, [*argv, "--db", str(cli_db.path), "--json"])
+    error = json.loads(as_json.stdout)["error"]
+    assert error["fix"]["code"] == fix.value and spelled in error["fix"]["hint"], error
     with pytest.raises(SpeakerDBError) as raised:
         call(cli_db, clip, tone)
     assert raised.value.fix is fix
@@ -256,7 +260,7 @@ HTTP_CASES = [
 NAMED = {
     "list_speakers": "GET /v1/speakers",
     "list_groups": "`group`",
-    "force": "force=true",
+    "force": "force=true (`POST /v1/speakers/allison/enrollments?force=true`)",
     "threshold": "`threshold`",
     "clear_opt_out": "the server's operator",
 }
@@ -328,6 +332,60 @@ def test_a_stream_names_the_http_fix_too(
     assert error["fix"]["code"] == "list_speakers" and "GET /v1/speakers" in error["message"]
     frames, code = stream(server, "/v1/stream/identify", {**hello, "group": "door-z"}, audio)
     assert code == 4404 and frames[-1]["error"]["fix"]["code"] == "list_groups", frames
+
+
+def _texts(document: object) -> Iterator[str]:
+    if isinstance(document, str):
+        yield document
+    elif isinstance(document, dict):
+        for value in document.values():
+            yield from _texts(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from _texts(value)
+
+
+@pytest.mark.slow
+def test_a_decisions_notices_say_which_fixes_are_the_operators(
+    served: tuple[Server, dict[str, str]], clips: dict[str, list[bytes]]
+) -> None:
+    """Not errors, but read by the same clients: a decision's reason and its policy's
+    notice name a `speakerdb` command only as the operator's."""
+    server, keys = served
+    with SpeakerDB(server.db_path) as db:
+        db.lifecycle.groups.add("door-a", ["allison"])
+    try:
+        asked = {
+            "/v1/speakers/carlo/verify?group=door-a": "not a member of group 'door-a'",
+            "/v1/identify?threshold=0.5": "raw cosine decides",
+            "/v1/identify?score_norm=asnorm": "needs a cohort",
+        }
+        for path, said in asked.items():
+            reply = _send(server, keys["query"], "POST", path, clips["carlo"][4])
+            assert reply.status == 200, reply.body
+            texts = list(_texts(reply.json))
+            assert any(said in text for text in texts), texts
+            for text in texts:
+                assert client_may_read(text), text
+    finally:
+        with SpeakerDB(server.db_path) as db:
+            db.lifecycle.groups.delete("door-a")
+
+
+@pytest.mark.slow
+def test_the_openapi_description_has_the_error_document(
+    served: tuple[Server, dict[str, str]],
+) -> None:
+    server, keys = served
+    spec = server.request("GET", "/openapi.json", key=keys["query"]).json
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["ErrorBody"]["properties"]) == {"type", "message", "fix"}
+    assert set(schemas["ErrorFix"]["properties"]) == {"code", "by", "hint"}
+    for path in ("/v1/identify", "/v1/speakers/{name}/enrollments"):
+        responses = spec["paths"][path]["post"]["responses"]
+        for status in ("4XX", "5XX"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorDocument"}
 
 
 @pytest.mark.slow

@@ -16,13 +16,17 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from conftest import ROOT, FakeEncoder, voice_0001
 
-from speakerdb import DatabaseError, SchemaError, SpeakerDB
+from speakerdb import DatabaseError, OptedOut, SchemaError, SpeakerDB
 from speakerdb.storage.sql import Base, from_blob
 from speakerdb.storage.sql import _schema as schema
 from speakerdb.storage.sqlite._schema import current_revision
 
 MIGRATIONS = ROOT / "speakerdb" / "storage" / "sql" / "migrations"
 FROZEN_0001 = ROOT / "tests" / "data" / "speakers-0001.db"
+# Made before the migrations moved from storage/sqlite/ to storage/sql/: what
+# tests/data/make_speakers_0011.py wrote (speaker -> pitch, clip seeds; and the rest).
+FROZEN_0011 = ROOT / "tests" / "data" / "speakers-0011.db"
+FROZEN_0011_CONTENT = {"alice": (110.0, (1, 2)), "bob": (170.0, (1,)), "carol": (260.0, (1,))}
 # What tests/data/make_speakers_0001.py enrolled: speaker -> (pitch, clip seeds).
 FROZEN_CONTENT = {"alice": (110.0, (1, 2)), "bob": (170.0, (1,))}
 FROZEN_THRESHOLD = 0.8
@@ -73,6 +77,17 @@ def test_schema_head_is_alembic_head() -> None:
     oldest_first = [r.revision for r in reversed(list(script.walk_revisions()))]
     assert list(schema.KNOWN_REVISIONS) == oldest_first
     assert schema.migrations_dir().resolve() == MIGRATIONS.resolve()
+
+
+def test_every_migration_is_in_the_one_chain() -> None:
+    """One chain for every engine, in storage/sql/migrations/: a revision written where
+    the migrations lived before (storage/sqlite/migrations/) would never run."""
+    strays = [
+        p.relative_to(ROOT)
+        for p in (ROOT / "speakerdb").rglob("*.py")
+        if p.parent.name == "versions" and p.parent.parent != MIGRATIONS
+    ]
+    assert not strays, f"move {strays} to {MIGRATIONS.relative_to(ROOT)}/versions/"
 
 
 def test_env_uses_render_as_batch() -> None:
@@ -232,6 +247,50 @@ def test_frozen_0001_is_refused_until_upgraded_then_audits(frozen_copy: Path) ->
         (entry,) = db.audit.entries()
         assert (entry.claimed, entry.accepted) == ("alice", True)
         assert {s.name for s in db.speakers()} == set(FROZEN_CONTENT)
+
+
+# -- a frozen database of revision 0011, made before storage/sql/ was split out --
+
+
+def test_frozen_0011_from_before_the_move_opens_with_every_table_intact(tmp_path: Path) -> None:
+    """Neither the models' nor the migrations' module path is stored in a database: one
+    written while they lived in storage/sqlite/ opens (upgraded first, once the head
+    moves on) with its speakers, metadata, groups, keys, audit log and opt-outs."""
+    assert FROZEN_0011.stat().st_size < 65_536
+    for suffix in ("-wal", "-shm", ".faiss"):
+        assert not FROZEN_0011.with_name(FROZEN_0011.name + suffix).exists()
+    assert query(FROZEN_0011, "SELECT version_num FROM alembic_version") == [("0011",)]
+    committed = file_digest(FROZEN_0011)
+    copy = tmp_path / "before-the-move.db"
+    shutil.copyfile(FROZEN_0011, copy)
+
+    assert SpeakerDB.upgrade(copy) == ("0011", schema.SCHEMA_HEAD)
+    with SpeakerDB(copy, encoder=FakeEncoder()) as db:
+        info = db.info()
+        assert info.schema_revision == schema.SCHEMA_HEAD
+        assert (info.threshold, info.threshold_source) == (FROZEN_THRESHOLD, "database")
+        speakers = {s.name: s for s in db.speakers()}
+        assert {n: s.n_utterances for n, s in speakers.items()} == {
+            name: len(seeds) for name, (_, seeds) in FROZEN_0011_CONTENT.items()
+        }
+        alice = db.lifecycle.find("emp-1")
+        assert (alice.name, alice.attributes, alice.groups) == ("alice", {"team": "red"}, ("door",))
+        assert [n for n, s in speakers.items() if s.watchlist] == ["carol"]
+        assert [(g.name, g.members) for g in db.lifecycle.groups.list()] == [
+            ("door", ("alice", "bob"))
+        ]
+        assert [(k.name, k.scope, k.group) for k in db.keys.list()] == [
+            ("reception", "query", "door")
+        ]
+        assert [(e.claimed, e.accepted) for e in db.audit.entries()] == [("alice", True)]
+        assert len(db.lifecycle.opt_outs()) == 1
+        for name in ("alice", "bob"):
+            pitch, seeds = FROZEN_0011_CONTENT[name]
+            assert db.identify(clip(pitch, seeds[0])).speaker == name
+        with pytest.raises(OptedOut):
+            db.enroll("dave", [clip(330, 2)])
+        db.enroll("erin", [clip(600, 1)])  # and it is writable
+    assert file_digest(FROZEN_0011) == committed  # only the copy was touched
 
 
 def _embeddings(name: str) -> str:

@@ -331,8 +331,8 @@ def test_the_clis_bad_clips_are_400_and_change_nothing(
     before = state(server, keys["admin"])
     for path in CLIP_REQUESTS.values():
         reply = server.request("POST", path, key=keys["admin"], body=bad.read_bytes())
-        # A raw body has no file name: the message calls it <bytes>.
-        error(reply, 400, "AudioError", reason.replace(bad.name, "<bytes>"))
+        # A raw body has no file name: the message calls it the request body.
+        error(reply, 400, "AudioError", reason.replace(bad.name, "the request body"))
         assert state(server, keys["admin"]) == before, path
     body, kind = multipart([(bad.name, bad.read_bytes())])
     reply = server.request(

@@ -75,6 +75,16 @@ def test_invisible_or_mixed_script_names_are_refused_even_when_unique(
         db.enroll(name, clips(300.0))
 
 
+@pytest.mark.parametrize("name", ["front/back", "/", ".", ".."])
+def test_a_name_the_services_urls_cannot_carry_is_refused(db: SpeakerDB, name: str) -> None:
+    with pytest.raises(InvalidName, match="pick another name"):
+        db.enroll(name, clips(300.0))
+    with pytest.raises(InvalidName, match="pick another name"):
+        db.rename("bob", name)
+    db.enroll("front-back", clips(300.0))  # the name the message suggests
+    db.enroll("a.b", clips(320.0))  # dots within a name are no path step
+
+
 def test_plain_names_in_any_one_script_are_accepted(db: SpeakerDB) -> None:
     for k, name in enumerate(["jürgen", "иван", "山田 たろう", "alice smith", "Zoë-2"]):
         db.enroll(name, clips(200.0 + 25 * k))

@@ -17,7 +17,7 @@ import typer
 
 if TYPE_CHECKING:
     from .._facade import SpeakerDB
-    from ..storage.sqlite._reader import Reader
+    from ..storage import Reader
 
 __all__ = [
     "EXIT_ERROR",
@@ -134,21 +134,11 @@ def complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
     Runs at every <TAB>, so it reads through the fast reader (no numpy, no SQLAlchemy)
     and stays silent on any problem: a completion must never print an error.
     """
-    from ..config import database_location, is_server_url
-    from ..storage.sqlite._reader import open_reader
+    from ..config import database_location
+    from ..storage import enrolled_names
 
     try:
-        location = database_location(ctx.params.get("db"))
-        if isinstance(location, str) and is_server_url(location):
-            from ..storage.postgres._quick import speaker_names
-
-            names = speaker_names(location)
-        else:
-            reader = open_reader(location)
-            if reader is None:
-                return []
-            with reader:
-                names = [s.name for s in reader.speakers()]
+        names = enrolled_names(database_location(ctx.params.get("db")))
     except Exception:
         return []
     return sorted(n for n in names if n.startswith(incomplete))
@@ -189,20 +179,26 @@ def stdin_is_terminal() -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def report_error(message: str, kind: str, as_json: bool) -> None:
+def report_error(message: str, kind: str, as_json: bool, fix: dict[str, Any] | None = None) -> None:
     """The one-line message on stderr and, under ``--json``, the error document on stdout
-    (the shape of :func:`speakerdb.errors.error_document`, which a service answers with)."""
+    (the shape of :func:`speakerdb.errors.error_document`, which a service answers with;
+    ``fix``, the error's fix spelled for this CLI, when it names one)."""
     from ._render import emit_json, safe
 
     if as_json:
-        emit_json({"error": {"type": kind, "message": " ".join(message.splitlines())}})
+        error = {"type": kind, "message": " ".join(message.splitlines())}
+        emit_json({"error": error if fix is None else {**error, "fix": fix}})
     typer.echo(f"speakerdb: error: {safe(message)}", err=True)
 
 
 def _fail(
-    message: str, code: int = EXIT_ERROR, kind: str = "", as_json: bool = False
+    message: str,
+    code: int = EXIT_ERROR,
+    kind: str = "",
+    as_json: bool = False,
+    fix: dict[str, Any] | None = None,
 ) -> typer.Exit:
-    report_error(message, kind, as_json)
+    report_error(message, kind, as_json, fix)
     return typer.Exit(code)
 
 
@@ -213,14 +209,16 @@ def handles_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..errors import SpeakerDBError
-        from ._fixes import cli_message
+        from ..errors import SpeakerDBError, error_document
+        from ._fixes import CLI_FIXES
 
         as_json = bool(kwargs.get("json"))
         try:
             return func(*args, **kwargs)
         except SpeakerDBError as exc:
-            raise _fail(cli_message(exc), exc.exit_code, type(exc).__name__, as_json) from None
+            error = error_document(exc, CLI_FIXES)["error"]
+            kind, fix = error["type"], error.get("fix")
+            raise _fail(error["message"], exc.exit_code, kind, as_json, fix) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130, "KeyboardInterrupt", as_json) from None
         except BrokenPipeError:
@@ -269,10 +267,11 @@ def open_db(
 
 @contextmanager
 def open_for_reading(db: str | None) -> Iterator[Reader | SpeakerDB]:
-    """For commands that only look: the fast :mod:`~speakerdb.storage.sqlite._reader` when it
-    can answer, else the database itself (which also gives the errors that name the fix)."""
+    """For commands that only look: the fast reader (:func:`speakerdb.storage.open_reader`)
+    when it can answer, else the database itself (which also gives the errors that name
+    the fix)."""
     from ..config import database_location
-    from ..storage.sqlite._reader import open_reader
+    from ..storage import open_reader
 
     reader = open_reader(database_location(db))
     if reader is None:

@@ -192,8 +192,8 @@ def cohort_fallback(
     notice = (
         f"{policy.score_norm} needs a cohort of at least {MIN_COHORT_VOICES} voices besides "
         f"the claimed speaker's, and this database has {voices}: {norm.name} decides instead "
-        f"(threshold {chosen.value:.4f}, {chosen.source}); import outside voices (`speakerdb "
-        "cohort import`) or enroll more speakers"
+        f"(threshold {chosen.value:.4f}, {chosen.source}); enroll more speakers, or the "
+        "operator imports outside voices (`speakerdb cohort import`)"
     )
     return _policy(norm.name, chosen, policy.top_n, notice)
 
@@ -270,8 +270,8 @@ def _cosine_notice(sources: PolicySources, name: str) -> str | None:
         return None
     return (
         f"raw cosine decides, not {default} (this model's default): a cosine threshold was "
-        "given or stored and the database never chose a score; `speakerdb score-norm` "
-        "chooses one"
+        "given or stored and the database never chose a score; a score given with the "
+        "threshold, or the operator's `speakerdb score-norm` for the database, chooses one"
     )
 
 

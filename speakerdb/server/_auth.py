@@ -12,7 +12,20 @@ if TYPE_CHECKING:
     from .._facade import SpeakerDB
     from ..types import ApiKey
 
-__all__ = ["bearer_secret", "check_key", "confined_group", "may_see"]
+__all__ = [
+    "HEADER",
+    "STREAM",
+    "bearer_secret",
+    "check_key",
+    "confined_group",
+    "header_secret",
+    "may_see",
+]
+
+#: Where a request sends its key: an HTTP request in a header, a stream in its first
+#: frame too (browsers cannot set the header).
+HEADER = "send `Authorization: Bearer KEY`"
+STREAM = 'send `"key": KEY` in the first frame, or an `Authorization: Bearer KEY` header'
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -25,13 +38,32 @@ def bearer_secret(authorization: str | None) -> str | None:
     return secret.strip()
 
 
-def check_key(db: SpeakerDB, secret: str | None, scope: str) -> ApiKey:
+def header_secret(authorization: str | None) -> str | None:
+    """The key of an ``Authorization`` header, ``None`` without one; :class:`Unauthorized`
+    for a header that is not ``Bearer KEY`` (a key sent bare, or as Basic auth), which
+    would otherwise be told it sent no key at all."""
+    secret = bearer_secret(authorization)
+    if not authorization or secret is not None:
+        return secret
+    scheme, _, rest = authorization.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        got = "no key after Bearer"
+    else:
+        got = f"the scheme {scheme[:16]!r}" if rest else "a bare value without `Bearer `"
+    raise Unauthorized(
+        "the Authorization header must be `Bearer KEY` (the word Bearer, a space, then the "
+        f"key); it has {got}"
+    )
+
+
+def check_key(db: SpeakerDB, secret: str | None, scope: str, send: str = HEADER) -> ApiKey:
     """The key whose secret is ``secret`` if its scope covers ``scope``;
-    :class:`Unauthorized` without a known key, :class:`Forbidden` for a weaker scope."""
+    :class:`Unauthorized` without a known key (telling the client to ``send`` one),
+    :class:`Forbidden` for a weaker scope."""
     if not secret:
         raise Unauthorized(
-            "this request needs a key: send `Authorization: Bearer KEY` (the server's "
-            "operator creates one on the server: `speakerdb key create NAME --scope query|admin`)"
+            f"this request needs a key: {send} (the server's operator creates one on the "
+            "server: `speakerdb key create NAME --scope query|admin`)"
         )
     key = db.keys.check(secret)
     if key is None:

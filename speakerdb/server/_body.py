@@ -15,9 +15,14 @@ from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
 
-from ..errors import InputError, RequestTimeout, TooLarge
+from ..errors import AudioError, InputError, RequestTimeout, TooLarge
 
-__all__ = ["Upload", "read_body", "uploads"]
+__all__ = ["Upload", "one_clip", "read_body", "uploads"]
+
+#: How a client sends a clip as the raw body, for the messages that say so.
+RAW_BODY = (
+    "send the clip's bytes as the body (`Content-Type: audio/wav`; curl `--data-binary @clip.wav`)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +68,22 @@ def _too_large(max_bytes: int) -> TooLarge:
     )
 
 
+def one_clip(content_type: str, body: bytes) -> Upload:
+    """The clip of a decision (identify, verify): the raw body. A form is refused with
+    the way to send the clip instead, not read as audio that is "damaged"."""
+    if _is_form(content_type):
+        raise InputError(
+            "this endpoint takes one clip as the raw request body, not a form: "
+            f"{RAW_BODY}, not `-F`"
+        )
+    return _raw(body)
+
+
 def uploads(content_type: str, body: bytes) -> list[Upload]:
     """The clips of an enrollment: the files of a multipart body's ``clips`` field, or
     the body itself when it is raw audio."""
-    if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-        return [Upload(body, None)]
+    if not _is_form(content_type):
+        return [_raw(body)]
     head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
@@ -83,6 +99,16 @@ def uploads(content_type: str, body: bytes) -> list[Upload]:
             "(curl -F clips=@a.wav -F clips=@b.wav)"
         )
     return found
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";")[0].strip().lower() == "multipart/form-data"
+
+
+def _raw(body: bytes) -> Upload:
+    if not body:
+        raise AudioError(f"the request body is empty; {RAW_BODY}")
+    return Upload(body, None)
 
 
 def _payload(part: email.message.Message) -> bytes:

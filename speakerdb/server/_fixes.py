@@ -14,11 +14,19 @@ there. The document adds ``fix`` to ``type`` and ``message`` (which stay as they
 
 from __future__ import annotations
 
+import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Fix, SpeakerDBError, Spellings, error_document
 
 __all__ = ["HTTP_FIXES", "OPERATOR_FIXES", "document"]
+
+
+def _force(args: Mapping[str, str]) -> str:
+    name = urllib.parse.quote(args.get("name", "NAME"), safe="")
+    return f"send force=true (`POST /v1/speakers/{name}/enrollments?force=true`) to enroll anyway"
+
 
 HTTP_FIXES: Spellings = {
     Fix.LIST_SPEAKERS: "GET /v1/speakers lists who is enrolled",
@@ -27,7 +35,7 @@ HTTP_FIXES: Spellings = {
         "operator lists the groups (`speakerdb group list`) and makes one "
         "(`speakerdb group add {group} NAME...`) on the server"
     ),
-    Fix.FORCE: "send force=true (`POST /v1/speakers/NAME/enrollments?force=true`) to enroll anyway",
+    Fix.FORCE: _force,
     Fix.THRESHOLD: (
         "send `threshold` as a number within the score's range, or leave it out to decide at "
         "the database's threshold"

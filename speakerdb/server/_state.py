@@ -39,10 +39,9 @@ class Service:
         try:
             clip = clip_from_bytes(upload.data)
         except AudioError as exc:
-            if not upload.filename:
-                raise
-            # Named as the client named the file, which the CLI's messages do too.
-            named = exc.problem.replace("<bytes>", upload.filename, 1)
+            # Named as the client named the file, which the CLI's messages do too; a raw
+            # body has no name, and "<bytes>" would be the library's word for it.
+            named = exc.problem.replace("<bytes>", upload.filename or "the request body", 1)
             raise AudioError(named, fix=exc.fix, **exc.fix_args) from exc
         self.check_length(clip.duration_s)
         return replace(clip, source=upload.filename) if upload.filename else clip

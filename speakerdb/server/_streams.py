@@ -17,7 +17,8 @@ speech to decide. A stream that fails is closed with ``4000 + status``: 4401 no 
 an unknown key, 4403 a key of the wrong scope, 4400 a bad frame, 4404 no such
 speaker, 4408 nothing sent for ``stream_idle_s``, 4413 more than ``stream_max_s``
 of audio, 4503 busy; an error frame ``{"type": "error", "error": {...}}`` precedes
-the close (except for 4401 and 4403).
+the close (whose reason is, for 4401 and 4403, the message cut to the 123 bytes a
+close reason may hold).
 
 ``/v1/stream/segments`` takes the same frames and answers, instead of decisions,
 who spoke when (:meth:`SpeakerDB.segments_live <speakerdb.SpeakerDB.segments_live>`):
@@ -54,7 +55,7 @@ from ..errors import (
     Unauthorized,
 )
 from ..types import ApiKey, Segment, to_jsonable
-from ._auth import bearer_secret, check_key, confined_group
+from ._auth import STREAM, bearer_secret, check_key, confined_group
 from ._fixes import document
 from ._state import Service, outcome_of
 
@@ -91,7 +92,7 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
         hello = await _hello(websocket, svc)
         secret = bearer_secret(websocket.headers.get("authorization")) or hello.get("key")
         key = await svc.workers.run(
-            check_key, svc.db, secret if isinstance(secret, str) else None, "query"
+            check_key, svc.db, secret if isinstance(secret, str) else None, "query", STREAM
         )
         asked = hello.get("group")
         if asked is not None and not isinstance(asked, str):
@@ -109,8 +110,11 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
                 stream.cancel()
         await websocket.close(1000)
     except (Unauthorized, Forbidden) as exc:
+        # The close reason holds at most 123 bytes: the whole message comes first, in an
+        # error frame, as for every other failure.
         code = 4000 + exc.http_status
-        await websocket.close(code, reason=str(exc)[:120])
+        reason = str(exc).encode()[:120].decode(errors="ignore")
+        await _fail(websocket, exc, code, reason=reason)
     except SpeakerDBError as exc:
         code = 4000 + exc.http_status
         await _fail(websocket, exc, code)
@@ -154,10 +158,12 @@ async def _next(websocket: WebSocket) -> Any:
     return await websocket.receive()
 
 
-async def _fail(websocket: WebSocket, exc: SpeakerDBError, code: int) -> None:
+async def _fail(
+    websocket: WebSocket, exc: SpeakerDBError, code: int, reason: str | None = None
+) -> None:
     try:
         await websocket.send_json({"type": "error", **document(exc)})
-        await websocket.close(code, reason=type(exc).__name__)
+        await websocket.close(code, reason=reason or type(exc).__name__)
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away first
 

@@ -419,7 +419,7 @@ class Enrolling:
         )
         refusals = [i.message for i in issues if i.refused]
         if refusals and not force:
-            raise EnrollmentRefused("; ".join(refusals), tuple(issues), fix=Fix.FORCE)
+            raise EnrollmentRefused("; ".join(refusals), tuple(issues), fix=Fix.FORCE, name=name)
         for issue in issues:
             log.info("enrollment quality: %s", issue.message)
         return tuple(issues)

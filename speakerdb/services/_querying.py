@@ -268,7 +268,7 @@ def _spoof_verdict(judged: CountermeasureScore) -> Verdict:
 def _outside_reason(name: str, group: str) -> str:
     return (
         f"{name!r} is not a member of group {group!r}, whose members alone this query "
-        f"admits (`speakerdb group add {group} {name}` makes them one)"
+        f"admits (the operator's `speakerdb group add {group} {name}` makes them one)"
     )
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         VectorSearchAdmin,
     )
     from .memory import MemoryStorage
+    from .sqlite import Reader
 
 __all__ = [
     "AUTO_IVF_FROM",
@@ -40,6 +41,7 @@ __all__ = [
     "IndexFileError",
     "IndexPlan",
     "MemoryStorage",
+    "Reader",
     "SearchAdmin",
     "SearchFn",
     "Snapshot",
@@ -47,7 +49,9 @@ __all__ = [
     "Storage",
     "StoreDescription",
     "VectorSearchAdmin",
+    "enrolled_names",
     "nprobe_for",
+    "open_reader",
     "open_storage",
     "plan_for",
     "read_header",
@@ -60,6 +64,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "MemoryStorage": ".memory",
+        "Reader": ".sqlite",
         **dict.fromkeys(
             [
                 "Backup",
@@ -118,3 +123,30 @@ def upgrade_storage(location: str | os.PathLike[str]) -> tuple[str | None, str]:
     from .sqlite._backend import upgrade
 
     return upgrade(Path(location))
+
+
+def open_reader(location: str | os.PathLike[str]) -> Reader | None:
+    """The fast read-only view of the database at ``location`` (Python's ``sqlite3``, no
+    SQLAlchemy, numpy or FAISS), for commands that only look; ``None`` when it cannot
+    answer (a PostgreSQL URL, a missing file, another schema revision), and the caller
+    opens the database through :func:`open_storage` instead."""
+    if is_server_url(location):
+        return None
+    from .sqlite import open_reader as open_file_reader
+
+    return open_file_reader(os.fspath(location))
+
+
+def enrolled_names(location: str | os.PathLike[str]) -> list[str]:
+    """Every enrolled name at ``location``, read the cheapest way each backend allows
+    (shell completion asks at every <TAB>); ``[]`` when there is no database. Any
+    problem raises: the caller decides whether to stay silent."""
+    if is_server_url(location):
+        from .postgres._quick import speaker_names
+
+        return speaker_names(str(location))
+    reader = open_reader(location)
+    if reader is None:
+        return []
+    with reader:
+        return [s.name for s in reader.speakers()]

@@ -9,13 +9,13 @@ one. ``tests/test_schema.py`` checks the contents listed in ``CONTENT``.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from _frozen import compact, remove  # noqa: E402
 from conftest import FakeEncoder, voice_0001  # noqa: E402
 
 from speakerdb import SpeakerDB  # noqa: E402
@@ -29,21 +29,12 @@ THRESHOLD = 0.8
 
 def main() -> None:
     assert SCHEMA_HEAD == "0001", "the frozen database must be made at revision 0001"
-    for path in (TARGET, *(TARGET.with_name(TARGET.name + s) for s in ("-wal", "-shm"))):
-        path.unlink(missing_ok=True)
+    remove(TARGET)
     with SpeakerDB(TARGET, encoder=FakeEncoder()) as db:
         for name, (pitch, seeds) in CONTENT.items():
             db.enroll(name, [(voice_0001(pitch, 1.0, 16000, seed), 16000) for seed in seeds])
         db.set_threshold(THRESHOLD)
-    # Smallest pages, no free space: the file stays a few KB.
-    conn = sqlite3.connect(TARGET, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = DELETE")
-    conn.execute("PRAGMA page_size = 512")
-    conn.execute("VACUUM")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.close()
-    TARGET.with_name(TARGET.name + ".faiss").unlink(missing_ok=True)
-    print(f"wrote {TARGET} ({TARGET.stat().st_size} bytes)")
+    compact(TARGET)
 
 
 if __name__ == "__main__":
