@@ -150,8 +150,8 @@ database, the exact score of the candidates):
   (``--at-scale --genuine-from 240 --genuine 120 --replays-from 8``), on data no earlier
   run used: copies of stored clips 9-16 of each speaker (earlier runs replayed 1-8), and
   genuine clips 241-360 of each speaker's seeded order (every earlier run used 1-240).
-  There are fewer than 120 left for some: fold A's july-esco has none (119 usable after
-  240 were taken: all used), fold B's armelle-fr 46. Every other clip of the fold's
+  There are fewer than 120 left for some: fold A's july-esco has none (the 119 after its
+  first 120 were session 9's test), fold B's armelle-fr 46. Every other clip of the fold's
   speakers is a distractor, as in session 9's test. Reported per fold: the shipped
   threshold with the new lookup (and the ten best-voted, in the same run), in the own,
   at-scale (raw) and clean databases. *The lookup* is shipped when the reported fold's
