@@ -137,6 +137,11 @@ def test_every_endpoint(
         4,
         "resemblyzer",
     )
+    # Where the server keeps its files is for the operator's (admin) keys only.
+    assert "path" not in info and "index_path" not in info
+    assert "speakers.db" not in json.dumps(info)
+    admin_info = server.request("GET", "/v1/info", key=admin).json
+    assert admin_info["path"].endswith(".db") and admin_info["n_speakers"] == 2
 
     same = server.request(
         "POST", "/v1/speakers/allison/verify", key=query, body=clips["allison"][3]

@@ -156,8 +156,18 @@ async def metrics(svc: Svc, key: QueryKey) -> PlainTextResponse:
 
 @router.get("/v1/info", tags=["database"])
 async def info(svc: Svc, key: QueryKey) -> Any:
-    """As `speakerdb info --json`."""
-    return to_jsonable(await svc.workers.run(svc.db.info))
+    """As `speakerdb info --json`. A query key's answer leaves out `path` and
+    `index_path`: where the server keeps its files is the operator's business, not a
+    door's."""
+    described = to_jsonable(await svc.workers.run(svc.db.info))
+    if key.scope != "admin":
+        for where in _SERVER_PATHS:
+            described.pop(where, None)
+    return described
+
+
+#: The fields of `info` that locate the server's files.
+_SERVER_PATHS = ("path", "index_path")
 
 
 @router.get("/v1/speakers", tags=["speakers"], responses=_answer(list[_answers.Speaker]))
