@@ -187,6 +187,11 @@ def test_a_batch_refusal_on_the_cli_names_force(cli_db: SpeakerDB, tmp_path: Pat
     manifest.write_text(f"speaker,path\ncarol,{_wav(tmp_path, 'tone', TONE)}\n")
     result = CliRunner().invoke(app, ["enroll-batch", str(manifest), "--db", str(cli_db.path)])
     assert "not speech" in result.output and "--force enrolls anyway" in result.output, result
+    as_json = CliRunner().invoke(
+        app, ["enroll-batch", str(manifest), "--db", str(cli_db.path), "--json"]
+    )
+    (shown,) = json.loads(as_json.stdout)["failures"]
+    assert shown["reason"].endswith("--force enrolls anyway"), shown
     report = cli_db.enroll_batch(read_manifest(manifest))
     (failure,) = report.failures
     assert failure.reason.endswith("force=True enrolls anyway") and failure.error is not None

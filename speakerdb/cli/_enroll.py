@@ -167,7 +167,7 @@ def enroll_batch(
     for enrollment in report.enrollments:
         _report_issues(enrollment.issues)
     if json:
-        emit_json(report)
+        emit_json(_spelled_for_cli(report))
     else:
         echo(_batch_summary(report))
     if report.failures:
@@ -192,6 +192,15 @@ def _reason(failure: BatchFailure) -> str:
     from ._fixes import cli_message
 
     return failure.reason if failure.error is None else cli_message(failure.error)
+
+
+def _spelled_for_cli(report: BatchReport) -> BatchReport:
+    """The report with each failure's reason naming its fix as this CLI does (``--force``),
+    not as the library's ``str(exc)`` does (``force=True``)."""
+    import dataclasses
+
+    failures = tuple(dataclasses.replace(f, reason=_reason(f)) for f in report.failures)
+    return dataclasses.replace(report, failures=failures)
 
 
 def _batch_summary(report: BatchReport) -> str:
