@@ -159,7 +159,7 @@ database, the exact score of the candidates):
   rule*, fixed: replay iff the best candidate's exact score is at least
   ``MATCH_THRESHOLD`` (7.5) and leads by ``m = 8.5`` (session 9's, unchanged) the median
   of the exact scores of the others among the ten best-voted candidates
-  (:func:`~speakerdb.services._replay.lead_of`: the same crowd as session 9's rule, the
+  (:func:`lead_of`: the same crowd as session 9's rule, the
   best now searched among every candidate scored); ``ROWS_PER_KEY`` 16, the share of
   rotation 1; a query answered ``replay`` keeps no fingerprint in the window. **Success
   criteria**, on each fold A and B separately, all required: (1) at most 1% (point
@@ -244,11 +244,11 @@ from speakerdb.audio._fingerprint import fingerprint_with_margins
 from speakerdb.audio._fpindex import stored_keys
 from speakerdb.errors import AudioError
 from speakerdb.services._replay import (
+    CANDIDATES,
     MATCH_THRESHOLD,
     ROWS_PER_KEY,
     SCORED_MOST,
     SCORED_SHARE,
-    lead_of,
     scored_count,
     stored_candidates,
     voted_prints,
@@ -431,6 +431,19 @@ def lookup(
     return matched(storage, printed, rows, share)[0]
 
 
+def lead_of(scores: np.ndarray) -> tuple[int, float]:
+    """The margin rule's lead: the index of the best of the candidates' ``scores`` (not
+    empty, the best-voted first), and how far it leads the median of the others among
+    the :data:`CANDIDATES` best-voted (its score when there is none): the reference stays
+    the best-voted ten however many are scored, so a source found further down is
+    measured against the same crowd as one among the ten. Here, not in the library: the
+    rule missed its pre-registered test, so nothing ships it."""
+    best = int(np.argmax(scores))
+    crowd = scores[:CANDIDATES]
+    others = np.delete(crowd, best) if best < crowd.size else crowd
+    return best, float(scores[best] - (np.median(others) if others.size else 0.0))
+
+
 def matched(
     storage: Storage, printed: Printed, rows: int | None = ROWS_PER_KEY, share: float = SCORED_SHARE
 ) -> tuple[float, PrintHit | None, float]:
@@ -438,7 +451,7 @@ def matched(
     :func:`~speakerdb.services._replay.best_stored_match` picks it among the same
     candidates, ``share`` its share of the stored ones scored), and its lead over the
     median of the other best-voted candidates' scores
-    (:func:`~speakerdb.services._replay.lead_of`)."""
+    (:func:`lead_of`)."""
     if printed is None:
         return 0.0, None, 0.0
     scores, hits = stored_candidates(storage, *printed, EPOCH, rows_per_key=rows, share=share)

@@ -76,7 +76,6 @@ __all__ = [
     "ReplayCheck",
     "best_stored_match",
     "fingerprints_of",
-    "lead_of",
     "replay_checks",
     "scored_count",
     "store_enrolled_prints",
@@ -250,18 +249,6 @@ def voted_prints(
             limit = scored_count(sum(snapshot.print_counts(since)), share) if share else CANDIDATES
         hits = snapshot.print_candidates(keys, since, limit, session, budget)
     return [h for h in hits if h.votes >= MIN_VOTES]
-
-
-def lead_of(scores: np.ndarray) -> tuple[int, float]:
-    """The index of the best of the candidates' ``scores`` (not empty, the best-voted
-    first), and how far it leads the median of the others among the :data:`CANDIDATES`
-    best-voted (its score when there is none): the reference stays the best-voted ten
-    however many are scored, so a source found further down is measured against the same
-    crowd as one among the ten."""
-    best = int(np.argmax(scores))
-    crowd = scores[:CANDIDATES]
-    others = np.delete(crowd, best) if best < crowd.size else crowd
-    return best, float(scores[best] - (np.median(others) if others.size else 0.0))
 
 
 def scored_count(stored: int, share: float = SCORED_SHARE) -> int:
