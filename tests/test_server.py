@@ -714,7 +714,7 @@ def test_tls_with_the_ssl_options(tmp_path: Path) -> None:
         with websockets_sync.connect(url, ssl=context, open_timeout=30) as ws:
             ws.send(json.dumps({"format": "s16le", "sample_rate": 16000, "key": keys["query"]}))
             ws.send(json.dumps({"type": "end"}))
-            assert json.loads(ws.recv())["final"] is True
+            assert json.loads(ws.recv(timeout=60))["final"] is True
         with pytest.raises((ssl.SSLError, http.client.HTTPException, OSError)):
             plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
             plain.request("GET", "/healthz")
