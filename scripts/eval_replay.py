@@ -130,7 +130,7 @@ database, the exact score of the candidates):
 - **The third choice rule** (``--choose-share``), fixed before the reported fold is
   looked at: a lookup scores exactly the best-voted ``SCORED_SHARE`` of the stored clips
   (at least 10, at most ``SCORED_MOST`` = 200, fixed beforehand by cost: about 0.4 ms a
-  candidate, so at most about 80 ms), :func:`~speakerdb.services._replay.scored_count`.
+  candidate, so at most about 80 ms), :func:`scored_count`.
   The share is the smallest of :data:`SHARE_CHOICES` (0, 0.25, 0.5, 1, 2, 4%) whose
   detection of the issue's list, in the tuning fold's database with every distractor, at
   the shipped threshold and 16 rows per key, is at most ``--tolerance`` (0.5 points)
@@ -247,9 +247,6 @@ from speakerdb.services._replay import (
     CANDIDATES,
     MATCH_THRESHOLD,
     ROWS_PER_KEY,
-    SCORED_MOST,
-    SCORED_SHARE,
-    scored_count,
     stored_candidates,
     voted_prints,
 )
@@ -259,6 +256,20 @@ from speakerdb.storage._prints import PrintHit, StoredPrint
 CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))
 RATE = 16_000
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+#: The share of the stored clips the shipped check scores: none beyond its CANDIDATES
+#: best-voted (the third rule's choice missed its pre-registered test).
+SCORED_SHARE = 0.0
+#: The most a share may score, fixed beforehand by cost (about 0.4 ms a candidate, so
+#: about 80 ms): above 40,000 stored clips a share would be cut.
+SCORED_MOST = 200
+
+
+def scored_count(stored: int, share: float = SCORED_SHARE) -> int:
+    """How many of the best-voted fingerprints a lookup scoring ``share`` of ``stored``
+    stored ones scores exactly: at least :data:`CANDIDATES`, at most :data:`SCORED_MOST`."""
+    return min(SCORED_MOST, max(CANDIDATES, math.ceil(share * stored)))
+
+
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
@@ -454,7 +465,11 @@ def matched(
     (:func:`lead_of`)."""
     if printed is None:
         return 0.0, None, 0.0
-    scores, hits = stored_candidates(storage, *printed, EPOCH, rows_per_key=rows, share=share)
+    limit = CANDIDATES
+    if share:  # the stored clips are counted only when a share is scored
+        with storage.read() as snapshot:
+            limit = scored_count(sum(snapshot.print_counts(EPOCH)), share)
+    scores, hits = stored_candidates(storage, *printed, EPOCH, rows_per_key=rows, limit=limit)
     if not hits:
         return 0.0, None, 0.0
     best, lead = lead_of(scores)
@@ -722,7 +737,7 @@ def distractors(
 
 
 #: The shares of the stored clips scored exactly that the third rule picks from
-#: (speakerdb.services._replay.SCORED_SHARE; 0: the ten best-voted, the previous lookup).
+#: (:data:`SCORED_SHARE`; 0: the ten best-voted, the previous lookup).
 SHARE_CHOICES = (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04)
 
 

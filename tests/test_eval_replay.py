@@ -1,8 +1,10 @@
-"""scripts/eval_replay.py's margin rule (not shipped: its pre-registered test missed):
-its lead is measured against the same crowd however many candidates are scored."""
+"""scripts/eval_replay.py's margin rule and its share of candidates scored (neither
+shipped: their pre-registered test missed): the lead is measured against the same crowd
+however many candidates are scored, and the number scored is bounded."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from eval_replay import lead_of
+from eval_replay import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 
 candidate_scores = hnp.arrays(
     np.float64,
@@ -40,3 +42,13 @@ def test_a_lone_candidate_leads_by_its_score() -> None:
     assert lead_of(np.array([30.0, 2.0, 25.0, 1.0])) == (0, 28.0)
     # The best found below the ten leads the median of all ten.
     assert lead_of(np.array([1.0] * CANDIDATES + [40.0])) == (CANDIDATES, 39.0)
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7), st.floats(0.0, 1.0))
+def test_the_candidates_scored_grow_with_the_stored_clips_and_are_bounded(
+    one: int, two: int, share: float
+) -> None:
+    fewer, more = sorted((one, two))
+    assert CANDIDATES <= scored_count(fewer, share) <= scored_count(more, share) <= SCORED_MOST
+    assert scored_count(fewer, share) >= min(SCORED_MOST, share * fewer)
+    assert scored_count(fewer) == min(SCORED_MOST, max(CANDIDATES, math.ceil(SCORED_SHARE * fewer)))
