@@ -1,6 +1,7 @@
 """scripts/eval_replay.py's margin rule and its share of candidates scored (neither
 shipped: their pre-registered test missed): the lead is measured against the same crowd
-however many candidates are scored, and the number scored is bounded."""
+however many candidates are scored, and the number scored is bounded. Its other-voice
+crowd (``--crowd other``): only the other fold's voices, seeded, at most its count."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from _replay_crowd import crowd_paths, crowd_prints, matched_voices, speaker_of, voices_stored
 from eval_replay import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 
 candidate_scores = hnp.arrays(
@@ -52,3 +54,54 @@ def test_the_candidates_scored_grow_with_the_stored_clips_and_are_bounded(
     assert CANDIDATES <= scored_count(fewer, share) <= scored_count(more, share) <= SCORED_MOST
     assert scored_count(fewer, share) >= min(SCORED_MOST, share * fewer)
     assert scored_count(fewer) == min(SCORED_MOST, max(CANDIDATES, math.ceil(SCORED_SHARE * fewer)))
+
+
+# The other-voice crowd (scripts/_replay_crowd.py), on synthetic folds and file names.
+FOLDS = {"A": ["a1", "a2"], "B": ["b1", "b2", "b3"]}
+EVERY = {
+    spk: [f"/c/{spk}/clip{i}.wav" for i in range(n)]
+    for spk, n in zip(["a1", "a2", "b1", "b2", "b3"], [5, 4, 3, 6, 2])
+}
+
+
+@pytest.mark.parametrize("fold", ["A", "B"])
+def test_the_crowd_is_every_clip_of_the_other_folds_voices_and_none_of_its_own(fold: str) -> None:
+    paths = crowd_paths(fold, FOLDS, EVERY, seed=1234)
+    others = [spk for name, members in FOLDS.items() if name != fold for spk in members]
+    assert sorted(paths) == sorted(p for spk in others for p in EVERY[spk])
+    assert not {speaker_of(p) for p in paths} & set(FOLDS[fold])
+
+
+def test_the_crowds_order_is_seeded() -> None:
+    shuffled = {spk: list(reversed(paths)) for spk, paths in reversed(list(EVERY.items()))}
+    first = crowd_paths("A", FOLDS, EVERY, seed=1234)
+    assert crowd_paths("A", FOLDS, shuffled, seed=1234) == first
+    assert crowd_paths("A", FOLDS, EVERY, seed=1234) == first
+    assert crowd_paths("A", FOLDS, EVERY, seed=99) != first
+
+
+@given(st.integers(0, 40), st.sets(st.integers(0, 13)))
+def test_the_crowd_takes_each_clip_as_it_is_then_reversed_up_to_its_count(
+    most: int, quiet: set[int]
+) -> None:
+    paths = crowd_paths("A", FOLDS, EVERY, seed=7)  # 11 clips of fold B's voices
+    # Some fingerprints fail (too quiet): they are skipped, not counted.
+    numbered = {(p, rev): 2 * i + rev for i, p in enumerate(paths) for rev in (False, True)}
+
+    def printed(path: str, reversed_: bool) -> str | None:
+        n = numbered[path, reversed_]
+        return None if n in quiet else f"{path}|{reversed_}"
+
+    prints, sources = crowd_prints(paths, most, printed)
+    usable = [key for key, n in sorted(numbered.items(), key=lambda kv: kv[1]) if n not in quiet]
+    assert len(prints) == min(most, len(usable))  # all of them when there are fewer
+    assert sources == usable[: len(prints)]  # in the seeded order, as it is before reversed
+    assert prints == [f"{p}|{rev}" for p, rev in sources]
+    assert all(speaker_of(p) in FOLDS["B"] for p, _ in sources)
+
+
+def test_whose_voice_a_flagged_clip_matched_and_what_was_stored() -> None:
+    stored = ["/c/a1/x.wav", "/c/a1/x.wav", "/c/a2/y.wav", "/c/b1/z.wav"]
+    assert voices_stored(stored, ["a1", "a2"]) == {"a1": (2, 2), "a2": (1, 3)}
+    flagged = [("/c/a1/q.wav", "/c/a1/x.wav"), ("/c/a1/r.wav", "/c/b1/z.wav")]
+    assert matched_voices(flagged) == {"own": 1, "other": 1}
