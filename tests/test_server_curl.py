@@ -134,6 +134,7 @@ def test_a_threshold_that_is_not_a_number_names_the_threshold_fix(
         error = refused(reply, 422, "InputError", "query.threshold", "leave it out")
         assert error["fix"] == {
             "code": "threshold",
+            "args": {},
             "by": "client",
             "hint": error["message"].split("; ", 1)[1],
         }
@@ -275,6 +276,7 @@ def test_every_unknown_speaker_names_the_fix_a_client_branches_on(
     error = refused(reply, 404, "SpeakerNotFound", f"no speaker named {name!r}", guess)
     assert error["fix"] == {
         "code": "list_speakers",
+        "args": {},
         "by": "client",
         "hint": "GET /v1/speakers lists who is enrolled",
     }
