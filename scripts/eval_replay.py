@@ -1305,7 +1305,7 @@ def crowd_report(name: str, fold: Fold) -> bool:
         label = {OWN: "own", CLEAN: "same-voice clean", OTHER: "other-voice"}[db]
         where = f"{label} ({len(fold.stored_files[db])} stored{'' if judged else ', not judged'})"
         print(
-            f"   {where:38s} genuine flagged {rate(int(flags.sum()), flags.size)}; "
+            f"   {where:44s} genuine flagged {rate(int(flags.sum()), flags.size)}; "
             f"copies detected {rate(*found)}{('  MET' if ok else '  NOT MET') if judged else ''}"
         )
     for db in (CLEAN, OTHER):
