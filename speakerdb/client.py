@@ -12,8 +12,19 @@
 Results are the service's JSON documents (dicts, as the CLI's ``--json`` writes them);
 errors are raised as the library's own classes (:class:`~speakerdb.SpeakerNotFound`,
 :class:`~speakerdb.Unauthorized`, ...) from the error document's ``type``, so that a
-caller handles them as it would in process. Only the standard library is used: a
-clip is a file path, the bytes of an audio file, or a binary file object.
+caller handles them as it would in process, fix included: ``exc.fix`` (a
+:class:`~speakerdb.errors.Fix`) and ``exc.fix_args`` are the library's, while the
+message spells the fix as the service does (``send force=true ...``, which
+``force=True`` here applies), not as a command or a call the caller cannot make::
+
+    try:
+        door.enroll("alice", ["a.wav"])
+    except EnrollmentRefused as exc:
+        if exc.fix is Fix.FORCE and operator_agrees(str(exc)):
+            door.enroll("alice", ["a.wav"], force=True)
+
+Only the standard library is used: a clip is a file path, the bytes of an audio file,
+or a binary file object.
 """
 
 from __future__ import annotations
@@ -147,11 +158,15 @@ def _read(clip: ClipSource) -> tuple[str | None, bytes]:
 def _multipart(files: list[tuple[str | None, bytes]]) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = []
-    for i, (name, data) in enumerate(files):
-        filename = (Path(name).name if name else f"clip{i}").replace('"', "")
+    for name, data in files:
+        disposition = 'form-data; name="clips"'
+        # Bytes go without a file name, as the library keeps none for them: the service
+        # stores no source and calls the clip by its place ("form file 2 of 3").
+        if name:
+            disposition += '; filename="{}"'.format(Path(name).name.replace('"', ""))
         head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="clips"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n"
         )
         parts.append(head.encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
@@ -159,13 +174,10 @@ def _multipart(files: list[tuple[str | None, bytes]]) -> tuple[bytes, str]:
 
 
 def _error(status: int, body: bytes) -> errors.SpeakerDBError:
-    """The library's error for an error answer: its class from the document's ``type``."""
+    """The library's error for an error answer (:func:`~speakerdb.errors.error_from_document`),
+    or a :class:`~speakerdb.errors.ServiceError` when the answer is no error document (a
+    proxy's page)."""
     try:
-        document = json.loads(body)["error"]
-        kind, message = str(document["type"]), str(document["message"])
+        return errors.error_from_document(json.loads(body))
     except (ValueError, KeyError, TypeError):
-        kind, message = "ServiceError", f"HTTP {status}: {body[:200]!r}"
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.SpeakerDBError)):
-        cls = errors.ServiceError
-    return cls(message)
+        return errors.ServiceError(f"HTTP {status}: {body[:200]!r}")

@@ -44,6 +44,10 @@ request field (``GET /v1/speakers``, ``force=true``), ``str(exc)`` in Python
 (``db.speakers()``, ``force=True``). A fix that is no caller's to apply (the database
 file, the model) stays in the message; :attr:`SpeakerDBError.operator_fix` says so, and
 a service tells its client that the server's operator must act.
+
+An error document read back (:func:`error_from_document`, as :mod:`speakerdb.client`
+reads a service's answers) is the same class with the same ``fix`` and ``fix_args``;
+its message is the document's, the fix spelled as the front end that answered spelled it.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ __all__ = [
     "TooLarge",
     "Unauthorized",
     "error_document",
+    "error_from_document",
     "spell",
 ]
 
@@ -98,6 +103,11 @@ class Fix(str, enum.Enum):
     THRESHOLD = "threshold"
     #: The person opted out (``name`` or ``external_id``): clear it if they consent again.
     CLEAR_OPT_OUT = "clear_opt_out"
+
+    @property
+    def code(self) -> str:
+        """The stable code, as an error document's ``fix.code`` spells it."""
+        return str(self.value)
 
 
 #: A front end's spelling of a fix: a ``str.format`` template of the error's
@@ -311,14 +321,49 @@ def error_document(
     ``type`` is the class name (a client may branch on it); ``message`` is the one-line
     message, its fix spelled by ``spellings`` (a front end's), line breaks (from a
     backend's text) joined by spaces. An error that names a :class:`Fix` adds
-    ``"fix": {"code": ..., "hint": ...}``: the fix's stable code and its spelling.
+    ``"fix": {"code": ..., "args": {...}, "hint": ...}``: the fix's stable code, its
+    arguments (``fix_args``: the ``name`` or ``group`` it is about) and its spelling.
     """
     message = _one_line(exc.spelled(spellings))
     error: dict[str, Any] = {"type": type(exc).__name__, "message": message}
     hint = exc.fix_hint(spellings)
     if exc.fix is not None and hint is not None:
-        error["fix"] = {"code": exc.fix.value, "hint": _one_line(hint)}
+        error["fix"] = {"code": exc.fix.code, "args": dict(exc.fix_args), "hint": _one_line(hint)}
     return {"error": error}
+
+
+def error_from_document(document: Mapping[str, Any]) -> SpeakerDBError:
+    """The error an error document (:func:`error_document`'s) describes: of the class its
+    ``type`` names (:class:`ServiceError` for a name outside this tree), with the same
+    ``fix`` and ``fix_args``, and the document's message, whose fix is spelled as the
+    front end that wrote it spelled it (a service's hint, not a Python call). A fix
+    code this version does not know is left in the message only. :class:`KeyError`
+    or :class:`TypeError` when ``document`` is not an error document."""
+    error = document["error"]
+    kind = globals().get(str(error["type"]))
+    cls = kind if isinstance(kind, type) and issubclass(kind, SpeakerDBError) else ServiceError
+    message = str(error["message"])
+    fix, args, hint = _fix_of(error.get("fix"))
+    if fix is None or hint is None:
+        return cls(message)
+    found = cls(message.removesuffix(f"; {hint}"))
+    found.fix, found.fix_args = fix, args
+    found.args = (message,)  # str(found): the fix as the document spells it
+    return found
+
+
+def _fix_of(found: Any) -> tuple[Fix | None, dict[str, str], str | None]:
+    """The fix, its arguments and its spelling in a document's ``fix`` member."""
+    if not isinstance(found, Mapping):
+        return None, {}, None
+    try:
+        fix = Fix(found.get("code"))
+    except ValueError:
+        return None, {}, None
+    given = found.get("args")
+    args = {str(k): str(v) for k, v in given.items()} if isinstance(given, Mapping) else {}
+    hint = found.get("hint")
+    return fix, args, hint if isinstance(hint, str) else None
 
 
 def _one_line(text: str) -> str:

@@ -106,14 +106,16 @@ class Server:
         return f"ws://127.0.0.1:{self.port}"
 
 
-def multipart(files: list[tuple[str, bytes]], field: str = "clips") -> tuple[bytes, str]:
-    """A multipart/form-data body holding ``files`` (name, data) in ``field``."""
+def multipart(files: list[tuple[str | None, bytes]], field: str = "clips") -> tuple[bytes, str]:
+    """A multipart/form-data body holding ``files`` (name, data) in ``field``; a file
+    named ``None`` is sent without a file name (as curl's ``-F clips=<a.wav``)."""
     boundary = "speakerdb-test-boundary-7f3a"
     parts = []
     for name, data in files:
+        filename = "" if name is None else f'; filename="{name}"'
         head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{name}"\r\nContent-Type: audio/wav\r\n\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"{filename}'
+            "\r\nContent-Type: audio/wav\r\n\r\n"
         )
         parts.append(head.encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()

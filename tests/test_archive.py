@@ -233,6 +233,10 @@ def test_export_and_import_on_the_command_line(source: SpeakerDB, tmp_path: Path
         and "exported 2 speaker(s), 3 clip(s), 1 opt-out(s) to encrypted" in out.stdout
     )
     new = tmp_path / "new.db"
+    # The README's next line once left the key out: the error names the flag to give.
+    bare = runner.invoke(app, ["import", str(tmp_path / "a.sdb"), "--db", str(new)])
+    assert bare.exit_code == 2 and "encrypted; give the --passphrase-file" in bare.stderr
+    assert not new.exists()
     done = runner.invoke(app, ["import", str(tmp_path / "a.sdb"), *key, "--db", str(new), "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["imported"] == ["alice", "bob"]

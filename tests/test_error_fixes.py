@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from _serving import Reply, Server, make_keys, no_traceback, stop_quietly
+from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
 from conftest import FakeEncoder, voice
 from test_server import bad_requests, clips, pcm16, stream
 from typer.testing import CliRunner
@@ -81,7 +81,7 @@ def test_an_operator_fix_is_said_to_be_the_operators_over_http() -> None:
     assert found["type"] == "SchemaError"
     assert found["message"].startswith("the server cannot answer this; its operator must")
     assert found["message"].endswith("run `speakerdb db upgrade`")
-    assert found["fix"] == {"code": None, "by": "operator", "hint": None}
+    assert found["fix"] == {"code": None, "args": {}, "by": "operator", "hint": None}
     # A busy database is the client's to retry: no operator, no fix member.
     busy = document(DatabaseBusy("s.db: busy for over 5 s; retry"))["error"]
     assert busy == {"type": "DatabaseBusy", "message": "s.db: busy for over 5 s; retry"}
@@ -90,6 +90,28 @@ def test_an_operator_fix_is_said_to_be_the_operators_over_http() -> None:
     # An error without a fix keeps the document it had.
     plain = document(InputError("bad"))
     assert plain == {"error": {"type": "InputError", "message": "bad"}}
+
+
+@pytest.mark.parametrize("fix", list(Fix), ids=lambda f: f.value)
+def test_an_error_document_read_back_is_the_libraries_error_with_its_fix(fix: Fix) -> None:
+    args = {"group": "door-z"} if fix is Fix.LIST_GROUPS else {"name": "alice"}
+    raised = errors.EnrollmentRefused("problem", fix=fix, **args)
+    sent = document(raised)
+    found = errors.error_from_document(sent)
+    assert type(found) is errors.EnrollmentRefused and found.fix is fix
+    assert (found.problem, found.fix_args, found.fix.code) == ("problem", args, fix.value)
+    assert str(found) == sent["error"]["message"] != str(raised)  # the service's spelling
+    assert found.spelled(PYTHON_FIXES) == str(raised) and document(found) == sent
+
+
+def test_an_error_document_from_another_version_is_read_as_far_as_it_can_be() -> None:
+    newer = {"type": "Overloaded", "message": "m; wait", "fix": {"code": "wait", "hint": "wait"}}
+    found = errors.error_from_document({"error": newer})
+    assert type(found) is errors.ServiceError and found.fix is None and str(found) == "m; wait"
+    older = {"type": "GroupNotFound", "message": "no group; hint", "fix": {"code": "list_groups"}}
+    assert errors.error_from_document({"error": older}).fix is None  # no hint: in the message
+    with pytest.raises(KeyError):
+        errors.error_from_document({"detail": "Not Found"})
 
 
 # -- the library and the CLI ----------------------------------------------------------
@@ -385,12 +407,52 @@ def test_the_openapi_description_has_the_error_document(
     spec = server.request("GET", "/openapi.json", key=keys["query"]).json
     schemas = spec["components"]["schemas"]
     assert set(schemas["ErrorBody"]["properties"]) == {"type", "message", "fix"}
-    assert set(schemas["ErrorFix"]["properties"]) == {"code", "by", "hint"}
+    assert set(schemas["ErrorFix"]["properties"]) == {"code", "args", "by", "hint"}
     for path in ("/v1/identify", "/v1/speakers/{name}/enrollments"):
         responses = spec["paths"][path]["post"]["responses"]
         for status in ("4XX", "5XX"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorDocument"}
+
+
+@pytest.mark.slow
+def test_the_python_client_raises_the_fix_the_service_sent(
+    served: tuple[Server, dict[str, str]], clips: dict[str, list[bytes]]
+) -> None:
+    """The library's class, fix and arguments, as the library raises them in process;
+    the message the service's, which names no command or call the client cannot make."""
+    from speakerdb.client import Client
+
+    server, keys = served
+    admin = Client(f"http://127.0.0.1:{server.port}", keys["admin"])
+    admin.enroll("dora", [clips["carlo"][1]], force=True)  # carlo's voice: forced
+    try:
+        body, kind = multipart([(None, _tone_wav())])  # as the client sends bytes
+        path = "/v1/speakers/dora/enrollments"
+        sent = server.request("POST", path, key=keys["admin"], body=body, content_type=kind)
+        sent = sent.json["error"]
+        with pytest.raises(errors.EnrollmentRefused) as refused:
+            admin.enroll("dora", [_tone_wav()])
+        exc = refused.value
+        assert exc.fix is Fix.FORCE and exc.fix.code == "force" == sent["fix"]["code"]
+        assert exc.fix_args == {"name": "dora"} == sent["fix"]["args"]
+        assert str(exc) == sent["message"] == f"{exc.problem}; {sent['fix']['hint']}"
+        assert exc.fix_hint(HTTP_FIXES) == sent["fix"]["hint"]
+        assert names_no_command(str(exc)) and "force=True" not in str(exc), str(exc)
+        # The fix, applied as the client spells it.
+        assert admin.enroll("dora", [_tone_wav()], force=True)["speaker"]["n_utterances"] == 2
+        with pytest.raises(errors.OptedOut) as opted_out:
+            admin.enroll("oscar", [clips["carlo"][2]])
+        exc = opted_out.value
+        assert exc.fix is Fix.CLEAR_OPT_OUT and exc.fix_args == {"name": "oscar"}
+        assert "the server's operator" in str(exc) and "db.lifecycle" not in str(exc)
+        with pytest.raises(errors.SpeakerNotFound) as missing:
+            admin.speaker("nobody")
+        assert missing.value.fix is Fix.LIST_SPEAKERS and str(missing.value).endswith(
+            "; GET /v1/speakers lists who is enrolled"
+        )
+    finally:
+        admin.remove("dora")
 
 
 @pytest.mark.slow

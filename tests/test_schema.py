@@ -79,6 +79,15 @@ def test_schema_head_is_alembic_head() -> None:
     assert schema.migrations_dir().resolve() == MIGRATIONS.resolve()
 
 
+def test_the_readme_names_the_current_revision_and_each_step() -> None:
+    # The README said 0009 for two releases after 0011 shipped.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    said = readme.split("**Schema.** ", 1)[1].split("\n\n", 1)[0]
+    assert f"current schema (revision {schema.SCHEMA_HEAD}" in said, said
+    missing = [r for r in schema.KNOWN_REVISIONS[1:] if f"{r} " not in said]
+    assert not missing, f"README's Schema paragraph leaves out {missing}"
+
+
 def test_every_migration_is_in_the_one_chain() -> None:
     """One chain for every engine, in storage/sql/migrations/: a revision written where
     the migrations lived before (storage/sqlite/migrations/) would never run."""

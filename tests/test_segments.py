@@ -227,3 +227,15 @@ def test_progress_is_reported_block_by_block(db: SpeakerDB, tmp_path: Path) -> N
     db.segments(path, options=OPTIONS, threshold=THRESHOLD, progress=seen.append)
     assert len(seen) == 3 and seen == sorted(seen)
     assert seen[-1] == pytest.approx(180.0, abs=0.1)
+
+
+@pytest.mark.parametrize("seconds", [0.6, 1.0, 1.7])
+def test_a_recording_shorter_than_a_window_is_answered(db: SpeakerDB, seconds: float) -> None:
+    # Speech shorter than one clean window (1.6 s at 80 % speech) left the first
+    # labelling pass without a window and failed with an IndexError.
+    samples = np.concatenate([speech("alice", seconds, seed=7), silence(0.2)])
+    found = db.segments((samples, RATE), options=OPTIONS, threshold=THRESHOLD)
+    assert {s.label for s in found} <= {"alice"}
+    live = db.segments_live(RATE, options=OPTIONS, threshold=THRESHOLD)
+    pushed = live.push(samples) + live.end()
+    assert [s.label for s in pushed] == labels(found)

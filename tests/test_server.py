@@ -646,6 +646,7 @@ def test_the_client_has_speakerdbs_method_names_and_errors(
     path.write_bytes(clips["carlo"][2])
     enrolled = admin.enroll("client-made", [path, clips["carlo"][3]], force=True)
     assert enrolled["speaker"]["n_utterances"] == 2 and enrolled["added"][0]["source"] == "june.wav"
+    assert enrolled["added"][1]["source"] is None  # bytes have no name, as in process
     assert "client-made" in [s["name"] for s in query.speakers()]
     assert query.speaker("client-made")["n_utterances"] == 2
     assert len(query.utterances("client-made")) == 2

@@ -9,11 +9,14 @@ A real server process on a loopback port, GE2E (model `resemblyzer`) on real spe
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
 
 from speakerdb.types import Outcome
@@ -131,6 +134,7 @@ def test_a_threshold_that_is_not_a_number_names_the_threshold_fix(
         error = refused(reply, 422, "InputError", "query.threshold", "leave it out")
         assert error["fix"] == {
             "code": "threshold",
+            "args": {},
             "by": "client",
             "hint": error["message"].split("; ", 1)[1],
         }
@@ -272,6 +276,7 @@ def test_every_unknown_speaker_names_the_fix_a_client_branches_on(
     error = refused(reply, 404, "SpeakerNotFound", f"no speaker named {name!r}", guess)
     assert error["fix"] == {
         "code": "list_speakers",
+        "args": {},
         "by": "client",
         "hint": "GET /v1/speakers lists who is enrolled",
     }
@@ -315,6 +320,43 @@ def test_a_raw_body_refused_by_enrollment_is_called_the_request_body(
     body, kind = multipart([("door.wav", clip)])
     named = server.request("POST", path, key=keys["admin"], body=body, content_type=kind)
     refused(named, 409, "DuplicateUtterance", "door.wav: this audio is enrolled already")
+
+
+def _clipped(clip: bytes, gain: float) -> bytes:
+    """``clip`` turned up by ``gain`` and clipped at full scale: refused by enrollment's
+    clipping gate, which the test session leaves on."""
+    samples, rate = sf.read(io.BytesIO(clip), dtype="float32")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(samples * gain, -1, 1), rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def test_every_clip_of_a_form_without_a_file_name_is_named_by_its_place(
+    served: tuple[Server, dict[str, str]], clip: bytes
+) -> None:
+    """Two clips refused at once, each named; a place names a clip in messages only,
+    never as the source stored with it."""
+    server, keys = served
+    path, admin = "/v1/speakers/carol/enrollments", keys["admin"]
+    both = [(None, _clipped(clip, 20)), (None, _clipped(clip, 30))]
+    body, kind = multipart(both)
+    reply = server.request("POST", path, key=admin, body=body, content_type=kind)
+    error = refused(reply, 422, "EnrollmentRefused", "form file 1 of 2: ", "form file 2 of 2: ")
+    assert "<bytes>" not in error["message"] and "<array>" not in error["message"], error
+    # A file the decoder refuses is named the same way, beside a named one.
+    body, kind = multipart([("door.wav", clip), (None, b"not audio" * 100)])
+    reply = server.request("POST", path, key=admin, body=body, content_type=kind)
+    refused(reply, 400, "AudioError", "form file 2 of 2: not a readable audio file")
+    body, kind = multipart(both)
+    forced = server.request("POST", path + "?force=true", key=admin, body=body, content_type=kind)
+    assert forced.status == 201, forced.body
+    try:
+        added = forced.json["added"]
+        assert [u["source"] for u in added] == [None, None], added
+        stored = server.request("GET", "/v1/speakers/carol", key=admin).json["utterances"]
+        assert [u["source"] for u in stored] == [None, None], stored
+    finally:
+        assert server.request("DELETE", "/v1/speakers/carol", key=admin).status == 200
 
 
 def test_the_decisions_description_names_every_outcome(

@@ -28,7 +28,7 @@ import io
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, Union
 
@@ -84,6 +84,15 @@ class Clip:
     samples: np.ndarray
     source: str | None
     sha256: str
+    #: What messages call the clip when it has no ``source``: the name its caller gave
+    #: it (a service's "the request body"). Unlike ``source``, it is never stored.
+    called: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What messages call the clip: its source, else what it is called, else
+        ``<array>``."""
+        return self.source or self.called or "<array>"
 
     @property
     def duration_s(self) -> float:
@@ -125,7 +134,7 @@ def refuse_repeats(clips: Iterable[Clip]) -> None:
     """Raise :class:`DuplicateUtterance` when the same audio is given twice."""
     seen: dict[str, str] = {}
     for clip in clips:
-        label = clip.source or "<array>"
+        label = clip.label
         if clip.sha256 in seen:
             raise DuplicateUtterance(f"{label}: same audio as {seen[clip.sha256]}; give it once")
         seen[clip.sha256] = label
@@ -146,15 +155,17 @@ def load_clip(path: str | os.PathLike[str]) -> Clip:
     return _decode(os.fsencode(path), name, name)
 
 
-def clip_from_bytes(data: EncodedAudio | BinaryReader) -> Clip:
+def clip_from_bytes(data: EncodedAudio | BinaryReader, *, called: str | None = None) -> Clip:
     """Decode encoded audio held in memory, or read from a binary file object (from its
     position to its end), into a checked 16 kHz mono :class:`Clip`.
 
     The checks are those of :func:`load_clip`, and more than :data:`MAX_INPUT_BYTES`
     is refused before decoding (a file object is read no further). The clip's
-    ``source`` is ``None``, as for an array; errors call it ``<bytes>``.
+    ``source`` is ``None``, as for an array; errors call it ``called`` (kept as
+    :attr:`Clip.called` for later messages), else ``<bytes>``.
     """
-    return _decode(_in_memory(data), _BYTES_LABEL, None)
+    label = called or _BYTES_LABEL
+    return replace(_decode(_in_memory(data, label), label, None), called=called)
 
 
 class _Memory(io.BytesIO):
@@ -168,45 +179,45 @@ class _Memory(io.BytesIO):
         return super().seek(offset, whence)
 
 
-def _in_memory(data: EncodedAudio | BinaryReader) -> io.BytesIO:
+def _in_memory(data: EncodedAudio | BinaryReader, label: str) -> io.BytesIO:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        return _read_capped(data)
+        return _read_capped(data, label)
     if memoryview(data).nbytes > MAX_INPUT_BYTES:
-        raise _too_large()
+        raise _too_large(label)
     try:
         return _Memory(data)
     except BufferError as exc:  # a strided memoryview: not one run of bytes
-        raise InputError(f"{_BYTES_LABEL}: pass the audio as one contiguous buffer") from exc
+        raise InputError(f"{label}: pass the audio as one contiguous buffer") from exc
 
 
-def _read_capped(reader: BinaryReader) -> io.BytesIO:
+def _read_capped(reader: BinaryReader, label: str) -> io.BytesIO:
     """What ``reader`` has left, read in chunks and never past one byte over the cap."""
     if isinstance(reader, io.TextIOBase):  # it would fail to decode audio as UTF-8 text
-        raise _text_mode()
+        raise _text_mode(label)
     buffer = _Memory()
     while buffer.tell() <= MAX_INPUT_BYTES:
         try:
             chunk = reader.read(min(_READ_CHUNK, MAX_INPUT_BYTES + 1 - buffer.tell()))
         except (OSError, ValueError) as exc:  # a closed file, a dropped connection...
-            raise AudioError(f"{_BYTES_LABEL}: cannot read the file object ({exc})") from exc
+            raise AudioError(f"{label}: cannot read the file object ({exc})") from exc
         if isinstance(chunk, str):
-            raise _text_mode()
+            raise _text_mode(label)
         if not chunk:
             break
         buffer.write(chunk)
     if buffer.tell() > MAX_INPUT_BYTES:
-        raise _too_large()
+        raise _too_large(label)
     buffer.seek(0)
     return buffer
 
 
-def _text_mode() -> InputError:
-    return InputError(f"{_BYTES_LABEL}: a text file object; open the audio in binary mode ('rb')")
+def _text_mode(label: str) -> InputError:
+    return InputError(f"{label}: a text file object; open the audio in binary mode ('rb')")
 
 
-def _too_large() -> AudioError:
+def _too_large(label: str) -> AudioError:
     return AudioError(
-        f"{_BYTES_LABEL}: more than {MAX_INPUT_BYTES // 2**20} MiB of encoded audio, which is "
+        f"{label}: more than {MAX_INPUT_BYTES // 2**20} MiB of encoded audio, which is "
         "all that is accepted; send a shorter clip, or a compressed one (FLAC, OGG)"
     )
 

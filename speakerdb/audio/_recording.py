@@ -58,7 +58,7 @@ def recording_name(item: ClipInput) -> str:
     if isinstance(item, (str, os.PathLike)):
         return str(item)
     if isinstance(item, Clip):
-        return item.source or "<array>"
+        return item.label
     return "<array>" if isinstance(item, tuple) else _BYTES_LABEL
 
 
@@ -162,7 +162,7 @@ def _opened(item: Any, name: str) -> bytes | io.BytesIO:
             raise AudioError(f"{name}: {what}")
         return os.fsencode(path)
     if isinstance(item, (bytes, bytearray, memoryview)) or callable(getattr(item, "read", None)):
-        return _in_memory(item)
+        return _in_memory(item, name)
     raise InputError(
         f"cannot use {type(item).__name__} as a recording; pass a path, bytes, a binary file "
         "object or (samples, rate)"

@@ -131,7 +131,11 @@ def segments(
         for segment in found:
             echo(_line(segment))
         if not found:
-            echo("no speech found")
+            # Silence, or speech too short for one window: say what would answer.
+            echo(
+                "no segments: no stretch of speech long enough to tell who speaks "
+                "(about 2 s); `speakerdb identify` names the speaker of a short clip"
+            )
 
 
 def _duration(recording: Path) -> int:

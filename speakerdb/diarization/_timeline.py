@@ -75,8 +75,8 @@ class Timeline:
             pick = slice(None) if chosen is None else chosen
             todo = speech & (out < 0)
             found = _nearest(at[todo], starts[pick] + self._half, reach)
-            labels = np.where(found >= 0, voices[pick][np.maximum(found, 0)], -1)
-            out[todo] = labels
+            if (found >= 0).any():  # else there may be no window to index at all
+                out[todo] = np.where(found >= 0, voices[pick][np.maximum(found, 0)], -1)
         return out
 
     def runs(self, labels: np.ndarray, first: int = 0) -> Iterator[Run]:

@@ -75,7 +75,7 @@ def embed_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
         if not np.all(np.isfinite(vector)) or not np.any(vector):
             peak = float(np.max(np.abs(clip.samples)))
             raise AudioError(
-                f"{clip.source or '<array>'}: the encoder gives no usable voiceprint for it "
+                f"{clip.label}: the encoder gives no usable voiceprint for it "
                 f"(its peak level is {peak:.3g}, full scale is 1.0); check the recording"
             )
     return vectors

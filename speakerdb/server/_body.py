@@ -1,5 +1,6 @@
 """Request bodies: read in memory under a size cap and a time limit, and the clips in
-them (one raw audio body, or multipart files in a field named ``clips``).
+them (one raw audio body, or multipart files in a field named ``clips``), each named
+for messages as its client knows it (:attr:`Upload.called`).
 
 Nothing is written to disk: the multipart body is split in memory (the standard
 library's MIME parser), never spooled to temporary files.
@@ -17,7 +18,10 @@ from starlette.requests import ClientDisconnect, Request
 
 from ..errors import AudioError, InputError, RequestTimeout, TooLarge
 
-__all__ = ["Upload", "one_clip", "read_body", "uploads"]
+__all__ = ["REQUEST_BODY", "Upload", "one_clip", "read_body", "uploads"]
+
+#: What messages call a clip sent as the raw body: it has no file name.
+REQUEST_BODY = "the request body"
 
 #: How a client sends a clip as the raw body, for the messages that say so.
 RAW_BODY = (
@@ -27,10 +31,14 @@ RAW_BODY = (
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """One clip's encoded bytes and the file name it came with, if any."""
+    """One clip's encoded bytes, the file name it came with (if any), and what messages
+    call it: the file name, :data:`REQUEST_BODY`, or a form's file by its place ("form
+    file 2 of 3"), so that no message calls a clip by the library's ``<bytes>`` or
+    ``<array>``, and no two unnamed clips of a request alike."""
 
     data: bytes
     filename: str | None
+    called: str
 
 
 async def read_body(request: Request, max_bytes: int, timeout_s: float) -> bytes:
@@ -88,17 +96,22 @@ def uploads(content_type: str, body: bytes) -> list[Upload]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
         raise InputError("the multipart body could not be read; send the clips as form files")
-    found = [
-        Upload(_payload(part), part.get_filename())
+    parts = [
+        part
         for part in message.iter_parts()
         if part.get_param("name", header="content-disposition") == "clips"
     ]
-    if not found:
+    if not parts:
         raise InputError(
             "no clips in the form: send each clip as a file in a field named 'clips' "
             "(curl -F clips=@a.wav -F clips=@b.wav)"
         )
-    return found
+    return [_file(part, i, len(parts)) for i, part in enumerate(parts, 1)]
+
+
+def _file(part: email.message.Message, place: int, count: int) -> Upload:
+    filename = part.get_filename()
+    return Upload(_payload(part), filename, filename or f"form file {place} of {count}")
 
 
 def _is_form(content_type: str) -> bool:
@@ -107,8 +120,8 @@ def _is_form(content_type: str) -> bool:
 
 def _raw(body: bytes) -> Upload:
     if not body:
-        raise AudioError(f"the request body is empty; {RAW_BODY}")
-    return Upload(body, None)
+        raise AudioError(f"{REQUEST_BODY} is empty; {RAW_BODY}")
+    return Upload(body, None, REQUEST_BODY)
 
 
 def _payload(part: email.message.Message) -> bytes:

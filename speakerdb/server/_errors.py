@@ -39,15 +39,8 @@ def error_response(exc: SpeakerDBError) -> JSONResponse:
 
 
 async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
-    content_type = request.headers.get("content-type", "").lower()
-    if exc.problem.startswith(_UNNAMED) and not content_type.startswith("multipart/"):
-        # A raw body has no file name: the library's stand-ins for one mean nothing here.
-        exc.problem = "the request body" + exc.problem.partition(">")[2]
+    # Clips are named as the client knows them when decoded (server._body.Upload.called).
     return error_response(exc)
-
-
-#: What the library calls a clip without a name (decoded from bytes, or an array).
-_UNNAMED = ("<bytes>:", "<array>:")
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,8 @@ the operator's, on the server, so a client does not look for an endpoint that is
 there. The document adds ``fix`` to ``type`` and ``message`` (which stay as they were)::
 
     {"error": {"type": "EnrollmentRefused", "message": "...; send force=true ...",
-               "fix": {"code": "force", "by": "client", "hint": "send force=true ..."}}}
+               "fix": {"code": "force", "args": {"name": "alice"}, "by": "client",
+                       "hint": "send force=true ..."}}}
 """
 
 from __future__ import annotations
@@ -62,5 +63,5 @@ def document(exc: SpeakerDBError) -> dict[str, dict[str, Any]]:
         error["fix"]["by"] = "operator" if exc.fix in OPERATOR_FIXES else "client"
     elif exc.operator_fix:
         error["message"] = _OPERATOR + error["message"]
-        error["fix"] = {"code": None, "by": "operator", "hint": None}
+        error["fix"] = {"code": None, "args": {}, "by": "operator", "hint": None}
     return found

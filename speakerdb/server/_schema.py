@@ -14,6 +14,11 @@ class ErrorFix(BaseModel):
         description="The fix's stable code (list_speakers, list_groups, force, threshold, "
         "clear_opt_out); null for an operator's fix that has none."
     )
+    args: dict[str, str] = Field(
+        default_factory=dict,
+        description="What the fix is about, as the code's arguments: `name` (force, "
+        "clear_opt_out), `group` (list_groups), `external_id` (clear_opt_out); else empty.",
+    )
     by: Literal["client", "operator"] = Field(
         description="Whose fix it is: the client's (change the request) or the server's "
         "operator's (on the server: the database, the model, groups, opt-outs)."

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..audio._decode import Clip, clip_from_array, clip_from_bytes
-from ..errors import AudioError, TooLarge
+from ..errors import TooLarge
 from ._idempotency import IdempotencyCache
 from ._metrics import Metrics
 from ._work import Workers
@@ -35,25 +35,25 @@ class Service:
         return cls(db, limits, workers, IdempotencyCache(limits.idempotency_s), Metrics())
 
     def decode(self, upload: Upload) -> Clip:
-        """The clip in ``upload``, decoded in memory; :class:`TooLarge` past the length cap."""
-        try:
-            clip = clip_from_bytes(upload.data)
-        except AudioError as exc:
-            # Named as the client named the file, which the CLI's messages do too; a raw
-            # body has no name, and "<bytes>" would be the library's word for it.
-            named = exc.problem.replace("<bytes>", upload.filename or "the request body", 1)
-            raise AudioError(named, fix=exc.fix, **exc.fix_args) from exc
-        self.check_length(clip.duration_s)
+        """The clip in ``upload``, decoded in memory; :class:`TooLarge` past the length cap.
+
+        Every message about the clip, the decoder's or a later refusal's, calls it as
+        its client knows it (:attr:`Upload.called`). A file name is also its source,
+        stored with it, as the CLI stores a path; a raw body's stand-in name is not.
+        """
+        clip = clip_from_bytes(upload.data, called=upload.called)
+        self.check_length(clip)
         return replace(clip, source=upload.filename) if upload.filename else clip
 
     def samples_clip(self, samples: Any, rate: int) -> Clip:
         return clip_from_array(samples, rate, source="stream")
 
-    def check_length(self, seconds: float) -> None:
+    def check_length(self, clip: Clip) -> None:
         cap = self.limits.max_clip_s
-        if seconds > cap:
+        if clip.duration_s > cap:
             raise TooLarge(
-                f"the clip is {seconds:.0f} s long; the service accepts at most {cap:.0f} s"
+                f"{clip.label}: the clip is {clip.duration_s:.0f} s long; the service "
+                f"accepts at most {cap:.0f} s"
             )
 
 

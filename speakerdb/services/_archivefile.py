@@ -140,7 +140,10 @@ def _decrypt(
     from cryptography.exceptions import InvalidTag
 
     if passphrase is None:
-        raise InputError(f"{path}: the archive is encrypted; give its passphrase file")
+        raise InputError(
+            f"{path}: the archive is encrypted; give the --passphrase-file it was exported "
+            "with (passphrase= in Python)"
+        )
     try:
         if spec.get("cipher") != "aes-256-gcm" or spec.get("kdf") != "scrypt":
             raise ValueError(spec.get("cipher"))

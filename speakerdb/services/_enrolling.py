@@ -480,6 +480,6 @@ def _refuse_pending(clips: Sequence[Clip], pending: Sequence[_Prepared]) -> None
     for clip in clips:
         if clip.sha256 in owners:
             raise DuplicateUtterance(
-                f"{clip.source or '<array>'}: the same audio is being enrolled for "
+                f"{clip.label}: the same audio is being enrolled for "
                 f"{owners[clip.sha256]!r}; leave it out"
             )

@@ -92,17 +92,13 @@ def check_enrollment(
     return issues + similar
 
 
-def _label(clip: Clip) -> str:
-    return clip.source or "<array>"
-
-
 def _not_speech(clip: Clip) -> list[QualityIssue]:
     found = assess_speech(clip.samples)
     if found.is_speech:
         return []
     # The command's own advice (--force) is added once for every refusal of the call.
     reason = (found.reason or "not speech").removesuffix(" (--force enrolls anyway)")
-    return [QualityIssue("not_speech", True, clip.source, f"{_label(clip)}: {reason}")]
+    return [QualityIssue("not_speech", True, clip.source, f"{clip.label}: {reason}")]
 
 
 def _speech(clip: Clip) -> list[QualityIssue]:
@@ -116,7 +112,7 @@ def _speech(clip: Clip) -> list[QualityIssue]:
             "speech",
             refused,
             clip.source,
-            f"{_label(clip)}: {speech:.2f} s of speech, at least {need:.1f} s is needed"
+            f"{clip.label}: {speech:.2f} s of speech, at least {need:.1f} s is needed"
             + ("" if refused else " for a steady template")
             + "; record a longer clip",
         )
@@ -133,7 +129,7 @@ def _clipping(clip: Clip) -> list[QualityIssue]:
             "clipping",
             refused,
             clip.source,
-            f"{_label(clip)}: {share:.1%} of samples are at full scale (clipped); "
+            f"{clip.label}: {share:.1%} of samples are at full scale (clipped); "
             "record with a lower input gain",
         )
     ]
@@ -165,7 +161,7 @@ def _outliers(
                     "outlier",
                     refused,
                     clip.source,
-                    f"{_label(clip)}: does not sound like the other clips of {name!r} (cosine "
+                    f"{clip.label}: does not sound like the other clips of {name!r} (cosine "
                     f"{score:.3f} < {limit:.3f}); check that it is the same person",
                 )
             )

@@ -110,7 +110,8 @@ def reembed(
         info = slot.info()
         if old is not None and (info.model, info.dim) == (old.model, old.dim):
             raise InputError(
-                f"the database is embedded with {old.model} already; give --to-model another model"
+                f"the database is embedded with {old.model} already; give another model "
+                "(--to-model; model= in Python)"
             )
         enrolling = Enrolling(
             storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)

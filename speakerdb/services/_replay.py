@@ -236,7 +236,7 @@ def fingerprints_of(clips: Sequence[Clip]) -> dict[str, Fingerprint]:
         try:
             prints[clip.sha256] = fingerprint(clip.samples)
         except AudioError:
-            log.info("%s: too quiet or short to fingerprint", clip.source or "<array>")
+            log.info("%s: too quiet or short to fingerprint", clip.label)
     return prints
 
 

@@ -57,9 +57,10 @@ def external_id_taken(external_id: str, owner: str) -> DuplicateSpeaker:
     )
 
 
-def already_enrolled(source: str | None, owner: str) -> DuplicateUtterance:
+def already_enrolled(label: str, owner: str) -> DuplicateUtterance:
+    """The error for a clip (called ``label``) whose audio ``owner`` has enrolled."""
     return DuplicateUtterance(
-        f"{source or '<array>'}: this audio is enrolled already (speaker {owner!r}); leave it out"
+        f"{label}: this audio is enrolled already (speaker {owner!r}); leave it out"
     )
 
 
@@ -68,7 +69,7 @@ def refuse_enrolled(known: Mapping[str, str], clips: Sequence[Clip]) -> None:
     ``known`` (hashes enrolled already, each mapped to its speaker's name)."""
     for clip in clips:
         if clip.sha256 in known:
-            raise already_enrolled(clip.source, known[clip.sha256])
+            raise already_enrolled(clip.label, known[clip.sha256])
 
 
 def storable_source(source: str | None) -> str | None:
