@@ -134,3 +134,13 @@ def test_the_groups_example_runs_in_its_order(
     fake_cli("enroll", "carol", write_voice("c1.wav", 500, seed=4))
     for args in shell_block_after("**Groups.**"):
         fake_cli(*args, code=1 if args[0] == "verify" else 0)
+
+
+def test_the_readme_uses_no_deprecated_member() -> None:
+    # It showed db.set_audit(True) and SpeakerDB.set_index_kind(...), which warn.
+    from speakerdb._compat import OLD_MEMBERS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = "|".join(map(re.escape, OLD_MEMBERS))
+    used = re.findall(rf"\b(?:db|database|SpeakerDB)\.(?:{names})\b", readme)
+    assert not used, f"README.md shows deprecated members: {sorted(set(used))}"
