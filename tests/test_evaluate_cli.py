@@ -160,6 +160,8 @@ def test_evaluate_reads_speakers_db_in_the_working_directory(data: Path) -> None
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["open_set"][0]["result"]["threshold"] == 0.44
     assert (data / "speakers.db").read_bytes() == before
+    # A --model of its own evaluates that model, whatever ./speakers.db holds.
+    assert evaluate_json(data)["open_set"][0]["result"]["threshold"] != 0.44
 
 
 def test_evaluate_on_a_database_takes_a_threshold_as_identify_does(
