@@ -518,6 +518,8 @@ def test_identify_reports_each_bad_clip_and_answers_the_others(home: Path) -> No
     assert doc[0]["speaker"] == "alice"
     error = {"type": "AudioError", "message": "nowhere.wav: no such file"}
     assert doc[1] == {"source": "nowhere.wav", "error": error}
+    # `-` is the shell's stdin, not a file that is missing: it says so.
+    assert_error(cli("verify", "alice", "-"), "-: standard input is not read (a pipe)")
 
 
 def test_verify_exit_codes(home: Path) -> None:

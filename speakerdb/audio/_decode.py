@@ -145,6 +145,8 @@ def load_clip(path: str | os.PathLike[str]) -> Clip:
     path = Path(path)
     name = str(path)
     if not path.exists():
+        if name == "-":  # the shell's spelling of stdin, which a pipe would be
+            raise AudioError("-: standard input is not read (a pipe); save the audio first")
         raise AudioError(f"{name}: no such file")
     if path.is_dir():
         raise AudioError(f"{name}: is a directory, not an audio file")
