@@ -225,6 +225,8 @@ def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
         "settings": {"enabled": False, "retention_days": 30, "max_rows": 100000},
         "entries": [],
     }
+    empty = cli("audit", "show")
+    assert empty.exit_code == 0 and "no decisions logged yet" in empty.stderr  # not silence
     result = cli("audit", "on", "--retention-days", "7", "--max-rows", "50", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"enabled": True, "retention_days": 7, "max_rows": 50}
@@ -236,6 +238,7 @@ def test_audit_commands(db: SpeakerDB, monkeypatch: pytest.MonkeyPatch) -> None:
     text = cli("audit", "show", "--limit", "1").stdout
     assert text.startswith("audit on: entries kept 7 days, at most 50")
     assert len(text.strip().splitlines()) == 2 and "identify" in text
+    assert "no decisions" not in cli("audit", "show").stderr
     assert "off" in cli("audit", "off").stdout
     assert json.loads(cli("audit", "clear", "--json").stdout) == {"removed": 2}
     assert cli("audit", "on", "--retention-days", "0").exit_code == 2  # typer's own check

@@ -374,16 +374,22 @@ def test_enroll_batch_exits_0_when_every_clip_is_enrolled(home: Path) -> None:
 
 
 def test_enroll_batch_run_again_skips_what_it_enrolled(home: Path) -> None:
-    for k, name in enumerate(("erin", "erin", "fay")):
-        write_audio(home / f"{name}{k}.wav", voice(170 + 25 * k, seed=41 + k))
-    rows = [{"speaker": n, "path": f"{n}{k}.wav"} for k, n in enumerate(("erin", "erin", "fay"))]
+    names = ("erin", "erin", "erin", "erin", "erin", "fay")
+    for k, name in enumerate(names):
+        write_audio(home / f"{name}{k}.wav", voice(170 + 5 * k, seed=41 + k))
+    rows = [{"speaker": n, "path": f"{n}{k}.wav"} for k, n in enumerate(names)]
     manifest = write_manifest(home / "again.csv", ["speaker", "path"], rows)
     ok(cli("enroll-batch", manifest))
     result = ok(cli("enroll-batch", manifest))
-    assert "enrolled 0 clip(s) for 0 speaker(s) (0 new); 0 clip(s) failed; 3 enrolled" in (
+    assert "enrolled 0 clip(s) for 0 speaker(s) (0 new); 0 clip(s) failed; 6 enrolled" in (
         result.stdout
     )
-    assert speakers() == {"alice": 2, "bob": 1, "erin": 2, "fay": 1}
+    # In the manifest's order, as a user reads them against it (they came in hash order).
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("skipped: ")]
+    assert skipped == [
+        f"skipped: {home / row['path']} (enrolled already for {row['speaker']!r})" for row in rows
+    ]
+    assert speakers() == {"alice": 2, "bob": 1, "erin": 5, "fay": 1}
 
 
 def test_enroll_batch_refuses_one_audio_under_two_speakers(home: Path) -> None:

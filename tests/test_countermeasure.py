@@ -125,3 +125,7 @@ def test_cli_chooses_a_countermeasure_and_verify_exits_1(
     wrong = runner.invoke(app, ["countermeasure", "aasist", "--db", db])
     assert wrong.exit_code == 2 and "bandwidth" in wrong.output
     assert "none (database)" in runner.invoke(app, ["countermeasure", "none", "--db", db]).output
+    # Chosen from the README's command list, it answered every telephone prompt `replay`:
+    # the help says what it suits.
+    shown = " ".join(runner.invoke(app, ["countermeasure", "--help"]).output.split())
+    assert "live telephone-band audio (8 kHz) fails it too" in shown

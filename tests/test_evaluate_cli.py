@@ -39,8 +39,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(service, "load_encoder", lambda model, **kwargs: FakeEncoder())
+    monkeypatch.chdir(tmp_path)  # no ./speakers.db but a test's own
     for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
         monkeypatch.delenv(name, raising=False)
 
@@ -146,6 +147,21 @@ def test_evaluate_reads_the_database_from_the_environment(
     run("set-threshold", "0.43", "--db", db)
     monkeypatch.setenv("SPEAKERDB_DB", str(db))
     assert evaluate_json(data)["open_set"][0]["result"]["threshold"] == 0.43
+
+
+def test_evaluate_reads_speakers_db_in_the_working_directory(data: Path) -> None:
+    # As every later command does: a user who enrolled here with --model resemblyzer
+    # was told the default model could not be loaded.
+    clip = data / "clips" / "ann-e0.wav"
+    assert run("enroll", "solo", clip, "--model", "fake-encoder").exit_code == 0
+    run("set-threshold", "0.44")
+    before = (data / "speakers.db").read_bytes()
+    result = run("evaluate", "--enroll", data / "enroll.csv", "--test", data / "test.csv", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["open_set"][0]["result"]["threshold"] == 0.44
+    assert (data / "speakers.db").read_bytes() == before
+    # A --model of its own evaluates that model, whatever ./speakers.db holds.
+    assert evaluate_json(data)["open_set"][0]["result"]["threshold"] != 0.44
 
 
 def test_evaluate_on_a_database_takes_a_threshold_as_identify_does(

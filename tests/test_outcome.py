@@ -193,6 +193,8 @@ def test_identify_exits_3_only_when_every_clip_had_too_little_speech(
     assert [(d["outcome"], d["speaker"]) for d in doc] == [("not_enough_speech", None)]
     # A clip that cannot be read is an error, not an outcome: exit 1 for a partial failure.
     cli(home, "identify", "short-alice.wav", "nowhere.wav", code=1)
+    # Any other answer exits 0, a replay too: the README tells scripts to read the outcome.
+    assert cli(home, "identify", "copy-alice.wav").stdout.startswith("copy-alice.wav: replay")
 
 
 def test_the_audit_log_shows_outcomes(home: Path, checks: list[ByName]) -> None:

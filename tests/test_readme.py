@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import ROOT, read_rows
+from conftest import ROOT, fake_cli, read_rows, voice
 
 from speakerdb.audio import load_clip
 
@@ -108,3 +109,38 @@ def test_the_python_api_block_runs_as_written(
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[0] in ("alice", "unknown")
     assert Path("new.db").is_file() and Path("people.sdb").is_file()
+
+
+def shell_block_after(marker: str) -> list[list[str]]:
+    """The ``speakerdb`` commands of the indented block that follows ``marker``."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(marker, 1)[1].split("\n\n", 2)[1]
+    lines = [line.split("#", 1)[0].split() for line in block.splitlines()]
+    assert all(words[0] == "speakerdb" for words in lines), block
+    return [words[1:] for words in lines]
+
+
+def test_the_groups_example_runs_in_its_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_voice: Any
+) -> None:
+    # It deleted the group `lab` before confining `segments` to it.
+    monkeypatch.chdir(tmp_path)
+    for name, pitch in {"a1.wav": 110, "a2.wav": 111, "visitor.wav": 110, "door.wav": 500}.items():
+        write_voice(name, pitch, seed=int(pitch))
+    sf.write(
+        "meeting.wav", np.concatenate([voice(110, 6.0, RATE, 1), voice(260, 6.0, RATE, 2)]), RATE
+    )
+    fake_cli("enroll", "bob", write_voice("b1.wav", 260, seed=3))
+    fake_cli("enroll", "carol", write_voice("c1.wav", 500, seed=4))
+    for args in shell_block_after("**Groups.**"):
+        fake_cli(*args, code=1 if args[0] == "verify" else 0)
+
+
+def test_the_readme_uses_no_deprecated_member() -> None:
+    # It showed db.set_audit(True) and SpeakerDB.set_index_kind(...), which warn.
+    from speakerdb._compat import OLD_MEMBERS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    names = "|".join(map(re.escape, OLD_MEMBERS))
+    used = re.findall(rf"\b(?:db|database|SpeakerDB)\.(?:{names})\b", readme)
+    assert not used, f"README.md shows deprecated members: {sorted(set(used))}"

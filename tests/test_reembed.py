@@ -100,6 +100,24 @@ def test_keep_audio_without_a_key_is_refused_naming_the_fix(
     assert not (tmp_path / "new.db").exists()
 
 
+def test_reembed_without_key_or_kept_audio_says_there_is_nothing_to_embed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run from the README's command list on a database enrolled without --keep-audio,
+    # it asked for a key to read audio that was never kept.
+    monkeypatch.delenv("SPEAKERDB_AUDIO_KEY", raising=False)
+    with SpeakerDB(tmp_path / "a.db", encoder=FakeEncoder()) as db:
+        db.enroll("alice", [clip("alice", 1)])
+        with pytest.raises(InputError, match=r"keeps no enrollment audio.*--keep-audio"):
+            db.lifecycle.reembed(tmp_path / "new.db", encoder=NEW)
+    with SpeakerDB(tmp_path / "a.db", encoder=FakeEncoder(), audio_key=KEY) as db:
+        db.enroll("bob", [clip("bob", 2)], keep_audio=True)
+    with SpeakerDB(tmp_path / "a.db", encoder=FakeEncoder()) as db:  # kept, and no key
+        with pytest.raises(InputError, match="SPEAKERDB_AUDIO_KEY or give --audio-key-file"):
+            db.lifecycle.reembed(tmp_path / "new.db", encoder=NEW)
+    assert not (tmp_path / "new.db").exists()
+
+
 def test_remove_opt_out_and_expiry_delete_the_kept_audio(source: SpeakerDB, tmp_path: Path) -> None:
     with source._storage.read() as snapshot:
         ids = [u.id for u in snapshot.utterances("alice")]

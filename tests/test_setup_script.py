@@ -3,6 +3,7 @@ run again. The venv's python is a stub that records what it is asked to run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -82,3 +83,14 @@ def test_a_failed_step_shows_the_log_and_installs_again_next_time(checkout: Path
     assert failed.returncode == 1
     assert "something went wrong" in failed.stderr and "failed: installing" in failed.stderr
     assert "installing" in setup(checkout, TORCH_SPEC="fail-here").stdout  # no stamp was left
+
+
+def test_the_readme_names_every_extra_it_installs() -> None:
+    # The README's Set up listed five of the seven extras setup.sh installs.
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    extras = re.search(r'pip_install -e "\.\[([a-z,]+)\]"', script)
+    assert extras, "setup.sh no longer installs .[extras] in one line"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    set_up = " ".join(readme.split("\n## Set up\n", 1)[1].split("\n### ", 1)[0].split())
+    missing = [e for e in extras.group(1).split(",") if f"`{e}`" not in set_up]
+    assert not missing, f"README's Set up does not name the extras {missing}"

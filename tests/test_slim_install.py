@@ -132,6 +132,23 @@ def test_slim_model_without_export_names_the_fix(
     assert not (home / "refused.db").exists()
 
 
+@pytest.mark.skipif("resemblyzer" not in MODELS, reason="needs resemblyzer's weights to export")
+def test_slim_ge2e_without_its_weights_names_the_export_folder(slim: Path, home: Path) -> None:
+    # The README's slim route: GE2E from an export folder. A database made with one
+    # records `resemblyzer`, so a later command without --model asks for the weights.
+    slim_cli = [slim / "speakerdb"]
+    first = run(slim_cli, home, "enroll", "x", "a1.wav", "--db", "g.db", "--model", "resemblyzer")
+    assert not (home / "g.db").exists()
+    export = ("--model", "resemblyzer-export")
+    assert run(slim_cli, home, "enroll", "x", "a1.wav", "--db", "g.db", *export).returncode == 0
+    later = run(slim_cli, home, "enroll", "y", "b1.wav", "--db", "g.db")
+    for result in (first, later):
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        message = " ".join(result.stderr.split())
+        assert "`speakerdb model export resemblyzer OUT`" in message, message
+        assert "SPEAKERDB_MODEL=OUT" in message and "pip install --no-deps resemblyzer" in message
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_slim_answers_as_the_full_install(
     slim: Path, home: Path, tiny_model_dir: Path, model: str

@@ -100,7 +100,8 @@ def evaluate(
             "--db",
             metavar="DB",
             help="Report open-set results at this database's threshold and use its model. "
-            "It is only read. [env SPEAKERDB_DB]",
+            "It is only read. [env SPEAKERDB_DB; default ./speakers.db if it exists "
+            "and --model is not given]",
             show_default=False,
         ),
     ] = None,
@@ -147,11 +148,14 @@ def _evaluation_settings(
 ) -> tuple[str | None, int, str | None, float | None]:
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
-    from ..config import ENV_DB
+    from ..config import DEFAULT_DB, ENV_DB
     from ..decision._asnorm import DEFAULT_TOP_N
 
-    if db is None and os.environ.get(ENV_DB):
-        db = os.environ[ENV_DB]  # as every command reads SPEAKERDB_DB
+    if db is None:
+        # As every command reads SPEAKERDB_DB, else ./speakers.db: that one only where it
+        # exists and no --model asks for another (evaluate needs no database of its own).
+        implicit = model is None and Path(DEFAULT_DB).is_file()
+        db = os.environ.get(ENV_DB) or (DEFAULT_DB if implicit else None)
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
     with open_db(db, model) as database:

@@ -97,6 +97,10 @@ def audit_show(
         emit_json({"settings": settings, "entries": entries})
         return
     echo("\n".join([audit_settings_text(settings), *map(audit_entry_line, entries)]))
+    if not entries:  # as `list` says so of no speakers: an empty log is not a failure
+        typer.echo(
+            "no decisions logged yet (identify and verify log them while it is on)", err=True
+        )
 
 
 @audit_app.command("clear", epilog=examples("speakerdb audit clear", "speakerdb audit clear --yes"))

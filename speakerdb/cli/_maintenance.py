@@ -178,7 +178,9 @@ def countermeasure(
     """Show or choose the countermeasure against spoofs.
 
     A clip it calls a spoof is answered 'replay'. SPEAKERDB_COUNTERMEASURE overrides
-    the stored choice.
+    the stored choice. The built-in 'bandwidth' is an example for full-band
+    microphones: it calls a clip with almost no power above 4 kHz a telephone copy,
+    so live telephone-band audio (8 kHz) fails it too.
     """
     from ..decision._countermeasure import countermeasure_names
     from ._render import emit_json

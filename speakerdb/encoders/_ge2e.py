@@ -209,7 +209,15 @@ def default_weights() -> Path:
         path = Path(location) / "pretrained.pt"
         if path.is_file():
             return path
-    raise ModelError(f"resemblyzer/pretrained.pt is not installed; {_INSTALL_HINT}")
+    # A slim install runs GE2E from an export folder alone: name that route too, since a
+    # database made with one records `resemblyzer` and later commands ask for it again.
+    raise ModelError(
+        "resemblyzer's GE2E weights (resemblyzer/pretrained.pt) are not installed: "
+        "`pip install --no-deps resemblyzer` (making their ONNX export once also needs "
+        "`pip install 'speakerdb[export]'`); or pass a folder that `speakerdb model export "
+        "resemblyzer OUT` wrote on a machine that has them, to every command "
+        "(--model OUT, or SPEAKERDB_MODEL=OUT)"
+    )
 
 
 def _checked(clip: np.ndarray, index: int) -> np.ndarray:

@@ -245,8 +245,9 @@ class Decoder:
         return clip
 
     def _new_only(self, speaker: str, clips: dict[str, Clip]) -> list[Clip]:
-        for sha, owner in self._db.find_enrolled(list(clips.values())).items():
-            clip = clips.pop(sha)
+        owners = self._db.find_enrolled(list(clips.values()))
+        for sha in [sha for sha in clips if sha in owners]:  # the manifest's order
+            owner, clip = owners[sha], clips.pop(sha)
             source = clip.source or ""
             if owner == clean_name(speaker):
                 self.skipped.append(

@@ -79,13 +79,23 @@ class Lifecycle:
         (:mod:`speakerdb.services._reembed`); ``progress(done, total)`` after each speaker.
 
         :class:`InputError` when ``target`` exists (unless ``overwrite``), when no key is
-        given or it is not the database's, or when the model is the database's own."""
+        given (or, without one, when no audio is kept at all) or it is not the database's,
+        or when the model is the database's own."""
         from ._reembed import reembed
         from ._sealing import KeyChoice
 
         if model is None and encoder is None:
             raise InputError("name the new model (--to-model)")
-        key = (self._keys or KeyChoice(None)).key()
+        try:
+            key = (self._keys or KeyChoice(None)).key()
+        except InputError:
+            if self.kept_audio() == 0:  # no key needed to say there is nothing to read
+                raise InputError(
+                    "this database keeps no enrollment audio, so reembed has nothing to "
+                    "embed again: every speaker would have to enroll again; clips enrolled "
+                    "with --keep-audio (keep_audio=True) can be re-embedded later"
+                ) from None
+            raise
         options = self._slot.load_options() | {"revision": revision}
         return reembed(
             self._storage,
