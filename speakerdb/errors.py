@@ -103,6 +103,11 @@ class Fix(str, enum.Enum):
     THRESHOLD = "threshold"
     #: The person opted out (``name`` or ``external_id``): clear it if they consent again.
     CLEAR_OPT_OUT = "clear_opt_out"
+    #: A decision could not be written to the audit log: retry, or turn auditing off.
+    AUDIT_OFF = "audit_off"
+    #: A decision's fingerprint could not be kept for the replay window: retry, or turn
+    #: the window off.
+    REPLAY_WINDOW_OFF = "replay_window_off"
 
     @property
     def code(self) -> str:
@@ -131,6 +136,13 @@ PYTHON_FIXES: Spellings = {
     Fix.FORCE: "force=True enrolls anyway",
     Fix.THRESHOLD: "give threshold= a number within the score's range",
     Fix.CLEAR_OPT_OUT: _clear_opt_out_in_python,
+    Fix.AUDIT_OFF: (
+        "retry once the database is writable, or turn auditing off (db.audit.configure(False))"
+    ),
+    Fix.REPLAY_WINDOW_OFF: (
+        "retry once the database is writable, or turn the replay window off "
+        "(db.guards.set_replay_window(0), or SPEAKERDB_REPLAY_WINDOW=0)"
+    ),
 }
 
 

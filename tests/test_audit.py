@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from speakerdb import AuditEntry, AuditSettings, DatabaseError, InputError, SpeakerDB
 from speakerdb.cli import app
+from speakerdb.errors import Fix
 from speakerdb.services import DEFAULT_MAX_ROWS, DEFAULT_RETENTION_DAYS
 
 # Pitches far enough apart for the fake encoder that no quality gate objects.
@@ -178,7 +179,8 @@ def test_a_decision_that_cannot_be_logged_is_not_given(
         try:
             with pytest.raises(DatabaseError, match="auditing is on") as caught:
                 locked.verify("alice", clip(ALICE, 5))
-            assert "speakerdb audit off" in str(caught.value)
+            assert caught.value.fix is Fix.AUDIT_OFF, caught.value
+            assert str(caught.value).endswith("turn auditing off (db.audit.configure(False))")
             with pytest.raises(DatabaseError, match="not given"):
                 locked.identify(clip(ALICE, 6))
         finally:

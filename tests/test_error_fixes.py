@@ -9,7 +9,9 @@ service's cases go through a real server process on a loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from _serving import Reply, Server, make_keys, multipart, no_traceback, stop_quietly
-from conftest import FakeEncoder, voice
+from conftest import FakeEncoder, recording, voice
 from test_server import bad_requests, clips, pcm16, stream
 from typer.testing import CliRunner
 
@@ -218,6 +220,48 @@ def test_a_batch_refusal_on_the_cli_names_force(cli_db: SpeakerDB, tmp_path: Pat
     (failure,) = report.failures
     assert failure.reason.endswith("force=True enrolls anyway") and failure.error is not None
     assert "error" not in to_jsonable(report)["failures"][0]
+
+
+@contextlib.contextmanager
+def _write_locked(path: Path) -> Iterator[None]:
+    """Another program holding the database's write lock: no decision can be recorded."""
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+@pytest.mark.parametrize("fix", [Fix.AUDIT_OFF, Fix.REPLAY_WINDOW_OFF], ids=lambda f: f.value)
+def test_a_decision_that_cannot_be_recorded_names_the_guard_to_turn_off(
+    cli_db: SpeakerDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fix: Fix
+) -> None:
+    """Auditing, or the replay window, failing closed: the CLI names its command, the
+    library its call (it named the CLI's command in both)."""
+    monkeypatch.setattr("speakerdb.storage.sqlite._connection.BUSY_TIMEOUT_MS", 200)
+    if fix is Fix.AUDIT_OFF:
+        cli_db.audit.configure(True)
+    else:
+        monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", "600")
+        monkeypatch.setenv("SPEAKERDB_REPLAY_CHECK", "on")
+    spelled = {
+        Fix.AUDIT_OFF: ("`speakerdb audit off`", "db.audit.configure(False)"),
+        Fix.REPLAY_WINDOW_OFF: ("`speakerdb replay-window 0`", "db.guards.set_replay_window(0)"),
+    }[fix]
+    clips = [_wav(tmp_path, f"alice{n}", recording(140, 2.0, seed=n)) for n in (5, 6)]
+    with _write_locked(cli_db.path):
+        argv = ["verify", "alice", clips[0], "--db", str(cli_db.path), "--json"]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 2 and spelled[0] in result.stderr, result.output
+        assert json.loads(result.stdout)["error"]["fix"]["code"] == fix.code, result.stdout
+        with SpeakerDB(cli_db.path, encoder=FakeEncoder()) as db:
+            with pytest.raises(DatabaseBusy, match="not given") as caught:
+                db.verify("alice", clips[1])
+    hint = caught.value.fix_hint(PYTHON_FIXES) or "?"
+    assert caught.value.fix is fix and str(caught.value).endswith(hint) and spelled[1] in hint
+    assert names_no_command(str(caught.value)), caught.value
 
 
 # -- the service ------------------------------------------------------------------------
@@ -473,12 +517,36 @@ def test_the_fixes_the_service_names_work(
 
 
 @pytest.mark.slow
+def test_a_decision_the_server_cannot_audit_is_the_clients_to_retry(
+    served: tuple[Server, dict[str, str]], clips: dict[str, list[bytes]]
+) -> None:
+    """The audit log held by another program past the server's wait (30 s): 503 with
+    Retry-After, a retry first, and turning auditing off said to be the operator's."""
+    server, keys = served
+    with SpeakerDB(server.db_path) as db:
+        db.audit.configure(True)
+    try:
+        with _write_locked(server.db_path):
+            path = "/v1/speakers/allison/verify"
+            reply = _send(server, keys["query"], "POST", path, clips["allison"][5])
+    finally:
+        with SpeakerDB(server.db_path) as db:
+            db.audit.configure(False)
+    assert reply.status == 503 and reply.headers["retry-after"] == "1", reply.body
+    no_traceback(reply)
+    error = reply.json["error"]
+    assert error["type"] == "DatabaseBusy" and error["fix"]["code"] == "audit_off", error
+    assert error["fix"]["by"] == "client" and error["fix"]["hint"].startswith("retry"), error
+    assert "the server's operator may turn auditing off" in error["message"], error
+    assert client_may_read(error["message"]), error["message"]
+
+
+@pytest.mark.slow
 def test_an_operators_fix_over_http_says_it_is_the_operators(
     served: tuple[Server, dict[str, str]],
 ) -> None:
     """A stored setting out of range (written behind the server's back): the client is
     told the server cannot answer and that its operator's command fixes it."""
-    import sqlite3
 
     server, keys = served
     with sqlite3.connect(server.db_path) as con:

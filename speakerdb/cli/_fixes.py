@@ -28,6 +28,13 @@ CLI_FIXES: Spellings = {
     Fix.FORCE: "--force enrolls anyway",
     Fix.THRESHOLD: "give --threshold a number within the score's range",
     Fix.CLEAR_OPT_OUT: _clear_opt_out,
+    Fix.AUDIT_OFF: (
+        "retry once the database is writable, or turn auditing off (`speakerdb audit off`)"
+    ),
+    Fix.REPLAY_WINDOW_OFF: (
+        "retry once the database is writable, or turn the replay window off "
+        "(`speakerdb replay-window 0`, or SPEAKERDB_REPLAY_WINDOW=0)"
+    ),
 }
 
 

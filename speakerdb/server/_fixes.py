@@ -45,6 +45,15 @@ HTTP_FIXES: Spellings = {
         "if they consent again, the server's operator clears it first "
         "(`speakerdb opt-out --clear`, on the server)"
     ),
+    # A retry is the client's; turning the guard off is the operator's, on the server.
+    Fix.AUDIT_OFF: (
+        "retry once the database is writable; if it stays unwritable, the server's operator "
+        "may turn auditing off (`speakerdb audit off`, on the server)"
+    ),
+    Fix.REPLAY_WINDOW_OFF: (
+        "retry once the database is writable; if it stays unwritable, the server's operator "
+        "may turn the replay window off (`speakerdb replay-window 0`, on the server)"
+    ),
 }
 
 #: The fixes that over HTTP are the operator's to apply, not the client's.
@@ -56,11 +65,14 @@ _OPERATOR = "the server cannot answer this; its operator must fix it on the serv
 def document(exc: SpeakerDBError) -> dict[str, dict[str, Any]]:
     """The error document the service answers ``exc`` with: the library's
     (:func:`~speakerdb.errors.error_document`) with the fix spelled for HTTP and
-    ``fix.by`` saying whose fix it is (``client`` or ``operator``)."""
+    ``fix.by`` saying whose fix it is (``client`` or ``operator``): the operator's for
+    the fixes of :data:`OPERATOR_FIXES` and for errors of the server's (a database that
+    cannot be written: :attr:`~speakerdb.errors.SpeakerDBError.operator_fix`)."""
     found = error_document(exc, HTTP_FIXES)
     error = found["error"]
     if exc.fix is not None:
-        error["fix"]["by"] = "operator" if exc.fix in OPERATOR_FIXES else "client"
+        operators = exc.fix in OPERATOR_FIXES or exc.operator_fix
+        error["fix"]["by"] = "operator" if operators else "client"
     elif exc.operator_fix:
         error["message"] = _OPERATOR + error["message"]
         error["fix"] = {"code": None, "args": {}, "by": "operator", "hint": None}

@@ -12,7 +12,8 @@ __all__ = ["ERROR_RESPONSES"]
 class ErrorFix(BaseModel):
     code: str | None = Field(
         description="The fix's stable code (list_speakers, list_groups, force, threshold, "
-        "clear_opt_out); null for an operator's fix that has none."
+        "clear_opt_out, audit_off, replay_window_off); null for an operator's fix that has "
+        "none."
     )
     args: dict[str, str] = Field(
         default_factory=dict,

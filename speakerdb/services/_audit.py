@@ -42,7 +42,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..errors import DatabaseError, InputError
+from ..errors import DatabaseError, Fix, InputError
 from ..storage._protocol import Change, Storage
 from ..types import AuditEntry, AuditSettings, Identification, Verification
 
@@ -142,9 +142,8 @@ class AuditLog:
         except DatabaseError as exc:
             # The same class: a busy database stays DatabaseBusy (retrying may work).
             raise type(exc)(
-                f"{exc}; auditing is on and the decision could not be logged, so it is not "
-                "given: retry once the database is writable, or the operator turns auditing "
-                "off (`speakerdb audit off`)"
+                f"{exc}; auditing is on and the decision could not be logged, so it is not given",
+                fix=Fix.AUDIT_OFF,
             ) from exc
 
 

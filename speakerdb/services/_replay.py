@@ -54,7 +54,7 @@ from ..audio._fingerprint import (
     fingerprint_with_margins,
 )
 from ..audio._fpindex import query_keys, stored_keys
-from ..errors import AudioError, DatabaseError
+from ..errors import AudioError, DatabaseError, Fix
 from ..storage._prints import PrintHit, StoredPrint
 from ..types import Outcome
 from ._checks import Query, Verdict
@@ -158,9 +158,8 @@ class ReplayCheck:
             # cannot remember is not given (the same clip could be replayed unnoticed).
             raise type(exc)(
                 f"{exc}; the replay window keeps each decided query's fingerprint and this "
-                "one could not be kept, so the decision is not given: retry once the database "
-                "is writable, or the operator turns the window off (`speakerdb replay-window "
-                "0`, SPEAKERDB_REPLAY_WINDOW=0)"
+                "one could not be kept, so the decision is not given",
+                fix=Fix.REPLAY_WINDOW_OFF,
             ) from exc
 
     def _hold(self, query: Query, printed: Fingerprint, now: datetime) -> None:
