@@ -252,6 +252,47 @@ database, the exact score of the candidates):
   stored prints); among other people's clips the flags stay near the own databases'
   rate, while detection falls with the number of stored clips either way. Nothing was
   changed or retuned.
+- **Pre-registered test of a suspect-aware check** (``--at-scale --crowd other --suspect
+  --genuine-from 360 --genuine 120 --replays-from 16``, :mod:`_replay_suspect`; this
+  protocol was committed to main before any figure on its data was computed). A replay
+  matters for the speaker the decision is about: a verify's claimed speaker, or the one
+  identify would name, the *suspect*. The check, fixed: for each looked-up clip the
+  candidates are the shipped lookup's (``CANDIDATES`` 10 best-voted, ``ROWS_PER_KEY`` 16)
+  **plus every stored fingerprint of the suspect's voice in that database**; a replay when
+  the best exact score over the union is at least ``MATCH_THRESHOLD`` (7.5). Nothing tuned,
+  no new parameter. The suspect of a copy is the speaker whose stored clip was copied (the
+  attacker claims that speaker, the case a verify replay is); of a genuine clip, its own
+  speaker (a genuine user claims themselves). In the fold's own and other-voice databases
+  the suspect's stored prints are the fold's stored clips of that speaker (3 enrolled + 30
+  kept = 33; the crowd holds none of the fold's voices, which the run asserts), a handful
+  per person at a real site, so the check's cost and its chance of a false match do not
+  grow with the site. Since a copy's source is one of them, the check detects at least the
+  copies whose exact score against their own stored clip reaches 7.5 (loss (a) is the only
+  possible miss), and it flags at least the genuine clips the shipped check flags: the
+  question is mostly how many genuine clips match one of their own voice's 33 prints.
+  **Fresh test data no run has used**, seed 1234: copies of stored clips 17-24 of each
+  speaker (earlier runs copied 1-16) with the issue's list of transforms (every speaker
+  stores 33 clips; one with fewer than 24 would give only those beyond the 16th, printed
+  per speaker); genuine clips 361-480 of each speaker's seeded order (earlier runs used
+  1-360): fewer for some, none for fold A's july-esco and fold B's armelle-fr (the run
+  prints the counts per speaker; about 593 on A and 480 on B). The other-voice crowd
+  exactly as the previous bullet defines it (5,126 and 3,736 fingerprints). Distractors of
+  the same-voice clean database (printed, not judged) keep the rule "neither stored,
+  replayed nor genuine": every clip of the fold's speakers but the enrolled, the 33 stored
+  and genuine clips 361-480 (genuine clips 1-360 of the earlier runs included); genuine
+  clips 361-480 are never a distractor, and the other-voice crowd is the other fold's clips.
+  Genuine clips sharing recorded audio with a stored clip of their fold are left out
+  (confound-free), as before. Printed per fold, with 95% Wilson intervals: the shipped check
+  and the suspect-aware one, each in the fold's own and the other-voice database (and the
+  shipped check in the same-voice clean database, not judged), :func:`loss_of` for the
+  missed copies, and every genuine clip the suspect-aware check flags with its match and
+  the waveforms' verdict. **Success criteria** for the suspect-aware check, each fold A and
+  B separately, all required: (1) at least 95% of the copies of the issue's list detected
+  in the other-voice database; (2) at most 1% (point estimate) of the confound-free genuine
+  clips flagged there; (3) and (4) the same two in the fold's own database. If all are met,
+  a later session may ship it in the library; if any misses, the figures are reported as
+  they are. Nothing is retuned either way (not the threshold, the candidates, the rows per
+  key, the suspect's prints nor the test data).
 - The corpus's 60 ``silence__N.wav`` clips are digital silence filed under a
   speaker (the Asterisk prompts' pauses): they are left out. So are clips shorter
   than 0.5 s, which speakerdb refuses.
@@ -263,6 +304,8 @@ Rates come with 95% Wilson intervals. Everything is seeded. Run::
     nice -n 10 python scripts/eval_replay.py --at-scale --genuine-from 120 --genuine 120
     nice -n 10 python scripts/eval_replay.py --at-scale --crowd other --genuine-from 240 \
         --genuine 120 --replays-from 8                    # the other-voice crowd's test
+    nice -n 10 python scripts/eval_replay.py --at-scale --crowd other --suspect \
+        --genuine-from 360 --genuine 120 --replays-from 16 --folds A   # then --folds B
     python scripts/eval_replay.py --bench               # lookup cost, on a quiet machine
 
 ``--bench`` times, in one run, the lookup against 1,000 and 10,000 stored 3 s clips
@@ -285,6 +328,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -302,6 +346,7 @@ from _replay_crowd import (
     speaker_of,
     voices_stored,
 )
+from _replay_suspect import best_of_union, prints_by_voice
 from _shared_audio import (
     SAME,
     SCREEN,
@@ -709,6 +754,10 @@ def build_fold(
         OTHER: stored_paths + [path for path, _ in crowd_sources],
     }
     own = {p: prints[i] for i, p in enumerate(stored_paths)}
+    # The suspect's stored prints: the fold's own stored clips of that voice (the crowd
+    # holds none: it is the other fold's voices).
+    voices = prints_by_voice(prints, stored_paths)
+    assert not {speaker_of(path) for path, _ in crowd_sources} & set(speakers)
     replay: dict[Setup, dict[str, list[float]]] = {
         setup: {name: [] for name in TRANSFORMS} for setup in setups
     }
@@ -730,6 +779,7 @@ def build_fold(
         if crowd is not None:
             storages[OTHER] = stack.enter_context(database(prints + crowded))
         storages |= {db: storages[base] for db, base in LOOKS_IN.items()}
+        storages |= {db: storages[base] for db, base in SUSPECT.items() if base in storages}
         for j, path in enumerate(replayed):
             x = load(path)
             seconds.append(x.size / RATE)
@@ -737,7 +787,7 @@ def build_fold(
                 copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
                 exact[name].append(_exact(copy, own[path]))
                 for db, rows in setups:
-                    score, _, margin = matched(storages[db], copy, rows, share_of(db))
+                    score, _, margin = _looked(db, storages[db], copy, rows, voices, path)
                     replay[db, rows][name].append(score)
                     replay_margin[db, rows][name].append(margin)
                     if name in ACCEPTANCE and score < MATCH_THRESHOLD:
@@ -746,11 +796,11 @@ def build_fold(
         for path in genuine_paths:
             query = printed_of(load(path))
             for db, rows in setups:
-                score, hit, margin = matched(storages[db], query, rows, share_of(db))
+                score, hit, margin = _looked(db, storages[db], query, rows, voices, path)
                 genuine[db, rows].append(score)
                 genuine_margin[db, rows].append(margin)
                 if db != OWN:
-                    matches[db, rows].append(None if hit is None else source_of.get(hit.data))
+                    matches[db, rows].append(None if hit is None else source_of.get(hit))
     return Fold(
         speakers,
         len(prints),
@@ -768,6 +818,31 @@ def build_fold(
         losses,
         files,
     )
+
+
+def _looked(
+    db: str,
+    storage: Storage,
+    printed: Printed,
+    rows: int | None,
+    voices: dict[str, list[Fingerprint]],
+    path: str,
+) -> tuple[float, bytes | None, float]:
+    """:func:`matched` in ``db`` (the matched fingerprint as bytes); in a
+    :data:`SUSPECT` database, the suspect-aware check, the suspect being the voice of
+    ``path`` (the copied clip's, or the genuine clip's own)."""
+    if db not in SUSPECT:
+        score, hit, margin = matched(storage, printed, rows, share_of(db))
+        return score, None if hit is None else hit.data, margin
+    if printed is None:
+        return 0.0, None, 0.0
+    hits = voted_prints(storage, *printed, EPOCH, rows_per_key=rows, limit=CANDIDATES)
+    score, best = best_of_union(
+        [h.data for h in hits],
+        [p.to_bytes() for p in voices.get(speaker_of(path), [])],
+        lambda union: best_matches(printed[0], [Fingerprint.from_bytes(b) for b in union]),
+    )
+    return score, best, 0.0
 
 
 def _crowd(crowd: tuple[list[str], int] | None) -> tuple[list[Fingerprint], list[tuple[str, bool]]]:
@@ -1304,6 +1379,71 @@ def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) 
 CROWD_SETUPS: list[Setup] = [(OWN, ROWS_PER_KEY), (CLEAN, ROWS_PER_KEY), (OTHER, ROWS_PER_KEY)]
 
 
+#: The suspect-aware check (``--suspect``, :mod:`_replay_suspect`), by database name: the
+#: database it looks in.
+SUSPECT = {"own, suspect-aware": OWN, "other voices, suspect-aware": OTHER}
+SUSPECT_SETUPS: list[Setup] = [(db, ROWS_PER_KEY) for db in SUSPECT]
+
+
+def suspect_report(name: str, fold: Fold, skipped: int, replays: int) -> bool:
+    """The pre-registered test of the suspect-aware check on one fold (the module
+    docstring): the shipped check and the suspect-aware one in the fold's own and
+    other-voice databases, confound-free genuine clips flagged and copies of the issue's
+    list detected, the suspect-aware ones judged; why copies were missed; every genuine
+    clip the suspect-aware check flags, with the waveforms' verdict. ``skipped`` and
+    ``replays``: which stored clips of each speaker were copied (a speaker with fewer
+    than ``skipped + replays`` stored has fewer copied). Whether all four criteria are met."""
+    rows = ROWS_PER_KEY
+    title = f"fold {name}, suspect-aware check: PRE-REGISTERED TEST"
+    print(f"\n#### {title} ({', '.join(fold.speakers)})")
+    genuine = Counter(speaker_of(p) for p in fold.genuine_paths)
+    held = Counter(speaker_of(p) for p in fold.stored_files[OWN])
+    for spk in fold.speakers:
+        print(
+            f"   {spk:22s} stored {held[spk]:3d} (the suspect's prints), copied "
+            f"{min(replays, max(0, held[spk] - skipped))} stored clips, "
+            f"{genuine[spk]} genuine clips"
+        )
+    print(
+        f"   {len(fold.genuine_paths)} genuine clips, {len(fold.shared.genuine_with_stored)} "
+        f"sharing recorded audio with a stored clip left out; other-voice database "
+        f"{len(fold.stored_files[OTHER])} stored"
+    )
+    met = True
+    for db, label in (
+        (OWN, "own, shipped"),
+        ("own, suspect-aware", "own, suspect-aware"),
+        (OTHER, "other-voice, shipped"),
+        ("other voices, suspect-aware", "other-voice, suspect-aware"),
+        (CLEAN, "same-voice clean, shipped"),
+    ):
+        judged = db in SUSPECT
+        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
+        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
+        ok = flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1]
+        met &= ok or not judged
+        print(
+            f"   {label + ('' if judged else ' (not judged)'):44s} genuine flagged "
+            f"{rate(int(flags.sum()), flags.size)}; copies detected {rate(*found)}"
+            f"{('  MET' if ok else '  NOT MET') if judged else ''}"
+        )
+    for db in (OTHER, *SUSPECT):
+        print(f"   copies of the issue's list missed in the {db} database, by why:")
+        for line in losses_text(fold.losses[db, rows]):
+            print(f"     {line}")
+    with_stored = fold.shared.genuine_with_stored
+    for db in SUSPECT:
+        _flagged_report(
+            fold,
+            db,
+            f"by the suspect-aware check ({db})",
+            lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else "",
+        )
+    verdict = "MET" if met else "NOT MET"
+    print(f"   fold {name}: the four criteria of the suspect-aware check: {verdict}")
+    return met
+
+
 def crowd_report(name: str, fold: Fold) -> bool:
     """The pre-registered test of the other-voice crowd on one fold (the module
     docstring), at the shipped threshold, rows per key and candidates, nothing tuned:
@@ -1627,6 +1767,12 @@ def main() -> None:
         "of the module docstring)",
     )
     parser.add_argument(
+        "--suspect",
+        action="store_true",
+        help="with --at-scale --crowd other, the pre-registered test of the suspect-aware "
+        "check (the module docstring)",
+    )
+    parser.add_argument(
         "--folds",
         default="AB",
         type=lambda text: [name for name in text.upper() if name in FOLDS],
@@ -1638,6 +1784,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.crowd == "other" and not args.at_scale:
         parser.error("--crowd other is an --at-scale test: add --at-scale")
+    if args.suspect and args.crowd != "other":
+        parser.error("--suspect looks in the other-voice database: add --at-scale --crowd other")
     if args.bench:
         bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
         return
@@ -1656,7 +1804,11 @@ def main() -> None:
         met = True
         for name in args.folds:
             crowd = (crowd_paths(name, FOLDS, every, args.seed), CROWD_SIZE[name])
-            met &= crowd_report(name, build_fold(FOLDS[name], args, CROWD_SETUPS, crowd))
+            if not args.suspect:
+                met &= crowd_report(name, build_fold(FOLDS[name], args, CROWD_SETUPS, crowd))
+                continue
+            fold = build_fold(FOLDS[name], args, CROWD_SETUPS + SUSPECT_SETUPS, crowd)
+            met &= suspect_report(name, fold, args.replays_from, args.replays)
         print(f"\nevery fold's criteria met: {'MET' if met else 'NOT MET'}")
         print(f"\nwall time {time.perf_counter() - t0:.0f} s")
         return

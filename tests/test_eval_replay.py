@@ -19,6 +19,7 @@ from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from _replay_crowd import crowd_paths, crowd_prints, matched_voices, speaker_of, voices_stored
+from _replay_suspect import best_of_union, prints_by_voice, suspect_union
 from eval_replay import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 
 candidate_scores = hnp.arrays(
@@ -105,3 +106,34 @@ def test_whose_voice_a_flagged_clip_matched_and_what_was_stored() -> None:
     assert voices_stored(stored, ["a1", "a2"]) == {"a1": (2, 2), "a2": (1, 3)}
     flagged = [("/c/a1/q.wav", "/c/a1/x.wav"), ("/c/a1/r.wav", "/c/b1/z.wav")]
     assert matched_voices(flagged) == {"own": 1, "other": 1}
+
+
+# The suspect-aware check (scripts/_replay_suspect.py), on synthetic fingerprints.
+SCORES = {b"decoy%d" % i: 3.0 + i for i in range(CANDIDATES)} | {
+    b"suspect-1": 2.0,
+    b"suspect-2": 20.0,  # out-voted by the ten decoys, yet the best
+    b"stranger": 40.0,  # another speaker's, also out-voted: never added
+}
+VOTED = [b"decoy%d" % i for i in range(CANDIDATES)]
+
+
+def score_of(union: list[bytes]) -> np.ndarray:
+    return np.array([SCORES[p] for p in union])
+
+
+def test_the_suspects_prints_are_scored_even_when_out_voted() -> None:
+    suspect = [b"suspect-1", b"suspect-2", b"suspect-2"]
+    assert suspect_union(VOTED, suspect) == [*VOTED, b"suspect-1", b"suspect-2"]
+    assert best_of_union(VOTED, suspect, score_of) == (20.0, b"suspect-2")
+    # A suspect print among the voted is scored once; no candidate, no match.
+    assert suspect_union([b"suspect-1"], suspect) == [b"suspect-1", b"suspect-2"]
+    assert best_of_union([], [], score_of) == (0.0, None)
+
+
+def test_other_speakers_prints_are_not_added() -> None:
+    # Without the suspect's prints the check is the shipped one: the stranger is not scored.
+    assert best_of_union(VOTED, [], score_of) == (3.0 + CANDIDATES - 1, VOTED[-1])
+    assert b"stranger" not in suspect_union(VOTED, [b"suspect-1", b"suspect-2"])
+    stored = ["/c/a1/x.wav", "/c/b1/y.wav", "/c/a1/z.wav"]
+    prints = [b"x", b"y", b"z"]
+    assert prints_by_voice(prints, stored) == {"a1": [b"x", b"z"], "b1": [b"y"]}
