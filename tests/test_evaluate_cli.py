@@ -164,6 +164,22 @@ def test_evaluate_reads_speakers_db_in_the_working_directory(data: Path) -> None
     assert evaluate_json(data)["open_set"][0]["result"]["threshold"] != 0.44
 
 
+def test_a_model_in_the_environment_is_evaluated_as_one_on_the_command_line(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SPEAKERDB_MODEL asks for a model as --model does: ./speakers.db (another model's)
+    # is not read, or its threshold would be reported for this model's scores.
+    clip = data / "clips" / "ann-e0.wav"
+    assert run("enroll", "solo", clip, "--model", "fake-encoder").exit_code == 0
+    run("set-threshold", "0.44")
+    monkeypatch.setenv("SPEAKERDB_MODEL", "resemblyzer")
+    result = run("evaluate", "--enroll", data / "enroll.csv", "--test", data / "test.csv", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == "resemblyzer"
+    assert report["open_set"][0]["result"]["threshold"] != 0.44
+
+
 def test_evaluate_on_a_database_takes_a_threshold_as_identify_does(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -101,7 +101,7 @@ def evaluate(
             metavar="DB",
             help="Report open-set results at this database's threshold and use its model. "
             "It is only read. [env SPEAKERDB_DB; default ./speakers.db if it exists "
-            "and --model is not given]",
+            "and no model is given (--model or SPEAKERDB_MODEL)]",
             show_default=False,
         ),
     ] = None,
@@ -148,13 +148,16 @@ def _evaluation_settings(
 ) -> tuple[str | None, int, str | None, float | None]:
     """Score normalisation, cohort size, model and threshold: from the flags, then ``--db``
     (without either, the score normalisation is the model's default)."""
-    from ..config import DEFAULT_DB, ENV_DB
+    from ..config import DEFAULT_DB, ENV_DB, ENV_MODEL
     from ..decision._asnorm import DEFAULT_TOP_N
 
     if db is None:
         # As every command reads SPEAKERDB_DB, else ./speakers.db: that one only where it
-        # exists and no --model asks for another (evaluate needs no database of its own).
-        implicit = model is None and Path(DEFAULT_DB).is_file()
+        # exists and no model is asked for (evaluate needs no database of its own). The
+        # variable asks as the flag does: read anyway, the database's threshold would be
+        # reported for another model's scores.
+        asked = model or os.environ.get(ENV_MODEL)
+        implicit = not asked and Path(DEFAULT_DB).is_file()
         db = os.environ.get(ENV_DB) or (DEFAULT_DB if implicit else None)
     if db is None:
         return score_norm, DEFAULT_TOP_N, model, threshold
