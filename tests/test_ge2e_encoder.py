@@ -162,8 +162,10 @@ def hide_module(monkeypatch: pytest.MonkeyPatch, hidden: str) -> None:
 
 def test_missing_resemblyzer_raises_model_error(monkeypatch: pytest.MonkeyPatch) -> None:
     hide_module(monkeypatch, "resemblyzer")
-    with pytest.raises(ModelError, match="pip install --no-deps resemblyzer"):
+    with pytest.raises(ModelError, match="pip install --no-deps resemblyzer") as caught:
         GE2EEncoder.load()
+    # A library caller is told its own spelling of the export folder route too.
+    assert "model='OUT' in Python" in str(caught.value)
 
 
 def test_corrupt_weights_raise_model_error(tmp_path: Path) -> None:

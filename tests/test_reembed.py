@@ -192,7 +192,7 @@ def test_reembed_refuses_an_existing_target_the_same_model_and_no_model(
     assert target.read_bytes() == b"precious"
     with pytest.raises(InputError, match="fake-encoder already"):
         source.lifecycle.reembed(tmp_path / "same.db", encoder=FakeEncoder())
-    with pytest.raises(InputError, match="--to-model"):
+    with pytest.raises(InputError, match=r"--to-model; model= or encoder= in Python"):
         source.lifecycle.reembed(tmp_path / "none.db")
     with pytest.raises(InputError, match="is this database"):
         source.lifecycle.reembed(source.path, encoder=NEW, overwrite=True)

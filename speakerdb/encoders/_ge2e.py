@@ -216,7 +216,7 @@ def default_weights() -> Path:
         "`pip install --no-deps resemblyzer` (making their ONNX export once also needs "
         "`pip install 'speakerdb[export]'`); or pass a folder that `speakerdb model export "
         "resemblyzer OUT` wrote on a machine that has them, to every command "
-        "(--model OUT, or SPEAKERDB_MODEL=OUT)"
+        "(--model OUT, or SPEAKERDB_MODEL=OUT; model='OUT' in Python)"
     )
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..storage import Storage
     from ..types import BackupReport, ReembedReport, Speaker, Tombstone
     from ._model import ModelSlot
-    from ._sealing import KeyChoice
+    from ._sealing import AudioKey, KeyChoice
 
 __all__ = ["Lifecycle"]
 
@@ -82,24 +82,13 @@ class Lifecycle:
         given (or, without one, when no audio is kept at all) or it is not the database's,
         or when the model is the database's own."""
         from ._reembed import reembed
-        from ._sealing import KeyChoice
 
         if model is None and encoder is None:
-            raise InputError("name the new model (--to-model)")
-        try:
-            key = (self._keys or KeyChoice(None)).key()
-        except InputError:
-            if self.kept_audio() == 0:  # no key needed to say there is nothing to read
-                raise InputError(
-                    "this database keeps no enrollment audio, so reembed has nothing to "
-                    "embed again: every speaker would have to enroll again; clips enrolled "
-                    "with --keep-audio (keep_audio=True) can be re-embedded later"
-                ) from None
-            raise
+            raise InputError("name the new model (--to-model; model= or encoder= in Python)")
         options = self._slot.load_options() | {"revision": revision}
         return reembed(
             self._storage,
-            key,
+            self._kept_audio_key(),
             target,
             model,
             encoder,
@@ -107,6 +96,22 @@ class Lifecycle:
             overwrite=overwrite,
             progress=progress,
         )
+
+    def _kept_audio_key(self) -> AudioKey:
+        """The key that opens the kept audio; :class:`InputError` without one, saying there
+        is nothing to embed where no audio is kept (no key would help)."""
+        from ._sealing import KeyChoice
+
+        try:
+            return (self._keys or KeyChoice(None)).key()
+        except InputError:
+            if self.kept_audio() == 0:
+                raise InputError(
+                    "this database keeps no enrollment audio, so reembed has nothing to "
+                    "embed again: every speaker would have to enroll again; clips enrolled "
+                    "with --keep-audio (keep_audio=True) can be re-embedded later"
+                ) from None
+            raise
 
     def backup(self, target: str | os.PathLike[str], *, overwrite: bool = False) -> BackupReport:
         """Write a consistent copy of the live database to the file ``target`` while
