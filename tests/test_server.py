@@ -545,6 +545,36 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SPEAKERDB_THRESHOLD", "abc"),
+        ("SPEAKERDB_REPLAY_WINDOW", "soon"),
+        ("SPEAKERDB_COUNTERMEASURE", "nosuch"),
+    ],
+)
+def test_serve_refuses_a_bad_setting_before_listening(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    # Started anyway, the server failed every decision with a 400 telling the client to
+    # fix a variable only its operator can set.
+    import os
+    import subprocess
+    import sys
+
+    make_keys(tmp_path / "speakers.db")
+    proc = subprocess.run(
+        [sys.executable, "-m", "speakerdb", "serve", "--db", str(tmp_path / "speakers.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, variable: value},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert variable in proc.stderr and "Traceback" not in proc.stderr
+    assert "Uvicorn running" not in proc.stderr
+
+
 def test_sigterm_finishes_the_requests_in_flight(
     tmp_path: Path, clips: dict[str, list[bytes]]
 ) -> None:

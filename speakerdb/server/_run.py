@@ -1,5 +1,5 @@
-"""Start the service: open the database, load the model once, refuse to listen off
-loopback without keys, and run uvicorn (which, on SIGTERM or Ctrl-C, stops taking
+"""Start the service: open the database, refuse bad settings and listening off loopback
+without keys, load the model once, and run uvicorn (which, on SIGTERM or Ctrl-C, stops taking
 connections and finishes the requests in flight before it exits)."""
 
 from __future__ import annotations
@@ -32,6 +32,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_settings(db: SpeakerDB) -> None:
+    """Resolve now what every request reads (thresholds, replay window, countermeasure).
+
+    A bad ``SPEAKERDB_THRESHOLD``, ``SPEAKERDB_REPLAY_WINDOW`` or
+    ``SPEAKERDB_COUNTERMEASURE`` otherwise let the server start and failed every decision
+    with a 400 that told the client to fix a variable only the operator can set.
+    """
+    for operation in ("identify", "verify"):
+        db.policy(operation=operation)
+    db.guards.replay_window()
+    db.guards.countermeasure()
+
+
 def run(
     db: SpeakerDB,
     *,
@@ -53,6 +66,7 @@ def run(
             f"refusing to listen on {host}, which is not loopback, while the database has no "
             "keys: create one first (`speakerdb key create NAME --scope admin`)"
         )
+    _check_settings(db)
     db.encoder()  # the model loads now, once, not at the first request
     config = uvicorn.Config(
         create_app(db, limits),

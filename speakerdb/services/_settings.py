@@ -98,7 +98,13 @@ class Settings:
             return _chosen(self._countermeasure_arg), "argument"
         env = os.environ.get(ENV_COUNTERMEASURE, "").strip()
         if env:
-            return _chosen(_named_countermeasure(env)), "environment"
+            try:
+                return _chosen(_named_countermeasure(env)), "environment"
+            except InputError as exc:
+                raise InputError(
+                    f"{exc} (from {ENV_COUNTERMEASURE}); set {ENV_COUNTERMEASURE} to one of "
+                    "them, or unset it"
+                ) from None
         with self._storage.read() as snapshot:
             stored = snapshot.settings().get("countermeasure")
         if stored:
