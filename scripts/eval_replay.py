@@ -781,7 +781,8 @@ def build_fold(
     # The suspect's stored prints: the fold's own stored clips of that voice (the crowd
     # holds none: it is the other fold's voices).
     voices = prints_by_voice(prints, stored_paths)
-    assert not {speaker_of(path) for path, _ in crowd_sources} & set(speakers)
+    if {speaker_of(path) for path, _ in crowd_sources} & set(speakers):
+        raise SystemExit("the other-voice crowd holds a voice of the fold: the protocol forbids it")
     replay: dict[Setup, dict[str, list[float]]] = {
         setup: {name: [] for name in TRANSFORMS} for setup in setups
     }

@@ -134,7 +134,7 @@ def segments(
             # Silence, or speech too short for one window: say what would answer.
             echo(
                 "no segments: no stretch of speech long enough to tell who speaks "
-                "(about 2 s); `speakerdb identify` names the speaker of a short clip"
+                "(a 1.6 s window); `speakerdb identify` names the speaker of a short clip"
             )
 
 
