@@ -26,6 +26,7 @@ from speakerdb import (
     SpeakerNotFound,
 )
 from speakerdb.cli import app
+from speakerdb.errors import Fix
 from speakerdb.storage.sqlite import open_reader
 
 PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0, "dave": 2300.0}
@@ -315,6 +316,11 @@ def test_an_opted_out_person_is_not_enrolled_again(db: SpeakerDB) -> None:
     with pytest.raises(OptedOut):
         db.rename("bob", "ALICE")
     assert [s.name for s in db.speakers()] == ["bob"]
+    # Removing them again says they opted out, not only that no one has the name.
+    for remove in (db.remove, db.lifecycle.opt_out):
+        with pytest.raises(SpeakerNotFound, match=r"opted out on .*deleted then") as raised:
+            remove("Alice")
+        assert raised.value.fix is Fix.LIST_SPEAKERS
     assert db.lifecycle.clear_opt_out("alice") == 1
     assert db.enroll("alice", [clip("alice", 1)], external_id="E1").created
 
@@ -364,6 +370,7 @@ def test_retention_on_the_command_line(
     assert "expires" not in cli("show", "carol").stdout
     out = cli("opt-out", "carol", "--yes")
     assert out.exit_code == 0 and "carol opted out" in out.stdout, out.output
+    one_line_error(cli("remove", "carol", "--yes"), "opted out on", "speakerdb list")
     listed = json.loads(cli("opt-out", "--list", "--json").stdout)
     assert [t["external_id"] for t in listed] == ["E3"]
     one_line_error(cli("enroll", "Carol", carol), "opted out", "opt-out --clear")

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .._names import name_keys
-from ..errors import Fix, OptedOut
+from ..errors import Fix, OptedOut, SpeakerNotFound
 
 if TYPE_CHECKING:
     from ..storage import Change, Snapshot, Storage
@@ -39,8 +39,20 @@ log = logging.getLogger(__name__)
 
 def remove_speaker(change: Change, name: str, *, purge_audit: bool = False) -> Speaker:
     """Remove ``name`` in ``change`` (a templates change) and rewrite or purge their
-    audit entries; return the speaker as it was."""
-    removed = change.remove_speaker(name)
+    audit entries; return the speaker as it was. A name that opted out is not found, and
+    the error says when it opted out (removing it again answered only "no speaker")."""
+    try:
+        removed = change.remove_speaker(name)
+    except SpeakerNotFound as exc:
+        found = change.find_tombstone(name_keys(name), None)
+        if found is None:
+            raise
+        raise SpeakerNotFound(
+            f"{exc.problem}: {name!r} (or a look-alike name) opted out on "
+            f"{found.created_at:%Y-%m-%d}, and their voiceprint and clips were deleted then",
+            fix=exc.fix,
+            **exc.fix_args,
+        ) from None
     rewritten = change.rewrite_audit(name, None if purge_audit else f"removed-{removed.id}")
     if rewritten:
         what = "deleted" if purge_audit else f"renamed removed-{removed.id} in"
