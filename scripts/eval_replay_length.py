@@ -4,7 +4,7 @@
 z-score over every alignment of a query and a stored clip. A short query against a long
 stored clip is compared at many more alignments than a copy against its source (a 0.6 s
 digit inside a 70 s prompt: about 60 times as many), and the best of more alignments is
-higher by chance. Looking for the cause of the genuine clips flagged (session 12, 13:15-13:35
+higher by chance. Looking for the cause of the genuine clips flagged (session 12, 13:02-13:20
 UTC: brute-force exact scores of genuine clips 1-480 of **both** folds against every
 stored clip of their fold, so the data below used for the *choice* is not clean), most
 pairs over the threshold that share no recorded audio were a clip of 0.5-1.1 s inside a
@@ -18,7 +18,7 @@ query is a replay when the best adjusted score among the shipped lookup's candid
 (``CANDIDATES`` best-voted, ``ROWS_PER_KEY``) reaches ``MATCH_THRESHOLD`` (7.5). Nothing
 else changes.
 
-**The choice rule** (``--choose``), fixed at 13:45 UTC before any figure of this script:
+**The choice rule** (``--choose``), fixed at 13:22 UTC before any figure of this script:
 on the tuning fold's own database (per speaker its 3 enrollment clips and 30 kept clips,
 as ``eval_replay.py``), with genuine clips 1-480 and copies of stored clips 1-24 (the
 issue's list), ``b`` is the smallest of :data:`B_CHOICES` whose confound-free genuine
