@@ -42,6 +42,25 @@ copies of the issue's list detected. If all are met, rotation 1's ``b`` ships as
 ships or is retuned. The extra copies (cut, padded, a sub-segment) are reported, not
 judged. Confounds (genuine clips that share recorded audio with a stored clip) are
 decided from the waveforms, never the fingerprint (``eval_replay.confounds``).
+
+**Result** (13:45-13:52 UTC; ``--test 0.5 1.0``): **not met, not shipped**
+(``LENGTH_PENALTY`` stays 0).
+
+| reported fold (fresh data) | b | the issue's list detected | genuine flagged, no confound |
+|---|---|---|---|
+| B (rotation 1) | 0 (shipped) | 526/540, 97.41% [95.70, 98.45] | 0/192, 0.00% [0.00, 1.96] |
+| **B (rotation 1)** | **0.5** | **526/540, 97.41%** | **0/192, 0.00% ✔** |
+| A (rotation 2) | 0 (shipped) | 623/648, 96.14% [94.37, 97.37] | **15/812, 1.85% [1.12, 3.03]** |
+| **A (rotation 2)** | **1.0** | **623/648, 96.14%** | **10/812, 1.23% [0.67, 2.25] ✘** |
+| A (not held out) | 0.5 | 623/648, 96.14% | 12/812, 1.48% [0.85, 2.57] |
+
+Extra copies (cut, padded, a sub-segment): B 133/135, A 160/162 at every b. Fold A's
+fresh clips are mostly allison's (540 of 812: the other voices had few left), and 13 of
+the 15 clips the shipped check flags are hers: short prompts (0.6-1.0 s) matched with
+other short prompts, mostly of her own voice, where the lengths differ little (mismatch
+0.01-0.8), so the penalty cannot remove them. The shipped check's own-database flags on
+fold A over the three fresh slices (241-360, 361-480, 481+) are now 26/2,001, 1.30%
+[0.89, 1.90]; fold B 9/1,198, 0.75%.
 """
 
 from __future__ import annotations
