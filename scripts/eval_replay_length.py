@@ -115,7 +115,7 @@ def _hit(candidates: tuple[np.ndarray, np.ndarray], b: float) -> bool:
     return bool(scores.size) and float(np.max(scores - b * apart)) >= MATCH_THRESHOLD
 
 
-def _candidates(storage, printed) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def candidates(storage, printed) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     if printed is None:
         return np.zeros(0), np.zeros(0)
     scores, hits = stored_candidates(storage, *printed, EPOCH)
@@ -139,9 +139,9 @@ def look_up(speakers: list[str], args: argparse.Namespace) -> Lookups:
             x = load(path)
             for t, (name, transform) in enumerate(TRANSFORMS.items()):
                 copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
-                copies[name].append(_candidates(storage, copy))
+                copies[name].append(candidates(storage, copy))
         progress("looking up genuine clips")
-        genuine = [_candidates(storage, printed_of(load(p))) for p in genuine_paths]
+        genuine = [candidates(storage, printed_of(load(p))) for p in genuine_paths]
     return Lookups(copies, genuine, shared.genuine_with_stored)
 
 
