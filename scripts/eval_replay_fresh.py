@@ -6,7 +6,7 @@ shipped check, unchanged (threshold, lookup, no length penalty), on the fresh vo
 ``scripts/fresh_voices.py`` (Debian's ``ktuberling-data``: per language one volunteer
 reading single words, 0.5-2 s; 10 voices, about 60 clips each). Nothing is chosen here.
 
-Fixed before it ran (14:00 UTC, session 12): per voice, in a seeded order, 3 clips
+Fixed before it ran (13:54 UTC, session 12): per voice, in a seeded order, 3 clips
 stand for the enrollment and ``--recent`` (20) for kept queries; all 10 voices' stored
 clips share one database (about 230, as the shared corpus's folds hold 165-198). The
 first ``--replays`` (8) stored clips of each voice go through ``eval_replay``'s copies;
