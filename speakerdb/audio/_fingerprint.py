@@ -76,13 +76,11 @@ from ..errors import AudioError
 
 __all__ = [
     "DEFAULT_THRESHOLD",
-    "LENGTH_PENALTY",
     "MIN_SECONDS",
     "Fingerprint",
     "best_matches",
     "fingerprint",
     "matches",
-    "mismatch",
     "similarity",
 ]
 
@@ -104,10 +102,6 @@ _MIN_HEARD = 8
 _SILENT_RMS = 10 ** (-90 / 20)
 #: Similarity from which :func:`matches` says "same recording".
 DEFAULT_THRESHOLD = 7.5  # fold A of eval_replay.py chose 7.45 (rotation 1: tuned on A)
-#: Score taken off per unit of :func:`mismatch` (the log of how many more alignments a
-#: pair of unequal lengths offers): 0 until scripts/eval_replay_length.py's
-#: pre-registered test decides.
-LENGTH_PENALTY = 0.0
 
 _MAGIC = b"SDFP"
 _VERSION = 1
@@ -233,31 +227,7 @@ def best_matches(query: Fingerprint, stored: Sequence[Fingerprint]) -> np.ndarra
     smaller = np.minimum(_loud_bits_of(query), [_loud_bits_of(fp) for fp in stored])[owner]
     z = _covered_z(errors, compared, smaller)
     z[compared < _MIN_BITS] = 0.0
-    best = np.maximum.reduceat(z, first_lags)
-    if LENGTH_PENALTY:
-        best -= LENGTH_PENALTY * mismatch(query, stored)
-    return np.maximum(best, 0.0)
-
-
-def mismatch(query: Fingerprint, stored: Sequence[Fingerprint]) -> np.ndarray:
-    """How many more alignments each pair offers than two clips of the shorter's length:
-    ``ln((a + b) / (2 min(a, b)))`` over the spans from first to last loud step (so
-    silence padding adds none); 0 for equal lengths, float64 ``(len(stored),)``.
-
-    A short query is compared with every alignment of a long stored clip (a 0.6 s digit
-    against a 70 s prompt: about 60 times as many as against a clip of its own length),
-    and the best of more alignments is higher by chance: on the shared corpus most
-    genuine clips flagged were short ones matched inside long stored clips, often of
-    another voice. A copy of a clip has its source's length.
-    """
-    mine = _span(query)
-    spans = np.array([_span(fp) for fp in stored], dtype=np.float64)
-    return np.log((mine + spans) / (2 * np.minimum(mine, spans)))
-
-
-def _span(printed: Fingerprint) -> int:
-    loud = np.flatnonzero(printed.mask)
-    return int(loud[-1] - loud[0] + 1) if loud.size else 1
+    return np.maximum(np.maximum.reduceat(z, first_lags), 0.0)
 
 
 def _covered_z(errors: np.ndarray, compared: np.ndarray, smaller: np.ndarray) -> np.ndarray:
