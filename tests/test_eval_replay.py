@@ -15,12 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from speakerdb.audio._fingerprint import Fingerprint
 from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from _replay_crowd import crowd_paths, crowd_prints, matched_voices, speaker_of, voices_stored
 from _replay_suspect import best_of_union, prints_by_voice, suspect_union
 from eval_replay import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
+from eval_replay_length import mismatch
 
 candidate_scores = hnp.arrays(
     np.float64,
@@ -137,3 +139,22 @@ def test_other_speakers_prints_are_not_added() -> None:
     stored = ["/c/a1/x.wav", "/c/b1/y.wav", "/c/a1/z.wav"]
     prints = [b"x", b"y", b"z"]
     assert prints_by_voice(prints, stored) == {"a1": [b"x", b"z"], "b1": [b"y"]}
+
+
+def _printed(pattern: list[int]) -> Fingerprint:
+    mask = np.array([0xFFFFFFFF if loud else 0 for loud in pattern], dtype=np.uint32)
+    return Fingerprint(bits=np.zeros(len(pattern), dtype=np.uint32), mask=mask)
+
+
+@given(st.integers(1, 300), st.integers(1, 300), st.integers(0, 50), st.integers(0, 50))
+def test_the_length_mismatch_is_zero_for_equal_spans_and_ignores_padding(
+    a: int, b: int, pad_a: int, pad_b: int
+) -> None:
+    """eval_replay_length's rule (not shipped): the penalty grows with how much longer one
+    clip's loud span is than the other's, whatever silence surrounds them."""
+    short = _printed([0] * pad_a + [1] * a + [0] * pad_a)
+    other = _printed([0] * pad_b + [1] * b + [0] * pad_b)
+    got = mismatch(short, [other, short])
+    assert got[1] == 0.0
+    assert got[0] == pytest.approx(math.log((a + b) / (2 * min(a, b))))
+    assert got[0] == pytest.approx(mismatch(other, [short])[0])
