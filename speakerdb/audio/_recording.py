@@ -37,6 +37,7 @@ from ._decode import (
     _in_memory,
     _reason,
     _to_mono_float,
+    open_for_reading,
     unreadable,
 )
 
@@ -175,7 +176,7 @@ def _file_blocks(
     import soundfile as sf
 
     try:
-        audio = sf.SoundFile(file)
+        audio = open_for_reading(file)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
         raise unreadable(name, exc) from exc
     with audio:
