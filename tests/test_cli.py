@@ -245,6 +245,16 @@ def test_enroll_creates_a_speaker_then_adds_clips(home: Path, clip: Callable[...
     assert speakers() == {"alice": 2, "bob": 1, "carol": 2}
 
 
+def test_a_speaker_of_one_clip_is_warned_about_once(home: Path, clip: Callable[..., Path]) -> None:
+    warning = "speakerdb: warning: 'carol' is enrolled from one clip: its voiceprint is unsteady"
+    first = ok(cli("enroll", "carol", clip("carol1.wav", 150, seed=11)))
+    assert first.stderr.count(warning) == 1, first.stderr
+    doc = as_json(cli("enroll", "dan", clip("dan1.wav", 170, seed=13), "--json"))
+    assert doc["notice"].startswith("'dan' is enrolled from one clip")
+    second = ok(cli("enroll", "carol", clip("carol2.wav", 152, seed=12)))
+    assert "one clip" not in second.stderr
+
+
 def test_enroll_adds_to_an_existing_speaker(home: Path, clip: Callable[..., Path]) -> None:
     result = ok(
         cli("enroll", "bob", clip("bob2.wav", 205, seed=21), clip("bob3.wav", 215, seed=22))
@@ -1288,7 +1298,8 @@ def test_json_is_each_results_to_dict(home: Path, clip: Callable[..., Path]) -> 
     with SpeakerDB(os.environ["SPEAKERDB_DB"] if ON_SERVER else "speakers.db") as db:
         carol = next(s for s in db.speakers() if s.name == "carol")
         issues = tuple(QualityIssue(**issue) for issue in enrolled["issues"])
-        again = Enrollment(carol, tuple(db.utterances("carol")), True, issues)
+        added = tuple(db.utterances("carol"))
+        again = Enrollment(carol, added, True, issues, notice=enrolled["notice"])
         assert enrolled == again.to_dict()
         assert identified == db.identify("stranger.wav").to_dict()
         assert verified == db.verify("bob", "bob1.wav").to_dict()

@@ -12,7 +12,7 @@ from conftest import FakeEncoder, read_rows, voice
 from speakerdb import EnrollmentRefused, SpeakerDB
 from speakerdb.audio import clip_from_array, load_clip
 from speakerdb.decision import Population
-from speakerdb.services import check_enrollment
+from speakerdb.services import ManifestRow, check_enrollment
 
 RATE = 16_000
 
@@ -103,3 +103,24 @@ def test_the_corpus_enrollments_pass_the_gates(ge2e_db, corpus) -> None:  # type
     for name, paths in groups.items():
         result = ge2e_db.enroll(name, paths)  # no refusal
         assert not any(i.refused for i in result.issues), result.issues
+
+
+ONE_CLIP = (
+    "'solo' is enrolled from one clip: its voiceprint is unsteady; enroll 3 or more clips, "
+    "from different recordings"
+)
+
+
+def test_a_voiceprint_of_one_clip_comes_with_a_notice(tmp_path: Path) -> None:
+    """The warning is part of the result (and its JSON), not only a log line."""
+    with SpeakerDB(tmp_path / "q.db", encoder=FakeEncoder()) as db:
+        one = db.enroll("solo", [(voice(130, seed=1), RATE)])
+        assert one.notice == ONE_CLIP and one.to_dict()["notice"] == ONE_CLIP
+        assert "one clip" not in " ".join(i.message for i in one.issues)
+        assert db.enroll("solo", [(voice(130, seed=1), RATE)]).notice is None  # nothing added
+        assert db.enroll("solo", [(voice(131, seed=2), RATE)]).notice is None  # two now
+        three = [(voice(200, seed=s), RATE) for s in (3, 4, 5)]
+        assert db.enroll("trio", three).notice is None
+        sf.write(tmp_path / "duo.wav", voice(250, seed=6), RATE)
+        (batched,) = db.enroll_batch([ManifestRow("duo", str(tmp_path / "duo.wav"), 2)]).enrollments
+        assert batched.notice == ONE_CLIP.replace("'solo'", "'duo'")

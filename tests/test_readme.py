@@ -33,6 +33,7 @@ CLIPS = {
     "o2.wav": ("fillets-nl-small", 101),
     "c1.wav": ("fillets-cs-big", 100),
     "c2.wav": ("fillets-cs-big", 101),
+    "g1.wav": ("asterisk-carlo-it", 100),
 }
 
 

@@ -115,6 +115,7 @@ def test_every_endpoint(
     created = enroll(server, admin, "allison", clips["allison"][:2])
     assert created.status == 201, created.body
     assert created.json["speaker"]["n_utterances"] == 2 and created.json["created"] is True
+    assert created.json["notice"] is None
     assert [u["source"] for u in created.json["added"]] == ["clip0.wav", "clip1.wav"]
     raw = server.request(
         "POST",
@@ -124,8 +125,10 @@ def test_every_endpoint(
         content_type="audio/wav",
     )
     assert raw.status == 201 and raw.json["added"][0]["source"] is None
+    assert raw.json["notice"].startswith("'carlo' is enrolled from one clip")
     more = enroll(server, admin, "carlo", clips["carlo"][1:2])
     assert more.status == 200 and more.json["speaker"]["n_utterances"] == 2
+    assert more.json["notice"] is None
 
     listed = server.request("GET", "/v1/speakers", key=query).json
     assert [(s["name"], s["n_utterances"]) for s in listed] == [("allison", 2), ("carlo", 2)]

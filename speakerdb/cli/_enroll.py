@@ -32,7 +32,7 @@ from ._reembed import AudioKeyFileOpt, KeepAudioOpt, audio_key
 
 if TYPE_CHECKING:
     from ..services._batch import BatchFailure, BatchReport
-    from ..types import QualityIssue
+    from ..types import Enrollment
 
 __all__ = ["enroll", "enroll_batch", "register"]
 
@@ -102,7 +102,7 @@ def enroll(
             keep_audio=keep_audio,
             groups=group or (),
         )
-    _report_issues(result.issues)
+    _report_warnings(result)
     if json:
         emit_json(result)
         return
@@ -165,7 +165,7 @@ def enroll_batch(
                 rows, advance, force=force, ray=ray, keep_audio=keep_audio
             )
     for enrollment in report.enrollments:
-        _report_issues(enrollment.issues)
+        _report_warnings(enrollment)
     if json:
         emit_json(_spelled_for_cli(report))
     else:
@@ -174,13 +174,15 @@ def enroll_batch(
         raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
 
 
-def _report_issues(issues: tuple[QualityIssue, ...]) -> None:
-    """The quality gates' findings of an enrollment, on stderr."""
+def _report_warnings(enrollment: Enrollment) -> None:
+    """The quality gates' findings of an enrollment, and its notice, on stderr."""
     from ._render import safe
 
-    for issue in issues:
+    for issue in enrollment.issues:
         kind = "enrolled despite" if issue.refused else "warning"
         typer.echo(f"speakerdb: {kind}: {safe(issue.message)}", err=True)
+    if enrollment.notice:
+        typer.echo(f"speakerdb: warning: {safe(enrollment.notice)}", err=True)
 
 
 def _naming(source: str, reason: str) -> str:

@@ -111,3 +111,6 @@ class Enrollment(_Answer):
     created: bool = Field(description="Whether the speaker is new (answered 201).")
     issues: list[Any] = Field(description="What the quality gates noted of the clips.")
     skipped: list[Any] = Field(description="Clips enrolled for this speaker already.")
+    notice: str | None = Field(
+        description="A warning about the voiceprint as a whole: that it rests on one clip."
+    )

@@ -364,12 +364,8 @@ class Enrolling:
             self._slot.stored = recorded
         for result in results:
             log.info("enrolled %d clip(s) for %r", len(result.added), result.speaker.name)
-            if result.added and result.speaker.n_utterances == 1:
-                log.warning(
-                    "%r is enrolled from one clip: its voiceprint is unsteady; enroll 3 or "
-                    "more clips, from different recordings",
-                    result.speaker.name,
-                )
+            if result.notice:
+                log.info("enrollment notice: %s", result.notice)
         return results
 
     def _write(self, change: Change, prepared: _Prepared) -> Enrollment:
@@ -386,7 +382,12 @@ class Enrolling:
             result = Enrollment(change.speaker(prepared.name), (), False)
         if prepared.metadata is not None:
             result = replace(result, speaker=prepared.metadata.apply(change, prepared.name))
-        return replace(result, issues=prepared.issues, skipped=_sources(prepared.skipped))
+        return replace(
+            result,
+            issues=prepared.issues,
+            skipped=_sources(prepared.skipped),
+            notice=_one_clip_notice(result),
+        )
 
     def _check_quality(
         self,
@@ -465,6 +466,16 @@ def record_encoder(storage: Storage, change: Change, info: EncoderInfo) -> Encod
 
 def _sources(clips: Sequence[Clip]) -> tuple[str | None, ...]:
     return tuple(c.source for c in clips)
+
+
+def _one_clip_notice(result: Enrollment) -> str | None:
+    """The warning for a call that left its speaker with a voiceprint of one clip."""
+    if not result.added or result.speaker.n_utterances != 1:
+        return None
+    return (
+        f"{result.speaker.name!r} is enrolled from one clip: its voiceprint is unsteady; "
+        "enroll 3 or more clips, from different recordings"
+    )
 
 
 def _clean_or_none(name: str) -> str | None:

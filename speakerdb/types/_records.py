@@ -93,13 +93,19 @@ class Enrollment(_Result):
     """The outcome of one enroll call: the speaker after it, the clips it added, the
     quality issues found (warnings, and refusals that ``force`` overrode), and the
     sources of the clips ``skipped`` because they were enrolled for this speaker already
-    (``None`` for a clip without a file)."""
+    (``None`` for a clip without a file).
+
+    ``notice`` is a warning about the speaker's voiceprint as a whole rather than about
+    a clip: today only that it rests on one clip (after a call that added clips), so it
+    is unsteady; ``None`` otherwise.
+    """
 
     speaker: Speaker
     added: tuple[Utterance, ...]
     created: bool
     issues: tuple[QualityIssue, ...] = ()
     skipped: tuple[str | None, ...] = ()
+    notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
