@@ -9,13 +9,14 @@ import json
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from _serving import Server, make_keys, multipart, stop_quietly
-from conftest import ROOT, read_rows
+from conftest import ROOT, read_rows, voice
 
 pytest.importorskip("fastapi")
 pytest.importorskip("websockets.sync.client")
@@ -86,6 +87,11 @@ def test_the_curl_examples_run_as_written(served: tuple[Server, str, Path]) -> N
     assert renamed["name"] == "alice.smith" and removed["name"] == "bob"
 
 
+def websocket_example() -> str:
+    (code,) = [b for b in blocks("python") if "websockets" in b]
+    return code
+
+
 def test_the_websocket_example_runs_as_written(
     served: tuple[Server, str, Path],
     monkeypatch: pytest.MonkeyPatch,
@@ -99,11 +105,36 @@ def test_the_websocket_example_runs_as_written(
         "POST", "/v1/speakers/alice/enrollments", key=key, body=body, content_type=kind
     )
     assert reply.status == 201, reply.body
-    (code,) = [b for b in blocks("python") if "websockets" in b]
-    code = code.replace("ws://127.0.0.1:8000", server.ws_url)
+    code = websocket_example().replace("ws://127.0.0.1:8000", server.ws_url)
     monkeypatch.chdir(folder)
     exec(compile(code, "README.md (stream)", "exec"), {"KEY": key})  # as a user pastes it
     *progress, final = capsys.readouterr().out.splitlines()
     assert progress, "no decision before the end"
     outcome, accepted = final.split()
     assert outcome in ("accepted", "rejected") and accepted == str(outcome == "accepted")
+
+
+def test_the_websocket_example_gives_up_on_a_server_that_never_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its every wait for an answer is bounded: against a server that takes the frames
+    (and answers pings) but never decides, it raises TimeoutError instead of hanging."""
+    from websockets.sync.server import ServerConnection, serve
+
+    def silent(ws: ServerConnection) -> None:
+        for _ in ws:  # every frame read, none answered
+            pass
+
+    code = websocket_example()
+    # The README's wait, shortened so the test does not sit through it.
+    code, waits = re.subn(r"\.recv\(timeout=\d+\)", ".recv(timeout=1)", code)
+    assert waits == 1 and ".recv()" not in code, "every recv in the example has a timeout"
+    sf.write(tmp_path / "door.wav", voice(140, 1.0), 16_000, subtype="PCM_16")
+    monkeypatch.chdir(tmp_path)
+    with serve(silent, "127.0.0.1", 0) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.socket.getsockname()[1]
+        code = code.replace("ws://127.0.0.1:8000", f"ws://127.0.0.1:{port}")
+        with pytest.raises(TimeoutError):
+            exec(compile(code, "README.md (stream)", "exec"), {"KEY": "k"})
+        server.shutdown()
