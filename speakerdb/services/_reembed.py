@@ -39,9 +39,9 @@ from ..errors import (
     InvalidName,
     OptedOut,
     SpeakerNotFound,
-    missing_folder,
 )
 from ..storage import open_storage
+from ..storage._errors import missing_folder
 from ..storage._index import index_path_for
 from ..types import ReembedReport
 from ._enrolling import Enrolling, Metadata, record_encoder

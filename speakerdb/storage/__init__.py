@@ -108,7 +108,7 @@ def require_database(storage: Storage) -> None:
     (:attr:`Storage.exists <speakerdb.storage._protocol.Storage.exists>`): a misspelt path
     must not read as an empty database, and must not be created by reading it."""
     if not storage.exists:
-        from ..errors import missing_database
+        from ._errors import missing_database
 
         raise missing_database(storage.path, unfinished=os.path.lexists(storage.path))
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from ..._metadata import attributes_from_json
 from ...decision._population import CohortVoices, Population
-from ...errors import no_such_speaker
 from ...types import ApiKey, AuditEntry, EncoderInfo, Group, Speaker, Tombstone, Utterance
+from .._errors import no_such_speaker
 from .._kept import KeptAudio
 from .._prints import PrintHit
 from . import _groups as membership

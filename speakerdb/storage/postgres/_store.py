@@ -28,7 +28,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
-from ...errors import SchemaError, missing_database
+from ...errors import SchemaError
+from .._errors import missing_database
 from ..sql._schema import SCHEMA_HEAD, migrate, refuse_newer, refuse_revision
 from ._url import masked, translated
 

@@ -20,10 +20,11 @@ from ..._metadata import attributes_from_json, attributes_to_json
 from ..._vectors import template_of
 from ...audio._decode import Clip
 from ...decision._population import Population
-from ...errors import DatabaseError, no_such_speaker
+from ...errors import DatabaseError
 from ...types import EncoderInfo, Speaker, Utterance
 from .. import _digest
 from .. import _rules as rules
+from .._errors import no_such_speaker
 from .._marks import MARKS_COUNTER
 from .._rules import check_clip_number, no_such_clip, storable_source
 from ._models import (

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import DatabaseError, missing_database, missing_folder
+from ...errors import DatabaseError
 from ...types import BackupReport, EncoderInfo, Match
+from .._errors import missing_database, missing_folder
 from .._index import SpeakerIndex, index_path_for
 from .._indexkind import IndexChoice
 from .._marks import Found

@@ -17,8 +17,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from ...errors import DatabaseError, InputError, missing_folder
+from ...errors import DatabaseError, InputError
 from ...types import BackupReport
+from .._errors import missing_folder
 from ._schema import current_revision
 from ._store import Store
 

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import DatabaseError, missing_folder, sqlite_busy, sqlite_error, unwritable_folder
+from ...errors import DatabaseError
+from .._errors import missing_folder, sqlite_busy, sqlite_error, unwritable_folder
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -32,9 +32,9 @@ from urllib.parse import quote
 from ..._metadata import attributes_from_json
 from ..._names import clean_name
 from ...config import DEFAULT_MODEL, ENV_MODEL, is_server_url
-from ...errors import no_such_speaker, sqlite_busy, sqlite_error
 from ...types import DatabaseInfo, EncoderInfo, Speaker, Utterance
 from .._describe import describe_database
+from .._errors import no_such_speaker, sqlite_busy, sqlite_error
 from ..sql._schema import SCHEMA_HEAD
 from ._connection import busy_timeout_s
 

@@ -28,7 +28,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
-from ...errors import DatabaseBusy, DatabaseError, missing_database, sqlite_busy, sqlite_error
+from ...errors import DatabaseBusy, DatabaseError
+from .._errors import missing_database, sqlite_busy, sqlite_error
 from . import _connection
 from ._connection import (
     create_private_file,
