@@ -29,18 +29,15 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def error_response(exc: SpeakerDBError) -> JSONResponse:
+async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
+    # The message is the library's as it is: clips are named as the client knows them
+    # when they are decoded (server._body.Upload.called), so nothing is rewritten here.
     headers = None
     if exc.http_status == 503:  # a busy service or database may answer in a moment
         headers = {"Retry-After": "1"}
     elif exc.http_status == 401:  # HTTP requires the scheme to use with every 401
         headers = {"WWW-Authenticate": 'Bearer realm="speakerdb"'}
     return JSONResponse(document(exc), status_code=exc.http_status, headers=headers)
-
-
-async def _library_error(request: Request, exc: SpeakerDBError) -> JSONResponse:
-    # Clips are named as the client knows them when decoded (server._body.Upload.called).
-    return error_response(exc)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
