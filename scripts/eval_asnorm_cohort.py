@@ -44,8 +44,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _openset_data import Speaker, load_speakers
+from _rates import wilson
 from corpus import ensure_corpus
-from eval_replay import wilson
 
 from speakerdb.config import DEFAULT_TOP_N
 from speakerdb.decision import (

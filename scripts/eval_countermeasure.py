@@ -11,7 +11,7 @@ prompts are telephone-band recordings themselves, and every one of them is a
   highest score of their telephone copies (every copy caught, as few live clips as
   possible refused);
 - reported on the held-out speakers (fillets-nl-*): live clips flagged, and their
-  telephone copies (``eval_replay.telephone``: band-pass, 8 kHz, mu-law) detected.
+  telephone copies (``_replay_transforms.telephone``: band-pass, 8 kHz, mu-law) detected.
 
 The 60 ``silence__N.wav`` clips are left out (digital silence, not speech).
 """
@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_replay import clips_by_speaker, load, rate, telephone
+from _rates import rate
+from _replay_corpus import clips_by_speaker, load
+from _replay_transforms import telephone
 
 from speakerdb.audio import Clip
 from speakerdb.decision import BandwidthCountermeasure

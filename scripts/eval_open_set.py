@@ -66,8 +66,8 @@ from pathlib import Path
 
 import numpy as np
 from _openset_data import Items, Speaker, load_speakers
+from _rates import wilson
 from corpus import ensure_corpus
-from eval_replay import wilson
 
 from speakerdb.config import DEFAULT_TOP_N, DURATION_SLOPE, MIN_QUERY_SPEECH_S
 from speakerdb.decision import Population, get_norm, population_scores

@@ -345,11 +345,8 @@ machine (``uptime``).
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import os
 import random
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -362,6 +359,17 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+from _rates import rate
+from _replay_corpus import (
+    FOLDS,
+    RATE,
+    clips_by_speaker,
+    load,
+    load_as,
+    progress,
+    short_path,
+    usable,
+)
 from _replay_crowd import (
     CROWD_SIZE,
     crowd_paths,
@@ -371,6 +379,7 @@ from _replay_crowd import (
     voices_stored,
 )
 from _replay_suspect import best_of_union, prints_by_voice
+from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies, noisy
 from _shared_audio import (
     SAME,
     SCREEN,
@@ -397,8 +406,6 @@ from speakerdb.services._replay import (
 from speakerdb.storage import Storage, open_storage
 from speakerdb.storage._prints import PrintHit, StoredPrint
 
-CORPUS = Path(os.environ.get("SPEAKERDB_CORPUS", Path.home() / ".cache" / "speakerdb-corpus"))
-RATE = 16_000
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 #: The share of the stored clips the shipped check scores: none beyond its CANDIDATES
 #: best-voted (the third rule's choice missed its pre-registered test).
@@ -414,136 +421,8 @@ def scored_count(stored: int, share: float = SCORED_SHARE) -> int:
     return min(SCORED_MOST, max(CANDIDATES, math.ceil(share * stored)))
 
 
-Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-
-
-def noisy(snr_db: float, pink: bool) -> Transform:
-    """Adds white or pink noise at ``snr_db`` below the clip's mean power."""
-
-    def add(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        noise = rng.standard_normal(x.size)
-        if pink:  # 1/f power: scale the spectrum by 1/sqrt(f)
-            spectrum = np.fft.rfft(noise)
-            f = np.arange(spectrum.size, dtype=float)
-            f[0] = 1.0
-            noise = np.fft.irfft(spectrum / np.sqrt(f), n=x.size)
-        power = np.mean(x**2) / 10 ** (snr_db / 10)
-        return x + noise * np.sqrt(power / np.mean(noise**2))
-
-    return add
-
-
-def resampled(rate: int) -> Transform:
-    return lambda x, _: soxr.resample(soxr.resample(x, RATE, rate), rate, RATE)
-
-
-def telephone(x: np.ndarray, _: np.random.Generator) -> np.ndarray:
-    """300-3400 Hz band-pass, 8 kHz, 8-bit mu-law, back to 16 kHz."""
-    spectrum = np.fft.rfft(x)
-    f = np.fft.rfftfreq(x.size, 1 / RATE)
-    spectrum[(f < 300) | (f > 3400)] = 0
-    y = np.clip(soxr.resample(np.fft.irfft(spectrum, n=x.size), RATE, 8000), -1, 1)
-    mu = 255.0
-    code = np.round(np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu) * 127) / 127
-    return soxr.resample(np.sign(code) * ((1 + mu) ** np.abs(code) - 1) / mu, 8000, RATE)
-
-
-def middle(x: np.ndarray, _: np.random.Generator) -> np.ndarray:
-    """The middle 60% of the clip, at least 0.5 s (speakerdb's shortest clip)."""
-    n = min(x.size, max(int(0.6 * x.size), RATE // 2))
-    start = (x.size - n) // 2
-    return x[start : start + n]
-
-
-TRANSFORMS: dict[str, Transform] = {
-    "exact file": lambda x, _: x,
-    "white noise 20 dB": noisy(20, pink=False),
-    "white noise 10 dB": noisy(10, pink=False),
-    "white noise 5 dB": noisy(5, pink=False),
-    "pink noise 20 dB": noisy(20, pink=True),
-    "pink noise 10 dB": noisy(10, pink=True),
-    "pink noise 5 dB": noisy(5, pink=True),
-    "gain +12 dB": lambda x, _: x * 10 ** (12 / 20),
-    "gain -12 dB": lambda x, _: x * 10 ** (-12 / 20),
-    "resampled via 8 kHz": resampled(8000),
-    "resampled via 22.05 kHz": resampled(22050),
-    "telephone mu-law 8 kHz": telephone,
-    "first 0.25 s cut": lambda x, _: x[RATE // 4 :],
-    "0.5 s silence padded": lambda x, _: np.concatenate([np.zeros(RATE // 2), x]),
-    "middle 60% (sub-segment)": middle,
-}
-
-
-#: The two fixed folds of speakers (one tunes, the other is reported, then the reverse).
-FOLDS = {
-    "A": [
-        "asterisk-allison",
-        "asterisk-carlo-it",
-        "asterisk-july-esco",
-        "asterisk-menardi-it",
-        "fillets-cs-small",
-        "fillets-nl-small",
-    ],
-    "B": [
-        "asterisk-armelle-fr",
-        "asterisk-ivrvoice-ru",
-        "asterisk-june-frca",
-        "fillets-cs-big",
-        "fillets-nl-big",
-    ],
-}
-#: The copies the issue's acceptance lists; the others are extra checks.
-ACCEPTANCE = [name for name in TRANSFORMS if not name.startswith(("first", "0.5 s", "middle"))]
 #: Duration bands of the replayed clips, for the noisy copies' breakdown.
 DURATIONS = [("under 1 s", 0.0, 1.0), ("1-2 s", 1.0, 2.0), ("2-3 s", 2.0, 3.0), ("3 s+", 3.0, 1e9)]
-
-
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return 0.0, 1.0
-    z, p = 1.96, k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def rate(k: int, n: int) -> str:
-    lo, hi = wilson(k, n)
-    return f"{k:5d}/{n:<5d} {100 * k / max(n, 1):6.2f}%  [{100 * lo:5.2f}, {100 * hi:5.2f}]"
-
-
-def load(path: str) -> np.ndarray:
-    return sf.read(path, dtype="float64")[0]
-
-
-def is_silence_prompt(path: str) -> bool:
-    """The corpus's digital-silence clips, filed under a speaker but holding no speech."""
-    return "silence__" in Path(path).name
-
-
-def clips_by_speaker() -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """All usable clips per speaker (no silence prompts, none under 0.5 s), and the
-    enrollment clips per speaker."""
-    every: dict[str, list[str]] = {}
-    with open(CORPUS / "manifest.csv") as fh:
-        for row in csv.DictReader(fh):
-            if float(row["duration_s"]) >= 0.5 and not is_silence_prompt(row["path"]):
-                every.setdefault(row["speaker_id"], []).append(row["path"])
-    enrolled: dict[str, list[str]] = {}
-    with open(CORPUS / "protocol" / "enroll.csv") as fh:
-        for row in csv.DictReader(fh):
-            if not is_silence_prompt(row["path"]):
-                enrolled.setdefault(row["speaker_id"], []).append(row["path"])
-    return every, enrolled
-
-
-def usable(path: str) -> bool:
-    try:
-        fingerprint(load(path))
-    except AudioError:
-        return False
-    return True
 
 
 @contextmanager
@@ -808,8 +687,8 @@ def build_fold(
         for j, path in enumerate(replayed):
             x = load(path)
             seconds.append(x.size / RATE)
-            for t, (name, transform) in enumerate(TRANSFORMS.items()):
-                copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
+            for name, samples in copies(x, args.seed, j):
+                copy = printed_of(samples)
                 exact[name].append(_exact(copy, own[path]))
                 for db, rows in setups:
                     score, _, margin = _looked(db, storages[db], copy, rows, voices, path)
@@ -974,11 +853,8 @@ def choose_share(speakers: list[str], args: argparse.Namespace) -> tuple[float, 
             progress(f"looking up the copies among {size} stored clips")
             for j, path in enumerate(replayed):
                 x = load(path)
-                for t, (name, transform) in enumerate(TRANSFORMS.items()):
-                    if name not in ACCEPTANCE:
-                        continue
-                    copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
-                    scores = _scored_most(storage, copy)
+                for _, samples in copies(x, args.seed, j, ACCEPTANCE):
+                    scores = _scored_most(storage, printed_of(samples))
                     for share in SHARE_CHOICES:
                         best = scores[: scored_count(size, share)].max(initial=0.0)
                         found.setdefault((db, share), []).append(best >= MATCH_THRESHOLD)
@@ -1006,15 +882,6 @@ def _scored_most(storage: Storage, copy: Printed) -> np.ndarray:
     if not hits:
         return np.zeros(0)
     return best_matches(copy[0], [Fingerprint.from_bytes(h.data) for h in hits])
-
-
-def progress(message: str) -> None:
-    print(f"[{datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def load_as(path: str, reversed_: bool) -> np.ndarray:
-    x = load(path)
-    return x[::-1].copy() if reversed_ else x
 
 
 def _screen_by_speaker(
@@ -1267,7 +1134,7 @@ def at_scale_report(name: str, fold: Fold) -> None:
     )
     for genuine, other, rev, pair in shared.pairs:
         print(
-            f"     {_short_path(genuine)} ~ {_short_path(other)}{' (reversed)' if rev else ''}:"
+            f"     {short_path(genuine)} ~ {short_path(other)}{' (reversed)' if rev else ''}:"
             f" corr {pair.corr:.3f} at {pair.query_at:.2f} s / {pair.other_at:.2f} s"
         )
     rows = ROWS_PER_KEY
@@ -1534,8 +1401,8 @@ def _flagged_report(fold: Fold, db: str, where: str, note: Callable[[int], str])
         kind, path, rev = source
         corr, g_at, o_at = shared_stretch(load(fold.genuine_paths[i]), load_as(path, rev))
         print(
-            f"     {_short_path(fold.genuine_paths[i])} {score:6.2f} ~ {kind} "
-            f"{_short_path(path)}{' (reversed)' if rev else ''}: waveform corr {corr:.3f} "
+            f"     {short_path(fold.genuine_paths[i])} {score:6.2f} ~ {kind} "
+            f"{short_path(path)}{' (reversed)' if rev else ''}: waveform corr {corr:.3f} "
             f"({'same recording' if corr >= SAME else 'no shared recording'}; at "
             f"{g_at:.2f} s / {o_at:.2f} s){note(i)}"
         )
@@ -1564,10 +1431,6 @@ def _voices_report(fold: Fold, db: str) -> None:
             f"     {spk:22s} stored prints of this voice {own:5d}, of other voices "
             f"{other:5d}; flagged matching own voice {mine['own']}, another {mine['other']}"
         )
-
-
-def _short_path(path: str) -> str:
-    return "/".join(Path(path).parts[-2:])
 
 
 def report(title: str, tuned: Figures, shipped: Figures) -> None:
