@@ -347,13 +347,11 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +376,37 @@ from _replay_crowd import (
     speaker_of,
     voices_stored,
 )
+from _replay_lookup import (
+    EPOCH,
+    SCORED_SHARE,
+    Loss,
+    Printed,
+    database,
+    exact_score,
+    lookup,
+    loss_of,
+    losses_text,
+    matched,
+    printed_of,
+    scored_count,
+    scored_most,
+)
+from _replay_setups import (
+    AT_SCALE,
+    CLEAN,
+    CROWD_SETUPS,
+    LOOKS_IN,
+    OTHER,
+    OWN,
+    ROWS_CHOICES,
+    SCALE,
+    SETUPS,
+    SUSPECT,
+    SUSPECT_SETUPS,
+    Setup,
+    also_share,
+    share_of,
+)
 from _replay_suspect import best_of_union, prints_by_voice
 from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies, noisy
 from _shared_audio import (
@@ -393,153 +422,17 @@ from _shared_audio import (
 )
 
 from speakerdb.audio import Fingerprint, best_matches, fingerprint
-from speakerdb.audio._fingerprint import fingerprint_with_margins
-from speakerdb.audio._fpindex import stored_keys
 from speakerdb.errors import AudioError
 from speakerdb.services._replay import (
     CANDIDATES,
     MATCH_THRESHOLD,
     ROWS_PER_KEY,
-    stored_candidates,
     voted_prints,
 )
-from speakerdb.storage import Storage, open_storage
-from speakerdb.storage._prints import PrintHit, StoredPrint
-
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-#: The share of the stored clips the shipped check scores: none beyond its CANDIDATES
-#: best-voted (the third rule's choice missed its pre-registered test).
-SCORED_SHARE = 0.0
-#: The most a share may score, fixed beforehand by cost (about 0.4 ms a candidate, so
-#: about 80 ms): above 40,000 stored clips a share would be cut.
-SCORED_MOST = 200
-
-
-def scored_count(stored: int, share: float = SCORED_SHARE) -> int:
-    """How many of the best-voted fingerprints a lookup scoring ``share`` of ``stored``
-    stored ones scores exactly: at least :data:`CANDIDATES`, at most :data:`SCORED_MOST`."""
-    return min(SCORED_MOST, max(CANDIDATES, math.ceil(share * stored)))
-
+from speakerdb.storage import Storage
 
 #: Duration bands of the replayed clips, for the noisy copies' breakdown.
 DURATIONS = [("under 1 s", 0.0, 1.0), ("1-2 s", 1.0, 2.0), ("2-3 s", 2.0, 3.0), ("3 s+", 3.0, 1e9)]
-
-
-@contextmanager
-def database(prints: list[Fingerprint]) -> Iterator[Storage]:
-    """A temporary SQLite database holding ``prints`` as kept queries (none expires)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = open_storage(Path(tmp) / "replay.db")
-        try:
-            now = datetime.now(timezone.utc)
-            for start in range(0, len(prints), 200):
-                with storage.change() as change:
-                    change.add_prints(
-                        [
-                            StoredPrint(p.to_bytes(), stored_keys(p), now)
-                            for p in prints[start : start + 200]
-                        ]
-                    )
-            yield storage
-        finally:
-            storage.close()
-
-
-Printed = tuple[Fingerprint, np.ndarray] | None
-
-
-def printed_of(samples: np.ndarray) -> Printed:
-    """A query's fingerprint and margins (``None``: too short or quiet, a miss)."""
-    try:
-        return fingerprint_with_margins(samples)
-    except AudioError:
-        return None
-
-
-def lookup(
-    storage: Storage, printed: Printed, rows: int | None = ROWS_PER_KEY, share: float = SCORED_SHARE
-) -> float:
-    """The best match of a query in ``storage`` as the replay check finds it, reading at
-    most ``rows`` index rows per key of the query (``None``: every row; 0: no candidate)
-    and scoring ``share`` of the stored clips."""
-    return matched(storage, printed, rows, share)[0]
-
-
-def lead_of(scores: np.ndarray) -> tuple[int, float]:
-    """The margin rule's lead: the index of the best of the candidates' ``scores`` (not
-    empty, the best-voted first), and how far it leads the median of the others among
-    the :data:`CANDIDATES` best-voted (its score when there is none): the reference stays
-    the best-voted ten however many are scored, so a source found further down is
-    measured against the same crowd as one among the ten. Here, not in the library: the
-    rule missed its pre-registered test, so nothing ships it."""
-    best = int(np.argmax(scores))
-    crowd = scores[:CANDIDATES]
-    others = np.delete(crowd, best) if best < crowd.size else crowd
-    return best, float(scores[best] - (np.median(others) if others.size else 0.0))
-
-
-def matched(
-    storage: Storage, printed: Printed, rows: int | None = ROWS_PER_KEY, share: float = SCORED_SHARE
-) -> tuple[float, PrintHit | None, float]:
-    """:func:`lookup`'s score, the stored fingerprint it matched (as
-    :func:`~speakerdb.services._replay.best_stored_match` picks it among the same
-    candidates, ``share`` its share of the stored ones scored), and its lead over the
-    median of the other best-voted candidates' scores
-    (:func:`lead_of`)."""
-    if printed is None:
-        return 0.0, None, 0.0
-    limit = CANDIDATES
-    if share:  # the stored clips are counted only when a share is scored
-        with storage.read() as snapshot:
-            limit = scored_count(sum(snapshot.print_counts(EPOCH)), share)
-    scores, hits = stored_candidates(storage, *printed, EPOCH, rows_per_key=rows, limit=limit)
-    if not hits:
-        return 0.0, None, 0.0
-    best, lead = lead_of(scores)
-    return float(scores[best]), hits[best], lead
-
-
-#: How a fold is looked up: in which database (:data:`OWN`, its own stored clips only;
-#: :data:`SCALE`, with the distractors too; :data:`CLEAN`, with the distractors that share
-#: no recorded audio with a genuine clip); and how many index rows per query key are read
-#: (None: every row, the old lookup).
-Setup = tuple[str, int | None]
-OWN, SCALE, CLEAN = "own", "scale", "clean"
-#: The fold's own stored clips and a crowd of other people's (``--crowd other``:
-#: :mod:`_replay_crowd`).
-OTHER = "other voices"
-#: The clean database looked up as before the scored candidates grew with the stored
-#: clips (the ten best-voted scored), in the same run.
-PREVIOUS = "clean, 10 scored"
-#: The share of the stored clips scored exactly, by database (the shipped one else), and
-#: the database each other way of looking up looks in (``--also-share`` adds one).
-SHARES = {PREVIOUS: 0.0}
-LOOKS_IN = {PREVIOUS: CLEAN}
-
-
-def share_of(db: str) -> float:
-    return SHARES.get(db, SCORED_SHARE)
-
-
-def also_share(share: float) -> Setup:
-    """The setup that looks up the clean database scoring ``share`` of the stored clips."""
-    name = f"clean, {100 * share:g}% scored"
-    SHARES[name], LOOKS_IN[name] = share, CLEAN
-    return name, ROWS_PER_KEY
-
-
-#: The rows per key the choice rule picks from (speakerdb.services._replay.ROWS_PER_KEY).
-ROWS_CHOICES = (4, 8, 16, 32)
-SETUPS: list[Setup] = [
-    (db, r) for db in (OWN, SCALE) for r in dict.fromkeys((None, *ROWS_CHOICES, ROWS_PER_KEY))
-] + [(CLEAN, r) for r in dict.fromkeys((ROWS_PER_KEY, None))]
-#: The setups of ``--at-scale``: the shipped lookup in each database.
-AT_SCALE: list[Setup] = [
-    (OWN, ROWS_PER_KEY),
-    (SCALE, ROWS_PER_KEY),
-    (CLEAN, ROWS_PER_KEY),
-    (PREVIOUS, ROWS_PER_KEY),
-]
 
 
 @dataclass
@@ -689,7 +582,7 @@ def build_fold(
             seconds.append(x.size / RATE)
             for name, samples in copies(x, args.seed, j):
                 copy = printed_of(samples)
-                exact[name].append(_exact(copy, own[path]))
+                exact[name].append(exact_score(copy, own[path]))
                 for db, rows in setups:
                     score, _, margin = _looked(db, storages[db], copy, rows, voices, path)
                     replay[db, rows][name].append(score)
@@ -765,47 +658,6 @@ def _printed(samples: np.ndarray) -> Fingerprint | None:
         return None
 
 
-#: Why a copy was missed (:func:`loss_of`): a letter of :data:`LOSSES`, and its source's
-#: rank by votes among the stored clips (b, c), else ``None``.
-Loss = tuple[str, int | None]
-LOSSES = {
-    "a": "its exact score against its own stored clip is below the threshold (fingerprint)",
-    "b": "its source got votes but ranked below the candidates scored",
-    "c": "its source got no votes within the row budget, but would reading every row",
-    "d": "its source got no votes even reading every row",
-}
-
-
-def loss_of(
-    storage: Storage,
-    copy: Printed,
-    source: Fingerprint,
-    rows: int | None,
-    exact: float,
-) -> Loss:
-    """Why a missed copy of ``source`` was missed (``exact`` its score against ``source``,
-    ``rows`` the lookup's rows per key)."""
-    if copy is None or exact < MATCH_THRESHOLD:
-        return "a", None
-    for why, budget in (("b", rows), ("c", None)):
-        # Every voted clip, in the lookup's order (the cut aside); the source's place.
-        hits = voted_prints(storage, *copy, EPOCH, rows_per_key=budget, limit=1 << 30)
-        ranks = [i for i, hit in enumerate(hits, 1) if hit.data == source.to_bytes()]
-        if ranks:
-            return why, ranks[0]
-    return "d", None
-
-
-def losses_text(losses: list[Loss]) -> list[str]:
-    """A line per reason a copy was missed: how many, and the sources' ranks."""
-    lines = []
-    for why, what in LOSSES.items():
-        ranks = sorted(r for w, r in losses if w == why and r is not None)
-        at = f" (its rank by votes: {', '.join(map(str, ranks))})" if ranks else ""
-        lines.append(f"({why}) {sum(w == why for w, _ in losses):3d}  {what}{at}")
-    return lines
-
-
 def distractors(
     paths: list[str], most: int, seed: int
 ) -> tuple[list[Fingerprint], list[tuple[str, bool]], list[np.ndarray]]:
@@ -854,7 +706,7 @@ def choose_share(speakers: list[str], args: argparse.Namespace) -> tuple[float, 
             for j, path in enumerate(replayed):
                 x = load(path)
                 for _, samples in copies(x, args.seed, j, ACCEPTANCE):
-                    scores = _scored_most(storage, printed_of(samples))
+                    scores = scored_most(storage, printed_of(samples))
                     for share in SHARE_CHOICES:
                         best = scores[: scored_count(size, share)].max(initial=0.0)
                         found.setdefault((db, share), []).append(best >= MATCH_THRESHOLD)
@@ -871,17 +723,6 @@ def choose_share(speakers: list[str], args: argparse.Namespace) -> tuple[float, 
         if chosen is None and ok:
             chosen = share
     return (SHARE_CHOICES[-1] if chosen is None else chosen), lines
-
-
-def _scored_most(storage: Storage, copy: Printed) -> np.ndarray:
-    """The exact scores of the :data:`SCORED_MOST` best-voted stored clips, best-voted
-    first (a lookup scoring fewer scores a prefix)."""
-    if copy is None:
-        return np.zeros(0)
-    hits = voted_prints(storage, *copy, EPOCH, limit=SCORED_MOST)
-    if not hits:
-        return np.zeros(0)
-    return best_matches(copy[0], [Fingerprint.from_bytes(h.data) for h in hits])
 
 
 def _screen_by_speaker(
@@ -968,10 +809,6 @@ def confounds(
         (passed, same, checks),
         (missed, len(top)),
     )
-
-
-def _exact(copy: Printed, stored: Fingerprint) -> float:
-    return 0.0 if copy is None else float(best_matches(copy[0], [stored])[0])
 
 
 def tune(fold: Fold, setup: Setup, max_flags: float) -> float:
@@ -1264,17 +1101,6 @@ def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) 
     verdict = "MET" if met else "NOT MET"
     print(f"   every criterion (<= 1% flagged, >= 95% detected; own, clean): {verdict}")
     return met
-
-
-#: The setups of ``--crowd other``: the shipped lookup in the fold's own database, in the
-#: clean same-voice one and in the other-voice one.
-CROWD_SETUPS: list[Setup] = [(OWN, ROWS_PER_KEY), (CLEAN, ROWS_PER_KEY), (OTHER, ROWS_PER_KEY)]
-
-
-#: The suspect-aware check (``--suspect``, :mod:`_replay_suspect`), by database name: the
-#: database it looks in.
-SUSPECT = {"own, suspect-aware": OWN, "other voices, suspect-aware": OTHER}
-SUSPECT_SETUPS: list[Setup] = [(db, ROWS_PER_KEY) for db in SUSPECT]
 
 
 def suspect_report(name: str, fold: Fold, skipped: int, replays: int) -> bool:

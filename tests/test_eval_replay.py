@@ -20,8 +20,8 @@ from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from _replay_crowd import crowd_paths, crowd_prints, matched_voices, speaker_of, voices_stored
+from _replay_lookup import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 from _replay_suspect import best_of_union, prints_by_voice, suspect_union
-from eval_replay import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 from eval_replay_length import mismatch
 
 candidate_scores = hnp.arrays(
