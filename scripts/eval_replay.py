@@ -352,12 +352,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 from _rates import rate
+from _replay_confounds import Confounds, confounds
 from _replay_corpus import (
     FOLDS,
     RATE,
@@ -411,14 +411,8 @@ from _replay_suspect import best_of_union, prints_by_voice
 from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies, noisy
 from _shared_audio import (
     SAME,
-    SCREEN,
-    Pair,
-    Screen,
-    decide,
-    screened_pairs,
     shared_stretch,
     spectra,
-    spliced,
 )
 
 from speakerdb.audio import Fingerprint, best_matches, fingerprint
@@ -472,20 +466,6 @@ class Fold:
 #: Where a stored fingerprint comes from: ``(kind, path, time-reversed)``, kind "stored"
 #: (the fold's enrolled and kept clips), "distractor" or "crowd" (another fold's voice).
 Source = tuple[str, str, bool]
-
-
-@dataclass
-class Confounds:
-    """Which genuine clips share recorded audio (:mod:`_shared_audio`) with a stored
-    clip of the fold or a distractor, and how well the screen was checked."""
-
-    genuine_with_stored: set[int]
-    distractors_shared: set[int]
-    pairs: list[tuple[str, str, bool, Pair]]  # genuine path, other path, reversed, pair
-    compared: int  # genuine-distractor pairs of one speaker screened
-    screened: int  # pairs the screen passed, all decided
-    splices: tuple[int, int, int]  # spliced copies: passed the screen, decided same, made
-    rejected: tuple[int, int]  # of the highest-screened pairs rejected: same, decided
 
 
 FoldPaths = tuple[list[str], list[str], list[str], list[str]]
@@ -723,92 +703,6 @@ def choose_share(speakers: list[str], args: argparse.Namespace) -> tuple[float, 
         if chosen is None and ok:
             chosen = share
     return (SHARE_CHOICES[-1] if chosen is None else chosen), lines
-
-
-def _screen_by_speaker(
-    genuine_paths: list[str],
-    genuine_frames: list[np.ndarray],
-    sources: list[tuple[str, bool]],
-    frames: list[np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """The screen's score of every genuine clip with every distractor of its own speaker,
-    ``(genuine, distractors)``, -1 for another speaker's (not screened: a recording is
-    one voice's, and a flagged pair across voices is decided in full by the report); and
-    where each pair's best diagonal starts, ``(genuine, distractors, 2)`` seconds."""
-    scores = np.full((len(genuine_paths), len(frames)), -1.0)
-    where = np.zeros((*scores.shape, 2))
-    speaker = np.array([Path(path).parent.name for path, _ in sources])
-    for spk in sorted(set(speaker)):
-        columns = np.flatnonzero(speaker == spk)
-        view = Screen.of([frames[j] for j in columns])
-        for i, path in enumerate(genuine_paths):
-            if Path(path).parent.name == spk:
-                scores[i, columns], where[i, columns] = view.best_at(
-                    genuine_frames[i], columns.size
-                )
-    return scores, where
-
-
-def confounds(
-    genuine_paths: list[str],
-    stored_paths: list[str],
-    sources: list[tuple[str, bool]],
-    frames: list[np.ndarray],
-    seed: int,
-    checks: int = 50,
-) -> Confounds:
-    """Which genuine clips share recorded audio with a stored clip of the fold, and which
-    distractors share it with a genuine clip, decided from the waveforms
-    (:mod:`_shared_audio`: every pair of one speaker the screen passes is decided), with
-    the screen's checks: ``checks`` spliced copies among the genuine clips, and the
-    ``checks`` highest-screened pairs it rejected, decided exhaustively."""
-    genuine = [load(p) for p in genuine_paths]
-    own, with_stored = screened_pairs(genuine, [load(p) for p in stored_paths])[0], set()
-    pairs = []
-    for pair in own:
-        if pair.same:
-            with_stored.add(pair.query)
-            pairs.append((genuine_paths[pair.query], stored_paths[pair.other], False, pair))
-    genuine_frames = [spectra(g) for g in genuine]
-    scores, where = _screen_by_speaker(genuine_paths, genuine_frames, sources, frames)
-    shared: set[int] = set()
-    decided = 0
-    progress(f"deciding {int((scores >= SCREEN).sum())} screened pairs")
-    other, other_at = np.zeros(0), -1
-    # By distractor, so each is read once.
-    for oi, qi in zip(*np.nonzero(scores.T >= SCREEN), strict=True):
-        path, rev = sources[oi]
-        if oi != other_at:
-            other, other_at = load_as(path, rev), oi
-        near = (where[qi, oi, 0], where[qi, oi, 1])
-        corr, q_at, o_at = shared_stretch(genuine[qi], other, near=near)
-        decided += 1
-        if corr >= SAME:
-            shared.add(int(oi))
-            pair = Pair(int(qi), int(oi), float(scores[qi, oi]), corr, q_at, o_at)
-            pairs.append((genuine_paths[qi], path, rev, pair))
-    below = np.where(scores < SCREEN, scores, -2.0).ravel()
-    top = np.argsort(below)[::-1][:checks]
-    missed = sum(
-        shared_stretch(genuine[i // len(frames)], load_as(*sources[i % len(frames)]))[0] >= SAME
-        for i in top
-    )
-    rng = np.random.default_rng(seed)
-    passed = same = 0
-    for _ in range(checks):
-        clip, host = spliced(genuine, genuine, rng)
-        clip_frames, host_frames = spectra(clip), spectra(host)
-        passed += Screen.of([host_frames]).best(clip_frames, 1)[0] >= SCREEN
-        same += decide(clip, host, clip_frames, host_frames)[0] >= SAME
-    return Confounds(
-        with_stored,
-        shared,
-        pairs,
-        int((scores > -1).sum()),
-        decided,
-        (passed, same, checks),
-        (missed, len(top)),
-    )
 
 
 def tune(fold: Fold, setup: Setup, max_flags: float) -> float:
