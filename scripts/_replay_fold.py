@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import random
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,88 +120,179 @@ def build_fold(
     others, sources, frames = distractors(spare, args.distractors, args.seed)
     progress("looking for shared recorded audio (waveforms)")
     shared = confounds(genuine_paths, stored_paths, sources, frames, args.seed)
-    clean = [p for i, p in enumerate(others) if i not in shared.distractors_shared]
-    source_of: dict[bytes, Source] = {
-        p.to_bytes(): ("stored", path, False) for p, path in zip(prints, stored_paths, strict=True)
-    }
-    for p, (path, rev) in zip(others, sources, strict=True):
-        source_of.setdefault(p.to_bytes(), ("distractor", path, rev))
-    crowded, crowd_sources = _crowd(crowd)
-    for p, (path, rev) in zip(crowded, crowd_sources, strict=True):
-        source_of.setdefault(p.to_bytes(), ("crowd", path, rev))
-    clean_sources = [s for i, s in enumerate(sources) if i not in shared.distractors_shared]
-    files = {
-        OWN: stored_paths,
-        SCALE: stored_paths + [path for path, _ in sources],
-        CLEAN: stored_paths + [path for path, _ in clean_sources],
-        OTHER: stored_paths + [path for path, _ in crowd_sources],
-    }
-    own = {p: prints[i] for i, p in enumerate(stored_paths)}
-    # The suspect's stored prints: the fold's own stored clips of that voice (the crowd
-    # holds none: it is the other fold's voices).
-    voices = prints_by_voice(prints, stored_paths)
-    if {speaker_of(path) for path, _ in crowd_sources} & set(speakers):
+    held = _held(stored_paths, prints, others, sources, shared, crowd)
+    if {speaker_of(path) for path, _ in held.crowd_sources} & set(speakers):
         raise SystemExit("the other-voice crowd holds a voice of the fold: the protocol forbids it")
-    replay: dict[Setup, dict[str, list[float]]] = {
-        setup: {name: [] for name in TRANSFORMS} for setup in setups
-    }
-    genuine: dict[Setup, list[float]] = {setup: [] for setup in setups}
-    replay_margin = {setup: {name: [] for name in TRANSFORMS} for setup in setups}
-    genuine_margin: dict[Setup, list[float]] = {setup: [] for setup in setups}
-    matches: dict[Setup, list[Source | None]] = {s: [] for s in setups if s[0] != OWN}
-    exact: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
-    losses: dict[Setup, list[Loss]] = {setup: [] for setup in setups}
-    seconds = []
+    own = dict(zip(stored_paths, prints))
+    source_of = held.source_of()
     progress("looking up replays and genuine clips")
+    with _databases(held, crowd is not None) as storages:
+        # The suspect's stored prints: the fold's own stored clips of that voice (the
+        # crowd holds none: it is the other fold's voices).
+        looked = _Lookups(setups, storages, prints_by_voice(prints, stored_paths))
+        for j, path in enumerate(replayed):
+            looked.copies_of(path, j, args.seed, own[path])
+        for path in genuine_paths:
+            looked.genuine_clip(path, source_of)
+    return looked.fold(speakers, held, shared, genuine_paths)
+
+
+@dataclass
+class _Held:
+    """What a fold's databases store: its own stored clips (their files and fingerprints),
+    the distractors (each one's file and whether it is time-reversed), those of them that
+    share no recorded audio with a genuine clip (the clean database's), and the other
+    voices' crowd (none without one)."""
+
+    stored_paths: list[str]
+    prints: list[Fingerprint]
+    others: list[Fingerprint]
+    sources: list[tuple[str, bool]]
+    clean: list[Fingerprint]
+    clean_sources: list[tuple[str, bool]]
+    crowded: list[Fingerprint]
+    crowd_sources: list[tuple[str, bool]]
+
+    def source_of(self) -> dict[bytes, Source]:
+        """Each stored fingerprint's :data:`Source` (a fingerprint stored twice: the
+        first one's)."""
+        source_of: dict[bytes, Source] = {
+            p.to_bytes(): ("stored", path, False)
+            for p, path in zip(self.prints, self.stored_paths, strict=True)
+        }
+        for p, (path, rev) in zip(self.others, self.sources, strict=True):
+            source_of.setdefault(p.to_bytes(), ("distractor", path, rev))
+        for p, (path, rev) in zip(self.crowded, self.crowd_sources, strict=True):
+            source_of.setdefault(p.to_bytes(), ("crowd", path, rev))
+        return source_of
+
+    def files(self) -> dict[str, list[str]]:
+        """Per database, the file of each stored fingerprint."""
+        return {
+            OWN: self.stored_paths,
+            SCALE: self.stored_paths + [path for path, _ in self.sources],
+            CLEAN: self.stored_paths + [path for path, _ in self.clean_sources],
+            OTHER: self.stored_paths + [path for path, _ in self.crowd_sources],
+        }
+
+
+def _held(
+    stored_paths: list[str],
+    prints: list[Fingerprint],
+    others: list[Fingerprint],
+    sources: list[tuple[str, bool]],
+    shared: Confounds,
+    crowd: tuple[list[str], int] | None,
+) -> _Held:
+    """What the fold's databases store: the clean ones are the distractors that share no
+    recorded audio with a genuine clip; the crowd is fingerprinted here."""
+    clean = [p for i, p in enumerate(others) if i not in shared.distractors_shared]
+    crowded, crowd_sources = _crowd(crowd)
+    clean_sources = [s for i, s in enumerate(sources) if i not in shared.distractors_shared]
+    return _Held(
+        stored_paths, prints, others, sources, clean, clean_sources, crowded, crowd_sources
+    )
+
+
+@contextmanager
+def _databases(held: _Held, with_crowd: bool) -> Iterator[dict[str, Storage]]:
+    """The fold's databases, open, by name: :data:`OWN`, :data:`SCALE`, :data:`CLEAN`,
+    :data:`OTHER` (``with_crowd``), and the names that look in one of them."""
+    prints = held.prints
     with (
         database(prints) as small,
-        database(prints + others) as large,
-        database(prints + clean) as cleaned,
+        database(prints + held.others) as large,
+        database(prints + held.clean) as cleaned,
         ExitStack() as stack,
     ):
         storages = {OWN: small, SCALE: large, CLEAN: cleaned}
-        if crowd is not None:
-            storages[OTHER] = stack.enter_context(database(prints + crowded))
+        if with_crowd:
+            storages[OTHER] = stack.enter_context(database(prints + held.crowded))
         storages |= {db: storages[base] for db, base in LOOKS_IN.items()}
         storages |= {db: storages[base] for db, base in SUSPECT.items() if base in storages}
-        for j, path in enumerate(replayed):
-            x = load(path)
-            seconds.append(x.size / RATE)
-            for name, samples in copies(x, args.seed, j):
-                copy = printed_of(samples)
-                exact[name].append(exact_score(copy, own[path]))
-                for db, rows in setups:
-                    score, _, margin = _looked(db, storages[db], copy, rows, voices, path)
-                    replay[db, rows][name].append(score)
-                    replay_margin[db, rows][name].append(margin)
-                    if name in ACCEPTANCE and score < MATCH_THRESHOLD:
-                        why = loss_of(storages[db], copy, own[path], rows, exact[name][-1])
-                        losses[db, rows].append(why)
-        for path in genuine_paths:
-            query = printed_of(load(path))
-            for db, rows in setups:
-                score, hit, margin = _looked(db, storages[db], query, rows, voices, path)
-                genuine[db, rows].append(score)
-                genuine_margin[db, rows].append(margin)
-                if db != OWN:
-                    matches[db, rows].append(None if hit is None else source_of.get(hit))
-    return Fold(
-        speakers,
-        len(prints),
-        len(others),
-        {k: {n: np.array(v) for n, v in by.items()} for k, by in replay.items()},
-        {k: np.array(v) for k, v in exact.items()},
-        np.array(seconds),
-        {k: np.array(v) for k, v in genuine.items()},
-        shared,
-        matches,
-        genuine_paths,
-        {k: {n: np.array(v) for n, v in by.items()} for k, by in replay_margin.items()},
-        {k: np.array(v) for k, v in genuine_margin.items()},
-        (len(prints), len(prints) + len(others), len(prints) + len(clean)),
-        losses,
-        files,
-    )
+        yield storages
+
+
+class _Lookups:
+    """A fold's lookups in each database of ``setups`` (open, by name), their scores
+    collected as they come: :meth:`fold` keeps them as a :class:`Fold`. ``voices``: each
+    speaker's stored fingerprints, the suspect's prints of a :data:`SUSPECT` database."""
+
+    def __init__(
+        self,
+        setups: list[Setup],
+        storages: dict[str, Storage],
+        voices: dict[str, list[Fingerprint]],
+    ) -> None:
+        self.setups, self.storages, self.voices = setups, storages, voices
+        self.replay: dict[Setup, dict[str, list[float]]] = {
+            setup: {name: [] for name in TRANSFORMS} for setup in setups
+        }
+        self.genuine: dict[Setup, list[float]] = {setup: [] for setup in setups}
+        self.replay_margin: dict[Setup, dict[str, list[float]]] = {
+            setup: {name: [] for name in TRANSFORMS} for setup in setups
+        }
+        self.genuine_margin: dict[Setup, list[float]] = {setup: [] for setup in setups}
+        self.matches: dict[Setup, list[Source | None]] = {s: [] for s in setups if s[0] != OWN}
+        self.exact: dict[str, list[float]] = {name: [] for name in TRANSFORMS}
+        self.losses: dict[Setup, list[Loss]] = {setup: [] for setup in setups}
+        self.seconds: list[float] = []
+
+    def copies_of(self, path: str, j: int, seed: int, source: Fingerprint) -> None:
+        """Looks up every copy of ``path``, the ``j``-th clip replayed (``source``: its
+        stored fingerprint), in each setup; why each copy of the issue's list missed was
+        missed."""
+        x = load(path)
+        self.seconds.append(x.size / RATE)
+        for name, samples in copies(x, seed, j):
+            copy = printed_of(samples)
+            self.exact[name].append(exact_score(copy, source))
+            for db, rows in self.setups:
+                score, _, margin = self._looked(db, copy, rows, path)
+                self.replay[db, rows][name].append(score)
+                self.replay_margin[db, rows][name].append(margin)
+                if name in ACCEPTANCE and score < MATCH_THRESHOLD:
+                    why = loss_of(self.storages[db], copy, source, rows, self.exact[name][-1])
+                    self.losses[db, rows].append(why)
+
+    def genuine_clip(self, path: str, source_of: dict[bytes, Source]) -> None:
+        """Looks up the genuine clip ``path`` in each setup, and what it matched in the
+        databases with other clips than the fold's own."""
+        query = printed_of(load(path))
+        for db, rows in self.setups:
+            score, hit, margin = self._looked(db, query, rows, path)
+            self.genuine[db, rows].append(score)
+            self.genuine_margin[db, rows].append(margin)
+            if db != OWN:
+                self.matches[db, rows].append(None if hit is None else source_of.get(hit))
+
+    def _looked(
+        self, db: str, printed: Printed, rows: int | None, path: str
+    ) -> tuple[float, bytes | None, float]:
+        return _looked(db, self.storages[db], printed, rows, self.voices, path)
+
+    def fold(
+        self, speakers: list[str], held: _Held, shared: Confounds, genuine_paths: list[str]
+    ) -> Fold:
+        """The lookups' scores, as arrays, with what the databases held."""
+        stored, others, clean = len(held.prints), len(held.others), len(held.clean)
+        return Fold(
+            speakers,
+            stored,
+            others,
+            {k: {n: np.array(v) for n, v in by.items()} for k, by in self.replay.items()},
+            {k: np.array(v) for k, v in self.exact.items()},
+            np.array(self.seconds),
+            {k: np.array(v) for k, v in self.genuine.items()},
+            shared,
+            self.matches,
+            genuine_paths,
+            {k: {n: np.array(v) for n, v in by.items()} for k, by in self.replay_margin.items()},
+            {k: np.array(v) for k, v in self.genuine_margin.items()},
+            (stored, stored + others, stored + clean),
+            self.losses,
+            held.files(),
+        )
 
 
 def _looked(
