@@ -345,60 +345,40 @@ machine (``uptime``).
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import time
-from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
 import soxr
-from _rates import rate
 from _replay_corpus import (
     FOLDS,
     RATE,
     clips_by_speaker,
-    load,
-    load_as,
-    short_path,
 )
 from _replay_crowd import (
     CROWD_SIZE,
     crowd_paths,
-    matched_voices,
-    speaker_of,
-    voices_stored,
 )
-from _replay_figures import Figures, figures
-from _replay_fold import Fold, build_fold
+from _replay_fold import build_fold
 from _replay_lookup import (
     SCORED_SHARE,
     database,
     lookup,
-    losses_text,
     printed_of,
     scored_count,
 )
-from _replay_rules import choose_share, lowest, replay_figures
+from _replay_reports import at_scale_report, in_short, report, scale_rules_report
+from _replay_rules import choose_share, replay_figures
 from _replay_setups import (
     AT_SCALE,
-    CLEAN,
     CROWD_SETUPS,
-    LOOKS_IN,
-    OTHER,
-    OWN,
     ROWS_CHOICES,
-    SCALE,
-    SUSPECT,
     SUSPECT_SETUPS,
     also_share,
 )
-from _replay_transforms import ACCEPTANCE, TRANSFORMS, noisy
-from _shared_audio import (
-    SAME,
-    shared_stretch,
-)
+from _replay_transforms import noisy
+from _replay_verdicts import PREREGISTERED_MARGIN, crowd_report, margin_rule_report, suspect_report
 
 from speakerdb.audio import Fingerprint, best_matches, fingerprint
 from speakerdb.errors import AudioError
@@ -407,358 +387,6 @@ from speakerdb.services._replay import (
     ROWS_PER_KEY,
 )
 from speakerdb.storage import Storage
-
-
-def at_scale_report(name: str, fold: Fold) -> None:
-    """The false flags of one fold at the shipped threshold and rows per key, among its
-    own stored clips and with its distractors: raw, and free of the corpus's shared
-    recordings (genuine clips that share audio with a stored clip left out; distractors
-    that share audio with a genuine clip not stored: the clean database); every genuine
-    clip flagged with distractors, with what it matched and the waveforms' verdict."""
-    shared = fold.shared
-    passed, same, made = shared.splices
-    missed, checked = shared.rejected
-    n_genuine = len(fold.genuine_paths)
-    print(f"\n#### fold {name} at scale ({', '.join(fold.speakers)})")
-    print(
-        f"   shared recorded audio (waveforms, not fingerprints: a 0.5 s stretch "
-        f"correlating >= {SAME}): of the {shared.compared} pairs of a genuine clip and a "
-        f"distractor of its speaker ({n_genuine} x {fold.distractors} in all), the "
-        f"screen passed {shared.screened}, all decided; "
-        f"checks: spliced 0.6 s copies passed the screen {passed}/{made}, decided the "
-        f"same recording {same}/{made}; of the {checked} highest-screened rejected "
-        f"pairs, {missed} are the same recording"
-    )
-    print(
-        f"   genuine clips sharing audio with a stored clip: {len(shared.genuine_with_stored)}"
-        f"; distractors sharing audio with a genuine clip (not stored in the clean "
-        f"database): {len(shared.distractors_shared)} of {fold.distractors}"
-    )
-    for genuine, other, rev, pair in shared.pairs:
-        print(
-            f"     {short_path(genuine)} ~ {short_path(other)}{' (reversed)' if rev else ''}:"
-            f" corr {pair.corr:.3f} at {pair.query_at:.2f} s / {pair.other_at:.2f} s"
-        )
-    rows = ROWS_PER_KEY
-    print(f"   at the shipped threshold {MATCH_THRESHOLD:.2f}, {rows} rows per key:")
-    for label, scores in (
-        ("own database, every genuine clip", fold.genuine[OWN, rows]),
-        ("own database, confound-free", fold.confound_free((OWN, rows))),
-        ("with distractors, raw", fold.genuine[SCALE, rows]),
-        ("with distractors, confound-free", fold.confound_free((CLEAN, rows))),
-    ):
-        flagged = int((scores >= MATCH_THRESHOLD).sum())
-        print(f"   {'genuine flagged, ' + label:52s} {rate(flagged, scores.size)}")
-    for db in (OWN, SCALE, CLEAN):
-        got = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        print(f"   {'copies detected (issue list), ' + db + ' database':52s} {rate(*got)}")
-    extra = [db for db, _ in fold.replay if db in LOOKS_IN]
-    for db in extra:
-        got = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        print(f"   {'copies detected (issue list), ' + db:52s} {rate(*got)}")
-        scores = fold.confound_free((db, rows))
-        flagged = int((scores >= MATCH_THRESHOLD).sum())
-        print(f"   {'genuine flagged, confound-free, ' + db:52s} {rate(flagged, scores.size)}")
-    for db in (SCALE, CLEAN, *extra):
-        print(f"   copies of the issue's list missed in the {db} database, by why:")
-        for line in losses_text(fold.losses[db, rows]):
-            print(f"     {line}")
-    _flagged_report(
-        fold,
-        SCALE,
-        "with distractors",
-        lambda i: (
-            "" if fold.genuine[CLEAN, rows][i] >= MATCH_THRESHOLD else "; not flagged when clean"
-        ),
-    )
-
-
-def scale_rules_report(built: dict[str, Fold], max_flags: float) -> None:
-    """Two rules against chance matches among many stored clips, each chosen on one
-    fold and reported on the other (both rotations), at ROWS_PER_KEY rows per key:
-
-    - a threshold rising with the stored clips, ``T(N) = MATCH_THRESHOLD + b ln(N /
-      N0)`` (``N0`` the tuning fold's own database, below it the shipped threshold):
-      ``b`` takes the tuning fold's clean database to the first rule's threshold there
-      (at most ``max_flags`` of its confound-free genuine clips flagged);
-    - a margin: a match must also lead the other candidates' median score by ``m``, the
-      smallest (in steps of 0.25) with at most ``max_flags`` of the tuning fold's
-      confound-free genuine clips flagged in its clean database.
-
-    Nothing in the library applies either; this tells whether one would carry over."""
-    rows = ROWS_PER_KEY
-    print("\n#### rules against chance matches at scale (not shipped), tuned on one fold")
-    for tuned, reported in (("A", "B"), ("B", "A")):
-        fold = built[tuned]
-        scores = fold.confound_free((CLEAN, rows))
-        margins = fold.confound_free((CLEAN, rows), margins=True)
-        allowed = math.floor(max_flags * scores.size)
-        top = max(MATCH_THRESHOLD, lowest(scores, max_flags))
-        b = (top - MATCH_THRESHOLD) / math.log(fold.sizes[2] / fold.sizes[0])
-        m = next(
-            float(m)
-            for m in np.arange(0, 100, 0.25)
-            if ((scores >= MATCH_THRESHOLD) & (margins >= m)).sum() <= allowed
-        )
-        print(
-            f"   tuned on fold {tuned}: b = {b:.3f} per unit of ln N (N0 = {fold.sizes[0]}), "
-            f"margin m = {m:.2f}; reported on fold {reported}:"
-        )
-        other = built[reported]
-        for i, db in enumerate((OWN, SCALE, CLEAN)):
-            rising = MATCH_THRESHOLD + b * max(0.0, math.log(other.sizes[i] / fold.sizes[0]))
-            raw = db == SCALE
-            g = other.genuine[db, rows] if raw else other.confound_free((db, rows))
-            gm = other.genuine_margin[db, rows] if raw else other.confound_free((db, rows), True)
-            copies = np.concatenate([other.replay[db, rows][n] for n in ACCEPTANCE])
-            copy_margins = np.concatenate([other.replay_margin[db, rows][n] for n in ACCEPTANCE])
-            for label, flag, detect in (
-                ("shipped", g >= MATCH_THRESHOLD, copies >= MATCH_THRESHOLD),
-                (f"rising T = {rising:.2f}", g >= rising, copies >= rising),
-                (
-                    f"margin {m:.2f}",
-                    (g >= MATCH_THRESHOLD) & (gm >= m),
-                    (copies >= MATCH_THRESHOLD) & (copy_margins >= m),
-                ),
-            ):
-                where = f"{db} database ({other.sizes[i]} stored{', raw' if raw else ''}),"
-                print(
-                    f"     {where:35s} {label:18s} genuine flagged "
-                    f"{rate(int(flag.sum()), flag.size)}; "
-                    f"copies detected {rate(int(detect.sum()), detect.size)}"
-                )
-
-
-#: The margin of the pre-registered test (fold A's choice on genuine clips 1-120).
-PREREGISTERED_MARGIN = 8.5
-
-
-def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) -> bool:
-    """The margin rule (best >= MATCH_THRESHOLD and best - median(others) >= ``m``) on each
-    fold at ROWS_PER_KEY rows per key, nothing tuned: genuine clips flagged (confound-free
-    in the own and clean databases, raw at scale) and copies of the issue's list detected,
-    with the pre-registered criteria; whether all are met (see the module docstring).
-    ``span``: which genuine clips of each speaker's seeded order were looked up (the test
-    is those after the first 120)."""
-    rows, test = ROWS_PER_KEY, span[0] >= 120
-    what = "PRE-REGISTERED TEST" if test else "NOT part of the test (m was chosen here)"
-    print(f"\n#### margin rule m = {m:.2f}, threshold {MATCH_THRESHOLD:.2f}: {what}")
-    met = True
-    for name, fold in built.items():
-        clips = f"{len(fold.genuine_paths)} genuine clips, {span[0] + 1}-{span[1]} of each speaker"
-        print(f"   fold {name} ({clips}):")
-        for i, db in enumerate((OWN, SCALE, CLEAN)):
-            raw = db == SCALE
-            g = fold.genuine[db, rows] if raw else fold.confound_free((db, rows))
-            gm = fold.genuine_margin[db, rows] if raw else fold.confound_free((db, rows), True)
-            copies = np.concatenate([fold.replay[db, rows][n] for n in ACCEPTANCE])
-            leads = np.concatenate([fold.replay_margin[db, rows][n] for n in ACCEPTANCE])
-            flag = (g >= MATCH_THRESHOLD) & (gm >= m)
-            found = (copies >= MATCH_THRESHOLD) & (leads >= m)
-            ok = raw or (flag.sum() <= 0.01 * flag.size and found.sum() >= 0.95 * found.size)
-            met &= ok
-            where = f"{db} ({fold.sizes[i]} stored{', raw: not judged' if raw else ''})"
-            print(
-                f"     {where:37s} genuine flagged {rate(int(flag.sum()), flag.size)}; "
-                f"copies detected {rate(int(found.sum()), found.size)}"
-                f"{'' if raw else ('  MET' if ok else '  NOT MET')}"
-            )
-    verdict = "MET" if met else "NOT MET"
-    print(f"   every criterion (<= 1% flagged, >= 95% detected; own, clean): {verdict}")
-    return met
-
-
-def suspect_report(name: str, fold: Fold, skipped: int, replays: int) -> bool:
-    """The pre-registered test of the suspect-aware check on one fold (the module
-    docstring): the shipped check and the suspect-aware one in the fold's own and
-    other-voice databases, confound-free genuine clips flagged and copies of the issue's
-    list detected, the suspect-aware ones judged; why copies were missed; every genuine
-    clip the suspect-aware check flags, with the waveforms' verdict. ``skipped`` and
-    ``replays``: which stored clips of each speaker were copied (a speaker with fewer
-    than ``skipped + replays`` stored has fewer copied). Whether all four criteria are met."""
-    rows = ROWS_PER_KEY
-    title = f"fold {name}, suspect-aware check: PRE-REGISTERED TEST"
-    print(f"\n#### {title} ({', '.join(fold.speakers)})")
-    genuine = Counter(speaker_of(p) for p in fold.genuine_paths)
-    held = Counter(speaker_of(p) for p in fold.stored_files[OWN])
-    for spk in fold.speakers:
-        print(
-            f"   {spk:22s} stored {held[spk]:3d} (the suspect's prints), copied "
-            f"{min(replays, max(0, held[spk] - skipped))} stored clips, "
-            f"{genuine[spk]} genuine clips"
-        )
-    print(
-        f"   {len(fold.genuine_paths)} genuine clips, {len(fold.shared.genuine_with_stored)} "
-        f"sharing recorded audio with a stored clip left out; other-voice database "
-        f"{len(fold.stored_files[OTHER])} stored"
-    )
-    met = True
-    for db, label in (
-        (OWN, "own, shipped"),
-        ("own, suspect-aware", "own, suspect-aware"),
-        (OTHER, "other-voice, shipped"),
-        ("other voices, suspect-aware", "other-voice, suspect-aware"),
-        (CLEAN, "same-voice clean, shipped"),
-    ):
-        judged = db in SUSPECT
-        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
-        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        ok = flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1]
-        met &= ok or not judged
-        print(
-            f"   {label + ('' if judged else ' (not judged)'):44s} genuine flagged "
-            f"{rate(int(flags.sum()), flags.size)}; copies detected {rate(*found)}"
-            f"{('  MET' if ok else '  NOT MET') if judged else ''}"
-        )
-    for db in (OTHER, *SUSPECT):
-        print(f"   copies of the issue's list missed in the {db} database, by why:")
-        for line in losses_text(fold.losses[db, rows]):
-            print(f"     {line}")
-    with_stored = fold.shared.genuine_with_stored
-    for db in SUSPECT:
-        _flagged_report(
-            fold,
-            db,
-            f"by the suspect-aware check ({db})",
-            lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else "",
-        )
-    verdict = "MET" if met else "NOT MET"
-    print(f"   fold {name}: the four criteria of the suspect-aware check: {verdict}")
-    return met
-
-
-def crowd_report(name: str, fold: Fold) -> bool:
-    """The pre-registered test of the other-voice crowd on one fold (the module
-    docstring), at the shipped threshold, rows per key and candidates, nothing tuned:
-    confound-free genuine clips flagged and copies of the issue's list detected in each
-    database (only the other-voice one judged), why copies were missed, every genuine
-    clip flagged among the other voices with the waveforms' verdict on its match, and
-    whose voice each flagged clip matched. Whether both criteria are met."""
-    rows = ROWS_PER_KEY
-    crowd = len(fold.stored_files[OTHER]) - fold.stored
-    left_out = len(fold.shared.genuine_with_stored)
-    print(
-        f"\n#### fold {name}, other voices' crowd: PRE-REGISTERED TEST ({', '.join(fold.speakers)})"
-    )
-    print(
-        f"   {len(fold.genuine_paths)} genuine clips, {left_out} sharing recorded audio with a "
-        f"stored clip left out; crowd: {crowd} fingerprints of the other fold's voices "
-        f"(protocol: {CROWD_SIZE[name]}{'' if crowd == CROWD_SIZE[name] else ', or all there are'})"
-        f"; same-voice clean database: {fold.sizes[2] - fold.stored} distractors"
-    )
-    met = True
-    for db in (OWN, CLEAN, OTHER):
-        judged = db == OTHER
-        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
-        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        ok = flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1]
-        met &= ok or not judged
-        label = {OWN: "own", CLEAN: "same-voice clean", OTHER: "other-voice"}[db]
-        where = f"{label} ({len(fold.stored_files[db])} stored{'' if judged else ', not judged'})"
-        print(
-            f"   {where:44s} genuine flagged {rate(int(flags.sum()), flags.size)}; "
-            f"copies detected {rate(*found)}{('  MET' if ok else '  NOT MET') if judged else ''}"
-        )
-    for db in (CLEAN, OTHER):
-        print(f"   copies of the issue's list missed in the {db} database, by why:")
-        for line in losses_text(fold.losses[db, rows]):
-            print(f"     {line}")
-    with_stored = fold.shared.genuine_with_stored
-    _flagged_report(
-        fold,
-        OTHER,
-        "among other voices",
-        lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else "",
-    )
-    for db in (CLEAN, OTHER):
-        _voices_report(fold, db)
-    print(
-        f"   fold {name}: <= 1% flagged and >= 95% detected among other voices: "
-        f"{'MET' if met else 'NOT MET'}"
-    )
-    return met
-
-
-def _flagged_report(fold: Fold, db: str, where: str, note: Callable[[int], str]) -> None:
-    """Every genuine clip flagged in ``db`` at the shipped lookup, its match, and whether
-    the two share recorded audio, decided from the waveforms over every alignment;
-    ``note(i)`` ends genuine clip ``i``'s line."""
-    rows = ROWS_PER_KEY
-    print(f"   genuine clips flagged {where} (fingerprint score; the matched clip):")
-    for i, score in enumerate(fold.genuine[db, rows]):
-        source = fold.matches[db, rows][i]
-        if score < MATCH_THRESHOLD or source is None:
-            continue
-        kind, path, rev = source
-        corr, g_at, o_at = shared_stretch(load(fold.genuine_paths[i]), load_as(path, rev))
-        print(
-            f"     {short_path(fold.genuine_paths[i])} {score:6.2f} ~ {kind} "
-            f"{short_path(path)}{' (reversed)' if rev else ''}: waveform corr {corr:.3f} "
-            f"({'same recording' if corr >= SAME else 'no shared recording'}; at "
-            f"{g_at:.2f} s / {o_at:.2f} s){note(i)}"
-        )
-
-
-def _voices_report(fold: Fold, db: str) -> None:
-    """Whose voice the confound-free genuine clips flagged in ``db`` matched (their own
-    or another's), beside how many stored fingerprints of each the database held."""
-    rows = ROWS_PER_KEY
-    pairs = [
-        (fold.genuine_paths[i], source[1])
-        for i, (score, source) in enumerate(zip(fold.genuine[db, rows], fold.matches[db, rows]))
-        if score >= MATCH_THRESHOLD
-        and source is not None
-        and i not in fold.shared.genuine_with_stored
-    ]
-    held = voices_stored(fold.stored_files[db], fold.speakers)
-    voices = matched_voices(pairs)
-    print(
-        f"   whose voice the confound-free genuine clips flagged in the {db} database "
-        f"matched: own voice {voices['own']}, another voice {voices['other']}"
-    )
-    for spk, (own, other) in held.items():
-        mine = matched_voices((g, m) for g, m in pairs if speaker_of(g) == spk)
-        print(
-            f"     {spk:22s} stored prints of this voice {own:5d}, of other voices "
-            f"{other:5d}; flagged matching own voice {mine['own']}, another {mine['other']}"
-        )
-
-
-def report(title: str, tuned: Figures, shipped: Figures) -> None:
-    print(f"\n== {title} ==")
-    print(f"   thresholds: tuned {tuned.threshold:.2f}, shipped {shipped.threshold:.2f}")
-    print(
-        f"   {'copies detected':34s} {'at the tuned threshold':>33s}   "
-        f"{'at the shipped threshold':>33s}   {'exact own clip (no index), shipped':>33s}"
-    )
-    for name in TRANSFORMS:
-        extra = "" if name in ACCEPTANCE else " *"
-        print(
-            f"   {name + extra:34s} {rate(*tuned.detected[name])}   "
-            f"{rate(*shipped.detected[name])}   {rate(*shipped.exact_detected[name])}"
-        )
-    for label, names in (("ALL, the issue's list", ACCEPTANCE), ("ALL, with *", TRANSFORMS)):
-        print(f"   {label:34s} {rate(*tuned.pooled(names))}   {rate(*shipped.pooled(names))}")
-    for label in tuned.noisy_by_seconds:
-        print(
-            f"   {'noisy copies, clips ' + label:34s} {rate(*tuned.noisy_by_seconds[label])}"
-            f"   {rate(*shipped.noisy_by_seconds[label])}"
-        )
-    print(f"   {'genuine new clips flagged':34s} {rate(*tuned.flagged)}   {rate(*shipped.flagged)}")
-    print(
-        "   targets (>= 95% of the issue's list detected, <= 1% genuine flagged): "
-        f"tuned {'MET' if tuned.meets_targets() else 'NOT MET'}, "
-        f"shipped {'MET' if shipped.meets_targets() else 'NOT MET'}"
-    )
-    print("   * not in the issue's list")
-
-
-def _short(got: Figures) -> str:
-    k, n = got.pooled(ACCEPTANCE)
-    flagged = (
-        f"{got.flagged[0]}/{got.flagged[1]} = {100 * got.flagged[0] / max(got.flagged[1], 1):.2f}%"
-    )
-    return f"{k}/{n} = {100 * k / max(n, 1):.2f}% detected, {flagged} flagged"
 
 
 def bench(seed: int, sizes: tuple[int, ...] = (1_000, 10_000), queries: int = 20) -> None:
@@ -1030,8 +658,8 @@ def main() -> None:
                 report(name, tuned, shipped)
         print("\n   in short (the issue's list detected; genuine clips flagged):")
         for name, tuned, shipped in tables:
-            print(f"   {name:48s} tuned {tuned.threshold:5.2f}: {_short(tuned)}")
-            print(f"   {'':48s} shipped {shipped.threshold:.2f}: {_short(shipped)}")
+            print(f"   {name:48s} tuned {tuned.threshold:5.2f}: {in_short(tuned)}")
+            print(f"   {'':48s} shipped {shipped.threshold:.2f}: {in_short(shipped)}")
     for name, fold in built.items():
         at_scale_report(name, fold)
     scale_rules_report(built, args.tune_flags)
