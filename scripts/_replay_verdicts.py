@@ -5,14 +5,13 @@ other-voice crowd and the suspect-aware check (the protocols: eval_replay's docs
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
-import numpy as np
 from _rates import rate
 from _replay_crowd import CROWD_SIZE, matched_voices, speaker_of, voices_stored
 from _replay_figures import figures
 from _replay_fold import Fold
-from _replay_lookup import losses_text
-from _replay_reports import flagged_report
+from _replay_reports import flagged_report, losses_report, scores_and_leads
 from _replay_setups import CLEAN, OTHER, OWN, SCALE, SUSPECT
 from _replay_transforms import ACCEPTANCE
 
@@ -29,7 +28,7 @@ def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) 
     with the pre-registered criteria; whether all are met (see the module docstring).
     ``span``: which genuine clips of each speaker's seeded order were looked up (the test
     is those after the first 120)."""
-    rows, test = ROWS_PER_KEY, span[0] >= 120
+    test = span[0] >= 120
     what = "PRE-REGISTERED TEST" if test else "NOT part of the test (m was chosen here)"
     print(f"\n#### margin rule m = {m:.2f}, threshold {MATCH_THRESHOLD:.2f}: {what}")
     met = True
@@ -38,10 +37,7 @@ def margin_rule_report(built: dict[str, Fold], m: float, span: tuple[int, int]) 
         print(f"   fold {name} ({clips}):")
         for i, db in enumerate((OWN, SCALE, CLEAN)):
             raw = db == SCALE
-            g = fold.genuine[db, rows] if raw else fold.confound_free((db, rows))
-            gm = fold.genuine_margin[db, rows] if raw else fold.confound_free((db, rows), True)
-            copies = np.concatenate([fold.replay[db, rows][n] for n in ACCEPTANCE])
-            leads = np.concatenate([fold.replay_margin[db, rows][n] for n in ACCEPTANCE])
+            g, gm, copies, leads = scores_and_leads(fold, db)
             flag = (g >= MATCH_THRESHOLD) & (gm >= m)
             found = (copies >= MATCH_THRESHOLD) & (leads >= m)
             ok = raw or (flag.sum() <= 0.01 * flag.size and found.sum() >= 0.95 * found.size)
@@ -65,9 +61,34 @@ def suspect_report(name: str, fold: Fold, skipped: int, replays: int) -> bool:
     clip the suspect-aware check flags, with the waveforms' verdict. ``skipped`` and
     ``replays``: which stored clips of each speaker were copied (a speaker with fewer
     than ``skipped + replays`` stored has fewer copied). Whether all four criteria are met."""
-    rows = ROWS_PER_KEY
     title = f"fold {name}, suspect-aware check: PRE-REGISTERED TEST"
     print(f"\n#### {title} ({', '.join(fold.speakers)})")
+    _suspect_data_report(fold, skipped, replays)
+    labels = {
+        OWN: "own, shipped",
+        "own, suspect-aware": "own, suspect-aware",
+        OTHER: "other-voice, shipped",
+        "other voices, suspect-aware": "other-voice, suspect-aware",
+        CLEAN: "same-voice clean, shipped",
+    }
+    met = _judged(
+        fold,
+        [
+            (db, label + ("" if db in SUSPECT else " (not judged)"), db in SUSPECT)
+            for db, label in labels.items()
+        ],
+    )
+    losses_report(fold, (OTHER, *SUSPECT))
+    for db in SUSPECT:
+        flagged_report(fold, db, f"by the suspect-aware check ({db})", _left_out(fold))
+    verdict = "MET" if met else "NOT MET"
+    print(f"   fold {name}: the four criteria of the suspect-aware check: {verdict}")
+    return met
+
+
+def _suspect_data_report(fold: Fold, skipped: int, replays: int) -> None:
+    """The suspect-aware test's data on ``fold``: per speaker, the stored clips (the
+    suspect's prints), those copied and the genuine clips; and what was left out."""
     genuine = Counter(speaker_of(p) for p in fold.genuine_paths)
     held = Counter(speaker_of(p) for p in fold.stored_files[OWN])
     for spk in fold.speakers:
@@ -81,39 +102,6 @@ def suspect_report(name: str, fold: Fold, skipped: int, replays: int) -> bool:
         f"sharing recorded audio with a stored clip left out; other-voice database "
         f"{len(fold.stored_files[OTHER])} stored"
     )
-    met = True
-    for db, label in (
-        (OWN, "own, shipped"),
-        ("own, suspect-aware", "own, suspect-aware"),
-        (OTHER, "other-voice, shipped"),
-        ("other voices, suspect-aware", "other-voice, suspect-aware"),
-        (CLEAN, "same-voice clean, shipped"),
-    ):
-        judged = db in SUSPECT
-        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
-        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        ok = flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1]
-        met &= ok or not judged
-        print(
-            f"   {label + ('' if judged else ' (not judged)'):44s} genuine flagged "
-            f"{rate(int(flags.sum()), flags.size)}; copies detected {rate(*found)}"
-            f"{('  MET' if ok else '  NOT MET') if judged else ''}"
-        )
-    for db in (OTHER, *SUSPECT):
-        print(f"   copies of the issue's list missed in the {db} database, by why:")
-        for line in losses_text(fold.losses[db, rows]):
-            print(f"     {line}")
-    with_stored = fold.shared.genuine_with_stored
-    for db in SUSPECT:
-        flagged_report(
-            fold,
-            db,
-            f"by the suspect-aware check ({db})",
-            lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else "",
-        )
-    verdict = "MET" if met else "NOT MET"
-    print(f"   fold {name}: the four criteria of the suspect-aware check: {verdict}")
-    return met
 
 
 def crowd_report(name: str, fold: Fold) -> bool:
@@ -123,7 +111,6 @@ def crowd_report(name: str, fold: Fold) -> bool:
     database (only the other-voice one judged), why copies were missed, every genuine
     clip flagged among the other voices with the waveforms' verdict on its match, and
     whose voice each flagged clip matched. Whether both criteria are met."""
-    rows = ROWS_PER_KEY
     crowd = len(fold.stored_files[OTHER]) - fold.stored
     left_out = len(fold.shared.genuine_with_stored)
     print(
@@ -135,30 +122,17 @@ def crowd_report(name: str, fold: Fold) -> bool:
         f"(protocol: {CROWD_SIZE[name]}{'' if crowd == CROWD_SIZE[name] else ', or all there are'})"
         f"; same-voice clean database: {fold.sizes[2] - fold.stored} distractors"
     )
-    met = True
-    for db in (OWN, CLEAN, OTHER):
-        judged = db == OTHER
-        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
-        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
-        ok = flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1]
-        met &= ok or not judged
-        label = {OWN: "own", CLEAN: "same-voice clean", OTHER: "other-voice"}[db]
-        where = f"{label} ({len(fold.stored_files[db])} stored{'' if judged else ', not judged'})"
-        print(
-            f"   {where:44s} genuine flagged {rate(int(flags.sum()), flags.size)}; "
-            f"copies detected {rate(*found)}{('  MET' if ok else '  NOT MET') if judged else ''}"
-        )
-    for db in (CLEAN, OTHER):
-        print(f"   copies of the issue's list missed in the {db} database, by why:")
-        for line in losses_text(fold.losses[db, rows]):
-            print(f"     {line}")
-    with_stored = fold.shared.genuine_with_stored
-    flagged_report(
+    labels = {OWN: "own", CLEAN: "same-voice clean", OTHER: "other-voice"}
+    stored = {db: f"{len(fold.stored_files[db])} stored" for db in labels}
+    met = _judged(
         fold,
-        OTHER,
-        "among other voices",
-        lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else "",
+        [
+            (db, f"{label} ({stored[db]}{'' if db == OTHER else ', not judged'})", db == OTHER)
+            for db, label in labels.items()
+        ],
     )
+    losses_report(fold, (CLEAN, OTHER))
+    flagged_report(fold, OTHER, "among other voices", _left_out(fold))
     for db in (CLEAN, OTHER):
         _voices_report(fold, db)
     print(
@@ -166,6 +140,31 @@ def crowd_report(name: str, fold: Fold) -> bool:
         f"{'MET' if met else 'NOT MET'}"
     )
     return met
+
+
+def _judged(fold: Fold, lines: list[tuple[str, str, bool]]) -> bool:
+    """For each ``(db, label, judge)``: a line ``label`` with the confound-free genuine
+    clips flagged and the copies of the issue's list detected in ``db`` at the shipped
+    lookup, and when ``judge`` the verdict (at most 1% flagged, at least 95% detected);
+    whether every database judged meets both."""
+    rows, met = ROWS_PER_KEY, True
+    for db, label, judge in lines:
+        flags = fold.confound_free((db, rows)) >= MATCH_THRESHOLD
+        found = figures(fold, (db, rows), MATCH_THRESHOLD).pooled(ACCEPTANCE)
+        ok = bool(flags.sum() <= 0.01 * flags.size and found[0] >= 0.95 * found[1])
+        met &= ok or not judge
+        print(
+            f"   {label:44s} genuine flagged {rate(int(flags.sum()), flags.size)}; "
+            f"copies detected {rate(*found)}{('  MET' if ok else '  NOT MET') if judge else ''}"
+        )
+    return met
+
+
+def _left_out(fold: Fold) -> Callable[[int], str]:
+    """The note ending a flagged genuine clip's line when it shares recorded audio with a
+    stored clip of the fold (so its flag is not counted)."""
+    with_stored = fold.shared.genuine_with_stored
+    return lambda i: " (shares audio with a stored clip: left out)" if i in with_stored else ""
 
 
 def _voices_report(fold: Fold, db: str) -> None:

@@ -368,7 +368,7 @@ from _replay_lookup import (
     printed_of,
     scored_count,
 )
-from _replay_reports import at_scale_report, in_short, report, scale_rules_report
+from _replay_reports import at_scale_report, rotation_report, scale_rules_report
 from _replay_rules import choose_share, replay_figures
 from _replay_setups import (
     AT_SCALE,
@@ -649,17 +649,7 @@ def main() -> None:
         args.distractors,
         args.tolerance,
     )
-    for title, lines, tables in rotations:
-        print(f"\n#### {title}")
-        for line in lines:
-            print(f"   tuning fold, with distractors: {line}")
-        for name, tuned, shipped in tables:
-            if name.endswith("(chosen)"):
-                report(name, tuned, shipped)
-        print("\n   in short (the issue's list detected; genuine clips flagged):")
-        for name, tuned, shipped in tables:
-            print(f"   {name:48s} tuned {tuned.threshold:5.2f}: {in_short(tuned)}")
-            print(f"   {'':48s} shipped {shipped.threshold:.2f}: {in_short(shipped)}")
+    rotation_report(rotations)
     for name, fold in built.items():
         at_scale_report(name, fold)
     scale_rules_report(built, args.tune_flags)
