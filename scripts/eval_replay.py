@@ -340,6 +340,14 @@ are still found. The corpus holds about 3,400 distinct 3 s segments: the stored 
 those, then the same time-reversed, then 10% faster or slower (Kaldi's speed
 perturbation), each reversed too. Timings under load are not valid: run it on a quiet
 machine (``uptime``).
+
+This script parses the options and runs one of the above; the pieces are its helper
+modules in ``scripts/``: ``_replay_corpus`` (the corpus, the folds), ``_replay_transforms``
+(the copies), ``_replay_lookup`` (a lookup, why a copy was missed), ``_replay_setups``,
+``_replay_confounds`` (shared recordings), ``_replay_fold`` (a fold's lookups),
+``_replay_figures``, ``_replay_rules`` (the choice rules), ``_replay_reports``,
+``_replay_verdicts`` (the pre-registered tests), ``_replay_crowd``, ``_replay_suspect``,
+``_replay_bench`` and ``_rates`` (Wilson intervals).
 """
 
 from __future__ import annotations
@@ -348,32 +356,42 @@ import argparse
 import time
 
 from _replay_bench import bench
-from _replay_corpus import (
-    FOLDS,
-    clips_by_speaker,
-)
-from _replay_crowd import (
-    CROWD_SIZE,
-    crowd_paths,
-)
+from _replay_corpus import FOLDS, clips_by_speaker
+from _replay_crowd import CROWD_SIZE, crowd_paths
 from _replay_fold import build_fold
-from _replay_lookup import (
-    SCORED_SHARE,
-)
+from _replay_lookup import SCORED_SHARE
 from _replay_reports import at_scale_report, rotation_report, scale_rules_report
 from _replay_rules import choose_share, replay_figures
-from _replay_setups import (
-    AT_SCALE,
-    CROWD_SETUPS,
-    ROWS_CHOICES,
-    SUSPECT_SETUPS,
-    also_share,
-)
+from _replay_setups import AT_SCALE, CROWD_SETUPS, ROWS_CHOICES, SUSPECT_SETUPS, also_share
 from _replay_verdicts import PREREGISTERED_MARGIN, crowd_report, margin_rule_report, suspect_report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    _add_data_options(parser)
+    _add_run_options(parser)
+    args = parser.parse_args()
+    if args.crowd == "other" and not args.at_scale:
+        parser.error("--crowd other is an --at-scale test: add --at-scale")
+    if args.suspect and args.crowd != "other":
+        parser.error("--suspect looks in the other-voice database: add --at-scale --crowd other")
+    if args.bench:
+        bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
+        return
+    t0 = time.perf_counter()
+    if args.choose_share:
+        _choose_share(args)
+    elif args.crowd == "other":
+        _crowd_tests(args)
+    elif args.at_scale:
+        _at_scale(args)
+    else:
+        _rotations(args)
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say which clips are stored, replayed and looked up."""
     parser.add_argument("--recent", type=int, default=30, help="kept queries per speaker")
     parser.add_argument("--genuine", type=int, default=60, help="genuine new clips per speaker")
     parser.add_argument(
@@ -402,6 +420,10 @@ def main() -> None:
         help="with --at-scale, also look up the clean database scoring this share of the "
         "stored clips (another rotation's choice)",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say which run it is, and the choice rules' targets."""
     parser.add_argument(
         "--choose-share",
         action="store_true",
@@ -449,48 +471,49 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="1000,10000", help="stored clips for --bench (comma-separated)"
     )
-    args = parser.parse_args()
-    if args.crowd == "other" and not args.at_scale:
-        parser.error("--crowd other is an --at-scale test: add --at-scale")
-    if args.suspect and args.crowd != "other":
-        parser.error("--suspect looks in the other-voice database: add --at-scale --crowd other")
-    if args.bench:
-        bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
-        return
-    t0 = time.perf_counter()
-    if args.choose_share:
-        for name in args.folds:
-            share, lines = choose_share(FOLDS[name], args)
-            print(f"\n#### third rule, tuned on fold {name} ({', '.join(FOLDS[name])}):")
-            for line in lines:
-                print(f"   {line}")
-            print(f"   chosen: {100 * share:.2f}% (shipped: {100 * SCORED_SHARE:.2f}%)")
-        print(f"\nwall time {time.perf_counter() - t0:.0f} s")
-        return
-    if args.crowd == "other":
-        every = clips_by_speaker()[0]
-        met = True
-        for name in args.folds:
-            crowd = (crowd_paths(name, FOLDS, every, args.seed), CROWD_SIZE[name])
-            if not args.suspect:
-                met &= crowd_report(name, build_fold(FOLDS[name], args, CROWD_SETUPS, crowd))
-                continue
-            fold = build_fold(FOLDS[name], args, CROWD_SETUPS + SUSPECT_SETUPS, crowd)
-            met &= suspect_report(name, fold, args.replays_from, args.replays)
-        print(f"\nevery fold's criteria met: {'MET' if met else 'NOT MET'}")
-        print(f"\nwall time {time.perf_counter() - t0:.0f} s")
-        return
-    if args.at_scale:
-        setups = AT_SCALE + [also_share(share) for share in args.also_share]
-        built = {name: build_fold(FOLDS[name], args, setups) for name in args.folds}
-        for name, fold in built.items():
-            at_scale_report(name, fold)
-        if not args.genuine_from and len(built) == 2:  # no rule is tuned on the test's clips
-            scale_rules_report(built, args.tune_flags)
-        span = (args.genuine_from, args.genuine_from + args.genuine)
-        margin_rule_report(built, args.margin, span)
-        print(f"\nwall time {time.perf_counter() - t0:.0f} s")
-        return
+
+
+def _choose_share(args: argparse.Namespace) -> None:
+    """``--choose-share``: the third choice rule on each fold of ``--folds``."""
+    for name in args.folds:
+        share, lines = choose_share(FOLDS[name], args)
+        print(f"\n#### third rule, tuned on fold {name} ({', '.join(FOLDS[name])}):")
+        for line in lines:
+            print(f"   {line}")
+        print(f"   chosen: {100 * share:.2f}% (shipped: {100 * SCORED_SHARE:.2f}%)")
+
+
+def _crowd_tests(args: argparse.Namespace) -> None:
+    """``--at-scale --crowd other`` (``--suspect``): the other-voice crowd's pre-registered
+    test, or the suspect-aware check's, on each fold of ``--folds``."""
+    every = clips_by_speaker()[0]
+    met = True
+    for name in args.folds:
+        crowd = (crowd_paths(name, FOLDS, every, args.seed), CROWD_SIZE[name])
+        if not args.suspect:
+            met &= crowd_report(name, build_fold(FOLDS[name], args, CROWD_SETUPS, crowd))
+            continue
+        fold = build_fold(FOLDS[name], args, CROWD_SETUPS + SUSPECT_SETUPS, crowd)
+        met &= suspect_report(name, fold, args.replays_from, args.replays)
+    print(f"\nevery fold's criteria met: {'MET' if met else 'NOT MET'}")
+
+
+def _at_scale(args: argparse.Namespace) -> None:
+    """``--at-scale``: the false flags at scale on each fold of ``--folds``, the rules
+    against chance matches (both folds, no ``--genuine-from``) and the margin rule."""
+    setups = AT_SCALE + [also_share(share) for share in args.also_share]
+    built = {name: build_fold(FOLDS[name], args, setups) for name in args.folds}
+    for name, fold in built.items():
+        at_scale_report(name, fold)
+    if not args.genuine_from and len(built) == 2:  # no rule is tuned on the test's clips
+        scale_rules_report(built, args.tune_flags)
+    span = (args.genuine_from, args.genuine_from + args.genuine)
+    margin_rule_report(built, args.margin, span)
+
+
+def _rotations(args: argparse.Namespace) -> None:
+    """The default run: both rotations of the first two choice rules, then both folds at
+    scale and the rules against chance matches."""
     print(
         "choice rules (fixed before the reported fold is looked at): the threshold is the "
         f"lowest that flags at most {100 * args.tune_flags:.1f}% of the tuning fold's "
@@ -514,7 +537,6 @@ def main() -> None:
     for name, fold in built.items():
         at_scale_report(name, fold)
     scale_rules_report(built, args.tune_flags)
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":
