@@ -140,6 +140,7 @@ def replay_figures(
         genuine=genuine,
         genuine_from=0,
         replays=replays,
+        replays_from=0,  # the first stored clips, as before --replays-from
         tune_flags=tune_flags,
         distractors=distractors,
     )
