@@ -70,19 +70,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from eval_replay import (
-    ACCEPTANCE,
-    EPOCH,
-    FOLDS,
-    TRANSFORMS,
-    confounds,
-    database,
-    fold_paths,
-    load,
-    printed_of,
-    progress,
-    rate,
-)
+from _rates import rate
+from _replay_confounds import confounds
+from _replay_corpus import FOLDS, load, progress
+from _replay_fold import fold_paths
+from _replay_lookup import EPOCH, database, printed_of
+from _replay_transforms import ACCEPTANCE, TRANSFORMS
 
 from speakerdb.audio._fingerprint import Fingerprint, fingerprint
 from speakerdb.services._replay import MATCH_THRESHOLD, stored_candidates
