@@ -28,17 +28,12 @@ import random
 from pathlib import Path
 
 import numpy as np
-from eval_replay import (
-    ACCEPTANCE,
-    DURATIONS,
-    TRANSFORMS,
-    confounds,
-    database,
-    load,
-    printed_of,
-    progress,
-    rate,
-)
+from _rates import rate
+from _replay_confounds import confounds
+from _replay_corpus import load, progress
+from _replay_figures import DURATIONS
+from _replay_lookup import database, printed_of
+from _replay_transforms import ACCEPTANCE, TRANSFORMS
 from eval_replay_length import Lookups, candidates
 
 from speakerdb.audio._fingerprint import fingerprint
