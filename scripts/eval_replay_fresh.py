@@ -9,9 +9,9 @@ reading single words, 0.5-2 s; 10 voices, about 60 clips each). Nothing is chose
 Fixed before it ran (13:54 UTC, session 12): per voice, in a seeded order, 3 clips
 stand for the enrollment and ``--recent`` (20) for kept queries; all 10 voices' stored
 clips share one database (about 230, as the shared corpus's folds hold 165-198). The
-first ``--replays`` (8) stored clips of each voice go through ``eval_replay``'s copies;
+first ``--replays`` (8) stored clips of each voice go through ``eval_replay.py``'s copies;
 every clip not stored is a genuine new clip (another word of the same voice). Genuine
-clips that share recorded audio with a stored clip (``eval_replay.confounds``, from the
+clips that share recorded audio with a stored clip (``_replay_confounds.confounds``, from the
 waveforms) are left out. Targets of the issue: at least 95% of the issue's list
 detected, at most 1% of genuine clips flagged. The not-shipped length penalty
 (``eval_replay_length.py``, rotation 1's b = 0.5) is shown beside it for information.
