@@ -41,7 +41,8 @@ copies of the issue's list detected. If all are met, rotation 1's ``b`` ships in
 ``speakerdb.audio._fingerprint``; if any misses, the figures are reported as they are and nothing
 ships or is retuned. The extra copies (cut, padded, a sub-segment) are reported, not
 judged. Confounds (genuine clips that share recorded audio with a stored clip) are
-decided from the waveforms, never the fingerprint (``_replay_confounds.confounds``, split out of ``eval_replay.py``).
+decided from the waveforms, never the fingerprint (``_replay_confounds.confounds``,
+split out of ``eval_replay.py``).
 
 **Result** (13:45-13:52 UTC; ``--test 0.5 1.0``): **not met, not shipped** (so
 :func:`mismatch` lives here, not in the library).
