@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import numpy as np
 import pytest
 import soundfile as sf
 from conftest import FakeEncoder, read_rows, voice
 
-from speakerdb import EnrollmentRefused, SpeakerDB
+import speakerdb.services._quality as gates
+from speakerdb import EnrollmentRefused, QualityIssue, SpeakerDB
 from speakerdb.audio import clip_from_array, load_clip
 from speakerdb.decision import Population
 from speakerdb.services import ManifestRow, check_enrollment
@@ -41,6 +44,16 @@ def test_similarity_checks_only_warn_for_an_unmeasured_model(tmp_path: Path) -> 
         result = db.enroll("alicia", [(voice(121, seed=3), RATE)])
     assert checks(result.issues) == {"near_duplicate": False}
     assert "sounds nearly identical to 'alice'" in result.issues[0].message
+
+
+def test_the_docs_name_every_check_an_issue_can_have() -> None:
+    """QualityIssue's docstring and the gates' module list the same checks as the type
+    of ``check`` (which mypy holds every QualityIssue the gates build to)."""
+    names = set(get_args(get_type_hints(QualityIssue)["check"]))
+    assert names == {"not_speech", "speech", "clipping", "outlier", "near_duplicate"}
+    documented = (QualityIssue.__doc__ or "").split("``check`` is", 1)[1].split(";")[0]
+    assert set(re.findall(r"``(\w+)``", documented)) == names
+    assert set(re.findall(r"^- ``(\w+)``:", gates.__doc__ or "", re.M)) == names
 
 
 # -- real voices (the shared corpus, offline GE2E encoder) -------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ._base import _Result
 
@@ -74,15 +74,23 @@ class Utterance(_Result):
     created_at: datetime
 
 
+#: The enrollment quality gates' names, the values of :attr:`QualityIssue.check`.
+QualityCheck = Literal["not_speech", "speech", "clipping", "outlier", "near_duplicate"]
+
+
 @dataclass(frozen=True, slots=True)
 class QualityIssue(_Result):
     """A finding of the enrollment quality gates (:mod:`speakerdb.services._quality`).
 
-    ``check`` is ``speech``, ``clipping``, ``outlier`` or ``near_duplicate``;
-    ``refused`` tells a refusal (overridden with ``force``) from a warning.
+    ``check`` is one of ``not_speech`` (the clip is not someone speaking), ``speech``
+    (too little net speech), ``clipping`` (samples at full scale), ``outlier`` (the
+    clip does not sound like the speaker's other clips) or ``near_duplicate`` (a new
+    speaker sounds like an enrolled one); ``refused`` tells a refusal (overridden with
+    ``force``) from a warning. ``source`` is the clip's file (``None`` for a clip
+    without one, and for ``near_duplicate``, which is about the speaker).
     """
 
-    check: str
+    check: QualityCheck
     refused: bool
     source: str | None
     message: str
