@@ -1,6 +1,7 @@
 """The README's HTTP service examples, run as written against a real `speakerdb serve`
 on a loopback port: its curl block (with curl itself) and its WebSocket stream in
-Python, on real speech with GE2E. Only the address and the key are the test's.
+Python (a decision, and the server's refusal), on real speech with GE2E. Only the
+address and the key are the test's.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from _serving import Server, make_keys, multipart, stop_quietly
@@ -112,6 +114,32 @@ def test_the_websocket_example_runs_as_written(
     assert progress, "no decision before the end"
     outcome, accepted = final.split()
     assert outcome in ("accepted", "rejected") and accepted == str(outcome == "accepted")
+
+
+def test_the_websocket_example_stops_with_the_servers_error(
+    served: tuple[Server, str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A stream the server refuses (alice is not enrolled; a key it does not know) stops
+    the example with the error frame's type and message, which names the fix. The
+    recording is a minute long, so the refusal reaches the example while it is still
+    sending audio, as it would reach a microphone's stream."""
+    server, key, folder = served
+    samples, rate = sf.read(folder / "door.wav", dtype="int16")
+    minute = np.tile(samples, 60 * rate // len(samples) + 1)
+    sf.write(folder / "door.wav", minute, rate, subtype="PCM_16")
+    code = websocket_example().replace("ws://127.0.0.1:8000", server.ws_url)
+    monkeypatch.chdir(folder)
+    refusals = {
+        key: "SpeakerNotFound: no speaker named 'alice'; GET /v1/speakers lists who is enrolled",
+        "sdb_mistyped": "Unauthorized: the key is not one of this database's",
+    }
+    for sent, expected in refusals.items():
+        with pytest.raises(SystemExit) as stopped:
+            exec(compile(code, "README.md (stream)", "exec"), {"KEY": sent})
+        assert str(stopped.value).startswith(expected)
+    assert capsys.readouterr().out == ""  # no decision was printed
 
 
 def test_the_websocket_example_gives_up_on_a_server_that_never_answers(
