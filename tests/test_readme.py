@@ -145,3 +145,20 @@ def test_the_readme_uses_no_deprecated_member() -> None:
     names = "|".join(map(re.escape, OLD_MEMBERS))
     used = re.findall(rf"\b(?:db|database|SpeakerDB)\.(?:{names})\b", readme)
     assert not used, f"README.md shows deprecated members: {sorted(set(used))}"
+
+
+def test_the_layout_names_the_package_as_it_is() -> None:
+    """The README's Layout block names every module of ``speakerdb/`` and every folder
+    two levels down, and nothing that is not there (it said ``types.py`` for the
+    ``types/`` package, and left out ``_metadata.py``)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    after = readme.split("\nLayout: `speakerdb/`", 1)[1].split("\n\n", 1)[1]
+    block = after.split("\n\n", 1)[0]
+    named = set(re.findall(r"(?<![\w/.-])(\w+(?:\.py|/))", block)) - {"speakerdb/"}
+    package = ROOT / "speakerdb"
+    there = {p.name for p in package.glob("*.py")}
+    there |= {f"{d.name}/" for d in (*package.glob("*/"), *package.glob("*/*/"))}
+    there -= {"__pycache__/"}
+    every = {p.name for p in package.rglob("*.py")} | {f"{d.name}/" for d in package.rglob("*/")}
+    assert there <= named, f"not in README's layout: {sorted(there - named)}"
+    assert named <= every, f"README's layout names what is not there: {sorted(named - every)}"
