@@ -75,11 +75,12 @@ from _rates import rate
 from _replay_confounds import confounds
 from _replay_corpus import FOLDS, load, progress
 from _replay_fold import fold_paths
-from _replay_lookup import EPOCH, database, printed_of
+from _replay_lookup import EPOCH, Printed, database, printed_of
 from _replay_transforms import ACCEPTANCE, TRANSFORMS
 
 from speakerdb.audio._fingerprint import Fingerprint, fingerprint
 from speakerdb.services._replay import MATCH_THRESHOLD, stored_candidates
+from speakerdb.storage import Storage
 
 #: The penalties the choice rule picks from, per unit of mismatch.
 B_CHOICES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -109,7 +110,9 @@ def _hit(candidates: tuple[np.ndarray, np.ndarray], b: float) -> bool:
     return bool(scores.size) and float(np.max(scores - b * apart)) >= MATCH_THRESHOLD
 
 
-def candidates(storage, printed) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def candidates(storage: Storage, printed: Printed) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped lookup's candidates for a query: their exact scores and their
+    :func:`mismatch` with it, both empty for a query with no fingerprint or no candidate."""
     if printed is None:
         return np.zeros(0), np.zeros(0)
     scores, hits = stored_candidates(storage, *printed, EPOCH)
