@@ -27,13 +27,12 @@ import os
 import random
 from pathlib import Path
 
-import numpy as np
 from _rates import rate
 from _replay_confounds import confounds
 from _replay_corpus import load, progress
 from _replay_figures import DURATIONS
 from _replay_lookup import database, printed_of
-from _replay_transforms import ACCEPTANCE, TRANSFORMS
+from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies
 from eval_replay_length import Lookups, candidates
 
 from speakerdb.audio._fingerprint import fingerprint
@@ -72,17 +71,16 @@ def main() -> None:
     stored, replayed, genuine_paths = split(args)
     progress(f"{len(stored)} stored, {len(replayed)} replayed, {len(genuine_paths)} genuine")
     shared = confounds(genuine_paths, stored, [], [], args.seed)
-    copies: dict[str, list] = {name: [] for name in TRANSFORMS}
+    found_copies: dict[str, list] = {name: [] for name in TRANSFORMS}
     seconds = []
     with database([fingerprint(load(p)) for p in stored]) as storage:
         for j, path in enumerate(replayed):
             x = load(path)
             seconds.append(x.size / 16_000)
-            for t, (name, transform) in enumerate(TRANSFORMS.items()):
-                copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
-                copies[name].append(candidates(storage, copy))
+            for name, copy in copies(x, args.seed, j):
+                found_copies[name].append(candidates(storage, printed_of(copy)))
         genuine = [candidates(storage, printed_of(load(p))) for p in genuine_paths]
-    found = Lookups(copies, genuine, shared.genuine_with_stored)
+    found = Lookups(found_copies, genuine, shared.genuine_with_stored)
     extra = [name for name in TRANSFORMS if name not in ACCEPTANCE]
     print(
         f"{len(set(stored))} stored clips of 10 voices, {len(replayed)} replayed, "

@@ -76,7 +76,7 @@ from _replay_confounds import confounds
 from _replay_corpus import FOLDS, load, progress
 from _replay_fold import fold_paths
 from _replay_lookup import EPOCH, Printed, database, printed_of
-from _replay_transforms import ACCEPTANCE, TRANSFORMS
+from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies
 
 from speakerdb.audio._fingerprint import Fingerprint, fingerprint
 from speakerdb.services._replay import MATCH_THRESHOLD, stored_candidates
@@ -141,17 +141,16 @@ def look_up(speakers: list[str], args: argparse.Namespace) -> Lookups:
     prints = [fingerprint(load(p)) for p in stored_paths]
     progress("looking for shared recorded audio (waveforms)")
     shared = confounds(genuine_paths, stored_paths, [], [], args.seed)
-    copies: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in TRANSFORMS}
+    found_copies: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {n: [] for n in TRANSFORMS}
     with database(prints) as storage:
         progress("looking up copies")
         for j, path in enumerate(replayed):
             x = load(path)
-            for t, (name, transform) in enumerate(TRANSFORMS.items()):
-                copy = printed_of(transform(x, np.random.default_rng([args.seed, j, t])))
-                copies[name].append(candidates(storage, copy))
+            for name, copy in copies(x, args.seed, j):
+                found_copies[name].append(candidates(storage, printed_of(copy)))
         progress("looking up genuine clips")
         genuine = [candidates(storage, printed_of(load(p))) for p in genuine_paths]
-    return Lookups(copies, genuine, shared.genuine_with_stored)
+    return Lookups(found_copies, genuine, shared.genuine_with_stored)
 
 
 def choose(found: Lookups) -> tuple[float, list[str]]:
