@@ -80,7 +80,7 @@ def main() -> None:
             for name, copy in copies(x, args.seed, j):
                 found_copies[name].append(candidates(storage, printed_of(copy)))
         genuine = [candidates(storage, printed_of(load(p))) for p in genuine_paths]
-    found = Lookups(found_copies, genuine, shared.genuine_with_stored)
+    found = Lookups(found_copies, genuine, shared.genuine_with_stored, genuine_paths)
     extra = [name for name in TRANSFORMS if name not in ACCEPTANCE]
     print(
         f"{len(set(stored))} stored clips of 10 voices, {len(replayed)} replayed, "
@@ -92,6 +92,7 @@ def main() -> None:
         print(f"  the issue's list detected {rate(*found.detected(b, ACCEPTANCE))}")
         print(f"  extra copies detected     {rate(*found.detected(b, extra))}")
         print(f"  genuine flagged           {rate(*found.flagged(b))}")
+        print(*found.flagged_by(b), sep="\n")
     print("shipped, by copy:")
     for name in ACCEPTANCE:
         print(f"  {name:28s} {rate(*found.detected(0.0, [name]))}")

@@ -71,9 +71,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile as sf
 from _rates import rate
 from _replay_confounds import confounds
 from _replay_corpus import FOLDS, load, progress
+from _replay_crowd import speaker_of
 from _replay_fold import fold_paths
 from _replay_lookup import EPOCH, Printed, database, printed_of
 from _replay_transforms import ACCEPTANCE, TRANSFORMS, copies
@@ -95,6 +97,7 @@ class Lookups:
     copies: dict[str, list[tuple[np.ndarray, np.ndarray]]]
     genuine: list[tuple[np.ndarray, np.ndarray]]
     confounded: set[int]
+    genuine_paths: list[str]
 
     def detected(self, b: float, names: Sequence[str]) -> tuple[int, int]:
         found = [_hit(c, b) for name in names for c in self.copies[name]]
@@ -103,6 +106,20 @@ class Lookups:
     def flagged(self, b: float) -> tuple[int, int]:
         clean = [c for i, c in enumerate(self.genuine) if i not in self.confounded]
         return sum(_hit(c, b) for c in clean), len(clean)
+
+    def flagged_by(self, b: float) -> list[str]:
+        """The confound-free genuine clips flagged at ``b``, by voice and by duration (under
+        1 s or not), against how many of each were looked up: a description, not a test."""
+        clean = [i for i in range(len(self.genuine)) if i not in self.confounded]
+        groups: dict[str, list[int]] = {}
+        for i in clean:
+            seconds = sf.info(self.genuine_paths[i]).duration
+            groups.setdefault(speaker_of(self.genuine_paths[i]), []).append(i)
+            groups.setdefault("under 1 s" if seconds < 1 else "1 s or more", []).append(i)
+        return [
+            f"    {group:24s} {rate(sum(_hit(self.genuine[i], b) for i in ids), len(ids))}"
+            for group, ids in sorted(groups.items())
+        ]
 
 
 def _hit(candidates: tuple[np.ndarray, np.ndarray], b: float) -> bool:
@@ -150,7 +167,7 @@ def look_up(speakers: list[str], args: argparse.Namespace) -> Lookups:
                 found_copies[name].append(candidates(storage, printed_of(copy)))
         progress("looking up genuine clips")
         genuine = [candidates(storage, printed_of(load(p))) for p in genuine_paths]
-    return Lookups(found_copies, genuine, shared.genuine_with_stored)
+    return Lookups(found_copies, genuine, shared.genuine_with_stored, genuine_paths)
 
 
 def choose(found: Lookups) -> tuple[float, list[str]]:
@@ -171,7 +188,8 @@ def figures(found: Lookups, b: float) -> list[str]:
         f"  b = {b:3.1f}: the issue's list detected {rate(*found.detected(b, ACCEPTANCE))}",
         f"           extra copies detected    {rate(*found.detected(b, extra))}",
         f"           genuine flagged (no confound) {rate(*found.flagged(b))}"
-        f"  ({len(found.confounded)} confounded left out)",
+        f"  ({len(found.confounded)} confounded left out), by voice and duration:",
+        *found.flagged_by(b),
     ]
 
 
