@@ -332,6 +332,8 @@ Rates come with 95% Wilson intervals. Everything is seeded. Run::
         --genuine-from 360 --genuine 120 --replays-from 16 --folds A   # then --folds B
     python scripts/eval_replay.py --bench               # lookup cost, on a quiet machine
 
+A run refuses an option it does not read (:data:`USED_BY`) instead of ignoring it.
+
 ``--bench`` times, in one run, the lookup against 1,000 and 10,000 stored 3 s clips
 (reading ``ROWS_PER_KEY`` rows per key, and every row; scoring 0.5% and 4% of the stored
 clips, each against the shipped lookup) and the GE2E embedding of the
@@ -365,29 +367,92 @@ from _replay_rules import choose_share, replay_figures
 from _replay_setups import AT_SCALE, CROWD_SETUPS, ROWS_CHOICES, SUSPECT_SETUPS, also_share
 from _replay_verdicts import PREREGISTERED_MARGIN, crowd_report, margin_rule_report, suspect_report
 
+#: The runs, each named as the command line asks for it.
+BENCH_RUN, SHARE_RUN = "--bench", "--choose-share"
+CROWD_RUN, SCALE_RUN = "--at-scale --crowd other", "--at-scale"
+DEFAULT_RUN = "the default run (both rotations)"
+RUNS = (BENCH_RUN, SHARE_RUN, CROWD_RUN, SCALE_RUN, DEFAULT_RUN)
+_FOLD_RUNS = (SHARE_RUN, CROWD_RUN, SCALE_RUN, DEFAULT_RUN)
 
-def main() -> None:
+#: The runs that read each option: an option set away from its default in a run that
+#: does not read it is refused, never silently ignored.
+USED_BY = {
+    "recent": _FOLD_RUNS,
+    "genuine": _FOLD_RUNS,
+    "genuine_from": (SHARE_RUN, CROWD_RUN, SCALE_RUN),
+    "margin": (SCALE_RUN,),
+    "replays": _FOLD_RUNS,
+    "replays_from": (SHARE_RUN, CROWD_RUN, SCALE_RUN),
+    "also_share": (SCALE_RUN,),
+    "choose_share": (SHARE_RUN,),
+    "tune_flags": (SCALE_RUN, DEFAULT_RUN),
+    "seed": RUNS,
+    "distractors": _FOLD_RUNS,
+    "tolerance": (SHARE_RUN, DEFAULT_RUN),
+    "bench": (BENCH_RUN,),
+    "at_scale": (CROWD_RUN, SCALE_RUN),
+    "crowd": (CROWD_RUN, SCALE_RUN),
+    "suspect": (CROWD_RUN,),
+    "folds": (SHARE_RUN, CROWD_RUN, SCALE_RUN),
+    "sizes": (BENCH_RUN,),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs what ``argv`` (the command line's arguments by default) asks for."""
+    args = parse_args(argv)
+    run = run_of(args)
+    if run == BENCH_RUN:
+        bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
+        return
+    t0 = time.perf_counter()
+    runs = {SHARE_RUN: _choose_share, CROWD_RUN: _crowd_tests, SCALE_RUN: _at_scale}
+    runs.get(run, _rotations)(args)
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of ``argv``; exits with a usage error when an option needs another that
+    is missing, or is set away from its default in a run that does not read it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     _add_data_options(parser)
     _add_run_options(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.crowd == "other" and not args.at_scale:
         parser.error("--crowd other is an --at-scale test: add --at-scale")
     if args.suspect and args.crowd != "other":
         parser.error("--suspect looks in the other-voice database: add --at-scale --crowd other")
+    _refuse_unused(parser, args)
+    return args
+
+
+def run_of(args: argparse.Namespace) -> str:
+    """Which of :data:`RUNS` ``args`` ask for (the first flag of the list wins)."""
     if args.bench:
-        bench(args.seed, tuple(int(n) for n in args.sizes.split(",")))
-        return
-    t0 = time.perf_counter()
+        return BENCH_RUN
     if args.choose_share:
-        _choose_share(args)
-    elif args.crowd == "other":
-        _crowd_tests(args)
-    elif args.at_scale:
-        _at_scale(args)
-    else:
-        _rotations(args)
-    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+        return SHARE_RUN
+    if args.crowd == "other":
+        return CROWD_RUN
+    return SCALE_RUN if args.at_scale else DEFAULT_RUN
+
+
+def _refuse_unused(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exits with a usage error naming every option set away from its default that the
+    run does not read, and the runs that do."""
+    run, defaults = run_of(args), vars(parser.parse_args([]))
+    unused = [
+        f"--{dest.replace('_', '-')} (only {_either(USED_BY[dest])} reads it)"
+        for dest, value in vars(args).items()
+        if value != defaults[dest] and run not in USED_BY[dest]
+    ]
+    if unused:
+        parser.error(f"{run} does not read {'; '.join(unused)}")
+
+
+def _either(runs: tuple[str, ...]) -> str:
+    quoted = [f"'{run}'" if run.startswith("--") else run for run in runs]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:

@@ -1,11 +1,14 @@
-"""scripts/eval_replay.py's margin rule and its share of candidates scored (neither
-shipped: their pre-registered test missed): the lead is measured against the same crowd
+"""scripts/eval_replay.py: its default run, end to end on a few clips; the options each
+run refuses; its margin rule and its share of candidates scored (neither shipped: their
+pre-registered test missed): the lead is measured against the same crowd
 however many candidates are scored, and the number scored is bounded. Its other-voice
 crowd (``--crowd other``): only the other fold's voices, seeded, at most its count."""
 
 from __future__ import annotations
 
 import math
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,10 +22,77 @@ from speakerdb.audio._fingerprint import Fingerprint
 from speakerdb.services._replay import CANDIDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import _replay_corpus
+import eval_replay
 from _replay_crowd import crowd_paths, crowd_prints, matched_voices, speaker_of, voices_stored
 from _replay_lookup import SCORED_MOST, SCORED_SHARE, lead_of, scored_count
 from _replay_suspect import best_of_union, prints_by_voice, suspect_union
 from eval_replay_length import mismatch
+
+
+@pytest.mark.slow
+def test_the_default_run_reports_both_rotations_and_both_folds_at_scale(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's "both rotations" run (no run flag; ~45 min on the corpus), through
+    every step on one speaker per fold and a few clips each: it once crashed with an
+    AttributeError that no test ran into."""
+    monkeypatch.setattr(_replay_corpus, "CORPUS", corpus)
+    monkeypatch.setitem(_replay_corpus.FOLDS, "A", ["asterisk-allison"])
+    monkeypatch.setitem(_replay_corpus.FOLDS, "B", ["fillets-cs-big"])
+    eval_replay.main(["--recent", "2", "--genuine", "2", "--replays", "1", "--distractors", "6"])
+    out = capsys.readouterr().out
+    for heading in (
+        "#### tuned on fold A (asterisk-allison; ",
+        "#### tuned on fold B (fillets-cs-big; ",
+        "#### fold A at scale (asterisk-allison)",
+        "#### fold B at scale (fillets-cs-big)",
+        "#### rules against chance matches at scale",
+        "\nwall time ",
+    ):
+        assert heading in out
+    # Each rotation's two tables (without and with distractors) count the 12 copies of the
+    # issue's list of the one clip replayed.
+    assert len(re.findall(r"ALL, the issue's list +\d+/12 ", out)) == 2 * 2
+
+
+def _documented_runs() -> list[list[str]]:
+    """The options of each command in eval_replay's docstring (its ``Run::`` block)."""
+    block = eval_replay.__doc__.split("Run::")[1].split("\n\n")[1].replace("\\\n", " ")
+    # "[nice -n 10] python scripts/eval_replay.py OPTIONS  # comment"
+    return [
+        shlex.split(line.split("eval_replay.py")[1], comments=True) for line in block.splitlines()
+    ]
+
+
+@pytest.mark.parametrize("argv", _documented_runs(), ids=lambda argv: " ".join(argv) or "default")
+def test_every_documented_run_is_accepted(argv: list[str]) -> None:
+    eval_replay.parse_args(argv)
+
+
+def test_every_option_says_which_runs_read_it() -> None:
+    assert set(vars(eval_replay.parse_args([]))) == set(eval_replay.USED_BY)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--replays-from", "8"], "the default run (both rotations) does not read --replays-from"),
+        (["--genuine-from", "120"], "only '--choose-share', '--at-scale --crowd other' or"),
+        (["--at-scale", "--tolerance", "0.01"], "--at-scale does not read --tolerance"),
+        (["--at-scale", "--crowd", "other", "--also-share", "0.04"], "--also-share (only '--at"),
+        (["--bench", "--folds", "A"], "--bench does not read --folds"),
+        (["--choose-share", "--margin", "9"], "--choose-share does not read --margin"),
+    ],
+)
+def test_a_run_refuses_an_option_it_would_ignore(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        eval_replay.parse_args(argv)
+    assert exited.value.code == 2
+    assert named in capsys.readouterr().err
+
 
 candidate_scores = hnp.arrays(
     np.float64,
