@@ -1,5 +1,6 @@
 """MP3 clips of real speech: decoded as libsndfile decodes them in one read, with nothing
-printed to stderr, through the library and the CLI.
+printed to stderr, through the library (a clip, and a recording that ``segments`` reads
+block by block) and the CLI.
 
 The clips are made here from the corpus with libsndfile's MP3 encoder (LAME): long
 enough to span many of the decoder's blocks, at the two rates where a seek after each
@@ -9,6 +10,7 @@ large" on stderr at 16 kHz).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,12 @@ import pytest
 import soundfile as sf
 import soxr
 import test_cli
+from conftest import FakeEncoder
 from test_cli import run_speakerdb
 
-from speakerdb.audio import SAMPLE_RATE, load_clip
+from speakerdb import Segment, SegmentOptions, SpeakerDB
+from speakerdb.audio import SAMPLE_RATE, ClipInput, load_clip
 from speakerdb.audio._decode import BLOCK_FRAMES
-from speakerdb.audio._recording import recording_blocks
 
 base_home, home = test_cli.base_home, test_cli.home
 
@@ -55,6 +58,31 @@ def decoded_at_once(path: Path) -> np.ndarray:
     return np.asarray(samples, dtype=np.float32)
 
 
+class Listening(FakeEncoder):
+    """The fake encoder, keeping every window of audio it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heard: list[np.ndarray] = []
+
+    def encode(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        self.heard += [np.array(clip, dtype=np.float32) for clip in clips]
+        return super().encode(clips)
+
+
+def segmented(
+    path: Path, speech: np.ndarray, recording: ClipInput
+) -> tuple[list[Segment], list[np.ndarray]]:
+    """``segments`` of ``recording`` (read in 5 s blocks) in a new database at ``path``
+    that enrolled the speech's first 5 s, and the windows of the recording it embedded."""
+    ear = Listening()
+    with SpeakerDB(path, encoder=ear) as db:
+        db.enroll(SPEAKER, [(speech[: 5 * SAMPLE_RATE], SAMPLE_RATE)])
+        ear.heard.clear()
+        found = db.segments(recording, options=SegmentOptions(block_s=5.0))
+    return found, ear.heard
+
+
 @pytest.mark.parametrize("rate", [16_000, 44_100])
 def test_an_mp3_decodes_as_in_one_read(tmp_path: Path, speech: np.ndarray, rate: int) -> None:
     path = write_mp3(tmp_path / "speech.mp3", speech, rate)
@@ -62,9 +90,14 @@ def test_an_mp3_decodes_as_in_one_read(tmp_path: Path, speech: np.ndarray, rate:
     clip = load_clip(path)
     assert clip.samples.shape == expected.shape
     np.testing.assert_allclose(clip.samples, expected, atol=1e-6)
-    # A recording (``segments``) is read block by block too.
-    streamed = np.concatenate(list(recording_blocks(path, 5.0)))
-    np.testing.assert_allclose(streamed, expected, atol=1e-6)
+    # A recording (``segments``) is read block by block too: its windows are those of the
+    # samples decoded in one read, and so are the segments found.
+    found, heard = segmented(tmp_path / "file.db", speech, path)
+    found_once, heard_once = segmented(tmp_path / "once.db", speech, (expected, SAMPLE_RATE))
+    assert len(heard) == len(heard_once) > 0
+    for window, window_once in zip(heard, heard_once, strict=True):
+        np.testing.assert_allclose(window, window_once, atol=1e-6)
+    assert found == found_once
 
 
 def test_the_cli_prints_nothing_of_the_decoders_for_a_good_mp3(
