@@ -21,7 +21,7 @@ from . import _compat
 from .audio._decode import ClipInput
 from .config import database_location
 from .services._batch import BatchReport, ManifestRow, enroll_batch
-from .services._enrolling import Metadata
+from .services._enroll_metadata import Metadata
 from .services._opening import open_services
 from .storage import upgrade_storage
 

@@ -27,7 +27,7 @@ from ..decision._population import CohortVoices
 from ..errors import InputError, SpeakerDBError
 from ..types import CohortVoice
 from ._batch import BatchFailure, ManifestRow
-from ._enrolling import record_encoder
+from ._enroll_commit import record_encoder
 
 if TYPE_CHECKING:
     from ..storage import Storage

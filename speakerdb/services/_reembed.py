@@ -44,7 +44,9 @@ from ..storage import open_storage
 from ..storage._errors import missing_folder
 from ..storage._index import index_path_for
 from ..types import ReembedReport
-from ._enrolling import Enrolling, Metadata, record_encoder
+from ._enroll_commit import record_encoder
+from ._enroll_metadata import Metadata
+from ._enrolling import Enrolling
 from ._model import ModelSlot
 from ._sealing import AudioKey, KeyChoice
 from ._settings import Settings
