@@ -7,12 +7,13 @@ import pytest
 from conftest import voice
 
 from speakerdb.audio._fingerprint import (
-    DEFAULT_THRESHOLD,
+    VERSIONS,
     Fingerprint,
     best_matches,
     fingerprint,
     matches,
     similarity,
+    threshold_of,
 )
 from speakerdb.errors import AudioError
 
@@ -52,16 +53,17 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return np.repeat(decoded, 2)
 
 
-@pytest.fixture(scope="module")
-def enrolled() -> tuple[np.ndarray, Fingerprint]:
+@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: f"v{v}")
+def enrolled(request: pytest.FixtureRequest) -> tuple[np.ndarray, Fingerprint]:
+    """A clip and its fingerprint, of each version a database may hold."""
     clip = utterance(1)
-    return clip, fingerprint(clip)
+    return clip, fingerprint(clip, request.param)
 
 
 def test_exact_replay_matches(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     clip, fp = enrolled
-    assert matches(fingerprint(clip.copy()), fp)
-    assert similarity(fp, fp) > 3 * DEFAULT_THRESHOLD
+    assert matches(fingerprint(clip.copy(), fp.version), fp)
+    assert similarity(fp, fp) > 3 * threshold_of(fp.version)
 
 
 @pytest.mark.parametrize(
@@ -78,12 +80,12 @@ def test_exact_replay_matches(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
 )
 def test_degraded_copy_matches(enrolled: tuple[np.ndarray, Fingerprint], copy) -> None:
     clip, fp = enrolled
-    assert similarity(fingerprint(copy(clip)), fp) >= DEFAULT_THRESHOLD
+    assert similarity(fingerprint(copy(clip), fp.version), fp) >= threshold_of(fp.version)
 
 
 def test_other_utterances_do_not_match(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     _, fp = enrolled
-    others = [fingerprint(utterance(seed)) for seed in range(2, 8)]
+    others = [fingerprint(utterance(seed), fp.version) for seed in range(2, 8)]
     assert not any(matches(other, fp) for other in others)
 
 
@@ -93,11 +95,11 @@ def test_a_partial_overlap_is_not_a_copy(enrolled: tuple[np.ndarray, Fingerprint
     shared stretch on its own is (a sub-segment)."""
     clip, fp = enrolled
     shared = clip[-int(0.6 * RATE) :]
-    spliced = fingerprint(np.concatenate([utterance(5, 2.4), shared]))
-    other = fingerprint(np.concatenate([shared, utterance(6, 2.4)]))
-    assert similarity(spliced, fp) < DEFAULT_THRESHOLD
-    assert similarity(other, fp) < DEFAULT_THRESHOLD
-    assert similarity(fingerprint(shared), fp) >= DEFAULT_THRESHOLD
+    spliced = fingerprint(np.concatenate([utterance(5, 2.4), shared]), fp.version)
+    other = fingerprint(np.concatenate([shared, utterance(6, 2.4)]), fp.version)
+    assert similarity(spliced, fp) < threshold_of(fp.version)
+    assert similarity(other, fp) < threshold_of(fp.version)
+    assert similarity(fingerprint(shared, fp.version), fp) >= threshold_of(fp.version)
 
 
 def test_an_enrolled_clip_inside_a_longer_query_matches(
@@ -105,23 +107,25 @@ def test_an_enrolled_clip_inside_a_longer_query_matches(
 ) -> None:
     clip, fp = enrolled
     longer = np.concatenate([utterance(5, 1.0), clip, utterance(6, 1.0)])
-    assert similarity(fingerprint(with_noise(longer, 10)), fp) >= DEFAULT_THRESHOLD
+    copy = fingerprint(with_noise(longer, 10), fp.version)
+    assert similarity(copy, fp) >= threshold_of(fp.version)
 
 
 def test_similarity_is_symmetric(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     clip, fp = enrolled
-    other = fingerprint(with_noise(clip[RATE // 3 :], 10))
+    other = fingerprint(with_noise(clip[RATE // 3 :], 10), fp.version)
     assert similarity(fp, other) == pytest.approx(similarity(other, fp))
 
 
 def test_best_matches_scores_each_stored_clip(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     clip, fp = enrolled
-    stored = [fingerprint(utterance(seed)) for seed in (2, 3)] + [fp, fingerprint(utterance(4))]
-    query = fingerprint(with_noise(clip[RATE // 2 :], 10))
+    others = [fingerprint(utterance(seed), fp.version) for seed in (2, 3, 4)]
+    stored = [*others[:2], fp, others[2]]
+    query = fingerprint(with_noise(clip[RATE // 2 :], 10), fp.version)
     scores = best_matches(query, stored)
     assert scores.shape == (4,)
     assert int(np.argmax(scores)) == 2
-    assert scores[2] >= DEFAULT_THRESHOLD > scores[[0, 1, 3]].max()
+    assert scores[2] >= threshold_of(fp.version) > scores[[0, 1, 3]].max()
     # The same score as one pair at a time: the laid-out row keeps clips apart.
     assert scores == pytest.approx([similarity(query, s) for s in stored])
     assert best_matches(query, []).shape == (0,)
@@ -132,8 +136,9 @@ def test_bytes_round_trip(enrolled: tuple[np.ndarray, Fingerprint]) -> None:
     data = fp.to_bytes()
     back = Fingerprint.from_bytes(data)
     assert np.array_equal(back.bits, fp.bits) and np.array_equal(back.mask, fp.mask)
-    assert back.to_bytes() == data
-    assert len(data) < 520 * 3  # about 500 bytes a second of audio
+    assert back.version == fp.version and back.to_bytes() == data
+    # About 500 bytes a second of audio for version 1, 2,000 for version 2.
+    assert len(data) < {1: 520, 2: 2020}[fp.version] * 3
 
 
 @pytest.mark.parametrize(
@@ -157,6 +162,25 @@ def test_bad_bytes_are_refused(data: bytes) -> None:
 def test_unusable_audio_is_an_audio_error(samples: np.ndarray, message: str) -> None:
     with pytest.raises(AudioError, match=message):
         fingerprint(samples)
+
+
+def test_prints_of_two_versions_do_not_compare() -> None:
+    clip = utterance(3)
+    old, new = fingerprint(clip, 1), fingerprint(clip)
+    assert new.version == max(VERSIONS) and old.version == 1
+    with pytest.raises(ValueError, match="one version"):
+        best_matches(new, [old])
+
+
+def test_a_version_1_print_of_the_first_release_still_decodes() -> None:
+    """Databases enrolled before version 2 hold version-1 bytes: they must still decode,
+    to the same print version 1 makes today (tests/data/speakers-0011.db holds some)."""
+    clip = utterance(4)
+    stored = fingerprint(clip, 1).to_bytes()
+    assert stored[:5] == b"SDFP\x01"
+    back = Fingerprint.from_bytes(stored)
+    assert back.version == 1 and back.bits.dtype == np.uint32
+    assert matches(fingerprint(with_noise(clip, 10), 1), back)
 
 
 def test_deterministic() -> None:

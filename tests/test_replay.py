@@ -7,6 +7,7 @@ Through the public API, the CLI and the storage of several processes.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FakeEncoder, new_database, read_rows, recording
+from conftest import FakeEncoder, new_database, read_rows, recording, voice_0001
 from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
@@ -127,6 +128,29 @@ def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkey
         assert db.guards.replay_window() == (300, "argument")
 
 
+def test_a_database_enrolled_before_version_2_still_refuses_its_replays(tmp_path: Path) -> None:
+    """A database enrolled before fingerprint version 2 keeps its version-1 prints (the
+    audio to redo them is not kept): each query is also looked up among them by its
+    version-1 print, so a copy of a clip enrolled then is still a replay, while new
+    enrollments and decided queries get version 2."""
+    path = tmp_path / "before-version-2.db"
+    shutil.copyfile(Path(__file__).parent / "data" / "speakers-0011.db", path)
+    SpeakerDB.upgrade(path)
+    assert print_versions(path) == {1}
+    with open_db(path) as db:
+        enrolled_then = voice_0001(110.0, 1.0, RATE, 1)  # alice's, as the file was made
+        assert db.verify("alice", (noisy(enrolled_then, 20), RATE)).outcome == "replay"
+        db.enroll("erin", [(recording(600, 2.0, seed=1), RATE)])
+        assert db.verify("erin", (recording(600, 2.0, seed=1), RATE)).outcome == "replay"
+        assert db.verify("erin", (recording(600, 2.0, seed=2), RATE)).outcome == "accepted"
+    assert print_versions(path) == {1, 2}
+
+
+def print_versions(path: Path) -> set[int]:
+    with sqlite3.connect(path) as conn:
+        return {row[0][4] for row in conn.execute("SELECT data FROM fingerprints")}
+
+
 def test_remove_deletes_the_speakers_fingerprints(db_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("SPEAKERDB_REPLAY_WINDOW")
     with open_db(db_path) as db:
@@ -234,7 +258,7 @@ def test_a_replay_among_many_stored_clips_is_refused(tmp_path: Path) -> None:
 
 
 def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpus: Path) -> None:
-    """100 stored clips hold 50 of a replay's index keys, at the replay's steps shifted
+    """40 stored clips hold 400 of a replay's index keys, at the replay's steps shifted
     by 0 to 39, so they out-vote the replayed clip when every key is read; the lookup
     reads the rarest keys first, so it still finds the replayed clip and refuses the
     copy (real speech, white noise at 10 dB SNR)."""
@@ -242,7 +266,7 @@ def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpu
     original = fingerprint(samples)
     printed, margins = fingerprint_with_margins(noisy(samples, 10, seed=2))
     keys = query_keys(printed, margins)
-    shared = keys[np.isin(keys[:, 0], np.unique(keys[:, 0])[:50])]
+    shared = keys[np.isin(keys[:, 0], np.unique(keys[:, 0])[:400])]
     rows = np.concatenate([shared + np.array([0, shift]) for shift in range(40)])  # 40 lags
     other = fingerprint(samples[::-1].copy()).to_bytes()  # not a copy of the query
     now = datetime.now(timezone.utc)
@@ -250,7 +274,7 @@ def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpu
     try:
         with storage.change() as change:
             change.add_prints([StoredPrint(original.to_bytes(), stored_keys(original), now)])
-            change.add_prints([StoredPrint(other, rows, now) for _ in range(100)])
+            change.add_prints([StoredPrint(other, rows, now) for _ in range(40)])
         missed, _ = best_stored_match(storage, printed, margins, now, rows_per_key=None)
         score, hit = best_stored_match(storage, printed, margins, now)
     finally:

@@ -9,22 +9,33 @@ about 0.87), so this module compares the signal itself.
 
 Method: sub-band energy-difference bits (Haitsma and Kalker, "A highly robust
 audio fingerprinting system", ISMIR 2002), matched by bit error rate over all
-time alignments. Each 16 ms step of the clip gives one 32-bit word: the signs
-of the energy differences between 33 adjacent bands (log-spaced over
-300-3400 Hz), differenced again over time. Why this and not landmark hashes:
+time alignments. Each step of the clip gives one word: the signs of the energy
+differences between adjacent bands (log-spaced over 300-3400 Hz), differenced
+again over time. Why this and not landmark hashes:
 
 - Signs of energy differences do not change with gain, and a band plan inside
   300-3400 Hz survives the telephone band, mu-law and resampling.
 - The clips are short (median 1.3-3 s of speech, 0.5 s at least). Landmark
-  hashes need many spectral peaks to vote; bits give 32 comparisons every
-  16 ms, so a 0.5 s sub-segment still gives about a thousand.
+  hashes need many spectral peaks to vote; bits give dozens of comparisons every
+  step, so a 0.5 s sub-segment still gives thousands.
 - Matching a query against every alignment of a stored clip finds cut, padded
   or shifted copies and sub-segments with no extra machinery.
 
-Only loud bits are compared: a bit is kept when its four cells are within
-:data:`_LOUD_DB` of the clip's loud cells (a second 32-bit mask per step).
+Only loud bits are compared: a bit is kept when its four cells are within the
+version's ``loud_db`` of the clip's loud cells (a second word, the mask, per step).
 Noise added to a copy flips the bits of quiet cells first, silence has no bits
 worth keeping, and padding with silence must not count.
+
+**Versions** (:data:`VERSIONS`; each print says its own, and only prints of one version
+compare). Version 1: 128 ms frames, 16 ms steps, 33 bands (32 bits), bits within 30 dB
+of the loud cells. Version 2 (:data:`VERSION`, what :func:`fingerprint` makes): 64 ms
+frames, 8 ms steps, 49 bands (48 bits, in 64-bit words), bits within 20 dB. Under 1 s,
+version 1's bits were too few and too easily flipped to tell a copy drowned in noise from
+another short word: on clips no figure had used, at the threshold flagging 0.5% of
+genuine clips, version 1 found 94.9% of copies (75% at 5 dB SNR) and version 2 99.6%
+(97.7%) (``scripts/eval_fingerprint_v2.py``, where it was chosen). Most of the gain is
+the loudness kept: noise flips the bits of cells 20-30 dB below the loudest first.
+Version-1 prints stay readable and matched, since the audio to redo them is not kept.
 
 The score of an alignment is a z-score over the ``N`` loud bits of the
 smaller clip (the one with fewer loud bits): of them ``n`` are loud in both
@@ -43,24 +54,28 @@ of short clips do not (fold A of ``scripts/eval_replay.py``).
 The contract:
 
 - :func:`fingerprint` takes 16 kHz mono float samples and returns a
-  :class:`Fingerprint` (8 bytes per 16 ms step: about 500 bytes a second). It
-  raises :class:`~speakerdb.errors.AudioError` for input that is not 1-D, is
-  empty, has NaN or infinite samples, is silent (below -90 dBFS RMS), is
-  shorter than :data:`MIN_SECONDS`, or has fewer than 8 loud steps (0.13 s).
+  :class:`Fingerprint` of :data:`VERSION` (or of an older version when asked: 16
+  bytes per 8 ms step, about 2,000 bytes a second; version 1, 500). It raises
+  :class:`~speakerdb.errors.AudioError` for input that is not 1-D, is empty, has
+  NaN or infinite samples, is silent (below -90 dBFS RMS), is shorter than
+  :data:`MIN_SECONDS`, or has under 0.13 s of loud steps.
 - :meth:`Fingerprint.to_bytes` / :meth:`Fingerprint.from_bytes` round-trip it
   exactly (a versioned little-endian layout; bad bytes raise ``ValueError``).
-- :func:`similarity` is that score (symmetric): below about 8 for different
-  recordings, tens to hundreds for the same one. :func:`matches` compares it
-  with :data:`DEFAULT_THRESHOLD`, chosen on one fold of the shared corpus's
-  speakers and measured on the other (``scripts/eval_replay.py``).
+- :func:`similarity` is that score (symmetric): below the version's threshold
+  (:func:`threshold_of`) for different recordings, tens to hundreds for the same
+  one. :func:`matches` compares it with that threshold: version 1's was chosen on
+  one fold of the shared corpus's speakers and measured on the other
+  (``scripts/eval_replay.py``); version 2's on ktuberling clips no figure had used
+  and measured on the shared corpus (``scripts/eval_fingerprint_v2.py``).
 - :func:`best_matches` scores one query against many stored fingerprints at
   once (the replay check against enrolled clips and recent queries).
 
-Cost: a fingerprint is one 2048-point FFT per 16 ms step (about 10-40 ms for
-3 s of audio). Matching costs an AND, a XOR and two popcounts per (loud query
-step, stored step), all in numpy: a 3 s query against 1,000 stored 3 s clips
-took 0.6 s on a loaded shared core, linear in the stored audio
-(``scripts/eval_replay.py --bench``). The chance of a false match grows with
+Cost: a version-2 fingerprint is one 1024-point FFT per 8 ms step (about 10-40 ms
+for 3 s of audio). Matching costs an AND, a XOR and two popcounts per (loud query step, stored
+step), all in numpy: four times version 1's steps, which took 0.6 s for a 3 s query
+against 1,000 stored 3 s clips on a loaded shared core, linear in the stored audio
+(``scripts/eval_replay.py --bench``); the replay check scores only a few candidates the
+index finds (:mod:`speakerdb.audio._fpindex`). The chance of a false match grows with
 the number of stored clips a query meets, as for any best-of-N score.
 """
 
@@ -77,114 +92,172 @@ from ..errors import AudioError
 __all__ = [
     "DEFAULT_THRESHOLD",
     "MIN_SECONDS",
+    "VERSION",
+    "VERSIONS",
     "Fingerprint",
     "best_matches",
     "fingerprint",
     "matches",
     "similarity",
+    "threshold_of",
 ]
 
 SAMPLE_RATE = 16_000
-_FRAME = 2048  # 128 ms: long enough to smooth noise, short enough for speech
-_HOP = 256  # 16 ms: a shifted copy is at most 8 ms (1/16 frame) off a step
 _BLOCK_FRAMES = 1024  # frames windowed and transformed at once (16 MB)
-_LOW_HZ, _HIGH_HZ, _BANDS = 300.0, 3400.0, 33  # the telephone band: 32 bits
-#: Bits from cells more than this many dB below the clip's loud cells are not compared.
-_LOUD_DB = 30.0
+_LOW_HZ, _HIGH_HZ = 300.0, 3400.0  # the telephone band
 #: Shortest input accepted, in seconds.
 MIN_SECONDS = 0.25
-#: Fewest loud bits two alignments must share to be scored (about 10 steps, 0.16 s).
-_MIN_BITS = 160
-#: Fewest loud steps a clip needs for a fingerprint.
-_MIN_HEARD = 8
+#: Least sound above silence a clip needs for a fingerprint, in seconds (8 steps of 16 ms).
+_MIN_HEARD_S = 0.128
 # Below -90 dBFS RMS (under 16-bit dither) there is no signal at all: the
 # relative loudness test would otherwise keep the bits of digital silence.
 _SILENT_RMS = 10 ** (-90 / 20)
-#: Similarity from which :func:`matches` says "same recording".
-DEFAULT_THRESHOLD = 7.5  # fold A of eval_replay.py chose 7.45 (rotation 1: tuned on A)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one version of the fingerprint cuts audio into steps and bits."""
+
+    frame: int  # FFT frame, samples
+    hop: int  # one step, samples
+    bands: int  # log-spaced over the telephone band: bands - 1 bits a step
+    #: Bits from cells more than this many dB below the clip's loud cells are not compared.
+    loud_db: float
+    #: Similarity from which :func:`matches` says "same recording".
+    threshold: float
+
+    @property
+    def dtype(self) -> type[np.unsignedinteger]:
+        return np.uint32 if self.bands <= 33 else np.uint64
+
+    @property
+    def bits(self) -> int:
+        return self.bands - 1
+
+    @property
+    def min_bits(self) -> int:
+        """Fewest loud bits an alignment must compare to be scored: half of 0.16 s's."""
+        return round(0.16 * SAMPLE_RATE / self.hop) * self.bits // 2
+
+
+#: Version 1: 128 ms frames, 16 ms steps, 32 bits (fold A of eval_replay.py chose 7.45).
+#: Version 2: 64 ms frames, 8 ms steps, 48 bits: chosen on clips no replay figure had used
+#: (``scripts/eval_fingerprint_v2.py``). Prints of both versions are read and matched.
+_PLANS = {
+    1: _Plan(frame=2048, hop=256, bands=33, loud_db=30.0, threshold=7.5),
+    2: _Plan(frame=1024, hop=128, bands=49, loud_db=20.0, threshold=6.9),
+}
+#: The version :func:`fingerprint` makes unless told otherwise.
+VERSION = 2
+#: Every version :meth:`Fingerprint.from_bytes` reads.
+VERSIONS = tuple(_PLANS)
+#: Similarity from which :func:`matches` says "same recording", for :data:`VERSION`.
+DEFAULT_THRESHOLD = _PLANS[VERSION].threshold
 
 _MAGIC = b"SDFP"
-_VERSION = 1
-_HEADER = struct.Struct("<4sBI")  # magic, version, number of frames
+_HEADER = struct.Struct("<4sBI")  # magic, version, number of steps
+
+
+def _plan_bits(version: int) -> int:
+    """How many bits a step of ``version`` has (the index selects among them)."""
+    return _PLANS[version].bits
+
+
+def threshold_of(version: int) -> float:
+    """The similarity from which two fingerprints of ``version`` are the same recording."""
+    return _PLANS[version].threshold
 
 
 @dataclass(frozen=True, eq=False)
 class Fingerprint:
-    """The fingerprint of one clip: two 32-bit words per 16 ms step.
+    """The fingerprint of one clip: two words per step of its version's plan.
 
-    ``bits`` (uint32, shape ``(n,)``) are the energy-difference signs; ``mask``
-    (uint32, same shape) marks the bits loud enough to survive noise, the only
-    ones compared. A step whose mask is 0 is silence.
+    ``bits`` (unsigned, shape ``(n,)``: uint32 for version 1, uint64 for version 2)
+    are the energy-difference signs; ``mask`` (same dtype and shape) marks the bits
+    loud enough to survive noise, the only ones compared. A step whose mask is 0 is
+    silence. Only fingerprints of one version can be compared.
     """
 
     bits: np.ndarray
     mask: np.ndarray
+    version: int = VERSION
 
     def __len__(self) -> int:
         return int(self.bits.size)
 
     def to_bytes(self) -> bytes:
         """A compact, versioned encoding: :meth:`from_bytes` gives it back exactly."""
-        header = _HEADER.pack(_MAGIC, _VERSION, len(self))
-        return header + self.bits.astype("<u4").tobytes() + self.mask.astype("<u4").tobytes()
+        word = np.dtype(_PLANS[self.version].dtype).newbyteorder("<")
+        header = _HEADER.pack(_MAGIC, self.version, len(self))
+        return header + self.bits.astype(word).tobytes() + self.mask.astype(word).tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
-        """Decode :meth:`to_bytes`' output; ``ValueError`` when it is not that."""
+        """Decode :meth:`to_bytes`' output, of any version in :data:`VERSIONS`;
+        ``ValueError`` when it is not that."""
         if len(data) < _HEADER.size:
             raise ValueError("not a speakerdb fingerprint: too short")
         magic, version, n = _HEADER.unpack_from(data)
-        if magic != _MAGIC or version != _VERSION:
-            raise ValueError(f"not a speakerdb fingerprint of version {_VERSION}")
-        if len(data) != _HEADER.size + 8 * n:
+        if magic != _MAGIC or version not in _PLANS:
+            raise ValueError(
+                f"not a speakerdb fingerprint of version {', '.join(map(str, VERSIONS))}"
+            )
+        dtype = _PLANS[version].dtype
+        word = np.dtype(dtype).newbyteorder("<")
+        if len(data) != _HEADER.size + 2 * word.itemsize * n:
             raise ValueError("speakerdb fingerprint: length does not match its header")
-        words = np.frombuffer(data, dtype="<u4", count=2 * n, offset=_HEADER.size)
-        return cls(bits=words[:n].astype(np.uint32), mask=words[n:].astype(np.uint32))
+        words = np.frombuffer(data, dtype=word, count=2 * n, offset=_HEADER.size)
+        return cls(bits=words[:n].astype(dtype), mask=words[n:].astype(dtype), version=version)
 
 
-def fingerprint(samples: np.ndarray) -> Fingerprint:
-    """The fingerprint of 16 kHz mono audio (float, full scale 1.0).
+def fingerprint(samples: np.ndarray, version: int = VERSION) -> Fingerprint:
+    """The fingerprint of 16 kHz mono audio (float, full scale 1.0), of ``version``.
 
     Raises :class:`AudioError` when the input is not 1-D, is empty, has NaN or
     infinite samples, is shorter than :data:`MIN_SECONDS`, or has fewer than
-    :data:`_MIN_HEARD` steps of sound above silence (nothing to match).
+    :data:`_MIN_HEARD_S` of sound above silence (nothing to match).
     """
-    return fingerprint_with_margins(samples)[0]
+    return fingerprint_with_margins(samples, version)[0]
 
 
-def fingerprint_with_margins(samples: np.ndarray) -> tuple[Fingerprint, np.ndarray]:
+def fingerprint_with_margins(
+    samples: np.ndarray, version: int = VERSION
+) -> tuple[Fingerprint, np.ndarray]:
     """:func:`fingerprint`, and how far each bit's energy difference is from flipping:
-    float ``(steps, 32)``, small for the bits noise flips first (the index's probes,
+    float ``(steps, bits)``, small for the bits noise flips first (the index's probes,
     :mod:`speakerdb.audio._fpindex`)."""
+    plan = _PLANS[version]
     x = _checked(samples)
     # Log energies: a difference of logs is a ratio, which gain does not change,
     # and it keeps quiet bands from being swamped by the loudest one.
-    log_e = np.log(_band_energies(x) + 1e-10)
+    log_e = np.log(_band_energies(x, plan) + 1e-10)
     across = log_e[:, :-1] - log_e[:, 1:]
     over_time = across[1:] - across[:-1]
-    weights = np.left_shift(np.uint32(1), np.arange(_BANDS - 1, dtype=np.uint32))
-    bits = (over_time > 0).astype(np.uint32) @ weights
-    mask = _loud_bits(log_e).astype(np.uint32) @ weights
-    heard = int(np.count_nonzero(mask))
-    if heard < _MIN_HEARD:
+    weights = np.left_shift(plan.dtype(1), np.arange(plan.bits, dtype=plan.dtype))
+    bits = (over_time > 0).astype(plan.dtype) @ weights
+    mask = _loud_bits(log_e, plan.loud_db).astype(plan.dtype) @ weights
+    heard = np.count_nonzero(mask) * plan.hop / SAMPLE_RATE
+    if heard < _MIN_HEARD_S:
         raise AudioError(
-            f"clip has {heard * _HOP / SAMPLE_RATE:.2f} s of non-silent audio, at least "
-            f"{_MIN_HEARD * _HOP / SAMPLE_RATE:.2f} s is needed for a fingerprint"
+            f"clip has {heard:.2f} s of non-silent audio, at least {_MIN_HEARD_S:.2f} s "
+            "is needed for a fingerprint"
         )
-    printed = Fingerprint(bits=bits.astype(np.uint32), mask=mask.astype(np.uint32))
+    printed = Fingerprint(
+        bits=bits.astype(plan.dtype), mask=mask.astype(plan.dtype), version=version
+    )
     return printed, np.abs(over_time)
 
 
-def _loud_bits(log_e: np.ndarray) -> np.ndarray:
-    """Which bits come from cells loud enough to survive noise, ``(frames - 1, _BANDS - 1)``.
+def _loud_bits(log_e: np.ndarray, loud_db: float) -> np.ndarray:
+    """Which bits come from cells loud enough to survive noise, ``(frames - 1, bands - 1)``.
 
     A bit compares four cells (two bands, two frames); it is kept when their mean
-    level is within :data:`_LOUD_DB` of the clip's loud cells. Noise added to a
+    level is within ``loud_db`` of the clip's loud cells. Noise added to a
     copy flips the quiet cells' bits first, and silence has no bits worth keeping.
     """
     level = (log_e[1:, :-1] + log_e[1:, 1:] + log_e[:-1, :-1] + log_e[:-1, 1:]) / 4
     loud = np.percentile(log_e, 95)
-    return level >= loud - _LOUD_DB * np.log(10) / 10
+    return level >= loud - loud_db * np.log(10) / 10
 
 
 def similarity(a: Fingerprint, b: Fingerprint) -> float:
@@ -196,14 +269,16 @@ def similarity(a: Fingerprint, b: Fingerprint) -> float:
     bits independent coin flips, with the bits the alignment leaves uncovered
     counted as disagreeing. It is below about 8 for different recordings and
     tens to hundreds for the same one, growing with the length they share. 0
-    when no alignment shares :data:`_MIN_BITS` bits (and never negative).
+    when no alignment shares the plan's ``min_bits`` bits (and never negative).
+    Both must be of one version (``ValueError`` otherwise).
     """
     return float(best_matches(a, [b])[0])
 
 
-def matches(a: Fingerprint, b: Fingerprint, threshold: float = DEFAULT_THRESHOLD) -> bool:
-    """Whether ``a`` and ``b`` are the same recording (similarity at least ``threshold``)."""
-    return similarity(a, b) >= threshold
+def matches(a: Fingerprint, b: Fingerprint, threshold: float | None = None) -> bool:
+    """Whether ``a`` and ``b`` are the same recording: similarity at least ``threshold``
+    (by default their version's, :func:`threshold_of`)."""
+    return similarity(a, b) >= (threshold_of(a.version) if threshold is None else threshold)
 
 
 def best_matches(query: Fingerprint, stored: Sequence[Fingerprint]) -> np.ndarray:
@@ -213,9 +288,12 @@ def best_matches(query: Fingerprint, stored: Sequence[Fingerprint]) -> np.ndarra
     silent steps as long as the query so that no alignment spans two of them,
     and each loud query step is compared with the whole row at once: the cost
     is an AND, XOR and two popcounts per (loud query step, stored step).
+    ``ValueError`` when a stored fingerprint is not of the query's version.
     """
     if not stored:
         return np.zeros(0)
+    if any(fp.version != query.version for fp in stored):
+        raise ValueError(f"only fingerprints of one version compare (the query's: {query.version})")
     gap = len(query)
     row_bits, row_mask, starts = _lay_out(stored, gap)
     errors, compared = _count_over_lags(query, row_bits, row_mask)
@@ -226,7 +304,7 @@ def best_matches(query: Fingerprint, stored: Sequence[Fingerprint]) -> np.ndarra
     owner = np.maximum(np.searchsorted(first_lags, np.arange(compared.size), "right") - 1, 0)
     smaller = np.minimum(_loud_bits_of(query), [_loud_bits_of(fp) for fp in stored])[owner]
     z = _covered_z(errors, compared, smaller)
-    z[compared < _MIN_BITS] = 0.0
+    z[compared < _PLANS[query.version].min_bits] = 0.0
     return np.maximum(np.maximum.reduceat(z, first_lags), 0.0)
 
 
@@ -269,16 +347,16 @@ def _checked(samples: np.ndarray) -> np.ndarray:
     return x
 
 
-def _band_energies(x: np.ndarray) -> np.ndarray:
-    """Energy per (frame, band), shape ``(frames, _BANDS)``."""
-    if x.size < _FRAME:
-        x = np.pad(x, (0, _FRAME - x.size))
-    frames = np.lib.stride_tricks.sliding_window_view(x, _FRAME)[::_HOP]
-    matrix = _band_matrix()
+def _band_energies(x: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Energy per (frame, band), shape ``(frames, plan.bands)``."""
+    if x.size < plan.frame:
+        x = np.pad(x, (0, plan.frame - x.size))
+    frames = np.lib.stride_tricks.sliding_window_view(x, plan.frame)[:: plan.hop]
+    matrix = _band_matrix(plan.frame, plan.bands)
     used = np.flatnonzero(matrix.any(axis=1))
     low, high = used[0], used[-1] + 1
-    window = np.hanning(_FRAME)
-    energies = np.empty((len(frames), _BANDS))
+    window = np.hanning(plan.frame)
+    energies = np.empty((len(frames), plan.bands))
     # A block of frames at a time: windowing every frame of a 600 s clip at once held
     # 600 MB and took seconds; only the bins inside the bands are squared and summed.
     for start in range(0, len(frames), _BLOCK_FRAMES):
@@ -289,13 +367,13 @@ def _band_energies(x: np.ndarray) -> np.ndarray:
     return energies
 
 
-def _band_matrix() -> np.ndarray:
-    """``(bins, _BANDS)`` 0/1 matrix summing FFT bins into log-spaced bands."""
-    edges = np.geomspace(_LOW_HZ, _HIGH_HZ, _BANDS + 1)
-    freqs = np.fft.rfftfreq(_FRAME, 1 / SAMPLE_RATE)
+def _band_matrix(frame: int, bands: int) -> np.ndarray:
+    """``(bins, bands)`` 0/1 matrix summing FFT bins into log-spaced bands."""
+    edges = np.geomspace(_LOW_HZ, _HIGH_HZ, bands + 1)
+    freqs = np.fft.rfftfreq(frame, 1 / SAMPLE_RATE)
     band = np.searchsorted(edges, freqs, side="right") - 1
-    matrix = np.zeros((freqs.size, _BANDS))
-    inside = (band >= 0) & (band < _BANDS)
+    matrix = np.zeros((freqs.size, bands))
+    inside = (band >= 0) & (band < bands)
     matrix[np.nonzero(inside)[0], band[inside]] = 1.0
     return matrix
 
@@ -306,8 +384,8 @@ def _lay_out(stored: Sequence[Fingerprint], gap: int) -> tuple[np.ndarray, np.nd
     for fp in stored:
         starts.append(pos)
         pos += len(fp) + gap
-    bits = np.zeros(pos, dtype=np.uint32)
-    mask = np.zeros(pos, dtype=np.uint32)
+    bits = np.zeros(pos, dtype=stored[0].bits.dtype)
+    mask = np.zeros(pos, dtype=stored[0].bits.dtype)
     for start, fp in zip(starts, stored, strict=True):
         bits[start : start + len(fp)] = fp.bits
         mask[start : start + len(fp)] = fp.mask
@@ -339,7 +417,8 @@ def _count_over_lags(
 def _popcount(words: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):  # numpy 2
         return np.bitwise_count(words)
-    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, 4)
+    width = words.dtype.itemsize
+    as_bytes = np.ascontiguousarray(words).view(np.uint8).reshape(*words.shape, width)
     return _BYTE_COUNTS[as_bytes].sum(axis=-1, dtype=np.uint8)
 
 

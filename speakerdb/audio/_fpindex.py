@@ -7,10 +7,10 @@ alignment of every stored fingerprint: exact, but linear in the stored audio
 the few stored fingerprints that share the most *keys* with the query at one
 time lag, and scores only those exactly.
 
-A key is :data:`KEY_BITS` of a step's 32 bits, at fixed positions; there are
-:data:`TABLES` such selections, so each loud step of a stored clip gives up to
-:data:`TABLES` ``(key, step)`` rows (a step's selection counts when at least half
-of its bits are loud). A copy of the clip shares a key wherever none of
+A key is some of a step's bits at fixed positions (a *selection*); each version of
+the fingerprint has its own selections (:data:`SELECTIONS`), so each loud step of a
+stored clip gives up to one ``(key, step)`` row per selection (a selection counts when
+at least half of its bits are loud). A copy of the clip shares a key wherever none of
 those bits flipped; the query also probes, for each key, the keys with one of
 its :data:`PROBES` weakest bits flipped (the energy differences closest to
 zero, which noise flips first: Haitsma and Kalker's "soft" lookup). Votes are
@@ -26,15 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._fingerprint import Fingerprint, _popcount
+from ._fingerprint import VERSIONS, Fingerprint, _plan_bits, _popcount
 
-__all__ = ["KEY_BITS", "PROBES", "STRIDE", "TABLES", "query_keys", "stored_keys"]
+__all__ = ["PROBES", "SELECTIONS", "STRIDE", "query_keys", "stored_keys"]
 
-#: Bits per key: fewer survive noise better, more are more selective.
-KEY_BITS = 16
-#: Bit selections (hash tables) per step. Tables are added or dropped at the end: the
-#: first four of the earlier eight are these four, so earlier rows stay valid.
-TABLES = 4
 #: Weakest bits of each query key flipped, one at a time, as extra probes.
 PROBES = 3
 #: A stored clip is indexed at every STRIDE-th step (the query at every step, so a copy
@@ -45,21 +40,43 @@ PROBES = 3
 #: noise; every step with 4 tables, twice the rows: 98%, 85%).
 STRIDE = 1
 
-# Fixed, seeded selections: stored keys must stay valid across versions (a new
-# selection needs a re-index of the stored fingerprints, from their bytes).
-_SELECTIONS = np.stack(
-    [
-        np.sort(np.random.default_rng(2026 + t).choice(32, KEY_BITS, replace=False))
-        for t in range(TABLES)
-    ]
-).astype(np.uint32)
-_PLACES = np.int64(1) << np.arange(KEY_BITS, dtype=np.int64)
-_MIN_LOUD = KEY_BITS // 2
+
+def _seeded(bits: int, key_bits: int, tables: int) -> np.ndarray:
+    """Version 1's selections: ``key_bits`` of the 32 bits at random, seeded (fixed)."""
+    return np.stack(
+        [
+            np.sort(np.random.default_rng(2026 + t).choice(bits, key_bits, replace=False))
+            for t in range(tables)
+        ]
+    )
+
+
+def _bands_in_a_row(bits: int, key_bits: int, stride: int) -> np.ndarray:
+    """Version 2's selections: ``key_bits`` adjacent bits, one every ``stride`` bits."""
+    return np.stack([np.arange(s, s + key_bits) for s in range(0, bits - key_bits + 1, stride)])
+
+
+#: Each fingerprint version's selections, ``(tables, key bits)``: fixed, since stored keys
+#: must stay valid across releases (a new selection needs a re-index of the stored
+#: fingerprints, from their bytes). Version 1: 16 of its 32 bits at random, 4 tables
+#: (chosen on fold A of scripts/eval_replay.py among 4, 8 and 16 tables). Version 2: 12
+#: adjacent bits (bands), a table every 6 (7 tables): only a quarter of its bits are loud
+#: at a step, gathered in the bands of a formant, so random selections of 12 or 16 bits
+#: were seldom half loud and a noisy copy kept few keys at its lag (on the design set of
+#: scripts/eval_fingerprint_v2.py, 88-93% of copies found against 99.6% by exact scores
+#: of every stored clip; adjacent bands: 99.2%).
+SELECTIONS = {1: _seeded(32, 16, 4), 2: _bands_in_a_row(_plan_bits(2), 12, 6)}
+# Each version numbers its tables after the earlier versions', and a key holds its table
+# above its bits, so that a key of one version never meets a row of another.
+_FIRST_TABLE = {1: 0, 2: 4}
+_TABLE_SHIFT = 16
+assert set(SELECTIONS) == set(VERSIONS) == set(_FIRST_TABLE)
 
 
 def stored_keys(printed: Fingerprint) -> np.ndarray:
     """The ``(key, step)`` rows a stored fingerprint is indexed by: int64 ``(n, 2)``."""
-    rows = np.concatenate([_table_keys(printed, t)[0] for t in range(TABLES)])
+    tables = len(SELECTIONS[printed.version])
+    rows = np.concatenate([_table_keys(printed, t)[0] for t in range(tables)])
     return rows[rows[:, 1] % STRIDE == 0]
 
 
@@ -68,25 +85,28 @@ def query_keys(printed: Fingerprint, margins: np.ndarray) -> np.ndarray:
     :data:`PROBES` weakest bits flipped. ``margins`` are
     :func:`~speakerdb.audio._fingerprint.fingerprint_with_margins`' second value."""
     rows = []
-    for t in range(TABLES):
+    for t, chosen in enumerate(SELECTIONS[printed.version]):
         keys, steps = _table_keys(printed, t)
         rows.append(keys)
         if not steps.size:
             continue
-        weakest = np.argsort(margins[steps][:, _SELECTIONS[t]], axis=1)[:, :PROBES]
+        weakest = np.argsort(margins[steps][:, chosen], axis=1)[:, :PROBES]
         for p in range(weakest.shape[1]):
-            flipped = keys[:, 0] ^ _PLACES[weakest[:, p]]
+            flipped = keys[:, 0] ^ (np.int64(1) << weakest[:, p].astype(np.int64))
             rows.append(np.stack([flipped, keys[:, 1]], axis=1))
     return np.concatenate(rows)
 
 
 def _table_keys(printed: Fingerprint, table: int) -> tuple[np.ndarray, np.ndarray]:
-    """Table ``table``'s ``(key, step)`` rows, and the steps they come from."""
-    chosen = _SELECTIONS[table]
-    wanted = np.uint32(int((np.uint32(1) << chosen).sum()))
+    """Table ``table``'s ``(key, step)`` rows (of the print's version), and the steps
+    they come from."""
+    word = printed.bits.dtype.type
+    chosen = SELECTIONS[printed.version][table].astype(word)
+    wanted = word(int((word(1) << chosen).sum()))
     # A step counts when most of the key's bits are loud: requiring all of them left
     # narrow-band sounds (few loud bands) without any key.
-    steps = np.flatnonzero(_popcount(printed.mask & wanted) >= _MIN_LOUD)
-    bits = ((printed.bits[steps, None] >> chosen) & np.uint32(1)).astype(np.int64)
-    keys = bits @ _PLACES + (np.int64(table) << KEY_BITS)
+    steps = np.flatnonzero(_popcount(printed.mask & wanted) >= chosen.size // 2)
+    bits = ((printed.bits[steps, None] >> chosen) & word(1)).astype(np.int64)
+    places = np.int64(1) << np.arange(chosen.size, dtype=np.int64)
+    keys = bits @ places + (np.int64(_FIRST_TABLE[printed.version] + table) << _TABLE_SHIFT)
     return np.stack([keys, steps.astype(np.int64)], axis=1), steps

@@ -18,6 +18,11 @@ enrolled clip scored cosine 0.94, genuine new clips about 0.87); the signal can.
   counting only the rarest keys, as many as fit within :data:`ROWS_PER_KEY` stored rows
   per key of the clip, and scores those exactly; a best score of
   :data:`MATCH_THRESHOLD` or more is a replay.
+- Prints are versioned (:data:`~speakerdb.audio._fingerprint.VERSIONS`). New ones are of
+  the current version; a database enrolled before a new version keeps its older prints,
+  and each query is also fingerprinted in every older version and looked up among them,
+  at that version's threshold, so a replay of a clip enrolled before the upgrade is
+  still refused. No print is converted: the audio to do it is not kept.
 - ``replay_session``: a caller that sends overlapping windows of one live stream (a
   WebSocket session) names its session; the queries of that session are not
   matched against each other, only against enrolled clips and other callers' queries.
@@ -48,10 +53,13 @@ import numpy as np
 
 from ..audio._fingerprint import (
     DEFAULT_THRESHOLD,
+    VERSION,
+    VERSIONS,
     Fingerprint,
     best_matches,
     fingerprint,
     fingerprint_with_margins,
+    threshold_of,
 )
 from ..audio._fpindex import query_keys, stored_keys
 from ..errors import AudioError, DatabaseError, Fix
@@ -81,7 +89,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Fingerprint similarity from which a clip is a replay (:mod:`speakerdb.audio._fingerprint`).
+#: Fingerprint similarity from which a clip is a replay (:mod:`speakerdb.audio._fingerprint`),
+#: for prints of the current version; a database's older prints are matched by prints of
+#: their own version, at that version's threshold.
 MATCH_THRESHOLD = DEFAULT_THRESHOLD
 #: Stored fingerprints scored exactly per query: those sharing the most index keys at
 #: one lag, and at least MIN_VOTES of them. One is enough: a 2.6 s clip at 5 dB SNR kept
@@ -124,19 +134,23 @@ class ReplayCheck:
     def check(self, query: Query) -> Verdict | None:
         if not self._settings.replay_check:
             return None
-        try:
-            printed, margins = fingerprint_with_margins(query.clip.samples)
-        except AudioError:
-            return None  # nothing to match: too short, or silent
         now = _utcnow()
         window, _ = self._settings.replay_window()
-        if window:
-            self._hold(query, printed, now)
         since = now - timedelta(seconds=window)
-        score, hit = best_stored_match(self._storage, printed, margins, since, query.session)
-        if hit is None or score < MATCH_THRESHOLD:
-            return None
-        return _verdict(hit, score)
+        # Older versions' prints stay in databases enrolled before a new version: each
+        # is looked up with the query's print of its own version, and judged by its
+        # version's threshold.
+        for version in sorted(VERSIONS, reverse=True):  # the current version first
+            try:
+                printed, margins = fingerprint_with_margins(query.clip.samples, version)
+            except AudioError:
+                return None  # nothing to match: too short, or silent
+            if window and version == VERSION:
+                self._hold(query, printed, now)
+            score, hit = best_stored_match(self._storage, printed, margins, since, query.session)
+            if hit is not None and score >= threshold_of(version):
+                return _verdict(hit, score, threshold_of(version))
+        return None
 
     def decided(self, query: Query, outcome: Outcome) -> None:
         with self._lock:
@@ -255,14 +269,14 @@ def store_enrolled_prints(
     )
 
 
-def _verdict(hit: PrintHit, score: float) -> Verdict:
+def _verdict(hit: PrintHit, score: float, threshold: float) -> Verdict:
     # The speaker is not named: a replay of someone's enrolled clip must not tell the
     # person replaying it whose voice it is.
     what = "an enrolled clip" if hit.enrolled else "a query decided moments ago"
     return Verdict(
         Outcome.REPLAY,
         f"the clip is a recording of {what} (fingerprint similarity {score:.1f} >= "
-        f"{MATCH_THRESHOLD:.1f}); ask the person to speak live",
+        f"{threshold:.1f}); ask the person to speak live",
     )
 
 
