@@ -81,6 +81,28 @@ are met on both folds and it is no worse than version 1 on ktuberling's two figu
 (0.75% flagged, 91.2% detected); otherwise the figures are reported as they are and
 version 1 stays. Nothing is retuned.
 
+**Result** (16:56-17:27 UTC): **met on both folds; version 2 ships.** Read at ``b = 0``:
+
+| data (own database) | copies detected | genuine flagged | version 1 on the same data |
+|---|---|---|---|
+| fold A, clips 1-480 | 1,719/1,728, 99.48% | 4/2,626, 0.15% | 96.53%, 0.72% |
+| fold A, clips 481+ | 646/648, 99.69% | 2/812, 0.25% | 96.14%, 1.85% |
+| **fold A, pooled** | **2,365/2,376, 99.54%** | **6/3,438, 0.17% [0.08, 0.38]** | 96.42%, 0.99% |
+| fold B, clips 1-480 | 1,434/1,440, 99.58% | 4/2,204, 0.18% | 97.64%, 0.91% |
+| fold B, clips 481+ | 540/540, 100% | 0/192, 0% | 97.41%, 0% |
+| **fold B, pooled** | **1,974/1,980, 99.70%** | **4/2,396, 0.17% [0.06, 0.43]** | 97.58%, 0.83% |
+| ktuberling, 10 used voices | 946/960, 98.54% | 1/402, 0.25% | 91.15%, 0.75% |
+
+The extra copies (cut, padded, a sub-segment; not judged) on ktuberling: 222/240 (version
+1: 225/240); on the shared corpus 162/162 and 135/135 for clips 481+.
+
+**After it shipped, at scale** (not part of the test; ``eval_replay.py --at-scale --folds
+A``, 17:28-17:54 UTC): with 5,085 other clips of fold A's speakers stored, version 2
+detects 507/576 (88.0%) of copies in the clean database against version 1's 95.7%, and
+flags 0/360 genuine clips (version 1: 1/360). All 69 misses are the lookup's: the copied
+clip ranked below the 10 candidates by votes. 12-bit keys are less selective than
+version 1's 16-bit ones; more selective keys for finding candidates are the next step.
+
     python scripts/fresh_voices.py && nice -n 10 python scripts/eval_fingerprint_v2.py
 """
 
