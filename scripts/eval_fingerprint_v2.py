@@ -109,19 +109,15 @@ version 1's 16-bit ones; more selective keys for finding candidates are the next
 from __future__ import annotations
 
 import argparse
-import hashlib
 import random
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 from _rates import rate
 from _replay_confounds import confounds
 from _replay_corpus import load, progress
 from _replay_lookup import EPOCH, database, printed_of
 from _replay_transforms import ACCEPTANCE, copies
-from fresh_voices import FRESH, package_sounds
+from fresh_voices import FRESH, _shared_builder, package_sounds
 
 from speakerdb.audio import _fingerprint
 from speakerdb.audio._fingerprint import (
@@ -158,29 +154,19 @@ def unused_clips() -> dict[str, list[str]]:
     used_by_lang = {
         (p.parent.name.split("-", 1)[1], p.stem) for p in (FRESH / "wav").glob("*/*.wav")
     }
-    sounds, seen, out = package_sounds(), set(), {}
+    sounds, converter, seen, out = package_sounds(), _shared_builder(), set(), {}
     for lang in LANGUAGES:
         for src in sorted((sounds / lang).iterdir()):
             if (lang, src.stem) in used_by_lang or not src.is_file():
                 continue
             dst = FRESH / "unused" / lang / (src.stem + ".wav")
-            if not dst.exists():
-                _convert(src, dst)
-            pcm = sf.read(str(dst), dtype="int16")[0]
-            digest = hashlib.md5(pcm.tobytes()).hexdigest()
-            if pcm.size >= 8_000 and digest not in seen:
+            # The shared corpus's converter (as fresh_voices.py uses it): 16 kHz mono
+            # 16-bit, converted once, with the duration and digest of the samples.
+            seconds, digest = converter.convert((str(src), str(dst)))  # type: ignore[attr-defined]
+            if seconds >= 0.5 and digest not in seen:
                 seen.add(digest)
                 out.setdefault(lang, []).append(str(dst))
     return out
-
-
-def _convert(src: Path, dst: Path) -> None:
-    y, sr = sf.read(str(src), dtype="float32", always_2d=True)
-    y = y.mean(axis=1)
-    if sr != 16_000:
-        y = soxr.resample(y, sr, 16_000, quality="HQ")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(dst), np.clip(y, -1, 1), 16_000, subtype="PCM_16")
 
 
 def split(clips: dict[str, list[str]], seed: int) -> tuple[list[str], list[str], list[str]]:
