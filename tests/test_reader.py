@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, FakeEncoder, run_probed, voice
 
-from speakerdb import SchemaError, SpeakerDB, SpeakerNotFound
+from speakerdb import DatabaseError, SchemaError, SpeakerDB, SpeakerNotFound
 from speakerdb.cli import app
 from speakerdb.storage.sqlite import open_reader
 
@@ -125,15 +126,37 @@ def test_cli_on_an_old_database_still_says_how_to_upgrade(tmp_path: Path) -> Non
         assert "speakerdb db upgrade" in result.output
 
 
+_HEAVY = {"sqlalchemy", "alembic", "numpy", "torch", "transformers", "faiss", "soundfile"}
+
+
 @pytest.mark.parametrize("command", [["list"], ["show", "alice"], ["info"], ["--help"]])
 def test_look_only_commands_load_no_orm_numpy_or_model(db_path: Path, command: list[str]) -> None:
     args = [*command, "--db", str(db_path)] if command[0] != "--help" else command
     proc, code, loaded = run_probed(args)
     assert code in (0, None), proc.stderr
-    heavy = {"sqlalchemy", "alembic", "numpy", "torch", "transformers", "faiss", "soundfile"}
-    assert not heavy & loaded, sorted(loaded)
+    assert not _HEAVY & loaded, sorted(loaded)
     if command[0] in ("list", "show"):
         assert "alice" in proc.stdout
+
+
+@pytest.mark.parametrize("given", ["--db", "SPEAKERDB_DB"])
+@pytest.mark.parametrize("command", [["list"], ["list", "--json"], ["show", "alice"], ["info"]])
+def test_look_only_commands_refuse_a_missing_database_as_fast(
+    tmp_path: Path, command: list[str], given: str
+) -> None:
+    missing = tmp_path / "mistyped.db"
+    if given == "--db":
+        proc, code, loaded = run_probed([*command, "--db", str(missing)])
+    else:
+        proc, code, loaded = run_probed(command, env={**os.environ, given: str(missing)})
+    with pytest.raises(DatabaseError) as refused:
+        SpeakerDB(missing, create=False)
+    assert code == 2
+    assert f"speakerdb: error: {refused.value}\n" in proc.stderr
+    assert "no such database; check --db" in str(refused.value)
+    assert ('"type": "DatabaseError"' in proc.stdout) == ("--json" in command)
+    assert not _HEAVY & loaded, sorted(loaded)
+    assert not missing.exists()
 
 
 def test_sqlite_errors_name_the_fix(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

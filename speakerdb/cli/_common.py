@@ -271,10 +271,13 @@ def open_for_reading(db: str | None) -> Iterator[Reader | SpeakerDB]:
     when it can answer, else the database itself (which also gives the errors that name
     the fix)."""
     from ..config import database_location
-    from ..storage import open_reader
+    from ..storage import open_reader, require_file
 
-    reader = open_reader(database_location(db))
+    location = database_location(db)
+    reader = open_reader(location)
     if reader is None:
+        # A missing file is refused before SpeakerDB loads SQLAlchemy and numpy (0.6 s of CPU).
+        require_file(location)
         with open_db(db) as database:
             yield database
         return

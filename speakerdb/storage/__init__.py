@@ -56,6 +56,7 @@ __all__ = [
     "plan_for",
     "read_header",
     "require_database",
+    "require_file",
     "upgrade_storage",
 ]
 
@@ -111,6 +112,19 @@ def require_database(storage: Storage) -> None:
         from ._errors import missing_database
 
         raise missing_database(storage.path, unfinished=os.path.lexists(storage.path))
+
+
+def require_file(location: str | os.PathLike[str]) -> None:
+    """Refuse at once a file path that :func:`open_storage` with ``create=False`` would
+    refuse before opening anything (no such file, a folder...), with the same
+    :class:`~speakerdb.errors.DatabaseError`, without loading SQLAlchemy or numpy: a
+    command that only looks answers a mistyped ``--db`` as fast as it lists. A PostgreSQL
+    URL passes: only connecting tells."""
+    if is_server_url(location):
+        return
+    from .sqlite._connection import file_exists
+
+    file_exists(Path(location).expanduser(), create=False)
 
 
 def upgrade_storage(location: str | os.PathLike[str]) -> tuple[str | None, str]:

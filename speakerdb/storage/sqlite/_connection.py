@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import DatabaseError
-from .._errors import missing_folder, sqlite_busy, sqlite_error, unwritable_folder
+from .._errors import (
+    missing_database,
+    missing_folder,
+    sqlite_busy,
+    sqlite_error,
+    unwritable_folder,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -28,6 +34,7 @@ __all__ = [
     "BUSY_TIMEOUT_MS",
     "busy_timeout_s",
     "create_private_file",
+    "file_exists",
     "install_pragmas",
     "not_a_database",
     "refuse_linked_sidecars",
@@ -57,6 +64,22 @@ def wrapped(path: Path) -> Iterator[None]:
 def not_a_database(exc: BaseException | None) -> bool:
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     return code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT) or code == 0
+
+
+def file_exists(path: Path, *, create: bool) -> bool:
+    """Whether the database file at ``path`` exists, checked before anything opens it;
+    raise :class:`~speakerdb.errors.DatabaseError` naming the fix for a path no database
+    can be opened at: a folder, journal files that are symbolic links, or (unless
+    ``create``) no file. Cheap (no SQLAlchemy), so the commands that only look call it
+    (:func:`speakerdb.storage.require_file`) before they load the rest."""
+    if path.is_dir():
+        raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
+    refuse_linked_sidecars(path)
+    if path.exists():
+        return True
+    if not create:
+        raise missing_database(path)
+    return False
 
 
 def refuse_linked_sidecars(path: Path) -> None:

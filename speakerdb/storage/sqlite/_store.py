@@ -29,13 +29,13 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.orm import Session, SessionTransaction
 
 from ...errors import DatabaseBusy, DatabaseError
-from .._errors import missing_database, sqlite_busy, sqlite_error
+from .._errors import sqlite_busy, sqlite_error
 from . import _connection
 from ._connection import (
     create_private_file,
+    file_exists,
     install_pragmas,
     not_a_database,
-    refuse_linked_sidecars,
     switch_to_wal,
     wrapped,
 )
@@ -60,13 +60,8 @@ class Store:
     def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
         """Open (creating, with owner-only permissions) the SQLite file at ``path``."""
         path = Path(path).expanduser()
-        if path.is_dir():
-            raise DatabaseError(f"{path}: is a directory; pass a database file with --db")
-        refuse_linked_sidecars(path)
-        created = not path.exists()
+        created = not file_exists(path, create=create)
         if created:
-            if not create:
-                raise missing_database(path)
             create_private_file(path)
         # URL.create, not "sqlite:///{path}": '?', '%' and '#' stay in the file's name.
         engine = create_engine(URL.create("sqlite", database=str(path)))
