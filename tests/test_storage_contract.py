@@ -654,6 +654,33 @@ def synthetic(
     )
 
 
+def test_a_key_range_is_held_while_a_print_has_a_key_in_it(storage: Storage) -> None:
+    """``has_print_keys``: whether a fingerprint version has prints to look up (a range
+    holds one version's keys), counting a query's print out of the window until pruned."""
+    enroll(storage, "alice", 1)
+    with storage.read() as snapshot:
+        clip = snapshot.utterances("alice")[0].id
+        assert not snapshot.has_print_keys(0, 1 << 30)  # any key (PostgreSQL's are 32-bit)
+    now = datetime.now(timezone.utc)
+    key = (5 << 16) + 3
+    enrolled = synthetic([(key, 0), (key + 9, 1)], now, clip)
+    expired = synthetic([(9 << 16, 0)], now - timedelta(hours=2))
+    with storage.change() as change:
+        change.add_prints([enrolled, expired])
+    with storage.read() as snapshot:
+        assert snapshot.has_print_keys(5 << 16, 6 << 16)
+        assert snapshot.has_print_keys(key, key + 1)
+        assert not snapshot.has_print_keys(0, key)  # the upper bound is not in the range
+        assert not snapshot.has_print_keys(key + 10, 9 << 16)
+        assert snapshot.has_print_keys(9 << 16, 10 << 16)
+    with storage.change() as change:
+        change.prune_prints(now - timedelta(hours=1))
+    with storage.change(templates=True) as change:
+        change.remove_speaker("alice")
+    with storage.read() as snapshot:
+        assert not snapshot.has_print_keys(0, 1 << 30)
+
+
 def test_a_common_key_does_not_hide_a_clip_within_a_budget(storage: Storage) -> None:
     """With a budget of rows, the rarest keys are read first: stored prints that share
     only a key held by many others are not read, and do not crowd out the one that

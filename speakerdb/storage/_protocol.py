@@ -176,6 +176,13 @@ class Snapshot(Protocol):
         """How many fingerprints are kept: enrolled clips', and queries' from ``since`` on."""
         ...
 
+    def has_print_keys(self, low: int, high: int) -> bool:
+        """Whether any stored fingerprint (in the window or not) has an index key ``low <=
+        key < high``: the keys of one fingerprint version
+        (:func:`~speakerdb.audio._fpindex.key_range`), whose lookup is skipped when none
+        has: it must cost much less than a lookup."""
+        ...
+
     def expired(self, now: datetime) -> list[str]:
         """The names of the speakers whose ``expires_at`` is ``now`` or earlier, by name."""
         ...

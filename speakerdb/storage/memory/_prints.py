@@ -11,7 +11,7 @@ import numpy as np
 from .._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
 from ._state import State
 
-__all__ = ["add", "candidates", "counts", "forget_clip", "forget_speaker", "prune"]
+__all__ = ["add", "candidates", "counts", "forget_clip", "forget_speaker", "has_keys", "prune"]
 
 
 def candidates(
@@ -61,6 +61,15 @@ def counts(state: State, since: datetime) -> tuple[int, int]:
     enrolled = sum(p.utterance_id is not None for p, _ in held)
     recent = sum(p.utterance_id is None and p.time >= since for p, _ in held)
     return enrolled, recent
+
+
+def has_keys(state: State, low: int, high: int) -> bool:
+    """Whether any kept fingerprint has an index key ``low <= key < high``."""
+    for printed, _ in state.prints.values():
+        keys = np.asarray(printed.keys, np.int64).reshape(-1, 2)[:, 0]
+        if np.any((keys >= low) & (keys < high)):
+            return True
+    return False
 
 
 def add(state: State, prints: Sequence[StoredPrint]) -> None:

@@ -103,6 +103,9 @@ class Snapshot:
     def print_counts(self, since: datetime) -> tuple[int, int]:
         return prints.counts(self.state, since)
 
+    def has_print_keys(self, low: int, high: int) -> bool:
+        return prints.has_keys(self.state, low, high)
+
     def watchlist(self) -> frozenset[str]:
         return frozenset(p.name for p in self.state.speakers.values() if p.watchlist)
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from .._prints import PrintHit, StoredPrint, affordable_keys, lag_votes, ranked_by_votes
 from ._models import PrintKeyRow, PrintRow, SpeakerRow, UtteranceRow
 
-__all__ = ["add", "candidates", "counts", "prune"]
+__all__ = ["add", "candidates", "counts", "has_keys", "prune"]
 
 
 def add(session: Session, prints: Sequence[StoredPrint]) -> None:
@@ -150,3 +150,10 @@ def counts(session: Session, since: datetime) -> tuple[int, int]:
         )
     )
     return int(enrolled or 0), int(recent or 0)
+
+
+def has_keys(session: Session, low: int, high: int) -> bool:
+    """Whether any index row has a key ``low <= key < high``: one step into the primary
+    key's B-tree (the key leads it), whatever the number of rows."""
+    first = select(PrintKeyRow.key).where(PrintKeyRow.key >= low, PrintKeyRow.key < high)
+    return session.scalar(first.limit(1)) is not None

@@ -120,6 +120,9 @@ class SessionSnapshot:
     def print_counts(self, since: datetime) -> tuple[int, int]:
         return prints.counts(self._session, since)
 
+    def has_print_keys(self, low: int, high: int) -> bool:
+        return prints.has_keys(self._session, low, high)
+
     def expired(self, now: datetime) -> list[str]:
         return retention.expired(self._session, now)
 
