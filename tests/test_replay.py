@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 from speakerdb import InputError, SpeakerDB
 from speakerdb.audio import fingerprint
-from speakerdb.audio._fingerprint import fingerprint_with_margins
-from speakerdb.audio._fpindex import query_keys, stored_keys
+from speakerdb.audio._fingerprint import VERSION, VERSIONS, Fingerprint, fingerprint_with_margins
+from speakerdb.audio._fpindex import key_range, query_keys, stored_keys
 from speakerdb.cli import app
 from speakerdb.services._replay import (
     CANDIDATES,
     MATCH_THRESHOLD,
     best_stored_match,
 )
-from speakerdb.storage import open_storage
+from speakerdb.storage import MemoryStorage, open_storage
 from speakerdb.storage._prints import StoredPrint
 
 RATE = 16000
@@ -128,7 +128,22 @@ def test_window_zero_keeps_no_query_and_the_setting_prunes(db_path: Path, monkey
         assert db.guards.replay_window() == (300, "argument")
 
 
-def test_a_database_enrolled_before_version_2_still_refuses_its_replays(tmp_path: Path) -> None:
+@pytest.fixture
+def printed_in(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The fingerprint versions the replay check prints queries in, one entry a print."""
+    versions: list[int] = []
+
+    def spy(samples: np.ndarray, version: int = VERSION) -> tuple[Fingerprint, np.ndarray]:
+        versions.append(version)
+        return fingerprint_with_margins(samples, version)
+
+    monkeypatch.setattr("speakerdb.services._replay.fingerprint_with_margins", spy)
+    return versions
+
+
+def test_a_database_enrolled_before_version_2_still_refuses_its_replays(
+    tmp_path: Path, printed_in: list[int]
+) -> None:
     """A database enrolled before fingerprint version 2 keeps its version-1 prints (the
     audio to redo them is not kept): each query is also looked up among them by its
     version-1 print, so a copy of a clip enrolled then is still a replay, while new
@@ -140,10 +155,43 @@ def test_a_database_enrolled_before_version_2_still_refuses_its_replays(tmp_path
     with open_db(path) as db:
         enrolled_then = voice_0001(110.0, 1.0, RATE, 1)  # alice's, as the file was made
         assert db.verify("alice", (noisy(enrolled_then, 20), RATE)).outcome == "replay"
+        assert printed_in == [2, 1]
         db.enroll("erin", [(recording(600, 2.0, seed=1), RATE)])
         assert db.verify("erin", (recording(600, 2.0, seed=1), RATE)).outcome == "replay"
         assert db.verify("erin", (recording(600, 2.0, seed=2), RATE)).outcome == "accepted"
     assert print_versions(path) == {1, 2}
+
+
+@pytest.mark.parametrize("window", ["0", "10m"])
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_a_database_of_version_2_prints_is_not_looked_up_in_version_1(
+    db_path: Path, printed_in: list[int], monkeypatch: pytest.MonkeyPatch, backend: str, window: str
+) -> None:
+    """A database enrolled since version 2 holds no version-1 print: no query is printed in
+    version 1 (a fifth of the check's time went to it), and its replays are still refused."""
+    monkeypatch.setenv("SPEAKERDB_REPLAY_WINDOW", window)
+    enrolled, fresh = recording(110, 2.0, seed=1), (recording(110, 2.0, seed=7), RATE)
+    if backend == "sqlite":
+        db = open_db(db_path)
+    else:
+        db = SpeakerDB(storage=MemoryStorage(), encoder=FakeEncoder())
+        db.enroll("alice", [(enrolled, RATE), (recording(110, 2.0, seed=2), RATE)])
+    with db:
+        assert db.verify("alice", (noisy(enrolled, 10), RATE)).outcome == "replay"
+        assert db.verify("alice", fresh).outcome == "accepted"
+        assert db.identify(fresh).outcome == ("replay" if window != "0" else "accepted")
+    assert set(printed_in) == {2}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_each_versions_keys_lie_in_its_own_range(version: int) -> None:
+    """What tells the replay check which versions a database holds prints of."""
+    printed, margins = fingerprint_with_margins(recording(110, 2.0, seed=1), version)
+    low, high = key_range(version)
+    for keys in (stored_keys(printed), query_keys(printed, margins)):
+        assert keys.size and low <= keys[:, 0].min() and keys[:, 0].max() < high
+    others = [key_range(v) for v in VERSIONS if v != version]
+    assert all(other_high <= low or high <= other_low for other_low, other_high in others)
 
 
 def print_versions(path: Path) -> set[int]:

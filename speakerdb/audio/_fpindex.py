@@ -28,7 +28,7 @@ import numpy as np
 
 from ._fingerprint import VERSIONS, Fingerprint, _plan_bits, _popcount
 
-__all__ = ["PROBES", "SELECTIONS", "STRIDE", "query_keys", "stored_keys"]
+__all__ = ["PROBES", "SELECTIONS", "STRIDE", "key_range", "query_keys", "stored_keys"]
 
 #: Weakest bits of each query key flipped, one at a time, as extra probes.
 PROBES = 3
@@ -99,6 +99,14 @@ def query_keys(printed: Fingerprint, margins: np.ndarray) -> np.ndarray:
             flipped = keys[:, 0] ^ (np.int64(1) << weakest[:, p].astype(np.int64))
             rows.append(np.stack([flipped, keys[:, 1]], axis=1))
     return np.concatenate(rows)
+
+
+def key_range(version: int) -> tuple[int, int]:
+    """The keys of ``version``, stored or probed, are ``low <= key < high``: its tables'
+    numbers above the key's bits (a storage that holds no row in this range holds no
+    print of that version a lookup could find)."""
+    first = _FIRST_TABLE[version]
+    return first << _TABLE_SHIFT, (first + len(SELECTIONS[version])) << _TABLE_SHIFT
 
 
 def _table_keys(printed: Fingerprint, table: int) -> tuple[np.ndarray, np.ndarray]:

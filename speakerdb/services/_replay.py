@@ -20,9 +20,10 @@ enrolled clip scored cosine 0.94, genuine new clips about 0.87); the signal can.
   :data:`MATCH_THRESHOLD` or more is a replay.
 - Prints are versioned (:data:`~speakerdb.audio._fingerprint.VERSIONS`). New ones are of
   the current version; a database enrolled before a new version keeps its older prints,
-  and each query is also fingerprinted in every older version and looked up among them,
-  at that version's threshold, so a replay of a clip enrolled before the upgrade is
-  still refused. No print is converted: the audio to do it is not kept.
+  and each query is also fingerprinted in every older version the database holds prints
+  of (told by their index keys' range) and looked up among them, at that version's
+  threshold, so a replay of a clip enrolled before the upgrade is still refused. No print
+  is converted: the audio to do it is not kept.
 - ``replay_session``: a caller that sends overlapping windows of one live stream (a
   WebSocket session) names its session; the queries of that session are not
   matched against each other, only against enrolled clips and other callers' queries.
@@ -46,6 +47,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
@@ -61,7 +63,7 @@ from ..audio._fingerprint import (
     fingerprint_with_margins,
     threshold_of,
 )
-from ..audio._fpindex import query_keys, stored_keys
+from ..audio._fpindex import key_range, query_keys, stored_keys
 from ..errors import AudioError, DatabaseError, Fix
 from ..storage._prints import PrintHit, StoredPrint
 from ..types import Outcome
@@ -79,9 +81,11 @@ __all__ = [
     "MATCH_THRESHOLD",
     "ROWS_PER_KEY",
     "ReplayCheck",
+    "Replayed",
     "best_stored_match",
     "fingerprints_of",
     "replay_checks",
+    "replayed",
     "store_enrolled_prints",
     "stored_candidates",
     "voted_prints",
@@ -137,20 +141,10 @@ class ReplayCheck:
         now = _utcnow()
         window, _ = self._settings.replay_window()
         since = now - timedelta(seconds=window)
-        # Older versions' prints stay in databases enrolled before a new version: each
-        # is looked up with the query's print of its own version, and judged by its
-        # version's threshold.
-        for version in sorted(VERSIONS, reverse=True):  # the current version first
-            try:
-                printed, margins = fingerprint_with_margins(query.clip.samples, version)
-            except AudioError:
-                return None  # nothing to match: too short, or silent
-            if window and version == VERSION:
-                self._hold(query, printed, now)
-            score, hit = best_stored_match(self._storage, printed, margins, since, query.session)
-            if hit is not None and score >= threshold_of(version):
-                return _verdict(hit, score, threshold_of(version))
-        return None
+        printed, found = replayed(self._storage, query.clip.samples, since, query.session)
+        if window and printed is not None:
+            self._hold(query, printed, now)
+        return None if found is None else _verdict(found)
 
     def decided(self, query: Query, outcome: Outcome) -> None:
         with self._lock:
@@ -181,6 +175,50 @@ class ReplayCheck:
             self._pending[id(query.clip)] = (printed, now)
             while len(self._pending) > _PENDING_MAX:
                 self._pending.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The stored fingerprint a query replays: the hit, its similarity, and the threshold
+    it met (its version's)."""
+
+    hit: PrintHit
+    score: float
+    threshold: float
+
+
+def replayed(
+    storage: Storage, samples: np.ndarray, since: datetime, session: str | None = None
+) -> tuple[Fingerprint | None, Replayed | None]:
+    """The query ``samples``' fingerprint of the current version (``None`` when it is too
+    short or quiet to print: then it replays nothing), and the stored fingerprint it
+    replays (``None`` when none). ``since`` and ``session`` are
+    :meth:`~speakerdb.storage.Snapshot.print_candidates`'.
+
+    Older versions' prints stay in databases enrolled before a new version: each is looked
+    up with the query's print of its own version, and judged by its version's threshold.
+    A version the storage holds no index key of is not looked up (its lookup could find
+    nothing), and the query is not printed in it unless it is the current version, whose
+    print the caller keeps for the replay window.
+    """
+    with storage.read() as snapshot:
+        held = {v for v in VERSIONS if snapshot.has_print_keys(*key_range(v))}
+    current = None
+    for version in sorted(VERSIONS, reverse=True):  # the current version first
+        if version not in held and version != VERSION:
+            continue
+        try:
+            printed, margins = fingerprint_with_margins(samples, version)
+        except AudioError:
+            return current, None  # nothing to match: too short, or silent
+        if version == VERSION:
+            current = printed
+        if version not in held:
+            continue
+        score, hit = best_stored_match(storage, printed, margins, since, session)
+        if hit is not None and score >= threshold_of(version):
+            return current, Replayed(hit, score, threshold_of(version))
+    return current, None
 
 
 def best_stored_match(
@@ -269,14 +307,14 @@ def store_enrolled_prints(
     )
 
 
-def _verdict(hit: PrintHit, score: float, threshold: float) -> Verdict:
+def _verdict(found: Replayed) -> Verdict:
     # The speaker is not named: a replay of someone's enrolled clip must not tell the
     # person replaying it whose voice it is.
-    what = "an enrolled clip" if hit.enrolled else "a query decided moments ago"
+    what = "an enrolled clip" if found.hit.enrolled else "a query decided moments ago"
     return Verdict(
         Outcome.REPLAY,
-        f"the clip is a recording of {what} (fingerprint similarity {score:.1f} >= "
-        f"{threshold:.1f}); ask the person to speak live",
+        f"the clip is a recording of {what} (fingerprint similarity {found.score:.1f} >= "
+        f"{found.threshold:.1f}); ask the person to speak live",
     )
 
 
