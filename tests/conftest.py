@@ -143,9 +143,9 @@ def _test_switches() -> None:
     - ``SPEAKERDB_REPLAY_WINDOW=0``: no test's queries are replays of each other unless
       it tests that (benchmarks and ``evaluate`` do the same).
     - ``SPEAKERDB_REPLAY_CHECK=off``: voice() clips of one pitch are, to an acoustic
-      fingerprint, nearly one recording (about 5% of two seeds score over the replay
-      threshold), so tests of other things would get ``replay`` at random; the replay
-      tests (tests/test_replay.py, tests/test_countermeasure.py) turn it on.
+      fingerprint, one recording (every two seeds score over the replay threshold), so
+      tests of other things would get ``replay``; the replay tests
+      (tests/test_replay.py, tests/test_countermeasure.py) turn it on.
     - ``SPEAKERDB_SPEECH_GATE=off``: voice() is a harmonic series, which the speech gate
       rightly refuses as held tones (tests/test_speech_gate.py turns it on).
     """

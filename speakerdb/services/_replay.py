@@ -28,8 +28,8 @@ enrolled clip scored cosine 0.94, genuine new clips about 0.87); the signal can.
   WebSocket session) names its session; the queries of that session are not
   matched against each other, only against enrolled clips and other callers' queries.
 - ``SpeakerDB(replay_check=False)`` (or ``SPEAKERDB_REPLAY_CHECK=off``) turns the check
-  off: the test suite's synthetic voices (harmonic series) are, to a fingerprint, close
-  to one recording (about 5% of two seeds of one pitch score over the threshold).
+  off: the test suite's synthetic voices (harmonic series) of one pitch are, to a
+  fingerprint, one recording (every two seeds score over the threshold).
 - A clip too short or quiet to fingerprint is not a replay of anything (the other
   checks and the score decide it).
 - While the window is open every decided query writes its fingerprint. A database that
