@@ -98,12 +98,12 @@ class Voice:
     why: str
 
 
-def unpacked(package: str) -> Path:
-    """The package's files, downloaded and unpacked under UNSEEN/package/<package>."""
-    root = UNSEEN / "package" / package
+def unpacked(package: str, cache: Path = UNSEEN) -> Path:
+    """The package's files, downloaded and unpacked under ``cache``/package/<package>."""
+    root = cache / "package" / package
     if root.is_dir():
         return root
-    debs = UNSEEN / "deb"
+    debs = cache / "deb"
     debs.mkdir(parents=True, exist_ok=True)
     if not list(debs.glob(f"{package}_*.deb")):
         print(f"apt-get download {package} into {debs}", file=sys.stderr, flush=True)
@@ -146,15 +146,22 @@ def catalan_voices() -> list[Voice]:
 
 def build() -> Path:
     """Convert the kept voices' clips; write manifest.csv and voices.csv; return UNSEEN."""
+    return build_voices([*klettres_voices(), *catalan_voices()], UNSEEN)
+
+
+def build_voices(voices: list[Voice], cache: Path) -> Path:
+    """Convert the kept ``voices``' clips under ``cache``/wav (each voice's most common
+    format; clips under 0.5 s and audio seen before dropped; a voice left with fewer than
+    MIN_CLIPS clips is left out); write manifest.csv and voices.csv there; return it."""
     builder = _shared_builder()
     rows, notes, seen = [], [], set()
-    for voice in [*klettres_voices(), *catalan_voices()]:
+    for voice in voices:
         kept_rows = []
         if voice.keep and voice.files:
             formats = [audio_format(p) for p in voice.files]
             main = majority(formats)
             for path in (p for p, f in zip(voice.files, formats) if f == main):
-                dst = UNSEEN / "wav" / voice.speaker / (path.stem + ".wav")
+                dst = cache / "wav" / voice.speaker / (path.stem + ".wav")
                 duration, digest = builder.convert((str(path), str(dst)))  # type: ignore[attr-defined]
                 if duration < MIN_DURATION_S or digest in seen:
                     dst.unlink()
@@ -171,19 +178,19 @@ def build() -> Path:
         decision = "kept" if kept_rows else "left out"
         notes.append([voice.speaker, decision, why, len(voice.files), len(kept_rows)])
     rows.sort(key=lambda r: (r[1], r[0]))
-    _write(UNSEEN / "manifest.csv", COLUMNS, rows)
-    _write(UNSEEN / "voices.csv", ["voice", "decision", "why", "files", "clips"], notes)
+    _write(cache / "manifest.csv", COLUMNS, rows)
+    _write(cache / "voices.csv", ["voice", "decision", "why", "files", "clips"], notes)
     for speaker, decision, why, files, kept in notes:
         print(f"{speaker:28s} {decision:9s} {kept:3d}/{files:3d} clips  {why}")
-    print(f"{len(rows)} clips of {len({r[1] for r in rows})} voices; manifest {UNSEEN}")
-    return UNSEEN
+    print(f"{len(rows)} clips of {len({r[1] for r in rows})} voices; manifest {cache}")
+    return cache
 
 
-def manifest_rows() -> dict[str, list[dict[str, str]]]:
-    """The built voices' clips, per voice; exit 2 saying how to build them."""
-    path = UNSEEN / "manifest.csv"
+def manifest_rows(cache: Path = UNSEEN, how: str = HOW_TO_BUILD) -> dict[str, list[dict[str, str]]]:
+    """The built voices' clips in ``cache``, per voice; exit 2 saying ``how`` to build them."""
+    path = cache / "manifest.csv"
     if not path.is_file():
-        print(f"no unseen voices at {UNSEEN}: build them with {HOW_TO_BUILD}", file=sys.stderr)
+        print(f"no voices at {cache}: build them with {how}", file=sys.stderr)
         raise SystemExit(2)
     by_voice: dict[str, list[dict[str, str]]] = {}
     with path.open(newline="") as fh:
