@@ -211,11 +211,35 @@ def short_share(items: Iterable[Items]) -> dict[str, float]:
     return eos.count(speech < MIN_QUERY_SPEECH_S)
 
 
+def describe_voices(speakers: list[Speaker]) -> dict[str, dict[str, float]]:
+    """Print each probe voice's enrollment and queries, and how many of its clips and
+    items have under the minimum of net speech (returned, per set)."""
+    for s in speakers:
+        print(
+            f"  {s.name:16s} enrollment {s.enroll.durations.sum():4.1f} s in 3 clips "
+            f"(net speech {', '.join(f'{v:.2f}' for v in s.enroll.speech)} s); "
+            f"{len(s.singles.durations)} single clips (median "
+            f"{np.median(s.singles.durations):.2f} s), {len(s.long.durations)} items >= 3 s"
+        )
+    short = {
+        "single clips": short_share(s.singles for s in speakers),
+        "items >= 3 s": short_share(s.long for s in speakers),
+    }
+    for which, c in short.items():
+        print(f"  under {MIN_QUERY_SPEECH_S} s of net speech, {which}: {eos.fmt(c)}")
+    return short
+
+
 def slice_table(
-    by_name: dict[str, Speaker], probes: list[str], pool: list[str], sizes: tuple[int, ...]
+    by_name: dict[str, Speaker],
+    probes: list[str],
+    pool: list[str],
+    sizes: tuple[int, ...],
+    curve: ThresholdCurve = PROTOCOL_CURVE,
 ) -> dict[str, object]:
-    """The table for one slice: each N at the defaults, calibrated, and with a cohort."""
-    shipped = {**eos.shipped_thresholds(), eos.DEFAULT_KIND: PROTOCOL_CURVE}
+    """The table for one slice: each N at the defaults (identify's ``curve``, at each
+    query's duration where it falls with it), calibrated, and with a cohort."""
+    shipped = {**eos.shipped_thresholds(), eos.DEFAULT_KIND: curve}
     calibrations = eos.Calibrations(by_name, pool, shipped)
     out: dict[str, object] = {}
     for n in sizes:
@@ -226,9 +250,10 @@ def slice_table(
             )
             for which in eos.SETS
         }
-        threshold = shipped[eos.DEFAULT_KIND].at(n)
+        # A bar that falls with duration is labelled by its value for a 0.5 s query.
+        at_default = f"{curve.at(n):.3f}" + ("@0.5s" if curve.fall else "")
         for label, pick in (
-            (f"{threshold:.3f}", lambda x, t=threshold: t),
+            (at_default, lambda x, n=n: eos.bar(curve, n, x)),
             ("calibrated", lambda x: x.calibrated),
             ("calib+cohort", lambda x: x.with_cohort),
         ):
@@ -240,17 +265,20 @@ def slice_table(
 
 
 def per_probe(
-    by_name: dict[str, Speaker], probes: list[str], pool: list[str], n: int
+    by_name: dict[str, Speaker],
+    probes: list[str],
+    pool: list[str],
+    n: int,
+    curve: ThresholdCurve = PROTOCOL_CURVE,
 ) -> dict[str, object]:
     """Strangers named per probe voice at the defaults (secondary)."""
-    threshold = PROTOCOL_CURVE.at(n)
     out: dict[str, object] = {}
     for probe in probes:
         cells = []
         for which in eos.SETS:
             t = eos.trials(by_name, [probe], pool, n, True, eos.DEFAULT_KIND, which, None)
             assert t is not None
-            c = eos.count(t.named(threshold, MIN_QUERY_SPEECH_S))
+            c = eos.count(t.named(eos.bar(curve, n, t), MIN_QUERY_SPEECH_S))
             out[f"{probe} {which}"] = c
             cells.append(f"{which} {eos.fmt(c)}")
         print(f"  {probe:16s} " + " | ".join(cells))
@@ -348,6 +376,27 @@ HEADER = (
 )
 
 
+def slice_report(
+    by_name: dict[str, Speaker],
+    probes: list[str],
+    slices: Slices,
+    curve: ThresholdCurve = PROTOCOL_CURVE,
+) -> dict[str, object]:
+    """Each slice's table (:func:`slice_table`), the targets judged on them, and strangers
+    named per probe voice at each slice's largest N: ``{"tables": ..., "per probe": ...}``."""
+    tables: dict[str, dict[str, object]] = {}
+    for name, (pool, sizes) in slices.items():
+        print(f"\n== {name}: enrolled populations drawn from {len(pool)} voices ==")
+        print(HEADER)
+        tables[name] = slice_table(by_name, probes, pool, sizes, curve)
+    verdicts(tables)
+    per: dict[str, object] = {}
+    for name, (pool, sizes) in slices.items():
+        print(f"\n== strangers named per probe voice, {name}, N = {sizes[-1]} (defaults) ==")
+        per[name] = per_probe(by_name, probes, pool, sizes[-1], curve)
+    return {"tables": tables, "per probe": per}
+
+
 def main() -> int:
     logging.getLogger("speakerdb").setLevel(logging.ERROR)
     start = time.perf_counter()
@@ -364,36 +413,12 @@ def main() -> int:
         f"{MIN_QUERY_SPEECH_S} s; {len(probes)} fresh voices ({refused} clips refused "
         f"by the decoder), {len(shared)} shared-corpus voices (enrolled only)"
     )
-    for s in fresh:
-        print(
-            f"  {s.name:16s} enrollment {s.enroll.durations.sum():4.1f} s in 3 clips "
-            f"(net speech {', '.join(f'{v:.2f}' for v in s.enroll.speech)} s); "
-            f"{len(s.singles.durations)} single clips (median "
-            f"{np.median(s.singles.durations):.2f} s), {len(s.long.durations)} items >= 3 s"
-        )
-    results: dict[str, object] = {
-        "not_enough_speech": {
-            "single clips": short_share(s.singles for s in fresh),
-            "items >= 3 s": short_share(s.long for s in fresh),
-        }
-    }
-    for which, c in results["not_enough_speech"].items():  # type: ignore[attr-defined]
-        print(f"  under {MIN_QUERY_SPEECH_S} s of net speech, {which}: {eos.fmt(c)}")
+    results: dict[str, object] = {"not_enough_speech": describe_voices(fresh)}
     slices = {
         "fresh": (probes, FRESH_SIZES),
         "mixed": (sorted(by_name), MIXED_SIZES),
     }
-    tables: dict[str, dict[str, object]] = {}
-    for name, (pool, sizes) in slices.items():
-        print(f"\n== {name}: enrolled populations drawn from {len(pool)} voices ==")
-        print(HEADER)
-        tables[name] = slice_table(by_name, probes, pool, sizes)
-    verdicts(tables)
-    results["tables"] = tables
-    results["per probe"] = {}
-    for name, (pool, sizes) in slices.items():
-        print(f"\n== strangers named per probe voice, {name}, N = {sizes[-1]} (defaults) ==")
-        results["per probe"][name] = per_probe(by_name, probes, pool, sizes[-1])  # type: ignore[index]
+    results.update(slice_report(by_name, probes, slices))
     print("\n== label check: own voice best among all 10 fresh voices (closed set) ==")
     results["label check"] = label_check(by_name, probes)
     print("\n== post hoc (looked at after the first run) ==")
