@@ -19,7 +19,7 @@ copies detected through the shipped lookup (``CANDIDATES``, ``ROWS_PER_KEY`` and
 threshold 6.9 unchanged) with the crowd and without it (own database), genuine clips
 flagged with the crowd, milliseconds per lookup and index rows per stored second.
 
-**Rule** (fixed before any variant was run on this data, 19:45 UTC): among the variants
+**Rule** (fixed before any variant was run on this data, 19:12 UTC): among the variants
 whose own-database detection is at least 98.5% and that flag at most 0.5% of genuine
 clips with the crowd, and whose lookup takes at most twice the shipped keys' time in the
 same run, the one that detects the most copies with the crowd; a variant within 0.5
