@@ -306,15 +306,16 @@ def test_a_replay_among_many_stored_clips_is_refused(tmp_path: Path) -> None:
 
 
 def test_keys_many_stored_clips_share_do_not_hide_a_replay(tmp_path: Path, corpus: Path) -> None:
-    """40 stored clips hold 400 of a replay's index keys, at the replay's steps shifted
-    by 0 to 39, so they out-vote the replayed clip when every key is read; the lookup
+    """40 stored clips hold 1,200 of a replay's index keys (of about 27,000), at the
+    replay's steps shifted by 0 to 39, so they out-vote the replayed clip when every key
+    is read (800 already do; 400 did not once version 2 had 16 tables); the lookup
     reads the rarest keys first, so it still finds the replayed clip and refuses the
     copy (real speech, white noise at 10 dB SNR)."""
     samples = sf.read(corpus_clips(corpus, "enroll.csv", "fillets-nl-big")[0], dtype="float32")[0]
     original = fingerprint(samples)
     printed, margins = fingerprint_with_margins(noisy(samples, 10, seed=2))
     keys = query_keys(printed, margins)
-    shared = keys[np.isin(keys[:, 0], np.unique(keys[:, 0])[:400])]
+    shared = keys[np.isin(keys[:, 0], np.unique(keys[:, 0])[:1200])]
     rows = np.concatenate([shared + np.array([0, shift]) for shift in range(40)])  # 40 lags
     other = fingerprint(samples[::-1].copy()).to_bytes()  # not a copy of the query
     now = datetime.now(timezone.utc)
