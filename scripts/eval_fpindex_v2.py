@@ -111,7 +111,8 @@ def _bands(key_bits: int, stride: int) -> list[np.ndarray]:
     return [np.arange(s, s + key_bits) for s in range(0, 48 - key_bits + 1, stride)]
 
 
-#: name: (selections of version 2, probes). The first is the shipped keys.
+#: name: (selections of version 2, probes). The first is the keys version 2 shipped with
+#: when the choice was made; the last, the chosen ones, ship now (_fpindex.SELECTIONS).
 VARIANTS = {
     "12 bits every 6 (shipped)": (_bands(12, 6), 3),
     "14 bits every 4": (_bands(14, 4), 3),
