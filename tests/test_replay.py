@@ -159,6 +159,10 @@ def test_a_database_enrolled_before_version_2_still_refuses_its_replays(
         db.enroll("erin", [(recording(600, 2.0, seed=1), RATE)])
         assert db.verify("erin", (recording(600, 2.0, seed=1), RATE)).outcome == "replay"
         assert db.verify("erin", (recording(600, 2.0, seed=2), RATE)).outcome == "accepted"
+        # Holding prints of both versions, the check still looks a query up in version 1.
+        del printed_in[:]
+        assert db.verify("alice", (noisy(enrolled_then, 20, seed=3), RATE)).outcome == "replay"
+        assert printed_in == [2, 1]
     assert print_versions(path) == {1, 2}
 
 
