@@ -181,6 +181,20 @@ def split(clips: dict[str, list[str]], seed: int) -> tuple[list[str], list[str],
     return stored, replayed, genuine
 
 
+def design_set(seed: int) -> tuple[list[str], list[np.ndarray], list[tuple[str, np.ndarray]]]:
+    """The design set: the stored clips' paths, the genuine clips that share no audio with
+    a stored clip, and the named copies of the replayed clips (printing how many)."""
+    stored, replayed, genuine_paths = split(unused_clips(), seed)
+    shared = confounds(genuine_paths, stored, [], [], seed).genuine_with_stored
+    genuine = [load(p) for i, p in enumerate(genuine_paths) if i not in shared]
+    made = [c for j, p in enumerate(replayed) for c in copies(load(p), seed, j, ACCEPTANCE)]
+    print(
+        f"{len(stored)} stored, {len(replayed)} replayed ({len(made)} copies), "
+        f"{len(genuine)} genuine ({len(shared)} share audio with a stored clip: left out)"
+    )
+    return stored, genuine, made
+
+
 def best_scores(version: int, stored: list[str], queries: list[np.ndarray]) -> np.ndarray:
     """Each query's best exact score over every stored clip (0 when it has no print)."""
     prints = [fingerprint(load(p), version) for p in stored]
@@ -204,15 +218,8 @@ def main() -> None:
         "--lookup", action="store_true", help="also the shipped version 2 through the lookup"
     )
     args = parser.parse_args()
-    stored, replayed, genuine_paths = split(unused_clips(), args.seed)
-    shared = confounds(genuine_paths, stored, [], [], args.seed).genuine_with_stored
-    genuine = [load(p) for i, p in enumerate(genuine_paths) if i not in shared]
-    made = [c for j, p in enumerate(replayed) for c in copies(load(p), args.seed, j, ACCEPTANCE)]
+    stored, genuine, made = design_set(args.seed)
     names = np.array([name for name, _ in made])
-    print(
-        f"{len(stored)} stored, {len(replayed)} replayed ({len(made)} copies), "
-        f"{len(genuine)} genuine ({len(shared)} share audio with a stored clip: left out)"
-    )
     chosen = (
         [v for v in VARIANTS if v.startswith(tuple(args.variants))] if args.variants else VARIANTS
     )
