@@ -274,7 +274,7 @@ def figures_of(
 # -- tuning ------------------------------------------------------------------------
 
 
-def carried(share: float, n_from: int, n_to: int) -> float:
+def carried(share: float | np.ndarray, n_from: int, n_to: int) -> float | np.ndarray:
     return 1.0 - (1.0 - share) ** (n_to / n_from)
 
 
@@ -282,9 +282,13 @@ def lowest_threshold(t: Trials, min_speech: float, share: float, n_from: int, n_
     """The lowest threshold at which the strangers' share named, carried from
     ``n_from`` to ``n_to`` speakers, is at most ``share``."""
     candidates = np.unique(t.best)
-    for value in candidates:
-        if carried(float(t.named(value, min_speech).mean()), n_from, n_to) <= share + 1e-12:
-            return float(value)
+    eligible = np.sort(t.best[t.speech >= min_speech])
+    # Trials named at each candidate: those eligible scoring at least it (the share only
+    # falls as the candidate rises, so the first one within the share is the lowest).
+    named = eligible.size - np.searchsorted(eligible, candidates, side="left")
+    within = carried(named / t.best.size, n_from, n_to) <= share + 1e-12
+    if within.any():
+        return float(candidates[int(np.argmax(within))])
     return float(np.nextafter(candidates[-1], np.inf))
 
 
@@ -300,16 +304,18 @@ def per_size(
     }
 
 
-def fitted(per_n: dict[int, float], fit: str = "envelope") -> ThresholdCurve:
+def fitted(
+    per_n: dict[int, float], fit: str = "envelope", high: int = CURVE_HIGH
+) -> ThresholdCurve:
     """``a + b / n`` fitted to ``per_n`` by least squares (``lsq``), or, with
     ``envelope``, then raised until it lies on or above every point (so that at every
-    tuned n at most the target share is named); held beyond N = CURVE_HIGH."""
+    tuned n at most the target share is named); held beyond N = ``high``."""
     sizes = np.array(sorted(per_n), np.float64)
     values = np.array([per_n[int(n)] for n in sizes])
     b, a = np.polyfit(1.0 / sizes, values, 1)
     if fit == "envelope":
         a += max(float(np.max(values - (a + b / sizes))), 0.0)
-    return ThresholdCurve(float(a), float(b), high=CURVE_HIGH)
+    return ThresholdCurve(float(a), float(b), high=high)
 
 
 def constant(value: float) -> ThresholdCurve:
@@ -322,6 +328,7 @@ def tune(
     kinds: tuple[str, ...] = KINDS,
     rule: tuple[str, str] = ("envelope", "grid"),
     falls: tuple[float, ...] = (0.0,),
+    hold_from_top: bool = False,
 ) -> dict[str, object]:
     """Defaults from ``fold`` alone: the net-speech minimum (on margin-duration, the
     default score) and each score kind's identify threshold at it.
@@ -339,7 +346,8 @@ def tune(
     :class:`~speakerdb.encoders._registry.ThresholdCurve`): at each N of 2 to the
     fold's size less one, the lowest threshold at which at most :data:`TUNE_SHARE` of
     the fold's strangers are named (:func:`per_size`), and ``a + b / N`` fitted to them
-    (``rule[0]``, :func:`fitted`).
+    (``rule[0]``, :func:`fitted`), held from N = :data:`CURVE_HIGH` (with
+    ``hold_from_top``, from the fold's largest N: eval_open_set_wider.py's rule).
     The other scores keep one threshold for every N (as shipped): the lowest at which
     at most :data:`TUNE_SHARE` of strangers are named at every N of 2 to the fold's
     largest, the largest carried to 10 by the independence model. The minimum is the
@@ -347,6 +355,7 @@ def tune(
     identifies most enrolled speakers' items correctly at the fold's largest N.
     """
     top = len(fold) - 1
+    high = top if hold_from_top else CURVE_HIGH
     got: dict[tuple[str, str, int], Trials] = {}
     for kind in kinds:
         for which in SETS:
@@ -357,7 +366,7 @@ def tune(
     def threshold(kind: str, m: float, fall: float = 0.0) -> ThresholdCurve:
         if kind == DEFAULT_KIND:
             lifted = {key: t.shifted(fall) for key, t in got.items() if key[0] == kind}
-            return replace(fitted(per_size(lifted, kind, m, top), rule[0]), fall=fall)
+            return replace(fitted(per_size(lifted, kind, m, top), rule[0], high), fall=fall)
         return constant(
             max(
                 lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)

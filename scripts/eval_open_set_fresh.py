@@ -236,9 +236,11 @@ def slice_table(
     pool: list[str],
     sizes: tuple[int, ...],
     curve: ThresholdCurve = PROTOCOL_CURVE,
+    min_speech: float = MIN_QUERY_SPEECH_S,
 ) -> dict[str, object]:
     """The table for one slice: each N at the defaults (identify's ``curve``, at each
-    query's duration where it falls with it), calibrated, and with a cohort."""
+    query's duration where it falls with it, and clips under ``min_speech`` s of net
+    speech answered not_enough_speech), calibrated, and with a cohort."""
     shipped = {**eos.shipped_thresholds(), eos.DEFAULT_KIND: curve}
     calibrations = eos.Calibrations(by_name, pool, shipped)
     out: dict[str, object] = {}
@@ -257,7 +259,7 @@ def slice_table(
             ("calibrated", lambda x: x.calibrated),
             ("calib+cohort", lambda x: x.with_cohort),
         ):
-            figures = eos.figures_of(rows, pick, MIN_QUERY_SPEECH_S)  # type: ignore[arg-type]
+            figures = eos.figures_of(rows, pick, min_speech)  # type: ignore[arg-type]
             cells = " | ".join(map(eos.fmt, figures.values()))
             print(f"  {n:2d} {label:12s} | {cells}", flush=True)
             out[f"N={n} {label if label[0].isalpha() else 'default'}"] = figures
@@ -270,6 +272,7 @@ def per_probe(
     pool: list[str],
     n: int,
     curve: ThresholdCurve = PROTOCOL_CURVE,
+    min_speech: float = MIN_QUERY_SPEECH_S,
 ) -> dict[str, object]:
     """Strangers named per probe voice at the defaults (secondary)."""
     out: dict[str, object] = {}
@@ -278,7 +281,7 @@ def per_probe(
         for which in eos.SETS:
             t = eos.trials(by_name, [probe], pool, n, True, eos.DEFAULT_KIND, which, None)
             assert t is not None
-            c = eos.count(t.named(eos.bar(curve, n, t), MIN_QUERY_SPEECH_S))
+            c = eos.count(t.named(eos.bar(curve, n, t), min_speech))
             out[f"{probe} {which}"] = c
             cells.append(f"{which} {eos.fmt(c)}")
         print(f"  {probe:16s} " + " | ".join(cells))
@@ -381,6 +384,7 @@ def slice_report(
     probes: list[str],
     slices: Slices,
     curve: ThresholdCurve = PROTOCOL_CURVE,
+    min_speech: float = MIN_QUERY_SPEECH_S,
 ) -> dict[str, object]:
     """Each slice's table (:func:`slice_table`), the targets judged on them, and strangers
     named per probe voice at each slice's largest N: ``{"tables": ..., "per probe": ...}``."""
@@ -388,12 +392,12 @@ def slice_report(
     for name, (pool, sizes) in slices.items():
         print(f"\n== {name}: enrolled populations drawn from {len(pool)} voices ==")
         print(HEADER)
-        tables[name] = slice_table(by_name, probes, pool, sizes, curve)
+        tables[name] = slice_table(by_name, probes, pool, sizes, curve, min_speech)
     verdicts(tables)
     per: dict[str, object] = {}
     for name, (pool, sizes) in slices.items():
         print(f"\n== strangers named per probe voice, {name}, N = {sizes[-1]} (defaults) ==")
-        per[name] = per_probe(by_name, probes, pool, sizes[-1], curve)
+        per[name] = per_probe(by_name, probes, pool, sizes[-1], curve, min_speech)
     return {"tables": tables, "per probe": per}
 
 
