@@ -65,16 +65,14 @@ intervals are narrower than the truth.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import sys
 import time
-from pathlib import Path
 
 import eval_open_set as eos
 import numpy as np
+from _openset_cli import finished, parsed
 from _openset_data import Embedder, Speaker, load_speakers
 from corpus import ensure_corpus
 from eval_open_set_fresh import fresh_speakers
@@ -233,22 +231,10 @@ def main() -> int:
     )
     print("\nthe same criteria on the second look (informative only):")
     judged(second)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if ARGS.json:
-        results = {"pre-registered": primary, "second look": second, "ship": ship}
-        ARGS.json.write_text(json.dumps(results, indent=1, default=float))
-    return 0
-
-
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    args = parser.parse_args()
-    args.seed, args.populations = SEED, 8
-    return args
+    results = {"pre-registered": primary, "second look": second, "ship": ship}
+    return finished(start, ARGS.json, results)
 
 
 if __name__ == "__main__":
-    ARGS = parse()
-    eos.ARGS = ARGS  # eval_open_set's trials draw with its seed and population count
+    ARGS = parsed(__doc__, SEED, 8)
     sys.exit(main())

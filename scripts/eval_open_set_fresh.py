@@ -84,17 +84,16 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import random
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import eval_open_set as eos
 import numpy as np
+from _openset_cli import finished, parsed
 from _openset_data import Embedder, Items, Speaker, load_speakers
 from corpus import ensure_corpus
 from fresh_voices import FRESH, VOICES, manifest
@@ -427,26 +426,17 @@ def main() -> int:
     results["label check"] = label_check(by_name, probes)
     print("\n== post hoc (looked at after the first run) ==")
     results["post hoc"] = post_hoc(by_name, probes, slices)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if ARGS.json:
-        ARGS.json.write_text(json.dumps(results, indent=1, default=float))
-    return 0
+    return finished(start, ARGS.json, results)
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="write every figure here")
+def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gated-enrollment",
         action="store_true",
         help="post hoc: enroll only with clips of at least 0.5 s of net speech (see POST HOC)",
     )
-    args = parser.parse_args()
-    args.seed, args.populations = SEED, POPULATIONS
-    return args
 
 
 if __name__ == "__main__":
-    ARGS = parse()
-    eos.ARGS = ARGS  # eval_open_set's trials draw with its seed and population count
+    ARGS = parsed(__doc__, SEED, POPULATIONS, options)
     sys.exit(main())

@@ -85,14 +85,12 @@ clips named at mixed N = 18 (15) and large N = 30 (9) all went to asterisk-july-
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 import eval_open_set as eos
+from _openset_cli import finished, parsed
 from _openset_data import Embedder, load_speakers
 from corpus import ensure_corpus
 from eval_open_set_fresh import describe_voices, fresh_speakers, label_check, slice_report
@@ -148,21 +146,9 @@ def main() -> int:
     results.update(slice_report(by_name, probes, slices, PROTOCOL_CURVE))
     print(f"\n== label check: own voice best among all {len(probes)} Tux Paint voices ==")
     results["label check"] = label_check(by_name, probes)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if ARGS.json:
-        ARGS.json.write_text(json.dumps(results, indent=1, default=float))
-    return 0
-
-
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    args = parser.parse_args()
-    args.seed, args.populations = SEED, POPULATIONS
-    return args
+    return finished(start, ARGS.json, results)
 
 
 if __name__ == "__main__":
-    ARGS = parse()
-    eos.ARGS = ARGS  # eval_open_set's trials draw with its seed and population count
+    ARGS = parsed(__doc__, SEED, POPULATIONS)
     sys.exit(main())

@@ -101,15 +101,13 @@ from N = 10, turns enrolled people away.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 import eval_open_set as eos
 import eval_open_set_loso as loso
+from _openset_cli import finished, parsed
 from _openset_data import Embedder, Speaker, load_speakers
 from corpus import ensure_corpus
 from eval_open_set_fresh import fresh_speakers, slice_report
@@ -301,15 +299,9 @@ def main() -> int:
     results.append(tuxpaint(wide_a, out))
     verdict = all(results)
     print(f"\nparts 1-2, 3, 4: {results}; the candidate {'SHIPS' if verdict else 'does not ship'}")
-    print(f"wall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    if ARGS.json:
-        ARGS.json.write_text(json.dumps(out, indent=1, default=eos.jsonable))
-    return 0
+    return finished(start, ARGS.json, out)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", type=Path, help="write every figure here")
-    ARGS = parser.parse_args()
-    eos.ARGS = loso.base.ARGS = argparse.Namespace(singles=100, items=40, populations=8, seed=SEED)
+    ARGS = parsed(__doc__, SEED, 8)  # eval_open_set_loso's base is eval_open_set
     sys.exit(main())
