@@ -26,6 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from ..audio._decode import Clip
     from ..encoders._protocol import Encoder
     from ..storage import Storage
-    from ..types import Speaker
+    from ..types import EncoderInfo, Group, Speaker, Tombstone
 
 __all__ = ["CARRIED", "partial_path", "reembed"]
 
@@ -98,41 +99,19 @@ def reembed(
     audio, opened with ``key``; ``progress(done, total)`` after each speaker."""
     started = time.monotonic()
     path = _checked_target(source, target, overwrite)
-    with source.read() as snapshot:
-        key.check_database(snapshot)
-        speakers, settings = snapshot.speakers(), snapshot.settings()
-        tombstones, old = snapshot.tombstones(), snapshot.encoder()
-        groups = snapshot.groups()
-        leftovers = _not_carried(settings, len(snapshot.cohort()), len(snapshot.api_keys()))
+    old = _Source.read(source, key)
     partial = partial_path(path)
     _discard(partial)  # what a killed run left
     storage = open_storage(partial)
     try:
         slot = ModelSlot(partial, None, model, encoder, options)
         info = slot.info()
-        if old is not None and (info.model, info.dim) == (old.model, old.dim):
-            raise InputError(
-                f"the database is embedded with {old.model} already; give another model "
-                "(--to-model; model= in Python)"
-            )
+        _refuse_same_model(old.encoder, info)
         enrolling = Enrolling(
             storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)
         )
-        done = _enroll_all(source, enrolling, key, speakers, progress)
-        with storage.change() as change:
-            record_encoder(storage, change, info)
-            for name, value in settings.items():
-                if name in CARRIED:
-                    change.set_setting(name, value)
-            for tombstone in tombstones:
-                change.add_tombstone(
-                    tombstone.external_id, (tombstone.name_key, tombstone.folded_key)
-                )
-            for speaker in speakers:
-                if speaker.name in done.enrolled and speaker.last_match_at is not None:
-                    change.set_last_match(speaker.name, speaker.last_match_at)
-            for group in groups:  # empty ones too; members who must enroll again are not in
-                change.add_to_group(group.name, [m for m in group.members if m in done.enrolled])
+        done = _enroll_all(source, enrolling, key, old.speakers, progress)
+        _carry_over(storage, info, old, done)
         storage.close()
         _publish(partial, path)
     except BaseException:
@@ -148,11 +127,65 @@ def reembed(
         tuple(done.partial),
         tuple(done.reenroll),
         dict(done.failed),
-        len(tombstones),
-        tuple(sorted(k for k in settings if k in CARRIED)),
-        leftovers,
+        len(old.tombstones),
+        tuple(sorted(k for k in old.settings if k in CARRIED)),
+        old.leftovers,
         round(time.monotonic() - started, 3),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What the source database holds besides the kept audio, read once at the start."""
+
+    speakers: list[Speaker]
+    settings: dict[str, str]
+    tombstones: list[Tombstone]
+    encoder: EncoderInfo | None
+    groups: list[Group]
+    #: What does not carry over, in words (:func:`_not_carried`).
+    leftovers: tuple[str, ...]
+
+    @classmethod
+    def read(cls, source: Storage, key: AudioKey) -> _Source:
+        """``source`` read in one snapshot, once ``key`` is checked to be its audio key."""
+        with source.read() as snapshot:
+            key.check_database(snapshot)
+            settings = snapshot.settings()
+            leftovers = _not_carried(settings, len(snapshot.cohort()), len(snapshot.api_keys()))
+            return cls(
+                snapshot.speakers(),
+                settings,
+                snapshot.tombstones(),
+                snapshot.encoder(),
+                snapshot.groups(),
+                leftovers,
+            )
+
+
+def _refuse_same_model(old: EncoderInfo | None, new: EncoderInfo) -> None:
+    if old is not None and (new.model, new.dim) == (old.model, old.dim):
+        raise InputError(
+            f"the database is embedded with {old.model} already; give another model "
+            "(--to-model; model= in Python)"
+        )
+
+
+def _carry_over(storage: Storage, info: EncoderInfo, old: _Source, done: _Done) -> None:
+    """Write to the new database, in one change, what is not embedded: its encoder, the
+    settings of :data:`CARRIED`, the opt-outs, the last matches and the groups."""
+    with storage.change() as change:
+        record_encoder(storage, change, info)
+        for name, value in old.settings.items():
+            if name in CARRIED:
+                change.set_setting(name, value)
+        for tombstone in old.tombstones:
+            change.add_tombstone(tombstone.external_id, (tombstone.name_key, tombstone.folded_key))
+        for speaker in old.speakers:
+            if speaker.name in done.enrolled and speaker.last_match_at is not None:
+                change.set_last_match(speaker.name, speaker.last_match_at)
+        for group in old.groups:  # empty ones too; members who must enroll again are not in
+            change.add_to_group(group.name, [m for m in group.members if m in done.enrolled])
 
 
 class _Done:
