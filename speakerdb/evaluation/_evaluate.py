@@ -128,15 +128,64 @@ def evaluate(
     ``"margin"`` or ``"margin-duration"`` (default: the model's, its encoder family's
     ``default_score``); see :mod:`speakerdb.decision._scores`.
     """
-    from .._facade import SpeakerDB
-    from ..storage import MemoryStorage
-
     if det_plot is not None:
         from ._plot import require_matplotlib
 
         require_matplotlib()
     enroll_rows, test_rows = read_manifest(enroll_csv), read_manifest(test_csv)
-    advance = progress or (lambda n: None)
+    measured = _measure(
+        enroll_csv,
+        enroll_rows,
+        test_rows,
+        model=model,
+        encoder=encoder,
+        local_files_only=local_files_only,
+        threshold=threshold,
+        score_norm=score_norm,
+        top_n=top_n,
+        advance=progress or (lambda n: None),
+    )
+    scored = measured.scored
+    trials = (
+        read_trials(trials_csv, scored)
+        if trials_csv is not None
+        else scoring.balanced_trials(scored.truth, len(scored.names))
+    )
+    return _report(measured, trials, top_n, det_plot)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Measured:
+    """What the throw-away database measured: the test clips' scores, the enrolled
+    population, the database's bar (threshold, and its fall with duration), the score
+    decided by, the model, and the clips left out."""
+
+    scored: _Scored
+    population: Population
+    bar: tuple[float, float]
+    score_norm: str
+    model: str
+    skipped: tuple[Skipped, ...]
+
+
+def _measure(
+    enroll_csv: str | Path,
+    enroll_rows: Sequence[ManifestRow],
+    test_rows: Sequence[ManifestRow],
+    *,
+    model: str | None,
+    encoder: Encoder | None,
+    local_files_only: bool | None,
+    threshold: float | None,
+    score_norm: str | None,
+    top_n: int,
+    advance: Callable[[int], None],
+) -> _Measured:
+    """Enroll ``enroll_rows`` into a throw-away in-memory database and score ``test_rows``
+    against it."""
+    from .._facade import SpeakerDB
+    from ..storage import MemoryStorage
+
     storage = MemoryStorage()
     # No replay window: the evaluation's queries are not an attack on each other.
     with SpeakerDB(
@@ -147,34 +196,22 @@ def evaluate(
         replay_window=0,
     ) as db:
         skipped = _enroll(db, enroll_rows, advance)
-        score_norm = db.policy(threshold, score_norm).score_norm  # as identify decides
+        norm = db.policy(threshold, score_norm).score_norm  # as identify decides
         with storage.read() as snapshot:
             population = snapshot.population()
         if population.n_speakers == 0:
-            first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
-            raise InputError(f"{enroll_csv}: no clip could be enrolled{first}")
-        scored, test_skipped = _score_tests(db, population, test_rows, score_norm, top_n, advance)
-        used_model = db.model
+            raise InputError(f"{enroll_csv}: no clip could be enrolled{_first(skipped)}")
+        scored, test_skipped = _score_tests(db, population, test_rows, norm, top_n, advance)
         # The database's own bar, as identify takes it: a built-in default may fall with
         # each clip's duration; a threshold given here is one bar for every clip.
-        policy = db.policy(threshold, score_norm)
-        threshold, fall = policy.threshold, policy.duration_fall
-    trials = (
-        read_trials(trials_csv, scored)
-        if trials_csv is not None
-        else scoring.balanced_trials(scored.truth, len(scored.names))
-    )
-    return _report(
-        scored,
-        trials,
-        population,
-        (threshold, fall),
-        score_norm,
-        top_n,
-        used_model,
-        tuple(skipped + test_skipped),
-        det_plot,
-    )
+        policy = db.policy(threshold, norm)
+        bar = (policy.threshold, policy.duration_fall)
+        return _Measured(scored, population, bar, norm, db.model, tuple(skipped + test_skipped))
+
+
+def _first(skipped: Sequence[Skipped]) -> str:
+    """The first clip left out and why, to say in an error: `` (PATH: REASON)``."""
+    return f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
 
 
 def _enroll(
@@ -195,8 +232,7 @@ def _score_tests(
 ) -> tuple[_Scored, list[Skipped]]:
     clips, kept, skipped = _load_all(rows, advance)
     if not clips:
-        first = f" ({skipped[0].path}: {skipped[0].reason})" if skipped else ""
-        raise InputError(f"no test clip could be read{first}")
+        raise InputError(f"no test clip could be read{_first(skipped)}")
     vectors = np.concatenate(
         [db.embed(clips[k : k + _EMBED_CHUNK]) for k in range(0, len(clips), _EMBED_CHUNK)]
     )
@@ -256,38 +292,21 @@ def read_trials(path: str | Path, scored: _Scored) -> scoring.Trials:
 
 
 def _report(
-    scored: _Scored,
-    trials: scoring.Trials,
-    population: Population,
-    bar: tuple[float, float],
-    score_norm: str,
-    top_n: int,
-    model: str,
-    skipped: tuple[Skipped, ...],
-    det_plot: str | Path | None,
+    measured: _Measured, trials: scoring.Trials, top_n: int, det_plot: str | Path | None
 ) -> EvaluationReport:
+    scored, population = measured.scored, measured.population
     target, nontarget = trials.scores(scored.matrix)
-    calibration, note = _calibrate(population, score_norm, top_n)
-    threshold, fall = bar
-    at_database = metrics.open_set(scored.matrix, scored.truth, threshold, fall, scored.durations_s)
-    open_sets = [OpenSetAt("database", at_database)]
-    if calibration is not None:
-        chosen = calibration.identify
-        # A kept default is not stored: identify's bar then still falls with duration.
-        kept = fall if chosen.method == "default" else 0.0
-        result = metrics.open_set(
-            scored.matrix, scored.truth, chosen.threshold, kept, scored.durations_s
-        )
-        open_sets.append(OpenSetAt("calibrated", result))
+    calibration, note = _calibrate(population, measured.score_norm, top_n)
+    open_sets = _open_sets(scored, measured.bar, calibration)
     genuine = scored.truth >= 0
     if det_plot is not None:
         from ._plot import write_det_plot
 
         curve = metrics.det_curve(target, nontarget)
-        write_det_plot({"all trials": curve}, det_plot, threshold)
+        write_det_plot({"all trials": curve}, det_plot, measured.bar[0])
     return EvaluationReport(
-        model=model,
-        score=get_norm(score_norm).score_name,
+        model=measured.model,
+        score=get_norm(measured.score_norm).score_name,
         n_speakers=len(scored.names),
         n_enroll_clips=len(population.owners),
         n_test_items=len(scored.truth),
@@ -299,13 +318,31 @@ def _report(
         top5=metrics.top_k_accuracy(scored.matrix, scored.truth, 5)
         if genuine.any()
         else float("nan"),
-        open_set=tuple(open_sets),
+        open_set=open_sets,
         margins=scoring.margins(scored.matrix, scored.truth),
         calibration=calibration,
         calibration_note=note,
-        skipped=skipped,
+        skipped=measured.skipped,
         det_plot=None if det_plot is None else str(det_plot),
     )
+
+
+def _open_sets(
+    scored: _Scored, bar: tuple[float, float], calibration: Calibration | None
+) -> tuple[OpenSetAt, ...]:
+    """Open-set identification at the database's bar, and at the calibrated threshold."""
+    threshold, fall = bar
+    at_database = metrics.open_set(scored.matrix, scored.truth, threshold, fall, scored.durations_s)
+    open_sets = [OpenSetAt("database", at_database)]
+    if calibration is not None:
+        chosen = calibration.identify
+        # A kept default is not stored: identify's bar then still falls with duration.
+        kept = fall if chosen.method == "default" else 0.0
+        result = metrics.open_set(
+            scored.matrix, scored.truth, chosen.threshold, kept, scored.durations_s
+        )
+        open_sets.append(OpenSetAt("calibrated", result))
+    return tuple(open_sets)
 
 
 def _calibrate(
