@@ -129,19 +129,15 @@ def calibrate_population(
     trials = enrollment_trials(population, score_norm=score_norm, top_n=top_n)
     require_genuine(len(trials.genuine), "enrollments")
     outside, outside_voices = _outside(population, cohort)
-    cohort_best, cohort_claims = cohort_trials(
-        population, outside, score_norm=score_norm, top_n=top_n
-    )
-    n = population.n_speakers
-    stranger = np.concatenate([trials.stranger, cohort_best])
-    sizes = np.concatenate([trials.stranger_sizes, np.full(len(cohort_best), float(n))])
-    impostor = np.concatenate([trials.impostor, cohort_claims])
+    stranger, sizes, impostor = _stranger_scores(population, trials, outside, score_norm, top_n)
     source = "enrollments" + (f" and {len(outside)} cohort voices" if len(outside) else "")
     require_impostor(len(stranger), source)
     voices = usable + (outside_voices or 0)
     fixed = None if voices >= MIN_VOICES else _too_few_voices(voices, default)
     fixed_verify = fixed if fixed is None or verify_default is None else verify_default
+    verify_bar = default if verify_default is None else verify_default
     top = ceiling(score_norm)
+    n = population.n_speakers
     identify = choose(
         "identify",
         stranger_threshold(stranger, sizes, n, target, fixed, top, default),
@@ -150,21 +146,32 @@ def calibrate_population(
     )
     verify = choose(
         "verify",
-        stranger_threshold(
-            impostor,
-            1,
-            1,
-            target,
-            fixed_verify,
-            top,
-            default if verify_default is None else verify_default,
-        ),
+        stranger_threshold(impostor, 1, 1, target, fixed_verify, top, verify_bar),
         None,
         trials.genuine,
     )
     return Calibration(
         identify, verify, len(trials.genuine), len(outside), source, _score_name(score_norm)
     )
+
+
+def _stranger_scores(
+    population: Population,
+    trials: EnrollmentTrials,
+    outside: np.ndarray,
+    score_norm: str,
+    top_n: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Identify's stranger trials (each one's best score, and how many speakers it was
+    against) and verify's impostor scores: the enrollments' and the outside voices'."""
+    cohort_best, cohort_claims = cohort_trials(
+        population, outside, score_norm=score_norm, top_n=top_n
+    )
+    n = float(population.n_speakers)
+    stranger = np.concatenate([trials.stranger, cohort_best])
+    sizes = np.concatenate([trials.stranger_sizes, np.full(len(cohort_best), n)])
+    impostor = np.concatenate([trials.impostor, cohort_claims])
+    return stranger, sizes, impostor
 
 
 def _usable_speakers(population: Population, score_norm: str) -> int:
