@@ -2,8 +2,9 @@
 one speaker, or many.
 
 An enrollment has two steps. *Preparing* (:mod:`speakerdb.services._enroll_prepare`)
-decodes nothing (the clips come decoded), embeds the clips and runs the quality gates
-(:mod:`speakerdb.services._enroll_gates`); it reads the database but never writes.
+decodes the clips (a path or encoded audio; a decoded clip passes through), embeds and
+fingerprints them and runs the quality gates (:mod:`speakerdb.services._enroll_gates`);
+it reads the database but never writes.
 *Committing* (:mod:`speakerdb.services._enroll_commit`) writes prepared enrollments in
 one ``BEGIN IMMEDIATE`` transaction and updates the index once. :meth:`enroll` commits
 one speaker; :meth:`enroll_many` commits up to :data:`CHUNK_SPEAKERS` speakers, or
@@ -13,8 +14,8 @@ progress, none of which was reported as enrolled.
 
 The quality gates look only at what they need, so they no longer read every enrolled
 utterance. What still grows with the database is the index update of each commit (a
-copy of the index and a rewrite of its file), which chunks pay once per 64 speakers.
-
+copy of the index and a rewrite of its file), which is paid once per chunk rather than
+once per speaker.
 """
 
 from __future__ import annotations
