@@ -46,7 +46,9 @@ def _secret(passphrase: bytes | str | None) -> bytes | None:
         return None
     secret = passphrase.encode() if isinstance(passphrase, str) else bytes(passphrase)
     if not secret:
-        raise InputError("the passphrase is empty")
+        raise InputError(
+            "the passphrase is empty; give one, or none for an archive that is not encrypted"
+        )
     return secret
 
 

@@ -261,7 +261,10 @@ class PostgresStorage:
                     "the search is chosen before it"
                 )
             if kind in pgvector.KINDS and not pgvector.available(change._session):
-                raise DatabaseError(f"{self.path}: the server has no pgvector extension")
+                raise DatabaseError(
+                    f"{self.path}: the server has no pgvector extension; install pgvector on "
+                    "it, or choose faiss"
+                )
             change.set_setting(SEARCH_KEY, kind)
 
     def rebuild_vectors(self) -> int:

@@ -80,7 +80,10 @@ def refuse_newer(where: str, before: str | None) -> None:
     """Raise SchemaError when a database about to be upgraded is at a revision this
     speakerdb does not know (a newer one's); ``None`` (no schema yet) passes."""
     if before is not None and before not in KNOWN_REVISIONS:
-        raise SchemaError(f"{where}: revision {before!r} is newer than this speakerdb")
+        raise SchemaError(
+            f"{where}: revision {before!r} is newer than this speakerdb; upgrade speakerdb "
+            "to open it"
+        )
 
 
 def migrate(connection: object) -> None:

@@ -268,7 +268,10 @@ def _open_store(path: Path, *, create: bool) -> Store:
 def upgrade(path: Path) -> tuple[str | None, str]:
     """Migrate the existing database at ``path`` to the head schema; ``(before, after)``."""
     if not path.is_file():
-        raise DatabaseError(f"{path}: no database to upgrade")
+        raise DatabaseError(
+            f"{path}: no database to upgrade; check --db (a new database is created at the "
+            "current schema and needs no upgrade)"
+        )
     store = Store.open(path)
     try:
         return upgrade_schema(store)
