@@ -149,18 +149,7 @@ class Querying:
         given = _given(verdict)
         if outside and verdict is None:
             given = (Outcome.REJECTED, _outside_reason(name, str(group)))
-        result = Verification(
-            name,
-            decoded.source,
-            score,
-            policy.threshold,
-            normalized,
-            policy.score_norm,
-            policy,
-            *given,
-            countermeasure=judged,
-            group=group,
-        )
+        result = _verified(decoded, name, (score, normalized), policy, given, judged, group)
         self._tell(asked, self._audit.log_verification(result))
         return result
 
@@ -251,6 +240,33 @@ def _identified(
         policy.score_norm,
         policy,
         *_given(verdict),
+        countermeasure=judged,
+        group=group,
+    )
+
+
+def _verified(
+    clip: Clip,
+    name: str,
+    scores: tuple[float, float | None],
+    policy: DecisionPolicy,
+    given: tuple[Outcome | None, str | None],
+    judged: CountermeasureScore | None,
+    group: str | None,
+) -> Verification:
+    """The claim that ``clip`` is ``name``, decided by ``policy`` on ``scores`` (the raw
+    cosine, and the normalised score if one decides), unless ``given`` holds the outcome
+    and reason a check gave."""
+    score, normalized = scores
+    return Verification(
+        name,
+        clip.source,
+        score,
+        policy.threshold,
+        normalized,
+        policy.score_norm,
+        policy,
+        *given,
         countermeasure=judged,
         group=group,
     )
