@@ -89,25 +89,7 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
     code = 1000
     await websocket.accept()
     try:
-        hello = await _hello(websocket, svc)
-        secret = bearer_secret(websocket.headers.get("authorization")) or hello.get("key")
-        key = await svc.workers.run(
-            check_key, svc.db, secret if isinstance(secret, str) else None, "query", STREAM
-        )
-        asked = hello.get("group")
-        if asked is not None and not isinstance(asked, str):
-            raise InputError('"group" in the first frame is a group\'s name')
-        group = confined_group(key, asked)
-        if name is not None:
-            await svc.workers.run(svc.db.speaker, name)  # 4404 at once, not after the audio
-        if operation == "segments":
-            await _SegmentStream(svc, websocket, hello, group).run()
-        else:
-            stream = _Stream(svc, websocket, key, operation, name, hello, group)
-            try:
-                await stream.run()
-            finally:
-                stream.cancel()
+        await _run(websocket, svc, operation, name)
         await websocket.close(1000)
     except (Unauthorized, Forbidden) as exc:
         # The close reason holds at most 123 bytes: the whole message comes first, in an
@@ -127,6 +109,31 @@ async def _serve(websocket: WebSocket, operation: str, name: str | None) -> None
     finally:
         route = "/v1/stream/verify/{name}" if name is not None else f"/v1/stream/{operation}"
         svc.metrics.request("WS", route, code, time.perf_counter() - started)
+
+
+async def _run(websocket: WebSocket, svc: Service, operation: str, name: str | None) -> None:
+    """One accepted stream: its first frame read, its key checked, its group and claimed
+    speaker (``name``) found, then its audio taken and decided until it ends. Errors
+    propagate to :func:`_serve`, which closes the stream with their code."""
+    hello = await _hello(websocket, svc)
+    secret = bearer_secret(websocket.headers.get("authorization")) or hello.get("key")
+    key = await svc.workers.run(
+        check_key, svc.db, secret if isinstance(secret, str) else None, "query", STREAM
+    )
+    asked = hello.get("group")
+    if asked is not None and not isinstance(asked, str):
+        raise InputError('"group" in the first frame is a group\'s name')
+    group = confined_group(key, asked)
+    if name is not None:
+        await svc.workers.run(svc.db.speaker, name)  # 4404 at once, not after the audio
+    if operation == "segments":
+        await _SegmentStream(svc, websocket, hello, group).run()
+        return
+    stream = _Stream(svc, websocket, key, operation, name, hello, group)
+    try:
+        await stream.run()
+    finally:
+        stream.cancel()
 
 
 async def _hello(websocket: WebSocket, svc: Service) -> dict[str, Any]:
@@ -192,7 +199,6 @@ class _Stream:
         self.sending = asyncio.Lock()
         # Each decision is over all the audio so far, so it overlaps the stream's earlier
         # ones: the replay check must not take them for replays of each other.
-        # The stream's own overlapping decisions are not replays of each other.
         self.session = f"stream-{uuid.uuid4().hex}"
 
     async def run(self) -> None:
