@@ -88,12 +88,7 @@ class Preparing:
         enrollments prepared but not committed yet. Clips enrolled for the speaker
         already are skipped; raises as :meth:`Enrolling.enroll
         <speakerdb.services._enrolling.Enrolling.enroll>` says."""
-        name = clean_name(given)
-        with self._storage.read() as snapshot:
-            enrolled = snapshot.names()
-            if name not in enrolled:
-                refuse_opted_out(snapshot, name, None)
-        admit_name(given, name, enrolled | {p.name for p in pending})
+        name, new = self._admitted(given, pending)
         if not clips:
             raise InputError(f"no clips given to enroll {name!r}")
         decoded = [to_clip(c) for c in clips]
@@ -104,10 +99,8 @@ class Preparing:
             return Prepared(name, given, (), np.empty((0, 0), np.float32), (), skipped)
         # Normalised again so that stored vectors have unit norm whatever the encoder.
         embeddings = l2_normalize((embedder or self._slot).embed(decoded))
-        if name not in enrolled and not watchlisting:  # a second voice of a fraudster is fine
-            threshold = self._settings.cosine_choice().value
-            with self._storage.read() as snapshot:
-                refuse_watchlisted(snapshot, name, embeddings, threshold)
+        if new and not watchlisting:  # a second voice of a fraudster is fine
+            self._refuse_watchlisted(name, embeddings)
         others = {p.name: p.embeddings for p in pending}
         issues = self._gates.check(
             name, decoded, embeddings, others, force=force, speech_gate=speech_gate
@@ -125,6 +118,24 @@ class Preparing:
             key=key,
             sealed=sealed,
         )
+
+    def _admitted(self, given: str, pending: Sequence[Prepared]) -> tuple[str, bool]:
+        """``given``'s canonical name, once admitted (not opted out if new, and not a
+        look-alike of an enrolled or ``pending`` name), and whether it is new."""
+        name = clean_name(given)
+        with self._storage.read() as snapshot:
+            enrolled = snapshot.names()
+            if name not in enrolled:
+                refuse_opted_out(snapshot, name, None)
+        admit_name(given, name, enrolled | {p.name for p in pending})
+        return name, name not in enrolled
+
+    def _refuse_watchlisted(self, name: str, embeddings: np.ndarray) -> None:
+        """Refuse a new speaker whose clips match a watchlisted voice
+        (:mod:`speakerdb.services._watchlist`) at the database's cosine threshold."""
+        threshold = self._settings.cosine_choice().value
+        with self._storage.read() as snapshot:
+            refuse_watchlisted(snapshot, name, embeddings, threshold)
 
     def find_enrolled(self, clips: Sequence[Clip]) -> dict[str, str]:
         """Map the audio hash of each clip that is enrolled already to its speaker's name."""
