@@ -402,6 +402,26 @@ def test_enroll_batch_run_again_skips_what_it_enrolled(home: Path) -> None:
     assert speakers() == {"alice": 2, "bob": 1, "erin": 5, "fay": 1}
 
 
+def test_enroll_batch_run_again_with_a_bad_clip_fails_partly(home: Path) -> None:
+    """A rerun of a manifest whose clips are enrolled but for one that fails: some
+    failed (exit 1), not all, since the skipped clips are enrolled."""
+    write_audio(home / "ivy1.wav", voice(185, seed=60))
+    write_audio(home / "ivy2.wav", voice(187, seed=61))
+    rows = [{"speaker": "ivy", "path": "ivy1.wav"}, {"speaker": "ivy", "path": "ivy2.wav"}]
+    ok(cli("enroll-batch", write_manifest(home / "ivy.csv", ["speaker", "path"], rows)))
+    rows.append({"speaker": "ivy", "path": "gone.wav"})
+    manifest = write_manifest(home / "ivy.csv", ["speaker", "path"], rows)
+    result = cli("enroll-batch", manifest)
+    assert result.exit_code == 1, result.output
+    assert "1 clip(s) failed; 2 enrolled already, skipped" in result.stdout
+    report = as_json(cli("enroll-batch", manifest, "--json"), code=1)
+    assert len(report["failures"]) == 1 and len(report["skipped"]) == 2
+    # Every clip failing is still an error.
+    only_bad = write_manifest(home / "bad.csv", ["speaker", "path"], rows[2:])
+    assert cli("enroll-batch", only_bad).exit_code == 2
+    assert speakers()["ivy"] == 2
+
+
 def test_enroll_batch_refuses_one_audio_under_two_speakers(home: Path) -> None:
     write_audio(home / "gil.wav", voice(175, seed=50))
     write_audio(home / "gil2.wav", voice(178, seed=51))

@@ -171,7 +171,10 @@ def enroll_batch(
     else:
         echo(_batch_summary(report))
     if report.failures:
-        raise typer.Exit(EXIT_NEGATIVE if report.enrollments else EXIT_ERROR)
+        # A clip skipped as enrolled already succeeded on an earlier run: a rerun whose
+        # one new clip fails has failed partly (1), not wholly (2), as cohort import says.
+        done = report.enrollments or report.skipped
+        raise typer.Exit(EXIT_NEGATIVE if done else EXIT_ERROR)
 
 
 def _report_warnings(enrollment: Enrollment) -> None:
