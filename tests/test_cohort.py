@@ -119,9 +119,13 @@ def test_as_norm_and_calibration_use_the_cohort(home: Path) -> None:
         assert before.score == pytest.approx(after.score)  # the raw cosine is the same
         assert before.normalized != pytest.approx(after.normalized)  # its cohort is not
         calibrated = db.calibrate(apply=False)
-        assert "6 cohort voices" in calibrated.source and "cohort" not in plain.source
+        # 3 voices of 2 clips each: counted as voices, as the calibration counts them.
+        assert "6 clips of 3 cohort voices" in calibrated.source and calibrated.n_cohort == 3
+        assert "cohort" not in plain.source
         with pytest.raises(InputError, match="enrolled speaker"):
             db.cohort.add("alice", [home / "x3-1.wav"])
+    said = fake_cli("calibrate", "--dry-run").stdout
+    assert "from enrollments and 6 clips of 3 cohort voices (" in said
 
 
 def test_a_first_import_records_the_model(tmp_path: Path) -> None:

@@ -130,9 +130,9 @@ def calibrate_population(
     require_genuine(len(trials.genuine), "enrollments")
     outside, outside_voices = _outside(population, cohort)
     stranger, sizes, impostor = _stranger_scores(population, trials, outside, score_norm, top_n)
-    source = "enrollments" + (f" and {len(outside)} cohort voices" if len(outside) else "")
+    source = "enrollments" + _cohort_source(outside_voices, len(outside))
     require_impostor(len(stranger), source)
-    voices = usable + (outside_voices or 0)
+    voices = usable + outside_voices
     fixed = None if voices >= MIN_VOICES else _too_few_voices(voices, default)
     fixed_verify = fixed if fixed is None or verify_default is None else verify_default
     verify_bar = default if verify_default is None else verify_default
@@ -151,7 +151,7 @@ def calibrate_population(
         trials.genuine,
     )
     return Calibration(
-        identify, verify, len(trials.genuine), len(outside), source, _score_name(score_norm)
+        identify, verify, len(trials.genuine), outside_voices, source, _score_name(score_norm)
     )
 
 
@@ -174,6 +174,14 @@ def _stranger_scores(
     return stranger, sizes, impostor
 
 
+def _cohort_source(voices: int, clips: int) -> str:
+    """The cohort's part of a calibration's source: its voices, and its clips where a
+    voice has more than one (the database's cohort counts a voice per label)."""
+    if not clips:
+        return ""
+    return f" and {f'{clips} clips of ' if clips != voices else ''}{voices} cohort voices"
+
+
 def _usable_speakers(population: Population, score_norm: str) -> int:
     """How many speakers have 2 or more clips; refused when too few, or when the score
     needs clip lengths the population lacks."""
@@ -191,14 +199,14 @@ def _usable_speakers(population: Population, score_norm: str) -> int:
     return usable
 
 
-def _outside(population: Population, cohort: np.ndarray | None) -> tuple[np.ndarray, int | None]:
+def _outside(population: Population, cohort: np.ndarray | None) -> tuple[np.ndarray, int]:
     """The outside voices' embeddings: ``cohort`` if given, else the database's own
-    (none: an empty matrix); and how many voices they are, if known."""
+    (none: an empty matrix); and how many voices they are."""
     # A given cohort counts a voice per clip; the database's own by its labels.
-    outside_voices = None if cohort is None else len(cohort)
     if cohort is None:  # the database's own cohort of outside voices, if it has one
-        cohort = population.outside
-        outside_voices = population.outside_voices
+        cohort, outside_voices = population.outside, population.outside_voices
+    else:
+        outside_voices = len(cohort)
     outside = np.zeros((0, population.embeddings.shape[1])) if cohort is None else cohort
     return outside, outside_voices
 
