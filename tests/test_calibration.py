@@ -7,10 +7,11 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from conftest import FakeEncoder, voice
+from conftest import FakeEncoder, fake_cli, voice
 
 from speakerdb import InputError, SpeakerDB
 from speakerdb._vectors import template_of
+from speakerdb.config import FALLBACK_THRESHOLD
 from speakerdb.decision import Population
 from speakerdb.decision._calibration import (
     MIN_GENUINE,
@@ -251,3 +252,31 @@ def test_the_databases_cohort_counts_its_voices_not_its_clips() -> None:
     three = few.with_outside(CohortVoices(labels, clips, np.full(3, 2.0)))
     calibrated = calibrate_population(three, default=-1.0)
     assert calibrated.identify.method != "default" and calibrated.n_cohort == 3
+
+
+def test_calibrate_keeping_the_default_says_a_stored_threshold_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Too few voices keep the default and store nothing; a threshold stored before then
+    still decides, and calibrate says so rather than let "kept the default" read as in
+    force."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+        for k, pitch in enumerate((100, 160, 280)):
+            clips = [(voice(pitch * (1 + 0.02 * s), seed=10 * k + s), 16000) for s in range(2)]
+            db.enroll(f"p{k}", clips, force=True)
+    plain = fake_cli("calibrate")
+    assert plain.stdout.startswith("kept the default (nothing stored)")
+    assert "notice" not in plain.stderr
+    fake_cli("set-threshold", "0.5", "--for", "verify")
+    said = fake_cli("calibrate", "--dry-run")
+    assert "kept the default (nothing stored)" in said.stdout
+    notices = [line for line in said.stderr.splitlines() if "notice" in line]
+    assert notices == [
+        "speakerdb: notice: verify's cosine threshold stays 0.5000 (database), not the "
+        f"default {FALLBACK_THRESHOLD:.4f} kept here: calibrate stores nothing when it keeps "
+        "a default; `speakerdb set-threshold` changes it"
+    ]
+    assert "notice" in fake_cli("calibrate", "--json").stderr
