@@ -174,6 +174,14 @@ def test_enrollment_calibration_needs_three_speakers_with_two_clips() -> None:
         calibrate_population(Population.from_groups(groups))
 
 
+def test_calibrating_too_small_a_database_names_the_fix_in_python_too(tmp_path: Path) -> None:
+    with SpeakerDB(tmp_path / "c.db", encoder=FakeEncoder()) as db:
+        for k, pitch in enumerate((100, 200)):
+            db.enroll(f"p{k}", [(voice(pitch + s, seed=10 * k + s), 16000) for s in range(2)])
+        with pytest.raises(InputError, match=r"has 2; enroll more, or pass --trials \(trials="):
+            db.calibrate()
+
+
 def test_normalised_calibration_reports_its_score() -> None:
     population = _population(6)
     assert calibrate_population(population, score_norm="margin").score == "margin"

@@ -194,7 +194,8 @@ def _usable_speakers(population: Population, score_norm: str) -> int:
     if usable < MIN_SPEAKERS:
         raise InputError(
             f"calibrating from enrollments needs at least {MIN_SPEAKERS} speakers with 2 or "
-            f"more clips each, the database has {usable}; enroll more, or pass --trials"
+            f"more clips each, the database has {usable}; enroll more, or pass --trials "
+            "(trials= in Python)"
         )
     return usable
 
