@@ -578,12 +578,41 @@ def test_serve_refuses_a_bad_setting_before_listening(
     assert "Uvicorn running" not in proc.stderr
 
 
+def test_serve_on_a_port_in_use_is_an_error_naming_the_fix(tmp_path: Path) -> None:
+    # Left to uvicorn, the port was found taken after the model loaded, and the process
+    # exited 3 (the CLI's "not enough speech") with uvicorn's log lines.
+    import socket
+    import subprocess
+    import sys
+
+    make_keys(tmp_path / "speakers.db")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = ["serve", "--db", str(tmp_path / "speakers.db"), "--port", str(port)]
+        proc = subprocess.run(
+            [sys.executable, "-m", "speakerdb", *command],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"speakerdb: error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "another program listens there: choose another --port, or stop it\n"
+    )
+
+
 def test_sigterm_finishes_the_requests_in_flight(
     tmp_path: Path, clips: dict[str, list[bytes]]
 ) -> None:
     keys = make_keys(tmp_path / "speakers.db")
     server = Server(tmp_path / "speakers.db", log=tmp_path / "log").start()
     try:
+        # serve binds the socket itself (a port in use is its error); uvicorn then leaves
+        # saying where it listens to serve.
+        assert f"Uvicorn running on http://127.0.0.1:{server.port} " in server.log()
         enroll(server, keys["admin"], "allison", clips["allison"][:1])
         body = clips["allison"][3]
         # A request in flight: its headers and half its body are sent when SIGTERM comes.

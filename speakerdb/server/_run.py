@@ -4,9 +4,11 @@ connections and finishes the requests in flight before it exits)."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
@@ -45,6 +47,34 @@ def _check_settings(db: SpeakerDB) -> None:
     db.guards.countermeasure()
 
 
+#: What to do when the address cannot be bound, by the error's errno.
+_BIND_FIXES = {
+    errno.EADDRINUSE: "another program listens there: choose another --port, or stop it",
+    errno.EADDRNOTAVAIL: "this machine has no such address: check --host",
+    errno.EACCES: "ports below 1024 need privileges: choose a --port of 1024 or more",
+}
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, before the model loads.
+
+    Left to uvicorn, a port in use was found only after the model had loaded, and ended
+    the process with uvicorn's own log lines and exit code 3, which is the CLI's "not
+    enough speech"; bound here, it is a one-line error naming the fix, exit 2.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fix = _BIND_FIXES.get(exc.errno or 0, "check --host and --port")
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {fix}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(
     db: SpeakerDB,
     *,
@@ -67,15 +97,32 @@ def run(
             "keys: create one first (`speakerdb key create NAME --scope admin`)"
         )
     _check_settings(db)
-    db.encoder()  # the model loads now, once, not at the first request
-    config = uvicorn.Config(
-        create_app(db, limits),
-        host=host,
-        port=port,
-        ssl_certfile=ssl_certfile,
-        ssl_keyfile=ssl_keyfile,
-        timeout_graceful_shutdown=GRACEFUL_S,
-        server_header=False,
-        log_level="info",
+    sock = _listen(host, port)
+    try:
+        db.encoder()  # the model loads now, once, not at the first request
+        config = uvicorn.Config(
+            create_app(db, limits),
+            host=host,
+            port=port,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            timeout_graceful_shutdown=GRACEFUL_S,
+            server_header=False,
+            log_level="info",
+        )
+        _log_listening(sock, host, tls=ssl_certfile is not None)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _log_listening(sock: socket.socket, host: str, *, tls: bool) -> None:
+    """uvicorn's "running on" line, which it leaves to whoever bound a socket it is given
+    (the port is the one bound, also for ``--port 0``)."""
+    where = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",
+        "https" if tls else "http",
+        where,
+        sock.getsockname()[1],
     )
-    uvicorn.Server(config).run()
