@@ -129,3 +129,24 @@ def test_a_recording_of_a_second_or_two_is_answered(
         assert found == []
         text = cli("segments", short, "--db", db).stdout
         assert "no segments" in text and "speakerdb identify" in text
+
+
+def test_a_recording_shorter_than_a_window_names_no_one(scene: tuple, tmp_path: Path) -> None:
+    """A 0.35 s recording, all speech, is no stretch of speech as long as a window: no
+    segments, as for 1 s. Its one window was measured against the recording's own length,
+    not the window's, so it counted as clean and was named."""
+    db, recording, truth = scene
+    samples, rate = sf.read(recording, dtype="float32")
+    length, frame = int(0.35 * rate), int(0.03 * rate)
+
+    def quietest_frame(onset: int) -> float:  # high: every 30 ms of the cut is speech
+        frames = samples[onset : onset + length // frame * frame].reshape(-1, frame)
+        return float(np.sqrt((frames**2).mean(axis=1)).min())
+
+    first, last = (int(t * rate) for t in truth[0][:2])  # the first enrolled speaker's turn
+    onset = max(range(first, last - length, frame), key=quietest_frame)
+    short = tmp_path / "short.wav"
+    sf.write(short, samples[onset : onset + length], rate)
+    result = cli("segments", short, "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == []

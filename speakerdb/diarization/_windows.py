@@ -103,8 +103,12 @@ class SpeechWindows:
         return buffer, [s - offset for s in starts], offset, np.array(clean, dtype=bool)
 
     def _speech(self, start: int) -> float:
-        """The fraction of speech in the window that begins at sample ``start``."""
+        """The fraction of speech in the window that begins at sample ``start``.
+
+        Frames past the end of the recording count as silence: the last window of a
+        recording shorter than a window is that recording, and measured against its own
+        length, 0.3 s of speech made a clean window and was named.
+        """
         mask = self.mask()
         first, stop = start // FRAME, -(-(start + self.window) // FRAME)
-        frames = mask[first:stop]
-        return float(frames.mean()) if frames.size else 0.0
+        return float(mask[first:stop].sum()) / (stop - first)
