@@ -955,7 +955,7 @@ def _inf(folder: Path) -> tuple[Path, str]:
 
 def _too_short(folder: Path) -> tuple[Path, str]:
     seconds = audio.MIN_DURATION_S * 0.6
-    return write_audio(folder / "short.wav", voice(150, seconds)), "at least"
+    return write_audio(folder / "short.wav", voice(150, seconds)), "needed; record a longer"
 
 
 BAD_CLIPS = [

@@ -416,10 +416,14 @@ def _check_level(frames: int, energy: float, rate: int, label: str) -> None:
     if duration < MIN_DURATION_S:
         shown = np.floor(duration * 100) / 100  # never "0.50 s long, at least 0.5 s"
         raise AudioError(
-            f"{label}: clip is {shown:.2f} s long, at least {MIN_DURATION_S:.1f} s is needed"
+            f"{label}: clip is {shown:.2f} s long, at least {MIN_DURATION_S:.1f} s is needed; "
+            "record a longer clip"
         )
     if duration > MAX_DURATION_S:
-        raise AudioError(f"{label}: clip is {duration:.0f} s long, at most {MAX_DURATION_S:.0f} s")
+        raise AudioError(
+            f"{label}: clip is {duration:.0f} s long, at most {MAX_DURATION_S:.0f} s is "
+            "accepted; cut it into shorter clips"
+        )
     rms = float(np.sqrt(energy / frames))
     if rms < _SILENCE_RMS:
         raise AudioError(
