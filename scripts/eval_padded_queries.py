@@ -19,7 +19,9 @@ side with 0.5, 1, 2 and 3 s of
 
 Printed per padding: identify's correct identifications (named, and the right
 speaker), its outcomes, verify's acceptances of the speaker's own claim, and the median
-cosine of the clip with its own speaker's template. Counts with 95% Wilson intervals.
+cosine of the clip with its own speaker's template; with ``--strangers``, each speaker's
+queries asked instead of a database of the other 10 (the same enrollments), and how
+many are given a name. Counts with 95% Wilson intervals.
 
 RESULT (first run, 2026-12-07; 110 genuine queries of the 11 speakers, 473 s on a loaded
 machine). Identify's correct identifications / verify's acceptances:
@@ -43,7 +45,11 @@ voice-activity detection, 0.1 s kept, before it is sent), 376 s: 60-65/110 ident
 clips as they are, trimmed too, 54/110 (49.1%) and 51: trimming a clip's own margins
 costs a few points (median cosine 0.829-0.850 trimmed, 0.860-0.887 untrimmed up to 1 s).
 
-    nice -n 10 python scripts/eval_padded_queries.py [--trim]   # 3-8 minutes
+With ``--strangers`` (added then too), with and without ``--trim``: 0/110 strangers'
+queries named at every padding, silence or noise (each interval 0-3.4%): trimming the
+ends did not let strangers in.
+
+    nice -n 10 python scripts/eval_padded_queries.py [--trim] [--strangers]   # 3-8 minutes
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ NOISE_DBFS = -60.0
 RATE = 16_000
 #: --trim: each padded query trimmed at both ends before it is sent (ends_trimmed).
 TRIM = "--trim" in sys.argv[1:]
+#: --strangers: each speaker's queries asked of a database of the other 10 instead.
+STRANGERS = "--strangers" in sys.argv[1:]
 
 
 def split(corpus: Path) -> dict[str, tuple[list[str], list[str]]]:
@@ -121,6 +129,25 @@ def ends_trimmed(samples: np.ndarray) -> np.ndarray:
     return samples[first:last]
 
 
+def sent(path: str, pad_s: float, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """The query as the client sends it: padded, and with --trim its ends trimmed."""
+    samples = padded(load_clip(path).samples, pad_s, kind, rng)
+    return (ends_trimmed(samples) if TRIM else samples, RATE)
+
+
+def strangers_named(
+    without: dict[str, SpeakerDB], tests: dict[str, list[str]], pad_s: float, kind: str
+) -> tuple[int, int]:
+    """How many of each speaker's queries a database of the others names someone for."""
+    rng = np.random.default_rng(SEED)
+    named = total = 0
+    for name, paths in tests.items():
+        for path in paths:
+            named += without[name].identify(sent(path, pad_s, kind, rng)).speaker is not None
+            total += 1
+    return named, total
+
+
 def measure(db: SpeakerDB, tests: dict[str, list[str]], pad_s: float, kind: str) -> dict:
     rng = np.random.default_rng(SEED)
     correct = accepted = total = 0
@@ -128,8 +155,7 @@ def measure(db: SpeakerDB, tests: dict[str, list[str]], pad_s: float, kind: str)
     cosines = []
     for name, paths in tests.items():
         for path in paths:
-            samples = padded(load_clip(path).samples, pad_s, kind, rng)
-            audio = (ends_trimmed(samples) if TRIM else samples, RATE)
+            audio = sent(path, pad_s, kind, rng)
             found = db.identify(audio)
             outcomes[found.outcome.value] += 1
             correct += found.speaker == name
@@ -150,14 +176,41 @@ def cell(k: int, n: int) -> str:
     return f"{k:3d}/{n:<3d} {k / n:5.1%} [{100 * lo:4.1f},{100 * hi:5.1f}]"
 
 
+def strangers_table(
+    tests: dict[str, list[str]], enrolled: dict[str, list[str]], start: float
+) -> int:
+    """--strangers: each speaker's queries against a database of the other 10."""
+    without = {}
+    for name in tests:
+        without[name] = SpeakerDB(storage=MemoryStorage(), model="resemblyzer", replay_window=0)
+        for other in tests:
+            if other != name:
+                without[name].enroll(other, enrolled[other])
+    how = "; each query's ends trimmed before it is sent" if TRIM else ""
+    n = sum(map(len, tests.values()))
+    print(f"GE2E, shipped defaults; {n} queries, each against the other 10 speakers{how}")
+    print(f"{'padding':22s} | strangers named")
+    for kind in ("silence", f"noise {NOISE_DBFS:.0f} dBFS"):
+        for pad in PADS_S:
+            if kind != "silence" and not pad:
+                continue
+            named = strangers_named(without, tests, pad, kind.split()[0])
+            label = f"{pad:g} s {kind}" if pad else "none"
+            print(f"{label:22s} | {cell(*named)}", flush=True)
+    print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
 def main() -> int:
     start = time.perf_counter()
     corpus = ensure_corpus()
     db = SpeakerDB(storage=MemoryStorage(), model="resemblyzer", replay_window=0)
-    tests = {}
+    tests, enrolled = {}, {}
     for name, (enroll, asked) in split(corpus).items():
         db.enroll(name, enroll)
-        tests[name] = asked
+        tests[name], enrolled[name] = asked, enroll
+    if STRANGERS:
+        return strangers_table(tests, enrolled, start)
     n = sum(map(len, tests.values()))
     how = "; each query's ends trimmed before it is sent" if TRIM else ""
     print(f"GE2E, shipped defaults; {len(tests)} speakers enrolled, {n} genuine queries{how}")
