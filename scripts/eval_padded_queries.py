@@ -60,6 +60,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,14 @@ from speakerdb.storage import MemoryStorage
 
 SEED = 1234
 QUERIES = 10
-PADS_S = (0.0, 0.5, 1.0, 2.0, 3.0)
+PADS_S = (0.5, 1.0, 2.0, 3.0)
 NOISE_DBFS = -60.0
 RATE = 16_000
 #: --trim: each padded query trimmed at both ends before it is sent (ends_trimmed).
 TRIM = "--trim" in sys.argv[1:]
 #: --strangers: each speaker's queries asked of a database of the other 10 instead.
 STRANGERS = "--strangers" in sys.argv[1:]
+TRIMMED = "; each query's ends trimmed before it is sent" if TRIM else ""
 
 
 def split(corpus: Path) -> dict[str, tuple[list[str], list[str]]]:
@@ -103,6 +105,15 @@ def split(corpus: Path) -> dict[str, tuple[list[str], list[str]]]:
         ]
         out[name] = (enroll, rng.sample(fit, min(QUERIES, len(fit))))
     return out
+
+
+def paddings() -> Iterator[tuple[str, float, str]]:
+    """Each padding measured, as (label, seconds either side, kind): none, then each of
+    PADS_S of silence, then of room noise."""
+    yield "none", 0.0, "silence"
+    for kind, label in (("silence", "silence"), ("noise", f"noise {NOISE_DBFS:.0f} dBFS")):
+        for pad in PADS_S:
+            yield f"{pad:g} s {label}", pad, kind
 
 
 def padded(samples: np.ndarray, pad_s: float, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -176,56 +187,47 @@ def cell(k: int, n: int) -> str:
     return f"{k:3d}/{n:<3d} {k / n:5.1%} [{100 * lo:4.1f},{100 * hi:5.1f}]"
 
 
-def strangers_table(
-    tests: dict[str, list[str]], enrolled: dict[str, list[str]], start: float
-) -> int:
+def database(enrolled: dict[str, list[str]]) -> SpeakerDB:
+    """A new in-memory database (GE2E, shipped defaults, replay check off) holding
+    ``enrolled``."""
+    db = SpeakerDB(storage=MemoryStorage(), model="resemblyzer", replay_window=0)
+    for name, paths in enrolled.items():
+        db.enroll(name, paths)
+    return db
+
+
+def strangers_table(tests: dict[str, list[str]], enrolled: dict[str, list[str]]) -> None:
     """--strangers: each speaker's queries against a database of the other 10."""
-    without = {}
-    for name in tests:
-        without[name] = SpeakerDB(storage=MemoryStorage(), model="resemblyzer", replay_window=0)
-        for other in tests:
-            if other != name:
-                without[name].enroll(other, enrolled[other])
-    how = "; each query's ends trimmed before it is sent" if TRIM else ""
+    without = {name: database({o: p for o, p in enrolled.items() if o != name}) for name in tests}
     n = sum(map(len, tests.values()))
-    print(f"GE2E, shipped defaults; {n} queries, each against the other 10 speakers{how}")
+    print(f"GE2E, shipped defaults; {n} queries, each against the other 10 speakers{TRIMMED}")
     print(f"{'padding':22s} | strangers named")
-    for kind in ("silence", f"noise {NOISE_DBFS:.0f} dBFS"):
-        for pad in PADS_S:
-            if kind != "silence" and not pad:
-                continue
-            named = strangers_named(without, tests, pad, kind.split()[0])
-            label = f"{pad:g} s {kind}" if pad else "none"
-            print(f"{label:22s} | {cell(*named)}", flush=True)
-    print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    return 0
+    for label, pad, kind in paddings():
+        print(f"{label:22s} | {cell(*strangers_named(without, tests, pad, kind))}", flush=True)
+
+
+def genuine_table(tests: dict[str, list[str]], enrolled: dict[str, list[str]]) -> None:
+    """Each speaker's queries against the database of all 11."""
+    db = database(enrolled)
+    n = sum(map(len, tests.values()))
+    print(f"GE2E, shipped defaults; {len(tests)} speakers enrolled, {n} genuine queries{TRIMMED}")
+    header = f"{'padding':22s} | {'identify correct':27s} | {'verify accepted':27s}"
+    print(f"{header} | cosine | outcomes")
+    for label, pad, kind in paddings():
+        m = measure(db, tests, pad, kind)
+        print(
+            f"{label:22s} | {cell(*m['correct'])} | {cell(*m['verified'])} | "
+            f"{m['median cosine']:.3f}  | {m['outcomes']}",
+            flush=True,
+        )
 
 
 def main() -> int:
     start = time.perf_counter()
-    corpus = ensure_corpus()
-    db = SpeakerDB(storage=MemoryStorage(), model="resemblyzer", replay_window=0)
-    tests, enrolled = {}, {}
-    for name, (enroll, asked) in split(corpus).items():
-        db.enroll(name, enroll)
-        tests[name], enrolled[name] = asked, enroll
-    if STRANGERS:
-        return strangers_table(tests, enrolled, start)
-    n = sum(map(len, tests.values()))
-    how = "; each query's ends trimmed before it is sent" if TRIM else ""
-    print(f"GE2E, shipped defaults; {len(tests)} speakers enrolled, {n} genuine queries{how}")
-    header = f"{'padding':22s} | {'identify correct':27s} | {'verify accepted':27s}"
-    print(f"{header} | cosine | outcomes")
-    for kind in ("silence", f"noise {NOISE_DBFS:.0f} dBFS"):
-        for pad in PADS_S:
-            if kind != "silence" and not pad:
-                continue
-            m = measure(db, tests, pad, kind.split()[0])
-            print(
-                f"{f'{pad:g} s {kind}' if pad else 'none':22s} | {cell(*m['correct'])} | "
-                f"{cell(*m['verified'])} | {m['median cosine']:.3f}  | {m['outcomes']}",
-                flush=True,
-            )
+    both = split(ensure_corpus())
+    tests = {name: asked for name, (_, asked) in both.items()}
+    enrolled = {name: enroll for name, (enroll, _) in both.items()}
+    (strangers_table if STRANGERS else genuine_table)(tests, enrolled)
     print(f"\nwall time {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return 0
 
