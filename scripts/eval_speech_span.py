@@ -52,7 +52,25 @@ rerun with the shipped result.
 part fails: the library change is reverted, the defaults stay, and RESULT below says
 which part failed and by how much.
 
-RESULT: not yet run.
+RESULT (2026-12-08, 01:37-01:49 UTC; candidate in 1d6c14e): **part 1 failed; the
+candidate did not ship** (reverted).
+
+- The check on clip lengths gave the shipped values (0.9016 + 0.0031 / N, fall 0.01,
+  minimum 0.5 s; verify 0.8909). With spans, fold A chose 0.8834 + 0.0275 / N with
+  **no fall** (fold A's mean correct identification by fall: 0: 71.0%, 0.01: 70.8%,
+  ... 0.057: 68.7%), minimum 0.5 s, verify 0.8917 (0.892).
+- Part 1, identify correct of 110 (silence / noise): none 68; 0.5 s 72 / 73; 1 s
+  68 / 69; **2 s 17 / 18 (15.5% / 16.4%, target 55%)**; 3 s 0 / 0. Verify
+  accepted 16 / 16 at 2 s. The median cosine with the speaker's own template is
+  0.842 at 2 s, against 0.860 unpadded: from 2 s the embedding itself is diluted by
+  the silence (GE2E averages 1.6 s partials, silent ones too), which spans cannot fix.
+  Session 15's reading, that up to 2 s the loss was the decision's and not the
+  embedding's, was wrong at 2 s.
+- Part 2 was stopped after its first row (0/110 strangers named unpadded), since part 1
+  had already decided.
+- Part 3 passed: A -> B, every margin-duration line met (N = 10 at the defaults:
+  57.8% of single clips and 75.0% of items identified, strangers 0.2% / 0.0%; the
+  shipped defaults gave 55.6% and 78.5%); leave-one-speaker-out "every target met".
 
     nice -n 10 python scripts/eval_speech_span.py [--lengths]   # the choice on fold A
 """
