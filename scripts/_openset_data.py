@@ -36,14 +36,11 @@ N_ENROLL = 3
 
 @dataclass(frozen=True)
 class Items:
-    """Embedded clips of one speaker: ``(n, d)`` vectors, durations, net speech and
-    lengths (s). ``durations`` are what the library's decisions take, each clip's
-    speech span (:attr:`speakerdb.audio.Clip.speech_span_s`)."""
+    """Embedded clips of one speaker: ``(n, d)`` vectors, durations and net speech (s)."""
 
     vectors: np.ndarray
     durations: np.ndarray
     speech: np.ndarray
-    lengths: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -94,9 +91,8 @@ class Embedder:
             speech.append(row[-1])
         return Items(
             np.asarray(vectors, np.float32).reshape(len(clips), -1),
-            np.array([c.speech_span_s for c in clips]),
-            np.array(speech),
             np.array([c.duration_s for c in clips]),
+            np.array(speech),
         )
 
     def save(self) -> None:

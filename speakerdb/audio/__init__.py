@@ -18,7 +18,7 @@ from ._decode import (
 )
 from ._fingerprint import Fingerprint, best_matches, fingerprint, similarity
 from ._speechness import SpeechAssessment, assess_speech
-from ._vad import FRAME_S, net_speech_s, speech_mask, speech_span_s, trim_silences
+from ._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
 
 __all__ = [
     "FRAME_S",
@@ -40,7 +40,6 @@ __all__ = [
     "refuse_repeats",
     "similarity",
     "speech_mask",
-    "speech_span_s",
     "to_clip",
     "trim_silences",
 ]

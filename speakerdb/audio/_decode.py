@@ -36,7 +36,6 @@ from typing import Any, Protocol, Union
 import numpy as np
 
 from ..errors import AudioError, DuplicateUtterance, InputError
-from ._vad import speech_span_s
 
 __all__ = [
     "MAX_DURATION_S",
@@ -99,14 +98,6 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / SAMPLE_RATE
-
-    @property
-    def speech_span_s(self) -> float:
-        """The duration decisions take (margin-duration's d, identify's falling bar):
-        from just before the first speech to just after the last
-        (:func:`~speakerdb.audio.speech_span_s`), so that silence a recorder adds
-        around the words does not count; the whole clip when no speech is found."""
-        return speech_span_s(self.samples)
 
 
 class BinaryReader(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FRAME_S", "net_speech_s", "speech_mask", "speech_span_s", "trim_silences"]
+__all__ = ["FRAME_S", "net_speech_s", "speech_mask", "trim_silences"]
 
 SAMPLE_RATE = 16_000
 FRAME_S = 0.03
@@ -51,18 +51,6 @@ def speech_mask(samples: np.ndarray) -> np.ndarray:
 def net_speech_s(samples: np.ndarray) -> float:
     """Seconds of speech in a 16 kHz clip."""
     return float(speech_mask(samples).sum()) * FRAME_S
-
-
-def speech_span_s(samples: np.ndarray) -> float:
-    """Seconds from :data:`PAD_S` before a 16 kHz clip's first speech frame to
-    :data:`PAD_S` after its last, within the clip; its whole length when no speech is
-    found. Silence before and after the words does not count; pauses between them do."""
-    length = len(samples) / SAMPLE_RATE
-    spoken = np.flatnonzero(speech_mask(samples))
-    if spoken.size == 0:
-        return length
-    start = max(0.0, spoken[0] * FRAME_S - PAD_S)
-    return min(length, (spoken[-1] + 1) * FRAME_S + PAD_S) - start
 
 
 def trim_silences(samples: np.ndarray) -> np.ndarray:

@@ -64,12 +64,7 @@ class Group(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Utterance(_Result):
-    """One enrolled clip: where it came from and a hash of its decoded audio.
-
-    ``duration_s`` is the clip's speech span (:attr:`speakerdb.audio.Clip.speech_span_s`,
-    the duration decisions take), not counting silence before and after the words;
-    for a clip enrolled before that change (after 0.1.0), its whole length.
-    """
+    """One enrolled clip: where it came from and a hash of its decoded audio."""
 
     id: int
     speaker: str
