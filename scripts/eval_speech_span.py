@@ -73,4 +73,28 @@ candidate did not ship** (reverted).
   shipped defaults gave 55.6% and 78.5%); leave-one-speaker-out "every target met".
 
     nice -n 10 python scripts/eval_speech_span.py [--lengths]   # the choice on fold A
+
+PROTOCOL 2 (committed after candidate 1's result and before any code of candidate 2;
+its choice and test are candidate 1's, unchanged):
+
+*Candidate 2.* The encoder hears the words, not the recorder's silence, and d times
+what it heard. Each clip is cut to its words plus up to M = 0.5 s either side (the first
+and last speech frames of :func:`speakerdb.audio.speech_mask`; the whole clip when no
+frame is speech) before it is embedded, wherever the library embeds
+(``encoders.embed_clips``: queries, enrollments, cohort voices, ``calibrate``'s trials,
+``evaluate``); margin-duration's d and identify's falling bar take the cut's length,
+and enrollments store it as ``duration_s``. Fingerprints (replay), the speech gate, net
+speech and every length check still see the whole clip. Vectors stored before keep
+working and are not re-embedded (``speakerdb reembed`` would; CHANGELOG).
+
+M is fixed here, not chosen by a run. It comes from session 15's padded figures, which
+are of all 11 speakers: 0.5 s of silence either side did not lower identification
+(69-70 of 110 against 68), trimming to 0.1 s did (54 of 110). So parts 1 and 2 are not
+independent of M; part 3's defaults are chosen on fold A and reported on the others.
+
+*Choice and test*: as for candidate 1 (the choice on fold A with clips cut so and
+their cut lengths as durations; parts 1, 2 and 3 with the same targets), and part 1 is
+also reported for fold B's 5 speakers alone (not required). *Decision*: the same.
+
+RESULT 2: not yet run.
 """
