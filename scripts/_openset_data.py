@@ -11,8 +11,9 @@ Per speaker of the shared corpus, in its main language:
 
 The corpus labels 60 clips ``silence__N.wav`` (digital silence) as speakers; they are
 left out, and so is every clip speakerdb refuses to decode (too short or silent).
-Embeddings and net speech (:func:`speakerdb.audio.net_speech_s`) are cached under
-``~/.cache/speakerdb-openset/``, keyed by the audio's SHA-256 and the encoder revision.
+Embeddings (of each clip's spoken part, as the library embeds it) and net speech
+(:func:`speakerdb.audio.net_speech_s`) are cached under ``~/.cache/speakerdb-openset/``,
+keyed by the audio's SHA-256, the spoken part's bounds and the encoder revision.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speakerdb.audio import Clip, clip_from_array, load_clip, net_speech_s
+from speakerdb.audio import Clip, clip_from_array, load_clip, net_speech_s, spoken_part
 from speakerdb.errors import AudioError
 
 CACHE_DIR = Path.home() / ".cache" / "speakerdb-openset"
@@ -36,11 +37,14 @@ N_ENROLL = 3
 
 @dataclass(frozen=True)
 class Items:
-    """Embedded clips of one speaker: ``(n, d)`` vectors, durations and net speech (s)."""
+    """Embedded clips of one speaker: ``(n, d)`` vectors, durations, net speech and
+    lengths (s). ``durations`` are what the library's decisions take, each clip's
+    spoken length (:attr:`speakerdb.audio.Clip.spoken_s`)."""
 
     vectors: np.ndarray
     durations: np.ndarray
     speech: np.ndarray
+    lengths: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -80,19 +84,21 @@ class Embedder:
     def __call__(self, clips: list[Clip]) -> Items:
         vectors, speech = [], []
         for clip in clips:
-            if clip.sha256 not in self.store:
-                vector = self.encoder.encode([clip.samples])[0]
-                self.store[clip.sha256] = np.append(vector, net_speech_s(clip.samples))
+            key = spoken_key(clip)
+            if key not in self.store:
+                vector = self.encoder.encode([clip.spoken])[0]
+                self.store[key] = np.append(vector, net_speech_s(clip.samples))
                 self.computed += 1
                 if self.computed % 200 == 0:
                     self.save()
-            row = self.store[clip.sha256]
+            row = self.store[key]
             vectors.append(row[:-1])
             speech.append(row[-1])
         return Items(
             np.asarray(vectors, np.float32).reshape(len(clips), -1),
-            np.array([c.duration_s for c in clips]),
+            np.array([c.spoken_s for c in clips]),
             np.array(speech),
+            np.array([c.duration_s for c in clips]),
         )
 
     def save(self) -> None:
@@ -100,6 +106,14 @@ class Embedder:
             tmp = self.path.with_suffix(".tmp.npz")
             np.savez(tmp, **self.store)
             tmp.replace(self.path)
+
+
+def spoken_key(clip: Clip) -> str:
+    """The cache key of what the library embeds of ``clip`` (:attr:`Clip.spoken`): the
+    audio's hash, and where the spoken part lies when it is not the whole clip."""
+    part = spoken_part(clip.samples)
+    whole = part.start == 0 and part.stop == len(clip.samples)
+    return clip.sha256 if whole else f"{clip.sha256}:{part.start}:{part.stop}"
 
 
 def _usable(paths: list[str]) -> list[Clip]:

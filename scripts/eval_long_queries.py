@@ -210,8 +210,8 @@ def main() -> int:
     )
     for s in unseen:
         print(
-            f"  {s.name:28s} {len(s.singles.durations)} single clips (median "
-            f"{np.median(s.singles.durations):.2f} s), {len(s.long.durations)} items >= 3 s"
+            f"  {s.name:28s} {len(s.singles.lengths)} single clips (median "
+            f"{np.median(s.singles.lengths):.2f} s), {len(s.long.lengths)} items >= 3 s"
         )
     print("\n===== PRE-REGISTERED: the unseen voices =====")
     primary = table(

@@ -322,6 +322,16 @@ def constant(value: float) -> ThresholdCurve:
     return ThresholdCurve(value, 0.0)
 
 
+def flat(got: dict[tuple[str, str, int], Trials], kind: str, m: float, top: int) -> float:
+    """One threshold for every N: the lowest at which at most :data:`TUNE_SHARE` of
+    strangers are named at every N of 2 to ``top``, the largest carried to 10."""
+    return max(
+        lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)
+        for w in SETS
+        for n in range(2, top + 1)
+    )
+
+
 def tune(
     by_name: dict[str, Speaker],
     fold: list[str],
@@ -367,13 +377,7 @@ def tune(
         if kind == DEFAULT_KIND:
             lifted = {key: t.shifted(fall) for key, t in got.items() if key[0] == kind}
             return replace(fitted(per_size(lifted, kind, m, top), rule[0], high), fall=fall)
-        return constant(
-            max(
-                lowest_threshold(got[kind, w, n], m, TUNE_SHARE[w], n, 10 if n == top else n)
-                for w in SETS
-                for n in range(2, top + 1)
-            )
-        )
+        return constant(flat(got, kind, m, top))
 
     def correct(kind: str, m: float, t: ThresholdCurve) -> float:
         genuine = [got[kind, w, 0] for w in SETS]
@@ -395,6 +399,8 @@ def tune(
         "thresholds": {
             kind: threshold(kind, best_m, best_r if kind == DEFAULT_KIND else 0.0) for kind in kinds
         },
+        # Verify's default for the default score: one claim, one bar for every N.
+        "verify": flat(got, DEFAULT_KIND, best_m, top),
     }
 
 

@@ -215,10 +215,10 @@ def describe_voices(speakers: list[Speaker]) -> dict[str, dict[str, float]]:
     items have under the minimum of net speech (returned, per set)."""
     for s in speakers:
         print(
-            f"  {s.name:16s} enrollment {s.enroll.durations.sum():4.1f} s in 3 clips "
+            f"  {s.name:16s} enrollment {s.enroll.lengths.sum():4.1f} s in 3 clips "
             f"(net speech {', '.join(f'{v:.2f}' for v in s.enroll.speech)} s); "
-            f"{len(s.singles.durations)} single clips (median "
-            f"{np.median(s.singles.durations):.2f} s), {len(s.long.durations)} items >= 3 s"
+            f"{len(s.singles.lengths)} single clips (median "
+            f"{np.median(s.singles.lengths):.2f} s), {len(s.long.lengths)} items >= 3 s"
         )
     short = {
         "single clips": short_share(s.singles for s in speakers),

@@ -18,7 +18,7 @@ from ._decode import (
 )
 from ._fingerprint import Fingerprint, best_matches, fingerprint, similarity
 from ._speechness import SpeechAssessment, assess_speech
-from ._vad import FRAME_S, net_speech_s, speech_mask, trim_silences
+from ._vad import FRAME_S, SPOKEN_MARGIN_S, net_speech_s, speech_mask, spoken_part, trim_silences
 
 __all__ = [
     "FRAME_S",
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "MIN_DURATION_S",
     "SAMPLE_RATE",
+    "SPOKEN_MARGIN_S",
     "Clip",
     "ClipInput",
     "Fingerprint",
@@ -40,6 +41,7 @@ __all__ = [
     "refuse_repeats",
     "similarity",
     "speech_mask",
+    "spoken_part",
     "to_clip",
     "trim_silences",
 ]

@@ -36,6 +36,7 @@ from typing import Any, Protocol, Union
 import numpy as np
 
 from ..errors import AudioError, DuplicateUtterance, InputError
+from ._vad import spoken_part
 
 __all__ = [
     "MAX_DURATION_S",
@@ -98,6 +99,20 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def spoken(self) -> np.ndarray:
+        """The samples an encoder hears: the words and up to 0.5 s either side
+        (:func:`~speakerdb.audio.spoken_part`), without the silence a recorder adds
+        around them; the whole clip when no speech is found."""
+        return self.samples[spoken_part(self.samples)]
+
+    @property
+    def spoken_s(self) -> float:
+        """The duration decisions take (margin-duration's d, identify's falling bar):
+        the length of :attr:`spoken`."""
+        part = spoken_part(self.samples)
+        return (part.stop - part.start) / SAMPLE_RATE
 
 
 class BinaryReader(Protocol):

@@ -306,7 +306,7 @@ def _trial_scores(
     if not clips:
         missing = f" (not enrolled: {_listing(unknown)})" if unknown else ""
         raise InputError(f"{os.fspath(trials)}: no usable trial on an enrolled speaker{missing}")
-    durations = [c.duration_s for c in clips]
+    durations = [c.spoken_s for c in clips]
     matrix = population_scores(score_norm, db.embed(clips), population, top_n, durations)[1]
     genuine: list[float] = []
     impostor: list[float] = []

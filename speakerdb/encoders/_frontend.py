@@ -12,10 +12,14 @@ x-vector model's convolutional feature encoder alone holds 512 channels per
 An encoder family may opt out (its ``window_s`` is ``None``): the offline GE2E
 encoder bounds its memory itself (:mod:`speakerdb.encoders._registry` says why).
 
-Silence trimming (:func:`speakerdb.audio._vad.trim_silences`) is not applied here:
-on the shared corpus it made every figure but one worse (``scripts/eval_table.py``),
-and embeddings that depend on a setting would mix two kinds of vector in one
-database.
+Each clip is embedded from its words and up to 0.5 s either side
+(:attr:`~speakerdb.audio.Clip.spoken`): a door that records a fixed window sends
+seconds of silence around a short answer, and GE2E averaged them into the voiceprint
+(with 2 s either side it recognised 17 of 110 queries it had recognised 68 of,
+``scripts/eval_speech_span.py``). Silences inside the clip, and the margins, stay:
+removing every silence (:func:`speakerdb.audio._vad.trim_silences`) made every figure
+but one worse on the shared corpus (``scripts/eval_table.py``). It is not a setting:
+embeddings that depend on one would mix two kinds of vector in one database.
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ def embed_clips(encoder: Encoder, clips: Sequence[Clip]) -> np.ndarray:
 
     Such a vector would poison the database (stored vectors have unit norm) or a score.
     """
-    samples = [c.samples for c in clips]
+    # Silence around the words would dilute the voiceprint: the encoder hears them alone.
+    samples = [c.spoken for c in clips]
     vectors = np.asarray(encode_windowed(encoder, samples), dtype=np.float32)
     for clip, vector in zip(clips, vectors, strict=True):
         if not np.all(np.isfinite(vector)) or not np.any(vector):

@@ -176,7 +176,7 @@ class GE2EFamily(EncoderFamily):
     # 0.0-2.7% of strangers' single clips and 0.0-3.5% of their items of 3 s or more at
     # 3 to 9 cohort voices, and turns away 37-49% of genuine single clips.
     score_thresholds = MappingProxyType(
-        {"none": 0.813, "margin": 0.998, "margin-duration": 0.891, "asnorm": 3.35}
+        {"none": 0.813, "margin": 0.998, "margin-duration": 0.896, "asnorm": 3.35}
     )
     # Identify's margin-duration threshold depends on N and falls with the query's
     # duration d: a + b / N - fall x ln(d / 0.5 s) (scripts/eval_open_set.py
@@ -194,7 +194,7 @@ class GE2EFamily(EncoderFamily):
     # duration (0.8834 + 0.0275 / N) and none fewer. The README's "Choosing a
     # threshold" has the figures and caveats.
     identify_curves = MappingProxyType(
-        {"margin-duration": ThresholdCurve(0.9016, 0.0031, fall=0.01)}
+        {"margin-duration": ThresholdCurve(0.9029, 0.0037, fall=0.01)}
     )
     # It bounds its memory itself (1.6 s partials, 64 at a time); windows would only
     # change its long-clip embeddings a little (cosine 0.9995 to whole-clip ones).

@@ -237,7 +237,7 @@ def _score_tests(
         [db.embed(clips[k : k + _EMBED_CHUNK]) for k in range(0, len(clips), _EMBED_CHUNK)]
     )
     advance(len(clips))
-    durations = [c.duration_s for c in clips]
+    durations = [c.spoken_s for c in clips]
     matrix = population_scores(score_norm, vectors, population, top_n, durations)[1]
     names = population.names
     speakers = [_canonical(r.speaker) for r in kept]

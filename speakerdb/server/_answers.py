@@ -34,8 +34,8 @@ class DecisionPolicy(_Answer):
     source: str = Field(description="Where the threshold came from: argument, database, ...")
     top_n: int = Field(description="AS-norm's cohort size.")
     notice: str | None = Field(description="Why the score is not the database's own, if not.")
-    duration_fall: float = Field(description="How far the bar falls with the clip's length.")
-    duration_s: float | None = Field(description="The clip length the bar was set for.")
+    duration_fall: float = Field(description="How far the bar falls with the words' length.")
+    duration_s: float | None = Field(description="The words' length (s) the bar was set for.")
 
 
 class Match(_Answer):

@@ -106,7 +106,7 @@ class Querying:
         decided = []
         for clip, matches, verdict, judgement in zip(decoded, found, verdicts, judged, strict=True):
             # The built-in default may fall with the clip's duration: each its own bar.
-            own = for_duration(policy, clip.duration_s)
+            own = for_duration(policy, clip.spoken_s)
             flagged = verdict or flag_identification(matches, own, watched)
             decided.append(_identified(clip, matches, own, flagged, judgement, searching.group))
         results = self._audit.log_identifications(decided)
@@ -138,7 +138,7 @@ class Querying:
         query = self._slot.embed([decoded])[0]
         score = float(np.dot(query, template))
         normalized = normalized_claim(
-            policy, name, query, score, self._storage.search, population, decoded.duration_s
+            policy, name, query, score, self._storage.search, population, decoded.spoken_s
         )
         if verdict is None:
             accepted = policy.accepts(score if normalized is None else normalized)
@@ -164,7 +164,7 @@ class Querying:
         """Each clip's ``top_k`` matches by ``policy``'s score. An expired voiceprint is
         never matched: when the search met one, it was deleted, and the search runs again."""
         queries = self._slot.embed(decoded)
-        durations = [clip.duration_s for clip in decoded]
+        durations = [clip.spoken_s for clip in decoded]
         within = searching.within()
         found = rank(policy, queries, top_k, searching.search, population, durations, within)
         if searching.expired():

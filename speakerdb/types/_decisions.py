@@ -101,12 +101,13 @@ class DecisionPolicy(_Result):
     speakers. Code tells a default by this flag, never by ``source``'s words. It is left
     out of :meth:`to_dict`, whose ``source`` says the same in words.
 
-    ``duration_fall``: how far the threshold falls per ``ln(d / 0.5 s)`` of a query of
-    ``d`` seconds (clamped to [0.5 s, 30 s]); only identify's built-in default of a model
-    that measured one falls, a threshold given, set, stored or calibrated never does
-    (0). Where it falls, ``threshold`` is the bar of a 0.5 s query until the policy is
-    taken for one query (:func:`speakerdb.decision._policy.for_duration`), and then the
-    bar that query was decided at, whose duration is ``duration_s``.
+    ``duration_fall``: how far the threshold falls per ``ln(d / 0.5 s)`` of a query whose
+    words last ``d`` seconds (:attr:`speakerdb.audio.Clip.spoken_s`, clamped to
+    [0.5 s, 30 s]); only identify's built-in default of a model that measured one
+    falls, a threshold given, set, stored or calibrated never does (0). Where it falls,
+    ``threshold`` is the bar of a 0.5 s query until the policy is taken for one query
+    (:func:`speakerdb.decision._policy.for_duration`), and then the bar that query was
+    decided at, whose duration is ``duration_s``.
     """
 
     score_norm: str

@@ -64,7 +64,12 @@ class Group(_Result):
 
 @dataclass(frozen=True, slots=True)
 class Utterance(_Result):
-    """One enrolled clip: where it came from and a hash of its decoded audio."""
+    """One enrolled clip: where it came from and a hash of its decoded audio.
+
+    ``duration_s`` is what the encoder heard of it (:attr:`speakerdb.audio.Clip.spoken_s`:
+    the words and up to 0.5 s either side); for a clip enrolled before that was so
+    (after speakerdb 0.1.0), its whole length.
+    """
 
     id: int
     speaker: str

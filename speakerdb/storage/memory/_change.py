@@ -215,7 +215,7 @@ class Change(Snapshot):
         added = 0
         for clip, vector in zip(clips, np.asarray(embeddings, np.float32), strict=True):
             if clip.sha256 not in held:
-                self.state.cohort.append((label, clip.sha256, clip.duration_s, vector.copy()))
+                self.state.cohort.append((label, clip.sha256, clip.spoken_s, vector.copy()))
                 held.add(clip.sha256)
                 added += 1
         return added
@@ -262,7 +262,7 @@ class Change(Snapshot):
     ) -> Utterance:
         utterance_id = next_id(self.state.utterances)
         source = storable_source(clip.source)
-        utterance = Utterance(utterance_id, name, source, clip.sha256, clip.duration_s, now)
+        utterance = Utterance(utterance_id, name, source, clip.sha256, clip.spoken_s, now)
         self.state.utterances[utterance_id] = utterance
         # Kept as the SQLite backend keeps it: little-endian float32, bit for bit.
         self.state.embeddings[utterance_id] = np.asarray(vector, dtype="<f4").astype(np.float32)

@@ -223,7 +223,7 @@ def add_utterances(
         UtteranceRow(
             source=storable_source(clip.source),
             audio_sha256=clip.sha256,
-            duration_s=clip.duration_s,
+            duration_s=clip.spoken_s,
             embedding=to_blob(vector),
             created_at=now,
         )

@@ -56,7 +56,7 @@ def add(session: Session, label: str, clips: Sequence[Clip], embeddings: np.ndar
                 CohortRow(
                     label=label,
                     audio_sha256=clip.sha256,
-                    duration_s=clip.duration_s,
+                    duration_s=clip.spoken_s,
                     embedding=to_blob(vector),
                     created_at=now,
                 )
