@@ -96,7 +96,24 @@ independent of M; part 3's defaults are chosen on fold A and reported on the oth
 their cut lengths as durations; parts 1, 2 and 3 with the same targets), and part 1 is
 also reported for fold B's 5 speakers alone (not required). *Decision*: the same.
 
-RESULT 2: not yet run.
+RESULT 2 (2026-12-08, 01:51-02:17 UTC; candidate in 4b82e3f): **every part passed;
+candidate 2 shipped** with fold A's choice.
+
+- Choice: per-N 0.8895, 0.9042, 0.8955, 0.8859 at N = 2-5; fold A's mean correct
+  identification by fall 0: 67.3%, 0.01: 68.7%, 0.02: 67.4%, ... 0.057: 63.9%; minimum
+  0.5 s. Identify 0.9029 + 0.0037 / N - 0.01 x ln(d / 0.5 s); verify 0.8958 (0.896).
+- Part 1, identify correct of 110 (silence / noise), target 61: 0.5 s 62 / 63; 1 s
+  63 / 63; 2 s 63 / 64; 3 s 65 / 65 (reported). Unpadded 60 (candidate 1's run, whole
+  clips embedded: 68). Verify accepted 58-62 at every padding.
+- Part 2: 0/110 strangers named at every padding, silence and noise, and unpadded.
+- Part 3: A -> B, every margin-duration line met (N = 3 / 6 / 10 at the defaults:
+  strangers' single clips 2.0 / 0.6 / 0.0%, items 1.5 / 0.5 / 0.0%; correct single
+  clips 69.8 / 57.4 / 50.6%, items 90.0 / 79.0 / 70.5%). Leave-one-speaker-out: "every
+  target met" (N = 3: strangers 1.2% / 1.4%, correct 51.3% / 69.3%).
+- Reported, not required. The cost on clean clips: on whole clips the same rule had
+  identified 73.6 / 63.0 / 55.6% of fold B's single clips and 92.0 / 86.0 / 78.5% of
+  its items. B -> A still identifies too few (30.2% / 45.8% at N = 10). The nested
+  selection misses as before: strangers' items at N = 3, 10/440 (2.3%).
 """
 
 from __future__ import annotations
@@ -113,6 +130,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_open_set as base
 from _openset_data import Speaker
 from corpus import ensure_corpus
+
+from speakerdb.encoders._registry import ThresholdCurve
+
+#: What this script chose on fold A for candidate 2, which passed its test and shipped.
+CHOSEN_IDENTIFY = ThresholdCurve(0.9029, 0.0037, fall=0.01)
+CHOSEN_VERIFY = 0.896
 
 
 def with_lengths(speaker: Speaker) -> Speaker:

@@ -93,7 +93,7 @@ def test_real_clips_decide_by_margin_duration(enrolled_db: Path, corpus: Path) -
         results = db.identify_many([r["path"] for r in some], top_k=2)
         queries = db.embed([r["path"] for r in rows])
         population = db.population()
-    seconds = [load_clip(r["path"]).duration_s for r in rows]
+    seconds = [load_clip(r["path"]).spoken_s for r in rows]  # what the encoder heard
     for result, length in zip(results, seconds[::PER_SPEAKER], strict=True):
         first, second = (m.score for m in result.matches)
         expected = 2 * first - second - duration_penalty([length])[0]
