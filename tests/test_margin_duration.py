@@ -11,6 +11,8 @@ import pytest
 from conftest import FakeEncoder, voice
 
 from speakerdb import InputError, SpeakerDB
+from speakerdb.audio import SPOKEN_MARGIN_S
+from speakerdb.audio._vad import FRAME_S
 from speakerdb.config import DURATION_SLOPE
 from speakerdb.decision import (
     Cohort,
@@ -179,3 +181,28 @@ def test_calibrate_stores_the_threshold_of_the_score_in_use(db) -> None:  # type
     assert verify.threshold == pytest.approx(result.verify.threshold)
     assert db.threshold()[1].startswith("default")  # the cosine threshold is untouched
     assert db.score_norm()[0] == "margin-duration"
+
+
+def silence_after(words: np.ndarray, seconds: float) -> np.ndarray:
+    return np.concatenate([words, np.zeros(round(seconds * RATE), np.float32)])
+
+
+def test_trailing_silence_is_timed_only_up_to_half_a_second(db) -> None:  # type: ignore[no-untyped-def]
+    # The fake encoder embeds a clip's first quarter second: both have one embedding.
+    words = voice(165, seconds=2.0, seed=97)
+    plain, quiet = (words, RATE), (silence_after(words, 3.0), RATE)
+    a, b = db.identify(plain), db.identify(quiet)
+    # 3 s of silence count as 0.5 s: 0.057 x ln(2.5 / 2) off the score, where the whole
+    # clip's length took 0.057 x ln(5 / 2); the bar is the one of a 2.5 s query.
+    lost = DURATION_SLOPE * math.log(2.5 / 2.0)
+    assert a.best.normalized - b.best.normalized == pytest.approx(lost, abs=1e-3)
+    assert b.policy.duration_s == pytest.approx(2.5, abs=FRAME_S)
+    claim = a.best.speaker
+    by_verify = db.verify(claim, plain).normalized - db.verify(claim, quiet).normalized
+    assert by_verify == pytest.approx(lost, abs=1e-3)
+
+
+def test_an_enrolled_clip_stores_the_length_it_was_heard_for(db) -> None:  # type: ignore[no-untyped-def]
+    db.enroll("quiet", [(silence_after(voice(320, seed=5), 2.0), RATE)], force=True)
+    (stored,) = db.utterances("quiet")
+    assert stored.duration_s == pytest.approx(2.0 + SPOKEN_MARGIN_S, abs=FRAME_S)
