@@ -80,11 +80,12 @@ clips named at mixed N = 18 (15) and large N = 30 (9) all went to asterisk-july-
 (credited to July E. Jiménez); the Danish voice's 4 at large N = 30 to klettres-de.
 
     python scripts/tuxpaint_voices.py && python scripts/unseen_voices.py   # once
-    nice -n 10 python scripts/eval_open_set_tuxpaint.py [--json out.json]
+    nice -n 10 python scripts/eval_open_set_tuxpaint.py [--json out.json] [--shipped]
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -111,12 +112,25 @@ MIXED_SIZES = (3, 6, 10, 15, 18)
 LARGE_SIZES = (3, 6, 10, 20, 30)
 
 
+def shipped_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="report at the identify default that ships now, if it is not the protocol's",
+    )
+
+
 def main() -> int:
     logging.getLogger("speakerdb").setLevel(logging.ERROR)
     start = time.perf_counter()
     shipped = eos.shipped_thresholds()[eos.DEFAULT_KIND]
-    if shipped != PROTOCOL_CURVE:
-        print(f"identify's default is now {shipped}, not the protocol's", file=sys.stderr)
+    curve = shipped if ARGS.shipped else PROTOCOL_CURVE
+    if shipped != curve:
+        print(
+            f"identify's default is now {shipped}, not the protocol's: "
+            "--shipped reports at it (a report, not the pre-registered test)",
+            file=sys.stderr,
+        )
         return 2
     by_voice = tuxpaint_manifest()  # both sets built, or exit 2 saying how, before any work
     unseen_rows = manifest_rows()
@@ -132,7 +146,7 @@ def main() -> int:
     shared_names = [s.name for s in shared]
     print(
         f"offline GE2E, {eos.DEFAULT_KIND} at the shipped default "
-        f"{eos.described({eos.DEFAULT_KIND: PROTOCOL_CURVE})}, minimum net speech "
+        f"{eos.described({eos.DEFAULT_KIND: curve})}, minimum net speech "
         f"{MIN_QUERY_SPEECH_S} s; {len(probes)} Tux Paint voices ({refused} clips refused "
         f"by the decoder); enrolled only: {len(shared)} shared-corpus voices, "
         f"{len(unseen)} unseen voices"
@@ -143,12 +157,12 @@ def main() -> int:
         "mixed": (probes + shared_names, MIXED_SIZES),
         "large": (sorted(by_name), LARGE_SIZES),
     }
-    results.update(slice_report(by_name, probes, slices, PROTOCOL_CURVE))
+    results.update(slice_report(by_name, probes, slices, curve))
     print(f"\n== label check: own voice best among all {len(probes)} Tux Paint voices ==")
     results["label check"] = label_check(by_name, probes)
     return finished(start, ARGS.json, results)
 
 
 if __name__ == "__main__":
-    ARGS = parsed(__doc__, SEED, POPULATIONS)
+    ARGS = parsed(__doc__, SEED, POPULATIONS, shipped_option)
     sys.exit(main())

@@ -49,7 +49,14 @@ With ``--strangers`` (added then too), with and without ``--trim``: 0/110 strang
 queries named at every padding, silence or noise (each interval 0-3.4%): trimming the
 ends did not let strangers in.
 
-    nice -n 10 python scripts/eval_padded_queries.py [--trim] [--strangers]   # 3-8 minutes
+Since 2026-12-08 the library embeds each clip from its words and up to 0.5 s either side
+and times d on that part (scripts/eval_speech_span.py, whose pre-registered test this
+script's two tables were). With it, and the defaults chosen for it: 60/110 identified as
+they are, 62-65 at every padding of 0.5-3 s, silence or noise (verify 58-62); fold B's 5
+speakers (the last column, added for that test's report) 29/50 as they are and 31-33/50
+padded; strangers 0/110 at every padding.
+
+    nice -n 10 python scripts/eval_padded_queries.py [--trim] [--strangers]   # 3-13 minutes
 """
 
 from __future__ import annotations
