@@ -72,8 +72,6 @@ candidate did not ship** (reverted).
   57.8% of single clips and 75.0% of items identified, strangers 0.2% / 0.0%; the
   shipped defaults gave 55.6% and 78.5%); leave-one-speaker-out "every target met".
 
-    nice -n 10 python scripts/eval_speech_span.py [--lengths]   # the choice on fold A
-
 PROTOCOL 2 (committed after candidate 1's result and before any code of candidate 2;
 its choice and test are candidate 1's, unchanged):
 
@@ -103,8 +101,9 @@ candidate 2 shipped** with fold A's choice.
   identification by fall 0: 67.3%, 0.01: 68.7%, 0.02: 67.4%, ... 0.057: 63.9%; minimum
   0.5 s. Identify 0.9029 + 0.0037 / N - 0.01 x ln(d / 0.5 s); verify 0.8958 (0.896).
 - Part 1, identify correct of 110 (silence / noise), target 61: 0.5 s 62 / 63; 1 s
-  63 / 63; 2 s 63 / 64; 3 s 65 / 65 (reported). Unpadded 60 (candidate 1's run, whole
-  clips embedded: 68). Verify accepted 58-62 at every padding.
+  63 / 63; 2 s 63 / 64; 3 s 65 / 65 (reported). Unpadded 60 (whole clips embedded, in
+  session 15 and candidate 1: 68). Verify accepted 58-62 at every padding. Fold B's
+  5 speakers alone: 29/50 unpadded, 31-33/50 at every padding.
 - Part 2: 0/110 strangers named at every padding, silence and noise, and unpadded.
 - Part 3: A -> B, every margin-duration line met (N = 3 / 6 / 10 at the defaults:
   strangers' single clips 2.0 / 0.6 / 0.0%, items 1.5 / 0.5 / 0.0%; correct single
@@ -113,7 +112,11 @@ candidate 2 shipped** with fold A's choice.
 - Reported, not required. The cost on clean clips: on whole clips the same rule had
   identified 73.6 / 63.0 / 55.6% of fold B's single clips and 92.0 / 86.0 / 78.5% of
   its items. B -> A still identifies too few (30.2% / 45.8% at N = 10). The nested
-  selection misses as before: strangers' items at N = 3, 10/440 (2.3%).
+  selection misses as before: strangers' items at N = 3, 10/440 (2.3%). Tux Paint at
+  the new defaults (``eval_open_set_tuxpaint.py --shipped``): within 1.1 points of
+  every figure before.
+
+    nice -n 10 python scripts/eval_speech_span.py [--lengths]   # the choice on fold A
 """
 
 from __future__ import annotations
@@ -176,7 +179,10 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument(
-        "--lengths", action="store_true", help="clip lengths as durations (the check)"
+        "--lengths",
+        action="store_true",
+        help="whole clips' lengths as durations (candidate 1's check; the embeddings "
+        "are of the spoken part now)",
     )
     return parser.parse_args()
 
