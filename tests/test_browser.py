@@ -73,7 +73,10 @@ def enroll_from_microphone(server: Server, key: str, name: str, recording: Path)
         except sync_api.TimeoutError:
             status = page.inner_text("#status")  # type: ignore[attr-defined]
             raise AssertionError(f"the page says: {status}\n{server.log()[-3000:]}") from None
-        assert page.locator("#speakers").inner_text().count(name) == 1  # type: ignore[attr-defined]
+        # The page refreshes its list after it shows the status: wait for the row.
+        rows = page.locator("#speakers tr", has_text=name)  # type: ignore[attr-defined]
+        rows.first.wait_for(timeout=30_000)
+        assert rows.count() == 1
 
 
 def verify_live(server: Server, key: str, name: str, recording: Path) -> str:
