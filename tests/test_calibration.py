@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from statistics import NormalDist
 
@@ -287,4 +288,44 @@ def test_calibrate_keeping_the_default_says_a_stored_threshold_stays(
         f"default {FALLBACK_THRESHOLD:.4f} kept here: calibrate stores nothing when it keeps "
         "a default; `speakerdb set-threshold` changes it"
     ]
-    assert "notice" in fake_cli("calibrate", "--json").stderr
+    as_json = fake_cli("calibrate", "--json")
+    assert "notice" in as_json.stderr
+    assert json.loads(as_json.stdout)["calibration"]["overridden"] == [
+        {
+            "operation": "verify",
+            "score": "cosine",
+            "default": FALLBACK_THRESHOLD,
+            "threshold": 0.5,
+            "source": "database",
+        }
+    ]
+
+
+def test_calibration_says_which_kept_default_a_threshold_overrides_in_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The result names each kept default that does not decide, and what does instead:
+    a threshold stored earlier, or one in the environment (no stored setting to change)."""
+    monkeypatch.delenv("SPEAKERDB_THRESHOLD", raising=False)
+    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+        for k, pitch in enumerate((100, 160, 280)):
+            clips = [(voice(pitch * (1 + 0.02 * s), seed=10 * k + s), 16000) for s in range(2)]
+            db.enroll(f"p{k}", clips)
+        plain = db.calibrate()
+        assert plain.kept_defaults and plain.overridden == ()
+        db.set_threshold(0.5, operation="verify")
+        (stored,) = db.calibrate(apply=False).overridden
+        said = (stored.operation, stored.score, stored.default, stored.threshold, stored.source)
+        assert said == ("verify", "cosine", FALLBACK_THRESHOLD, 0.5, "database")
+        assert stored.notice.endswith("`speakerdb set-threshold` changes it")
+        assert db.policy(operation="verify").threshold == 0.5  # calibrate stored nothing
+        monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.6")
+        overridden = db.calibrate().overridden
+    assert [(o.operation, o.threshold, o.source) for o in overridden] == [
+        ("identify", 0.6, "environment"),
+        ("verify", 0.6, "environment"),
+    ]
+    assert overridden[0].notice == (
+        f"identify's cosine threshold stays 0.6000 (environment), not the default "
+        f"{overridden[0].default:.4f} kept here: calibrate stores nothing when it keeps a default"
+    )

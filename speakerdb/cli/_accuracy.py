@@ -24,7 +24,6 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from .._facade import SpeakerDB
     from ..decision._calibration import Calibration
     from ..decision._metrics import OpenSetResult
     from ..evaluation._evaluate import EvaluationReport
@@ -202,35 +201,13 @@ def calibrate(
         result = database.calibrate(
             target_far=target_far, trials=trials, score_norm=score_norm, apply=not dry_run
         )
-        overrides = _kept_defaults_overridden(database, result, score_norm)
-    for line in overrides:
-        typer.echo(f"speakerdb: notice: {line}", err=True)
+    for overridden in result.overridden:
+        typer.echo(f"speakerdb: notice: {overridden.notice}", err=True)
     stored = not dry_run and not result.kept_defaults
     if json:
         emit_json({"stored": stored, "calibration": result})
     else:
         echo(calibration_text(result, stored=stored))
-
-
-def _kept_defaults_overridden(
-    database: SpeakerDB, result: Calibration, score_norm: str | None
-) -> list[str]:
-    """Each default that calibration kept but that does not decide: calibration stores
-    nothing then, so a threshold stored earlier (or given in the environment) still
-    decides, and the report's "kept the default" would otherwise read as in force."""
-    lines = []
-    for choice in (result.identify, result.verify):
-        policy = database.policy(score_norm=score_norm, operation=choice.operation)
-        kept = choice.method == "default" and not policy.builtin_default
-        if not kept or abs(policy.threshold - choice.threshold) < 5e-5:
-            continue
-        fix = "; `speakerdb set-threshold` changes it" if policy.source == "database" else ""
-        lines.append(
-            f"{choice.operation}'s {result.score} threshold stays {policy.threshold:.4f} "
-            f"({policy.source}), not the default {choice.threshold:.4f} kept here: calibrate "
-            f"stores nothing when it keeps a default{fix}"
-        )
-    return lines
 
 
 def score_norm(

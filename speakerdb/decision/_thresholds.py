@@ -22,6 +22,7 @@ __all__ = [
     "MIN_GENUINE",
     "MIN_STRANGERS",
     "Calibration",
+    "OverriddenDefault",
     "ThresholdChoice",
     "calibrate_trials",
     "ceiling",
@@ -60,10 +61,43 @@ class ThresholdChoice:
 
 
 @dataclass(frozen=True, slots=True)
+class OverriddenDefault:
+    """A default that calibration kept for ``operation`` but that does not decide it.
+
+    Calibration stores nothing when it keeps a default, so ``threshold``, the
+    ``score`` threshold that still decides, stays where it was: stored earlier
+    (``source`` ``"database"``), in ``SPEAKERDB_THRESHOLD`` (``"environment"``) or
+    given when the database was opened (``"argument"``), not the kept ``default``.
+    """
+
+    operation: str
+    score: str
+    default: float
+    threshold: float
+    source: str
+
+    @property
+    def notice(self) -> str:
+        """The sentence that says so, naming the fix where there is one to name."""
+        fix = "; `speakerdb set-threshold` changes it" if self.source == "database" else ""
+        return (
+            f"{self.operation}'s {self.score} threshold stays {self.threshold:.4f} "
+            f"({self.source}), not the default {self.default:.4f} kept here: calibrate "
+            f"stores nothing when it keeps a default{fix}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
     """Identify's and verify's thresholds, chosen from scores of kind ``score``
     (``"cosine"``, ``"asnorm"``, ``"margin"`` or ``"margin-duration"``) taken from
-    ``source``, with ``n_genuine`` genuine scores and ``n_cohort`` outside voices."""
+    ``source``, with ``n_genuine`` genuine scores and ``n_cohort`` outside voices.
+
+    ``overridden`` lists each default kept (``method`` ``"default"``) that a
+    threshold stored earlier, or given, still overrides: a database's
+    :meth:`~speakerdb.SpeakerDB.calibrate` fills it, so that "kept the default" is
+    never read as in force when it is not. Empty when every kept default decides.
+    """
 
     identify: ThresholdChoice
     verify: ThresholdChoice
@@ -71,6 +105,7 @@ class Calibration:
     n_cohort: int
     source: str
     score: str = "cosine"
+    overridden: tuple[OverriddenDefault, ...] = ()
 
     @property
     def target_far(self) -> float:

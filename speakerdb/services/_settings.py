@@ -47,6 +47,7 @@ from ..storage._describe import describe_database
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
     from ..decision._policy import ResolvedThreshold
+    from ..decision._thresholds import OverriddenDefault
     from ..storage import Storage
     from ..types import DatabaseInfo, DecisionPolicy
     from ._model import ModelSlot
@@ -247,8 +248,9 @@ class Settings:
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
         and store each for its operation unless ``apply`` is false (a kept default,
-        too few voices or trials to show a lower threshold, stays unpinned). Refuses a
-        database no write has created."""
+        too few voices or trials to show a lower threshold, stays unpinned). The result's
+        ``overridden`` names each kept default that another threshold still overrides.
+        Refuses a database no write has created."""
         from ..decision._calibration import calibrate_database
 
         require_database(self._storage)
@@ -277,7 +279,34 @@ class Settings:
                     self.set_threshold(
                         choice.threshold, score_norm=norm, operation=choice.operation
                     )
-        return result
+        return replace(result, overridden=self._overridden(result, score_norm))
+
+    def _overridden(
+        self, result: Calibration, score_norm: str | None
+    ) -> tuple[OverriddenDefault, ...]:
+        """Each default ``result`` kept that does not decide its operation's queries (with
+        this ``score_norm``) once calibrate is done: nothing is stored for it, so a
+        threshold stored earlier, or given, still does."""
+        from ..decision._thresholds import OverriddenDefault  # loaded only to calibrate
+
+        found = []
+        for choice in (result.identify, result.verify):
+            if choice.method != "default":
+                continue
+            policy = self.policy_now(None, score_norm, choice.operation)
+            # Equal as shown (4 decimals): the same bar, nothing to say.
+            if policy.builtin_default or abs(policy.threshold - choice.threshold) < 5e-5:
+                continue
+            found.append(
+                OverriddenDefault(
+                    operation=choice.operation,
+                    score=result.score,
+                    default=choice.threshold,
+                    threshold=policy.threshold,
+                    source=policy.source,
+                )
+            )
+        return tuple(found)
 
 
 def _bare_threshold_score(deciding: str, value: float) -> str:
