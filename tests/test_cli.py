@@ -707,6 +707,34 @@ def test_unloadable_model_is_a_one_line_error(
     assert not store.exists(db)  # a failed first enroll leaves no empty database
 
 
+@pytest.mark.parametrize(
+    ("flags", "env", "reason"),
+    [
+        (["--offline"], {}, "offline mode"),
+        ([], {"HF_ENDPOINT": "http://127.0.0.1:9"}, "the Hub cannot be reached"),
+    ],
+    ids=["offline", "hub-unreachable"],
+)
+def test_first_enroll_without_the_default_model_fails_before_loading_torch(
+    tmp_path: Path, flags: list[str], env: dict[str, str], reason: str
+) -> None:
+    """The default model neither cached nor to be had: the error names the fixes, and comes
+    before torch and transformers are imported (they took seconds to say the same)."""
+    path = write_audio(tmp_path / "x.wav", voice(150))
+    db = tmp_path / "speakers.db"
+    environ = subprocess_env(HF_HOME=str(tmp_path / "empty-hf-home"), **env)
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "TRANSFORMERS_CACHE"):
+        environ.pop(name, None)
+    args = ["enroll", "xavier", str(path), "--db", str(db), *flags]
+    proc, code, loaded = run_probed(args, cwd=tmp_path, env=environ)
+    assert code == 2, proc.stderr
+    (line,) = [row for row in proc.stderr.splitlines() if row.startswith("speakerdb: ")]
+    assert "microsoft/unispeech-sat-base-plus-sv" in line and reason in line, line
+    assert "--model resemblyzer" in line and "hf download" in line, line
+    assert sorted(loaded & set(HEAVY_MODULES)) == []
+    assert not db.exists()
+
+
 # -- list, show, rename, remove, info, rebuild-index, db upgrade ------------
 
 

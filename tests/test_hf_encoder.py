@@ -165,8 +165,9 @@ def test_missing_hub_model_offline_names_the_fix(
         load_encoder(MISSING, local_files_only=True, cache_dir=cache)
     message = str(caught.value)
     assert MISSING in message and "--model" in message and "resemblyzer" in message
-    assert "offline" in message
-    assert hub_requests and all(hub_requests)  # only ever asked the cache
+    assert "offline" in message and "nothing of it in" in message
+    # Refused before transformers was asked, or imported: the cache holds nothing of it.
+    assert hub_requests == []
     assert no_network == []
 
     # The same through SpeakerDB, and with SPEAKERDB_OFFLINE instead of the argument.
@@ -178,7 +179,7 @@ def test_missing_hub_model_offline_names_the_fix(
     monkeypatch.setenv("SPEAKERDB_OFFLINE", "1")
     with pytest.raises(ModelError, match="--model"):
         load_encoder(MISSING, cache_dir=cache)
-    assert all(hub_requests)
+    assert hub_requests == []
     assert no_network == []
 
 
@@ -193,7 +194,13 @@ def test_online_load_is_tried_only_when_allowed(
     monkeypatch.setattr(hf_encoder, "_hub_reachable", lambda: True)
     with pytest.raises(ModelError, match="resemblyzer"):
         load_encoder(MISSING, cache_dir=str(tmp_path / "empty-cache"))
-    assert hub_requests == [True, False]
+    assert hub_requests == [False]  # an empty cache is not asked
+    # With something of the model cached (another revision, a partial download), the
+    # cache is asked first, and transformers says what is missing.
+    (tmp_path / "some-cache" / f"models--{MISSING.replace('/', '--')}").mkdir(parents=True)
+    with pytest.raises(ModelError, match="resemblyzer"):
+        load_encoder(MISSING, cache_dir=str(tmp_path / "some-cache"))
+    assert hub_requests == [False, True, False]
     assert no_network == []
 
 
@@ -212,8 +219,32 @@ def test_unreachable_hub_fails_at_once_without_download_retries(
     monkeypatch.setattr(socket, "create_connection", unreachable)
     with pytest.raises(ModelError, match=r"cannot be reached.*--model resemblyzer"):
         load_encoder(MISSING, cache_dir=str(tmp_path / "empty-cache"))
-    assert hub_requests == [True]  # the cache only: no download with its minute of retries
+    assert hub_requests == []  # refused before transformers: no download, no retries
     assert len(probes) == 1  # one quick reachability probe
+    assert no_network == []
+
+
+def test_hub_model_in_the_default_cache_loads_offline(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    no_network: list[object],
+    hub_requests: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No cache_dir: the model is found where transformers looks by default."""
+    import huggingface_hub.constants
+
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    hub = tmp_path / "hub"
+    snapshot = hub / "models--speakerdb-tests--tiny" / "snapshots" / commit
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))  # read at import
+    info = load_encoder("speakerdb-tests/tiny", backend="torch", local_files_only=True).info
+    assert (info.revision, info.dim) == (commit, DIM)
+    assert hub_requests == [True]  # from the cache at the first try
     assert no_network == []
 
 

@@ -3,7 +3,9 @@
 The model is loaded the way Hugging Face loads everything: a hub id goes
 through the HF cache (``cache_dir``, ``HF_HOME``) at ``revision``, and
 ``local_files_only`` (or ``HF_HUB_OFFLINE=1`` / ``SPEAKERDB_OFFLINE=1``) keeps
-it off the network; a local directory is read as it is.
+it off the network; a local directory is read as it is. A hub id of which the
+cache holds nothing, offline or with the Hub out of reach, is refused before
+transformers and torch are imported (they take seconds to say the same).
 
 Clips are never padded to each other: the group-norm feature encoder of these
 checkpoints sees padded samples, so padding would make a clip's embedding
@@ -23,6 +25,7 @@ is not part of :class:`~speakerdb.types.EncoderInfo`.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 from collections import defaultdict
 from collections.abc import Sequence
@@ -43,6 +46,11 @@ __all__ = ["PRECISIONS", "HFXVectorEncoder", "bf16_supported"]
 log = logging.getLogger(__name__)
 
 _MAX_BATCH = 8
+_TRANSFORMERS_CACHE_VARIABLES = (
+    "TRANSFORMERS_CACHE",
+    "PYTORCH_TRANSFORMERS_CACHE",
+    "PYTORCH_PRETRAINED_BERT_CACHE",
+)
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -75,6 +83,7 @@ class HFXVectorEncoder:
         kwargs = {"revision": revision, "local_files_only": True, "cache_dir": cache_dir}
         try:
             # The cache first: a cached model then loads without any network round trip.
+            _require_cached(model, kwargs)
             features, network = _load_parts(model, kwargs)
         except ModelError as cached_miss:
             if offline or Path(model).expanduser().exists():
@@ -156,6 +165,28 @@ def _load_parts(model: str, kwargs: dict[str, Any]) -> tuple[Any, Any]:
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(_missing_model_message(model, kwargs, exc)) from exc
     return features, network.eval()
+
+
+def _require_cached(model: str, kwargs: dict[str, Any]) -> None:
+    """Raise the cache miss's ModelError when the Hugging Face cache holds nothing of hub
+    id ``model`` (no revision, no file): transformers would find nothing either, after
+    it and torch took seconds to import. A local path, or what is no hub id, is left to
+    transformers; so is a model with anything cached, whose miss it can tell better."""
+    if Path(model).expanduser().exists() or model.count("/") > 1 or not model.strip("/"):
+        return
+    # Light (tens of ms), and the folder transformers reads: HF_HUB_CACHE, HF_HOME, ...
+    from huggingface_hub import constants
+
+    if kwargs.get("cache_dir"):
+        folders = [str(kwargs["cache_dir"])]
+    else:
+        # transformers 4 also reads its own, older cache variables.
+        older = (os.environ.get(name) for name in _TRANSFORMERS_CACHE_VARIABLES)
+        folders = [constants.HF_HUB_CACHE, *(folder for folder in older if folder)]
+    repo = "models--" + model.replace("/", "--")
+    if not any((Path(folder).expanduser() / repo).exists() for folder in folders):
+        reason = OSError(f"nothing of it in {folders[0]}")
+        raise ModelError(_missing_model_message(model, kwargs, reason))
 
 
 def _missing_model_message(model: str, kwargs: dict[str, Any], exc: BaseException) -> str:
