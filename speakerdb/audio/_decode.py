@@ -111,8 +111,7 @@ class Clip:
     def spoken_s(self) -> float:
         """The duration decisions take (margin-duration's d, identify's falling bar):
         the length of :attr:`spoken`."""
-        part = spoken_part(self.samples)
-        return (part.stop - part.start) / SAMPLE_RATE
+        return len(self.spoken) / SAMPLE_RATE
 
 
 class BinaryReader(Protocol):

@@ -64,14 +64,14 @@ def net_speech_s(samples: np.ndarray) -> float:
     return float(speech_mask(samples).sum()) * FRAME_S
 
 
-def spoken_part(samples: np.ndarray) -> slice:
-    """Where a 16 kHz clip's words are: from :data:`SPOKEN_MARGIN_S` before its first
-    speech frame to as long after its last, within the clip; the whole clip when no
-    speech is found. A recorder's silence beyond it would dilute the voiceprint."""
+def spoken_part(samples: np.ndarray, margin_s: float = SPOKEN_MARGIN_S) -> slice:
+    """Where a 16 kHz clip's words are: from ``margin_s`` before its first speech frame
+    to as long after its last, within the clip; the whole clip when no speech is found.
+    A recorder's silence beyond it would dilute the voiceprint."""
     spoken = np.flatnonzero(speech_mask(samples))
     if spoken.size == 0:
         return slice(0, len(samples))
-    margin = round(SPOKEN_MARGIN_S * SAMPLE_RATE)
+    margin = round(margin_s * SAMPLE_RATE)
     start = max(0, int(spoken[0]) * FRAME - margin)
     return slice(start, min(len(samples), (int(spoken[-1]) + 1) * FRAME + margin))
 
