@@ -130,6 +130,30 @@ def test_settings_round_trip(storage: Storage) -> None:
     assert settings["score_norm"] == "margin"
 
 
+def test_a_deleted_setting_is_gone_and_a_failed_change_keeps_it(storage: Storage) -> None:
+    """``delete_setting`` says whether the key was stored; the key is absent afterwards
+    (not empty), may be stored again, and a change that raises deletes nothing."""
+    with storage.change() as change:
+        change.set_setting("threshold:identify:none", "0.5")
+        change.set_setting("score_norm", "none")
+    with pytest.raises(KeyError), storage.change() as change:
+        assert change.delete_setting("threshold:identify:none") is True
+        assert "threshold:identify:none" not in change.settings()
+        raise KeyError("boom")
+    with storage.read() as snapshot:
+        assert snapshot.settings()["threshold:identify:none"] == "0.5"
+    with storage.change() as change:
+        assert change.delete_setting("threshold:identify:none") is True
+        assert change.delete_setting("threshold:identify:none") is False
+        assert change.delete_setting("never-stored") is False
+    with storage.read() as snapshot:
+        assert snapshot.settings() == {"score_norm": "none"}
+    with storage.change() as change:
+        change.set_setting("threshold:identify:none", "0.8")
+    with storage.read() as snapshot:
+        assert snapshot.settings()["threshold:identify:none"] == "0.8"
+
+
 def test_encoder_is_recorded(storage: Storage) -> None:
     with storage.change() as change:
         change.record_encoder(INFO)

@@ -238,6 +238,11 @@ class Change(Snapshot, Protocol):
 
     def set_setting(self, key: str, value: str) -> None: ...
 
+    def delete_setting(self, key: str) -> bool:
+        """Delete setting ``key``; return whether it was stored. Later reads of the
+        settings do not have it (a setting is absent, never empty)."""
+        ...
+
     def record_encoder(self, info: EncoderInfo) -> None:
         """Record the encoder of the embeddings (once, before the first enrollment)."""
         ...

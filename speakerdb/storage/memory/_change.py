@@ -57,6 +57,9 @@ class Change(Snapshot):
     def set_setting(self, key: str, value: str) -> None:
         self.state.settings[key] = value
 
+    def delete_setting(self, key: str) -> bool:
+        return self.state.settings.pop(key, None) is not None
+
     def record_encoder(self, info: EncoderInfo) -> None:
         self.state.encoder = info
 

@@ -47,6 +47,7 @@ __all__ = [
     "bump_generation",
     "checked_vectors",
     "count_utterances",
+    "delete_setting",
     "ensure_uuid",
     "existing_hashes",
     "find_external_id",
@@ -100,6 +101,15 @@ def set_setting(session: Session, key: str, value: str) -> None:
         session.add(SettingRow(key=key, value=value))
     else:
         row.value = value
+
+
+def delete_setting(session: Session, key: str) -> bool:
+    row = session.get(SettingRow, key)
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()  # until flushed, session.get would still return the row
+    return True
 
 
 def bump_generation(session: Session) -> int:

@@ -61,6 +61,9 @@ class SessionChange(SessionSnapshot):
     def set_setting(self, key: str, value: str) -> None:
         catalog.set_setting(self._session, key, value)
 
+    def delete_setting(self, key: str) -> bool:
+        return catalog.delete_setting(self._session, key)
+
     def record_encoder(self, info: EncoderInfo) -> None:
         catalog.write_encoder(self._session, info)
         self.recorded = info
