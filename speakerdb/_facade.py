@@ -20,7 +20,7 @@ import numpy as np
 from . import _compat
 from .audio._decode import ClipInput
 from .config import database_location
-from .services._batch import BatchReport, ManifestRow, enroll_batch
+from .services._batch import BatchReport, ManifestRow
 from .services._enroll_metadata import Metadata
 from .services._opening import open_services
 from .storage import upgrade_storage
@@ -262,21 +262,8 @@ class SpeakerDB:
         With ``ray``, Ray Data actors decode and embed, one model copy each, and this
         process writes (:mod:`speakerdb.services._raybatch`); clips the database holds
         already are not embedded again, so an interrupted job resumes."""
-        if ray is None:
-            return enroll_batch(self._enrolling, rows, progress, force=force, keep_audio=keep_audio)
-        from .services._raybatch import enroll_batch_ray
-
-        where = self._services.location
-        return enroll_batch_ray(
-            self._enrolling,
-            self._slot,
-            where,
-            rows,
-            progress,
-            ray,
-            force=force,
-            keep_audio=keep_audio,
-        )
+        batch = self._services.enroll_batch
+        return batch(rows, progress, force=force, ray=ray, keep_audio=keep_audio)
 
     # -- queries (speakerdb.services._querying) ------------------------------
 

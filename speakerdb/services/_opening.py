@@ -24,6 +24,7 @@ from ..config import (
 from ..errors import InputError
 from ..storage import open_storage
 from ._audit import AuditLog
+from ._batch import enroll_batch
 from ._checklist import query_checks
 from ._cohort import CohortTools
 from ._enrolling import Enrolling
@@ -41,11 +42,14 @@ from ._settings import Settings
 from ._speakers import Roster
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from ..decision._countermeasure import Countermeasure
     from ..encoders._protocol import Encoder
     from ..storage import Storage
+    from ._batch import BatchReport, ManifestRow
+    from ._raybatch import RayOptions
 
 __all__ = ["Services", "discard_if_unused", "open_services"]
 
@@ -78,6 +82,33 @@ class Services:
         self.index = IndexTools(storage)
         self.lifecycle = Lifecycle(storage, slot, keys)
         self.keyring = KeyRing(storage)
+
+    def enroll_batch(
+        self,
+        rows: Iterable[ManifestRow],
+        progress: Callable[[int], None] | None,
+        *,
+        force: bool,
+        ray: RayOptions | None,
+        keep_audio: bool,
+    ) -> BatchReport:
+        """A manifest's ``rows`` enrolled by this process (:func:`._batch.enroll_batch`),
+        or, with ``ray``, embedded by Ray actors and written here
+        (:func:`._raybatch.enroll_batch_ray`, imported only then)."""
+        if ray is None:
+            return enroll_batch(self.enrolling, rows, progress, force=force, keep_audio=keep_audio)
+        from ._raybatch import enroll_batch_ray
+
+        return enroll_batch_ray(
+            self.enrolling,
+            self.slot,
+            self.location,
+            rows,
+            progress,
+            ray,
+            force=force,
+            keep_audio=keep_audio,
+        )
 
     def close(self, *, discard_if_empty: bool = False) -> None:
         """Write the last matches heard, then close the storage (or discard it: see
