@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .services._segments import LiveSegments
     from .storage import Storage
     from .types import (
+        ClearedThreshold,
         DatabaseInfo,
         DecisionPolicy,
         Enrollment,
@@ -444,9 +445,19 @@ class SpeakerDB:
         the bar its clip was decided at."""
         return self._settings.policy_now(threshold, score_norm, operation)
 
+    @overload
     def set_threshold(
         self, value: float, *, score_norm: str | None = None, operation: str = "both"
-    ) -> float:
+    ) -> float: ...
+
+    @overload
+    def set_threshold(
+        self, value: None, *, score_norm: str | None = None, operation: str = "both"
+    ) -> tuple[ClearedThreshold, ...]: ...
+
+    def set_threshold(
+        self, value: float | None, *, score_norm: str | None = None, operation: str = "both"
+    ) -> float | tuple[ClearedThreshold, ...]:
         """Store ``value`` as the threshold of ``operation`` (``"identify"``, ``"verify"``
         or ``"both"``) for ``score_norm`` scores (``"none"``: a cosine in [-1, 1];
         ``"margin"``, ``"margin-duration"``, ``"asnorm"``), and decide by those scores
@@ -454,7 +465,13 @@ class SpeakerDB:
 
         Without ``score_norm`` the value is a threshold of the score the database decides
         by, which must be the cosine: a database that decides by a normalised score
-        refuses it (:class:`InputError` naming both fixes)."""
+        refuses it (:class:`InputError` naming both fixes).
+
+        ``None`` removes the thresholds stored for ``operation`` instead (of ``score_norm``
+        scores, else of every score), so that the default decides, and returns each one
+        removed (:class:`~speakerdb.types.ClearedThreshold`); the deciding score stays."""
+        if value is None:
+            return self._settings.clear_threshold(score_norm=score_norm, operation=operation)
         return self._settings.set_threshold(value, score_norm=score_norm, operation=operation)
 
     def set_score_norm(self, mode: str, *, top_n: int | None = None) -> tuple[str, int]:
@@ -471,7 +488,8 @@ class SpeakerDB:
         apply: bool = True,
     ) -> Calibration:
         """Choose a threshold from the enrollments, or from a labelled trial list, and store
-        it unless ``apply`` is false; see :mod:`speakerdb.decision._calibration`."""
+        it unless ``apply`` is false (:mod:`speakerdb.decision._calibration`); where it keeps
+        a default, the threshold stored before is removed (the result's ``cleared``)."""
         return self._settings.calibrate(
             self._querying, target_far=target_far, trials=trials, score_norm=score_norm, apply=apply
         )

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from .errors import DatabaseError
 
-__all__ = ["BOTH", "OPERATIONS", "StoredSettings", "threshold_key"]
+__all__ = ["BOTH", "OPERATIONS", "StoredSettings", "threshold_key", "without_threshold"]
 
 _T = TypeVar("_T", int, float)
 
@@ -139,6 +139,21 @@ def threshold_key(operation: str, score: str) -> str:
     if operation not in OPERATIONS:
         raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
     return f"{_THRESHOLD_PREFIX}{operation}:{score}"
+
+
+def without_threshold(raw: Mapping[str, str], operation: str, score: str) -> dict[str, str]:
+    """The settings ``raw`` with no threshold of ``score`` scores stored for ``operation``:
+    its own key is left out, and so is an older key stored for both operations, whose
+    value the other operation then keeps under its own key (unless it has one already),
+    so that only ``operation`` changes."""
+    after = dict(raw)
+    after.pop(threshold_key(operation, score), None)
+    both = after.pop("threshold" if score == "none" else f"{score}{_NORM_THRESHOLD_SUFFIX}", None)
+    if both is not None:
+        for other in OPERATIONS:
+            if other != operation:
+                after.setdefault(threshold_key(other, score), both)
+    return after
 
 
 def _operation_thresholds(raw: Mapping[str, str]) -> dict[tuple[str, str], float]:

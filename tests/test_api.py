@@ -452,6 +452,33 @@ def test_threshold_precedence(
         assert db.threshold() == (0.5, "database")  # the stored value persisted
 
 
+def test_a_calibrate_that_keeps_the_default_clears_the_stored_threshold(
+    populated: SpeakerDB,
+) -> None:
+    """3 speakers are too few to calibrate: the defaults are kept, and the lenient
+    thresholds stored earlier are removed (a dry run only says it would), so the default
+    decides. ``set_threshold(None)`` removes one by hand. (tests/test_cli.py shows a real
+    stranger refused again.)"""
+    lenient = 0.3
+    populated.set_threshold(lenient)
+    dry = populated.calibrate(apply=False)
+    assert [(c.operation, c.score, c.value) for c in dry.cleared] == [
+        ("identify", "none", lenient),
+        ("verify", "none", lenient),
+    ]
+    assert populated.policy().threshold == lenient  # a dry run changes nothing
+    done = populated.calibrate()
+    assert done.kept_defaults and done.cleared == dry.cleared and done.overridden == ()
+    assert populated.info().stored_thresholds == ()
+    decided = populated.identify(clip(200.0, seed=9)).policy
+    assert (decided.threshold, decided.source) == (FALLBACK_THRESHOLD, "default for fake-encoder")
+    populated.set_threshold(lenient, operation="verify")
+    (gone,) = populated.set_threshold(None, operation="verify")
+    assert (gone.operation, gone.score, gone.value) == ("verify", "none", lenient)
+    assert populated.set_threshold(None) == ()
+    assert populated.policy(operation="verify").threshold == FALLBACK_THRESHOLD
+
+
 @pytest.mark.parametrize("bad", [1.5, -1.01, float("nan"), float("inf"), "high"])
 def test_bad_thresholds_are_refused(db: SpeakerDB, bad: object) -> None:
     with pytest.raises(InputError):

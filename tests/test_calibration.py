@@ -263,12 +263,12 @@ def test_the_databases_cohort_counts_its_voices_not_its_clips() -> None:
     assert calibrated.identify.method != "default" and calibrated.n_cohort == 3
 
 
-def test_calibrate_keeping_the_default_says_a_stored_threshold_stays(
+def test_calibrate_keeping_the_default_clears_a_stored_threshold(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Too few voices keep the default and store nothing; a threshold stored before then
-    still decides, and calibrate says so rather than let "kept the default" read as in
-    force."""
+    """Too few voices keep the default: a threshold stored before for that operation is
+    removed, so that the default decides (--dry-run says it would be); the CLI says what it
+    cleared and --json carries it as ``calibration.cleared``."""
     monkeypatch.chdir(tmp_path)
     for name in ("SPEAKERDB_DB", "SPEAKERDB_MODEL", "SPEAKERDB_THRESHOLD"):
         monkeypatch.delenv(name, raising=False)
@@ -278,54 +278,66 @@ def test_calibrate_keeping_the_default_says_a_stored_threshold_stays(
             db.enroll(f"p{k}", clips, force=True)
     plain = fake_cli("calibrate")
     assert plain.stdout.startswith("kept the default (nothing stored)")
-    assert "notice" not in plain.stderr
+    assert "clear" not in plain.stdout and "notice" not in plain.stderr
     fake_cli("set-threshold", "0.5", "--for", "verify")
     said = fake_cli("calibrate", "--dry-run")
-    assert "kept the default (nothing stored)" in said.stdout
-    notices = [line for line in said.stderr.splitlines() if "notice" in line]
-    assert notices == [
-        "speakerdb: notice: verify's cosine threshold stays 0.5000 (database), not the "
-        f"default {FALLBACK_THRESHOLD:.4f} kept here: calibrate stores nothing when it keeps "
-        "a default; `speakerdb set-threshold` changes it"
-    ]
+    assert said.stdout.splitlines()[-1] == (
+        "would clear the verify threshold stored earlier, 0.5000 (raw cosine): the default "
+        "kept above replaces it"
+    )
+    assert "notice" not in said.stderr
+    assert _verify_threshold()["value"] == 0.5  # a dry run changes nothing
     as_json = fake_cli("calibrate", "--json")
-    assert "notice" in as_json.stderr
-    assert json.loads(as_json.stdout)["calibration"]["overridden"] == [
-        {
-            "operation": "verify",
-            "score": "cosine",
-            "default": FALLBACK_THRESHOLD,
-            "threshold": 0.5,
-            "source": "database",
-        }
-    ]
+    assert "notice" not in as_json.stderr
+    calibration = json.loads(as_json.stdout)["calibration"]
+    assert calibration["cleared"] == [{"operation": "verify", "score": "none", "value": 0.5}]
+    assert calibration["overridden"] == []
+    assert _verify_threshold()["value"] == FALLBACK_THRESHOLD
+    assert json.loads(fake_cli("info", "--json").stdout)["stored_thresholds"] == []
+    again = fake_cli("calibrate")
+    assert "clear" not in again.stdout  # nothing left to clear
 
 
-def test_calibration_says_which_kept_default_a_threshold_overrides_in_python(
+def _verify_threshold() -> dict[str, object]:
+    return json.loads(fake_cli("info", "--json").stdout)["thresholds"]["verify"]
+
+
+def test_a_given_threshold_still_outranks_the_default_calibrate_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The result names each kept default that does not decide, and what does instead:
-    a threshold stored earlier, or one in the environment (no stored setting to change)."""
+    """The stored threshold is cleared all the same, but SPEAKERDB_THRESHOLD (or a threshold
+    the database was opened with) outranks the database: the result names it, with the
+    fix, in ``overridden``."""
     monkeypatch.delenv("SPEAKERDB_THRESHOLD", raising=False)
-    with SpeakerDB(tmp_path / "speakers.db", encoder=FakeEncoder()) as db:
+    path = tmp_path / "speakers.db"
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
         for k, pitch in enumerate((100, 160, 280)):
             clips = [(voice(pitch * (1 + 0.02 * s), seed=10 * k + s), 16000) for s in range(2)]
             db.enroll(f"p{k}", clips)
         plain = db.calibrate()
-        assert plain.kept_defaults and plain.overridden == ()
+        assert plain.kept_defaults and plain.overridden == plain.cleared == ()
         db.set_threshold(0.5, operation="verify")
-        (stored,) = db.calibrate(apply=False).overridden
-        said = (stored.operation, stored.score, stored.default, stored.threshold, stored.source)
-        assert said == ("verify", "cosine", FALLBACK_THRESHOLD, 0.5, "database")
-        assert stored.notice.endswith("`speakerdb set-threshold` changes it")
-        assert db.policy(operation="verify").threshold == 0.5  # calibrate stored nothing
         monkeypatch.setenv("SPEAKERDB_THRESHOLD", "0.6")
-        overridden = db.calibrate().overridden
-    assert [(o.operation, o.threshold, o.source) for o in overridden] == [
-        ("identify", 0.6, "environment"),
-        ("verify", 0.6, "environment"),
+        result = db.calibrate()
+        assert [(c.operation, c.score, c.value) for c in result.cleared] == [
+            ("verify", "none", 0.5)
+        ]
+        assert db.info().stored_thresholds == ()
+        assert db.policy(operation="verify").threshold == 0.6
+    overridden = result.overridden
+    assert [(o.operation, o.score, o.threshold, o.source) for o in overridden] == [
+        ("identify", "cosine", 0.6, "environment"),
+        ("verify", "cosine", 0.6, "environment"),
     ]
     assert overridden[0].notice == (
         f"identify's cosine threshold stays 0.6000 (environment), not the default "
-        f"{overridden[0].default:.4f} kept here: calibrate stores nothing when it keeps a default"
+        f"{overridden[0].default:.4f} kept here: SPEAKERDB_THRESHOLD outranks the database; "
+        "unset it to let the default decide"
     )
+    monkeypatch.delenv("SPEAKERDB_THRESHOLD")
+    with SpeakerDB(path, encoder=FakeEncoder(), threshold=0.65) as db:
+        (given, _) = db.calibrate(apply=False).overridden
+        assert (given.threshold, given.source) == (0.65, "argument")
+        assert "opened with" in given.notice
+    with SpeakerDB(path, encoder=FakeEncoder()) as db:
+        assert db.policy(operation="verify").threshold == FALLBACK_THRESHOLD

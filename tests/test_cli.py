@@ -1332,6 +1332,57 @@ def test_real_voices_are_identified_and_strangers_are_not(
     assert [r["speaker"] for r in doc] == [*REAL_SPEAKERS, None]
 
 
+@pytest.mark.slow
+def test_a_plain_calibrate_clears_a_lenient_threshold_that_let_a_stranger_in(
+    corpus: Path, tmp_path: Path, store: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real voices: a lenient threshold stored earlier names a stranger; a plain calibrate
+    on 3 speakers keeps the defaults (too few voices to calibrate), removes the stored
+    thresholds, and the stranger is refused again. SPEAKERDB_THRESHOLD still outranks the
+    database, and calibrate says so."""
+    if importlib.util.find_spec("resemblyzer") is None:
+        pytest.skip("the GE2E weights ship in the resemblyzer wheel, which is not installed")
+    monkeypatch.delenv("SPEAKERDB_THRESHOLD", raising=False)
+    monkeypatch.setenv("SPEAKERDB_DB", str(store(tmp_path / "speakers.db")))
+    rows = read_rows(corpus / "protocol" / "enroll.csv")
+    chosen = [r for s in REAL_SPEAKERS for r in [x for x in rows if x["speaker_id"] == s][:2]]
+    manifest = write_manifest(tmp_path / "enroll.csv", list(chosen[0]), chosen)
+    ok(cli("enroll-batch", manifest, "--model", "resemblyzer"))
+    stranger = held_out_clip(corpus, STRANGER)
+
+    def identified() -> dict[str, Any]:
+        (doc,) = as_json(cli("identify", stranger, "--json"))
+        return doc
+
+    refused = identified()
+    assert refused["speaker"] is None and refused["policy"]["source"] == "default for resemblyzer"
+    lenient = round(refused["best"]["normalized"] - 0.05, 4)
+    ok(cli("set-threshold", lenient, "--score-norm", "margin-duration"))
+    assert identified()["speaker"] is not None  # the lenient threshold lets the stranger in
+    said = ok(cli("calibrate"))
+    assert said.stdout.startswith("kept the default (nothing stored)")
+    assert f"cleared the identify threshold stored earlier, {lenient:.4f}" in said.stdout
+    assert f"cleared the verify threshold stored earlier, {lenient:.4f}" in said.stdout
+    assert "notice" not in said.stderr
+    shown = as_json(cli("info", "--json"))
+    assert shown["stored_thresholds"] == [] and shown["score_norm"] == "margin-duration"
+    assert {t["source"] for t in shown["thresholds"].values()} == {"default for resemblyzer"}
+    after = identified()
+    assert after["speaker"] is None and after["threshold"] > lenient
+    # A threshold in the environment outranks the database: calibrate clears the stored one
+    # all the same, and says the environment's still decides.
+    ok(cli("set-threshold", lenient, "--score-norm", "margin-duration"))
+    monkeypatch.setenv("SPEAKERDB_THRESHOLD", str(lenient))
+    doc = cli("calibrate", "--json")
+    calibration = as_json(doc)["calibration"]
+    assert [c["operation"] for c in calibration["cleared"]] == ["identify", "verify"]
+    assert [o["source"] for o in calibration["overridden"]] == ["environment"] * 2
+    assert "SPEAKERDB_THRESHOLD outranks the database" in doc.stderr
+    assert identified()["speaker"] is not None
+    monkeypatch.delenv("SPEAKERDB_THRESHOLD")
+    assert identified()["speaker"] is None
+
+
 # -- one serialisation -----------------------------------------------------
 
 

@@ -6,6 +6,7 @@ score kind."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -367,3 +368,71 @@ def test_a_threshold_set_stored_given_or_from_the_environment_does_not_fall(
     assert (policy["duration_fall"], policy["duration_s"]) == (0, None)
     if where in ("stored", "environment"):  # what decides every identify: info says so
         assert "falling" not in cli("info")
+
+
+def test_set_threshold_clear_removes_the_stored_threshold_and_the_default_decides(
+    home: Path,
+) -> None:
+    """``set-threshold --clear [--for OP] [--score-norm S]`` removes what was stored for
+    that operation (of that score, else of every score) and says what each operation
+    decides by now; the other operation keeps its own."""
+    cli("set-threshold", "0.5", "--score-norm", "margin-duration")
+    cleared = cli("set-threshold", "--clear", "--for", "identify")
+    assert cleared.splitlines()[0] == "cleared the identify threshold 0.5000 (margin-duration)"
+    assert thresholds()["identify"][2] == f"default for {GE2E}"
+    assert thresholds()["verify"] == ("margin-duration", 0.5, "database")
+    assert "nothing cleared" in cli("set-threshold", "--clear", "--for", "identify")
+    doc = json.loads(cli("set-threshold", "--clear", "--score-norm", "margin-duration", "--json"))
+    assert doc["cleared"] == [{"operation": "verify", "score": "margin-duration", "value": 0.5}]
+    assert doc["thresholds"]["verify"]["source"] == "default for resemblyzer"
+    assert info()["stored_thresholds"] == []
+    both = fake_cli("set-threshold", "0.5", "--clear", code=2, model=GE2E)
+    assert "not both" in both.stderr
+    assert "--clear" in fake_cli("set-threshold", code=2, model=GE2E).stderr
+
+
+def test_clearing_an_older_threshold_for_both_keeps_the_other_operations_and_its_score(
+    home: Path,
+) -> None:
+    """A cosine threshold stored by an older speakerdb (one key for both operations, no
+    score chosen) makes the cosine decide. Clearing it for verify keeps identify's; clearing
+    identify's too keeps the cosine deciding (now chosen), not this model's default score."""
+    with sqlite3.connect(home / "speakers.db") as con:
+        con.execute("INSERT INTO settings (key, value) VALUES ('threshold', '0.5')")
+    assert thresholds() == {
+        "identify": ("none", 0.5, "database"),
+        "verify": ("none", 0.5, "database"),
+    }
+    with opened(home) as db:
+        (gone,) = db.set_threshold(None, operation="verify")
+        assert (gone.operation, gone.score, gone.value) == ("verify", "none", 0.5)
+        assert db.policy(operation="identify").threshold == 0.5
+        assert db.policy(operation="verify").source == f"default for {GE2E}"
+        (gone,) = db.set_threshold(None, operation="identify")
+        assert gone.operation == "identify"
+        assert db.info().stored_thresholds == ()
+        assert db.info().score_norm == "none"  # still the cosine, as before clearing
+
+
+def test_calibrate_keeping_the_default_of_another_score_chooses_that_score(home: Path) -> None:
+    """``calibrate --score-norm S`` makes S decide, as it does when it calibrates: where it
+    keeps S's defaults, S decides at them and S's stored thresholds are removed."""
+    with opened(home) as db:
+        db.enroll("alice", [home / "alice2.wav"], force=True)
+        db.enroll("bob", [(voice(BOB, 1.5, seed=4), 16000)], force=True)
+        db.enroll("carol", [(voice(450.0, 1.5, seed=s), 16000) for s in (5, 6)], force=True)
+    cli("set-threshold", "0.1", "--score-norm", "margin", "--for", "verify")
+    cli("set-threshold", "0.8", "--score-norm", "none")  # the cosine decides
+    doc = json.loads(cli("calibrate", "--score-norm", "margin", "--json"))["calibration"]
+    assert doc["verify"]["method"] == doc["identify"]["method"] == "default"
+    assert doc["cleared"] == [{"operation": "verify", "score": "margin", "value": 0.1}]
+    assert thresholds() == {
+        "identify": ("margin", default("margin", "identify", 3), f"default for {GE2E}"),
+        "verify": ("margin", default("margin"), f"default for {GE2E}"),
+    }
+    # The cosine thresholds stay stored, deciding nothing until the cosine is chosen again.
+    stored = info()["stored_thresholds"]
+    assert [(t["operation"], t["score"], t["decides"]) for t in stored] == [
+        ("identify", "none", False),
+        ("verify", "none", False),
+    ]

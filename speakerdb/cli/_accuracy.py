@@ -207,7 +207,7 @@ def calibrate(
     if json:
         emit_json({"stored": stored, "calibration": result})
     else:
-        echo(calibration_text(result, stored=stored))
+        echo(calibration_text(result, stored=stored, applied=not dry_run))
 
 
 def score_norm(
@@ -306,8 +306,11 @@ _HOW = {
 }
 
 
-def calibration_text(result: Calibration, *, stored: bool) -> str:
-    """What a calibration found, and whether it was stored."""
+def calibration_text(result: Calibration, *, stored: bool, applied: bool = True) -> str:
+    """What a calibration found, whether it was stored, and the stored thresholds a kept
+    default removed (would remove, where not ``applied``)."""
+    from ._render import decides_text
+
     lines = [
         f"{_verb(result, stored)} {result.score} thresholds for at most "
         f"{result.target_far:.1%} of strangers let in, from {result.source} "
@@ -329,6 +332,12 @@ def calibration_text(result: Calibration, *, stored: bool) -> str:
             f"confidence, {_pct(choice.modelled)} by the normal model; genuine clips "
             f"turned away {_pct(choice.frr)}"
         )
+    verb = "cleared" if applied else "would clear"
+    lines += [
+        f"{verb} the {c.operation} threshold stored earlier, {c.value:.4f} "
+        f"({decides_text(c.score)}): the default kept above replaces it"
+        for c in result.cleared
+    ]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from ._common import DbOpt, JsonOpt, echo, examples, handles_errors, open_db, op
 
 if TYPE_CHECKING:
     from .._facade import SpeakerDB
-    from ..types import DatabaseInfo
+    from ..types import ClearedThreshold, DatabaseInfo
 
 __all__ = [
     "countermeasure",
@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
             "speakerdb set-threshold 0.8                  # a cosine, where the cosine decides",
             "speakerdb set-threshold 0.7 --score-norm margin-duration --for identify",
             "speakerdb set-threshold 0.85 --score-norm none   # decide by raw cosine from now on",
+            "speakerdb set-threshold --clear --for identify  # the default decides identify again",
         ),
     )(handles_errors(set_threshold))
     app.command(
@@ -80,12 +81,14 @@ def info(db: DbOpt = None, json: JsonOpt = False) -> None:
 
 def set_threshold(
     value: Annotated[
-        float,
+        Optional[float],
         typer.Argument(
-            metavar="VALUE",
-            help="Threshold to store: of the score --score-norm names, else a cosine in [-1, 1].",
+            metavar="[VALUE]",
+            help="Threshold to store: of the score --score-norm names, else a cosine in [-1, "
+            "1]. Not with --clear.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     score_norm: Annotated[
         Optional[str],
         typer.Option(
@@ -93,7 +96,8 @@ def set_threshold(
             metavar="NORM",
             help="Whose threshold, and the score that decides from now on: 'none' (raw "
             "cosine), 'margin', 'margin-duration', 'asnorm'. [default: the cosine, on a "
-            "database that decides by cosine; required on one that decides by another score]",
+            "database that decides by cosine; required on one that decides by another score; "
+            "with --clear, every score's]",
             show_default=False,
         ),
     ] = None,
@@ -105,25 +109,53 @@ def set_threshold(
             help="The operation whose threshold it is: identify, verify or both.",
         ),
     ] = "both",
+    clear: Annotated[
+        bool,
+        typer.Option(
+            "--clear",
+            help="Remove the stored threshold instead, so that the default decides (the "
+            "score that decides stays).",
+        ),
+    ] = False,
     db: DbOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Store a decision threshold of identify, verify or both.
+    """Store or clear a threshold of identify, verify or both.
 
     Used when neither --threshold nor SPEAKERDB_THRESHOLD is given. Says so when the
     score that decides changes.
     """
+    from ..errors import InputError
     from ._render import emit_json, threshold_set_text
 
+    if clear == (value is not None):
+        raise InputError("give the threshold VALUE to store, or --clear to remove it, not both")
     with open_db(db) as database:
         before = _info_if_any(database)
-        stored = database.set_threshold(value, score_norm=score_norm, operation=operation)
+        if value is None:
+            cleared = database.set_threshold(None, score_norm=score_norm, operation=operation)
+        else:
+            stored = database.set_threshold(value, score_norm=score_norm, operation=operation)
         after = database.info()
+    if value is None:
+        _cleared_output(cleared, after, json)
+        return
     if json:
         emit_json({"threshold": stored, "for": operation, "thresholds": after.thresholds})
         return
     was = None if before is None else before.score_norm
     echo(threshold_set_text(operation, stored, was, after))
+
+
+def _cleared_output(cleared: tuple[ClearedThreshold, ...], after: DatabaseInfo, json: bool) -> None:
+    """What ``set-threshold --clear`` did: each threshold removed, and what each operation
+    decides by now."""
+    from ._render import cleared_text, emit_json
+
+    if json:
+        emit_json({"cleared": cleared, "thresholds": after.thresholds})
+    else:
+        echo(cleared_text(cleared, after))
 
 
 def _info_if_any(database: SpeakerDB) -> DatabaseInfo | None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ..types import (
     AuditEntry,
     AuditSettings,
+    ClearedThreshold,
     DatabaseInfo,
     EncoderInfo,
     Enrollment,
@@ -222,11 +224,24 @@ def threshold_set_text(
         lines.append(
             f"queries now decide by {decides_text(after.score_norm)}, not {decides_text(before)}"
         )
-    lines += [
+    return "\n".join(lines + _deciding_lines(after))
+
+
+def cleared_text(cleared: Sequence[ClearedThreshold], after: DatabaseInfo) -> str:
+    """What ``set-threshold --clear`` removed, and the threshold each operation now uses."""
+    lines = [
+        f"cleared the {c.operation} threshold {c.value:.4f} ({_score_kind(c.score)})"
+        for c in cleared
+    ] or ["no threshold was stored for that: nothing cleared"]
+    return "\n".join(lines + _deciding_lines(after))
+
+
+def _deciding_lines(after: DatabaseInfo) -> list[str]:
+    """The threshold each operation uses, one indented line each."""
+    return [
         f"  {op}: {_score_kind(t.score)} >= {bar_text(t)} ({safe(t.source)})"
         for op, t in after.thresholds.items()
     ]
-    return "\n".join(lines)
 
 
 def info_text(info: DatabaseInfo) -> str:

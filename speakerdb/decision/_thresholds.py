@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..types import ClearedThreshold
 from ._openset import DEFAULT_TARGET, StrangerBound, stranger_threshold
 
 __all__ = [
@@ -64,10 +65,11 @@ class ThresholdChoice:
 class OverriddenDefault:
     """A default that calibration kept for ``operation`` but that does not decide it.
 
-    Calibration stores nothing when it keeps a default, so ``threshold``, the
-    ``score`` threshold that still decides, stays where it was: stored earlier
-    (``source`` ``"database"``), in ``SPEAKERDB_THRESHOLD`` (``"environment"``) or
-    given when the database was opened (``"argument"``), not the kept ``default``.
+    Calibration removes the operation's stored threshold of the score when it keeps a
+    default (:attr:`Calibration.cleared`), but a threshold that outranks the database
+    still decides: ``threshold``, of ``score`` scores, in ``SPEAKERDB_THRESHOLD``
+    (``source`` ``"environment"``) or given when the database was opened
+    (``"argument"``), not the kept ``default`` (or ``"database"``: a stored one).
     """
 
     operation: str
@@ -78,13 +80,23 @@ class OverriddenDefault:
 
     @property
     def notice(self) -> str:
-        """The sentence that says so, naming the fix where there is one to name."""
-        fix = "; `speakerdb set-threshold` changes it" if self.source == "database" else ""
+        """The sentence that says so, naming the fix."""
+        why = _OUTRANKS.get(
+            self.source,
+            "a stored threshold still decides; `speakerdb set-threshold --clear` removes it",
+        )
         return (
             f"{self.operation}'s {self.score} threshold stays {self.threshold:.4f} "
-            f"({self.source}), not the default {self.default:.4f} kept here: calibrate "
-            f"stores nothing when it keeps a default{fix}"
+            f"({self.source}), not the default {self.default:.4f} kept here: {why}"
         )
+
+
+#: Why a threshold of each source outranks the default calibrate kept, and the fix.
+_OUTRANKS = {
+    "environment": "SPEAKERDB_THRESHOLD outranks the database; unset it to let the default decide",
+    "argument": "the threshold the database was opened with outranks the database; open it "
+    "without one to let the default decide",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +106,16 @@ class Calibration:
     ``source``, with ``n_genuine`` genuine scores and ``n_cohort`` outside voices.
 
     ``overridden`` lists each default kept (``method`` ``"default"``) that a
-    threshold stored earlier, or given, still overrides: a database's
+    threshold given (``SPEAKERDB_THRESHOLD``, or when the database was opened) still
+    overrides: a database's
     :meth:`~speakerdb.SpeakerDB.calibrate` fills it, so that "kept the default" is
     never read as in force when it is not. Empty when every kept default decides.
+
+    ``cleared`` lists the stored thresholds that calibration removed because it kept
+    the default of their operation and score (with ``apply`` false: would remove; a
+    database's :meth:`~speakerdb.SpeakerDB.calibrate` fills it too), so that after a
+    plain calibrate the database decides by what it calibrated or by the default it
+    kept, never by a threshold stored earlier.
     """
 
     identify: ThresholdChoice
@@ -106,6 +125,7 @@ class Calibration:
     source: str
     score: str = "cosine"
     overridden: tuple[OverriddenDefault, ...] = ()
+    cleared: tuple[ClearedThreshold, ...] = ()
 
     @property
     def target_far(self) -> float:
@@ -115,7 +135,8 @@ class Calibration:
     @property
     def kept_defaults(self) -> bool:
         """True when both operations kept their measured defaults (too few voices, or
-        trials that could not show a lower threshold): nothing is stored then."""
+        trials that could not show a lower threshold): no threshold is stored then (those
+        stored before are removed: :attr:`cleared`)."""
         return all(c.method == "default" for c in (self.identify, self.verify))
 
 

@@ -14,11 +14,12 @@ score makes that score the one that decides (the CLI says so when that changes).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from .._stored import OPERATIONS, StoredSettings, threshold_key
+from .._stored import OPERATIONS, StoredSettings, threshold_key, without_threshold
 from ..config import (
     ENV_COUNTERMEASURE,
     ENV_THRESHOLD,
@@ -43,12 +44,13 @@ from ..decision._scores import Cosine, get_norm
 from ..errors import InputError
 from ..storage import require_database
 from ..storage._describe import describe_database
+from ..types import ClearedThreshold
 
 if TYPE_CHECKING:
     from ..decision._calibration import Calibration, Scorer
     from ..decision._policy import ResolvedThreshold
     from ..decision._thresholds import OverriddenDefault
-    from ..storage import Storage
+    from ..storage import Change, Storage
     from ..types import DatabaseInfo, DecisionPolicy
     from ._model import ModelSlot
 
@@ -237,6 +239,26 @@ class Settings:
                 change.set_setting("asnorm_top_n", str(top_n))
         return self.sources().score()
 
+    def clear_threshold(
+        self, *, score_norm: str | None = None, operation: str = "both"
+    ) -> tuple[ClearedThreshold, ...]:
+        """Remove the thresholds stored for ``operation`` (``identify``, ``verify`` or
+        ``both``) of ``score_norm`` scores, else of every score, so that the score's
+        default decides; return what was removed (nothing, where none was stored). The
+        score that decides stays the one that did. Refuses a database no write has
+        created."""
+        operations = _operations(operation)
+        require_database(self._storage)
+        with self._storage.change() as change:
+            before = change.settings()
+            stored = StoredSettings.parse(before)
+            every = {score for _, score, _ in stored.stored_thresholds()}
+            scores = sorted(every) if score_norm is None else [get_norm(score_norm).name]
+            after, cleared = _cleared(before, stored, operations, scores)
+            deciding = PolicySources(self._slot.model, stored).stored_score()
+            _write(change, before, self._deciding(after, deciding))
+        return cleared
+
     def calibrate(
         self,
         scorer: Scorer,
@@ -247,9 +269,12 @@ class Settings:
         apply: bool,
     ) -> Calibration:
         """Choose identify's and verify's thresholds (:mod:`speakerdb.decision._calibration`)
-        and store each for its operation unless ``apply`` is false (a kept default,
-        too few voices or trials to show a lower threshold, stays unpinned). The result's
-        ``overridden`` names each kept default that another threshold still overrides.
+        and, unless ``apply`` is false, store each for its operation, all in one change. A
+        kept default (too few voices or trials to show a lower threshold) is not pinned,
+        so identify's keeps following N: the operation's stored threshold of the score is
+        removed instead (the result's ``cleared``; with ``apply`` false, what would be),
+        and the score calibrated decides from now on. The result's ``overridden`` names
+        each kept default that a given threshold (argument, environment) still overrides.
         Refuses a database no write has created."""
         from ..decision._calibration import calibrate_database
 
@@ -273,40 +298,101 @@ class Settings:
             verify_default=default_threshold(get_norm(norm), model, "verify"),
         )
         if apply:
-            for choice in (result.identify, result.verify):
-                # A kept default is not pinned: identify's keeps following N.
-                if choice.method != "default":
-                    self.set_threshold(
-                        choice.threshold, score_norm=norm, operation=choice.operation
-                    )
-        return replace(result, overridden=self._overridden(result, score_norm))
+            with self._storage.change() as change:
+                before = change.settings()
+                after, cleared = self._calibrated(before, result, norm)
+                _write(change, before, after)
+        else:
+            with self._storage.read() as snapshot:
+                after, cleared = self._calibrated(snapshot.settings(), result, norm)
+        decided = replace(sources, stored=StoredSettings.parse(after), n_speakers=n_speakers)
+        overridden = _overridden(decided, result, score_norm)
+        return replace(result, overridden=overridden, cleared=cleared)
 
-    def _overridden(
-        self, result: Calibration, score_norm: str | None
-    ) -> tuple[OverriddenDefault, ...]:
-        """Each default ``result`` kept that does not decide its operation's queries (with
-        this ``score_norm``) once calibrate is done: nothing is stored for it, so a
-        threshold stored earlier, or given, still does."""
-        from ..decision._thresholds import OverriddenDefault  # loaded only to calibrate
-
-        found = []
+    def _calibrated(
+        self, before: Mapping[str, str], result: Calibration, norm: str
+    ) -> tuple[dict[str, str], tuple[ClearedThreshold, ...]]:
+        """The settings ``before`` once ``result`` (of ``norm`` scores) is applied: each
+        calibrated threshold stored for its operation, each operation that kept the default
+        without a stored threshold of ``norm``, and ``norm`` the score that decides."""
+        after, stored = dict(before), StoredSettings.parse(before)
+        cleared: list[ClearedThreshold] = []
         for choice in (result.identify, result.verify):
-            if choice.method != "default":
-                continue
-            policy = self.policy_now(None, score_norm, choice.operation)
-            # Equal as shown (4 decimals): the same bar, nothing to say.
-            if policy.builtin_default or abs(policy.threshold - choice.threshold) < 5e-5:
-                continue
-            found.append(
-                OverriddenDefault(
-                    operation=choice.operation,
-                    score=result.score,
-                    default=choice.threshold,
-                    threshold=policy.threshold,
-                    source=policy.source,
-                )
+            if choice.method == "default":
+                after, gone = _cleared(after, stored, (choice.operation,), (norm,))
+                cleared += gone
+            else:
+                number = get_norm(norm).check_threshold(choice.threshold, "calibrate")
+                after[threshold_key(choice.operation, norm)] = repr(number)
+        # A calibrated threshold chooses its score, as set-threshold's does.
+        return self._deciding(after, norm, choose=not result.kept_defaults), tuple(cleared)
+
+    def _deciding(
+        self, settings: dict[str, str], score: str, *, choose: bool = False
+    ) -> dict[str, str]:
+        """``settings`` in which ``score`` decides: stored as the database's choice where,
+        without it, another score would (a database that never chose one decides by
+        cosine only while it stores a cosine threshold), or where ``choose``."""
+        stored = StoredSettings.parse(settings)
+        if choose or PolicySources(self._slot.model, stored).stored_score() != score:
+            return {**settings, "score_norm": score}
+        return settings
+
+
+def _cleared(
+    before: Mapping[str, str],
+    stored: StoredSettings,
+    operations: Sequence[str],
+    scores: Sequence[str],
+) -> tuple[dict[str, str], tuple[ClearedThreshold, ...]]:
+    """The settings ``before`` without the thresholds of ``scores`` stored for
+    ``operations`` (``stored`` is ``before`` parsed), and each one removed."""
+    after, cleared = dict(before), list[ClearedThreshold]()
+    for operation in operations:
+        for score in scores:
+            value = stored.threshold_for(operation, score)
+            if value is not None:
+                cleared.append(ClearedThreshold(operation, score, value))
+                after = without_threshold(after, operation, score)
+    return after, tuple(cleared)
+
+
+def _write(change: Change, before: Mapping[str, str], after: Mapping[str, str]) -> None:
+    """Store the settings ``after`` where ``before`` are stored: each key changed is set,
+    each one gone is deleted."""
+    for key in sorted(before.keys() - after.keys()):
+        change.delete_setting(key)
+    for key, value in after.items():
+        if before.get(key) != value:
+            change.set_setting(key, value)
+
+
+def _overridden(
+    sources: PolicySources, result: Calibration, score_norm: str | None
+) -> tuple[OverriddenDefault, ...]:
+    """Each default ``result`` kept that does not decide its operation's queries (with
+    this ``score_norm``) by the settings of ``sources``, those calibrate left: a threshold
+    given (argument, environment) outranks every stored setting."""
+    from ..decision._thresholds import OverriddenDefault  # loaded only to calibrate
+
+    found = []
+    for choice in (result.identify, result.verify):
+        if choice.method != "default":
+            continue
+        policy = resolve_policy(sources, None, score_norm, choice.operation)
+        # Equal as shown (4 decimals): the same bar, nothing to say.
+        if policy.builtin_default or abs(policy.threshold - choice.threshold) < 5e-5:
+            continue
+        found.append(
+            OverriddenDefault(
+                operation=choice.operation,
+                score=result.score,
+                default=choice.threshold,
+                threshold=policy.threshold,
+                source=policy.source,
             )
-        return tuple(found)
+        )
+    return tuple(found)
 
 
 def _bare_threshold_score(deciding: str, value: float) -> str:

@@ -37,6 +37,19 @@ class StoredThreshold(_Result):
 
 
 @dataclass(frozen=True, slots=True)
+class ClearedThreshold(_Result):
+    """A stored threshold that was removed (by ``set-threshold --clear``, or by a
+    ``calibrate`` that kept the default): ``operation``'s (``identify`` or ``verify``)
+    threshold of ``score`` scores (as :class:`StoredThreshold`'s; ``none``: raw cosine),
+    which was ``value``. That score's default decides the operation in its place, unless
+    an argument or ``SPEAKERDB_THRESHOLD`` overrides it."""
+
+    operation: str
+    score: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseInfo(_Result):
     """What ``speakerdb info`` shows.
 
