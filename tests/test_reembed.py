@@ -323,3 +323,6 @@ def test_altered_kept_audio_fails_that_speaker_only(source: SpeakerDB, tmp_path:
     report = source.lifecycle.reembed(tmp_path / "new.db", encoder=NEW)
     assert report.reembedded == ("alice",) and report.partial == ("dave",)
     assert list(report.failed) == ["bob"] and "altered" in report.failed["bob"]
+    with pytest.raises(TypeError):  # frozen through and through
+        report.failed["bob"] = "fine"  # type: ignore[index]
+    assert report.to_dict()["failed"] == {"bob": report.failed["bob"]}

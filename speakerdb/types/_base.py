@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -20,7 +21,7 @@ def to_jsonable(value: Any) -> Any:
         return _fields(value)
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or a read-only view of one
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, datetime):
         return value.isoformat()

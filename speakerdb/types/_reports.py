@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ._base import _Result
 from ._records import EncoderInfo
@@ -106,7 +107,8 @@ class ReembedReport(_Result):
     ``reembedded`` speakers were embedded again from their kept audio (``n_utterances``
     clips); ``partial`` ones from the part of their clips whose audio was kept; those in
     ``reenroll`` had no audio kept and must enroll again; ``failed`` maps a speaker the
-    new database refused to why. ``carried`` names the settings taken over; ``not_carried``
+    new database refused to why (a read-only mapping: a copy of what was given, as frozen
+    as the rest). ``carried`` names the settings taken over; ``not_carried``
     says, in words, what was not and why (it belongs to the old model, or to the old
     database)."""
 
@@ -116,11 +118,16 @@ class ReembedReport(_Result):
     n_utterances: int
     partial: tuple[str, ...]
     reenroll: tuple[str, ...]
-    failed: dict[str, str]
+    failed: Mapping[str, str]
     n_tombstones: int
     carried: tuple[str, ...]
     not_carried: tuple[str, ...]
     seconds: float
+
+    def __post_init__(self) -> None:
+        # Frozen through and through: a caller's dict is copied, so neither it nor a
+        # reader can change the report afterwards.
+        object.__setattr__(self, "failed", MappingProxyType(dict(self.failed)))
 
 
 @dataclass(frozen=True, slots=True)
