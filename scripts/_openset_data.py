@@ -67,7 +67,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 class Embedder:
     """GE2E embeddings and net speech by audio hash, cached in one npz file under
-    ``cache_dir``."""
+    ``cache_dir``. Called with ``whole``, of each whole clip, timed by its length: as
+    speakerdb embedded and stored clips before it cut them to their spoken part (the
+    voiceprints of a database enrolled then)."""
 
     def __init__(self, cache_dir: Path = CACHE_DIR) -> None:
         from speakerdb.encoders._ge2e import GE2EEncoder
@@ -81,12 +83,12 @@ class Embedder:
                 self.store = {k: data[k] for k in data.files}
         self.computed = 0
 
-    def __call__(self, clips: list[Clip]) -> Items:
+    def __call__(self, clips: list[Clip], whole: bool = False) -> Items:
         vectors, speech = [], []
         for clip in clips:
-            key = spoken_key(clip)
+            key = clip.sha256 if whole else spoken_key(clip)
             if key not in self.store:
-                vector = self.encoder.encode([clip.spoken])[0]
+                vector = self.encoder.encode([clip.samples if whole else clip.spoken])[0]
                 self.store[key] = np.append(vector, net_speech_s(clip.samples))
                 self.computed += 1
                 if self.computed % 200 == 0:
@@ -96,7 +98,7 @@ class Embedder:
             speech.append(row[-1])
         return Items(
             np.asarray(vectors, np.float32).reshape(len(clips), -1),
-            np.array([c.spoken_s for c in clips]),
+            np.array([c.duration_s if whole else c.spoken_s for c in clips]),
             np.array(speech),
             np.array([c.duration_s for c in clips]),
         )
@@ -114,6 +116,14 @@ def spoken_key(clip: Clip) -> str:
     part = spoken_part(clip.samples)
     whole = part.start == 0 and part.stop == len(clip.samples)
     return clip.sha256 if whole else f"{clip.sha256}:{part.start}:{part.stop}"
+
+
+def padded(clip: Clip, seconds: float) -> Clip:
+    """``clip`` with ``seconds`` of digital silence either side (itself for 0)."""
+    if not seconds:
+        return clip
+    silence = np.zeros(round(seconds * 16_000), np.float32)
+    return clip_from_array(np.concatenate([silence, clip.samples, silence]), 16_000, clip.source)
 
 
 def _usable(paths: list[str]) -> list[Clip]:
@@ -140,8 +150,18 @@ def _concatenated(clips: list[Clip], most: int) -> list[Clip]:
     return items
 
 
-def load_speakers(corpus: Path, singles: int, items: int, seed: int) -> tuple[list[Speaker], int]:
-    """Every speaker's embedded clips, and how many silence-labelled clips were left out."""
+def load_speakers(
+    corpus: Path,
+    singles: int,
+    items: int,
+    seed: int,
+    *,
+    whole_enroll: bool = False,
+    enroll_pad_s: float = 0.0,
+) -> tuple[list[Speaker], int]:
+    """Every speaker's embedded clips, and how many silence-labelled clips were left out;
+    with ``whole_enroll``, the enrollment clips embedded whole (an old database's), and
+    with ``enroll_pad_s``, padded first with that much digital silence either side."""
     manifest = _rows(corpus / "manifest.csv")
     silent = sum(is_silence_label(r["path"]) for r in manifest)
     manifest = [r for r in manifest if not is_silence_label(r["path"])]
@@ -163,7 +183,12 @@ def load_speakers(corpus: Path, singles: int, items: int, seed: int) -> tuple[li
         used = singles + singles // 5
         long_clips = _concatenated(_usable(rest[used:]), items)
         speakers.append(
-            Speaker(name, embed(_usable(first)), embed(single_clips), embed(long_clips))
+            Speaker(
+                name,
+                embed([padded(c, enroll_pad_s) for c in _usable(first)], whole_enroll),
+                embed(single_clips),
+                embed(long_clips),
+            )
         )
     embed.save()
     return speakers, silent
