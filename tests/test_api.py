@@ -858,6 +858,41 @@ def test_model_from_environment_is_checked(
         assert [s.name for s in db.speakers()] == ["alice"]
 
 
+def test_an_archive_of_whole_clips_is_told_by_info_and_the_first_query(
+    tmp_path: Path, store: Stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An archive an older speakerdb wrote says nothing of spoken parts: its vectors are
+    of whole clips, and the database it is imported into says so."""
+    import json
+
+    from speakerdb.services._archivefile import read_archive, write_archive
+
+    archive = tmp_path / "old.sdb"
+    with SpeakerDB(store(tmp_path / "a.db"), encoder=FakeEncoder()) as db:
+        db.enroll("alice", [clip(110, seed=1), clip(110, seed=2)])
+        db.enroll("bob", [clip(170, seed=1)])
+        db.lifecycle.export(archive)
+    document = json.loads(read_archive(archive, None))
+    for speaker in document["speakers"]:
+        for data in speaker["clips"]:
+            assert data.pop("spoken_margin_s") == 0.5
+    write_archive(archive, json.dumps(document).encode(), None)
+    caplog.set_level(logging.WARNING, logger="speakerdb")
+    with SpeakerDB(store(tmp_path / "b.db"), encoder=FakeEncoder()) as db:
+        db.lifecycle.import_archive(archive)
+        db.enroll("carol", [clip(260, seed=1)])
+        info = db.info()
+        assert info.n_whole_clip_speakers == 2 and "speakerdb reembed" in str(
+            info.whole_clip_notice
+        )
+        assert [u.spoken_margin_s for u in db.utterances("carol")] == [0.5]
+        assert [u.spoken_margin_s for u in db.utterances("alice")] == [None, None]
+        assert db.identify(clip(110, seed=3)).speaker == "alice"
+        db.verify("bob", clip(170, seed=3))
+    warned = [r.getMessage() for r in caplog.records if "from whole clips" in r.getMessage()]
+    assert len(warned) == 1 and ": 2 speaker(s) have voiceprints" in warned[0]
+
+
 # -- threads ---------------------------------------------------------------
 
 

@@ -226,6 +226,33 @@ def test_migrations_run_on_postgresql(pg_url: str) -> None:
         assert [e.claimed for e in db.audit.entries()] == ["alice"]
 
 
+def test_migration_0012_marks_the_clips_of_before_as_whole(pg_url: str) -> None:
+    """Down to 0011 (no record of how vectors were made) and up again: the clips enrolled
+    before are marked as embedded whole, and info counts their speaker."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from speakerdb.storage.postgres._url import engine_url
+    from speakerdb.storage.sql._schema import SCHEMA_HEAD, migrations_dir
+
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
+        db.enroll("alice", [take("alice", 1)])
+        assert db.info().n_whole_clip_speakers == 0
+    engine = create_engine(engine_url(pg_url))
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(migrations_dir()))
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0011")
+    engine.dispose()
+    assert SpeakerDB.upgrade(pg_url) == ("0011", SCHEMA_HEAD)
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as db:
+        assert [u.spoken_margin_s for u in db.utterances("alice")] == [None]
+        db.enroll("bob", [take("bob", 1)])
+        assert db.info().n_whole_clip_speakers == 1
+
+
 # -- the command line -------------------------------------------------------------
 
 

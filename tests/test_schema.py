@@ -293,6 +293,9 @@ def test_frozen_0011_from_before_the_move_opens_with_every_table_intact(tmp_path
         ]
         assert [(e.claimed, e.accepted) for e in db.audit.entries()] == [("alice", True)]
         assert len(db.lifecycle.opt_outs()) == 1
+        # Every clip of then was embedded whole (0012 marks them so): info says so.
+        assert info.n_whole_clip_speakers == 3 and info.whole_clip_notice is not None
+        assert {u.spoken_margin_s for n in speakers for u in db.utterances(n)} == {None}
         for name in ("alice", "bob"):
             pitch, seeds = FROZEN_0011_CONTENT[name]
             assert db.identify(clip(pitch, seeds[0])).speaker == name

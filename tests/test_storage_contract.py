@@ -280,6 +280,29 @@ def test_remove_utterance_recomputes_the_template(storage: Storage) -> None:
             change.remove_utterance(second.id)
 
 
+def test_each_clip_keeps_how_its_vector_was_embedded(storage: Storage) -> None:
+    """From the words and a margin (today's clips), or whole (``spoken_margin_s`` None:
+    an older speakerdb's, or an archive's of then); the speakers with any whole clip are
+    counted, and stop counting when those clips go."""
+    enroll(storage, "today", 1)
+    made, vectors = clips(2, 3, 4)
+    whole = [replace(c, spoken_margin_s=None) for c in made]
+    with storage.change(templates=True) as change:
+        change.enroll("mixed", [whole[0], made[1]], vectors[:2])
+        change.enroll("before", whole[2:], vectors[2:])
+    with storage.read() as snapshot:
+        assert [u.spoken_margin_s for u in snapshot.utterances("today")] == [0.5]
+        mixed = snapshot.utterances("mixed")
+        assert [u.spoken_margin_s for u in mixed] == [None, 0.5]
+        assert [u.spoken_margin_s for u in snapshot.utterances("before")] == [None]
+        assert snapshot.whole_clip_speakers() == 2
+    with storage.change(templates=True) as change:
+        change.remove_utterance(mixed[0].id)
+        change.remove_speaker("before")
+    with storage.read() as snapshot:
+        assert snapshot.whole_clip_speakers() == 0
+
+
 def test_templates_need_a_templates_change(storage: Storage) -> None:
     with pytest.raises(RuntimeError, match="templates=True"), storage.change() as change:
         change.enroll("alice", *clips(1))

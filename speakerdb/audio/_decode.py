@@ -36,7 +36,7 @@ from typing import Any, Protocol, Union
 import numpy as np
 
 from ..errors import AudioError, DuplicateUtterance, InputError
-from ._vad import spoken_part
+from ._vad import SPOKEN_MARGIN_S, spoken_part
 
 __all__ = [
     "MAX_DURATION_S",
@@ -89,6 +89,10 @@ class Clip:
     #: What messages call the clip when it has no ``source``: the name its caller gave
     #: it (a service's "the request body"). Unlike ``source``, it is never stored.
     called: str | None = None
+    #: How much either side of the words the encoder hears (:attr:`spoken`), stored with
+    #: an enrolled clip; ``None``: the whole clip, as speakerdb embedded every clip before
+    #: it cut them to their words (an archive's clips of then: their vectors are so).
+    spoken_margin_s: float | None = SPOKEN_MARGIN_S
 
     @property
     def label(self) -> str:
@@ -104,8 +108,11 @@ class Clip:
     def spoken(self) -> np.ndarray:
         """The samples an encoder hears: the words and up to 0.5 s either side
         (:func:`~speakerdb.audio.spoken_part`), without the silence a recorder adds
-        around them; the whole clip when no speech is found."""
-        return self.samples[spoken_part(self.samples)]
+        around them; the whole clip when no speech is found, or when
+        :attr:`spoken_margin_s` is ``None``."""
+        if self.spoken_margin_s is None:
+            return self.samples
+        return self.samples[spoken_part(self.samples, self.spoken_margin_s)]
 
     @property
     def spoken_s(self) -> float:

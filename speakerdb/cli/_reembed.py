@@ -63,6 +63,8 @@ def register(app: typer.Typer) -> None:
             "export SPEAKERDB_AUDIO_KEY=$(cat audio.key)",
             "speakerdb reembed --to new.db --to-model resemblyzer",
             "speakerdb reembed --to new.db --to-model ./my-xvector --overwrite --json",
+            "speakerdb reembed --to new.db --to-model resemblyzer   # same model: from the "
+            "words (info: voiceprints)",
         ),
     )(handles_errors(reembed))
     app.command(
@@ -108,6 +110,8 @@ def reembed(
 ) -> None:
     """Build a database for a new model from the kept audio.
 
+    Or for this database's own model, when `info` says voiceprints are of whole clips
+    (enrolled by an older speakerdb): they are embedded again from the clips' words.
     Speakers enrolled with --keep-audio are embedded again with --to-model, with their
     metadata, watchlist marks, expiry and last match; opt-outs and the settings that do
     not depend on the model carry over. Names the speakers who must enroll again (no

@@ -255,8 +255,15 @@ def info_text(info: DatabaseInfo) -> str:
         ("schema revision", str(info.schema_revision)),
         ("index", f"{safe(info.index_path)}: {info.index_state}"),
         ("replay window", _window_text(info)),
+        ("voiceprints", _voiceprints_text(info)),
     ]
     return "\n".join(f"{k:18s} {v}" for k, v in rows)
+
+
+def _voiceprints_text(info: DatabaseInfo) -> str:
+    if info.whole_clip_notice is None:
+        return "embedded from the clips' words (and up to 0.5 s either side)"
+    return safe(info.whole_clip_notice)
 
 
 def _window_text(info: DatabaseInfo) -> str:

@@ -98,6 +98,10 @@ class Utterance(_Answer):
     audio_sha256: str
     duration_s: float
     created_at: str
+    spoken_margin_s: float | None = Field(
+        description="Its vector is of its words and this much either side (s); null: of "
+        "the whole clip (enrolled by an older speakerdb: `speakerdb reembed`)."
+    )
 
 
 class SpeakerWithClips(_Answer):

@@ -4,8 +4,9 @@ its file format).
 The document holds the encoder's identity (model, revision, embedding size, sample
 rate), the decision settings (thresholds, score normalisation, index choice), every
 speaker with their metadata, expiry, watchlist mark and each clip's provenance (file name, length,
-audio SHA-256) and embedding (float32, bit for bit), the groups with their members (empty
-ones too), the opt-out tombstones, and the cohort of outside voices
+audio SHA-256), how its vector was embedded (its spoken margin; none: the whole clip, as
+in every archive written before) and embedding (float32, bit for bit), the groups with
+their members (empty ones too), the opt-out tombstones, and the cohort of outside voices
 (:mod:`speakerdb.services._cohort`: each clip's label, length, audio SHA-256 and
 embedding, in the order the database holds them).
 Templates are not stored: the import recomputes them from the embeddings by the
@@ -162,6 +163,7 @@ def _speaker_doc(snapshot: Snapshot, speaker: Any, embeddings: np.ndarray) -> di
             "source": u.source,
             "audio_sha256": u.audio_sha256,
             "duration_s": u.duration_s,
+            "spoken_margin_s": u.spoken_margin_s,
             "embedding": _b64_vector(e),
         }
         for u, e in zip(snapshot.utterances(speaker.name), embeddings, strict=True)
@@ -276,7 +278,21 @@ def _clip(data: dict[str, Any], where: str) -> Clip:
     # Storage keeps only a clip's provenance; its length is that of the samples, so
     # the samples are a zero-copy view of the right length that holds no memory.
     samples = np.broadcast_to(np.float32(0.0), (round(seconds * SAMPLE_RATE),))
-    return Clip(samples, source, sha)
+    return Clip(samples, source, sha, spoken_margin_s=_margin(data, where))
+
+
+def _margin(data: dict[str, Any], where: str) -> float | None:
+    """How the clip's vector was embedded (:attr:`Clip.spoken_margin_s`); an archive
+    written before speakerdb cut clips to their words has none: its vectors are of whole
+    clips."""
+    margin = data.get("spoken_margin_s")
+    if margin is None:
+        return None
+    _need(
+        isinstance(margin, (int, float)) and not isinstance(margin, bool) and 0 <= margin <= 60,
+        f"{where}: a spoken margin",
+    )
+    return float(margin)
 
 
 def _hex(text: str) -> bool:

@@ -80,9 +80,14 @@ class Lifecycle:
         enrollment audio kept with ``keep_audio``, opened with the database's audio key
         (:mod:`speakerdb.services._reembed`); ``progress(done, total)`` after each speaker.
 
+        ``model`` may be the database's own when some of its voiceprints were embedded
+        from whole clips by an older speakerdb (:attr:`DatabaseInfo.n_whole_clip_speakers`):
+        the new database has every one embedded from the clips' words, as queries are.
+
         :class:`InputError` when ``target`` exists (unless ``overwrite``), when no key is
         given (or, without one, when no audio is kept at all) or it is not the database's,
-        or when the model is the database's own."""
+        or when the model is the database's own and every voiceprint is from the clips'
+        words already."""
         from ._reembed import reembed
 
         if model is None and encoder is None:

@@ -38,6 +38,7 @@ from ..types import (
 from ._checks import Query, QueryCheck, Verdict, first_verdict
 from ._groups import QuerySearch
 from ._watchlist import flag_identification, flag_verification, query_guard
+from ._whole_clips import WholeClipWarning
 
 if TYPE_CHECKING:
     from ..decision._population import Population
@@ -67,6 +68,7 @@ class Querying:
         self._settings = settings
         self._audit = audit
         self._checks = tuple(checks)
+        self._whole_clips = WholeClipWarning(storage)
 
     def embed(self, clips: Sequence[ClipInput]) -> np.ndarray:
         """L2-normalised embeddings ``(n, dim)`` of the clips, with the database's encoder."""
@@ -90,6 +92,7 @@ class Querying:
         """Each clip's ``top_k`` speakers (of ``group``'s members when given), and the
         answer by the query's policy. Refuses a database no write has created."""
         require_database(self._storage)
+        self._whole_clips.check(self._slot.stored)
         if top_k < 1:
             raise InputError(f"top-k must be at least 1, got {top_k}")
         # An unknown group is refused by the search itself (from its cached marks): a
@@ -127,6 +130,7 @@ class Querying:
         ``group`` (when given) is rejected, with the reason. Refuses a database no write
         has created."""
         require_database(self._storage)
+        self._whole_clips.check(self._slot.stored)
         name = clean_name(name)
         group = None if group is None else clean_group(group)
         policy, population, guarded = self._policy(threshold, score_norm, "verify")

@@ -1,6 +1,8 @@
 """Re-embedding, the service behind ``speakerdb reembed``: a new database for another
 model, built from the enrollment audio kept with ``--keep-audio``
-(:mod:`speakerdb.services._sealing`).
+(:mod:`speakerdb.services._sealing`); or for the same model, when the database holds
+voiceprints an older speakerdb embedded from whole clips (:attr:`Utterance.spoken_margin_s`
+``None``), so that they are embedded from the clips' words as queries are.
 
 Every speaker whose audio was kept is enrolled in the new database from it, with
 their external id, attributes, expiry, watchlist mark, groups and last match, and their
@@ -106,7 +108,7 @@ def reembed(
     try:
         slot = ModelSlot(partial, None, model, encoder, options)
         info = slot.info()
-        _refuse_same_model(old.encoder, info)
+        _refuse_same_model(old, info)
         enrolling = Enrolling(
             storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)
         )
@@ -145,6 +147,8 @@ class _Source:
     groups: list[Group]
     #: What does not carry over, in words (:func:`_not_carried`).
     leftovers: tuple[str, ...]
+    #: How many speakers hold voiceprints of whole clips (:meth:`Snapshot.whole_clip_speakers`).
+    whole_clip: int
 
     @classmethod
     def read(cls, source: Storage, key: AudioKey) -> _Source:
@@ -160,14 +164,22 @@ class _Source:
                 snapshot.encoder(),
                 snapshot.groups(),
                 leftovers,
+                snapshot.whole_clip_speakers(),
             )
 
 
-def _refuse_same_model(old: EncoderInfo | None, new: EncoderInfo) -> None:
-    if old is not None and (new.model, new.dim) == (old.model, old.dim):
+def _refuse_same_model(old: _Source, new: EncoderInfo) -> None:
+    """The database's own model is refused, unless some of its voiceprints are of whole
+    clips: then embedding them again from the clips' words is the point."""
+    same = old.encoder is not None and (new.model, new.dim) == (old.encoder.model, old.encoder.dim)
+    if same and not old.whole_clip:
         raise InputError(
-            f"the database is embedded with {old.model} already; give another model "
-            "(--to-model; model= in Python)"
+            f"the database is embedded with {new.model} already, every voiceprint from "
+            "the clips' words; give another model (--to-model; model= in Python)"
+        )
+    if same:
+        log.info(
+            "re-embedding from the clips' words: %d speaker(s) hold whole clips", old.whole_clip
         )
 
 
@@ -264,8 +276,9 @@ def _not_carried(settings: dict[str, str], cohort: int, keys: int) -> tuple[str,
     said = []
     if thresholds:
         said.append(
-            f"thresholds ({', '.join(thresholds)}): thresholds of the old model's scores; the "
-            "new model's defaults apply until `speakerdb calibrate` or `set-threshold`"
+            f"thresholds ({', '.join(thresholds)}): set on the old voiceprints' scores (of the "
+            "old model, or of whole clips); the defaults apply until `speakerdb calibrate` "
+            "or `set-threshold`"
         )
     if cohort:
         said.append(

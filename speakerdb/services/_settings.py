@@ -191,9 +191,10 @@ class Settings:
         require_database(self._storage)
         with self._storage.read() as snapshot:
             counts, generation = snapshot.counts(), snapshot.version()
+            whole = snapshot.whole_clip_speakers()
         sources = self.sources()
         where = self._storage.describe(generation, sources.stored.index_digest)
-        described = describe_database(where, self._slot.stored, counts, sources)
+        described = describe_database(where, self._slot.stored, counts, sources, whole)
         window, source = self.replay_window()
         return replace(described, replay_window_s=window, replay_window_source=source)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..decision._policy import PolicySources
     from ._protocol import StoreDescription
 
-__all__ = ["describe_database"]
+__all__ = ["describe_database", "whole_clip_notice"]
 
 
 def describe_database(
@@ -26,9 +26,11 @@ def describe_database(
     encoder: EncoderInfo | None,
     counts: tuple[int, int],
     sources: PolicySources,
+    whole_clip: int = 0,
 ) -> DatabaseInfo:
     """``info`` of the database ``where`` describes (at the head schema revision), with
-    ``counts`` of speakers and utterances, deciding by the policies of ``sources``."""
+    ``counts`` of speakers and utterances, deciding by the policies of ``sources``, and
+    ``whole_clip`` speakers with voiceprints of whole clips."""
     from ..decision._policy import OPERATIONS, resolve_policy
     from ..decision._scores import get_norm
     from .sql._schema import SCHEMA_HEAD
@@ -58,6 +60,24 @@ def describe_database(
         notice=policy.notice,
         replay_window_s=window,
         replay_window_source=window_source,
+        n_whole_clip_speakers=whole_clip,
+        whole_clip_notice=whole_clip_notice(whole_clip, encoder),
+    )
+
+
+def whole_clip_notice(speakers: int, encoder: EncoderInfo | None) -> str | None:
+    """What to do about ``speakers`` whose voiceprints an older speakerdb embedded from
+    whole clips (``None`` when there are none): the one text ``info`` and the warning on
+    opening give."""
+    if not speakers:
+        return None
+    model = encoder.model if encoder is not None else "MODEL"
+    return (
+        f"{speakers} speaker(s) have voiceprints embedded from whole clips by an older "
+        "speakerdb, while queries are embedded from their words: identify may miss them "
+        "when their enrollment clips had silence around the words; `speakerdb reembed "
+        f"--to NEW.db --to-model {model}` embeds again those enrolled with --keep-audio "
+        "(and lists the others, to enroll again)"
     )
 
 

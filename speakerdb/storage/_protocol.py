@@ -232,6 +232,12 @@ class Snapshot(Protocol):
         """The key whose secret has the SHA-256 hex ``digest``, or ``None``."""
         ...
 
+    def whole_clip_speakers(self) -> int:
+        """How many speakers have a clip whose vector was embedded from the whole clip
+        (:attr:`Utterance.spoken_margin_s` ``None``: enrolled before speakerdb cut clips
+        to their words, or imported from an archive of then)."""
+        ...
+
 
 class Change(Snapshot, Protocol):
     """One write transaction: all of it commits when the block ends, or none of it."""
@@ -248,7 +254,8 @@ class Change(Snapshot, Protocol):
         ...
 
     def enroll(self, name: str, clips: Sequence[Clip], embeddings: np.ndarray) -> Enrollment:
-        """Create ``name`` or add to it the ``clips`` with their ``(n, d)`` unit embeddings,
+        """Create ``name`` or add to it the ``clips`` with their ``(n, d)`` unit embeddings
+        (each stored with its :attr:`~Clip.spoken_s` and :attr:`~Clip.spoken_margin_s`),
         and recompute its template; :class:`DuplicateUtterance` if a clip is enrolled already.
         The result's ``issues`` are empty: quality is not the storage's business."""
         ...

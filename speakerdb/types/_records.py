@@ -67,8 +67,10 @@ class Utterance(_Result):
     """One enrolled clip: where it came from and a hash of its decoded audio.
 
     ``duration_s`` is what the encoder heard of it (:attr:`speakerdb.audio.Clip.spoken_s`:
-    the words and up to 0.5 s either side); for a clip enrolled before that was so
-    (after speakerdb 0.1.0), its whole length.
+    the words and up to ``spoken_margin_s`` either side). ``spoken_margin_s`` is ``None``
+    for a clip whose vector was embedded from the whole clip, as speakerdb did before it
+    cut clips to their words (after 0.1.0): its ``duration_s`` is then the whole length,
+    and ``speakerdb reembed`` makes it anew from kept audio.
     """
 
     id: int
@@ -77,6 +79,7 @@ class Utterance(_Result):
     audio_sha256: str
     duration_s: float
     created_at: datetime
+    spoken_margin_s: float | None = None
 
 
 #: The enrollment quality gates' names, the values of :attr:`QualityIssue.check`.

@@ -81,6 +81,11 @@ class DatabaseInfo(_Result):
     stored_thresholds: tuple[StoredThreshold, ...] = ()
     #: Why the deciding score is not the one the database chose, if it is not.
     notice: str | None = None
+    #: How many speakers have a voiceprint embedded from whole clips by a speakerdb older
+    #: than the spoken part (:attr:`Utterance.spoken_margin_s` ``None``), while queries
+    #: are embedded from their words; and, when there are any, the fix in words.
+    n_whole_clip_speakers: int = 0
+    whole_clip_notice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,7 +265,9 @@ class Change(Snapshot):
     ) -> Utterance:
         utterance_id = next_id(self.state.utterances)
         source = storable_source(clip.source)
-        utterance = Utterance(utterance_id, name, source, clip.sha256, clip.spoken_s, now)
+        utterance = Utterance(
+            utterance_id, name, source, clip.sha256, clip.spoken_s, now, clip.spoken_margin_s
+        )
         self.state.utterances[utterance_id] = utterance
         # Kept as the SQLite backend keeps it: little-endian float32, bit for bit.
         self.state.embeddings[utterance_id] = np.asarray(vector, dtype="<f4").astype(np.float32)

@@ -149,6 +149,10 @@ class Snapshot:
     def api_key(self, digest: str) -> ApiKey | None:
         return self.state.keys.get(digest)
 
+    def whole_clip_speakers(self) -> int:
+        utterances = self.state.utterances.values()
+        return len({u.speaker for u in utterances if u.spoken_margin_s is None})
+
     def _id_of(self, name: str) -> int:
         found = self.state.by_name.get(name)
         if found is None:

@@ -71,6 +71,7 @@ __all__ = [
     "to_utterance",
     "update_digest",
     "watchlisted",
+    "whole_clip_speakers",
     "write_encoder",
 ]
 
@@ -236,6 +237,7 @@ def add_utterances(
             duration_s=clip.spoken_s,
             embedding=to_blob(vector),
             created_at=now,
+            spoken_margin_s=clip.spoken_margin_s,
         )
         for clip, vector in zip(clips, embeddings, strict=True)
     ]
@@ -307,6 +309,14 @@ def count_utterances(session: Session, speaker_id: int | None = None) -> int:
     return int(session.scalar(stmt) or 0)
 
 
+def whole_clip_speakers(session: Session) -> int:
+    """How many speakers have a clip embedded from the whole clip (no spoken margin)."""
+    stmt = select(func.count(func.distinct(UtteranceRow.speaker_id))).where(
+        UtteranceRow.spoken_margin_s.is_(None)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def to_speaker(row: SpeakerRow, n_utterances: int) -> Speaker:
     return Speaker(
         id=row.id,
@@ -375,6 +385,7 @@ def to_utterance(row: UtteranceRow, speaker: str) -> Utterance:
         audio_sha256=row.audio_sha256,
         duration_s=row.duration_s,
         created_at=as_utc(row.created_at),
+        spoken_margin_s=row.spoken_margin_s,
     )
 
 

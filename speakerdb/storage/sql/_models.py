@@ -112,6 +112,9 @@ class UtteranceRow(Base):
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
     embedding: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # How the embedding was made (Clip.spoken_margin_s): from the words and this much
+    # either side; NULL: from the whole clip, as every clip before migration 0012 was.
+    spoken_margin_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     speaker: Mapped[SpeakerRow] = relationship(back_populates="utterances")
 
 

@@ -30,13 +30,14 @@ __all__ = [
 ]
 
 #: The newest schema revision; a test checks it equals Alembic's head.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 #: Every released revision, oldest first: 0001 the initial schema, 0002 the audit log,
 #: 0003 speaker metadata, 0004 the service's keys, 0005 the audit log's outcomes,
 #: 0006 retention (expiry, opt-out tombstones), 0007 the cohort of outside voices,
 #: 0008 the watchlist, 0009 the replay fingerprints and the audit log's countermeasure,
 #: 0010 groups and the group a service key is bound to, 0011 the kept enrollment audio
-#: and each speaker's last match.
+#: and each speaker's last match, 0012 how each clip's vector was made (its spoken
+#: part's margin; NULL: the whole clip).
 KNOWN_REVISIONS = (
     "0001",
     "0002",
@@ -49,6 +50,7 @@ KNOWN_REVISIONS = (
     "0009",
     "0010",
     "0011",
+    "0012",
 )
 
 

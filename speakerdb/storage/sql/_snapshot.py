@@ -151,3 +151,6 @@ class SessionSnapshot:
 
     def api_key(self, digest: str) -> ApiKey | None:
         return keys.find_key(self._session, digest)
+
+    def whole_clip_speakers(self) -> int:
+        return catalog.whole_clip_speakers(self._session)

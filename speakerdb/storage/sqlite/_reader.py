@@ -57,9 +57,12 @@ _SPEAKERS = """
     {where} GROUP BY s.id
 """
 _UTTERANCES = """
-    SELECT id, source, audio_sha256, duration_s, created_at
+    SELECT id, source, audio_sha256, duration_s, created_at, spoken_margin_s
     FROM utterances WHERE speaker_id = ? ORDER BY id
 """
+
+# As speakerdb.storage.sql._catalog.whole_clip_speakers.
+_WHOLE_CLIP = "SELECT count(DISTINCT speaker_id) FROM utterances WHERE spoken_margin_s IS NULL"
 
 
 class Reader:
@@ -108,8 +111,8 @@ class Reader:
             speaker = self._require(name)
             rows = self._db.execute(_UTTERANCES, (speaker.id,)).fetchall()
         return [
-            Utterance(key, speaker.name, source, sha, float(duration), _utc(created))
-            for key, source, sha, duration, created in rows
+            Utterance(key, speaker.name, source, sha, float(duration), _utc(created), margin)
+            for key, source, sha, duration, created, margin in rows
         ]
 
     def info(self) -> DatabaseInfo:
@@ -121,7 +124,8 @@ class Reader:
             sources = self._sources()
             encoder = self._encoder()
             where = describe_file(self.path, sources.stored.generation, sources.stored.index_digest)
-            return describe_database(where, encoder, counts, sources)
+            whole = self._db.execute(_WHOLE_CLIP).fetchone()[0]
+            return describe_database(where, encoder, counts, sources, int(whole))
 
     def threshold(self) -> tuple[float, str]:
         """As :meth:`SpeakerDB.threshold`: the cosine threshold and where it came from."""

@@ -1,0 +1,172 @@
+"""Voiceprints of whole clips after the upgrade to spoken parts: a database enrolled by a
+speakerdb that embedded whole clips says so (``info``, a warning on its first query) and
+``speakerdb reembed`` with its own model brings it up to date from the kept audio.
+
+The old database is made through the public API as an older speakerdb made it: each
+clip given as a :class:`~speakerdb.Clip` with ``spoken_margin_s=None`` is embedded whole
+and stored as such (what migration 0012 marks every earlier clip). Its clips are real
+WAV files with quiet room noise either side of the words, as a door's fixed recording
+window gives (0.6 s: the fake encoder hears a clip's first 0.256 s, which is then noise
+in a whole clip, and noise and words in its spoken part).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import FakeEncoder, voice
+from typer.testing import CliRunner
+
+from speakerdb import Clip, InputError, SpeakerDB
+from speakerdb.audio import SPOKEN_MARGIN_S, load_clip
+from speakerdb.cli import app
+
+KEY = "0123456789abcdef0123456789abcdef-test-key"
+PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
+#: Seconds of room noise (white, -60 dBFS RMS) either side of each clip's words.
+PAD_S = 0.6
+
+
+def write(folder: Path, name: str, seed: int) -> Path:
+    noise = np.random.default_rng(seed).standard_normal((2, int(PAD_S * 16000))) * 1e-3
+    words = voice(PITCHES[name], 1.5 + 0.1 * seed, 16000, seed)
+    path = folder / f"{name}{seed}.wav"
+    sf.write(path, np.concatenate([noise[0], words, noise[1]]).astype(np.float32), 16000)
+    return path
+
+
+def as_before(path: Path) -> Clip:
+    """The clip as a speakerdb before the spoken part embedded it: whole."""
+    return dataclasses.replace(load_clip(path), spoken_margin_s=None)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, list[Path]]:
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    return {name: [write(folder, name, s) for s in (1, 2)] for name in PITCHES}
+
+
+@pytest.fixture
+def old(tmp_path: Path, files: dict[str, list[Path]]) -> Iterator[Path]:
+    """alice and bob enrolled with their audio kept, carol without; all of whole clips."""
+    path = tmp_path / "old.db"
+    with SpeakerDB(path, encoder=FakeEncoder(), audio_key=KEY) as db:
+        for name, paths in files.items():
+            db.enroll(name, [as_before(p) for p in paths], keep_audio=name != "carol")
+    yield path
+
+
+def test_info_counts_the_speakers_with_voiceprints_of_whole_clips(
+    old: Path, files: dict[str, list[Path]]
+) -> None:
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        info = db.info()
+        (first, _) = db.utterances("alice")
+        assert info.n_whole_clip_speakers == 3
+        assert info.whole_clip_notice is not None
+        assert "speakerdb reembed --to NEW.db --to-model fake-encoder" in info.whole_clip_notice
+        assert first.spoken_margin_s is None
+        assert first.duration_s == pytest.approx(load_clip(files["alice"][0]).duration_s)
+        added = load_clip(write(files["alice"][0].parent, "alice", 3))
+        db.enroll("alice", [added])  # enrolled today: from its words
+        db.enroll("dave", [write(files["alice"][0].parent, "bob", 4)])
+        (*_, new) = db.utterances("alice")
+        assert new.spoken_margin_s == SPOKEN_MARGIN_S
+        assert new.duration_s == pytest.approx(added.spoken_s)
+        assert new.duration_s < added.duration_s - 0.15
+        assert db.info().n_whole_clip_speakers == 3  # alice still holds two whole clips
+
+
+def test_the_first_query_warns_once(old: Path, files: dict[str, list[Path]], caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="speakerdb")
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        db.identify(files["alice"][0])
+        db.verify("bob", files["bob"][0])
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        db.identify(files["alice"][1])
+    warned = [r.getMessage() for r in caplog.records if "whole clips" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(f"{old}: 3 speaker(s)") and "--keep-audio" in warned[0]
+
+
+def test_reembed_with_the_same_model_embeds_the_words(
+    old: Path, files: dict[str, list[Path]], tmp_path: Path, caplog
+) -> None:
+    seen: list[tuple[int, int]] = []
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key=KEY) as db:
+        report = db.lifecycle.reembed(
+            tmp_path / "new.db", encoder=FakeEncoder(), progress=lambda d, t: seen.append((d, t))
+        )
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert (report.reembedded, report.reenroll, report.n_utterances) == (
+        ("alice", "bob"),
+        ("carol",),
+        4,
+    )
+    fresh = tmp_path / "fresh.db"
+    with SpeakerDB(fresh, encoder=FakeEncoder()) as today:  # enrolled as today
+        for name in ("alice", "bob"):
+            today.enroll(name, files[name])
+        with today._storage.read() as snapshot:
+            expected = {n: snapshot.template(n) for n in ("alice", "bob")}
+    caplog.set_level(logging.WARNING, logger="speakerdb")
+    with SpeakerDB(tmp_path / "new.db", encoder=FakeEncoder(), audio_key=KEY) as new:
+        assert new.info().n_whole_clip_speakers == 0 and new.info().whole_clip_notice is None
+        for name in ("alice", "bob"):
+            clips = [load_clip(p) for p in files[name]]
+            stored = new.utterances(name)
+            assert [u.spoken_margin_s for u in stored] == [SPOKEN_MARGIN_S] * 2
+            assert [u.duration_s for u in stored] == pytest.approx([c.spoken_s for c in clips])
+            with new._storage.read() as snapshot:
+                np.testing.assert_allclose(snapshot.template(name), expected[name], atol=1e-6)
+        assert new.identify(files["alice"][0]).speaker == "alice"
+        with pytest.raises(InputError, match="every voiceprint from the clips' words"):
+            new.lifecycle.reembed(tmp_path / "third.db", encoder=FakeEncoder())
+    assert not [r for r in caplog.records if "whole clips" in r.getMessage()]
+
+
+def test_info_and_reembed_on_the_command_line(
+    old: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPEAKERDB_AUDIO_KEY", raising=False)
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
+    runner = CliRunner()
+    said = runner.invoke(app, ["info", "--db", str(old)])
+    assert said.exit_code == 0, said.output
+    assert "voiceprints" in said.stdout and "3 speaker(s) have voiceprints" in said.stdout
+    assert "speakerdb reembed --to NEW.db --to-model fake-encoder" in said.stdout
+    as_json = json.loads(runner.invoke(app, ["info", "--db", str(old), "--json"]).stdout)
+    assert as_json["n_whole_clip_speakers"] == 3 and "reembed" in as_json["whole_clip_notice"]
+    keyfile = tmp_path / "audio.key"
+    keyfile.write_text(KEY + "\n")
+    new = tmp_path / "new.db"
+    args = ["--to", str(new), "--to-model", "fake-encoder", "--audio-key-file", str(keyfile)]
+    done = runner.invoke(app, ["reembed", *args, "--db", str(old)])
+    assert done.exit_code == 0, done.output
+    assert "must enroll again (no audio kept): carol" in done.stdout
+    assert "re-embedded 2 speaker(s), 4 clip(s) with fake-encoder" in done.stdout
+    after = runner.invoke(app, ["info", "--db", str(new)])
+    assert "voiceprints        embedded from the clips' words" in after.stdout
+    args[1] = str(tmp_path / "third.db")
+    again = runner.invoke(app, ["reembed", *args, "--db", str(new)])
+    assert again.exit_code == 2
+    assert "every voiceprint from the clips' words; give another model" in again.stderr
+
+
+def test_an_archive_keeps_how_each_clip_was_embedded(old: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "old.sdb"
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        db.enroll("dave", [write(tmp_path, "bob", 5)])
+        db.lifecycle.export(archive)
+    with SpeakerDB(tmp_path / "copy.db", encoder=FakeEncoder()) as copy:
+        copy.lifecycle.import_archive(archive)
+        assert copy.info().n_whole_clip_speakers == 3
+        assert [u.spoken_margin_s for u in copy.utterances("dave")] == [SPOKEN_MARGIN_S]
