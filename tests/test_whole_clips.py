@@ -29,7 +29,7 @@ from speakerdb.audio import SPOKEN_MARGIN_S, load_clip
 from speakerdb.cli import app
 
 KEY = "0123456789abcdef0123456789abcdef-test-key"
-PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0}
+PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0, "dave": 2300.0}
 #: Seconds of room noise (white, -60 dBFS RMS) either side of each clip's words.
 PAD_S = 0.6
 
@@ -51,16 +51,18 @@ def as_before(path: Path) -> Clip:
 def files(tmp_path: Path) -> dict[str, list[Path]]:
     folder = tmp_path / "audio"
     folder.mkdir()
-    return {name: [write(folder, name, s) for s in (1, 2)] for name in PITCHES}
+    return {n: [write(folder, n, s) for s in (1, 2)] for n in ("alice", "bob", "carol")}
 
 
 @pytest.fixture
 def old(tmp_path: Path, files: dict[str, list[Path]]) -> Iterator[Path]:
-    """alice and bob enrolled with their audio kept, carol without; all of whole clips."""
+    """alice and bob enrolled with their audio kept, carol without, all of whole clips;
+    dave enrolled after the upgrade (from the words), without his audio kept."""
     path = tmp_path / "old.db"
     with SpeakerDB(path, encoder=FakeEncoder(), audio_key=KEY) as db:
         for name, paths in files.items():
             db.enroll(name, [as_before(p) for p in paths], keep_audio=name != "carol")
+        db.enroll("dave", [write(tmp_path, "dave", 5)], external_id="D1", watchlist=True)
     yield path
 
 
@@ -77,7 +79,7 @@ def test_info_counts_the_speakers_with_voiceprints_of_whole_clips(
         assert first.duration_s == pytest.approx(load_clip(files["alice"][0]).duration_s)
         added = load_clip(write(files["alice"][0].parent, "alice", 3))
         db.enroll("alice", [added])  # enrolled today: from its words
-        db.enroll("dave", [write(files["alice"][0].parent, "bob", 4)])
+        db.enroll("erin", [write(files["alice"][0].parent, "bob", 4)])
         (*_, new) = db.utterances("alice")
         assert new.spoken_margin_s == SPOKEN_MARGIN_S
         assert new.duration_s == pytest.approx(added.spoken_s)
@@ -105,12 +107,15 @@ def test_reembed_with_the_same_model_embeds_the_words(
         report = db.lifecycle.reembed(
             tmp_path / "new.db", encoder=FakeEncoder(), progress=lambda d, t: seen.append((d, t))
         )
-    assert seen == [(1, 3), (2, 3), (3, 3)]
-    assert (report.reembedded, report.reenroll, report.n_utterances) == (
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert (report.reembedded, report.copied, report.reenroll, report.n_utterances) == (
         ("alice", "bob"),
+        ("dave",),  # up to date already: taken over, not told to enroll again
         ("carol",),
-        4,
+        5,
     )
+    with SpeakerDB(old, encoder=FakeEncoder()) as db, db._storage.read() as snapshot:
+        dave = (db.utterances("dave"), snapshot.template("dave"))
     fresh = tmp_path / "fresh.db"
     with SpeakerDB(fresh, encoder=FakeEncoder()) as today:  # enrolled as today
         for name in ("alice", "bob"):
@@ -128,6 +133,14 @@ def test_reembed_with_the_same_model_embeds_the_words(
             with new._storage.read() as snapshot:
                 np.testing.assert_allclose(snapshot.template(name), expected[name], atol=1e-6)
         assert new.identify(files["alice"][0]).speaker == "alice"
+        copied = new.speaker("dave")
+        assert (copied.external_id, copied.watchlist) == ("D1", True)
+        kept = ("source", "audio_sha256", "duration_s", "spoken_margin_s")
+        assert [[getattr(u, k) for k in kept] for u in new.utterances("dave")] == [
+            [getattr(u, k) for k in kept] for u in dave[0]
+        ]
+        with new._storage.read() as snapshot:
+            np.testing.assert_array_equal(snapshot.template("dave"), dave[1])
         with pytest.raises(InputError, match="every voiceprint from the clips' words"):
             new.lifecycle.reembed(tmp_path / "third.db", encoder=FakeEncoder())
     assert not [r for r in caplog.records if "whole clips" in r.getMessage()]
@@ -152,7 +165,8 @@ def test_info_and_reembed_on_the_command_line(
     done = runner.invoke(app, ["reembed", *args, "--db", str(old)])
     assert done.exit_code == 0, done.output
     assert "must enroll again (no audio kept): carol" in done.stdout
-    assert "re-embedded 2 speaker(s), 4 clip(s) with fake-encoder" in done.stdout
+    assert "taken over as they are (from their words already, no audio kept): dave" in done.stdout
+    assert "re-embedded 3 speaker(s), 5 clip(s) with fake-encoder" in done.stdout
     after = runner.invoke(app, ["info", "--db", str(new)])
     assert "voiceprints        embedded from the clips' words" in after.stdout
     args[1] = str(tmp_path / "third.db")
@@ -164,9 +178,9 @@ def test_info_and_reembed_on_the_command_line(
 def test_an_archive_keeps_how_each_clip_was_embedded(old: Path, tmp_path: Path) -> None:
     archive = tmp_path / "old.sdb"
     with SpeakerDB(old, encoder=FakeEncoder()) as db:
-        db.enroll("dave", [write(tmp_path, "bob", 5)])
         db.lifecycle.export(archive)
     with SpeakerDB(tmp_path / "copy.db", encoder=FakeEncoder()) as copy:
         copy.lifecycle.import_archive(archive)
         assert copy.info().n_whole_clip_speakers == 3
         assert [u.spoken_margin_s for u in copy.utterances("dave")] == [SPOKEN_MARGIN_S]
+        assert [u.spoken_margin_s for u in copy.utterances("carol")] == [None, None]

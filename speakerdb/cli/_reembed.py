@@ -147,13 +147,16 @@ def _reembed_text(report: ReembedReport) -> str:
         f"partial: {safe(n)}: enrolled from the clips whose audio was kept" for n in report.partial
     ]
     lines += [f"failed: {safe(n)}: {safe(why)}" for n, why in report.failed.items()]
+    if report.copied:
+        names = ", ".join(safe(n) for n in report.copied)
+        lines.append(f"taken over as they are (from their words already, no audio kept): {names}")
     if report.reenroll:
         names = ", ".join(safe(n) for n in report.reenroll)
         lines.append(f"must enroll again (no audio kept): {names}")
     lines += [f"not carried over: {safe(what)}" for what in report.not_carried]
     settings = ", ".join(report.carried) or "none"
     lines.append(f"carried over: {report.n_tombstones} opt-out(s); settings: {settings}")
-    done = len(report.reembedded) + len(report.partial)
+    done = len(report.reembedded) + len(report.partial) + len(report.copied)
     lines.append(
         f"re-embedded {done} speaker(s), {report.n_utterances} clip(s) with "
         f"{safe(report.model)} into {safe(report.path)} ({report.seconds:.1f} s)"

@@ -24,6 +24,7 @@ removes what it left.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -51,6 +52,7 @@ from ._enroll_commit import record_encoder
 from ._enroll_metadata import Metadata
 from ._enrolling import Enrolling
 from ._model import ModelSlot
+from ._reembed_copy import copy_speaker, up_to_date
 from ._sealing import AudioKey, KeyChoice
 from ._settings import Settings
 
@@ -58,7 +60,11 @@ if TYPE_CHECKING:
     from ..audio._decode import Clip
     from ..encoders._protocol import Encoder
     from ..storage import Storage
-    from ..types import EncoderInfo, Group, Speaker, Tombstone
+    from ..types import EncoderInfo, Group, Speaker, Tombstone, Utterance
+
+    #: How speakers go into the new database: enrolled from their kept audio, or (with
+    #: the same model only) copied as they are (:func:`copy_speaker`).
+    _Ways = tuple[Enrolling, Callable[[Speaker], int] | None]
 
 __all__ = ["CARRIED", "partial_path", "reembed"]
 
@@ -108,11 +114,13 @@ def reembed(
     try:
         slot = ModelSlot(partial, None, model, encoder, options)
         info = slot.info()
-        _refuse_same_model(old, info)
+        copying = None
+        if _refuse_same_model(old, info):
+            copying = functools.partial(copy_speaker, source, storage, info)
         enrolling = Enrolling(
             storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)
         )
-        done = _enroll_all(source, enrolling, key, old.speakers, progress)
+        done = _enroll_all(source, (enrolling, copying), key, old.speakers, progress)
         _carry_over(storage, info, old, done)
         storage.close()
         _publish(partial, path)
@@ -124,7 +132,7 @@ def reembed(
     return ReembedReport(
         str(path.resolve()),
         info.model,
-        tuple(n for n in done.enrolled if n not in done.partial),
+        tuple(n for n in done.enrolled if n not in done.partial and n not in done.copied),
         done.clips,
         tuple(done.partial),
         tuple(done.reenroll),
@@ -133,6 +141,7 @@ def reembed(
         tuple(sorted(k for k in old.settings if k in CARRIED)),
         old.leftovers,
         round(time.monotonic() - started, 3),
+        tuple(done.copied),
     )
 
 
@@ -168,9 +177,10 @@ class _Source:
             )
 
 
-def _refuse_same_model(old: _Source, new: EncoderInfo) -> None:
-    """The database's own model is refused, unless some of its voiceprints are of whole
-    clips: then embedding them again from the clips' words is the point."""
+def _refuse_same_model(old: _Source, new: EncoderInfo) -> bool:
+    """Whether ``new`` is the database's own model, which is refused unless some of its
+    voiceprints are of whole clips: then embedding them again from the clips' words is
+    the point."""
     same = old.encoder is not None and (new.model, new.dim) == (old.encoder.model, old.encoder.dim)
     if same and not old.whole_clip:
         raise InputError(
@@ -181,6 +191,7 @@ def _refuse_same_model(old: _Source, new: EncoderInfo) -> None:
         log.info(
             "re-embedding from the clips' words: %d speaker(s) hold whole clips", old.whole_clip
         )
+    return same
 
 
 def _carry_over(storage: Storage, info: EncoderInfo, old: _Source, done: _Done) -> None:
@@ -207,13 +218,14 @@ class _Done:
         self.enrolled: list[str] = []
         self.partial: list[str] = []
         self.reenroll: list[str] = []
+        self.copied: list[str] = []
         self.failed: dict[str, str] = {}
         self.clips = 0
 
 
 def _enroll_all(
     source: Storage,
-    enrolling: Enrolling,
+    enrolling: _Ways,
     key: AudioKey,
     speakers: Sequence[Speaker],
     progress: Callable[[int, int], None] | None,
@@ -234,15 +246,19 @@ class _Unusable(Exception):
     """One speaker cannot be re-embedded (the others go on): why, in words."""
 
 
-def _enroll_one(
-    source: Storage, enrolling: Enrolling, key: AudioKey, speaker: Speaker, done: _Done
-) -> None:
+def _enroll_one(source: Storage, ways: _Ways, key: AudioKey, speaker: Speaker, done: _Done) -> None:
+    enrolling, copying = ways
     try:
-        clips, total = _kept_clips(source, key, speaker.name)
+        clips, utterances = _kept_clips(source, key, speaker.name)
     except SpeakerNotFound:
         return  # removed meanwhile
     except DatabaseError as exc:  # their kept audio is damaged or altered
         raise _Unusable(str(exc)) from exc
+    if not clips and copying is not None and up_to_date(utterances):
+        done.clips += copying(speaker)
+        done.enrolled.append(speaker.name)
+        done.copied.append(speaker.name)
+        return
     if not clips:
         done.reenroll.append(speaker.name)
         return
@@ -255,16 +271,16 @@ def _enroll_one(
         raise _Unusable(str(exc)) from exc
     done.enrolled.append(speaker.name)
     done.clips += len(clips)
-    if len(clips) < total:
+    if len(clips) < len(utterances):
         done.partial.append(speaker.name)
 
 
-def _kept_clips(source: Storage, key: AudioKey, name: str) -> tuple[list[Clip], int]:
-    """The clips of ``name`` whose audio was kept, opened; and how many clips they have."""
+def _kept_clips(source: Storage, key: AudioKey, name: str) -> tuple[list[Clip], list[Utterance]]:
+    """The clips of ``name`` whose audio was kept, opened; and all their clips."""
     with source.read() as snapshot:
         utterances = snapshot.utterances(name)
         kept = snapshot.kept_audio([u.id for u in utterances])
-    return [key.open(kept[u.id], u) for u in utterances if u.id in kept], len(utterances)
+    return [key.open(kept[u.id], u) for u in utterances if u.id in kept], utterances
 
 
 def _not_carried(settings: dict[str, str], cohort: int, keys: int) -> tuple[str, ...]:

@@ -109,13 +109,16 @@ class ArchiveReport(_Result):
 class ReembedReport(_Result):
     """What ``speakerdb reembed`` built: the new database at ``path`` for ``model``.
 
-    ``reembedded`` speakers were embedded again from their kept audio (``n_utterances``
-    clips); ``partial`` ones from the part of their clips whose audio was kept; those in
-    ``reenroll`` had no audio kept and must enroll again; ``failed`` maps a speaker the
-    new database refused to why (a read-only mapping: a copy of what was given, as frozen
-    as the rest). ``carried`` names the settings taken over; ``not_carried``
-    says, in words, what was not and why (it belongs to the old model, or to the old
-    database)."""
+    ``reembedded`` speakers were embedded again from their kept audio; ``partial`` ones
+    from the part of their clips whose audio was kept; with the database's own model
+    (voiceprints of whole clips brought up to date), ``copied`` ones had no audio kept
+    but every clip embedded from its words already, and were taken over as they are
+    (``n_utterances`` counts the clips of all three); those in ``reenroll`` had no audio
+    kept (or, with the own model, some whole clip) and must enroll again; ``failed`` maps
+    a speaker the new database refused to why (a read-only mapping: a copy of what was
+    given, as frozen as the rest). ``carried`` names the settings taken over;
+    ``not_carried`` says, in words, what was not and why (it belongs to the old model, or
+    to the old database)."""
 
     path: str
     model: str
@@ -128,6 +131,7 @@ class ReembedReport(_Result):
     carried: tuple[str, ...]
     not_carried: tuple[str, ...]
     seconds: float
+    copied: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Frozen through and through: a caller's dict is copied, so neither it nor a
