@@ -1,5 +1,5 @@
-"""The open-set evaluation scripts' shared command line: ``--json``, the seed and
-population count eval_open_set's trials draw with, and the run's closing lines."""
+"""The open-set evaluation scripts' shared command line: ``--json``, ``--shipped``, the
+seed and population count eval_open_set's trials draw with, and the run's closing lines."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ def parsed(
     args.seed, args.populations = seed, populations
     eos.ARGS = args
     return args
+
+
+def shipped_option(parser: argparse.ArgumentParser) -> None:
+    """``--shipped``: a pre-registered script's run at the identify default that ships now
+    instead of the curve its protocol pinned (a report, not the pre-registered test)."""
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="report at the identify default that ships now, if it is not the protocol's",
+    )
 
 
 def finished(start: float, json_path: Path | None, results: dict[str, object]) -> int:

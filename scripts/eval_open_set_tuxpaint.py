@@ -85,13 +85,12 @@ clips named at mixed N = 18 (15) and large N = 30 (9) all went to asterisk-july-
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
 
 import eval_open_set as eos
-from _openset_cli import finished, parsed
+from _openset_cli import finished, parsed, shipped_option
 from _openset_data import Embedder, load_speakers
 from corpus import ensure_corpus
 from eval_open_set_fresh import describe_voices, fresh_speakers, label_check, slice_report
@@ -110,14 +109,6 @@ COHORT_CLIPS = 30
 TUXPAINT_SIZES = (3, 6, 7)
 MIXED_SIZES = (3, 6, 10, 15, 18)
 LARGE_SIZES = (3, 6, 10, 20, 30)
-
-
-def shipped_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--shipped",
-        action="store_true",
-        help="report at the identify default that ships now, if it is not the protocol's",
-    )
 
 
 def main() -> int:
