@@ -93,7 +93,7 @@ embeddings cached). Strangers named at most 2.3% of single clips and 1.2% of ite
 the defaults (1.7% and none after calibrate). Correct, single clips / items: fresh
 N = 3, 6, 9: 47.7 / 38.4 / 32.4% and 72.4 / 62.0 / 52.1%; mixed N = 3, 6, 10, 15, 20:
 52.7 / 40.0 / 39.2 / 32.2 / 30.9% and 77.9 / 63.2 / 60.7 / 50.9 / 44.8%: single clips
-0-2.5 points fewer than in the first run, items 1-4 points more; mixed N = 10's single
+0-2.5 points fewer than in the first run, items 0.6-3.7 points more; mixed N = 10's single
 clips now miss 40%. After calibrate fewer still from N = 6 (a calibrated bar does not
 fall with duration): fresh N = 9, 26.4% / 35.6%; mixed N = 20, 30.6% / 44.8%. With
 ``--gated-enrollment``: strangers at most 2.2% / 1.2%; every target met at N = 3;
