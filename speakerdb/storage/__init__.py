@@ -16,19 +16,10 @@ from .._lazy import lazy_exports
 from ..config import is_server_url
 
 if TYPE_CHECKING:
+    from ._admin import Backup, IndexAdmin, SearchAdmin, VectorSearchAdmin
     from ._index import IndexFileError, SpeakerIndex, read_header
     from ._indexkind import AUTO_IVF_FROM, IndexChoice, IndexPlan, nprobe_for, plan_for
-    from ._protocol import (
-        Backup,
-        Change,
-        IndexAdmin,
-        SearchAdmin,
-        SearchFn,
-        Snapshot,
-        Storage,
-        StoreDescription,
-        VectorSearchAdmin,
-    )
+    from ._protocol import Change, SearchFn, Snapshot, Storage, StoreDescription
     from .memory import MemoryStorage
     from .sqlite import Reader
 
@@ -67,19 +58,9 @@ __getattr__, __dir__ = lazy_exports(
         "MemoryStorage": ".memory",
         "Reader": ".sqlite",
         **dict.fromkeys(
-            [
-                "Backup",
-                "Change",
-                "IndexAdmin",
-                "SearchAdmin",
-                "SearchFn",
-                "Snapshot",
-                "Storage",
-                "StoreDescription",
-                "VectorSearchAdmin",
-            ],
-            "._protocol",
+            ["Change", "SearchFn", "Snapshot", "Storage", "StoreDescription"], "._protocol"
         ),
+        **dict.fromkeys(["Backup", "IndexAdmin", "SearchAdmin", "VectorSearchAdmin"], "._admin"),
         **dict.fromkeys(["IndexFileError", "SpeakerIndex", "read_header"], "._index"),
         **dict.fromkeys(
             ["AUTO_IVF_FROM", "IndexChoice", "IndexPlan", "nprobe_for", "plan_for"], "._indexkind"

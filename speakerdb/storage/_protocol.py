@@ -24,12 +24,13 @@ a taken name or an external id another speaker has,
 speaker's last clip, :class:`~speakerdb.errors.DatabaseError` when the store fails.
 
 Backends with an index that can be administered (rebuilt, or switched between
-exact and approximate search) implement :class:`IndexAdmin` as well.
+exact and approximate search) implement :class:`~speakerdb.storage.IndexAdmin` as well
+(:mod:`speakerdb.storage._admin`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 # Only annotations need these: the fast read-only commands import this package.
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from ..types import (
         ApiKey,
         AuditEntry,
-        BackupReport,
         EncoderInfo,
         Enrollment,
         Group,
@@ -54,23 +54,11 @@ if TYPE_CHECKING:
         Tombstone,
         Utterance,
     )
-    from ._index import SpeakerIndex
-    from ._indexkind import IndexChoice
     from ._kept import KeptAudio
     from ._marks import Found
     from ._prints import PrintHit, StoredPrint
 
-__all__ = [
-    "Backup",
-    "Change",
-    "IndexAdmin",
-    "SearchAdmin",
-    "SearchFn",
-    "Snapshot",
-    "Storage",
-    "StoreDescription",
-    "VectorSearchAdmin",
-]
+__all__ = ["Change", "SearchFn", "Snapshot", "Storage", "StoreDescription"]
 
 
 class StoreDescription(NamedTuple):
@@ -435,65 +423,3 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class Backup(Protocol):
-    """An online backup of a live database to one file (the SQLite backend). A backend
-    on a server is backed up by its own tools (``pg_dump`` for PostgreSQL)."""
-
-    def backup(self, target: Path, *, overwrite: bool = False) -> BackupReport:
-        """Copy one consistent snapshot of the database to ``target`` while writers go
-        on; ``target`` is the whole copy or is not created. :class:`InputError` when it
-        exists (unless ``overwrite``) or is the database itself."""
-        ...
-
-
-@runtime_checkable
-class SearchAdmin(Protocol):
-    """The administration of a backend's derived search index, wherever it lives: the
-    SQLite backend's FAISS file, PostgreSQL's pgvector table or each process's cache."""
-
-    @property
-    def index_where(self) -> str:
-        """Where the index is, in words: a file's path, a table, a cache in memory."""
-        ...
-
-    def rebuild_index(self) -> int:
-        """Rebuild the index from the database; return the number of speakers in it."""
-        ...
-
-    def index_choice(self) -> IndexChoice:
-        """The index setting and the index it gives now."""
-        ...
-
-    def set_index_kind(self, kind: str, ivf_from: int | None) -> IndexChoice:
-        """Store the index setting and rebuild by it if needed."""
-        ...
-
-
-@runtime_checkable
-class IndexAdmin(SearchAdmin, Protocol):
-    """A search index in a file of this process (the SQLite + FAISS backend)."""
-
-    @property
-    def index_path(self) -> Path: ...
-
-    def current_index(self) -> SpeakerIndex:
-        """The index, agreeing with the database; loaded or rebuilt when stale."""
-        ...
-
-
-@runtime_checkable
-class VectorSearchAdmin(Protocol):
-    """The choice of vector search on a server shared by many nodes (PostgreSQL):
-    ``pgvector`` (HNSW on float32), ``halfvec`` (HNSW on half precision) or ``faiss``
-    (each process's cache)."""
-
-    def vector_search(self) -> str | None:
-        """How the database is searched; ``None`` until chosen (by the first enrollment)."""
-        ...
-
-    def set_search(self, kind: str) -> None:
-        """Choose how the database is searched, for every node."""
-        ...
