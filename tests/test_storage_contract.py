@@ -303,6 +303,47 @@ def test_each_clip_keeps_how_its_vector_was_embedded(storage: Storage) -> None:
         assert snapshot.whole_clip_speakers() == 0
 
 
+def test_vectors_of_clips_are_replaced_in_one_change(storage: Storage) -> None:
+    """A speaker's clips embedded anew (an older speakerdb's whole clips, from their
+    words): the same clips (ids, kept audio) with new vectors, lengths and margins, the
+    template and the search following; refused for another speaker's or other audio."""
+    made, _ = clips(1, 2, 3)
+    whole = [replace(c, spoken_margin_s=None) for c in made]
+    with storage.change(templates=True) as change:
+        change.record_encoder(INFO)
+        change.enroll("alice", whole[:2], np.stack([unit(1), unit(2)]))
+        change.enroll("bob", whole[2:], unit(3)[None, :])
+        (first, second) = change.utterances("alice")
+        change.keep_audio(first.id, "k", b"sealed")
+    with storage.read() as snapshot:
+        version = snapshot.version()
+        (bob,) = snapshot.utterances("bob")
+    anew = [replace(c, samples=np.ones(8000, np.float32)) for c in made[:2]]
+    with storage.change(templates=True) as change:
+        after = change.replace_vectors([first.id, second.id], anew, np.stack([unit(7)] * 2))
+    assert (after.name, after.n_utterances) == ("alice", 2)
+    with storage.read() as snapshot:
+        stored = snapshot.utterances("alice")
+        assert [u.id for u in stored] == [first.id, second.id]
+        assert [u.spoken_margin_s for u in stored] == [0.5, 0.5]
+        assert [u.duration_s for u in stored] == pytest.approx([0.5, 0.5])
+        assert [u.source for u in stored] == ["c1.wav", "c2.wav"]
+        assert snapshot.kept_audio([first.id])[first.id].data == b"sealed"
+        np.testing.assert_allclose(snapshot.template("alice"), unit(7), atol=1e-6)
+        np.testing.assert_allclose(snapshot.population(["alice"]).embeddings[0], unit(7))
+        assert snapshot.whole_clip_speakers() == 1 and snapshot.version() > version
+    assert names_found(storage, unit(7), 1) == ["alice"]
+    for ids, given, why in [
+        ([first.id, bob.id], [anew[0], made[2]], "not all one speaker's"),
+        ([first.id], [made[1]], "other audio"),
+        ([10**6], made[:1], "no enrolled clip"),
+    ]:
+        with pytest.raises(InputError, match=why), storage.change(templates=True) as change:
+            change.replace_vectors(ids, given, np.stack([unit(9)] * len(ids)))
+    with storage.read() as snapshot:
+        np.testing.assert_allclose(snapshot.template("alice"), unit(7), atol=1e-6)
+
+
 def test_templates_need_a_templates_change(storage: Storage) -> None:
     with pytest.raises(RuntimeError, match="templates=True"), storage.change() as change:
         change.enroll("alice", *clips(1))

@@ -252,6 +252,16 @@ class Change(Snapshot, Protocol):
         """Delete ``name`` with every utterance; return the speaker as it was."""
         ...
 
+    def replace_vectors(
+        self, utterance_ids: Sequence[int], clips: Sequence[Clip], embeddings: np.ndarray
+    ) -> Speaker:
+        """Give clips ``utterance_ids`` (one speaker's) the ``(n, d)`` unit ``embeddings``
+        of ``clips``, the same audio embedded anew (each clip's :attr:`~Clip.spoken_s` and
+        :attr:`~Clip.spoken_margin_s` stored with it; its id, source, kept audio and
+        fingerprint stay), and recompute the template; return the speaker after.
+        :class:`InputError` for an unknown clip, another speaker's, or other audio."""
+        ...
+
     def remove_utterance(self, utterance_id: int) -> Speaker:
         """Delete one clip and recompute its speaker's template; return the speaker after.
 

@@ -46,6 +46,21 @@ def last_clip(utterance_id: int, owner: str) -> InputError:
     )
 
 
+def check_replacement(found: Sequence[tuple[int, str, str]], clips: Sequence[Clip]) -> None:
+    """Refuse to replace the vectors of the clips ``found`` (id, speaker, audio hash)
+    when there are none, they are not one speaker's, or ``clips`` are other audio."""
+    if not found or len(found) != len(clips):
+        raise InputError(f"give one new clip per clip replaced ({len(found)} and {len(clips)})")
+    if len({owner for _, owner, _ in found}) > 1:
+        raise InputError("the clips are not all one speaker's; replace each speaker's apart")
+    for (number, owner, sha), clip in zip(found, clips, strict=True):
+        if sha != clip.sha256:
+            raise InputError(
+                f"clip #{number} of {owner!r} is other audio than {clip.label}; "
+                "give the clip's own audio"
+            )
+
+
 def name_taken(name: str) -> DuplicateSpeaker:
     return DuplicateSpeaker(f"a speaker named {name!r} exists already; pick another name")
 

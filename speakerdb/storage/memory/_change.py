@@ -26,6 +26,7 @@ from .._kept import KeptAudio
 from .._prints import StoredPrint
 from .._rules import (
     check_clip_number,
+    check_replacement,
     external_id_taken,
     key_taken,
     last_clip,
@@ -93,6 +94,25 @@ class Change(Snapshot):
         del self.state.by_name[name]
         self.changed_templates = True
         return removed
+
+    def replace_vectors(
+        self, utterance_ids: Sequence[int], clips: Sequence[Clip], embeddings: np.ndarray
+    ) -> Speaker:
+        self._check_templates()
+        for utterance_id in utterance_ids:
+            check_clip_number(utterance_id)
+            if utterance_id not in self.state.utterances:
+                raise no_such_clip(utterance_id)
+        found = [self.state.utterances[i] for i in utterance_ids]
+        check_replacement([(u.id, u.speaker, u.audio_sha256) for u in found], clips)
+        for utterance, clip, vector in zip(found, clips, embeddings, strict=True):
+            self.state.utterances[utterance.id] = replace(
+                utterance, duration_s=clip.spoken_s, spoken_margin_s=clip.spoken_margin_s
+            )
+            self.state.embeddings[utterance.id] = _stored_vector(vector)
+        speaker_id = self.state.by_name[found[0].speaker]
+        self._store(speaker_id, self.state.speakers[speaker_id])
+        return self._speaker(speaker_id)
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         self._check_templates()
@@ -269,8 +289,7 @@ class Change(Snapshot):
             utterance_id, name, source, clip.sha256, clip.spoken_s, now, clip.spoken_margin_s
         )
         self.state.utterances[utterance_id] = utterance
-        # Kept as the SQLite backend keeps it: little-endian float32, bit for bit.
-        self.state.embeddings[utterance_id] = np.asarray(vector, dtype="<f4").astype(np.float32)
+        self.state.embeddings[utterance_id] = _stored_vector(vector)
         self.state.by_hash[clip.sha256] = utterance_id
         return utterance
 
@@ -292,3 +311,8 @@ class Change(Snapshot):
     def _check_templates(self) -> None:
         if not self._templates:
             raise RuntimeError("a change of templates needs storage.change(templates=True)")
+
+
+def _stored_vector(vector: np.ndarray) -> np.ndarray:
+    # Kept as the SQLite backend keeps it: little-endian float32, bit for bit.
+    return np.asarray(vector, dtype="<f4").astype(np.float32)

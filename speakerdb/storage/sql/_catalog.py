@@ -61,6 +61,7 @@ __all__ = [
     "read_population",
     "refresh_template",
     "refuse_enrolled",
+    "replace_vectors",
     "require_speaker",
     "require_utterance",
     "set_metadata",
@@ -244,6 +245,16 @@ def add_utterances(
     speaker.utterances.extend(rows)
     session.flush()
     return rows
+
+
+def replace_vectors(
+    rows: Sequence[UtteranceRow], clips: Sequence[Clip], embeddings: np.ndarray
+) -> None:
+    """Store in ``rows`` the vectors of ``clips`` (their audio), with how they were made."""
+    for row, clip, vector in zip(rows, clips, embeddings, strict=True):
+        row.embedding = to_blob(vector)
+        row.duration_s = clip.spoken_s
+        row.spoken_margin_s = clip.spoken_margin_s
 
 
 def refresh_template(session: Session, speaker: SpeakerRow) -> np.ndarray:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from ...types import ApiKey, AuditEntry, EncoderInfo, Enrollment, Group, Speaker, Tombstone
 from .._index import SpeakerIndex
 from .._prints import StoredPrint
-from .._rules import last_clip, name_taken
+from .._rules import check_replacement, last_clip, name_taken
 from . import _audit as audit
 from . import _catalog as catalog
 from . import _cohort as cohort
@@ -88,6 +88,19 @@ class SessionChange(SessionSnapshot):
         self.ops.append((removed.id, None))
         self.deleted = True
         return removed
+
+    def replace_vectors(
+        self, utterance_ids: Sequence[int], clips: Sequence[Clip], embeddings: np.ndarray
+    ) -> Speaker:
+        self._check_templates()
+        session = self._session
+        rows = [catalog.require_utterance(session, i) for i in utterance_ids]
+        check_replacement([(u.id, u.speaker.name, u.audio_sha256) for u in rows], clips)
+        catalog.replace_vectors(rows, clips, embeddings)
+        owner = rows[0].speaker
+        old = owner.template
+        self._upsert(owner, old, catalog.refresh_template(session, owner))
+        return catalog.to_speaker(owner, catalog.count_utterances(session, owner.id))
 
     def remove_utterance(self, utterance_id: int) -> Speaker:
         self._check_templates()
