@@ -253,6 +253,66 @@ def test_migration_0012_marks_the_clips_of_before_as_whole(pg_url: str) -> None:
         assert db.info().n_whole_clip_speakers == 1
 
 
+def test_reembed_in_place_brings_whole_clips_up_to_date_on_the_server(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's database cannot be rebuilt as a new file: ``reembed --in-place``
+    embeds its whole clips again from their words where they are (the API, then the
+    command line), another handle's search sees the new voiceprints, the audit log and
+    thresholds stay, a speaker without kept audio is named, and a second run does
+    nothing."""
+    from dataclasses import replace
+
+    from speakerdb import Clip
+    from speakerdb.audio import clip_from_array
+
+    key = "0123456789abcdef0123456789abcdef-test-key"
+
+    def padded(name: str, seed: int) -> Clip:  # 0.6 s of room noise either side
+        rng = np.random.default_rng([int(PITCHES[name]), seed])
+        noise = rng.standard_normal((2, 9600)).astype(np.float32) * 1e-3
+        words = voice(PITCHES[name], 1.5, 16000, seed)
+        return clip_from_array(np.concatenate([noise[0], words, noise[1]]), 16000, f"{name}{seed}")
+
+    with SpeakerDB(pg_url, encoder=FakeEncoder(), audio_key=key) as db:
+        for name in PITCHES:  # as an older speakerdb embedded them: whole
+            whole = [replace(padded(name, s), spoken_margin_s=None) for s in (1, 2)]
+            db.enroll(name, whole, keep_audio=name != "carol")
+        db.set_threshold(0.3, score_norm="none")
+        db.audit.configure(True)
+        db.verify("bob", padded("bob", 3))
+        before = db.info()
+        assert before.n_whole_clip_speakers == 3
+        report = db.lifecycle.reembed_in_place()
+    assert (report.reembedded, report.reenroll, report.n_utterances) == (
+        ("alice", "bob"),
+        ("carol",),
+        4,
+    )
+    with SpeakerDB(tmp_path / "today.db", encoder=FakeEncoder()) as today:
+        for name in ("alice", "bob"):
+            today.enroll(name, [padded(name, s) for s in (1, 2)])
+        expected = today.identify(padded("alice", 1), top_k=3)
+    with SpeakerDB(pg_url, encoder=FakeEncoder()) as other:  # another node
+        after = other.info()
+        assert after.n_whole_clip_speakers == 1
+        assert after.stored_thresholds == before.stored_thresholds
+        assert [e.claimed for e in other.audit.entries()] == ["bob"]
+        assert [u.spoken_margin_s for u in other.utterances("alice")] == [0.5, 0.5]
+        found = other.identify(padded("alice", 1), top_k=3)
+        assert found.speaker == "alice"
+        scores = {m.speaker: m.score for m in found.matches}
+        for match in expected.matches:
+            assert scores[match.speaker] == pytest.approx(match.score, abs=1e-4)
+    monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
+    monkeypatch.setenv("SPEAKERDB_AUDIO_KEY", key)
+    again = json.loads(ok(cli("reembed", "--in-place", "--db", pg_url, "--json")).stdout)
+    assert (again["n_utterances"], again["reenroll"], again["path"]) == (0, ["carol"], pg_url)
+    ok(cli("remove", "carol", "--db", pg_url, "--yes"))
+    done = cli("reembed", "--in-place", "--db", pg_url)
+    assert done.exit_code == 2 and "nothing to re-embed in place" in done.stderr
+
+
 # -- the command line -------------------------------------------------------------
 
 

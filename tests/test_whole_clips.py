@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from speakerdb.audio import SPOKEN_MARGIN_S, load_clip
 from speakerdb.cli import app
 
 KEY = "0123456789abcdef0123456789abcdef-test-key"
-PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0, "dave": 2300.0}
+PITCHES = {"alice": 110.0, "bob": 350.0, "carol": 1000.0, "dave": 2300.0, "erin": 600.0}
 #: Seconds of room noise (white, -60 dBFS RMS) either side of each clip's words.
 PAD_S = 0.6
 
@@ -75,6 +76,7 @@ def test_info_counts_the_speakers_with_voiceprints_of_whole_clips(
         assert info.n_whole_clip_speakers == 3
         assert info.whole_clip_notice is not None
         assert "speakerdb reembed --to NEW.db --to-model fake-encoder" in info.whole_clip_notice
+        assert "`speakerdb reembed --in-place` (in this database)" in info.whole_clip_notice
         assert first.spoken_margin_s is None
         assert first.duration_s == pytest.approx(load_clip(files["alice"][0]).duration_s)
         added = load_clip(write(files["alice"][0].parent, "alice", 3))
@@ -146,12 +148,15 @@ def test_reembed_with_the_same_model_embeds_the_words(
     assert not [r for r in caplog.records if "whole clips" in r.getMessage()]
 
 
-def test_info_and_reembed_on_the_command_line(
-    old: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """The command line, on the fake encoder, with no audio key in the environment."""
     monkeypatch.delenv("SPEAKERDB_AUDIO_KEY", raising=False)
     monkeypatch.setattr("speakerdb.services._model.load_encoder", lambda model, **_: FakeEncoder())
-    runner = CliRunner()
+    return CliRunner()
+
+
+def test_info_and_reembed_on_the_command_line(old: Path, tmp_path: Path, runner: CliRunner) -> None:
     said = runner.invoke(app, ["info", "--db", str(old)])
     assert said.exit_code == 0, said.output
     assert "voiceprints" in said.stdout and "3 speaker(s) have voiceprints" in said.stdout
@@ -184,3 +189,140 @@ def test_an_archive_keeps_how_each_clip_was_embedded(old: Path, tmp_path: Path) 
         assert copy.info().n_whole_clip_speakers == 3
         assert [u.spoken_margin_s for u in copy.utterances("dave")] == [SPOKEN_MARGIN_S]
         assert [u.spoken_margin_s for u in copy.utterances("carol")] == [None, None]
+
+
+# -- in place ----------------------------------------------------------------------
+
+
+def test_reembed_in_place_keeps_everything_but_the_vectors_of_whole_clips(
+    old: Path, files: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """``lifecycle.reembed_in_place``: alice's and bob's whole clips embedded from their
+    words in the database itself, as today's enrollment embeds them, one speaker per
+    transaction (a run stopped after alice keeps her; the next one does bob); carol's
+    (no audio kept) and erin's unkept clip named; dave (up to date) untouched; the audit
+    log, thresholds, keys, clip ids and kept audio stay; a second run does nothing."""
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key=KEY) as db:
+        db.enroll("erin", [as_before(write(tmp_path, "erin", 1))], keep_audio=True)
+        db.enroll("erin", [as_before(write(tmp_path, "erin", 2))])  # its audio not kept
+        db.set_threshold(0.3, score_norm="none")
+        db.audit.configure(True)
+        db.verify("bob", files["bob"][0])
+        db.keys.create("door", "query")
+        before = db.info()
+        ids = {n: [u.id for u in db.utterances(n)] for n in ("alice", "bob", "dave")}
+        with db._storage.read() as snapshot:
+            dave = snapshot.template("dave")
+    assert before.n_whole_clip_speakers == 4
+
+    def stop_after_alice(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # as a kill after the first speaker
+
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key=KEY) as db:
+        with pytest.raises(KeyboardInterrupt):
+            db.lifecycle.reembed_in_place(progress=stop_after_alice)
+        assert db.info().n_whole_clip_speakers == 3  # alice's change committed
+        seen: list[tuple[int, int]] = []
+        report = db.lifecycle.reembed_in_place(progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(n, 5) for n in range(1, 6)]
+    assert report.in_place and report.path == str(old.resolve())
+    assert (report.reembedded, report.partial, report.reenroll, report.n_utterances) == (
+        ("bob",),
+        ("erin",),
+        ("carol",),
+        3,
+    )
+    assert (report.copied, report.failed, report.carried, report.not_carried) == ((), {}, (), ())
+    with SpeakerDB(tmp_path / "fresh.db", encoder=FakeEncoder()) as today:
+        for name in ("alice", "bob"):
+            today.enroll(name, files[name])
+        with today._storage.read() as snapshot:
+            expected = {n: snapshot.template(n) for n in ("alice", "bob")}
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key=KEY) as db:
+        after = db.info()
+        assert after.n_whole_clip_speakers == 2  # carol, and erin's unkept clip
+        assert after.stored_thresholds == before.stored_thresholds
+        assert [e.claimed for e in db.audit.entries()] == ["bob"]
+        assert [k.name for k in db.keys.list()] == ["door"]
+        assert db.lifecycle.kept_audio() == 5
+        for name in ("alice", "bob"):
+            stored = db.utterances(name)
+            assert [u.id for u in stored] == ids[name]
+            assert [u.spoken_margin_s for u in stored] == [SPOKEN_MARGIN_S] * 2
+            clips = [load_clip(p) for p in files[name]]
+            assert [u.duration_s for u in stored] == pytest.approx([c.spoken_s for c in clips])
+            with db._storage.read() as snapshot:
+                np.testing.assert_allclose(snapshot.template(name), expected[name], atol=1e-6)
+        assert [u.spoken_margin_s for u in db.utterances("erin")] == [SPOKEN_MARGIN_S, None]
+        assert [u.id for u in db.utterances("dave")] == ids["dave"]
+        with db._storage.read() as snapshot:
+            np.testing.assert_array_equal(snapshot.template("dave"), dave)
+            version = snapshot.version()
+        assert db.identify(files["alice"][0]).speaker == "alice"
+        again = db.lifecycle.reembed_in_place()
+        assert (again.reembedded, again.partial, again.n_utterances) == ((), (), 0)
+        assert again.reenroll == ("carol", "erin")
+        with db._storage.read() as snapshot:
+            assert snapshot.version() == version  # nothing written
+        db.remove("carol")
+        db.lifecycle.remove_utterance(db.utterances("erin")[1].id)
+        assert db.info().n_whole_clip_speakers == 0 and db.info().whole_clip_notice is None
+        with pytest.raises(InputError, match="from the clips' words already: nothing to re"):
+            db.lifecycle.reembed_in_place()
+
+
+def test_reembed_in_place_needs_the_audio_key(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPEAKERDB_AUDIO_KEY", raising=False)
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        with pytest.raises(InputError, match="needs a key"):
+            db.lifecycle.reembed_in_place()
+        assert db.info().n_whole_clip_speakers == 3
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key="another-" + KEY) as db:
+        with pytest.raises(InputError, match="under another key"):
+            db.lifecycle.reembed_in_place()
+
+
+def test_reembed_in_place_on_the_command_line(old: Path, tmp_path: Path, runner: CliRunner) -> None:
+    keyfile = tmp_path / "audio.key"
+    keyfile.write_text(KEY + "\n")
+    args = ["reembed", "--in-place", "--audio-key-file", str(keyfile), "--db", str(old)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "must enroll again (whole clips, no audio kept; or remove those clips): carol" in (
+        done.stdout
+    )
+    assert "re-embedded in place 4 clip(s) of 2 speaker(s) from their words" in done.stdout
+    said = runner.invoke(app, ["info", "--db", str(old), "--json"])
+    assert json.loads(said.stdout)["n_whole_clip_speakers"] == 1
+    again = runner.invoke(app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    report = json.loads(again.stdout)
+    assert (report["in_place"], report["n_utterances"], report["reenroll"]) == (
+        True,
+        0,
+        ["carol"],
+    )
+    mixed = runner.invoke(app, [*args, "--to", str(tmp_path / "new.db")])
+    assert mixed.exit_code == 2 and "leave out --to" in mixed.stderr
+    neither = runner.invoke(app, ["reembed", "--db", str(old)])
+    assert neither.exit_code == 2 and "or --in-place" in neither.stderr
+    assert runner.invoke(app, ["remove", "carol", "--db", str(old), "--yes"]).exit_code == 0
+    done = runner.invoke(app, args)
+    assert done.exit_code == 2
+    assert "from the clips' words already: nothing to re-embed in place" in done.stderr
+
+
+def test_reembed_in_place_fails_a_speaker_whose_kept_audio_was_altered(old: Path) -> None:
+    import sqlite3
+
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        (bob, _) = db.utterances("bob")
+    with closing(sqlite3.connect(old)) as con, con:
+        (data,) = con.execute("SELECT data FROM kept_audio WHERE utterance_id = ?", (bob.id,))
+        altered = data[0][:-20] + bytes([data[0][-20] ^ 1]) + data[0][-19:]
+        con.execute("UPDATE kept_audio SET data = ? WHERE utterance_id = ?", (altered, bob.id))
+    with SpeakerDB(old, encoder=FakeEncoder(), audio_key=KEY) as db:
+        report = db.lifecycle.reembed_in_place()
+        assert list(report.failed) == ["bob"] and "altered" in report.failed["bob"]
+        assert report.reembedded == ("alice",)
+        assert [u.spoken_margin_s for u in db.utterances("bob")] == [None, None]  # untouched

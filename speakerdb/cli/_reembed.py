@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
             "speakerdb reembed --to new.db --to-model ./my-xvector --overwrite --json",
             "speakerdb reembed --to new.db --to-model resemblyzer   # same model: from the "
             "words (info: voiceprints)",
+            "speakerdb reembed --in-place   # the same, in this database (PostgreSQL too)",
         ),
     )(handles_errors(reembed))
     app.command(
@@ -79,26 +80,34 @@ def register(app: typer.Typer) -> None:
 
 def reembed(
     to: Annotated[
-        Path,
+        Optional[Path],
         typer.Option(
             "--to", metavar="FILE", help="The new database file to build.", show_default=False
         ),
-    ],
+    ] = None,
     to_model: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--to-model",
             metavar="MODEL",
             help="The new model: hub id, local model folder, or 'ge2e'.",
             show_default=False,
         ),
-    ],
+    ] = None,
     to_revision: Annotated[
         Optional[str],
         typer.Option("--to-revision", metavar="REV", help="The new model's hub revision."),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the --to file if it exists.")
+    ] = False,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place",
+            help="Embed the whole clips again from their words in this database, with its "
+            "own model (no --to): every backend; the audit log, thresholds and keys stay.",
+        ),
     ] = False,
     audio_key_file: AudioKeyFileOpt = None,
     db: DbOpt = None,
@@ -111,33 +120,82 @@ def reembed(
     """Build a database for a new model from the kept audio.
 
     Or for this database's own model, when `info` says voiceprints are of whole clips
-    (enrolled by an older speakerdb): they are embedded again from the clips' words.
-    Speakers enrolled with --keep-audio are embedded again with --to-model, with their
-    metadata, watchlist marks, expiry and last match; opt-outs and the settings that do
-    not depend on the model carry over. Names the speakers who must enroll again (no
-    audio kept) and what does not carry over (thresholds of the old model, the cohort,
-    the audit log). --model stays this database's own model. The new file appears only
-    once it is complete.
+    (enrolled by an older speakerdb): they are embedded again from the clips' words,
+    into a new file (--to, --to-model), or in this database itself (--in-place: on
+    PostgreSQL too, one speaker per transaction, everything else kept; a second run
+    does nothing). Speakers enrolled with --keep-audio are embedded again with
+    --to-model, with their metadata, watchlist marks, expiry and last match; opt-outs
+    and the settings that do not depend on the model carry over. Names the speakers who
+    must enroll again (no audio kept) and what does not carry over (thresholds of the
+    old model, the cohort, the audit log). --model stays this database's own model. The
+    new file appears only once it is complete.
     """
     from ._render import emit_json
 
+    _check_target(to, to_model, to_revision, overwrite, in_place)
     key = audio_key(audio_key_file)
     with open_db(db, model, revision, offline, backend=backend, audio_key=key) as database:
         total = len(database.speakers())
         with progress(total, "re-embedding", unit="speakers") as advance:
-            report = database.lifecycle.reembed(
-                to,
-                model=to_model,
-                revision=to_revision,
-                overwrite=overwrite,
-                progress=lambda done, of: advance(1),
-            )
+            if in_place:
+                report = database.lifecycle.reembed_in_place(progress=lambda d, of: advance(1))
+            else:
+                assert to is not None  # (checked above)
+                report = database.lifecycle.reembed(
+                    to,
+                    model=to_model,
+                    revision=to_revision,
+                    overwrite=overwrite,
+                    progress=lambda done, of: advance(1),
+                )
     if json:
         emit_json(report)
     else:
-        echo(_reembed_text(report))
+        echo(_in_place_text(report) if report.in_place else _reembed_text(report))
     if report.failed:
         raise typer.Exit(EXIT_NEGATIVE)
+
+
+def _check_target(
+    to: Path | None,
+    to_model: str | None,
+    to_revision: str | None,
+    overwrite: bool,
+    in_place: bool,
+) -> None:
+    from ..errors import InputError
+
+    if in_place and (to is not None or to_model or to_revision or overwrite):
+        raise InputError(
+            "--in-place re-embeds this database with its own model; leave out --to, "
+            "--to-model, --to-revision and --overwrite"
+        )
+    if not in_place and (to is None or not to_model):
+        raise InputError(
+            "give the new database and its model (--to FILE --to-model MODEL), or "
+            "--in-place to bring this database's whole clips up to date in it"
+        )
+
+
+def _in_place_text(report: ReembedReport) -> str:
+    from ._render import safe
+
+    lines = [f"failed: {safe(n)}: {safe(why)}" for n, why in report.failed.items()]
+    if report.partial:
+        names = ", ".join(safe(n) for n in report.partial)
+        lines.append(f"partly: whole clips without kept audio stay of: {names}")
+    if report.reenroll:
+        names = ", ".join(safe(n) for n in report.reenroll)
+        lines.append(
+            f"must enroll again (whole clips, no audio kept; or remove those clips): {names}"
+        )
+    done = len(report.reembedded) + len(report.partial)
+    lines.append(
+        f"re-embedded in place {report.n_utterances} clip(s) of {done} speaker(s) from "
+        f"their words with {safe(report.model)} in {safe(report.path)} "
+        f"({report.seconds:.1f} s); everything else stays"
+    )
+    return "\n".join(lines)
 
 
 def _reembed_text(report: ReembedReport) -> str:

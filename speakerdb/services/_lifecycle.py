@@ -104,6 +104,26 @@ class Lifecycle:
             progress=progress,
         )
 
+    def reembed_in_place(
+        self, *, progress: Callable[[int, int], None] | None = None
+    ) -> ReembedReport:
+        """Embed again from their words, with the database's own model and in the
+        database itself, the clips an older speakerdb embedded whole
+        (:attr:`DatabaseInfo.n_whole_clip_speakers`) whose audio was kept, one speaker per
+        transaction (:mod:`speakerdb.services._reembed_inplace`); the audit log, thresholds,
+        cohort, keys and fingerprints stay. ``progress(done, total)`` after each speaker.
+        A second run has nothing to do. Works on every backend, PostgreSQL included.
+
+        :class:`InputError` when every voiceprint is from the clips' words already, or
+        when no audio key is given (or, without one, no audio is kept at all) or it is
+        not the database's; :class:`ModelMismatch` for another model than the database's."""
+        from ._reembed_inplace import reembed_in_place, refuse_up_to_date
+
+        require_database(self._storage)
+        refuse_up_to_date(self._storage)
+        key = self._kept_audio_key()
+        return reembed_in_place(self._storage, self._slot, key, progress)
+
     def _kept_audio_key(self) -> AudioKey:
         """The key that opens the kept audio; :class:`InputError` without one, saying there
         is nothing to embed where no audio is kept (no key would help)."""

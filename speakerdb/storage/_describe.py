@@ -76,8 +76,9 @@ def whole_clip_notice(speakers: int, encoder: EncoderInfo | None) -> str | None:
         f"{speakers} speaker(s) have voiceprints embedded from whole clips by an older "
         "speakerdb, while queries are embedded from their words: identify may miss them "
         "when their enrollment clips had silence around the words; `speakerdb reembed "
-        f"--to NEW.db --to-model {model}` embeds again those enrolled with --keep-audio "
-        "(and lists the others, to enroll again)"
+        "--in-place` (in this database) or `speakerdb reembed --to NEW.db --to-model "
+        f"{model}` (a new file) embeds again those enrolled with --keep-audio (and lists "
+        "the others, to enroll again)"
     )
 
 

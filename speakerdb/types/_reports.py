@@ -118,7 +118,15 @@ class ReembedReport(_Result):
     a speaker the new database refused to why (a read-only mapping: a copy of what was
     given, as frozen as the rest). ``carried`` names the settings taken over;
     ``not_carried`` says, in words, what was not and why (it belongs to the old model, or
-    to the old database)."""
+    to the old database).
+
+    ``in_place`` (``speakerdb reembed --in-place``): no new database was built; ``path``
+    is the database itself, whose whole clips with kept audio were embedded again from
+    their words (``n_utterances`` of them): ``reembedded`` speakers have none left,
+    ``partial`` ones keep whole clips whose audio was not kept, and those in
+    ``reenroll`` hold whole clips none of whose audio was kept (to enroll again, or to
+    remove those clips); everything else stayed, so nothing is ``carried`` or
+    ``not_carried`` and ``n_tombstones`` is 0."""
 
     path: str
     model: str
@@ -132,6 +140,7 @@ class ReembedReport(_Result):
     not_carried: tuple[str, ...]
     seconds: float
     copied: tuple[str, ...] = ()
+    in_place: bool = False
 
     def __post_init__(self) -> None:
         # Frozen through and through: a caller's dict is copied, so neither it nor a
