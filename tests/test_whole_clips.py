@@ -25,7 +25,7 @@ import soundfile as sf
 from conftest import FakeEncoder, voice
 from typer.testing import CliRunner
 
-from speakerdb import Clip, InputError, SpeakerDB
+from speakerdb import Clip, InputError, ModelMismatch, SpeakerDB
 from speakerdb.audio import SPOKEN_MARGIN_S, load_clip
 from speakerdb.cli import app
 
@@ -271,7 +271,9 @@ def test_reembed_in_place_keeps_everything_but_the_vectors_of_whole_clips(
             db.lifecycle.reembed_in_place()
 
 
-def test_reembed_in_place_needs_the_audio_key(old: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reembed_in_place_needs_the_audio_key_and_the_database_s_model(
+    old: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SPEAKERDB_AUDIO_KEY", raising=False)
     with SpeakerDB(old, encoder=FakeEncoder()) as db:
         with pytest.raises(InputError, match="needs a key"):
@@ -280,6 +282,11 @@ def test_reembed_in_place_needs_the_audio_key(old: Path, monkeypatch: pytest.Mon
     with SpeakerDB(old, encoder=FakeEncoder(), audio_key="another-" + KEY) as db:
         with pytest.raises(InputError, match="under another key"):
             db.lifecycle.reembed_in_place()
+    with pytest.raises(ModelMismatch, match="use --model fake-encoder"):  # refused on opening
+        with SpeakerDB(old, encoder=FakeEncoder(model="other"), audio_key=KEY) as db:
+            db.lifecycle.reembed_in_place()
+    with SpeakerDB(old, encoder=FakeEncoder()) as db:
+        assert db.info().n_whole_clip_speakers == 3
 
 
 def test_reembed_in_place_on_the_command_line(old: Path, tmp_path: Path, runner: CliRunner) -> None:
