@@ -1,4 +1,5 @@
-"""``speakerdb reembed`` (a database for a new model, from the kept enrollment audio),
+"""``speakerdb reembed`` (a database for a new model, from the kept enrollment audio; or
+this database's whole clips embedded again from their words, ``--in-place``),
 ``speakerdb retention`` (idle expiry), and the ``--keep-audio`` and ``--audio-key-file``
 options ``enroll`` and ``enroll-batch`` share with ``reembed``."""
 
@@ -132,17 +133,16 @@ def reembed(
     """
     from ._render import emit_json
 
-    _check_target(to, to_model, to_revision, overwrite, in_place)
+    target = _target(to, to_model, to_revision, overwrite, in_place)
     key = audio_key(audio_key_file)
     with open_db(db, model, revision, offline, backend=backend, audio_key=key) as database:
         total = len(database.speakers())
         with progress(total, "re-embedding", unit="speakers") as advance:
-            if in_place:
+            if target is None:
                 report = database.lifecycle.reembed_in_place(progress=lambda d, of: advance(1))
             else:
-                assert to is not None  # (checked above)
                 report = database.lifecycle.reembed(
-                    to,
+                    target,
                     model=to_model,
                     revision=to_revision,
                     overwrite=overwrite,
@@ -156,13 +156,15 @@ def reembed(
         raise typer.Exit(EXIT_NEGATIVE)
 
 
-def _check_target(
+def _target(
     to: Path | None,
     to_model: str | None,
     to_revision: str | None,
     overwrite: bool,
     in_place: bool,
-) -> None:
+) -> Path | None:
+    """The new database file, or ``None`` for ``--in-place``; :class:`InputError` for
+    options of the other kind, or for neither."""
     from ..errors import InputError
 
     if in_place and (to is not None or to_model or to_revision or overwrite):
@@ -175,6 +177,7 @@ def _check_target(
             "give the new database and its model (--to FILE --to-model MODEL), or "
             "--in-place to bring this database's whole clips up to date in it"
         )
+    return to
 
 
 def _in_place_text(report: ReembedReport) -> str:
@@ -183,7 +186,7 @@ def _in_place_text(report: ReembedReport) -> str:
     lines = [f"failed: {safe(n)}: {safe(why)}" for n, why in report.failed.items()]
     if report.partial:
         names = ", ".join(safe(n) for n in report.partial)
-        lines.append(f"partly: whole clips without kept audio stay of: {names}")
+        lines.append(f"partly re-embedded (whole clips without kept audio stay): {names}")
     if report.reenroll:
         names = ", ".join(safe(n) for n in report.reenroll)
         lines.append(
