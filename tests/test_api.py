@@ -7,8 +7,11 @@ about the SQLite file and the index file beside it are ``file_store``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 import logging
+import pickle
 import re
 import shutil
 import sqlite3
@@ -41,6 +44,7 @@ from speakerdb.audio import MIN_DURATION_S, SAMPLE_RATE, load_clip
 from speakerdb.config import FALLBACK_THRESHOLD
 from speakerdb.storage import SpeakerIndex
 from speakerdb.storage.sql import SCHEMA_HEAD, from_blob
+from speakerdb.types import ReembedReport
 
 # Synthetic "voices": the fake encoder tells these pitches apart (same pitch, other
 # seed scores about 0.999; neighbouring pitches here score at most about 0.96).
@@ -515,6 +519,22 @@ def test_results_are_frozen(populated: SpeakerDB) -> None:
         field = dataclasses.fields(result)[0].name
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(result, field, None)
+
+
+def test_results_copy_pickle_and_stay_frozen_through(populated: SpeakerDB) -> None:
+    """A result's mappings are read-only, yet the result pickles, deep-copies and goes
+    through dataclasses.asdict and json like any other (a multiprocessing worker, a cache
+    or a log may do any of these)."""
+    info = populated.info()
+    report = ReembedReport("new.db", "m", (), 0, (), (), {"bob": "why"}, 0, (), (), 0.1)
+    for result, mapping in ((info, "thresholds"), (report, "failed")):
+        with pytest.raises(TypeError):
+            getattr(result, mapping)["x"] = None
+        assert pickle.loads(pickle.dumps(result)) == result
+        assert copy.deepcopy(result) == result
+        assert dataclasses.asdict(result)[mapping].keys() == getattr(result, mapping).keys()
+        assert json.loads(json.dumps(result.to_dict())) == result.to_dict()
+    assert set(info.thresholds) == {"identify", "verify"}
 
 
 @pytest.mark.file_store("SQLite's WAL file beside the database")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from ._base import _Result
+from ._readonly import ReadOnlyDict
 from ._records import EncoderInfo
 
 
@@ -87,6 +87,10 @@ class DatabaseInfo(_Result):
     n_whole_clip_speakers: int = 0
     whole_clip_notice: str | None = None
 
+    def __post_init__(self) -> None:
+        # Frozen through: the caller's dict is copied, read-only.
+        object.__setattr__(self, "thresholds", ReadOnlyDict(self.thresholds))
+
 
 @dataclass(frozen=True, slots=True)
 class ArchiveReport(_Result):
@@ -115,7 +119,7 @@ class ReembedReport(_Result):
     but every clip embedded from its words already, and were taken over as they are
     (``n_utterances`` counts the clips of all three); those in ``reenroll`` had no audio
     kept (or, with the own model, some whole clip) and must enroll again; ``failed`` maps
-    a speaker the new database refused to why (a read-only mapping: a copy of what was
+    a speaker the new database refused to why (a read-only dict: a copy of what was
     given, as frozen as the rest). ``carried`` names the settings taken over;
     ``not_carried`` says, in words, what was not and why (it belongs to the old model, or
     to the old database).
@@ -145,7 +149,7 @@ class ReembedReport(_Result):
     def __post_init__(self) -> None:
         # Frozen through and through: a caller's dict is copied, so neither it nor a
         # reader can change the report afterwards.
-        object.__setattr__(self, "failed", MappingProxyType(dict(self.failed)))
+        object.__setattr__(self, "failed", ReadOnlyDict(self.failed))
 
 
 @dataclass(frozen=True, slots=True)
