@@ -115,7 +115,7 @@ def reembed(
         slot = ModelSlot(partial, None, model, encoder, options)
         info = slot.info()
         copying = None
-        if _refuse_same_model(old, info):
+        if _own_model(old, info):
             copying = functools.partial(copy_speaker, source, storage, info)
         enrolling = Enrolling(
             storage, slot, Settings(storage, slot, None), speech_gate=False, keys=KeyChoice.of(key)
@@ -177,10 +177,10 @@ class _Source:
             )
 
 
-def _refuse_same_model(old: _Source, new: EncoderInfo) -> bool:
-    """Whether ``new`` is the database's own model, which is refused unless some of its
-    voiceprints are of whole clips: then embedding them again from the clips' words is
-    the point."""
+def _own_model(old: _Source, new: EncoderInfo) -> bool:
+    """Whether ``new`` is the database's own model; :class:`InputError` when it is and
+    none of its voiceprints is of whole clips (embedding those again from the clips'
+    words is the only point of the same model)."""
     same = old.encoder is not None and (new.model, new.dim) == (old.encoder.model, old.encoder.dim)
     if same and not old.whole_clip:
         raise InputError(
